@@ -1,0 +1,35 @@
+// Minimal command-line parsing for hone-cli: --key value options and --flag switches, with
+// unknown options reported by name.
+#pragma once
+#include <cstdint>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace hone::cli {
+
+class Args {
+ public:
+  // Parses argv[start..]; value_opts take a value, flag_opts do not. "--help" is always a flag.
+  Args(int argc, char** argv, int start, const std::string& command, const std::set<std::string>& value_opts,
+       const std::set<std::string>& flag_opts);
+  bool has(const std::string& k) const { return values_.count(k) || flags_.count(k); }
+  bool flag(const std::string& k) const { return flags_.count(k) > 0; }
+  std::string get(const std::string& k, const std::string& def = "") const;
+  std::string require(const std::string& k) const;
+  int64_t integer(const std::string& k, int64_t def) const;
+  double number(const std::string& k, double def) const;
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  std::string command_;
+  std::map<std::string, std::string> values_;
+  std::set<std::string> flags_;
+  std::vector<std::string> positional_;
+};
+
+// Text from --text or --text-file (exactly one of them).
+std::string text_argument(const Args& a);
+
+}  // namespace hone::cli

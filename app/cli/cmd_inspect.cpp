@@ -1,0 +1,98 @@
+// hone-cli inspect: a model folder's architecture, sizes, dtype, tokenizer and chat template, or
+// this machine's device, libtorch, BLAS and threads. Reads only headers: no weights are loaded.
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/files.h"
+#include "common/runtime.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hone::cli {
+
+static const char* kHelp = R"(usage: hone-cli inspect --model DIR
+       hone-cli inspect --system
+
+  --model DIR   a Hugging Face model folder (config.json + safetensors); prints JSON with the
+                architecture, parameter count, layers, hidden size, heads, kv heads, vocab,
+                dtype, tokenizer kind and chat template
+  --system      prints JSON with the device, libtorch version, BLAS library and threads, plus a
+                warning line on stderr when BLAS is the slow reference build
+)";
+
+int cmd_inspect(int argc, char** argv) {
+  Args a(argc, argv, 2, "inspect", {"model"}, {"system"});
+  if (a.flag("help")) {
+    std::cout << kHelp;
+    return 0;
+  }
+  if (a.flag("system")) {
+    auto s = system_info(true);
+    nlohmann::json j = {{"device", s.device},          {"cuda", s.cuda},         {"libtorch", s.libtorch_version},
+                        {"blas", s.blas},              {"blas_reference", s.blas_is_reference},
+                        {"threads", s.threads},        {"cores", s.cores},       {"gemm_gflops_fp32", s.gemm_gflops},
+                        {"hone", HONE_VERSION}};
+    std::cout << j.dump(2) << "\n";
+    auto w = blas_warning(s);
+    if (!w.empty()) std::cerr << w << "\n";
+    return 0;
+  }
+  const std::string dir = a.require("model");
+  ModelConfig c = load_model_config(dir);
+  int64_t params = 0, bytes = 0;
+  std::map<std::string, int64_t> dtype_bytes;
+  for (const auto& f : checkpoint_files(dir)) {
+    SafetensorsFile st(f);
+    for (const auto& t : st.tensors()) {
+      if (t.name.find("rotary_emb.inv_freq") != std::string::npos) continue;
+      params += t.numel();
+      bytes += static_cast<int64_t>(t.end - t.begin);
+      dtype_bytes[st_dtype_name(t.dtype)] += static_cast<int64_t>(t.end - t.begin);
+    }
+  }
+  std::string dtype;
+  int64_t best = -1;
+  for (auto& kv : dtype_bytes)
+    if (kv.second > best) best = kv.second, dtype = kv.first;
+  nlohmann::json j = {{"path", dir},
+                      {"architecture", c.model_type},
+                      {"class", c.arch->hf_class},
+                      {"parameters", params},
+                      {"parameters_expected", c.parameter_count()},
+                      {"bytes", bytes},
+                      {"layers", c.num_layers},
+                      {"hidden_size", c.hidden_size},
+                      {"intermediate_size", c.intermediate_size},
+                      {"heads", c.num_heads},
+                      {"kv_heads", c.num_kv_heads},
+                      {"head_dim", c.head_dim},
+                      {"vocab", c.vocab_size},
+                      {"dtype", dtype},
+                      {"tie_word_embeddings", c.tie_word_embeddings},
+                      {"qkv_bias", c.qkv_bias},
+                      {"hidden_act", c.hidden_act},
+                      {"rope_theta", c.rope_theta},
+                      {"rope_scaling", c.rope.type},
+                      {"max_position_embeddings", c.max_position_embeddings}};
+  try {
+    auto tok = load_tokenizer(dir);
+    j["tokenizer"] = {{"kind", tok->kind()}, {"vocab", tok->vocab_size()}, {"bos", tok->config().bos_token},
+                      {"eos", tok->config().eos_token}};
+    const auto& tmpl = tok->config().chat_template;
+    j["chat_template"] = {{"format", chat_format_name(detect_chat_format(tmpl))},
+                          {"source", tmpl.empty() ? "none (base model: alpaca)" : "checkpoint"}};
+  } catch (const Error& e) {
+    j["tokenizer"] = {{"error", e.what()}};
+    j["chat_template"] = nullptr;
+  }
+  std::cout << j.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace hone::cli

@@ -1,0 +1,63 @@
+// hone-cli: the headless front end of Hone. Dispatches sub-commands; every failure becomes one
+// line on stderr naming the file and the problem, and a non-zero exit code.
+#include <c10/util/Exception.h>
+
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "cli/commands.h"
+#include "common/error.h"
+#include "common/runtime.h"
+
+namespace {
+
+const char* kUsage = R"(hone-cli: fine-tune and inspect Llama-family models (Hone )" HONE_VERSION R"()
+
+usage: hone-cli <command> [options]      (hone-cli <command> --help for details)
+
+commands:
+  inspect     describe a model folder (--model DIR) or this machine (--system)
+  tokenize    token ids of a text with a model's tokenizer
+  score       per-token negative log-likelihood of a text under a model
+  generate    generate text from a prompt (plain or chat)
+  init-model  write a randomly initialised model in the Hugging Face layout
+)";
+
+std::string first_line(const std::string& s) {
+  auto nl = s.find('\n');
+  return nl == std::string::npos ? s : s.substr(0, nl);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
+    std::cout << kUsage;
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::cout << "hone-cli " << HONE_VERSION << "\n";
+    return 0;
+  }
+  const std::string cmd = argv[1];
+  try {
+    hone::init_runtime();
+    if (cmd == "inspect") return hone::cli::cmd_inspect(argc, argv);
+    if (cmd == "tokenize") return hone::cli::cmd_tokenize(argc, argv);
+    if (cmd == "score") return hone::cli::cmd_score(argc, argv);
+    if (cmd == "generate") return hone::cli::cmd_generate(argc, argv);
+    if (cmd == "init-model") return hone::cli::cmd_init_model(argc, argv);
+    std::cerr << "error: unknown command '" << cmd << "' (see hone-cli --help)\n";
+    return 2;
+  } catch (const hone::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+  } catch (const c10::Error& e) {
+    std::cerr << "error: " << first_line(e.what_without_backtrace()) << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << first_line(e.what()) << "\n";
+  }
+  return 1;
+}

@@ -1,0 +1,15 @@
+// Error type of the core: one message that names the file, line, row or tensor at fault.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace hone {
+
+struct Error : std::runtime_error {
+  explicit Error(const std::string& what) : std::runtime_error(what) {}
+};
+
+// Prefixes a message with the file it concerns: "path: message".
+inline Error file_error(const std::string& path, const std::string& msg) { return Error(path + ": " + msg); }
+
+}  // namespace hone

@@ -1,0 +1,56 @@
+// File helpers: whole-file reads, atomic writes (temp + rename), read-only memory maps.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace hone {
+
+std::string read_file(const std::string& path);
+// Writes to "<path>.tmp-<pid>", fsyncs, then renames over path: readers never see half a file.
+void write_file_atomic(const std::string& path, const std::string& data);
+// Streams a file to "<path>.tmp-<pid>" and renames it over path on commit(); if it is destroyed
+// before commit() the temporary file is removed and path is untouched.
+class AtomicWriter {
+ public:
+  explicit AtomicWriter(const std::string& path);
+  ~AtomicWriter();
+  AtomicWriter(const AtomicWriter&) = delete;
+  AtomicWriter& operator=(const AtomicWriter&) = delete;
+  void write(const void* data, size_t n);
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  int fd_ = -1;
+};
+
+bool file_exists(const std::string& path);
+bool is_directory(const std::string& path);
+std::string join_path(const std::string& a, const std::string& b);
+// Directory of the running executable (for finding the SentencePiece shim beside it).
+std::string executable_dir();
+
+// Read-only mmap of a whole file. Move-only; unmaps on destruction.
+class MappedFile {
+ public:
+  MappedFile() = default;
+  explicit MappedFile(const std::string& path);
+  ~MappedFile();
+  MappedFile(MappedFile&& o) noexcept;
+  MappedFile& operator=(MappedFile&& o) noexcept;
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  void release();
+  std::string path_;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+}  // namespace hone

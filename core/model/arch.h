@@ -1,0 +1,26 @@
+// The one table of Llama-family architecture quirks, keyed by config.json "model_type".
+// Everything that differs between Llama, Mistral, Qwen2 and Gemma is a column here.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace hone {
+
+struct ArchTraits {
+  const char* model_type;        // config.json model_type
+  const char* hf_class;          // architectures[0] written on save
+  const char* default_act;       // hidden_act when the config does not say
+  bool qkv_bias_always;          // Qwen2: q/k/v_proj carry a bias, o_proj none
+  bool embed_scale_sqrt_hidden;  // Gemma: embeddings * sqrt(hidden), in the activation dtype
+  float norm_weight_offset;      // Gemma: RMSNorm multiplies by (1 + w)
+  bool default_tied;             // tie_word_embeddings when the config does not say
+  bool honours_sliding_window;   // Mistral: attention limited to the last N keys
+  const char* gguf_arch;         // general.architecture in GGUF
+  const char* act_field;         // config key holding the activation ("hidden_act" or "hidden_activation")
+};
+
+// nullptr when model_type is not a supported architecture.
+const ArchTraits* find_arch(const std::string& model_type);
+std::vector<std::string> supported_model_types();
+
+}  // namespace hone

@@ -1,0 +1,44 @@
+// Hugging Face model folders: config.json + model.safetensors (or shards + index).
+// Loading validates every tensor's name, shape and dtype; saving writes the same layout back.
+#pragma once
+#include <map>
+#include <string>
+
+#include "model/decoder.h"
+#include "model/safetensors.h"
+
+namespace hone {
+
+struct LoadOptions {
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;  // compute dtype: fp32 on CPU, bf16 on CUDA
+};
+
+struct LoadedModel {
+  ModelConfig config;
+  CausalLM model{nullptr};
+  std::string dir;
+  std::map<std::string, StDtype> file_dtypes;  // per tensor, as stored (used to save back exactly)
+  StDtype dominant_dtype = StDtype::F32;
+  double load_seconds = 0;
+};
+
+// Lists the safetensors files of a model folder; refuses pickled checkpoints with a clear message.
+std::vector<std::string> checkpoint_files(const std::string& dir);
+LoadedModel load_model(const std::string& dir, const LoadOptions& opt = {});
+
+struct SaveOptions {
+  // Storage dtype per tensor; empty -> file_dtypes of the loaded model, else F32.
+  std::map<std::string, StDtype> dtypes;
+  StDtype default_dtype = StDtype::F32;
+  uint64_t max_shard_bytes = 5ull * 1000 * 1000 * 1000;  // transformers' default "5GB"
+};
+// Writes config.json and model.safetensors (or shards + index) into dir, each file atomically.
+void save_model(CausalLM& model, const std::string& dir, const SaveOptions& opt = {});
+
+// Raw bytes <-> tensors in the safetensors dtypes Hone computes with (F32, F16, BF16).
+at::Tensor tensor_from_bytes(const uint8_t* data, StDtype dt, const std::vector<int64_t>& shape, const std::string& what);
+at::ScalarType scalar_type_of(StDtype dt);
+StDtype st_dtype_of(at::ScalarType t);
+
+}  // namespace hone

@@ -1,0 +1,143 @@
+// config.json parsing with the defaults of transformers' Llama/Mistral/Qwen2/Gemma configs.
+#include "model/config.h"
+
+#include "common/error.h"
+#include "common/files.h"
+
+namespace hone {
+namespace {
+
+int64_t get_int(const nlohmann::json& j, const char* key, const std::string& path, int64_t def, bool required) {
+  if (!j.contains(key) || j[key].is_null()) {
+    if (required) throw file_error(path, std::string("missing required field \"") + key + "\"");
+    return def;
+  }
+  if (!j[key].is_number_integer()) throw file_error(path, std::string("field \"") + key + "\" must be an integer");
+  return j[key].get<int64_t>();
+}
+
+double get_num(const nlohmann::json& j, const char* key, const std::string& path, double def) {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_number()) throw file_error(path, std::string("field \"") + key + "\" must be a number");
+  return j[key].get<double>();
+}
+
+bool get_bool(const nlohmann::json& j, const char* key, const std::string& path, bool def) {
+  if (!j.contains(key) || j[key].is_null()) return def;
+  if (!j[key].is_boolean()) throw file_error(path, std::string("field \"") + key + "\" must be true or false");
+  return j[key].get<bool>();
+}
+
+void parse_rope(const nlohmann::json& j, ModelConfig& c, const std::string& path) {
+  // Newer files put theta and scaling under rope_parameters.
+  const nlohmann::json* rs = nullptr;
+  if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) rs = &j["rope_scaling"];
+  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
+    rs = &j["rope_parameters"];
+    c.rope_theta = get_num(*rs, "rope_theta", path, c.rope_theta);
+  }
+  if (!rs) return;
+  std::string type = "default";
+  if (rs->contains("rope_type") && (*rs)["rope_type"].is_string()) type = (*rs)["rope_type"];
+  else if (rs->contains("type") && (*rs)["type"].is_string()) type = (*rs)["type"];
+  if (type != "default" && type != "linear" && type != "llama3")
+    throw file_error(path, "rope scaling type \"" + type + "\" is not supported (supported: default, linear, llama3)");
+  c.rope.type = type;
+  c.rope.factor = get_num(*rs, "factor", path, 1.0);
+  c.rope.low_freq_factor = get_num(*rs, "low_freq_factor", path, 1.0);
+  c.rope.high_freq_factor = get_num(*rs, "high_freq_factor", path, 4.0);
+  c.rope.original_max_position_embeddings =
+      get_int(*rs, "original_max_position_embeddings", path, 8192, false);
+  if (c.rope.factor <= 0) throw file_error(path, "rope scaling factor must be positive");
+  if (type == "llama3" && c.rope.high_freq_factor <= c.rope.low_freq_factor)
+    throw file_error(path, "llama3 rope scaling needs high_freq_factor > low_freq_factor");
+}
+
+}  // namespace
+
+int64_t ModelConfig::parameter_count() const {
+  int64_t attn = hidden_size * q_dim() + 2 * hidden_size * kv_dim() + q_dim() * hidden_size;
+  if (qkv_bias) attn += q_dim() + 2 * kv_dim();
+  if (o_bias) attn += hidden_size;
+  int64_t mlp = 3 * hidden_size * intermediate_size + (mlp_bias ? 2 * intermediate_size + hidden_size : 0);
+  int64_t layer = attn + mlp + 2 * hidden_size;
+  int64_t total = vocab_size * hidden_size + num_layers * layer + hidden_size;
+  if (!tie_word_embeddings) total += vocab_size * hidden_size;
+  return total;
+}
+
+ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path) {
+  if (!j.is_object()) throw file_error(path, "config is not a JSON object");
+  ModelConfig c;
+  c.raw = j;
+  if (!j.contains("model_type") || !j["model_type"].is_string()) throw file_error(path, "missing \"model_type\"");
+  c.model_type = j["model_type"];
+  c.arch = find_arch(c.model_type);
+  if (!c.arch) {
+    std::string list;
+    for (const auto& s : supported_model_types()) list += (list.empty() ? "" : ", ") + s;
+    throw file_error(path, "unknown architecture model_type \"" + c.model_type + "\" (supported: " + list + ")");
+  }
+  c.vocab_size = get_int(j, "vocab_size", path, 0, true);
+  c.hidden_size = get_int(j, "hidden_size", path, 0, true);
+  c.intermediate_size = get_int(j, "intermediate_size", path, 0, true);
+  c.num_layers = get_int(j, "num_hidden_layers", path, 0, true);
+  c.num_heads = get_int(j, "num_attention_heads", path, 0, true);
+  c.num_kv_heads = get_int(j, "num_key_value_heads", path, c.num_heads, false);
+  c.max_position_embeddings = get_int(j, "max_position_embeddings", path, 2048, false);
+  c.rms_norm_eps = get_num(j, "rms_norm_eps", path, 1e-6);
+  c.rope_theta = get_num(j, "rope_theta", path, 10000.0);
+  parse_rope(j, c, path);
+  if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 ||
+      c.num_kv_heads <= 0)
+    throw file_error(path, "sizes (vocab, hidden, intermediate, layers, heads, kv heads) must be positive");
+  if (c.num_heads % c.num_kv_heads)
+    throw file_error(path, "num_attention_heads (" + std::to_string(c.num_heads) +
+                               ") is not a multiple of num_key_value_heads (" + std::to_string(c.num_kv_heads) + ")");
+  // head_dim is never derived when present (Gemma: 256 with hidden 2048/3072).
+  if (j.contains("head_dim") && !j["head_dim"].is_null()) {
+    c.head_dim = get_int(j, "head_dim", path, 0, true);
+  } else {
+    if (c.hidden_size % c.num_heads) throw file_error(path, "hidden_size is not a multiple of num_attention_heads");
+    c.head_dim = c.hidden_size / c.num_heads;
+  }
+  if (c.head_dim <= 0 || c.head_dim % 2) throw file_error(path, "head_dim must be positive and even");
+  c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", path, c.arch->default_tied);
+  bool attention_bias = get_bool(j, "attention_bias", path, false);
+  c.qkv_bias = c.arch->qkv_bias_always || attention_bias;
+  c.o_bias = !c.arch->qkv_bias_always && attention_bias;
+  c.mlp_bias = get_bool(j, "mlp_bias", path, false);
+  c.hidden_act = c.arch->default_act;
+  if (j.contains(c.arch->act_field) && j[c.arch->act_field].is_string()) c.hidden_act = j[c.arch->act_field];
+  else if (j.contains("hidden_act") && j["hidden_act"].is_string() && c.model_type != "gemma") c.hidden_act = j["hidden_act"];
+  if (c.hidden_act == "gelu" && c.model_type == "gemma") c.hidden_act = "gelu_pytorch_tanh";  // as transformers does
+  if (c.hidden_act != "silu" && c.hidden_act != "gelu_pytorch_tanh" && c.hidden_act != "gelu")
+    throw file_error(path, "activation \"" + c.hidden_act + "\" is not supported (silu, gelu, gelu_pytorch_tanh)");
+  if (c.arch->honours_sliding_window) c.sliding_window = get_int(j, "sliding_window", path, 0, false);
+  c.bos_token_id = get_int(j, "bos_token_id", path, -1, false);
+  c.pad_token_id = get_int(j, "pad_token_id", path, -1, false);
+  if (j.contains("eos_token_id")) {
+    const auto& e = j["eos_token_id"];
+    if (e.is_number_integer()) c.eos_token_ids.push_back(e.get<int64_t>());
+    else if (e.is_array())
+      for (const auto& x : e)
+        if (x.is_number_integer()) c.eos_token_ids.push_back(x.get<int64_t>());
+  }
+  for (const char* k : {"torch_dtype", "dtype"})
+    if (j.contains(k) && j[k].is_string()) c.torch_dtype = j[k];
+  return c;
+}
+
+ModelConfig load_model_config(const std::string& model_dir) {
+  const std::string path = join_path(model_dir, "config.json");
+  if (!file_exists(path)) throw file_error(path, "not found (a model folder needs config.json)");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(path, std::string("bad JSON: ") + e.what());
+  }
+  return parse_model_config(j, path);
+}
+
+}  // namespace hone

@@ -1,0 +1,56 @@
+// ModelConfig: the fields of a Hugging Face config.json that the decoder needs, validated.
+#pragma once
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "model/arch.h"
+
+namespace hone {
+
+struct RopeScaling {
+  std::string type = "default";  // default | linear | llama3
+  double factor = 1.0;
+  double low_freq_factor = 1.0;
+  double high_freq_factor = 4.0;
+  int64_t original_max_position_embeddings = 8192;
+};
+
+struct ModelConfig {
+  std::string model_type;
+  const ArchTraits* arch = nullptr;
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_position_embeddings = 2048;
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  RopeScaling rope;
+  bool tie_word_embeddings = false;
+  bool qkv_bias = false;  // bias on q/k/v projections
+  bool o_bias = false;    // bias on o_proj
+  bool mlp_bias = false;
+  std::string hidden_act = "silu";
+  int64_t sliding_window = 0;  // 0 = none
+  std::vector<int64_t> eos_token_ids;
+  int64_t bos_token_id = -1;
+  int64_t pad_token_id = -1;
+  std::string torch_dtype = "float32";
+  nlohmann::json raw;  // the whole file, kept so that saving writes it back unchanged
+
+  int64_t q_dim() const { return num_heads * head_dim; }
+  int64_t kv_dim() const { return num_kv_heads * head_dim; }
+  // Parameters of the full model (embedding counted once when tied).
+  int64_t parameter_count() const;
+};
+
+// Parses and validates; `path` is used in error messages.
+ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path);
+ModelConfig load_model_config(const std::string& model_dir);
+
+}  // namespace hone

@@ -1,0 +1,184 @@
+// Llama-family decoder forward pass, following transformers' modeling_{llama,mistral,qwen2,gemma}
+// semantics: RMSNorm in fp32, rotate-half RoPE, GQA by repeating k/v heads, softmax in fp32,
+// additive mask with the dtype's lowest value (so fully padded rows stay finite).
+#include "model/decoder.h"
+
+#include <torch/nn/init.h>
+
+#include <cmath>
+#include <limits>
+
+#include "model/rope.h"
+
+namespace hone {
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
+  weight = register_parameter("weight", at::empty({out, in}));
+  if (with_bias) bias = register_parameter("bias", at::zeros({out}));
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double e, float off) : eps(e), offset(off) {
+  weight = register_parameter("weight", off != 0.f ? at::zeros({dim}) : at::ones({dim}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  auto xf = x.to(at::kFloat);
+  auto normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  if (offset != 0.f) return (normed * (weight.to(at::kFloat) + offset)).to(x.scalar_type());  // Gemma
+  return weight * normed.to(x.scalar_type());
+}
+
+EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim) { weight = register_parameter("weight", at::empty({vocab, dim})); }
+
+AttentionImpl::AttentionImpl(const ModelConfig& c) : n_heads(c.num_heads), n_kv(c.num_kv_heads), head_dim(c.head_dim) {
+  q_proj = register_module("q_proj", Linear(c.hidden_size, c.q_dim(), c.qkv_bias));
+  k_proj = register_module("k_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias));
+  v_proj = register_module("v_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias));
+  o_proj = register_module("o_proj", Linear(c.q_dim(), c.hidden_size, c.o_bias));
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                  const at::Tensor& mask, KVCache* cache, size_t layer) {
+  const int64_t B = x.size(0), T = x.size(1);
+  auto q = q_proj->forward(x).view({B, T, n_heads, head_dim}).transpose(1, 2);  // [B,nh,T,D]
+  auto k = k_proj->forward(x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B,nkv,T,D]
+  auto v = v_proj->forward(x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B,nkv,T,D]
+  q = apply_rope(q, cos, sin);
+  k = apply_rope(k, cos, sin);
+  if (cache) {
+    if (cache->k.size() <= layer) {
+      cache->k.resize(layer + 1);
+      cache->v.resize(layer + 1);
+    }
+    if (cache->k[layer].defined()) {
+      k = at::cat({cache->k[layer], k}, 2);
+      v = at::cat({cache->v[layer], v}, 2);
+    }
+    cache->k[layer] = k;
+    cache->v[layer] = v;
+  }
+  const int64_t S = k.size(2);
+  if (n_kv != n_heads) {  // GQA: each kv head serves n_heads/n_kv query heads
+    const int64_t rep = n_heads / n_kv;
+    k = k.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
+    v = v.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
+  }
+  auto scores = at::matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B,nh,T,S]
+  scores = scores + mask.to(scores.scalar_type());
+  auto probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
+  auto out = at::matmul(probs, v).transpose(1, 2).reshape({B, T, n_heads * head_dim});  // [B,T,nh*D]
+  return o_proj->forward(out);
+}
+
+MLPImpl::MLPImpl(const ModelConfig& c) : act(c.hidden_act) {
+  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
+}
+
+at::Tensor MLPImpl::forward(const at::Tensor& x) {
+  auto g = gate_proj->forward(x);
+  at::Tensor a;
+  if (act == "silu") a = at::silu(g);
+  else if (act == "gelu_pytorch_tanh") a = at::gelu(g, "tanh");
+  else a = at::gelu(g);
+  return down_proj->forward(a * up_proj->forward(x));
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+  const float off = c.arch->norm_weight_offset;
+  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
+  self_attn = register_module("self_attn", Attention(c));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
+  mlp = register_module("mlp", MLP(c));
+}
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                     const at::Tensor& mask, KVCache* cache, size_t layer) {
+  auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, cache, layer);
+  return h + mlp->forward(post_attention_layernorm->forward(h));
+}
+
+BackboneImpl::BackboneImpl(const ModelConfig& c) {
+  embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.num_layers; ++i) layers->push_back(DecoderLayer(c));
+  norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, c.arch->norm_weight_offset));
+}
+
+CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config(c) {
+  model = register_module("model", Backbone(c));
+  if (!c.tie_word_embeddings) lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false));
+  inv_freq = rope_inv_freq(c);
+}
+
+const at::Tensor& CausalLMImpl::output_weight() const {
+  return lm_head ? lm_head->weight : model->embed_tokens->weight;
+}
+
+at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache,
+                                const at::Tensor& positions) {
+  const int64_t B = ids.size(0), T = ids.size(1);
+  const int64_t past = cache ? cache->length() : 0;
+  const int64_t S = past + T;
+  const auto dev = ids.device();
+  auto h = model->embed_tokens->forward(ids);  // [B,T,H]
+  if (config.arch->embed_scale_sqrt_hidden) {
+    // transformers casts the normalizer to the activation dtype before multiplying.
+    auto norm = at::scalar_tensor(std::sqrt(static_cast<double>(config.hidden_size)), h.options());
+    h = h * norm;
+  }
+  at::Tensor pos = positions.defined() ? positions : at::arange(past, S, at::TensorOptions(at::kLong).device(dev)).unsqueeze(0).expand({B, T});
+  auto cs = rope_cos_sin(inv_freq.to(dev), pos);  // [B,T,D] each
+
+  // allowed[b, i, j]: query i (absolute past+i) may attend to key j.
+  auto qi = at::arange(past, S, at::TensorOptions(at::kLong).device(dev)).view({T, 1});
+  auto kj = at::arange(0, S, at::TensorOptions(at::kLong).device(dev)).view({1, S});
+  auto allowed = kj <= qi;  // [T,S]
+  if (config.sliding_window > 0) allowed = allowed.logical_and(kj > qi - config.sliding_window);
+  auto allowed_b = allowed.unsqueeze(0).expand({B, T, S});
+  if (attention_mask.defined()) {
+    TORCH_CHECK(attention_mask.size(0) == B && attention_mask.size(1) == S, "attention_mask must be [B, cache+T]");
+    allowed_b = allowed_b.logical_and(attention_mask.to(at::kBool).to(dev).unsqueeze(1));
+  }
+  const auto act_dtype = h.scalar_type();
+  const double lowest = act_dtype == at::kFloat ? std::numeric_limits<float>::lowest() : -3.0e38;
+  auto mask = at::where(allowed_b, at::zeros({}, h.options().dtype(at::kFloat)),
+                        at::full({}, lowest, h.options().dtype(at::kFloat)))
+                  .unsqueeze(1);  // [B,1,T,S]
+  if (act_dtype == at::kBFloat16) mask = mask.clamp_min(-3.0e38).to(act_dtype);
+
+  for (size_t l = 0; l < model->layers->size(); ++l)
+    h = model->layers[l]->as<DecoderLayerImpl>()->forward(h, cs.first, cs.second, mask, cache, l);
+  return model->norm->forward(h);
+}
+
+at::Tensor CausalLMImpl::logits_from_hidden(const at::Tensor& h) {
+  return at::linear(h, output_weight()).to(at::kFloat);
+}
+
+at::Tensor CausalLMImpl::forward(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache,
+                                 const at::Tensor& positions) {
+  return logits_from_hidden(hidden(ids, attention_mask, cache, positions));
+}
+
+void init_weights(CausalLM& m, uint64_t seed, double std) {
+  at::NoGradGuard ng;
+  auto gen = at::detail::createCPUGenerator(seed);
+  for (auto& p : m->named_parameters()) {
+    const auto& name = p.key();
+    auto& t = p.value();
+    const bool is_norm = name.find("norm") != std::string::npos;
+    const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
+    if (is_norm) t.fill_(m->config.arch->norm_weight_offset != 0.f ? 0.0 : 1.0);
+    else if (is_bias) t.zero_();
+    else {
+      auto r = at::normal(0.0, std, t.sizes(), gen, at::TensorOptions(at::kFloat));
+      t.copy_(r);
+    }
+  }
+}
+
+}  // namespace hone

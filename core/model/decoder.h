@@ -1,0 +1,106 @@
+// The Llama-family decoder (Llama, Mistral, Qwen2, Gemma) as libtorch modules whose parameter
+// names are exactly the Hugging Face tensor names ("model.layers.0.self_attn.q_proj.weight").
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/modulelist.h>
+#include <torch/nn/pimpl.h>
+
+#include <vector>
+
+#include "model/config.h"
+
+namespace hone {
+
+// Per-layer key/value cache: k[l], v[l] are [B, n_kv, S, head_dim].
+struct KVCache {
+  std::vector<at::Tensor> k, v;
+  int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
+  void clear() { k.clear(); v.clear(); }
+};
+
+// y = x W^T + b. Kept as our own module so that LoRA and NF4 storage can attach to it later.
+struct LinearImpl : torch::nn::Module {
+  LinearImpl(int64_t in, int64_t out, bool bias);
+  at::Tensor forward(const at::Tensor& x);
+  at::Tensor weight, bias;  // weight [out, in], bias [out]
+  int64_t in_features, out_features;
+};
+TORCH_MODULE(Linear);
+
+struct RMSNormImpl : torch::nn::Module {
+  RMSNormImpl(int64_t dim, double eps, float weight_offset);
+  at::Tensor forward(const at::Tensor& x);
+  at::Tensor weight;  // [dim]
+  double eps;
+  float offset;  // Gemma stores w and multiplies by (1 + w)
+};
+TORCH_MODULE(RMSNorm);
+
+struct AttentionImpl : torch::nn::Module {
+  explicit AttentionImpl(const ModelConfig& c);
+  // x [B,T,H]; cos/sin [B,T,D]; mask additive [B,1,T,S]; cache slot layer l (may be null).
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                     KVCache* cache, size_t layer);
+  Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  int64_t n_heads, n_kv, head_dim;
+};
+TORCH_MODULE(Attention);
+
+struct MLPImpl : torch::nn::Module {
+  explicit MLPImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& x);  // down(act(gate(x)) * up(x))
+  Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  std::string act;
+};
+TORCH_MODULE(MLP);
+
+struct DecoderLayerImpl : torch::nn::Module {
+  explicit DecoderLayerImpl(const ModelConfig& c);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
+                     KVCache* cache, size_t layer);
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  MLP mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+struct EmbeddingImpl : torch::nn::Module {
+  EmbeddingImpl(int64_t vocab, int64_t dim);
+  at::Tensor forward(const at::Tensor& ids) { return at::embedding(weight, ids); }
+  at::Tensor weight;  // [V,H]
+};
+TORCH_MODULE(Embedding);
+
+// The "model." prefix of HF names: embeddings, layers, final norm.
+struct BackboneImpl : torch::nn::Module {
+  explicit BackboneImpl(const ModelConfig& c);
+  Embedding embed_tokens{nullptr};
+  torch::nn::ModuleList layers;
+  RMSNorm norm{nullptr};
+};
+TORCH_MODULE(Backbone);
+
+struct CausalLMImpl : torch::nn::Module {
+  explicit CausalLMImpl(const ModelConfig& c);
+
+  // ids [B,T] int64; attention_mask [B,S] (1 real, 0 pad; S = cache length + T) or undefined;
+  // positions [B,T] or undefined (then 0.. after the cache). Returns final hidden states [B,T,H].
+  at::Tensor hidden(const at::Tensor& ids, const at::Tensor& attention_mask = {}, KVCache* cache = nullptr,
+                    const at::Tensor& positions = {});
+  // Logits [B,T,V] in fp32.
+  at::Tensor forward(const at::Tensor& ids, const at::Tensor& attention_mask = {}, KVCache* cache = nullptr,
+                     const at::Tensor& positions = {});
+  at::Tensor logits_from_hidden(const at::Tensor& h);
+  const at::Tensor& output_weight() const;  // lm_head.weight or the tied embedding
+
+  ModelConfig config;
+  Backbone model{nullptr};
+  Linear lm_head{nullptr};  // [V,H]; null when tied to the embedding
+  at::Tensor inv_freq;      // [D/2] fp32, not a parameter and never saved
+};
+TORCH_MODULE(CausalLM);
+
+// Initialises weights like transformers (normal(0, 0.02), norms at identity) from a seed.
+void init_weights(CausalLM& m, uint64_t seed, double std = 0.02);
+
+}  // namespace hone

@@ -1,0 +1,315 @@
+// tokenizer.json pipeline. Matches the tokenizers library (and transformers.js) on the shared
+// reference cases: added tokens split the raw text first; each remaining span is normalized,
+// pre-tokenized and BPE-encoded; TemplateProcessing adds BOS/EOS; decoders run as a chain.
+#include "tokenizer/hf_tokenizer.h"
+
+#include "common/error.h"
+#include "common/files.h"
+#include "common/utf8.h"
+
+namespace hone {
+
+namespace {
+
+bool is_llama_like_class(const std::string& c) {
+  return c == "LlamaTokenizer" || c == "LlamaTokenizerFast" || c == "GemmaTokenizer" || c == "GemmaTokenizerFast" ||
+         c == "CodeLlamaTokenizer" || c == "CodeLlamaTokenizerFast";
+}
+
+void require_utf8(const std::string& text) {
+  size_t bad = 0;
+  if (!utf8_valid(text, &bad)) throw Error("text is not valid UTF-8 (byte offset " + std::to_string(bad) + ")");
+}
+
+}  // namespace
+
+HfTokenizer::HfTokenizer(const std::string& path, TokenizerConfig cfg) {
+  cfg_ = std::move(cfg);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(path, std::string("bad JSON: ") + e.what());
+  }
+  try {
+    if (!j.is_object() || !j.contains("model")) throw Error("no \"model\" section");
+    model_ = std::make_unique<BpeModel>(j["model"]);
+    normalizer_ = make_normalizer(j.value("normalizer", nlohmann::json()));
+    pretok_ = make_pretokenizer(j.value("pre_tokenizer", nlohmann::json()), &pstate_);
+    decoder_ = j.value("decoder", nlohmann::json());
+    vocab_size_ = model_->vocab_size();
+    if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
+      for (const auto& a : j["added_tokens"]) {
+        AddedToken t;
+        t.id = a.value("id", -1);
+        t.content = a.value("content", "");
+        t.special = a.value("special", false);
+        t.lstrip = a.value("lstrip", false);
+        t.rstrip = a.value("rstrip", false);
+        t.single_word = a.value("single_word", false);
+        t.normalized = a.value("normalized", false);
+        if (t.id < 0 || t.content.empty()) continue;
+        added_.add(t);
+        model_->add_token(t.content, t.id);
+        vocab_size_ = std::max(vocab_size_, static_cast<size_t>(t.id) + 1);
+      }
+    }
+    for (const auto& t : cfg_.added_tokens_decoder) {
+      if (!added_.find_content(t.content) && t.id >= 0) {
+        added_.add(t);
+        model_->add_token(t.content, t.id);
+        vocab_size_ = std::max(vocab_size_, static_cast<size_t>(t.id) + 1);
+      }
+    }
+    // Post-processor: transformers rebuilds it from add_bos/add_eos for Llama/Gemma classes.
+    if (is_llama_like_class(cfg_.tokenizer_class)) {
+      if (cfg_.add_bos_token.value_or(true) && !cfg_.bos_token.empty() && token_to_id(cfg_.bos_token) >= 0)
+        post_.push_back({false, {token_to_id(cfg_.bos_token)}});
+      post_.push_back({true, {}});
+      if (cfg_.add_eos_token.value_or(false) && !cfg_.eos_token.empty() && token_to_id(cfg_.eos_token) >= 0)
+        post_.push_back({false, {token_to_id(cfg_.eos_token)}});
+    } else {
+      std::function<void(const nlohmann::json&)> parse_post = [&](const nlohmann::json& p) {
+        if (p.is_null()) return;
+        const std::string type = p.value("type", "");
+        if (type == "TemplateProcessing") {
+          for (const auto& item : p["single"]) {
+            if (item.contains("Sequence")) post_.push_back({true, {}});
+            else if (item.contains("SpecialToken")) {
+              std::string id = item["SpecialToken"]["id"];
+              const auto& st = p["special_tokens"][id];
+              std::vector<int32_t> ids;
+              for (const auto& x : st["ids"]) ids.push_back(x.get<int32_t>());
+              post_.push_back({false, ids});
+            }
+          }
+        } else if (type == "RobertaProcessing" || type == "BertProcessing") {
+          post_.push_back({false, {p["cls"][1].get<int32_t>()}});
+          post_.push_back({true, {}});
+          post_.push_back({false, {p["sep"][1].get<int32_t>()}});
+        } else if (type == "Sequence") {
+          for (const auto& q : p["processors"]) parse_post(q);
+        } else if (type != "ByteLevel") {
+          throw Error("post-processor type \"" + type + "\" is not supported");
+        }
+      };
+      parse_post(j.value("post_processor", nlohmann::json()));
+      bool has_seq = false;
+      for (auto& it : post_) has_seq = has_seq || it.sequence;
+      if (!has_seq) post_.push_back({true, {}});
+    }
+  } catch (const Error& e) {
+    throw file_error(path, e.what());
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(path, std::string("unexpected structure: ") + e.what());
+  }
+}
+
+std::string HfTokenizer::kind() const {
+  if (pstate_.byte_level) return "bpe-byte-level";
+  return model_->byte_fallback() ? "bpe-sentencepiece-style" : "bpe";
+}
+
+int32_t HfTokenizer::token_to_id(const std::string& token) const {
+  if (auto* a = added_.find_content(token)) return a->id;
+  return model_->token_to_id(token);
+}
+
+std::string HfTokenizer::id_to_token(int32_t id) const {
+  if (auto* a = added_.find_id(id)) return a->content;
+  return model_->id_to_token(id);
+}
+
+bool HfTokenizer::is_special(int32_t id) const {
+  auto* a = added_.find_id(id);
+  return a && a->special;
+}
+
+void HfTokenizer::add_text(const std::string& text, size_t base, bool first, Encoding& out) const {
+  AlignedString s = AlignedString::from_original(text, static_cast<uint32_t>(base));
+  if (normalizer_) s = normalizer_->apply(s);
+  if (s.empty()) return;
+  std::vector<AlignedString> pieces{s};
+  if (pretok_) pieces = pretok_->split(std::move(pieces), first);
+  for (const auto& p : pieces) {
+    for (const auto& t : model_->tokenize(p.s, pstate_.byte_level)) {
+      out.ids.push_back(t.id);
+      out.offsets.emplace_back(p.ob[t.b], p.oe[t.e - 1]);
+    }
+  }
+}
+
+Encoding HfTokenizer::encode(const std::string& text, bool add_special) const {
+  require_utf8(text);
+  Encoding enc;
+  for (const auto& seg : added_.split(text)) {
+    if (seg.token >= 0) {
+      enc.ids.push_back(added_.tokens()[seg.token].id);
+      enc.offsets.emplace_back(static_cast<uint32_t>(seg.b), static_cast<uint32_t>(seg.e));
+    } else {
+      add_text(text.substr(seg.b, seg.e - seg.b), seg.b, seg.b == 0, enc);
+    }
+  }
+  if (!add_special) return enc;
+  Encoding out;
+  for (const auto& item : post_) {
+    if (item.sequence) {
+      out.ids.insert(out.ids.end(), enc.ids.begin(), enc.ids.end());
+      out.offsets.insert(out.offsets.end(), enc.offsets.begin(), enc.offsets.end());
+    } else {
+      for (auto id : item.ids) {
+        out.ids.push_back(id);
+        out.offsets.emplace_back(0, 0);
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> HfTokenizer::run_decoder(const nlohmann::json& d, std::vector<std::string> toks) const {
+  if (d.is_null()) return toks;
+  const std::string type = d.value("type", "");
+  if (type == "Sequence") {
+    for (const auto& sub : d["decoders"]) toks = run_decoder(sub, std::move(toks));
+    return toks;
+  }
+  if (type == "ByteLevel") {
+    std::string bytes;
+    for (const auto& t : toks) {
+      std::string tb;
+      bool all = true;
+      for (size_t i = 0; i < t.size() && all;) {
+        size_t l = utf8_seq_len(t, i);
+        if (!l) l = 1;
+        int b = unicode_to_byte(t.substr(i, l));
+        if (b < 0) all = false;
+        else tb += static_cast<char>(b);
+        i += l;
+      }
+      bytes += all ? tb : t;
+    }
+    // Lossy: invalid sequences become U+FFFD, as from_utf8_lossy does.
+    std::string out;
+    for (size_t i = 0; i < bytes.size();) {
+      size_t l = utf8_seq_len(bytes, i);
+      if (l) {
+        out.append(bytes, i, l);
+        i += l;
+      } else {
+        out += "\xEF\xBF\xBD";
+        ++i;
+      }
+    }
+    return {out};
+  }
+  if (type == "Replace") {
+    std::string pat = d["pattern"].value("String", ""), with = d.value("content", "");
+    for (auto& t : toks) {
+      if (pat.empty()) continue;
+      std::string r;
+      size_t i = 0;
+      for (size_t f = t.find(pat); f != std::string::npos; f = t.find(pat, i)) {
+        r.append(t, i, f - i);
+        r += with;
+        i = f + pat.size();
+      }
+      r.append(t, i, std::string::npos);
+      t = r;
+    }
+    return toks;
+  }
+  if (type == "ByteFallback") {
+    std::vector<std::string> out;
+    std::string pending;
+    size_t npending = 0;
+    auto flush = [&]() {
+      if (!npending) return;
+      if (utf8_valid(pending)) out.push_back(pending);
+      else
+        for (size_t k = 0; k < npending; ++k) out.push_back("\xEF\xBF\xBD");
+      pending.clear();
+      npending = 0;
+    };
+    for (const auto& t : toks) {
+      unsigned v;
+      if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::sscanf(t.c_str() + 3, "%2x", &v) == 1) {
+        pending += static_cast<char>(v);
+        ++npending;
+      } else {
+        flush();
+        out.push_back(t);
+      }
+    }
+    flush();
+    return out;
+  }
+  if (type == "Fuse") {
+    std::string all;
+    for (const auto& t : toks) all += t;
+    return {all};
+  }
+  if (type == "Strip") {
+    std::string content = d.value("content", " ");
+    size_t start = d.value("start", 0), stop = d.value("stop", 0);
+    for (auto& t : toks) {
+      size_t b = 0, e = t.size();
+      for (size_t k = 0; k < start && t.compare(b, content.size(), content) == 0 && b < e; ++k) b += content.size();
+      for (size_t k = 0; k < stop && e >= b + content.size() && t.compare(e - content.size(), content.size(), content) == 0; ++k)
+        e -= content.size();
+      t = t.substr(b, e - b);
+    }
+    return toks;
+  }
+  if (type == "Metaspace") {
+    std::string rep = d.value("replacement", "\xE2\x96\x81");
+    std::string scheme = d.contains("prepend_scheme") && d["prepend_scheme"].is_string() ? d["prepend_scheme"].get<std::string>()
+                                                                                          : (d.value("add_prefix_space", true) ? "always" : "never");
+    for (size_t i = 0; i < toks.size(); ++i) {
+      std::string r;
+      size_t k = 0;
+      for (size_t f = toks[i].find(rep); f != std::string::npos; f = toks[i].find(rep, k)) {
+        r.append(toks[i], k, f - k);
+        r += ' ';
+        k = f + rep.size();
+      }
+      r.append(toks[i], k, std::string::npos);
+      if (i == 0 && scheme != "never" && !r.empty() && r[0] == ' ') r.erase(0, 1);
+      toks[i] = r;
+    }
+    return toks;
+  }
+  throw Error("decoder type \"" + type + "\" is not supported");
+}
+
+std::string HfTokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
+  std::vector<std::string> toks;
+  for (auto id : ids) {
+    if (skip_special && is_special(id)) continue;
+    toks.push_back(id_to_token(id));
+  }
+  std::string out;
+  if (decoder_.is_null()) {
+    for (size_t i = 0; i < toks.size(); ++i) out += (i ? " " : "") + toks[i];
+  } else {
+    for (const auto& t : run_decoder(decoder_, toks)) out += t;
+  }
+  if (cfg_.clean_up_tokenization_spaces) {
+    static const std::pair<const char*, const char*> rules[] = {{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","},
+                                                                {" ' ", "'"}, {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"},
+                                                                {" 've", "'ve"}, {" 're", "'re"}};
+    for (const auto& r : rules) {
+      std::string from = r.first, to = r.second, res;
+      size_t i = 0;
+      for (size_t f = out.find(from); f != std::string::npos; f = out.find(from, i)) {
+        res.append(out, i, f - i);
+        res += to;
+        i = f + from.size();
+      }
+      res.append(out, i, std::string::npos);
+      out = res;
+    }
+  }
+  return out;
+}
+
+}  // namespace hone
