@@ -1,0 +1,146 @@
+// hone-cli end to end: every command's output against independent references, --help for all,
+// and one clear error line (naming the file) with a non-zero exit for bad input.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "test_support.h"
+
+using namespace hone;
+using nlohmann::json;
+
+namespace {
+
+test::RunResult cli(const std::string& args) { return test::run(std::string(HONE_CLI) + " " + args); }
+std::string q(const std::string& s) { return test::shell_quote(s); }
+
+// A tiny model with the Mistral tokenizer, made once per process by init-model.
+std::string tiny_model() {
+  static std::string d;
+  if (!d.empty()) return d;
+  std::string base = test::temp_dir("cli-tiny");
+  auto r = cli("init-model --preset tiny --tokenizer " + q(test::shared("tokenizers/mistral")) + " --out " + q(base + "/m") +
+               " --seed 3");
+  if (r.code != 0) throw std::runtime_error("init-model failed: " + r.err);
+  d = base + "/m";
+  return d;
+}
+
+}  // namespace
+
+TEST(Cli, EveryCommandHasHelp) {
+  for (const char* c : {"inspect", "tokenize", "score", "generate", "init-model"}) {
+    auto r = cli(std::string(c) + " --help");
+    EXPECT_EQ(r.code, 0) << c;
+    EXPECT_NE(r.out.find("usage: hone-cli"), std::string::npos) << c;
+  }
+  EXPECT_EQ(cli("--help").code, 0);
+  EXPECT_NE(cli("frobnicate").code, 0);
+}
+
+TEST(Cli, TokenizeMatchesReferenceCases) {
+  json cases = test::load_json(test::shared("tokenizers/gemma3/cases.json"));
+  for (int i = 0; i < 4; ++i) {
+    const auto& c = cases["cases"][i];
+    auto r = cli("tokenize --tokenizer " + q(test::shared("tokenizers/gemma3")) + " --text " + q(c["text"]) + " --add-special");
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_EQ(json::parse(r.out)["ids"], c["ids_with_special"]);
+  }
+  std::string f = test::temp_dir("cli-tok") + "/t.txt";
+  write_file_atomic(f, "Hello, world!");
+  auto r = cli("tokenize --tokenizer " + q(test::shared("tokenizers/qwen3")) + " --text-file " + q(f));
+  EXPECT_EQ(json::parse(r.out)["ids"], json::parse("[9707,11,1879,0]"));
+}
+
+TEST(Cli, ScoreMatchesPyTorchReference) {
+  const std::string m = tiny_model();
+  auto r = cli("score --model " + q(m) + " --text " + q("Fine-tuning adapts a pre-trained model to your domain."));
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  auto ids = j["ids"].get<std::vector<int64_t>>();
+  ASSERT_GT(ids.size(), 5u);
+  EXPECT_EQ(ids[0], 1) << "BOS added by default";
+  EXPECT_EQ(j["nll"].size(), ids.size() - 1);
+  EXPECT_EQ(j["top1"].size(), ids.size());
+  std::string idf = test::temp_dir("cli-score") + "/ids.json";
+  write_file_atomic(idf, json(ids).dump());
+  auto ref = test::run(std::string(HONE_PYTHON) + " " + q(test::source("tests/reference/llama_reference.py")) + " --score " +
+                       q(m) + " " + q(idf));
+  ASSERT_EQ(ref.code, 0) << ref.err;
+  json g = json::parse(ref.out);
+  double sum = 0;
+  for (size_t t = 0; t < g["nll"].size(); ++t) {
+    EXPECT_NEAR(j["nll"][t].get<double>(), g["nll"][t].get<double>(), 1e-4) << t;
+    sum += g["nll"][t].get<double>();
+  }
+  EXPECT_NEAR(j["mean_nll"].get<double>(), sum / g["nll"].size(), 1e-4);
+}
+
+TEST(Cli, InspectDescribesModelAndSystem) {
+  auto r = cli("inspect --model " + q(tiny_model()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["architecture"], "llama");
+  EXPECT_EQ(j["layers"], 2);
+  EXPECT_EQ(j["heads"], 4);
+  EXPECT_EQ(j["kv_heads"], 2);
+  EXPECT_EQ(j["vocab"], 32000);
+  EXPECT_EQ(j["dtype"], "F32");
+  EXPECT_EQ(j["parameters"], j["parameters_expected"]);
+  EXPECT_EQ(j["tokenizer"]["kind"], "bpe-sentencepiece-style");
+  EXPECT_EQ(j["chat_template"]["format"], "alpaca");
+  auto s = cli("inspect --system");
+  ASSERT_EQ(s.code, 0) << s.err;
+  json sj = json::parse(s.out);
+  EXPECT_GE(sj["threads"].get<int>(), 1);
+  EXPECT_FALSE(sj["libtorch"].get<std::string>().empty());
+  EXPECT_GT(sj["gemm_gflops_fp32"].get<double>(), 0.0);
+}
+
+TEST(Cli, GenerateStreamsText) {
+  const std::string m = tiny_model();
+  auto r = cli("generate --model " + q(m) + " --prompt " + q("Hello") + " --max-new-tokens 8 --temperature 0.8 --seed 1");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  auto r2 = cli("generate --model " + q(m) + " --prompt " + q("Hello") + " --max-new-tokens 8 --temperature 0.8 --seed 1");
+  EXPECT_EQ(r.out, r2.out) << "same seed, same text";
+  auto c = cli("generate --model " + q(m) + " --prompt hi --chat --template chatml --max-new-tokens 4");
+  EXPECT_EQ(c.code, 0) << c.err;
+}
+
+TEST(Cli, BadInputGivesOneClearLine) {
+  std::string d = test::temp_dir("cli-bad");
+  const std::string m = tiny_model();
+  struct Case {
+    std::string args, needle;
+  };
+  std::string bad_cfg = d + "/badcfg";
+  test::run("mkdir -p " + q(bad_cfg));
+  write_file_atomic(bad_cfg + "/config.json", "{ \"model_type\": ");
+  std::string trunc = d + "/trunc";
+  test::run("cp -r " + q(m) + " " + q(trunc));
+  std::string st = read_file(trunc + "/model.safetensors");
+  write_file_atomic(trunc + "/model.safetensors", st.substr(0, st.size() / 2));
+  std::string arch = d + "/arch";
+  test::run("cp -r " + q(m) + " " + q(arch));
+  json cfg = test::load_json(arch + "/config.json");
+  cfg["model_type"] = "falcon";
+  write_file_atomic(arch + "/config.json", cfg.dump());
+  const std::vector<Case> cases = {
+      {"score --model " + q(d + "/nope") + " --text x", d + "/nope"},
+      {"score --model " + q(bad_cfg) + " --tokenizer " + q(test::shared("tokenizers/mistral")) + " --text x", bad_cfg + "/config.json"},
+      {"score --model " + q(trunc) + " --text x", trunc + "/model.safetensors"},
+      {"inspect --model " + q(arch), "unknown architecture model_type \"falcon\""},
+      {"tokenize --tokenizer " + q(d) + " --text x", "no tokenizer.json or tokenizer.model"},
+      {"tokenize --tokenizer " + q(test::shared("tokenizers/qwen3")) + " --text-file " + q(d + "/missing.txt"), d + "/missing.txt"},
+      {"score --model " + q(m) + " --text x --bogus 1", "unknown option --bogus"},
+      {"generate --model " + q(m) + " --prompt x --top-p 0", "out of range"},
+  };
+  for (const auto& c : cases) {
+    auto r = cli(c.args);
+    EXPECT_NE(r.code, 0) << c.args;
+    EXPECT_NE(r.err.find(c.needle), std::string::npos) << c.args << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line: " << r.err;
+    EXPECT_EQ(r.err.rfind("error: ", 0), 0u) << r.err;
+  }
+}

@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""Independent reference for Hone's decoder: writes random Llama-family checkpoints in the Hugging
+Face layout (with its own safetensors writer) and golden per-token NLL / top-1 from a plain PyTorch
+re-implementation of transformers' LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and
+GemmaForCausalLM forward passes. Run with Debian's /usr/bin/python3 (python3-torch).
+
+usage: llama_reference.py OUT_DIR
+       llama_reference.py --score MODEL_DIR IDS_JSON   (prints {"nll": [...], "top1": [...]})
+"""
+import json
+import math
+import os
+import struct
+import sys
+
+import torch
+
+DT = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16"}
+
+
+def write_safetensors(path, tensors, order=None):
+    names = order or list(tensors)
+    header, off, blobs = {"__metadata__": {"format": "pt"}}, 0, []
+    for n in names:
+        t = tensors[n].contiguous()
+        # bytes via a uint8 view keeps bf16 exact (numpy has no bf16)
+        raw = t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
+        header[n] = {"dtype": DT[t.dtype], "shape": list(t.shape), "data_offsets": [off, off + len(raw)]}
+        off += len(raw)
+        blobs.append(raw)
+    h = json.dumps(header, separators=(",", ":")).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)))
+        f.write(h)
+        for b in blobs:
+            f.write(b)
+
+
+def read_safetensors(path):
+    """Independent reader: 8-byte length, JSON header, raw little-endian buffer."""
+    with open(path, "rb") as f:
+        data = f.read()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    base = 8 + n
+    back = {v: k for k, v in DT.items()}
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        b, e = info["data_offsets"]
+        t = torch.frombuffer(bytearray(data[base + b:base + e]), dtype=back[info["dtype"]]) if e > b else torch.empty(0, dtype=back[info["dtype"]])
+        out[name] = t.reshape(info["shape"])
+    return out
+
+
+def load_folder(d):
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    idx = os.path.join(d, "model.safetensors.index.json")
+    files = sorted(set(json.load(open(idx))["weight_map"].values())) if os.path.exists(idx) else ["model.safetensors"]
+    W = {}
+    for f in files:
+        W.update(read_safetensors(os.path.join(d, f)))
+    return cfg, W
+
+
+def rms_norm(x, w, eps, gemma):
+    xf = x.float()
+    y = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + eps)
+    if gemma:
+        return (y * (1.0 + w.float())).to(x.dtype)
+    return w * y.to(x.dtype)
+
+
+def inv_freq_for(cfg, hd):
+    inv = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
+    rs = cfg.get("rope_scaling")
+    if rs and rs.get("rope_type", rs.get("type")) == "llama3":
+        factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+        orig = rs["original_max_position_embeddings"]
+        out = []
+        for f in inv.tolist():
+            wl = 2 * math.pi / f
+            if wl < orig / hi:
+                out.append(f)
+            elif wl > orig / lo:
+                out.append(f / factor)
+            else:
+                s = (orig / wl - lo) / (hi - lo)
+                out.append((1 - s) * f / factor + s * f)
+        inv = torch.tensor(out, dtype=torch.float32)
+    elif rs and rs.get("rope_type", rs.get("type")) == "linear":
+        inv = inv / rs["factor"]
+    return inv
+
+
+def forward(cfg, W, ids):
+    """Logits [T, V] in fp32 for a single sequence, computed in fp32."""
+    mt = cfg["model_type"]
+    H, nh = cfg["hidden_size"], cfg["num_attention_heads"]
+    nkv = cfg.get("num_key_value_heads") or nh
+    hd = cfg.get("head_dim") or H // nh
+    eps = cfg.get("rms_norm_eps", 1e-6)
+    gemma = mt == "gemma"
+    T = len(ids)
+    w = {k: v.float() for k, v in W.items()}
+    x = w["model.embed_tokens.weight"][torch.tensor(ids)]
+    if gemma:
+        x = x * torch.tensor(H ** 0.5, dtype=x.dtype)
+    inv = inv_freq_for(cfg, hd)
+    pos = torch.arange(T).float()
+    fr = torch.outer(pos, inv)
+    emb = torch.cat([fr, fr], -1)
+    cos, sin = emb.cos(), emb.sin()
+
+    def rope(t):  # t [h, T, hd]
+        t1, t2 = t[..., : hd // 2], t[..., hd // 2:]
+        return t * cos + torch.cat([-t2, t1], -1) * sin
+
+    mask = torch.full((T, T), float("-inf")).triu(1)
+    sw = cfg.get("sliding_window") if mt == "mistral" else None
+    if sw:
+        i = torch.arange(T).view(-1, 1)
+        j = torch.arange(T).view(1, -1)
+        mask = mask.masked_fill(j <= i - sw, float("-inf"))
+    act = cfg.get("hidden_activation") if gemma else cfg.get("hidden_act", "silu")
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        h = rms_norm(x, w[p + "input_layernorm.weight"], eps, gemma)
+
+        def lin(name, inp):
+            y = inp @ w[p + name + ".weight"].t()
+            if p + name + ".bias" in w:
+                y = y + w[p + name + ".bias"]
+            return y
+
+        q = lin("self_attn.q_proj", h).view(T, nh, hd).transpose(0, 1)
+        k = lin("self_attn.k_proj", h).view(T, nkv, hd).transpose(0, 1)
+        v = lin("self_attn.v_proj", h).view(T, nkv, hd).transpose(0, 1)
+        q, k = rope(q), rope(k)
+        rep = nh // nkv
+        k = k.repeat_interleave(rep, dim=0)
+        v = v.repeat_interleave(rep, dim=0)
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask
+        att = torch.softmax(att, -1)
+        o = (att @ v).transpose(0, 1).reshape(T, nh * hd)
+        x = x + lin("self_attn.o_proj", o)
+        h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps, gemma)
+        g = lin("mlp.gate_proj", h)
+        a = torch.nn.functional.gelu(g, approximate="tanh") if act == "gelu_pytorch_tanh" else torch.nn.functional.silu(g)
+        x = x + lin("mlp.down_proj", a * lin("mlp.up_proj", h))
+    x = rms_norm(x, w["model.norm.weight"], eps, gemma)
+    head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else w["lm_head.weight"]
+    return x @ head.t()
+
+
+def make_weights(cfg, gen, dtype):
+    H, I, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"]
+    nh = cfg["num_attention_heads"]
+    nkv = cfg.get("num_key_value_heads") or nh
+    hd = cfg.get("head_dim") or H // nh
+    gemma = cfg["model_type"] == "gemma"
+    qkv_bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
+    o_bias = cfg.get("attention_bias", False) and cfg["model_type"] != "qwen2"
+    W = {}
+
+    def rnd(*shape, std=0.08):
+        return (torch.randn(*shape, generator=gen) * std).to(dtype)
+
+    def norm(n):
+        base = 0.0 if gemma else 1.0
+        return (base + torch.randn(n, generator=gen) * 0.1).to(dtype)
+
+    W["model.embed_tokens.weight"] = rnd(V, H, std=0.5)
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        W[p + "input_layernorm.weight"] = norm(H)
+        W[p + "self_attn.q_proj.weight"] = rnd(nh * hd, H)
+        W[p + "self_attn.k_proj.weight"] = rnd(nkv * hd, H)
+        W[p + "self_attn.v_proj.weight"] = rnd(nkv * hd, H)
+        W[p + "self_attn.o_proj.weight"] = rnd(H, nh * hd)
+        if qkv_bias:
+            W[p + "self_attn.q_proj.bias"] = rnd(nh * hd, std=0.1)
+            W[p + "self_attn.k_proj.bias"] = rnd(nkv * hd, std=0.1)
+            W[p + "self_attn.v_proj.bias"] = rnd(nkv * hd, std=0.1)
+        if o_bias:
+            W[p + "self_attn.o_proj.bias"] = rnd(H, std=0.1)
+        W[p + "post_attention_layernorm.weight"] = norm(H)
+        W[p + "mlp.gate_proj.weight"] = rnd(I, H)
+        W[p + "mlp.up_proj.weight"] = rnd(I, H)
+        W[p + "mlp.down_proj.weight"] = rnd(H, I)
+    W["model.norm.weight"] = norm(H)
+    if not cfg.get("tie_word_embeddings"):
+        W["lm_head.weight"] = rnd(V, H, std=0.2)
+    return W
+
+
+VARIANTS = [
+    # name, dtype, shards, config
+    ("llama_gqa_llama3rope_f32", torch.float32, 1, {
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64, "intermediate_size": 96,
+        "num_hidden_layers": 2, "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 300,
+        "rms_norm_eps": 1e-5, "rope_theta": 500000.0, "tie_word_embeddings": False, "max_position_embeddings": 256,
+        "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                         "original_max_position_embeddings": 64}}),
+    ("qwen2_bias_tied_bf16", torch.bfloat16, 1, {
+        "model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], "hidden_size": 48, "intermediate_size": 80,
+        "num_hidden_layers": 2, "num_attention_heads": 6, "num_key_value_heads": 2, "vocab_size": 260,
+        "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "tie_word_embeddings": True, "max_position_embeddings": 256}),
+    ("mistral_window_f16", torch.float16, 1, {
+        "model_type": "mistral", "architectures": ["MistralForCausalLM"], "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 1, "vocab_size": 200,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "sliding_window": 7, "max_position_embeddings": 256}),
+    ("gemma_headdim_tied_f32", torch.float32, 1, {
+        "model_type": "gemma", "architectures": ["GemmaForCausalLM"], "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 24,
+        "vocab_size": 220, "rms_norm_eps": 1e-6, "hidden_act": "gelu", "hidden_activation": "gelu_pytorch_tanh",
+        "tie_word_embeddings": True, "max_position_embeddings": 256}),
+    ("llama_attnbias_sharded_f32", torch.float32, 3, {
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 32, "intermediate_size": 48,
+        "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 8,
+        "attention_bias": True, "vocab_size": 150, "rms_norm_eps": 1e-6, "rope_theta": 10000.0,
+        "rope_scaling": {"type": "linear", "factor": 2.0}, "max_position_embeddings": 256}),
+]
+
+
+def score(model_dir, ids_json):
+    cfg, W = load_folder(model_dir)
+    ids = json.load(open(ids_json))
+    with torch.no_grad():
+        logits = forward(cfg, W, ids)
+    logp = torch.log_softmax(logits, -1)
+    nll = [-logp[t, ids[t + 1]].item() for t in range(len(ids) - 1)]
+    print(json.dumps({"nll": nll, "top1": logits.argmax(-1).tolist()}))
+
+
+def main():
+    if sys.argv[1] == "--score":
+        return score(sys.argv[2], sys.argv[3])
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    index = []
+    for i, (name, dtype, shards, cfg) in enumerate(VARIANTS):
+        gen = torch.Generator().manual_seed(1234 + i)
+        d = os.path.join(out, name)
+        os.makedirs(d, exist_ok=True)
+        cfg = dict(cfg, torch_dtype={torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}[dtype])
+        W = make_weights(cfg, gen, dtype)
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+        names = list(W)
+        if shards == 1:
+            write_safetensors(os.path.join(d, "model.safetensors"), W, names)
+        else:
+            per = math.ceil(len(names) / shards)
+            wm = {}
+            for s in range(shards):
+                part = names[s * per:(s + 1) * per]
+                fn = f"model-{s + 1:05d}-of-{shards:05d}.safetensors"
+                write_safetensors(os.path.join(d, fn), {n: W[n] for n in part}, part)
+                wm.update({n: fn for n in part})
+            total = sum(t.numel() * t.element_size() for t in W.values())
+            with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
+                json.dump({"metadata": {"total_size": total}, "weight_map": wm}, f)
+        T = 24
+        ids = torch.randint(0, cfg["vocab_size"], (T,), generator=gen).tolist()
+        with torch.no_grad():
+            logits = forward(cfg, W, ids)
+        logp = torch.log_softmax(logits, -1)
+        nll = [-logp[t, ids[t + 1]].item() for t in range(T - 1)]
+        top2 = torch.topk(logits, 2, dim=-1).values
+        golden = {"ids": ids, "nll": nll, "mean_nll": sum(nll) / len(nll), "top1": logits.argmax(-1).tolist(),
+                  "top1_margin": (top2[:, 0] - top2[:, 1]).tolist()}
+        with open(os.path.join(d, "golden.json"), "w") as f:
+            json.dump(golden, f)
+        index.append(name)
+    with open(os.path.join(out, "index.json"), "w") as f:
+        json.dump(index, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+// Shared helpers for Hone's tests: paths of test data, temporary folders, running hone-cli.
+#pragma once
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "common/files.h"
+
+namespace hone::test {
+
+inline std::string shared(const std::string& rel) { return std::string(HONE_SHARED_TESTDATA) + "/" + rel; }
+inline std::string source(const std::string& rel) { return std::string(HONE_SOURCE_DIR) + "/" + rel; }
+
+// A fresh folder under the build's test-work area, unique per process and name.
+inline std::string temp_dir(const std::string& name) {
+  std::string base = HONE_TEST_WORK;
+  ::mkdir(base.c_str(), 0755);
+  std::string d = base + "/" + name + "-" + std::to_string(::getpid());
+  std::string cmd = "rm -rf '" + d + "' && mkdir -p '" + d + "'";
+  if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot create " + d);
+  return d;
+}
+
+inline nlohmann::json load_json(const std::string& path) { return nlohmann::json::parse(read_file(path)); }
+
+struct RunResult {
+  int code;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs a shell command line, capturing stdout and stderr separately.
+inline RunResult run(const std::string& cmdline) {
+  static int n = 0;
+  std::string errf = std::string(HONE_TEST_WORK) + "/stderr-" + std::to_string(::getpid()) + "-" + std::to_string(n++);
+  ::mkdir(HONE_TEST_WORK, 0755);
+  FILE* p = ::popen((cmdline + " 2>'" + errf + "'").c_str(), "r");
+  RunResult r{-1, {}, {}};
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t k;
+  while ((k = fread(buf.data(), 1, buf.size(), p)) > 0) r.out.append(buf.data(), k);
+  int st = ::pclose(p);
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  try {
+    r.err = read_file(errf);
+  } catch (...) {
+  }
+  ::unlink(errf.c_str());
+  return r;
+}
+
+inline std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+}  // namespace hone::test
