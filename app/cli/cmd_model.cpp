@@ -12,6 +12,7 @@
 #include "common/files.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
+#include "tokenizer/bpe_trainer.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -47,11 +48,12 @@ Streams the continuation of P to stdout. --chat wraps P as a user turn in the mo
 Temperature 0 (the default) is greedy decoding.
 )";
 
-const char* kInitHelp = R"(usage: hone-cli init-model (--like DIR | --preset NAME) --tokenizer DIR --out DIR [--seed S] [--dtype f32|bf16|f16]
+const char* kInitHelp = R"(usage: hone-cli init-model (--like DIR | --preset NAME) --tokenizer (DIR | builtin) --out DIR [--seed S] [--dtype f32|bf16|f16]
 
 Writes a randomly initialised model (weights ~ N(0, 0.02), norms at identity) in the Hugging Face
 layout, with the tokenizer files copied beside it. --like copies another model's config.json;
 presets: tiny (Llama, GQA), tiny-qwen2 (q/k/v bias, tied), tiny-mistral, tiny-gemma, small.
+--tokenizer builtin writes Hone's own byte-level BPE tokenizer (ChatML template) instead.
 )";
 
 struct Preset {
@@ -181,8 +183,13 @@ int cmd_init_model(int argc, char** argv) {
     return 0;
   }
   if (a.has("like") == a.has("preset")) throw Error("init-model: give exactly one of --like DIR or --preset NAME");
-  const std::string tok_dir = a.require("tokenizer");
+  std::string tok_dir = a.require("tokenizer");
   const std::string out = a.require("out");
+  ::mkdir(out.c_str(), 0755);
+  if (tok_dir == "builtin") {  // Hone's own byte-level BPE tokenizer: no download needed
+    write_builtin_tokenizer(out);
+    tok_dir = out;
+  }
   auto tok = load_tokenizer(tok_dir);
   nlohmann::json cfg;
   if (a.has("like")) {
@@ -236,7 +243,7 @@ int cmd_init_model(int argc, char** argv) {
   for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json",
                         "chat_template.jinja", "generation_config.json"}) {
     std::string src = join_path(tok_dir, f);
-    if (file_exists(src)) copy_file(src, join_path(out, f));
+    if (file_exists(src) && src != join_path(out, f)) copy_file(src, join_path(out, f));
   }
   nlohmann::json j = {{"out", out}, {"architecture", c.model_type}, {"parameters", c.parameter_count()}, {"dtype", dt}};
   std::cout << j.dump() << "\n";
