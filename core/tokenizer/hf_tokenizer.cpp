@@ -11,10 +11,7 @@ namespace hone {
 
 namespace {
 
-bool is_llama_like_class(const std::string& c) {
-  return c == "LlamaTokenizer" || c == "LlamaTokenizerFast" || c == "GemmaTokenizer" || c == "GemmaTokenizerFast" ||
-         c == "CodeLlamaTokenizer" || c == "CodeLlamaTokenizerFast";
-}
+bool is_llama_class(const std::string& c) { return c == "LlamaTokenizer" || c == "LlamaTokenizerFast"; }
 
 void require_utf8(const std::string& text) {
   size_t bad = 0;
@@ -37,6 +34,17 @@ HfTokenizer::HfTokenizer(const std::string& path, TokenizerConfig cfg) {
     normalizer_ = make_normalizer(j.value("normalizer", nlohmann::json()));
     pretok_ = make_pretokenizer(j.value("pre_tokenizer", nlohmann::json()), &pstate_);
     decoder_ = j.value("decoder", nlohmann::json());
+    // transformers.js's LlamaTokenizer with legacy=false (TinyLlama, newer Llama-2 style files):
+    // no normalizer, Metaspace with a prefix on the first section only, and the text itself is
+    // prefixed with the replacement character (see encode()).
+    if (is_llama_class(cfg_.tokenizer_class) && cfg_.legacy.has_value() && !*cfg_.legacy) {
+      llama_nonlegacy_ = true;
+      normalizer_.reset();
+      PreTokenizeState st;
+      pretok_ = make_pretokenizer({{"type", "Metaspace"}, {"replacement", "\xE2\x96\x81"}, {"add_prefix_space", true},
+                                   {"prepend_scheme", "first"}},
+                                  &st);
+    }
     vocab_size_ = model_->vocab_size();
     if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
       for (const auto& a : j["added_tokens"]) {
@@ -61,14 +69,8 @@ HfTokenizer::HfTokenizer(const std::string& path, TokenizerConfig cfg) {
         vocab_size_ = std::max(vocab_size_, static_cast<size_t>(t.id) + 1);
       }
     }
-    // Post-processor: transformers rebuilds it from add_bos/add_eos for Llama/Gemma classes.
-    if (is_llama_like_class(cfg_.tokenizer_class)) {
-      if (cfg_.add_bos_token.value_or(true) && !cfg_.bos_token.empty() && token_to_id(cfg_.bos_token) >= 0)
-        post_.push_back({false, {token_to_id(cfg_.bos_token)}});
-      post_.push_back({true, {}});
-      if (cfg_.add_eos_token.value_or(false) && !cfg_.eos_token.empty() && token_to_id(cfg_.eos_token) >= 0)
-        post_.push_back({false, {token_to_id(cfg_.eos_token)}});
-    } else {
+    // Post-processor from the file, as transformers.js does (it never applies add_bos_token).
+    {
       std::function<void(const nlohmann::json&)> parse_post = [&](const nlohmann::json& p) {
         if (p.is_null()) return;
         const std::string type = p.value("type", "");
@@ -141,6 +143,42 @@ void HfTokenizer::add_text(const std::string& text, size_t base, bool first, Enc
 
 Encoding HfTokenizer::encode(const std::string& text, bool add_special) const {
   require_utf8(text);
+  if (llama_nonlegacy_ && !text.empty()) return encode_llama_nonlegacy(text, add_special);
+  return encode_raw(text, add_special);
+}
+
+Encoding HfTokenizer::encode_llama_nonlegacy(const std::string& text, bool add_special) const {
+  // text' = "▁" + text with every "▁" turned into a space; offsets mapped back to text.
+  static const std::string kMeta = "\xE2\x96\x81";
+  std::string t2 = kMeta;
+  std::vector<uint32_t> back(3, 0);  // t2 byte -> text byte
+  for (size_t i = 0; i < text.size();) {
+    if (text.compare(i, 3, kMeta) == 0) {
+      t2 += ' ';
+      back.push_back(static_cast<uint32_t>(i));
+      i += 3;
+    } else {
+      t2 += text[i];
+      back.push_back(static_cast<uint32_t>(i));
+      ++i;
+    }
+  }
+  back.push_back(static_cast<uint32_t>(text.size()));
+  Encoding enc = encode_raw(t2, false);
+  const int32_t meta_id = model_->token_to_id(kMeta);
+  if (enc.ids.size() > 1 && enc.ids[0] == meta_id && meta_id >= 0 && is_special(enc.ids[1])) {
+    enc.ids.erase(enc.ids.begin());
+    enc.offsets.erase(enc.offsets.begin());
+  }
+  for (auto& o : enc.offsets) {
+    uint32_t b = back[o.first], e = o.second >= t2.size() ? static_cast<uint32_t>(text.size()) : back[o.second];
+    // a token made only of the added prefix maps to an empty range at 0
+    o = {b, std::max(b, e)};
+  }
+  return add_special ? post_process(enc) : enc;
+}
+
+Encoding HfTokenizer::encode_raw(const std::string& text, bool add_special) const {
   Encoding enc;
   for (const auto& seg : added_.split(text)) {
     if (seg.token >= 0) {
@@ -150,7 +188,10 @@ Encoding HfTokenizer::encode(const std::string& text, bool add_special) const {
       add_text(text.substr(seg.b, seg.e - seg.b), seg.b, seg.b == 0, enc);
     }
   }
-  if (!add_special) return enc;
+  return add_special ? post_process(enc) : enc;
+}
+
+Encoding HfTokenizer::post_process(const Encoding& enc) const {
   Encoding out;
   for (const auto& item : post_) {
     if (item.sequence) {
@@ -262,8 +303,7 @@ std::vector<std::string> HfTokenizer::run_decoder(const nlohmann::json& d, std::
   }
   if (type == "Metaspace") {
     std::string rep = d.value("replacement", "\xE2\x96\x81");
-    std::string scheme = d.contains("prepend_scheme") && d["prepend_scheme"].is_string() ? d["prepend_scheme"].get<std::string>()
-                                                                                          : (d.value("add_prefix_space", true) ? "always" : "never");
+    const bool prefix = d.contains("add_prefix_space") && d["add_prefix_space"].is_boolean() && d["add_prefix_space"].get<bool>();
     for (size_t i = 0; i < toks.size(); ++i) {
       std::string r;
       size_t k = 0;
@@ -273,7 +313,7 @@ std::vector<std::string> HfTokenizer::run_decoder(const nlohmann::json& d, std::
         k = f + rep.size();
       }
       r.append(toks[i], k, std::string::npos);
-      if (i == 0 && scheme != "never" && !r.empty() && r[0] == ' ') r.erase(0, 1);
+      if (i == 0 && prefix && !r.empty() && r[0] == ' ') r.erase(0, 1);
       toks[i] = r;
     }
     return toks;

@@ -27,6 +27,9 @@ class HfTokenizer : public Tokenizer {
     bool sequence;               // true: the encoded text; false: special token ids
     std::vector<int32_t> ids;
   };
+  Encoding encode_raw(const std::string& text, bool add_special) const;
+  Encoding encode_llama_nonlegacy(const std::string& text, bool add_special) const;
+  Encoding post_process(const Encoding& enc) const;
   void add_text(const std::string& text, size_t base, bool first, Encoding& out) const;
   std::vector<std::string> run_decoder(const nlohmann::json& d, std::vector<std::string> toks) const;
 
@@ -38,6 +41,7 @@ class HfTokenizer : public Tokenizer {
   std::vector<TemplateItem> post_;
   nlohmann::json decoder_;
   size_t vocab_size_ = 0;
+  bool llama_nonlegacy_ = false;
 };
 
 }  // namespace hone

@@ -182,35 +182,33 @@ class ByteLevelPT : public PreTokenizer {
   std::unique_ptr<Regex> re_;
 };
 
+// Follows transformers.js (the reference Hone is checked against): the prefix is added only when
+// add_prefix_space is set, and the text is not split at the replacement character.
 class MetaspacePT : public PreTokenizer {
  public:
-  MetaspacePT(std::string rep, std::string scheme, bool split) : rep_(std::move(rep)), scheme_(std::move(scheme)), split_(split) {}
+  MetaspacePT(std::string rep, std::string scheme, bool prefix)
+      : rep_(std::move(rep)), scheme_(std::move(scheme)), prefix_(prefix) {}
   std::vector<AlignedString> split(std::vector<AlignedString> pieces, bool first) const override {
     std::vector<AlignedString> out;
     for (size_t i = 0; i < pieces.size(); ++i) {
       const auto& p = pieces[i];
       AlignedString q;
-      bool prepend = scheme_ == "always" || (scheme_ == "first" && first && i == 0);
-      if (prepend && p.s.compare(0, rep_.size(), rep_) != 0 && !p.s.empty()) q.append(rep_, p.ob[0], p.ob[0]);
+      bool prepend = prefix_ && (scheme_ == "always" || (scheme_ == "first" && first && i == 0));
+      // "already starts with the replacement" is judged after spaces become the replacement
+      const bool starts = !p.s.empty() && (p.s[0] == ' ' || p.s.compare(0, rep_.size(), rep_) == 0);
+      if (prepend && !starts && !p.s.empty()) q.append(rep_, p.ob[0], p.ob[0]);
       for (size_t k = 0; k < p.s.size(); ++k) {
         if (p.s[k] == ' ') q.append(rep_, p.ob[k], p.oe[k]);
         else q.append_from(p, k, k + 1);
       }
-      if (split_) {
-        std::vector<std::pair<size_t, size_t>> m;
-        for (size_t f = q.s.find(rep_); f != std::string::npos; f = q.s.find(rep_, f + rep_.size()))
-          m.emplace_back(f, f + rep_.size());
-        split_by(q, m, false, Behavior::MergedWithNext, out);
-      } else if (!q.s.empty()) {
-        out.push_back(q);
-      }
+      if (!q.s.empty()) out.push_back(q);
     }
     return out;
   }
 
  private:
   std::string rep_, scheme_;
-  bool split_;
+  bool prefix_;
 };
 
 class SequencePT : public PreTokenizer {
@@ -236,9 +234,8 @@ std::unique_ptr<PreTokenizer> make_pretokenizer(const nlohmann::json& j, PreToke
   if (type == "Metaspace") {
     std::string scheme = "always";
     if (j.contains("prepend_scheme") && j["prepend_scheme"].is_string()) scheme = j["prepend_scheme"];
-    else if (j.contains("add_prefix_space") && j["add_prefix_space"].is_boolean())
-      scheme = j["add_prefix_space"].get<bool>() ? "always" : "never";
-    return std::make_unique<MetaspacePT>(j.value("replacement", "\xE2\x96\x81"), scheme, j.value("split", true));
+    bool prefix = j.contains("add_prefix_space") && j["add_prefix_space"].is_boolean() && j["add_prefix_space"].get<bool>();
+    return std::make_unique<MetaspacePT>(j.value("replacement", "\xE2\x96\x81"), scheme, prefix);
   }
   if (type == "Digits")
     return std::make_unique<SplitPT>(std::make_unique<Regex>(j.value("individual_digits", false) ? "\\p{N}" : "\\p{N}+"),

@@ -23,6 +23,7 @@ struct AddedToken {
 struct TokenizerConfig {
   std::string bos_token, eos_token, pad_token, unk_token;
   std::optional<bool> add_bos_token, add_eos_token;
+  std::optional<bool> legacy;  // LlamaTokenizer's legacy flag
   std::string chat_template;  // chat_template.jinja wins over tokenizer_config.json
   std::string tokenizer_class;
   bool clean_up_tokenization_spaces = false;

@@ -50,6 +50,7 @@ TokenizerConfig load_tokenizer_config(const std::string& dir) {
     if (j.contains("unk_token")) c.unk_token = token_text(j["unk_token"]);
     if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) c.add_bos_token = j["add_bos_token"].get<bool>();
     if (j.contains("add_eos_token") && j["add_eos_token"].is_boolean()) c.add_eos_token = j["add_eos_token"].get<bool>();
+    if (j.contains("legacy") && j["legacy"].is_boolean()) c.legacy = j["legacy"].get<bool>();
     if (j.contains("tokenizer_class") && j["tokenizer_class"].is_string()) c.tokenizer_class = j["tokenizer_class"];
     c.clean_up_tokenization_spaces = j.value("clean_up_tokenization_spaces", false);
     if (j.contains("model_max_length") && j["model_max_length"].is_number_integer())

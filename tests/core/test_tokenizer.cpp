@@ -1,5 +1,5 @@
 // tokenizer.json BPE against transformers.js: the shared reference cases (Qwen3, Gemma 3,
-// Mistral) and 238 more strings on six variants (tests/data/tokenizers/extra_cases.json), plus
+// Mistral) and 238 more strings on nine variants (tests/data/tokenizers/extra_cases.json), plus
 // offsets, decode and error handling.
 #include <gtest/gtest.h>
 
@@ -81,7 +81,9 @@ TEST_P(ExtraCases, MatchTransformersJs) {
 }
 INSTANTIATE_TEST_SUITE_P(Variants, ExtraCases,
                          ::testing::Values("qwen3", "gemma3", "mistral", "qwen3_gpt2_bytelevel",
-                                           "qwen3_llama3_ignore_merges", "mistral_metaspace_first"));
+                                           "qwen3_llama3_ignore_merges", "mistral_metaspace_first",
+                                           "mistral_llama_nonlegacy", "mistral_metaspace_legacy",
+                                           "mistral_metaspace_prefix_always"));
 
 TEST(Tokenizer, OffsetsPointIntoTheText) {
   const Tokenizer& tok = tokenizer("qwen3");
