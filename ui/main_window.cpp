@@ -36,10 +36,10 @@ MainWindow::MainWindow(QWidget* parent) : QMainWindow(parent) {
   connect(sidebar_, &QListWidget::currentRowChanged, pages_, &QStackedWidget::setCurrentIndex);
   sidebar_->setCurrentRow(2);
 
-  auto* help = menuBar()->addMenu("&Help");
-  help->addAction("&About Hone", this, &MainWindow::showAbout);
   auto* file = menuBar()->addMenu("&File");
   file->addAction("&Quit", QKeySequence::Quit, qApp, &QApplication::quit);
+  auto* help = menuBar()->addMenu("&Help");
+  help->addAction("&About Hone", this, &MainWindow::showAbout);
   statusBar()->showMessage("Ready");
 }
 
