@@ -106,6 +106,19 @@ LoadedModel load_model(const std::string& dir, const LoadOptions& opt) {
   lm.dir = dir;
   lm.config = load_model_config(dir);
   auto files = checkpoint_files(dir);
+  // Open every header first: a config that implies far more parameters than the files hold is
+  // refused before anything is allocated (untrusted folders must not trigger huge allocations).
+  std::vector<std::unique_ptr<SafetensorsFile>> shards;
+  int64_t file_params = 0;
+  for (const auto& f : files) {
+    shards.push_back(std::make_unique<SafetensorsFile>(f));
+    for (const auto& t : shards.back()->tensors()) file_params += t.numel();
+  }
+  const int64_t want_params = lm.config.parameter_count();
+  if (want_params > 2 * file_params + 100000000)
+    throw file_error(join_path(dir, "config.json"), "implies " + std::to_string(want_params) +
+                                                        " parameters but the safetensors files hold only " +
+                                                        std::to_string(file_params) + " (wrong config or incomplete checkpoint)");
   lm.model = CausalLM(lm.config);
 
   std::map<std::string, at::Tensor> params;
@@ -113,8 +126,9 @@ LoadedModel load_model(const std::string& dir, const LoadOptions& opt) {
   std::set<std::string> loaded;
   std::map<StDtype, int64_t> dtype_bytes;
   at::NoGradGuard ng;
-  for (const auto& f : files) {
-    SafetensorsFile st(f);
+  for (const auto& shard : shards) {
+    const SafetensorsFile& st = *shard;
+    const std::string& f = st.path();
     for (const auto& info : st.tensors()) {
       const std::string& name = info.name;
       if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;  // recomputed from the config

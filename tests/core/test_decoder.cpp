@@ -181,6 +181,14 @@ TEST(Checkpoint, BadFoldersAreRejectedWithClearMessages) {
   std::string st = read_file(src + "/model.safetensors");
   write_file_atomic(d5 + "/model.safetensors", st.substr(0, st.size() - 100));
   expect_error(d5, "model.safetensors");
+  // A config far larger than the files is refused before allocating anything.
+  std::string d7 = test::temp_dir("ck-huge");
+  cfg = test::load_json(src + "/config.json");
+  cfg["hidden_size"] = 65536;
+  cfg["intermediate_size"] = 1 << 20;
+  write_file_atomic(d7 + "/config.json", cfg.dump());
+  write_file_atomic(d7 + "/model.safetensors", read_file(src + "/model.safetensors"));
+  expect_error(d7, "parameters but the safetensors files hold only");
   // Index naming a file outside the folder.
   std::string d6 = test::temp_dir("ck-index");
   write_file_atomic(d6 + "/config.json", read_file(src + "/config.json"));
