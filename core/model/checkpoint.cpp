@@ -183,6 +183,7 @@ void save_model(CausalLM& model, const std::string& dir, const SaveOptions& opt)
   StDtype dom = opt.default_dtype;
   std::map<StDtype, int64_t> count;
   for (auto& p : model->named_parameters()) {
+    if (p.key().find(".lora_") != std::string::npos) continue;  // adapters are saved as PEFT files
     StDtype dt = opt.default_dtype;
     auto it = opt.dtypes.find(p.key());
     if (it != opt.dtypes.end()) dt = it->second;

@@ -12,13 +12,6 @@
 
 namespace hone {
 
-LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
-  weight = register_parameter("weight", at::empty({out, in}));
-  if (with_bias) bias = register_parameter("bias", at::zeros({out}));
-}
-
-at::Tensor LinearImpl::forward(const at::Tensor& x) { return at::linear(x, weight, bias); }
-
 RMSNormImpl::RMSNormImpl(int64_t dim, double e, float off) : eps(e), offset(off) {
   weight = register_parameter("weight", off != 0.f ? at::zeros({dim}) : at::ones({dim}));
 }
@@ -169,6 +162,7 @@ void init_weights(CausalLM& m, uint64_t seed, double std) {
   auto gen = at::detail::createCPUGenerator(seed);
   for (auto& p : m->named_parameters()) {
     const auto& name = p.key();
+    if (name.find(".lora_") != std::string::npos) continue;  // adapters keep their own init
     auto& t = p.value();
     const bool is_norm = name.find("norm") != std::string::npos;
     const bool is_bias = name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0;

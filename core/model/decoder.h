@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/linear.h"
 
 namespace hone {
 
@@ -17,15 +18,6 @@ struct KVCache {
   int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
   void clear() { k.clear(); v.clear(); }
 };
-
-// y = x W^T + b. Kept as our own module so that LoRA and NF4 storage can attach to it later.
-struct LinearImpl : torch::nn::Module {
-  LinearImpl(int64_t in, int64_t out, bool bias);
-  at::Tensor forward(const at::Tensor& x);
-  at::Tensor weight, bias;  // weight [out, in], bias [out]
-  int64_t in_features, out_features;
-};
-TORCH_MODULE(Linear);
 
 struct RMSNormImpl : torch::nn::Module {
   RMSNormImpl(int64_t dim, double eps, float weight_offset);

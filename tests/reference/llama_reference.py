@@ -235,6 +235,35 @@ def score(model_dir, ids_json):
     print(json.dumps({"nll": nll, "top1": logits.argmax(-1).tolist()}))
 
 
+def write_lora_reference(d, cfg, W, ids, gen):
+    """A PEFT-format adapter (r=4, alpha=8, q/v/o projections) and the NLL of the adapted model,
+    computed by merging W + (alpha/r) * B @ A."""
+    r, alpha = 4, 8.0
+    ad = os.path.join(d, "adapter")
+    os.makedirs(ad, exist_ok=True)
+    A, W2 = {}, dict(W)
+    for l in range(cfg["num_hidden_layers"]):
+        for proj in ("q_proj", "v_proj", "o_proj"):
+            key = f"model.layers.{l}.self_attn.{proj}"
+            out_f, in_f = W[key + ".weight"].shape
+            a = torch.randn(r, in_f, generator=gen) * 0.2
+            b = torch.randn(out_f, r, generator=gen) * 0.2
+            A[f"base_model.model.{key}.lora_A.weight"] = a
+            A[f"base_model.model.{key}.lora_B.weight"] = b
+            W2[key + ".weight"] = W[key + ".weight"] + (alpha / r) * (b @ a)
+    write_safetensors(os.path.join(ad, "adapter_model.safetensors"), A)
+    with open(os.path.join(ad, "adapter_config.json"), "w") as f:
+        json.dump({"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha, "lora_dropout": 0.0,
+                   "target_modules": ["q_proj", "v_proj", "o_proj"], "bias": "none", "fan_in_fan_out": False,
+                   "use_rslora": False, "use_dora": False, "base_model_name_or_path": "reference"}, f)
+    with torch.no_grad():
+        logits = forward(cfg, W2, ids)
+    logp = torch.log_softmax(logits, -1)
+    nll = [-logp[t, ids[t + 1]].item() for t in range(len(ids) - 1)]
+    with open(os.path.join(ad, "golden.json"), "w") as f:
+        json.dump({"ids": ids, "nll": nll}, f)
+
+
 def main():
     if sys.argv[1] == "--score":
         return score(sys.argv[2], sys.argv[3])
@@ -275,6 +304,8 @@ def main():
                   "top1_margin": (top2[:, 0] - top2[:, 1]).tolist()}
         with open(os.path.join(d, "golden.json"), "w") as f:
             json.dump(golden, f)
+        if name == "llama_gqa_llama3rope_f32":
+            write_lora_reference(d, cfg, W, ids, gen)
         index.append(name)
     with open(os.path.join(out, "index.json"), "w") as f:
         json.dump(index, f)

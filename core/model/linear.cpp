@@ -1,0 +1,71 @@
+// Linear layer with NF4 base storage and a LoRA branch.
+#include "model/linear.h"
+
+#include <cmath>
+
+#include "common/error.h"
+
+namespace hone {
+
+LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in), out_features(out) {
+  weight = register_parameter("weight", at::empty({out, in}));
+  if (with_bias) bias = register_parameter("bias", at::zeros({out}));
+}
+
+at::Tensor LinearImpl::forward(const at::Tensor& x) {
+  at::Tensor y = has_nf4_ ? nf4_linear(x, nf4_, bias) : at::linear(x, weight, bias);
+  if (has_lora() && lora_enabled && !lora_merged) {
+    at::Tensor h = (lora_dropout > 0 && is_training()) ? at::dropout(x, lora_dropout, true) : x;
+    y = y + at::linear(at::linear(h, lora_A->weight), lora_B->weight) * lora_scaling;
+  }
+  return y;
+}
+
+void LinearImpl::quantize_nf4() {
+  if (has_nf4_) return;
+  if (lora_merged) throw Error("cannot quantize a layer with a merged LoRA adapter");
+  nf4_ = nf4_quantize(weight);
+  nf4_.codes = register_buffer("nf4_codes", nf4_.codes);
+  nf4_.absmax_q = register_buffer("nf4_absmax_q", nf4_.absmax_q);
+  nf4_.absmax_scale = register_buffer("nf4_absmax_scale", nf4_.absmax_scale);
+  parameters_.erase("weight");
+  weight = at::Tensor();
+  has_nf4_ = true;
+}
+
+at::Tensor LinearImpl::dense_weight() const {
+  at::NoGradGuard ng;
+  return has_nf4_ ? nf4_dequantize(nf4_) : weight.detach();
+}
+
+void LinearImpl::add_lora(int64_t r, double alpha, double dropout, bool rslora, at::Generator& gen) {
+  if (has_lora()) throw Error("layer already has a LoRA adapter");
+  if (r <= 0) throw Error("LoRA rank must be positive");
+  const auto opts = at::TensorOptions(at::kFloat);
+  const double bound = 1.0 / std::sqrt(static_cast<double>(in_features));  // kaiming_uniform(a=sqrt(5))
+  auto a = at::empty({r, in_features}, opts).uniform_(-bound, bound, gen);
+  auto b = at::zeros({out_features, r}, opts);
+  const auto dev = has_nf4_ ? nf4_.codes.device() : weight.device();
+  const auto dt = has_nf4_ ? at::kFloat : weight.scalar_type();
+  lora_A = register_module("lora_A", LoraWeight(a.to(dev, dt)));
+  lora_B = register_module("lora_B", LoraWeight(b.to(dev, dt)));
+  lora_scaling = rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
+  lora_dropout = dropout;
+}
+
+void LinearImpl::merge_lora() {
+  if (!has_lora() || lora_merged) return;
+  if (has_nf4_) throw Error("merging into an NF4 base needs a dequantized copy: export the merged model instead");
+  at::NoGradGuard ng;
+  weight.add_(at::matmul(lora_B->weight, lora_A->weight) * lora_scaling);
+  lora_merged = true;
+}
+
+void LinearImpl::unmerge_lora() {
+  if (!has_lora() || !lora_merged) return;
+  at::NoGradGuard ng;
+  weight.sub_(at::matmul(lora_B->weight, lora_A->weight) * lora_scaling);
+  lora_merged = false;
+}
+
+}  // namespace hone

@@ -1,0 +1,48 @@
+// The decoder's linear layer: a dense or NF4-quantized base weight, plus an optional LoRA branch
+// (PEFT semantics) that can be switched off (the DPO reference model) or merged into the weight.
+#pragma once
+#include <torch/nn/module.h>
+#include <torch/nn/pimpl.h>
+
+#include "peft/nf4.h"
+
+namespace hone {
+
+// Holder so that LoRA matrices are named "<linear>.lora_A.weight" as in PEFT files.
+struct LoraWeightImpl : torch::nn::Module {
+  explicit LoraWeightImpl(at::Tensor w) { weight = register_parameter("weight", std::move(w)); }
+  at::Tensor weight;
+};
+TORCH_MODULE(LoraWeight);
+
+struct LinearImpl : torch::nn::Module {
+  LinearImpl(int64_t in, int64_t out, bool bias);
+  at::Tensor forward(const at::Tensor& x);  // y = base(x) + B(A(dropout(x))) * scaling
+
+  at::Tensor weight, bias;  // weight [out, in] (undefined once quantized), bias [out]
+  int64_t in_features, out_features;
+
+  // QLoRA base: replaces `weight` with NF4 buffers; no full-precision copy is kept.
+  void quantize_nf4();
+  bool quantized() const { return has_nf4_; }
+  const NF4Weight& nf4() const { return nf4_; }
+  at::Tensor dense_weight() const;  // W, dequantized when NF4 (no grad)
+
+  // LoRA: A [r, in] ~ kaiming_uniform(a=sqrt(5)), B [out, r] = 0, scaling alpha/r (or alpha/sqrt(r)).
+  void add_lora(int64_t r, double alpha, double dropout, bool rslora, at::Generator& gen);
+  bool has_lora() const { return !lora_A.is_empty(); }
+  int64_t lora_rank() const { return has_lora() ? lora_A->weight.size(0) : 0; }
+  void merge_lora();    // W += B A * scaling (dense base only)
+  void unmerge_lora();  // W -= B A * scaling
+  LoraWeight lora_A{nullptr}, lora_B{nullptr};
+  double lora_scaling = 0, lora_dropout = 0;
+  bool lora_enabled = true;
+  bool lora_merged = false;
+
+ private:
+  NF4Weight nf4_;
+  bool has_nf4_ = false;
+};
+TORCH_MODULE(Linear);
+
+}  // namespace hone

@@ -1,0 +1,35 @@
+// LoRA over a CausalLM as PEFT does it: which projections get adapters, freezing the base,
+// switching adapters off (DPO reference), merging, QLoRA's NF4 base, and PEFT adapter files
+// (adapter_config.json + adapter_model.safetensors with PEFT's key names and shapes).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "model/decoder.h"
+
+namespace hone {
+
+struct LoraConfig {
+  int64_t r = 16;
+  double alpha = 32;
+  double dropout = 0.0;
+  bool rslora = false;
+  std::vector<std::string> targets = {"q_proj", "v_proj"};  // or {"all-linear"}
+};
+
+// Projection names a target list expands to ("all-linear": every linear except lm_head).
+std::vector<std::string> expand_lora_targets(const std::vector<std::string>& targets);
+// Adds adapters to every matching projection and freezes all other parameters. Returns the count.
+int attach_lora(CausalLM& m, const LoraConfig& c, uint64_t seed);
+void set_lora_enabled(CausalLM& m, bool enabled);
+void merge_lora(CausalLM& m);
+void unmerge_lora(CausalLM& m);
+// Stores every decoder projection (not embeddings, norms or lm_head) as NF4. Returns bytes held.
+int64_t quantize_base_nf4(CausalLM& m);
+int64_t count_parameters(CausalLM& m, bool trainable_only);
+
+void save_peft_adapter(CausalLM& m, const LoraConfig& c, const std::string& base_model, const std::string& dir);
+// Reads an adapter folder written by PEFT or by Hone, attaches it and loads its weights.
+LoraConfig load_peft_adapter(CausalLM& m, const std::string& dir);
+
+}  // namespace hone

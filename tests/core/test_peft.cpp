@@ -1,0 +1,229 @@
+// LoRA and NF4 (QLoRA): hand-computed NF4 codes and packing, double-quantized absmax, gradients
+// through the NF4 autograd function, LoRA identities (B=0, merge, disable), a PEFT adapter written
+// by the independent Python reference, and Hone's own PEFT files round-tripping.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "common/error.h"
+#include "model/checkpoint.h"
+#include "peft/lora.h"
+#include "peft/nf4.h"
+#include "test_support.h"
+
+using namespace hone;
+using nlohmann::json;
+
+namespace {
+std::string ref(const std::string& name) { return std::string(HONE_TEST_WORK) + "/ref/" + name; }
+at::Tensor ids_tensor(const std::vector<int64_t>& ids) { return torch::tensor(ids, torch::kLong).unsqueeze(0); }
+const std::vector<int64_t> kIds = {5, 17, 99, 3, 42, 7, 8, 150, 2, 77};
+}  // namespace
+
+TEST(NF4, CodesAndPackingByHand) {
+  // One block whose values are absmax * codebook[i % 16]: codes must be exactly i % 16.
+  std::vector<float> v(64);
+  for (int i = 0; i < 64; ++i) v[i] = 2.0f * kNF4Codebook[i % 16];
+  auto q = nf4_quantize(torch::tensor(v).view({4, 16}));
+  ASSERT_EQ(q.codes.numel(), 32);
+  auto c = q.codes.contiguous();
+  const uint8_t* b = c.data_ptr<uint8_t>();
+  EXPECT_EQ(b[0], 0x01);  // codes 0 (high nibble) and 1 (low nibble)
+  EXPECT_EQ(b[1], 0x23);
+  EXPECT_EQ(b[7], 0xEF);
+  EXPECT_EQ(b[8], 0x01);
+  auto d = nf4_dequantize(q);
+  EXPECT_EQ(d.sizes(), (std::vector<int64_t>{4, 16}));
+  EXPECT_TRUE(torch::allclose(d, torch::tensor(v).view({4, 16}), 0, 1e-6));
+  // Nearest code: 0.04 is past the 0/0.0796 midpoint (0.0398) -> code 8; -0.05 -> code 6 (-0.091).
+  auto idx = nf4_nearest_code(torch::tensor({0.04f, 0.039f, -0.05f, 1.0f, -1.0f, 0.9f}));
+  EXPECT_EQ(idx[0].item<int64_t>(), 8);
+  EXPECT_EQ(idx[1].item<int64_t>(), 7);
+  EXPECT_EQ(idx[2].item<int64_t>(), 6);
+  EXPECT_EQ(idx[3].item<int64_t>(), 15);
+  EXPECT_EQ(idx[4].item<int64_t>(), 0);
+  EXPECT_EQ(idx[5].item<int64_t>(), 15);  // 0.9 is nearer 1.0 than 0.723
+}
+
+TEST(NF4, DoubleQuantizedAbsmaxAndSize) {
+  torch::manual_seed(0);
+  auto w = torch::randn({512, 1024}) * 0.02;
+  auto q = nf4_quantize(w);
+  // absmax restored within half a quantization step of its group's scale.
+  auto blocks = w.view({-1, kNF4Block}).abs().amax(1);
+  auto restored = q.absmax_q.to(torch::kFloat) * q.absmax_scale.repeat_interleave(kNF4AbsmaxBlock).narrow(0, 0, blocks.numel()) +
+                  q.absmax_offset;
+  EXPECT_LE((restored - blocks).abs().max().item<double>(), q.absmax_scale.max().item<double>() * 0.5 + 1e-7);
+  const double bits = 8.0 * q.bytes() / w.numel();
+  EXPECT_NEAR(bits, 4.127, 0.01);
+  EXPECT_LE(static_cast<double>(q.bytes()) / (w.numel() * 4), 0.14);
+  auto e = nf4_error(w, q);
+  EXPECT_GT(e.relative_frobenius, 0.0);
+  EXPECT_LT(e.relative_frobenius, 0.12);  // NF4 on Gaussian weights: about 0.09-0.10
+}
+
+TEST(NF4, LinearGradientsMatchDequantizedDense) {
+  torch::manual_seed(1);
+  auto w = torch::randn({48, 64});
+  auto q = nf4_quantize(w);
+  auto dense = nf4_dequantize(q);
+  auto bias = torch::randn({48});
+  auto x1 = torch::randn({3, 5, 64}, torch::requires_grad());
+  auto x2 = x1.detach().clone().set_requires_grad(true);
+  auto y1 = nf4_linear(x1, q, bias);
+  auto y2 = torch::linear(x2, dense, bias);
+  EXPECT_TRUE(torch::allclose(y1, y2, 1e-5, 1e-5));
+  auto g = torch::randn_like(y1);
+  y1.backward(g);
+  y2.backward(g);
+  EXPECT_TRUE(torch::allclose(x1.grad(), x2.grad(), 1e-5, 1e-5));
+}
+
+TEST(Lora, ZeroBEqualsBaseAndDisableRestoresIt) {
+  auto base = load_model(ref("llama_gqa_llama3rope_f32"));
+  auto lm = load_model(ref("llama_gqa_llama3rope_f32"));
+  torch::NoGradGuard ng;
+  LoraConfig c;
+  c.r = 8;
+  c.alpha = 16;
+  c.targets = {"all-linear"};
+  EXPECT_EQ(attach_lora(lm.model, c, 0), 2 * 7);
+  auto x = ids_tensor(kIds);
+  auto want = base.model->forward(x);
+  EXPECT_TRUE(torch::equal(lm.model->forward(x), want)) << "B = 0 at init";
+  for (auto& p : lm.model->named_parameters())
+    if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.05);
+  EXPECT_FALSE(torch::allclose(lm.model->forward(x), want, 1e-4, 1e-4));
+  set_lora_enabled(lm.model, false);
+  EXPECT_TRUE(torch::equal(lm.model->forward(x), want)) << "disabled adapters = base model";
+  set_lora_enabled(lm.model, true);
+  // Only adapters train.
+  EXPECT_EQ(count_parameters(lm.model, true), 2 * (8 * (64 + 64) + 8 * (64 + 16) * 2 + 8 * (64 + 64) + 8 * (64 + 96) * 2 + 8 * (96 + 64)));
+}
+
+TEST(Lora, MergedEqualsUnmerged) {
+  auto lm = load_model(ref("qwen2_bias_tied_bf16"));
+  torch::NoGradGuard ng;
+  LoraConfig c;
+  c.r = 4;
+  c.alpha = 8;
+  c.rslora = true;
+  c.targets = {"q_proj", "k_proj", "v_proj", "o_proj", "down_proj"};
+  attach_lora(lm.model, c, 3);
+  for (auto& p : lm.model->named_parameters())
+    if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.1);
+  auto x = ids_tensor(kIds);
+  auto unmerged = lm.model->forward(x);
+  merge_lora(lm.model);
+  EXPECT_TRUE(torch::allclose(lm.model->forward(x), unmerged, 1e-5, 1e-5));
+  unmerge_lora(lm.model);
+  EXPECT_TRUE(torch::allclose(lm.model->forward(x), unmerged, 1e-5, 1e-5));
+}
+
+TEST(Lora, PeftAdapterFromReferenceMatchesItsNll) {
+  auto lm = load_model(ref("llama_gqa_llama3rope_f32"));
+  auto c = load_peft_adapter(lm.model, ref("llama_gqa_llama3rope_f32") + "/adapter");
+  EXPECT_EQ(c.r, 4);
+  EXPECT_DOUBLE_EQ(c.alpha, 8.0);
+  EXPECT_EQ(c.targets, (std::vector<std::string>{"o_proj", "q_proj", "v_proj"}));
+  json g = test::load_json(ref("llama_gqa_llama3rope_f32") + "/adapter/golden.json");
+  auto ids = g["ids"].get<std::vector<int64_t>>();
+  torch::NoGradGuard ng;
+  auto logp = torch::log_softmax(lm.model->forward(ids_tensor(ids)).squeeze(0), -1);
+  double max_diff = 0;
+  for (size_t t = 0; t + 1 < ids.size(); ++t)
+    max_diff = std::max(max_diff, std::abs(-logp[t][ids[t + 1]].item<double>() - g["nll"][t].get<double>()));
+  EXPECT_LT(max_diff, 1e-4);
+}
+
+TEST(Lora, SavedAdapterReloadsToIdenticalLogits) {
+  auto lm = load_model(ref("mistral_window_f16"));
+  LoraConfig c;
+  c.r = 6;
+  c.alpha = 12;
+  c.targets = {"q_proj", "v_proj", "gate_proj"};
+  attach_lora(lm.model, c, 9);
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : lm.model->named_parameters())
+      if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.1);
+  }
+  std::string dir = test::temp_dir("peft-save");
+  save_peft_adapter(lm.model, c, "mistral_window_f16", dir);
+  json cfg = test::load_json(dir + "/adapter_config.json");
+  EXPECT_EQ(cfg["peft_type"], "LORA");
+  EXPECT_EQ(cfg["task_type"], "CAUSAL_LM");
+  EXPECT_EQ(cfg["r"], 6);
+  SafetensorsFile st(dir + "/adapter_model.safetensors");
+  const auto* a = st.find("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+  const auto* b = st.find("base_model.model.model.layers.1.mlp.gate_proj.lora_B.weight");
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->shape, (std::vector<int64_t>{6, 32}));
+  EXPECT_EQ(b->shape, (std::vector<int64_t>{64, 6}));
+  EXPECT_EQ(st.metadata().at("format"), "pt");
+  auto fresh = load_model(ref("mistral_window_f16"));
+  load_peft_adapter(fresh.model, dir);
+  torch::NoGradGuard ng;
+  auto x = ids_tensor(kIds);
+  EXPECT_TRUE(torch::equal(lm.model->forward(x), fresh.model->forward(x)));
+  // The base checkpoint saved alongside carries no adapter tensors.
+  std::string md = test::temp_dir("peft-base");
+  save_model(lm.model, md);
+  SafetensorsFile base(md + "/model.safetensors");
+  for (const auto& t : base.tensors()) EXPECT_EQ(t.name.find("lora"), std::string::npos) << t.name;
+}
+
+TEST(Lora, QloraTrainsOnlyAdaptersOverAnNf4Base) {
+  auto lm = load_model(ref("llama_gqa_llama3rope_f32"));
+  int64_t fp32_bytes = 0;
+  for (auto& item : lm.model->named_modules())
+    if (auto* l = dynamic_cast<LinearImpl*>(item.value().get()); l && item.key() != "lm_head") fp32_bytes += l->weight.numel() * 4;
+  auto x = ids_tensor(kIds);
+  torch::Tensor before;
+  {
+    torch::NoGradGuard ng;
+    before = lm.model->forward(x);
+  }
+  int64_t held = quantize_base_nf4(lm.model);
+  EXPECT_LE(static_cast<double>(held) / fp32_bytes, 0.14);
+  LoraConfig c;
+  c.r = 8;
+  c.alpha = 16;
+  c.targets = {"all-linear"};
+  attach_lora(lm.model, c, 1);
+  for (auto& p : lm.model->named_parameters()) EXPECT_EQ(p.key().find("proj.weight"), std::string::npos) << "no dense copy: " << p.key();
+  auto logits = lm.model->forward(x);
+  EXPECT_LT((logits - before).abs().mean().item<double>(), 0.5) << "NF4 stays close to the base";
+  auto loss = torch::cross_entropy_loss(logits.squeeze(0).narrow(0, 0, 9), x.squeeze(0).narrow(0, 1, 9));
+  loss.backward();
+  int with_grad = 0;
+  for (auto& p : lm.model->named_parameters()) {
+    if (p.value().grad().defined()) {
+      ++with_grad;
+      EXPECT_NE(p.key().find("lora_"), std::string::npos) << p.key();
+    }
+  }
+  EXPECT_EQ(with_grad, 2 * 7 * 2);
+}
+
+TEST(Lora, BadAdapterFolders) {
+  auto lm = load_model(ref("llama_gqa_llama3rope_f32"));
+  std::string d = test::temp_dir("peft-bad");
+  EXPECT_THROW(load_peft_adapter(lm.model, d), Error);
+  write_file_atomic(d + "/adapter_config.json", R"({"peft_type": "LORA", "use_dora": true})");
+  try {
+    load_peft_adapter(lm.model, d);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("DoRA"), std::string::npos);
+  }
+  write_file_atomic(d + "/adapter_config.json", R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8})");
+  float z[4] = {0, 0, 0, 0};
+  write_safetensors(d + "/adapter_model.safetensors",
+                    {{"base_model.model.model.layers.9.self_attn.q_proj.lora_A.weight", StDtype::F32, {1, 4}, z, 16}});
+  try {
+    load_peft_adapter(lm.model, d);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layers.9"), std::string::npos) << e.what();
+  }
+}
