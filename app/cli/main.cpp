@@ -22,6 +22,7 @@ commands:
   score       per-token negative log-likelihood of a text under a model
   generate    generate text from a prompt (plain or chat)
   init-model  write a randomly initialised model in the Hugging Face layout
+  train       fine-tune from a run config (LoRA, QLoRA, full; SFT or continued pre-training)
 )";
 
 std::string first_line(const std::string& s) {
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
     if (cmd == "score") return hone::cli::cmd_score(argc, argv);
     if (cmd == "generate") return hone::cli::cmd_generate(argc, argv);
     if (cmd == "init-model") return hone::cli::cmd_init_model(argc, argv);
+    if (cmd == "train") return hone::cli::cmd_train(argc, argv);
     std::cerr << "error: unknown command '" << cmd << "' (see hone-cli --help)\n";
     return 2;
   } catch (const hone::Error& e) {

@@ -8,6 +8,11 @@
 #include <cmath>
 #include <limits>
 
+#include <ATen/CPUGeneratorImpl.h>
+#include <torch/autograd.h>
+
+#include <mutex>
+
 #include "model/rope.h"
 
 namespace hone {
@@ -94,6 +99,52 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
   return h + mlp->forward(post_attention_layernorm->forward(h));
 }
 
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// Activation checkpointing of one decoder layer. The layer is passed by address: it outlives the
+// backward pass of the step that created this node.
+struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                            const at::Tensor& mask, int64_t layer_addr) {
+    ctx->save_for_backward({x, cos, sin, mask});
+    ctx->saved_data["layer"] = layer_addr;
+    auto gen = at::detail::getDefaultCPUGenerator();
+    {
+      std::lock_guard<std::mutex> lk(gen.mutex());
+      ctx->saved_data["rng"] = gen.get_state();  // so that dropout repeats itself in the recompute
+    }
+    return reinterpret_cast<DecoderLayerImpl*>(layer_addr)->forward(x, cos, sin, mask, nullptr, 0);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto s = ctx->get_saved_variables();
+    auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
+    auto gen = at::detail::getDefaultCPUGenerator();
+    at::Tensor now;
+    {
+      std::lock_guard<std::mutex> lk(gen.mutex());
+      now = gen.get_state();
+      gen.set_state(ctx->saved_data["rng"].toTensor());
+    }
+    auto x = s[0].detach().requires_grad_(true);
+    at::Tensor out;
+    {
+      at::AutoGradMode enable(true);
+      out = layer->forward(x, s[1], s[2], s[3], nullptr, 0);
+    }
+    {
+      std::lock_guard<std::mutex> lk(gen.mutex());
+      gen.set_state(now);
+    }
+    torch::autograd::backward({out}, {grad[0]});
+    return {x.grad(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
 BackboneImpl::BackboneImpl(const ModelConfig& c) {
   embed_tokens = register_module("embed_tokens", Embedding(c.vocab_size, c.hidden_size));
   layers = register_module("layers", torch::nn::ModuleList());
@@ -143,8 +194,15 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
                   .unsqueeze(1);  // [B,1,T,S]
   if (act_dtype == at::kBFloat16) mask = mask.clamp_min(-3.0e38).to(act_dtype);
 
-  for (size_t l = 0; l < model->layers->size(); ++l)
-    h = model->layers[l]->as<DecoderLayerImpl>()->forward(h, cs.first, cs.second, mask, cache, l);
+  const bool ckpt = gradient_checkpointing && is_training() && at::GradMode::is_enabled() && !cache;
+  // A checkpointed layer only joins the graph when its input requires grad; with a frozen
+  // embedding (LoRA) it would not, and the adapters inside would get no gradient.
+  if (ckpt && !h.requires_grad()) h.requires_grad_(true);
+  for (size_t l = 0; l < model->layers->size(); ++l) {
+    auto* layer = model->layers[l]->as<DecoderLayerImpl>();
+    if (ckpt) h = LayerCheckpoint::apply(h, cs.first, cs.second, mask, reinterpret_cast<int64_t>(layer));
+    else h = layer->forward(h, cs.first, cs.second, mask, cache, l);
+  }
   return model->norm->forward(h);
 }
 

@@ -89,6 +89,8 @@ struct CausalLMImpl : torch::nn::Module {
   Backbone model{nullptr};
   Linear lm_head{nullptr};  // [V,H]; null when tied to the embedding
   at::Tensor inv_freq;      // [D/2] fp32, not a parameter and never saved
+  // Recompute each decoder layer in backward instead of keeping its activations (training only).
+  bool gradient_checkpointing = false;
 };
 TORCH_MODULE(CausalLM);
 

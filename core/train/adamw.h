@@ -1,0 +1,44 @@
+// AdamW (decoupled weight decay, PyTorch semantics) with plain-tensor state that is saved to and
+// restored from safetensors, so that a resumed run continues bit for bit.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <string>
+#include <vector>
+
+namespace hone {
+
+struct AdamWConfig {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+};
+
+struct NamedParam {
+  std::string name;
+  at::Tensor param;
+  bool decay;  // false for norms and biases
+};
+
+class AdamW {
+ public:
+  AdamW(std::vector<NamedParam> params, AdamWConfig cfg);
+  void step(double lr);
+  void zero_grad();
+  int64_t steps() const { return t_; }
+  const std::vector<NamedParam>& params() const { return params_; }
+  // Global L2 norm of the gradients; scales them down to max_norm when above (max_norm <= 0: no clip).
+  double clip_grad_norm(double max_norm);
+  void save(const std::string& path) const;
+  void load(const std::string& path);
+  int64_t state_bytes() const;
+
+ private:
+  std::vector<NamedParam> params_;
+  std::vector<at::Tensor> m_, v_;
+  AdamWConfig cfg_;
+  int64_t t_ = 0;
+};
+
+// Norms and biases get no weight decay (what HF Trainer and TRL do).
+bool decays(const std::string& param_name);
+
+}  // namespace hone

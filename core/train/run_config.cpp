@@ -1,0 +1,179 @@
+// Run config parsing: strict keys, typed values, method defaults, relative paths.
+#include "train/run_config.h"
+
+#include <set>
+
+#include "common/error.h"
+#include "common/files.h"
+
+namespace hone {
+namespace {
+
+const std::set<std::string> kKeys = {
+    "name", "base_model", "method", "recipe", "train_data", "eval_data", "data_format", "chat_template", "loss_on",
+    "max_seq_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "adam_beta1", "adam_beta2",
+    "adam_eps", "schedule", "warmup_steps", "warmup_ratio", "max_grad_norm", "lora", "gradient_checkpointing",
+    "bucket_by_length", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints", "seed",
+    "threads", "device"};
+const std::set<std::string> kLoraKeys = {"r", "alpha", "dropout", "targets", "rslora"};
+
+std::string resolve(const std::string& p, const std::string& base) {
+  if (p.empty() || p[0] == '/' || base.empty()) return p;
+  return join_path(base, p);
+}
+
+}  // namespace
+
+RunConfig default_run_config(const std::string& method) {
+  RunConfig c;
+  c.method = method;
+  if (method == "qlora") {
+    c.lora.r = 64;
+    c.lora.alpha = 16;
+    c.lora.dropout = 0.1;
+    c.lora.targets = {"all-linear"};
+    c.max_grad_norm = 0.3;
+    c.schedule = "constant";
+    c.warmup_ratio = 0.03;
+  } else if (method == "full") {
+    c.lr = 2e-5;
+  } else {
+    c.lora.r = 16;
+    c.lora.alpha = 32;
+    c.lora.dropout = 0.05;
+    c.lora.targets = {"all-linear"};
+  }
+  return c;
+}
+
+RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, const std::string& base_dir) {
+  if (!j.is_object()) throw Error(where + ": a run config is a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (!kKeys.count(it.key())) throw Error(where + ": unknown key \"" + it.key() + "\"");
+  std::string method = j.value("method", "lora");
+  if (method != "lora" && method != "qlora" && method != "full")
+    throw Error(where + ": \"method\" must be lora, qlora or full");
+  RunConfig c = default_run_config(method);
+  auto typed = [&](const char* k, auto& dst) {
+    if (!j.contains(k)) return;
+    try {
+      dst = j.at(k).get<std::decay_t<decltype(dst)>>();
+    } catch (const nlohmann::json::exception&) {
+      throw Error(where + ": \"" + k + "\" has the wrong type");
+    }
+  };
+  typed("name", c.name);
+  typed("base_model", c.base_model);
+  typed("recipe", c.recipe);
+  if (j.contains("train_data") && j["train_data"].is_string()) c.train_data = {j["train_data"].get<std::string>()};
+  else typed("train_data", c.train_data);
+  if (j.contains("eval_data") && j["eval_data"].is_string()) c.eval_data = {j["eval_data"].get<std::string>()};
+  else typed("eval_data", c.eval_data);
+  typed("data_format", c.data_format);
+  typed("chat_template", c.chat_template);
+  typed("loss_on", c.loss_on);
+  typed("max_seq_len", c.max_seq_len);
+  typed("epochs", c.epochs);
+  typed("max_steps", c.max_steps);
+  typed("batch_size", c.batch_size);
+  typed("grad_accum", c.grad_accum);
+  typed("lr", c.lr);
+  typed("weight_decay", c.weight_decay);
+  typed("adam_beta1", c.adam_beta1);
+  typed("adam_beta2", c.adam_beta2);
+  typed("adam_eps", c.adam_eps);
+  typed("schedule", c.schedule);
+  typed("warmup_steps", c.warmup_steps);
+  typed("warmup_ratio", c.warmup_ratio);
+  typed("max_grad_norm", c.max_grad_norm);
+  typed("gradient_checkpointing", c.gradient_checkpointing);
+  typed("bucket_by_length", c.bucket_by_length);
+  typed("eval_every", c.eval_every);
+  typed("eval_fraction", c.eval_fraction);
+  typed("early_stopping_patience", c.early_stopping_patience);
+  typed("save_every", c.save_every);
+  typed("keep_checkpoints", c.keep_checkpoints);
+  typed("seed", c.seed);
+  typed("threads", c.threads);
+  typed("device", c.device);
+  if (j.contains("lora")) {
+    const auto& l = j["lora"];
+    if (!l.is_object()) throw Error(where + ": \"lora\" must be an object");
+    for (auto it = l.begin(); it != l.end(); ++it)
+      if (!kLoraKeys.count(it.key())) throw Error(where + ": unknown key \"lora." + it.key() + "\"");
+    try {
+      if (l.contains("r")) c.lora.r = l["r"].get<int64_t>();
+      if (l.contains("alpha")) c.lora.alpha = l["alpha"].get<double>();
+      if (l.contains("dropout")) c.lora.dropout = l["dropout"].get<double>();
+      if (l.contains("rslora")) c.lora.rslora = l["rslora"].get<bool>();
+      if (l.contains("targets")) c.lora.targets = l["targets"].is_string() ? std::vector<std::string>{l["targets"].get<std::string>()}
+                                                                           : l["targets"].get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception&) {
+      throw Error(where + ": a \"lora\" field has the wrong type");
+    }
+    expand_lora_targets(c.lora.targets);  // validates the names
+  }
+  if (c.base_model.empty()) throw Error(where + ": \"base_model\" is required");
+  if (c.train_data.empty()) throw Error(where + ": \"train_data\" is required");
+  if (c.recipe != "sft" && c.recipe != "cpt") throw Error(where + ": \"recipe\" must be sft or cpt");
+  if (c.loss_on != "assistant" && c.loss_on != "all") throw Error(where + ": \"loss_on\" must be assistant or all");
+  if (c.schedule != "constant" && c.schedule != "linear" && c.schedule != "cosine")
+    throw Error(where + ": \"schedule\" must be constant, linear or cosine");
+  if (c.batch_size <= 0 || c.grad_accum <= 0 || c.max_seq_len < 8 || c.lr <= 0 || c.epochs <= 0 || c.lora.r <= 0)
+    throw Error(where + ": batch_size, grad_accum, lr, epochs and lora.r must be positive and max_seq_len at least 8");
+  if (c.eval_fraction < 0 || c.eval_fraction >= 1) throw Error(where + ": \"eval_fraction\" must be in [0, 1)");
+  c.base_model = resolve(c.base_model, base_dir);
+  for (auto& p : c.train_data) p = resolve(p, base_dir);
+  for (auto& p : c.eval_data) p = resolve(p, base_dir);
+  return c;
+}
+
+RunConfig load_run_config(const std::string& path) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(read_file(path));
+  } catch (const nlohmann::json::exception& e) {
+    throw file_error(path, std::string("bad JSON: ") + e.what());
+  }
+  auto slash = path.rfind('/');
+  return parse_run_config(j, path, slash == std::string::npos ? "" : path.substr(0, slash));
+}
+
+nlohmann::json RunConfig::to_json() const {
+  return {{"name", name},
+          {"base_model", base_model},
+          {"method", method},
+          {"recipe", recipe},
+          {"train_data", train_data},
+          {"eval_data", eval_data},
+          {"data_format", data_format},
+          {"chat_template", chat_template},
+          {"loss_on", loss_on},
+          {"max_seq_len", max_seq_len},
+          {"epochs", epochs},
+          {"max_steps", max_steps},
+          {"batch_size", batch_size},
+          {"grad_accum", grad_accum},
+          {"lr", lr},
+          {"weight_decay", weight_decay},
+          {"adam_beta1", adam_beta1},
+          {"adam_beta2", adam_beta2},
+          {"adam_eps", adam_eps},
+          {"schedule", schedule},
+          {"warmup_steps", warmup_steps},
+          {"warmup_ratio", warmup_ratio},
+          {"max_grad_norm", max_grad_norm},
+          {"lora", {{"r", lora.r}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}, {"rslora", lora.rslora}}},
+          {"gradient_checkpointing", gradient_checkpointing},
+          {"bucket_by_length", bucket_by_length},
+          {"eval_every", eval_every},
+          {"eval_fraction", eval_fraction},
+          {"early_stopping_patience", early_stopping_patience},
+          {"save_every", save_every},
+          {"keep_checkpoints", keep_checkpoints},
+          {"seed", seed},
+          {"threads", threads},
+          {"device", device}};
+}
+
+}  // namespace hone

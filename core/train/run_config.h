@@ -1,0 +1,55 @@
+// RunConfig: one JSON file describes a run completely (the GUI writes what the CLI reads).
+// Unknown keys are an error that names the key; omitted keys take per-method defaults.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "peft/lora.h"
+
+namespace hone {
+
+struct RunConfig {
+  std::string name = "run";
+  std::string base_model;
+  std::string method = "lora";  // lora | qlora | full
+  std::string recipe = "sft";   // sft | cpt
+  std::vector<std::string> train_data, eval_data;
+  std::string data_format = "auto";
+  std::string chat_template = "auto";
+  std::string loss_on = "assistant";  // assistant | all (sft)
+  int64_t max_seq_len = 512;
+  double epochs = 1;
+  int64_t max_steps = 0;  // 0: derived from epochs
+  int64_t batch_size = 4;
+  int64_t grad_accum = 1;
+  double lr = 2e-4;
+  double weight_decay = 0.0;
+  double adam_beta1 = 0.9, adam_beta2 = 0.999, adam_eps = 1e-8;
+  std::string schedule = "cosine";
+  int64_t warmup_steps = 0;
+  double warmup_ratio = 0.0;
+  double max_grad_norm = 1.0;
+  LoraConfig lora;
+  bool gradient_checkpointing = false;
+  bool bucket_by_length = true;
+  int64_t eval_every = 0;
+  double eval_fraction = 0.0;  // held out of train_data when eval_data is empty
+  int64_t early_stopping_patience = 0;
+  int64_t save_every = 0;
+  int64_t keep_checkpoints = 2;
+  uint64_t seed = 0;
+  int64_t threads = 0;
+  std::string device = "auto";
+
+  nlohmann::json to_json() const;
+};
+
+// Defaults of a method (LoRA: lr 2e-4, r 16, alpha 32; QLoRA: r 64, alpha 16, dropout 0.1,
+// grad clip 0.3; full: lr 2e-5).
+RunConfig default_run_config(const std::string& method);
+// Parses a config; relative paths are resolved against base_dir. `where` names the file in errors.
+RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, const std::string& base_dir = "");
+RunConfig load_run_config(const std::string& path);
+
+}  // namespace hone
