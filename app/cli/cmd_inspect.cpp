@@ -36,7 +36,7 @@ int cmd_inspect(int argc, char** argv) {
     auto s = system_info(true);
     nlohmann::json j = {{"device", s.device},          {"cuda", s.cuda},         {"libtorch", s.libtorch_version},
                         {"blas", s.blas},              {"blas_reference", s.blas_is_reference},
-                        {"threads", s.threads},        {"cores", s.cores},       {"gemm_gflops_fp32", s.gemm_gflops},
+                        {"threads", s.threads},        {"blas_threads", s.blas_threads}, {"cores", s.cores},       {"gemm_gflops_fp32", s.gemm_gflops},
                         {"hone", HONE_VERSION}};
     std::cout << j.dump(2) << "\n";
     auto w = blas_warning(s);

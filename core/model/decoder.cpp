@@ -63,8 +63,11 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     k = k.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
     v = v.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
   }
-  auto scores = at::matmul(q, k.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B,nh,T,S]
-  scores = scores + mask.to(scores.scalar_type());
+  // scores = mask + scale * q k^T in one batched GEMM.                                    // [B,nh,T,S]
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
+  auto m = mask.to(q.scalar_type()).expand({B, n_heads, T, S}).reshape({B * n_heads, T, S});
+  auto scores = at::baddbmm(m, q.reshape({B * n_heads, T, head_dim}), k.reshape({B * n_heads, S, head_dim}).transpose(1, 2), 1.0, scale)
+                    .view({B, n_heads, T, S});
   auto probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
   auto out = at::matmul(probs, v).transpose(1, 2).reshape({B, T, n_heads * head_dim});  // [B,T,nh*D]
   return o_proj->forward(out);

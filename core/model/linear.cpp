@@ -16,7 +16,11 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
   at::Tensor y = has_nf4_ ? nf4_linear(x, nf4_, bias) : at::linear(x, weight, bias);
   if (has_lora() && lora_enabled && !lora_merged) {
     at::Tensor h = (lora_dropout > 0 && is_training()) ? at::dropout(x, lora_dropout, true) : x;
-    y = y + at::linear(at::linear(h, lora_A->weight), lora_B->weight) * lora_scaling;
+    auto low = at::linear(h, lora_A->weight);  // [..., r]
+    // y += scaling * low @ B^T as one GEMM with accumulate (no extra passes over y).
+    auto y2 = y.reshape({-1, out_features});
+    y2 = at::addmm(y2, low.reshape({-1, low.size(-1)}), lora_B->weight.t(), 1.0, lora_scaling);
+    return y2.view(y.sizes());
   }
   return y;
 }
