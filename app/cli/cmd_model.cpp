@@ -12,6 +12,7 @@
 #include "common/files.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
+#include "peft/lora.h"
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -32,7 +33,7 @@ LoadOptions device_options(const Args& a) {
   return o;
 }
 
-const char* kScoreHelp = R"(usage: hone-cli score --model DIR (--text T | --text-file F) [--tokenizer DIR] [--device auto|cpu|cuda] [--timing]
+const char* kScoreHelp = R"(usage: hone-cli score --model DIR (--text T | --text-file F) [--adapter DIR] [--tokenizer DIR] [--device auto|cpu|cuda] [--timing]
 
 Tokenizes the text with the model's tokenizer (default special tokens added) and prints
 {"ids":[...],"nll":[...],"mean_nll":x,"top1":[...]} where nll[t] = -log p(ids[t+1] | ids[0..t]) and
@@ -41,7 +42,7 @@ top1[t] is the argmax of the logits at position t. --timing adds load and forwar
 
 const char* kGenHelp = R"(usage: hone-cli generate --model DIR --prompt P [--chat] [--system S] [--template NAME]
                          [--max-new-tokens N] [--temperature X] [--top-k K] [--top-p P]
-                         [--repetition-penalty R] [--seed S] [--device auto|cpu|cuda]
+                         [--repetition-penalty R] [--seed S] [--adapter DIR] [--device auto|cpu|cuda]
 
 Streams the continuation of P to stdout. --chat wraps P as a user turn in the model's chat template
 (or --template llama3|chatml|mistral|llama2|zephyr|gemma|alpaca) and stops at end of turn.
@@ -73,7 +74,7 @@ void copy_file(const std::string& from, const std::string& to) { write_file_atom
 }  // namespace
 
 int cmd_score(int argc, char** argv) {
-  Args a(argc, argv, 2, "score", {"model", "text", "text-file", "tokenizer", "device"}, {"timing"});
+  Args a(argc, argv, 2, "score", {"model", "text", "text-file", "tokenizer", "device", "adapter"}, {"timing"});
   if (a.flag("help")) {
     std::cout << kScoreHelp;
     return 0;
@@ -82,6 +83,7 @@ int cmd_score(int argc, char** argv) {
   const std::string text = text_argument(a);
   auto tok = load_tokenizer(a.get("tokenizer", dir));
   auto lm = load_model(dir, device_options(a));
+  if (a.has("adapter")) load_peft_adapter(lm.model, a.get("adapter"));
   auto ids = tok->encode(text, true).ids;
   if (ids.empty()) throw Error("the text has no tokens to score");
   for (auto id : ids)
@@ -116,7 +118,7 @@ int cmd_score(int argc, char** argv) {
 int cmd_generate(int argc, char** argv) {
   Args a(argc, argv, 2, "generate",
          {"model", "prompt", "system", "template", "max-new-tokens", "temperature", "top-k", "top-p",
-          "repetition-penalty", "seed", "device", "tokenizer"},
+          "repetition-penalty", "seed", "device", "tokenizer", "adapter"},
          {"chat"});
   if (a.flag("help")) {
     std::cout << kGenHelp;
@@ -135,6 +137,7 @@ int cmd_generate(int argc, char** argv) {
   if (p.max_new_tokens < 0 || p.temperature < 0 || p.top_k < 0 || p.top_p <= 0 || p.top_p > 1 || p.repetition_penalty <= 0)
     throw Error("generate: sampling options out of range");
   auto lm = load_model(dir, device_options(a));
+  if (a.has("adapter")) load_peft_adapter(lm.model, a.get("adapter"));  // PEFT folder (Hone's or PEFT's)
   std::vector<int32_t> ids;
   if (a.flag("chat") || a.has("template")) {
     ChatFormat f = detect_chat_format(tok->config().chat_template);

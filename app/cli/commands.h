@@ -10,5 +10,6 @@ int cmd_generate(int argc, char** argv);
 int cmd_init_model(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_demo(int argc, char** argv);
 
 }  // namespace hone::cli

@@ -23,6 +23,7 @@ commands:
   generate    generate text from a prompt (plain or chat)
   init-model  write a randomly initialised model in the Hugging Face layout
   train       fine-tune from a run config (LoRA, QLoRA, full; SFT or continued pre-training)
+  demo        build a small base model, fine-tune it on four skills, show accuracy before/after
   bench       training throughput, MFU and memory on a Llama-shaped model with random tokens
 )";
 
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
     if (cmd == "init-model") return hone::cli::cmd_init_model(argc, argv);
     if (cmd == "train") return hone::cli::cmd_train(argc, argv);
     if (cmd == "bench") return hone::cli::cmd_bench(argc, argv);
+    if (cmd == "demo") return hone::cli::cmd_demo(argc, argv);
     std::cerr << "error: unknown command '" << cmd << "' (see hone-cli --help)\n";
     return 2;
   } catch (const hone::Error& e) {

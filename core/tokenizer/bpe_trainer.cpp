@@ -123,9 +123,9 @@ std::string train_bytelevel_tokenizer_json(const std::string& corpus, int num_me
   return j.dump(1);
 }
 
-void write_builtin_tokenizer(const std::string& dir) {
+void write_builtin_tokenizer(const std::string& dir, int merges) {
   ::mkdir(dir.c_str(), 0755);
-  write_file_atomic(join_path(dir, "tokenizer.json"), train_bytelevel_tokenizer_json(kCorpus, 400));
+  write_file_atomic(join_path(dir, "tokenizer.json"), train_bytelevel_tokenizer_json(kCorpus, merges));
   nlohmann::json cfg = {
       {"tokenizer_class", "PreTrainedTokenizerFast"},
       {"bos_token", nullptr},

@@ -10,6 +10,7 @@ namespace hone {
 std::string train_bytelevel_tokenizer_json(const std::string& corpus, int num_merges);
 
 // Writes tokenizer.json and tokenizer_config.json (ChatML template) of Hone's built-in tokenizer.
-void write_builtin_tokenizer(const std::string& dir);
+// merges: how many BPE merges to learn on the built-in English text (0: one token per byte).
+void write_builtin_tokenizer(const std::string& dir, int merges = 400);
 
 }  // namespace hone

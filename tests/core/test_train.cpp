@@ -285,3 +285,21 @@ TEST(Train, CliTrainWritesRunFolder) {
   EXPECT_TRUE(file_exists(run_dir + "/metrics.jsonl"));
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3 + 3 + 1) << r.out;  // 3 log lines, 3 steps, done
 }
+
+TEST(Demo, RunsEndToEndAndReportsItsFigures) {
+  // A shortened demo (the real one pre-trains for 1000 steps): checks the pipeline and its report.
+  std::string d = test::temp_dir("demo");
+  auto r = test::run(std::string(HONE_CLI) + " demo --workspace " + q(d) + " --pretrain-steps 20 --steps 4 --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string last = r.out.substr(r.out.rfind('\n', r.out.size() - 2) + 1);
+  json j = json::parse(last);
+  for (const char* k : {"accuracy_before", "accuracy_after", "seconds", "method", "adapter_path"}) EXPECT_TRUE(j.contains(k)) << k;
+  EXPECT_EQ(j["method"], "lora");
+  EXPECT_LE(j["accuracy_before"].get<double>(), 0.10);
+  EXPECT_TRUE(file_exists(j["adapter_path"].get<std::string>() + "/adapter_config.json"));
+  EXPECT_EQ(j["samples"].size(), 8u);
+  // The adapter loads back for generation.
+  auto g = test::run(std::string(HONE_CLI) + " generate --model " + q(d + "/demo/skills-base") + " --adapter " +
+                     q(j["adapter_path"].get<std::string>()) + " --prompt " + q("Say abc twice.") + " --chat --max-new-tokens 6");
+  EXPECT_EQ(g.code, 0) << g.err;
+}
