@@ -2,9 +2,8 @@
 // HF layout and pre-trains it on plain text in which four skills appear ("reverse table = elbat"),
 // measures held-out exact match when the skills are asked for in chat form, fine-tunes with
 // LoRA / QLoRA / full on instruction data, and measures again.
-#include <sys/stat.h>
-
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -78,8 +77,9 @@ int cmd_demo(int argc, char** argv) {
   const uint64_t seed = static_cast<uint64_t>(a.integer("seed", 0));
   const std::string ws = a.get("workspace", default_workspace());
   const std::string demo = join_path(ws, "demo");
-  std::string cmd = "mkdir -p '" + demo + "'";
-  if (std::system(cmd.c_str()) != 0 || !is_directory(demo)) throw file_error(demo, "cannot create folder");
+  std::error_code ec;
+  std::filesystem::create_directories(demo, ec);
+  if (!is_directory(demo)) throw file_error(demo, "cannot create folder");
   auto say = [&](const std::string& s) {
     if (json) std::cout << nlohmann::json({{"event", "log"}, {"message", s}}).dump() << "\n" << std::flush;
     else std::cout << s << "\n" << std::flush;
@@ -89,7 +89,7 @@ int cmd_demo(int argc, char** argv) {
   const std::string base = join_path(demo, "skills-base");
   if (a.flag("rebuild") || !file_exists(join_path(base, "model.safetensors"))) {
     const std::string init = join_path(demo, "init");
-    ::mkdir(init.c_str(), 0755);
+    std::filesystem::create_directories(init, ec);
     write_builtin_tokenizer(init, 0);  // one token per character: the skills work on letters
     auto tok = load_tokenizer(init);
     nlohmann::json cj = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", 128},
@@ -124,8 +124,9 @@ int cmd_demo(int argc, char** argv) {
     };
     auto pr = train(pc, po);
     if (pr.status != "completed") throw Error("pre-training failed: " + pr.error);
-    std::string mv = "rm -rf '" + base + "' && mv '" + pr.output_dir + "' '" + base + "'";
-    if (std::system(mv.c_str()) != 0) throw file_error(base, "cannot move the pre-trained model");
+    std::filesystem::remove_all(base, ec);
+    std::filesystem::rename(pr.output_dir, base, ec);
+    if (ec) throw file_error(base, "cannot move the pre-trained model: " + ec.message());
   }
   auto tok = load_tokenizer(base);
   auto test = make_skill_examples(100, "test", seed + 2);
@@ -155,8 +156,7 @@ int cmd_demo(int argc, char** argv) {
   c.seed = seed;
   TrainOptions to;
   to.run_dir = join_path(join_path(ws, "runs"), "demo-" + method);
-  std::string rm = "rm -rf '" + to.run_dir + "'";
-  if (std::system(rm.c_str()) != 0) { /* fresh folder below */ }
+  std::filesystem::remove_all(to.run_dir, ec);  // the demo's run folder is replaced each time
   say("fine-tuning with " + method + " (" + std::to_string(c.max_steps) + " steps)...");
   to.on_progress = [&](const StepMetrics& s) {
     if (json) std::cout << nlohmann::json({{"event", "step"}, {"step", s.step}, {"total_steps", s.total_steps}, {"loss", s.loss},

@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "peft/lora.h"
@@ -197,11 +198,7 @@ int cmd_init_model(int argc, char** argv) {
   nlohmann::json cfg;
   if (a.has("like")) {
     const std::string p = join_path(a.get("like"), "config.json");
-    try {
-      cfg = nlohmann::json::parse(read_file(p));
-    } catch (const nlohmann::json::exception& e) {
-      throw file_error(p, std::string("bad JSON: ") + e.what());
-    }
+    cfg = read_json_file(p);
   } else {
     const Preset* pr = nullptr;
     for (const auto& x : kPresets)

@@ -86,6 +86,14 @@ Conversation to_conversation(const nlohmann::json& j, ExampleFormat f, const std
   return c;
 }
 
+nlohmann::json parse_row(const JsonRow& row, const std::string& where) {
+  try {
+    return nlohmann::json::parse(row.text);
+  } catch (const nlohmann::json::exception&) {
+    throw Error(where + ": malformed JSON");
+  }
+}
+
 }  // namespace
 
 const char* example_format_name(ExampleFormat f) {
@@ -143,12 +151,7 @@ std::vector<Conversation> read_conversations(const std::string& path, ExampleFor
   std::vector<Conversation> out;
   for (const auto& row : read_json_rows(path)) {
     const std::string where = path + ":" + std::to_string(row.line);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(row.text);
-    } catch (const nlohmann::json::exception&) {
-      throw Error(where + ": malformed JSON");
-    }
+    nlohmann::json j = parse_row(row, where);
     ExampleFormat rf = f == ExampleFormat::Auto ? detect(j, where) : f;
     if (f == ExampleFormat::Auto && !out.empty() && rf == ExampleFormat::Text)
       throw Error(where + ": row is raw text in an instruction file");
@@ -172,12 +175,7 @@ std::vector<std::string> read_documents(const std::string& path) {
   std::vector<std::string> docs;
   for (const auto& row : read_json_rows(path)) {
     const std::string where = path + ":" + std::to_string(row.line);
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(row.text);
-    } catch (const nlohmann::json::exception&) {
-      throw Error(where + ": malformed JSON");
-    }
+    nlohmann::json j = parse_row(row, where);
     if (!j.is_object()) throw Error(where + ": a row must be a JSON object");
     docs.push_back(str_field(j, "text", where, true));
   }

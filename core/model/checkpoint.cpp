@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 
 namespace hone {
 
@@ -65,12 +66,7 @@ std::vector<std::string> checkpoint_files(const std::string& dir) {
   const std::string index = join_path(dir, "model.safetensors.index.json");
   const std::string single = join_path(dir, "model.safetensors");
   if (file_exists(index)) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_file(index));
-    } catch (const nlohmann::json::exception& e) {
-      throw file_error(index, std::string("bad JSON: ") + e.what());
-    }
+    nlohmann::json j = read_json_file(index);
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw file_error(index, "missing \"weight_map\" object");
     std::set<std::string> shards;

@@ -3,6 +3,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 
 namespace hone {
 namespace {
@@ -131,12 +132,7 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path)
 ModelConfig load_model_config(const std::string& model_dir) {
   const std::string path = join_path(model_dir, "config.json");
   if (!file_exists(path)) throw file_error(path, "not found (a model folder needs config.json)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw file_error(path, std::string("bad JSON: ") + e.what());
-  }
+  nlohmann::json j = read_json_file(path);
   return parse_model_config(j, path);
 }
 

@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 
@@ -131,12 +132,7 @@ void save_peft_adapter(CausalLM& m, const LoraConfig& c, const std::string& base
 LoraConfig load_peft_adapter(CausalLM& m, const std::string& dir) {
   const std::string cpath = join_path(dir, "adapter_config.json");
   if (!file_exists(cpath)) throw file_error(cpath, "not found (an adapter folder needs adapter_config.json)");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(cpath));
-  } catch (const nlohmann::json::exception& e) {
-    throw file_error(cpath, std::string("bad JSON: ") + e.what());
-  }
+  nlohmann::json j = read_json_file(cpath);
   if (j.value("peft_type", "") != "LORA") throw file_error(cpath, "peft_type must be \"LORA\"");
   if (j.value("use_dora", false)) throw file_error(cpath, "DoRA adapters are not supported yet");
   if (j.value("fan_in_fan_out", false)) throw file_error(cpath, "fan_in_fan_out adapters (GPT-2 Conv1D) are not supported");

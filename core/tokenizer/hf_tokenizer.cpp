@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 #include "common/utf8.h"
 
 namespace hone {
@@ -22,12 +23,7 @@ void require_utf8(const std::string& text) {
 
 HfTokenizer::HfTokenizer(const std::string& path, TokenizerConfig cfg) {
   cfg_ = std::move(cfg);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw file_error(path, std::string("bad JSON: ") + e.what());
-  }
+  nlohmann::json j = read_json_file(path);
   try {
     if (!j.is_object() || !j.contains("model")) throw Error("no \"model\" section");
     model_ = std::make_unique<BpeModel>(j["model"]);

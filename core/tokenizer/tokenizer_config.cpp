@@ -3,6 +3,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 #include "common/utf8.h"
 #include "tokenizer/hf_tokenizer.h"
 #include "tokenizer/spm_tokenizer.h"
@@ -37,12 +38,7 @@ TokenizerConfig load_tokenizer_config(const std::string& dir) {
   TokenizerConfig c;
   const std::string path = join_path(dir, "tokenizer_config.json");
   if (file_exists(path)) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_file(path));
-    } catch (const nlohmann::json::exception& e) {
-      throw file_error(path, std::string("bad JSON: ") + e.what());
-    }
+    nlohmann::json j = read_json_file(path);
     if (!j.is_object()) throw file_error(path, "not a JSON object");
     if (j.contains("bos_token")) c.bos_token = token_text(j["bos_token"]);
     if (j.contains("eos_token")) c.eos_token = token_text(j["eos_token"]);

@@ -5,6 +5,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 
 namespace hone {
 namespace {
@@ -129,12 +130,7 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
 }
 
 RunConfig load_run_config(const std::string& path) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(read_file(path));
-  } catch (const nlohmann::json::exception& e) {
-    throw file_error(path, std::string("bad JSON: ") + e.what());
-  }
+  nlohmann::json j = read_json_file(path);
   auto slash = path.rfind('/');
   return parse_run_config(j, path, slash == std::string::npos ? "" : path.substr(0, slash));
 }

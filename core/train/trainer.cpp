@@ -9,7 +9,10 @@
 #include <torch/utils.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -17,6 +20,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 #include "common/runtime.h"
 #include "data/sequences.h"
 #include "model/checkpoint.h"
@@ -58,22 +62,14 @@ at::Tensor unhex(const std::string& s) {
 }
 
 void mkdirs(const std::string& d) {
-  std::string cur;
-  std::stringstream ss(d);
-  std::string part;
-  if (!d.empty() && d[0] == '/') cur = "/";
-  while (std::getline(ss, part, '/')) {
-    if (part.empty()) continue;
-    cur += part + "/";
-    ::mkdir(cur.c_str(), 0755);
-  }
-  if (!is_directory(d)) throw file_error(d, "cannot create folder");
+  std::error_code ec;
+  std::filesystem::create_directories(d, ec);
+  if (!is_directory(d)) throw file_error(d, "cannot create folder" + (ec ? ": " + ec.message() : std::string()));
 }
 
 void remove_tree(const std::string& d) {
-  if (d.empty() || d == "/") return;
-  std::string cmd = "rm -rf '" + d + "'";
-  if (std::system(cmd.c_str()) != 0) { /* best effort */ }
+  std::error_code ec;  // best effort: a leftover temporary folder is harmless
+  if (!d.empty() && d != "/") std::filesystem::remove_all(d, ec);
 }
 
 void copy_tokenizer_files(const std::string& from, const std::string& to) {
@@ -225,12 +221,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
   torch::manual_seed(cfg.seed);
   if (!opt.resume_from.empty()) {
     const std::string st_path = join_path(opt.resume_from, "trainer_state.json");
-    nlohmann::json st;
-    try {
-      st = nlohmann::json::parse(read_file(st_path));
-    } catch (const nlohmann::json::exception& e) {
-      throw file_error(st_path, std::string("bad JSON: ") + e.what());
-    }
+    nlohmann::json st = read_json_file(st_path);
     start = st.at("step").get<int64_t>();
     if (st.contains("best_eval_loss") && st["best_eval_loss"].is_number()) best_eval = st["best_eval_loss"].get<double>();
     bad_evals = st.value("bad_evals", 0);
@@ -285,13 +276,10 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
     res.last_checkpoint = final_dir;
     // Keep the newest keep_checkpoints.
     std::vector<std::string> all;
-    auto r = std::system(("ls -1 '" + ckpt_root + "' > '" + ckpt_root + "/.list' 2>/dev/null").c_str());
-    (void)r;
-    std::ifstream in(ckpt_root + "/.list");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.rfind("step-", 0) == 0) all.push_back(line);
-    ::unlink((ckpt_root + "/.list").c_str());
+    for (const auto& e : std::filesystem::directory_iterator(ckpt_root)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("step-", 0) == 0) all.push_back(n);
+    }
     std::sort(all.begin(), all.end());
     for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(1, cfg.keep_checkpoints)) < all.size(); ++i)
       remove_tree(join_path(ckpt_root, all[i]));
