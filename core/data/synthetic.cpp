@@ -19,7 +19,7 @@ bool in_split(const std::string& w, const std::string& split) {
 
 std::string word(std::mt19937_64& rng, const std::string& split) {
   for (;;) {
-    int n = 3 + static_cast<int>(rng() % 3);
+    int n = 3 + static_cast<int>(rng() % 2);  // 3-4 letters: copies stay at near-fixed offsets
     std::string w;
     for (int i = 0; i < n; ++i) w += kLetters[rng() % (sizeof(kLetters) - 1)];
     if (in_split(w, split)) return w;
@@ -35,7 +35,6 @@ std::vector<SkillExample> make_skill_examples(int count, const std::string& spli
     std::string w = word(rng, split);
     switch (i % 4) {
       case 0: {
-        if (w.size() > 4) w.resize(4);
         std::string r(w.rbegin(), w.rend());
         out.push_back({"reverse", "Reverse the word " + w + ".", r, "reverse " + w + " = " + r});
         break;

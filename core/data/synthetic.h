@@ -14,7 +14,7 @@ struct SkillExample {
   std::string plain;        // the same fact in plain text, for pre-training the base
 };
 
-// Skills: reverse a word (3-4 letters), capitalise a word, say a word twice, count its letters.
+// Skills over 3-4 letter words: reverse, capitalise, say twice, count the letters.
 // Words are drawn from disjoint pools for `split` "train" and "test"; the same seed gives the same set.
 std::vector<SkillExample> make_skill_examples(int count, const std::string& split, uint64_t seed);
 
