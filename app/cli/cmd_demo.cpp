@@ -21,8 +21,6 @@
 
 namespace hone::cli {
 
-std::string default_workspace();  // cmd_train.cpp
-
 namespace {
 
 const char* kHelp = R"(usage: hone-cli demo [--workspace DIR] [--method lora|qlora|full] [--json] [--rebuild]

@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace hone {
@@ -77,6 +78,8 @@ class AddedTokenSplitter {
   };
   std::vector<Node> trie_{Node{}};
   std::vector<AddedToken> tokens_;
+  std::unordered_map<int32_t, size_t> by_id_;           // Gemma 3 has 6,415 added tokens:
+  std::unordered_map<std::string, size_t> by_content_;  // lookups must not scan them
 };
 
 }  // namespace hone

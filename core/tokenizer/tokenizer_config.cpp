@@ -86,6 +86,8 @@ void AddedTokenSplitter::add(const AddedToken& t) {
   if (t.content.empty() || find_content(t.content)) return;
   int idx = static_cast<int>(tokens_.size());
   tokens_.push_back(t);
+  by_content_.emplace(t.content, tokens_.size() - 1);
+  by_id_.emplace(t.id, tokens_.size() - 1);  // the first token with an id wins, as before
   int node = 0;
   for (unsigned char c : t.content) {
     int nx = -1;
@@ -102,15 +104,13 @@ void AddedTokenSplitter::add(const AddedToken& t) {
 }
 
 const AddedToken* AddedTokenSplitter::find_id(int32_t id) const {
-  for (const auto& t : tokens_)
-    if (t.id == id) return &t;
-  return nullptr;
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : &tokens_[it->second];
 }
 
 const AddedToken* AddedTokenSplitter::find_content(const std::string& s) const {
-  for (const auto& t : tokens_)
-    if (t.content == s) return &t;
-  return nullptr;
+  auto it = by_content_.find(s);
+  return it == by_content_.end() ? nullptr : &tokens_[it->second];
 }
 
 std::vector<AddedTokenSplitter::Segment> AddedTokenSplitter::split(const std::string& text) const {

@@ -231,12 +231,17 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       auto src = saved.model->named_parameters();
       for (auto& p : model->named_parameters()) p.value().copy_(src[p.key()]);
     } else {
-      // Load adapter weights into the already attached adapters.
-      CausalLM tmp = load_model(cfg.base_model).model;
-      load_peft_adapter(tmp, join_path(opt.resume_from, "adapter"));
+      // The adapters are attached already: copy the saved tensors into them (PEFT key names).
+      const std::string ap = join_path(join_path(opt.resume_from, "adapter"), "adapter_model.safetensors");
+      SafetensorsFile st(ap);
       at::NoGradGuard ng;
-      auto src = tmp->named_parameters();
-      for (auto& p : params) p.param.copy_(src[p.name]);
+      for (auto& p : params) {
+        const auto* info = st.find("base_model.model." + p.name);
+        if (!info) throw file_error(ap, "checkpoint lacks '" + p.name + "' (was it made with another LoRA config?)");
+        auto t = tensor_from_bytes(st.data(*info), info->dtype, info->shape, ap);
+        if (t.sizes() != p.param.sizes()) throw file_error(ap, "'" + p.name + "' has another shape than this run's adapter");
+        p.param.copy_(t);
+      }
     }
     optim.load(join_path(opt.resume_from, "optimizer.safetensors"));
     auto gen = at::detail::getDefaultCPUGenerator();
