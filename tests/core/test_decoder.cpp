@@ -156,38 +156,32 @@ TEST(Checkpoint, BadFoldersAreRejectedWithClearMessages) {
   write_file_atomic(d1 + "/config.json", read_file(src + "/config.json"));
   write_file_atomic(d1 + "/pytorch_model.bin", "PK\x03\x04 not loaded");
   expect_error(d1, "convert it to safetensors");
-  // Wrong shape: config says a different hidden size.
-  std::string d2 = test::temp_dir("ck-shape");
-  json cfg = test::load_json(src + "/config.json");
-  cfg["intermediate_size"] = 100;
-  write_file_atomic(d2 + "/config.json", cfg.dump());
-  write_file_atomic(d2 + "/model.safetensors", read_file(src + "/model.safetensors"));
-  expect_error(d2, "mlp.gate_proj.weight' has shape [96,64] but config.json implies [100,64]");
+  // A folder with the reference weights and one config.json field changed.
+  auto with_config = [&](const std::string& name, const char* key, const json& value, bool weights) {
+    std::string d = test::temp_dir(name);
+    json cfg = test::load_json(src + "/config.json");
+    cfg[key] = value;
+    write_file_atomic(d + "/config.json", cfg.dump());
+    if (weights) write_file_atomic(d + "/model.safetensors", read_file(src + "/model.safetensors"));
+    return d;
+  };
+  // Wrong shape: config says a different intermediate size.
+  expect_error(with_config("ck-shape", "intermediate_size", 100, true),
+               "mlp.gate_proj.weight' has shape [96,64] but config.json implies [100,64]");
   // Missing tensor: one layer more than the file has.
-  std::string d3 = test::temp_dir("ck-missing");
-  cfg = test::load_json(src + "/config.json");
-  cfg["num_hidden_layers"] = 3;
-  write_file_atomic(d3 + "/config.json", cfg.dump());
-  write_file_atomic(d3 + "/model.safetensors", read_file(src + "/model.safetensors"));
-  expect_error(d3, "model.layers.2.");
+  expect_error(with_config("ck-missing", "num_hidden_layers", 3, true), "model.layers.2.");
   // Unknown architecture and truncated file.
-  std::string d4 = test::temp_dir("ck-arch");
-  cfg = test::load_json(src + "/config.json");
-  cfg["model_type"] = "gpt_neox";
-  write_file_atomic(d4 + "/config.json", cfg.dump());
-  expect_error(d4, "unknown architecture model_type \"gpt_neox\"");
+  expect_error(with_config("ck-arch", "model_type", "gpt_neox", false), "unknown architecture model_type \"gpt_neox\"");
   std::string d5 = test::temp_dir("ck-trunc");
   write_file_atomic(d5 + "/config.json", read_file(src + "/config.json"));
   std::string st = read_file(src + "/model.safetensors");
   write_file_atomic(d5 + "/model.safetensors", st.substr(0, st.size() - 100));
   expect_error(d5, "model.safetensors");
   // A config far larger than the files is refused before allocating anything.
-  std::string d7 = test::temp_dir("ck-huge");
-  cfg = test::load_json(src + "/config.json");
-  cfg["hidden_size"] = 65536;
-  cfg["intermediate_size"] = 1 << 20;
-  write_file_atomic(d7 + "/config.json", cfg.dump());
-  write_file_atomic(d7 + "/model.safetensors", read_file(src + "/model.safetensors"));
+  std::string d7 = with_config("ck-huge", "hidden_size", 65536, true);
+  json huge = test::load_json(d7 + "/config.json");
+  huge["intermediate_size"] = 1 << 20;
+  write_file_atomic(d7 + "/config.json", huge.dump());
   expect_error(d7, "parameters but the safetensors files hold only");
   // Index naming a file outside the folder.
   std::string d6 = test::temp_dir("ck-index");
