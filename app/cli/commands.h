@@ -1,6 +1,11 @@
 // hone-cli command entry points; each returns the process exit code.
 #pragma once
+#include <cstdint>
 #include <string>
+
+namespace hone {
+class Workspace;
+}
 
 namespace hone::cli {
 
@@ -15,5 +20,9 @@ int cmd_init_model(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
 int cmd_demo(int argc, char** argv);
+int cmd_dataset(int argc, char** argv);
+int cmd_runs(int argc, char** argv);
+// `runs resume`: continues a recorded run from its newest checkpoint (in cmd_train.cpp).
+int cmd_runs_resume(Workspace& ws, int64_t id, bool json);
 
 }  // namespace hone::cli

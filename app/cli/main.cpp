@@ -24,6 +24,8 @@ commands:
   init-model  write a randomly initialised model in the Hugging Face layout
   train       fine-tune from a run config (LoRA, QLoRA, full; SFT or continued pre-training)
   demo        build a small base model, fine-tune it on four skills, show accuracy before/after
+  dataset     import, validate, list, show, stats and export workspace datasets
+  runs        list, show, compare and resume the runs recorded in the workspace
   bench       training throughput, MFU and memory on a Llama-shaped model with random tokens
 )";
 
@@ -54,6 +56,8 @@ int main(int argc, char** argv) {
     if (cmd == "train") return hone::cli::cmd_train(argc, argv);
     if (cmd == "bench") return hone::cli::cmd_bench(argc, argv);
     if (cmd == "demo") return hone::cli::cmd_demo(argc, argv);
+    if (cmd == "dataset") return hone::cli::cmd_dataset(argc, argv);
+    if (cmd == "runs") return hone::cli::cmd_runs(argc, argv);
     std::cerr << "error: unknown command '" << cmd << "' (see hone-cli --help)\n";
     return 2;
   } catch (const hone::Error& e) {

@@ -279,6 +279,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
     remove_tree(final_dir);
     if (::rename(tmp.c_str(), final_dir.c_str()) != 0) throw file_error(final_dir, "cannot finish the checkpoint");
     res.last_checkpoint = final_dir;
+    if (opt.on_checkpoint) opt.on_checkpoint(step, final_dir);
     // Keep the newest keep_checkpoints.
     std::vector<std::string> all;
     for (const auto& e : std::filesystem::directory_iterator(ckpt_root)) {

@@ -30,6 +30,8 @@ struct TrainOptions {
   std::string resume_from;  // a checkpoint folder ("" = start fresh)
   ProgressFn on_progress;
   LogFn on_log;
+  // Called after each checkpoint folder is complete (the run's store records it).
+  std::function<void(int64_t step, const std::string& dir)> on_checkpoint;
 };
 
 struct TrainResult {

@@ -1,0 +1,540 @@
+// Dataset reading and validation. Keys follow what TRL and the common dataset formats use:
+// Alpaca {instruction, input?, output, system?}; ShareGPT {conversations: [{from, value}]};
+// messages {messages: [{role, content}]}; {prompt, completion}; preference {prompt?, chosen,
+// rejected} with strings or message lists; raw text {text}.
+#include "data/records.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "common/error.h"
+#include "common/files.h"
+#include "common/utf8.h"
+
+namespace hone {
+namespace {
+
+using json = nlohmann::json;
+
+struct FormatName {
+  ExampleFormat f;
+  const char* name;
+};
+constexpr FormatName kFormats[] = {{ExampleFormat::Auto, "auto"},
+                                   {ExampleFormat::Alpaca, "alpaca"},
+                                   {ExampleFormat::ShareGPT, "sharegpt"},
+                                   {ExampleFormat::Messages, "messages"},
+                                   {ExampleFormat::PromptCompletion, "prompt-completion"},
+                                   {ExampleFormat::Preference, "preference"},
+                                   {ExampleFormat::Text, "text"}};
+
+// One source row before validation.
+struct RawRow {
+  std::string text;   // JSON text (JSONL/JSON) or "" when `obj` is already built (CSV, .txt)
+  json obj;
+  std::string where;
+  bool have_obj = false;
+  std::string bad;  // a problem found while reading (reported in row order with the others)
+};
+
+// Problems of one row; `bad` once an error is added.
+struct RowCheck {
+  std::string where;
+  std::vector<Problem>* out;
+  bool bad = false;
+  void error(const std::string& field, const std::string& msg) {
+    out->push_back({where, field, msg, true});
+    bad = true;
+  }
+};
+
+bool ends_with(const std::string& s, const std::string& e) {
+  return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
+}
+
+std::string lower_ext(const std::string& path) {
+  std::string e = std::filesystem::path(path).extension().string();
+  for (auto& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return e;
+}
+
+bool supported(const std::string& ext) {
+  return ext == ".jsonl" || ext == ".json" || ext == ".csv" || ext == ".tsv" || ext == ".txt" || ext == ".md";
+}
+
+int line_of(const std::string& data, size_t byte) {
+  int line = 1;
+  for (size_t i = 0; i < std::min(byte, data.size()); ++i) line += data[i] == '\n';
+  return line;
+}
+
+// CSV/TSV per RFC 4180: quoted fields may hold the separator, doubled quotes and newlines.
+// Each record remembers the line it starts on.
+void read_delimited(const std::string& path, const std::string& data, char sep, std::vector<RawRow>* rows) {
+  std::vector<std::vector<std::string>> recs;
+  std::vector<int> rec_line;
+  std::vector<std::string> cur;
+  std::string field;
+  bool quoted = false, any = false;
+  int line = 1, start_line = 1;
+  for (size_t i = 0; i < data.size(); ++i) {
+    char c = data[i];
+    if (quoted) {
+      if (c == '"') {
+        if (i + 1 < data.size() && data[i + 1] == '"') {
+          field += '"';
+          ++i;
+        } else {
+          quoted = false;
+        }
+      } else {
+        if (c == '\n') ++line;
+        field += c;
+      }
+      continue;
+    }
+    if (c == '"' && field.empty()) {
+      quoted = any = true;
+    } else if (c == sep) {
+      cur.push_back(std::move(field));
+      field.clear();
+      any = true;
+    } else if (c == '\n' || c == '\r') {
+      if (c == '\r' && i + 1 < data.size() && data[i + 1] == '\n') ++i;
+      if (any || !field.empty()) {
+        cur.push_back(std::move(field));
+        recs.push_back(std::move(cur));
+        rec_line.push_back(start_line);
+      }
+      cur.clear();
+      field.clear();
+      any = false;
+      start_line = ++line;
+    } else {
+      field += c;
+      any = true;
+    }
+  }
+  if (quoted) {  // the records before it are still good; the open one is reported after them
+  } else if (any || !field.empty()) {
+    cur.push_back(std::move(field));
+    recs.push_back(std::move(cur));
+    rec_line.push_back(start_line);
+  }
+  const std::vector<std::string> header = recs.empty() ? std::vector<std::string>() : recs[0];
+  for (size_t r = 1; r < recs.size(); ++r) {
+    RawRow row;
+    row.where = path + ":" + std::to_string(rec_line[r]);
+    if (recs[r].size() != header.size()) {
+      rows->push_back(std::move(row));
+      rows->back().bad = "has " + std::to_string(recs[r].size()) + " fields, the header has " + std::to_string(header.size());
+      continue;
+    }
+    row.obj = json::object();
+    for (size_t k = 0; k < header.size(); ++k) {
+      const std::string& v = recs[r][k];
+      // Columns that hold message lists arrive as JSON text inside the cell.
+      const std::string& h = header[k];
+      if ((h == "messages" || h == "conversations" || h == "chosen" || h == "rejected" || h == "prompt") && !v.empty() &&
+          (v[0] == '[' || v[0] == '{')) {
+        try {
+          row.obj[h] = json::parse(v);
+          continue;
+        } catch (const json::exception&) {
+        }
+      }
+      row.obj[h] = v;
+    }
+    row.have_obj = true;
+    rows->push_back(std::move(row));
+  }
+  if (quoted) rows->push_back({{}, json(), path + ":" + std::to_string(start_line), false, "unterminated quoted field"});
+}
+
+void read_file_rows(const std::string& path, const ReadOptions& opt, std::vector<RawRow>* rows,
+                    std::vector<Problem>* problems) {
+  const std::string ext = lower_ext(path);
+  const std::string data = read_file(path);
+  if (ext == ".txt" || ext == ".md") {
+    size_t bad = 0;
+    RawRow r;
+    r.where = path + ":1";
+    if (!utf8_valid(data, &bad)) {
+      problems->push_back({path + ":" + std::to_string(line_of(data, bad)), "", "invalid UTF-8", true});
+      return;
+    }
+    r.obj = json{{"text", data}};
+    r.have_obj = true;
+    rows->push_back(std::move(r));
+    return;
+  }
+  if (ext == ".csv" || ext == ".tsv") {
+    size_t bad = 0;
+    if (!utf8_valid(data, &bad)) {  // a CSV cannot be re-synchronised after bad bytes reliably
+      problems->push_back({path + ":" + std::to_string(line_of(data, bad)), "", "invalid UTF-8", true});
+      return;
+    }
+    read_delimited(path, data, ext == ".tsv" ? '\t' : ',', rows);
+    return;
+  }
+  size_t first = data.find_first_not_of(" \t\r\n");
+  if (ext == ".json" && first != std::string::npos && data[first] == '[') {
+    size_t bad = 0;
+    if (!utf8_valid(data, &bad)) {
+      problems->push_back({path + ":" + std::to_string(line_of(data, bad)), "", "invalid UTF-8", true});
+      return;
+    }
+    json arr;
+    try {
+      arr = json::parse(data);
+    } catch (const json::parse_error& e) {
+      problems->push_back({path + ":" + std::to_string(line_of(data, e.byte)), "", "malformed JSON", true});
+      return;
+    }
+    int i = 0;
+    for (auto& el : arr) {
+      RawRow r;
+      r.where = path + ": element " + std::to_string(++i);
+      r.obj = std::move(el);
+      r.have_obj = true;
+      rows->push_back(std::move(r));
+    }
+    return;
+  }
+  // JSONL (and a .json file holding one object per line): each line stands alone, so one bad line
+  // is reported without losing the rest.
+  int line = 0;
+  size_t pos = 0;
+  while (pos <= data.size()) {
+    size_t nl = data.find('\n', pos);
+    const size_t end = nl == std::string::npos ? data.size() : nl;
+    ++line;
+    std::string l = data.substr(pos, end - pos);
+    if (l.find_first_not_of(" \t\r") != std::string::npos) {
+      const std::string where = path + ":" + std::to_string(line);
+      size_t bad = 0;
+      RawRow r{{}, json(), where, false, {}};
+      if (l.size() > opt.max_row_bytes)
+        r.bad = "oversized row (" + std::to_string(l.size()) + " bytes, limit " + std::to_string(opt.max_row_bytes) + ")";
+      else if (!utf8_valid(l, &bad))
+        r.bad = "invalid UTF-8 at column " + std::to_string(bad + 1);
+      else
+        r.text = std::move(l);
+      rows->push_back(std::move(r));
+    }
+    if (nl == std::string::npos) break;
+    pos = nl + 1;
+  }
+}
+
+ExampleFormat detect(const json& j) {
+  if (!j.is_object()) return ExampleFormat::Auto;
+  if (j.contains("messages")) return ExampleFormat::Messages;
+  if (j.contains("conversations")) return ExampleFormat::ShareGPT;
+  if (j.contains("chosen") && j.contains("rejected")) return ExampleFormat::Preference;
+  if (j.contains("instruction") && j.contains("output")) return ExampleFormat::Alpaca;
+  if (j.contains("prompt") && j.contains("completion")) return ExampleFormat::PromptCompletion;
+  if (j.contains("text")) return ExampleFormat::Text;
+  return ExampleFormat::Auto;
+}
+
+std::string str(const json& j, const char* k, RowCheck& rc, bool required, const std::string& prefix = "") {
+  const std::string field = prefix + k;
+  if (!j.contains(k) || j[k].is_null()) {
+    if (required) rc.error(field, "missing");
+    return {};
+  }
+  if (!j[k].is_string()) {
+    rc.error(field, "must be a string");
+    return {};
+  }
+  return j[k].get<std::string>();
+}
+
+// A message list in OpenAI (role/content) or ShareGPT (from/value) form -> canonical messages.
+json messages_of(const json& arr, bool sharegpt, const std::string& field, RowCheck& rc) {
+  json out = json::array();
+  if (!arr.is_array()) {
+    rc.error(field, "must be a list of messages");
+    return out;
+  }
+  for (size_t i = 0; i < arr.size(); ++i) {
+    const std::string f = field + "[" + std::to_string(i) + "].";
+    const auto& m = arr[i];
+    if (!m.is_object()) {
+      rc.error(field + "[" + std::to_string(i) + "]", "must be an object");
+      continue;
+    }
+    std::string role = str(m, sharegpt ? "from" : "role", rc, true, f);
+    const std::string content = str(m, sharegpt ? "value" : "content", rc, true, f);
+    if (sharegpt) {
+      if (role == "human" || role == "user") role = "user";
+      else if (role == "gpt" || role == "assistant" || role == "model" || role == "chatgpt" || role == "bing") role = "assistant";
+      else if (role == "system") role = "system";
+      else if (!role.empty()) rc.error(f + "from", "unknown role \"" + role + "\"");
+    } else if (role != "system" && role != "user" && role != "assistant" && !role.empty()) {
+      rc.error(f + "role", "unknown role \"" + role + "\"");
+    }
+    out.push_back({{"role", role}, {"content", content}});
+  }
+  return out;
+}
+
+void check_conversation(const json& msgs, const std::string& field, RowCheck& rc) {
+  bool reply = false;
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    if (msgs[i]["role"] != "assistant") continue;
+    reply = true;
+    if (msgs[i]["content"].get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos)
+      rc.error(field + "[" + std::to_string(i) + "].content", "empty response");
+  }
+  if (!reply && !rc.bad) rc.error(field, "no assistant reply");
+}
+
+// A preference side (string or message list) in canonical form.
+json side(const json& j, const char* k, RowCheck& rc) {
+  if (!j.contains(k) || j[k].is_null()) {
+    rc.error(k, "missing");
+    return "";
+  }
+  if (j[k].is_string()) {
+    if (j[k].get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos) rc.error(k, "empty response");
+    return j[k];
+  }
+  json m = messages_of(j[k], false, k, rc);
+  if (!rc.bad && m.empty()) rc.error(k, "empty response");
+  return m;
+}
+
+json canonical(const json& j, ExampleFormat f, RowCheck& rc) {
+  if (!j.is_object()) {
+    rc.error("", "a row must be a JSON object");
+    return {};
+  }
+  switch (f) {
+    case ExampleFormat::Alpaca: {
+      const std::string sys = str(j, "system", rc, false), ins = str(j, "instruction", rc, true);
+      const std::string in = str(j, "input", rc, false), out = str(j, "output", rc, true);
+      if (rc.bad) return {};
+      if (out.find_first_not_of(" \t\r\n") == std::string::npos) rc.error("output", "empty response");
+      json msgs = json::array();
+      if (!sys.empty()) msgs.push_back({{"role", "system"}, {"content", sys}});
+      msgs.push_back({{"role", "user"}, {"content", in.empty() ? ins : ins + "\n\n" + in}});
+      msgs.push_back({{"role", "assistant"}, {"content", out}});
+      return {{"messages", msgs}};
+    }
+    case ExampleFormat::PromptCompletion: {
+      const std::string p = str(j, "prompt", rc, true), c = str(j, "completion", rc, true);
+      if (rc.bad) return {};
+      if (c.find_first_not_of(" \t\r\n") == std::string::npos) rc.error("completion", "empty response");
+      return {{"messages", json::array({{{"role", "user"}, {"content", p}}, {{"role", "assistant"}, {"content", c}}})}};
+    }
+    case ExampleFormat::Messages:
+    case ExampleFormat::ShareGPT: {
+      const bool sg = f == ExampleFormat::ShareGPT;
+      const char* k = sg ? "conversations" : "messages";
+      if (!j.contains(k)) {
+        rc.error(k, "missing");
+        return {};
+      }
+      json msgs = messages_of(j[k], sg, k, rc);
+      if (!rc.bad) check_conversation(msgs, k, rc);
+      return {{"messages", msgs}};
+    }
+    case ExampleFormat::Preference: {
+      json out = json::object();
+      json chosen = side(j, "chosen", rc), rejected = side(j, "rejected", rc);
+      if (j.contains("prompt") && !j["prompt"].is_null()) {
+        if (j["prompt"].is_string()) out["prompt"] = j["prompt"];
+        else out["prompt"] = messages_of(j["prompt"], false, "prompt", rc);
+      } else if (chosen.is_array() && rejected.is_array()) {
+        // TRL's implicit prompt: the shared leading messages of both conversations.
+        size_t n = 0;
+        while (n < chosen.size() && n < rejected.size() && chosen[n] == rejected[n]) ++n;
+        out["prompt"] = json(chosen.begin(), chosen.begin() + static_cast<long>(n));
+        chosen = json(chosen.begin() + static_cast<long>(n), chosen.end());
+        rejected = json(rejected.begin() + static_cast<long>(n), rejected.end());
+      } else {
+        rc.error("prompt", "missing");
+      }
+      if (rc.bad) return {};
+      if (chosen == rejected) rc.error("rejected", "chosen is identical to rejected");
+      out["chosen"] = chosen;
+      out["rejected"] = rejected;
+      return out;
+    }
+    case ExampleFormat::Text: {
+      const std::string t = str(j, "text", rc, true);
+      if (!rc.bad && t.find_first_not_of(" \t\r\n") == std::string::npos) rc.error("text", "empty text");
+      return {{"text", t}};
+    }
+    case ExampleFormat::Auto: break;
+  }
+  rc.error("", "cannot tell the format");
+  return {};
+}
+
+}  // namespace
+
+std::string Problem::text() const { return where + ": " + (field.empty() ? "" : field + ": ") + message; }
+
+const char* dataset_kind_name(DatasetKind k) {
+  switch (k) {
+    case DatasetKind::Chat: return "chat";
+    case DatasetKind::Preference: return "preference";
+    case DatasetKind::Text: return "text";
+  }
+  return "?";
+}
+
+bool dataset_kind_from_name(const std::string& s, DatasetKind* out) {
+  for (DatasetKind k : {DatasetKind::Chat, DatasetKind::Preference, DatasetKind::Text})
+    if (s == dataset_kind_name(k) || (s == "instruction" && k == DatasetKind::Chat)) {
+      *out = k;
+      return true;
+    }
+  return false;
+}
+
+const char* example_format_name(ExampleFormat f) {
+  for (const auto& n : kFormats)
+    if (n.f == f) return n.name;
+  return "?";
+}
+
+bool example_format_from_name(const std::string& s, ExampleFormat* out) {
+  for (const auto& n : kFormats)
+    if (s == n.name) {
+      *out = n.f;
+      return true;
+    }
+  return false;
+}
+
+DatasetKind kind_of(ExampleFormat f) {
+  if (f == ExampleFormat::Preference) return DatasetKind::Preference;
+  if (f == ExampleFormat::Text) return DatasetKind::Text;
+  return DatasetKind::Chat;
+}
+
+std::vector<std::pair<std::string, std::string>> parse_field_map(const std::string& s) {
+  std::vector<std::pair<std::string, std::string>> out;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t comma = s.find(',', pos);
+    std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0 || eq + 1 == item.size())
+      throw Error("field map: \"" + item + "\" is not SOURCE=TARGET (e.g. question=instruction)");
+    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+    if (comma == std::string::npos) break;
+    pos = comma + 1;
+  }
+  return out;
+}
+
+ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
+  ReadResult res;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    for (auto it = std::filesystem::recursive_directory_iterator(path, ec); !ec && it != std::filesystem::end(it);
+         it.increment(ec))
+      if (it->is_regular_file() && supported(lower_ext(it->path().string()))) res.files.push_back(it->path().string());
+    std::sort(res.files.begin(), res.files.end());
+    if (res.files.empty()) throw file_error(path, "no .jsonl, .json, .csv, .tsv, .txt or .md files in this folder");
+  } else {
+    if (!file_exists(path)) throw file_error(path, "no such file");
+    if (!supported(lower_ext(path)))
+      throw file_error(path, "unsupported file type (expected .jsonl, .json, .csv, .tsv, .txt or .md)");
+    res.files.push_back(path);
+  }
+  ExampleFormat fmt = opt.format;
+  std::unordered_map<std::string, std::string> seen;  // canonical JSON -> where first seen
+  for (const auto& file : res.files) {
+    std::vector<RawRow> rows;
+    read_file_rows(file, opt, &rows, &res.problems);
+    for (auto& r : rows) {
+      ++res.rows_read;
+      RowCheck rc{r.where, &res.problems};
+      if (!r.bad.empty()) {
+        rc.error("", r.bad);
+        continue;
+      }
+      if (!r.have_obj) {
+        try {
+          r.obj = json::parse(r.text);
+        } catch (const json::exception&) {
+          rc.error("", "malformed JSON");
+          ++res.errors;
+          continue;
+        }
+      }
+      if (!opt.field_map.empty() && r.obj.is_object()) {
+        json mapped = json::object();
+        for (auto& [k, v] : r.obj.items()) {
+          std::string key = k;
+          for (const auto& [from, to] : opt.field_map)
+            if (k == from) key = to;
+          mapped[key] = std::move(v);
+        }
+        r.obj = std::move(mapped);
+      }
+      if (fmt == ExampleFormat::Auto) {
+        fmt = detect(r.obj);
+        if (fmt == ExampleFormat::Auto) {
+          rc.error("", "cannot tell the format from the keys (expected messages, conversations, chosen/rejected, "
+                       "instruction/output, prompt/completion or text; --map renames columns)");
+          ++res.errors;
+          continue;
+        }
+      }
+      json c = canonical(r.obj, fmt, rc);
+      if (rc.bad) {
+        ++res.errors;
+        continue;
+      }
+      std::string data = c.dump();
+      auto [it, fresh] = seen.emplace(data, r.where);
+      if (!fresh) {
+        res.problems.push_back({r.where, "", "duplicate of " + it->second, false});
+        ++res.duplicates;
+      }
+      res.records.push_back({std::move(data), r.where});
+    }
+  }
+  // Errors found while reading files (bad UTF-8, malformed arrays) count as well.
+  res.errors = 0;
+  for (const auto& p : res.problems) res.errors += p.error;
+  res.format = fmt;
+  res.kind = kind_of(fmt);
+  return res;
+}
+
+std::vector<ChatMessage> record_messages(const std::string& canonical_json) {
+  json j = json::parse(canonical_json);
+  std::vector<ChatMessage> out;
+  for (const auto& m : j.at("messages")) out.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+  return out;
+}
+
+std::vector<Problem> validate_record(DatasetKind kind, const std::string& text, std::string* out) {
+  std::vector<Problem> problems;
+  RowCheck rc{"row", &problems};
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::exception&) {
+    rc.error("", "malformed JSON");
+    return problems;
+  }
+  ExampleFormat f = kind == DatasetKind::Preference ? ExampleFormat::Preference
+                    : kind == DatasetKind::Text     ? ExampleFormat::Text
+                                                    : ExampleFormat::Messages;
+  json c = canonical(j, f, rc);
+  if (!rc.bad && out) *out = c.dump();
+  return problems;
+}
+
+}  // namespace hone

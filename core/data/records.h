@@ -1,0 +1,65 @@
+// Dataset files read into canonical records, with every problem collected (not thrown) so that an
+// import can report all of them with file, line and field. Formats: JSONL, JSON arrays, CSV/TSV,
+// .txt/.md, or a folder of those; rows as Alpaca, ShareGPT, OpenAI messages, prompt/completion,
+// preference pairs (TRL's string and conversational forms) or raw text.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tokenizer/chat_template.h"
+
+namespace hone {
+
+enum class DatasetKind { Chat, Preference, Text };
+const char* dataset_kind_name(DatasetKind k);
+bool dataset_kind_from_name(const std::string& s, DatasetKind* out);
+
+enum class ExampleFormat { Auto, Alpaca, ShareGPT, Messages, PromptCompletion, Preference, Text };
+const char* example_format_name(ExampleFormat f);
+bool example_format_from_name(const std::string& s, ExampleFormat* out);
+DatasetKind kind_of(ExampleFormat f);
+
+struct Problem {
+  std::string where;    // "file:line" (JSON arrays: "file: element N")
+  std::string field;    // "" when the whole row is affected
+  std::string message;
+  bool error = true;    // false: a warning (duplicates)
+  std::string text() const;  // "where: field: message"
+};
+
+struct Record {
+  std::string data;    // canonical JSON: {"messages":[...]}, {"prompt","chosen","rejected"} or {"text"}
+  std::string source;  // "file:line"
+};
+
+struct ReadOptions {
+  ExampleFormat format = ExampleFormat::Auto;
+  std::vector<std::pair<std::string, std::string>> field_map;  // source column -> expected name
+  size_t max_row_bytes = 16u << 20;
+};
+
+struct ReadResult {
+  DatasetKind kind = DatasetKind::Chat;
+  ExampleFormat format = ExampleFormat::Auto;
+  std::vector<Record> records;    // the valid rows, in file order
+  std::vector<Problem> problems;  // errors and warnings, in file order
+  int64_t rows_read = 0;
+  int64_t errors = 0, duplicates = 0;
+  std::vector<std::string> files;
+};
+
+// Reads a file or a folder (recursively, sorted by name). Only an unreadable path throws.
+ReadResult read_dataset(const std::string& path, const ReadOptions& opt = {});
+
+// Parses "a=b,c=d" into a field map; throws on a malformed entry.
+std::vector<std::pair<std::string, std::string>> parse_field_map(const std::string& s);
+
+// Canonical record -> conversation for training and export (chat kind only).
+std::vector<ChatMessage> record_messages(const std::string& canonical_json);
+// Validates an edited canonical row of a given kind; returns the problems (empty when valid) and
+// writes the re-serialised canonical JSON to *canonical.
+std::vector<Problem> validate_record(DatasetKind kind, const std::string& json, std::string* canonical);
+
+}  // namespace hone

@@ -1,0 +1,340 @@
+// Dataset storage. Rows keep dense positions so that a page is a range scan on
+// (dataset_id, position); inserting or deleting in the middle shifts the positions after it.
+// Every edit writes a revision (before/after JSON) so that undo can invert it.
+#include "store/datasets.h"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/files.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hone {
+namespace {
+
+using json = nlohmann::json;
+
+DatasetRow row_from(Stmt& s) {
+  DatasetRow r;
+  r.id = s.i64(0);
+  r.position = s.i64(1);
+  r.data = s.text(2);
+  r.source = s.text(3);
+  r.label = s.is_null(4) ? "" : s.text(4);
+  return r;
+}
+
+const char* kRowCols =
+    "SELECT r.id, r.position, r.data, r.source, l.label FROM rows r LEFT JOIN labels l ON l.row_id = r.id ";
+
+DatasetKind kind_of_dataset(Workspace& ws, int64_t dataset) {
+  Stmt s = ws.db().prepare("SELECT kind FROM datasets WHERE id = ?");
+  s.bind(1, dataset);
+  if (!s.step()) throw Error("no dataset with id " + std::to_string(dataset));
+  DatasetKind k = DatasetKind::Chat;
+  dataset_kind_from_name(s.text(0), &k);
+  return k;
+}
+
+std::string checked(Workspace& ws, int64_t dataset, const std::string& data) {
+  std::string canonical;
+  auto problems = validate_record(kind_of_dataset(ws, dataset), data, &canonical);
+  if (!problems.empty()) {
+    std::string msg = "invalid row for this dataset";
+    for (const auto& p : problems) msg += "; " + (p.field.empty() ? "" : p.field + ": ") + p.message;
+    throw Error(msg);
+  }
+  return canonical;
+}
+
+struct RowAt {
+  int64_t dataset = 0, position = 0;
+  std::string data;
+};
+
+RowAt row_at(Workspace& ws, int64_t row_id) {
+  Stmt s = ws.db().prepare("SELECT dataset_id, position, data FROM rows WHERE id = ?");
+  s.bind(1, row_id);
+  if (!s.step()) throw Error("no row with id " + std::to_string(row_id));
+  return {s.i64(0), s.i64(1), s.text(2)};
+}
+
+void shift(Workspace& ws, int64_t dataset, int64_t from, int64_t by) {
+  Stmt s = ws.db().prepare("UPDATE rows SET position = position + ? WHERE dataset_id = ? AND position >= ?");
+  s.bind(1, by).bind(2, dataset).bind(3, from).run();
+}
+
+void revision(Workspace& ws, int64_t dataset, int64_t row_id, const char* op, int64_t pos, const std::string* before,
+              const std::string* after, const std::string& author) {
+  Stmt s = ws.db().prepare(
+      "INSERT INTO revisions (dataset_id, row_id, op, position, before, after, author, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+  s.bind(1, dataset).bind(2, row_id).bind(3, op).bind(4, pos);
+  before ? s.bind(5, *before) : s.bind_null(5);
+  after ? s.bind(6, *after) : s.bind_null(6);
+  s.bind(7, author).bind(8, utc_now()).run();
+}
+
+// Applied by the public edit functions and, inverted, by undo.
+void do_insert(Workspace& ws, int64_t dataset, int64_t position, int64_t row_id, const std::string& data,
+               const std::string& source) {
+  shift(ws, dataset, position, 1);
+  Stmt s = ws.db().prepare("INSERT INTO rows (id, dataset_id, position, data, source) VALUES (?, ?, ?, ?, ?)");
+  row_id > 0 ? s.bind(1, row_id) : s.bind_null(1);
+  s.bind(2, dataset).bind(3, position).bind(4, data).bind(5, source).run();
+}
+
+void do_delete(Workspace& ws, int64_t dataset, int64_t row_id, int64_t position) {
+  Stmt s = ws.db().prepare("DELETE FROM rows WHERE id = ?");
+  s.bind(1, row_id).run();
+  shift(ws, dataset, position + 1, -1);
+}
+
+int64_t row_count(Workspace& ws, int64_t dataset) {
+  Stmt s = ws.db().prepare("SELECT COUNT(*) FROM rows WHERE dataset_id = ?");
+  s.bind(1, dataset);
+  s.step();
+  return s.i64(0);
+}
+
+uint64_t mix(uint64_t x) {  // splitmix64 finaliser: a well-spread hash of the row id and seed
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+std::string lower_ascii(std::string s) {
+  for (auto& c : s)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return s;
+}
+
+}  // namespace
+
+ImportReport import_dataset(Workspace& ws, const std::string& path, const std::string& name, const ImportOptions& opt) {
+  if (name.empty()) throw Error("a dataset needs a name");
+  {
+    Stmt s = ws.db().prepare("SELECT 1 FROM datasets WHERE name = ?");
+    s.bind(1, name);
+    if (s.step()) throw Error("a dataset named \"" + name + "\" already exists in " + ws.dir());
+  }
+  ReadResult rr = read_dataset(path, opt.read);
+  ImportReport rep;
+  rep.rows_read = rr.rows_read;
+  rep.errors = rr.errors;
+  rep.duplicates = rr.duplicates;
+  rep.kind = dataset_kind_name(rr.kind);
+  rep.format = example_format_name(rr.format);
+  rep.problems = std::move(rr.problems);
+  if (opt.kind && *opt.kind != rr.kind && rr.format != ExampleFormat::Auto) {
+    rep.problems.insert(rep.problems.begin(), {path, "", std::string("rows are ") + dataset_kind_name(rr.kind) +
+                                                             " data, not " + dataset_kind_name(*opt.kind), true});
+    ++rep.errors;
+    return rep;
+  }
+  if ((rep.errors > 0 && !opt.skip_invalid) || rr.records.empty()) {
+    if (rr.records.empty() && rep.errors == 0) {
+      rep.problems.push_back({path, "", "no rows to import", true});
+      rep.errors = 1;
+    }
+    return rep;
+  }
+  Transaction t(ws.db());
+  Stmt d = ws.db().prepare("INSERT INTO datasets (name, kind, format, source, created_at) VALUES (?, ?, ?, ?, ?)");
+  d.bind(1, name).bind(2, rep.kind).bind(3, rep.format).bind(4, path).bind(5, utc_now()).run();
+  rep.dataset_id = ws.db().last_insert_id();
+  Stmt ins = ws.db().prepare("INSERT INTO rows (dataset_id, position, data, source) VALUES (?, ?, ?, ?)");
+  int64_t pos = 0;
+  for (const auto& r : rr.records) {
+    ins.bind(1, rep.dataset_id).bind(2, pos++).bind(3, r.data).bind(4, r.source);
+    ins.run();
+    ins.reset();
+  }
+  t.commit();
+  rep.imported = pos;
+  return rep;
+}
+
+std::vector<DatasetInfo> list_datasets(Workspace& ws) {
+  std::vector<DatasetInfo> out;
+  Stmt s = ws.db().prepare(
+      "SELECT d.id, d.name, d.kind, d.format, d.source, d.created_at, "
+      "(SELECT COUNT(*) FROM rows r WHERE r.dataset_id = d.id) FROM datasets d ORDER BY d.id");
+  while (s.step()) out.push_back({s.i64(0), s.text(1), s.text(2), s.text(3), s.text(4), s.text(5), s.i64(6)});
+  return out;
+}
+
+DatasetInfo find_dataset(Workspace& ws, const std::string& key) {
+  for (auto& d : list_datasets(ws))
+    if (d.name == key || std::to_string(d.id) == key) return d;
+  throw Error("no dataset \"" + key + "\" in " + ws.dir() + " (hone-cli dataset list shows them)");
+}
+
+void rename_dataset(Workspace& ws, int64_t id, const std::string& name) {
+  Stmt s = ws.db().prepare("UPDATE datasets SET name = ? WHERE id = ?");
+  s.bind(1, name).bind(2, id).run();
+}
+
+void delete_dataset(Workspace& ws, int64_t id) {
+  Transaction t(ws.db());
+  Stmt s = ws.db().prepare("DELETE FROM datasets WHERE id = ?");
+  s.bind(1, id).run();
+  t.commit();
+}
+
+std::vector<DatasetRow> read_rows(Workspace& ws, int64_t dataset, int64_t begin, int64_t end) {
+  std::vector<DatasetRow> out;
+  Stmt s = ws.db().prepare(std::string(kRowCols) +
+                           "WHERE r.dataset_id = ? AND r.position >= ? AND r.position < ? ORDER BY r.position");
+  s.bind(1, dataset).bind(2, begin).bind(3, end);
+  while (s.step()) out.push_back(row_from(s));
+  return out;
+}
+
+std::vector<DatasetRow> search_rows(Workspace& ws, int64_t dataset, const std::string& needle, int64_t from, int64_t limit) {
+  std::vector<DatasetRow> out;
+  // instr() on lower() avoids LIKE's wildcard escaping; the needle is bound, never spliced.
+  Stmt s = ws.db().prepare(std::string(kRowCols) +
+                           "WHERE r.dataset_id = ? AND r.position >= ? AND instr(lower(r.data), ?) > 0 "
+                           "ORDER BY r.position LIMIT ?");
+  // Rows are stored as JSON text, so the needle is matched in its JSON-escaped form (quotes, newlines).
+  const std::string quoted = json(needle).dump();
+  s.bind(1, dataset).bind(2, from).bind(3, lower_ascii(quoted.substr(1, quoted.size() - 2))).bind(4, limit);
+  while (s.step()) out.push_back(row_from(s));
+  return out;
+}
+
+int64_t insert_row(Workspace& ws, int64_t dataset, int64_t position, const std::string& data, const std::string& author) {
+  const std::string c = checked(ws, dataset, data);
+  Transaction t(ws.db());
+  position = std::clamp<int64_t>(position, 0, row_count(ws, dataset));
+  do_insert(ws, dataset, position, 0, c, "edited");
+  const int64_t id = ws.db().last_insert_id();
+  revision(ws, dataset, id, "insert", position, nullptr, &c, author);
+  t.commit();
+  return id;
+}
+
+void update_row(Workspace& ws, int64_t row_id, const std::string& data, const std::string& author) {
+  RowAt r = row_at(ws, row_id);
+  const std::string c = checked(ws, r.dataset, data);
+  Transaction t(ws.db());
+  Stmt s = ws.db().prepare("UPDATE rows SET data = ? WHERE id = ?");
+  s.bind(1, c).bind(2, row_id).run();
+  revision(ws, r.dataset, row_id, "update", r.position, &r.data, &c, author);
+  t.commit();
+}
+
+void delete_row(Workspace& ws, int64_t row_id, const std::string& author) {
+  RowAt r = row_at(ws, row_id);
+  Transaction t(ws.db());
+  do_delete(ws, r.dataset, row_id, r.position);
+  revision(ws, r.dataset, row_id, "delete", r.position, &r.data, nullptr, author);
+  t.commit();
+}
+
+bool undo(Workspace& ws, int64_t dataset) {
+  Transaction t(ws.db());
+  Stmt s = ws.db().prepare(
+      "SELECT id, row_id, op, position, before FROM revisions WHERE dataset_id = ? ORDER BY id DESC LIMIT 1");
+  s.bind(1, dataset);
+  if (!s.step()) return false;
+  const int64_t rev = s.i64(0), row_id = s.i64(1), pos = s.i64(3);
+  const std::string op = s.text(2), before = s.is_null(4) ? "" : s.text(4);
+  if (op == "insert") {
+    do_delete(ws, dataset, row_id, pos);
+  } else if (op == "delete") {
+    do_insert(ws, dataset, pos, row_id, before, "edited");  // the row comes back with its old id
+  } else {
+    Stmt u = ws.db().prepare("UPDATE rows SET data = ? WHERE id = ?");
+    u.bind(1, before).bind(2, row_id).run();
+  }
+  Stmt d = ws.db().prepare("DELETE FROM revisions WHERE id = ?");
+  d.bind(1, rev).run();
+  t.commit();
+  return true;
+}
+
+void set_label(Workspace& ws, int64_t row_id, const std::string& label, const std::string& author) {
+  RowAt r = row_at(ws, row_id);
+  if (kind_of_dataset(ws, r.dataset) != DatasetKind::Preference)
+    throw Error("row " + std::to_string(row_id) + " is not a preference pair");
+  if (label.empty()) {
+    Stmt s = ws.db().prepare("DELETE FROM labels WHERE row_id = ?");
+    s.bind(1, row_id).run();
+    return;
+  }
+  if (label != "chosen" && label != "rejected" && label != "tie" && label != "skip")
+    throw Error("label must be chosen, rejected, tie or skip (got \"" + label + "\")");
+  Stmt s = ws.db().prepare(
+      "INSERT INTO labels (row_id, label, author, at) VALUES (?, ?, ?, ?) "
+      "ON CONFLICT(row_id) DO UPDATE SET label = excluded.label, author = excluded.author, at = excluded.at");
+  s.bind(1, row_id).bind(2, label).bind(3, author).bind(4, utc_now()).run();
+}
+
+bool in_validation(int64_t row_id, uint64_t seed, double fraction) {
+  const uint64_t h = mix(mix(seed) ^ static_cast<uint64_t>(row_id));
+  return static_cast<double>(h >> 11) / static_cast<double>(1ull << 53) < fraction;
+}
+
+DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const Tokenizer* tok, int longest) {
+  DatasetStats st;
+  Stmt s = ws.db().prepare(std::string(kRowCols) + "WHERE r.dataset_id = ? ORDER BY r.position");
+  s.bind(1, dataset);
+  const DatasetKind kind = kind_of_dataset(ws, dataset);
+  std::vector<std::pair<int64_t, int64_t>> lens;
+  while (s.step()) {
+    DatasetRow r = row_from(s);
+    ++st.rows;
+    st.labelled += !r.label.empty();
+    json j = json::parse(r.data);
+    std::string text;  // the row's visible text, for length statistics
+    auto add = [&](const json& v) {
+      if (v.is_string()) text += v.get<std::string>() + "\n";
+      else if (v.is_array())
+        for (const auto& m : v) text += m.value("content", "") + "\n";
+    };
+    if (kind == DatasetKind::Chat) add(j["messages"]);
+    else if (kind == DatasetKind::Text) add(j["text"]);
+    else add(j["prompt"]), add(j["chosen"]), add(j["rejected"]);
+    st.chars += static_cast<int64_t>(text.size());
+    lens.emplace_back(r.position, static_cast<int64_t>(text.size()));
+    if (tok) st.token_lengths.push_back(static_cast<int64_t>(tok->encode(text, false).ids.size()));
+  }
+  std::sort(st.token_lengths.begin(), st.token_lengths.end());
+  std::stable_sort(lens.begin(), lens.end(), [](auto& a, auto& b) { return a.second > b.second; });
+  lens.resize(std::min<size_t>(lens.size(), static_cast<size_t>(std::max(0, longest))));
+  st.longest = lens;
+  return st;
+}
+
+int64_t export_dataset(Workspace& ws, int64_t dataset, const std::string& out_path, const ExportOptions& opt) {
+  const DatasetKind kind = kind_of_dataset(ws, dataset);
+  if (!opt.split.empty() && opt.split != "train" && opt.split != "validation")
+    throw Error("split must be train or validation");
+  AtomicWriter w(out_path);
+  Stmt s = ws.db().prepare(std::string(kRowCols) + "WHERE r.dataset_id = ? ORDER BY r.position");
+  s.bind(1, dataset);
+  int64_t n = 0;
+  while (s.step()) {
+    DatasetRow r = row_from(s);
+    if (!opt.split.empty() && in_validation(r.id, opt.seed, opt.fraction) != (opt.split == "validation")) continue;
+    std::string line = r.data;
+    if (kind == DatasetKind::Preference && !r.label.empty()) {
+      if (r.label == "tie" || r.label == "skip") continue;
+      if (r.label == "rejected") {
+        json j = json::parse(r.data);
+        std::swap(j["chosen"], j["rejected"]);
+        line = j.dump();
+      }
+    }
+    line += "\n";
+    w.write(line.data(), line.size());
+    ++n;
+  }
+  w.commit();
+  return n;
+}
+
+}  // namespace hone

@@ -1,0 +1,89 @@
+// Datasets in the workspace: import (one transaction), paged reads, edits with undo through stored
+// revisions, search, preference labels, a seeded train/validation split, statistics and export to
+// the JSONL forms TRL and Axolotl read.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "data/records.h"
+#include "store/workspace.h"
+
+namespace hone {
+
+class Tokenizer;
+
+struct DatasetInfo {
+  int64_t id = 0;
+  std::string name, kind, format, source, created_at;
+  int64_t rows = 0;
+};
+
+struct DatasetRow {
+  int64_t id = 0, position = 0;
+  std::string data, source;
+  std::string label;  // preference label ("" when none)
+};
+
+struct ImportReport {
+  int64_t dataset_id = 0;  // 0 when nothing was imported
+  int64_t imported = 0, rows_read = 0, errors = 0, duplicates = 0;
+  std::string kind, format;
+  std::vector<Problem> problems;
+};
+
+struct ImportOptions {
+  ReadOptions read;
+  std::optional<DatasetKind> kind;  // expected kind; a mismatch is an error
+  bool skip_invalid = false;        // import the valid rows and report the rest
+};
+
+// Reads, validates and imports. Without skip_invalid any error imports nothing (the report lists
+// the problems and dataset_id stays 0). Throws only for an unreadable path or a taken name.
+ImportReport import_dataset(Workspace& ws, const std::string& path, const std::string& name, const ImportOptions& opt);
+
+std::vector<DatasetInfo> list_datasets(Workspace& ws);
+// By numeric id or by name; throws naming what was asked for when there is no such dataset.
+DatasetInfo find_dataset(Workspace& ws, const std::string& id_or_name);
+void rename_dataset(Workspace& ws, int64_t id, const std::string& name);
+void delete_dataset(Workspace& ws, int64_t id);
+
+// Rows with position in [begin, end), in order. Positions are dense 0..rows-1.
+std::vector<DatasetRow> read_rows(Workspace& ws, int64_t dataset, int64_t begin, int64_t end);
+// Rows whose JSON contains `needle` (case-insensitive for ASCII), from position `from`, at most `limit`.
+std::vector<DatasetRow> search_rows(Workspace& ws, int64_t dataset, const std::string& needle, int64_t from, int64_t limit);
+
+// Edits validate the row for the dataset's kind (throwing with the problems) and record a revision.
+int64_t insert_row(Workspace& ws, int64_t dataset, int64_t position, const std::string& data, const std::string& author);
+void update_row(Workspace& ws, int64_t row_id, const std::string& data, const std::string& author);
+void delete_row(Workspace& ws, int64_t row_id, const std::string& author);
+// Reverts the newest revision of the dataset; false when there is none left.
+bool undo(Workspace& ws, int64_t dataset);
+
+// Preference labels: chosen (the stored chosen answer is better), rejected (the stored rejected one
+// is), tie, skip. An empty label clears it.
+void set_label(Workspace& ws, int64_t row_id, const std::string& label, const std::string& author);
+
+// Row ids of the validation part: each row falls there with probability `fraction`, decided by a
+// hash of (seed, row id), so the split survives edits elsewhere in the dataset.
+bool in_validation(int64_t row_id, uint64_t seed, double fraction);
+
+struct DatasetStats {
+  int64_t rows = 0, chars = 0, labelled = 0;
+  std::vector<int64_t> token_lengths;               // per row, sorted (empty without a tokenizer)
+  std::vector<std::pair<int64_t, int64_t>> longest;  // (row position, chars), longest first
+};
+DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const Tokenizer* tok, int longest = 5);
+
+// Export as JSONL: chat -> {"messages"}, preference -> {"prompt","chosen","rejected"} (labels applied:
+// "rejected" swaps the pair, tie and skip are left out), text -> {"text"}. Written atomically.
+// With `split`, only rows of that part ("train" or "validation", seed and fraction as above).
+struct ExportOptions {
+  std::string split;  // "" = all rows
+  uint64_t seed = 0;
+  double fraction = 0.1;
+};
+int64_t export_dataset(Workspace& ws, int64_t dataset, const std::string& out_path, const ExportOptions& opt = {});
+
+}  // namespace hone

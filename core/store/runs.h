@@ -1,0 +1,93 @@
+// Run records: what was trained (config, model, datasets), its status over time, per-step metrics
+// written in batches, and its checkpoints and artifacts.
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "store/workspace.h"
+
+namespace hone {
+
+struct RunInfo {
+  int64_t id = 0;
+  std::string name, method, recipe, base_model, datasets, config, run_dir, status, error;
+  std::string started_at, ended_at, final_metrics, notes, lock_path;
+};
+
+struct NewRun {
+  std::string name, method, recipe, base_model;
+  std::string datasets = "[]";  // JSON list
+  std::string config;           // the full run config as JSON
+  std::string run_dir;
+};
+
+int64_t create_run(Workspace& ws, const NewRun& r, const std::string& status = "queued");
+// running/paused/...; started_at is set the first time a run starts, ended_at when it ends.
+void set_run_status(Workspace& ws, int64_t id, const std::string& status, const std::string& error = "");
+void finish_run(Workspace& ws, int64_t id, const std::string& status, const std::string& error,
+                const std::string& final_metrics_json);
+void set_run_lock(Workspace& ws, int64_t id, const std::string& lock_path);
+void rename_run(Workspace& ws, int64_t id, const std::string& name);
+void set_run_notes(Workspace& ws, int64_t id, const std::string& notes);
+void delete_run(Workspace& ws, int64_t id);  // the record only; the caller decides about the folder
+
+std::vector<RunInfo> list_runs(Workspace& ws);
+RunInfo get_run(Workspace& ws, int64_t id);  // throws when there is none
+
+struct MetricPoint {
+  int64_t step = 0;
+  double value = 0, wall = 0;
+};
+std::vector<std::string> metric_names(Workspace& ws, int64_t run);
+std::vector<MetricPoint> run_metric(Workspace& ws, int64_t run, const std::string& name);
+
+struct Artifact {
+  int64_t id = 0, step = -1, bytes = 0;
+  std::string kind, path, created_at;
+};
+void add_artifact(Workspace& ws, int64_t run, const std::string& kind, int64_t step, const std::string& path, int64_t bytes);
+std::vector<Artifact> run_artifacts(Workspace& ws, int64_t run);
+// The newest checkpoint of the run that still exists on disk ("" when none).
+std::string last_checkpoint(Workspace& ws, int64_t run);
+
+// Buffers metric points and commits them in one transaction every `rows` points or `seconds`,
+// so that recording costs training almost nothing; a crash loses at most the open batch.
+class MetricsWriter {
+ public:
+  MetricsWriter(Workspace& ws, int64_t run, int rows = 512, double seconds = 2.0);
+  ~MetricsWriter();
+  void add(int64_t step, const std::string& name, double value);
+  void flush();
+
+ private:
+  Workspace& ws_;
+  int64_t run_;
+  int rows_;
+  double seconds_;
+  std::chrono::steady_clock::time_point last_;
+  struct Pending {
+    int64_t step;
+    std::string name;
+    double value, wall;
+  };
+  std::vector<Pending> pending_;
+};
+
+// Holds an exclusive flock on `path` for the life of the object (and of the process): the
+// workspace treats a run whose lock is free as interrupted.
+class RunLock {
+ public:
+  explicit RunLock(const std::string& path);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// Size of a file, or of all files under a folder.
+int64_t path_bytes(const std::string& path);
+
+}  // namespace hone

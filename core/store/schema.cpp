@@ -1,0 +1,104 @@
+// Migrations. Never edit a released step: add a new one, so that every older workspace upgrades
+// along the same path. Version 1 was the first store (datasets, rows, revisions, runs, metrics);
+// version 2 added preference labels, checkpoints/artifacts, run notes and the run lock path.
+#include "store/schema.h"
+
+#include "common/error.h"
+
+namespace hone {
+namespace {
+
+const char* kV1 = R"SQL(
+CREATE TABLE datasets (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  kind        TEXT NOT NULL CHECK (kind IN ('chat', 'preference', 'text')),
+  format      TEXT NOT NULL,
+  source      TEXT NOT NULL,
+  created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE rows (
+  id          INTEGER PRIMARY KEY,
+  dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  position    INTEGER NOT NULL,
+  data        TEXT NOT NULL,
+  source      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX rows_by_position ON rows(dataset_id, position);
+CREATE TABLE revisions (
+  id          INTEGER PRIMARY KEY,
+  dataset_id  INTEGER NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+  row_id      INTEGER NOT NULL,
+  op          TEXT NOT NULL CHECK (op IN ('insert', 'update', 'delete')),
+  position    INTEGER NOT NULL,
+  before      TEXT,
+  after       TEXT,
+  author      TEXT NOT NULL DEFAULT '',
+  at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX revisions_by_dataset ON revisions(dataset_id, id);
+CREATE TABLE runs (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL,
+  method      TEXT NOT NULL,
+  recipe      TEXT NOT NULL DEFAULT '',
+  base_model  TEXT NOT NULL,
+  datasets    TEXT NOT NULL DEFAULT '[]',
+  config      TEXT NOT NULL,
+  run_dir     TEXT NOT NULL,
+  status      TEXT NOT NULL CHECK (status IN ('queued', 'running', 'paused', 'completed', 'failed', 'cancelled', 'interrupted')),
+  error       TEXT NOT NULL DEFAULT '',
+  started_at  TEXT,
+  ended_at    TEXT,
+  final       TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE metrics (
+  run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  step        INTEGER NOT NULL,
+  name        TEXT NOT NULL,
+  value       REAL,
+  wall        REAL NOT NULL,
+  PRIMARY KEY (run_id, name, step)
+) WITHOUT ROWID;
+)SQL";
+
+const char* kV2 = R"SQL(
+CREATE TABLE labels (
+  row_id      INTEGER PRIMARY KEY REFERENCES rows(id) ON DELETE CASCADE,
+  label       TEXT NOT NULL CHECK (label IN ('chosen', 'rejected', 'tie', 'skip')),
+  author      TEXT NOT NULL DEFAULT '',
+  at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE TABLE artifacts (
+  id          INTEGER PRIMARY KEY,
+  run_id      INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+  kind        TEXT NOT NULL CHECK (kind IN ('checkpoint', 'adapter', 'model', 'export')),
+  step        INTEGER,
+  path        TEXT NOT NULL,
+  bytes       INTEGER NOT NULL DEFAULT 0,
+  created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX artifacts_by_run ON artifacts(run_id, id);
+ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+ALTER TABLE runs ADD COLUMN lock_path TEXT NOT NULL DEFAULT '';
+)SQL";
+
+const char* const kMigrations[] = {kV1, kV2};
+static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion, "one migration per schema version");
+
+}  // namespace
+
+void migrate(Db& db, int target) {
+  int v = db.user_version();
+  if (v > kSchemaVersion)
+    throw Error(db.path() + ": made by a newer Hone (schema version " + std::to_string(v) + ", this build knows up to " +
+                std::to_string(kSchemaVersion) + ")");
+  for (; v < target; ++v) {
+    Transaction t(db);
+    db.exec(kMigrations[v]);
+    db.set_user_version(v + 1);
+    t.commit();
+  }
+}
+
+}  // namespace hone

@@ -1,0 +1,361 @@
+// Workspace store: every import format (good and malformed samples), all-or-nothing imports with
+// a real rollback, exact round-trips of awkward text, edits with undo, labels, the seeded split,
+// export, runs and metrics, migration from schema version 1, and interrupted-run detection.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/files.h"
+#include "data/examples.h"
+#include "store/datasets.h"
+#include "store/runs.h"
+#include "store/schema.h"
+#include "test_support.h"
+
+using namespace hone;
+using json = nlohmann::json;
+
+namespace {
+
+std::string write(const std::string& dir, const std::string& name, const std::string& text) {
+  std::string p = dir + "/" + name;
+  std::ofstream(p, std::ios::binary) << text;
+  return p;
+}
+
+json row_json(const Record& r) { return json::parse(r.data); }
+
+bool has_problem(const ReadResult& r, const std::string& where_suffix, const std::string& field, const std::string& msg) {
+  for (const auto& p : r.problems)
+    if (p.where.size() >= where_suffix.size() &&
+        p.where.compare(p.where.size() - where_suffix.size(), where_suffix.size(), where_suffix) == 0 && p.field == field &&
+        p.message.find(msg) != std::string::npos)
+      return true;
+  return false;
+}
+
+std::string dump_problems(const ReadResult& r) {
+  std::string s;
+  for (const auto& p : r.problems) s += p.text() + "\n";
+  return s;
+}
+
+}  // namespace
+
+TEST(Formats, EachFormatIsDetectedAndCanonicalised) {
+  auto d = test::temp_dir("formats");
+  struct Case {
+    std::string file, text, kind, format;
+    json first;
+  };
+  std::vector<Case> cases = {
+      {"alpaca.jsonl", R"({"instruction":"Add","input":"2 and 3","output":"5","system":"Be brief."})" "\n", "chat", "alpaca",
+       {{"messages", {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Add\n\n2 and 3"}},
+                      {{"role", "assistant"}, {"content", "5"}}}}}},
+      {"sharegpt.jsonl", R"({"conversations":[{"from":"human","value":"hi"},{"from":"gpt","value":"hello"}]})" "\n", "chat",
+       "sharegpt", {{"messages", {{{"role", "user"}, {"content", "hi"}}, {{"role", "assistant"}, {"content", "hello"}}}}}},
+      {"messages.json", R"([{"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]}])", "chat", "messages",
+       {{"messages", {{{"role", "user"}, {"content", "q"}}, {{"role", "assistant"}, {"content", "a"}}}}}},
+      {"pc.jsonl", R"({"prompt":"2+2=","completion":"4"})" "\n", "chat", "prompt-completion",
+       {{"messages", {{{"role", "user"}, {"content", "2+2="}}, {{"role", "assistant"}, {"content", "4"}}}}}},
+      {"pref.jsonl", R"({"prompt":"Sky?","chosen":"blue","rejected":"green"})" "\n", "preference", "preference",
+       {{"prompt", "Sky?"}, {"chosen", "blue"}, {"rejected", "green"}}},
+      // TRL's implicit prompt: the shared first messages become the prompt.
+      {"pref_conv.jsonl",
+       R"({"chosen":[{"role":"user","content":"Sky?"},{"role":"assistant","content":"blue"}],"rejected":[{"role":"user","content":"Sky?"},{"role":"assistant","content":"green"}]})" "\n",
+       "preference", "preference",
+       {{"prompt", {{{"role", "user"}, {"content", "Sky?"}}}}, {"chosen", {{{"role", "assistant"}, {"content", "blue"}}}},
+        {"rejected", {{{"role", "assistant"}, {"content", "green"}}}}}},
+      {"text.jsonl", R"({"text":"Once upon a time."})" "\n", "text", "text", {{"text", "Once upon a time."}}},
+      {"notes.md", "# Title\n\nBody text.\n", "text", "text", {{"text", "# Title\n\nBody text.\n"}}},
+      // CSV: quoted separators, doubled quotes and a newline inside a cell.
+      {"data.csv", "instruction,output\n\"Say \"\"hi\"\", please\",\"hi,\nthere\"\nx,y\n", "chat", "alpaca",
+       {{"messages", {{{"role", "user"}, {"content", "Say \"hi\", please"}}, {{"role", "assistant"}, {"content", "hi,\nthere"}}}}}},
+      {"data.tsv", "prompt\tcompletion\nq1\ta1\n", "chat", "prompt-completion",
+       {{"messages", {{{"role", "user"}, {"content", "q1"}}, {{"role", "assistant"}, {"content", "a1"}}}}}},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.file);
+    ReadResult r = read_dataset(write(d, c.file, c.text));
+    EXPECT_EQ(r.errors, 0) << dump_problems(r);
+    ASSERT_FALSE(r.records.empty());
+    EXPECT_EQ(dataset_kind_name(r.kind), c.kind);
+    EXPECT_EQ(example_format_name(r.format), c.format);
+    EXPECT_EQ(row_json(r.records[0]), c.first);
+  }
+  // The CSV's second record starts on line 4 (the first spans lines 2-3).
+  ReadResult csv = read_dataset(d + "/data.csv");
+  ASSERT_EQ(csv.records.size(), 2u);
+  EXPECT_EQ(csv.records[1].source, d + "/data.csv:4");
+}
+
+TEST(Formats, FieldMapAndFolders) {
+  auto d = test::temp_dir("fieldmap");
+  auto p = write(d, "qa.jsonl", R"({"question":"Why?","answer":"Because."})" "\n");
+  ReadOptions o;
+  o.field_map = parse_field_map("question=instruction,answer=output");
+  ReadResult r = read_dataset(p, o);
+  ASSERT_EQ(r.errors, 0) << dump_problems(r);
+  EXPECT_EQ(example_format_name(r.format), std::string("alpaca"));
+  EXPECT_THROW(parse_field_map("question"), Error);
+  // Unmapped, the same file cannot be recognised and says how to fix it.
+  ReadResult bad = read_dataset(p);
+  EXPECT_TRUE(has_problem(bad, "qa.jsonl:1", "", "--map")) << dump_problems(bad);
+
+  std::string folder = d + "/docs";
+  ASSERT_EQ(std::system(("mkdir -p '" + folder + "/sub'").c_str()), 0);
+  write(folder, "b.txt", "second");
+  write(folder, "a.md", "first");
+  write(folder + "/sub", "c.txt", "third");
+  write(folder, "skip.bin", "ignored");
+  ReadResult f = read_dataset(folder);
+  ASSERT_EQ(f.records.size(), 3u);
+  EXPECT_EQ(row_json(f.records[0])["text"], "first");
+  EXPECT_EQ(row_json(f.records[2])["text"], "third");
+}
+
+TEST(Formats, MalformedRowsAreNamedByLineAndField) {
+  auto d = test::temp_dir("malformed");
+  std::string text =
+      R"({"instruction":"ok","output":"fine"})" "\n"                                          // 1 good
+      R"({"instruction":"x","output":"   "})" "\n"                                            // 2 empty response
+      "{\"instruction\": \"broken\"\n"                                                         // 3 malformed JSON
+      "\n"                                                                                      // 4 blank: ignored
+      R"({"instruction":"ok","output":"fine"})" "\n"                                          // 5 duplicate of 1
+      "{\"instruction\":\"bad \xff byte\",\"output\":\"y\"}\n"                                // 6 invalid UTF-8
+      R"({"instruction":"x"})" "\n";                                                           // 7 missing output
+  ReadResult r = read_dataset(write(d, "a.jsonl", text));
+  EXPECT_TRUE(has_problem(r, "a.jsonl:2", "output", "empty response")) << dump_problems(r);
+  EXPECT_TRUE(has_problem(r, "a.jsonl:3", "", "malformed JSON"));
+  EXPECT_TRUE(has_problem(r, "a.jsonl:5", "", "duplicate of"));
+  EXPECT_TRUE(has_problem(r, "a.jsonl:6", "", "invalid UTF-8"));
+  EXPECT_TRUE(has_problem(r, "a.jsonl:7", "output", "missing"));
+  EXPECT_EQ(r.errors, 4);
+  EXPECT_EQ(r.duplicates, 1);
+  EXPECT_EQ(r.records.size(), 2u);  // rows 1 and 5
+
+  ReadResult roles = read_dataset(write(d, "roles.jsonl",
+      R"({"messages":[{"role":"user","content":"q"},{"role":"robot","content":"a"}]})" "\n"
+      R"({"conversations":[{"from":"alien","value":"q"}]})" "\n"));
+  EXPECT_TRUE(has_problem(roles, "roles.jsonl:1", "messages[1].role", "unknown role \"robot\"")) << dump_problems(roles);
+
+  ReadResult sg = read_dataset(write(d, "sg.jsonl", R"({"conversations":[{"from":"alien","value":"q"}]})" "\n"));
+  EXPECT_TRUE(has_problem(sg, "sg.jsonl:1", "conversations[0].from", "unknown role")) << dump_problems(sg);
+
+  ReadResult same = read_dataset(write(d, "pref.jsonl", R"({"prompt":"p","chosen":"same","rejected":"same"})" "\n"));
+  EXPECT_TRUE(has_problem(same, "pref.jsonl:1", "rejected", "identical")) << dump_problems(same);
+
+  ReadOptions small;
+  small.max_row_bytes = 64;
+  ReadResult big = read_dataset(write(d, "big.jsonl", "{\"text\":\"" + std::string(100, 'x') + "\"}\n"), small);
+  EXPECT_TRUE(has_problem(big, "big.jsonl:1", "", "oversized row")) << dump_problems(big);
+
+  ReadResult csv = read_dataset(write(d, "bad.csv", "instruction,output\na,b,c\n\"open,x\n"));
+  EXPECT_TRUE(has_problem(csv, "bad.csv:2", "", "has 3 fields")) << dump_problems(csv);
+  EXPECT_TRUE(has_problem(csv, "bad.csv:3", "", "unterminated")) << dump_problems(csv);
+
+  ReadResult arr = read_dataset(write(d, "arr.json", "[\n{\"text\":\"a\"},\n{\"text\": }\n]"));
+  EXPECT_TRUE(has_problem(arr, "arr.json:3", "", "malformed JSON")) << dump_problems(arr);
+
+  // Training reads through the same checks and stops at the first error, naming it.
+  try {
+    read_conversations(d + "/a.jsonl");
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("a.jsonl:2: output: empty response"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Store, ImportIsAllOrNothing) {
+  auto d = test::temp_dir("import");
+  Workspace ws(d + "/ws");
+  auto bad = write(d, "bad.jsonl", R"({"prompt":"a","completion":"b"})" "\n" R"({"prompt":"c"})" "\n");
+  ImportReport r = import_dataset(ws, bad, "bad", {});
+  EXPECT_EQ(r.dataset_id, 0);
+  EXPECT_EQ(r.errors, 1);
+  EXPECT_TRUE(list_datasets(ws).empty());
+  ImportOptions skip;
+  skip.skip_invalid = true;
+  ImportReport s = import_dataset(ws, bad, "bad", skip);
+  EXPECT_GT(s.dataset_id, 0);
+  EXPECT_EQ(s.imported, 1);
+  EXPECT_THROW(import_dataset(ws, bad, "bad", skip), Error);  // the name is taken
+
+  // A failure inside the transaction (here a trigger aborting the 3rd insert, as a full disk
+  // would) leaves no dataset and no rows behind.
+  ws.db().exec(
+      "CREATE TEMP TRIGGER fail_third BEFORE INSERT ON rows WHEN NEW.position = 2 "
+      "BEGIN SELECT RAISE(ABORT, 'simulated failure'); END");
+  std::string lines;
+  for (int i = 0; i < 5; ++i) lines += json({{"text", "doc " + std::to_string(i)}}).dump() + "\n";
+  EXPECT_THROW(import_dataset(ws, write(d, "five.jsonl", lines), "five", {}), Error);
+  EXPECT_EQ(list_datasets(ws).size(), 1u);
+  Stmt c = ws.db().prepare("SELECT COUNT(*) FROM rows");
+  ASSERT_TRUE(c.step());
+  EXPECT_EQ(c.i64(0), 1);  // only the row of "bad"
+  ws.db().exec("DROP TRIGGER fail_third");
+
+  ImportOptions want_pref;
+  want_pref.kind = DatasetKind::Preference;
+  ImportReport k = import_dataset(ws, d + "/five.jsonl", "five", want_pref);
+  EXPECT_EQ(k.dataset_id, 0);
+  ASSERT_FALSE(k.problems.empty());
+  EXPECT_NE(k.problems[0].message.find("not preference"), std::string::npos);
+}
+
+TEST(Store, AwkwardTextRoundTripsExactly) {
+  auto d = test::temp_dir("roundtrip");
+  Workspace ws(d + "/ws");
+  std::vector<std::string> texts = {"it's \"quoted\" '; DROP TABLE rows; --",
+                                    std::string("nul\0inside", 10),
+                                    "emoji 🦙👍🏽 and ünïcödé",
+                                    "Robert'); DELETE FROM datasets WHERE ('1'='1",
+                                    std::string(1 << 20, 'z') + "end"};
+  std::string lines;
+  for (const auto& t : texts) lines += json({{"text", t}}).dump() + "\n";
+  auto rep = import_dataset(ws, write(d, "awkward.jsonl", lines), "awk'ward \"name\"", {});
+  ASSERT_GT(rep.dataset_id, 0);
+  auto rows = read_rows(ws, rep.dataset_id, 0, 100);
+  ASSERT_EQ(rows.size(), texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(json::parse(rows[i].data)["text"].get<std::string>(), texts[i]);
+  EXPECT_EQ(find_dataset(ws, "awk'ward \"name\"").id, rep.dataset_id);
+  // Export and re-import: identical again.
+  export_dataset(ws, rep.dataset_id, d + "/out.jsonl");
+  auto back = read_dataset(d + "/out.jsonl");
+  ASSERT_EQ(back.records.size(), texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) EXPECT_EQ(row_json(back.records[i])["text"].get<std::string>(), texts[i]);
+  // Search binds the needle: SQL in it is just text.
+  EXPECT_EQ(search_rows(ws, rep.dataset_id, "DROP TABLE", 0, 10).size(), 1u);
+  EXPECT_EQ(search_rows(ws, rep.dataset_id, "'1'='1", 0, 10).size(), 1u);
+  EXPECT_EQ(search_rows(ws, rep.dataset_id, "🦙", 0, 10).size(), 1u);
+  EXPECT_EQ(search_rows(ws, rep.dataset_id, "\"quoted\"", 0, 10).size(), 1u);
+}
+
+TEST(Store, EditsUndoLabelsSplitAndExport) {
+  auto d = test::temp_dir("edits");
+  Workspace ws(d + "/ws");
+  std::string lines;
+  for (int i = 0; i < 4; ++i)
+    lines += json({{"prompt", "p" + std::to_string(i)}, {"chosen", "c" + std::to_string(i)}, {"rejected", "r" + std::to_string(i)}}).dump() + "\n";
+  auto rep = import_dataset(ws, write(d, "pairs.jsonl", lines), "pairs", {});
+  ASSERT_GT(rep.dataset_id, 0);
+  const int64_t ds = rep.dataset_id;
+  auto prompts = [&] {
+    std::string s;
+    for (auto& r : read_rows(ws, ds, 0, 100)) s += json::parse(r.data)["prompt"].get<std::string>() + " ";
+    return s;
+  };
+  auto rows = read_rows(ws, ds, 0, 100);
+  const int64_t id_new = insert_row(ws, ds, 1, R"({"prompt":"new","chosen":"a","rejected":"b"})", "tester");
+  EXPECT_EQ(prompts(), "p0 new p1 p2 p3 ");
+  update_row(ws, rows[2].id, R"({"prompt":"P2","chosen":"x","rejected":"y"})", "tester");
+  delete_row(ws, rows[0].id, "tester");
+  EXPECT_EQ(prompts(), "new p1 P2 p3 ");
+  EXPECT_THROW(update_row(ws, rows[1].id, R"({"prompt":"p","chosen":"s","rejected":"s"})", "t"), Error);  // identical pair
+  EXPECT_THROW(update_row(ws, rows[1].id, R"({"text":"wrong kind"})", "t"), Error);
+  auto page = read_rows(ws, ds, 1, 3);
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0].position, 1);
+
+  EXPECT_TRUE(undo(ws, ds));
+  EXPECT_EQ(prompts(), "p0 new p1 P2 p3 ");
+  EXPECT_EQ(read_rows(ws, ds, 0, 1)[0].id, rows[0].id);  // the deleted row is back with its id
+  EXPECT_TRUE(undo(ws, ds));
+  EXPECT_TRUE(undo(ws, ds));
+  EXPECT_EQ(prompts(), "p0 p1 p2 p3 ");
+  EXPECT_FALSE(undo(ws, ds));
+  (void)id_new;
+
+  set_label(ws, rows[0].id, "chosen", "ann");
+  set_label(ws, rows[1].id, "rejected", "ann");  // the annotator preferred the stored "rejected"
+  set_label(ws, rows[2].id, "tie", "ann");
+  set_label(ws, rows[3].id, "skip", "bob");
+  set_label(ws, rows[3].id, "", "bob");  // cleared
+  EXPECT_THROW(set_label(ws, rows[0].id, "maybe", "ann"), Error);
+  EXPECT_EQ(read_rows(ws, ds, 1, 2)[0].label, "rejected");
+  EXPECT_EQ(export_dataset(ws, ds, d + "/pairs_out.jsonl"), 3);  // the tie is left out
+  std::vector<json> out;
+  for (auto& l : read_dataset(d + "/pairs_out.jsonl").records) out.push_back(row_json(l));
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[1], json({{"prompt", "p1"}, {"chosen", "r1"}, {"rejected", "c1"}}));  // swapped by its label
+
+  // The split depends only on (seed, row id): stable across edits, about the asked fraction.
+  int val = 0;
+  for (int64_t id = 1; id <= 10000; ++id) val += in_validation(id, 7, 0.1);
+  EXPECT_NEAR(val, 1000, 120);
+  EXPECT_EQ(in_validation(42, 7, 0.1), in_validation(42, 7, 0.1));
+  int differ = 0;
+  for (int64_t id = 1; id <= 1000; ++id) differ += in_validation(id, 7, 0.5) != in_validation(id, 8, 0.5);
+  EXPECT_GT(differ, 300);  // another seed gives another split
+  const int64_t tr = export_dataset(ws, ds, d + "/tr.jsonl", {"train", 3, 0.5});
+  const int64_t va = export_dataset(ws, ds, d + "/va.jsonl", {"validation", 3, 0.5});
+  EXPECT_EQ(tr + va, 3);
+}
+
+TEST(Store, MigratesFromVersionOne) {
+  auto d = test::temp_dir("migrate");
+  ASSERT_EQ(std::system(("mkdir -p '" + d + "/ws'").c_str()), 0);
+  {
+    Db db(d + "/ws/hone.db");
+    migrate(db, 1);
+    ASSERT_EQ(db.user_version(), 1);
+    db.exec("INSERT INTO datasets (id, name, kind, format, source) VALUES (1, 'old', 'preference', 'preference', 'x')");
+    db.exec("INSERT INTO rows (dataset_id, position, data) VALUES (1, 0, '{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\"}')");
+    db.exec("INSERT INTO runs (name, method, base_model, config, run_dir, status) VALUES ('r', 'lora', 'm', '{}', '/nowhere', 'completed')");
+    db.exec("INSERT INTO metrics VALUES (1, 1, 'loss', 2.5, 0)");
+  }
+  Workspace ws(d + "/ws");
+  EXPECT_EQ(ws.db().user_version(), kSchemaVersion);
+  auto ds = list_datasets(ws);
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0].rows, 1);
+  auto row = read_rows(ws, 1, 0, 1).at(0);
+  set_label(ws, row.id, "chosen", "ann");  // a table added by version 2
+  EXPECT_EQ(read_rows(ws, 1, 0, 1).at(0).label, "chosen");
+  RunInfo r = get_run(ws, 1);
+  EXPECT_EQ(r.notes, "");
+  EXPECT_DOUBLE_EQ(run_metric(ws, 1, "loss").at(0).value, 2.5);
+  // A database from a newer Hone is refused, not damaged.
+  ws.db().set_user_version(kSchemaVersion + 1);
+  EXPECT_THROW(Workspace again(d + "/ws"), Error);
+}
+
+TEST(Store, RunsMetricsAndInterruptedDetection) {
+  auto d = test::temp_dir("runs");
+  int64_t dead = 0, alive = 0;
+  auto lock_alive = d + "/alive.lock";
+  RunLock held(lock_alive);  // this process is "training" that run
+  {
+    Workspace ws(d + "/ws");
+    NewRun nr{"a", "lora", "sft", "/m", "[\"d.jsonl\"]", R"({"lr":0.001,"lora":{"r":8}})", d + "/ws/runs/a"};
+    dead = create_run(ws, nr, "running");
+    alive = create_run(ws, nr, "running");
+    set_run_lock(ws, dead, d + "/dead.lock");  // never locked: its process is gone
+    set_run_lock(ws, alive, lock_alive);
+    MetricsWriter mw(ws, dead, 4, 1e9);
+    for (int s = 1; s <= 10; ++s) mw.add(s, "loss", 3.0 / s);
+    // 8 points went out in two batches of 4; the last 2 are still buffered.
+    EXPECT_EQ(run_metric(ws, dead, "loss").size(), 8u);
+    mw.flush();
+    EXPECT_EQ(run_metric(ws, dead, "loss").size(), 10u);
+    mw.add(10, "loss", 0.25);  // a resumed run repeating a step replaces the point
+    mw.flush();
+    EXPECT_DOUBLE_EQ(run_metric(ws, dead, "loss").back().value, 0.25);
+    add_artifact(ws, dead, "checkpoint", 10, d, 123);
+  }
+  Workspace ws(d + "/ws");
+  EXPECT_EQ(get_run(ws, dead).status, "interrupted");
+  EXPECT_EQ(get_run(ws, alive).status, "running");
+  EXPECT_EQ(last_checkpoint(ws, dead), d);
+  finish_run(ws, alive, "completed", "", R"({"final_loss":0.5})");
+  EXPECT_EQ(json::parse(get_run(ws, alive).final_metrics)["final_loss"], 0.5);
+  EXPECT_FALSE(get_run(ws, alive).ended_at.empty());
+  rename_run(ws, alive, "renamed");
+  set_run_notes(ws, alive, "good one");
+  EXPECT_EQ(get_run(ws, alive).name, "renamed");
+  delete_run(ws, dead);
+  EXPECT_TRUE(run_metric(ws, dead, "loss").empty());  // metrics go with the run
+  EXPECT_EQ(list_runs(ws).size(), 1u);
+}
