@@ -22,6 +22,7 @@ namespace hone::cli {
 static const char* kHelp = R"(usage: hone-cli bench [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
                       [--method lora|qlora|full] [--checkpointing] [--json]
+       hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
 Prints one JSON object: tokens_per_s (median step), step_s, mfu (model FLOPs/s over the fp32
 GEMM peak measured here), gemm_gflops, peak_rss_mb, frozen_weight_bytes, trainable_params.
@@ -30,6 +31,7 @@ trains) over the decoder's matmul parameters N, plus attention (4*T*d per layer 
 )";
 
 int cmd_bench(int argc, char** argv) {
+  if (argc > 2 && std::string(argv[2]) == "store") return cmd_bench_store(argc, argv);
   Args a(argc, argv, 2, "bench",
          {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed"},
          {"json", "checkpointing"});

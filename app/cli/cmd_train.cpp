@@ -14,6 +14,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/files.h"
+#include "store/datasets.h"
 #include "store/runs.h"
 #include "train/trainer.h"
 
@@ -145,12 +146,16 @@ int cmd_train(int argc, char** argv) {
     opt.run_dir = join_path(ws.runs_dir(), cfg.name + "-" + stamp);
   }
   opt.resume_from = a.get("resume");
+  // Workspace datasets ("dataset:NAME") are exported into the run folder first.
+  const std::vector<std::string> refs = cfg.train_data;
+  cfg.train_data = materialize_datasets(ws, cfg.train_data, join_path(opt.run_dir, "data"));
+  cfg.eval_data = materialize_datasets(ws, cfg.eval_data, join_path(opt.run_dir, "data"));
   NewRun nr;
   nr.name = cfg.name;
   nr.method = cfg.method;
   nr.recipe = cfg.recipe;
   nr.base_model = cfg.base_model;
-  nr.datasets = nlohmann::json(cfg.train_data).dump();
+  nr.datasets = nlohmann::json(refs).dump();
   nr.config = cfg.to_json().dump();
   nr.run_dir = opt.run_dir;
   const int64_t id = create_run(ws, nr, "running");

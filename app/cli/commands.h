@@ -19,6 +19,7 @@ int cmd_generate(int argc, char** argv);
 int cmd_init_model(int argc, char** argv);
 int cmd_train(int argc, char** argv);
 int cmd_bench(int argc, char** argv);
+int cmd_bench_store(int argc, char** argv);
 int cmd_demo(int argc, char** argv);
 int cmd_dataset(int argc, char** argv);
 int cmd_runs(int argc, char** argv);

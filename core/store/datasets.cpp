@@ -4,6 +4,8 @@
 #include "store/datasets.h"
 
 #include <algorithm>
+#include <cctype>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -335,6 +337,25 @@ int64_t export_dataset(Workspace& ws, int64_t dataset, const std::string& out_pa
   }
   w.commit();
   return n;
+}
+
+std::vector<std::string> materialize_datasets(Workspace& ws, const std::vector<std::string>& refs, const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& r : refs) {
+    if (r.rfind("dataset:", 0) != 0) {
+      out.push_back(r);
+      continue;
+    }
+    DatasetInfo d = find_dataset(ws, r.substr(8));
+    std::string safe;  // a file name from the dataset name
+    for (char c : d.name) safe += (std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c : '_';
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    const std::string path = join_path(dir, std::to_string(d.id) + "-" + safe + ".jsonl");
+    export_dataset(ws, d.id, path);
+    out.push_back(path);
+  }
+  return out;
 }
 
 }  // namespace hone

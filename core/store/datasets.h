@@ -86,4 +86,9 @@ struct ExportOptions {
 };
 int64_t export_dataset(Workspace& ws, int64_t dataset, const std::string& out_path, const ExportOptions& opt = {});
 
+// Run configs may name workspace datasets as "dataset:NAME" (or "dataset:ID"). Each such entry is
+// exported to <dir>/<name>.jsonl and replaced by that path, so a run keeps the exact data it
+// trained on even when the dataset is edited later. Other entries are returned unchanged.
+std::vector<std::string> materialize_datasets(Workspace& ws, const std::vector<std::string>& refs, const std::string& dir);
+
 }  // namespace hone

@@ -19,7 +19,8 @@ const std::set<std::string> kKeys = {
 const std::set<std::string> kLoraKeys = {"r", "alpha", "dropout", "targets", "rslora"};
 
 std::string resolve(const std::string& p, const std::string& base) {
-  if (p.empty() || p[0] == '/' || base.empty()) return p;
+  // "dataset:NAME" names a workspace dataset; the front end exports it before training.
+  if (p.empty() || p[0] == '/' || base.empty() || p.rfind("dataset:", 0) == 0) return p;
   return join_path(base, p);
 }
 

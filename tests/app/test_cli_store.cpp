@@ -148,6 +148,29 @@ TEST(CliStore, TrainRecordsRunsThatCompare) {
   EXPECT_GE(list.size(), 2u);
 }
 
+TEST(CliStore, TrainsOnAWorkspaceDataset) {
+  const auto& f = fixture();
+  const std::string ws = " --workspace " + shell_quote(f.dir + "/ds-ws");
+  ASSERT_EQ(cli("dataset import " + shell_quote(f.data) + " --name my-data" + ws).code, 0);
+  json c = {{"name", "from-ws"}, {"base_model", f.model}, {"method", "lora"}, {"train_data", "dataset:my-data"},
+            {"max_steps", 2}, {"batch_size", 2}, {"max_seq_len", 48}};
+  std::ofstream(f.dir + "/ds.json") << c.dump();
+  auto r = cli("train --json --config " + shell_quote(f.dir + "/ds.json") + ws);
+  ASSERT_EQ(r.code, 0) << r.err;
+  auto runs = json::parse(cli("runs list --json" + ws).out);
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["datasets"], json::array({"dataset:my-data"}));
+  // The rows it trained on are kept in the run folder, identical to an export.
+  const std::string kept = runs[0]["run_dir"].get<std::string>() + "/data/1-my-data.jsonl";
+  ASSERT_EQ(cli("dataset export my-data --out " + shell_quote(f.dir + "/ds-export.jsonl") + ws).code, 0);
+  EXPECT_EQ(read_file(kept), read_file(f.dir + "/ds-export.jsonl"));
+  c["train_data"] = "dataset:nosuch";
+  std::ofstream(f.dir + "/nosuch.json") << c.dump();
+  auto missing = cli("train --config " + shell_quote(f.dir + "/nosuch.json") + ws);
+  EXPECT_EQ(missing.code, 1);
+  EXPECT_NE(missing.err.find("no dataset \"nosuch\""), std::string::npos) << missing.err;
+}
+
 TEST(CliStore, KillNineLeavesAnIntactDatabaseAndAnInterruptedRun) {
   const auto& f = fixture();
   const std::string ws = f.dir + "/crash-ws";
