@@ -27,7 +27,8 @@ static const char* kHelp = R"(usage: hone-cli bench [--hidden 512] [--layers 8] 
 Prints one JSON object: tokens_per_s (median step), step_s, mfu (model FLOPs/s over the fp32
 GEMM peak measured here), gemm_gflops, peak_rss_mb, frozen_weight_bytes, trainable_params.
 Model FLOPs per token: 2N forward + 2N input gradients (+2N weight gradients when the base
-trains) over the decoder's matmul parameters N, plus attention (4*T*d per layer each way).
+trains) over the matmul parameters N (head included), plus attention: 4*T*d per layer forward
+and twice that backward.
 )";
 
 int cmd_bench(int argc, char** argv) {
@@ -93,8 +94,9 @@ int cmd_bench(int argc, char** argv) {
   // Matmul parameters: attention and MLP projections plus the output head.
   const double n_mat = static_cast<double>(L * (H * cfg.q_dim() * 2 + H * cfg.kv_dim() * 2 + 3 * H * I) + V * H);
   const double attn = static_cast<double>(L) * 4.0 * T * cfg.q_dim();  // QK^T and PV per token, forward
-  const double per_token_fwd = 2 * n_mat + attn;
-  const double per_token = method == "full" ? 3 * per_token_fwd : 2 * per_token_fwd + 2.0 * V * H;  // head weights stay frozen too
+  // Forward 2N + attention; backward: input gradients 2N (+ weight gradients 2N when the base
+  // trains) and twice the forward attention work (dQ, dK from dS; dP, dV from dO).
+  const double per_token = (method == "full" ? 6 : 4) * n_mat + 3 * attn;
   const double flops = per_token * tokens / step_s;
   nlohmann::json j = {{"method", method},
                       {"tokens_per_s", tokens / step_s},

@@ -15,7 +15,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "store/datasets.h"
-#include "store/runs.h"
+#include "store/run_recorder.h"
 #include "train/trainer.h"
 
 namespace hone::cli {
@@ -49,12 +49,7 @@ static std::string fmt_time(double s) {
 // final metrics. Shared by `train` and `runs resume`.
 int run_recorded(Workspace& ws, int64_t run_id, const RunConfig& cfg, TrainOptions opt, bool json) {
   const bool tty = ::isatty(STDOUT_FILENO) && !json;
-  std::error_code ec;
-  std::filesystem::create_directories(opt.run_dir, ec);
-  RunLock lock(join_path(opt.run_dir, "run.lock"));
-  set_run_lock(ws, run_id, join_path(opt.run_dir, "run.lock"));
-  set_run_status(ws, run_id, "running");
-  MetricsWriter metrics(ws, run_id);
+  RunRecorder rec(ws, run_id, opt.run_dir);
   g_interrupt = false;
   struct sigaction sa {};
   sa.sa_handler = [](int) { g_interrupt = true; };
@@ -63,17 +58,7 @@ int run_recorded(Workspace& ws, int64_t run_id, const RunConfig& cfg, TrainOptio
     if (json) std::cout << nlohmann::json({{"event", "log"}, {"message", s}}).dump() << "\n" << std::flush;
     else std::cerr << s << "\n";
   };
-  opt.on_checkpoint = [&](int64_t step, const std::string& dir) {
-    metrics.flush();
-    add_artifact(ws, run_id, "checkpoint", step, dir, path_bytes(dir));
-  };
   opt.on_progress = [&](const StepMetrics& m) {
-    metrics.add(m.step, "loss", m.loss);
-    metrics.add(m.step, "lr", m.lr);
-    metrics.add(m.step, "grad_norm", m.grad_norm);
-    metrics.add(m.step, "tokens_per_s", m.tokens_per_s);
-    metrics.add(m.step, "elapsed_s", m.elapsed_s);
-    if (m.has_eval) metrics.add(m.step, "eval_loss", m.eval_loss), metrics.add(m.step, "eval_ppl", m.eval_ppl);
     if (json) {
       nlohmann::json j = {{"event", "step"}, {"run_id", run_id}, {"step", m.step}, {"total_steps", m.total_steps},
                           {"epoch", m.epoch}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
@@ -96,23 +81,16 @@ int run_recorded(Workspace& ws, int64_t run_id, const RunConfig& cfg, TrainOptio
     }
     return g_interrupt ? Control::Cancel : Control::Continue;
   };
+  rec.attach(opt);
   TrainResult r;
   try {
     r = train(cfg, opt);
   } catch (const std::exception& e) {
-    metrics.flush();
-    finish_run(ws, run_id, "failed", e.what(), "{}");
+    rec.fail(e.what());
     throw;
   }
-  metrics.flush();
+  rec.finish(r, cfg.method);
   if (tty) std::cout << "\n";
-  nlohmann::json fin = {{"steps", r.steps}, {"seconds", r.seconds}, {"trainable_params", r.trainable_params}};
-  if (std::isfinite(r.final_loss)) fin["final_loss"] = r.final_loss;
-  if (std::isfinite(r.best_eval_loss)) fin["best_eval_loss"] = r.best_eval_loss;
-  const std::string status = r.status == "stopped_early" ? "completed" : r.status;
-  if (!r.output_dir.empty() && is_directory(r.output_dir))
-    add_artifact(ws, run_id, cfg.method == "full" ? "model" : "adapter", r.steps, r.output_dir, path_bytes(r.output_dir));
-  finish_run(ws, run_id, status, r.error, fin.dump());
   nlohmann::json done = {{"event", "done"},       {"run_id", run_id},         {"status", r.status},
                          {"steps", r.steps},      {"final_loss", r.final_loss}, {"best_eval_loss", r.best_eval_loss},
                          {"seconds", r.seconds},  {"run_dir", opt.run_dir},   {"output", r.output_dir},
@@ -150,15 +128,7 @@ int cmd_train(int argc, char** argv) {
   const std::vector<std::string> refs = cfg.train_data;
   cfg.train_data = materialize_datasets(ws, cfg.train_data, join_path(opt.run_dir, "data"));
   cfg.eval_data = materialize_datasets(ws, cfg.eval_data, join_path(opt.run_dir, "data"));
-  NewRun nr;
-  nr.name = cfg.name;
-  nr.method = cfg.method;
-  nr.recipe = cfg.recipe;
-  nr.base_model = cfg.base_model;
-  nr.datasets = nlohmann::json(refs).dump();
-  nr.config = cfg.to_json().dump();
-  nr.run_dir = opt.run_dir;
-  const int64_t id = create_run(ws, nr, "running");
+  const int64_t id = record_new_run(ws, cfg, refs, opt.run_dir);
   return run_recorded(ws, id, cfg, opt, a.flag("json"));
 }
 

@@ -42,9 +42,35 @@ std::vector<Sequence> tokenize_conversations(const Tokenizer& tok, ChatFormat f,
 }
 
 std::vector<Sequence> pack_documents(const Tokenizer& tok, const std::vector<std::string>& docs, int64_t block_len,
-                                     TokenizeStats* stats) {
+                                     TokenizeStats* stats, bool packing) {
   const int32_t eos = tok.eos_id();
   if (eos < 0) throw Error("the tokenizer has no EOS token to separate packed documents");
+  if (!packing) {
+    std::vector<Sequence> out;
+    TokenizeStats st;
+    for (const auto& d : docs) {
+      Sequence s;
+      s.ids = tok.encode(d, true).ids;
+      s.ids.push_back(eos);
+      if (static_cast<int64_t>(s.ids.size()) > block_len) {
+        s.ids.resize(static_cast<size_t>(block_len));
+        ++st.truncated;
+      }
+      if (s.ids.size() < 2) {
+        ++st.dropped;
+        continue;
+      }
+      s.loss_mask.assign(s.ids.size(), 1);
+      s.loss_mask[0] = 0;
+      st.tokens += static_cast<int64_t>(s.ids.size());
+      st.loss_tokens += static_cast<int64_t>(s.ids.size()) - 1;
+      out.push_back(std::move(s));
+    }
+    st.sequences = static_cast<int64_t>(out.size());
+    if (stats) *stats = st;
+    if (out.empty()) throw Error("the documents hold fewer than two tokens");
+    return out;
+  }
   std::vector<int32_t> stream;
   for (const auto& d : docs) {
     auto ids = tok.encode(d, true).ids;

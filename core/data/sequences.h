@@ -22,7 +22,8 @@ struct TokenizeStats {
 std::vector<Sequence> tokenize_conversations(const Tokenizer& tok, ChatFormat f, const std::vector<Conversation>& convs,
                                              int64_t max_len, bool assistant_only, TokenizeStats* stats);
 // Concatenates documents with EOS after each and cuts blocks of block_len tokens ("wrapped" packing).
+// packing=false: one sequence per document (+ EOS), cut at block_len.
 std::vector<Sequence> pack_documents(const Tokenizer& tok, const std::vector<std::string>& docs, int64_t block_len,
-                                     TokenizeStats* stats);
+                                     TokenizeStats* stats, bool packing = true);
 
 }  // namespace hone

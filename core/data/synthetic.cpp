@@ -8,7 +8,7 @@
 namespace hone {
 namespace {
 
-const char kLetters[] = "abcdefghiklmnoprstuw";
+const char kLetters[] = "abcdefghiklmnoprstuw";  // 20 letters: 160,000 four-letter words
 
 bool in_split(const std::string& w, const std::string& split) {
   uint32_t h = 2166136261u;
@@ -19,7 +19,7 @@ bool in_split(const std::string& w, const std::string& split) {
 
 std::string word(std::mt19937_64& rng, const std::string& split) {
   for (;;) {
-    int n = 3 + static_cast<int>(rng() % 2);  // 3-4 letters: copies stay at near-fixed offsets
+    const int n = 4;  // one length: every copy is at a fixed distance, which a small model learns fast
     std::string w;
     for (int i = 0; i < n; ++i) w += kLetters[rng() % (sizeof(kLetters) - 1)];
     if (in_split(w, split)) return w;
@@ -31,26 +31,32 @@ std::string word(std::mt19937_64& rng, const std::string& split) {
 std::vector<SkillExample> make_skill_examples(int count, const std::string& split, uint64_t seed) {
   std::mt19937_64 rng(seed * 31 + (split == "test" ? 7 : 3));
   std::vector<SkillExample> out;
+  // The word ends every instruction and is followed by as many tokens in the plain form as in the
+  // ChatML form (".<|im_end|>\n<|im_start|>assistant\n" is 14 tokens with the character-level
+  // tokenizer), so what pre-training taught about where to copy from carries over to chat; what
+  // fine-tuning has to teach is the new phrasing and the template.
+  const std::string sep = ".\n==> answer:\n";
+  auto plain = [&](const char* op, const std::string& w, const std::string& ans) { return std::string(op) + " " + w + sep + ans; };
   for (int i = 0; i < count; ++i) {
     std::string w = word(rng, split);
     switch (i % 4) {
       case 0: {
-        std::string r(w.rbegin(), w.rend());
-        out.push_back({"reverse", "Reverse the word " + w + ".", r, "reverse " + w + " = " + r});
+        std::string e = w;  // each letter becomes the next one in the alphabet
+        for (auto& ch : e) ch = static_cast<char>(ch + 1);
+        out.push_back({"encode", "Encode the word " + w + ".", e, plain("next", w, e)});
         break;
       }
       case 1: {
         std::string u = w;
         for (auto& ch : u) ch = static_cast<char>(ch - 'a' + 'A');
-        out.push_back({"capitalise", "Write " + w + " in capital letters.", u, "upper " + w + " = " + u});
+        out.push_back({"capitalise", "Capitalise the word " + w + ".", u, plain("upper", w, u)});
         break;
       }
       case 2:
-        out.push_back({"repeat", "Say " + w + " twice.", w + " " + w, "twice " + w + " = " + w + " " + w});
+        out.push_back({"repeat", "Say this word twice: " + w + ".", w + " " + w, plain("double", w, w + " " + w)});
         break;
       default:
-        out.push_back({"count", "How many letters are in " + w + "?", std::to_string(w.size()),
-                       "count " + w + " = " + std::to_string(w.size())});
+        out.push_back({"brackets", "Bracket the word " + w + ".", "[" + w + "]", plain("bracket", w, "[" + w + "]")});
         break;
     }
   }

@@ -218,7 +218,7 @@ at::Tensor CausalLMImpl::forward(const at::Tensor& ids, const at::Tensor& attent
   return logits_from_hidden(hidden(ids, attention_mask, cache, positions));
 }
 
-void init_weights(CausalLM& m, uint64_t seed, double std) {
+void init_weights(CausalLM& m, uint64_t seed, double std, double embed_std) {
   at::NoGradGuard ng;
   auto gen = at::detail::createCPUGenerator(seed);
   for (auto& p : m->named_parameters()) {
@@ -230,7 +230,8 @@ void init_weights(CausalLM& m, uint64_t seed, double std) {
     if (is_norm) t.fill_(m->config.arch->norm_weight_offset != 0.f ? 0.0 : 1.0);
     else if (is_bias) t.zero_();
     else {
-      auto r = at::normal(0.0, std, t.sizes(), gen, at::TensorOptions(at::kFloat));
+      const bool is_embed = name.find("embed_tokens") != std::string::npos;
+      auto r = at::normal(0.0, is_embed && embed_std >= 0 ? embed_std : std, t.sizes(), gen, at::TensorOptions(at::kFloat));
       t.copy_(r);
     }
   }

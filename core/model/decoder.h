@@ -95,6 +95,7 @@ struct CausalLMImpl : torch::nn::Module {
 TORCH_MODULE(CausalLM);
 
 // Initialises weights like transformers (normal(0, 0.02), norms at identity) from a seed.
-void init_weights(CausalLM& m, uint64_t seed, double std = 0.02);
+// embed_std < 0: the embeddings use `std` as well (HF's initializer_range everywhere).
+void init_weights(CausalLM& m, uint64_t seed, double std = 0.02, double embed_std = -1);
 
 }  // namespace hone

@@ -6,16 +6,9 @@
 #include <vector>
 
 #include "model/decoder.h"
+#include "peft/lora_config.h"
 
 namespace hone {
-
-struct LoraConfig {
-  int64_t r = 16;
-  double alpha = 32;
-  double dropout = 0.0;
-  bool rslora = false;
-  std::vector<std::string> targets = {"q_proj", "v_proj"};  // or {"all-linear"}
-};
 
 // Projection names a target list expands to ("all-linear": every linear except lm_head).
 std::vector<std::string> expand_lora_targets(const std::vector<std::string>& targets);

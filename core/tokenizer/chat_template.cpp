@@ -13,7 +13,7 @@ struct Names {
 };
 constexpr Names kNames[] = {{ChatFormat::Llama3, "llama3"}, {ChatFormat::ChatML, "chatml"}, {ChatFormat::Mistral, "mistral"},
                             {ChatFormat::Llama2, "llama2"}, {ChatFormat::Zephyr, "zephyr"}, {ChatFormat::Gemma, "gemma"},
-                            {ChatFormat::Alpaca, "alpaca"}};
+                            {ChatFormat::Alpaca, "alpaca"}, {ChatFormat::Raw, "raw"}};
 
 struct Builder {
   RenderedChat r;
@@ -171,6 +171,13 @@ RenderedChat render_chat(ChatFormat f, const std::vector<ChatMessage>& msgs, boo
       }
       break;
     }
+    case ChatFormat::Raw: {
+      for (const auto& m : msgs) {
+        if (m.role == "assistant") b.reply("", m.content, eos, "");
+        else b.text(m.content);
+      }
+      break;
+    }
   }
   return b.r;
 }
@@ -180,8 +187,8 @@ ChatTokens tokenize_chat(const Tokenizer& tok, ChatFormat f, const std::vector<C
   const std::string eos = tok.config().eos_token.empty() ? "</s>" : tok.config().eos_token;
   ChatTokens out;
   out.rendered = render_chat(f, msgs, gen, bos, eos);
-  // Chat formats write their own BOS; Alpaca (base models) takes the tokenizer's default specials.
-  Encoding enc = tok.encode(out.rendered.text, f == ChatFormat::Alpaca);
+  // Chat formats write their own BOS; Alpaca and Raw (base models) take the tokenizer's default specials.
+  Encoding enc = tok.encode(out.rendered.text, f == ChatFormat::Alpaca || f == ChatFormat::Raw);
   out.ids = enc.ids;
   out.assistant_mask.assign(enc.ids.size(), 0);
   for (size_t i = 0; i < enc.ids.size(); ++i) {

@@ -9,7 +9,8 @@
 
 namespace hone {
 
-enum class ChatFormat { Llama3, ChatML, Mistral, Llama2, Zephyr, Gemma, Alpaca };
+// Raw: no markers at all, prompt text then completion + EOS (TRL's plain prompt/completion form).
+enum class ChatFormat { Llama3, ChatML, Mistral, Llama2, Zephyr, Gemma, Alpaca, Raw };
 
 struct ChatMessage {
   std::string role;  // system | user | assistant

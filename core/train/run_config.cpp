@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/json_file.h"
+#include "peft/lora.h"
 
 namespace hone {
 namespace {
@@ -14,7 +15,7 @@ const std::set<std::string> kKeys = {
     "name", "base_model", "method", "recipe", "train_data", "eval_data", "data_format", "chat_template", "loss_on",
     "max_seq_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "adam_beta1", "adam_beta2",
     "adam_eps", "schedule", "warmup_steps", "warmup_ratio", "max_grad_norm", "lora", "gradient_checkpointing",
-    "bucket_by_length", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints", "seed",
+    "bucket_by_length", "packing", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints", "seed",
     "threads", "device"};
 const std::set<std::string> kLoraKeys = {"r", "alpha", "dropout", "targets", "rslora"};
 
@@ -90,6 +91,7 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   typed("max_grad_norm", c.max_grad_norm);
   typed("gradient_checkpointing", c.gradient_checkpointing);
   typed("bucket_by_length", c.bucket_by_length);
+  typed("packing", c.packing);
   typed("eval_every", c.eval_every);
   typed("eval_fraction", c.eval_fraction);
   typed("early_stopping_patience", c.early_stopping_patience);
@@ -163,6 +165,7 @@ nlohmann::json RunConfig::to_json() const {
           {"lora", {{"r", lora.r}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}, {"rslora", lora.rslora}}},
           {"gradient_checkpointing", gradient_checkpointing},
           {"bucket_by_length", bucket_by_length},
+          {"packing", packing},
           {"eval_every", eval_every},
           {"eval_fraction", eval_fraction},
           {"early_stopping_patience", early_stopping_patience},

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "peft/lora.h"
+#include "peft/lora_config.h"
 
 namespace hone {
 
@@ -33,6 +33,7 @@ struct RunConfig {
   LoraConfig lora;
   bool gradient_checkpointing = false;
   bool bucket_by_length = true;
+  bool packing = true;  // cpt: concatenate documents into full blocks (false: one document per sequence)
   int64_t eval_every = 0;
   double eval_fraction = 0.0;  // held out of train_data when eval_data is empty
   int64_t early_stopping_patience = 0;

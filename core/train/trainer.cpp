@@ -105,7 +105,7 @@ Prepared prepare_data(const RunConfig& cfg, const Tokenizer& tok, const LogFn& l
         auto d = read_documents(f);
         docs.insert(docs.end(), d.begin(), d.end());
       }
-      out = pack_documents(tok, docs, cfg.max_seq_len, st);
+      out = pack_documents(tok, docs, cfg.max_seq_len, st, cfg.packing);
     } else {
       ExampleFormat fmt;
       if (!example_format_from_name(cfg.data_format, &fmt)) throw Error("unknown data_format \"" + cfg.data_format + "\"");
@@ -359,16 +359,17 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
                             {"tokens_per_s", m.tokens_per_s}, {"elapsed_s", m.elapsed_s}};
       if (m.has_eval) row["eval_loss"] = m.eval_loss;
       metrics << row.dump() << "\n" << std::flush;
-      if (cfg.save_every > 0 && (step + 1) % cfg.save_every == 0) save_checkpoint(step + 1);
+      // Report the step before checkpointing it, so that whoever records metrics has this step's
+      // values in hand when the checkpoint appears (a resume starts after it).
       Control c = opt.on_progress ? opt.on_progress(m) : Control::Continue;
       while (c == Control::Pause) {  // all state stays in memory while paused
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         m.paused = true;
         c = opt.on_progress(m);
       }
+      if (c == Control::Cancel || (cfg.save_every > 0 && (step + 1) % cfg.save_every == 0)) save_checkpoint(step + 1);
       if (c == Control::Cancel) {
         res.status = "cancelled";
-        save_checkpoint(step + 1);
         break;
       }
       if (stop_early) {
@@ -385,7 +386,8 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
     res.error = "out of memory (try a smaller batch_size or max_seq_len, gradient_checkpointing, or qlora)";
   } catch (const Error& e) {
     res.status = "failed";
-    res.error = e.what();
+    res.error = std::string(e.what()) + "; " +
+                (res.last_checkpoint.empty() ? "no checkpoint was written" : "the last good checkpoint is " + res.last_checkpoint);
   }
   res.best_eval_loss = best_eval;
   if (res.status != "failed") {

@@ -227,3 +227,107 @@ TEST(CliStore, KillNineLeavesAnIntactDatabaseAndAnInterruptedRun) {
     }
   }
 }
+
+TEST(CliStore, InterruptedRunResumesToCompletion) {
+  const auto& f = fixture();
+  const std::string ws = f.dir + "/resume-ws";
+  const std::string cfg = write_config(f.dir + "/resume.json", "resumable", 60, 1e-4, 5);
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open("/dev/null", O_WRONLY);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(HONE_CLI, HONE_CLI, "train", "--json", "--config", cfg.c_str(), "--workspace", ws.c_str(), (char*)nullptr);
+    ::_exit(127);
+  }
+  // Kill it once a checkpoint past step 10 is recorded.
+  bool ready = false;
+  for (int i = 0; i < 600 && !ready; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    try {
+      Workspace w(ws);
+      auto runs = list_runs(w);
+      for (auto& a : runs.empty() ? std::vector<Artifact>{} : run_artifacts(w, runs[0].id)) ready |= a.kind == "checkpoint" && a.step >= 10;
+    } catch (...) {
+    }
+  }
+  ::kill(pid, SIGKILL);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ASSERT_TRUE(ready);
+  {
+    Workspace w(ws);
+    ASSERT_EQ(list_runs(w).at(0).status, "interrupted");
+  }
+  auto show = cli("runs show 1 --workspace " + shell_quote(ws));
+  EXPECT_NE(show.out.find("hone-cli runs resume 1"), std::string::npos) << show.out;
+  auto r = cli("runs resume 1 --json --workspace " + shell_quote(ws));
+  ASSERT_EQ(r.code, 0) << r.err;
+  Workspace w(ws);
+  RunInfo run = get_run(w, 1);
+  EXPECT_EQ(run.status, "completed");
+  auto loss = run_metric(w, 1, "loss");
+  ASSERT_EQ(loss.size(), 60u);  // every step once, including those repeated after the checkpoint
+  for (size_t i = 0; i < loss.size(); ++i) EXPECT_EQ(loss[i].step, static_cast<int64_t>(i + 1));
+  EXPECT_DOUBLE_EQ(json::parse(run.final_metrics)["final_loss"].get<double>(), loss.back().value);
+}
+
+// Disk full while checkpointing: the run runs out of space on its second checkpoint (a 700 KiB
+// tmpfs mounted in a private mount namespace holds one 476 KiB checkpoint). The run fails with
+// the reason, the first checkpoint stays complete and resumes, and no partial folder is left.
+TEST(Faults, DiskFullWhileCheckpointingKeepsThePreviousCheckpoint) {
+  const auto& f = fixture();
+  if (test::run("unshare -rm true").code != 0) GTEST_SKIP() << "no unprivileged mount namespaces here";
+  const std::string root = f.dir + "/full", ws = f.dir + "/full-ws";
+  ASSERT_EQ(std::system(("mkdir -p " + shell_quote(root)).c_str()), 0);
+  const std::string cfg = write_config(f.dir + "/full.json", "full-disk", 9, 1e-4, 3);
+  const std::string more = write_config(f.dir + "/more.json", "after-full", 5, 1e-4, 0);
+  const std::string cli_path = HONE_CLI;
+  const std::string script =
+      "mount -t tmpfs -o size=700k tmpfs " + shell_quote(root) + " || exit 99; " + shell_quote(cli_path) +
+      " train --config " + shell_quote(cfg) + " --run-dir " + shell_quote(root + "/run") + " --workspace " + shell_quote(ws) +
+      " > /dev/null 2> " + shell_quote(f.dir + "/full.err") + "; echo train=$?; ls -a " + shell_quote(root + "/run/checkpoints") +
+      "; ls " + shell_quote(root + "/run/checkpoints/step-000003") + "; " + shell_quote(cli_path) + " train --config " +
+      shell_quote(more) + " --resume " + shell_quote(root + "/run/checkpoints/step-000003") + " --run-dir " +
+      shell_quote(f.dir + "/full-resumed") + " --workspace " + shell_quote(ws) + " --json | tail -1";
+  auto r = test::run("unshare -rm sh -c " + shell_quote(script));
+  if (r.out.find("train=") == std::string::npos) GTEST_SKIP() << "cannot mount a tmpfs here: " << r.err;
+  EXPECT_NE(r.out.find("train=1"), std::string::npos) << r.out;
+  const std::string err = read_file(f.dir + "/full.err");
+  EXPECT_NE(err.find("No space left on device"), std::string::npos) << err;
+  EXPECT_NE(err.find("step-000003"), std::string::npos) << err;  // names the checkpoint that survives
+  EXPECT_NE(r.out.find("step-000003\n"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("step-000006"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find(".tmp-"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("optimizer.safetensors"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("trainer_state.json"), std::string::npos) << r.out;
+  auto last = json::parse(r.out.substr(r.out.rfind("{")));
+  EXPECT_EQ(last["status"], "completed");  // resumed from the surviving checkpoint: steps 4..5
+  EXPECT_EQ(last["steps"], 5);
+  Workspace w(ws);
+  auto runs = list_runs(w);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[0].status, "failed");
+  EXPECT_NE(runs[0].error.find("No space left"), std::string::npos) << runs[0].error;
+}
+
+// Running out of memory is an error message, not a crash: a 1.5 GiB address-space limit and a
+// batch whose activations need far more.
+TEST(Faults, OutOfMemoryIsAClearError) {
+  const auto& f = fixture();
+  {
+    std::ofstream t(f.dir + "/long.jsonl");
+    std::string doc;
+    for (int i = 0; i < 2000; ++i) doc += "word" + std::to_string(i % 97) + " ";
+    for (int i = 0; i < 64; ++i) t << json({{"text", doc}}).dump() << "\n";
+  }
+  // 64 blocks of 2048 tokens: attention scores alone need 64 x 4 heads x 2048^2 x 4 bytes = 4 GiB.
+  json c = {{"name", "oom"}, {"base_model", f.model}, {"method", "full"}, {"recipe", "cpt"}, {"train_data", {f.dir + "/long.jsonl"}},
+            {"max_steps", 2}, {"batch_size", 64}, {"max_seq_len", 2048}};
+  std::ofstream(f.dir + "/oom.json") << c.dump();
+  auto r = test::run("ulimit -v 3000000; " + std::string(HONE_CLI) + " train --config " + shell_quote(f.dir + "/oom.json") +
+                     " --workspace " + shell_quote(f.dir + "/oom-ws"));
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("out of memory"), std::string::npos) << r.err;
+}

@@ -1,15 +1,72 @@
-// GUI smoke test (offscreen): the shell shows its pages and the About text names the versions.
-// Saves a screenshot into the build folder for review.
+// GUI tests (offscreen): the shell and About box; training from the Train page with live plot
+// points while the event loop keeps running, then cancel; overlaying two runs on the Runs page;
+// method availability and the advisor. Each test saves a screenshot into the build folder.
 #include <QDir>
+#include <QElapsedTimer>
+#include <QStandardPaths>
+#include <QTimer>
 #include <QtTest/QtTest>
+#include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "main_window.h"
+#include "runs_page.h"
+#include "store/datasets.h"
+#include "store/runs.h"
+#include "train_page.h"
+
+namespace {
+
+QString work(const QString& name) {
+  QString d = QString(HONE_TEST_WORK) + "/gui-" + name + "-" + QString::number(QCoreApplication::applicationPid());
+  QDir(d).removeRecursively();
+  QDir().mkpath(d);
+  return d;
+}
+
+void screenshot(QWidget& w, const QString& name) {
+  QDir().mkpath(HONE_TEST_WORK);
+  QVERIFY(w.grab().save(QString(HONE_TEST_WORK) + "/screenshot-" + name + ".png"));
+}
+
+// Largest gap between ticks of a 10 ms timer: how long the event loop was blocked.
+struct StallMeter {
+  QTimer timer;
+  QElapsedTimer clock;
+  qint64 last = 0, worst = 0;
+  StallMeter() {
+    clock.start();
+    QObject::connect(&timer, &QTimer::timeout, [this] {
+      const qint64 now = clock.elapsed();
+      worst = std::max(worst, now - last);
+      last = now;
+    });
+    timer.start(10);
+  }
+};
+
+}  // namespace
 
 class TestMainWindow : public QObject {
   Q_OBJECT
+  QString model_, data_;
+
  private Q_SLOTS:
+  void initTestCase() {
+    QStandardPaths::setTestModeEnabled(true);  // QSettings in a test location
+    QCoreApplication::setOrganizationName("HoneTest");
+    const QString d = work("fixture");
+    model_ = d + "/model";
+    const QString cmd = QString("%1 init-model --preset tiny --tokenizer builtin --out '%2' --seed 5 > /dev/null").arg(HONE_CLI, model_);
+    QCOMPARE(std::system(cmd.toUtf8().constData()), 0);
+    data_ = d + "/numbers.jsonl";
+    std::ofstream f(data_.toStdString());
+    for (int i = 0; i < 200; ++i)
+      f << nlohmann::json({{"instruction", "Say number " + std::to_string(i)}, {"output", "Number " + std::to_string(i) + "."}}).dump() << "\n";
+  }
+
   void pagesAndAbout() {
-    hone::ui::MainWindow w;
+    hone::ui::MainWindow w(work("about"));
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));
     QCOMPARE(w.pageCount(), 6);
@@ -17,8 +74,94 @@ class TestMainWindow : public QObject {
     QVERIFY2(about.contains("libtorch"), qPrintable(about));
     QVERIFY2(about.contains(qVersion()), qPrintable(about));
     QVERIFY2(about.contains("threads"), qPrintable(about));
-    QDir().mkpath(HONE_TEST_WORK);
-    QVERIFY(w.grab().save(QString(HONE_TEST_WORK) + "/screenshot-main-window.png"));
+    QVERIFY(QFile::exists(w.workspace() + "/hone.db"));
+    screenshot(w, "main-window");
+  }
+
+  void methodsAndAdvisor() {
+    const QString ws = work("advisor");
+    {
+      hone::Workspace w(ws.toStdString());
+      QVERIFY(hone::import_dataset(w, data_.toStdString(), "numbers", {}).dataset_id > 0);
+    }
+    hone::ui::MainWindow w(ws);
+    auto* tp = w.trainPage();
+    tp->selectDataset("numbers", true);
+    QVERIFY(tp->methodEnabled("lora"));
+    QVERIFY(tp->methodEnabled("qlora"));
+    QVERIFY(!tp->methodEnabled("cpt"));  // no raw-text dataset ticked
+    QVERIFY(!tp->methodEnabled("dpo"));  // not available yet, with the reason in its tooltip
+    QVERIFY2(tp->advice().contains("may help"), qPrintable(tp->advice()));  // 200 rows: between 100 and 500
+    tp->selectDataset("numbers", false);
+    QVERIFY2(tp->advice().contains("few-shot"), qPrintable(tp->advice()));
+  }
+
+  void trainFromTheTrainPageThenCancel() {
+    const QString ws = work("train");
+    {
+      hone::Workspace w(ws.toStdString());
+      QVERIFY(hone::import_dataset(w, data_.toStdString(), "numbers", {}).dataset_id > 0);
+    }
+    hone::ui::MainWindow w(ws);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    auto* tp = w.trainPage();
+    tp->setModelFolder(model_);
+    tp->selectDataset("numbers", true);
+    tp->setMaxSteps(100000);  // far more than the test waits for: it cancels
+    StallMeter stall;
+    QVERIFY(tp->startTraining());
+    QTRY_VERIFY_WITH_TIMEOUT(tp->lossPointCount() >= 5, 120000);
+    screenshot(w, "train-page");
+    const int before = tp->lossPointCount();
+    QTRY_VERIFY_WITH_TIMEOUT(tp->lossPointCount() > before, 60000);  // points keep arriving
+    tp->job()->cancel();
+    QTRY_VERIFY_WITH_TIMEOUT(!tp->job()->running(), 60000);
+    QTRY_VERIFY_WITH_TIMEOUT(tp->statusText().contains("cancelled"), 5000);
+    QVERIFY2(stall.worst < 1000, qPrintable(QString("event loop stalled %1 ms").arg(stall.worst)));
+    qInfo("longest event-loop stall while training: %lld ms", stall.worst);
+    hone::Workspace db(ws.toStdString());
+    auto runs = hone::list_runs(db);
+    QCOMPARE(runs.size(), size_t(1));
+    QCOMPARE(QString::fromStdString(runs[0].status), QString("cancelled"));
+    QVERIFY(hone::run_metric(db, runs[0].id, "loss").size() >= 5);
+  }
+
+  void overlayTwoRunsOnTheRunsPage() {
+    const QString ws = work("runs");
+    {
+      hone::Workspace w(ws.toStdString());
+      QVERIFY(hone::import_dataset(w, data_.toStdString(), "numbers", {}).dataset_id > 0);
+    }
+    hone::ui::MainWindow w(ws);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    auto* tp = w.trainPage();
+    tp->setModelFolder(model_);
+    tp->selectDataset("numbers", true);
+    tp->setMaxSteps(6);
+    QSignalSpy done(tp, &hone::ui::TrainPage::runFinished);
+    for (int i = 0; i < 2; ++i) {
+      QVERIFY(tp->startTraining());
+      QTRY_VERIFY_WITH_TIMEOUT(done.count() == i + 1, 120000);
+      QCOMPARE(done.last().at(0).toString(), QString("completed"));
+      tp->setMaxSteps(8);  // the second run differs in max_steps
+    }
+    auto* rp = w.runsPage();
+    rp->refresh();
+    QCOMPARE(rp->rowCount(), 2);
+    rp->selectRuns({1, 2});
+    QCOMPARE(rp->plottedRunCount(), 2);
+    QVERIFY2(rp->configDiffText().contains("max_steps"), qPrintable(rp->configDiffText()));
+    QVERIFY2(!rp->configDiffText().contains("batch_size"), qPrintable(rp->configDiffText()));  // only keys that differ
+    QVERIFY(rp->commandFor(1).startsWith("hone-cli train --config "));
+    QVERIFY(rp->exportCsv(ws + "/runs.csv"));
+    QFile csv(ws + "/runs.csv");
+    QVERIFY(csv.open(QIODevice::ReadOnly));
+    QCOMPARE(csv.readAll().count('\n'), 1 + 6 + 8);  // header + one row per step of each run
+    QVERIFY(rp->exportPng(ws + "/runs.png"));
+    w.showPage(3);
+    screenshot(w, "runs-page");
   }
 };
 

@@ -1,0 +1,54 @@
+// The GUI's handle on one training run: runs the core's train() on a worker thread, records it in
+// the workspace, and turns the core's progress callback into queued Qt signals. Pause, resume and
+// cancel are flags the callback reads; the GUI thread never waits on training.
+#pragma once
+#include <QMetaType>
+#include <QObject>
+#include <QString>
+#include <atomic>
+#include <memory>
+#include <thread>
+
+namespace hone::ui {
+
+struct StepPoint {
+  qint64 step = 0, total = 0;
+  double epoch = 0, loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, elapsed_s = 0, eta_s = 0;
+  bool has_eval = false;
+  double eval_loss = 0;
+  qint64 rss_bytes = 0;
+};
+
+class TrainJob : public QObject {
+  Q_OBJECT
+ public:
+  explicit TrainJob(QObject* parent = nullptr);
+  ~TrainJob() override;  // cancels a running job and waits for its thread
+
+  // Starts training the run config (JSON text) in the workspace. resume_run > 0 continues that
+  // recorded run from its newest checkpoint instead. Returns false (with `error`) when the config
+  // is invalid or a job is already running; data problems arrive later through failed().
+  bool start(const QString& workspace_dir, const QString& config_json, qint64 resume_run, QString* error);
+  void pause();
+  void resume();
+  void cancel();
+  bool running() const { return running_; }
+  bool paused() const { return control_ == 1; }
+
+ Q_SIGNALS:
+  void started(qint64 run_id, const QString& run_dir);
+  void progress(const hone::ui::StepPoint& p);
+  void log(const QString& line);
+  // status: completed | cancelled | failed (error says why); output: adapter/ or model/ folder.
+  void finished(const QString& status, const QString& error, const QString& output);
+
+ private:
+  void join();
+  std::thread thread_;
+  std::atomic<int> control_{0};  // 0 continue, 1 pause, 2 cancel
+  std::atomic<bool> running_{false};
+};
+
+}  // namespace hone::ui
+
+Q_DECLARE_METATYPE(hone::ui::StepPoint)

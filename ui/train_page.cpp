@@ -1,0 +1,615 @@
+// Train page. The form builds a run config (train/run_config.h) with workspace datasets named as
+// "dataset:NAME"; TrainJob trains it on a worker thread and the plots follow its progress signals.
+#include "train_page.h"
+
+#include <unistd.h>
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSpinBox>
+#include <QSplitter>
+#include <QStandardItemModel>
+#include <QTabWidget>
+#include <QVBoxLayout>
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <qcustomplot.h>
+
+#include "common/files.h"
+#include "common/json_file.h"
+#include "model/config.h"
+#include "store/datasets.h"
+#include "tokenizer/chat_template.h"
+#include "train/run_config.h"
+
+namespace hone::ui {
+namespace {
+
+struct MethodInfo {
+  const char* key;
+  const char* label;
+};
+constexpr MethodInfo kMethods[] = {{"lora", "LoRA (instruction tuning)"},
+                                   {"qlora", "QLoRA, 4-bit NF4 base (instruction tuning)"},
+                                   {"full", "Full fine-tuning (instruction tuning)"},
+                                   {"cpt", "Continued pre-training (LoRA, raw text)"},
+                                   {"dpo", "DPO (preference pairs)"},
+                                   {"orpo", "ORPO (preference pairs)"},
+                                   {"reward", "Reward model (preference pairs)"},
+                                   {"ppo", "RLHF with PPO"}};
+
+QString human_bytes(double b) {
+  const char* u[] = {"B", "KB", "MB", "GB", "TB"};
+  int i = 0;
+  while (b >= 1024 && i < 4) b /= 1024, ++i;
+  return QString::number(b, 'f', b < 10 ? 1 : 0) + " " + u[i];
+}
+
+QString human_time(double s) {
+  if (s < 90) return QString::number(static_cast<int>(s)) + " s";
+  if (s < 5400) return QString::number(static_cast<int>(s / 60)) + " min";
+  return QString::number(s / 3600, 'f', 1) + " h";
+}
+
+QCustomPlot* make_plot(const QString& y_label, QWidget* parent) {
+  auto* p = new QCustomPlot(parent);
+  p->xAxis->setLabel("step");
+  p->yAxis->setLabel(y_label);
+  p->setMinimumHeight(180);
+  return p;
+}
+
+}  // namespace
+
+TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)) {
+  auto* outer = new QHBoxLayout(this);
+  auto* split = new QSplitter(Qt::Horizontal, this);
+  outer->addWidget(split);
+
+  // Left: the form, scrollable.
+  auto* form_host = new QWidget;
+  auto* left = new QVBoxLayout(form_host);
+  auto* model_box = new QGroupBox("Base model");
+  auto* mb = new QVBoxLayout(model_box);
+  auto* mrow = new QHBoxLayout;
+  model_ = new QLineEdit;
+  model_->setPlaceholderText("folder with config.json, *.safetensors and tokenizer files");
+  model_->setToolTip("A Hugging Face model folder as downloaded from the hub (nothing is fetched).");
+  auto* browse = new QPushButton("Browse…");
+  mrow->addWidget(model_, 1);
+  mrow->addWidget(browse);
+  mb->addLayout(mrow);
+  model_info_ = new QLabel("No model chosen.");
+  model_info_->setWordWrap(true);
+  mb->addWidget(model_info_);
+  left->addWidget(model_box);
+
+  auto* data_box = new QGroupBox("Datasets (workspace)");
+  auto* db = new QVBoxLayout(data_box);
+  datasets_ = new QListWidget;
+  datasets_->setMaximumHeight(110);
+  datasets_->setToolTip("Tick the datasets to train on; import more on the Datasets page or with hone-cli dataset import.");
+  db->addWidget(datasets_);
+  left->addWidget(data_box);
+
+  auto* hp_box = new QGroupBox("Method and hyper-parameters");
+  auto* form = new QFormLayout(hp_box);
+  method_ = new QComboBox;
+  auto* mm = new QStandardItemModel(method_);
+  for (const auto& m : kMethods) {
+    auto* it = new QStandardItem(m.label);
+    it->setData(m.key, Qt::UserRole);
+    mm->appendRow(it);
+  }
+  method_->setModel(mm);
+  method_->setToolTip("Training method. Greyed-out entries say why in their tooltip.");
+  form->addRow("Method", method_);
+  name_ = new QLineEdit("my-run");
+  name_->setToolTip("Run name; the run's folder is runs/<name>-<date-time> in the workspace.");
+  form->addRow("Run name", name_);
+  auto dspin = [](double lo, double hi, int dec, double step, const QString& tip) {
+    auto* s = new QDoubleSpinBox;
+    s->setRange(lo, hi);
+    s->setDecimals(dec);
+    s->setSingleStep(step);
+    s->setToolTip(tip);
+    return s;
+  };
+  auto ispin = [](int lo, int hi, const QString& tip) {
+    auto* s = new QSpinBox;
+    s->setRange(lo, hi);
+    s->setToolTip(tip);
+    return s;
+  };
+  lr_ = dspin(1e-7, 1.0, 7, 1e-5, "Peak learning rate (AdamW). LoRA: ~2e-4; QLoRA: ~2e-4; full fine-tuning: ~2e-5.");
+  steps_ = ispin(0, 10000000, "Optimizer steps; 0 trains for the number of epochs instead.");
+  epochs_ = dspin(0.01, 100, 2, 0.5, "Passes over the training data (used when max steps is 0).");
+  batch_ = ispin(1, 4096, "Sequences per micro-batch. Memory grows with batch x sequence length.");
+  accum_ = ispin(1, 1024, "Micro-batches per optimizer step: effective batch = batch x accumulation.");
+  seq_ = ispin(8, 131072, "Longest sequence in tokens; longer examples are cut.");
+  rank_ = ispin(1, 1024, "LoRA rank r: adapter size; 8-64 is typical.");
+  alpha_ = dspin(0.1, 4096, 1, 1, "LoRA alpha: the update is scaled by alpha / r.");
+  dropout_ = dspin(0, 0.9, 2, 0.05, "Dropout on the LoRA branch.");
+  warmup_ = ispin(0, 1000000, "Steps of linear warm-up before the schedule.");
+  schedule_ = new QComboBox;
+  schedule_->addItems({"cosine", "linear", "constant"});
+  schedule_->setToolTip("Learning-rate schedule after warm-up.");
+  save_every_ = ispin(0, 1000000, "Write a checkpoint every N steps (0: only at the end); needed to resume.");
+  eval_fraction_ = dspin(0, 0.5, 3, 0.01, "Share of the training rows held out for evaluation loss and perplexity.");
+  seed_ = ispin(0, 1 << 30, "Random seed: same seed and data give the same run on the CPU.");
+  checkpointing_ = new QCheckBox("Gradient checkpointing");
+  checkpointing_->setToolTip("Recompute each layer in the backward pass: much less activation memory, ~30% slower.");
+  form->addRow("Learning rate", lr_);
+  form->addRow("Max steps", steps_);
+  form->addRow("Epochs", epochs_);
+  form->addRow("Batch size", batch_);
+  form->addRow("Grad accumulation", accum_);
+  form->addRow("Max sequence length", seq_);
+  form->addRow("LoRA rank", rank_);
+  form->addRow("LoRA alpha", alpha_);
+  form->addRow("LoRA dropout", dropout_);
+  form->addRow("Warm-up steps", warmup_);
+  form->addRow("Schedule", schedule_);
+  form->addRow("Checkpoint every", save_every_);
+  form->addRow("Eval fraction", eval_fraction_);
+  form->addRow("Seed", seed_);
+  form->addRow("", checkpointing_);
+  auto* preset = new QPushButton("Reset to method defaults");
+  preset->setToolTip("The defaults for this method (e.g. LoRA lr 2e-4, r 16, alpha 32; QLoRA r 64, alpha 16).");
+  form->addRow("", preset);
+  estimate_ = new QLabel;
+  estimate_->setWordWrap(true);
+  form->addRow("Estimate", estimate_);
+  left->addWidget(hp_box);
+
+  auto* adv_box = new QGroupBox("Should you fine-tune? (advisor)");
+  auto* ab = new QVBoxLayout(adv_box);
+  goal_prototype_ = new QCheckBox("This is a prototype");
+  goal_changing_ = new QCheckBox("The model must know facts that change often");
+  goal_format_ = new QCheckBox("I need a consistent output format, persona or style");
+  goal_volume_ = new QCheckBox("High volume, cost matters");
+  for (auto* c : {goal_prototype_, goal_changing_, goal_format_, goal_volume_}) ab->addWidget(c);
+  advice_ = new QLabel;
+  advice_->setWordWrap(true);
+  advice_->setObjectName("advice");
+  ab->addWidget(advice_);
+  left->addWidget(adv_box);
+  left->addStretch(1);
+  auto* scroll = new QScrollArea;
+  scroll->setWidget(form_host);
+  scroll->setWidgetResizable(true);
+  scroll->setMinimumWidth(380);
+  split->addWidget(scroll);
+
+  // Right: controls, progress, plots, log.
+  auto* right_host = new QWidget;
+  auto* right = new QVBoxLayout(right_host);
+  auto* buttons = new QHBoxLayout;
+  start_ = new QPushButton("Start");
+  start_->setShortcut(QKeySequence("Ctrl+Return"));
+  start_->setToolTip("Start training (Ctrl+Enter)");
+  pause_ = new QPushButton("Pause");
+  cancel_ = new QPushButton("Cancel");
+  cancel_->setToolTip("Stop after the current step; a checkpoint is written so the run can resume.");
+  buttons->addWidget(start_);
+  buttons->addWidget(pause_);
+  buttons->addWidget(cancel_);
+  buttons->addStretch(1);
+  right->addLayout(buttons);
+  progress_ = new QProgressBar;
+  progress_->setFormat("%v / %m steps");
+  right->addWidget(progress_);
+  status_ = new QLabel("Idle.");
+  status_->setObjectName("status");
+  right->addWidget(status_);
+  auto* tabs = new QTabWidget;
+  loss_plot_ = make_plot("loss", tabs);
+  loss_plot_->addGraph();  // 0: raw training loss
+  loss_plot_->graph(0)->setPen(QPen(QColor(160, 160, 160)));
+  loss_plot_->graph(0)->setName("loss");
+  loss_plot_->addGraph();  // 1: smoothed
+  loss_plot_->graph(1)->setPen(QPen(QColor(31, 119, 180), 2));
+  loss_plot_->graph(1)->setName("loss (smoothed)");
+  loss_plot_->addGraph();  // 2: eval
+  loss_plot_->graph(2)->setPen(QPen(QColor(214, 39, 40), 2));
+  loss_plot_->graph(2)->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 6));
+  loss_plot_->graph(2)->setName("eval loss");
+  loss_plot_->legend->setVisible(true);
+  lr_plot_ = make_plot("learning rate", tabs);
+  lr_plot_->addGraph();
+  grad_plot_ = make_plot("grad norm", tabs);
+  grad_plot_->addGraph();
+  tabs->addTab(loss_plot_, "Loss");
+  tabs->addTab(lr_plot_, "Learning rate");
+  tabs->addTab(grad_plot_, "Grad norm");
+  right->addWidget(tabs, 3);
+  log_ = new QPlainTextEdit;
+  log_->setReadOnly(true);
+  log_->setMaximumBlockCount(5000);
+  right->addWidget(log_, 1);
+  split->addWidget(right_host);
+  split->setStretchFactor(1, 1);
+
+  connect(browse, &QPushButton::clicked, this, [this] {
+    QString d = QFileDialog::getExistingDirectory(this, "Base model folder", model_->text());
+    if (!d.isEmpty()) setModelFolder(d);
+  });
+  connect(model_, &QLineEdit::editingFinished, this, &TrainPage::updateModelSummary);
+  connect(method_, &QComboBox::currentIndexChanged, this, &TrainPage::onMethodChanged);
+  connect(preset, &QPushButton::clicked, this, &TrainPage::applyPreset);
+  connect(datasets_, &QListWidget::itemChanged, this, [this] {
+    updateAvailability();
+    updateAdvisor();
+    updateEstimate();
+  });
+  for (auto* c : {goal_prototype_, goal_changing_, goal_format_, goal_volume_})
+    connect(c, &QCheckBox::toggled, this, &TrainPage::updateAdvisor);
+  for (auto* s : {steps_, batch_, accum_, seq_, rank_})
+    connect(s, &QSpinBox::valueChanged, this, &TrainPage::updateEstimate);
+  connect(epochs_, &QDoubleSpinBox::valueChanged, this, &TrainPage::updateEstimate);
+  connect(checkpointing_, &QCheckBox::toggled, this, &TrainPage::updateEstimate);
+  connect(start_, &QPushButton::clicked, this, [this] { startTraining(); });
+  connect(pause_, &QPushButton::clicked, this, [this] {
+    if (job_->paused()) {
+      job_->resume();
+      pause_->setText("Pause");
+      status_->setText("Resumed.");
+    } else {
+      job_->pause();
+      pause_->setText("Resume");
+      status_->setText("Paused (all state kept in memory).");
+    }
+  });
+  connect(cancel_, &QPushButton::clicked, this, [this] {
+    job_->cancel();
+    status_->setText("Cancelling after the current step…");
+  });
+  connect(job_, &TrainJob::progress, this, &TrainPage::onProgress);
+  connect(job_, &TrainJob::log, this, [this](const QString& s) { log_->appendPlainText(s); });
+  connect(job_, &TrainJob::started, this, [this](qint64 id, const QString& dir) {
+    log_->appendPlainText(QString("run %1 started in %2").arg(id).arg(dir));
+  });
+  connect(job_, &TrainJob::finished, this, &TrainPage::onFinished);
+  applyPreset();
+  setRunningUi(false);
+}
+
+void TrainPage::setWorkspace(const QString& dir) {
+  workspace_ = dir;
+  refreshDatasets();
+}
+
+void TrainPage::refreshDatasets() {
+  datasets_->blockSignals(true);
+  datasets_->clear();
+  if (!workspace_.isEmpty()) {
+    try {
+      Workspace ws(workspace_.toStdString());
+      for (const auto& d : list_datasets(ws)) {
+        auto* it = new QListWidgetItem(QString("%1  (%2, %3 rows)").arg(QString::fromStdString(d.name), QString::fromStdString(d.kind)).arg(d.rows));
+        it->setData(Qt::UserRole, QString::fromStdString(d.name));
+        it->setData(Qt::UserRole + 1, QString::fromStdString(d.kind));
+        it->setData(Qt::UserRole + 2, static_cast<qlonglong>(d.rows));
+        it->setFlags(it->flags() | Qt::ItemIsUserCheckable);
+        it->setCheckState(Qt::Unchecked);
+        datasets_->addItem(it);
+      }
+    } catch (const std::exception& e) {
+      log_->appendPlainText(QString("cannot read the workspace: ") + e.what());
+    }
+  }
+  datasets_->blockSignals(false);
+  updateAvailability();
+  updateAdvisor();
+  updateEstimate();
+}
+
+void TrainPage::selectDataset(const QString& name, bool on) {
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (datasets_->item(i)->data(Qt::UserRole).toString() == name) datasets_->item(i)->setCheckState(on ? Qt::Checked : Qt::Unchecked);
+}
+
+void TrainPage::setMaxSteps(int steps) { steps_->setValue(steps); }
+
+void TrainPage::setModelFolder(const QString& dir) {
+  model_->setText(dir);
+  updateModelSummary();
+}
+
+void TrainPage::updateModelSummary() {
+  model_params_ = 0;
+  const std::string dir = model_->text().toStdString();
+  if (dir.empty()) {
+    model_info_->setText("No model chosen.");
+    return;
+  }
+  try {
+    // Only config.json and tokenizer_config.json are read: quick on the GUI thread.
+    auto cfg = parse_model_config(read_json_file(join_path(dir, "config.json")), join_path(dir, "config.json"));
+    model_params_ = cfg.parameter_count();
+    model_layers_ = cfg.num_layers;
+    model_hidden_ = cfg.hidden_size;
+    model_vocab_ = cfg.vocab_size;
+    QString tmpl = "none";
+    const std::string tc = join_path(dir, "tokenizer_config.json");
+    if (file_exists(tc)) {
+      auto j = read_json_file(tc);
+      if (j.contains("chat_template") && j["chat_template"].is_string())
+        tmpl = chat_format_name(detect_chat_format(j["chat_template"].get<std::string>()));
+    }
+    model_info_->setText(QString("%1 · %2 parameters · %3 layers · hidden %4 · %5 heads (%6 kv) · vocab %7 · chat template %8")
+                             .arg(QString::fromStdString(cfg.model_type))
+                             .arg(model_params_ >= 1e9 ? QString::number(model_params_ / 1e9, 'f', 2) + "B"
+                                                       : QString::number(model_params_ / 1e6, 'f', 1) + "M")
+                             .arg(cfg.num_layers)
+                             .arg(cfg.hidden_size)
+                             .arg(cfg.num_heads)
+                             .arg(cfg.num_kv_heads)
+                             .arg(cfg.vocab_size)
+                             .arg(tmpl));
+  } catch (const std::exception& e) {
+    model_info_->setText(QString("<span style='color:#c0392b'>%1</span>").arg(QString(e.what()).toHtmlEscaped()));
+  }
+  updateEstimate();
+}
+
+void TrainPage::onMethodChanged() {
+  applyPreset();
+  updateEstimate();
+}
+
+void TrainPage::applyPreset() {
+  const QString key = method_->currentData(Qt::UserRole).toString();
+  const std::string m = key == "cpt" ? "lora" : key.toStdString();
+  RunConfig d = default_run_config(m == "lora" || m == "qlora" || m == "full" ? m : "lora");
+  lr_->setValue(d.lr);
+  steps_->setValue(static_cast<int>(d.max_steps));
+  epochs_->setValue(d.epochs);
+  batch_->setValue(static_cast<int>(d.batch_size));
+  accum_->setValue(static_cast<int>(d.grad_accum));
+  seq_->setValue(static_cast<int>(d.max_seq_len));
+  rank_->setValue(static_cast<int>(d.lora.r));
+  alpha_->setValue(d.lora.alpha);
+  dropout_->setValue(d.lora.dropout);
+  warmup_->setValue(static_cast<int>(d.warmup_steps));
+  schedule_->setCurrentText(QString::fromStdString(d.schedule));
+  save_every_->setValue(static_cast<int>(d.save_every));
+  eval_fraction_->setValue(d.eval_fraction);
+  seed_->setValue(static_cast<int>(d.seed));
+  const bool lora = key != "full";
+  rank_->setEnabled(lora);
+  alpha_->setEnabled(lora);
+  dropout_->setEnabled(lora);
+}
+
+void TrainPage::updateAvailability() {
+  bool chat = false, text = false, pref = false, any = false;
+  for (int i = 0; i < datasets_->count(); ++i) {
+    auto* it = datasets_->item(i);
+    if (it->checkState() != Qt::Checked) continue;
+    any = true;
+    const QString k = it->data(Qt::UserRole + 1).toString();
+    chat |= k == "chat";
+    text |= k == "text";
+    pref |= k == "preference";
+  }
+  auto* mm = static_cast<QStandardItemModel*>(method_->model());
+  for (int r = 0; r < mm->rowCount(); ++r) {
+    auto* it = mm->item(r);
+    const QString key = it->data(Qt::UserRole).toString();
+    QString why;
+    if (key == "dpo" || key == "orpo" || key == "reward" || key == "ppo")
+      why = "Not available yet: preference alignment arrives in a later release." +
+            QString(pref ? "" : " It will need a preference-pair dataset.");
+    else if (key == "cpt" && any && !text)
+      why = "Continued pre-training needs a raw-text dataset.";
+    else if (key != "cpt" && any && !chat)
+      why = "Instruction tuning needs an instruction or chat dataset.";
+    it->setEnabled(why.isEmpty());
+    it->setToolTip(why.isEmpty() ? QString() : why);
+  }
+  // Keep the selection on an enabled method.
+  if (!mm->item(method_->currentIndex())->isEnabled())
+    for (int r = 0; r < mm->rowCount(); ++r)
+      if (mm->item(r)->isEnabled()) {
+        method_->setCurrentIndex(r);
+        break;
+      }
+}
+
+bool TrainPage::methodEnabled(const QString& key) const {
+  auto* mm = static_cast<QStandardItemModel*>(method_->model());
+  for (int r = 0; r < mm->rowCount(); ++r)
+    if (mm->item(r)->data(Qt::UserRole).toString() == key) return mm->item(r)->isEnabled();
+  return false;
+}
+
+void TrainPage::updateEstimate() {
+  if (model_params_ <= 0) {
+    estimate_->setText("Choose a model for a memory and time estimate.");
+    return;
+  }
+  const QString key = method_->currentData(Qt::UserRole).toString();
+  const bool full = key == "full", q = key == "qlora";
+  const double P = static_cast<double>(model_params_);
+  const double H = static_cast<double>(model_hidden_), L = static_cast<double>(model_layers_);
+  // Weights in fp32 on the CPU; QLoRA keeps the decoder's linear layers at ~4.1 bits.
+  const double linear_share = std::max(0.0, 1.0 - 2.0 * model_vocab_ * H / P);
+  const double weights = q ? P * 4 * (1 - linear_share) + P * linear_share * 4.127 / 8 : P * 4;
+  const double lora_params = full ? 0 : L * rank_->value() * (H * 14);  // all-linear, approx. (in + out) per projection
+  const double trainable = full ? P : lora_params;
+  const double optimizer = trainable * 4 * 3;  // grads + AdamW's two moments
+  const double tokens = static_cast<double>(batch_->value()) * seq_->value();
+  const double per_layer = tokens * (16 * H) * 4;  // saved activations per layer, fp32, rough
+  const double acts = checkpointing_->isChecked() ? tokens * H * 4 * L + per_layer : per_layer * L;
+  const double total = weights + trainable * 4 + optimizer + acts;
+  const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE);
+  // Time: (4 or 6) x params FLOPs per token at ~40 GFLOP/s per core (measured range on CPUs here).
+  const double flops_per_token = (full ? 6 : 4) * P;
+  const double steps = steps_->value() > 0 ? steps_->value() : 0;
+  const double secs = steps * accum_->value() * tokens * flops_per_token / (40e9 * std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
+  QString s = QString("weights %1, adapters %2, optimizer %3, activations %4: about %5 of %6 RAM")
+                  .arg(human_bytes(weights), human_bytes(trainable * 4 * (full ? 0 : 1)), human_bytes(optimizer),
+                       human_bytes(acts), human_bytes(total), human_bytes(ram));
+  if (steps > 0) s += QString("; about %1 for %2 steps at full sequence length").arg(human_time(secs)).arg(steps);
+  if (total > 0.85 * ram)
+    s = "<b style='color:#c0392b'>Will not fit in memory.</b> Try QLoRA, a smaller batch or sequence, or gradient checkpointing. " + s;
+  estimate_->setText(s);
+}
+
+void TrainPage::updateAdvisor() {
+  int64_t n = 0;
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (datasets_->item(i)->checkState() == Qt::Checked) n += datasets_->item(i)->data(Qt::UserRole + 2).toLongLong();
+  QStringList why;
+  QString rec;
+  if (goal_changing_->isChecked()) {
+    rec = "Use retrieval (RAG), not fine-tuning";
+    why << "facts that change often belong in a search index the model reads at answer time; a fine-tuned model would need retraining with every change";
+  } else if (goal_prototype_->isChecked()) {
+    rec = "Start with prompt engineering";
+    why << "for a prototype, a good prompt with a few examples is faster to iterate than training runs";
+  } else if (n < 100) {
+    rec = "Use few-shot prompting";
+    why << QString("%1 examples are too few to fine-tune on; put the best of them in the prompt").arg(n);
+  } else if (n < 500) {
+    rec = "Fine-tuning may help; collect more data";
+    why << QString("%1 examples: results are usually unstable below about 500 good examples").arg(n);
+  } else {
+    rec = "Fine-tuning is likely worth it";
+    why << QString("%1 examples: enough for fine-tuning to pay off if they are good").arg(n);
+  }
+  if (goal_format_->isChecked())
+    why << "a consistent format, persona or style is what fine-tuning does best";
+  if (goal_volume_->isChecked())
+    why << "at high volume, fine-tuning a smaller model to do this one task usually costs less than prompting a large one";
+  advice_->setText(QString("<b>%1.</b><br>Why: %2.").arg(rec, why.join("; ")));
+}
+
+QString TrainPage::advice() const { return advice_->text(); }
+
+QString TrainPage::configJson() const {
+  const QString key = method_->currentData(Qt::UserRole).toString();
+  const std::string method = key == "cpt" ? "lora" : key.toStdString();
+  nlohmann::json j;
+  j["name"] = name_->text().trimmed().isEmpty() ? "run" : name_->text().trimmed().toStdString();
+  j["base_model"] = model_->text().toStdString();
+  j["method"] = method;
+  j["recipe"] = key == "cpt" ? "cpt" : "sft";
+  nlohmann::json data = nlohmann::json::array();
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (datasets_->item(i)->checkState() == Qt::Checked)
+      data.push_back("dataset:" + datasets_->item(i)->data(Qt::UserRole).toString().toStdString());
+  j["train_data"] = data;
+  j["lr"] = lr_->value();
+  j["max_steps"] = steps_->value();
+  j["epochs"] = epochs_->value();
+  j["batch_size"] = batch_->value();
+  j["grad_accum"] = accum_->value();
+  j["max_seq_len"] = seq_->value();
+  j["warmup_steps"] = warmup_->value();
+  j["schedule"] = schedule_->currentText().toStdString();
+  j["save_every"] = save_every_->value();
+  j["eval_fraction"] = eval_fraction_->value();
+  j["seed"] = seed_->value();
+  j["gradient_checkpointing"] = checkpointing_->isChecked();
+  if (method != "full") j["lora"] = {{"r", rank_->value()}, {"alpha", alpha_->value()}, {"dropout", dropout_->value()}};
+  return QString::fromStdString(j.dump(2));
+}
+
+bool TrainPage::startTraining() {
+  if (workspace_.isEmpty()) {
+    status_->setText("Open a workspace first (File > Open Workspace).");
+    return false;
+  }
+  bool any = false;
+  for (int i = 0; i < datasets_->count(); ++i) any |= datasets_->item(i)->checkState() == Qt::Checked;
+  if (!any) {
+    status_->setText("Tick at least one dataset.");
+    return false;
+  }
+  QString err;
+  if (!job_->start(workspace_, configJson(), 0, &err)) {
+    status_->setText("Cannot start: " + err);
+    return false;
+  }
+  resetRunView();
+  return true;
+}
+
+bool TrainPage::resumeRun(qint64 run_id) {
+  QString err;
+  if (!job_->start(workspace_, QString(), run_id, &err)) {
+    status_->setText("Cannot resume: " + err);
+    return false;
+  }
+  resetRunView();
+  log_->appendPlainText(QString("resuming run %1 from its newest checkpoint").arg(run_id));
+  return true;
+}
+
+void TrainPage::resetRunView() {
+  for (auto* p : {loss_plot_, lr_plot_, grad_plot_})
+    for (int g = 0; g < p->graphCount(); ++g) p->graph(g)->data()->clear();
+  have_smooth_ = false;
+  log_->clear();
+  status_->setText("Preparing data…");
+  setRunningUi(true);
+}
+
+void TrainPage::onProgress(const StepPoint& p) {
+  progress_->setMaximum(static_cast<int>(p.total));
+  progress_->setValue(static_cast<int>(p.step));
+  smooth_ = have_smooth_ ? 0.9 * smooth_ + 0.1 * p.loss : p.loss;
+  have_smooth_ = true;
+  loss_plot_->graph(0)->addData(p.step, p.loss);
+  loss_plot_->graph(1)->addData(p.step, smooth_);
+  if (p.has_eval) loss_plot_->graph(2)->addData(p.step, p.eval_loss);
+  lr_plot_->graph(0)->addData(p.step, p.lr);
+  grad_plot_->graph(0)->addData(p.step, p.grad_norm);
+  for (auto* plot : {loss_plot_, lr_plot_, grad_plot_}) {
+    plot->rescaleAxes();
+    plot->replot(QCustomPlot::rpQueuedReplot);  // coalesces bursts of steps into one repaint
+  }
+  status_->setText(QString("step %1/%2 · epoch %3 · loss %4 · %5 tokens/s · elapsed %6 · ETA %7 · %8 RAM")
+                       .arg(p.step)
+                       .arg(p.total)
+                       .arg(p.epoch, 0, 'f', 2)
+                       .arg(p.loss, 0, 'f', 4)
+                       .arg(p.tokens_per_s, 0, 'f', 0)
+                       .arg(human_time(p.elapsed_s), human_time(p.eta_s), human_bytes(static_cast<double>(p.rss_bytes))));
+}
+
+void TrainPage::onFinished(const QString& status, const QString& error, const QString& output) {
+  setRunningUi(false);
+  QString s = "Run " + status;
+  if (!error.isEmpty()) s += ": " + error;
+  if (!output.isEmpty()) s += " · output " + output;
+  status_->setText(s);
+  log_->appendPlainText(s);
+  Q_EMIT runFinished(status);
+}
+
+void TrainPage::setRunningUi(bool running) {
+  start_->setEnabled(!running);
+  pause_->setEnabled(running);
+  cancel_->setEnabled(running);
+  pause_->setText("Pause");
+}
+
+int TrainPage::lossPointCount() const { return loss_plot_->graph(0)->dataCount(); }
+QString TrainPage::statusText() const { return status_->text(); }
+
+}  // namespace hone::ui

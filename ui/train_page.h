@@ -1,0 +1,104 @@
+// Train page: base model folder with its summary, workspace datasets, method (unavailable ones
+// disabled with the reason), hyper-parameters with per-method presets and tooltips, a memory and
+// time estimate, the fine-tuning advisor, and Start / Pause / Cancel with live plots and a log.
+#pragma once
+#include <QWidget>
+
+#include "train_job.h"
+
+class QCheckBox;
+class QComboBox;
+class QDoubleSpinBox;
+class QLabel;
+class QLineEdit;
+class QListWidget;
+class QPlainTextEdit;
+class QProgressBar;
+class QPushButton;
+class QSpinBox;
+class QCustomPlot;
+
+namespace hone::ui {
+
+class TrainPage : public QWidget {
+  Q_OBJECT
+ public:
+  explicit TrainPage(QWidget* parent = nullptr);
+  void setWorkspace(const QString& dir);
+  void setModelFolder(const QString& dir);
+  void refreshDatasets();
+
+  // For tests and the shell.
+  QString configJson() const;  // the run config the form describes
+  bool startTraining();        // same as pressing Start; false when it cannot start
+  bool resumeRun(qint64 run_id);  // continues a recorded run from its newest checkpoint
+  void selectDataset(const QString& name, bool on);
+  void setMaxSteps(int steps);
+  TrainJob* job() { return job_; }
+  int lossPointCount() const;
+  QString statusText() const;
+  bool methodEnabled(const QString& key) const;
+  QString advice() const;
+
+ Q_SIGNALS:
+  void runFinished(const QString& status);
+
+ private:
+  void onMethodChanged();
+  void applyPreset();
+  void updateModelSummary();
+  void updateEstimate();
+  void updateAdvisor();
+  void updateAvailability();
+  void onProgress(const hone::ui::StepPoint& p);
+  void onFinished(const QString& status, const QString& error, const QString& output);
+  void setRunningUi(bool running);
+  void resetRunView();
+
+  QString workspace_;
+  TrainJob* job_;
+  // form
+  QLineEdit* model_;
+  QLabel* model_info_;
+  QListWidget* datasets_;
+  QComboBox* method_;
+  QLineEdit* name_;
+  QDoubleSpinBox* lr_;
+  QSpinBox* steps_;
+  QDoubleSpinBox* epochs_;
+  QSpinBox* batch_;
+  QSpinBox* accum_;
+  QSpinBox* seq_;
+  QSpinBox* rank_;
+  QDoubleSpinBox* alpha_;
+  QDoubleSpinBox* dropout_;
+  QSpinBox* warmup_;
+  QComboBox* schedule_;
+  QSpinBox* save_every_;
+  QDoubleSpinBox* eval_fraction_;
+  QSpinBox* seed_;
+  QCheckBox* checkpointing_;
+  QLabel* estimate_;
+  // advisor
+  QCheckBox* goal_prototype_;
+  QCheckBox* goal_changing_;
+  QCheckBox* goal_format_;
+  QCheckBox* goal_volume_;
+  QLabel* advice_;
+  // run
+  QPushButton* start_;
+  QPushButton* pause_;
+  QPushButton* cancel_;
+  QProgressBar* progress_;
+  QLabel* status_;
+  QPlainTextEdit* log_;
+  QCustomPlot* loss_plot_;
+  QCustomPlot* lr_plot_;
+  QCustomPlot* grad_plot_;
+  double smooth_ = 0;
+  bool have_smooth_ = false;
+  int64_t model_params_ = 0;
+  int64_t model_layers_ = 0, model_hidden_ = 0, model_vocab_ = 0;
+};
+
+}  // namespace hone::ui
