@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Hone quick start: installs the Debian packages, builds (Release, ./build), then runs
-#   demo (default): the headless demo on a built-in checkpoint (installer/demo.sh)
+#   demo (default): the headless demo (installer/demo.sh), which builds the demo workspace, then
+#                   the desktop app on it when there is a display
+
 #   test:           the whole test suite through CTest (everything but the `gpu` label)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,4 +18,8 @@ if [[ $mode == test ]]; then
   ctest --test-dir build -j"$jobs" --output-on-failure -LE gpu
 else
   bash installer/demo.sh build
+  if [[ -n ${DISPLAY:-}${WAYLAND_DISPLAY:-} ]]; then
+    echo; echo "== Opening the desktop app on the demo workspace"
+    exec build/bin/hone
+  fi
 fi

@@ -18,6 +18,8 @@
 #include "peft/lora.h"
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/chat_template.h"
+#include "store/datasets.h"
+#include "store/run_recorder.h"
 #include "train/trainer.h"
 
 namespace hone::cli {
@@ -150,10 +152,17 @@ int cmd_demo(int argc, char** argv) {
   for (const auto& e : make_skill_examples(4000, "train", seed + 3))
     rows += nlohmann::json({{"instruction", e.instruction}, {"output", e.answer}}).dump() + "\n";
   write_file_atomic(join_path(demo, "skills-train.jsonl"), rows);
+  // The workspace keeps the demo's data and runs, so the desktop app opens on something to train
+  // and compare. The run is recorded like any other (hone-cli runs list).
+  Workspace store(ws);
+  {
+    bool have = false;
+    for (const auto& d : list_datasets(store)) have |= d.name == "demo-skills";
+    if (!have) import_dataset(store, join_path(demo, "skills-train.jsonl"), "demo-skills", {});
+  }
   RunConfig c = default_run_config(method);
   c.name = "demo-" + method;
   c.base_model = base;
-  c.train_data = {join_path(demo, "skills-train.jsonl")};
   c.max_seq_len = 96;
   c.batch_size = 16;
   c.lr = a.number("lr", method == "full" ? 5e-4 : 3e-3);
@@ -170,11 +179,25 @@ int cmd_demo(int argc, char** argv) {
   to.on_progress = [&](const StepMetrics& s) {
     if (json) std::cout << nlohmann::json({{"event", "step"}, {"step", s.step}, {"total_steps", s.total_steps}, {"loss", s.loss},
                                            {"tokens_per_s", s.tokens_per_s}}).dump() << "\n" << std::flush;
-    else if (s.step % 25 == 0 || s.step == s.total_steps)
+    else if (s.step % 100 == 0 || s.step == s.total_steps)
       std::cout << "  step " << s.step << "/" << s.total_steps << "  loss " << s.loss << "\n" << std::flush;
     return Control::Continue;
   };
-  auto r = train(c, to);
+  c.train_data = {"dataset:demo-skills"};
+  c.train_data = materialize_datasets(store, c.train_data, join_path(to.run_dir, "data"));
+  for (const auto& old : list_runs(store))  // the folder was replaced: so is its record
+    if (old.run_dir == to.run_dir) delete_run(store, old.id);
+  const int64_t run_id = record_new_run(store, c, {"dataset:demo-skills"}, to.run_dir);
+  RunRecorder rec(store, run_id, to.run_dir);
+  rec.attach(to);
+  TrainResult r;
+  try {
+    r = train(c, to);
+  } catch (const std::exception& e) {
+    rec.fail(e.what());
+    throw;
+  }
+  rec.finish(r, c.method);
   if (r.status != "completed") throw Error("fine-tuning failed: " + r.error);
 
   // 4. After.

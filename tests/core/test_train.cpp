@@ -300,6 +300,19 @@ TEST(Demo, RunsEndToEndAndReportsItsFigures) {
   EXPECT_EQ(j["samples"].size(), 8u);
   // The adapter loads back for generation.
   auto g = test::run(std::string(HONE_CLI) + " generate --model " + q(d + "/demo/skills-base") + " --adapter " +
-                     q(j["adapter_path"].get<std::string>()) + " --prompt " + q("Say abc twice.") + " --chat --max-new-tokens 6");
+                     q(j["adapter_path"].get<std::string>()) + " --prompt " + q("Say this word twice: abcd.") + " --chat --max-new-tokens 6");
   EXPECT_EQ(g.code, 0) << g.err;
+  // The workspace keeps the demo's dataset and its recorded run (what the desktop app opens on);
+  // a second demo replaces the run instead of piling up records of a replaced folder.
+  auto r2 = test::run(std::string(HONE_CLI) + " demo --workspace " + q(d) + " --steps 3 --json");
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  auto ds = json::parse(test::run(std::string(HONE_CLI) + " dataset list --json --workspace " + q(d)).out);
+  ASSERT_EQ(ds.size(), 1u);
+  EXPECT_EQ(ds[0]["name"], "demo-skills");
+  EXPECT_EQ(ds[0]["rows"], 4000);
+  auto runs = json::parse(test::run(std::string(HONE_CLI) + " runs list --json --workspace " + q(d)).out);
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0]["status"], "completed");
+  EXPECT_EQ(runs[0]["datasets"], json::array({"dataset:demo-skills"}));
+  EXPECT_EQ(runs[0]["final"]["steps"], 3);
 }
