@@ -316,7 +316,14 @@ void RunsPage::updateOverlay() {
     if (cfgs.size() > 1 && differing == 0) html += "<p>(identical configs)</p>";
     html += "<b>Final metrics</b><ul>";
     for (auto& r : runs) {
-      html += QString("<li>run %1 (%2): %3").arg(r.id).arg(QString::fromStdString(r.status), QString::fromStdString(r.final_metrics).toHtmlEscaped());
+      auto fin = nlohmann::json::parse(r.final_metrics);
+      QStringList parts;
+      if (fin.contains("final_loss")) parts << QString("final loss %1").arg(fin["final_loss"].get<double>(), 0, 'f', 4);
+      if (fin.contains("best_eval_loss")) parts << QString("best eval loss %1").arg(fin["best_eval_loss"].get<double>(), 0, 'f', 4);
+      if (fin.contains("steps")) parts << QString("%1 steps").arg(fin["steps"].get<int64_t>());
+      if (fin.contains("seconds")) parts << QString("%1 s").arg(fin["seconds"].get<double>(), 0, 'f', 1);
+      if (fin.contains("trainable_params")) parts << QString("%L1 trainable parameters").arg(fin["trainable_params"].get<int64_t>());
+      html += QString("<li>run %1 (%2): %3").arg(r.id).arg(QString::fromStdString(r.status), parts.join(" · "));
       if (!r.error.empty()) html += " — " + QString::fromStdString(r.error).toHtmlEscaped();
       if (!r.notes.empty()) html += "<br><i>" + QString::fromStdString(r.notes).toHtmlEscaped() + "</i>";
       html += "</li>";

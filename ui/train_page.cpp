@@ -310,6 +310,9 @@ void TrainPage::refreshDatasets() {
       log_->appendPlainText(QString("cannot read the workspace: ") + e.what());
     }
   }
+  // The demo workspace: its dataset is ticked so that Start works at once.
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (datasets_->item(i)->data(Qt::UserRole).toString() == "demo-skills") datasets_->item(i)->setCheckState(Qt::Checked);
   datasets_->blockSignals(false);
   updateAvailability();
   updateAdvisor();
