@@ -16,6 +16,7 @@ class QPlainTextEdit;
 class QProgressBar;
 class QPushButton;
 class QSpinBox;
+class QProcess;
 class QCustomPlot;
 
 namespace hone::ui {
@@ -99,6 +100,9 @@ class TrainPage : public QWidget {
   bool have_smooth_ = false;
   int64_t model_params_ = 0;
   int64_t model_layers_ = 0, model_hidden_ = 0, model_vocab_ = 0;
+  double gemm_gflops_ = 0;  // measured on this machine in the background at start-up
+  QPushButton* build_demo_ = nullptr;
+  void buildDemoModel();
 };
 
 }  // namespace hone::ui
