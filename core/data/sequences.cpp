@@ -41,13 +41,26 @@ std::vector<Sequence> tokenize_conversations(const Tokenizer& tok, ChatFormat f,
   return out;
 }
 
+namespace {
+
+// A sequence trained on every token but the first (raw text).
+void add_full_loss(Sequence s, TokenizeStats& st, std::vector<Sequence>& out) {
+  s.loss_mask.assign(s.ids.size(), 1);
+  s.loss_mask[0] = 0;
+  st.tokens += static_cast<int64_t>(s.ids.size());
+  st.loss_tokens += static_cast<int64_t>(s.ids.size()) - 1;
+  out.push_back(std::move(s));
+}
+
+}  // namespace
+
 std::vector<Sequence> pack_documents(const Tokenizer& tok, const std::vector<std::string>& docs, int64_t block_len,
                                      TokenizeStats* stats, bool packing) {
   const int32_t eos = tok.eos_id();
   if (eos < 0) throw Error("the tokenizer has no EOS token to separate packed documents");
+  std::vector<Sequence> out;
+  TokenizeStats st;
   if (!packing) {
-    std::vector<Sequence> out;
-    TokenizeStats st;
     for (const auto& d : docs) {
       Sequence s;
       s.ids = tok.encode(d, true).ids;
@@ -60,34 +73,21 @@ std::vector<Sequence> pack_documents(const Tokenizer& tok, const std::vector<std
         ++st.dropped;
         continue;
       }
-      s.loss_mask.assign(s.ids.size(), 1);
-      s.loss_mask[0] = 0;
-      st.tokens += static_cast<int64_t>(s.ids.size());
-      st.loss_tokens += static_cast<int64_t>(s.ids.size()) - 1;
-      out.push_back(std::move(s));
+      add_full_loss(std::move(s), st, out);
     }
-    st.sequences = static_cast<int64_t>(out.size());
-    if (stats) *stats = st;
-    if (out.empty()) throw Error("the documents hold fewer than two tokens");
-    return out;
-  }
-  std::vector<int32_t> stream;
-  for (const auto& d : docs) {
-    auto ids = tok.encode(d, true).ids;
-    stream.insert(stream.end(), ids.begin(), ids.end());
-    stream.push_back(eos);
-  }
-  std::vector<Sequence> out;
-  TokenizeStats st;
-  for (size_t b = 0; b + 2 <= stream.size(); b += static_cast<size_t>(block_len)) {
-    size_t e = std::min(stream.size(), b + static_cast<size_t>(block_len));
-    Sequence s;
-    s.ids.assign(stream.begin() + b, stream.begin() + e);
-    s.loss_mask.assign(s.ids.size(), 1);
-    s.loss_mask[0] = 0;
-    st.tokens += static_cast<int64_t>(s.ids.size());
-    st.loss_tokens += static_cast<int64_t>(s.ids.size()) - 1;
-    out.push_back(std::move(s));
+  } else {
+    std::vector<int32_t> stream;
+    for (const auto& d : docs) {
+      auto ids = tok.encode(d, true).ids;
+      stream.insert(stream.end(), ids.begin(), ids.end());
+      stream.push_back(eos);
+    }
+    for (size_t b = 0; b + 2 <= stream.size(); b += static_cast<size_t>(block_len)) {
+      size_t e = std::min(stream.size(), b + static_cast<size_t>(block_len));
+      Sequence s;
+      s.ids.assign(stream.begin() + b, stream.begin() + e);
+      add_full_loss(std::move(s), st, out);
+    }
   }
   st.sequences = static_cast<int64_t>(out.size());
   if (stats) *stats = st;

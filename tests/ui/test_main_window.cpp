@@ -51,6 +51,22 @@ class TestMainWindow : public QObject {
   Q_OBJECT
   QString model_, data_;
 
+  // A workspace holding the "numbers" dataset; the window's Train page has the model and it ticked.
+  QString numbersWorkspace(const QString& name) {
+    const QString ws = work(name);
+    hone::Workspace w(ws.toStdString());
+    if (hone::import_dataset(w, data_.toStdString(), "numbers", {}).dataset_id <= 0) qFatal("import failed");
+    return ws;
+  }
+  hone::ui::TrainPage* readyTrainPage(hone::ui::MainWindow& w) {
+    w.show();
+    if (!QTest::qWaitForWindowExposed(&w)) qFatal("window not exposed");
+    auto* tp = w.trainPage();
+    tp->setModelFolder(model_);
+    tp->selectDataset("numbers", true);
+    return tp;
+  }
+
  private Q_SLOTS:
   void initTestCase() {
     QStandardPaths::setTestModeEnabled(true);  // QSettings in a test location
@@ -79,12 +95,7 @@ class TestMainWindow : public QObject {
   }
 
   void methodsAndAdvisor() {
-    const QString ws = work("advisor");
-    {
-      hone::Workspace w(ws.toStdString());
-      QVERIFY(hone::import_dataset(w, data_.toStdString(), "numbers", {}).dataset_id > 0);
-    }
-    hone::ui::MainWindow w(ws);
+    hone::ui::MainWindow w(numbersWorkspace("advisor"));
     auto* tp = w.trainPage();
     tp->selectDataset("numbers", true);
     QVERIFY(tp->methodEnabled("lora"));
@@ -97,17 +108,9 @@ class TestMainWindow : public QObject {
   }
 
   void trainFromTheTrainPageThenCancel() {
-    const QString ws = work("train");
-    {
-      hone::Workspace w(ws.toStdString());
-      QVERIFY(hone::import_dataset(w, data_.toStdString(), "numbers", {}).dataset_id > 0);
-    }
+    const QString ws = numbersWorkspace("train");
     hone::ui::MainWindow w(ws);
-    w.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&w));
-    auto* tp = w.trainPage();
-    tp->setModelFolder(model_);
-    tp->selectDataset("numbers", true);
+    auto* tp = readyTrainPage(w);
     tp->setMaxSteps(100000);  // far more than the test waits for: it cancels
     StallMeter stall;
     QVERIFY(tp->startTraining());
@@ -128,17 +131,9 @@ class TestMainWindow : public QObject {
   }
 
   void overlayTwoRunsOnTheRunsPage() {
-    const QString ws = work("runs");
-    {
-      hone::Workspace w(ws.toStdString());
-      QVERIFY(hone::import_dataset(w, data_.toStdString(), "numbers", {}).dataset_id > 0);
-    }
+    const QString ws = numbersWorkspace("runs");
     hone::ui::MainWindow w(ws);
-    w.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&w));
-    auto* tp = w.trainPage();
-    tp->setModelFolder(model_);
-    tp->selectDataset("numbers", true);
+    auto* tp = readyTrainPage(w);
     tp->setMaxSteps(6);
     QSignalSpy done(tp, &hone::ui::TrainPage::runFinished);
     for (int i = 0; i < 2; ++i) {
