@@ -97,17 +97,10 @@ bool TrainJob::start(const QString& workspace_dir, const QString& config_json, q
         const int c = control_;
         return c == 2 ? Control::Cancel : c == 1 ? Control::Pause : Control::Continue;
       };
-      rec.attach(opt);
-      try {
-        TrainResult r = train(cfg, opt);
-        rec.finish(r, cfg.method);
-        status = QString::fromStdString(r.status == "stopped_early" ? "completed" : r.status);
-        err = QString::fromStdString(r.error);
-        output = QString::fromStdString(r.output_dir);
-      } catch (const std::exception& e) {
-        rec.fail(e.what());
-        throw;
-      }
+      TrainResult r = rec.train(cfg, opt);
+      status = QString::fromStdString(r.status == "stopped_early" ? "completed" : r.status);
+      err = QString::fromStdString(r.error);
+      output = QString::fromStdString(r.output_dir);
     } catch (const std::exception& e) {
       status = "failed";
       err = QString::fromStdString(e.what());

@@ -189,15 +189,7 @@ int cmd_demo(int argc, char** argv) {
     if (old.run_dir == to.run_dir) delete_run(store, old.id);
   const int64_t run_id = record_new_run(store, c, {"dataset:demo-skills"}, to.run_dir);
   RunRecorder rec(store, run_id, to.run_dir);
-  rec.attach(to);
-  TrainResult r;
-  try {
-    r = train(c, to);
-  } catch (const std::exception& e) {
-    rec.fail(e.what());
-    throw;
-  }
-  rec.finish(r, c.method);
+  TrainResult r = rec.train(c, to);
   if (r.status != "completed") throw Error("fine-tuning failed: " + r.error);
 
   // 4. After.

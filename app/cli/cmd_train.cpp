@@ -81,15 +81,7 @@ int run_recorded(Workspace& ws, int64_t run_id, const RunConfig& cfg, TrainOptio
     }
     return g_interrupt ? Control::Cancel : Control::Continue;
   };
-  rec.attach(opt);
-  TrainResult r;
-  try {
-    r = train(cfg, opt);
-  } catch (const std::exception& e) {
-    rec.fail(e.what());
-    throw;
-  }
-  rec.finish(r, cfg.method);
+  TrainResult r = rec.train(cfg, opt);
   if (tty) std::cout << "\n";
   nlohmann::json done = {{"event", "done"},       {"run_id", run_id},         {"status", r.status},
                          {"steps", r.steps},      {"final_loss", r.final_loss}, {"best_eval_loss", r.best_eval_loss},

@@ -75,6 +75,19 @@ void RunRecorder::fail(const std::string& error) {
   finish_run(ws_, id_, "failed", error, "{}");
 }
 
+TrainResult RunRecorder::train(const RunConfig& cfg, TrainOptions opt) {
+  attach(opt);
+  TrainResult r;
+  try {
+    r = hone::train(cfg, opt);
+  } catch (const std::exception& e) {
+    fail(e.what());
+    throw;
+  }
+  finish(r, cfg.method);
+  return r;
+}
+
 void RunRecorder::attach(TrainOptions& opt) {
   auto prev_progress = opt.on_progress;
   opt.on_progress = [this, prev_progress](const StepMetrics& m) {

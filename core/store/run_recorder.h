@@ -32,6 +32,8 @@ class RunRecorder {
 
   // Wires step/checkpoint into the options (keeping any callbacks already there).
   void attach(TrainOptions& opt);
+  // attach + train + finish; an exception from train() is recorded as the failure and rethrown.
+  TrainResult train(const RunConfig& cfg, TrainOptions opt);
 
  private:
   Workspace& ws_;
