@@ -13,7 +13,7 @@
 
 namespace hone::ui {
 
-TrainJob::TrainJob(QObject* parent) : QObject(parent) { qRegisterMetaType<hone::ui::StepPoint>(); }
+TrainJob::TrainJob(QObject* parent) : QObject(parent) { qRegisterMetaType<hone::StepMetrics>(); }
 
 TrainJob::~TrainJob() {
   cancel();
@@ -78,22 +78,7 @@ bool TrainJob::start(const QString& workspace_dir, const QString& config_json, q
       Q_EMIT started(id, QString::fromStdString(opt.run_dir));
       opt.on_log = [this](const std::string& s) { Q_EMIT log(QString::fromStdString(s)); };
       opt.on_progress = [this](const StepMetrics& m) {
-        if (!m.paused) {
-          StepPoint p;
-          p.step = m.step;
-          p.total = m.total_steps;
-          p.epoch = m.epoch;
-          p.loss = m.loss;
-          p.lr = m.lr;
-          p.grad_norm = m.grad_norm;
-          p.tokens_per_s = m.tokens_per_s;
-          p.elapsed_s = m.elapsed_s;
-          p.eta_s = m.eta_s;
-          p.has_eval = m.has_eval;
-          p.eval_loss = m.eval_loss;
-          p.rss_bytes = m.rss_bytes;
-          Q_EMIT progress(p);
-        }
+        if (!m.paused) Q_EMIT progress(m);
         const int c = control_;
         return c == 2 ? Control::Cancel : c == 1 ? Control::Pause : Control::Continue;
       };

@@ -9,15 +9,9 @@
 #include <memory>
 #include <thread>
 
-namespace hone::ui {
+#include "train/trainer.h"  // torch-free: StepMetrics travels in the progress signal
 
-struct StepPoint {
-  qint64 step = 0, total = 0;
-  double epoch = 0, loss = 0, lr = 0, grad_norm = 0, tokens_per_s = 0, elapsed_s = 0, eta_s = 0;
-  bool has_eval = false;
-  double eval_loss = 0;
-  qint64 rss_bytes = 0;
-};
+namespace hone::ui {
 
 class TrainJob : public QObject {
   Q_OBJECT
@@ -37,7 +31,7 @@ class TrainJob : public QObject {
 
  Q_SIGNALS:
   void started(qint64 run_id, const QString& run_dir);
-  void progress(const hone::ui::StepPoint& p);
+  void progress(const hone::StepMetrics& m);  // the core's own step record, queued to the GUI
   void log(const QString& line);
   // status: completed | cancelled | failed (error says why); output: adapter/ or model/ folder.
   void finished(const QString& status, const QString& error, const QString& output);
@@ -51,4 +45,4 @@ class TrainJob : public QObject {
 
 }  // namespace hone::ui
 
-Q_DECLARE_METATYPE(hone::ui::StepPoint)
+Q_DECLARE_METATYPE(hone::StepMetrics)

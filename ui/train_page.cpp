@@ -619,8 +619,8 @@ void TrainPage::resetRunView() {
   setRunningUi(true);
 }
 
-void TrainPage::onProgress(const StepPoint& p) {
-  progress_->setMaximum(static_cast<int>(p.total));
+void TrainPage::onProgress(const StepMetrics& p) {
+  progress_->setMaximum(static_cast<int>(p.total_steps));
   progress_->setValue(static_cast<int>(p.step));
   smooth_ = have_smooth_ ? 0.9 * smooth_ + 0.1 * p.loss : p.loss;
   have_smooth_ = true;
@@ -635,7 +635,7 @@ void TrainPage::onProgress(const StepPoint& p) {
   }
   status_->setText(QString("step %1/%2 · epoch %3 · loss %4 · %5 tokens/s · elapsed %6 · ETA %7 · %8 RAM")
                        .arg(p.step)
-                       .arg(p.total)
+                       .arg(p.total_steps)
                        .arg(p.epoch, 0, 'f', 2)
                        .arg(p.loss, 0, 'f', 4)
                        .arg(p.tokens_per_s, 0, 'f', 0)

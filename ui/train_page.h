@@ -51,7 +51,7 @@ class TrainPage : public QWidget {
   void updateEstimate();
   void updateAdvisor();
   void updateAvailability();
-  void onProgress(const hone::ui::StepPoint& p);
+  void onProgress(const hone::StepMetrics& p);
   void onFinished(const QString& status, const QString& error, const QString& output);
   void setRunningUi(bool running);
   void resetRunView();
