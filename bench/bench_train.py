@@ -100,6 +100,21 @@ class Model(nn.Module):
         return self.head(self.norm(x))
 
 
+def blas_core():
+    """OpenBLAS's kernel set in this process (None if the BLAS is not OpenBLAS)."""
+    import ctypes
+    with open("/proc/self/maps") as f:
+        libs = {l.split()[-1] for l in f if "openblas" in l and ".so" in l}
+    for path in sorted(libs):
+        try:
+            fn = ctypes.CDLL(path).openblas_get_corename
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_char_p
+        return fn().decode()
+    return None
+
+
 def main():
     p = argparse.ArgumentParser()
     for k, d in [("hidden", 512), ("layers", 8), ("heads", 8), ("kv-heads", 8), ("ffn", 1408), ("vocab", 8000), ("seq", 256),
@@ -125,6 +140,7 @@ def main():
         times.append(time.time() - t)
     step = statistics.median(times[1:])
     print(json.dumps({"impl": "pytorch-eager", "torch": torch.__version__, "method": a.method, "threads": torch.get_num_threads(),
+                      "blas_core": blas_core(),
                       "tokens_per_s": a.batch * a.seq / step, "step_s": step}))
 
 

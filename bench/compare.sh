@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Side-by-side training throughput: hone-cli bench vs the eager PyTorch script, interleaved
-# (this machine's speed drifts between runs), 3 rounds each; prints the medians and the ratio.
+# Side-by-side training throughput: hone-cli bench vs the eager PyTorch script, interleaved (this
+# machine's speed drifts between runs), 3 rounds each; prints the medians and the ratios.
+# The script runs twice a round:
+#   plain: as a user runs it on this system (the system's libblas.so.3, PyTorch's default threads);
+#   tuned: with the BLAS build, kernel set and thread count Hone itself runs with, read from
+#          hone-cli's own report, so that the ratio compares the training code alone.
 # usage: bench/compare.sh [BUILD_DIR] [--method lora|full] [extra bench flags...]
 set -euo pipefail
 build=${1:-build}; shift || true
@@ -10,18 +14,30 @@ while (($#)); do
   case $1 in --method) method=$2; shift 2 ;; *) args+=("$1"); shift ;; esac
 done
 here=$(dirname "$0")
-hone=(); torch=()
+hone=(); plain=(); tuned=()
 for round in 1 2 3; do
-  hone+=("$("$build/bin/hone-cli" bench --method "$method" --json "${args[@]}")")
-  torch+=("$(/usr/bin/python3 "$here/bench_train.py" --method "$method" "${args[@]}")")
+  h=$("$build/bin/hone-cli" bench --method "$method" --json "${args[@]}")
+  hone+=("$h")
+  read -r blas_dir core threads < <(/usr/bin/python3 -c 'import json,os,sys; j=json.loads(sys.argv[1]); print(os.path.dirname(j["blas"]) or "-", j["blas_core"] or "-", j["threads"])' "$h")
+  plain+=("$(/usr/bin/python3 "$here/bench_train.py" --method "$method" "${args[@]}")")
+  env_=()
+  [[ $blas_dir != - ]] && env_+=("LD_LIBRARY_PATH=$blas_dir")
+  [[ $core != - ]] && env_+=("OPENBLAS_CORETYPE=$core")
+  tuned+=("$(env "${env_[@]}" /usr/bin/python3 "$here/bench_train.py" --method "$method" --threads "$threads" "${args[@]}")")
 done
-/usr/bin/python3 - "$method" "${hone[@]}" "${torch[@]}" <<'PY'
+/usr/bin/python3 - "$method" "${hone[@]}" "${plain[@]}" "${tuned[@]}" <<'PY'
 import json, statistics, sys
 method, rows = sys.argv[1], [json.loads(r) for r in sys.argv[2:]]
-h = [r for r in rows if "mfu" in r]; t = [r for r in rows if r.get("impl") == "pytorch-eager"]
-hm = statistics.median(r["tokens_per_s"] for r in h); tm = statistics.median(r["tokens_per_s"] for r in t)
-print(json.dumps({"method": method, "hone_tokens_per_s": round(hm, 1), "pytorch_tokens_per_s": round(tm, 1),
-                  "ratio": round(hm / tm, 2), "hone_mfu": round(statistics.median(r["mfu"] for r in h), 2),
-                  "hone_runs": [round(r["tokens_per_s"]) for r in h], "pytorch_runs": [round(r["tokens_per_s"]) for r in t],
-                  "pytorch_threads": t[0]["threads"], "hone_threads": h[0]["threads"]}))
+n = len(rows) // 3
+h, p, t = rows[:n], rows[n:2 * n], rows[2 * n:]
+med = lambda rs, k: statistics.median(r[k] for r in rs)
+hm, pm, tm = med(h, "tokens_per_s"), med(p, "tokens_per_s"), med(t, "tokens_per_s")
+print(json.dumps({"method": method, "hone_tokens_per_s": round(hm, 1), "hone_mfu": round(med(h, "mfu"), 2),
+                  "hone_gemm_gflops": round(med(h, "gemm_gflops")), "hone_blas": h[0]["blas"], "hone_blas_core": h[0]["blas_core"],
+                  "hone_threads": h[0]["threads"],
+                  "pytorch_plain_tokens_per_s": round(pm, 1), "ratio_vs_plain": round(hm / pm, 2),
+                  "pytorch_plain_blas_core": p[0].get("blas_core"), "pytorch_plain_threads": p[0]["threads"],
+                  "pytorch_tuned_tokens_per_s": round(tm, 1), "ratio_vs_tuned": round(hm / tm, 2),
+                  "hone_runs": [round(r["tokens_per_s"]) for r in h], "pytorch_plain_runs": [round(r["tokens_per_s"]) for r in p],
+                  "pytorch_tuned_runs": [round(r["tokens_per_s"]) for r in t]}))
 PY

@@ -6,8 +6,9 @@ set -euo pipefail
 pkgs=(
   # toolchain
   build-essential g++ cmake ninja-build pkg-config ccache git ca-certificates file
-  # core: libtorch + fast BLAS (platform-notes §1: reference BLAS is ~40x slower)
-  libtorch-dev libopenblas0-pthread
+  # core: libtorch + fast BLAS (platform-notes §1: reference BLAS is ~40x slower); Hone links the
+  # OpenMP build, the pthread one stays the system default (core/CMakeLists.txt)
+  libtorch-dev libopenblas0-pthread libopenblas0-openmp
   # core: formats, tokenizers, store
   nlohmann-json3-dev libpcre2-dev libicu-dev libsqlite3-dev sqlite3 libgtest-dev
   libsentencepiece-dev sentencepiece

@@ -152,7 +152,8 @@ QString MainWindow::aboutText() const {
   return QString("Hone %1\nQt %2\nlibtorch %3\ndevice %4\nBLAS %5%6\nthreads %7 of %8 cores")
       .arg(HONE_VERSION, qVersion(), QString::fromStdString(s.libtorch_version), QString::fromStdString(s.device),
            QString::fromStdString(s.blas.empty() ? std::string("unknown") : s.blas),
-           s.blas_is_reference ? " (slow reference build)" : "")
+           s.blas_is_reference ? QString(" (slow reference build)")
+                               : s.blas_core.empty() ? QString() : QString(", %1 kernels").arg(QString::fromStdString(s.blas_core)))
       .arg(s.threads)
       .arg(s.cores);
 }

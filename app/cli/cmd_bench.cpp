@@ -2,6 +2,7 @@
 // model FLOPs utilisation against the fp32 GEMM peak measured in this process, peak memory and
 // the bytes held by frozen linear weights. bench/bench_train.py is the PyTorch counterpart.
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,7 +22,7 @@ namespace hone::cli {
 
 static const char* kHelp = R"(usage: hone-cli bench [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
-                      [--method lora|qlora|full] [--checkpointing] [--json]
+                      [--method lora|qlora|full] [--checkpointing] [--profile FILE] [--json]
        hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
 Prints one JSON object: tokens_per_s (median step), step_s, mfu (model FLOPs/s over the fp32
@@ -29,12 +30,14 @@ GEMM peak measured here), gemm_gflops, peak_rss_mb, frozen_weight_bytes, trainab
 Model FLOPs per token: 2N forward + 2N input gradients (+2N weight gradients when the base
 trains) over the matmul parameters N (head included), plus attention: 4*T*d per layer forward
 and twice that backward.
+--profile FILE writes the last step's operator trace (chrome://tracing JSON) to FILE;
+bench/profile_summary.py FILE turns it into a table of self time per operator.
 )";
 
 int cmd_bench(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]) == "store") return cmd_bench_store(argc, argv);
   Args a(argc, argv, 2, "bench",
-         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed"},
+         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile"},
          {"json", "checkpointing"});
   if (a.flag("help")) {
     std::cout << kHelp;
@@ -50,6 +53,7 @@ int cmd_bench(int argc, char** argv) {
                        {"num_key_value_heads", nkv}, {"intermediate_size", I}, {"vocab_size", V}, {"max_position_embeddings", T}};
   ModelConfig cfg = parse_model_config(cj, "bench");
   const double gemm = measure_gemm_gflops(1024, 4);
+  const SystemInfo sys = system_info(false);
   CausalLM m(cfg);
   init_weights(m, static_cast<uint64_t>(a.integer("seed", 0)));
   int64_t frozen_bytes = 0, frozen_fp32 = 0;
@@ -76,8 +80,11 @@ int cmd_bench(int argc, char** argv) {
   AdamW opt(params, {});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   std::vector<double> times;
-  for (int64_t s = 0; s < steps; ++s) {
+  const bool profile = a.has("profile");
+  for (int64_t s = 0; s < steps + (profile ? 1 : 0); ++s) {  // the profiled step is an extra one, not timed
     auto ids = at::randint(0, V, {B, T}, gen, at::TensorOptions(at::kLong));
+    std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
+    if (s == steps) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(a.get("profile"));
     auto t0 = std::chrono::steady_clock::now();
     auto logits = m->forward(ids);
     auto loss = at::cross_entropy_loss(logits.narrow(1, 0, T - 1).reshape({-1, V}), ids.narrow(1, 1, T - 1).reshape({-1}));
@@ -85,7 +92,7 @@ int cmd_bench(int argc, char** argv) {
     opt.clip_grad_norm(1.0);
     opt.step(1e-4);
     opt.zero_grad();
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    if (s < steps) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   std::vector<double> warm(times.begin() + 1, times.end());  // the first step warms allocators and caches
   std::sort(warm.begin(), warm.end());
@@ -108,7 +115,9 @@ int cmd_bench(int argc, char** argv) {
                       {"frozen_weight_bytes", frozen_bytes},
                       {"frozen_weight_ratio", frozen_fp32 ? static_cast<double>(frozen_bytes) / frozen_fp32 : 0.0},
                       {"trainable_params", trainable},
-                      {"threads", system_info(false).threads},
+                      {"threads", sys.threads},
+                      {"blas", sys.blas},
+                      {"blas_core", sys.blas_core},
                       {"shape", {{"hidden", H}, {"layers", L}, {"heads", nh}, {"kv_heads", nkv}, {"ffn", I}, {"vocab", V}, {"seq", T}, {"batch", B}, {"rank", r}}}};
   std::cout << (a.flag("json") ? j.dump() : j.dump(2)) << "\n";
   return 0;

@@ -35,7 +35,7 @@ int cmd_inspect(int argc, char** argv) {
   if (a.flag("system")) {
     auto s = system_info(true);
     nlohmann::json j = {{"device", s.device},          {"cuda", s.cuda},         {"libtorch", s.libtorch_version},
-                        {"blas", s.blas},              {"blas_reference", s.blas_is_reference},
+                        {"blas", s.blas},              {"blas_core", s.blas_core},   {"blas_reference", s.blas_is_reference},
                         {"threads", s.threads},        {"blas_threads", s.blas_threads}, {"cores", s.cores},       {"gemm_gflops_fp32", s.gemm_gflops},
                         {"hone", HONE_VERSION}};
     std::cout << j.dump(2) << "\n";

@@ -37,6 +37,7 @@ std::string first_line(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hone::tune_blas_kernel(argv);
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     std::cout << kUsage;
     return argc < 2 ? 2 : 0;

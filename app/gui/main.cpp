@@ -72,6 +72,7 @@ int bench_ui(QApplication& app, const QString& model, int steps) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hone::tune_blas_kernel(argv);
   bool bench = false;
   QString model, workspace;
   int steps = 200;

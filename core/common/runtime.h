@@ -9,6 +9,7 @@ struct SystemInfo {
   bool cuda = false;
   std::string libtorch_version;
   std::string blas;             // path of the BLAS library mapped into the process
+  std::string blas_core;        // OpenBLAS's kernel set ("SkylakeX", "Haswell", ...; empty if not OpenBLAS)
   bool blas_is_reference = false;
   int threads = 1;       // libtorch intra-op threads
   int blas_threads = 0;  // OpenBLAS's own pool (0: unknown)
@@ -16,8 +17,21 @@ struct SystemInfo {
   double gemm_gflops = 0;       // measured fp32 GEMM rate (0 if not measured)
 };
 
+// Call first thing in main(), before any other work. Debian's OpenBLAS (0.3.21) does not know
+// CPUs newer than its release and falls back to its generic SSE3 kernels ("Prescott"): measured on
+// an AVX-512 Xeon (family 6, model 207), fp32 GEMM ran at 62 GFLOP/s instead of 297. OpenBLAS
+// reads OPENBLAS_CORETYPE only when it loads, so when it chose a generic kernel on a CPU with
+// AVX-512 or AVX2 this sets the variable and re-executes the program (same pid, same argv).
+// Does nothing when OPENBLAS_CORETYPE is already set, the BLAS is not OpenBLAS, or exec fails.
+void tune_blas_kernel(char** argv);
+// The kernel set tune_blas_kernel would choose for this CPU, or "" when OpenBLAS's own choice
+// stands (exposed for tests).
+std::string preferred_blas_kernel(const std::string& openblas_core);
+
 // Sets the intra-op thread count: HONE_THREADS, else 1 with OpenBLAS-pthread (it threads GEMMs
-// itself) and all cores with other BLAS libraries. Call once at start-up.
+// on its own pool, which would fight libtorch's OpenMP threads) and all cores otherwise; with
+// OpenBLAS's OpenMP build (linked by default, see CMakeLists.txt) GEMMs and element-wise ops share
+// one pool. Call once at start-up.
 void init_runtime(int threads = 0);
 SystemInfo system_info(bool measure_gemm);
 // Measures fp32 GEMM GFLOP/s with an n x n matmul on the CPU.

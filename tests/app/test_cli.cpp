@@ -2,8 +2,11 @@
 // and one clear error line (naming the file) with a non-zero exit for bad input.
 #include <gtest/gtest.h>
 
+#include <fstream>
+
 #include <algorithm>
 
+#include "common/runtime.h"
 #include "test_support.h"
 
 using namespace hone;
@@ -95,6 +98,38 @@ TEST(Cli, InspectDescribesModelAndSystem) {
   EXPECT_GE(sj["threads"].get<int>(), 1);
   EXPECT_FALSE(sj["libtorch"].get<std::string>().empty());
   EXPECT_GT(sj["gemm_gflops_fp32"].get<double>(), 0.0);
+}
+
+// Debian's OpenBLAS falls back to its SSE3 kernels on CPUs newer than itself (62 against 297
+// GFLOP/s measured); hone-cli must end up on AVX2/AVX-512 kernels wherever the CPU has them. The
+// CPU's flags are read from /proc/cpuinfo, independently of the program's own cpuid check.
+TEST(Cli, OpenBlasRunsKernelsForThisCpu) {
+  std::string flags;
+  {
+    std::ifstream f("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(f, line))
+      if (line.rfind("flags", 0) == 0) {
+        flags = line + " ";
+        break;
+      }
+  }
+  auto has = [&](const char* fl) { return flags.find(std::string(" ") + fl + " ") != std::string::npos; };
+  auto s = cli("inspect --system");
+  ASSERT_EQ(s.code, 0) << s.err;
+  json sj = json::parse(s.out);
+  const std::string core = sj["blas_core"].get<std::string>();
+  if (sj["blas"].get<std::string>().find("openblas") == std::string::npos) GTEST_SKIP() << "BLAS is not OpenBLAS";
+  for (const char* generic : {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom"})
+    if (has("avx2") && has("fma")) EXPECT_NE(core, generic) << "OpenBLAS stayed on a generic kernel on an AVX2 CPU";
+  // The choice itself, for a generic kernel and for one OpenBLAS picked on its own.
+  const bool avx512 = has("avx512f") && has("avx512bw") && has("avx512vl") && has("avx512dq") && has("avx512cd");
+  EXPECT_EQ(preferred_blas_kernel("Prescott"), avx512 ? "SkylakeX" : (has("avx2") && has("fma")) ? "Haswell" : "");
+  EXPECT_EQ(preferred_blas_kernel("SkylakeX"), "");
+  EXPECT_EQ(preferred_blas_kernel("Haswell"), "");
+  // With OpenBLAS's OpenMP build linked (core/CMakeLists.txt), libtorch uses every core.
+  if (sj["blas"].get<std::string>().find("openblas-openmp") != std::string::npos && !std::getenv("HONE_THREADS"))
+    EXPECT_EQ(sj["threads"], sj["cores"]);
 }
 
 TEST(Cli, GenerateStreamsText) {
