@@ -287,7 +287,7 @@ TEST(Train, CliTrainWritesRunFolder) {
 }
 
 TEST(Demo, RunsEndToEndAndReportsItsFigures) {
-  // A shortened demo (the real one pre-trains for 1600 steps): checks the pipeline and its report.
+  // A shortened demo (the real one pre-trains until 95% of its probes pass): checks the pipeline and its report.
   std::string d = test::temp_dir("demo");
   auto r = test::run(std::string(HONE_CLI) + " demo --workspace " + q(d) + " --pretrain-steps 20 --steps 4 --json");
   ASSERT_EQ(r.code, 0) << r.err;
