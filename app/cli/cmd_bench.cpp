@@ -16,13 +16,14 @@
 #include "model/decoder.h"
 #include "peft/lora.h"
 #include "train/adamw.h"
+#include "train/loss.h"
 #include "train/trainer.h"
 
 namespace hone::cli {
 
 static const char* kHelp = R"(usage: hone-cli bench [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
-                      [--method lora|qlora|full] [--checkpointing] [--profile FILE] [--json]
+                      [--method lora|qlora|full] [--checkpointing] [--unfused] [--profile FILE] [--json]
        hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
 Prints one JSON object: tokens_per_s (median step), step_s, mfu (model FLOPs/s over the fp32
@@ -30,6 +31,8 @@ GEMM peak measured here), gemm_gflops, peak_rss_mb, frozen_weight_bytes, trainab
 Model FLOPs per token: 2N forward + 2N input gradients (+2N weight gradients when the base
 trains) over the matmul parameters N (head included), plus attention: 4*T*d per layer forward
 and twice that backward.
+--unfused runs RMSNorm, RoPE and the cross entropy as plain ATen ops instead of Hone's fused
+CPU kernels (model/fused_cpu.h), for comparison.
 --profile FILE writes the last step's operator trace (chrome://tracing JSON) to FILE;
 bench/profile_summary.py FILE turns it into a table of self time per operator.
 )";
@@ -38,7 +41,7 @@ int cmd_bench(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]) == "store") return cmd_bench_store(argc, argv);
   Args a(argc, argv, 2, "bench",
          {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile"},
-         {"json", "checkpointing"});
+         {"json", "checkpointing", "unfused"});
   if (a.flag("help")) {
     std::cout << kHelp;
     return 0;
@@ -71,6 +74,7 @@ int cmd_bench(int argc, char** argv) {
     attach_lora(m, lc, 0);
   }
   m->gradient_checkpointing = a.flag("checkpointing");
+  m->set_fused_kernels(!a.flag("unfused"));
   m->train();
   std::vector<NamedParam> params;
   for (auto& p : m->named_parameters())
@@ -86,8 +90,7 @@ int cmd_bench(int argc, char** argv) {
     std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
     if (s == steps) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(a.get("profile"));
     auto t0 = std::chrono::steady_clock::now();
-    auto logits = m->forward(ids);
-    auto loss = at::cross_entropy_loss(logits.narrow(1, 0, T - 1).reshape({-1, V}), ids.narrow(1, 1, T - 1).reshape({-1}));
+    auto loss = next_token_loss_sum(m, ids, {}, ids) / static_cast<double>(B * (T - 1));  // the trainer's loss
     loss.backward();
     opt.clip_grad_norm(1.0);
     opt.step(1e-4);

@@ -27,7 +27,7 @@ namespace hone::cli {
 namespace {
 
 const char* kHelp = R"(usage: hone-cli demo [--workspace DIR] [--method lora|qlora|full] [--json] [--rebuild]
-                     [--pretrain-steps N] [--steps N] [--lr X] [--seed S]
+                     [--pretrain-steps N] [--pretrain-lr X] [--steps N] [--lr X] [--seed S]
 
 Builds (once; cached in <workspace>/demo) a small Llama-shaped base model with Hone's own
 tokenizer, pre-trained on synthetic plain text; then fine-tunes it to follow instructions for four
@@ -87,7 +87,7 @@ double plain_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<Skill
 }  // namespace
 
 int cmd_demo(int argc, char** argv) {
-  Args a(argc, argv, 2, "demo", {"workspace", "method", "pretrain-steps", "steps", "seed", "lr"}, {"json", "rebuild"});
+  Args a(argc, argv, 2, "demo", {"workspace", "method", "pretrain-steps", "pretrain-lr", "steps", "seed", "lr"}, {"json", "rebuild"});
   if (a.flag("help")) {
     std::cout << kHelp;
     return 0;
@@ -135,18 +135,18 @@ int cmd_demo(int argc, char** argv) {
     pc.packing = false;
     pc.max_seq_len = 64;
     pc.batch_size = 32;
-    pc.lr = 3e-3;
+    pc.lr = a.number("pretrain-lr", 3e-3);
     pc.warmup_steps = 20;
     // Constant rate: the jump from copying nothing to copying letters comes late (~step 1,000)
     // and needs the full learning rate to finish; a cosine decay left it half-learnt.
     pc.schedule = "constant";
     // The step at which the model leaves its plateau varies between runs and machines (600 to
     // 1,300 steps seen; thread count and BLAS kernels change the arithmetic). So pre-training
-    // goes on in rounds of 400 steps until the base completes 95% of 40 plain-text probes, up to
+    // goes on in rounds of 200 steps until the base completes 95% of 40 plain-text probes, up to
     // 3,200 steps; --pretrain-steps N trains exactly N.
     const bool fixed = a.has("pretrain-steps");
-    pc.max_steps = a.integer("pretrain-steps", 1200);
-    pc.save_every = fixed ? 0 : 400;
+    pc.max_steps = a.integer("pretrain-steps", 800);
+    pc.save_every = fixed ? 0 : 200;
     pc.seed = seed;
     auto probes = make_skill_examples(40, "train", seed + 9);
     TrainOptions po;
@@ -169,7 +169,7 @@ int cmd_demo(int argc, char** argv) {
       say("  base after " + std::to_string(pc.max_steps) + " steps: " + std::to_string(acc).substr(0, 4) + " of plain-text probes");
       if (acc >= 0.95 || pc.max_steps >= 3200 || pr.last_checkpoint.empty()) break;
       po.resume_from = pr.last_checkpoint;
-      pc.max_steps += 400;
+      pc.max_steps += 200;
     }
     std::filesystem::remove_all(base, ec);
     std::filesystem::rename(pr.output_dir, base, ec);

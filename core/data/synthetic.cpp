@@ -56,7 +56,11 @@ std::vector<SkillExample> make_skill_examples(int count, const std::string& spli
         out.push_back({"repeat", "Say this word twice: " + w + ".", w + " " + w, plain("double", w, w + " " + w)});
         break;
       default:
-        out.push_back({"brackets", "Bracket the word " + w + ".", "[" + w + "]", plain("bracket", w, "[" + w + "]")});
+        // No full stop after the word: the answer's "[" takes its place, so the letters sit at the
+        // same distance as in the other skills. With the full stop (distance 15, this skill alone)
+        // the base had not learnt it after 3,000 steps.
+        out.push_back({"brackets", "Bracket the word " + w, "[" + w + "]",
+                       "bracket " + w + sep.substr(1) + "[" + w + "]"});
         break;
     }
   }

@@ -13,6 +13,7 @@
 
 #include <mutex>
 
+#include "model/fused_cpu.h"
 #include "model/rope.h"
 
 namespace hone {
@@ -22,6 +23,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double e, float off) : eps(e), offset(off)
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  if (fused && offset == 0.f && fused_cpu_applies(x) && weight.scalar_type() == at::kFloat) return fused_rms_norm(x, weight, eps);
   auto xf = x.to(at::kFloat);
   auto normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   if (offset != 0.f) return (normed * (weight.to(at::kFloat) + offset)).to(x.scalar_type());  // Gemma
@@ -43,8 +45,9 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   auto q = q_proj->forward(x).view({B, T, n_heads, head_dim}).transpose(1, 2);  // [B,nh,T,D]
   auto k = k_proj->forward(x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B,nkv,T,D]
   auto v = v_proj->forward(x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B,nkv,T,D]
-  q = apply_rope(q, cos, sin);
-  k = apply_rope(k, cos, sin);
+  // The fused RoPE returns contiguous [B,nh,T,D]: the reshapes for the GEMMs below are then views.
+  q = fused && fused_cpu_applies(q) ? fused_rope(q, cos, sin) : apply_rope(q, cos, sin);
+  k = fused && fused_cpu_applies(k) ? fused_rope(k, cos, sin) : apply_rope(k, cos, sin);
   if (cache) {
     if (cache->k.size() <= layer) {
       cache->k.resize(layer + 1);
@@ -159,6 +162,17 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config(c) {
   model = register_module("model", Backbone(c));
   if (!c.tie_word_embeddings) lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false));
   inv_freq = rope_inv_freq(c);
+}
+
+void CausalLMImpl::set_fused_kernels(bool on) {
+  fused_kernels = on;
+  for (auto& l : *model->layers) {
+    auto* d = l->as<DecoderLayerImpl>();
+    d->self_attn->fused = on;
+    d->input_layernorm->fused = on;
+    d->post_attention_layernorm->fused = on;
+  }
+  model->norm->fused = on;
 }
 
 const at::Tensor& CausalLMImpl::output_weight() const {

@@ -25,6 +25,7 @@ struct RMSNormImpl : torch::nn::Module {
   at::Tensor weight;  // [dim]
   double eps;
   float offset;  // Gemma stores w and multiplies by (1 + w)
+  bool fused = true;  // fp32 on the CPU: fused_rms_norm (model/fused_cpu.h)
 };
 TORCH_MODULE(RMSNorm);
 
@@ -35,6 +36,7 @@ struct AttentionImpl : torch::nn::Module {
                      KVCache* cache, size_t layer);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   int64_t n_heads, n_kv, head_dim;
+  bool fused = true;  // fp32 on the CPU: fused_rope (model/fused_cpu.h)
 };
 TORCH_MODULE(Attention);
 
@@ -91,6 +93,10 @@ struct CausalLMImpl : torch::nn::Module {
   at::Tensor inv_freq;      // [D/2] fp32, not a parameter and never saved
   // Recompute each decoder layer in backward instead of keeping its activations (training only).
   bool gradient_checkpointing = false;
+  // Switches the fused fp32 CPU kernels (RMSNorm, RoPE, the loss's cross entropy) on or off in every layer; off runs the
+  // plain ATen ops they replace (tests compare the two).
+  void set_fused_kernels(bool on);
+  bool fused_kernels = true;  // read by the training loss (train/loss.h) for its cross entropy
 };
 TORCH_MODULE(CausalLM);
 

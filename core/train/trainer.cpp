@@ -23,6 +23,7 @@
 #include "common/json_file.h"
 #include "common/runtime.h"
 #include "data/sequences.h"
+#include "train/loss.h"
 #include "model/checkpoint.h"
 #include "peft/lora.h"
 #include "train/adamw.h"
@@ -81,12 +82,7 @@ void copy_tokenizer_files(const std::string& from, const std::string& to) {
 
 // Token-summed cross entropy of next-token prediction over labelled positions.
 at::Tensor loss_sum(CausalLM& m, const Batch& b, const at::Device& dev) {
-  auto ids = b.ids.to(dev), am = b.attention_mask.to(dev), labels = b.labels.to(dev);
-  auto logits = m->forward(ids, am);  // [B,T,V] fp32
-  const int64_t T = ids.size(1), V = logits.size(2);
-  auto lg = logits.narrow(1, 0, T - 1).reshape({-1, V});
-  auto lb = labels.narrow(1, 1, T - 1).reshape({-1});
-  return at::cross_entropy_loss(lg, lb, {}, at::Reduction::Sum, -100);
+  return next_token_loss_sum(m, b.ids.to(dev), b.attention_mask.to(dev), b.labels.to(dev));
 }
 
 struct Prepared {

@@ -4,12 +4,16 @@
 // files and shards. Also KV cache, padding masks, bit-exact re-save, generation and bad folders.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <cstring>
 
 #include "common/error.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
+#include "model/config.h"
+#include "model/decoder.h"
+#include "model/fused_cpu.h"
 #include "test_support.h"
 
 using namespace hone;
@@ -67,6 +71,83 @@ TEST(Decoder, KvCacheMatchesFullForward) {
     EXPECT_TRUE(torch::allclose(step[0], full[t], 1e-4, 1e-4)) << "position " << t;
   }
   EXPECT_EQ(cache.length(), static_cast<int64_t>(ids.size()));
+}
+
+// The fused fp32 CPU kernels (model/fused_cpu.cpp) against the ATen formulas they replace, in value
+// and in every gradient: RMSNorm, RoPE on a transposed view, cross entropy with ignored labels.
+TEST(Decoder, FusedKernelsEqualTheirAtenFormulas) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  auto close = [](const at::Tensor& a, const at::Tensor& b, double tol) {
+    return (a - b).abs().max().item<double>() <= tol * std::max(1.0, b.abs().max().item<double>());
+  };
+  {  // RMSNorm: w * x / sqrt(mean(x^2) + eps)
+    auto x = at::randn({3, 7, 48}, gen).requires_grad_(true);
+    auto w = (at::rand({48}, gen) + 0.5).requires_grad_(true);
+    auto dy = at::randn({3, 7, 48}, gen);
+    auto y = fused_rms_norm(x, w, 1e-6);
+    auto gf = torch::autograd::grad({y}, {x, w}, {dy});
+    const auto &gx = gf[0], &gw = gf[1];
+    auto yr = w * (x * at::rsqrt(x.pow(2).mean(-1, true) + 1e-6));
+    auto gr = torch::autograd::grad({yr}, {x, w}, {dy});
+    EXPECT_TRUE(close(y, yr, 1e-6));
+    EXPECT_TRUE(close(gx, gr[0], 1e-5));
+    EXPECT_TRUE(close(gw, gr[1], 1e-5));
+  }
+  {  // RoPE on [B,H,T,D] given as the transposed view the attention makes
+    auto xt = at::randn({2, 5, 3, 8}, gen).requires_grad_(true);  // [B,T,H,D]
+    auto x = xt.transpose(1, 2);                                  // [B,H,T,D], not contiguous
+    auto ang = at::rand({2, 5, 4}, gen) * 6.0;
+    auto cos = at::cat({ang, ang}, -1).cos(), sin = at::cat({ang, ang}, -1).sin();  // [B,T,D]
+    auto dy = at::randn({2, 3, 5, 8}, gen);
+    auto y = fused_rope(x, cos, sin);
+    EXPECT_TRUE(y.is_contiguous());
+    auto g = torch::autograd::grad({y}, {xt}, {dy})[0];
+    auto rot = at::cat({-x.narrow(-1, 4, 4), x.narrow(-1, 0, 4)}, -1);
+    auto yr = x * cos.unsqueeze(1) + rot * sin.unsqueeze(1);
+    auto gr = torch::autograd::grad({yr}, {xt}, {dy})[0];
+    EXPECT_TRUE(close(y, yr, 1e-6));
+    EXPECT_TRUE(close(g, gr, 1e-6));
+  }
+  {  // Cross entropy, summed, label -100 ignored; one row with a label of tiny probability
+    auto l = (at::randn({9, 50}, gen) * 3.0);
+    l[4][7] = -120.0;
+    l = l.requires_grad_(true);
+    auto y = at::randint(0, 50, {9}, gen, at::TensorOptions(at::kLong));
+    y[2] = -100;
+    y[4] = 7;
+    auto loss = fused_cross_entropy_sum(l, y);
+    auto g = torch::autograd::grad({loss * 0.5}, {l})[0];
+    auto ref = at::cross_entropy_loss(l, y, {}, at::Reduction::Sum, -100);
+    auto gr = torch::autograd::grad({ref * 0.5}, {l})[0];
+    EXPECT_NEAR(loss.item<double>(), ref.item<double>(), 1e-4);
+    EXPECT_TRUE(close(g, gr, 1e-6));
+    EXPECT_EQ(g[2].abs().sum().item<double>(), 0.0) << "an ignored row gets no gradient";
+  }
+}
+
+// A whole model with the fused kernels on and off: same logits and same gradients.
+TEST(Decoder, FusedKernelsLeaveTheModelUnchanged) {
+  json cj = {{"model_type", "llama"}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+             {"num_key_value_heads", 2}, {"intermediate_size", 96}, {"vocab_size", 101}, {"max_position_embeddings", 64}};
+  CausalLM m(parse_model_config(cj, "test"));
+  init_weights(m, 7, 0.2);
+  for (auto& p : m->parameters()) p.set_requires_grad(true);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  auto ids = at::randint(0, 101, {3, 40}, gen, at::TensorOptions(at::kLong));
+  auto mask = torch::ones({3, 40}, torch::kLong);
+  mask[1].narrow(0, 30, 10).zero_();
+  auto run = [&](bool fused) {
+    m->set_fused_kernels(fused);
+    m->zero_grad();
+    auto logits = m->forward(ids, mask);
+    (logits * mask.unsqueeze(-1)).pow(2).mean().backward();
+    std::vector<at::Tensor> out = {logits.detach()};
+    for (auto& p : m->parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  auto a = run(false), b = run(true);
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_LT((a[i] - b[i]).abs().max().item<double>(), 1e-5 * std::max(1.0, a[i].abs().max().item<double>())) << "tensor " << i;
 }
 
 TEST(Decoder, PaddingMaskIsolatesSequences) {

@@ -1,0 +1,204 @@
+// Fused fp32 CPU kernels (see fused_cpu.h). Loops run over rows on ATen's thread pool; the inner
+// loops are plain enough for the compiler to vectorise. Exponentials stay in ATen's vectorised
+// softmax, which is faster than anything scalar here.
+#include "model/fused_cpu.h"
+
+#include <ATen/Parallel.h>
+#include <torch/autograd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace hone {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// ---- RMSNorm ----------------------------------------------------------------------------------
+// y = w * x * r with r = 1/sqrt(mean(x^2) + eps) per row. Backward, with n = x * r and g = dy * w:
+// dx = r * (g - n * mean(g * n)), dw = sum over rows of dy * n.
+struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x_in, const at::Tensor& w, double eps) {
+    auto x = x_in.contiguous();
+    const int64_t H = x.size(-1), rows = x.numel() / H;
+    auto y = at::empty_like(x);
+    auto r = at::empty({rows}, x.options());
+    const float* xp = x.data_ptr<float>();
+    const float* wp = w.data_ptr<float>();
+    float* yp = y.data_ptr<float>();
+    float* rp = r.data_ptr<float>();
+    const float fe = static_cast<float>(eps);
+    at::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const float* a = xp + i * H;
+        float ss = 0;
+        for (int64_t j = 0; j < H; ++j) ss += a[j] * a[j];
+        const float ri = 1.0f / std::sqrt(ss / static_cast<float>(H) + fe);
+        rp[i] = ri;
+        float* o = yp + i * H;
+        for (int64_t j = 0; j < H; ++j) o[j] = wp[j] * (a[j] * ri);
+      }
+    });
+    ctx->save_for_backward({x, w, r});
+    return y;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = ctx->get_saved_variables();
+    const auto &x = s[0], &w = s[1], &r = s[2];
+    auto dy = grads[0].contiguous();
+    const int64_t H = x.size(-1), rows = x.numel() / H;
+    auto dx = at::empty_like(x);
+    const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *rp = r.data_ptr<float>(), *gp = dy.data_ptr<float>();
+    float* dxp = dx.data_ptr<float>();
+    // dw is a sum over rows: each chunk of rows keeps its own partial sum, added up at the end.
+    const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
+    std::vector<std::vector<float>> part(static_cast<size_t>(chunks), std::vector<float>(static_cast<size_t>(H), 0.f));
+    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+      for (int64_t c = c0; c < c1; ++c) {
+        float* dw = part[static_cast<size_t>(c)].data();
+        const int64_t lo = rows * c / chunks, hi = rows * (c + 1) / chunks;
+        for (int64_t i = lo; i < hi; ++i) {
+          const float* a = xp + i * H;
+          const float* g = gp + i * H;
+          const float ri = rp[i];
+          float dot = 0;  // sum_j g_j w_j n_j
+          for (int64_t j = 0; j < H; ++j) {
+            const float n = a[j] * ri;
+            dot += g[j] * wp[j] * n;
+            dw[j] += g[j] * n;
+          }
+          const float m = dot / static_cast<float>(H);
+          float* o = dxp + i * H;
+          for (int64_t j = 0; j < H; ++j) o[j] = ri * (g[j] * wp[j] - a[j] * ri * m);
+        }
+      }
+    });
+    at::Tensor dw;
+    if (w.requires_grad()) {
+      dw = at::zeros({H}, x.options());
+      float* d = dw.data_ptr<float>();
+      for (const auto& p : part)
+        for (int64_t j = 0; j < H; ++j) d[j] += p[static_cast<size_t>(j)];
+    }
+    return {dx, dw, at::Tensor()};
+  }
+};
+
+// ---- RoPE -------------------------------------------------------------------------------------
+// y1 = x1 c1 - x2 s1, y2 = x2 c2 + x1 s2 (halves of the head dimension; c1 = cos[:D/2], ...).
+// Its transpose: dx1 = dy1 c1 + dy2 s2, dx2 = dy2 c2 - dy1 s1.
+template <bool kTranspose>
+void rope_rows(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, at::Tensor& y) {
+  const int64_t B = x.size(0), H = x.size(1), T = x.size(2), D = x.size(3), h = D / 2;
+  const int64_t sb = x.stride(0), sh = x.stride(1), st = x.stride(2), sd = x.stride(3);
+  const float *xp = x.data_ptr<float>(), *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t bh = lo; bh < hi; ++bh) {
+      const int64_t b = bh / H, hd = bh % H;
+      for (int64_t t = 0; t < T; ++t) {
+        const float* a = xp + b * sb + hd * sh + t * st;
+        const float* c = cp + (b * T + t) * D;
+        const float* s = sp + (b * T + t) * D;
+        float* o = yp + ((b * H + hd) * T + t) * D;
+        for (int64_t d = 0; d < h; ++d) {
+          const float x1 = a[d * sd], x2 = a[(d + h) * sd];
+          if (kTranspose) {
+            o[d] = x1 * c[d] + x2 * s[d + h];
+            o[d + h] = x2 * c[d + h] - x1 * s[d];
+          } else {
+            o[d] = x1 * c[d] - x2 * s[d];
+            o[d + h] = x2 * c[d + h] + x1 * s[d + h];
+          }
+        }
+      }
+    }
+  });
+}
+
+struct RopeFn : public torch::autograd::Function<RopeFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+    auto y = at::empty({x.size(0), x.size(1), x.size(2), x.size(3)}, x.options());
+    rope_rows<false>(x, cos, sin, y);
+    ctx->save_for_backward({cos, sin});
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = ctx->get_saved_variables();
+    const auto& g = grads[0];
+    auto dx = at::empty({g.size(0), g.size(1), g.size(2), g.size(3)}, g.options());
+    rope_rows<true>(g, s[0], s[1], dx);
+    return {dx, at::Tensor(), at::Tensor()};
+  }
+};
+
+// ---- Cross entropy ----------------------------------------------------------------------------
+struct CrossEntropyFn : public torch::autograd::Function<CrossEntropyFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& logits_in, const at::Tensor& labels_in, int64_t ignore) {
+    auto logits = logits_in.contiguous();
+    auto labels = labels_in.contiguous();
+    const int64_t N = logits.size(0), V = logits.size(1);
+    auto grad = at::_softmax(logits, 1, false);  // [N, V]; becomes softmax - onehot below
+    const float* lp = logits.data_ptr<float>();
+    const int64_t* yp = labels.data_ptr<int64_t>();
+    float* gp = grad.data_ptr<float>();
+    std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
+    at::parallel_for(0, N, 16, [&](int64_t lo, int64_t hi) {
+      for (int64_t i = lo; i < hi; ++i) {
+        const int64_t y = yp[i];
+        float* g = gp + i * V;
+        if (y == ignore) {
+          std::fill(g, g + V, 0.f);
+          continue;
+        }
+        TORCH_CHECK(y >= 0 && y < V, "cross entropy: label ", y, " is outside the vocabulary of ", V);
+        // -log p_y from the softmax already computed; when p_y underflows, logsumexp - l_y directly.
+        if (g[y] > 1e-30f) {
+          row_loss[static_cast<size_t>(i)] = -std::log(static_cast<double>(g[y]));
+        } else {
+          const float* l = lp + i * V;
+          float mx = l[0];
+          for (int64_t j = 1; j < V; ++j) mx = std::max(mx, l[j]);
+          double sum = 0;
+          for (int64_t j = 0; j < V; ++j) sum += std::exp(static_cast<double>(l[j] - mx));
+          row_loss[static_cast<size_t>(i)] = mx + std::log(sum) - l[y];
+        }
+        g[y] -= 1.f;
+      }
+    });
+    double total = 0;
+    for (double v : row_loss) total += v;
+    ctx->save_for_backward({grad});
+    return at::scalar_tensor(total, logits.options());
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto grad = ctx->get_saved_variables()[0];
+    return {grad * grads[0], at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+bool fused_cpu_applies(const at::Tensor& x) { return x.device().is_cpu() && x.scalar_type() == at::kFloat; }
+
+at::Tensor fused_rms_norm(const at::Tensor& x, const at::Tensor& w, double eps) {
+  TORCH_CHECK(w.dim() == 1 && w.size(0) == x.size(-1) && w.scalar_type() == at::kFloat, "fused RMSNorm: weight must be fp32 [H]");
+  return RmsNormFn::apply(x, w.contiguous(), eps);
+}
+
+at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  TORCH_CHECK(x.dim() == 4 && x.size(3) % 2 == 0, "fused RoPE: x must be [B, H, T, D] with an even D");
+  const auto shape = std::vector<int64_t>{x.size(0), x.size(2), x.size(3)};
+  auto c = cos.to(at::kFloat).expand(shape).contiguous(), s = sin.to(at::kFloat).expand(shape).contiguous();
+  return RopeFn::apply(x, c, s);
+}
+
+at::Tensor fused_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
+  TORCH_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), "fused cross entropy: logits [N, V], labels [N]");
+  return CrossEntropyFn::apply(logits, labels.to(at::kLong), ignore_index);
+}
+
+}  // namespace hone

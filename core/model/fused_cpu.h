@@ -1,0 +1,26 @@
+// Fused fp32 CPU kernels for the training step's memory-bound pieces: RMSNorm, rotary embedding
+// and next-token cross entropy, each an autograd function with a hand-written backward. The
+// ATen compositions they replace make 5-10 passes over their tensor each way; these make 1-3.
+// Callers fall back to the ATen ops for other dtypes and devices (fused_cpu_applies).
+#pragma once
+#include <ATen/ATen.h>
+
+namespace hone {
+
+// True for fp32 tensors on the CPU.
+bool fused_cpu_applies(const at::Tensor& x);
+
+// w * x / sqrt(mean(x^2, -1) + eps); x [..., H] fp32, w [H] fp32.
+at::Tensor fused_rms_norm(const at::Tensor& x, const at::Tensor& w, double eps);
+
+// Rotate-half RoPE: x * cos + rotate_half(x) * sin. x [B, H, T, D] of any strides (a transposed
+// view of the projection is fine), cos/sin [B, T, D] (or broadcastable); returns a contiguous
+// [B, H, T, D], so the attention GEMMs that follow need no copy.
+at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
+// Sum over rows whose label is not ignore_index of -log softmax(logits)[label]; logits [N, V]
+// fp32, labels [N] int64. The gradient (softmax minus one-hot) is computed in the forward pass,
+// in one pass over the logits after the softmax, and kept instead of the log-probabilities.
+at::Tensor fused_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index = -100);
+
+}  // namespace hone

@@ -1,0 +1,19 @@
+// Next-token loss (see loss.h).
+#include "train/loss.h"
+
+#include "model/fused_cpu.h"
+
+namespace hone {
+
+at::Tensor next_token_loss_sum(CausalLM& m, const at::Tensor& ids, const at::Tensor& attention_mask, const at::Tensor& labels) {
+  const int64_t T = ids.size(1);
+  auto h = m->hidden(ids, attention_mask);                        // [B,T,H]
+  auto logits = m->logits_from_hidden(h.narrow(1, 0, T - 1));     // [B,T-1,V] fp32
+  const int64_t V = logits.size(2);
+  auto lg = logits.reshape({-1, V});
+  auto lb = labels.narrow(1, 1, T - 1).reshape({-1});
+  if (m->fused_kernels && fused_cpu_applies(lg)) return fused_cross_entropy_sum(lg, lb, -100);
+  return at::cross_entropy_loss(lg, lb, {}, at::Reduction::Sum, -100);
+}
+
+}  // namespace hone
