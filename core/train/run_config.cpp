@@ -16,7 +16,7 @@ const std::set<std::string> kKeys = {
     "max_seq_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "adam_beta1", "adam_beta2",
     "adam_eps", "schedule", "warmup_steps", "warmup_ratio", "max_grad_norm", "lora", "gradient_checkpointing",
     "bucket_by_length", "packing", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints", "seed",
-    "threads", "device"};
+    "threads", "device", "mixed_precision"};
 const std::set<std::string> kLoraKeys = {"r", "alpha", "dropout", "targets", "rslora"};
 
 std::string resolve(const std::string& p, const std::string& base) {
@@ -100,6 +100,9 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   typed("seed", c.seed);
   typed("threads", c.threads);
   typed("device", c.device);
+  typed("mixed_precision", c.mixed_precision);
+  if (c.mixed_precision != "auto" && c.mixed_precision != "bf16" && c.mixed_precision != "no")
+    throw Error(where + ": \"mixed_precision\" must be \"auto\", \"bf16\" or \"no\"");
   if (j.contains("lora")) {
     const auto& l = j["lora"];
     if (!l.is_object()) throw Error(where + ": \"lora\" must be an object");
@@ -173,7 +176,8 @@ nlohmann::json RunConfig::to_json() const {
           {"keep_checkpoints", keep_checkpoints},
           {"seed", seed},
           {"threads", threads},
-          {"device", device}};
+          {"device", device},
+          {"mixed_precision", mixed_precision}};
 }
 
 }  // namespace hone

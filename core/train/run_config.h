@@ -42,6 +42,9 @@ struct RunConfig {
   uint64_t seed = 0;
   int64_t threads = 0;
   std::string device = "auto";
+  // auto: autocast to bf16 on CUDA (matmuls in bf16, norms, softmax and loss in fp32), fp32 on the
+  // CPU, where bf16 GEMMs measured slower than fp32 (157-167 against 297 GFLOP/s); bf16 | no.
+  std::string mixed_precision = "auto";
 
   nlohmann::json to_json() const;
 };

@@ -4,6 +4,7 @@
 #include "train/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/autocast_mode.h>
 #include <sys/stat.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
@@ -80,8 +81,31 @@ void copy_tokenizer_files(const std::string& from, const std::string& to) {
   }
 }
 
+// Autocast on CUDA for the span of a forward pass: PyTorch's own op lists decide what runs in
+// bf16 (matmuls) and what stays fp32 (norms, softmax, the loss; logits are cast to fp32).
+class CudaAutocast {
+ public:
+  explicit CudaAutocast(bool on) : on_(on) {
+    if (!on_) return;
+    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+    at::autocast::set_enabled(true);
+    at::autocast::increment_nesting();
+  }
+  ~CudaAutocast() {
+    if (!on_) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();  // the cached bf16 weight copies
+    at::autocast::set_enabled(false);
+  }
+  CudaAutocast(const CudaAutocast&) = delete;
+  CudaAutocast& operator=(const CudaAutocast&) = delete;
+
+ private:
+  bool on_;
+};
+
 // Token-summed cross entropy of next-token prediction over labelled positions.
-at::Tensor loss_sum(CausalLM& m, const Batch& b, const at::Device& dev) {
+at::Tensor loss_sum(CausalLM& m, const Batch& b, const at::Device& dev, bool autocast = false) {
+  CudaAutocast ac(autocast);
   return next_token_loss_sum(m, b.ids.to(dev), b.attention_mask.to(dev), b.labels.to(dev));
 }
 
@@ -143,7 +167,8 @@ Prepared prepare_data(const RunConfig& cfg, const Tokenizer& tok, const LogFn& l
   return p;
 }
 
-double evaluate(CausalLM& m, const std::vector<Sequence>& eval, int64_t batch_size, int32_t pad, const at::Device& dev) {
+double evaluate(CausalLM& m, const std::vector<Sequence>& eval, int64_t batch_size, int32_t pad, const at::Device& dev,
+                bool autocast) {
   at::NoGradGuard ng;
   m->eval();
   BatchPlan plan(eval, batch_size, 0, false);
@@ -151,7 +176,7 @@ double evaluate(CausalLM& m, const std::vector<Sequence>& eval, int64_t batch_si
   int64_t n = 0;
   for (int64_t b = 0; b < plan.batches_per_epoch(); ++b) {
     auto batch = plan.batch(0, b, pad);
-    sum += loss_sum(m, batch, dev).item<double>();
+    sum += loss_sum(m, batch, dev, autocast).item<double>();
     n += batch.label_tokens;
   }
   m->train();
@@ -179,6 +204,10 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
 
   const bool cuda = cfg.device == "cuda" || (cfg.device == "auto" && torch::cuda::is_available());
   const at::Device dev = cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
+  if (cfg.mixed_precision == "bf16" && !cuda)
+    throw Error("mixed_precision \"bf16\" needs a CUDA device; on the CPU Hone trains in fp32 (bf16 GEMMs measured slower there)");
+  const bool autocast = cuda && cfg.mixed_precision != "no";
+  if (autocast) log("mixed precision: autocast to bf16 on CUDA");
   auto lm = load_model(cfg.base_model);
   CausalLM model = lm.model;
   for (auto& p : model->parameters()) p.set_requires_grad(cfg.method == "full");
@@ -306,7 +335,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       double loss_total = 0;
       for (const auto& b : micro) {
         if (b.label_tokens == 0) continue;
-        auto l = loss_sum(model, b, dev);
+        auto l = loss_sum(model, b, dev, autocast);
         loss_total += l.item<double>();
         (l / static_cast<double>(std::max<int64_t>(1, label_tokens))).backward();
       }
@@ -342,7 +371,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       bool stop_early = false;
       if (!data.eval.empty() && ((cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) || step + 1 == total)) {
         m.has_eval = true;
-        m.eval_loss = evaluate(model, data.eval, cfg.batch_size, data.pad_id, dev);
+        m.eval_loss = evaluate(model, data.eval, cfg.batch_size, data.pad_id, dev, autocast);
         m.eval_ppl = std::exp(m.eval_loss);
         if (std::isnan(best_eval) || m.eval_loss < best_eval) {
           best_eval = m.eval_loss;

@@ -265,6 +265,25 @@ TEST(RunConfigFile, UnknownKeysAndMissingFilesFailEarly) {
   EXPECT_EQ(rc.lora.r, 16);
   EXPECT_DOUBLE_EQ(rc.lr, 2e-4);
   EXPECT_EQ(parse_run_config(rc.to_json(), "roundtrip").to_json(), rc.to_json());
+  // Mixed precision: a value outside auto|bf16|no is named; bf16 without CUDA fails before any work.
+  write_file_atomic(d + "/e.json", R"({"base_model": "m", "train_data": "x.jsonl", "mixed_precision": "fp8"})");
+  try {
+    load_run_config(d + "/e.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\"mixed_precision\" must be"), std::string::npos) << e.what();
+  }
+  if (!torch::cuda::is_available()) {
+    json bf = {{"base_model", fixture().model}, {"train_data", fixture().data}, {"mixed_precision", "bf16"}, {"device", "cpu"}};
+    RunConfig bc = parse_run_config(bf, "bf16.json");
+    try {
+      train(bc, {d + "/run-bf16", "", nullptr, nullptr});
+      FAIL();
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("needs a CUDA device"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(is_directory(d + "/run-bf16"));
+  }
 }
 
 TEST(Train, CliTrainWritesRunFolder) {
