@@ -12,6 +12,7 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 #include "data/synthetic.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
@@ -35,6 +36,10 @@ skills (encode a word letter by letter, capitalise it, say it twice, put it in b
 exact-match accuracy before and after, with sample answers. --json: the last line is one object
 with accuracy_before, accuracy_after, seconds, method and adapter_path.
 )";
+
+// Bumped whenever the synthetic data changes, so that cached base models are rebuilt
+// (2: the brackets skill lost its full stop).
+constexpr int kDemoVersion = 2;
 
 struct Eval {
   double accuracy = 0;
@@ -109,7 +114,18 @@ int cmd_demo(int argc, char** argv) {
 
   // 1. The base model: initialise, then pre-train on plain text (cached).
   const std::string base = join_path(demo, "skills-base");
-  if (a.flag("rebuild") || !file_exists(join_path(base, "model.safetensors"))) {
+  // The cached base is reused only if it was built by this version of the demo's data with the
+  // same seed and settings (hone_demo.json); otherwise its skills would not match the fine-tuning
+  // data, or a shortened test build would stand in for the real one.
+  // (--pretrain-steps and --pretrain-lr change the base too: 0 stands for the adaptive default.)
+  const nlohmann::json stamp = {{"demo_version", kDemoVersion}, {"seed", seed},
+                                {"pretrain_steps", a.has("pretrain-steps") ? a.integer("pretrain-steps", 0) : 0},
+                                {"pretrain_lr", a.number("pretrain-lr", 3e-3)}};
+  const std::string stamp_path = join_path(base, "hone_demo.json");
+  const bool cached = file_exists(join_path(base, "model.safetensors")) && file_exists(stamp_path) &&
+                      read_json_file(stamp_path) == stamp;
+  const bool rebuilt = a.flag("rebuild") || !cached;
+  if (rebuilt) {
     const std::string init = join_path(demo, "init");
     std::filesystem::create_directories(init, ec);
     write_builtin_tokenizer(init, 0);  // one token per character: the skills work on letters
@@ -174,6 +190,7 @@ int cmd_demo(int argc, char** argv) {
     std::filesystem::remove_all(base, ec);
     std::filesystem::rename(pr.output_dir, base, ec);
     if (ec) throw file_error(base, "cannot move the pre-trained model: " + ec.message());
+    write_file_atomic(stamp_path, stamp.dump() + "\n");
   }
   auto tok = load_tokenizer(base);
   auto test = make_skill_examples(100, "test", seed + 2);
@@ -192,8 +209,14 @@ int cmd_demo(int argc, char** argv) {
   // and compare. The run is recorded like any other (hone-cli runs list).
   Workspace store(ws);
   {
+    // A rebuilt base comes with new fine-tuning data (another seed or demo version): the
+    // workspace's copy is replaced. Runs keep their own copy of the rows they trained on.
     bool have = false;
-    for (const auto& d : list_datasets(store)) have |= d.name == "demo-skills";
+    for (const auto& d : list_datasets(store)) {
+      if (d.name != "demo-skills") continue;
+      if (rebuilt) delete_dataset(store, d.id);
+      else have = true;
+    }
     if (!have) import_dataset(store, join_path(demo, "skills-train.jsonl"), "demo-skills", {});
   }
   RunConfig c = default_run_config(method);

@@ -323,8 +323,9 @@ TEST(Demo, RunsEndToEndAndReportsItsFigures) {
   EXPECT_EQ(g.code, 0) << g.err;
   // The workspace keeps the demo's dataset and its recorded run (what the desktop app opens on);
   // a second demo replaces the run instead of piling up records of a replaced folder.
-  auto r2 = test::run(std::string(HONE_CLI) + " demo --workspace " + q(d) + " --steps 3 --json");
+  auto r2 = test::run(std::string(HONE_CLI) + " demo --workspace " + q(d) + " --pretrain-steps 20 --steps 3 --json");
   ASSERT_EQ(r2.code, 0) << r2.err;
+  EXPECT_EQ(r2.out.find("pre-training"), std::string::npos) << "same seed and settings: the cached base is reused";
   auto ds = json::parse(test::run(std::string(HONE_CLI) + " dataset list --json --workspace " + q(d)).out);
   ASSERT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds[0]["name"], "demo-skills");
@@ -334,4 +335,14 @@ TEST(Demo, RunsEndToEndAndReportsItsFigures) {
   EXPECT_EQ(runs[0]["status"], "completed");
   EXPECT_EQ(runs[0]["datasets"], json::array({"dataset:demo-skills"}));
   EXPECT_EQ(runs[0]["final"]["steps"], 3);
+  // Another seed rebuilds the base and replaces the workspace's demo dataset with its own rows.
+  auto first_row = [&] { return test::run(std::string(HONE_CLI) + " dataset show demo-skills --rows 0:1 --json --workspace " + q(d)).out; };
+  const std::string before = first_row();
+  auto r3 = test::run(std::string(HONE_CLI) + " demo --workspace " + q(d) + " --seed 5 --pretrain-steps 20 --steps 2 --json");
+  ASSERT_EQ(r3.code, 0) << r3.err;
+  EXPECT_NE(r3.out.find("pre-training"), std::string::npos);
+  auto ds3 = json::parse(test::run(std::string(HONE_CLI) + " dataset list --json --workspace " + q(d)).out);
+  ASSERT_EQ(ds3.size(), 1u);
+  EXPECT_EQ(ds3[0]["rows"], 4000);
+  EXPECT_NE(first_row(), before);
 }
