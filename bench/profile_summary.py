@@ -19,7 +19,7 @@ def main():
         if e.get("ph") == "X":
             spans[e.get("tid")].append((float(e["ts"]), float(e["ts"]) + float(e["dur"]), e["name"]))
     self_t, count = defaultdict(float), defaultdict(int)
-    total = 0.0
+    total = 0.0  # time covered by top-level events: the denominator of each share
     for tid, s in spans.items():
         s.sort(key=lambda x: (x[0], -x[1]))
         stack = []  # [end, name, child_time]
@@ -36,8 +36,6 @@ def main():
             stack.append([end, name, 0.0, start])
         while stack:
             pop()
-    for name, _ in ((n, 0) for n in self_t):
-        pass
     for e in ev:
         if e.get("ph") == "X":
             count[e["name"]] += 1
