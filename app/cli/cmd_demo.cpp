@@ -47,6 +47,16 @@ struct Eval {
   std::vector<std::tuple<std::string, std::string, std::string>> samples;  // question, expected, answer
 };
 
+// Greedy continuation of `ids`, decoded without special tokens.
+std::string greedy_answer(CausalLM& m, const Tokenizer& tok, const std::vector<int32_t>& ids, int max_new_tokens,
+                          std::vector<int64_t> stop_ids = {}) {
+  SamplingParams p;
+  p.max_new_tokens = max_new_tokens;
+  p.stop_ids = std::move(stop_ids);
+  auto r = generate(m, std::vector<int64_t>(ids.begin(), ids.end()), p);
+  return tok.decode(std::vector<int32_t>(r.tokens.begin(), r.tokens.end()), true);
+}
+
 Eval evaluate_skills(CausalLM& m, const Tokenizer& tok, const std::vector<SkillExample>& test) {
   Eval ev;
   int ok = 0;
@@ -54,12 +64,8 @@ Eval evaluate_skills(CausalLM& m, const Tokenizer& tok, const std::vector<SkillE
   for (size_t i = 0; i < test.size(); ++i) {
     const auto& e = test[i];
     auto ct = tokenize_chat(tok, ChatFormat::ChatML, {{"user", e.instruction}}, true);
-    SamplingParams p;
-    p.max_new_tokens = static_cast<int>(e.answer.size()) + 4;
-    if (end >= 0) p.stop_ids = {end};
-    auto r = generate(m, std::vector<int64_t>(ct.ids.begin(), ct.ids.end()), p);
-    std::vector<int32_t> out(r.tokens.begin(), r.tokens.end());
-    std::string ans = tok.decode(out, true);
+    std::string ans = greedy_answer(m, tok, ct.ids, static_cast<int>(e.answer.size()) + 4,
+                                    end >= 0 ? std::vector<int64_t>{end} : std::vector<int64_t>{});
     while (!ans.empty() && (ans.back() == ' ' || ans.back() == '\n')) ans.pop_back();
     if (ans == e.answer) ++ok;
     auto& ps = ev.per_skill[e.skill];
@@ -78,12 +84,8 @@ double plain_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<Skill
   int ok = 0;
   for (const auto& e : probes) {
     const std::string prefix = e.plain.substr(0, e.plain.size() - e.answer.size());
-    auto ids = tok.encode(prefix, true).ids;  // as pre-training encoded its documents
-    SamplingParams p;
-    p.max_new_tokens = static_cast<int>(e.answer.size());
-    auto r = generate(m, std::vector<int64_t>(ids.begin(), ids.end()), p);
-    std::vector<int32_t> out(r.tokens.begin(), r.tokens.end());
-    ok += tok.decode(out, true) == e.answer;
+    // Encoded as pre-training encoded its documents (with BOS).
+    ok += greedy_answer(m, tok, tok.encode(prefix, true).ids, static_cast<int>(e.answer.size())) == e.answer;
   }
   m->train();
   return probes.empty() ? 0 : static_cast<double>(ok) / probes.size();
@@ -118,9 +120,11 @@ int cmd_demo(int argc, char** argv) {
   // same seed and settings (hone_demo.json); otherwise its skills would not match the fine-tuning
   // data, or a shortened test build would stand in for the real one.
   // (--pretrain-steps and --pretrain-lr change the base too: 0 stands for the adaptive default.)
-  const nlohmann::json stamp = {{"demo_version", kDemoVersion}, {"seed", seed},
-                                {"pretrain_steps", a.has("pretrain-steps") ? a.integer("pretrain-steps", 0) : 0},
-                                {"pretrain_lr", a.number("pretrain-lr", 3e-3)}};
+  const bool fixed_pretrain = a.has("pretrain-steps");
+  const int64_t pretrain_steps = fixed_pretrain ? a.integer("pretrain-steps", 0) : 0;
+  const double pretrain_lr = a.number("pretrain-lr", 3e-3);
+  const nlohmann::json stamp = {{"demo_version", kDemoVersion}, {"seed", seed}, {"pretrain_steps", pretrain_steps},
+                                {"pretrain_lr", pretrain_lr}};
   const std::string stamp_path = join_path(base, "hone_demo.json");
   const bool cached = file_exists(join_path(base, "model.safetensors")) && file_exists(stamp_path) &&
                       read_json_file(stamp_path) == stamp;
@@ -151,7 +155,7 @@ int cmd_demo(int argc, char** argv) {
     pc.packing = false;
     pc.max_seq_len = 64;
     pc.batch_size = 32;
-    pc.lr = a.number("pretrain-lr", 3e-3);
+    pc.lr = pretrain_lr;
     pc.warmup_steps = 20;
     // Constant rate: the jump from copying nothing to copying letters comes late (~step 1,000)
     // and needs the full learning rate to finish; a cosine decay left it half-learnt.
@@ -160,8 +164,8 @@ int cmd_demo(int argc, char** argv) {
     // 1,300 steps seen; thread count and BLAS kernels change the arithmetic). So pre-training
     // goes on in rounds of 200 steps until the base completes 95% of 40 plain-text probes, up to
     // 3,200 steps; --pretrain-steps N trains exactly N.
-    const bool fixed = a.has("pretrain-steps");
-    pc.max_steps = a.integer("pretrain-steps", 800);
+    const bool fixed = fixed_pretrain;
+    pc.max_steps = fixed ? pretrain_steps : 800;
     pc.save_every = fixed ? 0 : 200;
     pc.seed = seed;
     auto probes = make_skill_examples(40, "train", seed + 9);

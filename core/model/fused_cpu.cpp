@@ -54,11 +54,13 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *rp = r.data_ptr<float>(), *gp = dy.data_ptr<float>();
     float* dxp = dx.data_ptr<float>();
     // dw is a sum over rows: each chunk of rows keeps its own partial sum, added up at the end.
+    // Under LoRA the norm weights are frozen, and the sums are skipped.
+    const bool want_dw = ctx->needs_input_grad(1);
     const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
-    std::vector<std::vector<float>> part(static_cast<size_t>(chunks), std::vector<float>(static_cast<size_t>(H), 0.f));
+    std::vector<std::vector<float>> part(static_cast<size_t>(want_dw ? chunks : 0), std::vector<float>(static_cast<size_t>(H), 0.f));
     at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
-        float* dw = part[static_cast<size_t>(c)].data();
+        float* dw = want_dw ? part[static_cast<size_t>(c)].data() : nullptr;
         const int64_t lo = rows * c / chunks, hi = rows * (c + 1) / chunks;
         for (int64_t i = lo; i < hi; ++i) {
           const float* a = xp + i * H;
@@ -68,8 +70,9 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
           for (int64_t j = 0; j < H; ++j) {
             const float n = a[j] * ri;
             dot += g[j] * wp[j] * n;
-            dw[j] += g[j] * n;
           }
+          if (dw)
+            for (int64_t j = 0; j < H; ++j) dw[j] += g[j] * a[j] * ri;
           const float m = dot / static_cast<float>(H);
           float* o = dxp + i * H;
           for (int64_t j = 0; j < H; ++j) o[j] = ri * (g[j] * wp[j] - a[j] * ri * m);
@@ -77,7 +80,7 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
       }
     });
     at::Tensor dw;
-    if (w.requires_grad()) {
+    if (want_dw) {
       dw = at::zeros({H}, x.options());
       float* d = dw.data_ptr<float>();
       for (const auto& p : part)
