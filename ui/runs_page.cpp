@@ -2,6 +2,8 @@
 // the GUI thread when the selection changes.
 #include "runs_page.h"
 
+#include <QSignalBlocker>
+
 #include <QApplication>
 #include <QCheckBox>
 #include <QClipboard>
@@ -247,6 +249,12 @@ void RunsPage::selectRuns(const QList<qint64>& ids) {
 
 int RunsPage::rowCount() const { return table_->rowCount(); }
 
+QStringList RunsPage::metricChoices() const {
+  QStringList out;
+  for (int i = 0; i < metric_->count(); ++i) out << metric_->itemText(i);
+  return out;
+}
+
 void RunsPage::updateOverlay() {
   plot_->clearGraphs();
   diff_->clear();
@@ -255,10 +263,23 @@ void RunsPage::updateOverlay() {
     plot_->replot();
     return;
   }
-  const std::string metric = metric_->currentText().toStdString();
   const double alpha = smoothing_->value() / 100.0;
   try {
     Workspace ws(workspace_.toStdString());
+    {
+      // The metric list is what the selected runs recorded (a DPO run adds rewards/margins, ...).
+      QStringList names;
+      for (auto id : ids)
+        for (const auto& n : metric_names(ws, id))
+          if (!names.contains(QString::fromStdString(n))) names << QString::fromStdString(n);
+      if (names.isEmpty()) names << "loss";
+      const QString cur = metric_->currentText();
+      QSignalBlocker block(metric_);
+      metric_->clear();
+      metric_->addItems(names);
+      metric_->setCurrentIndex(std::max(0, static_cast<int>(names.indexOf(cur.isEmpty() ? "loss" : cur))));
+    }
+    const std::string metric = metric_->currentText().toStdString();
     std::vector<std::map<std::string, std::string>> cfgs;
     std::vector<RunInfo> runs;
     int color = 0;

@@ -1,5 +1,5 @@
 // TrainJob: the worker thread opens its own workspace connection (SQLite connections stay on
-// one thread) and records the run exactly as hone-cli does (store/run_recorder.h).
+// one thread) and starts or resumes the run through the launcher hone-cli uses (store/run_launcher.h).
 #include "train_job.h"
 
 #include <ctime>
@@ -7,8 +7,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
-#include "store/datasets.h"
-#include "store/run_recorder.h"
+#include "store/run_launcher.h"
 #include "train/trainer.h"
 
 namespace hone::ui {
@@ -52,37 +51,28 @@ bool TrainJob::start(const QString& workspace_dir, const QString& config_json, q
   control_ = 0;
   running_ = true;
   const std::string ws_dir = workspace_dir.toStdString();
-  thread_ = std::thread([this, cfg, ws_dir, resume_run]() mutable {
+  thread_ = std::thread([this, cfg, ws_dir, resume_run]() {
     QString status = "failed", err, output;
     try {
       Workspace ws(ws_dir);
-      TrainOptions opt;
-      int64_t id = resume_run;
-      if (resume_run > 0) {
-        RunInfo info = get_run(ws, resume_run);
-        cfg = parse_run_config(nlohmann::json::parse(info.config), "run " + std::to_string(resume_run));
-        opt.run_dir = info.run_dir;
-        opt.resume_from = last_checkpoint(ws, resume_run);
-        if (opt.resume_from.empty()) throw Error("run " + std::to_string(resume_run) + " has no checkpoint to resume from");
-      } else {
-        char stamp[32];
-        std::time_t now = std::time(nullptr);
-        std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
-        opt.run_dir = join_path(ws.runs_dir(), cfg.name + "-" + stamp);
-        const auto refs = cfg.train_data;
-        cfg.train_data = materialize_datasets(ws, cfg.train_data, join_path(opt.run_dir, "data"));
-        cfg.eval_data = materialize_datasets(ws, cfg.eval_data, join_path(opt.run_dir, "data"));
-        id = record_new_run(ws, cfg, refs, opt.run_dir);
-      }
-      RunRecorder rec(ws, id, opt.run_dir);
-      Q_EMIT started(id, QString::fromStdString(opt.run_dir));
-      opt.on_log = [this](const std::string& s) { Q_EMIT log(QString::fromStdString(s)); };
-      opt.on_progress = [this](const StepMetrics& m) {
+      LaunchSpec spec;
+      spec.cfg = cfg;
+      spec.resume_run = resume_run;
+      LaunchHooks h;
+      h.on_started = [this](int64_t id, const std::string& dir, const RunPlan& plan) {
+        if (!plan.resumed.empty()) Q_EMIT log(QString::fromStdString("resuming from " + plan.resumed));
+        Q_EMIT started(id, QString::fromStdString(dir));
+      };
+      h.on_log = [this](const std::string& s) { Q_EMIT log(QString::fromStdString(s)); };
+      // Cancel takes effect between micro-batches, not only at the end of a step.
+      h.stop_requested = [this] { return control_ == 2; };
+      h.on_progress = [this](const StepMetrics& m) {
         if (!m.paused) Q_EMIT progress(m);
         const int c = control_;
         return c == 2 ? Control::Cancel : c == 1 ? Control::Pause : Control::Continue;
       };
-      TrainResult r = rec.train(cfg, opt);
+      LaunchResult lr = launch_run(ws, spec, h);
+      const TrainResult& r = lr.result;
       status = QString::fromStdString(r.status == "stopped_early" ? "completed" : r.status);
       err = QString::fromStdString(r.error);
       output = QString::fromStdString(r.output_dir);

@@ -51,8 +51,9 @@ constexpr MethodInfo kMethods[] = {{"lora", "LoRA (instruction tuning)"},
                                    {"qlora", "QLoRA, 4-bit NF4 base (instruction tuning)"},
                                    {"full", "Full fine-tuning (instruction tuning)"},
                                    {"cpt", "Continued pre-training (LoRA, raw text)"},
-                                   {"dpo", "DPO (preference pairs)"},
-                                   {"orpo", "ORPO (preference pairs)"},
+                                   {"dpo", "DPO (LoRA, preference pairs)"},
+                                   {"orpo", "ORPO (LoRA, preference pairs)"},
+                                   {"kto", "KTO (LoRA, thumbs-up/down ratings or pairs)"},
                                    {"reward", "Reward model (preference pairs)"},
                                    {"ppo", "RLHF with PPO"}};
 
@@ -244,6 +245,10 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   tabs->addTab(loss_plot_, "Loss");
   tabs->addTab(lr_plot_, "Learning rate");
   tabs->addTab(grad_plot_, "Grad norm");
+  // What the recipe reports beside the loss (DPO: reward margin and accuracy), one graph per name.
+  method_plot_ = make_plot("method metrics", tabs);
+  method_plot_->legend->setVisible(true);
+  tabs->addTab(method_plot_, "Method metrics");
   right->addWidget(tabs, 3);
   log_ = new QPlainTextEdit;
   log_->setReadOnly(true);
@@ -420,7 +425,7 @@ void TrainPage::onMethodChanged() {
 
 void TrainPage::applyPreset() {
   const QString key = method_->currentData(Qt::UserRole).toString();
-  const std::string m = key == "cpt" ? "lora" : key.toStdString();
+  const std::string m = key == "qlora" || key == "full" ? key.toStdString() : "lora";
   RunConfig d = default_run_config(m == "lora" || m == "qlora" || m == "full" ? m : "lora");
   lr_->setValue(d.lr);
   steps_->setValue(static_cast<int>(d.max_steps));
@@ -458,12 +463,16 @@ void TrainPage::updateAvailability() {
     auto* it = mm->item(r);
     const QString key = it->data(Qt::UserRole).toString();
     QString why;
-    if (key == "dpo" || key == "orpo" || key == "reward" || key == "ppo")
-      why = "Not available yet: preference alignment arrives in a later release." +
-            QString(pref ? "" : " It will need a preference-pair dataset.");
+    const bool preference = key == "dpo" || key == "orpo" || key == "kto";
+    if (key == "reward" || key == "ppo")
+      why = "Not available yet: reward models and PPO arrive in a later release.";
+    else if (preference && (!any || !pref || chat || text))
+      why = "Preference alignment needs preference-pair datasets only (Datasets: import prompt/chosen/rejected rows).";
+    else if (preference)
+      why.clear();
     else if (key == "cpt" && any && !text)
       why = "Continued pre-training needs a raw-text dataset.";
-    else if (key != "cpt" && any && !chat)
+    else if (key != "cpt" && !preference && any && !chat)
       why = "Instruction tuning needs an instruction or chat dataset.";
     it->setEnabled(why.isEmpty());
     it->setToolTip(why.isEmpty() ? QString() : why);
@@ -475,6 +484,16 @@ void TrainPage::updateAvailability() {
         method_->setCurrentIndex(r);
         break;
       }
+}
+
+bool TrainPage::selectMethod(const QString& key) {
+  auto* mm = static_cast<QStandardItemModel*>(method_->model());
+  for (int r = 0; r < mm->rowCount(); ++r)
+    if (mm->item(r)->data(Qt::UserRole).toString() == key && mm->item(r)->isEnabled()) {
+      method_->setCurrentIndex(r);
+      return true;
+    }
+  return false;
 }
 
 bool TrainPage::methodEnabled(const QString& key) const {
@@ -552,12 +571,13 @@ QString TrainPage::advice() const { return advice_->text(); }
 
 QString TrainPage::configJson() const {
   const QString key = method_->currentData(Qt::UserRole).toString();
-  const std::string method = key == "cpt" ? "lora" : key.toStdString();
+  const bool recipe_key = key == "cpt" || key == "dpo" || key == "orpo" || key == "kto";
+  const std::string method = recipe_key ? "lora" : key.toStdString();
   nlohmann::json j;
   j["name"] = name_->text().trimmed().isEmpty() ? "run" : name_->text().trimmed().toStdString();
   j["base_model"] = model_->text().toStdString();
   j["method"] = method;
-  j["recipe"] = key == "cpt" ? "cpt" : "sft";
+  j["recipe"] = recipe_key ? key.toStdString() : "sft";
   nlohmann::json data = nlohmann::json::array();
   for (int i = 0; i < datasets_->count(); ++i)
     if (datasets_->item(i)->checkState() == Qt::Checked)
@@ -613,6 +633,8 @@ bool TrainPage::resumeRun(qint64 run_id) {
 void TrainPage::resetRunView() {
   for (auto* p : {loss_plot_, lr_plot_, grad_plot_})
     for (int g = 0; g < p->graphCount(); ++g) p->graph(g)->data()->clear();
+  method_plot_->clearGraphs();
+  method_graphs_.clear();
   have_smooth_ = false;
   log_->clear();
   status_->setText("Preparing data…");
@@ -622,14 +644,27 @@ void TrainPage::resetRunView() {
 void TrainPage::onProgress(const StepMetrics& p) {
   progress_->setMaximum(static_cast<int>(p.total_steps));
   progress_->setValue(static_cast<int>(p.step));
-  smooth_ = have_smooth_ ? 0.9 * smooth_ + 0.1 * p.loss : p.loss;
+  const double loss = p.loss();
+  smooth_ = have_smooth_ ? 0.9 * smooth_ + 0.1 * loss : loss;
   have_smooth_ = true;
-  loss_plot_->graph(0)->addData(p.step, p.loss);
+  loss_plot_->graph(0)->addData(p.step, loss);
   loss_plot_->graph(1)->addData(p.step, smooth_);
-  if (p.has_eval) loss_plot_->graph(2)->addData(p.step, p.eval_loss);
-  lr_plot_->graph(0)->addData(p.step, p.lr);
-  grad_plot_->graph(0)->addData(p.step, p.grad_norm);
-  for (auto* plot : {loss_plot_, lr_plot_, grad_plot_}) {
+  if (p.has_eval()) loss_plot_->graph(2)->addData(p.step, p.get("eval_loss"));
+  lr_plot_->graph(0)->addData(p.step, p.get("lr"));
+  grad_plot_->graph(0)->addData(p.step, p.get("grad_norm"));
+  static const QColor kColors[] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44), QColor(148, 103, 189)};
+  for (const auto& name : p.plot_hints) {
+    if (!p.has(name)) continue;
+    const QString n = QString::fromStdString(name);
+    if (!method_graphs_.contains(n)) {
+      auto* g = method_plot_->addGraph();
+      g->setName(n);
+      g->setPen(QPen(kColors[method_graphs_.size() % 4], 2));
+      method_graphs_.insert(n, g);
+    }
+    method_graphs_[n]->addData(p.step, p.get(name));
+  }
+  for (auto* plot : {loss_plot_, lr_plot_, grad_plot_, method_plot_}) {
     plot->rescaleAxes();
     plot->replot(QCustomPlot::rpQueuedReplot);  // coalesces bursts of steps into one repaint
   }
@@ -637,9 +672,9 @@ void TrainPage::onProgress(const StepMetrics& p) {
                        .arg(p.step)
                        .arg(p.total_steps)
                        .arg(p.epoch, 0, 'f', 2)
-                       .arg(p.loss, 0, 'f', 4)
-                       .arg(p.tokens_per_s, 0, 'f', 0)
-                       .arg(human_time(p.elapsed_s), human_time(p.eta_s), human_bytes(static_cast<double>(p.rss_bytes))));
+                       .arg(loss, 0, 'f', 4)
+                       .arg(p.get("tokens_per_s"), 0, 'f', 0)
+                       .arg(human_time(p.get("elapsed_s")), human_time(p.eta_s), human_bytes(static_cast<double>(p.rss_bytes))));
 }
 
 void TrainPage::onFinished(const QString& status, const QString& error, const QString& output) {
@@ -660,6 +695,7 @@ void TrainPage::setRunningUi(bool running) {
 }
 
 int TrainPage::lossPointCount() const { return loss_plot_->graph(0)->dataCount(); }
+QStringList TrainPage::methodMetricNames() const { return method_graphs_.keys(); }
 QString TrainPage::statusText() const { return status_->text(); }
 
 }  // namespace hone::ui

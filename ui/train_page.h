@@ -2,6 +2,8 @@
 // disabled with the reason), hyper-parameters with per-method presets and tooltips, a memory and
 // time estimate, the fine-tuning advisor, and Start / Pause / Cancel with live plots and a log.
 #pragma once
+#include <QMap>
+#include <QStringList>
 #include <QWidget>
 
 #include "train_job.h"
@@ -18,6 +20,7 @@ class QPushButton;
 class QSpinBox;
 class QProcess;
 class QCustomPlot;
+class QCPGraph;
 
 namespace hone::ui {
 
@@ -35,8 +38,10 @@ class TrainPage : public QWidget {
   bool resumeRun(qint64 run_id);  // continues a recorded run from its newest checkpoint
   void selectDataset(const QString& name, bool on);
   void setMaxSteps(int steps);
+  bool selectMethod(const QString& key);  // false when that method is unavailable (greyed out)
   TrainJob* job() { return job_; }
   int lossPointCount() const;
+  QStringList methodMetricNames() const;  // recipe metrics plotted so far (DPO: rewards/margins, ...)
   QString statusText() const;
   bool methodEnabled(const QString& key) const;
   QString advice() const;
@@ -96,6 +101,8 @@ class TrainPage : public QWidget {
   QCustomPlot* loss_plot_;
   QCustomPlot* lr_plot_;
   QCustomPlot* grad_plot_;
+  QCustomPlot* method_plot_;
+  QMap<QString, QCPGraph*> method_graphs_;  // recipe metric name -> its graph
   double smooth_ = 0;
   bool have_smooth_ = false;
   int64_t model_params_ = 0;

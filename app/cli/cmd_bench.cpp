@@ -16,14 +16,16 @@
 #include "model/decoder.h"
 #include "peft/lora.h"
 #include "train/adamw.h"
+#include "train/logps.h"
 #include "train/loss.h"
+#include "train/preference_loss.h"
 #include "train/trainer.h"
 
 namespace hone::cli {
 
 static const char* kHelp = R"(usage: hone-cli bench [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
-                      [--method lora|qlora|full] [--checkpointing] [--unfused] [--profile FILE] [--json]
+                      [--method lora|qlora|full|dpo] [--checkpointing] [--unfused] [--profile FILE] [--json]
        hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
 Prints one JSON object: tokens_per_s (median step), step_s, mfu (model FLOPs/s over the fp32
@@ -31,6 +33,10 @@ GEMM peak measured here), gemm_gflops, peak_rss_mb, frozen_weight_bytes, trainab
 Model FLOPs per token: 2N forward + 2N input gradients (+2N weight gradients when the base
 trains) over the matmul parameters N (head included), plus attention: 4*T*d per layer forward
 and twice that backward.
+--method dpo trains a LoRA policy with the DPO loss on --batch pairs (2 x batch sequences of --seq
+tokens, the first half of each a masked prompt); the reference is the same model with its adapters
+switched off, as the dpo recipe does it. Compare its peak_rss_bytes with --method lora at twice the
+batch (the same number of sequences).
 --unfused runs RMSNorm, RoPE and the cross entropy as plain ATen ops instead of Hone's fused
 CPU kernels (model/fused_cpu.h), for comparison.
 --profile FILE writes the last step's operator trace (chrome://tracing JSON) to FILE;
@@ -50,7 +56,9 @@ int cmd_bench(int argc, char** argv) {
                 nkv = a.integer("kv-heads", 8), I = a.integer("ffn", 1408), V = a.integer("vocab", 8000),
                 T = a.integer("seq", 256), B = a.integer("batch", 4), r = a.integer("rank", 16), steps = a.integer("steps", 6);
   const std::string method = a.get("method", "lora");
-  if (method != "lora" && method != "qlora" && method != "full") throw Error("bench: --method must be lora, qlora or full");
+  if (method != "lora" && method != "qlora" && method != "full" && method != "dpo")
+    throw Error("bench: --method must be lora, qlora, full or dpo");
+  const bool dpo = method == "dpo";
   if (steps < 2) throw Error("bench: --steps must be at least 2");
   nlohmann::json cj = {{"model_type", "llama"}, {"hidden_size", H}, {"num_hidden_layers", L}, {"num_attention_heads", nh},
                        {"num_key_value_heads", nkv}, {"intermediate_size", I}, {"vocab_size", V}, {"max_position_embeddings", T}};
@@ -86,12 +94,32 @@ int cmd_bench(int argc, char** argv) {
   std::vector<double> times;
   const bool profile = a.has("profile");
   for (int64_t s = 0; s < steps + (profile ? 1 : 0); ++s) {  // the profiled step is an extra one, not timed
-    auto ids = at::randint(0, V, {B, T}, gen, at::TensorOptions(at::kLong));
+    const int64_t rows = dpo ? 2 * B : B;
+    auto ids = at::randint(0, V, {rows, T}, gen, at::TensorOptions(at::kLong));
     std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
     if (s == steps) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(a.get("profile"));
     auto t0 = std::chrono::steady_clock::now();
-    auto loss = next_token_loss_sum(m, ids, {}, ids) / static_cast<double>(B * (T - 1));  // the trainer's loss
-    loss.backward();
+    if (dpo) {
+      // The dpo recipe's micro-batch: reference pass with adapters off, policy pass, DPO loss.
+      Batch b;
+      b.ids = ids;
+      b.attention_mask = at::ones_like(ids);
+      b.labels = ids.clone();
+      b.labels.narrow(1, 0, T / 2).fill_(-100);  // the prompt half is masked
+      at::Tensor ref;
+      {
+        at::NoGradGuard ng;
+        set_lora_enabled(m, false);
+        ref = sequence_logps(m, b, at::kCPU, false).logps;
+        set_lora_enabled(m, true);
+      }
+      auto pol = sequence_logps(m, b, at::kCPU, false).logps;
+      auto t = dpo_loss(pol.narrow(0, 0, B), pol.narrow(0, B, B), ref.narrow(0, 0, B), ref.narrow(0, B, B), 0.1, "sigmoid", 0.0);
+      t.losses.mean().backward();
+    } else {
+      auto loss = next_token_loss_sum(m, ids, {}, ids) / static_cast<double>(B * (T - 1));  // the trainer's loss
+      loss.backward();
+    }
     opt.clip_grad_norm(1.0);
     opt.step(1e-4);
     opt.zero_grad();
@@ -100,13 +128,14 @@ int cmd_bench(int argc, char** argv) {
   std::vector<double> warm(times.begin() + 1, times.end());  // the first step warms allocators and caches
   std::sort(warm.begin(), warm.end());
   const double step_s = warm[warm.size() / 2];
-  const double tokens = static_cast<double>(B * T);
+  const double tokens = static_cast<double>((dpo ? 2 : 1) * B * T);
   // Matmul parameters: attention and MLP projections plus the output head.
   const double n_mat = static_cast<double>(L * (H * cfg.q_dim() * 2 + H * cfg.kv_dim() * 2 + 3 * H * I) + V * H);
   const double attn = static_cast<double>(L) * 4.0 * T * cfg.q_dim();  // QK^T and PV per token, forward
   // Forward 2N + attention; backward: input gradients 2N (+ weight gradients 2N when the base
   // trains) and twice the forward attention work (dQ, dK from dS; dP, dV from dO).
-  const double per_token = (method == "full" ? 6 : 4) * n_mat + 3 * attn;
+  // DPO adds a forward without gradients (the reference): 2N + attention per token.
+  const double per_token = (method == "full" ? 6 : 4) * n_mat + 3 * attn + (dpo ? 2 * n_mat + attn : 0);
   const double flops = per_token * tokens / step_s;
   nlohmann::json j = {{"method", method},
                       {"tokens_per_s", tokens / step_s},
@@ -115,6 +144,8 @@ int cmd_bench(int argc, char** argv) {
                       {"model_gflops", flops / 1e9},
                       {"gemm_gflops", gemm},
                       {"peak_rss_mb", peak_rss_bytes() / 1048576.0},
+                      {"peak_rss_bytes", peak_rss_bytes()},
+                      {"sequences_per_step", (dpo ? 2 : 1) * B},
                       {"frozen_weight_bytes", frozen_bytes},
                       {"frozen_weight_ratio", frozen_fp32 ? static_cast<double>(frozen_bytes) / frozen_fp32 : 0.0},
                       {"trainable_params", trainable},

@@ -20,14 +20,18 @@
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/chat_template.h"
 #include "store/datasets.h"
-#include "store/run_recorder.h"
+#include "data/pairs.h"
+#include "store/run_launcher.h"
+#include "train/batches.h"
+#include "train/logps.h"
+#include "train/run_output.h"
 #include "train/trainer.h"
 
 namespace hone::cli {
 
 namespace {
 
-const char* kHelp = R"(usage: hone-cli demo [--workspace DIR] [--method lora|qlora|full] [--json] [--rebuild]
+const char* kHelp = R"(usage: hone-cli demo [--workspace DIR] [--method lora|qlora|full|dpo|orpo|kto] [--json] [--rebuild]
                      [--pretrain-steps N] [--pretrain-lr X] [--steps N] [--lr X] [--seed S]
 
 Builds (once; cached in <workspace>/demo) a small Llama-shaped base model with Hone's own
@@ -35,6 +39,10 @@ tokenizer, pre-trained on synthetic plain text; then fine-tunes it to follow ins
 skills (encode a word letter by letter, capitalise it, say it twice, put it in brackets) and reports held-out
 exact-match accuracy before and after, with sample answers. --json: the last line is one object
 with accuracy_before, accuracy_after, seconds, method and adapter_path.
+--method dpo|orpo|kto aligns the same base with LoRA on synthetic preference pairs instead (chosen:
+the right answer; rejected: a plausible wrong one, e.g. (word) for [word]); kto trains on them
+unpaired, as thumbs-up/thumbs-down ratings. It reports preference_accuracy_before and _after: the
+share of 100 held-out pairs whose chosen answer gets the higher total log-probability.
 )";
 
 // Bumped whenever the synthetic data changes, so that cached base models are rebuilt
@@ -91,6 +99,55 @@ double plain_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<Skill
   return probes.empty() ? 0 : static_cast<double>(ok) / probes.size();
 }
 
+// A plausible wrong answer for each skill: the rejected side of the demo's preference pairs.
+std::string wrong_answer(const SkillExample& e) {
+  std::string w = e.answer;
+  if (e.skill == "encode") {
+    for (auto& ch : w) ch = static_cast<char>(ch - 2);  // shifted the other way from the word
+  } else if (e.skill == "capitalise") {
+    for (auto& ch : w) ch = static_cast<char>(ch - 'A' + 'a');  // left as it was
+  } else if (e.skill == "repeat") {
+    w = w.substr(0, w.find(' '));  // said once
+  } else {
+    w = "(" + w.substr(1, w.size() - 2) + ")";  // the wrong brackets
+  }
+  return w;
+}
+
+// Share of pairs for which the model gives the chosen answer the higher total log-probability,
+// given the prompt, rendered as the recipes render them (train/pair_recipe.h).
+double preference_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<SkillExample>& test,
+                           std::map<std::string, double>* per_skill = nullptr) {
+  std::map<std::string, std::pair<int, int>> skill;
+  at::NoGradGuard ng;
+  m->eval();
+  int ok = 0;
+  const size_t chunk = 25;
+  for (size_t s = 0; s < test.size(); s += chunk) {
+    std::vector<Sequence> seqs;
+    const size_t e = std::min(test.size(), s + chunk);
+    for (size_t i = s; i < e; ++i)
+      seqs.push_back(tokenize_completion(tok, ChatFormat::ChatML, {{"user", test[i].instruction}}, {{"assistant", test[i].answer}}, 96));
+    for (size_t i = s; i < e; ++i)
+      seqs.push_back(tokenize_completion(tok, ChatFormat::ChatML, {{"user", test[i].instruction}}, {{"assistant", wrong_answer(test[i])}}, 96));
+    std::vector<const Sequence*> rows;
+    for (const auto& q : seqs) rows.push_back(&q);
+    auto lp = sequence_logps(m, collate(rows, std::max(tok.eos_id(), 0)), at::kCPU, false).logps;  // [2n]
+    const int64_t n = static_cast<int64_t>(e - s);
+    auto right = lp.narrow(0, 0, n).gt(lp.narrow(0, n, n));
+    for (int64_t i = 0; i < n; ++i) {
+      auto& ps = skill[test[s + static_cast<size_t>(i)].skill];
+      ps.first += right[i].item<bool>();
+      ++ps.second;
+    }
+    ok += right.sum().item<int64_t>();
+  }
+  if (per_skill)
+    for (const auto& [k, v] : skill) (*per_skill)[k] = static_cast<double>(v.first) / v.second;
+  m->train();
+  return test.empty() ? 0 : static_cast<double>(ok) / test.size();
+}
+
 }  // namespace
 
 int cmd_demo(int argc, char** argv) {
@@ -102,7 +159,9 @@ int cmd_demo(int argc, char** argv) {
   auto t0 = std::chrono::steady_clock::now();
   const bool json = a.flag("json");
   const std::string method = a.get("method", "lora");
-  if (method != "lora" && method != "qlora" && method != "full") throw Error("demo: --method must be lora, qlora or full");
+  const bool preference = method == "dpo" || method == "orpo" || method == "kto";
+  if (method != "lora" && method != "qlora" && method != "full" && !preference)
+    throw Error("demo: --method must be lora, qlora, full, dpo, orpo or kto");
   const uint64_t seed = static_cast<uint64_t>(a.integer("seed", 0));
   const std::string ws = a.get("workspace", default_workspace());
   const std::string demo = join_path(ws, "demo");
@@ -174,7 +233,7 @@ int cmd_demo(int argc, char** argv) {
     std::filesystem::remove_all(po.run_dir, ec);
     po.on_progress = [&](const StepMetrics& s) {
       if (s.step % 250 == 0 || s.step == s.total_steps)
-        say("  step " + std::to_string(s.step) + "/" + std::to_string(s.total_steps) + "  loss " + std::to_string(s.loss).substr(0, 6));
+        say("  step " + std::to_string(s.step) + "/" + std::to_string(s.total_steps) + "  loss " + std::to_string(s.loss()).substr(0, 6));
       return Control::Continue;
     };
     say("pre-training the base model (full training on plain text, " +
@@ -199,31 +258,101 @@ int cmd_demo(int argc, char** argv) {
   auto tok = load_tokenizer(base);
   auto test = make_skill_examples(100, "test", seed + 2);
 
+  Workspace store(ws);
+  // The workspace keeps the demo's data and runs, so the desktop app opens on something to train
+  // and compare. A rebuilt base comes with new data (another seed or demo version): the
+  // workspace's copy is replaced. Runs keep their own copy of the rows they trained on.
+  auto ensure_dataset = [&](const std::string& name, const std::string& file) {
+    bool have = false;
+    for (const auto& d : list_datasets(store)) {
+      if (d.name != name) continue;
+      if (rebuilt) delete_dataset(store, d.id);
+      else have = true;
+    }
+    if (!have) import_dataset(store, file, name, {});
+  };
+  LaunchHooks hooks;
+  hooks.on_log = [&](const std::string& s) {
+    if (json) std::cout << nlohmann::json({{"event", "log"}, {"message", s}}).dump() << "\n" << std::flush;
+  };
+  hooks.on_progress = [&](const StepMetrics& s) {
+    if (json) std::cout << step_json(s).dump() << "\n" << std::flush;
+    else if (s.step % 100 == 0 || s.step == s.total_steps)
+      std::cout << "  step " << s.step << "/" << s.total_steps << "  loss " << s.loss() << "\n" << std::flush;
+    return Control::Continue;
+  };
+
+  if (preference) {
+    // Preference alignment on the same base: pairs of a right and a plausible wrong answer.
+    std::string rows;
+    for (const auto& e : make_skill_examples(2000, "train", seed + 3))
+      rows += nlohmann::json({{"prompt", e.instruction}, {"chosen", e.answer}, {"rejected", wrong_answer(e)}}).dump() + "\n";
+    write_file_atomic(join_path(demo, "skills-preferences.jsonl"), rows);
+    ensure_dataset("demo-preferences", join_path(demo, "skills-preferences.jsonl"));
+    auto base_lm = load_model(base);
+    std::map<std::string, double> skill_before, skill_after;
+    const double before = preference_accuracy(base_lm.model, *tok, test, &skill_before);
+    say("preference accuracy before alignment: " + std::to_string(before).substr(0, 4));
+    LaunchSpec spec;
+    RunConfig& c = spec.cfg;
+    c = default_run_config("lora");
+    c.name = "demo-" + method;
+    c.recipe = method;
+    c.base_model = base;
+    c.chat_template = "chatml";
+    c.max_seq_len = 96;
+    c.batch_size = 8;
+    c.lr = a.number("lr", 2e-3);
+    c.lora.dropout = 0.0;
+    c.schedule = "cosine";
+    c.warmup_steps = 10;
+    c.max_steps = a.integer("steps", 500);
+    c.seed = seed;
+    c.train_data = {"dataset:demo-preferences"};
+    spec.run_dir = join_path(join_path(ws, "runs"), "demo-" + method);
+    spec.replace = true;  // the demo's run folder and its record are replaced each time
+    say("aligning with " + method + " (LoRA, " + std::to_string(c.max_steps) + " steps)...");
+    LaunchResult lr = launch_run(store, spec, hooks);
+    const TrainResult& r = lr.result;
+    if (r.status != "completed") throw Error(method + " failed: " + r.error);
+    RunModel tuned = load_run_output(lr.run_dir);
+    const double after = preference_accuracy(tuned.lm.model, *tok, test, &skill_after);
+    Eval answers = evaluate_skills(tuned.lm.model, *tok, test);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    nlohmann::json fin = nlohmann::json::object();
+    for (const auto& x : r.final_scalars) fin[x.name] = x.value;
+    nlohmann::json out = {{"method", method},
+                          {"preference_accuracy_before", before},
+                          {"preference_accuracy_after", after},
+                          {"preference_accuracy_per_skill_before", skill_before},
+                          {"preference_accuracy_per_skill_after", skill_after},
+                          {"exact_match_after", answers.accuracy},
+                          {"seconds", secs},
+                          {"train_seconds", r.seconds},
+                          {"adapter_path", r.output_dir},
+                          {"run_id", lr.run_id},
+                          {"test_pairs", test.size()},
+                          {"final_metrics", fin}};
+    if (json) std::cout << out.dump() << "\n";
+    else std::cout << "preference accuracy " << before << " -> " << after << " in " << static_cast<int>(secs)
+                   << " s (greedy exact match after: " << answers.accuracy << "); adapter: " << r.output_dir << "\n";
+    return 0;
+  }
+
   // 2. Before: the base has seen the skills only as plain text, never as chat instructions.
   auto lm = load_model(base);
   Eval before = evaluate_skills(lm.model, *tok, test);
   say("accuracy before fine-tuning: " + std::to_string(before.accuracy).substr(0, 4));
 
-  // 3. Fine-tune on instruction data in chat form.
+  // 3. Fine-tune on instruction data in chat form (recorded like any other run).
   std::string rows;
   for (const auto& e : make_skill_examples(4000, "train", seed + 3))
     rows += nlohmann::json({{"instruction", e.instruction}, {"output", e.answer}}).dump() + "\n";
   write_file_atomic(join_path(demo, "skills-train.jsonl"), rows);
-  // The workspace keeps the demo's data and runs, so the desktop app opens on something to train
-  // and compare. The run is recorded like any other (hone-cli runs list).
-  Workspace store(ws);
-  {
-    // A rebuilt base comes with new fine-tuning data (another seed or demo version): the
-    // workspace's copy is replaced. Runs keep their own copy of the rows they trained on.
-    bool have = false;
-    for (const auto& d : list_datasets(store)) {
-      if (d.name != "demo-skills") continue;
-      if (rebuilt) delete_dataset(store, d.id);
-      else have = true;
-    }
-    if (!have) import_dataset(store, join_path(demo, "skills-train.jsonl"), "demo-skills", {});
-  }
-  RunConfig c = default_run_config(method);
+  ensure_dataset("demo-skills", join_path(demo, "skills-train.jsonl"));
+  LaunchSpec spec;
+  RunConfig& c = spec.cfg;
+  c = default_run_config(method);
   c.name = "demo-" + method;
   c.base_model = base;
   c.max_seq_len = 96;
@@ -235,33 +364,17 @@ int cmd_demo(int argc, char** argv) {
   c.warmup_steps = 10;
   c.max_steps = a.integer("steps", 800);
   c.seed = seed;
-  TrainOptions to;
-  to.run_dir = join_path(join_path(ws, "runs"), "demo-" + method);
-  std::filesystem::remove_all(to.run_dir, ec);  // the demo's run folder is replaced each time
-  say("fine-tuning with " + method + " (" + std::to_string(c.max_steps) + " steps)...");
-  to.on_progress = [&](const StepMetrics& s) {
-    if (json) std::cout << nlohmann::json({{"event", "step"}, {"step", s.step}, {"total_steps", s.total_steps}, {"loss", s.loss},
-                                           {"tokens_per_s", s.tokens_per_s}}).dump() << "\n" << std::flush;
-    else if (s.step % 100 == 0 || s.step == s.total_steps)
-      std::cout << "  step " << s.step << "/" << s.total_steps << "  loss " << s.loss << "\n" << std::flush;
-    return Control::Continue;
-  };
   c.train_data = {"dataset:demo-skills"};
-  c.train_data = materialize_datasets(store, c.train_data, join_path(to.run_dir, "data"));
-  for (const auto& old : list_runs(store))  // the folder was replaced: so is its record
-    if (old.run_dir == to.run_dir) delete_run(store, old.id);
-  const int64_t run_id = record_new_run(store, c, {"dataset:demo-skills"}, to.run_dir);
-  RunRecorder rec(store, run_id, to.run_dir);
-  TrainResult r = rec.train(c, to);
+  spec.run_dir = join_path(join_path(ws, "runs"), "demo-" + method);
+  spec.replace = true;
+  say("fine-tuning with " + method + " (" + std::to_string(c.max_steps) + " steps)...");
+  LaunchResult lr = launch_run(store, spec, hooks);
+  const TrainResult& r = lr.result;
   if (r.status != "completed") throw Error("fine-tuning failed: " + r.error);
 
   // 4. After.
-  auto tuned = load_model(method == "full" ? r.output_dir : base);
-  if (method != "full") {
-    if (method == "qlora") quantize_base_nf4(tuned.model);
-    load_peft_adapter(tuned.model, r.output_dir);
-  }
-  Eval after = evaluate_skills(tuned.model, *tok, test);
+  RunModel tuned = load_run_output(lr.run_dir);
+  Eval after = evaluate_skills(tuned.lm.model, *tok, test);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!json) {
     std::cout << "\n" << "question | expected | before | after\n";

@@ -14,6 +14,7 @@
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "peft/lora.h"
+#include "train/run_output.h"
 #include "tokenizer/bpe_trainer.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -34,16 +35,37 @@ LoadOptions device_options(const Args& a) {
   return o;
 }
 
-const char* kScoreHelp = R"(usage: hone-cli score --model DIR (--text T | --text-file F) [--adapter DIR] [--tokenizer DIR] [--device auto|cpu|cuda] [--timing]
+// --model DIR [--adapter DIR [--nf4]] or --run RUN_DIR: one loader for both (train/run_output.h).
+struct CliModel {
+  std::string dir;  // where the tokenizer is read from
+  LoadedModel lm;
+};
+CliModel cli_model(const Args& a) {
+  CliModel m;
+  if (a.has("run")) {
+    RunModel r = load_run_output(a.get("run"), device_options(a));
+    m.dir = r.method == "full" ? r.lm.dir : r.base_model;
+    m.lm = std::move(r.lm);
+    return m;
+  }
+  m.dir = a.require("model");
+  m.lm = load_with_adapter(m.dir, a.get("adapter"), a.flag("nf4"), device_options(a)).lm;
+  return m;
+}
+
+const char* kScoreHelp = R"(usage: hone-cli score (--model DIR [--adapter DIR [--nf4]] | --run RUN_DIR) (--text T | --text-file F)
+                      [--tokenizer DIR] [--device auto|cpu|cuda] [--timing]
 
 Tokenizes the text with the model's tokenizer (default special tokens added) and prints
 {"ids":[...],"nll":[...],"mean_nll":x,"top1":[...]} where nll[t] = -log p(ids[t+1] | ids[0..t]) and
 top1[t] is the argmax of the logits at position t. --timing adds load and forward times on stderr.
+--run loads what a training run produced (its model, or its base with its adapter, NF4 when the
+run was QLoRA); --nf4 quantizes the base like QLoRA before attaching --adapter.
 )";
 
-const char* kGenHelp = R"(usage: hone-cli generate --model DIR --prompt P [--chat] [--system S] [--template NAME]
+const char* kGenHelp = R"(usage: hone-cli generate (--model DIR [--adapter DIR [--nf4]] | --run RUN_DIR) --prompt P [--chat] [--system S] [--template NAME]
                          [--max-new-tokens N] [--temperature X] [--top-k K] [--top-p P]
-                         [--repetition-penalty R] [--seed S] [--adapter DIR] [--device auto|cpu|cuda]
+                         [--repetition-penalty R] [--seed S] [--device auto|cpu|cuda]
 
 Streams the continuation of P to stdout. --chat wraps P as a user turn in the model's chat template
 (or --template llama3|chatml|mistral|llama2|zephyr|gemma|alpaca) and stops at end of turn.
@@ -75,16 +97,15 @@ void copy_file(const std::string& from, const std::string& to) { write_file_atom
 }  // namespace
 
 int cmd_score(int argc, char** argv) {
-  Args a(argc, argv, 2, "score", {"model", "text", "text-file", "tokenizer", "device", "adapter"}, {"timing"});
+  Args a(argc, argv, 2, "score", {"model", "text", "text-file", "tokenizer", "device", "adapter", "run"}, {"timing", "nf4"});
   if (a.flag("help")) {
     std::cout << kScoreHelp;
     return 0;
   }
-  const std::string dir = a.require("model");
   const std::string text = text_argument(a);
-  auto tok = load_tokenizer(a.get("tokenizer", dir));
-  auto lm = load_model(dir, device_options(a));
-  if (a.has("adapter")) load_peft_adapter(lm.model, a.get("adapter"));
+  CliModel cm = cli_model(a);
+  auto tok = load_tokenizer(a.get("tokenizer", cm.dir));
+  auto& lm = cm.lm;
   auto ids = tok->encode(text, true).ids;
   if (ids.empty()) throw Error("the text has no tokens to score");
   for (auto id : ids)
@@ -119,15 +140,13 @@ int cmd_score(int argc, char** argv) {
 int cmd_generate(int argc, char** argv) {
   Args a(argc, argv, 2, "generate",
          {"model", "prompt", "system", "template", "max-new-tokens", "temperature", "top-k", "top-p",
-          "repetition-penalty", "seed", "device", "tokenizer", "adapter"},
-         {"chat"});
+          "repetition-penalty", "seed", "device", "tokenizer", "adapter", "run"},
+         {"chat", "nf4"});
   if (a.flag("help")) {
     std::cout << kGenHelp;
     return 0;
   }
-  const std::string dir = a.require("model");
   const std::string prompt = a.require("prompt");
-  auto tok = load_tokenizer(a.get("tokenizer", dir));
   SamplingParams p;
   p.max_new_tokens = static_cast<int>(a.integer("max-new-tokens", 128));
   p.temperature = a.number("temperature", 0.0);
@@ -137,8 +156,9 @@ int cmd_generate(int argc, char** argv) {
   p.seed = static_cast<uint64_t>(a.integer("seed", 0));
   if (p.max_new_tokens < 0 || p.temperature < 0 || p.top_k < 0 || p.top_p <= 0 || p.top_p > 1 || p.repetition_penalty <= 0)
     throw Error("generate: sampling options out of range");
-  auto lm = load_model(dir, device_options(a));
-  if (a.has("adapter")) load_peft_adapter(lm.model, a.get("adapter"));  // PEFT folder (Hone's or PEFT's)
+  CliModel cm = cli_model(a);  // PEFT adapters from Hone or PEFT
+  auto tok = load_tokenizer(a.get("tokenizer", cm.dir));
+  auto& lm = cm.lm;
   std::vector<int32_t> ids;
   if (a.flag("chat") || a.has("template")) {
     ChatFormat f = detect_chat_format(tok->config().chat_template);

@@ -3,7 +3,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
 
 #include <cstdio>
 #include <ctime>
@@ -15,7 +14,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "store/datasets.h"
-#include "store/run_recorder.h"
+#include "store/run_launcher.h"
 #include "train/trainer.h"
 
 namespace hone::cli {
@@ -24,17 +23,22 @@ static const char* kHelp = R"(usage: hone-cli train --config F [--workspace DIR]
        hone-cli runs resume ID [--workspace DIR] [--json]
 
 Trains as the run config F describes (see docs/run-config.md) and records the run, its metrics
-and checkpoints in the workspace database (hone-cli runs list/show/compare). The run's folder is
-<workspace>/runs/<name>-<date-time> unless --run-dir is given; it receives config.json,
-metrics.jsonl, checkpoints/ and the result: adapter/ (PEFT files) or model/ (full fine-tuning).
+and checkpoints in the workspace database (hone-cli runs list/show/compare). The recipe (sft, cpt,
+dpo, orpo, kto) and the method (lora, qlora, full) are keys of the config. Everything is checked
+before a run is recorded: a wrong model folder, data file or dataset kind leaves no run behind.
+The run's folder is <workspace>/runs/<name>-<date-time> unless --run-dir is given; it receives
+config.json, metrics.jsonl, checkpoints/ and the result: adapter/ (PEFT files) or model/ (full).
 --resume continues from a checkpoint folder (<run>/checkpoints/step-N) exactly where it stopped;
 `runs resume ID` does that for a recorded run from its newest checkpoint.
---json prints one JSON object per step and a final {"event":"done",...} line.
-Ctrl-C cancels after the current step and records the run as cancelled.
+--json prints one JSON object per step with every metric the recipe reports, and a final
+{"event":"done",...} line.
+Ctrl-C, SIGTERM or SIGHUP (a closed terminal, logout) stop the run within one micro-batch: a
+checkpoint is written and the run is recorded as interrupted, ready for `runs resume`. Runs also
+checkpoint every save_every_minutes (default 10) besides every save_every steps.
 The workspace defaults to $HONE_WORKSPACE, else ~/.local/share/hone.
 )";
 
-static std::atomic<bool> g_interrupt{false};
+static volatile sig_atomic_t g_signal = 0;
 
 std::string default_workspace() { return Workspace::default_dir(); }
 
@@ -45,52 +49,82 @@ static std::string fmt_time(double s) {
   return b;
 }
 
-// Runs training with the run recorded in the workspace: status, metrics in batches, checkpoints,
-// final metrics. Shared by `train` and `runs resume`.
-int run_recorded(Workspace& ws, int64_t run_id, const RunConfig& cfg, TrainOptions opt, bool json) {
+// A step as one JSON line: every named scalar the step recorded.
+nlohmann::json step_json(const StepMetrics& m) {
+  nlohmann::json j = {{"event", "step"}, {"step", m.step}, {"total_steps", m.total_steps}, {"epoch", m.epoch}};
+  for (const auto& x : m.scalars) j[x.name] = x.value;
+  j["eta_s"] = m.eta_s;
+  j["rss_mb"] = m.rss_bytes / 1048576.0;
+  return j;
+}
+
+// Trains through the run launcher with a progress bar or JSON lines. Shared by `train` and
+// `runs resume`.
+static int run_launched(Workspace& ws, const LaunchSpec& spec, bool json) {
   const bool tty = ::isatty(STDOUT_FILENO) && !json;
-  RunRecorder rec(ws, run_id, opt.run_dir);
-  g_interrupt = false;
+  g_signal = 0;
   struct sigaction sa {};
-  sa.sa_handler = [](int) { g_interrupt = true; };
-  ::sigaction(SIGINT, &sa, nullptr);
-  opt.on_log = [&](const std::string& s) {
+  sa.sa_handler = [](int sig) { g_signal = sig; };
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  LaunchHooks h;
+  int64_t run_id = 0;
+  h.on_log = [&](const std::string& s) {
     if (json) std::cout << nlohmann::json({{"event", "log"}, {"message", s}}).dump() << "\n" << std::flush;
     else std::cerr << s << "\n";
   };
-  opt.on_progress = [&](const StepMetrics& m) {
+  h.stop_requested = [] { return g_signal != 0; };
+  h.stop_status = "interrupted";
+  h.on_started = [&](int64_t id, const std::string& dir, const RunPlan& plan) {
+    run_id = id;
     if (json) {
-      nlohmann::json j = {{"event", "step"}, {"run_id", run_id}, {"step", m.step}, {"total_steps", m.total_steps},
-                          {"epoch", m.epoch}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
-                          {"tokens_per_s", m.tokens_per_s}, {"elapsed_s", m.elapsed_s}, {"eta_s", m.eta_s},
-                          {"rss_mb", m.rss_bytes / 1048576.0}};
-      if (m.has_eval) j["eval_loss"] = m.eval_loss, j["eval_ppl"] = m.eval_ppl;
+      nlohmann::json j = {{"event", "started"}, {"run_id", id}, {"run_dir", dir}, {"total_steps", plan.total_steps},
+                          {"train_examples", plan.train_examples}, {"eval_examples", plan.eval_examples}};
+      if (!plan.resumed.empty()) j["resumed"] = plan.resumed;
+      std::cout << j.dump() << "\n" << std::flush;
+    } else {
+      std::cerr << "run " << id << " in " << dir << (plan.resumed.empty() ? "" : "; resuming " + plan.resumed) << "\n";
+    }
+  };
+  h.on_progress = [&](const StepMetrics& m) {
+    if (json) {
+      nlohmann::json j = step_json(m);
+      j["run_id"] = run_id;
       std::cout << j.dump() << "\n" << std::flush;
     } else {
       const int width = 30;
       int fill = static_cast<int>(width * m.step / std::max<int64_t>(1, m.total_steps));
       std::string bar(fill, '#');
       bar += std::string(width - fill, '.');
-      char line[256];
+      char line[320];
+      std::string extra;
+      for (const auto& name : m.plot_hints)
+        if (m.has(name)) extra += " " + name.substr(name.find('/') + 1) + " " + std::to_string(m.get(name)).substr(0, 6);
+      if (m.has_eval()) extra += " eval " + std::to_string(m.get("eval_loss")).substr(0, 6);
       std::snprintf(line, sizeof(line), "[%s] %lld/%lld loss %.4f lr %.2e %5.0f tok/s %s ETA %s%s", bar.c_str(),
-                    static_cast<long long>(m.step), static_cast<long long>(m.total_steps), m.loss, m.lr, m.tokens_per_s,
-                    fmt_time(m.elapsed_s).c_str(), fmt_time(m.eta_s).c_str(),
-                    m.has_eval ? (" eval " + std::to_string(m.eval_loss).substr(0, 6)).c_str() : "");
+                    static_cast<long long>(m.step), static_cast<long long>(m.total_steps), m.loss(), m.get("lr"),
+                    m.get("tokens_per_s"), fmt_time(m.get("elapsed_s")).c_str(), fmt_time(m.eta_s).c_str(), extra.c_str());
       if (tty) std::cout << "\r" << line << std::flush;
       else std::cout << line << "\n";
     }
-    return g_interrupt ? Control::Cancel : Control::Continue;
+    return Control::Continue;
   };
-  TrainResult r = rec.train(cfg, opt);
+  LaunchResult lr = launch_run(ws, spec, h);
+  const TrainResult& r = lr.result;
+  const bool signalled = g_signal != 0 && r.status == "cancelled";
+  const std::string status = signalled ? "interrupted" : r.status;
   if (tty) std::cout << "\n";
-  nlohmann::json done = {{"event", "done"},       {"run_id", run_id},         {"status", r.status},
+  nlohmann::json done = {{"event", "done"},       {"run_id", lr.run_id},      {"status", status},
                          {"steps", r.steps},      {"final_loss", r.final_loss}, {"best_eval_loss", r.best_eval_loss},
-                         {"seconds", r.seconds},  {"run_dir", opt.run_dir},   {"output", r.output_dir},
+                         {"seconds", r.seconds},  {"run_dir", lr.run_dir},    {"output", r.output_dir},
                          {"last_checkpoint", r.last_checkpoint}, {"trainable_params", r.trainable_params}};
+  nlohmann::json fin = nlohmann::json::object();
+  for (const auto& x : r.final_scalars) fin[x.name] = x.value;
+  done["metrics"] = fin;
   if (!r.error.empty()) done["error"] = r.error;
   if (json) std::cout << done.dump() << "\n";
-  else std::cout << r.status << " after " << r.steps << " steps in " << fmt_time(r.seconds) << "; run " << run_id
-                 << "; output: " << r.output_dir << "\n";
+  else std::cout << status << " after " << r.steps << " steps in " << fmt_time(r.seconds) << "; run " << lr.run_id
+                 << "; output: " << r.output_dir << (signalled ? "; resume with: hone-cli runs resume " + std::to_string(lr.run_id) : "")
+                 << "\n";
   if (r.status == "failed") {
     std::cerr << "error: " << r.error << "\n";
     return 1;
@@ -104,36 +138,18 @@ int cmd_train(int argc, char** argv) {
     std::cout << kHelp;
     return 0;
   }
-  RunConfig cfg = load_run_config(a.require("config"));
+  LaunchSpec spec;
+  spec.cfg = load_run_config(a.require("config"));
+  spec.run_dir = a.get("run-dir");
+  spec.resume_checkpoint = a.get("resume");
   Workspace ws(a.get("workspace", default_workspace()));
-  TrainOptions opt;
-  if (a.has("run-dir")) {
-    opt.run_dir = a.get("run-dir");
-  } else {
-    char stamp[32];
-    std::time_t now = std::time(nullptr);
-    std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
-    opt.run_dir = join_path(ws.runs_dir(), cfg.name + "-" + stamp);
-  }
-  opt.resume_from = a.get("resume");
-  // Workspace datasets ("dataset:NAME") are exported into the run folder first.
-  const std::vector<std::string> refs = cfg.train_data;
-  cfg.train_data = materialize_datasets(ws, cfg.train_data, join_path(opt.run_dir, "data"));
-  cfg.eval_data = materialize_datasets(ws, cfg.eval_data, join_path(opt.run_dir, "data"));
-  const int64_t id = record_new_run(ws, cfg, refs, opt.run_dir);
-  return run_recorded(ws, id, cfg, opt, a.flag("json"));
+  return run_launched(ws, spec, a.flag("json"));
 }
 
 int cmd_runs_resume(Workspace& ws, int64_t id, bool json) {
-  RunInfo info = get_run(ws, id);
-  if (info.status == "running" || info.status == "completed")
-    throw Error("run " + std::to_string(id) + " is " + info.status + "; only interrupted, cancelled, failed or paused runs resume");
-  TrainOptions opt;
-  opt.run_dir = info.run_dir;
-  opt.resume_from = last_checkpoint(ws, id);
-  if (opt.resume_from.empty()) throw Error("run " + std::to_string(id) + " has no checkpoint on disk to resume from (save_every was 0?)");
-  RunConfig cfg = parse_run_config(nlohmann::json::parse(info.config), "run " + std::to_string(id) + " config");
-  return run_recorded(ws, id, cfg, opt, json);
+  LaunchSpec spec;
+  spec.resume_run = id;
+  return run_launched(ws, spec, json);
 }
 
 }  // namespace hone::cli

@@ -1,7 +1,10 @@
 // hone-cli command entry points; each returns the process exit code.
 #pragma once
 #include <cstdint>
+#include <nlohmann/json.hpp>
 #include <string>
+
+#include "train/metrics.h"
 
 namespace hone {
 class Workspace;
@@ -25,5 +28,7 @@ int cmd_dataset(int argc, char** argv);
 int cmd_runs(int argc, char** argv);
 // `runs resume`: continues a recorded run from its newest checkpoint (in cmd_train.cpp).
 int cmd_runs_resume(Workspace& ws, int64_t id, bool json);
+// A training step as one JSON line: every named scalar it recorded (cmd_train.cpp).
+nlohmann::json step_json(const StepMetrics& m);
 
 }  // namespace hone::cli

@@ -38,15 +38,8 @@ RunRecorder::~RunRecorder() = default;
 void RunRecorder::step(const StepMetrics& m) {
   if (m.paused != is_paused_) paused(m.paused);
   if (m.paused) return;
-  metrics_.add(m.step, "loss", m.loss);
-  metrics_.add(m.step, "lr", m.lr);
-  metrics_.add(m.step, "grad_norm", m.grad_norm);
-  metrics_.add(m.step, "tokens_per_s", m.tokens_per_s);
-  metrics_.add(m.step, "elapsed_s", m.elapsed_s);
-  if (m.has_eval) {
-    metrics_.add(m.step, "eval_loss", m.eval_loss);
-    metrics_.add(m.step, "eval_ppl", m.eval_ppl);
-  }
+  for (const auto& x : m.scalars)
+    if (std::isfinite(x.value)) metrics_.add(m.step, x.name, x.value);
 }
 
 void RunRecorder::checkpoint(int64_t step, const std::string& dir) {
@@ -60,45 +53,22 @@ void RunRecorder::paused(bool on) {
   set_run_status(ws_, id_, on ? "paused" : "running");
 }
 
-void RunRecorder::finish(const TrainResult& r, const std::string& method) {
+void RunRecorder::finish(const TrainResult& r, const std::string& method, const std::string& status) {
   metrics_.flush();
   nlohmann::json fin = {{"steps", r.steps}, {"seconds", r.seconds}, {"trainable_params", r.trainable_params}};
   if (std::isfinite(r.final_loss)) fin["final_loss"] = r.final_loss;
   if (std::isfinite(r.best_eval_loss)) fin["best_eval_loss"] = r.best_eval_loss;
+  for (const auto& x : r.final_scalars)
+    if (std::isfinite(x.value) && x.name != "loss" && x.name != "elapsed_s") fin[x.name] = x.value;
   if (!r.output_dir.empty() && is_directory(r.output_dir))
     add_artifact(ws_, id_, method == "full" ? "model" : "adapter", r.steps, r.output_dir, path_bytes(r.output_dir));
-  finish_run(ws_, id_, r.status == "stopped_early" ? "completed" : r.status, r.error, fin.dump());
+  const std::string st = status.empty() ? r.status : status;
+  finish_run(ws_, id_, st == "stopped_early" ? "completed" : st, r.error, fin.dump());
 }
 
 void RunRecorder::fail(const std::string& error) {
   metrics_.flush();
   finish_run(ws_, id_, "failed", error, "{}");
-}
-
-TrainResult RunRecorder::train(const RunConfig& cfg, TrainOptions opt) {
-  attach(opt);
-  TrainResult r;
-  try {
-    r = hone::train(cfg, opt);
-  } catch (const std::exception& e) {
-    fail(e.what());
-    throw;
-  }
-  finish(r, cfg.method);
-  return r;
-}
-
-void RunRecorder::attach(TrainOptions& opt) {
-  auto prev_progress = opt.on_progress;
-  opt.on_progress = [this, prev_progress](const StepMetrics& m) {
-    step(m);
-    return prev_progress ? prev_progress(m) : Control::Continue;
-  };
-  auto prev_ckpt = opt.on_checkpoint;
-  opt.on_checkpoint = [this, prev_ckpt](int64_t s, const std::string& d) {
-    checkpoint(s, d);
-    if (prev_ckpt) prev_ckpt(s, d);
-  };
 }
 
 }  // namespace hone

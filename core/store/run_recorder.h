@@ -1,6 +1,5 @@
 // Records one training run in the workspace as it happens: status, metrics in batches, checkpoints
-// and the result. hone-cli and the GUI both train through it, so a run looks the same in the store
-// whichever started it.
+// and the result. The run launcher (store/run_launcher.h) drives it for every front end.
 #pragma once
 #include <memory>
 #include <string>
@@ -23,17 +22,12 @@ class RunRecorder {
   RunRecorder(Workspace& ws, int64_t run_id, const std::string& run_dir);
   ~RunRecorder();
 
-  void step(const StepMetrics& m);  // loss, lr, grad_norm, tokens_per_s, elapsed_s (+ eval_loss, eval_ppl)
+  void step(const StepMetrics& m);  // every named scalar of the step
   void checkpoint(int64_t step, const std::string& dir);
   void paused(bool on);
-  // Final status and metrics; the output folder becomes an artifact.
-  void finish(const TrainResult& r, const std::string& method);
+  // Final status (default: the result's) and metrics; the output folder becomes an artifact.
+  void finish(const TrainResult& r, const std::string& method, const std::string& status = "");
   void fail(const std::string& error);  // training threw before or while running
-
-  // Wires step/checkpoint into the options (keeping any callbacks already there).
-  void attach(TrainOptions& opt);
-  // attach + train + finish; an exception from train() is recorded as the failure and rethrown.
-  TrainResult train(const RunConfig& cfg, TrainOptions opt);
 
  private:
   Workspace& ws_;

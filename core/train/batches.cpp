@@ -17,23 +17,23 @@ void shuffle(std::vector<T>& v, std::mt19937_64& rng) {
 }
 }  // namespace
 
-BatchPlan::BatchPlan(const std::vector<Sequence>& data, int64_t batch_size, uint64_t seed, bool bucket)
-    : data_(data), batch_size_(batch_size), seed_(seed), bucket_(bucket) {
-  if (data.empty()) throw Error("no training sequences");
+BatchPlan::BatchPlan(std::vector<int64_t> lengths, int64_t batch_size, uint64_t seed, bool bucket)
+    : lengths_(std::move(lengths)), batch_size_(batch_size), seed_(seed), bucket_(bucket) {
+  if (lengths_.empty()) throw Error("no training examples");
   if (batch_size <= 0) throw Error("batch_size must be positive");
-  batches_per_epoch_ = (data.size() + batch_size - 1) / batch_size;
+  batches_per_epoch_ = (lengths_.size() + batch_size - 1) / batch_size;
 }
 
 std::vector<std::vector<size_t>> BatchPlan::order(int64_t epoch) const {
   std::mt19937_64 rng(seed_ * 1000003ull + static_cast<uint64_t>(epoch));
-  std::vector<size_t> idx(data_.size());
+  std::vector<size_t> idx(lengths_.size());
   for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
   shuffle(idx, rng);
   if (bucket_) {
     const size_t chunk = static_cast<size_t>(batch_size_) * 32;
     for (size_t b = 0; b < idx.size(); b += chunk) {
       auto e = idx.begin() + std::min(idx.size(), b + chunk);
-      std::stable_sort(idx.begin() + b, e, [&](size_t x, size_t y) { return data_[x].ids.size() < data_[y].ids.size(); });
+      std::stable_sort(idx.begin() + b, e, [&](size_t x, size_t y) { return lengths_[x] < lengths_[y]; });
     }
   }
   std::vector<std::vector<size_t>> batches;
@@ -51,10 +51,16 @@ std::vector<size_t> BatchPlan::indices(int64_t epoch, int64_t b) const {
   return cached_.at(static_cast<size_t>(b));
 }
 
-Batch BatchPlan::collate(const std::vector<size_t>& idx, int32_t pad_id) const {
+Batch collate(const std::vector<Sequence>& data, const std::vector<size_t>& idx, int32_t pad_id) {
+  std::vector<const Sequence*> seqs;
+  for (auto i : idx) seqs.push_back(&data.at(i));
+  return collate(seqs, pad_id);
+}
+
+Batch collate(const std::vector<const Sequence*>& seqs, int32_t pad_id) {
   int64_t T = 0;
-  for (auto i : idx) T = std::max<int64_t>(T, static_cast<int64_t>(data_[i].ids.size()));
-  const int64_t B = static_cast<int64_t>(idx.size());
+  for (const auto* s : seqs) T = std::max<int64_t>(T, static_cast<int64_t>(s->ids.size()));
+  const int64_t B = static_cast<int64_t>(seqs.size());
   Batch out;
   out.ids = at::full({B, T}, std::max(pad_id, 0), at::kLong);
   out.attention_mask = at::zeros({B, T}, at::kLong);
@@ -63,7 +69,7 @@ Batch BatchPlan::collate(const std::vector<size_t>& idx, int32_t pad_id) const {
   auto am = out.attention_mask.accessor<int64_t, 2>();
   auto lb = out.labels.accessor<int64_t, 2>();
   for (int64_t b = 0; b < B; ++b) {
-    const auto& s = data_[idx[b]];
+    const auto& s = *seqs[b];
     for (size_t t = 0; t < s.ids.size(); ++t) {
       ids[b][t] = s.ids[t];
       am[b][t] = 1;

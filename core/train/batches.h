@@ -17,18 +17,23 @@ struct Batch {
   int64_t label_tokens = 0;   // tokens with a label (after the shift)
 };
 
+// Pads the sequences data[idx] into one batch.
+Batch collate(const std::vector<Sequence>& data, const std::vector<size_t>& idx, int32_t pad_id);
+// Pads the given sequences (in order) into one batch.
+Batch collate(const std::vector<const Sequence*>& seqs, int32_t pad_id);
+
+// The order of examples, which a recipe turns into batches of its own kind (sequences, pairs).
 class BatchPlan {
  public:
-  BatchPlan(const std::vector<Sequence>& data, int64_t batch_size, uint64_t seed, bool bucket_by_length);
+  // lengths: one per example (tokens), used for bucketing.
+  BatchPlan(std::vector<int64_t> lengths, int64_t batch_size, uint64_t seed, bool bucket_by_length);
   int64_t batches_per_epoch() const { return static_cast<int64_t>(batches_per_epoch_); }
-  // Sequence indices of batch b of epoch e.
+  // Example indices of batch b of epoch e.
   std::vector<size_t> indices(int64_t epoch, int64_t b) const;
-  Batch collate(const std::vector<size_t>& idx, int32_t pad_id) const;
-  Batch batch(int64_t epoch, int64_t b, int32_t pad_id) const { return collate(indices(epoch, b), pad_id); }
 
  private:
   std::vector<std::vector<size_t>> order(int64_t epoch) const;
-  const std::vector<Sequence>& data_;
+  std::vector<int64_t> lengths_;
   int64_t batch_size_;
   uint64_t seed_;
   bool bucket_;

@@ -16,7 +16,8 @@ const std::set<std::string> kKeys = {
     "max_seq_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "adam_beta1", "adam_beta2",
     "adam_eps", "schedule", "warmup_steps", "warmup_ratio", "max_grad_norm", "lora", "gradient_checkpointing",
     "bucket_by_length", "packing", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints", "seed",
-    "threads", "device", "mixed_precision"};
+    "threads", "device", "mixed_precision", "save_every_minutes", "beta", "loss_type", "label_smoothing",
+    "precompute_ref_log_probs", "desirable_weight", "undesirable_weight", "init_adapter"};
 const std::set<std::string> kLoraKeys = {"r", "alpha", "dropout", "targets", "rslora"};
 
 std::string resolve(const std::string& p, const std::string& base) {
@@ -101,6 +102,14 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   typed("threads", c.threads);
   typed("device", c.device);
   typed("mixed_precision", c.mixed_precision);
+  typed("save_every_minutes", c.save_every_minutes);
+  typed("beta", c.beta);
+  typed("loss_type", c.loss_type);
+  typed("label_smoothing", c.label_smoothing);
+  typed("precompute_ref_log_probs", c.precompute_ref_log_probs);
+  typed("desirable_weight", c.desirable_weight);
+  typed("undesirable_weight", c.undesirable_weight);
+  typed("init_adapter", c.init_adapter);
   if (c.mixed_precision != "auto" && c.mixed_precision != "bf16" && c.mixed_precision != "no")
     throw Error(where + ": \"mixed_precision\" must be \"auto\", \"bf16\" or \"no\"");
   if (j.contains("lora")) {
@@ -122,7 +131,17 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   }
   if (c.base_model.empty()) throw Error(where + ": \"base_model\" is required");
   if (c.train_data.empty()) throw Error(where + ": \"train_data\" is required");
-  if (c.recipe != "sft" && c.recipe != "cpt") throw Error(where + ": \"recipe\" must be sft or cpt");
+  if (c.recipe != "sft" && c.recipe != "cpt" && c.recipe != "dpo" && c.recipe != "orpo" && c.recipe != "kto")
+    throw Error(where + ": \"recipe\" must be sft, cpt, dpo, orpo or kto");
+  if (c.loss_type != "sigmoid" && c.loss_type != "ipo" && c.loss_type != "hinge" && c.loss_type != "robust")
+    throw Error(where + ": \"loss_type\" must be sigmoid, ipo, hinge or robust");
+  if (c.beta <= 0) throw Error(where + ": \"beta\" must be positive");
+  if (c.label_smoothing < 0 || c.label_smoothing >= 0.5) throw Error(where + ": \"label_smoothing\" must be in [0, 0.5)");
+  if (c.desirable_weight <= 0 || c.undesirable_weight <= 0)
+    throw Error(where + ": \"desirable_weight\" and \"undesirable_weight\" must be positive");
+  if (c.save_every_minutes < 0) throw Error(where + ": \"save_every_minutes\" must not be negative");
+  if (!c.init_adapter.empty() && c.method == "full")
+    throw Error(where + ": \"init_adapter\" needs method lora or qlora (full fine-tuning has no adapter)");
   if (c.loss_on != "assistant" && c.loss_on != "all") throw Error(where + ": \"loss_on\" must be assistant or all");
   if (c.schedule != "constant" && c.schedule != "linear" && c.schedule != "cosine")
     throw Error(where + ": \"schedule\" must be constant, linear or cosine");
@@ -132,6 +151,7 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   c.base_model = resolve(c.base_model, base_dir);
   for (auto& p : c.train_data) p = resolve(p, base_dir);
   for (auto& p : c.eval_data) p = resolve(p, base_dir);
+  if (!c.init_adapter.empty()) c.init_adapter = resolve(c.init_adapter, base_dir);
   return c;
 }
 
@@ -177,7 +197,15 @@ nlohmann::json RunConfig::to_json() const {
           {"seed", seed},
           {"threads", threads},
           {"device", device},
-          {"mixed_precision", mixed_precision}};
+          {"mixed_precision", mixed_precision},
+          {"save_every_minutes", save_every_minutes},
+          {"beta", beta},
+          {"loss_type", loss_type},
+          {"label_smoothing", label_smoothing},
+          {"precompute_ref_log_probs", precompute_ref_log_probs},
+          {"desirable_weight", desirable_weight},
+          {"undesirable_weight", undesirable_weight},
+          {"init_adapter", init_adapter}};
 }
 
 }  // namespace hone

@@ -13,7 +13,7 @@ struct RunConfig {
   std::string name = "run";
   std::string base_model;
   std::string method = "lora";  // lora | qlora | full
-  std::string recipe = "sft";   // sft | cpt
+  std::string recipe = "sft";   // sft | cpt | dpo | orpo | kto (train/recipe.h)
   std::vector<std::string> train_data, eval_data;
   std::string data_format = "auto";
   std::string chat_template = "auto";
@@ -45,6 +45,19 @@ struct RunConfig {
   // auto: autocast to bf16 on CUDA (matmuls in bf16, norms, softmax and loss in fp32), fp32 on the
   // CPU, where bf16 GEMMs measured slower than fp32 (157-167 against 297 GFLOP/s); bf16 | no.
   std::string mixed_precision = "auto";
+  // Checkpoints also every N minutes of training (0: off), so that a long run stopped by a crash
+  // or a power cut keeps recent work even when save_every is 0.
+  double save_every_minutes = 10;
+
+  // Preference recipes (dpo, orpo, kto); hf-compat.md §6, TRL's names and defaults.
+  double beta = 0.1;                  // dpo/kto: KL strength; orpo: weight of the odds-ratio term (lambda)
+  std::string loss_type = "sigmoid";  // dpo: sigmoid | ipo | hinge | robust
+  double label_smoothing = 0.0;       // dpo sigmoid/robust: assumed share of flipped labels, [0, 0.5)
+  bool precompute_ref_log_probs = false;  // dpo/kto: reference log-probs computed once, cached in the run folder
+  double desirable_weight = 1.0, undesirable_weight = 1.0;  // kto
+  // LoRA/QLoRA: start from this PEFT adapter instead of fresh adapters. For dpo/kto that adapter,
+  // frozen, is the reference (its log-probs are precomputed before training).
+  std::string init_adapter;
 
   nlohmann::json to_json() const;
 };

@@ -1,29 +1,29 @@
-// The training loop shared by every recipe: accumulation, clipping, schedule, evaluation,
-// checkpoints and exact resume, driven through a plain progress callback that can pause or cancel.
+// Public entry to training: one run config in, one result out, driven through a plain progress
+// callback that can pause or cancel. The work is done by a training session (train/session.cpp)
+// over a recipe (train/recipe.h). Torch-free, so ui/ can include it.
 #pragma once
 #include <cmath>
 #include <functional>
 #include <string>
 #include <vector>
 
+#include "train/metrics.h"
 #include "train/run_config.h"
 
 namespace hone {
 
-struct StepMetrics {
-  int64_t step = 0, total_steps = 0;  // step counts finished optimizer steps
-  double epoch = 0;
-  double loss = 0, lr = 0, grad_norm = 0;
-  double tokens_per_s = 0, elapsed_s = 0, eta_s = 0;
-  int64_t rss_bytes = 0;
-  bool has_eval = false;
-  double eval_loss = 0, eval_ppl = 0;
-  bool paused = false;
-};
-
 enum class Control { Continue, Pause, Cancel };
 using ProgressFn = std::function<Control(const StepMetrics&)>;
 using LogFn = std::function<void(const std::string&)>;
+
+// What a run is about to do, known once everything was validated and the data prepared, before
+// any training work (the launcher creates the run record only then).
+struct RunPlan {
+  int64_t total_steps = 0, start_step = 0;
+  int64_t train_examples = 0, eval_examples = 0;
+  int64_t trainable_params = 0;
+  std::string resumed;  // "" for a fresh run; else what the resume restores
+};
 
 struct TrainOptions {
   std::string run_dir;      // adapter/ or model/, checkpoints/, metrics.jsonl, config.json
@@ -32,6 +32,12 @@ struct TrainOptions {
   LogFn on_log;
   // Called after each checkpoint folder is complete (the run's store records it).
   std::function<void(int64_t step, const std::string& dir)> on_checkpoint;
+  // Polled between micro-batches: true stops the run within one micro-batch, with a checkpoint of
+  // the last finished step (a signal handler or a Cancel button sets it).
+  std::function<bool()> stop_requested;
+  // Called once validation and data preparation passed, before the run folder is written.
+  std::function<void(const RunPlan&)> on_ready;
+  int rank = 0, world_size = 1;  // process rank (only rank 0 writes checkpoints, metrics and output)
 };
 
 struct TrainResult {
@@ -43,6 +49,7 @@ struct TrainResult {
   double seconds = 0;
   int64_t trainable_params = 0, frozen_weight_bytes = 0;
   std::vector<double> losses;  // per optimizer step, from step 1 (resumed runs: from the resume point)
+  Scalars final_scalars;       // the last step's scalars (and the last evaluation's eval_*)
 };
 
 // Runs a whole training run. Configuration and data problems throw hone::Error before any

@@ -8,7 +8,10 @@
 
 #include <fcntl.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <fstream>
@@ -273,6 +276,143 @@ TEST(CliStore, InterruptedRunResumesToCompletion) {
   EXPECT_DOUBLE_EQ(json::parse(run.final_metrics)["final_loss"].get<double>(), loss.back().value);
 }
 
+// SIGTERM (logout, a killed terminal) with save_every 0: the run stops within a micro-batch, writes
+// a checkpoint of its last finished step, is recorded as interrupted, and resumes to completion.
+TEST(CliStore, SigtermCheckpointsAndLeavesAResumableRun) {
+  const auto& f = fixture();
+  const std::string ws = f.dir + "/term-ws";
+  const std::string cfg = write_config(f.dir + "/term.json", "term", 100000, 1e-4, 0);
+  const std::string log = f.dir + "/term.log";
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(HONE_CLI, HONE_CLI, "train", "--json", "--config", cfg.c_str(), "--workspace", ws.c_str(), (char*)nullptr);
+    ::_exit(127);
+  }
+  auto steps_logged = [&] {
+    std::ifstream in(log);
+    int n = 0;
+    for (std::string l; std::getline(in, l);) n += l.find("\"event\":\"step\"") != std::string::npos;
+    return n;
+  };
+  for (int i = 0; i < 600 && steps_logged() < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_GE(steps_logged(), 5);
+  ::kill(pid, SIGTERM);
+  int st = 0;
+  ::waitpid(pid, &st, 0);
+  ASSERT_TRUE(WIFEXITED(st)) << "SIGTERM killed the process instead of stopping the run";
+  EXPECT_EQ(WEXITSTATUS(st), 130);
+  int64_t steps_done = 0;
+  {
+    std::ifstream in(log);
+    for (std::string l; std::getline(in, l);)
+      if (l.find("\"event\":\"done\"") != std::string::npos) {
+        auto j = json::parse(l);
+        EXPECT_EQ(j["status"], "interrupted");
+        steps_done = j["steps"];
+      }
+  }
+  ASSERT_GE(steps_done, 5);
+  {
+    Workspace w(ws);
+    RunInfo r = list_runs(w).at(0);
+    EXPECT_EQ(r.status, "interrupted");
+    const std::string ck = last_checkpoint(w, r.id);
+    ASSERT_FALSE(ck.empty()) << "nothing was kept although save_every is 0";
+    EXPECT_EQ(test::load_json(ck + "/trainer_state.json")["step"].get<int64_t>(), steps_done);
+  }
+  // Resume: says what it restores, then runs to its end (max_steps cut short via a fresh config is
+  // not possible for a recorded run, so this run is resumed and stopped again by SIGTERM).
+  const std::string log2 = f.dir + "/term2.log";
+  pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    int fd = ::open(log2.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    ::execl(HONE_CLI, HONE_CLI, "runs", "resume", "1", "--json", "--workspace", ws.c_str(), (char*)nullptr);
+    ::_exit(127);
+  }
+  bool resumed_line = false;
+  for (int i = 0; i < 600 && !resumed_line; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    std::ifstream in(log2);
+    for (std::string l; std::getline(in, l);)
+      if (l.find("\"event\":\"step\"") != std::string::npos) resumed_line = true;
+  }
+  ::kill(pid, SIGTERM);
+  ::waitpid(pid, &st, 0);
+  std::ifstream in(log2);
+  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(all.find("optimizer moments, data position"), std::string::npos) << all.substr(0, 2000);
+  EXPECT_NE(all.find("\"step\":" + std::to_string(steps_done + 1) + ","), std::string::npos) << "did not continue after the checkpoint";
+}
+
+// A method given data of the wrong kind fails before any work and leaves no run record behind.
+TEST(CliStore, WrongDatasetKindLeavesNoRun) {
+  const auto& f = fixture();
+  const std::string ws = " --workspace " + shell_quote(f.dir + "/kind-ws");
+  ASSERT_EQ(cli("dataset import " + shell_quote(f.data) + " --name instructions" + ws).code, 0);
+  json c = {{"name", "wrong"}, {"base_model", f.model}, {"recipe", "dpo"}, {"train_data", {"dataset:instructions"}}, {"max_steps", 2}};
+  std::ofstream(f.dir + "/kind.json") << c.dump();
+  auto r = cli("train --config " + shell_quote(f.dir + "/kind.json") + ws);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("dataset \"instructions\" holds chat rows; the dpo recipe needs a preference dataset"), std::string::npos) << r.err;
+  c["recipe"] = "sft";
+  c["base_model"] = f.dir + "/no-such-model";
+  std::ofstream(f.dir + "/kind.json") << c.dump();
+  r = cli("train --config " + shell_quote(f.dir + "/kind.json") + ws);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("no-such-model"), std::string::npos) << r.err;
+  auto l = cli("runs list --json" + ws);
+  ASSERT_EQ(l.code, 0) << l.err;
+  EXPECT_TRUE(json::parse(l.out).empty()) << l.out;
+  EXPECT_FALSE(std::filesystem::exists(f.dir + "/kind-ws/runs") && !std::filesystem::is_empty(f.dir + "/kind-ws/runs"));
+}
+
+// A DPO run's own metrics reach the CLI's JSON lines, the store and `runs compare` by name.
+TEST(CliStore, DpoMetricNamesReachJsonAndTheStore) {
+  const auto& f = fixture();
+  const std::string ws = f.dir + "/dpo-ws";
+  const std::string pairs = f.dir + "/pairs.jsonl";
+  {
+    std::ofstream p(pairs);
+    for (int i = 0; i < 16; ++i)
+      p << json({{"prompt", "Say number " + std::to_string(i)}, {"chosen", "Number " + std::to_string(i) + "."},
+                 {"rejected", "No."}}).dump() << "\n";
+  }
+  json c = {{"name", "dpo"}, {"base_model", f.model}, {"recipe", "dpo"}, {"train_data", {pairs}}, {"max_steps", 3},
+            {"batch_size", 4}, {"max_seq_len", 48}, {"lr", 1e-3}, {"beta", 0.2}, {"eval_fraction", 0.25}};
+  std::ofstream(f.dir + "/dpo.json") << c.dump();
+  auto r = cli("train --json --config " + shell_quote(f.dir + "/dpo.json") + " --workspace " + shell_quote(ws));
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  json last_step, done;
+  std::istringstream lines(r.out);
+  for (std::string l; std::getline(lines, l);) {
+    auto j = json::parse(l);
+    if (j["event"] == "step") last_step = j;
+    if (j["event"] == "done") done = j;
+  }
+  for (const char* n : {"rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins", "logps/chosen",
+                        "logps/rejected", "logits/chosen", "logits/rejected", "eval_loss", "eval_rewards/accuracies"})
+    EXPECT_TRUE(last_step.contains(n)) << n << " missing from " << last_step.dump();
+  EXPECT_TRUE(done["metrics"].contains("rewards/margins")) << done.dump();
+  Workspace w(ws);
+  auto names = metric_names(w, 1);
+  for (const char* n : {"rewards/margins", "rewards/accuracies", "eval_rewards/margins", "loss"})
+    EXPECT_NE(std::find(names.begin(), names.end(), n), names.end()) << n;
+  auto m = run_metric(w, 1, "rewards/margins");
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_DOUBLE_EQ(m.back().value, last_step["rewards/margins"].get<double>());
+  auto cmp = cli("runs compare 1 --metric rewards/margins --csv --workspace " + shell_quote(ws));
+  EXPECT_EQ(cmp.code, 0) << cmp.err;
+  EXPECT_EQ(std::count(cmp.out.begin(), cmp.out.end(), '\n'), 4) << cmp.out;  // header and 3 steps
+  EXPECT_NE(cmp.out.find("\n3,"), std::string::npos) << cmp.out;
+}
+
 // Disk full while checkpointing: the run runs out of space on its second checkpoint (a 700 KiB
 // tmpfs mounted in a private mount namespace holds one 476 KiB checkpoint). The run fails with
 // the reason, the first checkpoint stays complete and resumes, and no partial folder is left.
@@ -302,7 +442,7 @@ TEST(Faults, DiskFullWhileCheckpointingKeepsThePreviousCheckpoint) {
   EXPECT_EQ(r.out.find(".tmp-"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("optimizer.safetensors"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("trainer_state.json"), std::string::npos) << r.out;
-  auto last = json::parse(r.out.substr(r.out.rfind("{")));
+  auto last = json::parse(r.out.substr(r.out.rfind("{\"best_eval_loss\"")));  // the done line
   EXPECT_EQ(last["status"], "completed");  // resumed from the surviving checkpoint: steps 4..5
   EXPECT_EQ(last["steps"], 5);
   Workspace w(ws);

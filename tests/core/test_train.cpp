@@ -302,7 +302,8 @@ TEST(Train, CliTrainWritesRunFolder) {
   EXPECT_EQ(run_dir.rfind(d + "/ws/runs/t-", 0), 0u) << run_dir;
   EXPECT_TRUE(file_exists(run_dir + "/adapter/adapter_config.json"));
   EXPECT_TRUE(file_exists(run_dir + "/metrics.jsonl"));
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3 + 3 + 1) << r.out;  // 3 log lines, 3 steps, done
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3 + 1 + 3 + 1) << r.out;  // 3 log lines, started, 3 steps, done
+  EXPECT_NE(r.out.find("{\"eval_examples\":0,\"event\":\"started\""), std::string::npos) << r.out;
 }
 
 TEST(Demo, RunsEndToEndAndReportsItsFigures) {

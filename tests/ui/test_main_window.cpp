@@ -101,7 +101,8 @@ class TestMainWindow : public QObject {
     QVERIFY(tp->methodEnabled("lora"));
     QVERIFY(tp->methodEnabled("qlora"));
     QVERIFY(!tp->methodEnabled("cpt"));  // no raw-text dataset ticked
-    QVERIFY(!tp->methodEnabled("dpo"));  // not available yet, with the reason in its tooltip
+    QVERIFY(!tp->methodEnabled("dpo"));  // needs preference pairs, the reason in its tooltip
+    QVERIFY(!tp->methodEnabled("ppo"));  // not available yet
     QVERIFY2(tp->advice().contains("may help"), qPrintable(tp->advice()));  // 200 rows: between 100 and 500
     tp->selectDataset("numbers", false);
     QVERIFY2(tp->advice().contains("few-shot"), qPrintable(tp->advice()));
@@ -128,6 +129,43 @@ class TestMainWindow : public QObject {
     QCOMPARE(runs.size(), size_t(1));
     QCOMPARE(QString::fromStdString(runs[0].status), QString("cancelled"));
     QVERIFY(hone::run_metric(db, runs[0].id, "loss").size() >= 5);
+  }
+
+  // DPO from the Train page: the method plot shows the recipe's reward margin and accuracy, and
+  // the Runs page offers the metrics the run recorded.
+  void dpoFromTheTrainPage() {
+    const QString ws = work("dpo");
+    {
+      const std::string pairs = (ws + "/pairs.jsonl").toStdString();
+      std::ofstream f(pairs);
+      for (int i = 0; i < 24; ++i)
+        f << nlohmann::json({{"prompt", "Say number " + std::to_string(i)}, {"chosen", "Number " + std::to_string(i) + "."},
+                             {"rejected", "No."}}).dump() << "\n";
+      f.close();
+      hone::Workspace w(ws.toStdString());
+      if (hone::import_dataset(w, pairs, "pairs", {}).dataset_id <= 0) qFatal("import failed");
+    }
+    hone::ui::MainWindow w(ws);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    auto* tp = w.trainPage();
+    tp->setModelFolder(model_);
+    tp->selectDataset("pairs", true);
+    QVERIFY(!tp->methodEnabled("lora"));  // instruction tuning needs chat data
+    QVERIFY(tp->selectMethod("dpo"));
+    QVERIFY2(tp->configJson().contains("\"recipe\": \"dpo\""), qPrintable(tp->configJson()));
+    tp->setMaxSteps(6);
+    QSignalSpy done(tp, &hone::ui::TrainPage::runFinished);
+    QVERIFY(tp->startTraining());
+    QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, 120000);
+    QCOMPARE(done.last().at(0).toString(), QString("completed"));
+    const QStringList plotted = tp->methodMetricNames();
+    QVERIFY2(plotted.contains("rewards/margins") && plotted.contains("rewards/accuracies"), qPrintable(plotted.join(",")));
+    auto* rp = w.runsPage();
+    rp->refresh();
+    rp->selectRuns({1});
+    QVERIFY2(rp->metricChoices().contains("rewards/margins"), qPrintable(rp->metricChoices().join(",")));
+    QVERIFY(rp->metricChoices().contains("loss"));
   }
 
   void overlayTwoRunsOnTheRunsPage() {

@@ -1,10 +1,12 @@
-// Training loop. Micro-batch k of the run is batch (k mod n) of epoch (k div n) in a fixed
-// per-epoch order, so a run's data position follows from its step count and resume is exact.
-// The loss of a step is the token mean over all its micro-batches (not a mean of means).
-#include "train/trainer.h"
-
+// The training session: everything the methods share. Model set-up per method (full, LoRA, QLoRA,
+// a starting adapter, a frozen reference copy when a full-fine-tuning recipe needs one), AdamW and
+// the schedule, accumulation, clipping, evaluation cadence, early stopping, checkpoints on a step
+// and a time interval with every RNG state, exact resume, stop requests between micro-batches, and
+// the metrics sink. What differs per method is the recipe (train/recipe.h).
+// Micro-batch k of the run is batch (k mod n) of epoch (k div n) in a fixed per-epoch order, so a
+// run's data position follows from its step count and resume is exact.
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/autocast_mode.h>
+#include <ATen/Context.h>
 #include <sys/stat.h>
 #include <torch/cuda.h>
 #include <torch/utils.h>
@@ -15,21 +17,19 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <random>
-#include <sstream>
 #include <thread>
 
 #include "common/error.h"
 #include "common/files.h"
 #include "common/json_file.h"
 #include "common/runtime.h"
-#include "data/sequences.h"
-#include "train/loss.h"
 #include "model/checkpoint.h"
 #include "peft/lora.h"
 #include "train/adamw.h"
 #include "train/batches.h"
+#include "train/recipe.h"
 #include "train/schedule.h"
+#include "train/trainer.h"
 
 namespace hone {
 namespace {
@@ -81,106 +81,30 @@ void copy_tokenizer_files(const std::string& from, const std::string& to) {
   }
 }
 
-// Autocast on CUDA for the span of a forward pass: PyTorch's own op lists decide what runs in
-// bf16 (matmuls) and what stays fp32 (norms, softmax, the loss; logits are cast to fp32).
-class CudaAutocast {
- public:
-  explicit CudaAutocast(bool on) : on_(on) {
-    if (!on_) return;
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
-    at::autocast::increment_nesting();
+// Every random state a run uses: the CPU generator (LoRA dropout, init) and, on CUDA, the device's.
+struct RngState {
+  at::Tensor cpu, cuda;
+  static RngState capture(bool cuda) {
+    RngState s;
+    s.cpu = at::detail::getDefaultCPUGenerator().get_state();
+    if (cuda) s.cuda = at::globalContext().defaultGenerator(at::Device(at::kCUDA, 0)).get_state();
+    return s;
   }
-  ~CudaAutocast() {
-    if (!on_) return;
-    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();  // the cached bf16 weight copies
-    at::autocast::set_enabled(false);
-  }
-  CudaAutocast(const CudaAutocast&) = delete;
-  CudaAutocast& operator=(const CudaAutocast&) = delete;
-
- private:
-  bool on_;
-};
-
-// Token-summed cross entropy of next-token prediction over labelled positions.
-at::Tensor loss_sum(CausalLM& m, const Batch& b, const at::Device& dev, bool autocast = false) {
-  CudaAutocast ac(autocast);
-  return next_token_loss_sum(m, b.ids.to(dev), b.attention_mask.to(dev), b.labels.to(dev));
-}
-
-struct Prepared {
-  std::vector<Sequence> train, eval;
-  TokenizeStats stats;
-  int32_t pad_id = 0;
-};
-
-Prepared prepare_data(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) {
-  Prepared p;
-  auto build = [&](const std::vector<std::string>& files, TokenizeStats* st) {
-    std::vector<Sequence> out;
-    if (cfg.recipe == "cpt") {
-      std::vector<std::string> docs;
-      for (const auto& f : files) {
-        auto d = read_documents(f);
-        docs.insert(docs.end(), d.begin(), d.end());
-      }
-      out = pack_documents(tok, docs, cfg.max_seq_len, st, cfg.packing);
-    } else {
-      ExampleFormat fmt;
-      if (!example_format_from_name(cfg.data_format, &fmt)) throw Error("unknown data_format \"" + cfg.data_format + "\"");
-      std::vector<Conversation> convs;
-      for (const auto& f : files) {
-        auto c = read_conversations(f, fmt);
-        convs.insert(convs.end(), c.begin(), c.end());
-      }
-      ChatFormat cf = detect_chat_format(tok.config().chat_template);
-      if (cfg.chat_template != "auto" && !chat_format_from_name(cfg.chat_template, &cf))
-        throw Error("unknown chat_template \"" + cfg.chat_template + "\"");
-      out = tokenize_conversations(tok, cf, convs, cfg.max_seq_len, cfg.loss_on == "assistant", st);
-      if (log) log(std::string("chat template: ") + chat_format_name(cf));
+  void restore() const {
+    if (cpu.defined()) {
+      at::Generator g = at::detail::getDefaultCPUGenerator();
+      g.set_state(cpu);
     }
-    return out;
-  };
-  for (const auto& f : cfg.train_data)
-    if (!file_exists(f)) throw file_error(f, "training data file not found");
-  for (const auto& f : cfg.eval_data)
-    if (!file_exists(f)) throw file_error(f, "evaluation data file not found");
-  p.train = build(cfg.train_data, &p.stats);
-  if (!cfg.eval_data.empty()) {
-    TokenizeStats es;
-    p.eval = build(cfg.eval_data, &es);
-  } else if (cfg.eval_fraction > 0) {
-    // Stable split for the seed: a seeded permutation, the first fraction held out.
-    std::vector<size_t> idx(p.train.size());
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-    std::mt19937_64 rng(cfg.seed * 7919 + 17);
-    for (size_t i = idx.size(); i > 1; --i) std::swap(idx[i - 1], idx[rng() % i]);
-    const size_t n_eval = std::max<size_t>(1, static_cast<size_t>(cfg.eval_fraction * idx.size()));
-    std::vector<Sequence> tr, ev;
-    for (size_t k = 0; k < idx.size(); ++k) (k < n_eval ? ev : tr).push_back(std::move(p.train[idx[k]]));
-    p.train = std::move(tr);
-    p.eval = std::move(ev);
+    if (cuda.defined()) {
+      at::Generator g = at::globalContext().defaultGenerator(at::Device(at::kCUDA, 0));
+      g.set_state(cuda);
+    }
   }
-  if (p.train.empty()) throw Error("no training sequences left (all dropped or held out)");
-  p.pad_id = tok.pad_id() >= 0 ? tok.pad_id() : std::max(tok.eos_id(), 0);
-  return p;
-}
+};
 
-double evaluate(CausalLM& m, const std::vector<Sequence>& eval, int64_t batch_size, int32_t pad, const at::Device& dev,
-                bool autocast) {
-  at::NoGradGuard ng;
-  m->eval();
-  BatchPlan plan(eval, batch_size, 0, false);
-  double sum = 0;
-  int64_t n = 0;
-  for (int64_t b = 0; b < plan.batches_per_epoch(); ++b) {
-    auto batch = plan.batch(0, b, pad);
-    sum += loss_sum(m, batch, dev, autocast).item<double>();
-    n += batch.label_tokens;
-  }
-  m->train();
-  return n ? sum / n : NAN;
+// Sums named scalars over micro-batches, keeping first-seen order.
+void accumulate(Scalars& into, const Scalars& add) {
+  for (const auto& x : add) set_scalar(into, x.name, scalar_value(into, x.name, 0) + x.value);
 }
 
 }  // namespace
@@ -193,14 +117,23 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
     if (opt.on_log) opt.on_log(s);
   };
   if (cfg.threads > 0) init_runtime(static_cast<int>(cfg.threads));
-  // Everything that can be wrong with the inputs is checked before training work starts.
+  const bool writer = opt.rank == 0;  // one process writes the run folder
+
+  // 1. Everything that can be wrong with the inputs is checked before training work starts.
   load_model_config(cfg.base_model);
   checkpoint_files(cfg.base_model);
   auto tok = load_tokenizer(cfg.base_model);
-  Prepared data = prepare_data(cfg, *tok, opt.on_log);
-  log("data: " + std::to_string(data.train.size()) + " training sequences (" + std::to_string(data.stats.loss_tokens) +
-      " loss tokens, " + std::to_string(data.stats.truncated) + " truncated, " + std::to_string(data.stats.dropped) +
-      " dropped), " + std::to_string(data.eval.size()) + " evaluation sequences");
+  std::unique_ptr<Recipe> recipe = make_recipe(cfg.recipe);
+  recipe->prepare(cfg, *tok, opt.on_log);
+  log("data: " + recipe->data_summary());
+  nlohmann::json resume_state;
+  if (!opt.resume_from.empty()) {
+    const std::string st_path = join_path(opt.resume_from, "trainer_state.json");
+    if (!file_exists(st_path)) throw file_error(st_path, "not found: this folder is not a Hone checkpoint");
+    resume_state = read_json_file(st_path);
+    if (resume_state.value("recipe", cfg.recipe) != cfg.recipe)
+      throw file_error(st_path, "was written by a " + resume_state.value("recipe", std::string()) + " run, not " + cfg.recipe);
+  }
 
   const bool cuda = cfg.device == "cuda" || (cfg.device == "auto" && torch::cuda::is_available());
   const at::Device dev = cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
@@ -208,16 +141,35 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
     throw Error("mixed_precision \"bf16\" needs a CUDA device; on the CPU Hone trains in fp32 (bf16 GEMMs measured slower there)");
   const bool autocast = cuda && cfg.mixed_precision != "no";
   if (autocast) log("mixed precision: autocast to bf16 on CUDA");
+
+  // 2. The model for the method.
   auto lm = load_model(cfg.base_model);
   CausalLM model = lm.model;
   for (auto& p : model->parameters()) p.set_requires_grad(cfg.method == "full");
   TrainResult res;
   if (cfg.method == "qlora") res.frozen_weight_bytes = quantize_base_nf4(model);
+  LoraConfig lora = cfg.lora;
   if (cfg.method != "full") {
     if (cfg.method == "lora")
       for (auto& item : model->named_modules())
-        if (auto* l = dynamic_cast<LinearImpl*>(item.value().get()); l && item.key() != "lm_head") res.frozen_weight_bytes += l->weight.numel() * l->weight.element_size();
-    attach_lora(model, cfg.lora, cfg.seed);
+        if (auto* l = dynamic_cast<LinearImpl*>(item.value().get()); l && item.key() != "lm_head")
+          res.frozen_weight_bytes += l->weight.numel() * l->weight.element_size();
+    if (!cfg.init_adapter.empty()) {
+      lora = load_peft_adapter(model, cfg.init_adapter);
+      lora.targets = cfg.lora.targets;
+      for (auto& p : model->named_parameters())
+        p.value().set_requires_grad(p.key().find(".lora_") != std::string::npos);
+      log("starting from adapter " + cfg.init_adapter);
+    } else {
+      attach_lora(model, cfg.lora, cfg.seed);
+    }
+  }
+  RecipeEnv env;
+  if (recipe->needs_reference() && cfg.method == "full" && !cfg.precompute_ref_log_probs) {
+    env.reference = load_model(cfg.base_model).model;  // a frozen copy: full training changes every weight
+    for (auto& p : env.reference->parameters()) p.set_requires_grad(false);
+    env.reference->eval();
+    if (cuda) env.reference->to(dev);
   }
   if (cuda) model->to(dev);
   model->gradient_checkpointing = cfg.gradient_checkpointing;
@@ -228,53 +180,86 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
   for (auto& p : params) res.trainable_params += p.param.numel();
   AdamW optim(params, {cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps, cfg.weight_decay});
 
-  BatchPlan plan(data.train, cfg.batch_size, cfg.seed, cfg.bucket_by_length);
+  BatchPlan plan(recipe->train_lengths(), cfg.batch_size, cfg.seed, cfg.bucket_by_length);
   const int64_t n_batches = plan.batches_per_epoch();
   const int64_t steps_per_epoch = std::max<int64_t>(1, (n_batches + cfg.grad_accum - 1) / cfg.grad_accum);
   const int64_t total = cfg.max_steps > 0 ? cfg.max_steps : static_cast<int64_t>(std::ceil(cfg.epochs * steps_per_epoch));
   const int64_t warmup = cfg.warmup_steps > 0 ? cfg.warmup_steps : static_cast<int64_t>(std::ceil(cfg.warmup_ratio * total));
   log("model: " + lm.config.model_type + ", " + std::to_string(count_parameters(model, false)) + " parameters, " +
-      std::to_string(res.trainable_params) + " trainable (" + cfg.method + "); " + std::to_string(total) + " steps of " +
-      std::to_string(cfg.batch_size * cfg.grad_accum) + " sequences; device " + (cuda ? "cuda" : "cpu"));
+      std::to_string(res.trainable_params) + " trainable (" + cfg.method + ", " + cfg.recipe + "); " + std::to_string(total) +
+      " steps of " + std::to_string(cfg.batch_size * cfg.grad_accum) + " examples; device " + (cuda ? "cuda" : "cpu"));
 
-  mkdirs(opt.run_dir);
+  RunPlan rp;
+  rp.total_steps = total;
+  rp.train_examples = recipe->train_size();
+  rp.eval_examples = recipe->eval_size();
+  rp.trainable_params = res.trainable_params;
+  if (!resume_state.is_null()) {
+    const int64_t s = resume_state.at("step").get<int64_t>();
+    const int64_t k = s * cfg.grad_accum;
+    rp.start_step = s;
+    rp.resumed = "step " + std::to_string(s) + ": " + (cfg.method == "full" ? "model weights" : "adapter weights") +
+                 ", optimizer moments, data position (epoch " + std::to_string(k / n_batches + 1) + ", batch " +
+                 std::to_string(k % n_batches + 1) + " of " + std::to_string(n_batches) + "), random state" +
+                 (resume_state.contains("rng_cuda") ? " (CPU and CUDA)" : " (CPU)");
+  }
+  if (opt.on_ready) opt.on_ready(rp);
+
+  // 3. The run folder.
   const std::string ckpt_root = join_path(opt.run_dir, "checkpoints");
-  write_file_atomic(join_path(opt.run_dir, "config.json"), cfg.to_json().dump(2) + "\n");
+  if (writer) {
+    mkdirs(opt.run_dir);
+    write_file_atomic(join_path(opt.run_dir, "config.json"), cfg.to_json().dump(2) + "\n");
+  }
+  env.model = model;
+  env.dev = dev;
+  env.autocast = autocast;
+  env.adapters = cfg.method != "full";
+  env.run_dir = opt.run_dir;
+  env.log = log;
+  env.pad_id = tok->pad_id() >= 0 ? tok->pad_id() : std::max(tok->eos_id(), 0);
 
   int64_t start = 0, bad_evals = 0;
   double best_eval = NAN;
   torch::manual_seed(cfg.seed);
-  if (!opt.resume_from.empty()) {
-    const std::string st_path = join_path(opt.resume_from, "trainer_state.json");
-    nlohmann::json st = read_json_file(st_path);
+  if (!resume_state.is_null()) {
+    const auto& st = resume_state;
     start = st.at("step").get<int64_t>();
     if (st.contains("best_eval_loss") && st["best_eval_loss"].is_number()) best_eval = st["best_eval_loss"].get<double>();
     bad_evals = st.value("bad_evals", 0);
+    at::NoGradGuard ng;
     if (cfg.method == "full") {
       auto saved = load_model(join_path(opt.resume_from, "model"));
-      at::NoGradGuard ng;
       auto src = saved.model->named_parameters();
       for (auto& p : model->named_parameters()) p.value().copy_(src[p.key()]);
     } else {
       // The adapters are attached already: copy the saved tensors into them (PEFT key names).
       const std::string ap = join_path(join_path(opt.resume_from, "adapter"), "adapter_model.safetensors");
-      SafetensorsFile st(ap);
-      at::NoGradGuard ng;
+      SafetensorsFile sf(ap);
       for (auto& p : params) {
-        const auto* info = st.find("base_model.model." + p.name);
+        const auto* info = sf.find("base_model.model." + p.name);
         if (!info) throw file_error(ap, "checkpoint lacks '" + p.name + "' (was it made with another LoRA config?)");
-        auto t = tensor_from_bytes(st.data(*info), info->dtype, info->shape, ap);
+        auto t = tensor_from_bytes(sf.data(*info), info->dtype, info->shape, ap);
         if (t.sizes() != p.param.sizes()) throw file_error(ap, "'" + p.name + "' has another shape than this run's adapter");
         p.param.copy_(t);
       }
     }
+  }
+  // Reference log-probs precomputed from the weights as they are now: the base (adapters off), or
+  // the starting adapter. On resume they come from the run folder's cache, never from trained weights.
+  recipe->start(env, cfg);
+  if (!resume_state.is_null()) {
+    const auto& st = resume_state;
     optim.load(join_path(opt.resume_from, "optimizer.safetensors"));
-    auto gen = at::detail::getDefaultCPUGenerator();
-    gen.set_state(unhex(st.at("rng").get<std::string>()));
-    log("resumed from " + opt.resume_from + " at step " + std::to_string(start));
+    RngState rs;
+    rs.cpu = unhex(st.at("rng").get<std::string>());
+    if (cuda && st.contains("rng_cuda")) rs.cuda = unhex(st["rng_cuda"].get<std::string>());
+    rs.restore();
+    log("resumed from " + opt.resume_from + " at " + rp.resumed);
   }
 
-  auto save_checkpoint = [&](int64_t step) {
+  auto save_checkpoint = [&](int64_t step, const RngState& rng) {
+    if (!writer) return;
     mkdirs(ckpt_root);
     char name[32];
     std::snprintf(name, sizeof(name), "step-%06lld", static_cast<long long>(step));
@@ -287,15 +272,17 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
         SaveOptions so;
         save_model(model, join_path(tmp, "model"), so);
       } else {
-        save_peft_adapter(model, cfg.lora, cfg.base_model, join_path(tmp, "adapter"));
+        save_peft_adapter(model, lora, cfg.base_model, join_path(tmp, "adapter"));
       }
       optim.save(join_path(tmp, "optimizer.safetensors"));
       nlohmann::json st = {{"step", step},
                            {"epoch", static_cast<double>(step) / steps_per_epoch},
-                           {"rng", hex(at::detail::getDefaultCPUGenerator().get_state())},
+                           {"recipe", cfg.recipe},
+                           {"rng", hex(rng.cpu)},
                            {"best_eval_loss", best_eval},
                            {"bad_evals", bad_evals},
                            {"seed", cfg.seed}};
+      if (rng.cuda.defined()) st["rng_cuda"] = hex(rng.cuda);
       write_file_atomic(join_path(tmp, "trainer_state.json"), st.dump(2) + "\n");
     } catch (...) {
       remove_tree(tmp);  // the previous checkpoint stays intact
@@ -316,30 +303,51 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       remove_tree(join_path(ckpt_root, all[i]));
   };
 
-  std::ofstream metrics(join_path(opt.run_dir, "metrics.jsonl"), std::ios::app);
+  std::ofstream metrics;
+  if (writer) metrics.open(join_path(opt.run_dir, "metrics.jsonl"), std::ios::app);
+  const std::vector<std::string> hints = recipe->plot_hints();
   auto t_loop = Clock::now();
-  int64_t tokens_done = 0;
+  auto t_saved = Clock::now();
+  auto stop_now = [&] { return opt.stop_requested && opt.stop_requested(); };
   res.status = "completed";
   try {
     for (int64_t step = start; step < total; ++step) {
       auto t0 = Clock::now();
+      const RngState rng_at_start = RngState::capture(cuda);  // what a checkpoint of `step` must hold
       const double lr = cfg.lr * lr_multiplier(cfg.schedule, step, total, warmup);
-      std::vector<Batch> micro;
-      int64_t label_tokens = 0, step_tokens = 0;
+      std::vector<std::vector<size_t>> micro;
+      std::vector<double> step_counts;
+      int64_t step_tokens = 0;
       for (int64_t a = 0; a < cfg.grad_accum; ++a) {
         const int64_t k = step * cfg.grad_accum + a;
-        micro.push_back(plan.batch(k / n_batches, k % n_batches, data.pad_id));
-        label_tokens += micro.back().label_tokens;
-        step_tokens += micro.back().tokens;
+        micro.push_back(plan.indices(k / n_batches, k % n_batches));
+        auto c = recipe->counts(micro.back());
+        if (step_counts.empty()) step_counts.assign(c.size(), 0);
+        for (size_t i = 0; i < c.size(); ++i) step_counts[i] += c[i];
+        step_tokens += recipe->tokens(micro.back());
       }
-      double loss_total = 0;
-      for (const auto& b : micro) {
-        if (b.label_tokens == 0) continue;
-        auto l = loss_sum(model, b, dev, autocast);
-        loss_total += l.item<double>();
-        (l / static_cast<double>(std::max<int64_t>(1, label_tokens))).backward();
+      double loss = 0;
+      Scalars step_scalars;
+      bool interrupted = false;
+      for (const auto& idx : micro) {
+        if (stop_now()) {
+          interrupted = true;
+          break;
+        }
+        MicroLoss ml = recipe->loss(env, idx, step_counts);
+        if (!ml.loss.defined()) continue;
+        loss += ml.loss.item<double>();
+        ml.loss.backward();
+        accumulate(step_scalars, ml.scalars);
       }
-      const double loss = loss_total / std::max<int64_t>(1, label_tokens);
+      if (interrupted) {
+        // Stopped inside a step: its partial gradients are dropped and the checkpoint is of the
+        // last finished step, with the random state that step started from.
+        optim.zero_grad();
+        if (step > 0) save_checkpoint(step, rng_at_start);
+        res.status = "cancelled";
+        break;
+      }
       if (!std::isfinite(loss)) {
         res.status = "failed";
         res.error = "loss became " + std::string(std::isnan(loss) ? "NaN" : "infinite") + " at step " + std::to_string(step + 1) +
@@ -353,46 +361,55 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       res.losses.push_back(loss);
       res.final_loss = loss;
       res.steps = step + 1;
-      tokens_done += step_tokens;
 
       StepMetrics m;
       m.step = step + 1;
       m.total_steps = total;
       m.epoch = static_cast<double>(step + 1) / steps_per_epoch;
-      m.loss = loss;
-      m.lr = lr;
-      m.grad_norm = gnorm;
+      m.plot_hints = hints;
       const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-      m.tokens_per_s = dt > 0 ? step_tokens / dt : 0;
-      m.elapsed_s = std::chrono::duration<double>(Clock::now() - t_start).count();
+      m.scalars.push_back({"loss", loss});
+      for (const auto& x : step_scalars) m.scalars.push_back(x);
+      m.scalars.push_back({"lr", lr});
+      m.scalars.push_back({"grad_norm", gnorm});
+      m.scalars.push_back({"tokens_per_s", dt > 0 ? step_tokens / dt : 0});
+      m.scalars.push_back({"elapsed_s", std::chrono::duration<double>(Clock::now() - t_start).count()});
       const double per_step = std::chrono::duration<double>(Clock::now() - t_loop).count() / (step + 1 - start);
       m.eta_s = per_step * (total - step - 1);
       m.rss_bytes = read_status_kb("VmRSS:");
       bool stop_early = false;
-      if (!data.eval.empty() && ((cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) || step + 1 == total)) {
-        m.has_eval = true;
-        m.eval_loss = evaluate(model, data.eval, cfg.batch_size, data.pad_id, dev, autocast);
-        m.eval_ppl = std::exp(m.eval_loss);
-        if (std::isnan(best_eval) || m.eval_loss < best_eval) {
-          best_eval = m.eval_loss;
+      if (recipe->eval_size() > 0 && ((cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) || step + 1 == total)) {
+        Scalars ev = recipe->evaluate(env, cfg.batch_size);
+        const double el = scalar_value(ev, "eval_loss");
+        for (const auto& x : ev) m.scalars.push_back(x);
+        if (std::isnan(best_eval) || el < best_eval) {
+          best_eval = el;
           bad_evals = 0;
         } else if (cfg.early_stopping_patience > 0 && ++bad_evals >= cfg.early_stopping_patience) {
           stop_early = true;
         }
       }
-      nlohmann::json row = {{"step", m.step}, {"epoch", m.epoch}, {"loss", m.loss}, {"lr", m.lr}, {"grad_norm", m.grad_norm},
-                            {"tokens_per_s", m.tokens_per_s}, {"elapsed_s", m.elapsed_s}};
-      if (m.has_eval) row["eval_loss"] = m.eval_loss;
-      metrics << row.dump() << "\n" << std::flush;
+      res.final_scalars = m.scalars;
+      if (writer) {
+        nlohmann::json row = {{"step", m.step}, {"epoch", m.epoch}};
+        for (const auto& x : m.scalars) row[x.name] = x.value;
+        metrics << row.dump() << "\n" << std::flush;
+      }
       // Report the step before checkpointing it, so that whoever records metrics has this step's
       // values in hand when the checkpoint appears (a resume starts after it).
       Control c = opt.on_progress ? opt.on_progress(m) : Control::Continue;
-      while (c == Control::Pause) {  // all state stays in memory while paused
+      while (c == Control::Pause && !stop_now()) {  // all state stays in memory while paused
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
         m.paused = true;
         c = opt.on_progress(m);
       }
-      if (c == Control::Cancel || (cfg.save_every > 0 && (step + 1) % cfg.save_every == 0)) save_checkpoint(step + 1);
+      if (stop_now()) c = Control::Cancel;
+      const bool timed = cfg.save_every_minutes > 0 &&
+                         std::chrono::duration<double>(Clock::now() - t_saved).count() >= cfg.save_every_minutes * 60;
+      if (c == Control::Cancel || timed || (cfg.save_every > 0 && (step + 1) % cfg.save_every == 0)) {
+        save_checkpoint(step + 1, RngState::capture(cuda));
+        t_saved = Clock::now();
+      }
       if (c == Control::Cancel) {
         res.status = "cancelled";
         break;
@@ -415,7 +432,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
                 (res.last_checkpoint.empty() ? "no checkpoint was written" : "the last good checkpoint is " + res.last_checkpoint);
   }
   res.best_eval_loss = best_eval;
-  if (res.status != "failed") {
+  if (res.status != "failed" && writer) {
     if (cfg.method == "full") {
       res.output_dir = join_path(opt.run_dir, "model");
       SaveOptions so;
@@ -424,7 +441,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       copy_tokenizer_files(cfg.base_model, res.output_dir);
     } else {
       res.output_dir = join_path(opt.run_dir, "adapter");
-      save_peft_adapter(model, cfg.lora, cfg.base_model, res.output_dir);
+      save_peft_adapter(model, lora, cfg.base_model, res.output_dir);
     }
   }
   res.seconds = std::chrono::duration<double>(Clock::now() - t_start).count();

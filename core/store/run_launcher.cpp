@@ -1,0 +1,126 @@
+// Run launcher (see run_launcher.h). The run record is created from the session's on_ready hook:
+// by then the model, tokenizer, data and settings have all been read and checked.
+#include "store/run_launcher.h"
+
+#include <ctime>
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+#include "common/files.h"
+#include "store/datasets.h"
+#include "store/run_recorder.h"
+#include "store/runs.h"
+
+namespace hone {
+
+namespace {
+
+std::string kind_needed(const std::string& recipe) {
+  if (recipe == "cpt") return "text";
+  if (recipe == "dpo" || recipe == "orpo" || recipe == "kto") return "preference";
+  return "chat";
+}
+
+}  // namespace
+
+void check_dataset_kinds(Workspace& ws, const RunConfig& cfg) {
+  const std::string need = kind_needed(cfg.recipe);
+  auto check = [&](const std::vector<std::string>& refs) {
+    for (const auto& r : refs) {
+      if (r.rfind("dataset:", 0) != 0) continue;
+      const std::string name = r.substr(8);
+      bool found = false;
+      for (const auto& d : list_datasets(ws)) {
+        if (d.name != name) continue;
+        found = true;
+        if (d.kind != need)
+          throw Error("dataset \"" + name + "\" holds " + d.kind + " rows; the " + cfg.recipe + " recipe needs a " + need +
+                      " dataset");
+      }
+      if (!found) throw Error("no dataset \"" + name + "\" in " + ws.dir() + " (hone-cli dataset list shows them)");
+    }
+  };
+  check(cfg.train_data);
+  check(cfg.eval_data);
+}
+
+std::string resumable_checkpoint(Workspace& ws, int64_t id) {
+  RunInfo info = get_run(ws, id);
+  if (info.status == "running" || info.status == "completed")
+    throw Error("run " + std::to_string(id) + " is " + info.status + "; only interrupted, cancelled, failed or paused runs resume");
+  std::string ck = last_checkpoint(ws, id);
+  if (ck.empty()) throw Error("run " + std::to_string(id) + " has no checkpoint on disk to resume from");
+  return ck;
+}
+
+LaunchResult launch_run(Workspace& ws, const LaunchSpec& spec, const LaunchHooks& hooks) {
+  LaunchResult out;
+  RunConfig cfg = spec.cfg;
+  TrainOptions opt;
+  std::vector<std::string> refs;
+  bool made_dir = false;
+  if (spec.resume_run > 0) {
+    RunInfo info = get_run(ws, spec.resume_run);
+    opt.resume_from = resumable_checkpoint(ws, spec.resume_run);
+    cfg = parse_run_config(nlohmann::json::parse(info.config), "run " + std::to_string(spec.resume_run) + " config");
+    opt.run_dir = info.run_dir;
+    out.run_id = spec.resume_run;
+  } else {
+    check_dataset_kinds(ws, cfg);
+    if (!spec.run_dir.empty()) {
+      opt.run_dir = spec.run_dir;
+    } else {
+      char stamp[32];
+      std::time_t now = std::time(nullptr);
+      std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
+      opt.run_dir = join_path(ws.runs_dir(), cfg.name + "-" + stamp);
+    }
+    std::error_code ec;
+    if (spec.replace) {
+      std::filesystem::remove_all(opt.run_dir, ec);
+      for (const auto& old : list_runs(ws))
+        if (old.run_dir == opt.run_dir) delete_run(ws, old.id);
+    }
+    made_dir = !is_directory(opt.run_dir);
+    opt.resume_from = spec.resume_checkpoint;
+    refs = cfg.train_data;
+    cfg.train_data = materialize_datasets(ws, cfg.train_data, join_path(opt.run_dir, "data"));
+    cfg.eval_data = materialize_datasets(ws, cfg.eval_data, join_path(opt.run_dir, "data"));
+  }
+  out.run_dir = opt.run_dir;
+
+  std::unique_ptr<RunRecorder> rec;
+  opt.on_log = hooks.on_log;
+  opt.stop_requested = hooks.stop_requested;
+  opt.on_ready = [&](const RunPlan& plan) {
+    if (spec.resume_run <= 0) out.run_id = record_new_run(ws, cfg, refs, opt.run_dir);
+    rec = std::make_unique<RunRecorder>(ws, out.run_id, opt.run_dir);
+    if (hooks.on_started) hooks.on_started(out.run_id, opt.run_dir, plan);
+  };
+  opt.on_progress = [&](const StepMetrics& m) {
+    if (rec) rec->step(m);
+    return hooks.on_progress ? hooks.on_progress(m) : Control::Continue;
+  };
+  opt.on_checkpoint = [&](int64_t s, const std::string& d) {
+    if (rec) rec->checkpoint(s, d);
+  };
+  try {
+    out.result = train(cfg, opt);
+  } catch (const std::exception& e) {
+    if (rec) {
+      rec->fail(e.what());
+    } else if (made_dir) {  // nothing was recorded: nothing is left behind either
+      std::error_code ec;
+      std::filesystem::remove_all(opt.run_dir, ec);
+    }
+    throw;
+  }
+  std::string status = out.result.status;
+  if (status == "cancelled" && hooks.stop_requested && hooks.stop_requested()) status = hooks.stop_status;
+  if (rec) rec->finish(out.result, cfg.method, status);
+  return out;
+}
+
+}  // namespace hone

@@ -1,0 +1,48 @@
+// One way to start or resume a recorded run, used by `hone-cli train`, `hone-cli runs resume`, the
+// demo and the GUI, so that they cannot drift apart. Everything is validated (model files, data
+// kind, settings, the data itself) before a run record exists: a mistake leaves no failed run.
+#pragma once
+#include <functional>
+#include <string>
+
+#include "store/workspace.h"
+#include "train/trainer.h"
+
+namespace hone {
+
+struct LaunchSpec {
+  RunConfig cfg;                  // as written (dataset:NAME allowed); unused when resuming a recorded run
+  std::string run_dir;            // "" = <workspace>/runs/<name>-<date-time>
+  int64_t resume_run = 0;         // > 0: continue that recorded run from its newest checkpoint
+  std::string resume_checkpoint;  // a new run starting from this checkpoint folder (train --resume)
+  bool replace = false;           // the folder and any record of it are replaced (the demo's fixed folder)
+};
+
+struct LaunchHooks {
+  ProgressFn on_progress;
+  LogFn on_log;
+  std::function<bool()> stop_requested;  // polled between micro-batches
+  // Status recorded when stop_requested() ended the run: "cancelled" (a user's Cancel) or
+  // "interrupted" (SIGTERM/SIGINT); both resume from the checkpoint written on the way out.
+  std::string stop_status = "cancelled";
+  std::function<void(int64_t run_id, const std::string& run_dir, const RunPlan&)> on_started;
+};
+
+struct LaunchResult {
+  int64_t run_id = 0;
+  std::string run_dir;
+  TrainResult result;
+};
+
+// Trains and records. Throws hone::Error, without creating a record, when the inputs are wrong; a
+// failure during training is recorded and comes back as result.status "failed".
+LaunchResult launch_run(Workspace& ws, const LaunchSpec& spec, const LaunchHooks& hooks);
+
+// Whether a recorded run can resume: throws with the reason when not, else returns the checkpoint.
+std::string resumable_checkpoint(Workspace& ws, int64_t run_id);
+
+// "dataset:NAME" entries must name datasets of a kind the recipe trains on; throws naming the
+// dataset, its kind and the kind the recipe needs.
+void check_dataset_kinds(Workspace& ws, const RunConfig& cfg);
+
+}  // namespace hone

@@ -1,0 +1,20 @@
+// Sequence log-probabilities: the sum of log p(token) over the labelled (completion) tokens of each
+// row of a batch, the quantity every preference loss is built on (hf-compat.md §6).
+#pragma once
+#include <ATen/ATen.h>
+
+#include "model/decoder.h"
+#include "train/batches.h"
+
+namespace hone {
+
+struct SeqLogps {
+  at::Tensor logps;        // [N] fp32, sum of log-probs of the labelled tokens (differentiable)
+  at::Tensor tokens;       // [N] fp32, labelled tokens per row
+  at::Tensor logits_mean;  // [N] fp32, mean raw logit over labelled positions and the vocabulary (detached; TRL's logits/*)
+};
+
+// Rows of `b` through the model; under at::NoGradGuard for reference passes.
+SeqLogps sequence_logps(CausalLM& m, const Batch& b, const at::Device& dev, bool autocast);
+
+}  // namespace hone

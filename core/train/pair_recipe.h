@@ -1,0 +1,57 @@
+// The loop pieces the preference recipes share: examples of two sequences each (DPO/ORPO: chosen
+// and rejected; KTO: the rated completion and a mismatched one for the KL estimate), batches of
+// 2B rows (all first sequences, then all second ones), and reference log-probs from one of three
+// sources: the policy with its adapters switched off (no second copy of the weights), a frozen copy
+// (full fine-tuning), or a table computed once before training and cached in the run folder.
+#pragma once
+#include "data/pairs.h"
+#include "train/batches.h"
+#include "train/logps.h"
+#include "train/recipe.h"
+
+namespace hone {
+
+struct PairExample {
+  Sequence a, b;
+  bool desirable = true;  // kto only
+};
+
+class PairRecipe : public Recipe {
+ public:
+  int64_t train_size() const override { return static_cast<int64_t>(train_.size()); }
+  int64_t eval_size() const override { return static_cast<int64_t>(eval_.size()); }
+  std::vector<int64_t> train_lengths() const override;
+  std::string data_summary() const override;
+  int64_t tokens(const std::vector<size_t>& idx) const override;
+  void prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) override;
+  void start(RecipeEnv& env, const RunConfig& cfg) override;
+  std::vector<std::string> plot_hints() const override { return {"rewards/margins", "rewards/accuracies"}; }
+
+  // Reference log-probs [2B] of the rows of examples idx (first sequences, then second ones).
+  at::Tensor reference_logps(RecipeEnv& env, const std::vector<size_t>& idx, const Batch& b, bool eval_split);
+  bool precomputed() const { return ref_train_.defined(); }
+  Batch batch_of(const std::vector<size_t>& idx, int32_t pad, bool eval_split) const;
+  const std::vector<PairExample>& train_examples() const { return train_; }
+
+ protected:
+  // Reads the files into examples; counts what was truncated or dropped.
+  virtual std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
+                                         const std::vector<std::string>& files) = 0;
+  // Both sequences tokenized; false (and counted as dropped) when either has no completion token.
+  bool make_example(const Tokenizer& tok, ChatFormat f, const RunConfig& cfg, const std::vector<ChatMessage>& prompt,
+                    const std::vector<ChatMessage>& first, const std::vector<ChatMessage>& second, PairExample* out);
+  // Eval: mean of the recipe's scalars over held-out batches, each named "eval_<name>".
+  Scalars evaluate_by_loss(RecipeEnv& env, int64_t batch_size);
+  // The split that counts() and loss() index: train, or held-out during evaluation.
+  const std::vector<PairExample>& ex() const { return use_eval_ ? eval_ : train_; }
+  bool eval_split() const { return use_eval_; }
+  std::vector<PairExample> train_, eval_;
+  int64_t truncated_ = 0, dropped_ = 0;
+  bool use_eval_ = false;  // loss() reads the held-out split (evaluation)
+
+ private:
+  at::Tensor compute_reference(RecipeEnv& env, const std::vector<PairExample>& ex, int64_t batch_size);
+  at::Tensor ref_train_, ref_eval_;  // [N, 2] when precomputed
+};
+
+}  // namespace hone

@@ -1,0 +1,51 @@
+// The recipe registry and small pieces every recipe uses.
+#include "train/recipe.h"
+
+#include <ATen/autocast_mode.h>
+
+#include "common/error.h"
+
+namespace hone {
+
+std::unique_ptr<Recipe> make_sft_recipe();
+std::unique_ptr<Recipe> make_cpt_recipe();
+std::unique_ptr<Recipe> make_dpo_recipe();
+std::unique_ptr<Recipe> make_orpo_recipe();
+std::unique_ptr<Recipe> make_kto_recipe();
+
+std::unique_ptr<Recipe> make_recipe(const std::string& name) {
+  if (name == "sft") return make_sft_recipe();
+  if (name == "cpt") return make_cpt_recipe();
+  if (name == "dpo") return make_dpo_recipe();
+  if (name == "orpo") return make_orpo_recipe();
+  if (name == "kto") return make_kto_recipe();
+  throw Error("unknown recipe \"" + name + "\" (sft, cpt, dpo, orpo or kto)");
+}
+
+std::string recipe_data_kind(const std::string& recipe) {
+  if (recipe == "cpt") return "text";
+  if (recipe == "dpo" || recipe == "orpo" || recipe == "kto") return "preference";
+  return "chat";
+}
+
+ChatFormat chat_format_for(const RunConfig& cfg, const Tokenizer& tok) {
+  ChatFormat cf = detect_chat_format(tok.config().chat_template);
+  if (cfg.chat_template != "auto" && !chat_format_from_name(cfg.chat_template, &cf))
+    throw Error("unknown chat_template \"" + cfg.chat_template + "\"");
+  return cf;
+}
+
+CudaAutocast::CudaAutocast(bool on) : on_(on) {
+  if (!on_) return;
+  at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+  at::autocast::set_enabled(true);
+  at::autocast::increment_nesting();
+}
+
+CudaAutocast::~CudaAutocast() {
+  if (!on_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();  // the cached bf16 weight copies
+  at::autocast::set_enabled(false);
+}
+
+}  // namespace hone

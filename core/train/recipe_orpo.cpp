@@ -1,0 +1,75 @@
+// ORPO recipe (Hong et al. 2024): no reference model; the NLL of the chosen completions plus beta
+// (lambda) times the odds-ratio term on length-averaged log-probs. Metrics as TRL names them.
+#include "train/pair_recipe.h"
+#include "train/preference_loss.h"
+
+namespace hone {
+namespace {
+
+class OrpoRecipe : public PairRecipe {
+ public:
+  std::string name() const override { return "orpo"; }
+
+  void prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) override {
+    beta_ = cfg.beta;
+    PairRecipe::prepare(cfg, tok, log);
+  }
+
+  // Pairs (the odds-ratio term is a pair mean) and chosen tokens (the NLL is a token mean).
+  std::vector<double> counts(const std::vector<size_t>& idx) const override {
+    double tok = 0;
+    for (auto i : idx)
+      for (auto m : ex()[i].a.loss_mask) tok += m;
+    return {static_cast<double>(idx.size()), tok};
+  }
+
+  MicroLoss loss(RecipeEnv& env, const std::vector<size_t>& idx, const std::vector<double>& step_counts) override {
+    const int64_t B = static_cast<int64_t>(idx.size());
+    Batch b = batch_of(idx, env.pad_id, eval_split());
+    SeqLogps pol = sequence_logps(env.model, b, env.dev, env.autocast);  // [2B]
+    auto avg = pol.logps / pol.tokens;                                   // [2B]
+    auto t = orpo_odds_ratio(avg.narrow(0, 0, B), avg.narrow(0, B, B), beta_);
+    const double pairs = std::max(1.0, step_counts.at(0)), ctok = std::max(1.0, step_counts.at(1));
+    auto nll = -pol.logps.narrow(0, 0, B).sum() / ctok;
+    MicroLoss out;
+    out.loss = nll + t.losses.sum() / pairs;
+    at::NoGradGuard ng;
+    auto sum = [&](const at::Tensor& x) { return x.sum().item<double>() / pairs; };
+    auto rc = beta_ * avg.detach().narrow(0, 0, B), rr = beta_ * avg.detach().narrow(0, B, B);
+    out.scalars = {{"nll_loss", nll.item<double>()},
+                   {"log_odds_ratio", sum(t.ratio)},
+                   {"log_odds_chosen", sum(t.log_odds)},
+                   {"rewards/chosen", sum(rc)},
+                   {"rewards/rejected", sum(rr)},
+                   {"rewards/accuracies", sum(rc.gt(rr).to(at::kFloat))},
+                   {"rewards/margins", sum(rc - rr)},
+                   {"logps/chosen", sum(avg.detach().narrow(0, 0, B))},
+                   {"logps/rejected", sum(avg.detach().narrow(0, B, B))},
+                   {"logits/chosen", sum(pol.logits_mean.narrow(0, 0, B))},
+                   {"logits/rejected", sum(pol.logits_mean.narrow(0, B, B))}};
+    return out;
+  }
+
+  Scalars evaluate(RecipeEnv& env, int64_t batch_size) override { return evaluate_by_loss(env, batch_size); }
+
+ protected:
+  std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
+                                 const std::vector<std::string>& files) override {
+    std::vector<PairExample> out;
+    for (const auto& file : files)
+      for (const auto& p : read_preference_pairs(file, name())) {
+        PairExample e;
+        if (make_example(tok, f, cfg, p.prompt, p.chosen, p.rejected, &e)) out.push_back(std::move(e));
+      }
+    return out;
+  }
+
+ private:
+  double beta_ = 0.1;
+};
+
+}  // namespace
+
+std::unique_ptr<Recipe> make_orpo_recipe() { return std::make_unique<OrpoRecipe>(); }
+
+}  // namespace hone

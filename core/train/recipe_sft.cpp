@@ -1,0 +1,35 @@
+// SFT recipe: instruction tuning on conversations rendered with the chat template, with the loss on
+// assistant replies (or on all tokens with loss_on: all).
+#include "common/error.h"
+#include "data/examples.h"
+#include "train/token_recipe.h"
+
+namespace hone {
+namespace {
+
+class SftRecipe : public TokenRecipe {
+ public:
+  std::string name() const override { return "sft"; }
+
+ protected:
+  std::vector<Sequence> build(const RunConfig& cfg, const Tokenizer& tok, const std::vector<std::string>& files,
+                              TokenizeStats* st, const LogFn& log) override {
+    ExampleFormat fmt;
+    if (!example_format_from_name(cfg.data_format, &fmt)) throw Error("unknown data_format \"" + cfg.data_format + "\"");
+    std::vector<Conversation> convs;
+    for (const auto& f : files) {
+      auto c = read_conversations(f, fmt);
+      convs.insert(convs.end(), c.begin(), c.end());
+    }
+    const ChatFormat cf = chat_format_for(cfg, tok);
+    auto out = tokenize_conversations(tok, cf, convs, cfg.max_seq_len, cfg.loss_on == "assistant", st);
+    if (log) log(std::string("chat template: ") + chat_format_name(cf));
+    return out;
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Recipe> make_sft_recipe() { return std::make_unique<SftRecipe>(); }
+
+}  // namespace hone
