@@ -3,6 +3,8 @@
 // additive mask with the dtype's lowest value (so fully padded rows stay finite).
 #include "model/decoder.h"
 
+#include "common/error.h"
+
 #include <torch/nn/init.h>
 
 #include <cmath>
@@ -216,9 +218,17 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
   // embedding (LoRA) it would not, and the adapters inside would get no gradient.
   if (ckpt && !h.requires_grad()) h.requires_grad_(true);
   for (size_t l = 0; l < model->layers->size(); ++l) {
+    if (interrupt && interrupt()) throw Interrupted();
     auto* layer = model->layers[l]->as<DecoderLayerImpl>();
     if (ckpt) h = LayerCheckpoint::apply(h, cs.first, cs.second, mask, reinterpret_cast<int64_t>(layer));
     else h = layer->forward(h, cs.first, cs.second, mask, cache, l);
+    if (interrupt && h.requires_grad()) {
+      auto stop = interrupt;  // backward runs this layer's gradient after the hook returns
+      h.register_hook([stop](const at::Tensor& g) {
+        if (stop()) throw Interrupted();
+        return g;
+      });
+    }
   }
   return model->norm->forward(h);
 }

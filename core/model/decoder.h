@@ -5,6 +5,7 @@
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/pimpl.h>
 
+#include <functional>
 #include <vector>
 
 #include "model/config.h"
@@ -97,6 +98,9 @@ struct CausalLMImpl : torch::nn::Module {
   // plain ATen ops they replace (tests compare the two).
   void set_fused_kernels(bool on);
   bool fused_kernels = true;  // read by the training loss (train/loss.h) for its cross entropy
+  // Polled between decoder layers, in forward and (through gradient hooks) in backward; true
+  // throws hone::Interrupted, so that a stop request lands within one layer of a long pass.
+  std::function<bool()> interrupt;
 };
 TORCH_MODULE(CausalLM);
 

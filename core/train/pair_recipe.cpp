@@ -63,7 +63,8 @@ Batch PairRecipe::batch_of(const std::vector<size_t>& idx, int32_t pad, bool eva
   return collate(rows, pad);
 }
 
-at::Tensor PairRecipe::compute_reference(RecipeEnv& env, const std::vector<PairExample>& ex, int64_t batch_size) {
+at::Tensor PairRecipe::compute_reference(RecipeEnv& env, const std::vector<PairExample>& ex, int64_t batch_size,
+                                         bool as_is) {
   auto table = at::zeros({static_cast<int64_t>(ex.size()), 2}, at::kFloat);
   const bool eval_split = &ex == &eval_;
   for (size_t s = 0; s < ex.size(); s += static_cast<size_t>(batch_size)) {
@@ -73,7 +74,9 @@ at::Tensor PairRecipe::compute_reference(RecipeEnv& env, const std::vector<PairE
     at::Tensor lp;
     {
       at::NoGradGuard ng;
-      lp = reference_logps(env, idx, b, eval_split).to(at::kCPU);  // [2n]
+      // as_is: the model as it stands (a starting adapter is the reference), else the usual reference.
+      lp = (as_is ? sequence_logps(env.model, b, env.dev, env.autocast).logps : reference_logps(env, idx, b, eval_split))
+               .to(at::kCPU);  // [2n]
     }
     const int64_t n = static_cast<int64_t>(idx.size());
     table.narrow(0, static_cast<int64_t>(s), n).select(1, 0).copy_(lp.narrow(0, 0, n));
@@ -145,8 +148,8 @@ void PairRecipe::start(RecipeEnv& env, const RunConfig& cfg) {
           " examples (" + (from_adapter ? "the starting adapter, frozen" : env.adapters ? "adapters off" : "frozen copy") + ")");
   const bool was_training = env.model->is_training();
   env.model->eval();
-  auto tr = compute_reference(env, train_, std::max<int64_t>(1, cfg.batch_size));
-  auto ev = compute_reference(env, eval_, std::max<int64_t>(1, cfg.batch_size));
+  auto tr = compute_reference(env, train_, std::max<int64_t>(1, cfg.batch_size), from_adapter);
+  auto ev = compute_reference(env, eval_, std::max<int64_t>(1, cfg.batch_size), from_adapter);
   if (was_training) env.model->train();
   ref_train_ = tr;
   ref_eval_ = ev;

@@ -50,7 +50,7 @@ class PairRecipe : public Recipe {
   bool use_eval_ = false;  // loss() reads the held-out split (evaluation)
 
  private:
-  at::Tensor compute_reference(RecipeEnv& env, const std::vector<PairExample>& ex, int64_t batch_size);
+  at::Tensor compute_reference(RecipeEnv& env, const std::vector<PairExample>& ex, int64_t batch_size, bool as_is);
   at::Tensor ref_train_, ref_eval_;  // [N, 2] when precomputed
 };
 

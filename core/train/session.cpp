@@ -219,6 +219,12 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
   env.log = log;
   env.pad_id = tok->pad_id() >= 0 ? tok->pad_id() : std::max(tok->eos_id(), 0);
 
+  // Reference log-probs, when precomputed, come from the weights as they are before any step (the
+  // base with adapters off, the starting adapter, or the base of a full fine-tune): so this runs
+  // before a checkpoint's trained weights are copied in, and a resume into a new folder recomputes
+  // the same table (the run's own folder has it cached).
+  recipe->start(env, cfg);
+
   int64_t start = 0, bad_evals = 0;
   double best_eval = NAN;
   torch::manual_seed(cfg.seed);
@@ -245,9 +251,6 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       }
     }
   }
-  // Reference log-probs precomputed from the weights as they are now: the base (adapters off), or
-  // the starting adapter. On resume they come from the run folder's cache, never from trained weights.
-  recipe->start(env, cfg);
   if (!resume_state.is_null()) {
     const auto& st = resume_state;
     optim.load(join_path(opt.resume_from, "optimizer.safetensors"));
@@ -334,11 +337,22 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
           interrupted = true;
           break;
         }
-        MicroLoss ml = recipe->loss(env, idx, step_counts);
-        if (!ml.loss.defined()) continue;
-        loss += ml.loss.item<double>();
-        ml.loss.backward();
-        accumulate(step_scalars, ml.scalars);
+        try {
+          model->interrupt = opt.stop_requested;  // reaches inside the forward and backward passes
+          MicroLoss ml = recipe->loss(env, idx, step_counts);
+          if (ml.loss.defined()) {
+            loss += ml.loss.item<double>();
+            ml.loss.backward();
+            accumulate(step_scalars, ml.scalars);
+          }
+          model->interrupt = nullptr;
+        } catch (...) {
+          model->interrupt = nullptr;
+          // The autograd engine may hand the Interrupted back wrapped; the request is what counts.
+          if (!stop_now()) throw;
+          interrupted = true;
+          break;
+        }
       }
       if (interrupted) {
         // Stopped inside a step: its partial gradients are dropped and the checkpoint is of the

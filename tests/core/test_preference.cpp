@@ -325,3 +325,25 @@ TEST(PreferenceTrain, FullFineTuningUsesAFrozenCopy) {
   EXPECT_NEAR(r.losses[0], std::log(2.0), 1e-5);  // policy == frozen reference at step 1
   EXPECT_LT(r.losses.back(), r.losses.front());
 }
+
+TEST(PreferenceTrain, AStartingAdapterIsTheReference) {
+  RunConfig c = dpo_config();
+  c.max_steps = 4;
+  const std::string first = test::temp_dir("dpo-first");
+  auto a = train(c, {first, "", nullptr, nullptr});
+  ASSERT_EQ(a.status, "completed") << a.error;
+  // Continuing from that adapter: the policy equals the reference at step 1, so the loss is log 2;
+  // had the reference been the base model, the trained adapter would already have a margin.
+  c.init_adapter = first + "/adapter";
+  c.max_steps = 2;
+  const std::string second = test::temp_dir("dpo-second");
+  std::vector<std::string> logs;
+  auto b = train(c, {second, "", nullptr, [&](const std::string& s) { logs.push_back(s); }});
+  ASSERT_EQ(b.status, "completed") << b.error;
+  EXPECT_NEAR(b.losses[0], std::log(2.0), 1e-5);
+  EXPECT_LT(a.losses.back(), std::log(2.0) - 0.01) << "the first run learnt nothing; the test proves nothing";
+  EXPECT_TRUE(file_exists(second + "/reference_logps.json"));
+  bool said = false;
+  for (const auto& l : logs) said |= l.find("the starting adapter, frozen") != std::string::npos;
+  EXPECT_TRUE(said);
+}

@@ -193,6 +193,36 @@ TEST(Train, ResumeReproducesTheUninterruptedRun) {
   for (size_t i = 0; i < 6; ++i) EXPECT_NEAR(resumed.losses[i], full.losses[4 + i], 1e-5) << "step " << 5 + i;
 }
 
+// A stop request that arrives inside a forward pass (between decoder layers) ends the run at
+// once: the unfinished step is dropped, the checkpoint is of the last finished step with the random
+// state that step ended with, and resuming from it repeats the uninterrupted run exactly.
+TEST(Train, StopInsideAPassCheckpointsTheLastStepAndResumesExactly) {
+  RunConfig c = base_config("lora");
+  c.max_steps = 7;
+  c.lora.dropout = 0.1;  // the random state must be the one the unfinished step started from
+  auto plain = train(c, {test::temp_dir("stop-plain"), "", nullptr, nullptr});
+  ASSERT_EQ(plain.status, "completed") << plain.error;
+  bool armed = false;
+  int polls = 0;
+  TrainOptions o;
+  o.run_dir = test::temp_dir("stop-inside");
+  o.on_progress = [&](const StepMetrics& m) {
+    armed = armed || m.step == 3;
+    return Control::Continue;
+  };
+  // Polled after step 3's report, before step 4's micro-batch, then per layer: the third poll is
+  // inside step 4's forward pass.
+  o.stop_requested = [&] { return armed && ++polls >= 3; };
+  auto r = train(c, o);
+  EXPECT_EQ(r.status, "cancelled");
+  EXPECT_EQ(r.steps, 3);
+  EXPECT_GE(polls, 3);
+  ASSERT_EQ(r.last_checkpoint, o.run_dir + "/checkpoints/step-000003");
+  auto resumed = train(c, {test::temp_dir("stop-resumed"), r.last_checkpoint, nullptr, nullptr});
+  ASSERT_EQ(resumed.losses.size(), 4u);
+  for (size_t i = 0; i < 4; ++i) EXPECT_NEAR(resumed.losses[i], plain.losses[3 + i], 1e-6) << "step " << 4 + i;
+}
+
 TEST(Train, CancelStopsWithinOneStepAndPauseKeepsState) {
   RunConfig c = base_config("lora");
   c.max_steps = 8;
