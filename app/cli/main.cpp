@@ -26,6 +26,7 @@ commands:
   demo        build a small base model, fine-tune it on four skills, show accuracy before/after
   dataset     import, validate, list, show, stats and export workspace datasets
   runs        list, show, compare and resume the runs recorded in the workspace
+  label       generate candidate pairs with a model, label them (a/b/tie/both_bad), export DPO/KTO data
   bench       training throughput, MFU and memory on a Llama-shaped model with random tokens
 )";
 
@@ -59,6 +60,7 @@ int main(int argc, char** argv) {
     if (cmd == "demo") return hone::cli::cmd_demo(argc, argv);
     if (cmd == "dataset") return hone::cli::cmd_dataset(argc, argv);
     if (cmd == "runs") return hone::cli::cmd_runs(argc, argv);
+    if (cmd == "label") return hone::cli::cmd_label(argc, argv);
     std::cerr << "error: unknown command '" << cmd << "' (see hone-cli --help)\n";
     return 2;
   } catch (const hone::Error& e) {

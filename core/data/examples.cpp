@@ -27,6 +27,8 @@ std::vector<Conversation> read_conversations(const std::string& path, ExampleFor
     throw file_error(path, "raw text rows are not instruction data (use the continued pre-training recipe)");
   if (r.kind == DatasetKind::Preference)
     throw file_error(path, "preference pairs (chosen/rejected) are for DPO, ORPO or reward models, not SFT");
+  if (r.kind == DatasetKind::Candidates)
+    throw file_error(path, "unlabelled candidate pairs: label them (hone-cli label) and export the labelled pairs first");
   std::vector<Conversation> out;
   out.reserve(r.records.size());
   for (auto& rec : r.records) out.push_back({record_messages(rec.data), rec.source});

@@ -46,7 +46,8 @@ std::vector<PreferencePair> read_preference_pairs(const std::string& path, const
   ReadResult r = read_all(path);
   if (r.kind != DatasetKind::Preference)
     throw file_error(path, std::string("holds ") + dataset_kind_name(r.kind) + " rows; the " + recipe +
-                               " recipe needs preference pairs (prompt, chosen, rejected)");
+                               " recipe needs preference pairs (prompt, chosen, rejected)" +
+                               (r.kind == DatasetKind::Candidates ? "; label the candidates and export them (hone-cli label export)" : ""));
   std::vector<PreferencePair> out;
   out.reserve(r.records.size());
   for (const auto& rec : r.records) out.push_back(preference_from_record(rec.data, rec.source));

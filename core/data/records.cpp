@@ -28,7 +28,8 @@ constexpr FormatName kFormats[] = {{ExampleFormat::Auto, "auto"},
                                    {ExampleFormat::Messages, "messages"},
                                    {ExampleFormat::PromptCompletion, "prompt-completion"},
                                    {ExampleFormat::Preference, "preference"},
-                                   {ExampleFormat::Text, "text"}};
+                                   {ExampleFormat::Text, "text"},
+                                   {ExampleFormat::Candidates, "candidates"}};
 
 // One source row before validation.
 struct RawRow {
@@ -234,6 +235,7 @@ ExampleFormat detect(const json& j) {
   if (j.contains("messages")) return ExampleFormat::Messages;
   if (j.contains("conversations")) return ExampleFormat::ShareGPT;
   if (j.contains("chosen") && j.contains("rejected")) return ExampleFormat::Preference;
+  if (j.contains("responses")) return ExampleFormat::Candidates;
   if (j.contains("instruction") && j.contains("output")) return ExampleFormat::Alpaca;
   if (j.contains("prompt") && j.contains("completion")) return ExampleFormat::PromptCompletion;
   if (j.contains("text")) return ExampleFormat::Text;
@@ -365,6 +367,38 @@ json canonical(const json& j, ExampleFormat f, RowCheck& rc) {
       out["rejected"] = rejected;
       return out;
     }
+    case ExampleFormat::Candidates: {
+      // A prompt (text or messages) and 1-16 responses (text or messages) to choose between.
+      json out = json::object();
+      if (!j.contains("prompt") || j["prompt"].is_null()) rc.error("prompt", "missing");
+      else if (j["prompt"].is_string()) out["prompt"] = j["prompt"];
+      else out["prompt"] = messages_of(j["prompt"], false, "prompt", rc);
+      for (const char* key : {"responses", "original_responses"}) {
+        if (!j.contains(key)) {
+          if (std::string(key) == "responses") rc.error(key, "missing");
+          continue;
+        }
+        const json& rs = j[key];
+        if (!rs.is_array() || rs.empty() || rs.size() > 16) {
+          rc.error(key, "must be a list of 1 to 16 responses");
+          continue;
+        }
+        json list = json::array();
+        for (size_t i = 0; i < rs.size(); ++i) {
+          const std::string f = std::string(key) + "[" + std::to_string(i) + "]";
+          if (rs[i].is_string()) {
+            if (rs[i].get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos) rc.error(f, "empty response");
+            list.push_back(rs[i]);
+          } else {
+            list.push_back(messages_of(rs[i], false, f, rc));
+          }
+        }
+        out[key] = list;
+      }
+      if (!rc.bad && out.contains("original_responses") && out["original_responses"].size() != out["responses"].size())
+        rc.error("original_responses", "must have as many entries as responses");
+      return out;
+    }
     case ExampleFormat::Text: {
       const std::string t = str(j, "text", rc, true);
       if (!rc.bad && t.find_first_not_of(" \t\r\n") == std::string::npos) rc.error("text", "empty text");
@@ -385,12 +419,13 @@ const char* dataset_kind_name(DatasetKind k) {
     case DatasetKind::Chat: return "chat";
     case DatasetKind::Preference: return "preference";
     case DatasetKind::Text: return "text";
+    case DatasetKind::Candidates: return "candidates";
   }
   return "?";
 }
 
 bool dataset_kind_from_name(const std::string& s, DatasetKind* out) {
-  for (DatasetKind k : {DatasetKind::Chat, DatasetKind::Preference, DatasetKind::Text})
+  for (DatasetKind k : {DatasetKind::Chat, DatasetKind::Preference, DatasetKind::Text, DatasetKind::Candidates})
     if (s == dataset_kind_name(k) || (s == "instruction" && k == DatasetKind::Chat)) {
       *out = k;
       return true;
@@ -416,6 +451,7 @@ bool example_format_from_name(const std::string& s, ExampleFormat* out) {
 DatasetKind kind_of(ExampleFormat f) {
   if (f == ExampleFormat::Preference) return DatasetKind::Preference;
   if (f == ExampleFormat::Text) return DatasetKind::Text;
+  if (f == ExampleFormat::Candidates) return DatasetKind::Candidates;
   return DatasetKind::Chat;
 }
 
@@ -485,7 +521,7 @@ ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
         fmt = detect(r.obj);
         if (fmt == ExampleFormat::Auto) {
           rc.error("", "cannot tell the format from the keys (expected messages, conversations, chosen/rejected, "
-                       "instruction/output, prompt/completion or text; --map renames columns)");
+                       "prompt/responses, instruction/output, prompt/completion or text; --map renames columns)");
           ++res.errors;
           continue;
         }
@@ -529,9 +565,10 @@ std::vector<Problem> validate_record(DatasetKind kind, const std::string& text, 
     rc.error("", "malformed JSON");
     return problems;
   }
-  ExampleFormat f = kind == DatasetKind::Preference ? ExampleFormat::Preference
-                    : kind == DatasetKind::Text     ? ExampleFormat::Text
-                                                    : ExampleFormat::Messages;
+  ExampleFormat f = kind == DatasetKind::Preference   ? ExampleFormat::Preference
+                    : kind == DatasetKind::Text       ? ExampleFormat::Text
+                    : kind == DatasetKind::Candidates ? ExampleFormat::Candidates
+                                                      : ExampleFormat::Messages;
   json c = canonical(j, f, rc);
   if (!rc.bad && out) *out = c.dump();
   return problems;

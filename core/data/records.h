@@ -1,7 +1,8 @@
 // Dataset files read into canonical records, with every problem collected (not thrown) so that an
 // import can report all of them with file, line and field. Formats: JSONL, JSON arrays, CSV/TSV,
 // .txt/.md, or a folder of those; rows as Alpaca, ShareGPT, OpenAI messages, prompt/completion,
-// preference pairs (TRL's string and conversational forms) or raw text.
+// preference pairs (TRL's string and conversational forms), raw text, or candidates (a prompt and
+// the responses a labeller chooses between: {"prompt", "responses": [...]}).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -12,11 +13,12 @@
 
 namespace hone {
 
-enum class DatasetKind { Chat, Preference, Text };
+// Candidates: a prompt with responses to choose between (unlabelled pairs, for labelling).
+enum class DatasetKind { Chat, Preference, Text, Candidates };
 const char* dataset_kind_name(DatasetKind k);
 bool dataset_kind_from_name(const std::string& s, DatasetKind* out);
 
-enum class ExampleFormat { Auto, Alpaca, ShareGPT, Messages, PromptCompletion, Preference, Text };
+enum class ExampleFormat { Auto, Alpaca, ShareGPT, Messages, PromptCompletion, Preference, Text, Candidates };
 const char* example_format_name(ExampleFormat f);
 bool example_format_from_name(const std::string& s, ExampleFormat* out);
 DatasetKind kind_of(ExampleFormat f);
@@ -30,7 +32,9 @@ struct Problem {
 };
 
 struct Record {
-  std::string data;    // canonical JSON: {"messages":[...]}, {"prompt","chosen","rejected"} or {"text"}
+  // canonical JSON: {"messages":[...]}, {"prompt","chosen","rejected"}, {"text"} or
+  // {"prompt","responses":[...]} (+ "original_responses" once a labeller edited one)
+  std::string data;
   std::string source;  // "file:line"
 };
 

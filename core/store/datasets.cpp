@@ -258,21 +258,26 @@ bool undo(Workspace& ws, int64_t dataset) {
   return true;
 }
 
-void set_label(Workspace& ws, int64_t row_id, const std::string& label, const std::string& author) {
+void set_label(Workspace& ws, int64_t row_id, const std::string& label, const std::string& author, const std::string& note) {
   RowAt r = row_at(ws, row_id);
-  if (kind_of_dataset(ws, r.dataset) != DatasetKind::Preference)
-    throw Error("row " + std::to_string(row_id) + " is not a preference pair");
+  const DatasetKind kind = kind_of_dataset(ws, r.dataset);
+  if (kind != DatasetKind::Preference && kind != DatasetKind::Candidates)
+    throw Error("row " + std::to_string(row_id) + " is not a preference pair or a candidate pair");
   if (label.empty()) {
     Stmt s = ws.db().prepare("DELETE FROM labels WHERE row_id = ?");
     s.bind(1, row_id).run();
     return;
   }
-  if (label != "chosen" && label != "rejected" && label != "tie" && label != "skip")
+  if (kind == DatasetKind::Preference && label != "chosen" && label != "rejected" && label != "tie" && label != "skip")
     throw Error("label must be chosen, rejected, tie or skip (got \"" + label + "\")");
+  if (kind == DatasetKind::Candidates && label != "a" && label != "b" && label != "tie" && label != "both_bad" && label != "skip")
+    throw Error("label must be a, b, tie, both_bad or skip (got \"" + label + "\")");
+  if (kind == DatasetKind::Candidates && label == "b" && json::parse(r.data)["responses"].size() < 2)
+    throw Error("row " + std::to_string(r.position) + " has one response: label it a (good) or both_bad");
   Stmt s = ws.db().prepare(
-      "INSERT INTO labels (row_id, label, author, at) VALUES (?, ?, ?, ?) "
-      "ON CONFLICT(row_id) DO UPDATE SET label = excluded.label, author = excluded.author, at = excluded.at");
-  s.bind(1, row_id).bind(2, label).bind(3, author).bind(4, utc_now()).run();
+      "INSERT INTO labels (row_id, label, author, at, note) VALUES (?, ?, ?, ?, ?) "
+      "ON CONFLICT(row_id) DO UPDATE SET label = excluded.label, author = excluded.author, at = excluded.at, note = excluded.note");
+  s.bind(1, row_id).bind(2, label).bind(3, author).bind(4, utc_now()).bind(5, note).run();
 }
 
 bool in_validation(int64_t row_id, uint64_t seed, double fraction) {
@@ -299,7 +304,10 @@ DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const Tokenizer* tok,
     };
     if (kind == DatasetKind::Chat) add(j["messages"]);
     else if (kind == DatasetKind::Text) add(j["text"]);
-    else add(j["prompt"]), add(j["chosen"]), add(j["rejected"]);
+    else if (kind == DatasetKind::Candidates) {
+      add(j["prompt"]);
+      for (const auto& r : j["responses"]) add(r.is_string() ? r : json::array({r}).front());
+    } else add(j["prompt"]), add(j["chosen"]), add(j["rejected"]);
     st.chars += static_cast<int64_t>(text.size());
     lens.emplace_back(r.position, static_cast<int64_t>(text.size()));
     if (tok) st.token_lengths.push_back(static_cast<int64_t>(tok->encode(text, false).ids.size()));

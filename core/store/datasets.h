@@ -62,8 +62,10 @@ void delete_row(Workspace& ws, int64_t row_id, const std::string& author);
 bool undo(Workspace& ws, int64_t dataset);
 
 // Preference labels: chosen (the stored chosen answer is better), rejected (the stored rejected one
-// is), tie, skip. An empty label clears it.
-void set_label(Workspace& ws, int64_t row_id, const std::string& label, const std::string& author);
+// is), tie, skip. Candidate pairs (store/labels.h): a, b, tie, both_bad, skip. An empty label
+// clears it; `note` is the labeller's comment.
+void set_label(Workspace& ws, int64_t row_id, const std::string& label, const std::string& author,
+               const std::string& note = "");
 
 // Row ids of the validation part: each row falls there with probability `fraction`, decided by a
 // hash of (seed, row id), so the split survives edits elsewhere in the dataset.

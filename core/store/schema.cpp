@@ -1,6 +1,8 @@
 // Migrations. Never edit a released step: add a new one, so that every older workspace upgrades
 // along the same path. Version 1 was the first store (datasets, rows, revisions, runs, metrics);
-// version 2 added preference labels, checkpoints/artifacts, run notes and the run lock path.
+// version 2 added preference labels, checkpoints/artifacts, run notes and the run lock path;
+// version 3 added candidate datasets (unlabelled pairs: a prompt and responses to choose between),
+// their labels (a, b, tie, both_bad) and a note per label.
 #include "store/schema.h"
 
 #include "common/error.h"
@@ -83,7 +85,34 @@ ALTER TABLE runs ADD COLUMN notes TEXT NOT NULL DEFAULT '';
 ALTER TABLE runs ADD COLUMN lock_path TEXT NOT NULL DEFAULT '';
 )SQL";
 
-const char* const kMigrations[] = {kV1, kV2};
+// SQLite cannot alter a CHECK constraint: the two tables are rebuilt as its documentation
+// prescribes (foreign keys off around the transaction, so that dropping `datasets` cascades nothing;
+// migrate() does that), and checked with foreign_key_check before the commit.
+const char* kV3 = R"SQL(
+CREATE TABLE datasets_v3 (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  kind        TEXT NOT NULL CHECK (kind IN ('chat', 'preference', 'text', 'candidates')),
+  format      TEXT NOT NULL,
+  source      TEXT NOT NULL,
+  created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+INSERT INTO datasets_v3 (id, name, kind, format, source, created_at) SELECT id, name, kind, format, source, created_at FROM datasets;
+DROP TABLE datasets;
+ALTER TABLE datasets_v3 RENAME TO datasets;
+CREATE TABLE labels_v3 (
+  row_id      INTEGER PRIMARY KEY REFERENCES rows(id) ON DELETE CASCADE,
+  label       TEXT NOT NULL CHECK (label IN ('chosen', 'rejected', 'tie', 'skip', 'a', 'b', 'both_bad')),
+  author      TEXT NOT NULL DEFAULT '',
+  at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  note        TEXT NOT NULL DEFAULT ''
+);
+INSERT INTO labels_v3 (row_id, label, author, at) SELECT row_id, label, author, at FROM labels;
+DROP TABLE labels;
+ALTER TABLE labels_v3 RENAME TO labels;
+)SQL";
+
+const char* const kMigrations[] = {kV1, kV2, kV3};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion, "one migration per schema version");
 
 }  // namespace
@@ -94,10 +123,22 @@ void migrate(Db& db, int target) {
     throw Error(db.path() + ": made by a newer Hone (schema version " + std::to_string(v) + ", this build knows up to " +
                 std::to_string(kSchemaVersion) + ")");
   for (; v < target; ++v) {
-    Transaction t(db);
-    db.exec(kMigrations[v]);
-    db.set_user_version(v + 1);
-    t.commit();
+    const bool rebuild = v + 1 == 3;  // table rebuilds: foreign keys off (outside the transaction)
+    if (rebuild) db.exec("PRAGMA foreign_keys = OFF");
+    try {
+      Transaction t(db);
+      db.exec(kMigrations[v]);
+      if (rebuild) {
+        Stmt fk = db.prepare("PRAGMA foreign_key_check");
+        if (fk.step()) throw Error(db.path() + ": schema upgrade to version 3 found a dangling reference in " + fk.text(0));
+      }
+      db.set_user_version(v + 1);
+      t.commit();
+    } catch (...) {
+      if (rebuild) db.exec("PRAGMA foreign_keys = ON");
+      throw;
+    }
+    if (rebuild) db.exec("PRAGMA foreign_keys = ON");
   }
 }
 

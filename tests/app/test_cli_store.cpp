@@ -413,6 +413,119 @@ TEST(CliStore, DpoMetricNamesReachJsonAndTheStore) {
   EXPECT_NE(cmp.out.find("\n3,"), std::string::npos) << cmp.out;
 }
 
+// Candidates for labelling: imported from {"prompt","responses"} rows (problems named by line),
+// labelled by row, a response edited with its original kept, and exported as DPO pairs and KTO
+// ratings with ties and both_bad counted; the export trains with the dpo recipe.
+TEST(CliStore, LabelCandidatesImportLabelEditExport) {
+  const auto& f = fixture();
+  const std::string ws = " --workspace " + shell_quote(f.dir + "/label-ws");
+  const std::string bad = f.dir + "/bad-candidates.jsonl";
+  std::ofstream(bad) << R"({"prompt":"p","responses":["x","y"]})" "\n" R"({"prompt":"q","responses":[]})" "\n";
+  auto r = cli("dataset import " + shell_quote(bad) + " --name bad" + ws);
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE((r.out + r.err).find(bad + ":2: responses: must be a list of 1 to 16 responses"), std::string::npos) << r.out << r.err;
+  const std::string file = f.dir + "/candidates.jsonl";
+  {
+    std::ofstream c(file);
+    for (int i = 0; i < 6; ++i)
+      c << json({{"prompt", "Say number " + std::to_string(i)}, {"responses", {"Number " + std::to_string(i) + ".", "No."}}}).dump() << "\n";
+    c << json({{"prompt", {{{"role", "user"}, {"content", "Hello"}}}}, {"responses", {"Hi there."}}}).dump() << "\n";
+  }
+  ASSERT_EQ(cli("dataset import " + shell_quote(file) + " --name cands" + ws).code, 0);
+  auto show = cli("dataset list --json" + ws);
+  EXPECT_NE(show.out.find("\"kind\":\"candidates\""), std::string::npos) << show.out;
+  ASSERT_EQ(cli("label set cands 0 a" + ws).code, 0);
+  ASSERT_EQ(cli("label set cands 1 b --note " + shell_quote("b is terse but right") + ws).code, 0);
+  ASSERT_EQ(cli("label set cands 2 tie" + ws).code, 0);
+  ASSERT_EQ(cli("label set cands 3 both_bad" + ws).code, 0);
+  ASSERT_EQ(cli("label set cands 4 skip" + ws).code, 0);
+  ASSERT_EQ(cli("label set cands 6 a" + ws).code, 0);  // the single response: a thumbs-up
+  auto wrong = cli("label set cands 6 b" + ws);
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_NE(wrong.err.find("one response"), std::string::npos) << wrong.err;
+  wrong = cli("label set cands 0 chosen" + ws);
+  EXPECT_NE(wrong.err.find("label must be a, b, tie, both_bad or skip"), std::string::npos) << wrong.err;
+  ASSERT_EQ(cli("label edit cands 1 b " + shell_quote("Number one.") + ws).code, 0);
+  auto list = cli("label list cands --json" + ws);
+  ASSERT_EQ(list.code, 0) << list.err;
+  auto rows = json::parse(list.out);
+  ASSERT_EQ(rows.size(), 7u);
+  EXPECT_EQ(rows[0]["label"], "a");
+  EXPECT_EQ(rows[1]["label"], "b");
+  EXPECT_EQ(rows[1]["note"], "b is terse but right");
+  EXPECT_EQ(rows[1]["edited"], json::array({1}));
+  EXPECT_EQ(rows[1]["data"]["responses"][1], "Number one.");
+  EXPECT_EQ(rows[1]["data"]["original_responses"][1], "No.");  // the original is kept
+  EXPECT_EQ(rows[5]["label"], "none");
+  ASSERT_EQ(cli("label set cands 5 none" + ws).code, 0);
+  const std::string pairs = f.dir + "/labelled.jsonl", ratings = f.dir + "/ratings.jsonl";
+  auto ex = cli("label export cands --json --out " + shell_quote(pairs) + " --ratings-out " + shell_quote(ratings) + ws);
+  ASSERT_EQ(ex.code, 0) << ex.err;
+  auto rep = json::parse(ex.out);
+  EXPECT_EQ(rep["pairs"], 2);
+  EXPECT_EQ(rep["ties"], 1);
+  EXPECT_EQ(rep["both_bad"], 1);
+  EXPECT_EQ(rep["skipped"], 1);
+  EXPECT_EQ(rep["unlabelled"], 1);
+  EXPECT_EQ(rep["ratings"], 3);  // both responses of the both_bad pair, and the thumbs-up
+  std::ifstream pin(pairs);
+  std::vector<json> p;
+  for (std::string l; std::getline(pin, l);) p.push_back(json::parse(l));
+  ASSERT_EQ(p.size(), 2u);
+  EXPECT_EQ(p[0]["chosen"], "Number 0.");
+  EXPECT_EQ(p[0]["rejected"], "No.");
+  EXPECT_EQ(p[1]["chosen"], "Number one.");  // b won, with the labeller's edit
+  EXPECT_EQ(p[1]["rejected"], "Number 1.");
+  std::ifstream rin(ratings);
+  std::vector<json> k;
+  for (std::string l; std::getline(rin, l);) k.push_back(json::parse(l));
+  ASSERT_EQ(k.size(), 3u);
+  EXPECT_EQ(k[0]["label"], false);
+  EXPECT_EQ(k[2]["label"], true);
+  EXPECT_EQ(k[2]["completion"], "Hi there.");
+  // Candidates are not preference pairs: a dpo run on them fails before any work.
+  json c = {{"name", "c"}, {"base_model", f.model}, {"recipe", "dpo"}, {"train_data", {"dataset:cands"}}, {"max_steps", 1}};
+  std::ofstream(f.dir + "/cands.json") << c.dump();
+  auto t = cli("train --config " + shell_quote(f.dir + "/cands.json") + ws);
+  EXPECT_NE(t.err.find("holds candidates rows; the dpo recipe needs a preference dataset"), std::string::npos) << t.err;
+  // The exported pairs train.
+  c["train_data"] = {pairs};
+  c["max_steps"] = 2;
+  c["batch_size"] = 2;
+  std::ofstream(f.dir + "/cands.json") << c.dump();
+  t = cli("train --config " + shell_quote(f.dir + "/cands.json") + ws);
+  EXPECT_EQ(t.code, 0) << t.err;
+}
+
+// label generate samples n responses per prompt with the model and stores them as candidates;
+// the same seed gives the same responses.
+TEST(CliStore, LabelGenerateStoresCandidates) {
+  const auto& f = fixture();
+  const std::string ws = " --workspace " + shell_quote(f.dir + "/gen-ws");
+  ASSERT_EQ(cli("dataset import " + shell_quote(f.data) + " --name numbers" + ws).code, 0);
+  auto g = cli("label generate --dataset numbers --model " + shell_quote(f.model) +
+               " --n 2 --limit 3 --max-new-tokens 6 --temperature 1.0 --seed 7 --json" + ws);
+  ASSERT_EQ(g.code, 0) << g.err;
+  auto done = json::parse(g.out.substr(g.out.rfind("{\"dataset_id\"")));
+  EXPECT_EQ(done["rows"], 3);
+  EXPECT_EQ(done["name"], "numbers-candidates");
+  EXPECT_NE(g.out.find("{\"done\":3,\"event\":\"progress\",\"total\":3}"), std::string::npos) << g.out;
+  auto list = json::parse(cli("label list numbers-candidates --json" + ws).out);
+  ASSERT_EQ(list.size(), 3u);
+  for (const auto& row : list) {
+    EXPECT_EQ(row["data"]["responses"].size(), 2u);
+    EXPECT_EQ(row["label"], "none");
+  }
+  EXPECT_EQ(list[0]["data"]["prompt"][0]["content"], "Say number 0");  // the chat row's prompt
+  auto again = cli("label generate --dataset numbers --model " + shell_quote(f.model) +
+                   " --n 2 --limit 3 --max-new-tokens 6 --temperature 1.0 --seed 7 --name again --json" + ws);
+  ASSERT_EQ(again.code, 0) << again.err;
+  auto list2 = json::parse(cli("label list again --json" + ws).out);
+  for (size_t i = 0; i < 3; ++i) EXPECT_EQ(list2[i]["data"]["responses"], list[i]["data"]["responses"]);
+  auto text = cli("label generate --dataset numbers" + ws);
+  EXPECT_NE(text.code, 0);
+}
+
 // Disk full while checkpointing: the run runs out of space on its second checkpoint (a 700 KiB
 // tmpfs mounted in a private mount namespace holds one 476 KiB checkpoint). The run fails with
 // the reason, the first checkpoint stays complete and resumes, and no partial folder is left.

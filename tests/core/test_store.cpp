@@ -306,8 +306,21 @@ TEST(Store, MigratesFromVersionOne) {
     db.exec("INSERT INTO runs (name, method, base_model, config, run_dir, status) VALUES ('r', 'lora', 'm', '{}', '/nowhere', 'completed')");
     db.exec("INSERT INTO metrics VALUES (1, 1, 'loss', 2.5, 0)");
   }
+  {
+    // Version 2 brought labels; version 3 rebuilds that table and `datasets` (wider kind and
+    // label checks): a label set under version 2 must survive, and so must the rows.
+    Db db(d + "/ws/hone.db");
+    migrate(db, 2);
+    db.exec("INSERT INTO labels (row_id, label, author) VALUES (1, 'rejected', 'v2')");
+  }
   Workspace ws(d + "/ws");
   EXPECT_EQ(ws.db().user_version(), kSchemaVersion);
+  EXPECT_EQ(read_rows(ws, 1, 0, 1).at(0).label, "rejected");
+  {
+    Stmt fk = ws.db().prepare("PRAGMA foreign_keys");
+    ASSERT_TRUE(fk.step());
+    EXPECT_EQ(fk.i64(0), 1);  // switched back on after the rebuild
+  }
   auto ds = list_datasets(ws);
   ASSERT_EQ(ds.size(), 1u);
   EXPECT_EQ(ds[0].rows, 1);

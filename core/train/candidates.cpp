@@ -1,0 +1,79 @@
+// Candidate generation (see candidates.h). Each response has its own seed, so a prompt's responses
+// differ from each other and the whole set is reproducible.
+#include "train/candidates.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/error.h"
+
+namespace hone {
+
+using nlohmann::json;
+
+std::vector<std::string> prompts_of_rows(const std::vector<std::string>& rows, const std::string& kind) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    json j = json::parse(rows[i]);
+    if (kind == "chat") {
+      json msgs = j.at("messages");
+      size_t last = msgs.size();
+      for (size_t k = msgs.size(); k-- > 0;)
+        if (msgs[k]["role"] == "assistant") {
+          last = k;
+          break;
+        }
+      json prompt(msgs.begin(), msgs.begin() + static_cast<long>(last));
+      if (prompt.empty()) throw Error("row " + std::to_string(i) + ": no prompt before the assistant reply");
+      out.push_back(prompt.dump());
+    } else if (kind == "preference" || kind == "candidates") {
+      out.push_back(j.at("prompt").dump());
+    } else {
+      throw Error("a " + kind + " dataset has no prompts to answer (use a chat, preference or candidates dataset)");
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> generate_candidates(CausalLM& m, const Tokenizer& tok, const std::vector<std::string>& prompts,
+                                             const CandidateOptions& o, const CandidateProgress& progress, bool* cancelled) {
+  if (o.n < 1 || o.n > 16) throw Error("candidates: n must be 1 to 16");
+  SamplingParams p = o.sampling;
+  for (const auto& s : end_of_turn_tokens(o.format, tok.config().eos_token)) {
+    const int32_t id = tok.token_to_id(s);
+    if (id >= 0) p.stop_ids.push_back(id);
+  }
+  for (auto e : m->config.eos_token_ids) p.stop_ids.push_back(e);
+  if (tok.eos_id() >= 0) p.stop_ids.push_back(tok.eos_id());
+  std::vector<std::string> rows;
+  if (cancelled) *cancelled = false;
+  const int64_t total = static_cast<int64_t>(prompts.size());
+  at::NoGradGuard ng;
+  m->eval();
+  for (int64_t i = 0; i < total; ++i) {
+    json prompt = json::parse(prompts[static_cast<size_t>(i)]);
+    std::vector<ChatMessage> msgs;
+    if (prompt.is_string()) msgs.push_back({"user", prompt.get<std::string>()});
+    else
+      for (const auto& x : prompt) msgs.push_back({x.at("role").get<std::string>(), x.at("content").get<std::string>()});
+    auto ids = tokenize_chat(tok, o.format, msgs, true).ids;
+    json responses = json::array();
+    for (int k = 0; k < o.n; ++k) {
+      SamplingParams pk = p;
+      pk.seed = o.sampling.seed + 1000ull * static_cast<uint64_t>(i) + static_cast<uint64_t>(k);
+      auto r = generate(m, std::vector<int64_t>(ids.begin(), ids.end()), pk);
+      if (r.stopped_on_token && !r.tokens.empty()) r.tokens.pop_back();
+      std::string text = tok.decode(std::vector<int32_t>(r.tokens.begin(), r.tokens.end()), true);
+      // An empty sample is kept visible to the labeller rather than dropped (and fails no check).
+      responses.push_back(text.find_first_not_of(" \t\r\n") == std::string::npos ? "(empty response)" : text);
+    }
+    rows.push_back(json({{"prompt", prompt}, {"responses", responses}}).dump());
+    if (progress && !progress(i + 1, total)) {
+      if (cancelled) *cancelled = true;
+      break;
+    }
+  }
+  m->train();
+  return rows;
+}
+
+}  // namespace hone

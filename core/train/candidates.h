@@ -1,0 +1,33 @@
+// Candidates for labelling: n sampled responses to each prompt of a dataset, rendered with the
+// model's chat template, as rows {"prompt", "responses": [...]} of a candidates dataset. Runs on
+// the caller's thread with a progress callback that can cancel (the GUI runs it as a job).
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "model/decoder.h"
+#include "model/generate.h"
+#include "tokenizer/chat_template.h"
+
+namespace hone {
+
+struct CandidateOptions {
+  int n = 2;                 // responses per prompt
+  SamplingParams sampling;   // temperature, top_p, max_new_tokens; seed s gives prompt i, response k seed s + 1000 i + k
+  ChatFormat format = ChatFormat::ChatML;
+};
+
+// Prompts of canonical dataset rows: a chat row's messages before its last assistant reply, a
+// preference or candidate row's prompt. Text rows have none (an error names the row).
+std::vector<std::string> prompts_of_rows(const std::vector<std::string>& canonical_rows, const std::string& kind);
+
+// (done, total) -> false cancels; the rows made so far are returned.
+using CandidateProgress = std::function<bool(int64_t done, int64_t total)>;
+
+// One canonical candidates row per prompt (prompts as canonical JSON: a string or a message list).
+std::vector<std::string> generate_candidates(CausalLM& m, const Tokenizer& tok, const std::vector<std::string>& prompts,
+                                             const CandidateOptions& o, const CandidateProgress& progress = nullptr,
+                                             bool* cancelled = nullptr);
+
+}  // namespace hone
