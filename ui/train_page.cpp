@@ -518,14 +518,17 @@ void TrainPage::updateEstimate() {
   const double lora_params = full ? 0 : L * rank_->value() * (H * 14);  // all-linear, approx. (in + out) per projection
   const double trainable = full ? P : lora_params;
   const double optimizer = trainable * 4 * 3;  // grads + AdamW's two moments
-  const double tokens = static_cast<double>(batch_->value()) * seq_->value();
+  // Preference recipes train on pairs: each example is two sequences (and a reference pass
+  // without gradients, which keeps no activations: the adapters are switched off, no second copy).
+  const bool pairs = key == "dpo" || key == "orpo" || key == "kto";
+  const double tokens = static_cast<double>(batch_->value()) * seq_->value() * (pairs ? 2 : 1);
   const double per_layer = tokens * (16 * H) * 4;  // saved activations per layer, fp32, rough
   const double acts = checkpointing_->isChecked() ? tokens * H * 4 * L + per_layer : per_layer * L;
   const double total = weights + trainable * 4 + optimizer + acts;
   const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE);
   // Time: (4 or 6) x params FLOPs per token at 60% of this machine's measured GEMM rate (training
   // reaches 55-80% of it here; until the measurement arrives, 40 GFLOP/s per core).
-  const double flops_per_token = (full ? 6 : 4) * P;
+  const double flops_per_token = (full ? 6 : 4) * P + (key == "dpo" || key == "kto" ? 2 * P : 0);  // + reference forward
   const double steps = steps_->value() > 0 ? steps_->value() : 0;
   const double rate = gemm_gflops_ > 0 ? 0.6 * gemm_gflops_ * 1e9 : 40e9 * std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
   const double secs = steps * accum_->value() * tokens * flops_per_token / rate;
