@@ -131,6 +131,16 @@ void MainWindow::rebuildRecentMenu() {
     recent_->addAction(d, this, [this, d] { openWorkspace(d); });
 }
 
+void MainWindow::stopForSignal() {
+  auto* job = train_->job();
+  if (!job->running()) {
+    Q_EMIT readyToQuit();
+    return;
+  }
+  connect(job, &TrainJob::finished, this, [this] { Q_EMIT readyToQuit(); }, Qt::QueuedConnection);
+  job->interrupt();
+}
+
 void MainWindow::closeEvent(QCloseEvent* e) {
   if (train_->job()->running() &&
       QMessageBox::question(this, "Training in progress", "A run is training. Cancel it and quit? It keeps a checkpoint to resume from.") !=

@@ -25,6 +25,12 @@ class MainWindow : public QMainWindow {
   QString workspace() const { return workspace_; }
   TrainPage* trainPage() const { return train_; }
   RunsPage* runsPage() const { return runs_; }
+  // The process was asked to end (SIGTERM, SIGINT, SIGHUP): a training run stops within a layer,
+  // writes a checkpoint and is recorded as interrupted; then readyToQuit() (at once when idle).
+  void stopForSignal();
+
+ Q_SIGNALS:
+  void readyToQuit();
 
  protected:
   void closeEvent(QCloseEvent* e) override;

@@ -2,6 +2,8 @@
 // the GUI thread when the selection changes.
 #include "runs_page.h"
 
+#include "store/run_launcher.h"
+
 #include <QSignalBlocker>
 
 #include <QApplication>
@@ -118,8 +120,9 @@ RunsPage::RunsPage(QWidget* parent) : QWidget(parent) {
   auto* csv = new QPushButton("Export CSV…");
   auto* copy = new QPushButton("Copy as command");
   copy->setToolTip("The hone-cli command that reproduces the selected run from its config");
-  auto* resume = new QPushButton("Resume");
+  auto* resume = resume_ = new QPushButton("Resume");
   resume->setToolTip("Continue an interrupted or cancelled run from its newest checkpoint");
+  resume->setEnabled(false);
   auto* rename = new QPushButton("Rename…");
   auto* notes = new QPushButton("Notes…");
   auto* del = new QPushButton("Delete");
@@ -248,6 +251,8 @@ void RunsPage::selectRuns(const QList<qint64>& ids) {
 }
 
 int RunsPage::rowCount() const { return table_->rowCount(); }
+bool RunsPage::resumeEnabled() const { return resume_->isEnabled(); }
+QString RunsPage::resumeTip() const { return resume_->toolTip(); }
 
 QStringList RunsPage::metricChoices() const {
   QStringList out;
@@ -259,7 +264,9 @@ void RunsPage::updateOverlay() {
   plot_->clearGraphs();
   diff_->clear();
   const auto ids = selectedIds();
+  resume_->setEnabled(false);
   if (ids.isEmpty() || workspace_.isEmpty()) {
+    resume_->setToolTip("Select a run to resume");
     plot_->replot();
     return;
   }
@@ -280,6 +287,15 @@ void RunsPage::updateOverlay() {
       metric_->setCurrentIndex(std::max(0, static_cast<int>(names.indexOf(cur.isEmpty() ? "loss" : cur))));
     }
     const std::string metric = metric_->currentText().toStdString();
+    // Resume is offered only where the launcher would accept it (store/run_launcher.h).
+    try {
+      const std::string ck = resumable_checkpoint(ws, ids.first());
+      resume_->setEnabled(true);
+      resume_->setToolTip(QString::fromStdString("Continue from " + ck +
+                                                 ": its weights, optimizer moments, data position and random state"));
+    } catch (const std::exception& e) {
+      resume_->setToolTip(QString("Cannot resume: ") + e.what());
+    }
     std::vector<std::map<std::string, std::string>> cfgs;
     std::vector<RunInfo> runs;
     int color = 0;

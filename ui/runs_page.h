@@ -10,6 +10,7 @@ class QLineEdit;
 class QSlider;
 class QTableWidget;
 class QTextEdit;
+class QPushButton;
 class QCustomPlot;
 
 namespace hone::ui {
@@ -30,6 +31,8 @@ class RunsPage : public QWidget {
   bool exportPng(const QString& path);
   bool exportCsv(const QString& path) const;
   int rowCount() const;
+  bool resumeEnabled() const;  // the selected run has a checkpoint and may resume
+  QString resumeTip() const;   // what a resume restores, or why there is none
 
  Q_SIGNALS:
   void resumeRequested(qint64 run_id);
@@ -48,6 +51,7 @@ class RunsPage : public QWidget {
   QCheckBox* log_scale_;
   QCustomPlot* plot_;
   QTextEdit* diff_;
+  QPushButton* resume_;
 };
 
 }  // namespace hone::ui

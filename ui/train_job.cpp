@@ -32,6 +32,11 @@ void TrainJob::resume() {
 void TrainJob::cancel() {
   if (running_) control_ = 2;
 }
+void TrainJob::interrupt() {
+  if (!running_) return;
+  interrupted_ = true;
+  control_ = 2;
+}
 
 bool TrainJob::start(const QString& workspace_dir, const QString& config_json, qint64 resume_run, QString* error) {
   if (running_) {
@@ -49,6 +54,7 @@ bool TrainJob::start(const QString& workspace_dir, const QString& config_json, q
     }
   }
   control_ = 0;
+  interrupted_ = false;
   running_ = true;
   const std::string ws_dir = workspace_dir.toStdString();
   thread_ = std::thread([this, cfg, ws_dir, resume_run]() {
@@ -66,6 +72,7 @@ bool TrainJob::start(const QString& workspace_dir, const QString& config_json, q
       h.on_log = [this](const std::string& s) { Q_EMIT log(QString::fromStdString(s)); };
       // Cancel takes effect between micro-batches, not only at the end of a step.
       h.stop_requested = [this] { return control_ == 2; };
+      h.stop_status = [this] { return std::string(interrupted_ ? "interrupted" : "cancelled"); };
       h.on_progress = [this](const StepMetrics& m) {
         if (!m.paused) Q_EMIT progress(m);
         const int c = control_;

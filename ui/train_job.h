@@ -26,6 +26,8 @@ class TrainJob : public QObject {
   void pause();
   void resume();
   void cancel();
+  // A stop because the session is ending (SIGTERM, logout): like cancel(), recorded as interrupted.
+  void interrupt();
   bool running() const { return running_; }
   bool paused() const { return control_ == 1; }
 
@@ -41,6 +43,7 @@ class TrainJob : public QObject {
   std::thread thread_;
   std::atomic<int> control_{0};  // 0 continue, 1 pause, 2 cancel
   std::atomic<bool> running_{false};
+  std::atomic<bool> interrupted_{false};
 };
 
 }  // namespace hone::ui

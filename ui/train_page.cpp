@@ -427,6 +427,8 @@ void TrainPage::applyPreset() {
   const QString key = method_->currentData(Qt::UserRole).toString();
   const std::string m = key == "qlora" || key == "full" ? key.toStdString() : "lora";
   RunConfig d = default_run_config(m == "lora" || m == "qlora" || m == "full" ? m : "lora");
+  // Preference alignment moves a tuned model a little: LoRA runs use 5e-5 (SFT's 2e-4 overshoots).
+  if (key == "dpo" || key == "orpo" || key == "kto") d.lr = 5e-5;
   lr_->setValue(d.lr);
   steps_->setValue(static_cast<int>(d.max_steps));
   epochs_->setValue(d.epochs);
@@ -660,7 +662,13 @@ void TrainPage::onProgress(const StepMetrics& p) {
     if (!p.has(name)) continue;
     const QString n = QString::fromStdString(name);
     if (!method_graphs_.contains(n)) {
-      auto* g = method_plot_->addGraph();
+      // Shares (0..1, e.g. rewards/accuracies) on the right axis, so that they do not flatten margins.
+      const bool share = n.endsWith("accuracies");
+      if (share) {
+        method_plot_->yAxis2->setVisible(true);
+        method_plot_->yAxis2->setLabel("share");
+      }
+      auto* g = method_plot_->addGraph(method_plot_->xAxis, share ? method_plot_->yAxis2 : method_plot_->yAxis);
       g->setName(n);
       g->setPen(QPen(kColors[method_graphs_.size() % 4], 2));
       method_graphs_.insert(n, g);
@@ -699,6 +707,10 @@ void TrainPage::setRunningUi(bool running) {
 
 int TrainPage::lossPointCount() const { return loss_plot_->graph(0)->dataCount(); }
 QStringList TrainPage::methodMetricNames() const { return method_graphs_.keys(); }
+void TrainPage::showMethodMetrics() {
+  if (auto* tabs = qobject_cast<QTabWidget*>(method_plot_->parentWidget() ? method_plot_->parentWidget()->parentWidget() : nullptr))
+    tabs->setCurrentWidget(method_plot_);
+}
 QString TrainPage::statusText() const { return status_->text(); }
 
 }  // namespace hone::ui

@@ -41,7 +41,8 @@ class TrainPage : public QWidget {
   bool selectMethod(const QString& key);  // false when that method is unavailable (greyed out)
   TrainJob* job() { return job_; }
   int lossPointCount() const;
-  QStringList methodMetricNames() const;  // recipe metrics plotted so far (DPO: rewards/margins, ...)
+  QStringList methodMetricNames() const;
+  void showMethodMetrics();  // brings the method-metrics plot to the front  // recipe metrics plotted so far (DPO: rewards/margins, ...)
   QString statusText() const;
   bool methodEnabled(const QString& key) const;
   QString advice() const;

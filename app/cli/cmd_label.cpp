@@ -91,10 +91,11 @@ int cmd_generate_candidates(Workspace& ws, const Args& a) {
   bool cancelled = false;
   auto out = generate_candidates(rm.lm.model, *tok, prompts, o, [&](int64_t done, int64_t total) {
     if (json) std::cout << nlohmann::json({{"event", "progress"}, {"done", done}, {"total", total}}).dump() << "\n" << std::flush;
-    else std::cerr << "\r" << done << "/" << total << " prompts" << std::flush;
+    else if (::isatty(STDERR_FILENO)) std::cerr << "\r" << done << "/" << total << " prompts" << std::flush;
+    else if (done == total || done % std::max<int64_t>(1, total / 10) == 0) std::cerr << done << "/" << total << " prompts\n";
     return g_stop == 0;
   }, &cancelled);
-  if (!json) std::cerr << "\n";
+  if (!json && ::isatty(STDERR_FILENO)) std::cerr << "\n";
   if (cancelled) {
     std::cerr << "cancelled after " << out.size() << " of " << prompts.size() << " prompts; nothing stored\n";
     return 130;

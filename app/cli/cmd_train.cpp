@@ -73,7 +73,7 @@ static int run_launched(Workspace& ws, const LaunchSpec& spec, bool json) {
     else std::cerr << s << "\n";
   };
   h.stop_requested = [] { return g_signal != 0; };
-  h.stop_status = "interrupted";
+  h.stop_status = [] { return std::string(g_signal ? "interrupted" : "cancelled"); };
   h.on_started = [&](int64_t id, const std::string& dir, const RunPlan& plan) {
     run_id = id;
     if (json) {

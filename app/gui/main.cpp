@@ -8,6 +8,7 @@
 #include <QStandardPaths>
 #include <QTemporaryDir>
 #include <QTimer>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -101,5 +102,21 @@ int main(int argc, char** argv) {
   }
   hone::ui::MainWindow w(workspace);
   w.show();
+  // SIGTERM (logout, shutdown), SIGINT and SIGHUP end a training run with a checkpoint instead of
+  // losing it: the handler only sets a flag, which the event loop polls.
+  static volatile sig_atomic_t stop_signal = 0;
+  struct sigaction sa {};
+  sa.sa_handler = [](int sig) { stop_signal = sig; };
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  QObject::connect(&w, &hone::ui::MainWindow::readyToQuit, &app, &QApplication::quit);
+  QTimer poll;
+  bool stopping = false;
+  QObject::connect(&poll, &QTimer::timeout, [&] {
+    if (stop_signal && !stopping) {
+      stopping = true;
+      w.stopForSignal();
+    }
+  });
+  poll.start(200);
   return app.exec();
 }

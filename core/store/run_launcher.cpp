@@ -118,7 +118,7 @@ LaunchResult launch_run(Workspace& ws, const LaunchSpec& spec, const LaunchHooks
     throw;
   }
   std::string status = out.result.status;
-  if (status == "cancelled" && hooks.stop_requested && hooks.stop_requested()) status = hooks.stop_status;
+  if (status == "cancelled" && hooks.stop_status) status = hooks.stop_status();
   if (rec) rec->finish(out.result, cfg.method, status);
   return out;
 }

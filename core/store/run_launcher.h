@@ -22,9 +22,9 @@ struct LaunchHooks {
   ProgressFn on_progress;
   LogFn on_log;
   std::function<bool()> stop_requested;  // polled between micro-batches
-  // Status recorded when stop_requested() ended the run: "cancelled" (a user's Cancel) or
-  // "interrupted" (SIGTERM/SIGINT); both resume from the checkpoint written on the way out.
-  std::string stop_status = "cancelled";
+  // Status recorded when a stop request ended the run: "cancelled" (a user's Cancel, the default)
+  // or "interrupted" (SIGTERM/SIGINT/SIGHUP); both resume from the checkpoint written on the way out.
+  std::function<std::string()> stop_status;
   std::function<void(int64_t run_id, const std::string& run_dir, const RunPlan&)> on_started;
 };
 

@@ -46,6 +46,32 @@ bool PairRecipe::make_example(const Tokenizer& tok, ChatFormat f, const RunConfi
   return true;
 }
 
+std::vector<PairExample> PairRecipe::build_pairs(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
+                                                 const std::vector<std::string>& files) {
+  std::vector<PairExample> out;
+  for (const auto& file : files)
+    for (const auto& p : read_preference_pairs(file, name())) {
+      PairExample e;
+      if (make_example(tok, f, cfg, p.prompt, p.chosen, p.rejected, &e)) out.push_back(std::move(e));
+    }
+  return out;
+}
+
+Scalars PairRecipe::pair_metrics(const at::Tensor& rc, const at::Tensor& rr, const at::Tensor& logps,
+                                 const at::Tensor& logits_mean, int64_t B, double n) {
+  at::NoGradGuard ng;
+  auto sum = [&](const at::Tensor& x) { return x.sum().item<double>() / n; };
+  auto lp = logps.detach();
+  return {{"rewards/chosen", sum(rc)},
+          {"rewards/rejected", sum(rr)},
+          {"rewards/accuracies", sum(rc.gt(rr).to(at::kFloat))},
+          {"rewards/margins", sum(rc - rr)},
+          {"logps/chosen", sum(lp.narrow(0, 0, B))},
+          {"logps/rejected", sum(lp.narrow(0, B, B))},
+          {"logits/chosen", sum(logits_mean.narrow(0, 0, B))},
+          {"logits/rejected", sum(logits_mean.narrow(0, B, B))}};
+}
+
 void PairRecipe::prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) {
   const ChatFormat f = chat_format_for(cfg, tok);
   if (log) log(std::string("chat template: ") + chat_format_name(f));

@@ -40,6 +40,13 @@ class PairRecipe : public Recipe {
   // Both sequences tokenized; false (and counted as dropped) when either has no completion token.
   bool make_example(const Tokenizer& tok, ChatFormat f, const RunConfig& cfg, const std::vector<ChatMessage>& prompt,
                     const std::vector<ChatMessage>& first, const std::vector<ChatMessage>& second, PairExample* out);
+  // DPO/ORPO examples: (chosen, rejected) of every pair in the files.
+  std::vector<PairExample> build_pairs(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
+                                       const std::vector<std::string>& files);
+  // TRL's pair metrics (rewards/*, logps/*, logits/*) of a micro-batch of B pairs, each summed
+  // over the pairs and divided by the step's pair count n. logps, logits_mean: [2B], chosen first.
+  static Scalars pair_metrics(const at::Tensor& chosen_rewards, const at::Tensor& rejected_rewards, const at::Tensor& logps,
+                              const at::Tensor& logits_mean, int64_t B, double n);
   // Eval: mean of the recipe's scalars over held-out batches, each named "eval_<name>".
   Scalars evaluate_by_loss(RecipeEnv& env, int64_t batch_size);
   // The split that counts() and loss() index: train, or held-out during evaluation.

@@ -34,17 +34,7 @@ class DpoRecipe : public PairRecipe {
     const double n = std::max(1.0, step_counts.at(0));
     MicroLoss out;
     out.loss = t.losses.sum() / n;
-    at::NoGradGuard ng;
-    auto sum = [&](const at::Tensor& x) { return x.sum().item<double>() / n; };
-    auto plp = pol.logps.detach();
-    out.scalars = {{"rewards/chosen", sum(t.chosen_rewards)},
-                   {"rewards/rejected", sum(t.rejected_rewards)},
-                   {"rewards/accuracies", sum(t.chosen_rewards.gt(t.rejected_rewards).to(at::kFloat))},
-                   {"rewards/margins", sum(t.chosen_rewards - t.rejected_rewards)},
-                   {"logps/chosen", sum(plp.narrow(0, 0, B))},
-                   {"logps/rejected", sum(plp.narrow(0, B, B))},
-                   {"logits/chosen", sum(pol.logits_mean.narrow(0, 0, B))},
-                   {"logits/rejected", sum(pol.logits_mean.narrow(0, B, B))}};
+    out.scalars = pair_metrics(t.chosen_rewards, t.rejected_rewards, pol.logps, pol.logits_mean, B, n);
     return out;
   }
 
@@ -53,13 +43,7 @@ class DpoRecipe : public PairRecipe {
  protected:
   std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
                                  const std::vector<std::string>& files) override {
-    std::vector<PairExample> out;
-    for (const auto& file : files)
-      for (const auto& p : read_preference_pairs(file, name())) {
-        PairExample e;
-        if (make_example(tok, f, cfg, p.prompt, p.chosen, p.rejected, &e)) out.push_back(std::move(e));
-      }
-    return out;
+    return build_pairs(cfg, tok, f, files);
   }
 
  private:

@@ -35,18 +35,11 @@ class OrpoRecipe : public PairRecipe {
     out.loss = nll + t.losses.sum() / pairs;
     at::NoGradGuard ng;
     auto sum = [&](const at::Tensor& x) { return x.sum().item<double>() / pairs; };
-    auto rc = beta_ * avg.detach().narrow(0, 0, B), rr = beta_ * avg.detach().narrow(0, B, B);
-    out.scalars = {{"nll_loss", nll.item<double>()},
-                   {"log_odds_ratio", sum(t.ratio)},
-                   {"log_odds_chosen", sum(t.log_odds)},
-                   {"rewards/chosen", sum(rc)},
-                   {"rewards/rejected", sum(rr)},
-                   {"rewards/accuracies", sum(rc.gt(rr).to(at::kFloat))},
-                   {"rewards/margins", sum(rc - rr)},
-                   {"logps/chosen", sum(avg.detach().narrow(0, 0, B))},
-                   {"logps/rejected", sum(avg.detach().narrow(0, B, B))},
-                   {"logits/chosen", sum(pol.logits_mean.narrow(0, 0, B))},
-                   {"logits/rejected", sum(pol.logits_mean.narrow(0, B, B))}};
+    out.scalars = {{"nll_loss", nll.item<double>()}, {"log_odds_ratio", sum(t.ratio)}, {"log_odds_chosen", sum(t.log_odds)}};
+    // TRL's ORPO rewards are beta times the length-averaged log-probs, and so are its logps/*.
+    auto a = avg.detach();
+    for (auto& x : pair_metrics(beta_ * a.narrow(0, 0, B), beta_ * a.narrow(0, B, B), a, pol.logits_mean, B, pairs))
+      out.scalars.push_back(std::move(x));
     return out;
   }
 
@@ -55,13 +48,7 @@ class OrpoRecipe : public PairRecipe {
  protected:
   std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
                                  const std::vector<std::string>& files) override {
-    std::vector<PairExample> out;
-    for (const auto& file : files)
-      for (const auto& p : read_preference_pairs(file, name())) {
-        PairExample e;
-        if (make_example(tok, f, cfg, p.prompt, p.chosen, p.rejected, &e)) out.push_back(std::move(e));
-      }
-    return out;
+    return build_pairs(cfg, tok, f, files);
   }
 
  private:

@@ -129,6 +129,12 @@ class TestMainWindow : public QObject {
     QCOMPARE(runs.size(), size_t(1));
     QCOMPARE(QString::fromStdString(runs[0].status), QString("cancelled"));
     QVERIFY(hone::run_metric(db, runs[0].id, "loss").size() >= 5);
+    // Cancelled with a checkpoint written on the way out: offered for resume, saying what it restores.
+    auto* rp = w.runsPage();
+    rp->refresh();
+    rp->selectRuns({runs[0].id});
+    QVERIFY(rp->resumeEnabled());
+    QVERIFY2(rp->resumeTip().contains("optimizer moments, data position"), qPrintable(rp->resumeTip()));
   }
 
   // DPO from the Train page: the method plot shows the recipe's reward margin and accuracy, and
@@ -161,11 +167,34 @@ class TestMainWindow : public QObject {
     QCOMPARE(done.last().at(0).toString(), QString("completed"));
     const QStringList plotted = tp->methodMetricNames();
     QVERIFY2(plotted.contains("rewards/margins") && plotted.contains("rewards/accuracies"), qPrintable(plotted.join(",")));
+    tp->showMethodMetrics();
+    screenshot(w, "train-page-dpo");
     auto* rp = w.runsPage();
     rp->refresh();
     rp->selectRuns({1});
     QVERIFY2(rp->metricChoices().contains("rewards/margins"), qPrintable(rp->metricChoices().join(",")));
     QVERIFY(rp->metricChoices().contains("loss"));
+    QVERIFY(!rp->resumeEnabled());  // a completed run does not resume
+    QVERIFY2(rp->resumeTip().contains("completed"), qPrintable(rp->resumeTip()));
+  }
+
+  // What SIGTERM does in the app (app/gui/main.cpp polls the signal and calls stopForSignal): the
+  // run stops, keeps a checkpoint and is recorded as interrupted, then the window says it may quit.
+  void signalStopsTrainingWithACheckpoint() {
+    const QString ws = numbersWorkspace("signal");
+    hone::ui::MainWindow w(ws);
+    auto* tp = readyTrainPage(w);
+    tp->setMaxSteps(100000);
+    QSignalSpy quit(&w, &hone::ui::MainWindow::readyToQuit);
+    QVERIFY(tp->startTraining());
+    QTRY_VERIFY_WITH_TIMEOUT(tp->lossPointCount() >= 3, 120000);
+    w.stopForSignal();
+    QTRY_VERIFY_WITH_TIMEOUT(quit.count() == 1, 60000);
+    hone::Workspace db(ws.toStdString());
+    auto runs = hone::list_runs(db);
+    QCOMPARE(runs.size(), size_t(1));
+    QCOMPARE(QString::fromStdString(runs[0].status), QString("interrupted"));
+    QVERIFY(!hone::last_checkpoint(db, runs[0].id).empty());
   }
 
   void overlayTwoRunsOnTheRunsPage() {
