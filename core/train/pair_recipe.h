@@ -26,6 +26,8 @@ class PairRecipe : public Recipe {
   void prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) override;
   void start(RecipeEnv& env, const RunConfig& cfg) override;
   std::vector<std::string> plot_hints() const override { return {"rewards/margins", "rewards/accuracies"}; }
+  // Held-out: every scalar of loss() averaged over the split, named "eval_<name>".
+  Scalars evaluate(RecipeEnv& env, int64_t batch_size) override { return evaluate_by_loss(env, batch_size); }
 
   // Reference log-probs [2B] of the rows of examples idx (first sequences, then second ones).
   at::Tensor reference_logps(RecipeEnv& env, const std::vector<size_t>& idx, const Batch& b, bool eval_split);
@@ -34,9 +36,12 @@ class PairRecipe : public Recipe {
   const std::vector<PairExample>& train_examples() const { return train_; }
 
  protected:
-  // Reads the files into examples; counts what was truncated or dropped.
+  // Reads the files into examples, counting what was truncated or dropped; by default the
+  // (chosen, rejected) pairs of DPO and ORPO (KTO builds rated examples instead).
   virtual std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
-                                         const std::vector<std::string>& files) = 0;
+                                         const std::vector<std::string>& files) {
+    return build_pairs(cfg, tok, f, files);
+  }
   // Both sequences tokenized; false (and counted as dropped) when either has no completion token.
   bool make_example(const Tokenizer& tok, ChatFormat f, const RunConfig& cfg, const std::vector<ChatMessage>& prompt,
                     const std::vector<ChatMessage>& first, const std::vector<ChatMessage>& second, PairExample* out);

@@ -38,14 +38,6 @@ class DpoRecipe : public PairRecipe {
     return out;
   }
 
-  Scalars evaluate(RecipeEnv& env, int64_t batch_size) override { return evaluate_by_loss(env, batch_size); }
-
- protected:
-  std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
-                                 const std::vector<std::string>& files) override {
-    return build_pairs(cfg, tok, f, files);
-  }
-
  private:
   RunConfig cfg_;
 };

@@ -72,8 +72,6 @@ class KtoRecipe : public PairRecipe {
     return out;
   }
 
-  Scalars evaluate(RecipeEnv& env, int64_t batch_size) override { return evaluate_by_loss(env, batch_size); }
-
  protected:
   std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
                                  const std::vector<std::string>& files) override {
