@@ -15,18 +15,8 @@
 
 namespace hone {
 
-namespace {
-
-std::string kind_needed(const std::string& recipe) {
-  if (recipe == "cpt") return "text";
-  if (recipe == "dpo" || recipe == "orpo" || recipe == "kto") return "preference";
-  return "chat";
-}
-
-}  // namespace
-
 void check_dataset_kinds(Workspace& ws, const RunConfig& cfg) {
-  const std::string need = kind_needed(cfg.recipe);
+  const std::string need = recipe_data_kind(cfg.recipe);
   auto check = [&](const std::vector<std::string>& refs) {
     for (const auto& r : refs) {
       if (r.rfind("dataset:", 0) != 0) continue;

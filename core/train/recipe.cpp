@@ -22,12 +22,6 @@ std::unique_ptr<Recipe> make_recipe(const std::string& name) {
   throw Error("unknown recipe \"" + name + "\" (sft, cpt, dpo, orpo or kto)");
 }
 
-std::string recipe_data_kind(const std::string& recipe) {
-  if (recipe == "cpt") return "text";
-  if (recipe == "dpo" || recipe == "orpo" || recipe == "kto") return "preference";
-  return "chat";
-}
-
 ChatFormat chat_format_for(const RunConfig& cfg, const Tokenizer& tok) {
   ChatFormat cf = detect_chat_format(tok.config().chat_template);
   if (cfg.chat_template != "auto" && !chat_format_from_name(cfg.chat_template, &cf))

@@ -63,8 +63,6 @@ class Recipe {
 };
 
 std::unique_ptr<Recipe> make_recipe(const std::string& name);
-// The dataset kind a recipe trains on ("chat", "text", "preference"; kto: "preference" or "rating").
-std::string recipe_data_kind(const std::string& recipe);
 
 // The chat format a run renders conversations with: the run's chat_template, or the model's own.
 ChatFormat chat_format_for(const RunConfig& cfg, const Tokenizer& tok);

@@ -155,6 +155,12 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   return c;
 }
 
+std::string recipe_data_kind(const std::string& recipe) {
+  if (recipe == "cpt") return "text";
+  if (recipe == "dpo" || recipe == "orpo" || recipe == "kto") return "preference";
+  return "chat";
+}
+
 RunConfig load_run_config(const std::string& path) {
   nlohmann::json j = read_json_file(path);
   auto slash = path.rfind('/');

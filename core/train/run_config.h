@@ -68,5 +68,8 @@ RunConfig default_run_config(const std::string& method);
 // Parses a config; relative paths are resolved against base_dir. `where` names the file in errors.
 RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, const std::string& base_dir = "");
 RunConfig load_run_config(const std::string& path);
+// The workspace dataset kind a recipe trains on: "chat" (sft), "text" (cpt) or "preference"
+// (dpo, orpo, kto; kto also reads rating files, which are not a workspace kind).
+std::string recipe_data_kind(const std::string& recipe);
 
 }  // namespace hone
