@@ -180,7 +180,7 @@ int cmd_dataset(int argc, char** argv) {
     auto pct = [&](double q) {
       return st.token_lengths.empty() ? 0 : st.token_lengths[static_cast<size_t>(q * (st.token_lengths.size() - 1))];
     };
-    nlohmann::json out = {{"id", d.id}, {"rows", st.rows}, {"chars", st.chars}, {"labelled", st.labelled}};
+    nlohmann::json out = {{"id", d.id}, {"rows", st.rows}, {"chars", st.chars}, {"labelled", st.labelled}, {"duplicates", st.duplicates}};
     if (!st.token_lengths.empty())
       out["tokens"] = {{"min", st.token_lengths.front()}, {"p50", pct(0.5)}, {"p90", pct(0.9)}, {"p99", pct(0.99)},
                        {"max", st.token_lengths.back()}};
@@ -190,7 +190,8 @@ int cmd_dataset(int argc, char** argv) {
       std::cout << out.dump() << "\n";
     } else {
       std::cout << "dataset " << d.id << " \"" << d.name << "\": " << st.rows << " rows, " << st.chars << " characters";
-      if (d.kind == "preference") std::cout << ", " << st.labelled << " labelled";
+      if (d.kind == "preference" || d.kind == "candidates") std::cout << ", " << st.labelled << " labelled";
+      if (st.duplicates) std::cout << ", " << st.duplicates << " duplicate rows";
       std::cout << "\n";
       if (out.contains("tokens"))
         std::cout << "tokens per row: min " << out["tokens"]["min"] << ", median " << out["tokens"]["p50"] << ", p90 "

@@ -373,10 +373,16 @@ int cmd_demo(int argc, char** argv) {
   Eval after = evaluate_skills(tuned.lm.model, *tok, test);
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!json) {
+    // One line per question: a multi-line answer shows its line breaks as "\n" and a "|" is escaped.
+    auto cell = [](const std::string& s) {
+      std::string o;
+      for (char ch : s) o += ch == '\n' ? std::string("\\n") : ch == '|' ? std::string("\\|") : std::string(1, ch);
+      return o;
+    };
     std::cout << "\n" << "question | expected | before | after\n";
     for (size_t i = 0; i < after.samples.size(); ++i)
-      std::cout << std::get<0>(after.samples[i]) << " | " << std::get<1>(after.samples[i]) << " | "
-                << std::get<2>(before.samples[i]) << " | " << std::get<2>(after.samples[i]) << "\n";
+      std::cout << cell(std::get<0>(after.samples[i])) << " | " << cell(std::get<1>(after.samples[i])) << " | "
+                << cell(std::get<2>(before.samples[i])) << " | " << cell(std::get<2>(after.samples[i])) << "\n";
   }
   nlohmann::json samples = nlohmann::json::array();
   for (size_t i = 0; i < after.samples.size(); ++i)

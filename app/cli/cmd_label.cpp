@@ -16,8 +16,7 @@
 #include "store/datasets.h"
 #include "store/labels.h"
 #include "store/runs.h"
-#include "train/candidates.h"
-#include "train/run_output.h"
+#include "serve/candidate_dataset.h"
 
 namespace hone::cli {
 
@@ -55,68 +54,36 @@ int which_response(const std::string& s) {
 
 int cmd_generate_candidates(Workspace& ws, const Args& a) {
   const bool json = a.flag("json");
-  DatasetInfo src = find_dataset(ws, a.require("dataset"));
-  std::vector<std::string> rows;
-  const int64_t limit = a.integer("limit", 0);
-  for (const auto& r : read_rows(ws, src.id, 0, limit > 0 ? limit : src.rows)) rows.push_back(r.data);
-  std::vector<std::string> prompts = prompts_of_rows(rows, src.kind);
-  if (prompts.empty()) throw Error("dataset \"" + src.name + "\" has no rows");
-  RunModel rm;
-  std::string tok_dir;
-  if (a.has("run")) {
-    RunInfo info = get_run(ws, std::stoll(a.get("run")));
-    rm = load_run_output(info.run_dir);
-    tok_dir = rm.method == "full" ? rm.lm.dir : rm.base_model;
-  } else {
-    tok_dir = a.require("model");
-    rm = load_with_adapter(tok_dir, a.get("adapter"), false);
-  }
-  auto tok = load_tokenizer(tok_dir);
-  CandidateOptions o;
-  o.n = static_cast<int>(a.integer("n", 2));
-  o.sampling.temperature = a.number("temperature", 0.9);
-  o.sampling.top_p = a.number("top-p", 0.95);
-  o.sampling.max_new_tokens = static_cast<int>(a.integer("max-new-tokens", 128));
-  o.sampling.seed = static_cast<uint64_t>(a.integer("seed", 0));
-  if (o.sampling.temperature < 0 || o.sampling.top_p <= 0 || o.sampling.top_p > 1 || o.sampling.max_new_tokens < 1)
-    throw Error("label generate: sampling options out of range");
-  o.format = detect_chat_format(tok->config().chat_template);
-  if (a.has("template") && !chat_format_from_name(a.get("template"), &o.format))
-    throw Error("unknown template \"" + a.get("template") + "\"");
-  const std::string name = a.get("name", src.name + "-candidates");
+  CandidateRequest r;
+  r.dataset = a.require("dataset");
+  if (a.has("run")) r.run_dir = get_run(ws, std::stoll(a.get("run"))).run_dir;
+  else r.model_dir = a.require("model"), r.adapter_dir = a.get("adapter");
+  r.name = a.get("name");
+  r.n = static_cast<int>(a.integer("n", 2));
+  r.temperature = a.number("temperature", 0.9);
+  r.top_p = a.number("top-p", 0.95);
+  r.max_new_tokens = static_cast<int>(a.integer("max-new-tokens", 128));
+  r.seed = static_cast<uint64_t>(a.integer("seed", 0));
+  r.chat_template = a.get("template");
+  r.limit = a.integer("limit", 0);
   g_stop = 0;
   struct sigaction sa {};
   sa.sa_handler = [](int) { g_stop = 1; };
   for (int sig : {SIGINT, SIGTERM}) ::sigaction(sig, &sa, nullptr);
-  bool cancelled = false;
-  auto out = generate_candidates(rm.lm.model, *tok, prompts, o, [&](int64_t done, int64_t total) {
+  CandidateOutcome out = make_candidate_dataset(ws, r, [&](int64_t done, int64_t total) {
     if (json) std::cout << nlohmann::json({{"event", "progress"}, {"done", done}, {"total", total}}).dump() << "\n" << std::flush;
     else if (::isatty(STDERR_FILENO)) std::cerr << "\r" << done << "/" << total << " prompts" << std::flush;
     else if (done == total || done % std::max<int64_t>(1, total / 10) == 0) std::cerr << done << "/" << total << " prompts\n";
     return g_stop == 0;
-  }, &cancelled);
+  });
   if (!json && ::isatty(STDERR_FILENO)) std::cerr << "\n";
-  if (cancelled) {
-    std::cerr << "cancelled after " << out.size() << " of " << prompts.size() << " prompts; nothing stored\n";
+  if (out.cancelled) {
+    std::cerr << "cancelled before all " << out.prompts << " prompts were answered; nothing stored\n";
     return 130;
   }
-  // Imported like any file, in one transaction: all rows or none.
-  const std::string tmp = join_path(ws.dir(), ".candidates-" + std::to_string(::getpid()) + ".jsonl");
-  std::string text;
-  for (const auto& r : out) text += r + "\n";
-  write_file_atomic(tmp, text);
-  ImportReport rep;
-  try {
-    rep = import_dataset(ws, tmp, name, {});
-  } catch (...) {
-    std::filesystem::remove(tmp);
-    throw;
-  }
-  std::filesystem::remove(tmp);
-  if (rep.dataset_id <= 0) throw Error("the generated candidates did not import: " + (rep.problems.empty() ? std::string() : rep.problems[0].text()));
-  nlohmann::json done = {{"event", "done"}, {"dataset_id", rep.dataset_id}, {"name", name}, {"rows", rep.imported}, {"responses_per_prompt", o.n}};
+  nlohmann::json done = {{"event", "done"}, {"dataset_id", out.dataset_id}, {"name", out.name}, {"rows", out.rows}, {"responses_per_prompt", r.n}};
   if (json) std::cout << done.dump() << "\n";
-  else std::cout << "stored " << rep.imported << " candidate rows of " << o.n << " responses as dataset " << rep.dataset_id << " (" << name << ")\n";
+  else std::cout << "stored " << out.rows << " candidate rows of " << r.n << " responses as dataset " << out.dataset_id << " (" << out.name << ")\n";
   return 0;
 }
 

@@ -7,9 +7,11 @@
 #include <cctype>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <unordered_set>
 
 #include "common/error.h"
 #include "common/files.h"
+#include "store/labels.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hone {
@@ -152,10 +154,28 @@ ImportReport import_dataset(Workspace& ws, const std::string& path, const std::s
     ins.bind(1, rep.dataset_id).bind(2, pos++).bind(3, r.data).bind(4, r.source);
     ins.run();
     ins.reset();
+    // A cancelled import rolls back as a whole (the transaction's destructor): nothing half-imported.
+    if (opt.progress && (pos % 2048 == 0 || pos == static_cast<int64_t>(rr.records.size())) &&
+        !opt.progress(pos, static_cast<int64_t>(rr.records.size())))
+      throw Error("import of " + path + " cancelled; nothing was imported");
   }
   t.commit();
   rep.imported = pos;
   return rep;
+}
+
+int64_t create_dataset(Workspace& ws, const std::string& name, DatasetKind kind, const std::string& source) {
+  if (name.empty()) throw Error("a dataset needs a name");
+  Stmt q = ws.db().prepare("SELECT 1 FROM datasets WHERE name = ?");
+  q.bind(1, name);
+  if (q.step()) throw Error("a dataset named \"" + name + "\" already exists in " + ws.dir());
+  const char* format = kind == DatasetKind::Chat         ? "messages"
+                       : kind == DatasetKind::Preference ? "preference"
+                       : kind == DatasetKind::Text       ? "text"
+                                                         : "candidates";
+  Stmt d = ws.db().prepare("INSERT INTO datasets (name, kind, format, source, created_at) VALUES (?, ?, ?, ?, ?)");
+  d.bind(1, name).bind(2, std::string(dataset_kind_name(kind))).bind(3, std::string(format)).bind(4, source).bind(5, utc_now()).run();
+  return ws.db().last_insert_id();
 }
 
 std::vector<DatasetInfo> list_datasets(Workspace& ws) {
@@ -291,10 +311,12 @@ DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const Tokenizer* tok,
   s.bind(1, dataset);
   const DatasetKind kind = kind_of_dataset(ws, dataset);
   std::vector<std::pair<int64_t, int64_t>> lens;
+  std::unordered_set<size_t> seen;  // 64-bit hashes: a false duplicate needs a collision
   while (s.step()) {
     DatasetRow r = row_from(s);
     ++st.rows;
     st.labelled += !r.label.empty();
+    st.duplicates += !seen.insert(std::hash<std::string>()(r.data)).second;
     json j = json::parse(r.data);
     std::string text;  // the row's visible text, for length statistics
     auto add = [&](const json& v) {
@@ -360,7 +382,15 @@ std::vector<std::string> materialize_datasets(Workspace& ws, const std::vector<s
     std::error_code ec;
     std::filesystem::create_directories(dir, ec);
     const std::string path = join_path(dir, std::to_string(d.id) + "-" + safe + ".jsonl");
-    export_dataset(ws, d.id, path);
+    if (d.kind == "candidates") {
+      // Labelled candidates train as the pairs their labels pick (a or b); ties, both_bad, skipped
+      // and unlabelled rows are left out.
+      if (export_labels(ws, d.id, path, "").pairs == 0)
+        throw Error("dataset \"" + d.name + "\" has no pairs labelled a or b yet: label some on the Label page or with "
+                    "hone-cli label set");
+    } else {
+      export_dataset(ws, d.id, path);
+    }
     out.push_back(path);
   }
   return out;

@@ -3,6 +3,7 @@
 // the JSONL forms TRL and Axolotl read.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,11 +38,16 @@ struct ImportOptions {
   ReadOptions read;
   std::optional<DatasetKind> kind;  // expected kind; a mismatch is an error
   bool skip_invalid = false;        // import the valid rows and report the rest
+  // Called while rows are stored (done, total); false cancels and rolls the import back (throws).
+  std::function<bool(int64_t done, int64_t total)> progress;
 };
 
 // Reads, validates and imports. Without skip_invalid any error imports nothing (the report lists
 // the problems and dataset_id stays 0). Throws only for an unreadable path or a taken name.
 ImportReport import_dataset(Workspace& ws, const std::string& path, const std::string& name, const ImportOptions& opt);
+
+// An empty dataset to add rows to (the Playground's saved conversations); throws when the name is taken.
+int64_t create_dataset(Workspace& ws, const std::string& name, DatasetKind kind, const std::string& source);
 
 std::vector<DatasetInfo> list_datasets(Workspace& ws);
 // By numeric id or by name; throws naming what was asked for when there is no such dataset.
@@ -73,6 +79,7 @@ bool in_validation(int64_t row_id, uint64_t seed, double fraction);
 
 struct DatasetStats {
   int64_t rows = 0, chars = 0, labelled = 0;
+  int64_t duplicates = 0;  // rows whose JSON equals an earlier row's
   std::vector<int64_t> token_lengths;               // per row, sorted (empty without a tokenizer)
   std::vector<std::pair<int64_t, int64_t>> longest;  // (row position, chars), longest first
 };
@@ -90,7 +97,8 @@ int64_t export_dataset(Workspace& ws, int64_t dataset, const std::string& out_pa
 
 // Run configs may name workspace datasets as "dataset:NAME" (or "dataset:ID"). Each such entry is
 // exported to <dir>/<name>.jsonl and replaced by that path, so a run keeps the exact data it
-// trained on even when the dataset is edited later. Other entries are returned unchanged.
+// trained on even when the dataset is edited later. A candidates dataset becomes the preference
+// pairs its labels choose (store/labels.h). Other entries are returned unchanged.
 std::vector<std::string> materialize_datasets(Workspace& ws, const std::vector<std::string>& refs, const std::string& dir);
 
 }  // namespace hone

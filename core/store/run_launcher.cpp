@@ -25,7 +25,8 @@ void check_dataset_kinds(Workspace& ws, const RunConfig& cfg) {
       for (const auto& d : list_datasets(ws)) {
         if (d.name != name) continue;
         found = true;
-        if (d.kind != need)
+        // Labelled candidates are preference pairs once exported (materialize_datasets).
+        if (d.kind != need && !(need == "preference" && d.kind == "candidates"))
           throw Error("dataset \"" + name + "\" holds " + d.kind + " rows; the " + cfg.recipe + " recipe needs a " + need +
                       " dataset");
       }

@@ -483,11 +483,20 @@ TEST(CliStore, LabelCandidatesImportLabelEditExport) {
   EXPECT_EQ(k[0]["label"], false);
   EXPECT_EQ(k[2]["label"], true);
   EXPECT_EQ(k[2]["completion"], "Hi there.");
-  // Candidates are not preference pairs: a dpo run on them fails before any work.
-  json c = {{"name", "c"}, {"base_model", f.model}, {"recipe", "dpo"}, {"train_data", {"dataset:cands"}}, {"max_steps", 1}};
+  // A dpo run names the candidates dataset itself: it trains on the pairs the labels chose, the
+  // same two the export wrote (ties, both_bad and unlabelled rows left out).
+  json c = {{"name", "c"}, {"base_model", f.model}, {"recipe", "dpo"}, {"train_data", {"dataset:cands"}}, {"max_steps", 1},
+            {"eval_fraction", 0}};
   std::ofstream(f.dir + "/cands.json") << c.dump();
   auto t = cli("train --config " + shell_quote(f.dir + "/cands.json") + ws);
-  EXPECT_NE(t.err.find("holds candidates rows; the dpo recipe needs a preference dataset"), std::string::npos) << t.err;
+  EXPECT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.err.find("data: 2 training examples"), std::string::npos) << t.err;
+  // Candidates are not chat data: an sft run on them fails before any work.
+  c["recipe"] = "sft";
+  std::ofstream(f.dir + "/cands.json") << c.dump();
+  t = cli("train --config " + shell_quote(f.dir + "/cands.json") + ws);
+  EXPECT_NE(t.err.find("holds candidates rows; the sft recipe needs a chat dataset"), std::string::npos) << t.err;
+  c["recipe"] = "dpo";
   // The exported pairs train.
   c["train_data"] = {pairs};
   c["max_steps"] = 2;

@@ -1,0 +1,106 @@
+// TextGenerator (see text_generator.h): run-output loader + chat template + KV-cache generation,
+// decoding incrementally so a caller can stream text (an incomplete UTF-8 character is held back).
+#include "serve/text_generator.h"
+
+#include <chrono>
+
+#include "common/error.h"
+#include "model/generate.h"
+#include "train/run_output.h"
+
+namespace hone {
+
+struct TextGenerator::Impl {
+  RunModel rm;
+  std::unique_ptr<Tokenizer> tok;
+  ChatFormat format = ChatFormat::ChatML;
+  std::string description;
+};
+
+TextGenerator::TextGenerator() : impl_(std::make_unique<Impl>()) {}
+TextGenerator::~TextGenerator() = default;
+
+
+std::unique_ptr<TextGenerator> TextGenerator::open(const std::string& model_dir, const std::string& adapter_dir, bool nf4) {
+  std::unique_ptr<TextGenerator> g(new TextGenerator());
+  g->impl_->rm = load_with_adapter(model_dir, adapter_dir, nf4);
+  g->impl_->tok = load_tokenizer(model_dir);
+  g->impl_->format = detect_chat_format(g->impl_->tok->config().chat_template);
+  g->impl_->description = adapter_dir.empty() ? "base model " + model_dir : "adapter " + adapter_dir + " over " + model_dir;
+  return g;
+}
+
+std::unique_ptr<TextGenerator> TextGenerator::open_run(const std::string& run_dir) {
+  std::unique_ptr<TextGenerator> g(new TextGenerator());
+  g->impl_->rm = load_run_output(run_dir);
+  const auto& rm = g->impl_->rm;
+  g->impl_->tok = load_tokenizer(rm.method == "full" ? rm.lm.dir : rm.base_model);
+  g->impl_->format = detect_chat_format(g->impl_->tok->config().chat_template);
+  g->impl_->description = rm.method + " " + rm.recipe + " run " + run_dir;
+  return g;
+}
+
+ChatFormat TextGenerator::format() const { return impl_->format; }
+void TextGenerator::set_format(ChatFormat f) { impl_->format = f; }
+std::string TextGenerator::description() const { return impl_->description; }
+
+std::string TextGenerator::render(const std::vector<ChatMessage>& msgs) const {
+  const auto& c = impl_->tok->config();
+  return render_chat(impl_->format, msgs, true, c.bos_token.empty() ? "<s>" : c.bos_token,
+                     c.eos_token.empty() ? "</s>" : c.eos_token)
+      .text;
+}
+
+GenerationOutput TextGenerator::reply(const std::vector<ChatMessage>& msgs, const GenerationSettings& s,
+                                      const TextCallback& on_text) {
+  if (msgs.empty()) throw Error("generate: the conversation is empty");
+  if (s.max_new_tokens < 1 || s.temperature < 0 || s.top_p <= 0 || s.top_p > 1 || s.top_k < 0 || s.repetition_penalty <= 0)
+    throw Error("generate: sampling settings out of range");
+  const Tokenizer& tok = *impl_->tok;
+  SamplingParams p;
+  p.max_new_tokens = s.max_new_tokens;
+  p.temperature = s.temperature;
+  p.top_p = s.top_p;
+  p.top_k = s.top_k;
+  p.repetition_penalty = s.repetition_penalty;
+  p.seed = s.seed;
+  for (const auto& t : end_of_turn_tokens(impl_->format, tok.config().eos_token)) {
+    const int32_t id = tok.token_to_id(t);
+    if (id >= 0) p.stop_ids.push_back(id);
+  }
+  auto& model = impl_->rm.lm.model;
+  for (auto e : model->config.eos_token_ids) p.stop_ids.push_back(e);
+  if (tok.eos_id() >= 0) p.stop_ids.push_back(tok.eos_id());
+  const auto ids = tokenize_chat(tok, impl_->format, msgs, true).ids;
+  GenerationOutput out;
+  out.prompt_tokens = static_cast<int64_t>(ids.size());
+  std::vector<int32_t> gen;
+  size_t sent = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  at::NoGradGuard ng;
+  model->eval();
+  std::vector<int64_t> stops = p.stop_ids;
+  generate(model, std::vector<int64_t>(ids.begin(), ids.end()), p, [&](int64_t id) {
+    for (auto st : stops)
+      if (id == st) return true;  // generation ends on it; its text is not part of the reply
+    gen.push_back(static_cast<int32_t>(id));
+    std::string text = tok.decode(gen, true);
+    if (text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0) return true;
+    if (text.size() > sent) {
+      const std::string piece = text.substr(sent);
+      sent = text.size();
+      if (on_text && !on_text(piece)) {
+        out.stopped = true;
+        return false;
+      }
+    }
+    return true;
+  });
+  out.text = tok.decode(gen, true);
+  if (on_text && !out.stopped && out.text.size() > sent) on_text(out.text.substr(sent));
+  out.tokens = static_cast<int64_t>(gen.size());
+  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return out;
+}
+
+}  // namespace hone
