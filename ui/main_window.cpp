@@ -1,56 +1,94 @@
-// Main window shell: pages, workspace handling (open, new, recent), settings and window state in
-// QSettings. Datasets, Label, Playground and Export pages arrive with their issues.
+// Main window shell: pages, workspace handling (open, new, recent, $HONE_WORKSPACE), settings and
+// window state in QSettings, drag and drop of datasets, change polling and the quit prompt.
 #include "main_window.h"
 
 #include <QApplication>
 #include <QCloseEvent>
-#include <QDir>
-#include <QFileDialog>
-#include <QFormLayout>
+#include <QComboBox>
 #include <QDialog>
 #include <QDialogButtonBox>
+#include <QDir>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLineEdit>
 #include <QListWidget>
 #include <QMenuBar>
 #include <QMessageBox>
+#include <QMimeData>
 #include <QSettings>
 #include <QSpinBox>
 #include <QStackedWidget>
 #include <QStatusBar>
+#include <QThread>
+#include <QTimer>
+#include <QUrl>
 
 #include "common/runtime.h"
+#include "datasets_page.h"
+#include "job.h"
+#include "label_page.h"
+#include "look.h"
+#include "playground_page.h"
 #include "runs_page.h"
 #include "store/workspace.h"
 #include "train_page.h"
 
+// Resources of a static library are registered by hand, outside any namespace (Qt's rule).
+static void initHoneResources() { Q_INIT_RESOURCE(hone); }
+
 namespace hone::ui {
 
+namespace {
+const char* kPageNames[] = {"Datasets", "Label", "Train", "Runs", "Playground", "Export"};
+const char* kPageIcons[] = {"datasets", "label", "train", "runs", "playground", "export"};
+}  // namespace
+
 MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(parent) {
+  initHoneResources();
+  QIcon app_icon;
+  for (int s : {16, 32, 48, 64, 128, 256}) app_icon.addFile(QString(":/icons/hicolor/%1x%1/apps/hone.png").arg(s));
+  setWindowIcon(app_icon);
   setWindowTitle("Hone");
+  setAcceptDrops(true);
   resize(1280, 800);
   auto* central = new QWidget(this);
   auto* lay = new QHBoxLayout(central);
   lay->setContentsMargins(6, 6, 6, 6);
   sidebar_ = new QListWidget(central);
-  sidebar_->setFixedWidth(150);
+  sidebar_->setFixedWidth(170);
+  sidebar_->setIconSize(QSize(24, 24));
+  sidebar_->setSpacing(2);
   pages_ = new QStackedWidget(central);
+  datasets_ = new DatasetsPage(pages_);
+  label_ = new LabelPage(pages_);
   train_ = new TrainPage(pages_);
   runs_ = new RunsPage(pages_);
-  const char* names[] = {"Datasets", "Label", "Train", "Runs", "Playground", "Export"};
+  playground_ = new PlaygroundPage(pages_);
   for (int i = 0; i < 6; ++i) {
-    const QString n = names[i];
-    sidebar_->addItem(QString("%1  (Ctrl+%2)").arg(n).arg(i + 1));
+    const QString n = kPageNames[i];
+    auto* item = new QListWidgetItem(QIcon(QString(":/icons/pages/%1.png").arg(kPageIcons[i])), n);
+    item->setToolTip(QString("%1 (Ctrl+%2)").arg(n).arg(i + 1));
+    sidebar_->addItem(item);
     QWidget* page = nullptr;
-    if (n == "Train") page = train_;
-    else if (n == "Runs") page = runs_;
-    else {
-      auto* l = new QLabel(QString("<h2>%1</h2><p>This page arrives with a later release. "
-                                   "Until then: <code>hone-cli dataset</code> imports, shows and exports datasets.</p>").arg(n), pages_);
-      l->setAlignment(Qt::AlignTop | Qt::AlignLeft);
-      l->setTextFormat(Qt::RichText);
-      page = l;
+    switch (i) {
+      case Datasets: page = datasets_; break;
+      case Label: page = label_; break;
+      case Train: page = train_; break;
+      case Runs: page = runs_; break;
+      case Playground: page = playground_; break;
+      default: {
+        auto* l = new QLabel("<h2>Export</h2><p>Exporting PEFT adapters, merged Hugging Face models and GGUF files "
+                             "arrives with the next release. A run's <code>adapter/</code> folder is already a PEFT "
+                             "adapter that <code>peft.PeftModel.from_pretrained</code> loads.</p>",
+                             pages_);
+        l->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+        l->setTextFormat(Qt::RichText);
+        l->setWordWrap(true);
+        page = l;
+      }
     }
     page->setObjectName(QString("page_%1").arg(n.toLower()));
     pages_->addWidget(page);
@@ -59,16 +97,37 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   lay->addWidget(pages_, 1);
   setCentralWidget(central);
   connect(sidebar_, &QListWidget::currentRowChanged, pages_, &QStackedWidget::setCurrentIndex);
-  connect(sidebar_, &QListWidget::currentRowChanged, this, [this](int i) {
-    if (pages_->widget(i) == runs_) runs_->refresh();
-  });
+  connect(sidebar_, &QListWidget::currentRowChanged, this, &MainWindow::refreshPage);
   connect(train_, &TrainPage::runFinished, runs_, &RunsPage::refresh);
+  connect(train_, &TrainPage::runFinished, playground_, &PlaygroundPage::refresh);
   connect(runs_, &RunsPage::resumeRequested, this, [this](qint64 id) {
-    showPage(2);
+    showPage(Train);
     train_->resumeRun(id);
   });
+  connect(datasets_, &DatasetsPage::labelRequested, this, [this](const QString& name) { openLocation("label:" + name); });
+  connect(label_, &LabelPage::trainRequested, this, [this](const QString& dataset, const QString& method) {
+    showPage(Train);
+    train_->refreshDatasets();
+    train_->selectOnlyDataset(dataset);  // DPO trains on preference data alone
+    if (!train_->selectMethod(method))
+      statusBar()->showMessage("DPO is not available for the ticked datasets; see the method list's tooltips");
+  });
+  auto datasetsChanged = [this] {
+    train_->refreshDatasets();
+    label_->refresh();
+  };
+  connect(datasets_, &DatasetsPage::datasetsChanged, this, [this] {
+    if (!train_->job()->running()) train_->refreshDatasets();
+  });
+  connect(label_, &LabelPage::datasetsChanged, this, datasetsChanged);
+  connect(playground_, &PlaygroundPage::datasetsChanged, this, [this] { datasets_->refresh(); });
 
   auto* file = menuBar()->addMenu("&File");
+  file->addAction("&Import Dataset…", QKeySequence("Ctrl+I"), this, [this] {
+    showPage(Datasets);
+    datasets_->importFile(QString());
+  });
+  file->addSeparator();
   file->addAction("&New Workspace…", QKeySequence::New, this, [this] {
     QString d = QFileDialog::getExistingDirectory(this, "Folder for the new workspace");
     if (!d.isEmpty()) openWorkspace(d);
@@ -84,7 +143,8 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   file->addAction("&Quit", QKeySequence::Quit, this, &QWidget::close);
   auto* view = menuBar()->addMenu("&View");
   for (int i = 0; i < 6; ++i)
-    view->addAction(QString("Page %1").arg(i + 1), QKeySequence(QString("Ctrl+%1").arg(i + 1)), this, [this, i] { showPage(i); });
+    view->addAction(QIcon(QString(":/icons/pages/%1.png").arg(kPageIcons[i])), kPageNames[i],
+                    QKeySequence(QString("Ctrl+%1").arg(i + 1)), this, [this, i] { showPage(i); });
   auto* help = menuBar()->addMenu("&Help");
   help->addAction("&About Hone", this, &MainWindow::showAbout);
 
@@ -92,27 +152,46 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   restoreGeometry(st.value("window/geometry").toByteArray());
   restoreState(st.value("window/state").toByteArray());
   QString ws = workspace;
+  if (ws.isEmpty()) ws = qEnvironmentVariable("HONE_WORKSPACE");
   if (ws.isEmpty()) ws = st.value("workspace/last").toString();
   if (ws.isEmpty()) ws = QString::fromStdString(Workspace::default_dir());  // first launch: the demo's workspace
   openWorkspace(ws);
   // The demo's base model, when `hone-cli demo` has built it, is the default model to train.
   const QString demo_model = QDir(workspace_).filePath("demo/skills-base");
-  if (QDir(demo_model).exists()) train_->setModelFolder(st.value("train/model", demo_model).toString());
-  else if (st.contains("train/model")) train_->setModelFolder(st.value("train/model").toString());
-  sidebar_->setCurrentRow(2);
-  statusBar()->showMessage("Workspace " + workspace_);
+  QString model = st.value("train/model").toString();
+  if (QDir(demo_model).exists() && (model.isEmpty() || !QDir(model).exists())) model = demo_model;
+  if (!model.isEmpty()) shareModelFolder(model);
+  sidebar_->setCurrentRow(Train);
+  poll_ = new QTimer(this);
+  connect(poll_, &QTimer::timeout, this, &MainWindow::checkForChanges);
+  poll_->start(1500);
+}
+
+MainWindow::~MainWindow() = default;
+
+void MainWindow::shareModelFolder(const QString& dir) {
+  train_->setModelFolder(dir);
+  datasets_->setModelFolder(dir);
+  label_->setModelFolder(dir);
+  playground_->setModelFolder(dir);
 }
 
 void MainWindow::openWorkspace(const QString& dir) {
   try {
     Workspace ws(dir.toStdString());  // creates, migrates and recovers interrupted runs
+    watch_ = std::make_unique<Workspace>(dir.toStdString());
+    data_version_ = -1;
+    checkForChanges();  // the baseline: later commits by other connections change it
   } catch (const std::exception& e) {
     QMessageBox::warning(this, "Cannot open workspace", e.what());
     return;
   }
   workspace_ = dir;
+  datasets_->setWorkspace(dir);
+  label_->setWorkspace(dir);
   train_->setWorkspace(dir);
   runs_->setWorkspace(dir);
+  playground_->setWorkspace(dir);
   QSettings st;
   st.setValue("workspace/last", dir);
   QStringList recent = st.value("workspace/recent").toStringList();
@@ -121,8 +200,68 @@ void MainWindow::openWorkspace(const QString& dir) {
   while (recent.size() > 8) recent.removeLast();
   st.setValue("workspace/recent", recent);
   rebuildRecentMenu();
-  setWindowTitle("Hone — " + QDir(dir).dirName());
+  QString shown = QDir::cleanPath(dir);
+  if (shown.startsWith(QDir::homePath() + "/")) shown = "~" + shown.mid(QDir::homePath().size());
+  setWindowTitle(QString("%1 — Hone").arg(shown));
   statusBar()->showMessage("Workspace " + dir);
+}
+
+void MainWindow::checkForChanges() {
+  if (!watch_) return;
+  qint64 v = -1;
+  try {
+    Stmt s = watch_->db().prepare("PRAGMA data_version");
+    if (s.step()) v = s.i64(0);
+  } catch (const std::exception&) {
+    return;
+  }
+  if (data_version_ >= 0 && v != data_version_) refreshPage(currentPage());
+  data_version_ = v;
+}
+
+void MainWindow::refreshPage(int i) {
+  // Only the page in view reads the store; the others refresh when shown.
+  if (QApplication::activeModalWidget()) return;
+  switch (i) {
+    case Datasets: datasets_->refresh(); break;
+    case Label: label_->refresh(); break;
+    case Train:
+      if (!train_->job()->running()) train_->refreshDatasets();
+      break;
+    case Runs: runs_->refresh(); break;
+    case Playground:
+      if (!playground_->busy()) playground_->refresh();
+      break;
+    default: break;
+  }
+}
+
+bool MainWindow::openLocation(const QString& where) {
+  const QString page = where.section(':', 0, 0).toLower(), name = where.section(':', 1);
+  for (int i = 0; i < 6; ++i)
+    if (page == QString(kPageNames[i]).toLower()) {
+      showPage(i);
+      if (name.isEmpty()) return true;
+      bool ok = true;
+      if (i == Label) ok = label_->openDataset(name);
+      else if (i == Datasets) ok = datasets_->selectDataset(name);
+      if (!ok) statusBar()->showMessage(QString("No dataset \"%1\" in this workspace").arg(name));
+      return ok;
+    }
+  statusBar()->showMessage(QString("--open %1: no such page (datasets, label, train, runs, playground, export)").arg(where));
+  return false;
+}
+
+void MainWindow::dragEnterEvent(QDragEnterEvent* e) {
+  if (e->mimeData()->hasUrls()) e->acceptProposedAction();
+}
+
+void MainWindow::dropEvent(QDropEvent* e) {
+  const auto urls = e->mimeData()->urls();
+  if (urls.isEmpty() || !urls.first().isLocalFile()) return;
+  showPage(Datasets);
+  datasets_->importFile(urls.first().toLocalFile());
+  e->acceptProposedAction();
 }
 
 void MainWindow::rebuildRecentMenu() {
@@ -133,6 +272,9 @@ void MainWindow::rebuildRecentMenu() {
 
 void MainWindow::stopForSignal() {
   auto* job = train_->job();
+  quitting_ = true;
+  for (Job* j : Job::runningJobs())
+    if (j != job->worker()) j->cancel();
   if (!job->running()) {
     Q_EMIT readyToQuit();
     return;
@@ -142,9 +284,28 @@ void MainWindow::stopForSignal() {
 }
 
 void MainWindow::closeEvent(QCloseEvent* e) {
-  if (train_->job()->running() &&
-      QMessageBox::question(this, "Training in progress", "A run is training. Cancel it and quit? It keeps a checkpoint to resume from.") !=
+  const QList<Job*> running = Job::runningJobs();
+  if (!running.isEmpty()) {
+    if (!quitting_) {
+      QStringList names;
+      for (Job* j : running) names << j->name();
+      const bool training = train_->job()->running();
+      if (QMessageBox::question(this, "Work in progress",
+                                QString("Still running: %1. Cancel and quit?%2")
+                                    .arg(names.join(", "), training ? " The training run keeps a checkpoint to resume from." : "")) !=
           QMessageBox::Yes) {
+        e->ignore();
+        return;
+      }
+      quitting_ = true;
+      train_->job()->cancel();
+      for (Job* j : running) {
+        j->cancel();
+        // The window closes once the last job has stopped; the GUI thread does not wait.
+        connect(j, &Job::stopped, this, [this] { QTimer::singleShot(0, this, &QWidget::close); }, Qt::QueuedConnection);
+      }
+      statusBar()->showMessage("Cancelling… Hone quits when the running work has stopped.");
+    }
     e->ignore();
     return;
   }
@@ -156,16 +317,19 @@ void MainWindow::closeEvent(QCloseEvent* e) {
 
 int MainWindow::pageCount() const { return pages_->count(); }
 void MainWindow::showPage(int index) { sidebar_->setCurrentRow(index); }
+int MainWindow::currentPage() const { return sidebar_->currentRow(); }
+QString MainWindow::pageName(int index) const { return index >= 0 && index < 6 ? kPageNames[index] : QString(); }
 
 QString MainWindow::aboutText() const {
   auto s = hone::system_info(false);
-  return QString("Hone %1\nQt %2\nlibtorch %3\ndevice %4\nBLAS %5%6\nthreads %7 of %8 cores")
+  return QString("Hone %1\nWorkspace %9\nQt %2\nlibtorch %3\ndevice %4\nBLAS %5%6\nthreads %7 of %8 cores")
       .arg(HONE_VERSION, qVersion(), QString::fromStdString(s.libtorch_version), QString::fromStdString(s.device),
            QString::fromStdString(s.blas.empty() ? std::string("unknown") : s.blas),
            s.blas_is_reference ? QString(" (slow reference build)")
                                : s.blas_core.empty() ? QString() : QString(", %1 kernels").arg(QString::fromStdString(s.blas_core)))
       .arg(s.threads)
-      .arg(s.cores);
+      .arg(s.cores)
+      .arg(workspace_);
 }
 
 void MainWindow::showAbout() { QMessageBox::about(this, "About Hone", aboutText()); }
@@ -175,16 +339,22 @@ void MainWindow::showSettings() {
   d.setWindowTitle("Settings");
   auto* form = new QFormLayout(&d);
   QSettings st;
+  const auto info = hone::system_info(false);
   auto* threads = new QSpinBox;
   threads->setRange(0, 256);
+  threads->setSpecialValueText(QString("Automatic (%1 of %2 cores)").arg(info.threads).arg(info.cores));
   threads->setValue(st.value("settings/threads", 0).toInt());
-  threads->setToolTip("libtorch threads for training (0: automatic; takes effect at the next start, as HONE_THREADS)");
-  auto* device = new QLineEdit(QString::fromStdString(hone::system_info(false).device));
-  device->setReadOnly(true);
-  device->setToolTip("Training device found at start-up");
+  threads->setToolTip("Threads libtorch uses for training and generation. Automatic picks the physical cores. Takes "
+                      "effect at the next start of Hone (like HONE_THREADS for hone-cli).");
+  auto* device = new QComboBox;
+  device->addItem(QString("Automatic (found: %1)").arg(QString::fromStdString(info.device)), "auto");
+  device->addItem("CPU", "cpu");
+  if (QString::fromStdString(info.device).startsWith("cuda")) device->addItem("CUDA GPU", "cuda");
+  device->setCurrentIndex(std::max(0, device->findData(st.value("settings/device", "auto"))));
+  device->setToolTip("Where runs started from the Train page train (the run config's device key).");
   auto* models = new QLineEdit(st.value("settings/models_dir").toString());
-  models->setToolTip("Folder the model chooser opens first");
-  form->addRow("Device", device);
+  models->setToolTip("Folder the model choosers open first");
+  form->addRow("Training device", device);
   form->addRow("Threads", threads);
   form->addRow("Models folder", models);
   auto* bb = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
@@ -193,6 +363,7 @@ void MainWindow::showSettings() {
   connect(bb, &QDialogButtonBox::rejected, &d, &QDialog::reject);
   if (d.exec() == QDialog::Accepted) {
     st.setValue("settings/threads", threads->value());
+    st.setValue("settings/device", device->currentData());
     st.setValue("settings/models_dir", models->text());
   }
 }

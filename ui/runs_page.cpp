@@ -5,6 +5,7 @@
 #include "store/run_launcher.h"
 
 #include <QSignalBlocker>
+#include <QDir>
 
 #include <QApplication>
 #include <QCheckBox>
@@ -30,6 +31,8 @@
 #include <nlohmann/json.hpp>
 #include <qcustomplot.h>
 
+#include "common/error.h"
+#include "look.h"
 #include "store/runs.h"
 
 namespace hone::ui {
@@ -106,6 +109,10 @@ RunsPage::RunsPage(QWidget* parent) : QWidget(parent) {
   auto* mid = new QSplitter(Qt::Horizontal);
   plot_ = new QCustomPlot;
   plot_->legend->setVisible(true);
+  // The legend gets its own row under the axes, so it never covers the curves.
+  plot_->plotLayout()->addElement(1, 0, plot_->legend);
+  plot_->legend->setFillOrder(QCPLegend::foColumnsFirst);
+  plot_->plotLayout()->setRowStretchFactor(1, 0.001);
   plot_->setMinimumHeight(220);
   plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
   diff_ = new QTextEdit;
@@ -178,11 +185,27 @@ RunsPage::RunsPage(QWidget* parent) : QWidget(parent) {
   connect(del, &QPushButton::clicked, this, [this] {
     auto ids = selectedIds();
     if (ids.isEmpty()) return;
-    if (QMessageBox::question(this, "Delete runs",
-                              QString("Delete %1 run record(s)? Their folders stay on disk.").arg(ids.size())) != QMessageBox::Yes)
-      return;
-    Workspace ws(workspace_.toStdString());
-    for (auto id : ids) delete_run(ws, id);
+    QMessageBox box(QMessageBox::Question, "Delete runs",
+                    QString("Delete %1 run(s)? Their folders hold the adapters, checkpoints and logs.").arg(ids.size()),
+                    QMessageBox::NoButton, this);
+    auto* files = box.addButton("Delete records and folders", QMessageBox::DestructiveRole);
+    auto* record = box.addButton("Delete records, keep folders", QMessageBox::AcceptRole);
+    box.addButton(QMessageBox::Cancel);
+    box.exec();
+    if (box.clickedButton() != files && box.clickedButton() != record) return;
+    guarded(this, "Delete runs", [&] {
+      Workspace ws(workspace_.toStdString());
+      for (auto id : ids) {
+        const RunInfo info = get_run(ws, id);
+        if (info.status == "running") throw Error("run " + std::to_string(id) + " is training; cancel it first");
+        delete_run(ws, id);
+        // Only a folder inside this workspace's runs/ is removed: a record can name any path.
+        const QString dir = QDir(QString::fromStdString(info.run_dir)).canonicalPath();
+        const QString runs = QDir(QString::fromStdString(ws.runs_dir())).canonicalPath();
+        if (box.clickedButton() == files && !dir.isEmpty() && !runs.isEmpty() && dir.startsWith(runs + "/"))
+          QDir(dir).removeRecursively();
+      }
+    });
     refresh();
   });
 }
@@ -327,7 +350,21 @@ void RunsPage::updateOverlay() {
     }
     plot_->xAxis->setLabel(xaxis_->currentText() == "time" ? "seconds" : xaxis_->currentText());
     plot_->yAxis->setLabel(metric_->currentText());
-    plot_->yAxis->setScaleType(log_scale_->isChecked() ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
+    if (log_scale_->isChecked()) {
+      // Log ticks labelled at every decade and its 2x/5x points, so values below 1 are readable.
+      plot_->yAxis->setScaleType(QCPAxis::stLogarithmic);
+      auto t = QSharedPointer<QCPAxisTickerLog>::create();
+      t->setSubTickCount(8);
+      t->setTickCount(6);
+      plot_->yAxis->setTicker(t);
+      plot_->yAxis->setNumberFormat("gb");
+      plot_->yAxis->setNumberPrecision(3);
+    } else {
+      plot_->yAxis->setScaleType(QCPAxis::stLinear);
+      plot_->yAxis->setTicker(QSharedPointer<QCPAxisTicker>::create());
+      plot_->yAxis->setNumberFormat("gb");
+      plot_->yAxis->setNumberPrecision(6);
+    }
     plot_->rescaleAxes();
     plot_->replot();
     // Config keys that differ, then final metrics and notes.

@@ -2,6 +2,8 @@
 // one thread) and starts or resumes the run through the launcher hone-cli uses (store/run_launcher.h).
 #include "train_job.h"
 
+#include "job.h"
+
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -12,38 +14,39 @@
 
 namespace hone::ui {
 
-TrainJob::TrainJob(QObject* parent) : QObject(parent) { qRegisterMetaType<hone::StepMetrics>(); }
-
-TrainJob::~TrainJob() {
-  cancel();
-  join();
+TrainJob::TrainJob(QObject* parent) : QObject(parent), job_(new Job("training", this)) {
+  qRegisterMetaType<hone::StepMetrics>();
+  connect(job_, &Job::finished, this, [this](const QVariant& v) {
+    const QStringList r = v.toStringList();
+    Q_EMIT finished(r.value(0), r.value(1), r.value(2));
+  });
+  connect(job_, &Job::failed, this, [this](const QString& e) { Q_EMIT finished("failed", e, QString()); });
 }
 
-void TrainJob::join() {
-  if (thread_.joinable()) thread_.join();
-}
+TrainJob::~TrainJob() { cancel(); }  // job_ (a child) waits for its thread
+
+bool TrainJob::running() const { return job_->running(); }
 
 void TrainJob::pause() {
-  if (running_) control_ = 1;
+  if (running()) control_ = 1;
 }
 void TrainJob::resume() {
-  if (running_ && control_ == 1) control_ = 0;
+  if (running() && control_ == 1) control_ = 0;
 }
 void TrainJob::cancel() {
-  if (running_) control_ = 2;
+  if (running()) control_ = 2;
 }
 void TrainJob::interrupt() {
-  if (!running_) return;
+  if (!running()) return;
   interrupted_ = true;
   control_ = 2;
 }
 
 bool TrainJob::start(const QString& workspace_dir, const QString& config_json, qint64 resume_run, QString* error) {
-  if (running_) {
+  if (running()) {
     if (error) *error = "a run is already in progress";
     return false;
   }
-  join();  // the previous run's thread has finished; reap it
   RunConfig cfg;
   if (resume_run <= 0) {  // a resumed run reads its own config from the store
     try {
@@ -55,42 +58,31 @@ bool TrainJob::start(const QString& workspace_dir, const QString& config_json, q
   }
   control_ = 0;
   interrupted_ = false;
-  running_ = true;
   const std::string ws_dir = workspace_dir.toStdString();
-  thread_ = std::thread([this, cfg, ws_dir, resume_run]() {
-    QString status = "failed", err, output;
-    try {
-      Workspace ws(ws_dir);
-      LaunchSpec spec;
-      spec.cfg = cfg;
-      spec.resume_run = resume_run;
-      LaunchHooks h;
-      h.on_started = [this](int64_t id, const std::string& dir, const RunPlan& plan) {
-        if (!plan.resumed.empty()) Q_EMIT log(QString::fromStdString("resuming from " + plan.resumed));
-        Q_EMIT started(id, QString::fromStdString(dir));
-      };
-      h.on_log = [this](const std::string& s) { Q_EMIT log(QString::fromStdString(s)); };
-      // Cancel takes effect between micro-batches, not only at the end of a step.
-      h.stop_requested = [this] { return control_ == 2; };
-      h.stop_status = [this] { return std::string(interrupted_ ? "interrupted" : "cancelled"); };
-      h.on_progress = [this](const StepMetrics& m) {
-        if (!m.paused) Q_EMIT progress(m);
-        const int c = control_;
-        return c == 2 ? Control::Cancel : c == 1 ? Control::Pause : Control::Continue;
-      };
-      LaunchResult lr = launch_run(ws, spec, h);
-      const TrainResult& r = lr.result;
-      status = QString::fromStdString(r.status == "stopped_early" ? "completed" : r.status);
-      err = QString::fromStdString(r.error);
-      output = QString::fromStdString(r.output_dir);
-    } catch (const std::exception& e) {
-      status = "failed";
-      err = QString::fromStdString(e.what());
-    }
-    running_ = false;
-    Q_EMIT finished(status, err, output);
+  return job_->start([this, cfg, ws_dir, resume_run](Job::Context& ctx) -> QVariant {
+    Workspace ws(ws_dir);
+    LaunchSpec spec;
+    spec.cfg = cfg;
+    spec.resume_run = resume_run;
+    LaunchHooks h;
+    h.on_started = [this](int64_t id, const std::string& dir, const RunPlan& plan) {
+      if (!plan.resumed.empty()) Q_EMIT log(QString::fromStdString("resuming from " + plan.resumed));
+      Q_EMIT started(id, QString::fromStdString(dir));
+    };
+    h.on_log = [this](const std::string& s) { Q_EMIT log(QString::fromStdString(s)); };
+    // Cancel takes effect between micro-batches (and between layers), not only at a step's end.
+    h.stop_requested = [this, &ctx] { return control_ == 2 || ctx.cancelled(); };
+    h.stop_status = [this] { return std::string(interrupted_ ? "interrupted" : "cancelled"); };
+    h.on_progress = [this, &ctx](const StepMetrics& m) {
+      if (!m.paused) Q_EMIT progress(m);
+      const int c = ctx.cancelled() ? 2 : control_.load();
+      return c == 2 ? Control::Cancel : c == 1 ? Control::Pause : Control::Continue;
+    };
+    LaunchResult lr = launch_run(ws, spec, h);
+    const TrainResult& r = lr.result;
+    return QStringList{QString::fromStdString(r.status == "stopped_early" ? "completed" : r.status),
+                       QString::fromStdString(r.error), QString::fromStdString(r.output_dir)};
   });
-  return true;
 }
 
 }  // namespace hone::ui

@@ -1,4 +1,4 @@
-// The GUI's handle on one training run: runs the core's train() on a worker thread, records it in
+// The GUI's handle on one training run: runs the core's train() as a Job (job.h), records it in
 // the workspace, and turns the core's progress callback into queued Qt signals. Pause, resume and
 // cancel are flags the callback reads; the GUI thread never waits on training.
 #pragma once
@@ -6,12 +6,12 @@
 #include <QObject>
 #include <QString>
 #include <atomic>
-#include <memory>
-#include <thread>
 
 #include "train/trainer.h"  // torch-free: StepMetrics travels in the progress signal
 
 namespace hone::ui {
+
+class Job;
 
 class TrainJob : public QObject {
   Q_OBJECT
@@ -28,7 +28,8 @@ class TrainJob : public QObject {
   void cancel();
   // A stop because the session is ending (SIGTERM, logout): like cancel(), recorded as interrupted.
   void interrupt();
-  bool running() const { return running_; }
+  bool running() const;
+  Job* worker() const { return job_; }
   bool paused() const { return control_ == 1; }
 
  Q_SIGNALS:
@@ -39,10 +40,8 @@ class TrainJob : public QObject {
   void finished(const QString& status, const QString& error, const QString& output);
 
  private:
-  void join();
-  std::thread thread_;
+  Job* job_;
   std::atomic<int> control_{0};  // 0 continue, 1 pause, 2 cancel
-  std::atomic<bool> running_{false};
   std::atomic<bool> interrupted_{false};
 };
 

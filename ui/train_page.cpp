@@ -19,12 +19,16 @@
 #include <QPushButton>
 #include <QScrollArea>
 #include <QSpinBox>
+#include <QAbstractSpinBox>
+#include <QMessageBox>
 #include <QSplitter>
 #include <QStandardItemModel>
 #include <QTabWidget>
 #include <QVBoxLayout>
 #include <QCoreApplication>
 #include <QDir>
+#include <QSettings>
+#include <QRegularExpression>
 #include <QFutureWatcher>
 #include <QProcess>
 #include <QtConcurrent/QtConcurrent>
@@ -51,8 +55,8 @@ constexpr MethodInfo kMethods[] = {{"lora", "LoRA (instruction tuning)"},
                                    {"qlora", "QLoRA, 4-bit NF4 base (instruction tuning)"},
                                    {"full", "Full fine-tuning (instruction tuning)"},
                                    {"cpt", "Continued pre-training (LoRA, raw text)"},
-                                   {"dpo", "DPO (LoRA, preference pairs)"},
-                                   {"orpo", "ORPO (LoRA, preference pairs)"},
+                                   {"dpo", "DPO (LoRA, preference pairs or labelled candidates)"},
+                                   {"orpo", "ORPO (LoRA, preference pairs or labelled candidates)"},
                                    {"kto", "KTO (LoRA, thumbs-up/down ratings or pairs)"},
                                    {"reward", "Reward model (preference pairs)"},
                                    {"ppo", "RLHF with PPO"}};
@@ -100,6 +104,7 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   mb->addLayout(mrow);
   model_info_ = new QLabel("No model chosen.");
   model_info_->setWordWrap(true);
+  model_info_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
   mb->addWidget(model_info_);
   build_demo_ = new QPushButton("Build the demo model (about 4 minutes)");
   build_demo_->setToolTip("Runs hone-cli demo in this workspace: a small base model, its dataset and a first LoRA run, nothing downloaded.");
@@ -127,8 +132,10 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   method_->setModel(mm);
   method_->setToolTip("Training method. Greyed-out entries say why in their tooltip.");
   form->addRow("Method", method_);
-  name_ = new QLineEdit("my-run");
-  name_->setToolTip("Run name; the run's folder is runs/<name>-<date-time> in the workspace.");
+  name_ = new QLineEdit;
+  name_->setToolTip("Run name (suggested from the data and method until you type one); the run's folder is "
+                    "runs/<name>-<date-time> in the workspace.");
+  connect(name_, &QLineEdit::textEdited, this, [this] { name_edited_ = !name_->text().trimmed().isEmpty(); });
   form->addRow("Run name", name_);
   auto dspin = [](double lo, double hi, int dec, double step, const QString& tip) {
     auto* s = new QDoubleSpinBox;
@@ -162,7 +169,16 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   seed_ = ispin(0, 1 << 30, "Random seed: same seed and data give the same run on the CPU.");
   checkpointing_ = new QCheckBox("Gradient checkpointing");
   checkpointing_->setToolTip("Recompute each layer in the backward pass: much less activation memory, ~30% slower.");
+  beta_ = dspin(0.001, 10, 3, 0.05, "DPO/KTO: strength of the pull toward the reference model (TRL's beta; 0.1 is usual). "
+                                    "ORPO: weight of the odds-ratio term (lambda).");
+  loss_type_ = new QComboBox;
+  loss_type_->addItems({"sigmoid", "ipo", "hinge", "robust"});
+  loss_type_->setToolTip("DPO loss: sigmoid (the paper's), ipo (squared, resists overfitting), hinge (SLiC), robust (noisy labels).");
   form->addRow("Learning rate", lr_);
+  beta_label_ = new QLabel("Beta");
+  loss_type_label_ = new QLabel("DPO loss");
+  form->addRow(beta_label_, beta_);
+  form->addRow(loss_type_label_, loss_type_);
   form->addRow("Max steps", steps_);
   form->addRow("Epochs", epochs_);
   form->addRow("Batch size", batch_);
@@ -182,6 +198,7 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   form->addRow("", preset);
   estimate_ = new QLabel;
   estimate_->setWordWrap(true);
+  estimate_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
   form->addRow("Estimate", estimate_);
   left->addWidget(hp_box);
 
@@ -224,6 +241,10 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   right->addWidget(progress_);
   status_ = new QLabel("Idle.");
   status_->setObjectName("status");
+  // Long messages wrap instead of widening the page (which clipped the form's Browse button).
+  status_->setWordWrap(true);
+  status_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+  status_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   right->addWidget(status_);
   auto* tabs = new QTabWidget;
   loss_plot_ = make_plot("loss", tabs);
@@ -238,6 +259,10 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   loss_plot_->graph(2)->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 6));
   loss_plot_->graph(2)->setName("eval loss");
   loss_plot_->legend->setVisible(true);
+  // The legend sits in its own row under the plot, so it never hides the curves.
+  loss_plot_->plotLayout()->addElement(1, 0, loss_plot_->legend);
+  loss_plot_->legend->setFillOrder(QCPLegend::foColumnsFirst);
+  loss_plot_->plotLayout()->setRowStretchFactor(1, 0.001);
   lr_plot_ = make_plot("learning rate", tabs);
   lr_plot_->addGraph();
   grad_plot_ = make_plot("grad norm", tabs);
@@ -248,6 +273,9 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   // What the recipe reports beside the loss (DPO: reward margin and accuracy), one graph per name.
   method_plot_ = make_plot("method metrics", tabs);
   method_plot_->legend->setVisible(true);
+  method_plot_->plotLayout()->addElement(1, 0, method_plot_->legend);
+  method_plot_->legend->setFillOrder(QCPLegend::foColumnsFirst);
+  method_plot_->plotLayout()->setRowStretchFactor(1, 0.001);
   tabs->addTab(method_plot_, "Method metrics");
   right->addWidget(tabs, 3);
   log_ = new QPlainTextEdit;
@@ -275,16 +303,22 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
     connect(s, &QSpinBox::valueChanged, this, &TrainPage::updateEstimate);
   connect(epochs_, &QDoubleSpinBox::valueChanged, this, &TrainPage::updateEstimate);
   connect(checkpointing_, &QCheckBox::toggled, this, &TrainPage::updateEstimate);
-  connect(start_, &QPushButton::clicked, this, [this] { startTraining(); });
+  connect(start_, &QPushButton::clicked, this, [this] { startTraining(true); });
+  connect(name_, &QLineEdit::textChanged, this, [this] { setRunningUi(job_->running()); });
+  // Only a focused field takes the mouse wheel (the app's wheel guard); Tab and clicks still focus.
+  for (auto* w : findChildren<QAbstractSpinBox*>()) w->setFocusPolicy(Qt::StrongFocus);
+  for (auto* w : findChildren<QComboBox*>()) w->setFocusPolicy(Qt::StrongFocus);
   connect(pause_, &QPushButton::clicked, this, [this] {
     if (job_->paused()) {
       job_->resume();
       pause_->setText("Pause");
+      progress_->setFormat("%v / %m steps");
       status_->setText("Resumed.");
     } else {
       job_->pause();
       pause_->setText("Resume");
-      status_->setText("Paused (all state kept in memory).");
+      progress_->setFormat("Paused at %v / %m steps");
+      status_->setText("<b>Paused</b> (all state kept in memory; Resume continues, Cancel keeps a checkpoint).");
     }
   });
   connect(cancel_, &QPushButton::clicked, this, [this] {
@@ -336,12 +370,18 @@ void TrainPage::buildDemoModel() {
 
 void TrainPage::setWorkspace(const QString& dir) {
   workspace_ = dir;
+  datasets_->clear();
   // Offered until the workspace has the demo's model.
   build_demo_->setVisible(!QDir(QDir(dir).filePath("demo/skills-base")).exists());
   refreshDatasets();
 }
 
 void TrainPage::refreshDatasets() {
+  // Ticks survive a refresh (the window refreshes when the workspace changes elsewhere).
+  QStringList ticked;
+  const bool first_fill = datasets_->count() == 0;
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (datasets_->item(i)->checkState() == Qt::Checked) ticked << datasets_->item(i)->data(Qt::UserRole).toString();
   datasets_->blockSignals(true);
   datasets_->clear();
   if (!workspace_.isEmpty()) {
@@ -361,8 +401,9 @@ void TrainPage::refreshDatasets() {
     }
   }
   // The demo workspace: its dataset is ticked so that Start works at once.
+  if (first_fill) ticked << "demo-skills";
   for (int i = 0; i < datasets_->count(); ++i)
-    if (datasets_->item(i)->data(Qt::UserRole).toString() == "demo-skills") datasets_->item(i)->setCheckState(Qt::Checked);
+    if (ticked.contains(datasets_->item(i)->data(Qt::UserRole).toString())) datasets_->item(i)->setCheckState(Qt::Checked);
   datasets_->blockSignals(false);
   updateAvailability();
   updateAdvisor();
@@ -374,6 +415,16 @@ void TrainPage::selectDataset(const QString& name, bool on) {
     if (datasets_->item(i)->data(Qt::UserRole).toString() == name) datasets_->item(i)->setCheckState(on ? Qt::Checked : Qt::Unchecked);
 }
 
+void TrainPage::selectOnlyDataset(const QString& name) {
+  datasets_->blockSignals(true);
+  for (int i = 0; i < datasets_->count(); ++i)
+    datasets_->item(i)->setCheckState(datasets_->item(i)->data(Qt::UserRole).toString() == name ? Qt::Checked : Qt::Unchecked);
+  datasets_->blockSignals(false);
+  updateAvailability();
+  updateAdvisor();
+  updateEstimate();
+}
+
 void TrainPage::setMaxSteps(int steps) { steps_->setValue(steps); }
 
 void TrainPage::setModelFolder(const QString& dir) {
@@ -383,11 +434,28 @@ void TrainPage::setModelFolder(const QString& dir) {
 
 void TrainPage::updateModelSummary() {
   model_params_ = 0;
+  model_ok_ = false;
   const std::string dir = model_->text().toStdString();
+  auto refuse = [this](const QString& why) {
+    model_problem_ = why;
+    model_info_->setText(QString("<span style='color:#c0392b'>%1</span>").arg(why.toHtmlEscaped()));
+    setRunningUi(job_->running());
+    applyPreset();
+  };
   if (dir.empty()) {
     model_info_->setText("No model chosen.");
+    model_problem_ = "No model chosen.";
+    setRunningUi(job_->running());
     return;
   }
+  // What training will need, checked before Start is offered: config, weights and a tokenizer.
+  const QDir d(model_->text());
+  if (!d.exists()) return refuse("Not a folder: " + model_->text());
+  if (!d.exists("config.json")) return refuse("No config.json in " + model_->text() + ": not a Hugging Face model folder.");
+  if (d.entryList({"*.safetensors"}, QDir::Files).isEmpty())
+    return refuse("No *.safetensors weights in " + model_->text() + " (only safetensors are read; .bin pickles are not).");
+  if (!d.exists("tokenizer.json") && !d.exists("tokenizer.model"))
+    return refuse("No tokenizer.json or tokenizer.model in " + model_->text() + ".");
   try {
     // Only config.json and tokenizer_config.json are read: quick on the GUI thread.
     auto cfg = parse_model_config(read_json_file(join_path(dir, "config.json")), join_path(dir, "config.json"));
@@ -413,13 +481,45 @@ void TrainPage::updateModelSummary() {
                              .arg(cfg.vocab_size)
                              .arg(tmpl));
   } catch (const std::exception& e) {
-    model_info_->setText(QString("<span style='color:#c0392b'>%1</span>").arg(QString(e.what()).toHtmlEscaped()));
+    QString why = QString::fromUtf8(e.what());
+    if (why.contains("parse_error")) why = "config.json is not valid JSON (" + why.section("]", 1).trimmed() + ")";
+    return refuse("Cannot use this model: " + why);
   }
+  model_ok_ = true;
+  model_problem_.clear();
+  QSettings().setValue("train/model", model_->text());
+  setRunningUi(job_->running());
+  applyPreset();
   updateEstimate();
+}
+
+bool TrainPage::isDemoModel() const {
+  if (workspace_.isEmpty() || model_->text().isEmpty()) return false;
+  const QString demo = QDir(QDir(workspace_).filePath("demo/skills-base")).canonicalPath();
+  return !demo.isEmpty() && QDir(model_->text()).canonicalPath() == demo;
+}
+
+QString TrainPage::runName() const { return name_->text().trimmed(); }
+
+void TrainPage::suggestName() {
+  if (name_edited_) return;
+  QStringList data;
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (datasets_->item(i)->checkState() == Qt::Checked) data << datasets_->item(i)->data(Qt::UserRole).toString();
+  const QString key = method_->currentData(Qt::UserRole).toString();
+  QString n = (data.isEmpty() ? QString("run") : data.size() > 1 ? data.first() + "-and-more" : data.first()) + "-" + key;
+  n.replace(QRegularExpression("[^A-Za-z0-9_.-]"), "-");
+  name_->setText(n);
+}
+
+void TrainPage::setPreferenceSettings(double beta, const QString& loss_type) {
+  beta_->setValue(beta);
+  loss_type_->setCurrentText(loss_type);
 }
 
 void TrainPage::onMethodChanged() {
   applyPreset();
+  suggestName();
   updateEstimate();
 }
 
@@ -428,7 +528,25 @@ void TrainPage::applyPreset() {
   const std::string m = key == "qlora" || key == "full" ? key.toStdString() : "lora";
   RunConfig d = default_run_config(m == "lora" || m == "qlora" || m == "full" ? m : "lora");
   // Preference alignment moves a tuned model a little: LoRA runs use 5e-5 (SFT's 2e-4 overshoots).
-  if (key == "dpo" || key == "orpo" || key == "kto") d.lr = 5e-5;
+  const bool preference = key == "dpo" || key == "orpo" || key == "kto";
+  if (preference) d.lr = 5e-5;
+  // The demo's base is tiny and trained from scratch: its own recipe (hone-cli demo) converges in
+  // minutes where the general presets look noisy and slow.
+  if (isDemoModel()) {
+    d.max_seq_len = 96;
+    d.warmup_steps = 10;
+    d.lora.dropout = 0.0;
+    d.schedule = "cosine";
+    if (preference) d.lr = 2e-3, d.batch_size = 8, d.max_steps = 500;
+    else d.lr = key == "full" ? 5e-4 : 3e-3, d.batch_size = 16, d.max_steps = 800;
+  }
+  beta_->setValue(key == "orpo" ? 0.1 : d.beta);
+  loss_type_->setCurrentText(QString::fromStdString(d.loss_type));
+  beta_->setVisible(preference);
+  beta_label_->setVisible(preference);
+  loss_type_->setVisible(key == "dpo");
+  loss_type_label_->setVisible(key == "dpo");
+  beta_label_->setText(key == "orpo" ? "Lambda (odds ratio)" : "Beta");
   lr_->setValue(d.lr);
   steps_->setValue(static_cast<int>(d.max_steps));
   epochs_->setValue(d.epochs);
@@ -458,7 +576,7 @@ void TrainPage::updateAvailability() {
     const QString k = it->data(Qt::UserRole + 1).toString();
     chat |= k == "chat";
     text |= k == "text";
-    pref |= k == "preference";
+    pref |= k == "preference" || k == "candidates";
   }
   auto* mm = static_cast<QStandardItemModel*>(method_->model());
   for (int r = 0; r < mm->rowCount(); ++r) {
@@ -469,16 +587,23 @@ void TrainPage::updateAvailability() {
     if (key == "reward" || key == "ppo")
       why = "Not available yet: reward models and PPO arrive in a later release.";
     else if (preference && (!any || !pref || chat || text))
-      why = "Preference alignment needs preference-pair datasets only (Datasets: import prompt/chosen/rejected rows).";
+      why = "Preference alignment needs preference pairs only: a dataset of prompt/chosen/rejected rows, or candidates "
+            "labelled on the Label page.";
     else if (preference)
       why.clear();
     else if (key == "cpt" && any && !text)
       why = "Continued pre-training needs a raw-text dataset.";
     else if (key != "cpt" && !preference && any && !chat)
       why = "Instruction tuning needs an instruction or chat dataset.";
+    else if (!preference && key != "cpt" && any && pref)
+      why = "Preference data trains DPO, ORPO or KTO; untick it for instruction tuning.";
     it->setEnabled(why.isEmpty());
     it->setToolTip(why.isEmpty() ? QString() : why);
   }
+  // A preference dataset ticked: a preference method is what the user is after.
+  if (pref && !chat && !text && !mm->item(method_->currentIndex())->data(Qt::UserRole).toString().contains(QRegularExpression("^(dpo|orpo|kto)$")))
+    selectMethod("dpo");
+  suggestName();
   // Keep the selection on an enabled method.
   if (!mm->item(method_->currentIndex())->isEnabled())
     for (int r = 0; r < mm->rowCount(); ++r)
@@ -506,6 +631,7 @@ bool TrainPage::methodEnabled(const QString& key) const {
 }
 
 void TrainPage::updateEstimate() {
+  wont_fit_ = false;
   if (model_params_ <= 0) {
     estimate_->setText("Choose a model for a memory and time estimate.");
     return;
@@ -538,7 +664,8 @@ void TrainPage::updateEstimate() {
                   .arg(human_bytes(weights), human_bytes(trainable * 4 * (full ? 0 : 1)), human_bytes(optimizer),
                        human_bytes(acts), human_bytes(total), human_bytes(ram));
   if (steps > 0) s += QString("; about %1 for %2 steps at full sequence length").arg(human_time(secs)).arg(steps);
-  if (total > 0.85 * ram)
+  wont_fit_ = total > 0.85 * ram;
+  if (wont_fit_)
     s = "<b style='color:#c0392b'>Will not fit in memory.</b> Try QLoRA, a smaller batch or sequence, or gradient checkpointing. " + s;
   estimate_->setText(s);
 }
@@ -600,11 +727,24 @@ QString TrainPage::configJson() const {
   j["eval_fraction"] = eval_fraction_->value();
   j["seed"] = seed_->value();
   j["gradient_checkpointing"] = checkpointing_->isChecked();
+  j["device"] = QSettings().value("settings/device", "auto").toString().toStdString();
+  if (key == "dpo" || key == "orpo" || key == "kto") j["beta"] = beta_->value();
+  if (key == "dpo") j["loss_type"] = loss_type_->currentText().toStdString();
   if (method != "full") j["lora"] = {{"r", rank_->value()}, {"alpha", alpha_->value()}, {"dropout", dropout_->value()}};
   return QString::fromStdString(j.dump(2));
 }
 
-bool TrainPage::startTraining() {
+bool TrainPage::startTraining(bool ask) {
+  if (!model_ok_) {
+    status_->setText("Cannot start: " + model_problem_);
+    return false;
+  }
+  if (ask && wont_fit_ &&
+      QMessageBox::question(this, "Not enough memory",
+                            "The estimate says this run will not fit in this machine's memory:\n\n" +
+                                estimate_->text().remove(QRegularExpression("<[^>]*>")) +
+                                "\n\nStart anyway? The system may start swapping or end the run.") != QMessageBox::Yes)
+    return false;
   if (workspace_.isEmpty()) {
     status_->setText("Open a workspace first (File > Open Workspace).");
     return false;
@@ -679,7 +819,7 @@ void TrainPage::onProgress(const StepMetrics& p) {
     plot->rescaleAxes();
     plot->replot(QCustomPlot::rpQueuedReplot);  // coalesces bursts of steps into one repaint
   }
-  status_->setText(QString("step %1/%2 · epoch %3 · loss %4 · %5 tokens/s · elapsed %6 · ETA %7 · %8 RAM")
+  status_->setText(QString(job_->paused() ? "<b>Paused</b> · " : "") + QString("step %1/%2 · epoch %3 · loss %4 · %5 tokens/s · elapsed %6 · ETA %7 · %8 RAM")
                        .arg(p.step)
                        .arg(p.total_steps)
                        .arg(p.epoch, 0, 'f', 2)
@@ -690,6 +830,19 @@ void TrainPage::onProgress(const StepMetrics& p) {
 
 void TrainPage::onFinished(const QString& status, const QString& error, const QString& output) {
   setRunningUi(false);
+  progress_->setFormat("%v / %m steps");
+  if (status == "failed" || status == "cancelled" || status == "interrupted") {
+    // The run's curves stay on the Runs page; here the next run starts from a clean view.
+    for (auto* p : {loss_plot_, lr_plot_, grad_plot_}) {
+      for (int g = 0; g < p->graphCount(); ++g) p->graph(g)->data()->clear();
+      p->replot();
+    }
+    method_plot_->clearGraphs();
+    method_graphs_.clear();
+    method_plot_->replot();
+    progress_->setValue(0);
+    progress_->setMaximum(1);
+  }
   QString s = "Run " + status;
   if (!error.isEmpty()) s += ": " + error;
   if (!output.isEmpty()) s += " · output " + output;
@@ -698,8 +851,11 @@ void TrainPage::onFinished(const QString& status, const QString& error, const QS
   Q_EMIT runFinished(status);
 }
 
+bool TrainPage::startEnabled() const { return start_->isEnabled(); }
+
 void TrainPage::setRunningUi(bool running) {
-  start_->setEnabled(!running);
+  start_->setEnabled(!running && model_ok_);
+  start_->setToolTip(model_ok_ ? "Start training (Ctrl+Enter)" : model_problem_);
   pause_->setEnabled(running);
   cancel_->setEnabled(running);
   pause_->setText("Pause");

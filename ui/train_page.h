@@ -34,9 +34,17 @@ class TrainPage : public QWidget {
 
   // For tests and the shell.
   QString configJson() const;  // the run config the form describes
-  bool startTraining();        // same as pressing Start; false when it cannot start
+  // Same as pressing Start; false when it cannot start. With ask, an estimate that does not fit in
+  // memory asks first.
+  bool startTraining(bool ask = false);
+  bool modelUsable() const { return model_ok_; }
+  QString modelProblem() const { return model_problem_; }
+  bool startEnabled() const;
+  QString runName() const;
+  void setPreferenceSettings(double beta, const QString& loss_type);
   bool resumeRun(qint64 run_id);  // continues a recorded run from its newest checkpoint
   void selectDataset(const QString& name, bool on);
+  void selectOnlyDataset(const QString& name);
   void setMaxSteps(int steps);
   bool selectMethod(const QString& key);  // false when that method is unavailable (greyed out)
   TrainJob* job() { return job_; }
@@ -71,6 +79,10 @@ class TrainPage : public QWidget {
   QComboBox* method_;
   QLineEdit* name_;
   QDoubleSpinBox* lr_;
+  QDoubleSpinBox* beta_;
+  QComboBox* loss_type_;
+  QLabel* beta_label_;
+  QLabel* loss_type_label_;
   QSpinBox* steps_;
   QDoubleSpinBox* epochs_;
   QSpinBox* batch_;
@@ -106,6 +118,12 @@ class TrainPage : public QWidget {
   QMap<QString, QCPGraph*> method_graphs_;  // recipe metric name -> its graph
   double smooth_ = 0;
   bool have_smooth_ = false;
+  bool model_ok_ = false;
+  QString model_problem_ = "No model chosen.";
+  bool wont_fit_ = false;
+  bool name_edited_ = false;
+  void suggestName();
+  bool isDemoModel() const;
   int64_t model_params_ = 0;
   int64_t model_layers_ = 0, model_hidden_ = 0, model_vocab_ = 0;
   double gemm_gflops_ = 0;  // measured on this machine in the background at start-up

@@ -1,0 +1,312 @@
+// ImportDialog (see import_dialog.h). The check reads the whole path on the worker with the same
+// reader the import uses, so the report shown is the report the import would give.
+#include "import_dialog.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDialogButtonBox>
+#include <QFile>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QMessageBox>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QSplitter>
+#include <QTableWidget>
+#include <QTextBlock>
+#include <QTextCursor>
+#include <QVBoxLayout>
+
+#include "data/records.h"
+#include "job.h"
+#include "look.h"
+#include "rows_model.h"
+#include "store/datasets.h"
+
+namespace hone::ui {
+
+ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidget* parent)
+    : QDialog(parent), workspace_(workspace), job_(new Job("import", this)) {
+  setWindowTitle("Import dataset");
+  resize(980, 700);
+  auto* lay = new QVBoxLayout(this);
+  auto* form = new QFormLayout;
+  auto* prow = new QHBoxLayout;
+  path_ = new QLineEdit;
+  path_->setPlaceholderText("A .jsonl, .json, .csv, .tsv, .txt or .md file, or a folder of them");
+  auto* file = new QPushButton("File…");
+  auto* folder = new QPushButton("Folder…");
+  prow->addWidget(path_, 1);
+  prow->addWidget(file);
+  prow->addWidget(folder);
+  form->addRow("Source", prow);
+  name_ = new QLineEdit;
+  form->addRow("Name", name_);
+  format_ = new QComboBox;
+  format_->addItem("Detect", "auto");
+  for (const char* f : {"alpaca", "sharegpt", "messages", "prompt_completion", "preference", "text", "candidates"})
+    format_->addItem(f, f);
+  format_->setToolTip("Row format; Detect recognises it from the first row's fields");
+  form->addRow("Format", format_);
+  field_map_ = new QLineEdit;
+  field_map_->setPlaceholderText("source=expected, e.g. question=instruction,answer=output");
+  field_map_->setToolTip("Renames the file's fields to the ones the format expects");
+  form->addRow("Field mapping", field_map_);
+  skip_invalid_ = new QCheckBox("Import the valid rows and leave out the invalid ones");
+  form->addRow("", skip_invalid_);
+  lay->addLayout(form);
+  summary_ = new QLabel("Choose a file or folder.");
+  summary_->setWordWrap(true);
+  summary_->setObjectName("summary");
+  lay->addWidget(summary_);
+  auto* split = new QSplitter(Qt::Vertical);
+  preview_ = new QTableWidget;
+  preview_->setEditTriggers(QAbstractItemView::NoEditTriggers);
+  preview_->horizontalHeader()->setStretchLastSection(true);
+  split->addWidget(preview_);
+  auto* bottom = new QSplitter(Qt::Horizontal);
+  problems_ = new QListWidget;
+  problems_->setObjectName("problems");
+  source_ = new QPlainTextEdit;
+  source_->setReadOnly(true);
+  source_->setFont(monoFont());
+  source_->setLineWrapMode(QPlainTextEdit::NoWrap);
+  source_->setPlaceholderText("Click a problem to see its line in the file");
+  bottom->addWidget(problems_);
+  bottom->addWidget(source_);
+  split->addWidget(bottom);
+  lay->addWidget(split, 1);
+  progress_ = new QProgressBar;
+  progress_->setVisible(false);
+  lay->addWidget(progress_);
+  auto* bb = new QDialogButtonBox;
+  import_ = bb->addButton("Import", QDialogButtonBox::AcceptRole);
+  cancel_ = bb->addButton(QDialogButtonBox::Cancel);
+  import_->setEnabled(false);
+  lay->addWidget(bb);
+
+  connect(file, &QPushButton::clicked, this, [this] {
+    const QString f = QFileDialog::getOpenFileName(this, "Dataset file", path_->text(),
+                                                   "Datasets (*.jsonl *.json *.csv *.tsv *.txt *.md);;All files (*)");
+    if (!f.isEmpty()) setPath(f);
+  });
+  connect(folder, &QPushButton::clicked, this, [this] {
+    const QString f = QFileDialog::getExistingDirectory(this, "Folder of dataset files", path_->text());
+    if (!f.isEmpty()) setPath(f);
+  });
+  connect(path_, &QLineEdit::editingFinished, this, &ImportDialog::check);
+  connect(format_, &QComboBox::currentIndexChanged, this, &ImportDialog::check);
+  connect(field_map_, &QLineEdit::editingFinished, this, &ImportDialog::check);
+  connect(skip_invalid_, &QCheckBox::toggled, this, [this] {
+    import_->setEnabled(!job_->running() && (valid_ || (skip_invalid_->isChecked() && previewRows() > 0)));
+  });
+  connect(problems_, &QListWidget::currentRowChanged, this, &ImportDialog::showProblem);
+  connect(import_, &QPushButton::clicked, this, &ImportDialog::startImport);
+  connect(cancel_, &QPushButton::clicked, this, [this] {
+    if (job_->running()) job_->cancel();  // the import rolls back; the dialog stays open
+    else reject();
+  });
+  connect(job_, &Job::progress, this, [this](qint64 done, qint64 total, const QString& text) {
+    progress_->setVisible(true);
+    progress_->setRange(0, total > 0 ? 1000 : 0);
+    if (total > 0) progress_->setValue(static_cast<int>(1000 * done / total));
+    progress_->setFormat(text.isEmpty() ? QString("%1 of %2 rows").arg(done).arg(total) : text);
+  });
+  connect(job_, &Job::failed, this, [this](const QString& e) {
+    progress_->setVisible(false);
+    summary_->setText((job_->cancelRequested() ? "Cancelled: " : "Failed: ") + e);
+    import_->setEnabled(valid_);
+    if (doing_ == Doing::Check) Q_EMIT checked();
+    doing_ = Doing::Nothing;
+  });
+  connect(job_, &Job::finished, this, [this](const QVariant& v) {
+    progress_->setVisible(false);
+    const QVariantMap m = v.toMap();
+    if (doing_ == Doing::Import) {
+      doing_ = Doing::Nothing;
+      imported_ = m.value("id").toLongLong();
+      if (imported_ > 0) {
+        accept();
+        return;
+      }
+      summary_->setText("Nothing was imported: " + m.value("why").toString());
+      import_->setEnabled(valid_);
+      return;
+    }
+    doing_ = Doing::Nothing;
+    const qint64 rows = m.value("rows").toLongLong(), errors = m.value("errors").toLongLong();
+    valid_ = errors == 0 && rows > 0;
+    summary_->setText(QString("%1 format, %2 data: %3 rows read, %4 valid, %5 with errors, %6 duplicates%7")
+                          .arg(m.value("format").toString(), m.value("kind").toString())
+                          .arg(m.value("read").toLongLong())
+                          .arg(rows)
+                          .arg(errors)
+                          .arg(m.value("duplicates").toLongLong())
+                          .arg(errors ? ". Fix the file, map its fields, or tick the box to import the valid rows." : "."));
+    const QString kind = m.value("kind").toString();
+    const QStringList cols = RowsModel::columns(kind);
+    const QStringList rowsJson = m.value("preview").toStringList();
+    preview_->clear();
+    preview_->setColumnCount(cols.size());
+    preview_->setHorizontalHeaderLabels(cols);
+    preview_->setRowCount(rowsJson.size());
+    for (int r = 0; r < rowsJson.size(); ++r) {
+      DatasetRow row;
+      row.data = rowsJson[r].toStdString();
+      row.source = m.value("sources").toStringList().value(r).toStdString();
+      const QStringList c = RowsModel::cells(kind, row);
+      for (int k = 0; k < c.size(); ++k) preview_->setItem(r, k, new QTableWidgetItem(c[k]));
+    }
+    problems_->clear();
+    problem_where_ = m.value("where").toStringList();
+    const QStringList texts = m.value("problems").toStringList();
+    for (int i = 0; i < texts.size(); ++i) {
+      auto* it = new QListWidgetItem(texts[i]);
+      if (m.value("warnings").toList().value(i).toBool()) it->setForeground(QColor(180, 120, 0));
+      else it->setForeground(QColor(192, 57, 43));
+      problems_->addItem(it);
+    }
+    import_->setEnabled(valid_ || (skip_invalid_->isChecked() && rows > 0));
+    Q_EMIT checked();
+  });
+  if (!path.isEmpty()) setPath(path);
+}
+
+void ImportDialog::setName(const QString& n) { name_->setText(n); }
+void ImportDialog::setSkipInvalid(bool on) { skip_invalid_->setChecked(on); }
+
+void ImportDialog::setPath(const QString& path) {
+  path_->setText(path);
+  if (name_->text().isEmpty() || name_->property("auto").toBool()) {
+    name_->setText(QFileInfo(path).completeBaseName());
+    name_->setProperty("auto", true);
+  }
+  check();
+}
+
+namespace {
+ReadOptions readOptions(const QString& format, const QString& map) {
+  ReadOptions o;
+  if (!example_format_from_name(format.toStdString(), &o.format)) o.format = ExampleFormat::Auto;
+  if (!map.trimmed().isEmpty()) o.field_map = parse_field_map(map.trimmed().toStdString());
+  return o;
+}
+}  // namespace
+
+void ImportDialog::check() {
+  const QString path = path_->text().trimmed();
+  if (path.isEmpty() || job_->running()) return;
+  valid_ = false;
+  import_->setEnabled(false);
+  summary_->setText("Reading " + path + " …");
+  const QString fmt = format_->currentData().toString(), map = field_map_->text();
+  doing_ = Doing::Check;
+  job_->start([path, fmt, map](Job::Context& ctx) -> QVariant {
+    ctx.progress(0, 0, "Reading");
+    ReadResult rr = read_dataset(path.toStdString(), readOptions(fmt, map));
+    QVariantMap m;
+    m["kind"] = QString(dataset_kind_name(rr.kind));
+    m["format"] = QString(example_format_name(rr.format));
+    m["read"] = qint64(rr.rows_read);
+    m["rows"] = qint64(rr.records.size());
+    m["errors"] = qint64(rr.errors);
+    m["duplicates"] = qint64(rr.duplicates);
+    QStringList preview, sources, problems, where;
+    QVariantList warnings;
+    for (size_t i = 0; i < rr.records.size() && i < 50; ++i) {
+      preview << QString::fromStdString(rr.records[i].data);
+      sources << QString::fromStdString(rr.records[i].source);
+    }
+    for (size_t i = 0; i < rr.problems.size() && i < 2000; ++i) {
+      problems << QString::fromStdString(rr.problems[i].text());
+      where << QString::fromStdString(rr.problems[i].where);
+      warnings << !rr.problems[i].error;
+    }
+    m["preview"] = preview;
+    m["sources"] = sources;
+    m["problems"] = problems;
+    m["where"] = where;
+    m["warnings"] = warnings;
+    return m;
+  });
+}
+
+void ImportDialog::startImport() {
+  if (job_->running()) return;
+  const QString path = path_->text().trimmed(), name = name_->text().trimmed();
+  if (name.isEmpty()) {
+    summary_->setText("Give the dataset a name.");
+    return;
+  }
+  const QString fmt = format_->currentData().toString(), map = field_map_->text(), ws = workspace_;
+  const bool skip = skip_invalid_->isChecked();
+  import_->setEnabled(false);
+  doing_ = Doing::Import;
+  job_->start([=](Job::Context& ctx) -> QVariant {
+    Workspace w(ws.toStdString());
+    ImportOptions o;
+    o.read = readOptions(fmt, map);
+    o.skip_invalid = skip;
+    o.progress = [&ctx](int64_t done, int64_t total) {
+      ctx.progress(done, total);
+      return !ctx.cancelled();
+    };
+    ctx.progress(0, 0, "Reading");
+    ImportReport rep = import_dataset(w, path.toStdString(), name.toStdString(), o);
+    QVariantMap m;
+    m["id"] = qint64(rep.dataset_id);
+    m["why"] = rep.problems.empty() ? QString("no valid rows") : QString::fromStdString(rep.problems.front().text());
+    return m;
+  });
+}
+
+QString ImportDialog::summaryText() const { return summary_->text(); }
+int ImportDialog::problemCount() const { return problems_->count(); }
+int ImportDialog::previewRows() const { return preview_->rowCount(); }
+
+void ImportDialog::showProblem(int i) {
+  if (i < 0 || i >= problem_where_.size()) return;
+  if (problems_->currentRow() != i) problems_->setCurrentRow(i);
+  // where is "file:line" (or "file: element N" for JSON arrays, which has no line to show).
+  const QString w = problem_where_[i];
+  const int colon = w.lastIndexOf(':');
+  bool ok = false;
+  const int line = colon > 0 ? w.mid(colon + 1).toInt(&ok) : 0;
+  if (!ok || line < 1) {
+    source_->setPlainText(w);
+    return;
+  }
+  QFile f(w.left(colon));
+  if (!f.open(QIODevice::ReadOnly)) {
+    source_->setPlainText("cannot open " + w.left(colon));
+    return;
+  }
+  // Lines around the problem, numbered as the report numbers them.
+  QStringList shown;
+  int n = 0, focus = 0;
+  while (!f.atEnd() && n < line + 5) {
+    const QByteArray l = f.readLine();
+    ++n;
+    if (n >= line - 5) {
+      if (n == line) focus = shown.size();
+      QString t = QString::fromUtf8(l).trimmed();
+      if (t.size() > 400) t = t.left(400) + "…";
+      shown << QString("%1%2  %3").arg(n == line ? "▶" : " ").arg(n, 6).arg(t);
+    }
+  }
+  source_->setPlainText(shown.join('\n'));
+  QTextCursor c(source_->document()->findBlockByNumber(focus));
+  c.select(QTextCursor::LineUnderCursor);
+  source_->setTextCursor(c);
+}
+
+QString ImportDialog::focusedLine() const { return source_->textCursor().selectedText(); }
+
+}  // namespace hone::ui

@@ -1,0 +1,81 @@
+// Look and helpers (see look.h).
+#include "look.h"
+
+#include <QAbstractSpinBox>
+#include <QApplication>
+#include <QComboBox>
+#include <QCoreApplication>
+#include <QEvent>
+#include <QFontDatabase>
+#include <QMessageBox>
+#include <QPalette>
+#include <QStyleFactory>
+#include <exception>
+
+namespace hone::ui {
+
+void applyLook(QApplication& app) {
+  const QPalette sys = app.palette();
+  const bool dark = sys.color(QPalette::Window).lightness() < 128;
+  app.setStyle(QStyleFactory::create("Fusion"));
+  if (!dark) return;
+  // The desktop runs a dark theme: Fusion with a matching dark palette (Fusion's own is light).
+  QPalette p;
+  const QColor base(30, 31, 34), window(43, 45, 48), text(220, 221, 222), accent(61, 142, 201);
+  p.setColor(QPalette::Window, window);
+  p.setColor(QPalette::WindowText, text);
+  p.setColor(QPalette::Base, base);
+  p.setColor(QPalette::AlternateBase, window);
+  p.setColor(QPalette::ToolTipBase, window);
+  p.setColor(QPalette::ToolTipText, text);
+  p.setColor(QPalette::Text, text);
+  p.setColor(QPalette::Button, window);
+  p.setColor(QPalette::ButtonText, text);
+  p.setColor(QPalette::Highlight, accent);
+  p.setColor(QPalette::HighlightedText, Qt::white);
+  p.setColor(QPalette::Link, accent.lighter(130));
+  p.setColor(QPalette::PlaceholderText, text.darker(160));
+  for (auto role : {QPalette::WindowText, QPalette::Text, QPalette::ButtonText})
+    p.setColor(QPalette::Disabled, role, text.darker(190));
+  app.setPalette(p);
+}
+
+QFont monoFont() {
+  QFont f = QFontDatabase::systemFont(QFontDatabase::FixedFont);
+  f.setStyleHint(QFont::Monospace);
+  return f;
+}
+
+namespace {
+class WheelGuard : public QObject {
+ public:
+  using QObject::QObject;
+  bool eventFilter(QObject* o, QEvent* e) override {
+    if (e->type() == QEvent::Wheel) {
+      auto* w = qobject_cast<QWidget*>(o);
+      if (w && (qobject_cast<QAbstractSpinBox*>(w) || qobject_cast<QComboBox*>(w)) && !w->hasFocus()) {
+        // Handed to the parent, so the form around the field scrolls instead of the value changing.
+        if (w->parentWidget()) QCoreApplication::sendEvent(w->parentWidget(), e);
+        return true;
+      }
+    }
+    return false;
+  }
+};
+}  // namespace
+
+void installWheelGuard(QApplication& app) { app.installEventFilter(new WheelGuard(&app)); }
+
+bool guarded(QWidget* parent, const QString& what, const std::function<void()>& fn) {
+  try {
+    fn();
+    return true;
+  } catch (const std::exception& e) {
+    QMessageBox::warning(parent, what, QString::fromUtf8(e.what()));
+  } catch (...) {
+    QMessageBox::warning(parent, what, "unknown error");
+  }
+  return false;
+}
+
+}  // namespace hone::ui

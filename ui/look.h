@@ -1,0 +1,26 @@
+// The app's shared look and small GUI helpers: Fusion style with a dark palette when the desktop's
+// is dark, a monospace font for tokens and code, fields that take the mouse wheel only when focused,
+// and a guard that turns an exception from a store call into a message instead of a crash.
+#pragma once
+#include <QFont>
+#include <QString>
+#include <functional>
+#include <string>
+
+class QApplication;
+class QWidget;
+
+namespace hone::ui {
+
+void applyLook(QApplication& app);
+QFont monoFont();
+// Spin boxes and combo boxes ignore the wheel unless focused (so scrolling a form changes nothing).
+void installWheelGuard(QApplication& app);
+
+inline QString qs(const std::string& s) { return QString::fromStdString(s); }
+inline std::string ss(const QString& s) { return s.toStdString(); }
+
+// Runs fn; an exception is shown in a warning box titled `what` and false is returned.
+bool guarded(QWidget* parent, const QString& what, const std::function<void()>& fn);
+
+}  // namespace hone::ui
