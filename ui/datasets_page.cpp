@@ -126,6 +126,8 @@ DatasetsPage::DatasetsPage(QWidget* parent)
   auto* delr = button("Delete", "Delete the selected rows", rb);
   auto* und = button("Undo", "Revert the newest edit of this dataset (Ctrl+Z)", rb);
   und->setShortcut(QKeySequence::Undo);
+  auto* red = button("Redo", "Apply the edit just undone again (Ctrl+Shift+Z)", rb);
+  red->setShortcut(QKeySequence::Redo);
   rb->addStretch();
   status_ = new QLabel;
   rb->addWidget(status_);
@@ -209,6 +211,7 @@ DatasetsPage::DatasetsPage(QWidget* parent)
     deleteRows(rows);
   });
   connect(und, &QPushButton::clicked, this, [this] { undo(); });
+  connect(red, &QPushButton::clicked, this, [this] { redo(); });
   connect(table_->selectionModel(), &QItemSelectionModel::currentRowChanged, this, [this](const QModelIndex& i) {
     const qint64 p = model_->positionAt(i.row());
     if (p >= 0) preview_row_->setValue(static_cast<int>(p));
@@ -355,6 +358,7 @@ void DatasetsPage::openSelected() {
     search_->blockSignals(true);
     search_->clear();
     search_->blockSignals(false);
+    redo_.clear();
     guarded(this, "Datasets", [&] { model_->open(workspace_, id); });
   }
   filter_info_->clear();
@@ -483,6 +487,7 @@ bool DatasetsPage::updateRow(int view_row, const std::string& canonical_json) {
   const DatasetRow r = model_->rowAt(view_row);
   if (!r.id) return false;
   const bool ok = guarded(this, "Edit row", [&] { update_row(*model_->workspace(), r.id, canonical_json, "gui"); });
+  if (ok) redo_.clear();
   if (ok) model_->reload();
   renderPreview();
   return ok;
@@ -508,6 +513,7 @@ void DatasetsPage::addRow(bool duplicate) {
   }
   const qint64 pos = base.id ? base.position + 1 : model_->rowCount();
   if (guarded(this, "Add row", [&] { insert_row(*model_->workspace(), model_->datasetId(), pos, data, "gui"); })) {
+    redo_.clear();
     model_->reload();
     const int r = model_->rowOfPosition(pos);
     if (r >= 0) table_->selectRow(r);
@@ -525,6 +531,7 @@ bool DatasetsPage::deleteRows(const QList<int>& view_rows) {
   const bool ok = guarded(this, "Delete rows", [&] {
     for (qint64 id : ids) delete_row(*model_->workspace(), id, "gui");
   });
+  redo_.clear();
   model_->reload();
   refresh();
   return ok;
@@ -533,11 +540,29 @@ bool DatasetsPage::deleteRows(const QList<int>& view_rows) {
 bool DatasetsPage::undo() {
   if (!model_->datasetId()) return false;
   bool did = false;
-  guarded(this, "Undo", [&] { did = hone::undo(*model_->workspace(), model_->datasetId()); });
+  guarded(this, "Undo", [&] {
+    const Revision r = last_revision(*model_->workspace(), model_->datasetId());
+    did = hone::undo(*model_->workspace(), model_->datasetId());
+    if (did) redo_.push_back(r);
+  });
   status_->setText(did ? "Undone" : "Nothing to undo");
   model_->reload();
   refresh();
   return did;
+}
+
+bool DatasetsPage::redo() {
+  if (!model_->datasetId() || redo_.empty()) {
+    status_->setText("Nothing to redo");
+    return false;
+  }
+  const Revision r = redo_.back();
+  const bool ok = guarded(this, "Redo", [&] { redo_revision(*model_->workspace(), model_->datasetId(), r, "gui"); });
+  if (ok) redo_.pop_back();
+  status_->setText(ok ? "Redone" : "Cannot redo");
+  model_->reload();
+  refresh();
+  return ok;
 }
 
 void DatasetsPage::search(const QString& needle) {

@@ -6,6 +6,9 @@
 #pragma once
 #include <QWidget>
 #include <memory>
+#include <vector>
+
+#include "store/datasets.h"
 
 class QComboBox;
 class QCustomPlot;
@@ -47,6 +50,7 @@ class DatasetsPage : public QWidget {
   bool updateRow(int view_row, const std::string& canonical_json);
   bool deleteRows(const QList<int>& view_rows);
   bool undo();
+  bool redo();  // re-applies the newest undone edit (a new edit clears what can be redone)
   void search(const QString& needle);  // filter: on a worker, then the table shows the matches
   Job* worker() const { return job_; }
   void computeStats();
@@ -104,6 +108,7 @@ class DatasetsPage : public QWidget {
   std::shared_ptr<std::shared_ptr<Tokenizer>> tok_pending_;  // filled by the loading job
   QString tok_dir_;
   int preview_trained_ = 0, preview_masked_ = 0;
+  std::vector<Revision> redo_;  // edits undone here, newest last
 };
 
 }  // namespace hone::ui

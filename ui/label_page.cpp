@@ -17,6 +17,7 @@
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
+#include <QRegularExpression>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTextBrowser>
@@ -77,8 +78,25 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), gen_job_(new Job("candi
   gen->setToolTip("Sample responses to a dataset's prompts with a model or a run's adapter, as a new dataset to label");
   train_ = new QPushButton("Train DPO on these");
   train_->setToolTip("Open the Train page with this dataset and DPO chosen (pairs labelled A or B train)");
+  auto* exp = new QPushButton("Export…");
+  exp->setToolTip("Write the pairs labelled A or B as DPO/ORPO JSONL (and the ratings as KTO JSONL beside it)");
   top->addWidget(gen);
+  top->addWidget(exp);
   top->addWidget(train_);
+  connect(exp, &QPushButton::clicked, this, [this] {
+    if (!dataset_id_) return;
+    const QString out = QFileDialog::getSaveFileName(this, "Export labelled pairs", currentDataset() + "-pairs.jsonl",
+                                                     "JSON Lines (*.jsonl)");
+    if (out.isEmpty()) return;
+    QString ratings = out;
+    ratings.replace(QRegularExpression("(-pairs)?\\.jsonl$"), "-ratings.jsonl");
+    guarded(this, "Export", [&] {
+      Workspace ws(ss(workspace_));
+      const LabelExportReport r = export_labels(ws, dataset_id_, ss(out), ss(ratings));
+      status_->setText(QString("Wrote %1 pairs to %2 and %3 ratings to %4 (%5 ties, %6 both bad, %7 skipped, %8 unlabelled left out)")
+                           .arg(r.pairs).arg(out).arg(r.ratings).arg(ratings).arg(r.ties).arg(r.both_bad).arg(r.skipped).arg(r.unlabelled));
+    });
+  });
   lay->addLayout(top);
   auto* genrow = new QHBoxLayout;
   gen_progress_ = new QProgressBar;
@@ -193,6 +211,7 @@ void LabelPage::setWorkspace(const QString& dir) {
 }
 
 void LabelPage::setModelFolder(const QString& dir) { model_dir_ = dir; }
+QString LabelPage::statusText() const { return status_->text(); }
 
 void LabelPage::refresh() {
   if (workspace_.isEmpty()) return;
@@ -273,6 +292,7 @@ void LabelPage::loadQueue() {
   show(select);
   updateProgress();
   train_->setEnabled(dataset_id_ > 0);
+  if (isVisible()) queue_->setFocus();  // verdict keys work at once after choosing a dataset or filter
 }
 
 void LabelPage::updateProgress() {
@@ -414,6 +434,11 @@ bool LabelPage::undo() {
 void LabelPage::move(int delta) {
   const int i = queue_->currentRow() + delta;
   if (i >= 0 && i < queue_->count()) queue_->setCurrentRow(i);
+}
+
+void LabelPage::showEvent(QShowEvent* e) {
+  QWidget::showEvent(e);
+  queue_->setFocus();
 }
 
 void LabelPage::keyPressEvent(QKeyEvent* e) {

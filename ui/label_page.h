@@ -41,6 +41,7 @@ class LabelPage : public QWidget {
   bool undo();
   void move(int delta);
   Job* generator() const { return gen_job_; }
+  QString statusText() const;
   // Samples candidates for `source` (dataset name) with a model folder or a run folder.
   bool generateCandidates(const QString& source, const QString& model_dir, const QString& run_dir, int n, const QString& name,
                           int max_new_tokens = 64);
@@ -51,6 +52,7 @@ class LabelPage : public QWidget {
 
  protected:
   void keyPressEvent(QKeyEvent* e) override;
+  void showEvent(QShowEvent* e) override;  // the queue takes the keyboard
   bool eventFilter(QObject* o, QEvent* e) override;
 
  private:

@@ -166,20 +166,24 @@ RunsPage::RunsPage(QWidget* parent) : QWidget(parent) {
   connect(rename, &QPushButton::clicked, this, [this] {
     auto ids = selectedIds();
     if (ids.isEmpty()) return;
-    Workspace ws(workspace_.toStdString());
-    bool ok = false;
-    QString n = QInputDialog::getText(this, "Rename run", "Name", QLineEdit::Normal,
-                                      QString::fromStdString(get_run(ws, ids.first()).name), &ok);
-    if (ok && !n.trimmed().isEmpty()) rename_run(ws, ids.first(), n.trimmed().toStdString());
+    guarded(this, "Rename run", [&] {
+      Workspace ws(workspace_.toStdString());
+      bool ok = false;
+      QString n = QInputDialog::getText(this, "Rename run", "Name", QLineEdit::Normal,
+                                        QString::fromStdString(get_run(ws, ids.first()).name), &ok);
+      if (ok && !n.trimmed().isEmpty()) rename_run(ws, ids.first(), n.trimmed().toStdString());
+    });
     refresh();
   });
   connect(notes, &QPushButton::clicked, this, [this] {
     auto ids = selectedIds();
     if (ids.isEmpty()) return;
-    Workspace ws(workspace_.toStdString());
-    bool ok = false;
-    QString n = QInputDialog::getMultiLineText(this, "Run notes", "Notes", QString::fromStdString(get_run(ws, ids.first()).notes), &ok);
-    if (ok) set_run_notes(ws, ids.first(), n.toStdString());
+    guarded(this, "Run notes", [&] {
+      Workspace ws(workspace_.toStdString());
+      bool ok = false;
+      QString n = QInputDialog::getMultiLineText(this, "Run notes", "Notes", QString::fromStdString(get_run(ws, ids.first()).notes), &ok);
+      if (ok) set_run_notes(ws, ids.first(), n.toStdString());
+    });
     updateOverlay();
   });
   connect(del, &QPushButton::clicked, this, [this] {

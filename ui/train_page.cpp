@@ -130,6 +130,9 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
     mm->appendRow(it);
   }
   method_->setModel(mm);
+  // Long method names must not widen the form past its scroll area (Browse was clipped).
+  method_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+  method_->setMinimumContentsLength(18);
   method_->setToolTip("Training method. Greyed-out entries say why in their tooltip.");
   form->addRow("Method", method_);
   name_ = new QLineEdit;
@@ -440,7 +443,6 @@ void TrainPage::updateModelSummary() {
     model_problem_ = why;
     model_info_->setText(QString("<span style='color:#c0392b'>%1</span>").arg(why.toHtmlEscaped()));
     setRunningUi(job_->running());
-    applyPreset();
   };
   if (dir.empty()) {
     model_info_->setText("No model chosen.");
@@ -489,7 +491,8 @@ void TrainPage::updateModelSummary() {
   model_problem_.clear();
   QSettings().setValue("train/model", model_->text());
   setRunningUi(job_->running());
-  applyPreset();
+  // The form keeps the user's values; only moving onto or off the demo's model swaps the recipe.
+  if (isDemoModel() != preset_demo_) applyPreset();
   updateEstimate();
 }
 
@@ -532,7 +535,8 @@ void TrainPage::applyPreset() {
   if (preference) d.lr = 5e-5;
   // The demo's base is tiny and trained from scratch: its own recipe (hone-cli demo) converges in
   // minutes where the general presets look noisy and slow.
-  if (isDemoModel()) {
+  preset_demo_ = isDemoModel();
+  if (preset_demo_) {
     d.max_seq_len = 96;
     d.warmup_steps = 10;
     d.lora.dropout = 0.0;

@@ -122,6 +122,7 @@ class TrainPage : public QWidget {
   QString model_problem_ = "No model chosen.";
   bool wont_fit_ = false;
   bool name_edited_ = false;
+  bool preset_demo_ = false;  // the form holds the demo's recipe
   void suggestName();
   bool isDemoModel() const;
   int64_t model_params_ = 0;

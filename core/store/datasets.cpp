@@ -278,6 +278,28 @@ bool undo(Workspace& ws, int64_t dataset) {
   return true;
 }
 
+Revision last_revision(Workspace& ws, int64_t dataset) {
+  Stmt s = ws.db().prepare(
+      "SELECT id, row_id, op, position, before, after FROM revisions WHERE dataset_id = ? ORDER BY id DESC LIMIT 1");
+  s.bind(1, dataset);
+  Revision r;
+  if (!s.step()) return r;
+  r.id = s.i64(0);
+  r.row_id = s.i64(1);
+  r.op = s.text(2);
+  r.position = s.i64(3);
+  r.before = s.is_null(4) ? "" : s.text(4);
+  r.after = s.is_null(5) ? "" : s.text(5);
+  return r;
+}
+
+void redo_revision(Workspace& ws, int64_t dataset, const Revision& r, const std::string& author) {
+  if (r.op == "insert") insert_row(ws, dataset, r.position, r.after, author);
+  else if (r.op == "update") update_row(ws, r.row_id, r.after, author);
+  else if (r.op == "delete") delete_row(ws, r.row_id, author);
+  else throw Error("nothing to redo");
+}
+
 void set_label(Workspace& ws, int64_t row_id, const std::string& label, const std::string& author, const std::string& note) {
   RowAt r = row_at(ws, row_id);
   const DatasetKind kind = kind_of_dataset(ws, r.dataset);

@@ -67,6 +67,17 @@ void delete_row(Workspace& ws, int64_t row_id, const std::string& author);
 // Reverts the newest revision of the dataset; false when there is none left.
 bool undo(Workspace& ws, int64_t dataset);
 
+// One recorded edit (what undo would revert). `before`/`after` are "" where the op has none.
+struct Revision {
+  int64_t id = 0, row_id = 0, position = 0;
+  std::string op;  // insert | update | delete
+  std::string before, after;
+};
+// The newest revision of the dataset, or id 0 when there is none. A caller keeps the revisions it
+// undid to redo them: re-applying one is an ordinary edit (recorded again, undoable again).
+Revision last_revision(Workspace& ws, int64_t dataset);
+void redo_revision(Workspace& ws, int64_t dataset, const Revision& r, const std::string& author);
+
 // Preference labels: chosen (the stored chosen answer is better), rejected (the stored rejected one
 // is), tie, skip. Candidate pairs (store/labels.h): a, b, tie, both_bad, skip. An empty label
 // clears it; `note` is the labeller's comment.

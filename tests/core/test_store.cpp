@@ -267,6 +267,30 @@ TEST(Store, EditsUndoLabelsSplitAndExport) {
   EXPECT_EQ(prompts(), "p0 p1 p2 p3 ");
   EXPECT_FALSE(undo(ws, ds));
   (void)id_new;
+  EXPECT_EQ(last_revision(ws, ds).id, 0);
+
+  // Redo: a caller keeps what it undid (last_revision before each undo) and re-applies it newest
+  // first; each redo is an ordinary, undoable edit.
+  insert_row(ws, ds, 1, R"({"prompt":"new","chosen":"a","rejected":"b"})", "tester");
+  update_row(ws, rows[2].id, R"({"prompt":"P2","chosen":"x","rejected":"y"})", "tester");
+  delete_row(ws, rows[0].id, "tester");
+  std::vector<Revision> undone;
+  for (int i = 0; i < 3; ++i) {
+    undone.push_back(last_revision(ws, ds));
+    ASSERT_TRUE(undo(ws, ds));
+  }
+  EXPECT_EQ(undone[0].op, "delete");
+  EXPECT_EQ(undone[1].op, "update");
+  EXPECT_EQ(json::parse(undone[1].after)["prompt"], "P2");
+  EXPECT_EQ(json::parse(undone[1].before)["prompt"], "p2");
+  EXPECT_EQ(undone[2].op, "insert");
+  EXPECT_EQ(undone[2].position, 1);
+  EXPECT_EQ(prompts(), "p0 p1 p2 p3 ");
+  for (auto it = undone.rbegin(); it != undone.rend(); ++it) redo_revision(ws, ds, *it, "tester");
+  EXPECT_EQ(prompts(), "new p1 P2 p3 ");
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(undo(ws, ds));
+  EXPECT_EQ(prompts(), "p0 p1 p2 p3 ");
+  EXPECT_FALSE(undo(ws, ds));
 
   set_label(ws, rows[0].id, "chosen", "ann");
   set_label(ws, rows[1].id, "rejected", "ann");  // the annotator preferred the stored "rejected"

@@ -168,6 +168,21 @@ class TestPages : public QObject {
     auto rows = hone::read_rows(s, hone::find_dataset(s, "sums").id, 1, 2);
     QCOMPARE(hone::record_messages(rows[0].data)[1].content, std::string("five"));
     QCOMPARE(QString::fromStdString(rows[0].data), QString::fromStdString(bad.data));
+    QVERIFY(dp->redo());  // the fix again
+    rows = hone::read_rows(s, hone::find_dataset(s, "sums").id, 1, 2);
+    QCOMPARE(hone::record_messages(rows[0].data)[1].content, std::string("6"));
+    QVERIFY(!dp->redo());
+    // Deleting a row, undoing and redoing the delete.
+    QVERIFY(dp->deleteRows({0}));
+    QCOMPARE(dp->rows()->rowCount(), 2);
+    QVERIFY(dp->undo());
+    QCOMPARE(dp->rows()->rowCount(), 3);
+    QVERIFY(dp->redo());
+    QCOMPARE(dp->rows()->rowCount(), 2);
+    QVERIFY(dp->undo());
+    QCOMPARE(dp->rows()->rowCount(), 3);
+    rows = hone::read_rows(s, hone::find_dataset(s, "sums").id, 0, 1);
+    QCOMPARE(hone::record_messages(rows[0].data)[0].content, std::string("2+2?"));
     // Search filters the table on a worker; deleting a filtered row leaves the others.
     dp->search("4+4");
     QTRY_VERIFY_WITH_TIMEOUT(dp->rows()->filtered() && !dp->worker()->running(), 10000);
@@ -338,8 +353,8 @@ class TestPages : public QObject {
     auto* lp = w.labelPage();
     QSignalSpy made(lp->generator(), &hone::ui::Job::stopped);
     QVERIFY(lp->generateCandidates("numbers", model_, QString(), 2, "numbers-candidates", 6));
-    QTRY_VERIFY_WITH_TIMEOUT(made.count() == 1, 60000);
-    QCOMPARE(lp->currentDataset(), QString("numbers-candidates"));
+    // (The spy counts in the worker thread; the page's queued handlers run after it.)
+    QTRY_VERIFY2_WITH_TIMEOUT(made.count() == 1 && lp->currentDataset() == "numbers-candidates", qPrintable(lp->statusText()), 60000);
     QCOMPARE(lp->queueSize(), 6);
     for (int i = 0; i < 6; ++i) QTest::keyClick(lp, i % 2 ? Qt::Key_2 : Qt::Key_1);
     QCOMPARE(lp->labelledCount(), 6);
@@ -455,6 +470,28 @@ class TestPages : public QObject {
                       Qt::NoScrollPhase, false);
     QApplication::sendEvent(schedule, &wheel);
     QCOMPARE(schedule->currentText(), before);
+  }
+
+  // On the demo's model the form takes the demo's own recipe; the run name follows data and method.
+  void demoModelGetsTheDemoRecipe() {
+    const QString ws = work("demo-recipe");
+    QDir().mkpath(ws + "/demo/skills-base");
+    for (const QString& f : QDir(model_).entryList(QDir::Files)) QFile::copy(model_ + "/" + f, ws + "/demo/skills-base/" + f);
+    writeLines(ws + "/chat.jsonl", {chatRow("a", "b"), chatRow("c", "d")});
+    QVERIFY(importInto(ws, ws + "/chat.jsonl", "notes") > 0);
+    hone::ui::MainWindow w(ws);
+    auto* tp = w.trainPage();
+    tp->setModelFolder(ws + "/demo/skills-base");
+    tp->selectOnlyDataset("notes");
+    QVERIFY(tp->selectMethod("lora"));
+    auto cfg = json::parse(tp->configJson().toStdString());
+    QCOMPARE(cfg["lr"].get<double>(), 3e-3);
+    QCOMPARE(cfg["max_seq_len"].get<int>(), 96);
+    QCOMPARE(cfg["batch_size"].get<int>(), 16);
+    QCOMPARE(QString::fromStdString(cfg["name"]), QString("notes-lora"));
+    tp->setModelFolder(model_);  // any other model: the method's general preset
+    cfg = json::parse(tp->configJson().toStdString());
+    QCOMPARE(cfg["lr"].get<double>(), 2e-4);
   }
 
   // $HONE_WORKSPACE picks the workspace; a dataset imported by another process appears without a
