@@ -165,7 +165,7 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), gen_job_(new Job("candi
   lay->addWidget(split, 1);
 
   connect(dataset_, &QComboBox::currentIndexChanged, this, [this] { loadQueue(); });
-  connect(filter_, &QComboBox::currentIndexChanged, this, [this] { loadQueue(); });
+  connect(filter_, &QComboBox::currentIndexChanged, this, [this] { rebuildQueue(); });
   connect(queue_, &QListWidget::currentRowChanged, this, [this](int i) { show(i); });
   connect(gen, &QPushButton::clicked, this, &LabelPage::openGenerateDialog);
   connect(train_, &QPushButton::clicked, this, [this] {
@@ -254,7 +254,6 @@ void LabelPage::setFilter(const QString& which) {
 void LabelPage::loadQueue() {
   const int keep_pos = currentPosition();
   rows_.clear();
-  shown_.clear();
   dataset_id_ = 0;
   const QString name = currentDataset();
   if (!name.isEmpty())
@@ -263,6 +262,35 @@ void LabelPage::loadQueue() {
       dataset_id_ = find_dataset(ws, ss(name)).id;
       rows_ = list_candidates(ws, dataset_id_);
     });
+  rebuildQueue(keep_pos);
+}
+
+void LabelPage::reloadRow(qint64 position) {
+  // One row re-read after a write, instead of the whole dataset (labelling stays instant on a
+  // large candidates set).
+  for (auto& r : rows_)
+    if (r.position == position)
+      guarded(this, "Label", [&] {
+        Workspace ws(ss(workspace_));
+        Stmt s = ws.db().prepare(
+            "SELECT r.data, l.label, l.note, l.author FROM rows r LEFT JOIN labels l ON l.row_id = r.id WHERE r.id = ?");
+        s.bind(1, r.row_id);
+        if (!s.step()) return;
+        r.data = s.text(0);
+        r.label = s.is_null(1) ? "" : s.text(1);
+        r.note = s.is_null(2) ? "" : s.text(2);
+        r.author = s.is_null(3) ? "" : s.text(3);
+        r.edited.clear();
+        json j = json::parse(r.data);
+        if (j.contains("original_responses"))
+          for (size_t i = 0; i < j["responses"].size(); ++i)
+            if (j["responses"][i] != j["original_responses"][i]) r.edited.push_back(static_cast<int>(i));
+      });
+}
+
+void LabelPage::rebuildQueue(int keep_pos) {
+  if (keep_pos == -2) keep_pos = currentPosition();
+  shown_.clear();
   const QString f = filter_->currentData().toString();
   queue_->blockSignals(true);
   queue_->clear();
@@ -367,7 +395,8 @@ bool LabelPage::verdict(const QString& label) {
   status_->setText(QString("Row %1: %2 (saved)").arg(pos).arg(l));
   // Next: the following row that still needs a verdict under the filter.
   const int from = queue_->currentRow();
-  loadQueue();
+  reloadRow(pos);
+  rebuildQueue();
   int next = -1;
   for (int k = 0; k < shown_.size(); ++k)
     if (rows_[size_t(shown_[k])].position > pos && rows_[size_t(shown_[k])].label.empty()) {
@@ -389,7 +418,8 @@ bool LabelPage::editResponse(int which, const QString& text) {
   });
   if (ok) {
     undo_ << UndoStep{true, pos, {}, {}};
-    loadQueue();
+    reloadRow(pos);
+    rebuildQueue();
   }
   return ok;
 }
@@ -411,7 +441,8 @@ bool LabelPage::setNote(const QString& note) {
   });
   if (ok) {
     undo_ << step;
-    loadQueue();
+    reloadRow(pos);
+    rebuildQueue();
   }
   return ok;
 }
@@ -424,7 +455,8 @@ bool LabelPage::undo() {
     if (s.edit) hone::undo(ws, dataset_id_);
     else label_candidate(ws, dataset_id_, s.position, s.label.empty() ? "none" : s.label, s.note, "gui");
   });
-  loadQueue();
+  reloadRow(s.position);
+  rebuildQueue();
   for (int k = 0; k < shown_.size(); ++k)
     if (rows_[size_t(shown_[k])].position == s.position) queue_->setCurrentRow(k);
   status_->setText(QString("Undone on row %1").arg(s.position));

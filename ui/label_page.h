@@ -57,7 +57,9 @@ class LabelPage : public QWidget {
 
  private:
   bool handleKey(QKeyEvent* e);
-  void loadQueue();
+  void loadQueue();                   // the dataset read from the store
+  void rebuildQueue(int keep_pos = -2);  // the queue from what is in memory (-2: keep the shown row)
+  void reloadRow(qint64 position);
   void show(int queue_index);
   void updateProgress();
   void openGenerateDialog();
