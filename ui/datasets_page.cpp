@@ -724,19 +724,20 @@ void DatasetsPage::renderPreview() {
     preview_->clear();
     return;
   }
-  // Each token is a span with a border; trained tokens green, masked ones grey.
+  // Each token is a span; neighbours alternate two shades so boundaries show (Qt's rich text has
+  // no inline borders): trained tokens green, masked ones grey.
   QString html = "<div style='line-height: 180%'>";
   const bool dark = palette().color(QPalette::Base).lightness() < 128;
-  const char* trained_bg = dark ? "#1e5631" : "#c8f0d0";
-  const char* masked_bg = dark ? "#3a3a3a" : "#e6e6e6";
+  const char* trained_bg[2] = {dark ? "#1e5631" : "#c8f0d0", dark ? "#2d7a47" : "#9fdcb0"};
+  const char* masked_bg[2] = {dark ? "#3a3a3a" : "#ececec", dark ? "#505050" : "#d2d2d2"};
   for (size_t i = 0; i < seq.ids.size(); ++i) {
     const bool trained = i < seq.loss_mask.size() && seq.loss_mask[i];
     (trained ? preview_trained_ : preview_masked_)++;
     QString t = qs(tok_->decode({seq.ids[i]}, false)).toHtmlEscaped();
     t.replace(' ', "&middot;").replace('\n', "&#8629;<br>");
     if (t.isEmpty()) t = qs(tok_->id_to_token(seq.ids[i])).toHtmlEscaped();
-    html += QString("<span title='id %1' style='background:%2; border:1px solid #888; margin-right:1px'>%3</span>")
-                .arg(seq.ids[i]).arg(trained ? trained_bg : masked_bg, t);
+    html += QString("<span title='id %1' style='background:%2'>%3</span>")
+                .arg(seq.ids[i]).arg(trained ? trained_bg[i % 2] : masked_bg[i % 2], t);
   }
   html += "</div>";
   preview_->setHtml(html);
