@@ -442,10 +442,7 @@ void DatasetsPage::splitSelected() {
   f->addRow("Seed", seed);
   f->addRow(new QLabel(QString("Makes \"%1-train\" and \"%1-validation\". A row's side depends only on the seed and the "
                                "row, so edits elsewhere do not move it.").arg(cur)));
-  auto* bb = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
-  f->addRow(bb);
-  connect(bb, &QDialogButtonBox::accepted, &d, &QDialog::accept);
-  connect(bb, &QDialogButtonBox::rejected, &d, &QDialog::reject);
+  f->addRow(dialogButtons(&d));
   if (d.exec() != QDialog::Accepted) return;
   const QString ws = workspace_;
   const double fraction = frac->value();

@@ -518,10 +518,7 @@ bool LabelPage::handleKey(QKeyEvent* e) {
       auto* t = new QPlainTextEdit(qs(j["responses"][size_t(which)].get<std::string>()));
       t->setFont(monoFont());
       l->addWidget(t);
-      auto* bb = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
-      l->addWidget(bb);
-      connect(bb, &QDialogButtonBox::accepted, &d, &QDialog::accept);
-      connect(bb, &QDialogButtonBox::rejected, &d, &QDialog::reject);
+      l->addWidget(dialogButtons(&d));
       if (d.exec() == QDialog::Accepted) editResponse(which, t->toPlainText());
       return true;
     }
@@ -600,10 +597,7 @@ void LabelPage::openGenerateDialog() {
   f->addRow("Responses per prompt", n);
   f->addRow("Max new tokens", maxnew);
   f->addRow("New dataset name", name);
-  auto* bb = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
-  f->addRow(bb);
-  connect(bb, &QDialogButtonBox::accepted, &d, &QDialog::accept);
-  connect(bb, &QDialogButtonBox::rejected, &d, &QDialog::reject);
+  f->addRow(dialogButtons(&d));
   if (d.exec() != QDialog::Accepted || src->currentData().toString().isEmpty()) return;
   generateCandidates(src->currentData().toString(), model->text().trimmed(), run->currentData().toString(), n->value(),
                      name->text().trimmed(), maxnew->value());

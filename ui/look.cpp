@@ -5,6 +5,7 @@
 #include <QApplication>
 #include <QComboBox>
 #include <QCoreApplication>
+#include <QDialog>
 #include <QEvent>
 #include <QFontDatabase>
 #include <QMessageBox>
@@ -65,6 +66,13 @@ class WheelGuard : public QObject {
 }  // namespace
 
 void installWheelGuard(QApplication& app) { app.installEventFilter(new WheelGuard(&app)); }
+
+QDialogButtonBox* dialogButtons(QDialog* d, QDialogButtonBox::StandardButtons b) {
+  auto* bb = new QDialogButtonBox(b, d);
+  QObject::connect(bb, &QDialogButtonBox::accepted, d, &QDialog::accept);
+  QObject::connect(bb, &QDialogButtonBox::rejected, d, &QDialog::reject);
+  return bb;
+}
 
 bool guarded(QWidget* parent, const QString& what, const std::function<void()>& fn) {
   try {

@@ -2,12 +2,14 @@
 // is dark, a monospace font for tokens and code, fields that take the mouse wheel only when focused,
 // and a guard that turns an exception from a store call into a message instead of a crash.
 #pragma once
+#include <QDialogButtonBox>
 #include <QFont>
 #include <QString>
 #include <functional>
 #include <string>
 
 class QApplication;
+class QDialog;
 class QWidget;
 
 namespace hone::ui {
@@ -19,6 +21,9 @@ void installWheelGuard(QApplication& app);
 
 inline QString qs(const std::string& s) { return QString::fromStdString(s); }
 inline std::string ss(const QString& s) { return s.toStdString(); }
+
+// The dialog's button row, its accept/reject buttons wired to the dialog's accept() and reject().
+QDialogButtonBox* dialogButtons(QDialog* d, QDialogButtonBox::StandardButtons b = QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
 
 // Runs fn; an exception is shown in a warning box titled `what` and false is returned.
 bool guarded(QWidget* parent, const QString& what, const std::function<void()>& fn);

@@ -357,10 +357,7 @@ void MainWindow::showSettings() {
   form->addRow("Training device", device);
   form->addRow("Threads", threads);
   form->addRow("Models folder", models);
-  auto* bb = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
-  form->addRow(bb);
-  connect(bb, &QDialogButtonBox::accepted, &d, &QDialog::accept);
-  connect(bb, &QDialogButtonBox::rejected, &d, &QDialog::reject);
+  form->addRow(dialogButtons(&d));
   if (d.exec() == QDialog::Accepted) {
     st.setValue("settings/threads", threads->value());
     st.setValue("settings/device", device->currentData());

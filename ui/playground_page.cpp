@@ -335,10 +335,7 @@ void PlaygroundPage::openSaveDialog() {
   f->addRow("Conversation of", which);
   f->addRow("Chat dataset", name);
   f->addRow("Answer (correct it if you like)", text);
-  auto* bb = new QDialogButtonBox(QDialogButtonBox::Save | QDialogButtonBox::Cancel);
-  f->addRow(bb);
-  connect(bb, &QDialogButtonBox::accepted, &d, &QDialog::accept);
-  connect(bb, &QDialogButtonBox::rejected, &d, &QDialog::reject);
+  f->addRow(dialogButtons(&d, QDialogButtonBox::Save | QDialogButtonBox::Cancel));
   if (d.exec() != QDialog::Accepted) return;
   side = which->currentData().toInt();
   if (saveConversation(side, name->text().trimmed(), text->toPlainText()))

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "gui_test_support.h"
 #include "main_window.h"
 #include "runs_page.h"
 #include "store/datasets.h"
@@ -17,33 +18,9 @@
 
 namespace {
 
-QString work(const QString& name) {
-  QString d = QString(HONE_TEST_WORK) + "/gui-" + name + "-" + QString::number(QCoreApplication::applicationPid());
-  QDir(d).removeRecursively();
-  QDir().mkpath(d);
-  return d;
-}
-
-void screenshot(QWidget& w, const QString& name) {
-  QDir().mkpath(HONE_TEST_WORK);
-  QVERIFY(w.grab().save(QString(HONE_TEST_WORK) + "/screenshot-" + name + ".png"));
-}
-
-// Largest gap between ticks of a 10 ms timer: how long the event loop was blocked.
-struct StallMeter {
-  QTimer timer;
-  QElapsedTimer clock;
-  qint64 last = 0, worst = 0;
-  StallMeter() {
-    clock.start();
-    QObject::connect(&timer, &QTimer::timeout, [this] {
-      const qint64 now = clock.elapsed();
-      worst = std::max(worst, now - last);
-      last = now;
-    });
-    timer.start(10);
-  }
-};
+QString work(const QString& name) { return gui_test::work("gui-" + name); }
+using gui_test::screenshot;
+using gui_test::StallMeter;
 
 }  // namespace
 

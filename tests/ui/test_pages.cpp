@@ -23,6 +23,7 @@
 #include "job.h"
 #include "label_page.h"
 #include "look.h"
+#include "gui_test_support.h"
 #include "main_window.h"
 #include "playground_page.h"
 #include "row_editor.h"
@@ -37,32 +38,9 @@ using nlohmann::json;
 
 namespace {
 
-QString work(const QString& name) {
-  QString d = QString(HONE_TEST_WORK) + "/pages-" + name + "-" + QString::number(QCoreApplication::applicationPid());
-  QDir(d).removeRecursively();
-  QDir().mkpath(d);
-  return d;
-}
-
-void screenshot(QWidget& w, const QString& name) {
-  QDir().mkpath(HONE_TEST_WORK);
-  QVERIFY(w.grab().save(QString(HONE_TEST_WORK) + "/screenshot-" + name + ".png"));
-}
-
-struct StallMeter {
-  QTimer timer;
-  QElapsedTimer clock;
-  qint64 last = 0, worst = 0;
-  StallMeter() {
-    clock.start();
-    QObject::connect(&timer, &QTimer::timeout, [this] {
-      const qint64 now = clock.elapsed();
-      worst = std::max(worst, now - last);
-      last = now;
-    });
-    timer.start(10);
-  }
-};
+QString work(const QString& name) { return gui_test::work("pages-" + name); }
+using gui_test::screenshot;
+using gui_test::StallMeter;
 
 void writeLines(const QString& path, const std::vector<std::string>& lines) {
   std::ofstream f(path.toStdString());
