@@ -3,6 +3,7 @@
 // connection.
 #include "datasets_page.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -145,9 +146,24 @@ DatasetsPage::DatasetsPage(QWidget* parent)
   max_len_->setValue(1024);
   max_len_->setToolTip("Rows longer than this many tokens would be truncated in training");
   sf->addRow("Max length", max_len_);
+  templated_ = new QCheckBox("Count the tokens as training sees them (with the chat template)");
+  templated_->setChecked(true);
+  templated_->setToolTip("On: chat rows rendered with the template of the preview tab, preference rows as prompt + the "
+                         "longer answer, as max sequence length cuts them. Off: the rows' plain text.");
+  sf->addRow("", templated_);
   sl->addLayout(sf);
   auto* compute = new QPushButton("Compute statistics");
-  sl->addWidget(compute);
+  auto* crow = new QHBoxLayout;
+  crow->addWidget(compute, 1);
+  stats_cancel_ = new QPushButton("Cancel");
+  stats_cancel_->setEnabled(false);
+  crow->addWidget(stats_cancel_);
+  sl->addLayout(crow);
+  connect(stats_cancel_, &QPushButton::clicked, stats_job_, &Job::cancel);
+  connect(stats_job_, &Job::progress, this, [this](qint64 done, qint64 total, const QString&) {
+    stats_text_->setText(QString("Counting… %1 of %2 rows").arg(done).arg(total));
+  });
+  connect(stats_job_, &Job::stopped, this, [this] { stats_cancel_->setEnabled(false); });
   hist_ = new QCustomPlot;
   hist_->setMinimumHeight(240);
   hist_->xAxis->setLabel("tokens per row");
@@ -611,13 +627,27 @@ void DatasetsPage::deleteMatching() {
 void DatasetsPage::computeStats() {
   if (!model_->datasetId() || stats_job_->running()) return;
   const QString ws = workspace_, tokdir = stats_model_->text().trimmed();
+  const QString forced = preview_format_->currentData().toString();
+  const bool templated = templated_->isChecked();
   const qint64 id = model_->datasetId();
   stats_text_->setText("Counting…");
-  stats_job_->start([ws, id, tokdir](Job::Context&) -> QVariant {
+  stats_cancel_->setEnabled(true);
+  stats_job_->start([ws, id, tokdir, forced, templated](Job::Context& ctx) -> QVariant {
     Workspace w(ss(ws));
     std::unique_ptr<Tokenizer> tok;
     if (!tokdir.isEmpty()) tok = load_tokenizer(ss(tokdir));
-    DatasetStats st = dataset_stats(w, id, tok.get());
+    StatsOptions o;
+    o.tok = tok.get();
+    if (tok && templated) {
+      ChatFormat f = detect_chat_format(tok->config().chat_template);
+      if (!forced.isEmpty()) chat_format_from_name(ss(forced), &f);
+      o.format = f;
+    }
+    o.progress = [&ctx](int64_t done, int64_t total) {
+      ctx.progress(done, total);
+      return !ctx.cancelled();
+    };
+    DatasetStats st = dataset_stats(w, id, o);
     QVariantMap m;
     m["rows"] = qint64(st.rows);
     m["chars"] = qint64(st.chars);

@@ -10,6 +10,7 @@
 
 #include "store/datasets.h"
 
+class QCheckBox;
 class QComboBox;
 class QCustomPlot;
 class QLabel;
@@ -94,6 +95,8 @@ class DatasetsPage : public QWidget {
   // statistics
   QLineEdit* stats_model_;
   QSpinBox* max_len_;
+  QCheckBox* templated_;
+  QPushButton* stats_cancel_;
   QCustomPlot* hist_;
   QLabel* stats_text_;
   QVector<qint64> token_lengths_;

@@ -11,7 +11,9 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "data/pairs.h"
 #include "store/labels.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hone {
@@ -328,6 +330,45 @@ bool in_validation(int64_t row_id, uint64_t seed, double fraction) {
 }
 
 DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const Tokenizer* tok, int longest) {
+  StatsOptions o;
+  o.tok = tok;
+  o.longest = longest;
+  return dataset_stats(ws, dataset, o);
+}
+
+namespace {
+// Tokens of a row as training sees it (see StatsOptions::format).
+int64_t templated_length(const Tokenizer& tok, ChatFormat f, DatasetKind kind, const std::string& data) {
+  auto n = [&](const std::vector<ChatMessage>& m) { return static_cast<int64_t>(tokenize_chat(tok, f, m, false).ids.size()); };
+  if (kind == DatasetKind::Chat) return n(record_messages(data));
+  if (kind == DatasetKind::Text) return static_cast<int64_t>(tok.encode(json::parse(data).value("text", ""), false).ids.size()) + 1;
+  std::vector<ChatMessage> prompt;
+  std::vector<std::vector<ChatMessage>> answers;
+  if (kind == DatasetKind::Preference) {
+    PreferencePair p = preference_from_record(data, "");
+    prompt = p.prompt;
+    answers = {p.chosen, p.rejected};
+  } else {
+    json j = json::parse(data);
+    if (j["prompt"].is_string()) prompt.push_back({"user", j["prompt"].get<std::string>()});
+    else
+      for (const auto& m : j["prompt"]) prompt.push_back({m.value("role", "user"), m.value("content", "")});
+    for (const auto& r : j["responses"]) answers.push_back({{"assistant", r.get<std::string>()}});
+  }
+  int64_t best = 0;
+  for (const auto& a : answers) {
+    std::vector<ChatMessage> m = prompt;
+    m.insert(m.end(), a.begin(), a.end());
+    best = std::max(best, n(m));
+  }
+  return best;
+}
+}  // namespace
+
+DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const StatsOptions& o) {
+  const Tokenizer* tok = o.tok;
+  const int longest = o.longest;
+  const int64_t total = row_count(ws, dataset);
   DatasetStats st;
   Stmt s = ws.db().prepare(std::string(kRowCols) + "WHERE r.dataset_id = ? ORDER BY r.position");
   s.bind(1, dataset);
@@ -354,7 +395,10 @@ DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const Tokenizer* tok,
     } else add(j["prompt"]), add(j["chosen"]), add(j["rejected"]);
     st.chars += static_cast<int64_t>(text.size());
     lens.emplace_back(r.position, static_cast<int64_t>(text.size()));
-    if (tok) st.token_lengths.push_back(static_cast<int64_t>(tok->encode(text, false).ids.size()));
+    if (tok && o.format) st.token_lengths.push_back(templated_length(*tok, *o.format, kind, r.data));
+    else if (tok) st.token_lengths.push_back(static_cast<int64_t>(tok->encode(text, false).ids.size()));
+    if (o.progress && (st.rows % 1000 == 0 || st.rows == total) && !o.progress(st.rows, total))
+      throw Error("statistics cancelled");
   }
   std::sort(st.token_lengths.begin(), st.token_lengths.end());
   std::stable_sort(lens.begin(), lens.end(), [](auto& a, auto& b) { return a.second > b.second; });

@@ -96,6 +96,17 @@ struct DatasetStats {
 };
 DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const Tokenizer* tok, int longest = 5);
 
+struct StatsOptions {
+  const Tokenizer* tok = nullptr;
+  int longest = 5;
+  // With a chat format, token lengths are those of the training sequences, which is what
+  // max_seq_len cuts: a chat row rendered with the template; a preference or candidates row as its
+  // prompt with its longest answer. Without one, the rows' plain text is counted.
+  std::optional<ChatFormat> format;
+  std::function<bool(int64_t done, int64_t total)> progress;  // false cancels (throws)
+};
+DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const StatsOptions& o);
+
 // Export as JSONL: chat -> {"messages"}, preference -> {"prompt","chosen","rejected"} (labels applied:
 // "rejected" swaps the pair, tie and skip are left out), text -> {"text"}. Written atomically.
 // With `split`, only rows of that part ("train" or "validation", seed and fraction as above).

@@ -2,6 +2,8 @@
 // points while the event loop keeps running, then cancel; overlaying two runs on the Runs page;
 // method availability and the advisor. Each test saves a screenshot into the build folder.
 #include <QDir>
+#include <QMessageBox>
+#include <QPushButton>
 #include <QElapsedTimer>
 #include <QStandardPaths>
 #include <QTimer>
@@ -153,6 +155,44 @@ class TestMainWindow : public QObject {
     QVERIFY(rp->metricChoices().contains("loss"));
     QVERIFY(!rp->resumeEnabled());  // a completed run does not resume
     QVERIFY2(rp->resumeTip().contains("completed"), qPrintable(rp->resumeTip()));
+  }
+
+  // Quitting while a run trains asks first; "Yes" cancels the run (with its checkpoint) and the
+  // window closes once the worker has stopped, the GUI thread never waiting on it.
+  void quitWhileTrainingAsksThenCancels() {
+    const QString ws = numbersWorkspace("quit");
+    hone::ui::MainWindow w(ws);
+    auto* tp = readyTrainPage(w);
+    tp->setMaxSteps(100000);
+    QVERIFY(tp->startTraining());
+    QTRY_VERIFY_WITH_TIMEOUT(tp->lossPointCount() >= 3, 120000);
+    QString asked;
+    auto answer = [&](QMessageBox::StandardButton b) {
+      QTimer::singleShot(100, [&asked, b] {
+        auto* box = qobject_cast<QMessageBox*>(QApplication::activeModalWidget());
+        if (!box) return;
+        asked = box->text();
+        box->button(b)->click();
+      });
+    };
+    answer(QMessageBox::No);
+    w.close();
+    QVERIFY2(asked.contains("training"), qPrintable(asked));
+    QVERIFY(w.isVisible());  // "No": nothing stops
+    QVERIFY(tp->job()->running());
+    asked.clear();
+    StallMeter stall;
+    answer(QMessageBox::Yes);
+    w.close();
+    QVERIFY(!asked.isEmpty());
+    QTRY_VERIFY_WITH_TIMEOUT(!w.isVisible(), 60000);
+    QVERIFY(!tp->job()->running());
+    QVERIFY2(stall.worst < 1000, qPrintable(QString("event loop stalled %1 ms").arg(stall.worst)));
+    hone::Workspace db(ws.toStdString());
+    auto runs = hone::list_runs(db);
+    QCOMPARE(runs.size(), size_t(1));
+    QCOMPARE(QString::fromStdString(runs[0].status), QString("cancelled"));
+    QVERIFY(!hone::last_checkpoint(db, runs[0].id).empty());
   }
 
   // What SIGTERM does in the app (app/gui/main.cpp polls the signal and calls stopForSignal): the
