@@ -24,6 +24,8 @@
 #include <QTextCursor>
 #include <QVBoxLayout>
 
+#include <nlohmann/json.hpp>
+
 #include "data/records.h"
 #include "job.h"
 #include "look.h"
@@ -57,8 +59,13 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
   form->addRow("Format", format_);
   field_map_ = new QLineEdit;
   field_map_->setPlaceholderText("source=expected, e.g. question=instruction,answer=output");
-  field_map_->setToolTip("Renames the file's fields to the ones the format expects");
+  field_map_->setToolTip("Renames the file's fields to the ones the format expects: alpaca instruction, input, output; "
+                         "prompt_completion prompt, completion; preference prompt, chosen, rejected; text text; "
+                         "messages messages; sharegpt conversations; candidates prompt, responses");
   form->addRow("Field mapping", field_map_);
+  fields_ = new QLabel;
+  fields_->setWordWrap(true);
+  form->addRow("", fields_);
   skip_invalid_ = new QCheckBox("Import the valid rows and leave out the invalid ones");
   form->addRow("", skip_invalid_);
   lay->addLayout(form);
@@ -150,6 +157,8 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
                           .arg(errors)
                           .arg(m.value("duplicates").toLongLong())
                           .arg(errors ? ". Fix the file, map its fields, or tick the box to import the valid rows." : "."));
+    const QString found = m.value("fields").toString();
+    fields_->setText(found.isEmpty() ? QString() : "Fields in the file's first row: " + found);
     const QString kind = m.value("kind").toString();
     const QStringList cols = RowsModel::columns(kind);
     const QStringList rowsJson = m.value("preview").toStringList();
@@ -200,6 +209,31 @@ ReadOptions readOptions(const QString& format, const QString& map) {
 }
 }  // namespace
 
+namespace {
+// The field names of a file's first row (JSON Lines keys, or a CSV/TSV header), as a hint for the
+// field mapping; "" for a folder, a JSON array or anything unreadable.
+QString firstRowFields(const QString& path) {
+  QFile f(path);
+  if (!QFileInfo(path).isFile() || !f.open(QIODevice::ReadOnly)) return QString();
+  QByteArray line;
+  while (!f.atEnd() && line.trimmed().isEmpty()) line = f.readLine(1 << 20);
+  line = line.trimmed();
+  if (line.startsWith('{')) {
+    try {
+      QStringList keys;
+      const nlohmann::json row = nlohmann::json::parse(line.toStdString());  // outlives the loop over its items
+      for (const auto& [k, v] : row.items()) keys << QString::fromStdString(k);
+      return keys.join(", ");
+    } catch (const std::exception&) {
+      return QString();
+    }
+  }
+  const QString suffix = QFileInfo(path).suffix().toLower();
+  if (suffix == "csv" || suffix == "tsv") return QString::fromUtf8(line).split(suffix == "tsv" ? '\t' : ',').join(", ");
+  return QString();
+}
+}  // namespace
+
 void ImportDialog::check() {
   const QString path = path_->text().trimmed();
   if (path.isEmpty() || job_->running()) return;
@@ -229,6 +263,7 @@ void ImportDialog::check() {
       where << QString::fromStdString(rr.problems[i].where);
       warnings << !rr.problems[i].error;
     }
+    m["fields"] = firstRowFields(path);
     m["preview"] = preview;
     m["sources"] = sources;
     m["problems"] = problems;
@@ -268,6 +303,7 @@ void ImportDialog::startImport() {
 }
 
 QString ImportDialog::summaryText() const { return summary_->text(); }
+QString ImportDialog::fieldsText() const { return fields_->text(); }
 int ImportDialog::problemCount() const { return problems_->count(); }
 int ImportDialog::previewRows() const { return preview_->rowCount(); }
 

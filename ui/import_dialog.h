@@ -27,6 +27,7 @@ class ImportDialog : public QDialog {
 
   // For tests and the shell.
   QString summaryText() const;
+  QString fieldsText() const;  // the first row's field names, a hint for the mapping
   int problemCount() const;
   int previewRows() const;
   void showProblem(int i);        // what a click on a problem does
@@ -47,6 +48,7 @@ class ImportDialog : public QDialog {
   QComboBox* format_;
   QLineEdit* field_map_;
   QCheckBox* skip_invalid_;
+  QLabel* fields_;
   QLabel* summary_;
   QTableWidget* preview_;
   QListWidget* problems_;

@@ -90,6 +90,7 @@ class TestPages : public QObject {
                  d.summaryText().contains("1 with errors"),
              qPrintable(d.summaryText()));
     QCOMPARE(d.previewRows(), 5);
+    QVERIFY2(d.fieldsText().contains("instruction, output"), qPrintable(d.fieldsText()));
     QVERIFY(d.problemCount() >= 1);
     d.showProblem(0);
     QVERIFY2(d.focusedLine().contains("4") && d.focusedLine().contains("four"), qPrintable(d.focusedLine()));
