@@ -419,6 +419,12 @@ int RunsPage::plottedRunCount() const {
   return n;
 }
 
+int RunsPage::plottedPointCount() const {
+  int n = 0;
+  for (int g = 0; g < plot_->graphCount(); ++g) n += plot_->graph(g)->dataCount();
+  return n;
+}
+
 QString RunsPage::configDiffText() const { return diff_->toPlainText(); }
 
 QString RunsPage::commandFor(qint64 id) const {

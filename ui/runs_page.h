@@ -25,6 +25,7 @@ class RunsPage : public QWidget {
   // For tests and the shell.
   void selectRuns(const QList<qint64>& ids);
   int plottedRunCount() const;  // graphs with at least one point
+  int plottedPointCount() const;
   QStringList metricChoices() const;  // what the selected runs recorded
   QString configDiffText() const;
   QString commandFor(qint64 id) const;

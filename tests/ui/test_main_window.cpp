@@ -98,6 +98,17 @@ class TestMainWindow : public QObject {
     screenshot(w, "train-page");
     const int before = tp->lossPointCount();
     QTRY_VERIFY_WITH_TIMEOUT(tp->lossPointCount() > before, 60000);  // points keep arriving
+    // The Runs page follows the running run: its curve grows as the store records steps.
+    {
+      w.showPage(hone::ui::MainWindow::Runs);
+      auto* rp = w.runsPage();
+      hone::Workspace db(ws.toStdString());
+      rp->selectRuns({hone::list_runs(db).front().id});
+      const int shown = rp->plottedPointCount();
+      QTRY_VERIFY_WITH_TIMEOUT((w.checkForChanges(), rp->plottedPointCount() > shown), 60000);
+      QVERIFY(tp->job()->running());
+      w.showPage(hone::ui::MainWindow::Train);
+    }
     tp->job()->cancel();
     QTRY_VERIFY_WITH_TIMEOUT(!tp->job()->running(), 60000);
     QTRY_VERIFY_WITH_TIMEOUT(tp->statusText().contains("cancelled"), 5000);
