@@ -67,6 +67,9 @@ LaunchResult launch_run(Workspace& ws, const LaunchSpec& spec, const LaunchHooks
       std::time_t now = std::time(nullptr);
       std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
       opt.run_dir = join_path(ws.runs_dir(), cfg.name + "-" + stamp);
+      // Two runs of one name started within a second (a script, a double click) get their own folders.
+      for (int k = 2; is_directory(opt.run_dir); ++k)
+        opt.run_dir = join_path(ws.runs_dir(), cfg.name + "-" + stamp + "-" + std::to_string(k));
     }
     std::error_code ec;
     if (spec.replace) {

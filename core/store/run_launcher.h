@@ -12,7 +12,7 @@ namespace hone {
 
 struct LaunchSpec {
   RunConfig cfg;                  // as written (dataset:NAME allowed); unused when resuming a recorded run
-  std::string run_dir;            // "" = <workspace>/runs/<name>-<date-time>
+  std::string run_dir;            // "" = <workspace>/runs/<name>-<date-time>, -2, -3... when taken
   int64_t resume_run = 0;         // > 0: continue that recorded run from its newest checkpoint
   std::string resume_checkpoint;  // a new run starting from this checkpoint folder (train --resume)
   bool replace = false;           // the folder and any record of it are replaced (the demo's fixed folder)

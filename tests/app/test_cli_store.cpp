@@ -504,6 +504,13 @@ TEST(CliStore, LabelCandidatesImportLabelEditExport) {
   std::ofstream(f.dir + "/cands.json") << c.dump();
   t = cli("train --config " + shell_quote(f.dir + "/cands.json") + ws);
   EXPECT_EQ(t.code, 0) << t.err;
+  // Two runs named "c", often started within the same second: each has its own folder.
+  Workspace w(f.dir + "/label-ws");
+  auto runs = list_runs(w);
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_NE(runs[0].run_dir, runs[1].run_dir);
+  EXPECT_EQ(runs[0].status, "completed");
+  EXPECT_EQ(runs[1].status, "completed");
 }
 
 // label generate samples n responses per prompt with the model and stores them as candidates;
