@@ -330,6 +330,10 @@ void RunsPage::updateOverlay() {
       RunInfo r = get_run(ws, id);
       runs.push_back(r);
       auto cfg = nlohmann::json::parse(r.config);
+      // The data as the run was asked for it (dataset:NAME), not the copies in each run's folder,
+      // whose paths differ for every run.
+      if (auto refs = nlohmann::json::parse(r.datasets.empty() ? "null" : r.datasets); refs.is_array() && !refs.empty())
+        cfg["train_data"] = refs;
       cfgs.emplace_back();
       flatten(cfg, "", &cfgs.back());
       const double tokens_per_step = cfg.value("batch_size", 1) * cfg.value("grad_accum", 1) * cfg.value("max_seq_len", 1);
