@@ -535,7 +535,7 @@ bool LabelPage::handleKey(QKeyEvent* e) {
 }
 
 bool LabelPage::generateCandidates(const QString& source, const QString& model_dir, const QString& run_dir, int n,
-                                   const QString& name, int max_new_tokens) {
+                                   const QString& name, int max_new_tokens, int limit) {
   if (gen_job_->running() || workspace_.isEmpty()) return false;
   CandidateRequest r;
   r.dataset = ss(source);
@@ -544,6 +544,7 @@ bool LabelPage::generateCandidates(const QString& source, const QString& model_d
   r.n = n;
   r.name = ss(name);
   r.max_new_tokens = max_new_tokens;
+  r.limit = limit;
   const QString ws = workspace_;
   gen_progress_->setVisible(true);
   gen_cancel_->setVisible(true);
@@ -589,6 +590,11 @@ void LabelPage::openGenerateDialog() {
   auto* maxnew = new QSpinBox;
   maxnew->setRange(8, 4096);
   maxnew->setValue(128);
+  auto* limit = new QSpinBox;
+  limit->setRange(0, 1000000);
+  limit->setValue(50);
+  limit->setSpecialValueText("All");
+  limit->setToolTip("Prompts from the start of the dataset to answer (each takes a few seconds on a CPU)");
   auto* name = new QLineEdit;
   name->setPlaceholderText("default: <dataset>-candidates");
   f->addRow("Prompts from", src);
@@ -596,11 +602,12 @@ void LabelPage::openGenerateDialog() {
   f->addRow("Or a run's output", run);
   f->addRow("Responses per prompt", n);
   f->addRow("Max new tokens", maxnew);
+  f->addRow("First prompts", limit);
   f->addRow("New dataset name", name);
   f->addRow(dialogButtons(&d));
   if (d.exec() != QDialog::Accepted || src->currentData().toString().isEmpty()) return;
   generateCandidates(src->currentData().toString(), model->text().trimmed(), run->currentData().toString(), n->value(),
-                     name->text().trimmed(), maxnew->value());
+                     name->text().trimmed(), maxnew->value(), limit->value());
 }
 
 }  // namespace hone::ui

@@ -44,7 +44,7 @@ class LabelPage : public QWidget {
   QString statusText() const;
   // Samples candidates for `source` (dataset name) with a model folder or a run folder.
   bool generateCandidates(const QString& source, const QString& model_dir, const QString& run_dir, int n, const QString& name,
-                          int max_new_tokens = 64);
+                          int max_new_tokens = 64, int limit = 0);  // limit: first N prompts (0 = all)
 
  Q_SIGNALS:
   void trainRequested(const QString& dataset, const QString& method);
