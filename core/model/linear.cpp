@@ -37,6 +37,17 @@ void LinearImpl::quantize_nf4() {
   has_nf4_ = true;
 }
 
+void LinearImpl::dequantize_nf4() {
+  if (!has_nf4_) return;
+  at::Tensor w = nf4_dequantize(nf4_);
+  // The registered buffers cannot be unregistered; emptying them in place frees their memory.
+  at::NoGradGuard ng;
+  for (at::Tensor* b : {&nf4_.codes, &nf4_.absmax_q, &nf4_.absmax_scale}) b->set_();
+  nf4_ = NF4Weight();
+  has_nf4_ = false;
+  weight = register_parameter("weight", w, /*requires_grad=*/false);
+}
+
 at::Tensor LinearImpl::dense_weight() const {
   at::NoGradGuard ng;
   return has_nf4_ ? nf4_dequantize(nf4_) : weight.detach();

@@ -27,6 +27,8 @@ struct LinearImpl : torch::nn::Module {
   bool quantized() const { return has_nf4_; }
   const NF4Weight& nf4() const { return nf4_; }
   at::Tensor dense_weight() const;  // W, dequantized when NF4 (no grad)
+  // Back to a dense weight holding the NF4 values (what QLoRA trained against), for merging/export.
+  void dequantize_nf4();
 
   // LoRA: A [r, in] ~ kaiming_uniform(a=sqrt(5)), B [out, r] = 0, scaling alpha/r (or alpha/sqrt(r)).
   void add_lora(int64_t r, double alpha, double dropout, bool rslora, at::Generator& gen);

@@ -58,6 +58,10 @@ class Tokenizer {
 // Loads tokenizer.json when present (preferred), else tokenizer.model through SentencePiece.
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir);
 
+// Copies the tokenizer files a model folder has (tokenizer.json / .model, tokenizer_config.json,
+// special_tokens_map.json, chat_template.jinja) into another folder, each file atomically.
+void copy_tokenizer_files(const std::string& from, const std::string& to);
+
 // Splits text on added tokens (leftmost-longest), honouring lstrip/rstrip/single_word.
 class AddedTokenSplitter {
  public:

@@ -170,4 +170,11 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   throw file_error(dir, "no tokenizer.json or tokenizer.model in the folder");
 }
 
+void copy_tokenizer_files(const std::string& from, const std::string& to) {
+  for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
+    const std::string src = join_path(from, f);
+    if (file_exists(src)) write_file_atomic(join_path(to, f), read_file(src));
+  }
+}
+
 }  // namespace hone

@@ -74,13 +74,6 @@ void remove_tree(const std::string& d) {
   if (!d.empty() && d != "/") std::filesystem::remove_all(d, ec);
 }
 
-void copy_tokenizer_files(const std::string& from, const std::string& to) {
-  for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
-    std::string src = join_path(from, f);
-    if (file_exists(src)) write_file_atomic(join_path(to, f), read_file(src));
-  }
-}
-
 // Every random state a run uses: the CPU generator (LoRA dropout, init) and, on CUDA, the device's.
 struct RngState {
   at::Tensor cpu, cuda;
