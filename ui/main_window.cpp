@@ -28,6 +28,7 @@
 
 #include "common/runtime.h"
 #include "datasets_page.h"
+#include "export_page.h"
 #include "job.h"
 #include "label_page.h"
 #include "look.h"
@@ -67,6 +68,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   train_ = new TrainPage(pages_);
   runs_ = new RunsPage(pages_);
   playground_ = new PlaygroundPage(pages_);
+  export_ = new ExportPage(pages_);
   for (int i = 0; i < 6; ++i) {
     const QString n = kPageNames[i];
     auto* item = new QListWidgetItem(QIcon(QString(":/icons/pages/%1.png").arg(kPageIcons[i])), n);
@@ -79,16 +81,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
       case Train: page = train_; break;
       case Runs: page = runs_; break;
       case Playground: page = playground_; break;
-      default: {
-        auto* l = new QLabel("<h2>Export</h2><p>Exporting PEFT adapters, merged Hugging Face models and GGUF files "
-                             "arrives with the next release. A run's <code>adapter/</code> folder is already a PEFT "
-                             "adapter that <code>peft.PeftModel.from_pretrained</code> loads.</p>",
-                             pages_);
-        l->setAlignment(Qt::AlignTop | Qt::AlignLeft);
-        l->setTextFormat(Qt::RichText);
-        l->setWordWrap(true);
-        page = l;
-      }
+      default: page = export_;
     }
     page->setObjectName(QString("page_%1").arg(n.toLower()));
     pages_->addWidget(page);
@@ -192,6 +185,7 @@ void MainWindow::openWorkspace(const QString& dir) {
   train_->setWorkspace(dir);
   runs_->setWorkspace(dir);
   playground_->setWorkspace(dir);
+  export_->setWorkspace(dir);
   QSettings st;
   st.setValue("workspace/last", dir);
   QStringList recent = st.value("workspace/recent").toStringList();
@@ -232,6 +226,7 @@ void MainWindow::refreshPage(int i) {
     case Playground:
       if (!playground_->busy()) playground_->refresh();
       break;
+    case Export: export_->refresh(); break;
     default: break;
   }
 }

@@ -19,6 +19,7 @@ class Workspace;
 namespace hone::ui {
 
 class DatasetsPage;
+class ExportPage;
 class LabelPage;
 class PlaygroundPage;
 class TrainPage;
@@ -47,6 +48,7 @@ class MainWindow : public QMainWindow {
   DatasetsPage* datasetsPage() const { return datasets_; }
   LabelPage* labelPage() const { return label_; }
   PlaygroundPage* playgroundPage() const { return playground_; }
+  ExportPage* exportPage() const { return export_; }
   // The process was asked to end (SIGTERM, SIGINT, SIGHUP): a training run stops within a layer,
   // writes a checkpoint and is recorded as interrupted; then readyToQuit() (at once when idle).
   void stopForSignal();
@@ -75,6 +77,7 @@ class MainWindow : public QMainWindow {
   TrainPage* train_ = nullptr;
   RunsPage* runs_ = nullptr;
   PlaygroundPage* playground_ = nullptr;
+  ExportPage* export_ = nullptr;
   QString workspace_;
   std::unique_ptr<Workspace> watch_;  // a connection that only reads PRAGMA data_version
   qint64 data_version_ = -1;

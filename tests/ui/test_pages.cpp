@@ -19,6 +19,7 @@
 
 #include "data/sequences.h"
 #include "datasets_page.h"
+#include "export_page.h"
 #include "import_dialog.h"
 #include "job.h"
 #include "label_page.h"
@@ -369,6 +370,17 @@ class TestPages : public QObject {
     QVERIFY2(pg->statusOf(1).contains("dpo"), qPrintable(pg->statusOf(1)));
     QVERIFY2(pg->statusOf(0).contains("base model"), qPrintable(pg->statusOf(0)));
     screenshot(w, "playground-base-vs-dpo");
+    // Export the DPO run as a merged model from the Export page; the check passes.
+    w.showPage(hone::ui::MainWindow::Export);
+    auto* ep = w.exportPage();
+    QVERIFY(ep->selectRun(QString::fromStdString(runs[0].run_dir)));
+    ep->setFormat("merged", "f32");
+    ep->setDestination(ws + "/exported");
+    QVERIFY(ep->startExport());
+    QTRY_VERIFY2_WITH_TIMEOUT(!ep->job()->running() && ep->resultText().contains("Export check"), qPrintable(ep->resultText()), 60000);
+    QVERIFY2(ep->lastPassed(), qPrintable(ep->resultText()));
+    QVERIFY(QFile::exists(ws + "/exported/model.safetensors"));
+    screenshot(w, "export-page");
   }
 
   // A million rows (written straight into SQLite), scrolled end to end through the table.
