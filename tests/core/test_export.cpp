@@ -181,3 +181,39 @@ TEST(Export, CheckFlagsAMergedModelThatDroppedItsAdapter) {
   EXPECT_NE(c.summary.find("behaves like the base model"), std::string::npos) << c.summary;
   EXPECT_LT(c.next_token_agreement, 1.0);
 }
+
+// An independent consumer of the merged export: the plain PyTorch re-implementation of
+// transformers' forward pass in tests/reference/llama_reference.py loads the exported folder and
+// scores a token sequence. Its per-token NLL must equal Hone's run (base + adapter), not the base's.
+TEST(Export, MergedModelScoresInThePyTorchReferenceLikeTheRun) {
+  const std::string run = fx().run("lora-ref", "lora");
+  const std::string out = fx().dir + "/out-ref";
+  ASSERT_TRUE(export_run({run, "merged", "f32", out}).check.passed);
+  const std::vector<int64_t> ids = {1, 17, 42, 99, 5, 250, 7, 63, 128, 3, 77, 200};
+  const std::string ids_path = fx().dir + "/ids.json";
+  std::ofstream(ids_path) << json(ids).dump();
+  auto r = test::run(std::string(HONE_PYTHON) + " " + test::shell_quote(test::source("tests/reference/llama_reference.py")) +
+                     " --score " + test::shell_quote(out) + " " + test::shell_quote(ids_path));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto ref_nll = json::parse(r.out)["nll"].get<std::vector<double>>();
+  auto nll_of = [&](CausalLM& m) {
+    torch::NoGradGuard ng;
+    m->eval();
+    auto logp = torch::log_softmax(m->forward(torch::tensor(ids, torch::kLong).unsqueeze(0)).squeeze(0), -1);
+    std::vector<double> v;
+    for (size_t t = 0; t + 1 < ids.size(); ++t) v.push_back(-logp[static_cast<int64_t>(t)][ids[t + 1]].item<double>());
+    return v;
+  };
+  auto tuned = load_model(fx().base);
+  load_peft_adapter(tuned.model, run + "/adapter");
+  auto base = load_model(fx().base);
+  const auto want = nll_of(tuned.model), base_nll = nll_of(base.model);
+  ASSERT_EQ(ref_nll.size(), want.size());
+  double diff = 0, moved = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, std::abs(ref_nll[i] - want[i]));
+    moved = std::max(moved, std::abs(base_nll[i] - want[i]));
+  }
+  EXPECT_LT(diff, 1e-3);
+  EXPECT_GT(moved, 0.1);  // the fine-tune matters on these tokens, so the comparison means something
+}
