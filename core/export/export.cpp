@@ -11,6 +11,8 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/json_file.h"
+#include "data/pairs.h"
+#include "data/records.h"
 #include "model/checkpoint.h"
 #include "model/linear.h"
 #include "peft/lora.h"
@@ -24,8 +26,8 @@ using nlohmann::json;
 
 namespace {
 
-// Fixed conversations for the check: short, varied, with a reply so that positions inside an
-// assistant turn (where an adapter acts most) are compared too.
+// Fixed conversations for the check when the run's data is not at hand: short, varied, with a reply
+// so that positions inside an assistant turn (where an adapter acts most) are compared too.
 const std::pair<const char*, const char*> kCheckTurns[] = {
     {"What is the capital of France?", "The capital of France is Paris."},
     {"Write a haiku about autumn.", "Leaves drift on cold wind,\nred and gold on quiet paths,\nthe year exhales slow."},
@@ -35,12 +37,44 @@ const std::pair<const char*, const char*> kCheckTurns[] = {
 
 std::string tokenizer_dir_of(const RunModel& rm) { return rm.method == "full" ? rm.lm.dir : rm.base_model; }
 
-std::vector<std::vector<int64_t>> check_inputs(const std::string& tok_dir, int64_t vocab) {
+// Conversations for the check: the first rows of the data the run trained on (its own copy in
+// <run>/data/), so that the check looks where the fine-tune acts; the fixed ones above otherwise.
+std::vector<std::vector<ChatMessage>> check_conversations(const std::string& run_dir) {
+  std::vector<std::vector<ChatMessage>> out;
+  std::string dir = join_path(run_dir, "data");
+  if (!is_directory(dir) && file_exists(join_path(run_dir, "trainer_state.json")))  // a checkpoint folder
+    dir = join_path(fs::path(run_dir).parent_path().parent_path().string(), "data");
+  if (is_directory(dir)) {
+    try {
+      ReadResult rr = read_dataset(dir);
+      for (const auto& rec : rr.records) {
+        if (out.size() >= 4) break;
+        if (rr.kind == DatasetKind::Chat) {
+          out.push_back(record_messages(rec.data));
+        } else if (rr.kind == DatasetKind::Preference) {
+          PreferencePair p = preference_from_record(rec.data, rec.source);
+          std::vector<ChatMessage> m = p.prompt;
+          m.insert(m.end(), p.chosen.begin(), p.chosen.end());
+          out.push_back(m);
+        } else if (rr.kind == DatasetKind::Text) {
+          out.push_back({{"user", json::parse(rec.data).value("text", "").substr(0, 400)}});
+        }
+      }
+    } catch (const std::exception&) {
+      out.clear();  // unreadable data: the fixed conversations still check the export
+    }
+  }
+  if (out.empty())
+    for (const auto& [q, a] : kCheckTurns) out.push_back({{"user", q}, {"assistant", a}});
+  return out;
+}
+
+std::vector<std::vector<int64_t>> check_inputs(const std::string& run_dir, const std::string& tok_dir, int64_t vocab) {
   auto tok = load_tokenizer(tok_dir);
   const ChatFormat f = detect_chat_format(tok->config().chat_template);
   std::vector<std::vector<int64_t>> out;
-  for (const auto& [q, a] : kCheckTurns) {
-    auto ids = tokenize_chat(*tok, f, {{"user", q}, {"assistant", a}}, false).ids;
+  for (const auto& conv : check_conversations(run_dir)) {
+    auto ids = tokenize_chat(*tok, f, conv, false).ids;
     std::vector<int64_t> v;
     for (auto id : ids)
       if (id < vocab) v.push_back(id);  // a builtin test tokenizer may know ids a tiny model lacks
@@ -96,9 +130,10 @@ void dequantize_base(CausalLM& m) {
   }
 }
 
-ExportCheckResult compare(RunModel& ref, CausalLM& exported, const std::string& tok_dir, const std::string& dtype) {
+ExportCheckResult compare(const std::string& run_dir, RunModel& ref, CausalLM& exported, const std::string& tok_dir,
+                          const std::string& dtype) {
   ExportCheckResult c;
-  const auto inputs = check_inputs(tok_dir, ref.lm.config.vocab_size);
+  const auto inputs = check_inputs(run_dir, tok_dir, ref.lm.config.vocab_size);
   const auto tuned = logits_of(ref.lm.model, inputs);
   const auto got = logits_of(exported, inputs);
   // The base: the same loaded model with its adapters switched off (a full fine-tune has none: its
@@ -151,11 +186,11 @@ ExportCheckResult check_export(const std::string& run_dir, const std::string& fo
   const std::string tok_dir = tokenizer_dir_of(ref);
   if (format == "peft") {
     RunModel got = load_with_adapter(ref.base_model, exported_dir, ref.method == "qlora");
-    return compare(ref, got.lm.model, tok_dir, "f32");
+    return compare(run_dir, ref, got.lm.model, tok_dir, "f32");
   }
   if (format == "merged") {
     LoadedModel got = load_model(exported_dir);
-    return compare(ref, got.model, tok_dir, dtype.empty() ? "f32" : dtype);
+    return compare(run_dir, ref, got.model, tok_dir, dtype.empty() ? "f32" : dtype);
   }
   throw Error("export check: unknown format \"" + format + "\" (peft or merged)");
 }
@@ -232,10 +267,10 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
   say("checking the export");
   if (spec.format == "peft") {
     RunModel got = load_with_adapter(ref.base_model, spec.out_dir, ref.method == "qlora");
-    r.check = compare(ref, got.lm.model, tok_dir, "f32");
+    r.check = compare(spec.run_dir, ref, got.lm.model, tok_dir, "f32");
   } else {
     LoadedModel got = load_model(spec.out_dir);
-    r.check = compare(ref, got.model, tok_dir, r.dtype);
+    r.check = compare(spec.run_dir, ref, got.model, tok_dir, r.dtype);
   }
   return r;
 }

@@ -180,6 +180,13 @@ TEST(Export, CheckFlagsAMergedModelThatDroppedItsAdapter) {
   EXPECT_FALSE(c.differs_from_base) << c.summary;
   EXPECT_NE(c.summary.find("behaves like the base model"), std::string::npos) << c.summary;
   EXPECT_LT(c.next_token_agreement, 1.0);
+  // With the run's own data at hand (<run>/data/, as training leaves it), the check reads its rows.
+  std::filesystem::create_directories(run + "/data");
+  std::ofstream(run + "/data/1-qa.jsonl") << R"({"instruction":"Say hi","output":"Hi."})" "\n"
+                                          << R"({"instruction":"Say bye","output":"Bye."})" "\n";
+  ExportCheckResult own = check_export(run, "merged", out, "f32");
+  EXPECT_EQ(own.prompts, 2);
+  EXPECT_FALSE(own.passed);  // still the base's weights
 }
 
 // An independent consumer of the merged export: the plain PyTorch re-implementation of
