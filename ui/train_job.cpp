@@ -23,7 +23,12 @@ TrainJob::TrainJob(QObject* parent) : QObject(parent), job_(new Job("training", 
   connect(job_, &Job::failed, this, [this](const QString& e) { Q_EMIT finished("failed", e, QString()); });
 }
 
-TrainJob::~TrainJob() { cancel(); }  // job_ (a child) waits for its thread
+TrainJob::~TrainJob() {
+  // The worker reads control_ and emits this object's signals: it must have stopped before this
+  // object's members go, which is before ~QObject would delete job_ as a child.
+  cancel();
+  delete job_;
+}
 
 bool TrainJob::running() const { return job_->running(); }
 

@@ -206,6 +206,23 @@ class TestMainWindow : public QObject {
     QVERIFY(!hone::last_checkpoint(db, runs[0].id).empty());
   }
 
+  // A window destroyed while its run trains (the app torn down without the quit prompt) stops the
+  // worker before the objects it uses are gone, and the run ends recorded as cancelled.
+  void destroyingTheWindowWhileTrainingStopsTheWorkerFirst() {
+    const QString ws = numbersWorkspace("destroy");
+    {
+      hone::ui::MainWindow w(ws);
+      auto* tp = readyTrainPage(w);
+      tp->setMaxSteps(100000);
+      QVERIFY(tp->startTraining());
+      QTRY_VERIFY_WITH_TIMEOUT(tp->lossPointCount() >= 2, 120000);
+    }
+    hone::Workspace db(ws.toStdString());
+    auto runs = hone::list_runs(db);
+    QCOMPARE(runs.size(), size_t(1));
+    QCOMPARE(QString::fromStdString(runs[0].status), QString("cancelled"));
+  }
+
   // What SIGTERM does in the app (app/gui/main.cpp polls the signal and calls stopForSignal): the
   // run stops, keeps a checkpoint and is recorded as interrupted, then the window says it may quit.
   void signalStopsTrainingWithACheckpoint() {
