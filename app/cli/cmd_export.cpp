@@ -1,5 +1,6 @@
-// hone-cli export: what a run produced, as a PEFT adapter folder or a merged Hugging Face model,
-// followed by the export check (the artifact reloaded and compared with base + adapter).
+// hone-cli export: what a run produced, as a PEFT adapter folder, a merged Hugging Face model, GGUF
+// (model or LoRA adapter) or an Ollama Modelfile with its GGUF, followed by the export check (the
+// artifact reloaded and compared with base + adapter). hone-cli gguf: what a GGUF file holds.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -8,12 +9,14 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "export/export.h"
+#include "export/gguf.h"
 #include "store/runs.h"
 
 namespace hone::cli {
 
 namespace {
-const char* kHelp = R"(usage: hone-cli export --run ID|RUN_DIR --format peft|merged [--dtype f32|bf16|f16] --out DIR [--json]
+const char* kHelp = R"(usage: hone-cli export --run ID|RUN_DIR --format peft|merged|gguf|gguf-lora|ollama
+                       [--dtype f32|bf16|f16|q8_0] [--no-base] --out DIR [--json]
 
 peft    the run's LoRA adapter as adapter_config.json + adapter_model.safetensors, which
         peft.PeftModel.from_pretrained loads over the base model
@@ -21,6 +24,13 @@ merged  the adapter merged into its base (QLoRA: into the dequantized NF4 base),
         fine-tune's model, in the Hugging Face layout: config.json, safetensors (sharded above
         5 GB), tokenizer files and generation_config.json with EOS and the template's
         end-of-turn ids; --dtype defaults to the base's storage dtype
+gguf    the merged model as one GGUF file for llama.cpp (f16 by default, q8_0, f32 or bf16), with
+        the tokenizer (tokens, merges or scores, the pre-tokenizer name llama.cpp knows, special
+        ids, add_bos/add_eos), end-of-turn id and the chat template
+gguf-lora  the adapter as a llama.cpp LoRA GGUF (rsLoRA's scale folded into adapter.lora.alpha)
+        plus the base it was trained on as GGUF (--no-base: the adapter alone) and a Modelfile
+ollama  the gguf export plus an Ollama Modelfile (TEMPLATE in the model's chat format, stop
+        parameters for every end-of-turn token): ollama create NAME -f DIR/Modelfile
 
 After writing, the export check reloads the artifact and compares its logits with the run's base +
 adapter on fixed prompts: the largest difference against the dtype's tolerance, next-token
@@ -31,7 +41,7 @@ default $HONE_WORKSPACE, else ~/.local/share/hone).
 }  // namespace
 
 int cmd_export(int argc, char** argv) {
-  Args a(argc, argv, 2, "export", {"run", "format", "dtype", "out", "workspace"}, {"json"});
+  Args a(argc, argv, 2, "export", {"run", "format", "dtype", "out", "workspace"}, {"json", "no-base"});
   if (a.flag("help")) {
     std::cout << kHelp;
     return 0;
@@ -54,6 +64,7 @@ int cmd_export(int argc, char** argv) {
   spec.format = a.require("format");
   spec.dtype = a.get("dtype");
   spec.out_dir = a.require("out");
+  spec.include_base = !a.flag("no-base");
   ExportResult r = export_run(spec, [&](const std::string& stage) {
     if (json) std::cout << nlohmann::json({{"event", "progress"}, {"stage", stage}}).dump() << "\n" << std::flush;
     else std::cerr << stage << "...\n";
@@ -85,6 +96,42 @@ int cmd_export(int argc, char** argv) {
     std::cout << "export check " << c.summary << "\n";
   }
   return c.passed ? 0 : 3;
+}
+
+namespace {
+const char* kGgufHelp = R"(usage: hone-cli gguf FILE [--json]
+
+Validates a GGUF file (header, every length and offset, tensor types and shapes) and lists its
+metadata and tensors. Exits 1 with the problem when the file is damaged.
+)";
+}  // namespace
+
+int cmd_gguf(int argc, char** argv) {
+  Args a(argc, argv, 2, "gguf", {}, {"json"});
+  if (a.flag("help") || a.positional().empty()) {
+    std::cout << kGgufHelp;
+    return a.flag("help") ? 0 : 2;
+  }
+  GgufFile f(a.positional()[0]);
+  if (a.flag("json")) {
+    nlohmann::json meta = nlohmann::json::object(), tensors = nlohmann::json::array();
+    for (const auto& k : f.key_order()) meta[k] = f.metadata().at(k).describe();
+    for (const auto& t : f.tensors())
+      tensors.push_back({{"name", t.name}, {"type", ggml_type_name(t.type)}, {"shape", t.shape}, {"offset", t.offset}});
+    std::cout << nlohmann::json({{"version", f.version()}, {"alignment", f.alignment()}, {"metadata", meta}, {"tensors", tensors}})
+                     .dump()
+              << "\n";
+    return 0;
+  }
+  std::cout << f.path() << ": GGUF v" << f.version() << ", " << f.metadata().size() << " keys, " << f.tensors().size()
+            << " tensors\n";
+  for (const auto& k : f.key_order()) std::cout << "  " << k << " = " << f.metadata().at(k).describe() << "\n";
+  for (const auto& t : f.tensors()) {
+    std::cout << "  " << t.name << "  " << ggml_type_name(t.type) << " [";
+    for (size_t i = 0; i < t.shape.size(); ++i) std::cout << (i ? ", " : "") << t.shape[i];
+    std::cout << "]\n";
+  }
+  return 0;
 }
 
 }  // namespace hone::cli

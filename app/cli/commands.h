@@ -28,6 +28,7 @@ int cmd_dataset(int argc, char** argv);
 int cmd_runs(int argc, char** argv);
 int cmd_label(int argc, char** argv);
 int cmd_export(int argc, char** argv);
+int cmd_gguf(int argc, char** argv);
 // `runs resume`: continues a recorded run from its newest checkpoint (in cmd_train.cpp).
 int cmd_runs_resume(Workspace& ws, int64_t id, bool json);
 // A training step as one JSON line: every named scalar it recorded (cmd_train.cpp).

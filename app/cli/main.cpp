@@ -27,7 +27,8 @@ commands:
   dataset     import, validate, list, show, stats and export workspace datasets
   runs        list, show, compare and resume the runs recorded in the workspace
   label       generate candidate pairs with a model, label them (a/b/tie/both_bad), export DPO/KTO data
-  export      a run as a PEFT adapter or a merged Hugging Face model, checked against the run
+  export      a run as a PEFT adapter, a merged Hugging Face model, GGUF or for Ollama, checked against the run
+  gguf        show a GGUF file: metadata, tensors, validation
   bench       training throughput, MFU and memory on a Llama-shaped model with random tokens
 )";
 
@@ -63,6 +64,7 @@ int main(int argc, char** argv) {
     if (cmd == "runs") return hone::cli::cmd_runs(argc, argv);
     if (cmd == "label") return hone::cli::cmd_label(argc, argv);
     if (cmd == "export") return hone::cli::cmd_export(argc, argv);
+    if (cmd == "gguf") return hone::cli::cmd_gguf(argc, argv);
     std::cerr << "error: unknown command '" << cmd << "' (see hone-cli --help)\n";
     return 2;
   } catch (const hone::Error& e) {

@@ -13,6 +13,9 @@
 #include "common/json_file.h"
 #include "data/pairs.h"
 #include "data/records.h"
+#include "export/gguf.h"
+#include "export/gguf_model.h"
+#include "export/ollama.h"
 #include "model/checkpoint.h"
 #include "model/linear.h"
 #include "peft/lora.h"
@@ -104,12 +107,17 @@ double max_diff(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>&
 
 // Logit tolerance of a stored dtype, relative to the size of the logits: rounding every weight to
 // bf16 (8-bit mantissa) moves them by up to a few percent of their scale (measured: 3.4% on the demo
-// model), f16 (11-bit) by about 1% (measured 1.1%),
-// f32 only by summation order.
+// model), f16 (11-bit) by about 1% (measured 1.1%), f32 only by summation order. q8_0 rounds each
+// weight to 1/254 of its block's largest: about 4x bf16's error on Gaussian weights (measured 4.0%
+// on the demo model, up to 14% on untrained random models whose logits are small). A broken export
+// (a dropped adapter, a wrong layout) moves logits by their whole scale, far above any of these.
 double tolerance_of(const std::string& dtype, double logit_scale) {
-  const double rel = dtype == "bf16" ? 0.08 : dtype == "f16" ? 0.02 : 1e-4;
+  const double rel = dtype == "q8_0" ? 0.25 : dtype == "bf16" ? 0.08 : dtype == "f16" ? 0.02 : 1e-4;
   return std::max(1e-3, rel * logit_scale);
 }
+
+// Share of positions whose most likely next token must agree: rounding can swap near-ties.
+double agreement_needed(const std::string& dtype) { return dtype == "f32" ? 1.0 : dtype == "q8_0" ? 0.8 : 0.9; }
 
 StDtype st_dtype_from(const std::string& d) {
   if (d == "f32") return StDtype::F32;
@@ -165,8 +173,7 @@ ExportCheckResult compare(const std::string& run_dir, RunModel& ref, CausalLM& e
     // (the "silently the base model" failure of merges that drop the adapter).
     if (c.adapter_effect > 10 * c.tolerance) c.differs_from_base = c.exported_effect > 0.5 * c.adapter_effect;
   }
-  const double need_agree = dtype == "f32" ? 1.0 : 0.9;
-  c.passed = c.max_logit_diff <= c.tolerance && c.next_token_agreement >= need_agree && c.differs_from_base;
+  c.passed = c.max_logit_diff <= c.tolerance && c.next_token_agreement >= agreement_needed(dtype) && c.differs_from_base;
   char buf[512];
   std::snprintf(buf, sizeof(buf),
                 "%s: largest logit difference %.3g (tolerance %.3g for %s), next token agrees at %.1f%% of %d positions "
@@ -176,6 +183,111 @@ ExportCheckResult compare(const std::string& run_dir, RunModel& ref, CausalLM& e
                 c.differs_from_base ? "" : " (the export behaves like the base model)");
   c.summary = buf;
   return c;
+}
+
+}  // namespace
+
+std::vector<std::string> export_formats() { return {"peft", "merged", "gguf", "gguf-lora", "ollama"}; }
+
+std::vector<std::string> export_dtypes(const std::string& format) {
+  if (format == "peft") return {"f32"};
+  if (format == "merged") return {"f32", "bf16", "f16"};
+  if (format == "gguf" || format == "gguf-lora" || format == "ollama") return {"f16", "q8_0", "f32", "bf16"};
+  throw Error("export: unknown format \"" + format + "\" (peft, merged, gguf, gguf-lora or ollama)");
+}
+
+namespace {
+
+bool is_gguf_format(const std::string& f) { return f == "gguf" || f == "gguf-lora" || f == "ollama"; }
+
+// The run's weights as one dense model: a full fine-tune's model/, else base + adapter merged (a
+// QLoRA base dequantized first: the values training saw).
+LoadedModel merged_model(const RunModel& ref, std::vector<std::string>& notes) {
+  if (ref.adapter_dir.empty()) return load_model(ref.lm.dir);
+  RunModel m = load_with_adapter(ref.base_model, ref.adapter_dir, ref.method == "qlora");
+  if (ref.method == "qlora") {
+    dequantize_base(m.lm.model);
+    notes.push_back("QLoRA: merged into the dequantized NF4 base (what training saw); quantizing the merged model "
+                    "again loses precision");
+  }
+  merge_lora(m.lm.model);
+  return std::move(m.lm);
+}
+
+// Base + adapter unmerged, the base dense (for the LoRA GGUF and its base).
+RunModel adapter_model(const RunModel& ref, std::vector<std::string>& notes) {
+  RunModel m = load_with_adapter(ref.base_model, ref.adapter_dir, ref.method == "qlora");
+  if (ref.method == "qlora") {
+    dequantize_base(m.lm.model);
+    notes.push_back("QLoRA: the base GGUF holds the dequantized NF4 weights the adapter was trained on; the original "
+                    "base model gives slightly different results with this adapter");
+  }
+  return m;
+}
+
+std::string run_name_of(const std::string& run_dir) {
+  fs::path p = fs::path(run_dir).lexically_normal();
+  if (p.filename().empty()) p = p.parent_path();
+  if (file_exists(join_path(p.string(), "trainer_state.json"))) p = p.parent_path().parent_path();  // a checkpoint
+  std::string n = p.filename().string();
+  for (char& c : n)
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '-';
+  return n.empty() ? "model" : n;
+}
+
+GgmlType gguf_type_from(const std::string& d) {
+  GgmlType t;
+  if (!ggml_type_from_name(d.empty() ? "f16" : d, &t))
+    throw Error("export: GGUF dtype must be f16, q8_0, f32 or bf16 (got \"" + d + "\")");
+  return t;
+}
+
+// GGUF files of an export folder by kind.
+struct GgufSet {
+  std::string model, adapter;
+};
+GgufSet find_ggufs(const std::string& dir) {
+  GgufSet s;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() != ".gguf") continue;
+    GgufFile f(e.path().string());
+    const GgufValue* t = f.get("general.type");
+    const bool adapter = t && t->type == GgufType::STRING && t->s == "adapter";
+    std::string& slot = adapter ? s.adapter : s.model;
+    if (!slot.empty()) throw file_error(dir, "holds more than one " + std::string(adapter ? "adapter" : "model") + " GGUF");
+    slot = e.path().string();
+  }
+  return s;
+}
+
+std::string gguf_dtype_of(const std::string& path) {
+  GgufFile f(path);
+  for (const auto& t : f.tensors())
+    if (t.shape.size() == 2) return ggml_type_name(t.type);
+  return "f32";
+}
+
+ExportCheckResult check_gguf(const std::string& run_dir, RunModel& ref, const std::string& format, const std::string& dir,
+                             const std::string& tok_dir) {
+  const GgufSet g = find_ggufs(dir);
+  if (format == "gguf-lora") {
+    if (g.adapter.empty()) throw file_error(dir, "has no LoRA adapter GGUF");
+    LoadedModel base;
+    std::string dtype = "f32";
+    if (!g.model.empty()) {
+      base = load_gguf_model(g.model);
+      dtype = gguf_dtype_of(g.model);
+    } else {  // the adapter alone: over the run's own base
+      RunModel m = load_with_adapter(ref.base_model, "", ref.method == "qlora");
+      if (ref.method == "qlora") dequantize_base(m.lm.model);
+      base = std::move(m.lm);
+    }
+    apply_gguf_lora(base.model, g.adapter);
+    return compare(run_dir, ref, base.model, tok_dir, dtype);
+  }
+  if (g.model.empty()) throw file_error(dir, "has no model GGUF");
+  LoadedModel got = load_gguf_model(g.model);
+  return compare(run_dir, ref, got.model, tok_dir, gguf_dtype_of(g.model));
 }
 
 }  // namespace
@@ -192,25 +304,36 @@ ExportCheckResult check_export(const std::string& run_dir, const std::string& fo
     LoadedModel got = load_model(exported_dir);
     return compare(run_dir, ref, got.model, tok_dir, dtype.empty() ? "f32" : dtype);
   }
-  throw Error("export check: unknown format \"" + format + "\" (peft or merged)");
+  if (is_gguf_format(format)) return check_gguf(run_dir, ref, format, exported_dir, tok_dir);
+  throw Error("export check: unknown format \"" + format + "\" (peft, merged, gguf, gguf-lora or ollama)");
 }
 
 ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) {
   auto say = [&](const std::string& s) {
     if (progress) progress(s);
   };
-  if (spec.format != "peft" && spec.format != "merged")
-    throw Error("export: unknown format \"" + spec.format + "\" (peft or merged; GGUF comes with a later release)");
+  const auto formats = export_formats();
+  if (std::find(formats.begin(), formats.end(), spec.format) == formats.end())
+    throw Error("export: unknown format \"" + spec.format + "\" (peft, merged, gguf, gguf-lora or ollama)");
   if (spec.out_dir.empty()) throw Error("export: choose an output folder");
   if (is_directory(spec.out_dir) && !fs::is_empty(spec.out_dir))
     throw file_error(spec.out_dir, "is not empty; choose a new or empty folder (nothing was written)");
+  if (is_gguf_format(spec.format)) gguf_type_from(spec.dtype);  // a bad dtype fails before any work
+  else if (spec.format == "merged" && !spec.dtype.empty()) st_dtype_from(spec.dtype);
   say("loading the run");
   RunModel ref = load_run_output(spec.run_dir);
   const std::string tok_dir = tokenizer_dir_of(ref);
+  if (spec.format == "gguf-lora" && ref.adapter_dir.empty())
+    throw Error("export: run " + spec.run_dir + " fine-tuned the full model; it has no adapter (export it as gguf)");
   fs::create_directories(spec.out_dir);
   ExportResult r;
   r.out_dir = spec.out_dir;
   r.format = spec.format;
+  const std::string name = run_name_of(spec.run_dir);
+  auto tensor_progress = [&](size_t done, size_t total) {
+    if (done == total || done % std::max<size_t>(1, total / 10) == 0)
+      say("writing tensors " + std::to_string(done) + "/" + std::to_string(total));
+  };
 
   if (spec.format == "peft") {
     if (ref.adapter_dir.empty())
@@ -220,26 +343,13 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
       const std::string from = join_path(ref.adapter_dir, f);
       if (!file_exists(from)) throw file_error(from, "missing from the run's adapter");
       copy_atomic(from, join_path(spec.out_dir, f));
-      r.files.push_back(f);
     }
     r.dtype = "f32";
     if (ref.method == "qlora")
       r.notes.push_back("a QLoRA adapter: load its base in 4-bit NF4 (bitsandbytes) to get what was trained");
-  } else {
+  } else if (spec.format == "merged") {
     say("merging");
-    LoadedModel merged;
-    if (ref.adapter_dir.empty()) {
-      merged = load_model(ref.lm.dir);  // a full fine-tune: the run's own model/
-    } else {
-      RunModel m = load_with_adapter(ref.base_model, ref.adapter_dir, ref.method == "qlora");
-      if (ref.method == "qlora") {
-        dequantize_base(m.lm.model);
-        r.notes.push_back("QLoRA: merged into the dequantized NF4 base (what training saw); quantizing the merged model "
-                          "again loses precision");
-      }
-      merge_lora(m.lm.model);
-      merged = std::move(m.lm);
-    }
+    LoadedModel merged = merged_model(ref, r.notes);
     const StDtype dt = spec.dtype.empty() ? merged.dominant_dtype : st_dtype_from(spec.dtype);
     r.dtype = dtype_name(dt);
     say("writing " + r.dtype + " safetensors");
@@ -260,17 +370,63 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
     if (!eos.empty()) gen["eos_token_id"] = eos.size() == 1 ? json(eos[0]) : json(eos);
     if (tok->pad_id() >= 0) gen["pad_token_id"] = tok->pad_id();
     write_file_atomic(join_path(spec.out_dir, "generation_config.json"), gen.dump(2) + "\n");
-    for (const auto& e : fs::directory_iterator(spec.out_dir)) r.files.push_back(e.path().filename().string());
-    std::sort(r.files.begin(), r.files.end());
+  } else {
+    const GgmlType type = gguf_type_from(spec.dtype);
+    r.dtype = ggml_type_name(type);
+    std::string model_file, adapter_file;
+    GgufVocabInfo vocab;
+    auto add_notes = [&](const GgufModelResult& g) {
+      for (const auto& n : g.notes)
+        if (std::find(r.notes.begin(), r.notes.end(), n) == r.notes.end()) r.notes.push_back(n);
+      vocab = g.vocab;
+    };
+    if (spec.format == "gguf-lora") {
+      say("loading base and adapter");
+      RunModel m = adapter_model(ref, r.notes);
+      adapter_file = name + "-lora-f32.gguf";
+      say("writing the LoRA adapter GGUF");
+      write_gguf_lora(m.lm.model, join_path(spec.out_dir, adapter_file), name);
+      if (spec.include_base) {
+        model_file = name + "-base-" + r.dtype + ".gguf";
+        say("writing the base as " + r.dtype + " GGUF");
+        add_notes(write_gguf_model(m.lm.model, tok_dir, type, join_path(spec.out_dir, model_file), name + "-base",
+                                   tensor_progress));
+      } else {
+        r.notes.push_back("the adapter alone: load it over a GGUF of the run's base model converted at the same layout");
+      }
+    } else {
+      say("merging");
+      LoadedModel merged = merged_model(ref, r.notes);
+      model_file = name + "-" + r.dtype + ".gguf";
+      say("writing " + r.dtype + " GGUF");
+      add_notes(write_gguf_model(merged.model, tok_dir, type, join_path(spec.out_dir, model_file), name, tensor_progress));
+    }
+    if (type == GgmlType::Q8_0) r.notes.push_back("q8_0: 8-bit blocks of 32 weights; norms and biases stay f32");
+    if (spec.format == "ollama" || (spec.format == "gguf-lora" && !model_file.empty())) {
+      auto tok = load_tokenizer(tok_dir);
+      ModelfileSpec ms;
+      ms.model_gguf = "./" + model_file;
+      if (!adapter_file.empty()) ms.adapter_gguf = "./" + adapter_file;
+      ms.format = detect_chat_format(tok->config().chat_template);
+      ms.bos = tok->config().bos_token.empty() ? "<s>" : tok->config().bos_token;
+      ms.eos = tok->config().eos_token.empty() ? "</s>" : tok->config().eos_token;
+      ms.add_bos = vocab.add_bos;
+      ms.name = name;
+      write_file_atomic(join_path(spec.out_dir, "Modelfile"), make_modelfile(ms));
+    }
   }
+  for (const auto& e : fs::directory_iterator(spec.out_dir)) r.files.push_back(e.path().filename().string());
+  std::sort(r.files.begin(), r.files.end());
   for (const auto& f : r.files) r.bytes += static_cast<int64_t>(fs::file_size(join_path(spec.out_dir, f)));
   say("checking the export");
   if (spec.format == "peft") {
     RunModel got = load_with_adapter(ref.base_model, spec.out_dir, ref.method == "qlora");
     r.check = compare(spec.run_dir, ref, got.lm.model, tok_dir, "f32");
-  } else {
+  } else if (spec.format == "merged") {
     LoadedModel got = load_model(spec.out_dir);
     r.check = compare(spec.run_dir, ref, got.model, tok_dir, r.dtype);
+  } else {
+    r.check = check_gguf(spec.run_dir, ref, spec.format, spec.out_dir, tok_dir);
   }
   return r;
 }

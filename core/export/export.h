@@ -1,7 +1,8 @@
-// Export of what a run produced into the formats other tools load: the PEFT adapter folder, and the
+// Export of what a run produced into the formats other tools load: the PEFT adapter folder; the
 // merged model in the Hugging Face layout (config, safetensors, tokenizer files, a
-// generation_config.json whose EOS ids include the template's end-of-turn tokens). Every export is
-// followed by the export check (export_check.h). Torch-free header: the CLI and the GUI use it.
+// generation_config.json whose EOS ids include the template's end-of-turn tokens); GGUF for
+// llama.cpp (the merged model, or a LoRA adapter GGUF with its base); and an Ollama Modelfile.
+// Every export is followed by the export check. Torch-free header: the CLI and the GUI use it.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -12,10 +13,17 @@ namespace hone {
 
 struct ExportSpec {
   std::string run_dir;  // a run folder or one of its checkpoints/step-N
-  std::string format;   // peft | merged
-  std::string dtype;    // merged: f32 | bf16 | f16 ("" = the dtype the base is stored in)
+  std::string format;   // peft | merged | gguf | gguf-lora | ollama
+  // merged: f32 | bf16 | f16 ("" = the dtype the base is stored in);
+  // gguf, ollama and the base of gguf-lora: f32 | f16 | bf16 | q8_0 ("" = f16)
+  std::string dtype;
   std::string out_dir;  // created; must be empty or absent
+  bool include_base = true;  // gguf-lora: also write the base as GGUF (the weights the adapter was trained on)
 };
+
+// The formats and the dtypes each accepts (first = default), for the CLI's and the GUI's choices.
+std::vector<std::string> export_formats();
+std::vector<std::string> export_dtypes(const std::string& format);
 
 struct ExportCheckResult {
   int prompts = 0, positions = 0;
@@ -44,6 +52,7 @@ using ExportProgress = std::function<void(const std::string& stage)>;
 ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress = nullptr);
 
 // The check alone: `exported_dir` (in `format`) against the run's base + adapter in the core.
+// GGUF files are found in the folder by their general.type (model or adapter).
 ExportCheckResult check_export(const std::string& run_dir, const std::string& format, const std::string& exported_dir,
                                const std::string& dtype = "f32");
 

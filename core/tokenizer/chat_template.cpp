@@ -5,6 +5,10 @@
 #include "common/error.h"
 
 namespace hone {
+
+const char* const kAlpacaPreamble =
+    "Below is an instruction that describes a task. Write a response that appropriately completes the request.";
+
 namespace {
 
 struct Names {
@@ -26,9 +30,6 @@ struct Builder {
     r.text += tail;
   }
 };
-
-const char* kAlpacaPreamble =
-    "Below is an instruction that describes a task. Write a response that appropriately completes the request.";
 
 void check_roles(const std::vector<ChatMessage>& m) {
   for (size_t i = 0; i < m.size(); ++i) {

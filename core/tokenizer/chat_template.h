@@ -28,6 +28,9 @@ struct ChatTokens {
   RenderedChat rendered;
 };
 
+// The system text the Alpaca format uses when a conversation has none.
+extern const char* const kAlpacaPreamble;
+
 const char* chat_format_name(ChatFormat f);
 bool chat_format_from_name(const std::string& name, ChatFormat* out);
 std::vector<std::string> chat_format_names();

@@ -1,7 +1,9 @@
 // Export tests: PEFT adapter and merged-model round trips over runs made here (LoRA, rsLoRA,
 // QLoRA, full), the merged weights against PEFT's merge rule computed by hand from the adapter
 // file, generation_config's end-of-turn ids, the export check passing on good exports and flagging
-// a merged model that dropped its adapter, and the refusals.
+// a merged model that dropped its adapter, and the refusals. GGUF (model and LoRA adapter, four
+// architectures, f32 / f16 / q8_0) read back by the independent reader tests/reference/gguf_read.py,
+// the rsLoRA scale folded into adapter.lora.alpha, the Ollama Modelfile, and dropped adapters flagged.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -12,9 +14,12 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "export/export.h"
+#include "export/gguf.h"
+#include "export/gguf_model.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "peft/lora.h"
+#include "export_fixture.h"
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
 
@@ -23,43 +28,9 @@ using nlohmann::json;
 
 namespace {
 
-struct Fixture {
-  std::string dir, base;
-  Fixture() {
-    dir = test::temp_dir("export");
-    base = dir + "/base";
-    auto r = test::run(std::string(HONE_CLI) + " init-model --preset tiny --tokenizer builtin --out " + test::shell_quote(base) +
-                       " --seed 11");
-    if (r.code != 0) throw std::runtime_error(r.err);
-  }
-  // A run folder as training leaves it: config.json + adapter/ (or model/ for a full fine-tune),
-  // with adapter weights far from zero so that the fine-tune visibly moves the logits.
-  std::string run(const std::string& name, const std::string& method, bool rslora = false) {
-    const std::string rd = dir + "/" + name;
-    std::filesystem::create_directories(rd);
-    auto lm = load_model(base);
-    torch::manual_seed(5);
-    if (method == "full") {
-      torch::NoGradGuard ng;
-      for (auto& p : lm.model->parameters()) p.add_(torch::randn_like(p) * 0.02);
-      save_model(lm.model, rd + "/model");
-      copy_tokenizer_files(base, rd + "/model");  // as training leaves a full fine-tune's model/
-    } else {
-      if (method == "qlora") quantize_base_nf4(lm.model);
-      LoraConfig c;
-      c.r = 4;
-      c.alpha = 16;
-      c.rslora = rslora;
-      c.targets = {"all-linear"};
-      attach_lora(lm.model, c, 3);
-      torch::NoGradGuard ng;
-      for (auto& p : lm.model->named_parameters())
-        if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.3);
-      save_peft_adapter(lm.model, c, base, rd + "/adapter");
-    }
-    std::ofstream(rd + "/config.json") << json({{"name", name}, {"base_model", base}, {"method", method}, {"recipe", "sft"}}).dump();
-    return rd;
-  }
+struct Fixture : test::ExportFixture {
+  Fixture() : test::ExportFixture("export") {}
+  std::string run(const std::string& name, const std::string& method, bool rslora = false) { return run_dir(name, method, rslora); }
 };
 
 Fixture& fx() {
@@ -223,4 +194,161 @@ TEST(Export, MergedModelScoresInThePyTorchReferenceLikeTheRun) {
   }
   EXPECT_LT(diff, 1e-3);
   EXPECT_GT(moved, 0.1);  // the fine-tune matters on these tokens, so the comparison means something
+}
+
+// --- GGUF and Ollama ------------------------------------------------------------------------------
+
+namespace {
+
+// The independent reader (tests/reference/gguf_read.py) on one file.
+json read_gguf_in_python(const std::string& file, const std::string& extra) {
+  auto r = test::run(std::string(HONE_PYTHON) + " " + test::source("tests/reference/gguf_read.py") + " " +
+                     test::shell_quote(file) + " " + extra);
+  if (r.code != 0) throw std::runtime_error("gguf_read.py: " + r.err);
+  return json::parse(r.out);
+}
+
+std::string only_file(const std::string& dir, const std::string& ending) {
+  std::string found;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n.size() >= ending.size() && n.compare(n.size() - ending.size(), ending.size(), ending) == 0) {
+      if (!found.empty()) throw std::runtime_error("two files ending in " + ending + " in " + dir);
+      found = e.path().string();
+    }
+  }
+  if (found.empty()) throw std::runtime_error("no file ending in " + ending + " in " + dir);
+  return found;
+}
+
+}  // namespace
+
+TEST(Export, GgufOfEachArchitectureMatchesTheIndependentReader) {
+  // Llama (Q/K rows interleaved for llama.cpp), Qwen2 (biases, tied head), Mistral (written as
+  // llama), Gemma (norms stored as 1 + w): each exported at f32, f16 and q8_0, checked by the core
+  // and read back by the Python reader against the merged Hugging Face export.
+  for (const std::string preset : {"tiny", "tiny-qwen2", "tiny-mistral", "tiny-gemma"}) {
+    SCOPED_TRACE(preset);
+    test::ExportFixture f("export-gguf-" + preset, preset);
+    const std::string run = f.run_dir("lora", "lora");
+    ExportResult merged = export_run({run, "merged", "f32", f.dir + "/merged"});
+    ASSERT_TRUE(merged.check.passed) << merged.check.summary;
+    const std::map<std::string, double> max_rel = {{"f32", 0.0}, {"f16", 1e-3}, {"q8_0", 5e-3}};
+    for (const auto& [dtype, tol] : max_rel) {
+      SCOPED_TRACE(dtype);
+      ExportResult r = export_run({run, "gguf", dtype, f.dir + "/gguf-" + dtype});
+      EXPECT_TRUE(r.check.passed) << r.check.summary;
+      EXPECT_TRUE(r.check.differs_from_base);
+      ASSERT_EQ(r.files.size(), 1u);
+      EXPECT_EQ(r.files[0], "lora-" + dtype + ".gguf");
+      const json py = read_gguf_in_python(f.dir + "/gguf-" + dtype + "/" + r.files[0],
+                                          "--hf " + test::shell_quote(f.dir + "/merged") + " --tokenizer " + test::shell_quote(f.base));
+      EXPECT_EQ(py["version"], 3);
+      EXPECT_TRUE(py["aligned"].get<bool>());
+      EXPECT_TRUE(py["inside_file"].get<bool>());
+      EXPECT_LE(py["max_rel_diff_vs_hf"].get<double>(), tol) << py["worst_tensor"];
+      EXPECT_TRUE(py["tokens_agree"].get<bool>());
+      EXPECT_TRUE(py["merges_agree"].get<bool>());
+      EXPECT_TRUE(py["specials_are_control"].get<bool>());
+      const std::string arch = preset == "tiny-qwen2" ? "qwen2" : preset == "tiny-gemma" ? "gemma" : "llama";
+      EXPECT_EQ(py["keys"]["general.architecture"], arch);
+      EXPECT_EQ(py["keys"]["tokenizer.ggml.model"], "gpt2");
+      EXPECT_EQ(py["keys"]["tokenizer.ggml.eot_token_id"], load_tokenizer(f.base)->token_to_id("<|im_end|>"));
+      // The tied Qwen2 / Gemma heads are not written twice; llama.cpp reuses token_embd.
+      bool has_output = false;
+      for (const auto& t : py["tensors"]) has_output |= t["name"] == "output.weight";
+      EXPECT_EQ(has_output, arch == "llama");
+    }
+  }
+}
+
+TEST(Export, GgufLoraFoldsTheRsloraScaleAndRidesOnItsBase) {
+  for (bool rslora : {false, true}) {
+    SCOPED_TRACE(rslora ? "rslora" : "lora");
+    const std::string run = fx().run(rslora ? "gguf-rslora" : "gguf-lora", "lora", rslora);
+    const std::string out = fx().dir + (rslora ? "/out-gguf-rslora" : "/out-gguf-lora");
+    ExportSpec s{run, "gguf-lora", "f32", out};
+    ExportResult r = export_run(s);
+    EXPECT_TRUE(r.check.passed) << r.check.summary;
+    const std::string name = rslora ? "gguf-rslora" : "gguf-lora";
+    EXPECT_EQ(r.files, (std::vector<std::string>{"Modelfile", name + "-base-f32.gguf", name + "-lora-f32.gguf"}));
+    const json py = read_gguf_in_python(out + "/" + name + "-lora-f32.gguf",
+                                        "--lora-peft " + test::shell_quote(run + "/adapter") + " --base-config " +
+                                            test::shell_quote(fx().base + "/config.json"));
+    EXPECT_EQ(py["keys"]["general.type"], "adapter");
+    EXPECT_EQ(py["keys"]["adapter.type"], "lora");
+    // PEFT's scale: 16/4 = 4, or 16/sqrt(4) = 8 with rsLoRA; llama.cpp's alpha/r must give the same.
+    EXPECT_DOUBLE_EQ(py["peft_scale"].get<double>(), rslora ? 8.0 : 4.0);
+    EXPECT_NEAR(py["gguf_scale"].get<double>(), py["peft_scale"].get<double>(), 1e-6);
+    EXPECT_EQ(py["max_abs_diff_vs_peft"].get<double>(), 0.0);
+    const json base = read_gguf_in_python(out + "/" + name + "-base-f32.gguf", "--hf " + test::shell_quote(fx().base));
+    EXPECT_EQ(base["max_rel_diff_vs_hf"].get<double>(), 0.0);
+    const std::string mf = read_file(out + "/Modelfile");
+    EXPECT_NE(mf.find("FROM ./" + name + "-base-f32.gguf\nADAPTER ./" + name + "-lora-f32.gguf\n"), std::string::npos) << mf;
+  }
+  // The adapter alone, checked over the run's own base.
+  const std::string run = fx().run("gguf-lora-alone", "lora");
+  ExportSpec s{run, "gguf-lora", "", fx().dir + "/out-gguf-alone"};
+  s.include_base = false;
+  ExportResult r = export_run(s);
+  EXPECT_TRUE(r.check.passed) << r.check.summary;
+  EXPECT_EQ(r.files, (std::vector<std::string>{"gguf-lora-alone-lora-f32.gguf"}));
+}
+
+TEST(Export, OllamaModelfileRendersTheChatFormatAndStopsAtEndOfTurn) {
+  const std::string run = fx().run("ollama", "lora");
+  ExportResult r = export_run({run, "ollama", "q8_0", fx().dir + "/out-ollama"});
+  EXPECT_TRUE(r.check.passed) << r.check.summary;
+  EXPECT_EQ(r.files, (std::vector<std::string>{"Modelfile", "ollama-q8_0.gguf"}));
+  // The builtin tokenizer's template is ChatML without BOS: written out by hand.
+  EXPECT_EQ(read_file(fx().dir + "/out-ollama/Modelfile"),
+            "# Ollama Modelfile for ollama, written by Hone (chat format chatml).\n"
+            "# Create the model with: ollama create ollama -f Modelfile\n"
+            "FROM ./ollama-q8_0.gguf\n"
+            "TEMPLATE \"\"\"{{- range .Messages }}<|im_start|>{{ .Role }}\n"
+            "{{ .Content }}<|im_end|>\n"
+            "{{ end }}<|im_start|>assistant\n"
+            "\"\"\"\n"
+            "PARAMETER stop \"<|im_end|>\"\n"
+            "PARAMETER stop \"<|endoftext|>\"\n");
+}
+
+TEST(Export, GgufCheckFlagsAnAdapterThatWasDropped) {
+  const std::string run = fx().run("gguf-dropped", "lora");
+  const std::string out = fx().dir + "/out-gguf-dropped";
+  ASSERT_TRUE(export_run({run, "gguf-lora", "f32", out}).check.passed);
+  // Replace the adapter by one whose B matrices are zero (what a converter that loses the
+  // adapter's weights produces): llama.cpp would run the base model.
+  auto lm = load_model(fx().base);
+  LoraConfig c;
+  c.r = 4;
+  c.alpha = 16;
+  c.targets = {"all-linear"};
+  attach_lora(lm.model, c, 3);  // B = 0 at initialisation
+  write_gguf_lora(lm.model, only_file(out, "-lora-f32.gguf"), "dropped");
+  ExportCheckResult chk = check_export(run, "gguf-lora", out);
+  EXPECT_FALSE(chk.passed);
+  EXPECT_FALSE(chk.differs_from_base);
+  EXPECT_NE(chk.summary.find("behaves like the base model"), std::string::npos) << chk.summary;
+  // A model GGUF that is the base itself fails the same way.
+  const std::string out2 = fx().dir + "/out-gguf-base";
+  std::filesystem::create_directories(out2);
+  write_gguf_model(lm.model, fx().base, GgmlType::F32, out2 + "/base.gguf", "base");
+  EXPECT_FALSE(check_export(run, "gguf", out2).passed);
+}
+
+TEST(Export, GgufRefusesWhatItCannotWrite) {
+  const std::string run = fx().run("gguf-refuse", "lora");
+  const std::string out = fx().dir + "/out-gguf-refuse";
+  try {
+    export_run({run, "gguf", "q4_0", out});
+    ADD_FAILURE() << "accepted q4_0";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("q4_0"), std::string::npos);
+  }
+  EXPECT_FALSE(std::filesystem::exists(out));  // refused before anything was written
+  const std::string full = fx().run("gguf-full", "full");
+  EXPECT_THROW(export_run({full, "gguf-lora", "", fx().dir + "/out-gguf-full"}), Error);
+  ExportResult rf = export_run({full, "gguf", "f16", fx().dir + "/out-gguf-full2"});  // a full fine-tune exports whole
+  EXPECT_TRUE(rf.check.passed) << rf.check.summary;
 }

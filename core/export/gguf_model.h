@@ -1,0 +1,39 @@
+// A CausalLM to and from GGUF as llama.cpp's loaders expect it (hf-compat.md §8): tensor names,
+// the interleaved Q/K row order of arch "llama", Gemma's norms stored as 1 + w, llama3 RoPE
+// factors; the LoRA adapter GGUF (alpha folded so that llama.cpp's alpha/r is the trained scale);
+// and the reverse direction, which the export check uses to reload what was written.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "export/gguf.h"
+#include "export/gguf_vocab.h"
+#include "model/checkpoint.h"
+
+namespace hone {
+
+struct GgufModelResult {
+  GgufVocabInfo vocab;
+  uint64_t bytes = 0;
+  std::vector<std::string> notes;
+};
+
+// `m` must be dense (NF4 dequantized, adapters merged or absent). Tensors of 2 dimensions are
+// stored as `type` (q8_0 where rows are a multiple of 32 long, else f16); norms and biases as f32.
+GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlType type, const std::string& path,
+                                 const std::string& name,
+                                 const std::function<void(size_t, size_t)>& progress = nullptr);
+
+// The LoRA adapters of `m` (all of one rank and scale) as llama.cpp's adapter GGUF, in f32.
+void write_gguf_lora(CausalLM& m, const std::string& path, const std::string& name);
+
+// Reads a model GGUF back into a CausalLM in fp32 (dequantized), undoing every layout change the
+// writer makes. Throws naming the file and the tensor or key that does not fit.
+LoadedModel load_gguf_model(const std::string& path);
+// Attaches the adapters of a LoRA GGUF to `m` (scale alpha/r as llama.cpp applies it).
+void apply_gguf_lora(CausalLM& m, const std::string& path);
+
+// llama.cpp's tensor name for a Hugging Face one ("" for names it has no tensor for).
+std::string gguf_tensor_name(const std::string& hf_name);
+
+}  // namespace hone

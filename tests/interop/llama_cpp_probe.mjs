@@ -1,0 +1,39 @@
+// Runs exported GGUF files in llama.cpp (through node-llama-cpp) and prints what it predicts, for
+// tests/core/test_gguf_interop.cpp to compare with Hone. Input (JSON file): {"model": PATH,
+// "lora": PATH|null, "texts": [...], "prompts": [[ids...], ...], "top": K}. Output (one JSON line):
+// {"tokens": [[ids...] per text], "positions": [[{"argmax": id, "top": [[id, p], ...]}, ...] per prompt]}.
+import fs from "node:fs";
+import path from "node:path";
+import {createRequire} from "node:module";
+
+const input = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
+// node-llama-cpp is looked up in $HONE_NODE_LLAMA_CPP (a folder with node_modules), else beside this file.
+const base = process.env.HONE_NODE_LLAMA_CPP || path.dirname(new URL(import.meta.url).pathname);
+const require = createRequire(path.join(base, "noop.js"));
+const {getLlama, LlamaLogLevel} = await import(require.resolve("node-llama-cpp"));
+
+const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
+const model = await llama.loadModel({modelPath: input.model});
+const contextOptions = {contextSize: 512, batchSize: 512, threads: 1};
+if (input.lora) contextOptions.lora = {adapters: [{filePath: input.lora, scale: 1.0}]};
+const out = {tokens: [], positions: [], n_vocab: model.tokens.bos === undefined ? null : null};
+for (const t of input.texts || []) out.tokens.push(Array.from(model.tokenize(t, true)));
+const top = input.top || 10;
+for (const ids of input.prompts || []) {
+  const context = await model.createContext(contextOptions);
+  const seq = context.getSequence();
+  const items = ids.map((id) => [id, {generateNext: {probabilities: true}}]);
+  const res = await seq.controlledEvaluate(items);
+  const rows = [];
+  for (let i = 0; i < ids.length; ++i) {
+    const probs = res[i]?.next?.probabilities;
+    if (!probs) { rows.push(null); continue; }
+    const sorted = Array.from(probs.entries()).sort((a, b) => b[1] - a[1]);
+    rows.push({argmax: sorted[0][0], top: sorted.slice(0, top)});
+  }
+  out.positions.push(rows);
+  await context.dispose();
+}
+process.stdout.write(JSON.stringify(out) + "\n");
+await model.dispose();
+await llama.dispose();

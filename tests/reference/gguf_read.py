@@ -1,0 +1,228 @@
+#!/usr/bin/env python3
+"""Independent GGUF reader for the export tests, written from the format description alone
+(ggml's gguf.h as summarised in hf-compat.md section 8), not from Hone's C++ reader.
+
+usage: gguf_read.py FILE.gguf [--hf DIR] [--tokenizer DIR] [--lora-peft DIR]
+
+Prints one JSON object: the header, every key (arrays summarised), every tensor (type, shape
+outermost first, offset), whether offsets are aligned, and with
+  --hf DIR         the largest difference between each GGUF tensor (dequantized, Q/K order and Gemma
+                   norms turned back) and the Hugging Face safetensors of DIR;
+  --tokenizer DIR  whether tokens / merges / token types agree with DIR's tokenizer.json;
+  --lora-peft DIR  for an adapter GGUF: the largest difference between lora_a / lora_b (B's rows turned
+                   back for llama q/k) and the PEFT adapter in DIR, and alpha/r against PEFT's scale.
+"""
+import json
+import math
+import struct
+import sys
+
+import numpy as np
+
+SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+class Reader:
+    def __init__(self, data):
+        self.d = data
+        self.p = 0
+
+    def take(self, n):
+        if self.p + n > len(self.d):
+            raise ValueError("truncated at %d" % self.p)
+        b = self.d[self.p:self.p + n]
+        self.p += n
+        return b
+
+    def unpack(self, fmt):
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
+
+    def string(self):
+        n = self.unpack("<Q")
+        return self.take(n).decode("utf-8")
+
+    def value(self, t):
+        if t == 8:
+            return self.string()
+        if t == 9:
+            et = self.unpack("<I")
+            n = self.unpack("<Q")
+            return [self.value(et) for _ in range(n)]
+        return self.unpack(SCALARS[t])
+
+
+def read_gguf(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    r = Reader(data)
+    magic = r.take(4)
+    assert magic == b"GGUF", "magic %r" % magic
+    version = r.unpack("<I")
+    n_tensors = r.unpack("<Q")
+    n_kv = r.unpack("<Q")
+    kv = {}
+    for _ in range(n_kv):
+        k = r.string()
+        t = r.unpack("<I")
+        kv[k] = r.value(t)
+    align = kv.get("general.alignment", 32)
+    infos = []
+    for _ in range(n_tensors):
+        name = r.string()
+        nd = r.unpack("<I")
+        ne = [r.unpack("<Q") for _ in range(nd)]
+        typ = r.unpack("<I")
+        off = r.unpack("<Q")
+        infos.append({"name": name, "type": typ, "shape": list(reversed(ne)), "offset": off})
+    start = (r.p + align - 1) // align * align
+    return version, kv, infos, data, start, align
+
+
+def dequant(info, data, start):
+    n = int(np.prod(info["shape"]))
+    o = start + info["offset"]
+    t = info["type"]
+    if t == 0:
+        a = np.frombuffer(data, dtype="<f4", count=n, offset=o)
+    elif t == 1:
+        a = np.frombuffer(data, dtype="<f2", count=n, offset=o).astype(np.float32)
+    elif t == 30:
+        u = np.frombuffer(data, dtype="<u2", count=n, offset=o).astype(np.uint32) << 16
+        a = u.view(np.float32)
+    elif t == 8:  # Q8_0: blocks of 34 bytes = f16 scale + 32 int8
+        nb = n // 32
+        raw = np.frombuffer(data, dtype=np.uint8, count=nb * 34, offset=o).reshape(nb, 34)
+        d = raw[:, :2].copy().view("<f2").astype(np.float32)  # [nb, 1]
+        q = raw[:, 2:].copy().view(np.int8).astype(np.float32)
+        a = (q * d).reshape(-1)
+    else:
+        raise ValueError("type %d" % t)
+    return np.array(a, dtype=np.float32).reshape(info["shape"])
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        data = f.read()
+    n = struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:8 + n])
+    out = {}
+    for k, v in header.items():
+        if k == "__metadata__":
+            continue
+        b, e = v["data_offsets"]
+        buf = data[8 + n + b:8 + n + e]
+        dt = {"F32": "<f4", "F16": "<f2", "BF16": "bf16"}[v["dtype"]]
+        if dt == "bf16":
+            a = (np.frombuffer(buf, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            a = np.frombuffer(buf, dtype=dt).astype(np.float32)
+        out[k] = a.reshape(v["shape"])
+    return out
+
+
+def hf_name(g):
+    fixed = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
+             "output.weight": "lm_head.weight"}
+    if g in fixed:
+        return fixed[g]
+    parts = g.split(".")
+    layer, rest = parts[1], ".".join(parts[2:])
+    names = {"attn_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
+             "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
+             "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.o_proj.weight",
+             "attn_q.bias": "self_attn.q_proj.bias", "attn_k.bias": "self_attn.k_proj.bias",
+             "attn_v.bias": "self_attn.v_proj.bias", "ffn_gate.weight": "mlp.gate_proj.weight",
+             "ffn_up.weight": "mlp.up_proj.weight", "ffn_down.weight": "mlp.down_proj.weight"}
+    return "model.layers.%s.%s" % (layer, names[rest])
+
+
+def llama_permute(w, n_head):
+    # Meta's order from HF's: each head's rows [2, d/2] -> [d/2, 2] (interleaved pairs)
+    return w.reshape(n_head, 2, w.shape[0] // n_head // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def main():
+    args = sys.argv[1:]
+    path = args[0]
+    opts = dict(zip(args[1::2], args[2::2]))
+    version, kv, infos, data, start, align = read_gguf(path)
+    out = {"version": version, "n_kv": len(kv), "n_tensors": len(infos), "alignment": align,
+           "aligned": all(i["offset"] % align == 0 for i in infos) and start % align == 0,
+           "data_start": start, "file_size": len(data),
+           "keys": {k: (v if not isinstance(v, list) else "[%d]" % len(v)) for k, v in kv.items()},
+           "tensors": [{"name": i["name"], "type": i["type"], "shape": i["shape"], "offset": i["offset"]} for i in infos]}
+    # every tensor's bytes inside the file
+    sizes = {0: 4, 1: 2, 30: 2}
+    end_ok = True
+    for i in infos:
+        n = int(np.prod(i["shape"]))
+        nbytes = n // 32 * 34 if i["type"] == 8 else n * sizes[i["type"]]
+        end_ok = end_ok and start + i["offset"] + nbytes <= len(data)
+    out["inside_file"] = end_ok
+    arch = kv.get("general.architecture")
+    if "--hf" in opts:
+        import glob
+        hf = {}
+        for f in sorted(glob.glob(opts["--hf"] + "/*.safetensors")):
+            hf.update(read_safetensors(f))
+        cfg = json.load(open(opts["--hf"] + "/config.json"))
+        worst, worst_name = 0.0, ""
+        for i in infos:
+            g = dequant(i, data, start)
+            name = hf_name(i["name"])
+            w = hf[name] if name in hf else None
+            if w is None and name == "lm_head.weight":
+                w = hf["model.embed_tokens.weight"]
+            w = w.astype(np.float32)
+            if arch == "llama" and name.endswith("q_proj.weight"):
+                w = llama_permute(w, cfg["num_attention_heads"])
+            if arch == "llama" and name.endswith("k_proj.weight"):
+                w = llama_permute(w, cfg.get("num_key_value_heads", cfg["num_attention_heads"]))
+            if arch == "gemma" and name.endswith("norm.weight"):
+                w = w + 1.0
+            d = float(np.max(np.abs(g - w))) / max(1e-30, float(np.max(np.abs(w))))
+            if d > worst:
+                worst, worst_name = d, i["name"]
+        out["max_rel_diff_vs_hf"] = worst
+        out["worst_tensor"] = worst_name
+        out["hf_tensors"] = len(hf)
+    if "--tokenizer" in opts:
+        tj = json.load(open(opts["--tokenizer"] + "/tokenizer.json"))
+        vocab = {v: k for k, v in tj["model"]["vocab"].items()}
+        for a in tj.get("added_tokens", []):
+            vocab[a["id"]] = a["content"]
+        toks = kv["tokenizer.ggml.tokens"]
+        out["tokens_agree"] = all(toks[i] == vocab[i] for i in range(len(toks)) if i in vocab)
+        out["n_tokens"] = len(toks)
+        merges = tj["model"].get("merges", [])
+        merges = [m if isinstance(m, str) else " ".join(m) for m in merges]
+        if "tokenizer.ggml.merges" in kv:
+            out["merges_agree"] = kv["tokenizer.ggml.merges"] == merges
+        types = kv["tokenizer.ggml.token_type"]
+        special = {a["id"] for a in tj.get("added_tokens", []) if a.get("special")}
+        out["specials_are_control"] = all(types[i] == 3 for i in special if i < len(types))
+    if "--lora-peft" in opts:
+        d = opts["--lora-peft"]
+        cfg = json.load(open(d + "/adapter_config.json"))
+        peft = read_safetensors(d + "/adapter_model.safetensors")
+        base_cfg = json.load(open(opts["--base-config"])) if "--base-config" in opts else {}
+        r = cfg["r"]
+        scale = cfg["lora_alpha"] / (math.sqrt(r) if cfg.get("use_rslora") else r)
+        out["gguf_scale"] = kv["adapter.lora.alpha"] / r
+        out["peft_scale"] = scale
+        worst = 0.0
+        for i in infos:
+            g = dequant(i, data, start)
+            base = i["name"][: -len(".lora_a")]
+            hn = "base_model.model." + hf_name(base)[: -len(".weight")]
+            w = peft[hn + (".lora_A.weight" if i["name"].endswith("lora_a") else ".lora_B.weight")]
+            if arch == "llama" and i["name"].endswith("lora_b") and ("attn_q" in base or "attn_k" in base):
+                heads = base_cfg["num_attention_heads"] if "attn_q" in base else base_cfg.get("num_key_value_heads")
+                w = llama_permute(w, heads)
+            worst = max(worst, float(np.max(np.abs(g - w))))
+        out["max_abs_diff_vs_peft"] = worst
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
