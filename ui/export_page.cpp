@@ -2,6 +2,7 @@
 // checks on a Job.
 #include "export_page.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDesktopServices>
 #include <QDir>
@@ -33,11 +34,12 @@ ExportPage::ExportPage(QWidget* parent) : QWidget(parent), job_(new Job("export"
   format_ = new QComboBox;
   format_->addItem("PEFT adapter (adapter_config.json + adapter_model.safetensors)", "peft");
   format_->addItem("Merged model, Hugging Face layout (config, safetensors, tokenizer)", "merged");
+  format_->addItem("GGUF for llama.cpp (merged model, one file)", "gguf");
+  format_->addItem("GGUF LoRA adapter for llama.cpp, with its base as GGUF and a Modelfile", "gguf-lora");
+  format_->addItem("Ollama (GGUF + Modelfile with the chat template and stop tokens)", "ollama");
   dtype_ = new QComboBox;
-  dtype_->addItem("As the base is stored", "");
-  dtype_->addItem("F32", "f32");
-  dtype_->addItem("BF16", "bf16");
-  dtype_->addItem("F16", "f16");
+  base_ = new QCheckBox("Write the base model as GGUF too (the weights the adapter was trained on)");
+  base_->setChecked(true);
   auto* orow = new QHBoxLayout;
   out_ = new QLineEdit;
   out_->setPlaceholderText("A new or empty folder");
@@ -47,6 +49,7 @@ ExportPage::ExportPage(QWidget* parent) : QWidget(parent), job_(new Job("export"
   form->addRow("Run", run_);
   form->addRow("Format", format_);
   form->addRow("Data type", dtype_);
+  form->addRow("", base_);
   form->addRow("Destination", orow);
   estimate_ = new QLabel;
   form->addRow("Size", estimate_);
@@ -59,7 +62,7 @@ ExportPage::ExportPage(QWidget* parent) : QWidget(parent), job_(new Job("export"
   brow->addWidget(open_);
   brow->addStretch();
   lay->addLayout(brow);
-  result_ = new QLabel("GGUF for llama.cpp and Ollama comes with the next release.");
+  result_ = new QLabel("Every export is reloaded and compared with the run before it is called done.");
   result_->setWordWrap(true);
   result_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   lay->addWidget(result_);
@@ -72,7 +75,7 @@ ExportPage::ExportPage(QWidget* parent) : QWidget(parent), job_(new Job("export"
   connect(run_, &QComboBox::currentIndexChanged, this, &ExportPage::updateEstimate);
   connect(format_, &QComboBox::currentIndexChanged, this, &ExportPage::updateEstimate);
   connect(dtype_, &QComboBox::currentIndexChanged, this, &ExportPage::updateEstimate);
-  connect(format_, &QComboBox::currentIndexChanged, this, [this] { dtype_->setEnabled(format_->currentData() == "merged"); });
+  connect(format_, &QComboBox::currentIndexChanged, this, [this] { fillDtypes(); });
   connect(export_, &QPushButton::clicked, this, [this] { startExport(); });
   connect(open_, &QPushButton::clicked, this, [this] { QDesktopServices::openUrl(QUrl::fromLocalFile(out_->text())); });
   connect(job_, &Job::progress, this, [this](qint64, qint64, const QString& stage) { result_->setText(stage + "…"); });
@@ -91,7 +94,24 @@ ExportPage::ExportPage(QWidget* parent) : QWidget(parent), job_(new Job("export"
     result_->setText(html);
   });
   connect(job_, &Job::stopped, this, [this] { export_->setEnabled(true); });
-  dtype_->setEnabled(false);
+  fillDtypes();
+}
+
+void ExportPage::fillDtypes() {
+  const QString f = format_->currentData().toString();
+  dtype_->blockSignals(true);
+  dtype_->clear();
+  if (f == "merged") dtype_->addItem("As the base is stored", "");
+  guarded(this, "Export", [&] {
+    for (const auto& d : export_dtypes(ss(f))) {
+      const QString label = d == "q8_0" ? "Q8_0 (8-bit blocks)" : qs(d).toUpper();
+      dtype_->addItem(label, qs(d));
+    }
+  });
+  dtype_->setEnabled(f != "peft");
+  dtype_->blockSignals(false);
+  base_->setVisible(f == "gguf-lora");
+  updateEstimate();
 }
 
 void ExportPage::setWorkspace(const QString& dir) {
@@ -124,6 +144,7 @@ bool ExportPage::selectRun(const QString& run_dir) {
 
 void ExportPage::setFormat(const QString& format, const QString& dtype) {
   format_->setCurrentIndex(std::max(0, format_->findData(format)));
+  fillDtypes();
   dtype_->setCurrentIndex(std::max(0, dtype_->findData(dtype)));
 }
 
@@ -143,8 +164,22 @@ void ExportPage::updateEstimate() {
     return n;
   };
   QString text;
-  if (format_->currentData() == "peft") {
+  const QString fmt = format_->currentData().toString();
+  if (fmt == "peft") {
     text = QString("about %1 MB (the adapter)").arg(bytes_of(run + "/adapter") / 1e6, 0, 'f', 1);
+  } else if (fmt != "merged") {
+    guarded(this, "Export", [&] {
+      // GGUF: parameters x the type's bytes (q8_0: 34 bytes per block of 32); a LoRA GGUF adds
+      // its adapter in f32 and, without the base, is only that.
+      QString model = run + "/model";
+      if (!QDir(model).exists()) model = qs(read_json_file(ss(run + "/config.json")).value("base_model", ""));
+      const QString dt = dtype_->currentData().toString();
+      const double per = dt == "f32" ? 4.0 : dt == "q8_0" ? 34.0 / 32 : 2.0;
+      const double adapter = bytes_of(run + "/adapter");
+      double total = fmt == "gguf-lora" ? adapter : 0;
+      if (fmt != "gguf-lora" || base_->isChecked()) total += load_model_config(ss(model)).parameter_count() * per;
+      text = QString("about %1 MB").arg(total / 1e6, 0, 'f', 1);
+    });
   } else {
     guarded(this, "Export", [&] {
       // A full fine-tune's own model/, else the run's base: as stored, or parameters x the dtype's bytes.
@@ -168,7 +203,8 @@ bool ExportPage::startExport() {
   ExportSpec spec;
   spec.run_dir = ss(run_->currentData().toString());
   spec.format = ss(format_->currentData().toString());
-  spec.dtype = spec.format == "merged" ? ss(dtype_->currentData().toString()) : "";
+  spec.dtype = spec.format == "peft" ? "" : ss(dtype_->currentData().toString());
+  spec.include_base = base_->isChecked();
   spec.out_dir = ss(out_->text().trimmed());
   if (spec.run_dir.empty() || spec.out_dir.empty()) {
     result_->setText("Choose a run and a destination folder.");

@@ -1,9 +1,11 @@
-// Export page: a completed run written as a PEFT adapter or a merged Hugging Face model (F32, BF16,
-// F16) into a folder, with a size estimate, progress on a worker, and the export check's verdict
-// (green when the reloaded artifact matches the run, red with the reason when not).
+// Export page: a completed run written as a PEFT adapter, a merged Hugging Face model, GGUF (model
+// or LoRA adapter) or for Ollama, in the data types each format takes, into a folder; with a size
+// estimate, progress on a worker, and the export check's verdict (green when the reloaded artifact
+// matches the run, red with the reason when not).
 #pragma once
 #include <QWidget>
 
+class QCheckBox;
 class QComboBox;
 class QLabel;
 class QLineEdit;
@@ -22,7 +24,8 @@ class ExportPage : public QWidget {
 
   // For tests and the shell.
   bool selectRun(const QString& run_dir);
-  void setFormat(const QString& format, const QString& dtype = QString());  // peft | merged
+  // peft | merged | gguf | gguf-lora | ollama; dtype as hone-cli export --dtype takes it
+  void setFormat(const QString& format, const QString& dtype = QString());
   void setDestination(const QString& dir);
   bool startExport();
   Job* job() const { return job_; }
@@ -31,11 +34,13 @@ class ExportPage : public QWidget {
 
  private:
   void updateEstimate();
+  void fillDtypes();  // the data types the chosen format takes
 
   QString workspace_;
   QComboBox* run_;
   QComboBox* format_;
   QComboBox* dtype_;
+  QCheckBox* base_;
   QLineEdit* out_;
   QLabel* estimate_;
   QLabel* result_;

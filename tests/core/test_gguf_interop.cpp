@@ -128,7 +128,7 @@ TEST(Interop, GgufModelAndLoraGiveHonesNextTokenProbabilitiesInLlamaCpp) {
       EXPECT_EQ(got["tokens"][0].get<std::vector<int64_t>>(), prompts[0]) << texts[0];
       const Agreement a = compare(got, ref.lm.model, prompts);
       EXPECT_EQ(a.positions, static_cast<int>(prompts[0].size() + prompts[1].size()));
-      EXPECT_LT(a.max_prob_diff, 2e-3);
+      EXPECT_LT(a.max_prob_diff, 1e-4);  // f32 weights, f32 KV cache: only summation order differs
       EXPECT_EQ(a.argmax_agree, a.argmax_compared);
       EXPECT_GT(a.argmax_compared, a.positions / 2);
       std::cout << "[interop] " << preset << (with_lora ? " base+lora" : " merged") << ": " << a.positions
@@ -161,5 +161,40 @@ TEST(Interop, LlamaCppTokenizesRealTokenizersLikeTransformers) {
     }
     std::cout << "[interop] " << name << ": llama.cpp tokenizes " << agree << "/" << cases.size()
               << " transformers.js cases identically\n";
+  }
+}
+
+// A trained run of the user's (HONE_INTEROP_RUN=RUN_DIR, e.g. the demo's) exported at f32, f16, q8_0
+// and as base + LoRA, run in llama.cpp: the figures docs/export.md reports.
+TEST(Interop, AUsersRunInLlamaCpp) {
+  REQUIRE_LLAMA_CPP();
+  const char* run = std::getenv("HONE_INTEROP_RUN");
+  if (!run) GTEST_SKIP() << "set HONE_INTEROP_RUN to a run folder to run it in llama.cpp";
+  const std::string work = test::temp_dir("interop-run");
+  RunModel ref = load_run_output(run);
+  auto tok = load_tokenizer(ref.method == "full" ? ref.lm.dir : ref.base_model);
+  const ChatFormat fmt = detect_chat_format(tok->config().chat_template);
+  std::vector<std::vector<int64_t>> prompts;
+  for (const char* q : {"Spell the word river letter by letter.", "Capitalise the word garden.", "Say the word lamp twice.",
+                        "Put the word stone in brackets."}) {
+    ChatTokens ct = tokenize_chat(*tok, fmt, {{"user", q}}, true);
+    prompts.emplace_back(ct.ids.begin(), ct.ids.end());
+  }
+  for (const std::string dtype : {"f32", "f16", "q8_0", "lora"}) {
+    SCOPED_TRACE(dtype);
+    const bool lora = dtype == "lora";
+    if (lora && ref.adapter_dir.empty()) continue;
+    const std::string out = work + "/" + dtype;
+    ExportResult r = export_run({run, lora ? "gguf-lora" : "gguf", lora ? "f32" : dtype, out});
+    EXPECT_TRUE(r.check.passed) << r.check.summary;
+    json in = {{"model", gguf_in(out, lora ? "-base-" : ".gguf")},
+               {"lora", lora ? json(gguf_in(out, "-lora-")) : json(nullptr)},
+               {"prompts", prompts},
+               {"top", 10}};
+    const Agreement a = compare(probe(work, in), ref.lm.model, prompts);
+    std::cout << "[interop] run " << run << " as " << (lora ? "base f32 + LoRA GGUF" : dtype + " GGUF") << ": " << a.positions
+              << " positions, largest probability difference " << a.max_prob_diff << ", next token agrees at "
+              << a.argmax_agree << "/" << a.argmax_compared << "; export check: " << r.check.summary << "\n";
+    EXPECT_GE(a.argmax_agree, a.argmax_compared * 9 / 10);
   }
 }

@@ -14,9 +14,12 @@ const {getLlama, LlamaLogLevel} = await import(require.resolve("node-llama-cpp")
 
 const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
 const model = await llama.loadModel({modelPath: input.model});
-const contextOptions = {contextSize: 512, batchSize: 512, threads: 1};
+// An f32 KV cache and no flash attention: llama.cpp's defaults (f16 cache) round keys and values,
+// which would hide what the export itself contributes to a difference.
+const contextOptions = {contextSize: 512, batchSize: 512, threads: 1, flashAttention: false,
+                        experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32"};
 if (input.lora) contextOptions.lora = {adapters: [{filePath: input.lora, scale: 1.0}]};
-const out = {tokens: [], positions: [], n_vocab: model.tokens.bos === undefined ? null : null};
+const out = {tokens: [], positions: []};
 for (const t of input.texts || []) out.tokens.push(Array.from(model.tokenize(t, true)));
 const top = input.top || 10;
 for (const ids of input.prompts || []) {

@@ -380,6 +380,14 @@ class TestPages : public QObject {
     QTRY_VERIFY2_WITH_TIMEOUT(!ep->job()->running() && ep->resultText().contains("Export check"), qPrintable(ep->resultText()), 60000);
     QVERIFY2(ep->lastPassed(), qPrintable(ep->resultText()));
     QVERIFY(QFile::exists(ws + "/exported/model.safetensors"));
+    // The same run for Ollama: Q8_0 GGUF + Modelfile, checked through the GGUF reader.
+    ep->setFormat("ollama", "q8_0");
+    ep->setDestination(ws + "/ollama");
+    QVERIFY(ep->startExport());
+    QTRY_VERIFY2_WITH_TIMEOUT(!ep->job()->running() && ep->resultText().contains("Export check"), qPrintable(ep->resultText()), 60000);
+    QVERIFY2(ep->lastPassed(), qPrintable(ep->resultText()));
+    QVERIFY2(ep->resultText().contains("q8_0"), qPrintable(ep->resultText()));
+    QVERIFY(QFile::exists(ws + "/ollama/Modelfile"));
     screenshot(w, "export-page");
   }
 
