@@ -1,7 +1,8 @@
 // GGUF byte layer and tokenizer metadata: f16 / bf16 / q8_0 encodings against hand-computed bits,
 // writer -> reader round trips with every value type, damaged files refused with the file named,
 // SentencePiece .model files read like SentencePiece itself reads them, and the tokenizer metadata
-// written for the real Qwen3 and Mistral tokenizer files.
+// written for the real Qwen3 and Mistral tokenizer files, and every Ollama TEMPLATE executed by an
+// independent Go-template evaluator against Hone's own rendering.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -12,6 +13,8 @@
 #include "common/files.h"
 #include "export/gguf.h"
 #include "export/gguf_vocab.h"
+#include "export/ollama.h"
+#include "tokenizer/chat_template.h"
 #include "test_support.h"
 #include "tokenizer/tokenizer.h"
 
@@ -276,4 +279,52 @@ TEST(Gguf, TokenizerMetadataOfRealTokenizers) {
       EXPECT_DOUBLE_EQ(scores[tj["model"]["vocab"][joined(rank)].get<int64_t>()], -static_cast<double>(first)) << rank;
     }
   }
+}
+
+TEST(Ollama, TemplatesRenderConversationsExactlyAsHoneDoes) {
+  // Every chat format's Modelfile TEMPLATE, executed by an independent evaluator of Go's
+  // text/template (tests/reference/go_template.py), against Hone's renderer with the generation
+  // prompt: equal text, and with add_bos the same text minus the BOS llama.cpp adds itself.
+  const std::vector<std::vector<ChatMessage>> convs = {
+      {{"user", "Hi there"}},
+      {{"system", "Be brief."}, {"user", "Name a colour."}},
+      {{"user", "2+2?"}, {"assistant", "4"}, {"user", "And 3+3?"}},
+      {{"system", "You are a poet."}, {"user", "A line on rain."}, {"assistant", "Soft rain on tin."}, {"user", "Another."}},
+  };
+  const std::string bos = "<s>", eos = "</s>";
+  json cases = json::array();
+  std::vector<std::string> want;
+  for (const auto& name : chat_format_names()) {
+    ChatFormat f;
+    ASSERT_TRUE(chat_format_from_name(name, &f));
+    for (const auto& conv : convs) {
+      json msgs = json::array();
+      for (const auto& m : conv) msgs.push_back({{"role", m.role}, {"content", m.content}});
+      const std::string text = render_chat(f, conv, true, f == ChatFormat::Gemma ? "<bos>" : bos, eos).text;
+      for (bool add_bos : {false, true}) {
+        cases.push_back({{"template", ollama_template(f, f == ChatFormat::Gemma ? "<bos>" : bos, eos, add_bos)}, {"messages", msgs}});
+        std::string w = text;
+        for (const std::string lead : {std::string("<|begin_of_text|>"), std::string("<bos>"), bos})
+          if (add_bos && w.compare(0, lead.size(), lead) == 0) {
+            w = w.substr(lead.size());
+            break;
+          }
+        want.push_back(name + "|" + std::to_string(add_bos) + "|" + w);
+      }
+    }
+  }
+  const std::string dir = test::temp_dir("ollama-templates"), path = dir + "/cases.json";
+  std::ofstream(path) << cases.dump();
+  auto r = test::run(std::string(HONE_PYTHON) + " " + test::source("tests/reference/go_template.py") + " --batch " + path);
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json got = json::parse(r.out);
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    const std::string& w = want[i];
+    const size_t bar = w.find('|', w.find('|') + 1);
+    EXPECT_EQ(got[i].get<std::string>(), w.substr(bar + 1)) << w.substr(0, bar) << " conversation " << (i / 2) % convs.size();
+  }
+  // Stops: every end-of-turn token of the format, then EOS.
+  EXPECT_EQ(ollama_stops(ChatFormat::Llama3, "<|end_of_text|>"), (std::vector<std::string>{"<|eot_id|>", "<|end_of_text|>"}));
+  EXPECT_EQ(ollama_stops(ChatFormat::Gemma, "<eos>"), (std::vector<std::string>{"<end_of_turn>", "<eos>"}));
 }
