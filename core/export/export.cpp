@@ -138,23 +138,39 @@ void dequantize_base(CausalLM& m) {
   }
 }
 
-ExportCheckResult compare(const std::string& run_dir, RunModel& ref, CausalLM& exported, const std::string& tok_dir,
-                          const std::string& dtype) {
-  ExportCheckResult c;
-  const auto inputs = check_inputs(run_dir, tok_dir, ref.lm.config.vocab_size);
-  const auto tuned = logits_of(ref.lm.model, inputs);
-  const auto got = logits_of(exported, inputs);
-  // The base: the same loaded model with its adapters switched off (a full fine-tune has none: its
-  // base is loaded from the run's base_model when that folder is here).
-  std::vector<at::Tensor> base;
-  if (!ref.adapter_dir.empty()) {
-    set_lora_enabled(ref.lm.model, false);
-    base = logits_of(ref.lm.model, inputs);
-    set_lora_enabled(ref.lm.model, true);
-  } else if (!ref.base_model.empty() && is_directory(ref.base_model)) {
-    auto b = load_model(ref.base_model);
-    base = logits_of(b.model, inputs);
+// What the run itself predicts on the check prompts, fine-tuned and with the fine-tune removed.
+struct Reference {
+  std::vector<std::vector<int64_t>> inputs;
+  std::vector<at::Tensor> tuned, base;  // [T, V] per prompt; base empty when no base is at hand
+};
+
+// The run's weights are freed before this returns, so that a check never holds the run and the
+// export in memory at once (a 1.5B model is 6 GB in fp32).
+Reference reference_logits(const std::string& run_dir, const RunModel& info, const std::string& tok_dir) {
+  Reference R;
+  {
+    RunModel ref = load_run_output(run_dir);
+    R.inputs = check_inputs(run_dir, tok_dir, ref.lm.config.vocab_size);
+    R.tuned = logits_of(ref.lm.model, R.inputs);
+    // The base: the same model with its adapters switched off.
+    if (!ref.adapter_dir.empty()) {
+      set_lora_enabled(ref.lm.model, false);
+      R.base = logits_of(ref.lm.model, R.inputs);
+    }
   }
+  // A full fine-tune has no adapters: its base is loaded from the run's base_model when it is here.
+  if (info.adapter_dir.empty() && !info.base_model.empty() && is_directory(info.base_model)) {
+    auto b = load_model(info.base_model);
+    R.base = logits_of(b.model, R.inputs);
+  }
+  return R;
+}
+
+ExportCheckResult judge(const Reference& R, const std::vector<at::Tensor>& got, const std::string& dtype) {
+  ExportCheckResult c;
+  const auto& inputs = R.inputs;
+  const auto& tuned = R.tuned;
+  const auto& base = R.base;
   c.prompts = static_cast<int>(inputs.size());
   int64_t agree = 0;
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -183,6 +199,18 @@ ExportCheckResult compare(const std::string& run_dir, RunModel& ref, CausalLM& e
                 c.differs_from_base ? "" : " (the export behaves like the base model)");
   c.summary = buf;
   return c;
+}
+
+// The check: the reference first, then the export loaded (by `load`) and run on the same prompts.
+ExportCheckResult check_with(const std::string& run_dir, const RunModel& info, const std::string& tok_dir,
+                             const std::string& dtype, const std::function<CausalLM()>& load) {
+  const Reference R = reference_logits(run_dir, info, tok_dir);
+  std::vector<at::Tensor> got;
+  {
+    CausalLM m = load();
+    got = logits_of(m, R.inputs);
+  }
+  return judge(R, got, dtype);
 }
 
 }  // namespace
@@ -267,44 +295,42 @@ std::string gguf_dtype_of(const std::string& path) {
   return "f32";
 }
 
-ExportCheckResult check_gguf(const std::string& run_dir, RunModel& ref, const std::string& format, const std::string& dir,
-                             const std::string& tok_dir) {
+ExportCheckResult check_gguf(const std::string& run_dir, const RunModel& info, const std::string& format,
+                             const std::string& dir, const std::string& tok_dir) {
   const GgufSet g = find_ggufs(dir);
   if (format == "gguf-lora") {
     if (g.adapter.empty()) throw file_error(dir, "has no LoRA adapter GGUF");
-    LoadedModel base;
-    std::string dtype = "f32";
-    if (!g.model.empty()) {
-      base = load_gguf_model(g.model);
-      dtype = gguf_dtype_of(g.model);
-    } else {  // the adapter alone: over the run's own base
-      RunModel m = load_with_adapter(ref.base_model, "", ref.method == "qlora");
-      if (ref.method == "qlora") dequantize_base(m.lm.model);
-      base = std::move(m.lm);
-    }
-    apply_gguf_lora(base.model, g.adapter);
-    return compare(run_dir, ref, base.model, tok_dir, dtype);
+    const std::string dtype = g.model.empty() ? "f32" : gguf_dtype_of(g.model);
+    return check_with(run_dir, info, tok_dir, dtype, [&] {
+      CausalLM m{nullptr};
+      if (!g.model.empty()) {
+        m = load_gguf_model(g.model).model;
+      } else {  // the adapter alone: over the run's own base
+        RunModel b = load_with_adapter(info.base_model, "", info.method == "qlora");
+        if (info.method == "qlora") dequantize_base(b.lm.model);
+        m = b.lm.model;
+      }
+      apply_gguf_lora(m, g.adapter);
+      return m;
+    });
   }
   if (g.model.empty()) throw file_error(dir, "has no model GGUF");
-  LoadedModel got = load_gguf_model(g.model);
-  return compare(run_dir, ref, got.model, tok_dir, gguf_dtype_of(g.model));
+  return check_with(run_dir, info, tok_dir, gguf_dtype_of(g.model), [&] { return load_gguf_model(g.model).model; });
 }
 
 }  // namespace
 
 ExportCheckResult check_export(const std::string& run_dir, const std::string& format, const std::string& exported_dir,
                                const std::string& dtype) {
-  RunModel ref = load_run_output(run_dir);
-  const std::string tok_dir = tokenizer_dir_of(ref);
-  if (format == "peft") {
-    RunModel got = load_with_adapter(ref.base_model, exported_dir, ref.method == "qlora");
-    return compare(run_dir, ref, got.lm.model, tok_dir, "f32");
-  }
-  if (format == "merged") {
-    LoadedModel got = load_model(exported_dir);
-    return compare(run_dir, ref, got.model, tok_dir, dtype.empty() ? "f32" : dtype);
-  }
-  if (is_gguf_format(format)) return check_gguf(run_dir, ref, format, exported_dir, tok_dir);
+  const RunModel info = describe_run_output(run_dir);
+  const std::string tok_dir = tokenizer_dir_of(info);
+  if (format == "peft")
+    return check_with(run_dir, info, tok_dir, "f32", [&] {
+      return load_with_adapter(info.base_model, exported_dir, info.method == "qlora").lm.model;
+    });
+  if (format == "merged")
+    return check_with(run_dir, info, tok_dir, dtype.empty() ? "f32" : dtype, [&] { return load_model(exported_dir).model; });
+  if (is_gguf_format(format)) return check_gguf(run_dir, info, format, exported_dir, tok_dir);
   throw Error("export check: unknown format \"" + format + "\" (peft, merged, gguf, gguf-lora or ollama)");
 }
 
@@ -320,8 +346,8 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
     throw file_error(spec.out_dir, "is not empty; choose a new or empty folder (nothing was written)");
   if (is_gguf_format(spec.format)) gguf_type_from(spec.dtype);  // a bad dtype fails before any work
   else if (spec.format == "merged" && !spec.dtype.empty()) st_dtype_from(spec.dtype);
-  say("loading the run");
-  RunModel ref = load_run_output(spec.run_dir);
+  say("reading the run");
+  const RunModel ref = describe_run_output(spec.run_dir);  // weights are loaded where each format needs them
   const std::string tok_dir = tokenizer_dir_of(ref);
   if (spec.format == "gguf-lora" && ref.adapter_dir.empty())
     throw Error("export: run " + spec.run_dir + " fine-tuned the full model; it has no adapter (export it as gguf)");
@@ -419,15 +445,7 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
   std::sort(r.files.begin(), r.files.end());
   for (const auto& f : r.files) r.bytes += static_cast<int64_t>(fs::file_size(join_path(spec.out_dir, f)));
   say("checking the export");
-  if (spec.format == "peft") {
-    RunModel got = load_with_adapter(ref.base_model, spec.out_dir, ref.method == "qlora");
-    r.check = compare(spec.run_dir, ref, got.lm.model, tok_dir, "f32");
-  } else if (spec.format == "merged") {
-    LoadedModel got = load_model(spec.out_dir);
-    r.check = compare(spec.run_dir, ref, got.model, tok_dir, r.dtype);
-  } else {
-    r.check = check_gguf(spec.run_dir, ref, spec.format, spec.out_dir, tok_dir);
-  }
+  r.check = check_export(spec.run_dir, spec.format, spec.out_dir, r.dtype);
   return r;
 }
 

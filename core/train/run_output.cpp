@@ -19,7 +19,7 @@ RunModel load_with_adapter(const std::string& base_model, const std::string& ada
   return r;
 }
 
-RunModel load_run_output(const std::string& dir, const LoadOptions& o) {
+RunModel describe_run_output(const std::string& dir) {
   // A checkpoint folder sits in <run>/checkpoints/; its run's config.json is two levels up.
   std::string run_dir = dir, cfg_path = join_path(dir, "config.json");
   if (!file_exists(cfg_path) && file_exists(join_path(dir, "trainer_state.json"))) {
@@ -29,21 +29,34 @@ RunModel load_run_output(const std::string& dir, const LoadOptions& o) {
   }
   if (!file_exists(cfg_path)) throw file_error(cfg_path, "not found: not a Hone run folder");
   auto j = read_json_file(cfg_path);
-  const std::string method = j.value("method", "lora"), base = j.value("base_model", "");
   RunModel r;
-  if (method == "full") {
-    const std::string m = join_path(dir, "model");
-    if (!is_directory(m)) throw file_error(m, "not found: the run has no model yet (did it finish or checkpoint?)");
-    r.lm = load_model(m, o);
-    r.base_model = base;
-  } else {
-    const std::string a = join_path(dir, "adapter");
-    if (!is_directory(a)) throw file_error(a, "not found: the run has no adapter yet (did it finish or checkpoint?)");
-    if (base.empty() || !is_directory(base)) throw file_error(cfg_path, "its base_model \"" + base + "\" is not a folder here");
-    r = load_with_adapter(base, a, method == "qlora", o);
-  }
-  r.method = method;
+  r.method = j.value("method", "lora");
   r.recipe = j.value("recipe", "sft");
+  r.base_model = j.value("base_model", "");
+  if (r.method == "full") {
+    r.lm.dir = join_path(dir, "model");
+    if (!is_directory(r.lm.dir)) throw file_error(r.lm.dir, "not found: the run has no model yet (did it finish or checkpoint?)");
+  } else {
+    r.adapter_dir = join_path(dir, "adapter");
+    if (!is_directory(r.adapter_dir))
+      throw file_error(r.adapter_dir, "not found: the run has no adapter yet (did it finish or checkpoint?)");
+    if (r.base_model.empty() || !is_directory(r.base_model))
+      throw file_error(cfg_path, "its base_model \"" + r.base_model + "\" is not a folder here");
+  }
+  return r;
+}
+
+RunModel load_run_output(const std::string& dir, const LoadOptions& o) {
+  RunModel d = describe_run_output(dir);
+  RunModel r;
+  if (d.method == "full") {
+    r.lm = load_model(d.lm.dir, o);
+  } else {
+    r = load_with_adapter(d.base_model, d.adapter_dir, d.method == "qlora", o);
+  }
+  r.method = d.method;
+  r.recipe = d.recipe;
+  r.base_model = d.base_model;
   return r;
 }
 

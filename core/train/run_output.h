@@ -15,6 +15,9 @@ struct RunModel {
 
 // run_dir: a run folder (config.json + adapter/ or model/) or one of its checkpoints/step-N.
 RunModel load_run_output(const std::string& run_dir, const LoadOptions& o = {});
+// The same fields without loading any weights (lm.dir is the full fine-tune's model/, else empty):
+// for callers that load the model later, or another form of it.
+RunModel describe_run_output(const std::string& run_dir);
 // A base model with an optional PEFT adapter; nf4 quantizes the base first (as QLoRA trained it).
 RunModel load_with_adapter(const std::string& base_model, const std::string& adapter_dir, bool nf4, const LoadOptions& o = {});
 
