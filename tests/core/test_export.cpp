@@ -352,3 +352,28 @@ TEST(Export, GgufRefusesWhatItCannotWrite) {
   ExportResult rf = export_run({full, "gguf", "f16", fx().dir + "/out-gguf-full2"});  // a full fine-tune exports whole
   EXPECT_TRUE(rf.check.passed) << rf.check.summary;
 }
+
+TEST(Export, CliExportsGgufAndShowsAndRefusesGgufFiles) {
+  const std::string run = fx().run("gguf-cli", "lora");
+  const std::string out = fx().dir + "/out-gguf-cli";
+  auto r = test::run(std::string(HONE_CLI) + " export --run " + test::shell_quote(run) + " --format gguf --dtype q8_0 --out " +
+                     test::shell_quote(out) + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json done = json::parse(r.out.substr(r.out.rfind("\n{") + 1));
+  EXPECT_EQ(done["format"], "gguf");
+  EXPECT_EQ(done["dtype"], "q8_0");
+  EXPECT_TRUE(done["check"]["passed"].get<bool>());
+  const std::string file = out + "/gguf-cli-q8_0.gguf";
+  auto shown = test::run(std::string(HONE_CLI) + " gguf " + test::shell_quote(file) + " --json");
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  const json g = json::parse(shown.out);
+  EXPECT_EQ(g["metadata"]["general.file_type"], "7");  // MOSTLY_Q8_0
+  EXPECT_EQ(g["tensors"][0]["name"], "token_embd.weight");
+  // Half a file: refused with its name, exit 1, nothing else printed on stdout.
+  const std::string half = out + "/half.gguf";
+  std::ofstream(half, std::ios::binary) << read_file(file).substr(0, 5000);
+  auto bad = test::run(std::string(HONE_CLI) + " gguf " + test::shell_quote(half));
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find(half), std::string::npos) << bad.err;
+  EXPECT_TRUE(bad.out.empty());
+}
