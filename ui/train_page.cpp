@@ -58,7 +58,7 @@ constexpr MethodInfo kMethods[] = {{"lora", "LoRA (instruction tuning)"},
                                    {"dpo", "DPO (LoRA, preference pairs or labelled candidates)"},
                                    {"orpo", "ORPO (LoRA, preference pairs or labelled candidates)"},
                                    {"kto", "KTO (LoRA, thumbs-up/down ratings or pairs)"},
-                                   {"reward", "Reward model (preference pairs)"},
+                                   {"reward", "Reward model (LoRA + score head, preference pairs)"},
                                    {"ppo", "RLHF with PPO"}};
 
 QString human_bytes(double b) {
@@ -533,6 +533,8 @@ void TrainPage::applyPreset() {
   // Preference alignment moves a tuned model a little: LoRA runs use 5e-5 (SFT's 2e-4 overshoots).
   const bool preference = key == "dpo" || key == "orpo" || key == "kto";
   if (preference) d.lr = 5e-5;
+  // A reward model's score head starts from scratch: SFT-like rates (TRL's LoRA examples use 1e-4).
+  if (key == "reward") d.lr = 1e-4;
   // The demo's base is tiny and trained from scratch: its own recipe (hone-cli demo) converges in
   // minutes where the general presets look noisy and slow.
   preset_demo_ = isDemoModel();
@@ -541,7 +543,7 @@ void TrainPage::applyPreset() {
     d.warmup_steps = 10;
     d.lora.dropout = 0.0;
     d.schedule = "cosine";
-    if (preference) d.lr = 2e-3, d.batch_size = 8, d.max_steps = 500;
+    if (preference || key == "reward") d.lr = 2e-3, d.batch_size = 8, d.max_steps = key == "reward" ? 200 : 500;
     else d.lr = key == "full" ? 5e-4 : 3e-3, d.batch_size = 16, d.max_steps = 800;
   }
   beta_->setValue(key == "orpo" ? 0.1 : d.beta);
@@ -587,12 +589,12 @@ void TrainPage::updateAvailability() {
     auto* it = mm->item(r);
     const QString key = it->data(Qt::UserRole).toString();
     QString why;
-    const bool preference = key == "dpo" || key == "orpo" || key == "kto";
-    if (key == "reward" || key == "ppo")
-      why = "Not available yet: reward models and PPO arrive in a later release.";
+    const bool preference = key == "dpo" || key == "orpo" || key == "kto" || key == "reward";
+    if (key == "ppo")
+      why = "Not available yet: PPO and GRPO arrive in a later release.";
     else if (preference && (!any || !pref || chat || text))
-      why = "Preference alignment needs preference pairs only: a dataset of prompt/chosen/rejected rows, or candidates "
-            "labelled on the Label page.";
+      why = QString(key == "reward" ? "A reward model learns" : "Preference alignment needs") +
+            " from preference pairs only: a dataset of prompt/chosen/rejected rows, or candidates labelled on the Label page.";
     else if (preference)
       why.clear();
     else if (key == "cpt" && any && !text)
@@ -600,12 +602,12 @@ void TrainPage::updateAvailability() {
     else if (key != "cpt" && !preference && any && !chat)
       why = "Instruction tuning needs an instruction or chat dataset.";
     else if (!preference && key != "cpt" && any && pref)
-      why = "Preference data trains DPO, ORPO or KTO; untick it for instruction tuning.";
+      why = "Preference data trains DPO, ORPO, KTO or a reward model; untick it for instruction tuning.";
     it->setEnabled(why.isEmpty());
     it->setToolTip(why.isEmpty() ? QString() : why);
   }
   // A preference dataset ticked: a preference method is what the user is after.
-  if (pref && !chat && !text && !mm->item(method_->currentIndex())->data(Qt::UserRole).toString().contains(QRegularExpression("^(dpo|orpo|kto)$")))
+  if (pref && !chat && !text && !mm->item(method_->currentIndex())->data(Qt::UserRole).toString().contains(QRegularExpression("^(dpo|orpo|kto|reward)$")))
     selectMethod("dpo");
   suggestName();
   // Keep the selection on an enabled method.
@@ -652,7 +654,7 @@ void TrainPage::updateEstimate() {
   const double optimizer = trainable * 4 * 3;  // grads + AdamW's two moments
   // Preference recipes train on pairs: each example is two sequences (and a reference pass
   // without gradients, which keeps no activations: the adapters are switched off, no second copy).
-  const bool pairs = key == "dpo" || key == "orpo" || key == "kto";
+  const bool pairs = key == "dpo" || key == "orpo" || key == "kto" || key == "reward";
   const double tokens = static_cast<double>(batch_->value()) * seq_->value() * (pairs ? 2 : 1);
   const double per_layer = tokens * (16 * H) * 4;  // saved activations per layer, fp32, rough
   const double acts = checkpointing_->isChecked() ? tokens * H * 4 * L + per_layer : per_layer * L;
@@ -707,7 +709,7 @@ QString TrainPage::advice() const { return advice_->text(); }
 
 QString TrainPage::configJson() const {
   const QString key = method_->currentData(Qt::UserRole).toString();
-  const bool recipe_key = key == "cpt" || key == "dpo" || key == "orpo" || key == "kto";
+  const bool recipe_key = key == "cpt" || key == "dpo" || key == "orpo" || key == "kto" || key == "reward";
   const std::string method = recipe_key ? "lora" : key.toStdString();
   nlohmann::json j;
   j["name"] = name_->text().trimmed().isEmpty() ? "run" : name_->text().trimmed().toStdString();

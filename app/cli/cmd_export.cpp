@@ -40,6 +40,18 @@ default $HONE_WORKSPACE, else ~/.local/share/hone).
 )";
 }  // namespace
 
+std::string run_dir_of(const std::string& run, const std::string& workspace, const std::string& command) {
+  if (is_directory(run)) return run;
+  int64_t id = 0;
+  try {
+    id = std::stoll(run);
+  } catch (const std::exception&) {
+    throw Error(command + ": --run takes a run id or a run folder (got \"" + run + "\")");
+  }
+  Workspace ws(workspace);
+  return get_run(ws, id).run_dir;
+}
+
 int cmd_export(int argc, char** argv) {
   Args a(argc, argv, 2, "export", {"run", "format", "dtype", "out", "workspace"}, {"json", "no-base"});
   if (a.flag("help")) {
@@ -48,19 +60,7 @@ int cmd_export(int argc, char** argv) {
   }
   const bool json = a.flag("json");
   ExportSpec spec;
-  const std::string run = a.require("run");
-  if (is_directory(run)) {
-    spec.run_dir = run;
-  } else {
-    int64_t id = 0;
-    try {
-      id = std::stoll(run);
-    } catch (const std::exception&) {
-      throw Error("export: --run takes a run id or a run folder (got \"" + run + "\")");
-    }
-    Workspace ws(a.get("workspace", default_workspace()));
-    spec.run_dir = get_run(ws, id).run_dir;
-  }
+  spec.run_dir = run_dir_of(a.require("run"), a.get("workspace", default_workspace()), "export");
   spec.format = a.require("format");
   spec.dtype = a.get("dtype");
   spec.out_dir = a.require("out");

@@ -29,6 +29,7 @@ commands:
   label       generate candidate pairs with a model, label them (a/b/tie/both_bad), export DPO/KTO data
   export      a run as a PEFT adapter, a merged Hugging Face model, GGUF or for Ollama, checked against the run
   gguf        show a GGUF file: metadata, tensors, validation
+  reward      score texts or a preference dataset with a trained reward model
   bench       training throughput, MFU and memory on a Llama-shaped model with random tokens
 )";
 
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
     if (cmd == "label") return hone::cli::cmd_label(argc, argv);
     if (cmd == "export") return hone::cli::cmd_export(argc, argv);
     if (cmd == "gguf") return hone::cli::cmd_gguf(argc, argv);
+    if (cmd == "reward") return hone::cli::cmd_reward(argc, argv);
     std::cerr << "error: unknown command '" << cmd << "' (see hone-cli --help)\n";
     return 2;
   } catch (const hone::Error& e) {

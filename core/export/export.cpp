@@ -349,6 +349,9 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
   say("reading the run");
   const RunModel ref = describe_run_output(spec.run_dir);  // weights are loaded where each format needs them
   const std::string tok_dir = tokenizer_dir_of(ref);
+  if (ref.recipe == "reward" && spec.format != "peft")
+    throw Error("export: run " + spec.run_dir + " is a reward model; export it as peft (its adapter with the score head, "
+                "task_type SEQ_CLS): merged and GGUF models have no place for the head");
   if (spec.format == "gguf-lora" && ref.adapter_dir.empty())
     throw Error("export: run " + spec.run_dir + " fine-tuned the full model; it has no adapter (export it as gguf)");
   fs::create_directories(spec.out_dir);

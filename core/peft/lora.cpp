@@ -13,6 +13,7 @@
 #include "common/json_file.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
+#include "model/reward_head.h"
 
 namespace hone {
 namespace {
@@ -108,9 +109,20 @@ void save_peft_adapter(CausalLM& m, const LoraConfig& c, const std::string& base
     }
   });
   if (entries.empty()) throw Error("the model has no LoRA adapter to save");
+  // A reward model's score head trains in full beside the adapters: saved as PEFT saves
+  // modules_to_save, under the module's own name, with task_type SEQ_CLS.
+  bool score = false;
+  for (auto& p : m->named_parameters()) {
+    if (p.key() != "score.weight") continue;
+    auto c32 = p.value().detach().to(at::kCPU, at::kFloat).contiguous();
+    keep.push_back(c32);
+    entries.push_back({kPrefix + p.key(), StDtype::F32, std::vector<int64_t>(c32.sizes().begin(), c32.sizes().end()),
+                       c32.data_ptr(), static_cast<size_t>(c32.numel() * 4)});
+    score = true;
+  }
   std::set<std::string> uniq(modules.begin(), modules.end());
   nlohmann::json cfg = {{"peft_type", "LORA"},
-                        {"task_type", "CAUSAL_LM"},
+                        {"task_type", score ? "SEQ_CLS" : "CAUSAL_LM"},
                         {"base_model_name_or_path", base_model},
                         {"r", c.r},
                         {"lora_alpha", c.alpha},
@@ -120,7 +132,7 @@ void save_peft_adapter(CausalLM& m, const LoraConfig& c, const std::string& base
                         {"fan_in_fan_out", false},
                         {"use_rslora", c.rslora},
                         {"use_dora", false},
-                        {"modules_to_save", nullptr},
+                        {"modules_to_save", score ? nlohmann::json::array({"score"}) : nlohmann::json(nullptr)},
                         {"init_lora_weights", true},
                         {"inference_mode", true},
                         {"rank_pattern", nlohmann::json::object()},
@@ -158,6 +170,13 @@ LoraConfig load_peft_adapter(CausalLM& m, const std::string& dir) {
   for (const auto& t : st.tensors()) {
     std::string key = t.name;
     if (key.compare(0, kPrefix.size(), kPrefix) == 0) key = key.substr(kPrefix.size());
+    if (key == "score.weight" || key == "score.modules_to_save.weight") {  // a reward model's head
+      if (t.shape != std::vector<int64_t>{1, m->config.hidden_size})
+        throw file_error(wpath, "tensor '" + t.name + "' must be [1, hidden_size] (a reward model's score head)");
+      attach_score_head(m, 0);
+      score_weight(m).copy_(tensor_from_bytes(st.data(t), t.dtype, t.shape, wpath + ": tensor '" + t.name + "'"));
+      continue;
+    }
     std::string which;
     for (const char* s : {".lora_A.weight", ".lora_B.weight"}) {
       const std::string suf = s;
@@ -190,6 +209,7 @@ LoraConfig load_peft_adapter(CausalLM& m, const std::string& dir) {
       l.lora_B->weight.set_requires_grad(true);
     }
   });
+  if (has_score_head(m)) score_weight(m).set_requires_grad(true);
   return c;
 }
 

@@ -12,6 +12,7 @@ std::unique_ptr<Recipe> make_cpt_recipe();
 std::unique_ptr<Recipe> make_dpo_recipe();
 std::unique_ptr<Recipe> make_orpo_recipe();
 std::unique_ptr<Recipe> make_kto_recipe();
+std::unique_ptr<Recipe> make_reward_recipe();
 
 std::unique_ptr<Recipe> make_recipe(const std::string& name) {
   if (name == "sft") return make_sft_recipe();
@@ -19,7 +20,8 @@ std::unique_ptr<Recipe> make_recipe(const std::string& name) {
   if (name == "dpo") return make_dpo_recipe();
   if (name == "orpo") return make_orpo_recipe();
   if (name == "kto") return make_kto_recipe();
-  throw Error("unknown recipe \"" + name + "\" (sft, cpt, dpo, orpo or kto)");
+  if (name == "reward") return make_reward_recipe();
+  throw Error("unknown recipe \"" + name + "\" (sft, cpt, dpo, orpo, kto or reward)");
 }
 
 ChatFormat chat_format_for(const RunConfig& cfg, const Tokenizer& tok) {

@@ -1,7 +1,7 @@
 // A recipe is what differs between training methods: how it prepares its data, the loss of one
 // micro-batch (with named scalars), and its evaluation. The training session (train/session.cpp)
 // owns everything they share: model set-up, optimizer, schedule, accumulation, clipping,
-// checkpoints, resume and metrics. Recipes: sft, cpt, dpo, orpo, kto (one file each).
+// checkpoints, resume and metrics. Recipes: sft, cpt, dpo, orpo, kto, reward (one file each).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -49,6 +49,9 @@ class Recipe {
   virtual std::string data_summary() const = 0;             // one line for the log
   // True when the loss needs reference-model log-probs (the session then provides a reference).
   virtual bool needs_reference() const { return false; }
+  // After the method's adapters are attached and before the optimizer collects the trainable
+  // parameters: a recipe adds the modules it trains besides them (the reward model's score head).
+  virtual void setup_model(CausalLM& model, const RunConfig& cfg) { (void)model, (void)cfg; }
   // After the model is set up and before the first step (DPO: precomputes reference log-probs).
   virtual void start(RecipeEnv& env, const RunConfig& cfg) { (void)env, (void)cfg; }
   // Normalisers of a micro-batch (label tokens for SFT; pairs for DPO). The session sums them over

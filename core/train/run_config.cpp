@@ -131,8 +131,11 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   }
   if (c.base_model.empty()) throw Error(where + ": \"base_model\" is required");
   if (c.train_data.empty()) throw Error(where + ": \"train_data\" is required");
-  if (c.recipe != "sft" && c.recipe != "cpt" && c.recipe != "dpo" && c.recipe != "orpo" && c.recipe != "kto")
-    throw Error(where + ": \"recipe\" must be sft, cpt, dpo, orpo or kto");
+  if (c.recipe != "sft" && c.recipe != "cpt" && c.recipe != "dpo" && c.recipe != "orpo" && c.recipe != "kto" &&
+      c.recipe != "reward")
+    throw Error(where + ": \"recipe\" must be sft, cpt, dpo, orpo, kto or reward");
+  if (c.recipe == "reward" && c.method == "full")
+    throw Error(where + ": a reward model trains over LoRA or QLoRA (method lora or qlora): its score head is saved with the adapter");
   if (c.loss_type != "sigmoid" && c.loss_type != "ipo" && c.loss_type != "hinge" && c.loss_type != "robust")
     throw Error(where + ": \"loss_type\" must be sigmoid, ipo, hinge or robust");
   if (c.beta <= 0) throw Error(where + ": \"beta\" must be positive");
@@ -157,7 +160,7 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
 
 std::string recipe_data_kind(const std::string& recipe) {
   if (recipe == "cpt") return "text";
-  if (recipe == "dpo" || recipe == "orpo" || recipe == "kto") return "preference";
+  if (recipe == "dpo" || recipe == "orpo" || recipe == "kto" || recipe == "reward") return "preference";
   return "chat";
 }
 

@@ -157,6 +157,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       attach_lora(model, cfg.lora, cfg.seed);
     }
   }
+  recipe->setup_model(model, cfg);
   RecipeEnv env;
   if (recipe->needs_reference() && cfg.method == "full" && !cfg.precompute_ref_log_probs) {
     env.reference = load_model(cfg.base_model).model;  // a frozen copy: full training changes every weight
