@@ -13,6 +13,7 @@ std::unique_ptr<Recipe> make_dpo_recipe();
 std::unique_ptr<Recipe> make_orpo_recipe();
 std::unique_ptr<Recipe> make_kto_recipe();
 std::unique_ptr<Recipe> make_reward_recipe();
+std::unique_ptr<Recipe> make_grpo_recipe();
 
 std::unique_ptr<Recipe> make_recipe(const std::string& name) {
   if (name == "sft") return make_sft_recipe();
@@ -21,7 +22,8 @@ std::unique_ptr<Recipe> make_recipe(const std::string& name) {
   if (name == "orpo") return make_orpo_recipe();
   if (name == "kto") return make_kto_recipe();
   if (name == "reward") return make_reward_recipe();
-  throw Error("unknown recipe \"" + name + "\" (sft, cpt, dpo, orpo, kto or reward)");
+  if (name == "grpo") return make_grpo_recipe();
+  throw Error("unknown recipe \"" + name + "\" (sft, cpt, dpo, orpo, kto, reward or grpo)");
 }
 
 ChatFormat chat_format_for(const RunConfig& cfg, const Tokenizer& tok) {

@@ -1,7 +1,7 @@
 // A recipe is what differs between training methods: how it prepares its data, the loss of one
 // micro-batch (with named scalars), and its evaluation. The training session (train/session.cpp)
 // owns everything they share: model set-up, optimizer, schedule, accumulation, clipping,
-// checkpoints, resume and metrics. Recipes: sft, cpt, dpo, orpo, kto, reward (one file each).
+// checkpoints, resume and metrics. Recipes: sft, cpt, dpo, orpo, kto, reward, grpo (one file each).
 #pragma once
 #include <ATen/ATen.h>
 

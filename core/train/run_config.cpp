@@ -4,6 +4,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "train/rule_reward.h"
 #include "common/files.h"
 #include "common/json_file.h"
 #include "peft/lora.h"
@@ -17,7 +18,8 @@ const std::set<std::string> kKeys = {
     "adam_eps", "schedule", "warmup_steps", "warmup_ratio", "max_grad_norm", "lora", "gradient_checkpointing",
     "bucket_by_length", "packing", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints", "seed",
     "threads", "device", "mixed_precision", "save_every_minutes", "beta", "loss_type", "label_smoothing",
-    "precompute_ref_log_probs", "desirable_weight", "undesirable_weight", "init_adapter"};
+    "precompute_ref_log_probs", "desirable_weight", "undesirable_weight", "init_adapter",
+    "rewards", "reward_model", "num_generations", "max_new_tokens", "temperature", "top_p", "clip_epsilon"};
 const std::set<std::string> kLoraKeys = {"r", "alpha", "dropout", "targets", "rslora"};
 
 std::string resolve(const std::string& p, const std::string& base) {
@@ -110,6 +112,13 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   typed("desirable_weight", c.desirable_weight);
   typed("undesirable_weight", c.undesirable_weight);
   typed("init_adapter", c.init_adapter);
+  if (j.contains("rewards")) c.rewards = j["rewards"];
+  typed("reward_model", c.reward_model);
+  typed("num_generations", c.num_generations);
+  typed("max_new_tokens", c.max_new_tokens);
+  typed("temperature", c.temperature);
+  typed("top_p", c.top_p);
+  typed("clip_epsilon", c.clip_epsilon);
   if (c.mixed_precision != "auto" && c.mixed_precision != "bf16" && c.mixed_precision != "no")
     throw Error(where + ": \"mixed_precision\" must be \"auto\", \"bf16\" or \"no\"");
   if (j.contains("lora")) {
@@ -132,13 +141,23 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   if (c.base_model.empty()) throw Error(where + ": \"base_model\" is required");
   if (c.train_data.empty()) throw Error(where + ": \"train_data\" is required");
   if (c.recipe != "sft" && c.recipe != "cpt" && c.recipe != "dpo" && c.recipe != "orpo" && c.recipe != "kto" &&
-      c.recipe != "reward")
-    throw Error(where + ": \"recipe\" must be sft, cpt, dpo, orpo, kto or reward");
+      c.recipe != "reward" && c.recipe != "grpo")
+    throw Error(where + ": \"recipe\" must be sft, cpt, dpo, orpo, kto, reward or grpo");
+  if (c.recipe == "grpo") {
+    RuleReward check(c.rewards, where);  // validates every rule
+    if (check.empty() && c.reward_model.empty())
+      throw Error(where + ": grpo needs \"rewards\" (rule rewards) or a \"reward_model\" (a reward run's folder)");
+    if (c.num_generations < 2) throw Error(where + ": \"num_generations\" must be at least 2 (advantages compare a group)");
+    if (c.max_new_tokens < 1 || c.temperature <= 0 || c.top_p <= 0 || c.top_p > 1 || c.clip_epsilon <= 0)
+      throw Error(where + ": max_new_tokens, temperature and clip_epsilon must be positive and top_p in (0, 1]");
+    if (c.method == "full") throw Error(where + ": grpo trains LoRA or QLoRA adapters (the reference is the adapters switched off)");
+  }
   if (c.recipe == "reward" && c.method == "full")
     throw Error(where + ": a reward model trains over LoRA or QLoRA (method lora or qlora): its score head is saved with the adapter");
   if (c.loss_type != "sigmoid" && c.loss_type != "ipo" && c.loss_type != "hinge" && c.loss_type != "robust")
     throw Error(where + ": \"loss_type\" must be sigmoid, ipo, hinge or robust");
-  if (c.beta <= 0) throw Error(where + ": \"beta\" must be positive");
+  if (c.beta < 0 || (c.beta == 0 && c.recipe != "grpo"))
+    throw Error(where + ": \"beta\" must be positive (grpo: 0 drops the KL penalty)");
   if (c.label_smoothing < 0 || c.label_smoothing >= 0.5) throw Error(where + ": \"label_smoothing\" must be in [0, 0.5)");
   if (c.desirable_weight <= 0 || c.undesirable_weight <= 0)
     throw Error(where + ": \"desirable_weight\" and \"undesirable_weight\" must be positive");
@@ -155,6 +174,7 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   for (auto& p : c.train_data) p = resolve(p, base_dir);
   for (auto& p : c.eval_data) p = resolve(p, base_dir);
   if (!c.init_adapter.empty()) c.init_adapter = resolve(c.init_adapter, base_dir);
+  if (!c.reward_model.empty()) c.reward_model = resolve(c.reward_model, base_dir);
   return c;
 }
 
@@ -214,7 +234,14 @@ nlohmann::json RunConfig::to_json() const {
           {"precompute_ref_log_probs", precompute_ref_log_probs},
           {"desirable_weight", desirable_weight},
           {"undesirable_weight", undesirable_weight},
-          {"init_adapter", init_adapter}};
+          {"init_adapter", init_adapter},
+          {"rewards", rewards},
+          {"reward_model", reward_model},
+          {"num_generations", num_generations},
+          {"max_new_tokens", max_new_tokens},
+          {"temperature", temperature},
+          {"top_p", top_p},
+          {"clip_epsilon", clip_epsilon}};
 }
 
 }  // namespace hone

@@ -59,6 +59,16 @@ struct RunConfig {
   // frozen, is the reference (its log-probs are precomputed before training).
   std::string init_adapter;
 
+  // RL recipes (grpo): each prompt's completions are sampled from the policy and scored by rule
+  // rewards ("rewards": train/rule_reward.h) and/or a trained reward model (a reward run's folder);
+  // beta weighs the per-token KL penalty against the reference (0 drops it).
+  nlohmann::json rewards = nlohmann::json::array();
+  std::string reward_model;
+  int64_t num_generations = 4;  // completions per prompt (the group)
+  int64_t max_new_tokens = 64;
+  double temperature = 1.0, top_p = 1.0;
+  double clip_epsilon = 0.2;    // PPO-style clipping of the probability ratio
+
   nlohmann::json to_json() const;
 };
 
@@ -68,8 +78,9 @@ RunConfig default_run_config(const std::string& method);
 // Parses a config; relative paths are resolved against base_dir. `where` names the file in errors.
 RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, const std::string& base_dir = "");
 RunConfig load_run_config(const std::string& path);
-// The workspace dataset kind a recipe trains on: "chat" (sft), "text" (cpt) or "preference"
-// (dpo, orpo, kto; kto also reads rating files, which are not a workspace kind).
+// The workspace dataset kind a recipe trains on: "chat" (sft; grpo's prompts with their reference
+// answers), "text" (cpt) or "preference" (dpo, orpo, kto, reward; kto also reads rating files,
+// which are not a workspace kind).
 std::string recipe_data_kind(const std::string& recipe);
 
 }  // namespace hone

@@ -1,8 +1,13 @@
 // RLHF tests. Reward models: the Bradley-Terry loss by hand, the score taken at the last real token
 // whatever the padding, a reward model that learns a trivially separable preference and ranks
 // held-out pairs it never saw, its files in PEFT's SEQ_CLS form, exact resume with the score head,
-// `hone-cli reward score`, its export as a PEFT adapter, and the refusals.
+// `hone-cli reward score`, its export as a PEFT adapter, and the refusals. Rule rewards by hand.
+// GRPO: group advantages and the clipped objective with its KL term against an independent PyTorch
+// script (tests/reference/policy_reference.py), KL 0 when the policy is the reference, rollouts
+// reproducible from a seed, one step moving log-probs the way the rewards say, the metrics of a
+// run, and exact resume mid-run. (That GRPO learns a task: hone-cli demo --method grpo.)
 #include <gtest/gtest.h>
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <fstream>
@@ -16,6 +21,10 @@
 #include "model/safetensors.h"
 #include "serve/reward_scorer.h"
 #include "test_support.h"
+#include "peft/lora.h"
+#include "train/policy_loss.h"
+#include "train/rollout.h"
+#include "train/rule_reward.h"
 #include "train/run_config.h"
 #include "train/trainer.h"
 
@@ -202,4 +211,266 @@ TEST(Reward, RefusesFullFineTuning) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("LoRA or QLoRA"), std::string::npos) << e.what();
   }
+}
+
+// --- rule rewards ---------------------------------------------------------------------------------
+
+TEST(RuleRewards, EachRuleAndTheirWeightedSum) {
+  RuleReward r(json::parse(R"([
+      {"type": "exact", "weight": 2.0},
+      {"type": "regex", "pattern": "^[A-Z]+$", "weight": 0.5},
+      {"type": "json", "schema": {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}, "age": {"type": "integer", "minimum": 0}}}},
+      {"type": "length", "min_chars": 2, "max_chars": 6, "weight": 0.25}])"),
+               "test");
+  EXPECT_DOUBLE_EQ(r.max_score(), 3.75);
+  EXPECT_EQ(r.scores("  GARDEN \n", "GARDEN"), (std::vector<double>{1, 1, 0, 1}));  // trimmed; 6 characters
+  EXPECT_DOUBLE_EQ(r.score("  GARDEN \n", "GARDEN"), 2.75);
+  EXPECT_EQ(r.scores("garden!", "GARDEN"), (std::vector<double>{0, 0, 0, 0}));
+  EXPECT_EQ(r.scores(R"({"name": "Ada", "age": 36})", ""), (std::vector<double>{0, 0, 1, 0}));
+  EXPECT_EQ(r.scores(R"({"name": "Ada", "age": -1})", ""), (std::vector<double>{0, 0, 0, 0}));  // minimum
+  EXPECT_EQ(r.scores(R"({"age": 3})", ""), (std::vector<double>{0, 0, 0, 0}));                 // required
+  EXPECT_EQ(r.scores("{not json", "")[2], 0.0);
+  EXPECT_EQ(r.scores("", "")[0], 0.0);  // no reference: exact never matches
+  EXPECT_EQ(r.scores("héllo", "")[3], 1.0);  // characters, not bytes: 5
+  RuleReward ci(json::parse(R"([{"type": "exact", "ignore_case": true}])"), "test");
+  EXPECT_DOUBLE_EQ(ci.score("Paris", "paris"), 1.0);
+  // Mistakes are named with the rule's index.
+  for (const char* bad : {R"([{"type": "fuzzy"}])", R"([{"type": "regex"}])", R"([{"type": "regex", "pattern": "(["}])",
+                          R"([{"type": "length", "min_chars": 5, "max_chars": 2}])", R"([{"type": "exact", "wieght": 1}])"}) {
+    try {
+      RuleReward x(json::parse(bad), "cfg.json");
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cfg.json: rewards[0]"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(json_matches_schema(json::parse("[1, 2]"), json::parse(R"({"type": "array", "items": {"type": "integer"}, "maxItems": 2})")));
+  EXPECT_FALSE(json_matches_schema(json::parse(R"({"a": 1, "b": 2})"),
+                                   json::parse(R"({"type": "object", "properties": {"a": {}}, "additionalProperties": false})")));
+}
+
+// --- GRPO -----------------------------------------------------------------------------------------
+
+TEST(Grpo, ObjectiveMatchesThePyTorchReference) {
+  auto r = test::run(std::string(HONE_PYTHON) + " " + test::shell_quote(test::source("tests/reference/policy_reference.py")));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json ref = json::parse(r.out);
+  auto mat = [](const json& j) {
+    std::vector<float> flat;
+    int64_t rows = 0, cols = 0;
+    for (const auto& row : j) {
+      cols = static_cast<int64_t>(row.size());
+      ++rows;
+      for (const auto& x : row) flat.push_back(x.get<float>());
+    }
+    return torch::tensor(flat).view({rows, cols});
+  };
+  const int64_t G = ref["G"].get<int64_t>();
+  auto adv = group_advantages(torch::tensor(ref["rewards"].get<std::vector<float>>()), G);
+  const auto want_adv = ref["advantages"].get<std::vector<double>>();
+  for (size_t i = 0; i < want_adv.size(); ++i) EXPECT_NEAR(adv[static_cast<int64_t>(i)].item<double>(), want_adv[i], 1e-5) << i;
+  EXPECT_EQ(adv.narrow(0, 3, 3).abs().sum().item<double>(), 0.0);  // a group without spread teaches nothing
+  auto logps = mat(ref["logps"]).set_requires_grad(true);
+  auto terms = grpo_loss(logps, mat(ref["old"]), mat(ref["ref"]), adv, mat(ref["mask"]), ref["beta"].get<double>(),
+                         ref["eps"].get<double>());
+  const auto want_seq = ref["per_sequence"].get<std::vector<double>>();
+  for (size_t i = 0; i < want_seq.size(); ++i)
+    EXPECT_NEAR(terms.per_sequence[static_cast<int64_t>(i)].item<double>(), want_seq[i], 1e-5) << i;
+  EXPECT_LT((terms.kl - mat(ref["kl"])).abs().max().item<double>(), 1e-6);
+  terms.per_sequence.mean().backward();
+  EXPECT_LT((logps.grad() - mat(ref["grad"])).abs().max().item<double>(), 1e-6);
+  EXPECT_GT(terms.clipped.sum().item<double>(), 0);  // the inputs exercise the clipping
+}
+
+TEST(Grpo, KlIsZeroWhenThePolicyIsTheReference) {
+  auto lp = torch::tensor({{-1.0f, -2.0f, -0.5f}, {-0.1f, -3.0f, 0.0f}});
+  auto mask = torch::tensor({{1.0f, 1.0f, 1.0f}, {1.0f, 1.0f, 0.0f}});
+  auto t = grpo_loss(lp, lp, lp, torch::tensor({1.0f, -1.0f}), mask, 0.5, 0.2);
+  EXPECT_EQ(t.kl.abs().sum().item<double>(), 0.0);
+  // And through a model: the reference pass (adapters off) of a freshly attached adapter (B = 0).
+  auto lm = load_model(fx().model);
+  LoraConfig c;
+  c.targets = {"all-linear"};
+  attach_lora(lm.model, c, 1);
+  Rollout r;
+  r.prompt = {5, 6, 7};
+  r.completion = {8, 9, 10, 11};
+  torch::NoGradGuard ng;
+  auto pol = completion_logps(lm.model, {r}, 0, torch::kCPU, false);
+  set_lora_enabled(lm.model, false);
+  auto refp = completion_logps(lm.model, {r}, 0, torch::kCPU, false);
+  auto k = grpo_loss(pol.logps, pol.logps, refp.logps, torch::tensor({1.0f}), pol.mask, 0.1, 0.2);
+  EXPECT_LT(k.kl.abs().max().item<double>(), 1e-7);
+}
+
+TEST(Grpo, CompletionLogProbsAreTheModelsOwn) {
+  auto lm = load_model(fx().model);
+  lm.model->eval();
+  Rollout a, b;
+  a.prompt = {5, 6, 7};
+  a.completion = {8, 9};
+  b.prompt = {11, 12};
+  b.completion = {13, 14, 15, 16};
+  torch::NoGradGuard ng;
+  auto t = completion_logps(lm.model, {a, b}, 0, torch::kCPU, false);
+  ASSERT_EQ(t.logps.sizes(), (std::vector<int64_t>{2, 4}));
+  EXPECT_EQ(t.mask[0].sum().item<double>(), 2);
+  // By hand for row b: log_softmax of the logits at the position before each completion token.
+  auto ids = torch::tensor(std::vector<int64_t>{11, 12, 13, 14, 15, 16}).unsqueeze(0);
+  auto logp = torch::log_softmax(lm.model->forward(ids).squeeze(0), -1);  // [6, V]
+  for (int64_t t2 = 0; t2 < 4; ++t2)
+    EXPECT_NEAR(t.logps[1][t2].item<double>(), logp[1 + t2][13 + t2].item<double>(), 1e-5) << t2;
+}
+
+TEST(Grpo, RolloutsAreReproducibleFromASeed) {
+  auto lm = load_model(fx().model);
+  RolloutSettings s;
+  s.group = 4;
+  s.max_new_tokens = 10;
+  s.temperature = 1.0;
+  s.stop_ids = {3};
+  auto once = [&](uint64_t seed) {
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+    std::vector<std::vector<int32_t>> out;
+    for (const auto& r : sample_group(lm.model, {5, 6, 7}, s, gen)) out.push_back(r.completion);
+    return out;
+  };
+  const auto a = once(7), b = once(7), c = once(8);
+  EXPECT_EQ(a, b);
+  EXPECT_NE(a, c);
+  for (const auto& x : a) EXPECT_LE(x.size(), 10u);
+  // The group's rows differ from each other (sampled, not copied).
+  EXPECT_FALSE(a[0] == a[1] && a[1] == a[2] && a[2] == a[3]);
+}
+
+namespace {
+
+// A small GRPO run over a random model: the reward is only there to be computed.
+RunConfig grpo_config() {
+  RunConfig c = default_run_config("lora");
+  c.name = "grpo";
+  c.base_model = fx().model;
+  c.recipe = "grpo";
+  c.train_data = {fx().dir + "/prompts.jsonl"};
+  if (!file_exists(c.train_data[0])) {
+    std::ofstream f(c.train_data[0]);
+    for (int i = 0; i < 64; ++i)
+      f << json({{"instruction", std::string("Name the ") + kWords[i % 16] + "."}, {"output", kWords[i % 16]}}).dump() << "\n";
+  }
+  // About half of a random model's 6-token completions are at most 10 characters: groups differ.
+  c.rewards = json::parse(R"([{"type": "length", "max_chars": 10}])");
+  c.num_generations = 8;
+  c.max_new_tokens = 6;
+  c.batch_size = 4;
+  c.lr = 5e-3;
+  c.beta = 0.04;
+  c.schedule = "constant";
+  c.max_seq_len = 64;
+  c.lora.r = 8;
+  c.lora.alpha = 16;
+  c.lora.dropout = 0;
+  c.lora.targets = {"all-linear"};
+  c.seed = 2;
+  return c;
+}
+
+}  // namespace
+
+TEST(Grpo, OneStepMakesRewardedCompletionsLikelierAndOthersLessSo) {
+  // Rollout, log-probs and objective composed as the recipe composes them, with rewards set by
+  // hand: one plain gradient step must raise the log-probability of the completions with a
+  // positive advantage and lower it for the others.
+  auto lm = load_model(fx().model);
+  LoraConfig c;
+  c.r = 8;
+  c.alpha = 16;
+  c.targets = {"all-linear"};
+  attach_lora(lm.model, c, 1);
+  {
+    torch::NoGradGuard ng;  // B != 0, so that both adapter matrices get gradients
+    for (auto& p : lm.model->named_parameters())
+      if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.02);
+  }
+  RolloutSettings s;
+  s.group = 6;
+  s.max_new_tokens = 5;
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  auto rows = sample_group(lm.model, {5, 6, 7, 8}, s, gen);
+  auto rewards = torch::tensor({1.0f, 0.0f, 0.0f, 1.0f, 0.0f, 1.0f});
+  auto adv = group_advantages(rewards, 6);
+  auto before = completion_logps(lm.model, rows, 0, torch::kCPU, false);
+  auto t = grpo_loss(before.logps, before.logps.detach(), {}, adv, before.mask, 0.0, 0.2);
+  t.per_sequence.mean().backward();
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : lm.model->parameters())
+      if (p.grad().defined()) p.sub_(p.grad() * 0.5);
+  }
+  torch::NoGradGuard ng;
+  auto after = completion_logps(lm.model, rows, 0, torch::kCPU, false);
+  auto delta = (after.logps - before.logps.detach()).sum(1);  // [6] change of each completion's log-prob
+  for (int64_t i = 0; i < 6; ++i) {
+    if (rewards[i].item<float>() > 0) EXPECT_GT(delta[i].item<double>(), 0) << "completion " << i;
+    else EXPECT_LT(delta[i].item<double>(), 0) << "completion " << i;
+  }
+}
+
+TEST(Grpo, ARunReportsItsMetrics) {
+  RunConfig c = grpo_config();
+  c.max_steps = 3;
+  c.eval_fraction = 0.1;
+  c.eval_every = 3;
+  std::vector<StepMetrics> steps;
+  auto r = train(c, {test::temp_dir("grpo-metrics"), "", [&](const StepMetrics& m) {
+                       steps.push_back(m);
+                       return Control::Continue;
+                     },
+                     nullptr});
+  ASSERT_EQ(r.status, "completed") << r.error;
+  for (const char* m : {"reward", "reward_std", "kl", "entropy", "clip_ratio", "policy_loss", "completion_length"})
+    EXPECT_FALSE(std::isnan(steps.back().get(m))) << m;
+  EXPECT_GT(steps.back().get("kl"), 0.0);  // after two updates the policy has left the reference
+  EXPECT_GT(steps.back().get("entropy"), 0.0);
+  EXPECT_LE(steps.back().get("completion_length"), static_cast<double>(c.max_new_tokens));
+  EXPECT_GE(steps.back().get("reward"), 0.0);
+  EXPECT_FALSE(std::isnan(steps.back().get("eval_reward")));  // greedy completions of the held-out prompts
+}
+
+TEST(Grpo, ResumeMidRunIsExact) {
+  RunConfig c = grpo_config();
+  c.max_steps = 6;
+  c.save_every = 4;
+  const std::string full_dir = test::temp_dir("grpo-resume-full");
+  auto full = train(c, {full_dir, "", nullptr, nullptr});
+  ASSERT_EQ(full.status, "completed") << full.error;
+  auto resumed = train(c, {test::temp_dir("grpo-resume-second"), full_dir + "/checkpoints/step-000004", nullptr, nullptr});
+  ASSERT_EQ(resumed.status, "completed") << resumed.error;
+  ASSERT_EQ(resumed.losses.size(), 2u);
+  // The rollouts are sampled again from the restored generator: same completions, same rewards.
+  for (size_t i = 0; i < 2; ++i) EXPECT_NEAR(resumed.losses[i], full.losses[4 + i], 1e-6) << "step " << 5 + i;
+  EXPECT_NEAR(scalar_value(resumed.final_scalars, "reward"), scalar_value(full.final_scalars, "reward"), 1e-9);
+}
+
+TEST(Grpo, ConfigRefusals) {
+  json j = grpo_config().to_json();
+  auto refused = [&](json k, const std::string& what) {
+    try {
+      parse_run_config(k, "g.json", "");
+      ADD_FAILURE() << "accepted: " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  json k = j;
+  k["rewards"] = json::array();
+  refused(k, "needs \"rewards\"");
+  k = j;
+  k["num_generations"] = 1;
+  refused(k, "num_generations");
+  k = j;
+  k["method"] = "full";
+  refused(k, "LoRA or QLoRA");
+  k = j;
+  k["rewards"] = json::parse(R"([{"type": "regex", "pattern": 3}])");
+  refused(k, "rewards[0]");
 }

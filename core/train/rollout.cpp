@@ -1,0 +1,94 @@
+// Rollouts (see rollout.h).
+#include "train/rollout.h"
+
+#include <algorithm>
+
+#include "common/error.h"
+#include "model/generate.h"
+#include "train/recipe.h"
+
+namespace hone {
+
+std::vector<Rollout> sample_group(CausalLM& model, const std::vector<int32_t>& prompt, const RolloutSettings& s,
+                                  at::Generator& gen) {
+  if (prompt.empty()) throw Error("rollout: empty prompt");
+  at::NoGradGuard ng;
+  const bool was_training = model->is_training();
+  model->eval();
+  const int64_t G = s.group;
+  const auto dev = model->output_weight().device();
+  std::vector<Rollout> out(static_cast<size_t>(G));
+  for (auto& r : out) r.prompt = prompt;
+  std::vector<int64_t> p64(prompt.begin(), prompt.end());
+  KVCache cache;
+  auto ids = at::tensor(p64, at::kLong).to(dev).unsqueeze(0).expand({G, -1}).contiguous();  // [G, P]
+  at::Tensor last = model->forward(ids, {}, &cache).select(1, ids.size(1) - 1);             // [G, V]
+  SamplingParams sp;
+  sp.temperature = s.temperature;
+  sp.top_p = s.top_p;
+  std::vector<bool> done(static_cast<size_t>(G), false);
+  for (int64_t t = 0; t < s.max_new_tokens; ++t) {
+    std::vector<int64_t> next(static_cast<size_t>(G), 0);
+    bool all = true;
+    for (int64_t g = 0; g < G; ++g) {
+      if (done[g]) continue;  // finished rows still ride along in the batch; their tokens are ignored
+      const int64_t tok = sample_next(last[g], {}, sp, gen);
+      next[g] = tok;
+      out[g].completion.push_back(static_cast<int32_t>(tok));
+      if (std::find(s.stop_ids.begin(), s.stop_ids.end(), tok) != s.stop_ids.end()) {
+        out[g].stopped = true;
+        done[g] = true;
+      }
+      all = all && done[g];
+    }
+    if (all || t + 1 == s.max_new_tokens) break;
+    auto step = at::tensor(next, at::kLong).to(dev).unsqueeze(1);  // [G, 1]
+    last = model->forward(step, {}, &cache).select(1, 0);          // [G, V]
+  }
+  if (was_training) model->train();
+  return out;
+}
+
+TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, int32_t pad, const at::Device& dev,
+                            bool autocast) {
+  const int64_t N = static_cast<int64_t>(rows.size());
+  int64_t T = 0, C = 0;
+  for (const auto& r : rows) {
+    T = std::max<int64_t>(T, static_cast<int64_t>(r.prompt.size() + r.completion.size()));
+    C = std::max<int64_t>(C, static_cast<int64_t>(r.completion.size()));
+  }
+  C = std::max<int64_t>(C, 1);
+  auto ids = at::full({N, T}, pad, at::kLong), am = at::zeros({N, T}, at::kLong);
+  auto gather_pos = at::zeros({N, C}, at::kLong), targets = at::zeros({N, C}, at::kLong), mask = at::zeros({N, C}, at::kFloat);
+  for (int64_t i = 0; i < N; ++i) {
+    const auto& r = rows[static_cast<size_t>(i)];
+    const int64_t P = static_cast<int64_t>(r.prompt.size()), L = static_cast<int64_t>(r.completion.size());
+    auto row = ids[i];
+    for (int64_t t = 0; t < P; ++t) row[t] = r.prompt[t];
+    for (int64_t t = 0; t < L; ++t) {
+      row[P + t] = r.completion[t];
+      gather_pos[i][t] = P + t - 1;  // the position whose logits predict completion token t
+      targets[i][t] = r.completion[t];
+      mask[i][t] = 1;
+    }
+    am[i].narrow(0, 0, P + L).fill_(1);
+  }
+  at::Tensor logits;
+  {
+    CudaAutocast ac(autocast);
+    logits = model->forward(ids.to(dev), am.to(dev));  // [N, T, V] fp32
+  }
+  const int64_t V = logits.size(2);
+  auto sel = logits.gather(1, gather_pos.to(dev).unsqueeze(-1).expand({N, C, V}));  // [N, C, V]
+  auto logp_all = at::log_softmax(sel, -1);                                           // [N, C, V]
+  TokenLogps out;
+  out.logps = logp_all.gather(2, targets.to(dev).unsqueeze(-1)).squeeze(-1) * mask.to(dev);  // [N, C]
+  out.mask = mask.to(dev);
+  {
+    at::NoGradGuard ng;
+    out.entropy = -(logp_all.exp() * logp_all).sum(-1) * out.mask;  // [N, C]
+  }
+  return out;
+}
+
+}  // namespace hone

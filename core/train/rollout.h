@@ -1,0 +1,44 @@
+// Rollouts for RL fine-tuning (GRPO, and PPO after it): completions sampled from the policy over
+// the KV cache, a group of them per prompt in one batch (the same prompt in every row, so no
+// padding), stopping at EOS or an end-of-turn token, and the per-token log-probabilities of those
+// completions under a model (the policy with gradients, or the reference without).
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "model/decoder.h"
+
+namespace hone {
+
+struct RolloutSettings {
+  int64_t group = 4;  // completions per prompt
+  int64_t max_new_tokens = 64;
+  double temperature = 1.0;  // 0: greedy
+  double top_p = 1.0;
+  std::vector<int64_t> stop_ids;
+};
+
+struct Rollout {
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> completion;  // sampled ids, the stop token included when one ended it
+  bool stopped = false;             // ended on a stop token (else cut at max_new_tokens)
+};
+
+// `group` completions of one prompt, sampled with `gen` (the caller's generator: the training
+// session's global CPU generator, whose state checkpoints save, so a resumed run samples alike).
+// Runs without gradients, in eval mode (no dropout), and restores the model's training mode.
+std::vector<Rollout> sample_group(CausalLM& model, const std::vector<int32_t>& prompt, const RolloutSettings& s,
+                                  at::Generator& gen);
+
+// Log-probabilities of each completion token under `model`, [N, C] fp32 with C the longest
+// completion, and its mask [N, C] (1 on real completion tokens); also each position's entropy.
+// Differentiable unless the caller holds a NoGradGuard.
+struct TokenLogps {
+  at::Tensor logps, mask, entropy;  // entropy is detached
+};
+TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, int32_t pad, const at::Device& dev,
+                            bool autocast);
+
+}  // namespace hone
