@@ -59,6 +59,7 @@ constexpr MethodInfo kMethods[] = {{"lora", "LoRA (instruction tuning)"},
                                    {"orpo", "ORPO (LoRA, preference pairs or labelled candidates)"},
                                    {"kto", "KTO (LoRA, thumbs-up/down ratings or pairs)"},
                                    {"reward", "Reward model (LoRA + score head, preference pairs)"},
+                                   {"grpo", "GRPO (LoRA, rule rewards or a reward model; prompts from chat data)"},
                                    {"ppo", "RLHF with PPO"}};
 
 QString human_bytes(double b) {
@@ -172,8 +173,9 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   seed_ = ispin(0, 1 << 30, "Random seed: same seed and data give the same run on the CPU.");
   checkpointing_ = new QCheckBox("Gradient checkpointing");
   checkpointing_->setToolTip("Recompute each layer in the backward pass: much less activation memory, ~30% slower.");
-  beta_ = dspin(0.001, 10, 3, 0.05, "DPO/KTO: strength of the pull toward the reference model (TRL's beta; 0.1 is usual). "
-                                    "ORPO: weight of the odds-ratio term (lambda).");
+  beta_ = dspin(0, 10, 3, 0.05, "DPO/KTO: strength of the pull toward the reference model (TRL's beta; 0.1 is usual). "
+                                "ORPO: weight of the odds-ratio term (lambda). GRPO: weight of the per-token KL to the "
+                                "reference (0 drops it).");
   loss_type_ = new QComboBox;
   loss_type_->addItems({"sigmoid", "ipo", "hinge", "robust"});
   loss_type_->setToolTip("DPO loss: sigmoid (the paper's), ipo (squared, resists overfitting), hinge (SLiC), robust (noisy labels).");
@@ -182,6 +184,19 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   loss_type_label_ = new QLabel("DPO loss");
   form->addRow(beta_label_, beta_);
   form->addRow(loss_type_label_, loss_type_);
+  // GRPO: what the completions are scored by, and how many are sampled per prompt.
+  rewards_ = new QLineEdit(R"([{"type": "exact", "weight": 1.0}])");
+  rewards_->setToolTip("Rule rewards as JSON, summed with their weights: exact (the row's answer), regex (\"pattern\"), "
+                       "json (optional \"schema\"), length (\"min_chars\", \"max_chars\"). [] with a reward model only.");
+  reward_model_ = new QLineEdit;
+  reward_model_->setPlaceholderText("optional: a reward run's folder (recipe reward)");
+  generations_ = ispin(2, 64, "Completions sampled per prompt: GRPO compares them within the group.");
+  new_tokens_ = ispin(1, 4096, "Longest completion sampled, in tokens.");
+  rl_rows_ = {new QLabel("Rewards"), new QLabel("Reward model"), new QLabel("Completions per prompt"), new QLabel("Max new tokens")};
+  form->addRow(rl_rows_[0], rewards_);
+  form->addRow(rl_rows_[1], reward_model_);
+  form->addRow(rl_rows_[2], generations_);
+  form->addRow(rl_rows_[3], new_tokens_);
   form->addRow("Max steps", steps_);
   form->addRow("Epochs", epochs_);
   form->addRow("Batch size", batch_);
@@ -535,6 +550,8 @@ void TrainPage::applyPreset() {
   if (preference) d.lr = 5e-5;
   // A reward model's score head starts from scratch: SFT-like rates (TRL's LoRA examples use 1e-4).
   if (key == "reward") d.lr = 1e-4;
+  // GRPO: small steps on a policy that already answers sometimes; no KL by default (TRL's too).
+  if (key == "grpo") d.lr = 1e-5, d.beta = 0.0, d.batch_size = 4;
   // The demo's base is tiny and trained from scratch: its own recipe (hone-cli demo) converges in
   // minutes where the general presets look noisy and slow.
   preset_demo_ = isDemoModel();
@@ -548,11 +565,17 @@ void TrainPage::applyPreset() {
   }
   beta_->setValue(key == "orpo" ? 0.1 : d.beta);
   loss_type_->setCurrentText(QString::fromStdString(d.loss_type));
-  beta_->setVisible(preference);
-  beta_label_->setVisible(preference);
+  beta_->setVisible(preference || key == "grpo");
+  beta_label_->setVisible(preference || key == "grpo");
+  generations_->setValue(static_cast<int>(d.num_generations));
+  new_tokens_->setValue(static_cast<int>(d.max_new_tokens));
+  for (QWidget* w : {static_cast<QWidget*>(rewards_), static_cast<QWidget*>(reward_model_),
+                     static_cast<QWidget*>(generations_), static_cast<QWidget*>(new_tokens_)})
+    w->setVisible(key == "grpo");
+  for (QLabel* l : rl_rows_) l->setVisible(key == "grpo");
   loss_type_->setVisible(key == "dpo");
   loss_type_label_->setVisible(key == "dpo");
-  beta_label_->setText(key == "orpo" ? "Lambda (odds ratio)" : "Beta");
+  beta_label_->setText(key == "orpo" ? "Lambda (odds ratio)" : key == "grpo" ? "KL coefficient (beta)" : "Beta");
   lr_->setValue(d.lr);
   steps_->setValue(static_cast<int>(d.max_steps));
   epochs_->setValue(d.epochs);
@@ -591,7 +614,11 @@ void TrainPage::updateAvailability() {
     QString why;
     const bool preference = key == "dpo" || key == "orpo" || key == "kto" || key == "reward";
     if (key == "ppo")
-      why = "Not available yet: PPO and GRPO arrive in a later release.";
+      why = "Not available yet: PPO arrives in a later release (GRPO, without a value model, is here).";
+    else if (key == "grpo" && any && !chat)
+      why = "GRPO takes its prompts (and reference answers) from an instruction or chat dataset.";
+    else if (key == "grpo")
+      why.clear();
     else if (preference && (!any || !pref || chat || text))
       why = QString(key == "reward" ? "A reward model learns" : "Preference alignment needs") +
             " from preference pairs only: a dataset of prompt/chosen/rejected rows, or candidates labelled on the Label page.";
@@ -709,7 +736,7 @@ QString TrainPage::advice() const { return advice_->text(); }
 
 QString TrainPage::configJson() const {
   const QString key = method_->currentData(Qt::UserRole).toString();
-  const bool recipe_key = key == "cpt" || key == "dpo" || key == "orpo" || key == "kto" || key == "reward";
+  const bool recipe_key = key == "cpt" || key == "dpo" || key == "orpo" || key == "kto" || key == "reward" || key == "grpo";
   const std::string method = recipe_key ? "lora" : key.toStdString();
   nlohmann::json j;
   j["name"] = name_->text().trimmed().isEmpty() ? "run" : name_->text().trimmed().toStdString();
@@ -734,7 +761,17 @@ QString TrainPage::configJson() const {
   j["seed"] = seed_->value();
   j["gradient_checkpointing"] = checkpointing_->isChecked();
   j["device"] = QSettings().value("settings/device", "auto").toString().toStdString();
-  if (key == "dpo" || key == "orpo" || key == "kto") j["beta"] = beta_->value();
+  if (key == "dpo" || key == "orpo" || key == "kto" || key == "grpo") j["beta"] = beta_->value();
+  if (key == "grpo") {
+    try {
+      j["rewards"] = nlohmann::json::parse(rewards_->text().toStdString());
+    } catch (const std::exception&) {
+      j["rewards"] = rewards_->text().toStdString();  // the run config's check names the mistake
+    }
+    if (!reward_model_->text().trimmed().isEmpty()) j["reward_model"] = reward_model_->text().trimmed().toStdString();
+    j["num_generations"] = generations_->value();
+    j["max_new_tokens"] = new_tokens_->value();
+  }
   if (key == "dpo") j["loss_type"] = loss_type_->currentText().toStdString();
   if (method != "full") j["lora"] = {{"r", rank_->value()}, {"alpha", alpha_->value()}, {"dropout", dropout_->value()}};
   return QString::fromStdString(j.dump(2));

@@ -5,6 +5,7 @@
 #include <QMap>
 #include <QStringList>
 #include <QWidget>
+#include <vector>
 
 #include "train_job.h"
 
@@ -83,6 +84,11 @@ class TrainPage : public QWidget {
   QComboBox* loss_type_;
   QLabel* beta_label_;
   QLabel* loss_type_label_;
+  QLineEdit* rewards_;       // grpo: rule rewards (JSON)
+  QLineEdit* reward_model_;  // grpo: a reward run's folder
+  QSpinBox* generations_;
+  QSpinBox* new_tokens_;
+  std::vector<QLabel*> rl_rows_;
   QSpinBox* steps_;
   QDoubleSpinBox* epochs_;
   QSpinBox* batch_;

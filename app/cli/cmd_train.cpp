@@ -24,7 +24,7 @@ static const char* kHelp = R"(usage: hone-cli train --config F [--workspace DIR]
 
 Trains as the run config F describes (see docs/run-config.md) and records the run, its metrics
 and checkpoints in the workspace database (hone-cli runs list/show/compare). The recipe (sft, cpt,
-dpo, orpo, kto) and the method (lora, qlora, full) are keys of the config. Everything is checked
+dpo, orpo, kto, reward, grpo) and the method (lora, qlora, full) are keys of the config. Everything is checked
 before a run is recorded: a wrong model folder, data file or dataset kind leaves no run behind.
 The run's folder is <workspace>/runs/<name>-<date-time> unless --run-dir is given; it receives
 config.json, metrics.jsonl, checkpoints/ and the result: adapter/ (PEFT files) or model/ (full).

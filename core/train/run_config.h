@@ -13,7 +13,7 @@ struct RunConfig {
   std::string name = "run";
   std::string base_model;
   std::string method = "lora";  // lora | qlora | full
-  std::string recipe = "sft";   // sft | cpt | dpo | orpo | kto (train/recipe.h)
+  std::string recipe = "sft";   // sft | cpt | dpo | orpo | kto | reward | grpo (train/recipe.h)
   std::vector<std::string> train_data, eval_data;
   std::string data_format = "auto";
   std::string chat_template = "auto";

@@ -82,6 +82,15 @@ class TestMainWindow : public QObject {
     QVERIFY(!tp->methodEnabled("cpt"));  // no raw-text dataset ticked
     QVERIFY(!tp->methodEnabled("dpo"));  // needs preference pairs, the reason in its tooltip
     QVERIFY(!tp->methodEnabled("ppo"));  // not available yet
+    QVERIFY(!tp->methodEnabled("reward"));  // needs preference pairs
+    QVERIFY(tp->methodEnabled("grpo"));  // prompts and answers from the chat data
+    QVERIFY(tp->selectMethod("grpo"));
+    const auto cfg = nlohmann::json::parse(tp->configJson().toStdString());
+    QCOMPARE(QString::fromStdString(cfg["recipe"].get<std::string>()), QString("grpo"));
+    QCOMPARE(QString::fromStdString(cfg["rewards"][0]["type"].get<std::string>()), QString("exact"));
+    QCOMPARE(cfg["num_generations"].get<int>(), 4);
+    QCOMPARE(cfg["beta"].get<double>(), 0.0);
+    QVERIFY(tp->selectMethod("lora"));
     QVERIFY2(tp->advice().contains("may help"), qPrintable(tp->advice()));  // 200 rows: between 100 and 500
     tp->selectDataset("numbers", false);
     QVERIFY2(tp->advice().contains("few-shot"), qPrintable(tp->advice()));
