@@ -45,7 +45,7 @@ the right answer; rejected: a plausible wrong one, e.g. (word) for [word]); kto 
 unpaired, as thumbs-up/thumbs-down ratings. It reports preference_accuracy_before and _after: the
 share of 100 held-out pairs whose chosen answer gets the higher total log-probability.
 --method grpo is reinforcement learning with a rule reward (1 for an exact match of the expected
-answer, else 0) and GRPO: a short supervised warm-up (--warmup-steps, default 40) teaches the chat
+answer, else 0) and GRPO: a short supervised warm-up (--warmup-steps, default 90) teaches the chat
 form partly, then GRPO samples --generations completions per prompt (default 8), scores them and
 reinforces the better ones. It reports mean_reward_before (the warmed-up policy, greedy, on 100
 held-out prompts), mean_reward_after and max_reward.
@@ -368,7 +368,7 @@ int cmd_demo(int argc, char** argv) {
     LaunchSpec warm;
     warm.run_dir = join_path(join_path(ws, "runs"), "demo-grpo-warmup");
     warm.replace = true;
-    warm.cfg = demo_config("lora", 3e-3, a.integer("warmup-steps", 40));
+    warm.cfg = demo_config("lora", 3e-3, a.integer("warmup-steps", 90));
     warm.cfg.name = "demo-grpo-warmup";
     warm.cfg.batch_size = 16;
     warm.cfg.train_data = {"dataset:demo-skills"};
@@ -380,7 +380,7 @@ int cmd_demo(int argc, char** argv) {
     say("mean reward before GRPO (greedy, held out): " + std::to_string(before.accuracy).substr(0, 4));
     // b. GRPO from the warmed-up adapter with the exact-match rule.
     RunConfig& c = spec.cfg;
-    c = demo_config("lora", a.number("lr", 1e-3), a.integer("steps", 300));
+    c = demo_config("lora", a.number("lr", 5e-4), a.integer("steps", 300));
     c.recipe = "grpo";
     c.schedule = "constant";
     c.init_adapter = wr.result.output_dir;
