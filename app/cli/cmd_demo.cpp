@@ -92,6 +92,13 @@ Eval evaluate_skills(CausalLM& m, const Tokenizer& tok, const std::vector<SkillE
   return ev;
 }
 
+// Accuracy per skill as a JSON object.
+nlohmann::json per_skill_json(const Eval& e) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : e.per_skill) j[k] = static_cast<double>(v.first) / v.second;
+  return j;
+}
+
 // Share of probes the base completes in the plain pre-training form ("op word.\n==> answer:\n" ->
 // answer), greedy. Tells whether pre-training has taught the skills yet.
 double plain_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<SkillExample>& probes) {
@@ -307,6 +314,14 @@ int cmd_demo(int argc, char** argv) {
   LaunchSpec spec;
   spec.run_dir = join_path(join_path(ws, "runs"), "demo-" + method);
   spec.replace = true;  // the demo's run folder and its record are replaced each time
+  // Runs spec (recorded like any other run), then the held-out exact-match evaluation of its output.
+  auto train_and_evaluate = [&](const std::string& what, Eval* ev) {
+    LaunchResult lr = launch_run(store, spec, hooks);
+    if (lr.result.status != "completed") throw Error(what + " failed: " + lr.result.error);
+    RunModel tuned = load_run_output(lr.run_dir);
+    *ev = evaluate_skills(tuned.lm.model, *tok, test);
+    return lr;
+  };
 
   if (preference) {
     // Preference alignment on the same base: pairs of a right and a plausible wrong answer.
@@ -393,15 +408,10 @@ int cmd_demo(int argc, char** argv) {
     c.train_data = {"dataset:demo-skills"};
     say("GRPO: " + std::to_string(c.max_steps) + " steps of " + std::to_string(c.batch_size) + " prompts x " +
         std::to_string(c.num_generations) + " completions, reward 1 for an exact answer...");
-    LaunchResult lr = launch_run(store, spec, hooks);
+    Eval after;
+    LaunchResult lr = train_and_evaluate("GRPO", &after);
     const TrainResult& r = lr.result;
-    if (r.status != "completed") throw Error("GRPO failed: " + r.error);
-    RunModel tuned = load_run_output(lr.run_dir);
-    Eval after = evaluate_skills(tuned.lm.model, *tok, test);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    nlohmann::json per_skill_before = nlohmann::json::object(), per_skill_after = nlohmann::json::object();
-    for (const auto& [k, v] : before.per_skill) per_skill_before[k] = static_cast<double>(v.first) / v.second;
-    for (const auto& [k, v] : after.per_skill) per_skill_after[k] = static_cast<double>(v.first) / v.second;
     nlohmann::json fin = nlohmann::json::object();
     for (const auto& x : r.final_scalars) fin[x.name] = x.value;
     nlohmann::json out = {{"method", "grpo"},
@@ -409,8 +419,8 @@ int cmd_demo(int argc, char** argv) {
                           {"mean_reward_before", before.accuracy},
                           {"mean_reward_after", after.accuracy},
                           {"max_reward", 1.0},
-                          {"per_skill_before", per_skill_before},
-                          {"per_skill_after", per_skill_after},
+                          {"per_skill_before", per_skill_json(before)},
+                          {"per_skill_after", per_skill_json(after)},
                           {"warmup_steps", warm.cfg.max_steps},
                           {"seconds", secs},
                           {"train_seconds", r.seconds + wr.result.seconds},
@@ -436,13 +446,10 @@ int cmd_demo(int argc, char** argv) {
   c.max_grad_norm = 1.0;
   c.train_data = {"dataset:demo-skills"};
   say("fine-tuning with " + method + " (" + std::to_string(c.max_steps) + " steps)...");
-  LaunchResult lr = launch_run(store, spec, hooks);
-  const TrainResult& r = lr.result;
-  if (r.status != "completed") throw Error("fine-tuning failed: " + r.error);
-
   // 4. After.
-  RunModel tuned = load_run_output(lr.run_dir);
-  Eval after = evaluate_skills(tuned.lm.model, *tok, test);
+  Eval after;
+  LaunchResult lr = train_and_evaluate("fine-tuning", &after);
+  const TrainResult& r = lr.result;
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (!json) {
     // One line per question: a multi-line answer shows its line breaks as "\n" and a "|" is escaped.
@@ -460,9 +467,7 @@ int cmd_demo(int argc, char** argv) {
   for (size_t i = 0; i < after.samples.size(); ++i)
     samples.push_back({{"question", std::get<0>(after.samples[i])}, {"expected", std::get<1>(after.samples[i])},
                        {"before", std::get<2>(before.samples[i])}, {"after", std::get<2>(after.samples[i])}});
-  nlohmann::json per_skill = nlohmann::json::object();
-  for (const auto& [k, v] : after.per_skill) per_skill[k] = static_cast<double>(v.first) / v.second;
-  nlohmann::json out = {{"method", method},        {"accuracy_per_skill", per_skill},        {"accuracy_before", before.accuracy}, {"accuracy_after", after.accuracy},
+  nlohmann::json out = {{"method", method},        {"accuracy_per_skill", per_skill_json(after)},        {"accuracy_before", before.accuracy}, {"accuracy_after", after.accuracy},
                         {"seconds", secs},         {"adapter_path", r.output_dir},       {"train_seconds", r.seconds},
                         {"test_examples", test.size()}, {"samples", samples}};
   if (json) std::cout << out.dump() << "\n";
