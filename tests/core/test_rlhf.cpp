@@ -451,6 +451,31 @@ TEST(Grpo, ResumeMidRunIsExact) {
   EXPECT_NEAR(scalar_value(resumed.final_scalars, "reward"), scalar_value(full.final_scalars, "reward"), 1e-9);
 }
 
+TEST(Grpo, TakesItsRewardFromATrainedRewardModel) {
+  // A reward model of the fixture's pairs (descriptions beat refusals) scores GRPO's completions.
+  RunConfig rm = reward_config();
+  rm.max_steps = 10;
+  rm.eval_fraction = 0;
+  rm.eval_every = 0;
+  const std::string rm_dir = test::temp_dir("grpo-rm-reward");
+  ASSERT_EQ(train(rm, {rm_dir, "", nullptr, nullptr}).status, "completed");
+  RunConfig c = grpo_config();
+  c.rewards = json::array();
+  c.reward_model = rm_dir;
+  c.max_steps = 2;
+  std::vector<StepMetrics> steps;
+  auto r = train(c, {test::temp_dir("grpo-rm"), "", [&](const StepMetrics& m) {
+                       steps.push_back(m);
+                       return Control::Continue;
+                     },
+                     nullptr});
+  ASSERT_EQ(r.status, "completed") << r.error;
+  // Real-valued scores: a group's completions differ, so their spread is not 0 as with 0/1 rules
+  // that none of a random model's completions meets.
+  EXPECT_GT(steps[0].get("reward_std"), 0.0);
+  EXPECT_NE(steps[0].get("reward"), 0.0);
+}
+
 TEST(Grpo, ConfigRefusals) {
   json j = grpo_config().to_json();
   auto refused = [&](json k, const std::string& what) {
