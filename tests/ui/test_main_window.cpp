@@ -177,6 +177,48 @@ class TestMainWindow : public QObject {
     QVERIFY2(rp->resumeTip().contains("completed"), qPrintable(rp->resumeTip()));
   }
 
+  // A reward model on the pairs, then GRPO on chat prompts, both started from the Train page; each
+  // plots its own metrics (the recipe's plot hints).
+  void rewardModelAndGrpoFromTheTrainPage() {
+    const QString ws = work("rl");
+    {
+      const std::string pairs = (ws + "/pairs.jsonl").toStdString(), chat = (ws + "/chat.jsonl").toStdString();
+      std::ofstream f(pairs), g(chat);
+      for (int i = 0; i < 24; ++i) {
+        f << nlohmann::json({{"prompt", "Say number " + std::to_string(i)}, {"chosen", "Number " + std::to_string(i) + "."},
+                             {"rejected", "No."}}).dump() << "\n";
+        g << nlohmann::json({{"instruction", "Say number " + std::to_string(i)}, {"output", "Number " + std::to_string(i) + "."}})
+                 .dump()
+          << "\n";
+      }
+      f.close();
+      g.close();
+      hone::Workspace w(ws.toStdString());
+      if (hone::import_dataset(w, pairs, "pairs", {}).dataset_id <= 0) qFatal("import failed");
+      if (hone::import_dataset(w, chat, "chat", {}).dataset_id <= 0) qFatal("import failed");
+    }
+    hone::ui::MainWindow w(ws);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    auto* tp = w.trainPage();
+    tp->setModelFolder(model_);
+    const std::vector<std::tuple<QString, QString, QStringList>> runs = {{"pairs", "reward", {"accuracy", "margin"}},
+                                                                         {"chat", "grpo", {"reward", "kl"}}};
+    for (const auto& [data, method, metrics] : runs) {
+      tp->selectOnlyDataset(data);
+      QVERIFY2(tp->selectMethod(method), qPrintable(method));
+      tp->setMaxSteps(3);
+      QSignalSpy done(tp, &hone::ui::TrainPage::runFinished);
+      QVERIFY(tp->startTraining());
+      QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, 120000);
+      QCOMPARE(done.last().at(0).toString(), QString("completed"));
+      const QStringList plotted = tp->methodMetricNames();
+      for (const auto& m : metrics) QVERIFY2(plotted.contains(m), qPrintable(method + ": " + plotted.join(",")));
+      tp->showMethodMetrics();
+      screenshot(w, "train-page-" + method);
+    }
+  }
+
   // Quitting while a run trains asks first; "Yes" cancels the run (with its checkpoint) and the
   // window closes once the worker has stopped, the GUI thread never waiting on it.
   void quitWhileTrainingAsksThenCancels() {
