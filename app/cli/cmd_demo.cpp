@@ -400,7 +400,7 @@ int cmd_demo(int argc, char** argv) {
     c.schedule = "constant";
     c.init_adapter = wr.result.output_dir;
     c.rewards = nlohmann::json::array({{{"type", "exact"}, {"weight", 1.0}}});
-    c.beta = 0;  // no KL penalty (TRL's default too): the reference would be the base, not the warm-up
+    c.beta = 0;  // no KL penalty, TRL's default too (with beta > 0 the reference is the warm-up adapter)
     c.num_generations = a.integer("generations", 8);
     c.batch_size = 4;
     c.max_new_tokens = 12;

@@ -2,7 +2,8 @@
 // rollouts): for each prompt of a micro-batch, a group of completions is sampled from the policy
 // (train/rollout.h), scored by rule rewards and/or a trained reward model, and the advantages are
 // the rewards normalised within the group (no value model). The loss is the clipped surrogate plus
-// beta times a per-token KL estimate against the reference (the adapters switched off), averaged
+// beta times a per-token KL estimate against the reference (the adapters switched off, or the
+// starting adapter when the run starts from one), averaged
 // over each completion's tokens, then over completions (train/policy_loss.h).
 // Prompts come from chat data: the messages before the last assistant turn, whose content is the
 // reference answer for the "exact" rule.
@@ -64,8 +65,16 @@ class GrpoRecipe : public Recipe {
   }
 
   void start(RecipeEnv& env, const RunConfig& cfg) override {
-    (void)env;
     if (!cfg.reward_model.empty()) scorer_ = std::make_unique<RewardScorer>(cfg.reward_model);
+    // Started from an adapter (an SFT policy, say): that adapter, not the bare base, is the
+    // reference the KL term holds the policy to. Its weights are kept aside (a copy the size of
+    // the adapter) and swapped in for the reference pass. This runs before a resumed run's
+    // trained weights are copied in, so a resume keeps the same reference.
+    if (!cfg.init_adapter.empty() && cfg.beta != 0) {
+      for (auto& p : env.model->named_parameters())
+        if (p.key().find(".lora_") != std::string::npos) reference_adapter_.push_back({p.value(), p.value().detach().clone()});
+      if (env.log) env.log("reference: the starting adapter " + cfg.init_adapter);
+    }
   }
 
   std::vector<double> counts(const std::vector<size_t>& idx) const override {
@@ -93,17 +102,11 @@ class GrpoRecipe : public Recipe {
     const int64_t N = static_cast<int64_t>(rows.size());
     at::Tensor r = at::tensor(rewards, at::kDouble).to(at::kFloat);  // [N]
     at::Tensor adv = group_advantages(r, G).to(env.dev);              // [N]
-    TokenLogps pol = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast);  // [N, C]
+    // The reference pass comes first: swapping a starting adapter in and out writes the
+    // parameters, which must not happen once the policy's forward has saved them for backward.
     at::Tensor ref;
-    if (cfg_.beta != 0) {
-      at::NoGradGuard ng;
-      set_lora_enabled(env.model, false);
-      const bool was_training = env.model->is_training();
-      env.model->eval();
-      ref = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast).logps;
-      if (was_training) env.model->train();
-      set_lora_enabled(env.model, true);
-    }
+    if (cfg_.beta != 0) ref = reference_logps(env, rows);
+    TokenLogps pol = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast);  // [N, C]
     // One update per batch of rollouts: the sampling policy is the current one, so the ratio is 1
     // in value and its gradient is the policy gradient.
     PolicyLossTerms t = grpo_loss(pol.logps, pol.logps.detach(), ref, adv, pol.mask, cfg_.beta, cfg_.clip_epsilon);
@@ -157,6 +160,31 @@ class GrpoRecipe : public Recipe {
     rs.top_p = cfg_.top_p;
     rs.stop_ids.assign(stop_ids_.begin(), stop_ids_.end());
     return rs;
+  }
+
+  // Per-token log-probs of the rollouts under the reference: the adapters switched off, or the
+  // starting adapter's weights swapped in and back out.
+  at::Tensor reference_logps(RecipeEnv& env, const std::vector<Rollout>& rows) {
+    at::NoGradGuard ng;
+    const bool was_training = env.model->is_training();
+    env.model->eval();
+    std::vector<at::Tensor> current;
+    if (reference_adapter_.empty()) {
+      set_lora_enabled(env.model, false);
+    } else {
+      for (auto& [param, ref] : reference_adapter_) {
+        current.push_back(param.detach().clone());
+        param.detach().copy_(ref);
+      }
+    }
+    at::Tensor out = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast).logps;
+    if (reference_adapter_.empty()) {
+      set_lora_enabled(env.model, true);
+    } else {
+      for (size_t i = 0; i < reference_adapter_.size(); ++i) reference_adapter_[i].first.detach().copy_(current[i]);
+    }
+    if (was_training) env.model->train();
+    return out;
   }
 
   // Rule rewards on the decoded completion (without its stop token) plus the reward model's score.
@@ -214,6 +242,7 @@ class GrpoRecipe : public Recipe {
   ChatFormat format_ = ChatFormat::ChatML;
   RuleReward rules_;
   std::unique_ptr<RewardScorer> scorer_;
+  std::vector<std::pair<at::Tensor, at::Tensor>> reference_adapter_;  // (parameter, its starting value)
   std::vector<int64_t> stop_ids_;
   std::vector<PromptExample> train_, eval_;
   int64_t dropped_ = 0;

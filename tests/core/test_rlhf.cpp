@@ -482,6 +482,42 @@ TEST(Grpo, TakesItsRewardFromATrainedRewardModel) {
   EXPECT_NE(steps[0].get("reward"), 0.0);
 }
 
+TEST(Grpo, StartingFromAnAdapterMakesItTheReference) {
+  // A first run moves an adapter away from the base; a second starts from it with beta > 0. Its
+  // first step samples from that adapter and compares with it: the KL is 0. (With the adapters
+  // switched off as the reference it would be the distance to the base.)
+  RunConfig a = grpo_config();
+  a.max_steps = 3;
+  const std::string first = test::temp_dir("grpo-init-first");
+  ASSERT_EQ(train(a, {first, "", nullptr, nullptr}).status, "completed");
+  RunConfig b = grpo_config();
+  b.max_steps = 1;
+  b.init_adapter = first + "/adapter";
+  std::vector<StepMetrics> steps;
+  std::vector<std::string> logs;
+  auto r = train(b, {test::temp_dir("grpo-init-second"), "", [&](const StepMetrics& m) {
+                       steps.push_back(m);
+                       return Control::Continue;
+                     },
+                     [&](const std::string& s) { logs.push_back(s); }});
+  ASSERT_EQ(r.status, "completed") << r.error;
+  EXPECT_LT(std::abs(steps[0].get("kl")), 1e-7);
+  bool said = false;
+  for (const auto& l : logs) said |= l.find("reference: the starting adapter") != std::string::npos;
+  EXPECT_TRUE(said);
+  // The same start with the bare base as the reference is measurably away from it.
+  auto lm = load_model(fx().model);
+  load_peft_adapter(lm.model, first + "/adapter");
+  Rollout ro;
+  ro.prompt = {5, 6, 7};
+  ro.completion = {8, 9, 10, 11};
+  torch::NoGradGuard ng;
+  auto pol = completion_logps(lm.model, {ro}, 0, torch::kCPU, false);
+  set_lora_enabled(lm.model, false);
+  auto base = completion_logps(lm.model, {ro}, 0, torch::kCPU, false);
+  EXPECT_GT((pol.logps - base.logps).abs().max().item<double>(), 1e-4);
+}
+
 TEST(Grpo, ConfigRefusals) {
   json j = grpo_config().to_json();
   auto refused = [&](json k, const std::string& what) {
