@@ -84,6 +84,18 @@ RunConfig reward_config() {
   return c;
 }
 
+// Trains `c` in `dir`, keeping every step's metrics (and the log lines, when asked for).
+TrainResult train_recording(const RunConfig& c, const std::string& dir, std::vector<StepMetrics>* steps,
+                            std::vector<std::string>* logs = nullptr) {
+  return train(c, {dir, "", [steps](const StepMetrics& m) {
+                     steps->push_back(m);
+                     return Control::Continue;
+                   },
+                   [logs](const std::string& l) {
+                     if (logs) logs->push_back(l);
+                   }});
+}
+
 }  // namespace
 
 TEST(Reward, BradleyTerryLossByHand) {
@@ -118,11 +130,7 @@ TEST(Reward, LearnsASeparablePreferenceAndRanksUnseenPairs) {
   RunConfig c = reward_config();
   const std::string dir = test::temp_dir("rm-learn");
   std::vector<StepMetrics> steps;
-  auto r = train(c, {dir, "", [&](const StepMetrics& m) {
-                       steps.push_back(m);
-                       return Control::Continue;
-                     },
-                     nullptr});
+  auto r = train_recording(c, dir, &steps);
   ASSERT_EQ(r.status, "completed") << r.error;
   const double first = steps.front().loss(), last = steps.back().loss();
   EXPECT_NEAR(first, std::log(2.0), 0.3);  // an untrained head scores both alike
@@ -427,11 +435,7 @@ TEST(Grpo, ARunReportsItsMetrics) {
   c.eval_fraction = 0.1;
   c.eval_every = 3;
   std::vector<StepMetrics> steps;
-  auto r = train(c, {test::temp_dir("grpo-metrics"), "", [&](const StepMetrics& m) {
-                       steps.push_back(m);
-                       return Control::Continue;
-                     },
-                     nullptr});
+  auto r = train_recording(c, test::temp_dir("grpo-metrics"), &steps);
   ASSERT_EQ(r.status, "completed") << r.error;
   for (const char* m : {"reward", "reward_std", "kl", "entropy", "clip_ratio", "policy_loss", "completion_length"})
     EXPECT_FALSE(std::isnan(steps.back().get(m))) << m;
@@ -470,11 +474,7 @@ TEST(Grpo, TakesItsRewardFromATrainedRewardModel) {
   c.reward_model = rm_dir;
   c.max_steps = 2;
   std::vector<StepMetrics> steps;
-  auto r = train(c, {test::temp_dir("grpo-rm"), "", [&](const StepMetrics& m) {
-                       steps.push_back(m);
-                       return Control::Continue;
-                     },
-                     nullptr});
+  auto r = train_recording(c, test::temp_dir("grpo-rm"), &steps);
   ASSERT_EQ(r.status, "completed") << r.error;
   // Real-valued scores: a group's completions differ, so their spread is not 0 as with 0/1 rules
   // that none of a random model's completions meets.
@@ -495,11 +495,7 @@ TEST(Grpo, StartingFromAnAdapterMakesItTheReference) {
   b.init_adapter = first + "/adapter";
   std::vector<StepMetrics> steps;
   std::vector<std::string> logs;
-  auto r = train(b, {test::temp_dir("grpo-init-second"), "", [&](const StepMetrics& m) {
-                       steps.push_back(m);
-                       return Control::Continue;
-                     },
-                     [&](const std::string& s) { logs.push_back(s); }});
+  auto r = train_recording(b, test::temp_dir("grpo-init-second"), &steps, &logs);
   ASSERT_EQ(r.status, "completed") << r.error;
   EXPECT_LT(std::abs(steps[0].get("kl")), 1e-7);
   bool said = false;
