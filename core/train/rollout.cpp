@@ -58,32 +58,37 @@ TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, i
     C = std::max<int64_t>(C, static_cast<int64_t>(r.completion.size()));
   }
   C = std::max<int64_t>(C, 1);
-  auto ids = at::full({N, T}, pad, at::kLong), am = at::zeros({N, T}, at::kLong);
-  auto gather_pos = at::zeros({N, C}, at::kLong), targets = at::zeros({N, C}, at::kLong), mask = at::zeros({N, C}, at::kFloat);
+  // Filled in plain vectors, then turned into tensors once: element-wise tensor writes dispatch
+  // an operator each.
+  std::vector<int64_t> ids(static_cast<size_t>(N * T), pad), am(static_cast<size_t>(N * T), 0);
+  std::vector<int64_t> gather_pos(static_cast<size_t>(N * C), 0), targets(static_cast<size_t>(N * C), 0);
+  std::vector<float> mask(static_cast<size_t>(N * C), 0.f);
   for (int64_t i = 0; i < N; ++i) {
     const auto& r = rows[static_cast<size_t>(i)];
     const int64_t P = static_cast<int64_t>(r.prompt.size()), L = static_cast<int64_t>(r.completion.size());
-    auto row = ids[i];
-    for (int64_t t = 0; t < P; ++t) row[t] = r.prompt[t];
+    for (int64_t t = 0; t < P; ++t) ids[i * T + t] = r.prompt[t];
     for (int64_t t = 0; t < L; ++t) {
-      row[P + t] = r.completion[t];
-      gather_pos[i][t] = P + t - 1;  // the position whose logits predict completion token t
-      targets[i][t] = r.completion[t];
-      mask[i][t] = 1;
+      ids[i * T + P + t] = r.completion[t];
+      gather_pos[i * C + t] = P + t - 1;  // the position whose logits predict completion token t
+      targets[i * C + t] = r.completion[t];
+      mask[i * C + t] = 1.f;
     }
-    am[i].narrow(0, 0, P + L).fill_(1);
+    for (int64_t t = 0; t < P + L; ++t) am[i * T + t] = 1;
   }
+  auto tensor = [](auto& v, int64_t rows, int64_t cols) { return at::tensor(v).view({rows, cols}); };
+  const at::Tensor ids_t = tensor(ids, N, T), am_t = tensor(am, N, T);
+  const at::Tensor pos_t = tensor(gather_pos, N, C), targets_t = tensor(targets, N, C), mask_t = tensor(mask, N, C);
   at::Tensor logits;
   {
     CudaAutocast ac(autocast);
-    logits = model->forward(ids.to(dev), am.to(dev));  // [N, T, V] fp32
+    logits = model->forward(ids_t.to(dev), am_t.to(dev));  // [N, T, V] fp32
   }
   const int64_t V = logits.size(2);
-  auto sel = logits.gather(1, gather_pos.to(dev).unsqueeze(-1).expand({N, C, V}));  // [N, C, V]
+  auto sel = logits.gather(1, pos_t.to(dev).unsqueeze(-1).expand({N, C, V}));  // [N, C, V]
   auto logp_all = at::log_softmax(sel, -1);                                           // [N, C, V]
   TokenLogps out;
-  out.logps = logp_all.gather(2, targets.to(dev).unsqueeze(-1)).squeeze(-1) * mask.to(dev);  // [N, C]
-  out.mask = mask.to(dev);
+  out.logps = logp_all.gather(2, targets_t.to(dev).unsqueeze(-1)).squeeze(-1) * mask_t.to(dev);  // [N, C]
+  out.mask = mask_t.to(dev);
   {
     at::NoGradGuard ng;
     out.entropy = -(logp_all.exp() * logp_all).sum(-1) * out.mask;  // [N, C]
