@@ -64,6 +64,28 @@ int64_t AdamW::state_bytes() const {
   return n;
 }
 
+AdamW::Snapshot AdamW::snapshot() const {
+  at::NoGradGuard ng;
+  Snapshot s;
+  s.t = t_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    s.params.push_back(params_[i].param.detach().clone());
+    s.m.push_back(m_[i].clone());
+    s.v.push_back(v_[i].clone());
+  }
+  return s;
+}
+
+void AdamW::restore(const Snapshot& s) {
+  at::NoGradGuard ng;
+  t_ = s.t;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    params_[i].param.detach().copy_(s.params[i]);
+    m_[i].copy_(s.m[i]);
+    v_[i].copy_(s.v[i]);
+  }
+}
+
 void AdamW::save(const std::string& path) const {
   std::vector<at::Tensor> keep;
   std::vector<StWriteEntry> e;

@@ -27,6 +27,14 @@ class AdamW {
   const std::vector<NamedParam>& params() const { return params_; }
   // Global L2 norm of the gradients; scales them down to max_norm when above (max_norm <= 0: no clip).
   double clip_grad_norm(double max_norm);
+  // An in-memory copy of the moments, step count and parameters, to roll back updates of a step
+  // that is interrupted part-way (PPO takes several optimizer updates per step).
+  struct Snapshot {
+    std::vector<at::Tensor> params, m, v;
+    int64_t t = 0;
+  };
+  Snapshot snapshot() const;
+  void restore(const Snapshot& s);
   void save(const std::string& path) const;
   void load(const std::string& path);
   int64_t state_bytes() const;

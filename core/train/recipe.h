@@ -1,11 +1,12 @@
 // A recipe is what differs between training methods: how it prepares its data, the loss of one
 // micro-batch (with named scalars), and its evaluation. The training session (train/session.cpp)
 // owns everything they share: model set-up, optimizer, schedule, accumulation, clipping,
-// checkpoints, resume and metrics. Recipes: sft, cpt, dpo, orpo, kto, reward, grpo (one file each).
+// checkpoints, resume and metrics. Recipes: sft, cpt, dpo, orpo, kto, reward, grpo, ppo (one file each; grpo and ppo share rl_recipe).
 #pragma once
 #include <ATen/ATen.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,8 @@ struct RecipeEnv {
   std::string run_dir;       // the recipe may cache derived data here (DPO reference log-probs)
   LogFn log;
   int32_t pad_id = 0;
+  int64_t update = 0;  // which of the step's updates_per_step() optimizer updates is being computed
+  int64_t micro = 0;   // which of the step's micro-batches loss() is called for
 };
 
 // One micro-batch's share of a step: `loss` is already divided by the step's normalisers (so the
@@ -54,6 +57,18 @@ class Recipe {
   virtual void setup_model(CausalLM& model, const RunConfig& cfg) { (void)model, (void)cfg; }
   // After the model is set up and before the first step (DPO: precomputes reference log-probs).
   virtual void start(RecipeEnv& env, const RunConfig& cfg) { (void)env, (void)cfg; }
+  // At the start of each step, before any loss(): the step's micro-batches (PPO samples and scores
+  // the whole batch of rollouts here, so that advantages are whitened over all of it).
+  virtual void begin_step(RecipeEnv& env, const std::vector<std::vector<size_t>>& micro) { (void)env, (void)micro; }
+  // Optimizer updates per step over the same micro-batches (PPO's epochs over a batch of rollouts):
+  // the session calls loss() for every micro-batch, steps the optimizer, and repeats. The step's
+  // loss is the mean over its updates; scalars are summed over every call, so a recipe with several
+  // updates divides its per-update scalars by their number. Checkpoints fall between steps.
+  virtual int64_t updates_per_step() const { return 1; }
+  // State a recipe carries from step to step (PPO's adaptive KL coefficient), saved with each
+  // checkpoint and handed back on resume.
+  virtual nlohmann::json state() const { return nullptr; }
+  virtual void restore_state(const nlohmann::json& s) { (void)s; }
   // Normalisers of a micro-batch (label tokens for SFT; pairs for DPO). The session sums them over
   // the step's micro-batches before computing any loss and passes the sums to loss().
   virtual std::vector<double> counts(const std::vector<size_t>& idx) const = 0;

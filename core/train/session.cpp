@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "common/error.h"
@@ -24,6 +25,7 @@
 #include "common/json_file.h"
 #include "common/runtime.h"
 #include "model/checkpoint.h"
+#include "model/value_head.h"
 #include "peft/lora.h"
 #include "train/adamw.h"
 #include "train/batches.h"
@@ -234,12 +236,21 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       for (auto& p : model->named_parameters()) p.value().copy_(src[p.key()]);
     } else {
       // The adapters are attached already: copy the saved tensors into them (PEFT key names).
-      const std::string ap = join_path(join_path(opt.resume_from, "adapter"), "adapter_model.safetensors");
+      // A PPO value head is kept beside the adapter, in its own file (model/value_head.h).
+      const std::string adir = join_path(opt.resume_from, "adapter");
+      const std::string ap = join_path(adir, "adapter_model.safetensors");
       SafetensorsFile sf(ap);
+      std::unique_ptr<SafetensorsFile> vh;
       for (auto& p : params) {
+        const SafetensorsFile* file = &sf;
         const auto* info = sf.find("base_model.model." + p.name);
-        if (!info) throw file_error(ap, "checkpoint lacks '" + p.name + "' (was it made with another LoRA config?)");
-        auto t = tensor_from_bytes(sf.data(*info), info->dtype, info->shape, ap);
+        if (!info && p.name.rfind("v_head.", 0) == 0) {
+          if (!vh) vh = std::make_unique<SafetensorsFile>(join_path(adir, kValueHeadFile));
+          file = vh.get();
+          info = vh->find(p.name);
+        }
+        if (!info) throw file_error(file->path(), "checkpoint lacks '" + p.name + "' (was it made with another LoRA config?)");
+        auto t = tensor_from_bytes(file->data(*info), info->dtype, info->shape, file->path());
         if (t.sizes() != p.param.sizes()) throw file_error(ap, "'" + p.name + "' has another shape than this run's adapter");
         p.param.copy_(t);
       }
@@ -252,6 +263,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
     rs.cpu = unhex(st.at("rng").get<std::string>());
     if (cuda && st.contains("rng_cuda")) rs.cuda = unhex(st["rng_cuda"].get<std::string>());
     rs.restore();
+    if (st.contains("recipe_state")) recipe->restore_state(st["recipe_state"]);
     log("resumed from " + opt.resume_from + " at " + rp.resumed);
   }
 
@@ -280,6 +292,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
                            {"bad_evals", bad_evals},
                            {"seed", cfg.seed}};
       if (rng.cuda.defined()) st["rng_cuda"] = hex(rng.cuda);
+      if (auto rs = recipe->state(); !rs.is_null()) st["recipe_state"] = rs;
       write_file_atomic(join_path(tmp, "trainer_state.json"), st.dump(2) + "\n");
     } catch (...) {
       remove_tree(tmp);  // the previous checkpoint stays intact
@@ -323,35 +336,58 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
         for (size_t i = 0; i < c.size(); ++i) step_counts[i] += c[i];
         step_tokens += recipe->tokens(micro.back());
       }
-      double loss = 0;
+      double loss = 0, gnorm = 0;
       Scalars step_scalars;
       bool interrupted = false;
-      for (const auto& idx : micro) {
-        if (stop_now()) {
-          interrupted = true;
-          break;
-        }
+      const int64_t updates = std::max<int64_t>(1, recipe->updates_per_step());
+      AdamW::Snapshot before;  // several updates per step: what an interruption part-way rolls back to
+      // Runs `fn` with stop requests reaching inside the forward and backward passes; false when a
+      // stop was requested (the autograd engine may hand the Interrupted back wrapped).
+      auto interruptible = [&](const std::function<void()>& fn) {
+        if (stop_now()) return false;
         try {
-          model->interrupt = opt.stop_requested;  // reaches inside the forward and backward passes
-          MicroLoss ml = recipe->loss(env, idx, step_counts);
-          if (ml.loss.defined()) {
-            loss += ml.loss.item<double>();
-            ml.loss.backward();
-            accumulate(step_scalars, ml.scalars);
-          }
+          model->interrupt = opt.stop_requested;
+          fn();
           model->interrupt = nullptr;
+          return true;
         } catch (...) {
           model->interrupt = nullptr;
-          // The autograd engine may hand the Interrupted back wrapped; the request is what counts.
           if (!stop_now()) throw;
-          interrupted = true;
+          return false;
+        }
+      };
+      interrupted = !interruptible([&] { recipe->begin_step(env, micro); });
+      for (int64_t u = 0; u < updates && !interrupted; ++u) {
+        double update_loss = 0;
+        env.update = u;
+        for (size_t k = 0; k < micro.size() && !interrupted; ++k) {
+          env.micro = static_cast<int64_t>(k);
+          interrupted = !interruptible([&] {
+            MicroLoss ml = recipe->loss(env, micro[k], step_counts);
+            if (ml.loss.defined()) {
+              update_loss += ml.loss.item<double>();
+              ml.loss.backward();
+              accumulate(step_scalars, ml.scalars);
+            }
+          });
+        }
+        if (interrupted) break;
+        if (!std::isfinite(update_loss)) {
+          loss = update_loss;
           break;
         }
+        if (updates > 1 && u == 0) before = optim.snapshot();
+        gnorm += optim.clip_grad_norm(cfg.max_grad_norm) / static_cast<double>(updates);
+        optim.step(lr);
+        optim.zero_grad();
+        loss += update_loss / static_cast<double>(updates);
       }
       if (interrupted) {
-        // Stopped inside a step: its partial gradients are dropped and the checkpoint is of the
-        // last finished step, with the random state that step started from.
+        // Stopped inside a step: its partial gradients are dropped (and any updates it made are
+        // rolled back), and the checkpoint is of the last finished step, with the random state
+        // that step started from.
         optim.zero_grad();
+        if (!before.params.empty()) optim.restore(before);
         if (step > 0) save_checkpoint(step, rng_at_start);
         res.status = "cancelled";
         break;
@@ -363,9 +399,6 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
                     (res.last_checkpoint.empty() ? "no checkpoint was written" : "the last good checkpoint is " + res.last_checkpoint);
         break;
       }
-      const double gnorm = optim.clip_grad_norm(cfg.max_grad_norm);
-      optim.step(lr);
-      optim.zero_grad();
       res.losses.push_back(loss);
       res.final_loss = loss;
       res.steps = step + 1;
