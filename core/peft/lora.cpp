@@ -14,6 +14,7 @@
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "model/reward_head.h"
+#include "model/value_head.h"
 
 namespace hone {
 namespace {
@@ -68,6 +69,9 @@ int attach_lora(CausalLM& m, const LoraConfig& c, uint64_t seed) {
 
 void set_lora_enabled(CausalLM& m, bool enabled) {
   for_each_linear(m, [&](const std::string&, LinearImpl& l) { l.lora_enabled = enabled; });
+}
+void set_lora_dropout(CausalLM& m, double p) {
+  for_each_linear(m, [&](const std::string&, LinearImpl& l) { l.lora_dropout = p; });
 }
 void merge_lora(CausalLM& m) {
   for_each_linear(m, [&](const std::string&, LinearImpl& l) { l.merge_lora(); });
@@ -139,6 +143,9 @@ void save_peft_adapter(CausalLM& m, const LoraConfig& c, const std::string& base
                         {"alpha_pattern", nlohmann::json::object()}};
   write_safetensors(join_path(dir, "adapter_model.safetensors"), entries);
   write_file_atomic(join_path(dir, "adapter_config.json"), cfg.dump(2) + "\n");
+  // A PPO policy's value head is a training aid, kept beside the adapter (as TRL keeps v_head
+  // apart from a PEFT model) so that loading the adapter anywhere gives the policy alone.
+  if (has_value_head(m)) save_value_head(m, dir);
 }
 
 LoraConfig load_peft_adapter(CausalLM& m, const std::string& dir) {

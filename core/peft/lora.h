@@ -15,6 +15,8 @@ std::vector<std::string> expand_lora_targets(const std::vector<std::string>& tar
 // Adds adapters to every matching projection and freezes all other parameters. Returns the count.
 int attach_lora(CausalLM& m, const LoraConfig& c, uint64_t seed);
 void set_lora_enabled(CausalLM& m, bool enabled);
+// Dropout on every adapter input (PPO turns it off so that sampling and updating agree).
+void set_lora_dropout(CausalLM& m, double p);
 void merge_lora(CausalLM& m);
 void unmerge_lora(CausalLM& m);
 // Stores every decoder projection (not embeddings, norms or lm_head) as NF4. Returns bytes held.

@@ -14,6 +14,7 @@ std::unique_ptr<Recipe> make_orpo_recipe();
 std::unique_ptr<Recipe> make_kto_recipe();
 std::unique_ptr<Recipe> make_reward_recipe();
 std::unique_ptr<Recipe> make_grpo_recipe();
+std::unique_ptr<Recipe> make_ppo_recipe();
 
 std::unique_ptr<Recipe> make_recipe(const std::string& name) {
   if (name == "sft") return make_sft_recipe();
@@ -23,7 +24,8 @@ std::unique_ptr<Recipe> make_recipe(const std::string& name) {
   if (name == "kto") return make_kto_recipe();
   if (name == "reward") return make_reward_recipe();
   if (name == "grpo") return make_grpo_recipe();
-  throw Error("unknown recipe \"" + name + "\" (sft, cpt, dpo, orpo, kto, reward or grpo)");
+  if (name == "ppo") return make_ppo_recipe();
+  throw Error("unknown recipe \"" + name + "\" (sft, cpt, dpo, orpo, kto, reward, grpo or ppo)");
 }
 
 ChatFormat chat_format_for(const RunConfig& cfg, const Tokenizer& tok) {

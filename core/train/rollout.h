@@ -34,11 +34,14 @@ std::vector<Rollout> sample_group(CausalLM& model, const std::vector<int32_t>& p
 
 // Log-probabilities of each completion token under `model`, [N, C] fp32 with C the longest
 // completion, and its mask [N, C] (1 on real completion tokens); also each position's entropy.
-// Differentiable unless the caller holds a NoGradGuard.
+// Differentiable unless the caller holds a NoGradGuard. With `values` (a model with a value head,
+// model/value_head.h), also the value of each state a completion token was sampled in [N, C], from
+// the same forward pass (the hidden state at the position whose logits predict the token).
 struct TokenLogps {
   at::Tensor logps, mask, entropy;  // entropy is detached
+  at::Tensor values;                // [N, C], 0 off the mask; only with `values`
 };
 TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, int32_t pad, const at::Device& dev,
-                            bool autocast);
+                            bool autocast, bool values = false);
 
 }  // namespace hone

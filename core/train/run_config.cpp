@@ -19,7 +19,7 @@ const std::set<std::string> kKeys = {
     "bucket_by_length", "packing", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints", "seed",
     "threads", "device", "mixed_precision", "save_every_minutes", "beta", "loss_type", "label_smoothing",
     "precompute_ref_log_probs", "desirable_weight", "undesirable_weight", "init_adapter",
-    "rewards", "reward_model", "num_generations", "max_new_tokens", "temperature", "top_p", "clip_epsilon"};
+    "rewards", "reward_model", "num_generations", "max_new_tokens", "temperature", "top_p", "clip_epsilon", "ppo_epochs", "gae_gamma", "gae_lambda", "value_coef", "value_clip", "kl_target", "kl_horizon"};
 const std::set<std::string> kLoraKeys = {"r", "alpha", "dropout", "targets", "rslora"};
 
 std::string resolve(const std::string& p, const std::string& base) {
@@ -119,6 +119,13 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   typed("temperature", c.temperature);
   typed("top_p", c.top_p);
   typed("clip_epsilon", c.clip_epsilon);
+  typed("ppo_epochs", c.ppo_epochs);
+  typed("gae_gamma", c.gae_gamma);
+  typed("gae_lambda", c.gae_lambda);
+  typed("value_coef", c.value_coef);
+  typed("value_clip", c.value_clip);
+  typed("kl_target", c.kl_target);
+  typed("kl_horizon", c.kl_horizon);
   if (c.mixed_precision != "auto" && c.mixed_precision != "bf16" && c.mixed_precision != "no")
     throw Error(where + ": \"mixed_precision\" must be \"auto\", \"bf16\" or \"no\"");
   if (j.contains("lora")) {
@@ -141,23 +148,35 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   if (c.base_model.empty()) throw Error(where + ": \"base_model\" is required");
   if (c.train_data.empty()) throw Error(where + ": \"train_data\" is required");
   if (c.recipe != "sft" && c.recipe != "cpt" && c.recipe != "dpo" && c.recipe != "orpo" && c.recipe != "kto" &&
-      c.recipe != "reward" && c.recipe != "grpo")
-    throw Error(where + ": \"recipe\" must be sft, cpt, dpo, orpo, kto, reward or grpo");
-  if (c.recipe == "grpo") {
+      c.recipe != "reward" && c.recipe != "grpo" && c.recipe != "ppo")
+    throw Error(where + ": \"recipe\" must be sft, cpt, dpo, orpo, kto, reward, grpo or ppo");
+  const bool rl = c.recipe == "grpo" || c.recipe == "ppo";
+  if (rl) {
     RuleReward check(c.rewards, where);  // validates every rule
     if (check.empty() && c.reward_model.empty())
-      throw Error(where + ": grpo needs \"rewards\" (rule rewards) or a \"reward_model\" (a reward run's folder)");
-    if (c.num_generations < 2) throw Error(where + ": \"num_generations\" must be at least 2 (advantages compare a group)");
+      throw Error(where + ": " + c.recipe + " needs \"rewards\" (rule rewards) or a \"reward_model\" (a reward run's folder)");
+    if (c.recipe == "grpo" && c.num_generations < 2)
+      throw Error(where + ": \"num_generations\" must be at least 2 (advantages compare a group)");
+    if (c.num_generations < 1) throw Error(where + ": \"num_generations\" must be at least 1");
     if (c.max_new_tokens < 1 || c.temperature <= 0 || c.top_p <= 0 || c.top_p > 1 || c.clip_epsilon <= 0)
       throw Error(where + ": max_new_tokens, temperature and clip_epsilon must be positive and top_p in (0, 1]");
-    if (c.method == "full") throw Error(where + ": grpo trains LoRA or QLoRA adapters (the reference is the adapters switched off)");
+    if (c.method == "full")
+      throw Error(where + ": " + c.recipe + " trains LoRA or QLoRA adapters (the reference is the adapters switched off)");
+  }
+  if (c.recipe == "ppo") {
+    if (c.ppo_epochs < 1 || c.ppo_epochs > 64) throw Error(where + ": \"ppo_epochs\" must be in [1, 64]");
+    if (c.gae_gamma < 0 || c.gae_gamma > 1 || c.gae_lambda < 0 || c.gae_lambda > 1)
+      throw Error(where + ": \"gae_gamma\" and \"gae_lambda\" must be in [0, 1]");
+    if (c.value_coef < 0 || c.value_clip <= 0) throw Error(where + ": \"value_coef\" must not be negative and \"value_clip\" must be positive");
+    if (c.kl_target < 0 || c.kl_horizon < 1) throw Error(where + ": \"kl_target\" must not be negative and \"kl_horizon\" must be positive");
+    if (c.kl_target > 0 && c.beta == 0) throw Error(where + ": an adaptive KL (\"kl_target\") needs a positive starting \"beta\"");
   }
   if (c.recipe == "reward" && c.method == "full")
     throw Error(where + ": a reward model trains over LoRA or QLoRA (method lora or qlora): its score head is saved with the adapter");
   if (c.loss_type != "sigmoid" && c.loss_type != "ipo" && c.loss_type != "hinge" && c.loss_type != "robust")
     throw Error(where + ": \"loss_type\" must be sigmoid, ipo, hinge or robust");
-  if (c.beta < 0 || (c.beta == 0 && c.recipe != "grpo"))
-    throw Error(where + ": \"beta\" must be positive (grpo: 0 drops the KL penalty)");
+  if (c.beta < 0 || (c.beta == 0 && !rl))
+    throw Error(where + ": \"beta\" must be positive (grpo, ppo: 0 drops the KL penalty)");
   if (c.label_smoothing < 0 || c.label_smoothing >= 0.5) throw Error(where + ": \"label_smoothing\" must be in [0, 0.5)");
   if (c.desirable_weight <= 0 || c.undesirable_weight <= 0)
     throw Error(where + ": \"desirable_weight\" and \"undesirable_weight\" must be positive");
@@ -241,7 +260,14 @@ nlohmann::json RunConfig::to_json() const {
           {"max_new_tokens", max_new_tokens},
           {"temperature", temperature},
           {"top_p", top_p},
-          {"clip_epsilon", clip_epsilon}};
+          {"clip_epsilon", clip_epsilon},
+          {"ppo_epochs", ppo_epochs},
+          {"gae_gamma", gae_gamma},
+          {"gae_lambda", gae_lambda},
+          {"value_coef", value_coef},
+          {"value_clip", value_clip},
+          {"kl_target", kl_target},
+          {"kl_horizon", kl_horizon}};
 }
 
 }  // namespace hone

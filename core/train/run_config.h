@@ -13,7 +13,7 @@ struct RunConfig {
   std::string name = "run";
   std::string base_model;
   std::string method = "lora";  // lora | qlora | full
-  std::string recipe = "sft";   // sft | cpt | dpo | orpo | kto | reward | grpo (train/recipe.h)
+  std::string recipe = "sft";   // sft | cpt | dpo | orpo | kto | reward | grpo | ppo (train/recipe.h)
   std::vector<std::string> train_data, eval_data;
   std::string data_format = "auto";
   std::string chat_template = "auto";
@@ -59,15 +59,24 @@ struct RunConfig {
   // frozen, is the reference (its log-probs are precomputed before training).
   std::string init_adapter;
 
-  // RL recipes (grpo): each prompt's completions are sampled from the policy and scored by rule
-  // rewards ("rewards": train/rule_reward.h) and/or a trained reward model (a reward run's folder);
-  // beta weighs the per-token KL penalty against the reference (0 drops it).
+  // RL recipes (grpo, ppo): each prompt's completions are sampled from the policy and scored by
+  // rule rewards ("rewards": train/rule_reward.h) and/or a trained reward model (a reward run's
+  // folder); beta weighs the per-token KL penalty against the reference (0 drops it; ppo: the
+  // starting coefficient when kl_target adapts it).
   nlohmann::json rewards = nlohmann::json::array();
   std::string reward_model;
   int64_t num_generations = 4;  // completions per prompt (the group)
   int64_t max_new_tokens = 64;
   double temperature = 1.0, top_p = 1.0;
   double clip_epsilon = 0.2;    // PPO-style clipping of the probability ratio
+  // ppo (TRL's PPOTrainer names in brackets where they differ):
+  int64_t ppo_epochs = 4;       // optimizer updates over each batch of rollouts
+  double gae_gamma = 1.0;       // discount (gamma)
+  double gae_lambda = 0.95;     // GAE lambda (lam)
+  double value_coef = 0.1;      // weight of the value loss (vf_coef)
+  double value_clip = 0.2;      // clipping of the value change (cliprange_value)
+  double kl_target = 0;         // adaptive KL coefficient towards this KL per sequence (0: fixed beta)
+  int64_t kl_horizon = 10000;   // sequences over which the adaptive coefficient moves (horizon)
 
   nlohmann::json to_json() const;
 };

@@ -15,9 +15,11 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 #include "export/export.h"
 #include "model/checkpoint.h"
 #include "model/reward_head.h"
+#include "model/value_head.h"
 #include "model/safetensors.h"
 #include "serve/reward_scorer.h"
 #include "test_support.h"
@@ -536,4 +538,269 @@ TEST(Grpo, ConfigRefusals) {
   k = j;
   k["rewards"] = json::parse(R"([{"type": "regex", "pattern": 3}])");
   refused(k, "rewards[0]");
+}
+
+// --- PPO ------------------------------------------------------------------------------------------
+
+TEST(Ppo, TokenRewardsGaeAndTheKlControllerByHand) {
+  // Rewards: -0.1 x (old - ref) per token, and the score on the last real token.
+  auto mask = torch::tensor({{1.0f, 1.0f, 1.0f}, {1.0f, 1.0f, 0.0f}});
+  auto r = ppo_token_rewards(torch::tensor({1.0f, 2.0f}), torch::tensor({{-1.0f, -2.0f, -3.0f}, {-0.5f, -1.0f, 0.0f}}),
+                             torch::tensor({{-1.5f, -2.0f, -2.0f}, {-0.5f, -0.5f, 0.0f}}), mask, 0.1);
+  auto want_r = torch::tensor({{-0.05f, 0.0f, 1.1f}, {0.0f, 2.05f, 0.0f}});
+  EXPECT_LT((r - want_r).abs().max().item<double>(), 1e-6) << r;
+  // GAE with gamma 0.9, lambda 0.5 (gamma x lambda = 0.45), worked by hand; the second row's
+  // padding (reward 5, value 9) must not leak in.
+  //   row 1, rewards [0, 0, 1], values [0.5, 0.6, 0.8]:
+  //     t2: delta = 1 - 0.8 = 0.2                A = 0.2
+  //     t1: delta = 0.9 x 0.8 - 0.6 = 0.12       A = 0.12 + 0.45 x 0.2 = 0.21
+  //     t0: delta = 0.9 x 0.6 - 0.5 = 0.04       A = 0.04 + 0.45 x 0.21 = 0.1345
+  //   row 2, rewards [0, 2], values [1.0, 1.5]:
+  //     t1: delta = 2 - 1.5 = 0.5                A = 0.5
+  //     t0: delta = 0.9 x 1.5 - 1.0 = 0.35       A = 0.35 + 0.45 x 0.5 = 0.575
+  auto g = gae(torch::tensor({{0.0f, 0.0f, 1.0f}, {0.0f, 2.0f, 5.0f}}), torch::tensor({{0.5f, 0.6f, 0.8f}, {1.0f, 1.5f, 9.0f}}),
+               mask, 0.9, 0.5);
+  auto want_a = torch::tensor({{0.1345f, 0.21f, 0.2f}, {0.575f, 0.5f, 0.0f}});
+  auto want_ret = torch::tensor({{0.6345f, 0.81f, 1.0f}, {1.575f, 2.0f, 0.0f}});
+  EXPECT_LT((g.advantages - want_a).abs().max().item<double>(), 1e-6) << g.advantages;
+  EXPECT_LT((g.returns - want_ret).abs().max().item<double>(), 1e-6) << g.returns;
+  // Whitened over the five real tokens: mean 0, unbiased std 1, padding 0.
+  auto w = whiten(g.advantages, mask);
+  EXPECT_NEAR(w.masked_select(mask > 0).mean().item<double>(), 0.0, 1e-6);
+  EXPECT_NEAR(w.masked_select(mask > 0).std().item<double>(), 1.0, 1e-4);
+  EXPECT_EQ(w[1][2].item<double>(), 0.0);
+  // Adaptive KL: kl 9 against target 6 is 50% over, clipped to 20%; 64 sequences of a 10000 horizon.
+  EXPECT_NEAR(adaptive_kl_coef(0.1, 9.0, 6.0, 64, 10000), 0.1 * (1 + 0.2 * 64 / 10000.0), 1e-12);
+  EXPECT_NEAR(adaptive_kl_coef(0.1, 5.4, 6.0, 100, 1000), 0.1 * (1 - 0.1 * 0.1), 1e-12);
+}
+
+TEST(Ppo, ObjectiveMatchesThePyTorchReference) {
+  auto r = test::run(std::string(HONE_PYTHON) + " " + test::shell_quote(test::source("tests/reference/ppo_reference.py")));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json ref = json::parse(r.out);
+  auto mat = [](const json& j) {
+    std::vector<float> flat;
+    int64_t rows = 0, cols = 0;
+    for (const auto& row : j) {
+      cols = static_cast<int64_t>(row.size());
+      ++rows;
+      for (const auto& x : row) flat.push_back(x.get<float>());
+    }
+    return torch::tensor(flat).view({rows, cols});
+  };
+  auto close = [](const torch::Tensor& a, const torch::Tensor& b, double tol) { return (a - b).abs().max().item<double>() < tol; };
+  const auto mask = mat(ref["mask"]), old = mat(ref["old"]), old_v = mat(ref["old_values"]);
+  auto rewards = ppo_token_rewards(torch::tensor(ref["scores"].get<std::vector<float>>()), old, mat(ref["ref"]), mask,
+                                   ref["kl_coef"].get<double>());
+  EXPECT_TRUE(close(rewards, mat(ref["rewards"]), 1e-6)) << rewards;
+  auto g = gae(rewards, old_v, mask, ref["gamma"].get<double>(), ref["lambda"].get<double>());
+  EXPECT_TRUE(close(g.advantages, mat(ref["advantages"]), 1e-5)) << g.advantages;
+  EXPECT_TRUE(close(g.returns, mat(ref["returns"]), 1e-5)) << g.returns;
+  auto adv = whiten(g.advantages, mask);
+  EXPECT_TRUE(close(adv, mat(ref["whitened"]), 1e-5)) << adv;
+  auto logps = mat(ref["logps"]).set_requires_grad(true), values = mat(ref["values"]).set_requires_grad(true);
+  auto t = ppo_loss(logps, old, values, old_v, adv, g.returns, mask, ref["eps"].get<double>(), ref["value_clip"].get<double>());
+  EXPECT_TRUE(close(t.policy, mat(ref["policy"]), 1e-5));
+  EXPECT_TRUE(close(t.value, mat(ref["value"]), 1e-5));
+  EXPECT_TRUE(close(t.clipped, mat(ref["clipped"]), 0.5));
+  EXPECT_GT(t.clipped.sum().item<double>(), 0);        // the inputs exercise the policy clipping
+  EXPECT_GT(t.value_clipped.sum().item<double>(), 0);  // and the value clipping
+  auto loss = (t.policy.sum() + ref["value_coef"].get<double>() * t.value.sum()) / mask.sum();
+  EXPECT_NEAR(loss.item<double>(), ref["loss"].get<double>(), 1e-6);
+  loss.backward();
+  EXPECT_TRUE(close(logps.grad(), mat(ref["grad_logps"]), 1e-6)) << logps.grad();
+  EXPECT_TRUE(close(values.grad(), mat(ref["grad_values"]), 1e-6)) << values.grad();
+}
+
+TEST(Ppo, ValuesAreTheHeadOnTheHiddenStateThatPredictsEachToken) {
+  auto lm = load_model(fx().model);
+  attach_value_head(lm.model);
+  torch::Tensor w, b;
+  for (auto& p : lm.model->named_parameters()) {
+    if (p.key() == "v_head.summary.weight") w = p.value();
+    if (p.key() == "v_head.summary.bias") b = p.value();
+  }
+  ASSERT_TRUE(w.defined() && b.defined());
+  EXPECT_EQ(w.abs().sum().item<double>(), 0.0);  // zero-initialised: values start at 0
+  {
+    torch::NoGradGuard ng;
+    w.normal_(0, 0.1);
+    b.fill_(0.25);
+  }
+  Rollout ro;
+  ro.prompt = {5, 6, 7};
+  ro.completion = {8, 9};
+  Rollout shorter = ro;
+  shorter.completion = {8};
+  auto t = completion_logps(lm.model, {ro, shorter}, 0, torch::kCPU, false, /*values=*/true);  // [2, 2]
+  torch::NoGradGuard ng;
+  auto h = lm.model->hidden(torch::tensor({5, 6, 7, 8, 9}, torch::kLong).unsqueeze(0)).squeeze(0);  // [5, H]
+  // Token 8 is sampled in the state after the prompt (position 2), token 9 after 8 (position 3).
+  for (int64_t k = 0; k < 2; ++k) {
+    const double want = (h[2 + k] * w[0]).sum().item<double>() + 0.25;
+    EXPECT_NEAR(t.values[0][k].item<double>(), want, 1e-4) << k;
+  }
+  EXPECT_NEAR(t.values[1][0].item<double>(), t.values[0][0].item<double>(), 1e-4);
+  EXPECT_EQ(t.values[1][1].item<double>(), 0.0);  // off the mask
+}
+
+namespace {
+
+RunConfig ppo_config() {
+  RunConfig c = grpo_config();
+  c.name = "ppo";
+  c.recipe = "ppo";
+  c.num_generations = 2;
+  c.ppo_epochs = 3;
+  c.lr = 2e-3;
+  c.beta = 0.05;
+  c.lora.dropout = 0.1;  // PPO turns it off: the first update's ratio must be exactly 1
+  return c;
+}
+
+}  // namespace
+
+TEST(Ppo, ARunReportsItsMetricsAndKeepsTheValueHeadBesideTheAdapter) {
+  RunConfig c = ppo_config();
+  c.max_steps = 3;
+  c.eval_fraction = 0.1;
+  c.eval_every = 3;
+  std::vector<StepMetrics> steps;
+  const std::string dir = test::temp_dir("ppo-metrics");
+  auto r = train_recording(c, dir, &steps);
+  ASSERT_EQ(r.status, "completed") << r.error;
+  ASSERT_EQ(steps.size(), 3u);
+  for (const char* m : {"reward", "kl", "kl_coef", "entropy", "value", "completion_length", "policy_loss", "value_loss",
+                        "clip_fraction", "value_clip_fraction", "approx_kl", "eval_reward"})
+    EXPECT_FALSE(std::isnan(steps.back().get(m))) << m;
+  EXPECT_EQ(steps[0].get("kl"), 0.0);        // the first rollouts come from the reference itself
+  EXPECT_GT(steps.back().get("kl"), 0.0);    // later ones from a policy that has moved
+  EXPECT_GT(steps.back().get("approx_kl"), 0.0);  // later updates move away from the sampling policy
+  EXPECT_EQ(steps.back().get("kl_coef"), 0.05);   // fixed without kl_target
+  EXPECT_GT(steps.back().get("value_loss"), 0.0);
+  EXPECT_LE(steps.back().get("completion_length"), static_cast<double>(c.max_new_tokens));
+  // The value head is saved beside the policy adapter, which stays a plain causal-LM adapter.
+  SafetensorsFile vh(dir + "/adapter/value_head.safetensors");
+  ASSERT_NE(vh.find("v_head.summary.weight"), nullptr);
+  ASSERT_NE(vh.find("v_head.summary.bias"), nullptr);
+  EXPECT_EQ(vh.find("v_head.summary.weight")->shape, (std::vector<int64_t>{1, load_model_config(fx().model).hidden_size}));
+  SafetensorsFile ad(dir + "/adapter/adapter_model.safetensors");
+  for (const auto& t : ad.tensors()) EXPECT_EQ(t.name.find("v_head"), std::string::npos) << t.name;
+  EXPECT_EQ(read_json_file(dir + "/adapter/adapter_config.json")["task_type"], "CAUSAL_LM");
+  auto lm = load_model(fx().model);
+  EXPECT_NO_THROW(load_peft_adapter(lm.model, dir + "/adapter"));
+  attach_value_head(lm.model);
+  load_value_head(lm.model, dir + "/adapter");
+  bool trained = false;
+  for (auto& p : lm.model->named_parameters())
+    if (p.key() == "v_head.summary.weight") trained = p.value().abs().sum().item<double>() > 0;
+  EXPECT_TRUE(trained);
+}
+
+TEST(Ppo, ResumeMidRunIsExactWithTheAdaptiveKlCoefficient) {
+  RunConfig c = ppo_config();
+  c.max_steps = 5;
+  c.save_every = 3;
+  c.kl_target = 0.01;  // far below what the policy reaches: the coefficient climbs every step
+  c.kl_horizon = 50;
+  const std::string full_dir = test::temp_dir("ppo-resume-full");
+  std::vector<StepMetrics> full_steps, resumed_steps;
+  auto full = train_recording(c, full_dir, &full_steps);
+  ASSERT_EQ(full.status, "completed") << full.error;
+  EXPECT_GT(full_steps.back().get("kl_coef"), full_steps[1].get("kl_coef"));
+  auto st = read_json_file(full_dir + "/checkpoints/step-000003/trainer_state.json");
+  EXPECT_NEAR(st["recipe_state"]["kl_coef"].get<double>(), full_steps[3].get("kl_coef"), 1e-12);
+  auto resumed = train(c, {test::temp_dir("ppo-resume-second"), full_dir + "/checkpoints/step-000003",
+                           [&](const StepMetrics& m) {
+                             resumed_steps.push_back(m);
+                             return Control::Continue;
+                           },
+                           nullptr});
+  ASSERT_EQ(resumed.status, "completed") << resumed.error;
+  ASSERT_EQ(resumed.losses.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_NEAR(resumed.losses[i], full.losses[3 + i], 1e-6) << "step " << 4 + i;
+    for (const char* m : {"reward", "kl", "kl_coef", "value_loss", "approx_kl"})
+      EXPECT_NEAR(resumed_steps[i].get(m), full_steps[3 + i].get(m), 1e-6) << m << " at step " << 4 + i;
+  }
+}
+
+TEST(Ppo, StoppingPartWayThroughAStepRollsItsUpdatesBack) {
+  // A step takes ppo_epochs optimizer updates. Stopped in its second update, the run keeps the
+  // checkpoint of the last finished step: its adapter, value head and optimizer state must be
+  // exactly those of an uninterrupted run at that step, not partly updated.
+  RunConfig c = ppo_config();
+  c.max_steps = 2;
+  c.save_every = 1;
+  // Stop requests are polled in forward passes and between micro-batches; those with gradients on
+  // happen only in the updates, the same number in each.
+  int64_t done = 0;
+  std::vector<int64_t> grad_polls(3, 0);
+  auto counting = [&] {
+    if (at::GradMode::is_enabled()) ++grad_polls[static_cast<size_t>(done)];
+    return false;
+  };
+  TrainOptions o;
+  o.on_progress = [&](const StepMetrics&) {
+    ++done;
+    return Control::Continue;
+  };
+  const std::string full_dir = test::temp_dir("ppo-stop-full");
+  o.run_dir = full_dir;
+  o.stop_requested = counting;
+  auto full = train(c, o);
+  ASSERT_EQ(full.status, "completed") << full.error;
+  // The first step's polls: one before its rollouts, then the same number in each update. (The
+  // poll after a step's report falls into the next step's count.)
+  ASSERT_EQ((grad_polls[0] - 1) % c.ppo_epochs, 0) << grad_polls[0];
+  const int64_t per_update = (grad_polls[0] - 1) / c.ppo_epochs;
+  ASSERT_GT(per_update, 2);
+  done = 0;
+  int64_t polls = 0;
+  // In the second step: the poll after step 1's report, the one before the rollouts, the first
+  // update's, then the second update's second poll (inside its forward pass).
+  auto stop_in_second_update = [&] {
+    if (done == 1 && at::GradMode::is_enabled()) ++polls;
+    return done == 1 && polls > 2 + per_update + 1;
+  };
+  const std::string dir = test::temp_dir("ppo-stop");
+  o.run_dir = dir;
+  o.stop_requested = stop_in_second_update;
+  auto r = train(c, o);
+  EXPECT_EQ(r.status, "cancelled");
+  EXPECT_EQ(r.steps, 1);
+  EXPECT_FALSE(file_exists(dir + "/checkpoints/step-000002"));
+  for (const char* f : {"adapter/adapter_model.safetensors", "adapter/value_head.safetensors", "optimizer.safetensors"})
+    EXPECT_EQ(read_file(dir + "/checkpoints/step-000001/" + f), read_file(full_dir + "/checkpoints/step-000001/" + f)) << f;
+}
+
+TEST(Ppo, ConfigRefusals) {
+  json j = ppo_config().to_json();
+  auto refused = [&](json k, const std::string& what) {
+    try {
+      parse_run_config(k, "p.json", "");
+      ADD_FAILURE() << "accepted: " << what;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  json k = j;
+  k["ppo_epochs"] = 0;
+  refused(k, "ppo_epochs");
+  k = j;
+  k["gae_lambda"] = 1.5;
+  refused(k, "gae_lambda");
+  k = j;
+  k["kl_target"] = 6;
+  k["beta"] = 0;
+  refused(k, "kl_target");
+  k = j;
+  k["method"] = "full";
+  refused(k, "LoRA or QLoRA");
+  k = j;
+  k["rewards"] = json::array();
+  refused(k, "ppo needs \"rewards\"");
+  k = j;
+  k["num_generations"] = 1;  // one completion per prompt is fine for PPO (the value head is the baseline)
+  EXPECT_NO_THROW(parse_run_config(k, "p.json", ""));
 }
