@@ -60,7 +60,7 @@ constexpr MethodInfo kMethods[] = {{"lora", "LoRA (instruction tuning)"},
                                    {"kto", "KTO (LoRA, thumbs-up/down ratings or pairs)"},
                                    {"reward", "Reward model (LoRA + score head, preference pairs)"},
                                    {"grpo", "GRPO (LoRA, rule rewards or a reward model; prompts from chat data)"},
-                                   {"ppo", "RLHF with PPO"}};
+                                   {"ppo", "PPO (LoRA + value head, rule rewards or a reward model; prompts from chat data)"}};
 
 QString human_bytes(double b) {
   const char* u[] = {"B", "KB", "MB", "GB", "TB"};
@@ -190,13 +190,20 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
                        "json (optional \"schema\"), length (\"min_chars\", \"max_chars\"). [] with a reward model only.");
   reward_model_ = new QLineEdit;
   reward_model_->setPlaceholderText("optional: a reward run's folder (recipe reward)");
-  generations_ = ispin(2, 64, "Completions sampled per prompt: GRPO compares them within the group.");
+  generations_ = ispin(1, 64, "Completions sampled per prompt: GRPO compares them within the group (at least 2); "
+                              "PPO's value head is its baseline (1 is enough).");
   new_tokens_ = ispin(1, 4096, "Longest completion sampled, in tokens.");
   rl_rows_ = {new QLabel("Rewards"), new QLabel("Reward model"), new QLabel("Completions per prompt"), new QLabel("Max new tokens")};
   form->addRow(rl_rows_[0], rewards_);
   form->addRow(rl_rows_[1], reward_model_);
   form->addRow(rl_rows_[2], generations_);
   form->addRow(rl_rows_[3], new_tokens_);
+  // PPO: its epochs over each batch of rollouts, and the KL coefficient's control.
+  ppo_epochs_ = ispin(1, 64, "PPO: optimizer updates over each batch of rollouts (TRL's num_ppo_epochs).");
+  kl_target_ = dspin(0, 1000, 2, 0.5, "PPO: adapt the KL coefficient towards this KL per completion; 0 keeps it fixed.");
+  ppo_rows_ = {new QLabel("Updates per batch"), new QLabel("Adaptive KL target")};
+  form->addRow(ppo_rows_[0], ppo_epochs_);
+  form->addRow(ppo_rows_[1], kl_target_);
   form->addRow("Max steps", steps_);
   form->addRow("Epochs", epochs_);
   form->addRow("Batch size", batch_);
@@ -552,6 +559,9 @@ void TrainPage::applyPreset() {
   if (key == "reward") d.lr = 1e-4;
   // GRPO: small steps on a policy that already answers sometimes; no KL by default (TRL's too).
   if (key == "grpo") d.lr = 1e-5, d.beta = 0.0, d.batch_size = 4;
+  // PPO: the same small steps, several of them per batch, held near the reference by a KL term.
+  if (key == "ppo") d.lr = 1e-5, d.beta = 0.05, d.batch_size = 8, d.num_generations = 2;
+  const bool rl = key == "grpo" || key == "ppo";
   // The demo's base is tiny and trained from scratch: its own recipe (hone-cli demo) converges in
   // minutes where the general presets look noisy and slow.
   preset_demo_ = isDemoModel();
@@ -561,21 +571,30 @@ void TrainPage::applyPreset() {
     d.lora.dropout = 0.0;
     d.schedule = "cosine";
     if (preference || key == "reward") d.lr = 2e-3, d.batch_size = 8, d.max_steps = key == "reward" ? 200 : 500;
+    // As hone-cli demo --method grpo|ppo runs them (after its supervised warm-up).
+    else if (key == "grpo") d.lr = 5e-4, d.max_steps = 300, d.num_generations = 8, d.max_new_tokens = 12, d.schedule = "constant";
+    else if (key == "ppo") d.lr = 2e-4, d.max_steps = 400, d.max_new_tokens = 12, d.schedule = "constant";
     else d.lr = key == "full" ? 5e-4 : 3e-3, d.batch_size = 16, d.max_steps = 800;
   }
   beta_->setValue(key == "orpo" ? 0.1 : d.beta);
   loss_type_->setCurrentText(QString::fromStdString(d.loss_type));
-  beta_->setVisible(preference || key == "grpo");
-  beta_label_->setVisible(preference || key == "grpo");
+  beta_->setVisible(preference || rl);
+  beta_label_->setVisible(preference || rl);
+  generations_->setMinimum(key == "grpo" ? 2 : 1);
   generations_->setValue(static_cast<int>(d.num_generations));
   new_tokens_->setValue(static_cast<int>(d.max_new_tokens));
   for (QWidget* w : {static_cast<QWidget*>(rewards_), static_cast<QWidget*>(reward_model_),
                      static_cast<QWidget*>(generations_), static_cast<QWidget*>(new_tokens_)})
-    w->setVisible(key == "grpo");
-  for (QLabel* l : rl_rows_) l->setVisible(key == "grpo");
+    w->setVisible(rl);
+  for (QLabel* l : rl_rows_) l->setVisible(rl);
+  ppo_epochs_->setValue(static_cast<int>(d.ppo_epochs));
+  kl_target_->setValue(d.kl_target);
+  ppo_epochs_->setVisible(key == "ppo");
+  kl_target_->setVisible(key == "ppo");
+  for (QLabel* l : ppo_rows_) l->setVisible(key == "ppo");
   loss_type_->setVisible(key == "dpo");
   loss_type_label_->setVisible(key == "dpo");
-  beta_label_->setText(key == "orpo" ? "Lambda (odds ratio)" : key == "grpo" ? "KL coefficient (beta)" : "Beta");
+  beta_label_->setText(key == "orpo" ? "Lambda (odds ratio)" : rl ? "KL coefficient (beta)" : "Beta");
   lr_->setValue(d.lr);
   steps_->setValue(static_cast<int>(d.max_steps));
   epochs_->setValue(d.epochs);
@@ -613,11 +632,9 @@ void TrainPage::updateAvailability() {
     const QString key = it->data(Qt::UserRole).toString();
     QString why;
     const bool preference = key == "dpo" || key == "orpo" || key == "kto" || key == "reward";
-    if (key == "ppo")
-      why = "Not available yet: PPO arrives in a later release (GRPO, without a value model, is here).";
-    else if (key == "grpo" && any && !chat)
-      why = "GRPO takes its prompts (and reference answers) from an instruction or chat dataset.";
-    else if (key == "grpo")
+    if ((key == "grpo" || key == "ppo") && any && !chat)
+      why = QString(key == "grpo" ? "GRPO" : "PPO") + " takes its prompts (and reference answers) from an instruction or chat dataset.";
+    else if (key == "grpo" || key == "ppo")
       why.clear();
     else if (preference && (!any || !pref || chat || text))
       why = QString(key == "reward" ? "A reward model learns" : "Preference alignment needs") +
@@ -736,7 +753,8 @@ QString TrainPage::advice() const { return advice_->text(); }
 
 QString TrainPage::configJson() const {
   const QString key = method_->currentData(Qt::UserRole).toString();
-  const bool recipe_key = key == "cpt" || key == "dpo" || key == "orpo" || key == "kto" || key == "reward" || key == "grpo";
+  const bool recipe_key =
+      key == "cpt" || key == "dpo" || key == "orpo" || key == "kto" || key == "reward" || key == "grpo" || key == "ppo";
   const std::string method = recipe_key ? "lora" : key.toStdString();
   nlohmann::json j;
   j["name"] = name_->text().trimmed().isEmpty() ? "run" : name_->text().trimmed().toStdString();
@@ -761,8 +779,8 @@ QString TrainPage::configJson() const {
   j["seed"] = seed_->value();
   j["gradient_checkpointing"] = checkpointing_->isChecked();
   j["device"] = QSettings().value("settings/device", "auto").toString().toStdString();
-  if (key == "dpo" || key == "orpo" || key == "kto" || key == "grpo") j["beta"] = beta_->value();
-  if (key == "grpo") {
+  if (key == "dpo" || key == "orpo" || key == "kto" || key == "grpo" || key == "ppo") j["beta"] = beta_->value();
+  if (key == "grpo" || key == "ppo") {
     try {
       j["rewards"] = nlohmann::json::parse(rewards_->text().toStdString());
     } catch (const std::exception&) {
@@ -771,6 +789,10 @@ QString TrainPage::configJson() const {
     if (!reward_model_->text().trimmed().isEmpty()) j["reward_model"] = reward_model_->text().trimmed().toStdString();
     j["num_generations"] = generations_->value();
     j["max_new_tokens"] = new_tokens_->value();
+  }
+  if (key == "ppo") {
+    j["ppo_epochs"] = ppo_epochs_->value();
+    j["kl_target"] = kl_target_->value();
   }
   if (key == "dpo") j["loss_type"] = loss_type_->currentText().toStdString();
   if (method != "full") j["lora"] = {{"r", rank_->value()}, {"alpha", alpha_->value()}, {"dropout", dropout_->value()}};

@@ -84,11 +84,14 @@ class TrainPage : public QWidget {
   QComboBox* loss_type_;
   QLabel* beta_label_;
   QLabel* loss_type_label_;
-  QLineEdit* rewards_;       // grpo: rule rewards (JSON)
-  QLineEdit* reward_model_;  // grpo: a reward run's folder
+  QLineEdit* rewards_;       // grpo, ppo: rule rewards (JSON)
+  QLineEdit* reward_model_;  // grpo, ppo: a reward run's folder
   QSpinBox* generations_;
   QSpinBox* new_tokens_;
   std::vector<QLabel*> rl_rows_;
+  QSpinBox* ppo_epochs_;        // ppo: updates over each batch of rollouts
+  QDoubleSpinBox* kl_target_;   // ppo: adaptive KL target (0: fixed coefficient)
+  std::vector<QLabel*> ppo_rows_;
   QSpinBox* steps_;
   QDoubleSpinBox* epochs_;
   QSpinBox* batch_;

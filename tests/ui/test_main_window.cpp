@@ -81,7 +81,7 @@ class TestMainWindow : public QObject {
     QVERIFY(tp->methodEnabled("qlora"));
     QVERIFY(!tp->methodEnabled("cpt"));  // no raw-text dataset ticked
     QVERIFY(!tp->methodEnabled("dpo"));  // needs preference pairs, the reason in its tooltip
-    QVERIFY(!tp->methodEnabled("ppo"));  // not available yet
+    QVERIFY(tp->methodEnabled("ppo"));   // as GRPO, from the chat data
     QVERIFY(!tp->methodEnabled("reward"));  // needs preference pairs
     QVERIFY(tp->methodEnabled("grpo"));  // prompts and answers from the chat data
     QVERIFY(tp->selectMethod("grpo"));
@@ -90,6 +90,13 @@ class TestMainWindow : public QObject {
     QCOMPARE(QString::fromStdString(cfg["rewards"][0]["type"].get<std::string>()), QString("exact"));
     QCOMPARE(cfg["num_generations"].get<int>(), 4);
     QCOMPARE(cfg["beta"].get<double>(), 0.0);
+    QVERIFY(tp->selectMethod("ppo"));
+    const auto ppo = nlohmann::json::parse(tp->configJson().toStdString());
+    QCOMPARE(QString::fromStdString(ppo["recipe"].get<std::string>()), QString("ppo"));
+    QCOMPARE(ppo["ppo_epochs"].get<int>(), 4);
+    QCOMPARE(ppo["kl_target"].get<double>(), 0.0);
+    QCOMPARE(ppo["beta"].get<double>(), 0.05);
+    QCOMPARE(ppo["num_generations"].get<int>(), 2);
     QVERIFY(tp->selectMethod("lora"));
     QVERIFY2(tp->advice().contains("may help"), qPrintable(tp->advice()));  // 200 rows: between 100 and 500
     tp->selectDataset("numbers", false);
@@ -177,9 +184,9 @@ class TestMainWindow : public QObject {
     QVERIFY2(rp->resumeTip().contains("completed"), qPrintable(rp->resumeTip()));
   }
 
-  // A reward model on the pairs, then GRPO on chat prompts, both started from the Train page; each
-  // plots its own metrics (the recipe's plot hints).
-  void rewardModelAndGrpoFromTheTrainPage() {
+  // A reward model on the pairs, then GRPO and PPO on chat prompts, all started from the Train
+  // page; each plots its own metrics (the recipe's plot hints).
+  void rewardModelGrpoAndPpoFromTheTrainPage() {
     const QString ws = work("rl");
     {
       const std::string pairs = (ws + "/pairs.jsonl").toStdString(), chat = (ws + "/chat.jsonl").toStdString();
@@ -203,7 +210,8 @@ class TestMainWindow : public QObject {
     auto* tp = w.trainPage();
     tp->setModelFolder(model_);
     const std::vector<std::tuple<QString, QString, QStringList>> runs = {{"pairs", "reward", {"accuracy", "margin"}},
-                                                                         {"chat", "grpo", {"reward", "kl"}}};
+                                                                         {"chat", "grpo", {"reward", "kl"}},
+                                                                         {"chat", "ppo", {"reward", "kl", "value_loss"}}};
     for (const auto& [data, method, metrics] : runs) {
       tp->selectOnlyDataset(data);
       QVERIFY2(tp->selectMethod(method), qPrintable(method));
