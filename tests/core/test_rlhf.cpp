@@ -261,20 +261,26 @@ TEST(RuleRewards, EachRuleAndTheirWeightedSum) {
 
 // --- GRPO -----------------------------------------------------------------------------------------
 
+namespace {
+
+// A reference script's matrix (a JSON list of rows) as a float tensor [rows, cols].
+torch::Tensor mat(const json& j) {
+  std::vector<float> flat;
+  int64_t rows = 0, cols = 0;
+  for (const auto& row : j) {
+    cols = static_cast<int64_t>(row.size());
+    ++rows;
+    for (const auto& x : row) flat.push_back(x.get<float>());
+  }
+  return torch::tensor(flat).view({rows, cols});
+}
+
+}  // namespace
+
 TEST(Grpo, ObjectiveMatchesThePyTorchReference) {
   auto r = test::run(std::string(HONE_PYTHON) + " " + test::shell_quote(test::source("tests/reference/policy_reference.py")));
   ASSERT_EQ(r.code, 0) << r.err;
   const json ref = json::parse(r.out);
-  auto mat = [](const json& j) {
-    std::vector<float> flat;
-    int64_t rows = 0, cols = 0;
-    for (const auto& row : j) {
-      cols = static_cast<int64_t>(row.size());
-      ++rows;
-      for (const auto& x : row) flat.push_back(x.get<float>());
-    }
-    return torch::tensor(flat).view({rows, cols});
-  };
   const int64_t G = ref["G"].get<int64_t>();
   auto adv = group_advantages(torch::tensor(ref["rewards"].get<std::vector<float>>()), G);
   const auto want_adv = ref["advantages"].get<std::vector<double>>();
@@ -578,16 +584,6 @@ TEST(Ppo, ObjectiveMatchesThePyTorchReference) {
   auto r = test::run(std::string(HONE_PYTHON) + " " + test::shell_quote(test::source("tests/reference/ppo_reference.py")));
   ASSERT_EQ(r.code, 0) << r.err;
   const json ref = json::parse(r.out);
-  auto mat = [](const json& j) {
-    std::vector<float> flat;
-    int64_t rows = 0, cols = 0;
-    for (const auto& row : j) {
-      cols = static_cast<int64_t>(row.size());
-      ++rows;
-      for (const auto& x : row) flat.push_back(x.get<float>());
-    }
-    return torch::tensor(flat).view({rows, cols});
-  };
   auto close = [](const torch::Tensor& a, const torch::Tensor& b, double tol) { return (a - b).abs().max().item<double>() < tol; };
   const auto mask = mat(ref["mask"]), old = mat(ref["old"]), old_v = mat(ref["old_values"]);
   auto rewards = ppo_token_rewards(torch::tensor(ref["scores"].get<std::vector<float>>()), old, mat(ref["ref"]), mask,
