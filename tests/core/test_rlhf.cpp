@@ -263,6 +263,16 @@ TEST(RuleRewards, EachRuleAndTheirWeightedSum) {
 
 namespace {
 
+// A run config the parser must refuse with a message containing `what`.
+void refused(const json& k, const std::string& what) {
+  try {
+    parse_run_config(k, "run.json", "");
+    ADD_FAILURE() << "accepted: " << what;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+  }
+}
+
 // A reference script's matrix (a JSON list of rows) as a float tensor [rows, cols].
 torch::Tensor mat(const json& j) {
   std::vector<float> flat;
@@ -524,14 +534,6 @@ TEST(Grpo, StartingFromAnAdapterMakesItTheReference) {
 
 TEST(Grpo, ConfigRefusals) {
   json j = grpo_config().to_json();
-  auto refused = [&](json k, const std::string& what) {
-    try {
-      parse_run_config(k, "g.json", "");
-      ADD_FAILURE() << "accepted: " << what;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-    }
-  };
   json k = j;
   k["rewards"] = json::array();
   refused(k, "needs \"rewards\"");
@@ -772,14 +774,6 @@ TEST(Ppo, StoppingPartWayThroughAStepRollsItsUpdatesBack) {
 
 TEST(Ppo, ConfigRefusals) {
   json j = ppo_config().to_json();
-  auto refused = [&](json k, const std::string& what) {
-    try {
-      parse_run_config(k, "p.json", "");
-      ADD_FAILURE() << "accepted: " << what;
-    } catch (const Error& e) {
-      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
-    }
-  };
   json k = j;
   k["ppo_epochs"] = 0;
   refused(k, "ppo_epochs");
@@ -798,5 +792,5 @@ TEST(Ppo, ConfigRefusals) {
   refused(k, "ppo needs \"rewards\"");
   k = j;
   k["num_generations"] = 1;  // one completion per prompt is fine for PPO (the value head is the baseline)
-  EXPECT_NO_THROW(parse_run_config(k, "p.json", ""));
+  EXPECT_NO_THROW(parse_run_config(k, "run.json", ""));
 }
