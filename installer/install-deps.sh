@@ -17,7 +17,7 @@ pkgs=(
   # GUI
   qt6-base-dev libqcustomplot-dev libgl-dev xvfb xauth
   # independent references for tests and benchmarks
-  python3 python3-torch python3-numpy python3-sentencepiece
+  python3 python3-torch python3-numpy python3-sentencepiece python3-jinja2
 )
 
 need=()
