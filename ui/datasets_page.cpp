@@ -182,7 +182,7 @@ DatasetsPage::DatasetsPage(QWidget* parent)
   preview_model_->setPlaceholderText("Model folder (tokenizer.json / tokenizer.model and its chat template)");
   pf->addRow("Model", preview_model_);
   preview_format_ = new QComboBox;
-  preview_format_->addItem("The model's own", "");
+  preview_format_->addItem("The model's own (its Jinja template)", "");
   for (const auto& n : chat_format_names()) preview_format_->addItem(qs(n), qs(n));
   pf->addRow("Chat template", preview_format_);
   preview_row_ = new QSpinBox;
@@ -638,11 +638,7 @@ void DatasetsPage::computeStats() {
     if (!tokdir.isEmpty()) tok = load_tokenizer(ss(tokdir));
     StatsOptions o;
     o.tok = tok.get();
-    if (tok && templated) {
-      ChatFormat f = detect_chat_format(tok->config().chat_template);
-      if (!forced.isEmpty()) chat_format_from_name(ss(forced), &f);
-      o.format = f;
-    }
+    if (tok && templated) o.format = resolve_chat_template(tok->config(), forced.isEmpty() ? "auto" : ss(forced));
     o.progress = [&ctx](int64_t done, int64_t total) {
       ctx.progress(done, total);
       return !ctx.cancelled();
@@ -690,10 +686,12 @@ void DatasetsPage::previewRow(int view_row) {
 
 QString DatasetsPage::previewFormat() const {
   if (!tok_) return QString();
-  ChatFormat f = detect_chat_format(tok_->config().chat_template);
   const QString forced = preview_format_->currentData().toString();
-  if (!forced.isEmpty()) chat_format_from_name(ss(forced), &f);
-  return chat_format_name(f);
+  try {
+    return qs(resolve_chat_template(tok_->config(), forced.isEmpty() ? "auto" : ss(forced)).name());
+  } catch (const std::exception&) {
+    return "unusable";  // renderPreview shows why
+  }
 }
 
 void DatasetsPage::renderPreview() {
@@ -712,12 +710,12 @@ void DatasetsPage::renderPreview() {
     preview_->clear();
     return;
   }
-  ChatFormat f;
-  chat_format_from_name(ss(previewFormat()), &f);
+  const QString forced = preview_format_->currentData().toString();
   const int64_t max_len = preview_max_len_->value();
   Sequence seq;
   QString what;
   try {
+    const ChatTemplate f = resolve_chat_template(tok_->config(), forced.isEmpty() ? "auto" : ss(forced));
     const QString kind = model_->kind();
     if (kind == "chat") {
       TokenizeStats st;

@@ -492,7 +492,7 @@ void TrainPage::updateModelSummary() {
     if (file_exists(tc)) {
       auto j = read_json_file(tc);
       if (j.contains("chat_template") && j["chat_template"].is_string())
-        tmpl = chat_format_name(detect_chat_format(j["chat_template"].get<std::string>()));
+        tmpl = QString("its own (%1-like)").arg(chat_format_name(detect_chat_format(j["chat_template"].get<std::string>())));
     }
     model_info_->setText(QString("%1 · %2 parameters · %3 layers · hidden %4 · %5 heads (%6 kv) · vocab %7 · chat template %8")
                              .arg(QString::fromStdString(cfg.model_type))

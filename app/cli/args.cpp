@@ -29,6 +29,7 @@ Args::Args(int argc, char** argv, int start, const std::string& command, const s
           val = argv[++i];
         }
         values_[key] = val;
+        repeated_[key].push_back(val);
       } else {
         throw Error(command_ + ": unknown option --" + key + " (see --help)");
       }
@@ -41,6 +42,11 @@ Args::Args(int argc, char** argv, int start, const std::string& command, const s
 std::string Args::get(const std::string& k, const std::string& def) const {
   auto it = values_.find(k);
   return it == values_.end() ? def : it->second;
+}
+
+std::vector<std::string> Args::all(const std::string& k) const {
+  auto it = repeated_.find(k);
+  return it == repeated_.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string Args::require(const std::string& k) const {

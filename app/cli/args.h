@@ -18,6 +18,8 @@ class Args {
   bool flag(const std::string& k) const { return flags_.count(k) > 0; }
   std::string get(const std::string& k, const std::string& def = "") const;
   std::string require(const std::string& k) const;
+  // Every value of an option given several times (get() returns the last).
+  std::vector<std::string> all(const std::string& k) const;
   int64_t integer(const std::string& k, int64_t def) const;
   double number(const std::string& k, double def) const;
   const std::vector<std::string>& positional() const { return positional_; }
@@ -25,6 +27,7 @@ class Args {
  private:
   std::string command_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> repeated_;
   std::set<std::string> flags_;
   std::vector<std::string> positional_;
 };

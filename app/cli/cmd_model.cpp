@@ -161,9 +161,7 @@ int cmd_generate(int argc, char** argv) {
   auto& lm = cm.lm;
   std::vector<int32_t> ids;
   if (a.flag("chat") || a.has("template")) {
-    ChatFormat f = detect_chat_format(tok->config().chat_template);
-    if (a.has("template") && !chat_format_from_name(a.get("template"), &f))
-      throw Error("unknown --template '" + a.get("template") + "'");
+    const ChatTemplate f = resolve_chat_template(tok->config(), a.get("template", "auto"));
     std::vector<ChatMessage> msgs;
     if (a.has("system")) msgs.push_back({"system", a.get("system")});
     msgs.push_back({"user", prompt});

@@ -52,7 +52,7 @@ int cmd_reward(int argc, char** argv) {
   }
   if (a.has("prompt")) {
     const double r = rs.score({{"user", a.get("prompt")}}, {{"assistant", a.require("response")}});
-    if (json) std::cout << nlohmann::json({{"reward", r}, {"chat_format", chat_format_name(rs.format())}}).dump() << "\n";
+    if (json) std::cout << nlohmann::json({{"reward", r}, {"chat_format", chat_format_name(rs.format().family)}, {"chat_template", rs.format().name()}}).dump() << "\n";
     else std::cout << r << "\n";
     return 0;
   }

@@ -1,9 +1,13 @@
-// hone-cli tokenize: token ids of a text, as one JSON object on stdout.
+// hone-cli tokenize: token ids of a text, as one JSON object on stdout; hone-cli template: a
+// conversation rendered with a model's chat template, with its ids and assistant mask.
 #include <iostream>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "common/error.h"
+#include "common/files.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hone::cli {
@@ -27,6 +31,82 @@ int cmd_tokenize(int argc, char** argv) {
   auto enc = tok->encode(text_argument(a), a.flag("add-special"));
   nlohmann::json j = {{"ids", enc.ids}};
   if (a.flag("offsets")) j["offsets"] = enc.offsets;
+  std::cout << j.dump() << "\n";
+  return 0;
+}
+
+static const char* kTemplateHelp = R"(usage: hone-cli template --model DIR --messages FILE.json [--add-generation-prompt] [--tools FILE.json]
+                         [--template auto|checkpoint|NAME] [--var KEY=JSON ...] [--json]
+
+  --model DIR        folder with the tokenizer files (tokenizer_config.json's chat_template or chat_template.jinja)
+  --messages F       a JSON array of messages: {"role": ..., "content": ...} plus any fields the template
+                     reads (tool_calls, reasoning_content, ...)
+  --tools F          a JSON array of tool (function) schemas, passed as `tools`
+  --template NAME    auto (default: the checkpoint's own template, run as Jinja), checkpoint, or a family:
+                     llama3, chatml, mistral, llama2, zephyr, gemma, alpaca, raw
+  --var KEY=JSON     an extra template variable, e.g. --var enable_thinking=false
+  --json             {"template", "text", "ids", "assistant_mask"} (the mask: 1 on the tokens of each
+                     assistant reply and its end-of-turn token; null when messages carry more than
+                     role and text content, or tools are given)
+Prints the rendered text otherwise.
+)";
+
+int cmd_template(int argc, char** argv) {
+  Args a(argc, argv, 2, "template", {"model", "messages", "tools", "template", "var"}, {"add-generation-prompt", "json"});
+  if (a.flag("help")) {
+    std::cout << kTemplateHelp;
+    return 0;
+  }
+  const std::string dir = a.require("model"), mfile = a.require("messages");
+  auto tok = load_tokenizer(dir);
+  const ChatTemplate t = resolve_chat_template(tok->config(), a.get("template", "auto"));
+  auto parse = [](const std::string& path) {
+    try {
+      return nlohmann::ordered_json::parse(read_file(path));
+    } catch (const nlohmann::json::exception& e) {
+      throw Error(path + ": not valid JSON (" + e.what() + ")");
+    }
+  };
+  const nlohmann::ordered_json messages = parse(mfile);
+  const nlohmann::ordered_json tools = a.has("tools") ? parse(a.get("tools")) : nlohmann::ordered_json();
+  nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+  for (const auto& kv : a.all("var")) {
+    const size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) throw Error("--var " + kv + ": expected KEY=JSON");
+    try {
+      extra[kv.substr(0, eq)] = nlohmann::ordered_json::parse(kv.substr(eq + 1));
+    } catch (const nlohmann::json::exception&) {
+      extra[kv.substr(0, eq)] = kv.substr(eq + 1);  // a bare word is a string
+    }
+  }
+  const bool gen = a.flag("add-generation-prompt");
+  std::string text;
+  try {
+    text = render_chat_json(t, messages, gen, tools, extra);
+  } catch (const Error& e) {
+    throw Error(mfile + ": " + e.what());
+  }
+  if (!a.flag("json")) {
+    std::cout << text;
+    if (text.empty() || text.back() != '\n') std::cout << "\n";
+    return 0;
+  }
+  // The mask needs plain messages (role and text), the form training data has.
+  bool plain = tools.is_null() && extra.empty();
+  std::vector<ChatMessage> msgs;
+  for (const auto& m : messages) {
+    plain = plain && m.size() == 2 && m.contains("content") && m["content"].is_string();
+    if (plain) msgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+  }
+  nlohmann::ordered_json j = {{"template", t.name()}, {"family", chat_format_name(t.family)}, {"text", text}};
+  if (plain) {
+    ChatTokens ct = tokenize_chat(*tok, t, msgs, gen);
+    j["ids"] = ct.ids;
+    j["assistant_mask"] = ct.assistant_mask;
+  } else {
+    j["ids"] = tok->encode(text, false).ids;
+    j["assistant_mask"] = nullptr;
+  }
   std::cout << j.dump() << "\n";
   return 0;
 }

@@ -17,6 +17,7 @@ std::string default_workspace();
 
 int cmd_inspect(int argc, char** argv);
 int cmd_tokenize(int argc, char** argv);
+int cmd_template(int argc, char** argv);
 int cmd_score(int argc, char** argv);
 int cmd_generate(int argc, char** argv);
 int cmd_init_model(int argc, char** argv);

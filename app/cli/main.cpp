@@ -19,6 +19,7 @@ usage: hone-cli <command> [options]      (hone-cli <command> --help for details)
 commands:
   inspect     describe a model folder (--model DIR) or this machine (--system)
   tokenize    token ids of a text with a model's tokenizer
+  template    a conversation rendered with a model's chat template (its own Jinja, or a family)
   score       per-token negative log-likelihood of a text under a model
   generate    generate text from a prompt (plain or chat)
   init-model  write a randomly initialised model in the Hugging Face layout
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
     hone::init_runtime();
     if (cmd == "inspect") return hone::cli::cmd_inspect(argc, argv);
     if (cmd == "tokenize") return hone::cli::cmd_tokenize(argc, argv);
+    if (cmd == "template") return hone::cli::cmd_template(argc, argv);
     if (cmd == "score") return hone::cli::cmd_score(argc, argv);
     if (cmd == "generate") return hone::cli::cmd_generate(argc, argv);
     if (cmd == "init-model") return hone::cli::cmd_init_model(argc, argv);

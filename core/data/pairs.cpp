@@ -115,7 +115,7 @@ std::vector<Rating> read_ratings(const std::string& path) {
   return out;
 }
 
-Sequence tokenize_completion(const Tokenizer& tok, ChatFormat f, const std::vector<ChatMessage>& prompt,
+Sequence tokenize_completion(const Tokenizer& tok, const ChatTemplate& f, const std::vector<ChatMessage>& prompt,
                              const std::vector<ChatMessage>& completion, int64_t max_len, bool* truncated) {
   std::vector<ChatMessage> all = prompt;
   all.insert(all.end(), completion.begin(), completion.end());

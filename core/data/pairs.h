@@ -36,7 +36,7 @@ PreferencePair preference_from_record(const std::string& canonical_json, const s
 // prompt + completion rendered with the chat template; loss_mask is 1 on the completion's tokens
 // only (its text and end-of-turn token), never on the prompt. Cut at max_len (*truncated set);
 // an empty mask means nothing of the completion fits.
-Sequence tokenize_completion(const Tokenizer& tok, ChatFormat f, const std::vector<ChatMessage>& prompt,
+Sequence tokenize_completion(const Tokenizer& tok, const ChatTemplate& f, const std::vector<ChatMessage>& prompt,
                              const std::vector<ChatMessage>& completion, int64_t max_len, bool* truncated = nullptr);
 
 }  // namespace hone

@@ -6,7 +6,7 @@
 
 namespace hone {
 
-std::vector<Sequence> tokenize_conversations(const Tokenizer& tok, ChatFormat f, const std::vector<Conversation>& convs,
+std::vector<Sequence> tokenize_conversations(const Tokenizer& tok, const ChatTemplate& f, const std::vector<Conversation>& convs,
                                              int64_t max_len, bool assistant_only, TokenizeStats* stats) {
   std::vector<Sequence> out;
   TokenizeStats st;

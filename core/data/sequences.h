@@ -19,7 +19,7 @@ struct TokenizeStats {
   int64_t sequences = 0, truncated = 0, dropped = 0, tokens = 0, loss_tokens = 0;
 };
 
-std::vector<Sequence> tokenize_conversations(const Tokenizer& tok, ChatFormat f, const std::vector<Conversation>& convs,
+std::vector<Sequence> tokenize_conversations(const Tokenizer& tok, const ChatTemplate& f, const std::vector<Conversation>& convs,
                                              int64_t max_len, bool assistant_only, TokenizeStats* stats);
 // Concatenates documents with EOS after each and cuts blocks of block_len tokens ("wrapped" packing).
 // packing=false: one sequence per document (+ EOS), cut at block_len.

@@ -42,9 +42,7 @@ CandidateOutcome make_candidate_dataset(Workspace& ws, const CandidateRequest& r
     rm = load_with_adapter(r.model_dir, r.adapter_dir, false);
   }
   auto tok = load_tokenizer(tok_dir);
-  o.format = detect_chat_format(tok->config().chat_template);
-  if (!r.chat_template.empty() && !chat_format_from_name(r.chat_template, &o.format))
-    throw Error("unknown template \"" + r.chat_template + "\"");
+  o.format = resolve_chat_template(tok->config(), r.chat_template.empty() ? "auto" : r.chat_template);
   CandidateOutcome out;
   out.name = name;
   out.prompts = static_cast<int64_t>(prompts.size());

@@ -15,7 +15,7 @@ namespace hone {
 struct RewardScorer::Impl {
   RunModel rm;
   std::unique_ptr<Tokenizer> tok;
-  ChatFormat format = ChatFormat::ChatML;
+  ChatTemplate format = ChatFormat::ChatML;
   int64_t max_len = 512;
   int32_t pad = 0;
 
@@ -45,14 +45,14 @@ RewardScorer::RewardScorer(const std::string& run_dir) : impl_(std::make_unique<
   if (!file_exists(join_path(cfg_dir, "config.json")) && file_exists(join_path(run_dir, "trainer_state.json")))
     cfg_dir = run_dir + "/../..";
   RunConfig cfg = load_run_config(join_path(cfg_dir, "config.json"));
-  impl_->format = chat_format_for(cfg, *impl_->tok);
+  impl_->format = chat_template_for(cfg, *impl_->tok);
   impl_->max_len = cfg.max_seq_len;
   impl_->pad = impl_->tok->pad_id() >= 0 ? impl_->tok->pad_id() : std::max(impl_->tok->eos_id(), 0);
 }
 
 RewardScorer::~RewardScorer() = default;
 
-ChatFormat RewardScorer::format() const { return impl_->format; }
+const ChatTemplate& RewardScorer::format() const { return impl_->format; }
 
 double RewardScorer::score_text(const std::string& text) {
   Sequence s;

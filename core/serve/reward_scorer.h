@@ -26,7 +26,7 @@ class RewardScorer {
   // Several at once (batched forward passes of up to `batch` rows).
   std::vector<double> score_many(const std::vector<std::pair<std::vector<ChatMessage>, std::vector<ChatMessage>>>& items,
                                  int batch = 8);
-  ChatFormat format() const;
+  const ChatTemplate& format() const;
 
  private:
   struct Impl;

@@ -13,7 +13,7 @@ namespace hone {
 struct TextGenerator::Impl {
   RunModel rm;
   std::unique_ptr<Tokenizer> tok;
-  ChatFormat format = ChatFormat::ChatML;
+  ChatTemplate format = ChatFormat::ChatML;
   std::string description;
 };
 
@@ -25,7 +25,7 @@ std::unique_ptr<TextGenerator> TextGenerator::open(const std::string& model_dir,
   std::unique_ptr<TextGenerator> g(new TextGenerator());
   g->impl_->rm = load_with_adapter(model_dir, adapter_dir, nf4);
   g->impl_->tok = load_tokenizer(model_dir);
-  g->impl_->format = detect_chat_format(g->impl_->tok->config().chat_template);
+  g->impl_->format = resolve_chat_template(g->impl_->tok->config());
   g->impl_->description = adapter_dir.empty() ? "base model " + model_dir : "adapter " + adapter_dir + " over " + model_dir;
   return g;
 }
@@ -35,20 +35,17 @@ std::unique_ptr<TextGenerator> TextGenerator::open_run(const std::string& run_di
   g->impl_->rm = load_run_output(run_dir);
   const auto& rm = g->impl_->rm;
   g->impl_->tok = load_tokenizer(rm.method == "full" ? rm.lm.dir : rm.base_model);
-  g->impl_->format = detect_chat_format(g->impl_->tok->config().chat_template);
+  g->impl_->format = resolve_chat_template(g->impl_->tok->config());
   g->impl_->description = rm.method + " " + rm.recipe + " run " + run_dir;
   return g;
 }
 
-ChatFormat TextGenerator::format() const { return impl_->format; }
-void TextGenerator::set_format(ChatFormat f) { impl_->format = f; }
+const ChatTemplate& TextGenerator::format() const { return impl_->format; }
+void TextGenerator::set_format(const std::string& name) { impl_->format = resolve_chat_template(impl_->tok->config(), name); }
 std::string TextGenerator::description() const { return impl_->description; }
 
 std::string TextGenerator::render(const std::vector<ChatMessage>& msgs) const {
-  const auto& c = impl_->tok->config();
-  return render_chat(impl_->format, msgs, true, c.bos_token.empty() ? "<s>" : c.bos_token,
-                     c.eos_token.empty() ? "</s>" : c.eos_token)
-      .text;
+  return render_chat(impl_->format, msgs, true).text;
 }
 
 GenerationOutput TextGenerator::reply(const std::vector<ChatMessage>& msgs, const GenerationSettings& s,

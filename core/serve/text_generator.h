@@ -40,8 +40,9 @@ class TextGenerator {
   static std::unique_ptr<TextGenerator> open_run(const std::string& run_dir);
   ~TextGenerator();
 
-  ChatFormat format() const;
-  void set_format(ChatFormat f);
+  // The checkpoint's own chat template unless set_format names another ("auto", "checkpoint" or a family).
+  const ChatTemplate& format() const;
+  void set_format(const std::string& name);
   std::string description() const;  // "base", "lora adapter of <dir>", ...
   // The conversation as the model sees it, ready for the reply.
   std::string render(const std::vector<ChatMessage>& msgs) const;

@@ -338,7 +338,7 @@ DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const Tokenizer* tok,
 
 namespace {
 // Tokens of a row as training sees it (see StatsOptions::format).
-int64_t templated_length(const Tokenizer& tok, ChatFormat f, DatasetKind kind, const std::string& data) {
+int64_t templated_length(const Tokenizer& tok, const ChatTemplate& f, DatasetKind kind, const std::string& data) {
   auto n = [&](const std::vector<ChatMessage>& m) { return static_cast<int64_t>(tokenize_chat(tok, f, m, false).ids.size()); };
   if (kind == DatasetKind::Chat) return n(record_messages(data));
   if (kind == DatasetKind::Text) return static_cast<int64_t>(tok.encode(json::parse(data).value("text", ""), false).ids.size()) + 1;

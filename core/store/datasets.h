@@ -102,7 +102,7 @@ struct StatsOptions {
   // With a chat format, token lengths are those of the training sequences, which is what
   // max_seq_len cuts: a chat row rendered with the template; a preference or candidates row as its
   // prompt with its longest answer. Without one, the rows' plain text is counted.
-  std::optional<ChatFormat> format;
+  std::optional<ChatTemplate> format;
   std::function<bool(int64_t done, int64_t total)> progress;  // false cancels (throws)
 };
 DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const StatsOptions& o);

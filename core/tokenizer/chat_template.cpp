@@ -3,6 +3,9 @@
 #include "tokenizer/chat_template.h"
 
 #include "common/error.h"
+#include "tokenizer/jinja.h"
+
+#include <algorithm>
 
 namespace hone {
 
@@ -183,13 +186,166 @@ RenderedChat render_chat(ChatFormat f, const std::vector<ChatMessage>& msgs, boo
   return b.r;
 }
 
-ChatTokens tokenize_chat(const Tokenizer& tok, ChatFormat f, const std::vector<ChatMessage>& msgs, bool gen) {
-  const std::string bos = tok.config().bos_token.empty() ? "<s>" : tok.config().bos_token;
-  const std::string eos = tok.config().eos_token.empty() ? "</s>" : tok.config().eos_token;
+namespace {
+
+// Turn-ending markers of the families Hone knows; a Jinja template's are those its text contains.
+const char* const kTurnEnds[] = {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>",
+                                 "<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"};
+
+// Private-use characters around a reply's content locate it in a rendering (no template prints them).
+const std::string kOpen = "\xEE\x80\x80", kClose = "\xEE\x80\x81";  // U+E000, U+E001
+
+jinja::Dict jinja_vars(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
+  jinja::List list;
+  for (const auto& m : msgs) {
+    auto d = std::make_shared<jinja::Dict>();
+    d->set("role", jinja::Value(m.role));
+    d->set("content", jinja::Value(m.content));
+    list.emplace_back(d);
+  }
+  jinja::Dict v;
+  v.set("messages", jinja::Value(std::move(list)));
+  v.set("add_generation_prompt", jinja::Value(gen));
+  // transformers passes the special tokens the tokenizer has; an unset one stays undefined.
+  if (!t.bos.empty()) v.set("bos_token", jinja::Value(t.bos));
+  if (!t.eos.empty()) v.set("eos_token", jinja::Value(t.eos));
+  v.set("tools", jinja::Value::none());  // what apply_chat_template passes without tools
+  v.set("documents", jinja::Value::none());
+  return v;
+}
+
+std::string render_text(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
+  return t.jinja->render(jinja_vars(t, msgs, gen)).text;
+}
+
+RenderedChat render_jinja(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
+  jinja::RenderResult full = t.jinja->render(jinja_vars(t, msgs, gen));
+  RenderedChat out;
+  out.text = std::move(full.text);
+  const std::string& text = out.text;
+  if (t.jinja->has_generation_blocks()) {
+    out.assistant_spans = std::move(full.generation_spans);
+    return out;
+  }
+  std::vector<std::string> ends = t.end_of_turn;
+  if (!t.eos.empty()) ends.push_back(t.eos);
+  for (size_t i = 0; i < msgs.size(); ++i) {
+    if (msgs[i].role != "assistant") continue;
+    std::vector<ChatMessage> marked = msgs;
+    marked[i].content = kOpen + msgs[i].content + kClose;
+    const std::string m = render_text(t, marked, gen);
+    const size_t p1 = m.find(kOpen);
+    const size_t p2 = m.find(kClose, p1 == std::string::npos ? 0 : p1);
+    size_t start = std::string::npos, end = std::string::npos;
+    // What precedes the opening mark (what follows the closing one) is the same in the real
+    // rendering, whatever the template did to the content (trim, for instance) between them.
+    if (p1 != std::string::npos && p1 <= text.size() && m.compare(0, p1, text, 0, p1) == 0) start = p1;
+    if (p2 != std::string::npos) {
+      const size_t tail = m.size() - (p2 + kClose.size());
+      if (tail <= text.size() && m.compare(p2 + kClose.size(), tail, text, text.size() - tail, tail) == 0) end = text.size() - tail;
+    }
+    if (start == std::string::npos) {
+      // The template rewrote the reply's start (Qwen3 moves thinking out of the content): the
+      // reply is everything the model writes after the generation prompt.
+      const std::string prompt = render_text(t, std::vector<ChatMessage>(msgs.begin(), msgs.begin() + static_cast<std::ptrdiff_t>(i)), true);
+      if (prompt.size() <= text.size() && text.compare(0, prompt.size(), prompt) == 0) start = prompt.size();
+    }
+    if (start == std::string::npos || end == std::string::npos || end < start)
+      throw Error("chat template: cannot find where assistant message " + std::to_string(i + 1) +
+                  " is in the rendering; pick a family rendering instead (--template NAME or \"chat_template\" in the run config)");
+    // The end-of-turn token after the reply is part of it (Llama 2 puts a space before its </s>).
+    size_t k = end;
+    while (k < text.size() && text[k] == ' ') ++k;
+    for (const auto& e : ends)
+      if (text.compare(k, e.size(), e) == 0) {
+        end = k + e.size();
+        break;
+      }
+    out.assistant_spans.emplace_back(start, end);
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string ChatTemplate::name() const { return jinja ? "checkpoint" : chat_format_name(family); }
+std::string ChatTemplate::describe() const {
+  return jinja ? std::string("the checkpoint's own (") + chat_format_name(family) + "-like)" : name();
+}
+
+std::vector<std::string> chat_template_names() {
+  std::vector<std::string> v = {"auto", "checkpoint"};
+  for (const auto& n : chat_format_names()) v.push_back(n);
+  return v;
+}
+
+ChatTemplate resolve_chat_template(const TokenizerConfig& cfg, const std::string& name) {
+  ChatTemplate t;
+  t.bos = cfg.bos_token;
+  t.eos = cfg.eos_token;
+  if (name.empty() || name == "auto" || name == "checkpoint") {
+    if (cfg.chat_template.empty()) {
+      if (name == "checkpoint")
+        throw Error("the checkpoint has no chat_template (in tokenizer_config.json or chat_template.jinja); name a family instead");
+      t.family = ChatFormat::Alpaca;
+      return t;
+    }
+    t.jinja = std::make_shared<const jinja::Template>(cfg.chat_template, "chat_template");
+    t.family = detect_chat_format(cfg.chat_template);
+    for (const char* e : kTurnEnds)
+      if (cfg.chat_template.find(e) != std::string::npos) t.end_of_turn.push_back(e);
+    return t;
+  }
+  if (!chat_format_from_name(name, &t.family)) {
+    std::string all;
+    for (const auto& n : chat_template_names()) all += (all.empty() ? "" : ", ") + n;
+    throw Error("unknown chat template \"" + name + "\" (" + all + ")");
+  }
+  return t;
+}
+
+RenderedChat render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
+  if (t.jinja) return render_jinja(t, msgs, gen);
+  return render_chat(t.family, msgs, gen, t.bos.empty() ? "<s>" : t.bos, t.eos.empty() ? "</s>" : t.eos);
+}
+
+std::string render_chat_json(const ChatTemplate& t, const nlohmann::ordered_json& messages, bool gen,
+                             const nlohmann::ordered_json& tools, const nlohmann::ordered_json& extra) {
+  if (!messages.is_array()) throw Error("messages: expected a JSON array of {\"role\", \"content\"} objects");
+  for (size_t i = 0; i < messages.size(); ++i)
+    if (!messages[i].is_object() || !messages[i].contains("role") || !messages[i]["role"].is_string())
+      throw Error("messages: message " + std::to_string(i + 1) + " is not an object with a string \"role\"");
+  if (!t.jinja) {
+    std::vector<ChatMessage> msgs;
+    for (size_t i = 0; i < messages.size(); ++i) {
+      const auto& c = messages[i].contains("content") ? messages[i]["content"] : nlohmann::ordered_json("");
+      if (!c.is_string()) throw Error("messages: message " + std::to_string(i + 1) + ": the " + t.name() + " rendering takes text content only");
+      msgs.push_back({messages[i]["role"].get<std::string>(), c.get<std::string>()});
+    }
+    return render_chat(t, msgs, gen).text;
+  }
+  jinja::Dict v;
+  v.set("messages", jinja::from_json(messages));
+  v.set("add_generation_prompt", jinja::Value(gen));
+  if (!t.bos.empty()) v.set("bos_token", jinja::Value(t.bos));
+  if (!t.eos.empty()) v.set("eos_token", jinja::Value(t.eos));
+  v.set("tools", tools.is_null() ? jinja::Value::none() : jinja::from_json(tools));
+  v.set("documents", jinja::Value::none());
+  if (extra.is_object())
+    for (auto it = extra.begin(); it != extra.end(); ++it) v.set(it.key(), jinja::from_json(it.value()));
+  return t.jinja->render(v).text;
+}
+
+ChatTokens tokenize_chat(const Tokenizer& tok, const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
+  ChatTemplate u = t;
+  if (u.bos.empty()) u.bos = tok.config().bos_token;
+  if (u.eos.empty()) u.eos = tok.config().eos_token;
   ChatTokens out;
-  out.rendered = render_chat(f, msgs, gen, bos, eos);
-  // Chat formats write their own BOS; Alpaca and Raw (base models) take the tokenizer's default specials.
-  Encoding enc = tok.encode(out.rendered.text, f == ChatFormat::Alpaca || f == ChatFormat::Raw);
+  out.rendered = render_chat(u, msgs, gen);
+  // Templates write their own BOS (transformers tokenizes a rendered chat without adding special
+  // tokens); Alpaca and Raw (base models) take the tokenizer's default specials.
+  const bool add_special = !u.jinja && (u.family == ChatFormat::Alpaca || u.family == ChatFormat::Raw);
+  Encoding enc = tok.encode(out.rendered.text, add_special);
   out.ids = enc.ids;
   out.assistant_mask.assign(enc.ids.size(), 0);
   for (size_t i = 0; i < enc.ids.size(); ++i) {
@@ -202,6 +358,13 @@ ChatTokens tokenize_chat(const Tokenizer& tok, ChatFormat f, const std::vector<C
       }
   }
   return out;
+}
+
+std::vector<std::string> end_of_turn_tokens(const ChatTemplate& t, const std::string& eos) {
+  std::vector<std::string> v = end_of_turn_tokens(t.family, eos);
+  for (const auto& e : t.end_of_turn)
+    if (std::find(v.begin(), v.end(), e) == v.end()) v.push_back(e);
+  return v;
 }
 
 std::vector<std::string> end_of_turn_tokens(ChatFormat f, const std::string& eos) {

@@ -1,7 +1,10 @@
-// Chat templates of the Llama family rendered natively (no Jinja): the format is recognised from
-// the checkpoint's chat_template and can be overridden. Rendering yields token ids plus a mask of
-// assistant tokens, used for assistant-only loss.
+// Chat templates: the checkpoint's own chat_template executed by the Jinja engine (jinja.h), or a
+// named family rendering written natively (llama3, chatml, mistral, ...), the fallback for
+// checkpoints without one and what `--template NAME` picks. Rendering yields the text, the byte
+// ranges of assistant replies, and then token ids with a mask of assistant tokens (assistant-only loss).
 #pragma once
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -40,9 +43,44 @@ ChatFormat detect_chat_format(const std::string& chat_template);
 // bos/eos: the tokenizer's own strings (used by the Mistral, Llama-2, Zephyr and Alpaca formats).
 RenderedChat render_chat(ChatFormat f, const std::vector<ChatMessage>& msgs, bool add_generation_prompt,
                          const std::string& bos = "<s>", const std::string& eos = "</s>");
-ChatTokens tokenize_chat(const Tokenizer& tok, ChatFormat f, const std::vector<ChatMessage>& msgs,
-                         bool add_generation_prompt);
 // Token strings that end an assistant turn in this format (generation stops on them).
 std::vector<std::string> end_of_turn_tokens(ChatFormat f, const std::string& eos);
+
+namespace jinja {
+class Template;
+}
+struct TokenizerConfig;
+
+// The template a run, a generator or a preview uses. Converts from a ChatFormat (a family rendering).
+struct ChatTemplate {
+  ChatTemplate(ChatFormat f = ChatFormat::Alpaca) : family(f) {}  // NOLINT: a family is a template
+  ChatFormat family;                              // the rendering, or the family a Jinja template resembles
+  std::shared_ptr<const jinja::Template> jinja;   // set: the checkpoint's own template is executed
+  std::string bos, eos;                           // the tokenizer's strings ("" : "<s>" and "</s>")
+  std::vector<std::string> end_of_turn;           // extra strings that end an assistant turn (Jinja)
+  std::string name() const;                       // "checkpoint" or the family's name
+  std::string describe() const;                   // for logs: "the checkpoint's own (chatml-like)" or the name
+  bool is_jinja() const { return jinja != nullptr; }
+};
+
+// "auto": the checkpoint's chat_template executed as Jinja when it has one (a template that does
+// not parse is an error naming its line and column), else the Alpaca rendering; "checkpoint":
+// the checkpoint's template, an error when there is none; a family name: that rendering.
+ChatTemplate resolve_chat_template(const TokenizerConfig& cfg, const std::string& name = "auto");
+std::vector<std::string> chat_template_names();  // "auto", "checkpoint" and the family names
+
+// Renders with the template. For a Jinja template the assistant spans come from its
+// {% generation %} blocks when it has them, else from renderings with marked replies: each reply's
+// content as the template printed it, from where the generation prompt ends when the template
+// rewrites the reply's start (Qwen3's thinking), plus the end-of-turn token that follows it.
+RenderedChat render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool add_generation_prompt);
+ChatTokens tokenize_chat(const Tokenizer& tok, const ChatTemplate& t, const std::vector<ChatMessage>& msgs,
+                         bool add_generation_prompt);
+std::vector<std::string> end_of_turn_tokens(const ChatTemplate& t, const std::string& eos);
+// Messages as JSON with any fields a template reads (tool_calls, reasoning_content, ...), tools, and
+// extra variables (enable_thinking, ...), rendered as transformers' apply_chat_template renders
+// them. A family rendering reads role and content only. Throws naming the message that is malformed.
+std::string render_chat_json(const ChatTemplate& t, const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                             const nlohmann::ordered_json& tools = nullptr, const nlohmann::ordered_json& extra = nullptr);
 
 }  // namespace hone

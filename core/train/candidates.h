@@ -15,7 +15,7 @@ namespace hone {
 struct CandidateOptions {
   int n = 2;                 // responses per prompt
   SamplingParams sampling;   // temperature, top_p, max_new_tokens; seed s gives prompt i, response k seed s + 1000 i + k
-  ChatFormat format = ChatFormat::ChatML;
+  ChatTemplate format = ChatFormat::ChatML;
 };
 
 // Prompts of canonical dataset rows: a chat row's messages before its last assistant reply, a

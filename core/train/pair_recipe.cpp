@@ -28,7 +28,7 @@ int64_t PairRecipe::tokens(const std::vector<size_t>& idx) const {
   return n;
 }
 
-bool PairRecipe::make_example(const Tokenizer& tok, ChatFormat f, const RunConfig& cfg, const std::vector<ChatMessage>& prompt,
+bool PairRecipe::make_example(const Tokenizer& tok, const ChatTemplate& f, const RunConfig& cfg, const std::vector<ChatMessage>& prompt,
                               const std::vector<ChatMessage>& first, const std::vector<ChatMessage>& second, PairExample* out) {
   bool t1 = false, t2 = false;
   out->a = tokenize_completion(tok, f, prompt, first, cfg.max_seq_len, &t1);
@@ -46,7 +46,7 @@ bool PairRecipe::make_example(const Tokenizer& tok, ChatFormat f, const RunConfi
   return true;
 }
 
-std::vector<PairExample> PairRecipe::build_pairs(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
+std::vector<PairExample> PairRecipe::build_pairs(const RunConfig& cfg, const Tokenizer& tok, const ChatTemplate& f,
                                                  const std::vector<std::string>& files) {
   std::vector<PairExample> out;
   for (const auto& file : files)
@@ -73,8 +73,8 @@ Scalars PairRecipe::pair_metrics(const at::Tensor& rc, const at::Tensor& rr, con
 }
 
 void PairRecipe::prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) {
-  const ChatFormat f = chat_format_for(cfg, tok);
-  if (log) log(std::string("chat template: ") + chat_format_name(f));
+  const ChatTemplate f = chat_template_for(cfg, tok);
+  if (log) log("chat template: " + f.describe());
   train_ = build(cfg, tok, f, cfg.train_data);
   if (!cfg.eval_data.empty()) eval_ = build(cfg, tok, f, cfg.eval_data);
   hold_out(train_, eval_, cfg.eval_fraction, cfg.seed);

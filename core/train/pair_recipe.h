@@ -38,15 +38,15 @@ class PairRecipe : public Recipe {
  protected:
   // Reads the files into examples, counting what was truncated or dropped; by default the
   // (chosen, rejected) pairs of DPO and ORPO (KTO builds rated examples instead).
-  virtual std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
+  virtual std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, const ChatTemplate& f,
                                          const std::vector<std::string>& files) {
     return build_pairs(cfg, tok, f, files);
   }
   // Both sequences tokenized; false (and counted as dropped) when either has no completion token.
-  bool make_example(const Tokenizer& tok, ChatFormat f, const RunConfig& cfg, const std::vector<ChatMessage>& prompt,
+  bool make_example(const Tokenizer& tok, const ChatTemplate& f, const RunConfig& cfg, const std::vector<ChatMessage>& prompt,
                     const std::vector<ChatMessage>& first, const std::vector<ChatMessage>& second, PairExample* out);
   // DPO/ORPO examples: (chosen, rejected) of every pair in the files.
-  std::vector<PairExample> build_pairs(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
+  std::vector<PairExample> build_pairs(const RunConfig& cfg, const Tokenizer& tok, const ChatTemplate& f,
                                        const std::vector<std::string>& files);
   // TRL's pair metrics (rewards/*, logps/*, logits/*) of a micro-batch of B pairs, each summed
   // over the pairs and divided by the step's pair count n. logps, logits_mean: [2B], chosen first.

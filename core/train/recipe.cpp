@@ -28,11 +28,8 @@ std::unique_ptr<Recipe> make_recipe(const std::string& name) {
   throw Error("unknown recipe \"" + name + "\" (sft, cpt, dpo, orpo, kto, reward, grpo or ppo)");
 }
 
-ChatFormat chat_format_for(const RunConfig& cfg, const Tokenizer& tok) {
-  ChatFormat cf = detect_chat_format(tok.config().chat_template);
-  if (cfg.chat_template != "auto" && !chat_format_from_name(cfg.chat_template, &cf))
-    throw Error("unknown chat_template \"" + cfg.chat_template + "\"");
-  return cf;
+ChatTemplate chat_template_for(const RunConfig& cfg, const Tokenizer& tok) {
+  return resolve_chat_template(tok.config(), cfg.chat_template);
 }
 
 CudaAutocast::CudaAutocast(bool on) : on_(on) {

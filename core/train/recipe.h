@@ -83,7 +83,8 @@ class Recipe {
 std::unique_ptr<Recipe> make_recipe(const std::string& name);
 
 // The chat format a run renders conversations with: the run's chat_template, or the model's own.
-ChatFormat chat_format_for(const RunConfig& cfg, const Tokenizer& tok);
+// The run's chat template: "chat_template" auto (the checkpoint's own), checkpoint, or a family name.
+ChatTemplate chat_template_for(const RunConfig& cfg, const Tokenizer& tok);
 
 // Shared by the recipes: holds out a seeded fraction of `train` (a seeded permutation; the first
 // fraction goes to *eval) when eval data was not given. The train order is the permuted order.

@@ -73,7 +73,7 @@ class KtoRecipe : public PairRecipe {
   }
 
  protected:
-  std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, ChatFormat f,
+  std::vector<PairExample> build(const RunConfig& cfg, const Tokenizer& tok, const ChatTemplate& f,
                                  const std::vector<std::string>& files) override {
     std::vector<Rating> all;
     for (const auto& file : files) {

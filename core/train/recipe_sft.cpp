@@ -21,9 +21,9 @@ class SftRecipe : public TokenRecipe {
       auto c = read_conversations(f, fmt);
       convs.insert(convs.end(), c.begin(), c.end());
     }
-    const ChatFormat cf = chat_format_for(cfg, tok);
+    const ChatTemplate cf = chat_template_for(cfg, tok);
     auto out = tokenize_conversations(tok, cf, convs, cfg.max_seq_len, cfg.loss_on == "assistant", st);
-    if (log) log(std::string("chat template: ") + chat_format_name(cf));
+    if (log) log("chat template: " + cf.describe());
     return out;
   }
 };

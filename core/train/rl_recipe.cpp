@@ -26,8 +26,8 @@ void RlRecipe::prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& 
   cfg_ = cfg;
   tok_ = &tok;
   rules_ = RuleReward(cfg.rewards, "run config");
-  format_ = chat_format_for(cfg, tok);
-  if (log) log(std::string("chat template: ") + chat_format_name(format_));
+  format_ = chat_template_for(cfg, tok);
+  if (log) log("chat template: " + format_.describe());
   ExampleFormat fmt;
   if (!example_format_from_name(cfg.data_format, &fmt)) throw Error("unknown data_format \"" + cfg.data_format + "\"");
   train_ = build(cfg.train_data, fmt);

@@ -56,7 +56,7 @@ class RlRecipe : public Recipe {
   const std::vector<PromptExample>& ex() const { return use_eval_ ? eval_ : train_; }
 
   const Tokenizer* tok_ = nullptr;
-  ChatFormat format_ = ChatFormat::ChatML;
+  ChatTemplate format_ = ChatFormat::ChatML;
   RuleReward rules_;
   std::unique_ptr<RewardScorer> scorer_;
   std::vector<std::pair<at::Tensor, at::Tensor>> reference_adapter_;  // (parameter, its starting value)

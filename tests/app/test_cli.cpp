@@ -6,7 +6,9 @@
 
 #include <algorithm>
 
+#include "common/files.h"
 #include "common/runtime.h"
+#include "tokenizer/tokenizer.h"
 #include "test_support.h"
 
 using namespace hone;
@@ -32,7 +34,7 @@ std::string tiny_model() {
 }  // namespace
 
 TEST(Cli, EveryCommandHasHelp) {
-  for (const char* c : {"inspect", "tokenize", "score", "generate", "init-model"}) {
+  for (const char* c : {"inspect", "tokenize", "template", "score", "generate", "init-model"}) {
     auto r = cli(std::string(c) + " --help");
     EXPECT_EQ(r.code, 0) << c;
     EXPECT_NE(r.out.find("usage: hone-cli"), std::string::npos) << c;
@@ -53,6 +55,39 @@ TEST(Cli, TokenizeMatchesReferenceCases) {
   write_file_atomic(f, "Hello, world!");
   auto r = cli("tokenize --tokenizer " + q(test::shared("tokenizers/qwen3")) + " --text-file " + q(f));
   EXPECT_EQ(json::parse(r.out)["ids"], json::parse("[9707,11,1879,0]"));
+}
+
+TEST(Cli, TemplateRendersTheCheckpointsOwnTemplate) {
+  // Qwen3's own template: thinking kept in the last reply, tools listed in the system turn.
+  const std::string d = test::temp_dir("cli-template");
+  write_file_atomic(d + "/m.json", R"([{"role": "user", "content": "Is 7 prime?"},
+    {"role": "assistant", "content": "<think>\nDivisors: 1, 7.\n</think>\n\nYes."}])");
+  write_file_atomic(d + "/tools.json", R"([{"type": "function", "function": {"name": "f", "parameters": {}}}])");
+  const std::string model = " --model " + q(test::shared("tokenizers/qwen3"));
+  auto r = cli("template" + model + " --messages " + q(d + "/m.json") + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = json::parse(r.out);
+  EXPECT_EQ(j["template"], "checkpoint");
+  EXPECT_EQ(j["text"], "<|im_start|>user\nIs 7 prime?<|im_end|>\n<|im_start|>assistant\n<think>\nDivisors: 1, 7.\n</think>\n\nYes.<|im_end|>\n");
+  // The mask: the reply with its thinking and <|im_end|> (151645), not the final newline.
+  auto tok = load_tokenizer(test::shared("tokenizers/qwen3"));
+  std::vector<int32_t> ids = j["ids"].get<std::vector<int32_t>>(), masked;
+  std::vector<int> mask = j["assistant_mask"].get<std::vector<int>>();
+  ASSERT_EQ(ids.size(), mask.size());
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (mask[i]) masked.push_back(ids[i]);
+  EXPECT_EQ(tok->decode(masked), "<think>\nDivisors: 1, 7.\n</think>\n\nYes.<|im_end|>");
+  r = cli("template" + model + " --messages " + q(d + "/m.json") + " --tools " + q(d + "/tools.json") + " --add-generation-prompt");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("<tools>\n{\"type\": \"function\", \"function\": {\"name\": \"f\", \"parameters\": {}}}\n</tools>"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("<|im_start|>assistant\n"), std::string::npos);
+  // --template names a family instead; a template error names the file.
+  r = cli("template" + model + " --messages " + q(d + "/m.json") + " --template llama3");
+  EXPECT_EQ(r.out.rfind("<|begin_of_text|>", 0), 0u) << r.out;
+  write_file_atomic(d + "/bad.json", R"([{"content": "no role"}])");
+  r = cli("template" + model + " --messages " + q(d + "/bad.json"));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("bad.json: messages: message 1"), std::string::npos) << r.err;
 }
 
 TEST(Cli, ScoreMatchesPyTorchReference) {
