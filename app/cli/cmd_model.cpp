@@ -76,7 +76,8 @@ const char* kInitHelp = R"(usage: hone-cli init-model (--like DIR | --preset NAM
 
 Writes a randomly initialised model (weights ~ N(0, 0.02), norms at identity) in the Hugging Face
 layout, with the tokenizer files copied beside it. --like copies another model's config.json;
-presets: tiny (Llama, GQA), tiny-qwen2 (q/k/v bias, tied), tiny-mistral, tiny-gemma, small.
+presets: tiny (Llama, GQA), tiny-qwen2 (q/k/v bias, tied), tiny-mistral, tiny-gemma, tiny-qwen3 (q/k norms,
+head_dim 24), small.
 --tokenizer builtin writes Hone's own byte-level BPE tokenizer (ChatML template) instead.
 )";
 
@@ -89,6 +90,7 @@ struct Preset {
 const Preset kPresets[] = {
     {"tiny", "llama", 64, 2, 4, 2, 176, false},      {"tiny-qwen2", "qwen2", 64, 2, 4, 2, 176, true},
     {"tiny-mistral", "mistral", 64, 2, 4, 2, 176, false}, {"tiny-gemma", "gemma", 64, 2, 4, 1, 176, true},
+    {"tiny-qwen3", "qwen3", 64, 2, 4, 2, 176, true},
     {"small", "llama", 256, 4, 8, 4, 704, false},
 };
 
@@ -221,7 +223,7 @@ int cmd_init_model(int argc, char** argv) {
     const Preset* pr = nullptr;
     for (const auto& x : kPresets)
       if (a.get("preset") == x.name) pr = &x;
-    if (!pr) throw Error("init-model: unknown preset '" + a.get("preset") + "' (tiny, tiny-qwen2, tiny-mistral, tiny-gemma, small)");
+    if (!pr) throw Error("init-model: unknown preset '" + a.get("preset") + "' (tiny, tiny-qwen2, tiny-mistral, tiny-gemma, tiny-qwen3, small)");
     const ArchTraits* arch = find_arch(pr->model_type);
     cfg = {{"architectures", {arch->hf_class}},
            {"model_type", pr->model_type},
@@ -240,6 +242,10 @@ int cmd_init_model(int argc, char** argv) {
     if (std::string(pr->model_type) == "gemma") {
       cfg["head_dim"] = pr->hidden / pr->heads;
       cfg["hidden_activation"] = "gelu_pytorch_tanh";
+    }
+    if (std::string(pr->model_type) == "qwen3") {
+      cfg["head_dim"] = 24;  // explicit and not hidden / heads, as in Qwen3 checkpoints
+      cfg["attention_bias"] = false;
     }
     if (tok->bos_id() >= 0) cfg["bos_token_id"] = tok->bos_id();
     if (tok->eos_id() >= 0) cfg["eos_token_id"] = tok->eos_id();

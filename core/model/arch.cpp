@@ -5,11 +5,12 @@ namespace hone {
 namespace {
 
 const ArchTraits kArchs[] = {
-    // model_type  hf_class             act        qkvb   emb_s  norm+  tied   swin   gguf      act_field
-    {"llama", "LlamaForCausalLM", "silu", false, false, 0.f, false, false, "llama", "hidden_act"},
-    {"mistral", "MistralForCausalLM", "silu", false, false, 0.f, false, true, "llama", "hidden_act"},
-    {"qwen2", "Qwen2ForCausalLM", "silu", true, false, 0.f, false, false, "qwen2", "hidden_act"},
-    {"gemma", "GemmaForCausalLM", "gelu_pytorch_tanh", false, true, 1.f, true, false, "gemma", "hidden_activation"},
+    // model_type  hf_class             act        qkvb   emb_s  norm+  tied   swin   gguf      act_field     qk_norm
+    {"llama", "LlamaForCausalLM", "silu", false, false, 0.f, false, false, "llama", "hidden_act", false},
+    {"mistral", "MistralForCausalLM", "silu", false, false, 0.f, false, true, "llama", "hidden_act", false},
+    {"qwen2", "Qwen2ForCausalLM", "silu", true, false, 0.f, false, false, "qwen2", "hidden_act", false},
+    {"qwen3", "Qwen3ForCausalLM", "silu", false, false, 0.f, false, false, "qwen3", "hidden_act", true},
+    {"gemma", "GemmaForCausalLM", "gelu_pytorch_tanh", false, true, 1.f, true, false, "gemma", "hidden_activation", false},
 };
 
 }  // namespace

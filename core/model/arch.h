@@ -1,5 +1,5 @@
 // The one table of Llama-family architecture quirks, keyed by config.json "model_type".
-// Everything that differs between Llama, Mistral, Qwen2 and Gemma is a column here.
+// Everything that differs between Llama, Mistral, Qwen2, Qwen3 and Gemma is a column here.
 #pragma once
 #include <string>
 #include <vector>
@@ -17,6 +17,7 @@ struct ArchTraits {
   bool honours_sliding_window;   // Mistral: attention limited to the last N keys
   const char* gguf_arch;         // general.architecture in GGUF
   const char* act_field;         // config key holding the activation ("hidden_act" or "hidden_activation")
+  bool qk_norm;                  // Qwen3: RMSNorm over each head of q and k (q_norm, k_norm) before RoPE
 };
 
 // nullptr when model_type is not a supported architecture.

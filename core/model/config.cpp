@@ -61,7 +61,7 @@ int64_t ModelConfig::parameter_count() const {
   if (qkv_bias) attn += q_dim() + 2 * kv_dim();
   if (o_bias) attn += hidden_size;
   int64_t mlp = 3 * hidden_size * intermediate_size + (mlp_bias ? 2 * intermediate_size + hidden_size : 0);
-  int64_t layer = attn + mlp + 2 * hidden_size;
+  int64_t layer = attn + mlp + 2 * hidden_size + (arch && arch->qk_norm ? 2 * head_dim : 0);
   int64_t total = vocab_size * hidden_size + num_layers * layer + hidden_size;
   if (!tie_word_embeddings) total += vocab_size * hidden_size;
   return total;

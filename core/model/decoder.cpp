@@ -39,13 +39,23 @@ AttentionImpl::AttentionImpl(const ModelConfig& c) : n_heads(c.num_heads), n_kv(
   k_proj = register_module("k_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias));
   v_proj = register_module("v_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias));
   o_proj = register_module("o_proj", Linear(c.q_dim(), c.hidden_size, c.o_bias));
+  if (c.arch->qk_norm) {
+    q_norm = register_module("q_norm", RMSNorm(c.head_dim, c.rms_norm_eps, 0.f));
+    k_norm = register_module("k_norm", RMSNorm(c.head_dim, c.rms_norm_eps, 0.f));
+  }
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                   const at::Tensor& mask, KVCache* cache, size_t layer) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto q = q_proj->forward(x).view({B, T, n_heads, head_dim}).transpose(1, 2);  // [B,nh,T,D]
-  auto k = k_proj->forward(x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B,nkv,T,D]
+  auto q = q_proj->forward(x).view({B, T, n_heads, head_dim});  // [B,T,nh,D]
+  auto k = k_proj->forward(x).view({B, T, n_kv, head_dim});     // [B,T,nkv,D]
+  if (q_norm) {  // Qwen3: each head normalised over D, before RoPE
+    q = q_norm->forward(q);
+    k = k_norm->forward(k);
+  }
+  q = q.transpose(1, 2);  // [B,nh,T,D]
+  k = k.transpose(1, 2);  // [B,nkv,T,D]
   auto v = v_proj->forward(x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B,nkv,T,D]
   // The fused RoPE returns contiguous [B,nh,T,D]: the reshapes for the GEMMs below are then views.
   q = fused && fused_cpu_applies(q) ? fused_rope(q, cos, sin) : apply_rope(q, cos, sin);

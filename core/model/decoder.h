@@ -36,6 +36,7 @@ struct AttentionImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
                      KVCache* cache, size_t layer);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3: over each head's [D] before RoPE (null elsewhere)
   int64_t n_heads, n_kv, head_dim;
   bool fused = true;  // fp32 on the CPU: fused_rope (model/fused_cpu.h)
 };

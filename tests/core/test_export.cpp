@@ -225,9 +225,10 @@ std::string only_file(const std::string& dir, const std::string& ending) {
 
 TEST(Export, GgufOfEachArchitectureMatchesTheIndependentReader) {
   // Llama (Q/K rows interleaved for llama.cpp), Qwen2 (biases, tied head), Mistral (written as
-  // llama), Gemma (norms stored as 1 + w): each exported at f32, f16 and q8_0, checked by the core
-  // and read back by the Python reader against the merged Hugging Face export.
-  for (const std::string preset : {"tiny", "tiny-qwen2", "tiny-mistral", "tiny-gemma"}) {
+  // llama), Gemma (norms stored as 1 + w), Qwen3 (q/k norms, head_dim 24): each exported at f32,
+  // f16 and q8_0, checked by the core and read back by the Python reader against the merged
+  // Hugging Face export.
+  for (const std::string preset : {"tiny", "tiny-qwen2", "tiny-mistral", "tiny-gemma", "tiny-qwen3"}) {
     SCOPED_TRACE(preset);
     test::ExportFixture f("export-gguf-" + preset, preset);
     const std::string run = f.run_dir("lora", "lora");
@@ -250,7 +251,7 @@ TEST(Export, GgufOfEachArchitectureMatchesTheIndependentReader) {
       EXPECT_TRUE(py["tokens_agree"].get<bool>());
       EXPECT_TRUE(py["merges_agree"].get<bool>());
       EXPECT_TRUE(py["specials_are_control"].get<bool>());
-      const std::string arch = preset == "tiny-qwen2" ? "qwen2" : preset == "tiny-gemma" ? "gemma" : "llama";
+      const std::string arch = preset == "tiny-qwen2" ? "qwen2" : preset == "tiny-gemma" ? "gemma" : preset == "tiny-qwen3" ? "qwen3" : "llama";
       EXPECT_EQ(py["keys"]["general.architecture"], arch);
       EXPECT_EQ(py["keys"]["tokenizer.ggml.model"], "gpt2");
       EXPECT_EQ(py["keys"]["tokenizer.ggml.eot_token_id"], load_tokenizer(f.base)->token_to_id("<|im_end|>"));

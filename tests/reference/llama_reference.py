@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """Independent reference for Hone's decoder: writes random Llama-family checkpoints in the Hugging
 Face layout (with its own safetensors writer) and golden per-token NLL / top-1 from a plain PyTorch
-re-implementation of transformers' LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM and
-GemmaForCausalLM forward passes. Run with Debian's /usr/bin/python3 (python3-torch).
+re-implementation of transformers' LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
+Qwen3ForCausalLM (q_norm/k_norm per head before RoPE) and GemmaForCausalLM forward passes. Run with Debian's /usr/bin/python3 (python3-torch).
 
 usage: llama_reference.py OUT_DIR
        llama_reference.py --score MODEL_DIR IDS_JSON   (prints {"nll": [...], "top1": [...]})
@@ -135,8 +135,12 @@ def forward(cfg, W, ids):
                 y = y + w[p + name + ".bias"]
             return y
 
-        q = lin("self_attn.q_proj", h).view(T, nh, hd).transpose(0, 1)
-        k = lin("self_attn.k_proj", h).view(T, nkv, hd).transpose(0, 1)
+        q = lin("self_attn.q_proj", h).view(T, nh, hd)
+        k = lin("self_attn.k_proj", h).view(T, nkv, hd)
+        if mt == "qwen3":  # Qwen3Attention: q_norm / k_norm over head_dim, then RoPE
+            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], eps, False)
+            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], eps, False)
+        q, k = q.transpose(0, 1), k.transpose(0, 1)
         v = lin("self_attn.v_proj", h).view(T, nkv, hd).transpose(0, 1)
         q, k = rope(q), rope(k)
         rep = nh // nkv
@@ -186,6 +190,9 @@ def make_weights(cfg, gen, dtype):
             W[p + "self_attn.v_proj.bias"] = rnd(nkv * hd, std=0.1)
         if o_bias:
             W[p + "self_attn.o_proj.bias"] = rnd(H, std=0.1)
+        if cfg["model_type"] == "qwen3":
+            W[p + "self_attn.q_norm.weight"] = norm(hd)
+            W[p + "self_attn.k_norm.weight"] = norm(hd)
         W[p + "post_attention_layernorm.weight"] = norm(H)
         W[p + "mlp.gate_proj.weight"] = rnd(I, H)
         W[p + "mlp.up_proj.weight"] = rnd(I, H)
@@ -216,6 +223,11 @@ VARIANTS = [
         "model_type": "gemma", "architectures": ["GemmaForCausalLM"], "hidden_size": 32, "intermediate_size": 64,
         "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 24,
         "vocab_size": 220, "rms_norm_eps": 1e-6, "hidden_act": "gelu", "hidden_activation": "gelu_pytorch_tanh",
+        "tie_word_embeddings": True, "max_position_embeddings": 256}),
+    ("qwen3_qknorm_headdim_tied_f32", torch.float32, 1, {
+        "model_type": "qwen3", "architectures": ["Qwen3ForCausalLM"], "hidden_size": 48, "intermediate_size": 80,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+        "attention_bias": False, "vocab_size": 240, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
         "tie_word_embeddings": True, "max_position_embeddings": 256}),
     ("llama_attnbias_sharded_f32", torch.float32, 3, {
         "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 32, "intermediate_size": 48,
