@@ -80,6 +80,21 @@ int cmd_inspect(int argc, char** argv) {
                       {"rope_theta", c.rope_theta},
                       {"rope_scaling", c.rope.type},
                       {"max_position_embeddings", c.max_position_embeddings}};
+  // The quirks that change the forward pass, where the architecture has them.
+  if (c.sliding_window > 0) {
+    int64_t windowed = 0;
+    for (auto s : c.sliding_layers) windowed += s;
+    j["sliding_window"] = {{"tokens", c.sliding_window},
+                           {"layers", c.sliding_layers.empty() ? c.num_layers : windowed}};
+  }
+  if (c.arch->qk_norm) j["qk_norm"] = true;
+  if (c.arch->sandwich_norms) {
+    j["query_scale"] = c.query_scale;
+    if (c.attn_softcap > 0) j["attn_logit_softcapping"] = c.attn_softcap;
+    if (c.final_softcap > 0) j["final_logit_softcapping"] = c.final_softcap;
+    if (c.rope_local_theta > 0) j["rope_local_base_freq"] = c.rope_local_theta;
+  }
+  if (c.arch->fused_proj) j["fused_projections"] = {"qkv_proj", "gate_up_proj"};
   try {
     auto tok = load_tokenizer(dir);
     j["tokenizer"] = {{"kind", tok->kind()}, {"vocab", tok->vocab_size()}, {"bos", tok->config().bos_token},

@@ -77,7 +77,8 @@ const char* kInitHelp = R"(usage: hone-cli init-model (--like DIR | --preset NAM
 Writes a randomly initialised model (weights ~ N(0, 0.02), norms at identity) in the Hugging Face
 layout, with the tokenizer files copied beside it. --like copies another model's config.json;
 presets: tiny (Llama, GQA), tiny-qwen2 (q/k/v bias, tied), tiny-mistral, tiny-gemma, tiny-qwen3 (q/k norms,
-head_dim 24), small.
+head_dim 24), tiny-gemma2 (soft-capping, alternating window 8), tiny-gemma3 (q/k norms, window 8 on 2 of 3
+layers, local RoPE base), tiny-phi3 (fused projections, window 16), small.
 --tokenizer builtin writes Hone's own byte-level BPE tokenizer (ChatML template) instead.
 )";
 
@@ -90,7 +91,8 @@ struct Preset {
 const Preset kPresets[] = {
     {"tiny", "llama", 64, 2, 4, 2, 176, false},      {"tiny-qwen2", "qwen2", 64, 2, 4, 2, 176, true},
     {"tiny-mistral", "mistral", 64, 2, 4, 2, 176, false}, {"tiny-gemma", "gemma", 64, 2, 4, 1, 176, true},
-    {"tiny-qwen3", "qwen3", 64, 2, 4, 2, 176, true},
+    {"tiny-qwen3", "qwen3", 64, 2, 4, 2, 176, true},  {"tiny-gemma2", "gemma2", 64, 4, 4, 2, 176, true},
+    {"tiny-gemma3", "gemma3_text", 64, 3, 4, 2, 176, true}, {"tiny-phi3", "phi3", 64, 2, 4, 2, 176, false},
     {"small", "llama", 256, 4, 8, 4, 704, false},
 };
 
@@ -223,7 +225,7 @@ int cmd_init_model(int argc, char** argv) {
     const Preset* pr = nullptr;
     for (const auto& x : kPresets)
       if (a.get("preset") == x.name) pr = &x;
-    if (!pr) throw Error("init-model: unknown preset '" + a.get("preset") + "' (tiny, tiny-qwen2, tiny-mistral, tiny-gemma, tiny-qwen3, small)");
+    if (!pr) throw Error("init-model: unknown preset '" + a.get("preset") + "' (tiny, tiny-qwen2, tiny-mistral, tiny-gemma, tiny-qwen3, tiny-gemma2, tiny-gemma3, tiny-phi3, small)");
     const ArchTraits* arch = find_arch(pr->model_type);
     cfg = {{"architectures", {arch->hf_class}},
            {"model_type", pr->model_type},
@@ -239,10 +241,18 @@ int cmd_init_model(int argc, char** argv) {
            {"vocab_size", static_cast<int64_t>(tok->vocab_size())},
            {"hidden_act", arch->default_act},
            {"initializer_range", 0.02}};
-    if (std::string(pr->model_type) == "gemma") {
+    const std::string mt = pr->model_type;
+    if (mt == "gemma" || mt == "gemma2" || mt == "gemma3_text") {
       cfg["head_dim"] = pr->hidden / pr->heads;
       cfg["hidden_activation"] = "gelu_pytorch_tanh";
     }
+    if (mt == "gemma2" || mt == "gemma3_text") {
+      cfg["query_pre_attn_scalar"] = pr->hidden / pr->heads;
+      cfg["sliding_window"] = 8;
+    }
+    if (mt == "gemma2") cfg["attn_logit_softcapping"] = 50.0, cfg["final_logit_softcapping"] = 30.0;
+    if (mt == "gemma3_text") cfg["sliding_window_pattern"] = 3, cfg["rope_local_base_freq"] = 10000.0, cfg["rope_theta"] = 1000000.0;
+    if (mt == "phi3") cfg["sliding_window"] = 16;
     if (std::string(pr->model_type) == "qwen3") {
       cfg["head_dim"] = 24;  // explicit and not hidden / heads, as in Qwen3 checkpoints
       cfg["attention_bias"] = false;

@@ -57,6 +57,15 @@ at::Tensor unpermute_qk(const at::Tensor& w, int64_t heads) {
 
 bool is_llama_graph(const ModelConfig& c) { return std::string(c.arch->gguf_arch) == "llama"; }
 
+// Gemma 2/3 (their extra norms, soft-capping and window keys) and Phi-3 (fused tensors, longrope
+// factor tensors) are not written yet: refused before anything is written.
+void require_gguf_writer(const ModelConfig& c) {
+  if (c.arch->sandwich_norms || c.arch->fused_proj)
+    throw Error("GGUF export of " + c.model_type +
+                " models is not available yet; export the merged Hugging Face model and convert it with llama.cpp's "
+                "convert_hf_to_gguf.py");
+}
+
 // Heads whose rows a q/k tensor holds under this HF name, or 0 when no permutation applies.
 int64_t qk_heads(const ModelConfig& c, const std::string& hf_name) {
   if (!is_llama_graph(c)) return 0;
@@ -138,6 +147,7 @@ std::string gguf_tensor_name(const std::string& hf) {
 GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlType type, const std::string& path,
                                  const std::string& name, const std::function<void(size_t, size_t)>& progress) {
   const ModelConfig& c = m->config;
+  require_gguf_writer(c);
   const std::string arch = c.arch->gguf_arch;
   GgufWriter w;
   GgufModelResult r;
@@ -196,6 +206,7 @@ GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlTy
 
 void write_gguf_lora(CausalLM& m, const std::string& path, const std::string& name) {
   const ModelConfig& c = m->config;
+  require_gguf_writer(c);
   auto layers = lora_layers(m);
   if (layers.empty()) throw Error("gguf-lora export: the model has no LoRA adapters");
   const int64_t r = layers[0].second->lora_rank();

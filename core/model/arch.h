@@ -1,5 +1,5 @@
 // The one table of Llama-family architecture quirks, keyed by config.json "model_type".
-// Everything that differs between Llama, Mistral, Qwen2, Qwen3 and Gemma is a column here.
+// Everything that differs between Llama, Mistral, Qwen2, Qwen3, Gemma 1/2/3 and Phi-3 is a column here.
 #pragma once
 #include <string>
 #include <vector>
@@ -17,7 +17,11 @@ struct ArchTraits {
   bool honours_sliding_window;   // Mistral: attention limited to the last N keys
   const char* gguf_arch;         // general.architecture in GGUF
   const char* act_field;         // config key holding the activation ("hidden_act" or "hidden_activation")
-  bool qk_norm;                  // Qwen3: RMSNorm over each head of q and k (q_norm, k_norm) before RoPE
+  bool qk_norm;                  // Qwen3, Gemma 3: RMSNorm over each head of q and k (q_norm, k_norm) before RoPE
+  bool sandwich_norms;           // Gemma 2/3: norms after attention and around the MLP (4 per layer), plus
+                                 // query_pre_attn_scalar, soft-capping and rope_local_base_freq from the config
+  bool fused_proj;               // Phi-3: qkv_proj and gate_up_proj hold q|k|v and gate|up
+  int sliding_pattern;           // Gemma 2: 2, Gemma 3: 6 (every Nth layer global, the others windowed); 0: none
 };
 
 // nullptr when model_type is not a supported architecture.

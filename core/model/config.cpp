@@ -1,6 +1,8 @@
 // config.json parsing with the defaults of transformers' Llama/Mistral/Qwen2/Gemma configs.
 #include "model/config.h"
 
+#include <cmath>
+
 #include "common/error.h"
 #include "common/files.h"
 #include "common/json_file.h"
@@ -41,9 +43,20 @@ void parse_rope(const nlohmann::json& j, ModelConfig& c, const std::string& path
   std::string type = "default";
   if (rs->contains("rope_type") && (*rs)["rope_type"].is_string()) type = (*rs)["rope_type"];
   else if (rs->contains("type") && (*rs)["type"].is_string()) type = (*rs)["type"];
-  if (type != "default" && type != "linear" && type != "llama3")
-    throw file_error(path, "rope scaling type \"" + type + "\" is not supported (supported: default, linear, llama3)");
+  if (type == "su") type = "longrope";  // Phi-3's older name
+  if (type != "default" && type != "linear" && type != "llama3" && type != "longrope")
+    throw file_error(path, "rope scaling type \"" + type + "\" is not supported (supported: default, linear, llama3, longrope)");
   c.rope.type = type;
+  if (type == "longrope") {
+    for (const char* k : {"short_factor", "long_factor"}) {
+      if (!rs->contains(k) || !(*rs)[k].is_array()) throw file_error(path, std::string("longrope scaling needs \"") + k + "\"");
+      auto& v = std::string(k) == "short_factor" ? c.rope.short_factor : c.rope.long_factor;
+      for (const auto& x : (*rs)[k]) {
+        if (!x.is_number() || x.get<double>() <= 0) throw file_error(path, std::string("\"") + k + "\" must hold positive numbers");
+        v.push_back(x.get<double>());
+      }
+    }
+  }
   c.rope.factor = get_num(*rs, "factor", path, 1.0);
   c.rope.low_freq_factor = get_num(*rs, "low_freq_factor", path, 1.0);
   c.rope.high_freq_factor = get_num(*rs, "high_freq_factor", path, 4.0);
@@ -61,7 +74,8 @@ int64_t ModelConfig::parameter_count() const {
   if (qkv_bias) attn += q_dim() + 2 * kv_dim();
   if (o_bias) attn += hidden_size;
   int64_t mlp = 3 * hidden_size * intermediate_size + (mlp_bias ? 2 * intermediate_size + hidden_size : 0);
-  int64_t layer = attn + mlp + 2 * hidden_size + (arch && arch->qk_norm ? 2 * head_dim : 0);
+  int64_t layer = attn + mlp + 2 * hidden_size + (arch && arch->qk_norm ? 2 * head_dim : 0) +
+                  (arch && arch->sandwich_norms ? 2 * hidden_size : 0);
   int64_t total = vocab_size * hidden_size + num_layers * layer + hidden_size;
   if (!tie_word_embeddings) total += vocab_size * hidden_size;
   return total;
@@ -110,11 +124,47 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path)
   c.mlp_bias = get_bool(j, "mlp_bias", path, false);
   c.hidden_act = c.arch->default_act;
   if (j.contains(c.arch->act_field) && j[c.arch->act_field].is_string()) c.hidden_act = j[c.arch->act_field];
-  else if (j.contains("hidden_act") && j["hidden_act"].is_string() && c.model_type != "gemma") c.hidden_act = j["hidden_act"];
-  if (c.hidden_act == "gelu" && c.model_type == "gemma") c.hidden_act = "gelu_pytorch_tanh";  // as transformers does
+  else if (j.contains("hidden_act") && j["hidden_act"].is_string() && c.arch->norm_weight_offset == 0.f) c.hidden_act = j["hidden_act"];
+  if (c.hidden_act == "gelu" && c.arch->norm_weight_offset != 0.f) c.hidden_act = "gelu_pytorch_tanh";  // as transformers does for Gemma
   if (c.hidden_act != "silu" && c.hidden_act != "gelu_pytorch_tanh" && c.hidden_act != "gelu")
     throw file_error(path, "activation \"" + c.hidden_act + "\" is not supported (silu, gelu, gelu_pytorch_tanh)");
   if (c.arch->honours_sliding_window) c.sliding_window = get_int(j, "sliding_window", path, 0, false);
+  if (c.rope.type == "longrope") {
+    const int64_t half = c.head_dim / 2;
+    if (static_cast<int64_t>(c.rope.short_factor.size()) != half || static_cast<int64_t>(c.rope.long_factor.size()) != half)
+      throw file_error(path, "longrope short_factor and long_factor need head_dim/2 = " + std::to_string(half) + " values each");
+    // transformers: the original length comes from the config, the factor is their ratio, and
+    // the attention factor defaults to sqrt(1 + ln(factor) / ln(original)).
+    c.rope.original_max_position_embeddings = get_int(j, "original_max_position_embeddings", path, c.max_position_embeddings, false);
+    const double factor = static_cast<double>(c.max_position_embeddings) / static_cast<double>(c.rope.original_max_position_embeddings);
+    const nlohmann::json& rs = j.contains("rope_parameters") && j["rope_parameters"].is_object() ? j["rope_parameters"] : j["rope_scaling"];
+    c.rope.attention_factor = get_num(rs, "attention_factor", path, factor <= 1.0 ? 1.0 : std::sqrt(1 + std::log(factor) / std::log(static_cast<double>(c.rope.original_max_position_embeddings))));
+  }
+  if (c.arch->sandwich_norms) {
+    const double qs = get_num(j, "query_pre_attn_scalar", path, static_cast<double>(c.head_dim));
+    if (qs <= 0) throw file_error(path, "query_pre_attn_scalar must be positive");
+    c.query_scale = 1.0 / std::sqrt(qs);
+    c.attn_softcap = get_num(j, "attn_logit_softcapping", path, 0.0);
+    c.final_softcap = get_num(j, "final_logit_softcapping", path, 0.0);
+    if (c.attn_softcap < 0 || c.final_softcap < 0) throw file_error(path, "soft-capping values must not be negative");
+    c.rope_local_theta = get_num(j, "rope_local_base_freq", path, 0.0);
+  }
+  if (c.arch->sliding_pattern > 0) {
+    // layer_types when the file lists them, else every Nth layer global (sliding_window_pattern).
+    if (j.contains("layer_types") && j["layer_types"].is_array()) {
+      if (static_cast<int64_t>(j["layer_types"].size()) != c.num_layers) throw file_error(path, "layer_types must list every layer");
+      for (const auto& t : j["layer_types"]) {
+        if (!t.is_string() || (t != "sliding_attention" && t != "full_attention"))
+          throw file_error(path, "layer_types holds \"sliding_attention\" or \"full_attention\" entries");
+        c.sliding_layers.push_back(t == "sliding_attention");
+      }
+    } else {
+      const int64_t p = get_int(j, "sliding_window_pattern", path, c.arch->sliding_pattern, false);
+      if (p < 1) throw file_error(path, "sliding_window_pattern must be positive");
+      for (int64_t i = 0; i < c.num_layers; ++i) c.sliding_layers.push_back((i + 1) % p != 0);
+    }
+    if (c.sliding_window <= 0) c.sliding_layers.assign(static_cast<size_t>(c.num_layers), 0);
+  }
   c.bos_token_id = get_int(j, "bos_token_id", path, -1, false);
   c.pad_token_id = get_int(j, "pad_token_id", path, -1, false);
   if (j.contains("eos_token_id")) {

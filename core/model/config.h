@@ -10,11 +10,13 @@
 namespace hone {
 
 struct RopeScaling {
-  std::string type = "default";  // default | linear | llama3
+  std::string type = "default";  // default | linear | llama3 | longrope (Phi-3's "su")
   double factor = 1.0;
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;
   int64_t original_max_position_embeddings = 8192;
+  std::vector<double> short_factor, long_factor;  // longrope: per-frequency divisors
+  double attention_factor = 1.0;                  // longrope: cos and sin are scaled by it
 };
 
 struct ModelConfig {
@@ -37,6 +39,12 @@ struct ModelConfig {
   bool mlp_bias = false;
   std::string hidden_act = "silu";
   int64_t sliding_window = 0;  // 0 = none
+  // Per layer, 1 where attention is windowed (Gemma 2/3); empty: sliding_window applies to every layer.
+  std::vector<uint8_t> sliding_layers;
+  double query_scale = 0;       // scores' scale; 0: 1/sqrt(head_dim) (Gemma 2/3: query_pre_attn_scalar^-0.5)
+  double attn_softcap = 0;      // Gemma 2: scores = cap * tanh(scores / cap) before the mask; 0: none
+  double final_softcap = 0;     // Gemma 2: the same on the logits
+  double rope_local_theta = 0;  // Gemma 3: RoPE base of the windowed layers (no scaling there); 0: as global
   std::vector<int64_t> eos_token_ids;
   int64_t bos_token_id = -1;
   int64_t pad_token_id = -1;

@@ -34,29 +34,48 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
 
 EmbeddingImpl::EmbeddingImpl(int64_t vocab, int64_t dim) { weight = register_parameter("weight", at::empty({vocab, dim})); }
 
-AttentionImpl::AttentionImpl(const ModelConfig& c) : n_heads(c.num_heads), n_kv(c.num_kv_heads), head_dim(c.head_dim) {
-  q_proj = register_module("q_proj", Linear(c.hidden_size, c.q_dim(), c.qkv_bias));
-  k_proj = register_module("k_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias));
-  v_proj = register_module("v_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias));
+AttentionImpl::AttentionImpl(const ModelConfig& c)
+    : n_heads(c.num_heads),
+      n_kv(c.num_kv_heads),
+      head_dim(c.head_dim),
+      scale(c.query_scale > 0 ? c.query_scale : 1.0 / std::sqrt(static_cast<double>(c.head_dim))),
+      softcap(c.attn_softcap) {
+  if (c.arch->fused_proj) {
+    qkv_proj = register_module("qkv_proj", Linear(c.hidden_size, c.q_dim() + 2 * c.kv_dim(), c.qkv_bias));
+  } else {
+    q_proj = register_module("q_proj", Linear(c.hidden_size, c.q_dim(), c.qkv_bias));
+    k_proj = register_module("k_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias));
+    v_proj = register_module("v_proj", Linear(c.hidden_size, c.kv_dim(), c.qkv_bias));
+  }
   o_proj = register_module("o_proj", Linear(c.q_dim(), c.hidden_size, c.o_bias));
-  if (c.arch->qk_norm) {
-    q_norm = register_module("q_norm", RMSNorm(c.head_dim, c.rms_norm_eps, 0.f));
-    k_norm = register_module("k_norm", RMSNorm(c.head_dim, c.rms_norm_eps, 0.f));
+  if (c.arch->qk_norm) {  // Gemma 3's are (1 + w) norms like its others
+    q_norm = register_module("q_norm", RMSNorm(c.head_dim, c.rms_norm_eps, c.arch->norm_weight_offset));
+    k_norm = register_module("k_norm", RMSNorm(c.head_dim, c.rms_norm_eps, c.arch->norm_weight_offset));
   }
 }
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                   const at::Tensor& mask, KVCache* cache, size_t layer) {
   const int64_t B = x.size(0), T = x.size(1);
-  auto q = q_proj->forward(x).view({B, T, n_heads, head_dim});  // [B,T,nh,D]
-  auto k = k_proj->forward(x).view({B, T, n_kv, head_dim});     // [B,T,nkv,D]
-  if (q_norm) {  // Qwen3: each head normalised over D, before RoPE
+  at::Tensor q, k, v;
+  if (qkv_proj) {  // Phi-3: [B,T,(nh+2nkv)*D] split into q | k | v
+    auto qkv = qkv_proj->forward(x);
+    const int64_t qd = n_heads * head_dim, kd = n_kv * head_dim;
+    q = qkv.narrow(-1, 0, qd).reshape({B, T, n_heads, head_dim});
+    k = qkv.narrow(-1, qd, kd).reshape({B, T, n_kv, head_dim});
+    v = qkv.narrow(-1, qd + kd, kd).reshape({B, T, n_kv, head_dim});
+  } else {
+    q = q_proj->forward(x).view({B, T, n_heads, head_dim});  // [B,T,nh,D]
+    k = k_proj->forward(x).view({B, T, n_kv, head_dim});     // [B,T,nkv,D]
+    v = v_proj->forward(x).view({B, T, n_kv, head_dim});     // [B,T,nkv,D]
+  }
+  if (q_norm) {  // Qwen3, Gemma 3: each head normalised over D, before RoPE
     q = q_norm->forward(q);
     k = k_norm->forward(k);
   }
   q = q.transpose(1, 2);  // [B,nh,T,D]
   k = k.transpose(1, 2);  // [B,nkv,T,D]
-  auto v = v_proj->forward(x).view({B, T, n_kv, head_dim}).transpose(1, 2);     // [B,nkv,T,D]
+  v = v.transpose(1, 2);  // [B,nkv,T,D]
   // The fused RoPE returns contiguous [B,nh,T,D]: the reshapes for the GEMMs below are then views.
   q = fused && fused_cpu_applies(q) ? fused_rope(q, cos, sin) : apply_rope(q, cos, sin);
   k = fused && fused_cpu_applies(k) ? fused_rope(k, cos, sin) : apply_rope(k, cos, sin);
@@ -79,28 +98,45 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     v = v.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
   }
   // scores = mask + scale * q k^T in one batched GEMM.                                    // [B,nh,T,S]
-  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim));
   auto m = mask.to(q.scalar_type()).expand({B, n_heads, T, S}).reshape({B * n_heads, T, S});
-  auto scores = at::baddbmm(m, q.reshape({B * n_heads, T, head_dim}), k.reshape({B * n_heads, S, head_dim}).transpose(1, 2), 1.0, scale)
-                    .view({B, n_heads, T, S});
+  at::Tensor scores;
+  if (softcap > 0) {  // Gemma 2 caps the scores before the mask is added
+    scores = at::bmm(q.reshape({B * n_heads, T, head_dim}), k.reshape({B * n_heads, S, head_dim}).transpose(1, 2)) * scale;
+    scores = (at::tanh(scores / softcap) * softcap + m).view({B, n_heads, T, S});
+  } else {
+    scores = at::baddbmm(m, q.reshape({B * n_heads, T, head_dim}), k.reshape({B * n_heads, S, head_dim}).transpose(1, 2), 1.0, scale)
+                 .view({B, n_heads, T, S});
+  }
   auto probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
   auto out = at::matmul(probs, v).transpose(1, 2).reshape({B, T, n_heads * head_dim});  // [B,T,nh*D]
   return o_proj->forward(out);
 }
 
 MLPImpl::MLPImpl(const ModelConfig& c) : act(c.hidden_act) {
-  gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
-  up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  if (c.arch->fused_proj) {
+    gate_up_proj = register_module("gate_up_proj", Linear(c.hidden_size, 2 * c.intermediate_size, c.mlp_bias));
+  } else {
+    gate_proj = register_module("gate_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+    up_proj = register_module("up_proj", Linear(c.hidden_size, c.intermediate_size, c.mlp_bias));
+  }
   down_proj = register_module("down_proj", Linear(c.intermediate_size, c.hidden_size, c.mlp_bias));
 }
 
 at::Tensor MLPImpl::forward(const at::Tensor& x) {
-  auto g = gate_proj->forward(x);
+  at::Tensor g, u;
+  if (gate_up_proj) {  // Phi-3: [.., 2I] = gate | up
+    auto gu = gate_up_proj->forward(x);
+    const int64_t I = gu.size(-1) / 2;
+    g = gu.narrow(-1, 0, I);
+    u = gu.narrow(-1, I, I);
+  } else {
+    g = gate_proj->forward(x);
+  }
   at::Tensor a;
   if (act == "silu") a = at::silu(g);
   else if (act == "gelu_pytorch_tanh") a = at::gelu(g, "tanh");
   else a = at::gelu(g);
-  return down_proj->forward(a * up_proj->forward(x));
+  return down_proj->forward(a * (u.defined() ? u : up_proj->forward(x)));
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
@@ -108,11 +144,19 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
   input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
   self_attn = register_module("self_attn", Attention(c));
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
+  if (c.arch->sandwich_norms) {
+    pre_feedforward_layernorm = register_module("pre_feedforward_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
+    post_feedforward_layernorm = register_module("post_feedforward_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
+  }
   mlp = register_module("mlp", MLP(c));
 }
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
                                      const at::Tensor& mask, KVCache* cache, size_t layer) {
+  if (pre_feedforward_layernorm) {  // Gemma 2/3: each block's output is normalised before the residual add
+    auto h = x + post_attention_layernorm->forward(self_attn->forward(input_layernorm->forward(x), cos, sin, mask, cache, layer));
+    return h + post_feedforward_layernorm->forward(mlp->forward(pre_feedforward_layernorm->forward(h)));
+  }
   auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, cache, layer);
   return h + mlp->forward(post_attention_layernorm->forward(h));
 }
@@ -174,6 +218,13 @@ CausalLMImpl::CausalLMImpl(const ModelConfig& c) : config(c) {
   model = register_module("model", Backbone(c));
   if (!c.tie_word_embeddings) lm_head = register_module("lm_head", Linear(c.hidden_size, c.vocab_size, false));
   inv_freq = rope_inv_freq(c);
+  if (c.rope_local_theta > 0) {  // Gemma 3: windowed layers rotate with their own base and no scaling
+    ModelConfig local = c;
+    local.rope_theta = c.rope_local_theta;
+    local.rope = RopeScaling();
+    inv_freq_local = rope_inv_freq(local);
+  }
+  if (c.rope.type == "longrope") inv_freq_long = rope_inv_freq(c, /*long_factors=*/true);
 }
 
 void CausalLMImpl::set_fused_kernels(bool on) {
@@ -183,6 +234,7 @@ void CausalLMImpl::set_fused_kernels(bool on) {
     d->self_attn->fused = on;
     d->input_layernorm->fused = on;
     d->post_attention_layernorm->fused = on;
+    if (d->pre_feedforward_layernorm) d->pre_feedforward_layernorm->fused = on, d->post_feedforward_layernorm->fused = on;
   }
   model->norm->fused = on;
 }
@@ -204,24 +256,37 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
     h = h * norm;
   }
   at::Tensor pos = positions.defined() ? positions : at::arange(past, S, at::TensorOptions(at::kLong).device(dev)).unsqueeze(0).expand({B, T});
-  auto cs = rope_cos_sin(inv_freq.to(dev), pos);  // [B,T,D] each
+  // longrope switches to its long factors once the sequence outgrows the original context, as
+  // transformers does (the cache keeps keys rotated with the factors they were computed with).
+  const bool long_rope = inv_freq_long.defined() && S > config.rope.original_max_position_embeddings;
+  auto cs = rope_cos_sin((long_rope ? inv_freq_long : inv_freq).to(dev), pos);  // [B,T,D] each
+  if (config.rope.type == "longrope" && config.rope.attention_factor != 1.0)
+    cs = {cs.first * config.rope.attention_factor, cs.second * config.rope.attention_factor};
+  std::pair<at::Tensor, at::Tensor> cs_local = cs;
+  if (inv_freq_local.defined()) cs_local = rope_cos_sin(inv_freq_local.to(dev), pos);
 
-  // allowed[b, i, j]: query i (absolute past+i) may attend to key j.
+  // allowed[b, i, j]: query i (absolute past+i) may attend to key j. Windowed layers get their own
+  // mask: every layer (Mistral, Phi-3) or those sliding_layers marks (Gemma 2/3).
   auto qi = at::arange(past, S, at::TensorOptions(at::kLong).device(dev)).view({T, 1});
   auto kj = at::arange(0, S, at::TensorOptions(at::kLong).device(dev)).view({1, S});
-  auto allowed = kj <= qi;  // [T,S]
-  if (config.sliding_window > 0) allowed = allowed.logical_and(kj > qi - config.sliding_window);
-  auto allowed_b = allowed.unsqueeze(0).expand({B, T, S});
-  if (attention_mask.defined()) {
-    TORCH_CHECK(attention_mask.size(0) == B && attention_mask.size(1) == S, "attention_mask must be [B, cache+T]");
-    allowed_b = allowed_b.logical_and(attention_mask.to(at::kBool).to(dev).unsqueeze(1));
-  }
-  const auto act_dtype = h.scalar_type();
-  const double lowest = act_dtype == at::kFloat ? std::numeric_limits<float>::lowest() : -3.0e38;
-  auto mask = at::where(allowed_b, at::zeros({}, h.options().dtype(at::kFloat)),
-                        at::full({}, lowest, h.options().dtype(at::kFloat)))
-                  .unsqueeze(1);  // [B,1,T,S]
-  if (act_dtype == at::kBFloat16) mask = mask.clamp_min(-3.0e38).to(act_dtype);
+  const bool per_layer = !config.sliding_layers.empty();
+  auto make_mask = [&](bool windowed) {
+    auto allowed = kj <= qi;  // [T,S]
+    if (windowed && config.sliding_window > 0) allowed = allowed.logical_and(kj > qi - config.sliding_window);
+    auto allowed_b = allowed.unsqueeze(0).expand({B, T, S});
+    if (attention_mask.defined()) {
+      TORCH_CHECK(attention_mask.size(0) == B && attention_mask.size(1) == S, "attention_mask must be [B, cache+T]");
+      allowed_b = allowed_b.logical_and(attention_mask.to(at::kBool).to(dev).unsqueeze(1));
+    }
+    const auto act_dtype = h.scalar_type();
+    const double lowest = act_dtype == at::kFloat ? std::numeric_limits<float>::lowest() : -3.0e38;
+    auto m = at::where(allowed_b, at::zeros({}, h.options().dtype(at::kFloat)), at::full({}, lowest, h.options().dtype(at::kFloat)))
+                 .unsqueeze(1);  // [B,1,T,S]
+    if (act_dtype == at::kBFloat16) m = m.clamp_min(-3.0e38).to(act_dtype);
+    return m;
+  };
+  const at::Tensor mask = make_mask(!per_layer);
+  const at::Tensor mask_local = per_layer ? make_mask(true) : mask;
 
   const bool ckpt = gradient_checkpointing && is_training() && at::GradMode::is_enabled() && !cache;
   // A checkpointed layer only joins the graph when its input requires grad; with a frozen
@@ -230,8 +295,11 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
   for (size_t l = 0; l < model->layers->size(); ++l) {
     if (interrupt && interrupt()) throw Interrupted();
     auto* layer = model->layers[l]->as<DecoderLayerImpl>();
-    if (ckpt) h = LayerCheckpoint::apply(h, cs.first, cs.second, mask, reinterpret_cast<int64_t>(layer));
-    else h = layer->forward(h, cs.first, cs.second, mask, cache, l);
+    const bool local = per_layer && config.sliding_layers[l];
+    const auto& c = local ? cs_local : cs;
+    const auto& m = local ? mask_local : mask;
+    if (ckpt) h = LayerCheckpoint::apply(h, c.first, c.second, m, reinterpret_cast<int64_t>(layer));
+    else h = layer->forward(h, c.first, c.second, m, cache, l);
     if (interrupt && h.requires_grad()) {
       auto stop = interrupt;  // backward runs this layer's gradient after the hook returns
       h.register_hook([stop](const at::Tensor& g) {
@@ -244,7 +312,9 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
 }
 
 at::Tensor CausalLMImpl::logits_from_hidden(const at::Tensor& h) {
-  return at::linear(h, output_weight()).to(at::kFloat);
+  auto logits = at::linear(h, output_weight()).to(at::kFloat);
+  if (config.final_softcap > 0) logits = at::tanh(logits / config.final_softcap) * config.final_softcap;  // Gemma 2
+  return logits;
 }
 
 at::Tensor CausalLMImpl::forward(const at::Tensor& ids, const at::Tensor& attention_mask, KVCache* cache,

@@ -36,8 +36,11 @@ struct AttentionImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
                      KVCache* cache, size_t layer);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
-  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3: over each head's [D] before RoPE (null elsewhere)
+  Linear qkv_proj{nullptr};                  // Phi-3: q|k|v in one projection (q/k/v_proj null then)
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3, Gemma 3: over each head's [D] before RoPE (null elsewhere)
   int64_t n_heads, n_kv, head_dim;
+  double scale;    // of q k^T
+  double softcap;  // Gemma 2: cap * tanh(scores / cap); 0: none
   bool fused = true;  // fp32 on the CPU: fused_rope (model/fused_cpu.h)
 };
 TORCH_MODULE(Attention);
@@ -46,6 +49,7 @@ struct MLPImpl : torch::nn::Module {
   explicit MLPImpl(const ModelConfig& c);
   at::Tensor forward(const at::Tensor& x);  // down(act(gate(x)) * up(x))
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+  Linear gate_up_proj{nullptr};  // Phi-3: gate|up in one projection (gate/up_proj null then)
   std::string act;
 };
 TORCH_MODULE(MLP);
@@ -55,6 +59,8 @@ struct DecoderLayerImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
                      KVCache* cache, size_t layer);
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  // Gemma 2/3: post_attention_layernorm normalises the attention's output, and these two wrap the MLP.
+  RMSNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};
   Attention self_attn{nullptr};
   MLP mlp{nullptr};
 };
@@ -93,6 +99,8 @@ struct CausalLMImpl : torch::nn::Module {
   Backbone model{nullptr};
   Linear lm_head{nullptr};  // [V,H]; null when tied to the embedding
   at::Tensor inv_freq;      // [D/2] fp32, not a parameter and never saved
+  at::Tensor inv_freq_local;  // Gemma 3's windowed layers (rope_local_base_freq); undefined elsewhere
+  at::Tensor inv_freq_long;   // longrope: the long factors, used past original_max_position_embeddings
   // Recompute each decoder layer in backward instead of keeping its activations (training only).
   bool gradient_checkpointing = false;
   // Switches the fused fp32 CPU kernels (RMSNorm, RoPE, the loss's cross entropy) on or off in every layer; off runs the

@@ -6,7 +6,7 @@
 
 namespace hone {
 
-at::Tensor rope_inv_freq(const ModelConfig& c) {
+at::Tensor rope_inv_freq(const ModelConfig& c, bool long_factors) {
   const int64_t d = c.head_dim;
   auto idx = at::arange(0, d, 2, at::kLong).to(at::kFloat) / static_cast<float>(d);
   auto inv = 1.0 / at::pow(static_cast<float>(c.rope_theta), idx);  // [d/2]
@@ -23,6 +23,11 @@ at::Tensor rope_inv_freq(const ModelConfig& c) {
     auto smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
     auto medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
     inv = at::where(medium, smoothed, scaled).to(at::kFloat);
+  } else if (c.rope.type == "longrope") {
+    // transformers: inv_freq = 1 / (ext_factor * base^(2i/d)), the divisors per frequency.
+    const auto& f = long_factors ? c.rope.long_factor : c.rope.short_factor;
+    auto ext = at::tensor(std::vector<float>(f.begin(), f.end()), at::kFloat);
+    inv = (1.0 / (ext * at::pow(static_cast<float>(c.rope_theta), idx))).to(at::kFloat);
   }
   return inv;
 }

@@ -6,8 +6,9 @@
 
 namespace hone {
 
-// inv_freq [head_dim/2] in fp32, with default / linear / llama3 scaling applied.
-at::Tensor rope_inv_freq(const ModelConfig& c);
+// inv_freq [head_dim/2] in fp32, with default / linear / llama3 / longrope scaling applied
+// (longrope: the short factors, or the long ones with long_factors).
+at::Tensor rope_inv_freq(const ModelConfig& c, bool long_factors = false);
 // cos, sin [B, T, head_dim] in fp32 for integer positions [B, T].
 std::pair<at::Tensor, at::Tensor> rope_cos_sin(const at::Tensor& inv_freq, const at::Tensor& positions);
 // x [B, H, T, D], cos/sin [B, T, D]: x*cos + rotate_half(x)*sin.

@@ -19,7 +19,8 @@
 namespace hone {
 namespace {
 
-const char* kAllLinear[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+// Phi-3's fused qkv_proj and gate_up_proj are there too; a model has one set or the other.
+const char* kAllLinear[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj", "gate_up_proj"};
 const std::string kPrefix = "base_model.model.";
 
 std::string leaf(const std::string& name) {
@@ -46,7 +47,9 @@ std::vector<std::string> expand_lora_targets(const std::vector<std::string>& tar
     }
     bool ok = false;
     for (const char* n : kAllLinear) ok = ok || t == n;
-    if (!ok) throw Error("LoRA target '" + t + "' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, all-linear");
+    if (!ok)
+      throw Error("LoRA target '" + t +
+                  "' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, qkv_proj, gate_up_proj, all-linear");
     out.push_back(t);
   }
   return out;
@@ -55,6 +58,10 @@ std::vector<std::string> expand_lora_targets(const std::vector<std::string>& tar
 int attach_lora(CausalLM& m, const LoraConfig& c, uint64_t seed) {
   auto targets = expand_lora_targets(c.targets);
   std::set<std::string> want(targets.begin(), targets.end());
+  // On Phi-3's fused projections a target of one part adapts the fused layer (PEFT's default for
+  // phi3 is qkv_proj, where Llama's is q_proj and v_proj).
+  if (want.count("q_proj") || want.count("k_proj") || want.count("v_proj")) want.insert("qkv_proj");
+  if (want.count("gate_proj") || want.count("up_proj")) want.insert("gate_up_proj");
   for (auto& p : m->parameters()) p.set_requires_grad(false);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   int n = 0;

@@ -2,7 +2,10 @@
 """Independent reference for Hone's decoder: writes random Llama-family checkpoints in the Hugging
 Face layout (with its own safetensors writer) and golden per-token NLL / top-1 from a plain PyTorch
 re-implementation of transformers' LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
-Qwen3ForCausalLM (q_norm/k_norm per head before RoPE) and GemmaForCausalLM forward passes. Run with Debian's /usr/bin/python3 (python3-torch).
+Qwen3ForCausalLM (q_norm/k_norm per head before RoPE), GemmaForCausalLM, Gemma2ForCausalLM
+(sandwich norms, soft-capping, alternating sliding layers, query_pre_attn_scalar),
+Gemma3ForCausalLM (text; q/k norms, a local RoPE base for sliding layers) and Phi3ForCausalLM
+(fused qkv and gate_up projections, longrope) forward passes. Run with Debian's /usr/bin/python3 (python3-torch).
 
 usage: llama_reference.py OUT_DIR
        llama_reference.py --score MODEL_DIR IDS_JSON   (prints {"nll": [...], "top1": [...]})
@@ -73,9 +76,14 @@ def rms_norm(x, w, eps, gemma):
     return w * y.to(x.dtype)
 
 
-def inv_freq_for(cfg, hd):
+def inv_freq_for(cfg, hd, seq_len=0):
     inv = 1.0 / (cfg.get("rope_theta", 10000.0) ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
     rs = cfg.get("rope_scaling")
+    if rs and rs.get("rope_type", rs.get("type")) in ("longrope", "su"):
+        # transformers' _compute_longrope_parameters: long factors past the original context
+        orig = cfg.get("original_max_position_embeddings", cfg["max_position_embeddings"])
+        ext = torch.tensor(rs["long_factor"] if seq_len > orig else rs["short_factor"], dtype=torch.float32)
+        return 1.0 / (ext * cfg.get("rope_theta", 10000.0) ** (torch.arange(0, hd, 2, dtype=torch.int64).float() / hd))
     if rs and rs.get("rope_type", rs.get("type")) == "llama3":
         factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
         orig = rs["original_max_position_embeddings"]
@@ -102,31 +110,60 @@ def forward(cfg, W, ids):
     nkv = cfg.get("num_key_value_heads") or nh
     hd = cfg.get("head_dim") or H // nh
     eps = cfg.get("rms_norm_eps", 1e-6)
-    gemma = mt == "gemma"
+    gemma = mt in ("gemma", "gemma2", "gemma3_text")
+    sandwich = mt in ("gemma2", "gemma3_text")
     T = len(ids)
     w = {k: v.float() for k, v in W.items()}
     x = w["model.embed_tokens.weight"][torch.tensor(ids)]
     if gemma:
         x = x * torch.tensor(H ** 0.5, dtype=x.dtype)
-    inv = inv_freq_for(cfg, hd)
     pos = torch.arange(T).float()
-    fr = torch.outer(pos, inv)
-    emb = torch.cat([fr, fr], -1)
-    cos, sin = emb.cos(), emb.sin()
 
-    def rope(t):  # t [h, T, hd]
+    def cos_sin(inv, attention_factor=1.0):
+        fr = torch.outer(pos, inv)
+        emb = torch.cat([fr, fr], -1)
+        return emb.cos() * attention_factor, emb.sin() * attention_factor
+
+    rs = cfg.get("rope_scaling") or {}
+    att_factor = 1.0
+    if rs.get("rope_type", rs.get("type")) in ("longrope", "su"):
+        orig = cfg.get("original_max_position_embeddings", cfg["max_position_embeddings"])
+        factor = cfg["max_position_embeddings"] / orig
+        att_factor = rs.get("attention_factor") or (1.0 if factor <= 1.0 else math.sqrt(1 + math.log(factor) / math.log(orig)))
+    global_cs = cos_sin(inv_freq_for(cfg, hd, T), att_factor)
+    local_cs = global_cs
+    if cfg.get("rope_local_base_freq"):  # Gemma 3: sliding layers use their own base, unscaled
+        local_cs = cos_sin(inv_freq_for({"rope_theta": cfg["rope_local_base_freq"]}, hd))
+
+    def rope(t, cs):  # t [h, T, hd]
+        cos, sin = cs
         t1, t2 = t[..., : hd // 2], t[..., hd // 2:]
         return t * cos + torch.cat([-t2, t1], -1) * sin
 
-    mask = torch.full((T, T), float("-inf")).triu(1)
-    sw = cfg.get("sliding_window") if mt == "mistral" else None
+    causal = torch.full((T, T), float("-inf")).triu(1)
+    windowed = causal.clone()
+    sw = cfg.get("sliding_window") if mt in ("mistral", "phi3", "gemma2", "gemma3_text") else None
     if sw:
         i = torch.arange(T).view(-1, 1)
         j = torch.arange(T).view(1, -1)
-        mask = mask.masked_fill(j <= i - sw, float("-inf"))
+        windowed = windowed.masked_fill(j <= i - sw, float("-inf"))
+    L = cfg["num_hidden_layers"]
+    if "layer_types" in cfg:
+        sliding = [t == "sliding_attention" for t in cfg["layer_types"]]
+    elif mt == "gemma2":
+        sliding = [not bool(l % 2) for l in range(L)]  # Gemma2DecoderLayer.is_sliding
+    elif mt == "gemma3_text":
+        pat = cfg.get("sliding_window_pattern", 6)
+        sliding = [bool((l + 1) % pat) for l in range(L)]
+    else:
+        sliding = [True] * L  # Mistral, Phi-3: the window (if any) on every layer
+    scale = cfg["query_pre_attn_scalar"] ** -0.5 if sandwich else 1.0 / math.sqrt(hd)
+    softcap = cfg.get("attn_logit_softcapping") if sandwich else None
     act = cfg.get("hidden_activation") if gemma else cfg.get("hidden_act", "silu")
-    for l in range(cfg["num_hidden_layers"]):
+    for l in range(L):
         p = f"model.layers.{l}."
+        mask = windowed if sliding[l] else causal
+        cs = local_cs if sliding[l] else global_cs
         h = rms_norm(x, w[p + "input_layernorm.weight"], eps, gemma)
 
         def lin(name, inp):
@@ -135,28 +172,51 @@ def forward(cfg, W, ids):
                 y = y + w[p + name + ".bias"]
             return y
 
-        q = lin("self_attn.q_proj", h).view(T, nh, hd)
-        k = lin("self_attn.k_proj", h).view(T, nkv, hd)
-        if mt == "qwen3":  # Qwen3Attention: q_norm / k_norm over head_dim, then RoPE
-            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], eps, False)
-            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], eps, False)
+        if mt == "phi3":  # Phi3Attention: one qkv_proj, sliced q | k | v
+            qkv = lin("self_attn.qkv_proj", h)
+            q = qkv[:, : nh * hd].view(T, nh, hd)
+            k = qkv[:, nh * hd: nh * hd + nkv * hd].view(T, nkv, hd)
+            v = qkv[:, nh * hd + nkv * hd:].view(T, nkv, hd).transpose(0, 1)
+        else:
+            q = lin("self_attn.q_proj", h).view(T, nh, hd)
+            k = lin("self_attn.k_proj", h).view(T, nkv, hd)
+            v = lin("self_attn.v_proj", h).view(T, nkv, hd).transpose(0, 1)
+        if mt in ("qwen3", "gemma3_text"):  # q_norm / k_norm over head_dim, then RoPE
+            q = rms_norm(q, w[p + "self_attn.q_norm.weight"], eps, gemma)
+            k = rms_norm(k, w[p + "self_attn.k_norm.weight"], eps, gemma)
         q, k = q.transpose(0, 1), k.transpose(0, 1)
-        v = lin("self_attn.v_proj", h).view(T, nkv, hd).transpose(0, 1)
-        q, k = rope(q), rope(k)
+        q, k = rope(q, cs), rope(k, cs)
         rep = nh // nkv
         k = k.repeat_interleave(rep, dim=0)
         v = v.repeat_interleave(rep, dim=0)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(hd) + mask
-        att = torch.softmax(att, -1)
+        att = (q @ k.transpose(-1, -2)) * scale
+        if softcap:
+            att = torch.tanh(att / softcap) * softcap
+        att = torch.softmax(att + mask, -1)
         o = (att @ v).transpose(0, 1).reshape(T, nh * hd)
-        x = x + lin("self_attn.o_proj", o)
-        h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps, gemma)
-        g = lin("mlp.gate_proj", h)
+        attn_out = lin("self_attn.o_proj", o)
+        if sandwich:
+            x = x + rms_norm(attn_out, w[p + "post_attention_layernorm.weight"], eps, True)
+            h = rms_norm(x, w[p + "pre_feedforward_layernorm.weight"], eps, True)
+        else:
+            x = x + attn_out
+            h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps, gemma)
+        if mt == "phi3":  # Phi3MLP: gate_up_proj, chunked gate | up
+            g, up = lin("mlp.gate_up_proj", h).chunk(2, dim=-1)
+        else:
+            g, up = lin("mlp.gate_proj", h), lin("mlp.up_proj", h)
         a = torch.nn.functional.gelu(g, approximate="tanh") if act == "gelu_pytorch_tanh" else torch.nn.functional.silu(g)
-        x = x + lin("mlp.down_proj", a * lin("mlp.up_proj", h))
+        m = lin("mlp.down_proj", a * up)
+        if sandwich:
+            m = rms_norm(m, w[p + "post_feedforward_layernorm.weight"], eps, True)
+        x = x + m
     x = rms_norm(x, w["model.norm.weight"], eps, gemma)
     head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else w["lm_head.weight"]
-    return x @ head.t()
+    logits = x @ head.t()
+    if sandwich and cfg.get("final_logit_softcapping"):
+        cap = cfg["final_logit_softcapping"]
+        logits = torch.tanh(logits / cap) * cap
+    return logits
 
 
 def make_weights(cfg, gen, dtype):
@@ -164,7 +224,8 @@ def make_weights(cfg, gen, dtype):
     nh = cfg["num_attention_heads"]
     nkv = cfg.get("num_key_value_heads") or nh
     hd = cfg.get("head_dim") or H // nh
-    gemma = cfg["model_type"] == "gemma"
+    mt = cfg["model_type"]
+    gemma = mt in ("gemma", "gemma2", "gemma3_text")
     qkv_bias = cfg["model_type"] == "qwen2" or cfg.get("attention_bias", False)
     o_bias = cfg.get("attention_bias", False) and cfg["model_type"] != "qwen2"
     W = {}
@@ -180,9 +241,12 @@ def make_weights(cfg, gen, dtype):
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
         W[p + "input_layernorm.weight"] = norm(H)
-        W[p + "self_attn.q_proj.weight"] = rnd(nh * hd, H)
-        W[p + "self_attn.k_proj.weight"] = rnd(nkv * hd, H)
-        W[p + "self_attn.v_proj.weight"] = rnd(nkv * hd, H)
+        if mt == "phi3":
+            W[p + "self_attn.qkv_proj.weight"] = rnd((nh + 2 * nkv) * hd, H)
+        else:
+            W[p + "self_attn.q_proj.weight"] = rnd(nh * hd, H)
+            W[p + "self_attn.k_proj.weight"] = rnd(nkv * hd, H)
+            W[p + "self_attn.v_proj.weight"] = rnd(nkv * hd, H)
         W[p + "self_attn.o_proj.weight"] = rnd(H, nh * hd)
         if qkv_bias:
             W[p + "self_attn.q_proj.bias"] = rnd(nh * hd, std=0.1)
@@ -190,12 +254,18 @@ def make_weights(cfg, gen, dtype):
             W[p + "self_attn.v_proj.bias"] = rnd(nkv * hd, std=0.1)
         if o_bias:
             W[p + "self_attn.o_proj.bias"] = rnd(H, std=0.1)
-        if cfg["model_type"] == "qwen3":
+        if mt in ("qwen3", "gemma3_text"):
             W[p + "self_attn.q_norm.weight"] = norm(hd)
             W[p + "self_attn.k_norm.weight"] = norm(hd)
         W[p + "post_attention_layernorm.weight"] = norm(H)
-        W[p + "mlp.gate_proj.weight"] = rnd(I, H)
-        W[p + "mlp.up_proj.weight"] = rnd(I, H)
+        if mt in ("gemma2", "gemma3_text"):
+            W[p + "pre_feedforward_layernorm.weight"] = norm(H)
+            W[p + "post_feedforward_layernorm.weight"] = norm(H)
+        if mt == "phi3":
+            W[p + "mlp.gate_up_proj.weight"] = rnd(2 * I, H)
+        else:
+            W[p + "mlp.gate_proj.weight"] = rnd(I, H)
+            W[p + "mlp.up_proj.weight"] = rnd(I, H)
         W[p + "mlp.down_proj.weight"] = rnd(H, I)
     W["model.norm.weight"] = norm(H)
     if not cfg.get("tie_word_embeddings"):
@@ -229,6 +299,28 @@ VARIANTS = [
         "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
         "attention_bias": False, "vocab_size": 240, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0,
         "tie_word_embeddings": True, "max_position_embeddings": 256}),
+    ("gemma2_softcap_sliding_f32", torch.float32, 1, {
+        "model_type": "gemma2", "architectures": ["Gemma2ForCausalLM"], "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 4, "num_attention_heads": 2, "num_key_value_heads": 1, "head_dim": 16,
+        "query_pre_attn_scalar": 24, "attn_logit_softcapping": 1.5, "final_logit_softcapping": 2.5,
+        "sliding_window": 5, "vocab_size": 230, "rms_norm_eps": 1e-6, "hidden_activation": "gelu_pytorch_tanh",
+        "rope_theta": 10000.0, "tie_word_embeddings": True, "max_position_embeddings": 256}),
+    ("gemma3_localrope_qknorm_f32", torch.float32, 1, {
+        "model_type": "gemma3_text", "architectures": ["Gemma3ForCausalLM"], "hidden_size": 32, "intermediate_size": 64,
+        "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16,
+        "query_pre_attn_scalar": 16, "sliding_window": 6, "sliding_window_pattern": 3, "vocab_size": 210,
+        "rms_norm_eps": 1e-6, "hidden_activation": "gelu_pytorch_tanh", "rope_theta": 1000000.0,
+        "rope_local_base_freq": 10000.0, "rope_scaling": {"rope_type": "linear", "factor": 4.0},
+        "attn_logit_softcapping": None, "final_logit_softcapping": None,
+        "tie_word_embeddings": True, "max_position_embeddings": 256}),
+    ("phi3_fused_longrope_f32", torch.float32, 1, {
+        "model_type": "phi3", "architectures": ["Phi3ForCausalLM"], "hidden_size": 48, "intermediate_size": 72,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 250,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "sliding_window": 9, "hidden_act": "silu",
+        "max_position_embeddings": 512, "original_max_position_embeddings": 16,
+        "rope_scaling": {"type": "longrope", "short_factor": [1.0, 1.1, 1.3, 1.6, 2.0, 2.5],
+                         "long_factor": [1.0, 1.5, 2.5, 4.0, 7.0, 11.0]},
+        "tie_word_embeddings": False}),
     ("llama_attnbias_sharded_f32", torch.float32, 3, {
         "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 32, "intermediate_size": 48,
         "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 8,
