@@ -77,8 +77,8 @@ const char* kInitHelp = R"(usage: hone-cli init-model (--like DIR | --preset NAM
 Writes a randomly initialised model (weights ~ N(0, 0.02), norms at identity) in the Hugging Face
 layout, with the tokenizer files copied beside it. --like copies another model's config.json;
 presets: tiny (Llama, GQA), tiny-qwen2 (q/k/v bias, tied), tiny-mistral, tiny-gemma, tiny-qwen3 (q/k norms,
-head_dim 24), tiny-gemma2 (soft-capping, alternating window 8), tiny-gemma3 (q/k norms, window 8 on 2 of 3
-layers, local RoPE base), tiny-phi3 (fused projections, window 16), small.
+head_dim 24), tiny-gemma2 (soft-capping, alternating window 8), tiny-gemma3 (q/k norms, window 8 on 5 of 6
+layers, local RoPE base), tiny-phi3 (fused projections, window 2047), small.
 --tokenizer builtin writes Hone's own byte-level BPE tokenizer (ChatML template) instead.
 )";
 
@@ -92,7 +92,7 @@ const Preset kPresets[] = {
     {"tiny", "llama", 64, 2, 4, 2, 176, false},      {"tiny-qwen2", "qwen2", 64, 2, 4, 2, 176, true},
     {"tiny-mistral", "mistral", 64, 2, 4, 2, 176, false}, {"tiny-gemma", "gemma", 64, 2, 4, 1, 176, true},
     {"tiny-qwen3", "qwen3", 64, 2, 4, 2, 176, true},  {"tiny-gemma2", "gemma2", 64, 4, 4, 2, 176, true},
-    {"tiny-gemma3", "gemma3_text", 64, 3, 4, 2, 176, true}, {"tiny-phi3", "phi3", 64, 2, 4, 2, 176, false},
+    {"tiny-gemma3", "gemma3_text", 64, 6, 4, 2, 176, true}, {"tiny-phi3", "phi3", 64, 2, 4, 2, 176, false},
     {"small", "llama", 256, 4, 8, 4, 704, false},
 };
 
@@ -251,8 +251,8 @@ int cmd_init_model(int argc, char** argv) {
       cfg["sliding_window"] = 8;
     }
     if (mt == "gemma2") cfg["attn_logit_softcapping"] = 50.0, cfg["final_logit_softcapping"] = 30.0;
-    if (mt == "gemma3_text") cfg["sliding_window_pattern"] = 3, cfg["rope_local_base_freq"] = 10000.0, cfg["rope_theta"] = 1000000.0;
-    if (mt == "phi3") cfg["sliding_window"] = 16;
+    if (mt == "gemma3_text") cfg["rope_local_base_freq"] = 10000.0, cfg["rope_theta"] = 1000000.0;  // 5 of 6 layers windowed
+    if (mt == "phi3") cfg["sliding_window"] = 2047;  // Phi-3-mini-4k's
     if (std::string(pr->model_type) == "qwen3") {
       cfg["head_dim"] = 24;  // explicit and not hidden / heads, as in Qwen3 checkpoints
       cfg["attention_bias"] = false;

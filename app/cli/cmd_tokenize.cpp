@@ -43,7 +43,7 @@ static const char* kTemplateHelp = R"(usage: hone-cli template --model DIR --mes
                      reads (tool_calls, reasoning_content, ...)
   --tools F          a JSON array of tool (function) schemas, passed as `tools`
   --template NAME    auto (default: the checkpoint's own template, run as Jinja), checkpoint, or a family:
-                     llama3, chatml, mistral, llama2, zephyr, gemma, alpaca, raw
+                     llama3, chatml, mistral, llama2, zephyr, gemma, phi3, alpaca, raw
   --var KEY=JSON     an extra template variable, e.g. --var enable_thinking=false
   --json             {"template", "text", "ids", "assistant_mask"} (the mask: 1 on the tokens of each
                      assistant reply and its end-of-turn token; null when messages carry more than

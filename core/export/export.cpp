@@ -390,7 +390,7 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
     copy_tokenizer_files(tok_dir, spec.out_dir);
     auto tok = load_tokenizer(tok_dir);
     std::vector<int64_t> eos = merged.config.eos_token_ids;
-    for (const auto& t : end_of_turn_tokens(detect_chat_format(tok->config().chat_template), tok->config().eos_token)) {
+    for (const auto& t : end_of_turn_tokens(family_chat_template(tok->config()), tok->config().eos_token)) {
       const int32_t id = tok->token_to_id(t);
       if (id >= 0 && std::find(eos.begin(), eos.end(), id) == eos.end()) eos.push_back(id);
     }

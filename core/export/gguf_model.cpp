@@ -30,6 +30,8 @@ const std::pair<const char*, const char*> kLayerNames[] = {
     {"self_attn.k_proj.bias", "attn_k.bias"},
     {"self_attn.v_proj.bias", "attn_v.bias"},
     {"self_attn.o_proj.bias", "attn_output.bias"},
+    {"self_attn.qkv_proj.weight", "attn_qkv.weight"},  // Phi-3's fused projections
+    {"mlp.gate_up_proj.weight", "ffn_up.weight"},       // gate | up, which llama.cpp's SwiGLU splits in halves
     {"self_attn.q_norm.weight", "attn_q_norm.weight"},
     {"self_attn.k_norm.weight", "attn_k_norm.weight"},
     {"mlp.gate_proj.weight", "ffn_gate.weight"},
@@ -57,13 +59,23 @@ at::Tensor unpermute_qk(const at::Tensor& w, int64_t heads) {
 
 bool is_llama_graph(const ModelConfig& c) { return std::string(c.arch->gguf_arch) == "llama"; }
 
-// Gemma 2/3 (their extra norms, soft-capping and window keys) and Phi-3 (fused tensors, longrope
-// factor tensors) are not written yet: refused before anything is written.
-void require_gguf_writer(const ModelConfig& c) {
-  if (c.arch->sandwich_norms || c.arch->fused_proj)
-    throw Error("GGUF export of " + c.model_type +
-                " models is not available yet; export the merged Hugging Face model and convert it with llama.cpp's "
-                "convert_hf_to_gguf.py");
+// What llama.cpp's graphs fix where Hugging Face configs choose: Gemma 2/3 scale queries by
+// 1/sqrt(head_dim) and Gemma 3 windows five layers of six with RoPE base 10000 there; its phi3
+// graph attends to the whole context. Differences become notes on the export.
+std::vector<std::string> llama_cpp_differences(const ModelConfig& c) {
+  std::vector<std::string> notes;
+  const std::string arch = c.arch->gguf_arch;
+  if (c.sliding_window > 0 && c.sliding_window < c.max_position_embeddings && (arch == "llama" || arch == "phi3"))
+    notes.push_back("llama.cpp's " + arch + " graph attends to the whole context; this model's sliding window of " +
+                    std::to_string(c.sliding_window) + " tokens is not applied there");
+  if (c.arch->sandwich_norms && std::abs(c.query_scale * std::sqrt(static_cast<double>(c.head_dim)) - 1.0) > 1e-6)
+    notes.push_back("llama.cpp scales " + arch + " queries by 1/sqrt(head_dim) (hidden/heads for 27B models); this model's query_pre_attn_scalar differs");
+  if (arch == "gemma3") {
+    bool standard = c.rope_local_theta == 0 || c.rope_local_theta == 10000.0;
+    for (size_t i = 0; i < c.sliding_layers.size(); ++i) standard = standard && c.sliding_layers[i] == ((i + 1) % 6 != 0);
+    if (!standard) notes.push_back("llama.cpp's gemma3 graph windows five layers of six with RoPE base 10000; this model's layout differs");
+  }
+  return notes;
 }
 
 // Heads whose rows a q/k tensor holds under this HF name, or 0 when no permutation applies.
@@ -112,10 +124,11 @@ uint32_t file_type_of(GgmlType t) {
   return 0;
 }
 
-// model_type for a GGUF architecture (Mistral is written as "llama": same graph).
+// model_type for a GGUF architecture: the first in the table written as it (Mistral is written as
+// "llama", the same graph; "gemma3" is gemma3_text).
 std::string model_type_of(const std::string& arch) {
   for (const auto& mt : supported_model_types())
-    if (mt == arch && std::string(find_arch(mt)->gguf_arch) == arch) return mt;
+    if (std::string(find_arch(mt)->gguf_arch) == arch) return mt;
   return "";
 }
 
@@ -130,14 +143,21 @@ std::vector<std::pair<std::string, LinearImpl*>> lora_layers(CausalLM& m) {
 
 }  // namespace
 
-std::string gguf_tensor_name(const std::string& hf) {
+std::string gguf_tensor_name(const std::string& hf, const ArchTraits* arch) {
   if (hf == "model.embed_tokens.weight") return "token_embd.weight";
+  // Gemma 2/3: the attention's output norm, then the norms before and after the MLP.
+  static const std::pair<const char*, const char*> kSandwich[] = {{"post_attention_layernorm.weight", "post_attention_norm.weight"},
+                                                                   {"pre_feedforward_layernorm.weight", "ffn_norm.weight"},
+                                                                   {"post_feedforward_layernorm.weight", "post_ffw_norm.weight"}};
   if (hf == "model.norm.weight") return "output_norm.weight";
   if (hf == "lm_head.weight") return "output.weight";
   if (hf.compare(0, kLayerPrefix.size(), kLayerPrefix) == 0) {
     const size_t dot = hf.find('.', kLayerPrefix.size());
     if (dot == std::string::npos) return "";
     const std::string layer = hf.substr(kLayerPrefix.size(), dot - kLayerPrefix.size()), rest = hf.substr(dot + 1);
+    if (arch && arch->sandwich_norms)
+      for (const auto& [from, to] : kSandwich)
+        if (rest == from) return "blk." + layer + "." + to;
     for (const auto& [from, to] : kLayerNames)
       if (rest == from) return "blk." + layer + "." + to;
   }
@@ -147,7 +167,6 @@ std::string gguf_tensor_name(const std::string& hf) {
 GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlType type, const std::string& path,
                                  const std::string& name, const std::function<void(size_t, size_t)>& progress) {
   const ModelConfig& c = m->config;
-  require_gguf_writer(c);
   const std::string arch = c.arch->gguf_arch;
   GgufWriter w;
   GgufModelResult r;
@@ -173,9 +192,14 @@ GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlTy
     w.set(key("rope.scaling.type"), GgufValue::str("linear"));
     w.set(key("rope.scaling.factor"), GgufValue::f32(static_cast<float>(c.rope.factor)));
   }
-  if (c.sliding_window > 0 && c.sliding_window < c.max_position_embeddings)
-    r.notes.push_back("llama.cpp's llama graph attends to the whole context; this model's sliding window of " +
-                      std::to_string(c.sliding_window) + " tokens is not applied there");
+  if (c.sliding_window > 0) w.set(key("attention.sliding_window"), GgufValue::u32(static_cast<uint32_t>(c.sliding_window)));
+  if (c.attn_softcap > 0) w.set(key("attn_logit_softcapping"), GgufValue::f32(static_cast<float>(c.attn_softcap)));
+  if (c.final_softcap > 0) w.set(key("final_logit_softcapping"), GgufValue::f32(static_cast<float>(c.final_softcap)));
+  if (c.rope.type == "longrope") {
+    w.set(key("rope.scaling.attn_factor"), GgufValue::f32(static_cast<float>(c.rope.attention_factor)));
+    w.set(key("rope.scaling.original_context_length"), GgufValue::u32(static_cast<uint32_t>(c.rope.original_max_position_embeddings)));
+  }
+  for (const auto& n : llama_cpp_differences(c)) r.notes.push_back(n);
   r.vocab = add_gguf_vocab(w, tok_dir, c.vocab_size);
   for (const auto& n : r.vocab.notes) r.notes.push_back(n);
 
@@ -183,13 +207,20 @@ GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlTy
   for (auto& p : m->named_parameters()) {
     const std::string hf = p.key();
     if (hf.find(".lora_") != std::string::npos) continue;
-    const std::string g = gguf_tensor_name(hf);
+    const std::string g = gguf_tensor_name(hf, c.arch);
     if (g.empty()) throw Error("gguf export: no llama.cpp tensor for " + hf);
     at::Tensor t = p.value();
     const GgmlType st = storage_type(type, t);
     std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
     const ModelConfig* cp = &m->config;
     w.add_tensor(g, st, shape, [cp, hf, t, st] { return encode_tensor(to_gguf(*cp, hf, t), st); });
+  }
+  if (c.rope.type == "longrope") {  // Phi-3: the per-frequency divisors as llama.cpp reads them
+    for (const auto& [tname, f] : {std::make_pair("rope_factors_long.weight", &c.rope.long_factor),
+                                   std::make_pair("rope_factors_short.weight", &c.rope.short_factor)}) {
+      at::Tensor t = at::tensor(std::vector<float>(f->begin(), f->end()), at::kFloat);
+      w.add_tensor(tname, GgmlType::F32, {t.size(0)}, [t] { return encode_tensor(t, GgmlType::F32); });
+    }
   }
   if (c.rope.type == "llama3") {
     // llama.cpp divides each frequency by a per-dimension factor stored as a tensor.
@@ -206,7 +237,6 @@ GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlTy
 
 void write_gguf_lora(CausalLM& m, const std::string& path, const std::string& name) {
   const ModelConfig& c = m->config;
-  require_gguf_writer(c);
   auto layers = lora_layers(m);
   if (layers.empty()) throw Error("gguf-lora export: the model has no LoRA adapters");
   const int64_t r = layers[0].second->lora_rank();
@@ -224,7 +254,7 @@ void write_gguf_lora(CausalLM& m, const std::string& path, const std::string& na
   w.set("adapter.lora.alpha", GgufValue::f32(static_cast<float>(scaling * static_cast<double>(r))));
   at::NoGradGuard ng;
   for (const auto& [n, l] : layers) {
-    const std::string g = gguf_tensor_name(n + ".weight");
+    const std::string g = gguf_tensor_name(n + ".weight", c.arch);
     if (g.empty()) throw Error("gguf-lora export: no llama.cpp tensor for " + n);
     at::Tensor a = l->lora_A->weight.detach().to(at::kCPU, at::kFloat).contiguous();  // [r, in]
     at::Tensor b = l->lora_B->weight.detach().to(at::kCPU, at::kFloat).contiguous();  // [out, r]
@@ -263,6 +293,20 @@ LoadedModel load_gguf_model(const std::string& path) {
   if (f.find("blk.0.attn_q.bias") && mt == "llama") cj["attention_bias"] = true;
   if (f.get(key("rope.scaling.type")) && f.get_string(key("rope.scaling.type")) == "linear")
     cj["rope_scaling"] = {{"type", "linear"}, {"factor", f.get_float(key("rope.scaling.factor"))}};
+  // The quirks llama.cpp reads from keys, or fixes in its graph (llama_cpp_differences above).
+  if (f.get(key("attention.sliding_window"))) cj["sliding_window"] = f.get_uint(key("attention.sliding_window"));
+  if (f.get(key("attn_logit_softcapping"))) cj["attn_logit_softcapping"] = f.get_float(key("attn_logit_softcapping"));
+  if (f.get(key("final_logit_softcapping"))) cj["final_logit_softcapping"] = f.get_float(key("final_logit_softcapping"));
+  if (find_arch(mt)->sandwich_norms) cj["query_pre_attn_scalar"] = cj.value("head_dim", cj["hidden_size"].get<int64_t>() / cj["num_attention_heads"].get<int64_t>());
+  if (mt == "gemma3_text") cj["rope_local_base_freq"] = 10000.0, cj["sliding_window_pattern"] = 6;
+  if (const GgufTensorInfo* lf = f.find("rope_factors_long.weight")) {
+    const GgufTensorInfo* sf = f.find("rope_factors_short.weight");
+    if (!sf) throw file_error(path, "has rope_factors_long.weight without rope_factors_short.weight");
+    cj["rope_scaling"] = {{"type", "longrope"}, {"long_factor", f.read_floats(*lf)}, {"short_factor", f.read_floats(*sf)}};
+    if (f.get(key("rope.scaling.attn_factor"))) cj["rope_scaling"]["attention_factor"] = f.get_float(key("rope.scaling.attn_factor"));
+    if (f.get(key("rope.scaling.original_context_length")))
+      cj["original_max_position_embeddings"] = f.get_uint(key("rope.scaling.original_context_length"));
+  }
   if (f.get("tokenizer.ggml.eos_token_id")) cj["eos_token_id"] = f.get_uint("tokenizer.ggml.eos_token_id");
   if (f.get("tokenizer.ggml.bos_token_id")) cj["bos_token_id"] = f.get_uint("tokenizer.ggml.bos_token_id");
   LoadedModel lm;
@@ -279,11 +323,12 @@ LoadedModel load_gguf_model(const std::string& path) {
   std::map<std::string, at::Tensor> params;
   for (auto& p : lm.model->named_parameters()) {
     params[p.key()] = p.value();
-    hf_of[gguf_tensor_name(p.key())] = p.key();
+    hf_of[gguf_tensor_name(p.key(), lm.config.arch)] = p.key();
   }
   std::set<std::string> loaded;
   at::NoGradGuard ng;
   for (const auto& info : f.tensors()) {
+    if (info.name == "rope_factors_long.weight" || info.name == "rope_factors_short.weight") continue;  // read above
     if (info.name == "rope_freqs.weight") {
       const int64_t half = lm.config.head_dim / 2;
       if (info.numel() != half) throw file_error(path, "rope_freqs.weight must have head_dim/2 elements");
@@ -304,7 +349,7 @@ LoadedModel load_gguf_model(const std::string& path) {
     lm.file_dtypes[it->second] = StDtype::F32;
   }
   for (const auto& kv : params)
-    if (!loaded.count(kv.first)) throw file_error(path, "tensor " + gguf_tensor_name(kv.first) + " is missing");
+    if (!loaded.count(kv.first)) throw file_error(path, "tensor " + gguf_tensor_name(kv.first, lm.config.arch) + " is missing");
   return lm;
 }
 
@@ -318,10 +363,10 @@ void apply_gguf_lora(CausalLM& m, const std::string& path) {
   const double alpha = f.get_float("adapter.lora.alpha");
   std::map<std::string, LinearImpl*> by_gguf;
   for (auto& kv : m->named_modules())
-    if (auto* l = kv.value()->as<LinearImpl>()) by_gguf[gguf_tensor_name(kv.key() + ".weight")] = l;
+    if (auto* l = kv.value()->as<LinearImpl>()) by_gguf[gguf_tensor_name(kv.key() + ".weight", m->config.arch)] = l;
   std::map<std::string, std::string> hf_name;
   for (auto& kv : m->named_modules())
-    if (kv.value()->as<LinearImpl>()) hf_name[gguf_tensor_name(kv.key() + ".weight")] = kv.key() + ".weight";
+    if (kv.value()->as<LinearImpl>()) hf_name[gguf_tensor_name(kv.key() + ".weight", m->config.arch)] = kv.key() + ".weight";
   auto gen = at::make_generator<at::CPUGeneratorImpl>(0);
   int attached = 0;
   at::NoGradGuard ng;

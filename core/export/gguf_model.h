@@ -8,6 +8,7 @@
 
 #include "export/gguf.h"
 #include "export/gguf_vocab.h"
+#include "model/arch.h"
 #include "model/checkpoint.h"
 
 namespace hone {
@@ -33,7 +34,8 @@ LoadedModel load_gguf_model(const std::string& path);
 // Attaches the adapters of a LoRA GGUF to `m` (scale alpha/r as llama.cpp applies it).
 void apply_gguf_lora(CausalLM& m, const std::string& path);
 
-// llama.cpp's tensor name for a Hugging Face one ("" for names it has no tensor for).
-std::string gguf_tensor_name(const std::string& hf_name);
+// llama.cpp's tensor name for a Hugging Face one ("" for names it has no tensor for). The norms of
+// Gemma 2/3 (sandwich_norms) map to their own names.
+std::string gguf_tensor_name(const std::string& hf_name, const ArchTraits* arch = nullptr);
 
 }  // namespace hone

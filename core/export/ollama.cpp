@@ -28,6 +28,8 @@ std::string ollama_template(ChatFormat f, const std::string& bos, const std::str
              "<|start_header_id|>assistant<|end_header_id|>\n\n";
     case ChatFormat::Zephyr:
       return "{{- range .Messages }}<|{{ .Role }}|>\n{{ .Content }}" + eos + "\n{{ end }}<|assistant|>\n";
+    case ChatFormat::Phi3:
+      return "{{- range .Messages }}<|{{ .Role }}|>\n{{ .Content }}<|end|>\n{{ end }}<|assistant|>\n";
     case ChatFormat::Gemma:
       return std::string(add_bos ? "" : "<bos>") + kTakeSystem +
              "{{- else if eq .Role \"user\" }}<start_of_turn>user\n{{ if $system }}{{ $system }}\n\n{{ $system = \"\" }}{{ end }}"

@@ -20,6 +20,7 @@ struct Names {
 };
 constexpr Names kNames[] = {{ChatFormat::Llama3, "llama3"}, {ChatFormat::ChatML, "chatml"}, {ChatFormat::Mistral, "mistral"},
                             {ChatFormat::Llama2, "llama2"}, {ChatFormat::Zephyr, "zephyr"}, {ChatFormat::Gemma, "gemma"},
+                            {ChatFormat::Phi3, "phi3"},
                             {ChatFormat::Alpaca, "alpaca"}, {ChatFormat::Raw, "raw"}};
 
 struct Builder {
@@ -73,7 +74,9 @@ ChatFormat detect_chat_format(const std::string& t) {
   if (has("<start_of_turn>")) return ChatFormat::Gemma;
   if (has("<<SYS>>")) return ChatFormat::Llama2;
   if (has("[INST]")) return ChatFormat::Mistral;
-  if (has("<|user|>") && has("<|assistant|>")) return ChatFormat::Zephyr;
+  // Zephyr and Phi-3 write <|user|> either literally or as '<|' + role + '|>'; Phi-3 closes turns with <|end|>.
+  if (has("<|assistant|>") && has("<|end|>")) return ChatFormat::Phi3;
+  if (has("<|assistant|>") && (has("<|user|>") || has("'<|' + message"))) return ChatFormat::Zephyr;
   return ChatFormat::Alpaca;
 }
 
@@ -144,6 +147,15 @@ RenderedChat render_chat(ChatFormat f, const std::vector<ChatMessage>& msgs, boo
         b.text("<|" + m.role + "|>\n");
         if (m.role == "assistant") b.reply("", m.content, eos, "\n");
         else b.text(m.content + eos + "\n");
+      }
+      if (gen) b.text("<|assistant|>\n");
+      break;
+    }
+    case ChatFormat::Phi3: {  // Zephyr's markers with <|end|> closing every turn
+      for (const auto& m : msgs) {
+        b.text("<|" + m.role + "|>\n");
+        if (m.role == "assistant") b.reply("", m.content, "<|end|>", "\n");
+        else b.text(m.content + "<|end|>\n");
       }
       if (gen) b.text("<|assistant|>\n");
       break;
@@ -279,6 +291,15 @@ std::vector<std::string> chat_template_names() {
   return v;
 }
 
+ChatTemplate family_chat_template(const TokenizerConfig& cfg) {
+  ChatTemplate t(detect_chat_format(cfg.chat_template));
+  t.bos = cfg.bos_token;
+  t.eos = cfg.eos_token;
+  for (const char* e : kTurnEnds)
+    if (cfg.chat_template.find(e) != std::string::npos) t.end_of_turn.push_back(e);
+  return t;
+}
+
 ChatTemplate resolve_chat_template(const TokenizerConfig& cfg, const std::string& name) {
   ChatTemplate t;
   t.bos = cfg.bos_token;
@@ -290,10 +311,8 @@ ChatTemplate resolve_chat_template(const TokenizerConfig& cfg, const std::string
       t.family = ChatFormat::Alpaca;
       return t;
     }
+    t = family_chat_template(cfg);
     t.jinja = std::make_shared<const jinja::Template>(cfg.chat_template, "chat_template");
-    t.family = detect_chat_format(cfg.chat_template);
-    for (const char* e : kTurnEnds)
-      if (cfg.chat_template.find(e) != std::string::npos) t.end_of_turn.push_back(e);
     return t;
   }
   if (!chat_format_from_name(name, &t.family)) {
@@ -372,6 +391,7 @@ std::vector<std::string> end_of_turn_tokens(ChatFormat f, const std::string& eos
     case ChatFormat::Llama3: return {"<|eot_id|>", "<|end_of_text|>"};
     case ChatFormat::ChatML: return {"<|im_end|>", "<|endoftext|>"};
     case ChatFormat::Gemma: return {"<end_of_turn>", "<eos>"};
+    case ChatFormat::Phi3: return {"<|end|>", eos};
     default: return {eos};
   }
 }

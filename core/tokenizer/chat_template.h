@@ -13,7 +13,7 @@
 namespace hone {
 
 // Raw: no markers at all, prompt text then completion + EOS (TRL's plain prompt/completion form).
-enum class ChatFormat { Llama3, ChatML, Mistral, Llama2, Zephyr, Gemma, Alpaca, Raw };
+enum class ChatFormat { Llama3, ChatML, Mistral, Llama2, Zephyr, Gemma, Phi3, Alpaca, Raw };
 
 struct ChatMessage {
   std::string role;  // system | user | assistant
@@ -67,6 +67,9 @@ struct ChatTemplate {
 // not parse is an error naming its line and column), else the Alpaca rendering; "checkpoint":
 // the checkpoint's template, an error when there is none; a family name: that rendering.
 ChatTemplate resolve_chat_template(const TokenizerConfig& cfg, const std::string& name = "auto");
+// The family the checkpoint's template resembles, with the end-of-turn markers its text holds,
+// without parsing it (exports use it for stop tokens, so that they never fail on a template).
+ChatTemplate family_chat_template(const TokenizerConfig& cfg);
 std::vector<std::string> chat_template_names();  // "auto", "checkpoint" and the family names
 
 // Renders with the template. For a Jinja template the assistant spans come from its

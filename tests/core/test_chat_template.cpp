@@ -16,6 +16,11 @@ const std::vector<ChatMessage> kConv = {
     {"system", "S"}, {"user", "U1"}, {"assistant", "A1"}, {"user", "U2"}};
 const std::vector<ChatMessage> kOne = {{"system", "S"}, {"user", "U"}, {"assistant", "A"}};
 std::string render(ChatFormat f, const std::vector<ChatMessage>& m, bool gen) { return render_chat(f, m, gen).text; }
+std::vector<std::string> span_texts(const RenderedChat& r) {
+  std::vector<std::string> v;
+  for (auto [b, e] : r.assistant_spans) v.push_back(r.text.substr(b, e - b));
+  return v;
+}
 }  // namespace
 
 TEST(ChatTemplate, Llama3) {
@@ -46,6 +51,15 @@ TEST(ChatTemplate, Llama2) {
 
 TEST(ChatTemplate, Zephyr) {
   EXPECT_EQ(render(ChatFormat::Zephyr, kOne, false), "<|system|>\nS</s>\n<|user|>\nU</s>\n<|assistant|>\nA</s>\n");
+}
+
+TEST(ChatTemplate, Phi3) {
+  // Phi-3's turns close with <|end|>; its checkpoints' template is recognised by that marker.
+  EXPECT_EQ(render(ChatFormat::Phi3, kOne, false), "<|system|>\nS<|end|>\n<|user|>\nU<|end|>\n<|assistant|>\nA<|end|>\n");
+  EXPECT_EQ(span_texts(render_chat(ChatFormat::Phi3, kOne, false)), (std::vector<std::string>{"A<|end|>"}));
+  EXPECT_EQ(detect_chat_format(read_file(test::source("tests/data/chat_templates/phi-3.jinja"))), ChatFormat::Phi3);
+  EXPECT_EQ(detect_chat_format(read_file(test::source("tests/data/chat_templates/zephyr.jinja"))), ChatFormat::Zephyr);
+  EXPECT_EQ(end_of_turn_tokens(ChatFormat::Phi3, "<|endoftext|>"), (std::vector<std::string>{"<|end|>", "<|endoftext|>"}));
 }
 
 TEST(ChatTemplate, Gemma) {
@@ -133,11 +147,6 @@ TokenizerConfig config_with(const std::string& tmpl, const std::string& bos = ""
 }
 std::string shared_template(const std::string& fam) {
   return test::load_json(test::shared("tokenizers/" + fam + "/tokenizer_config.json")).at("chat_template").get<std::string>();
-}
-std::vector<std::string> span_texts(const RenderedChat& r) {
-  std::vector<std::string> v;
-  for (auto [b, e] : r.assistant_spans) v.push_back(r.text.substr(b, e - b));
-  return v;
 }
 const std::vector<ChatMessage> kTwoTurns = {
     {"system", "You are terse."}, {"user", "What is 2+2?"}, {"assistant", "4"}, {"user", "  And 3+3?  "}, {"assistant", " 6\n"}};

@@ -91,7 +91,7 @@ Agreement compare(const json& got, CausalLM& m, const std::vector<std::vector<in
 
 TEST(Interop, GgufModelAndLoraGiveHonesNextTokenProbabilitiesInLlamaCpp) {
   REQUIRE_LLAMA_CPP();
-  for (const std::string preset : {"tiny", "tiny-qwen2", "tiny-mistral", "tiny-gemma"}) {
+  for (const std::string preset : {"tiny", "tiny-qwen2", "tiny-mistral", "tiny-gemma", "tiny-qwen3", "tiny-gemma2", "tiny-gemma3", "tiny-phi3"}) {
     SCOPED_TRACE(preset);
     test::ExportFixture f("interop-" + preset, preset);
     const std::string run = f.run_dir("lora", "lora", /*rslora=*/preset == "tiny");

@@ -391,13 +391,15 @@ TEST(Train, NewArchitecturesTrainAndCacheTheirWindows) {
     for (const std::string method : {"lora", "qlora", "full"}) {
       RunConfig c = base_config(method);
       c.base_model = dir;
-      c.max_steps = 25;
+      c.max_steps = 40;
       c.max_grad_norm = 1.0;
       c.lora.targets = {"all-linear"};
       auto res = train(c, {test::temp_dir("arch-run-" + preset + "-" + method), "", nullptr, nullptr});
       ASSERT_EQ(res.status, "completed") << method << ": " << res.error;
-      const double first = (res.losses[0] + res.losses[1]) / 2, last = (res.losses[23] + res.losses[24]) / 2;
-      EXPECT_LT(last, 0.9 * first) << method << ": " << first << " -> " << last;
+      const double first = (res.losses[0] + res.losses[1]) / 2, last = (res.losses[38] + res.losses[39]) / 2;
+      std::cout << preset << " " << method << ": loss " << first << " -> " << last << "\n";
+      // Adapters over a random base's frozen head move the loss less than full training does.
+      EXPECT_LT(last, (method == "full" ? 0.8 : 0.93) * first) << method << ": " << first << " -> " << last;  // measured 0.82-0.89 and 0.42-0.48
       if (preset == "tiny-phi3" && method == "lora") {
         // PEFT's names for the fused projections.
         const json ac = test::load_json(res.output_dir + "/adapter_config.json");
@@ -406,8 +408,8 @@ TEST(Train, NewArchitecturesTrainAndCacheTheirWindows) {
         EXPECT_NE(std::find(mods.begin(), mods.end(), "gate_up_proj"), mods.end());
       }
     }
-    // 24 tokens, windows of 8 (Gemma) and 16 (Phi-3): the cache, fed one token at a time after a
-    // prefix, gives the logits of one full pass.
+    // 24 tokens and Gemma's windows of 8: the cache, fed one token at a time after a prefix, gives
+    // the logits of one full pass (the decoder test checks Phi-3's window against the reference).
     auto lm = load_model(dir);
     at::NoGradGuard ng;
     lm.model->eval();

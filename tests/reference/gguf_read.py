@@ -120,7 +120,7 @@ def read_safetensors(path):
     return out
 
 
-def hf_name(g):
+def hf_name(g, arch=None):
     fixed = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
              "output.weight": "lm_head.weight"}
     if g in fixed:
@@ -133,7 +133,14 @@ def hf_name(g):
              "attn_q.bias": "self_attn.q_proj.bias", "attn_k.bias": "self_attn.k_proj.bias",
              "attn_v.bias": "self_attn.v_proj.bias", "ffn_gate.weight": "mlp.gate_proj.weight",
              "ffn_up.weight": "mlp.up_proj.weight", "ffn_down.weight": "mlp.down_proj.weight",
-             "attn_q_norm.weight": "self_attn.q_norm.weight", "attn_k_norm.weight": "self_attn.k_norm.weight"}
+             "attn_q_norm.weight": "self_attn.q_norm.weight", "attn_k_norm.weight": "self_attn.k_norm.weight",
+             "attn_qkv.weight": "self_attn.qkv_proj.weight"}
+    if arch in ("gemma2", "gemma3"):  # llama.cpp's names for the sandwich norms
+        names.update({"post_attention_norm.weight": "post_attention_layernorm.weight",
+                      "ffn_norm.weight": "pre_feedforward_layernorm.weight",
+                      "post_ffw_norm.weight": "post_feedforward_layernorm.weight"})
+    if arch == "phi3":  # one fused gate | up tensor
+        names["ffn_up.weight"] = "mlp.gate_up_proj.weight"
     return "model.layers.%s.%s" % (layer, names[rest])
 
 
@@ -169,8 +176,10 @@ def main():
         cfg = json.load(open(opts["--hf"] + "/config.json"))
         worst, worst_name = 0.0, ""
         for i in infos:
+            if i["name"].startswith("rope_factors_"):
+                continue  # Phi-3's longrope factors come from config.json, not a tensor
             g = dequant(i, data, start)
-            name = hf_name(i["name"])
+            name = hf_name(i["name"], arch)
             w = hf[name] if name in hf else None
             if w is None and name == "lm_head.weight":
                 w = hf["model.embed_tokens.weight"]
@@ -179,7 +188,7 @@ def main():
                 w = llama_permute(w, cfg["num_attention_heads"])
             if arch == "llama" and name.endswith("k_proj.weight"):
                 w = llama_permute(w, cfg.get("num_key_value_heads", cfg["num_attention_heads"]))
-            if arch == "gemma" and name.endswith("norm.weight"):
+            if arch in ("gemma", "gemma2", "gemma3") and name.endswith("norm.weight"):
                 w = w + 1.0
             d = float(np.max(np.abs(g - w))) / max(1e-30, float(np.max(np.abs(w))))
             if d > worst:
@@ -215,7 +224,7 @@ def main():
         for i in infos:
             g = dequant(i, data, start)
             base = i["name"][: -len(".lora_a")]
-            hn = "base_model.model." + hf_name(base)[: -len(".weight")]
+            hn = "base_model.model." + hf_name(base, arch)[: -len(".weight")]
             w = peft[hn + (".lora_A.weight" if i["name"].endswith("lora_a") else ".lora_B.weight")]
             if arch == "llama" and i["name"].endswith("lora_b") and ("attn_q" in base or "attn_k" in base):
                 heads = base_cfg["num_attention_heads"] if "attn_q" in base else base_cfg.get("num_key_value_heads")
