@@ -102,6 +102,15 @@ int cmd_inspect(int argc, char** argv) {
     const auto& tmpl = tok->config().chat_template;
     j["chat_template"] = {{"format", chat_format_name(detect_chat_format(tmpl))},
                           {"source", tmpl.empty() ? "none (base model: alpaca)" : "checkpoint"}};
+    if (!tmpl.empty()) {
+      // Training and generation execute it as Jinja: say whether it parses, and where not.
+      try {
+        resolve_chat_template(tok->config());
+        j["chat_template"]["jinja"] = "parses";
+      } catch (const Error& e) {
+        j["chat_template"]["jinja"] = std::string("error: ") + e.what();
+      }
+    }
   } catch (const Error& e) {
     j["tokenizer"] = {{"error", e.what()}};
     j["chat_template"] = nullptr;

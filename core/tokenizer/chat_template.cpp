@@ -312,7 +312,7 @@ ChatTemplate resolve_chat_template(const TokenizerConfig& cfg, const std::string
       return t;
     }
     t = family_chat_template(cfg);
-    t.jinja = std::make_shared<const jinja::Template>(cfg.chat_template, "chat_template");
+    t.jinja = std::make_shared<const jinja::Template>(cfg.chat_template, cfg.chat_template_file.empty() ? "chat_template" : cfg.chat_template_file);
     return t;
   }
   if (!chat_format_from_name(name, &t.family)) {

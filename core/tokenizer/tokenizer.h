@@ -26,6 +26,7 @@ struct TokenizerConfig {
   std::optional<bool> add_bos_token, add_eos_token;
   std::optional<bool> legacy;  // LlamaTokenizer's legacy flag
   std::string chat_template;  // chat_template.jinja wins over tokenizer_config.json
+  std::string chat_template_file;  // the file it came from (errors in the template name it)
   std::string tokenizer_class;
   bool clean_up_tokenization_spaces = false;
   int64_t model_max_length = 0;

@@ -57,6 +57,7 @@ TokenizerConfig load_tokenizer_config(const std::string& dir) {
       else if (t.is_array())  // [{"name": "default", "template": "..."}, ...]
         for (const auto& e : t)
           if (e.is_object() && e.value("name", "") == "default" && e.contains("template")) c.chat_template = e["template"];
+      if (!c.chat_template.empty()) c.chat_template_file = path + " (chat_template)";
     }
     if (j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()) {
       for (auto it = j["added_tokens_decoder"].begin(); it != j["added_tokens_decoder"].end(); ++it) {
@@ -78,7 +79,7 @@ TokenizerConfig load_tokenizer_config(const std::string& dir) {
     }
   }
   const std::string jinja = join_path(dir, "chat_template.jinja");
-  if (file_exists(jinja)) c.chat_template = read_file(jinja);
+  if (file_exists(jinja)) c.chat_template = read_file(jinja), c.chat_template_file = jinja;
   return c;
 }
 
