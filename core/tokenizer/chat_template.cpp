@@ -33,6 +33,17 @@ struct Builder {
     r.assistant_spans.emplace_back(b, r.text.size());
     r.text += tail;
   }
+  // Formats where every message is header(role) + content + close + tail, and the generation
+  // prompt is the assistant's header (Llama 3, ChatML, Zephyr, Phi-3).
+  template <class Header>
+  void turns(const std::vector<ChatMessage>& msgs, Header header, const std::string& close, const std::string& tail, bool gen) {
+    for (const auto& m : msgs) {
+      text(header(m.role));
+      if (m.role == "assistant") reply("", m.content, close, tail);
+      else text(m.content + close + tail);
+    }
+    if (gen) text(header("assistant"));
+  }
 };
 
 void check_roles(const std::vector<ChatMessage>& m) {
@@ -92,25 +103,13 @@ RenderedChat render_chat(ChatFormat f, const std::vector<ChatMessage>& msgs, boo
   }
   const bool has_system = start == 1;
   switch (f) {
-    case ChatFormat::Llama3: {
+    case ChatFormat::Llama3:
       b.text("<|begin_of_text|>");
-      for (const auto& m : msgs) {
-        b.text("<|start_header_id|>" + m.role + "<|end_header_id|>\n\n");
-        if (m.role == "assistant") b.reply("", m.content, "<|eot_id|>", "");
-        else b.text(m.content + "<|eot_id|>");
-      }
-      if (gen) b.text("<|start_header_id|>assistant<|end_header_id|>\n\n");
+      b.turns(msgs, [](const std::string& r) { return "<|start_header_id|>" + r + "<|end_header_id|>\n\n"; }, "<|eot_id|>", "", gen);
       break;
-    }
-    case ChatFormat::ChatML: {
-      for (const auto& m : msgs) {
-        b.text("<|im_start|>" + m.role + "\n");
-        if (m.role == "assistant") b.reply("", m.content, "<|im_end|>", "\n");
-        else b.text(m.content + "<|im_end|>\n");
-      }
-      if (gen) b.text("<|im_start|>assistant\n");
+    case ChatFormat::ChatML:
+      b.turns(msgs, [](const std::string& r) { return "<|im_start|>" + r + "\n"; }, "<|im_end|>", "\n", gen);
       break;
-    }
     case ChatFormat::Mistral: {
       b.text(bos);
       bool first_user = true;
@@ -142,24 +141,12 @@ RenderedChat render_chat(ChatFormat f, const std::vector<ChatMessage>& msgs, boo
       }
       break;
     }
-    case ChatFormat::Zephyr: {
-      for (const auto& m : msgs) {
-        b.text("<|" + m.role + "|>\n");
-        if (m.role == "assistant") b.reply("", m.content, eos, "\n");
-        else b.text(m.content + eos + "\n");
-      }
-      if (gen) b.text("<|assistant|>\n");
+    case ChatFormat::Zephyr:
+      b.turns(msgs, [](const std::string& r) { return "<|" + r + "|>\n"; }, eos, "\n", gen);
       break;
-    }
-    case ChatFormat::Phi3: {  // Zephyr's markers with <|end|> closing every turn
-      for (const auto& m : msgs) {
-        b.text("<|" + m.role + "|>\n");
-        if (m.role == "assistant") b.reply("", m.content, "<|end|>", "\n");
-        else b.text(m.content + "<|end|>\n");
-      }
-      if (gen) b.text("<|assistant|>\n");
+    case ChatFormat::Phi3:  // Zephyr's markers with <|end|> closing every turn
+      b.turns(msgs, [](const std::string& r) { return "<|" + r + "|>\n"; }, "<|end|>", "\n", gen);
       break;
-    }
     case ChatFormat::Gemma: {
       b.text("<bos>");
       bool first_user = true;
