@@ -56,6 +56,7 @@ void parse_rope(const nlohmann::json& j, ModelConfig& c, const std::string& path
         v.push_back(x.get<double>());
       }
     }
+    c.rope.attention_factor = get_num(*rs, "attention_factor", path, 0.0);  // 0: derived below, once lengths are known
   }
   c.rope.factor = get_num(*rs, "factor", path, 1.0);
   c.rope.low_freq_factor = get_num(*rs, "low_freq_factor", path, 1.0);
@@ -137,8 +138,9 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path)
     // the attention factor defaults to sqrt(1 + ln(factor) / ln(original)).
     c.rope.original_max_position_embeddings = get_int(j, "original_max_position_embeddings", path, c.max_position_embeddings, false);
     const double factor = static_cast<double>(c.max_position_embeddings) / static_cast<double>(c.rope.original_max_position_embeddings);
-    const nlohmann::json& rs = j.contains("rope_parameters") && j["rope_parameters"].is_object() ? j["rope_parameters"] : j["rope_scaling"];
-    c.rope.attention_factor = get_num(rs, "attention_factor", path, factor <= 1.0 ? 1.0 : std::sqrt(1 + std::log(factor) / std::log(static_cast<double>(c.rope.original_max_position_embeddings))));
+    if (c.rope.attention_factor <= 0)
+      c.rope.attention_factor =
+          factor <= 1.0 ? 1.0 : std::sqrt(1 + std::log(factor) / std::log(static_cast<double>(c.rope.original_max_position_embeddings)));
   }
   if (c.arch->sandwich_norms) {
     const double qs = get_num(j, "query_pre_attn_scalar", path, static_cast<double>(c.head_dim));

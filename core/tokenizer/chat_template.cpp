@@ -194,6 +194,19 @@ const char* const kTurnEnds[] = {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end
 // Private-use characters around a reply's content locate it in a rendering (no template prints them).
 const std::string kOpen = "\xEE\x80\x80", kClose = "\xEE\x80\x81";  // U+E000, U+E001
 
+// The variables apply_chat_template passes: messages, add_generation_prompt, the special tokens
+// the tokenizer has (an unset one stays undefined), tools and documents (None without them).
+jinja::Dict jinja_vars(const ChatTemplate& t, jinja::Value messages, bool gen, jinja::Value tools = jinja::Value::none()) {
+  jinja::Dict v;
+  v.set("messages", std::move(messages));
+  v.set("add_generation_prompt", jinja::Value(gen));
+  if (!t.bos.empty()) v.set("bos_token", jinja::Value(t.bos));
+  if (!t.eos.empty()) v.set("eos_token", jinja::Value(t.eos));
+  v.set("tools", std::move(tools));
+  v.set("documents", jinja::Value::none());
+  return v;
+}
+
 jinja::Dict jinja_vars(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
   jinja::List list;
   for (const auto& m : msgs) {
@@ -202,15 +215,7 @@ jinja::Dict jinja_vars(const ChatTemplate& t, const std::vector<ChatMessage>& ms
     d->set("content", jinja::Value(m.content));
     list.emplace_back(d);
   }
-  jinja::Dict v;
-  v.set("messages", jinja::Value(std::move(list)));
-  v.set("add_generation_prompt", jinja::Value(gen));
-  // transformers passes the special tokens the tokenizer has; an unset one stays undefined.
-  if (!t.bos.empty()) v.set("bos_token", jinja::Value(t.bos));
-  if (!t.eos.empty()) v.set("eos_token", jinja::Value(t.eos));
-  v.set("tools", jinja::Value::none());  // what apply_chat_template passes without tools
-  v.set("documents", jinja::Value::none());
-  return v;
+  return jinja_vars(t, jinja::Value(std::move(list)), gen);
 }
 
 std::string render_text(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
@@ -330,22 +335,22 @@ std::string render_chat_json(const ChatTemplate& t, const nlohmann::ordered_json
     }
     return render_chat(t, msgs, gen).text;
   }
-  jinja::Dict v;
-  v.set("messages", jinja::from_json(messages));
-  v.set("add_generation_prompt", jinja::Value(gen));
-  if (!t.bos.empty()) v.set("bos_token", jinja::Value(t.bos));
-  if (!t.eos.empty()) v.set("eos_token", jinja::Value(t.eos));
-  v.set("tools", tools.is_null() ? jinja::Value::none() : jinja::from_json(tools));
-  v.set("documents", jinja::Value::none());
+  jinja::Dict v = jinja_vars(t, jinja::from_json(messages), gen, tools.is_null() ? jinja::Value::none() : jinja::from_json(tools));
   if (extra.is_object())
     for (auto it = extra.begin(); it != extra.end(); ++it) v.set(it.key(), jinja::from_json(it.value()));
   return t.jinja->render(v).text;
 }
 
 ChatTokens tokenize_chat(const Tokenizer& tok, const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
-  ChatTemplate u = t;
-  if (u.bos.empty()) u.bos = tok.config().bos_token;
-  if (u.eos.empty()) u.eos = tok.config().eos_token;
+  // The tokenizer's specials fill what the template lacks (a copy only then: this runs per row).
+  ChatTemplate filled;
+  const bool fill = t.bos.empty() || t.eos.empty();
+  if (fill) {
+    filled = t;
+    if (filled.bos.empty()) filled.bos = tok.config().bos_token;
+    if (filled.eos.empty()) filled.eos = tok.config().eos_token;
+  }
+  const ChatTemplate& u = fill ? filled : t;
   ChatTokens out;
   out.rendered = render_chat(u, msgs, gen);
   // Templates write their own BOS (transformers tokenizes a rendered chat without adding special
