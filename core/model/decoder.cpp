@@ -166,6 +166,18 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// Which adapter a layer's projections run: the policy's or PPO's critic (model/linear.h). The
+// recompute in a checkpointed backward must run the one its forward ran.
+bool layer_uses_critic(DecoderLayerImpl* layer) {
+  for (auto& m : layer->modules(/*include_self=*/false))
+    if (auto* lin = dynamic_cast<LinearImpl*>(m.get())) return lin->use_critic;
+  return false;
+}
+void set_layer_critic(DecoderLayerImpl* layer, bool on) {
+  for (auto& m : layer->modules(/*include_self=*/false))
+    if (auto* lin = dynamic_cast<LinearImpl*>(m.get())) lin->use_critic = on;
+}
+
 // Activation checkpointing of one decoder layer. The layer is passed by address: it outlives the
 // backward pass of the step that created this node.
 struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
@@ -173,6 +185,7 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
                             const at::Tensor& mask, int64_t layer_addr) {
     ctx->save_for_backward({x, cos, sin, mask});
     ctx->saved_data["layer"] = layer_addr;
+    ctx->saved_data["critic"] = layer_uses_critic(reinterpret_cast<DecoderLayerImpl*>(layer_addr));
     auto gen = at::detail::getDefaultCPUGenerator();
     {
       std::lock_guard<std::mutex> lk(gen.mutex());
@@ -194,7 +207,10 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
     at::Tensor out;
     {
       at::AutoGradMode enable(true);
+      const bool critic_now = layer_uses_critic(layer);
+      set_layer_critic(layer, ctx->saved_data["critic"].toBool());
       out = layer->forward(x, s[1], s[2], s[3], nullptr, 0);
+      set_layer_critic(layer, critic_now);
     }
     {
       std::lock_guard<std::mutex> lk(gen.mutex());

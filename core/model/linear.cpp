@@ -14,12 +14,14 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
   at::Tensor y = has_nf4_ ? nf4_linear(x, nf4_, bias) : at::linear(x, weight, bias);
-  if (has_lora() && lora_enabled && !lora_merged) {
-    at::Tensor h = (lora_dropout > 0 && is_training()) ? at::dropout(x, lora_dropout, true) : x;
-    auto low = at::linear(h, lora_A->weight);  // [..., r]
+  const bool critic = use_critic && has_critic();
+  if (critic && lora_merged) throw Error("the critic adapter cannot run over a merged policy adapter");
+  if (critic || (has_lora() && lora_enabled && !lora_merged)) {
+    at::Tensor h = (!critic && lora_dropout > 0 && is_training()) ? at::dropout(x, lora_dropout, true) : x;
+    auto low = at::linear(h, (critic ? critic_A : lora_A)->weight);  // [..., r]
     // y += scaling * low @ B^T as one GEMM with accumulate (no extra passes over y).
     auto y2 = y.reshape({-1, out_features});
-    y2 = at::addmm(y2, low.reshape({-1, low.size(-1)}), lora_B->weight.t(), 1.0, lora_scaling);
+    y2 = at::addmm(y2, low.reshape({-1, low.size(-1)}), (critic ? critic_B : lora_B)->weight.t(), 1.0, lora_scaling);
     return y2.view(y.sizes());
   }
   return y;
@@ -66,6 +68,14 @@ void LinearImpl::add_lora(int64_t r, double alpha, double dropout, bool rslora, 
   lora_B = register_module("lora_B", LoraWeight(b.to(dev, dt)));
   lora_scaling = rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);
   lora_dropout = dropout;
+}
+
+void LinearImpl::add_critic_lora() {
+  if (!has_lora()) throw Error("a critic adapter needs the policy's adapter on the same layer");
+  if (has_critic()) throw Error("layer already has a critic adapter");
+  at::NoGradGuard ng;
+  critic_A = register_module("critic_A", LoraWeight(lora_A->weight.detach().clone().set_requires_grad(true)));
+  critic_B = register_module("critic_B", LoraWeight(lora_B->weight.detach().clone().set_requires_grad(true)));
 }
 
 void LinearImpl::merge_lora() {

@@ -41,6 +41,14 @@ struct LinearImpl : torch::nn::Module {
   bool lora_enabled = true;
   bool lora_merged = false;
 
+  // A second adapter on the same base, PPO's critic (train/recipe_ppo.cpp): while use_critic is
+  // set it replaces the policy's adapter, so one frozen base serves two models. It starts as a
+  // copy of the policy's adapter (same rank and scaling) and never has dropout.
+  void add_critic_lora();
+  bool has_critic() const { return !critic_A.is_empty(); }
+  LoraWeight critic_A{nullptr}, critic_B{nullptr};
+  bool use_critic = false;
+
  private:
   NF4Weight nf4_;
   bool has_nf4_ = false;

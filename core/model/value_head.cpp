@@ -53,26 +53,39 @@ at::Tensor value_of_hidden(CausalLM& m, const at::Tensor& h) {
   return at::linear(h.to(at::kFloat), s.weight, s.bias).squeeze(-1);  // [...]
 }
 
+bool is_value_model_tensor(const std::string& name) {
+  return name.rfind("v_head.", 0) == 0 || name.find(".critic_A.") != std::string::npos ||
+         name.find(".critic_B.") != std::string::npos;
+}
+
 void save_value_head(CausalLM& m, const std::string& adapter_dir) {
-  auto& s = *need(m).summary;
-  auto w = s.weight.detach().to(at::kCPU, at::kFloat).contiguous();
-  auto b = s.bias.detach().to(at::kCPU, at::kFloat).contiguous();
-  write_safetensors(join_path(adapter_dir, kValueHeadFile),
-                    {{"v_head.summary.weight", StDtype::F32, {1, w.size(1)}, w.data_ptr(), static_cast<size_t>(w.numel() * 4)},
-                     {"v_head.summary.bias", StDtype::F32, {1}, b.data_ptr(), 4}});
+  need(m);
+  std::vector<at::Tensor> keep;
+  std::vector<StWriteEntry> entries;
+  for (auto& p : m->named_parameters()) {
+    if (!is_value_model_tensor(p.key())) continue;
+    auto c32 = p.value().detach().to(at::kCPU, at::kFloat).contiguous();
+    keep.push_back(c32);
+    entries.push_back({p.key(), StDtype::F32, std::vector<int64_t>(c32.sizes().begin(), c32.sizes().end()), c32.data_ptr(),
+                       static_cast<size_t>(c32.numel() * 4)});
+  }
+  write_safetensors(join_path(adapter_dir, kValueHeadFile), entries);
 }
 
 void load_value_head(CausalLM& m, const std::string& adapter_dir) {
   const std::string path = join_path(adapter_dir, kValueHeadFile);
   if (!file_exists(path)) throw file_error(path, "not found: this adapter has no value head");
+  need(m);
   SafetensorsFile f(path);
-  auto& s = *need(m).summary;
   at::NoGradGuard ng;
-  for (auto [name, dst] : {std::make_pair("v_head.summary.weight", s.weight), std::make_pair("v_head.summary.bias", s.bias)}) {
+  for (auto& p : m->named_parameters()) {
+    if (!is_value_model_tensor(p.key())) continue;
+    const std::string& name = p.key();
+    at::Tensor dst = p.value();
     const StTensorInfo* t = f.find(name);
-    if (!t) throw file_error(path, std::string("lacks tensor '") + name + "'");
+    if (!t) throw file_error(path, "lacks tensor '" + name + "'");
     if (t->shape != std::vector<int64_t>(dst.sizes().begin(), dst.sizes().end()))
-      throw file_error(path, std::string("tensor '") + name + "' has another shape than this model's value head");
+      throw file_error(path, "tensor '" + name + "' has another shape than this model's value model");
     dst.copy_(tensor_from_bytes(f.data(*t), t->dtype, t->shape, path + ": tensor '" + name + "'"));
   }
 }

@@ -80,6 +80,19 @@ void set_lora_enabled(CausalLM& m, bool enabled) {
 void set_lora_dropout(CausalLM& m, double p) {
   for_each_linear(m, [&](const std::string&, LinearImpl& l) { l.lora_dropout = p; });
 }
+int attach_critic_lora(CausalLM& m) {
+  int n = 0;
+  for_each_linear(m, [&](const std::string&, LinearImpl& l) {
+    if (!l.has_lora()) return;
+    l.add_critic_lora();
+    ++n;
+  });
+  if (n == 0) throw Error("a critic adapter needs LoRA adapters on the model");
+  return n;
+}
+void set_critic_active(CausalLM& m, bool on) {
+  for_each_linear(m, [&](const std::string&, LinearImpl& l) { l.use_critic = on; });
+}
 void merge_lora(CausalLM& m) {
   for_each_linear(m, [&](const std::string&, LinearImpl& l) { l.merge_lora(); });
 }

@@ -17,6 +17,10 @@ int attach_lora(CausalLM& m, const LoraConfig& c, uint64_t seed);
 void set_lora_enabled(CausalLM& m, bool enabled);
 // Dropout on every adapter input (PPO turns it off so that sampling and updating agree).
 void set_lora_dropout(CausalLM& m, double p);
+// PPO's critic (model/linear.h): a copy of every layer's adapter, trainable, used in place of the
+// policy's while set_critic_active is on. Returns the count.
+int attach_critic_lora(CausalLM& m);
+void set_critic_active(CausalLM& m, bool on);
 void merge_lora(CausalLM& m);
 void unmerge_lora(CausalLM& m);
 // Stores every decoder projection (not embeddings, norms or lm_head) as NF4. Returns bytes held.

@@ -1,8 +1,9 @@
 // PPO recipe (Schulman et al. 2017; for language models as Ziegler et al. 2019 and TRL's
 // PPOTrainer): at the start of each step the step's prompts get their completions sampled from the
 // policy and scored (train/rl_recipe.h); every completion token is rewarded -kl_coef times the
-// policy's log-ratio to the reference, and the last token also gets the score. A value head on the
-// policy's own backbone (model/value_head.h) estimates each state's return, GAE turns rewards and
+// policy's log-ratio to the reference, and the last token also gets the score. The critic
+// (model/value_head.h: by default a critic adapter of its own on the shared frozen base, or the
+// value head on the policy's features) estimates each state's return, GAE turns rewards and
 // values into advantages, whitened over the step's whole batch of rollouts, and the clipped policy
 // and value objectives are optimised for ppo_epochs updates over that batch (the session repeats
 // the step's micro-batches, train/recipe.h). Dropout in the adapters is off, as TRL's PPO turns it
@@ -23,8 +24,11 @@ class PpoRecipe : public RlRecipe {
   int64_t updates_per_step() const override { return cfg_.ppo_epochs; }
 
   void setup_model(CausalLM& model, const RunConfig& cfg) override {
-    (void)cfg;
     attach_value_head(model);
+    // The critic starts as a copy of the policy's starting adapter: its features start as the
+    // policy's, and learn what the value needs (TRL's PPOv2 starts its value model from the reward
+    // model; a rule reward has none).
+    if (cfg.value_model == "adapter") attach_critic_lora(model);
     set_lora_dropout(model, 0.0);
   }
 
@@ -50,7 +54,7 @@ class PpoRecipe : public RlRecipe {
       const std::vector<double> scores = score(b.rows, prompt_of);
       at::Tensor ref;
       if (kl_coef_ != 0) ref = reference_logps(env, b.rows);
-      TokenLogps old = completion_logps(env.model, b.rows, env.pad_id, env.dev, env.autocast, /*values=*/true);  // [N, C]
+      TokenLogps old = values_from_policy(env, b.rows);  // [N, C]
       b.mask = old.mask;
       b.old_logps = old.logps;
       b.old_values = old.values;
@@ -97,7 +101,7 @@ class PpoRecipe : public RlRecipe {
   MicroLoss loss(RecipeEnv& env, const std::vector<size_t>& idx, const std::vector<double>& step_counts) override {
     (void)idx, (void)step_counts;
     const Batch& b = batches_.at(static_cast<size_t>(env.micro));
-    TokenLogps cur = completion_logps(env.model, b.rows, env.pad_id, env.dev, env.autocast, /*values=*/true);  // [N, C]
+    TokenLogps cur = values_from_policy(env, b.rows);  // [N, C]
     PpoTerms t = ppo_loss(cur.logps, b.old_logps, cur.values, b.old_values, b.advantages, b.returns, b.mask,
                           cfg_.clip_epsilon, cfg_.value_clip);
     // Token-level means over the step's whole batch (the micro-batches' losses add up to it).
@@ -119,6 +123,15 @@ class PpoRecipe : public RlRecipe {
   }
 
  private:
+  // The policy's log-probs, with the critic's values: from the same pass for a value head on the
+  // policy, else from the critic adapter's own pass.
+  TokenLogps values_from_policy(RecipeEnv& env, const std::vector<Rollout>& rows) {
+    const bool head = cfg_.value_model == "head";
+    TokenLogps t = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast, /*values=*/head);  // [N, C]
+    if (!head) t.values = critic_values(env.model, rows, env.pad_id, env.dev, env.autocast);  // [N, C]
+    return t;
+  }
+
   struct Batch {
     std::vector<Rollout> rows;
     at::Tensor mask, old_logps, old_values, advantages, returns;  // [N, C]

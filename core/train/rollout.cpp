@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "model/generate.h"
 #include "model/value_head.h"
+#include "peft/lora.h"
 #include "train/recipe.h"
 
 namespace hone {
@@ -50,8 +51,16 @@ std::vector<Rollout> sample_group(CausalLM& model, const std::vector<int32_t>& p
   return out;
 }
 
-TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, int32_t pad, const at::Device& dev,
-                            bool autocast, bool values) {
+namespace {
+
+// Rollouts as one padded batch: ids and attention mask [N, T]; for each completion token, the
+// position whose hidden state predicts it, the token and a mask, [N, C].
+struct Packed {
+  at::Tensor ids, am, pos, targets, mask;
+  int64_t N = 0, C = 1;
+};
+
+Packed pack(const std::vector<Rollout>& rows, int32_t pad) {
   const int64_t N = static_cast<int64_t>(rows.size());
   int64_t T = 0, C = 0;
   for (const auto& r : rows) {
@@ -77,23 +86,38 @@ TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, i
     for (int64_t t = 0; t < P + L; ++t) am[i * T + t] = 1;
   }
   auto tensor = [](auto& v, int64_t rows, int64_t cols) { return at::tensor(v).view({rows, cols}); };
-  const at::Tensor ids_t = tensor(ids, N, T), am_t = tensor(am, N, T);
-  const at::Tensor pos_t = tensor(gather_pos, N, C), targets_t = tensor(targets, N, C), mask_t = tensor(mask, N, C);
-  at::Tensor logits, h;
+  Packed p;
+  p.N = N;
+  p.C = C;
+  p.ids = tensor(ids, N, T);
+  p.am = tensor(am, N, T);
+  p.pos = tensor(gather_pos, N, C);
+  p.targets = tensor(targets, N, C);
+  p.mask = tensor(mask, N, C);
+  return p;
+}
+
+}  // namespace
+
+TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, int32_t pad, const at::Device& dev,
+                            bool autocast, bool values) {
+  const Packed pk = pack(rows, pad);
+  const int64_t N = pk.N, C = pk.C;
+  const at::Tensor pos = pk.pos.to(dev).unsqueeze(-1);  // [N, C, 1]
+  at::Tensor hs, sel;
   {
     CudaAutocast ac(autocast);
-    h = model->hidden(ids_t.to(dev), am_t.to(dev));  // [N, T, H]
-    logits = model->logits_from_hidden(h);           // [N, T, V] fp32
+    at::Tensor h = model->hidden(pk.ids.to(dev), pk.am.to(dev));  // [N, T, H]
+    // Only the positions that predict a completion token go through the head: [N, C, V] logits,
+    // not [N, T, V] (the prompt is most of T).
+    hs = h.gather(1, pos.expand({N, C, h.size(2)}));  // [N, C, H]
+    sel = model->logits_from_hidden(hs);               // [N, C, V] fp32
   }
-  const int64_t V = logits.size(2);
-  const at::Tensor pos = pos_t.to(dev).unsqueeze(-1);                           // [N, C, 1]
-  auto sel = logits.gather(1, pos.expand({N, C, V}));                           // [N, C, V]
-  auto logp_all = at::log_softmax(sel, -1);                                           // [N, C, V]
+  auto logp_all = at::log_softmax(sel, -1);  // [N, C, V]
   TokenLogps out;
-  out.logps = logp_all.gather(2, targets_t.to(dev).unsqueeze(-1)).squeeze(-1) * mask_t.to(dev);  // [N, C]
-  out.mask = mask_t.to(dev);
+  out.logps = logp_all.gather(2, pk.targets.to(dev).unsqueeze(-1)).squeeze(-1) * pk.mask.to(dev);  // [N, C]
+  out.mask = pk.mask.to(dev);
   if (values) {
-    auto hs = h.gather(1, pos.expand({N, C, h.size(2)}));  // [N, C, H]
     // Stop-gradient: the value head reads the policy's features but its regression does not
     // reshape them (with gradients flowing into the adapters, the PPO demo reached 0.74 and
     // 0.54 where this reached 0.81 and 0.86, the rest of the settings alike).
@@ -104,6 +128,22 @@ TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, i
     out.entropy = -(logp_all.exp() * logp_all).sum(-1) * out.mask;  // [N, C]
   }
   return out;
+}
+
+at::Tensor critic_values(CausalLM& model, const std::vector<Rollout>& rows, int32_t pad, const at::Device& dev, bool autocast) {
+  const Packed pk = pack(rows, pad);
+  struct Scope {  // the critic adapter in place while this pass runs (and after an exception, not)
+    CausalLM& m;
+    explicit Scope(CausalLM& model) : m(model) { set_critic_active(m, true); }
+    ~Scope() { set_critic_active(m, false); }
+  } scope(model);
+  at::Tensor h;
+  {
+    CudaAutocast ac(autocast);
+    h = model->hidden(pk.ids.to(dev), pk.am.to(dev));  // [N, T, H]
+  }
+  auto hs = h.gather(1, pk.pos.to(dev).unsqueeze(-1).expand({pk.N, pk.C, h.size(2)}));  // [N, C, H]
+  return value_of_hidden(model, hs) * pk.mask.to(dev);                                 // [N, C]
 }
 
 }  // namespace hone

@@ -44,4 +44,9 @@ struct TokenLogps {
 TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, int32_t pad, const at::Device& dev,
                             bool autocast, bool values = false);
 
+// The critic's values of the same states, [N, C] (0 off the mask): a forward pass of its own with
+// the critic adapter in place of the policy's (peft/lora.h), read by the value head. Gradients
+// reach the critic adapter and the head, never the policy's adapter.
+at::Tensor critic_values(CausalLM& model, const std::vector<Rollout>& rows, int32_t pad, const at::Device& dev, bool autocast);
+
 }  // namespace hone

@@ -43,6 +43,29 @@ bool type_matches(const nlohmann::json& v, const std::string& t) {
 
 }  // namespace
 
+double edit_similarity(const std::string& a, const std::string& b) {
+  auto points = [](const std::string& s) {
+    std::vector<uint32_t> v;
+    for (size_t i = 0; i < s.size();) v.push_back(utf8_next(s, i));
+    return v;
+  };
+  const std::vector<uint32_t> x = points(a), y = points(b);
+  if (x.empty() && y.empty()) return 1.0;
+  // Levenshtein distance over code points, one row at a time: O(|x| |y|) time, O(|y|) memory.
+  std::vector<size_t> row(y.size() + 1);
+  for (size_t j = 0; j <= y.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= x.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= y.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (x[i - 1] == y[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return 1.0 - static_cast<double>(row[y.size()]) / static_cast<double>(std::max(x.size(), y.size()));
+}
+
 bool json_matches_schema(const nlohmann::json& v, const nlohmann::json& s) {
   if (s.is_boolean()) return s.get<bool>();
   if (!s.is_object()) return true;
@@ -95,7 +118,7 @@ RuleReward::RuleReward(const nlohmann::json& rules, const std::string& where) {
     const auto& r = rules[i];
     const std::string at = where + ": rewards[" + std::to_string(i) + "]";
     if (!r.is_object() || !r.contains("type") || !r["type"].is_string())
-      throw Error(at + " needs a \"type\" (exact, regex, json or length)");
+      throw Error(at + " needs a \"type\" (exact, similarity, regex, json or length)");
     static const std::vector<std::string> known = {"type", "weight", "pattern", "ignore_case", "schema", "min_chars", "max_chars"};
     for (auto it = r.begin(); it != r.end(); ++it)
       if (std::find(known.begin(), known.end(), it.key()) == known.end()) throw Error(at + ": unknown key \"" + it.key() + "\"");
@@ -122,8 +145,8 @@ RuleReward::RuleReward(const nlohmann::json& rules, const std::string& where) {
     } else if (rule.type == "length") {
       if (rule.min_chars < 0 || rule.max_chars < 0 || (rule.max_chars && rule.max_chars < rule.min_chars))
         throw Error(at + ": the length window needs 0 <= min_chars <= max_chars");
-    } else if (rule.type != "exact") {
-      throw Error(at + ": unknown type \"" + rule.type + "\" (exact, regex, json or length)");
+    } else if (rule.type != "exact" && rule.type != "similarity") {
+      throw Error(at + ": unknown type \"" + rule.type + "\" (exact, similarity, regex, json or length)");
     }
     rules_.push_back(std::move(rule));
   }
@@ -134,6 +157,11 @@ std::vector<double> RuleReward::scores(const std::string& completion, const std:
   const std::string c = trim(completion);
   for (const auto& r : rules_) {
     bool ok = false;
+    if (r.type == "similarity") {  // the one graded rule: partial credit
+      const std::string ref = trim(reference);
+      out.push_back(ref.empty() ? 0.0 : r.ignore_case ? edit_similarity(lower(c), lower(ref)) : edit_similarity(c, ref));
+      continue;
+    }
     if (r.type == "exact") {
       const std::string ref = trim(reference);
       ok = !ref.empty() && (r.ignore_case ? lower(c) == lower(ref) : c == ref);

@@ -19,7 +19,7 @@ const std::set<std::string> kKeys = {
     "bucket_by_length", "packing", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints", "seed",
     "threads", "device", "mixed_precision", "save_every_minutes", "beta", "loss_type", "label_smoothing",
     "precompute_ref_log_probs", "desirable_weight", "undesirable_weight", "init_adapter",
-    "rewards", "reward_model", "num_generations", "max_new_tokens", "temperature", "top_p", "clip_epsilon", "ppo_epochs", "gae_gamma", "gae_lambda", "value_coef", "value_clip", "kl_target", "kl_horizon"};
+    "rewards", "reward_model", "num_generations", "max_new_tokens", "temperature", "top_p", "clip_epsilon", "ppo_epochs", "gae_gamma", "gae_lambda", "value_model", "value_coef", "value_clip", "kl_target", "kl_horizon"};
 const std::set<std::string> kLoraKeys = {"r", "alpha", "dropout", "targets", "rslora"};
 
 std::string resolve(const std::string& p, const std::string& base) {
@@ -122,6 +122,7 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   typed("ppo_epochs", c.ppo_epochs);
   typed("gae_gamma", c.gae_gamma);
   typed("gae_lambda", c.gae_lambda);
+  typed("value_model", c.value_model);
   typed("value_coef", c.value_coef);
   typed("value_clip", c.value_clip);
   typed("kl_target", c.kl_target);
@@ -167,6 +168,8 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
     if (c.ppo_epochs < 1 || c.ppo_epochs > 64) throw Error(where + ": \"ppo_epochs\" must be in [1, 64]");
     if (c.gae_gamma < 0 || c.gae_gamma > 1 || c.gae_lambda < 0 || c.gae_lambda > 1)
       throw Error(where + ": \"gae_gamma\" and \"gae_lambda\" must be in [0, 1]");
+    if (c.value_model != "adapter" && c.value_model != "head")
+      throw Error(where + ": \"value_model\" must be \"adapter\" (a critic adapter of its own) or \"head\" (on the policy's features)");
     if (c.value_coef < 0 || c.value_clip <= 0) throw Error(where + ": \"value_coef\" must not be negative and \"value_clip\" must be positive");
     if (c.kl_target < 0 || c.kl_horizon < 1) throw Error(where + ": \"kl_target\" must not be negative and \"kl_horizon\" must be positive");
     if (c.kl_target > 0 && c.beta == 0) throw Error(where + ": an adaptive KL (\"kl_target\") needs a positive starting \"beta\"");
@@ -264,6 +267,7 @@ nlohmann::json RunConfig::to_json() const {
           {"ppo_epochs", ppo_epochs},
           {"gae_gamma", gae_gamma},
           {"gae_lambda", gae_lambda},
+          {"value_model", value_model},
           {"value_coef", value_coef},
           {"value_clip", value_clip},
           {"kl_target", kl_target},

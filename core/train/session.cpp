@@ -236,7 +236,8 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       for (auto& p : model->named_parameters()) p.value().copy_(src[p.key()]);
     } else {
       // The adapters are attached already: copy the saved tensors into them (PEFT key names).
-      // A PPO value head is kept beside the adapter, in its own file (model/value_head.h).
+      // A PPO value model (head, critic adapter) is kept beside the adapter, in its own file
+      // (model/value_head.h).
       const std::string adir = join_path(opt.resume_from, "adapter");
       const std::string ap = join_path(adir, "adapter_model.safetensors");
       SafetensorsFile sf(ap);
@@ -244,7 +245,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       for (auto& p : params) {
         const SafetensorsFile* file = &sf;
         const auto* info = sf.find("base_model.model." + p.name);
-        if (!info && p.name.rfind("v_head.", 0) == 0) {
+        if (!info && is_value_model_tensor(p.name)) {
           if (!vh) vh = std::make_unique<SafetensorsFile>(join_path(adir, kValueHeadFile));
           file = vh.get();
           info = vh->find(p.name);

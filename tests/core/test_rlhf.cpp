@@ -244,6 +244,18 @@ TEST(RuleRewards, EachRuleAndTheirWeightedSum) {
   EXPECT_EQ(r.scores("héllo", "")[3], 1.0);  // characters, not bytes: 5
   RuleReward ci(json::parse(R"([{"type": "exact", "ignore_case": true}])"), "test");
   EXPECT_DOUBLE_EQ(ci.score("Paris", "paris"), 1.0);
+  // Similarity, by hand: 1 - edits / the longer length, over characters.
+  RuleReward sim(json::parse(R"([{"type": "similarity", "weight": 2.0}])"), "test");
+  EXPECT_DOUBLE_EQ(sim.score(" wupn wupn ", "wupn wupn"), 2.0);       // trimmed, equal
+  EXPECT_DOUBLE_EQ(sim.scores("wupn wuvn", "wupn wupn")[0], 1.0 - 1.0 / 9);  // one substitution in 9
+  EXPECT_DOUBLE_EQ(sim.scores("kitten", "sitting")[0], 1.0 - 3.0 / 7);  // k->s, e->i, +g
+  EXPECT_DOUBLE_EQ(sim.scores("ljon", "kinh")[0], 0.0);  // 4 edits: the shared 'n' is not in place
+  EXPECT_DOUBLE_EQ(sim.scores("héllo", "hello")[0], 0.8);               // é is one character
+  EXPECT_DOUBLE_EQ(sim.scores("", "abc")[0], 0.0);
+  EXPECT_DOUBLE_EQ(sim.scores("abc", "")[0], 0.0);  // no reference
+  EXPECT_DOUBLE_EQ(edit_similarity("", ""), 1.0);
+  RuleReward sim_ci(json::parse(R"([{"type": "similarity", "ignore_case": true}])"), "test");
+  EXPECT_DOUBLE_EQ(sim_ci.score("PARIS", "paris"), 1.0);
   // Mistakes are named with the rule's index.
   for (const char* bad : {R"([{"type": "fuzzy"}])", R"([{"type": "regex"}])", R"([{"type": "regex", "pattern": "(["}])",
                           R"([{"type": "length", "min_chars": 5, "max_chars": 2}])", R"([{"type": "exact", "wieght": 1}])"}) {
@@ -642,6 +654,97 @@ TEST(Ppo, ValuesAreTheHeadOnTheHiddenStateThatPredictsEachToken) {
   EXPECT_EQ(t.values[1][1].item<double>(), 0.0);  // off the mask
 }
 
+// The critic adapter (value_model "adapter"): its values are the head on the hidden states of the
+// base with the critic's matrices in place of the policy's, computed here by a second model that
+// holds them as its ordinary adapter; the policy's log-probs ignore the critic; the value loss
+// reaches the critic and the head only; and a checkpointed backward recomputes with the critic.
+TEST(Ppo, TheCriticAdapterIsASecondModelOnTheSameBase) {
+  auto lm = load_model(fx().model);
+  LoraConfig lc;
+  lc.r = 4;
+  lc.alpha = 8;
+  lc.targets = {"all-linear"};
+  attach_lora(lm.model, lc, 1);
+  attach_value_head(lm.model);
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : lm.model->named_parameters())
+      if (p.key().find("lora_B") != std::string::npos || p.key().rfind("v_head.", 0) == 0) p.value().normal_(0, 0.1);
+  }
+  EXPECT_GT(attach_critic_lora(lm.model), 0);
+  Rollout ro;
+  ro.prompt = {5, 6, 7};
+  ro.completion = {8, 9, 10};
+  Rollout shorter = ro;
+  shorter.completion = {8};
+  auto before = completion_logps(lm.model, {ro, shorter}, 0, torch::kCPU, false);
+  // The critic starts as the policy's copy; move it away, and check the policy has not moved.
+  std::map<std::string, torch::Tensor> critic;
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : lm.model->named_parameters())
+      if (p.key().find(".critic_") != std::string::npos) {
+        p.value().add_(torch::randn_like(p.value()) * 0.1);
+        critic[p.key()] = p.value().detach().clone();
+      }
+  }
+  ASSERT_FALSE(critic.empty());
+  auto after = completion_logps(lm.model, {ro, shorter}, 0, torch::kCPU, false);
+  EXPECT_TRUE(torch::equal(before.logps, after.logps));
+
+  torch::Tensor w, b;
+  for (auto& p : lm.model->named_parameters()) {
+    if (p.key() == "v_head.summary.weight") w = p.value();
+    if (p.key() == "v_head.summary.bias") b = p.value();
+  }
+  auto v = critic_values(lm.model, {ro, shorter}, 0, torch::kCPU, false);  // [2, 3]
+  // The reference: a second model whose policy adapter holds the critic's matrices.
+  auto ref = load_model(fx().model);
+  attach_lora(ref.model, lc, 1);
+  {
+    torch::NoGradGuard ng;
+    for (auto& p : ref.model->named_parameters()) {
+      std::string k = p.key();
+      for (auto [from, to] : {std::make_pair(".lora_A.", ".critic_A."), std::make_pair(".lora_B.", ".critic_B.")})
+        if (auto at = k.find(from); at != std::string::npos) k.replace(at, std::string(from).size(), to);
+      if (critic.count(k)) p.value().copy_(critic[k]);
+    }
+    auto h = ref.model->hidden(torch::tensor({5, 6, 7, 8, 9, 10}, torch::kLong).unsqueeze(0)).squeeze(0);  // [6, H]
+    for (int64_t k = 0; k < 3; ++k) {
+      const double want = (h[2 + k] * w[0]).sum().item<double>() + b[0].item<double>();
+      EXPECT_NEAR(v[0][k].item<double>(), want, 1e-5) << k;
+    }
+    EXPECT_NEAR(v[1][0].item<double>(), v[0][0].item<double>(), 1e-5);
+    EXPECT_EQ(v[1][1].item<double>(), 0.0);  // off the mask
+  }
+  // Gradients: the critic and the head, never the policy's adapter.
+  auto grads = [&](bool checkpointing) {
+    lm.model->zero_grad();
+    lm.model->gradient_checkpointing = checkpointing;
+    lm.model->train();
+    critic_values(lm.model, {ro, shorter}, 0, torch::kCPU, false).pow(2).sum().backward();
+    std::map<std::string, torch::Tensor> g;
+    for (auto& p : lm.model->named_parameters())
+      if (p.value().grad().defined()) g[p.key()] = p.value().grad().clone();
+    return g;
+  };
+  auto plain = grads(false), ckpt = grads(true);
+  size_t critic_grads = 0;
+  for (auto& [k, g] : plain) {
+    EXPECT_EQ(k.find(".lora_"), std::string::npos) << k;
+    if (k.find(".critic_A.") != std::string::npos && g.abs().sum().item<double>() > 0) ++critic_grads;
+  }
+  EXPECT_GT(critic_grads, 0u);
+  EXPECT_TRUE(plain.count("v_head.summary.weight"));
+  // With each layer recomputed in the backward pass, the same gradients (the recompute must run
+  // the critic's matrices, not the policy's).
+  ASSERT_EQ(plain.size(), ckpt.size());
+  for (auto& [k, g] : plain) {
+    ASSERT_TRUE(ckpt.count(k)) << k;
+    EXPECT_TRUE(torch::allclose(g, ckpt[k], 1e-5, 1e-6)) << k;
+  }
+}
+
 namespace {
 
 RunConfig ppo_config() {
@@ -685,14 +788,35 @@ TEST(Ppo, ARunReportsItsMetricsAndKeepsTheValueHeadBesideTheAdapter) {
   SafetensorsFile ad(dir + "/adapter/adapter_model.safetensors");
   for (const auto& t : ad.tensors()) EXPECT_EQ(t.name.find("v_head"), std::string::npos) << t.name;
   EXPECT_EQ(read_json_file(dir + "/adapter/adapter_config.json")["task_type"], "CAUSAL_LM");
+  // The critic adapter (the default value model) is in the value model's file, not the adapter.
+  size_t critic_tensors = 0;
+  for (const auto& t : vh.tensors()) critic_tensors += t.name.find(".critic_") != std::string::npos;
+  for (const auto& t : ad.tensors()) EXPECT_EQ(t.name.find("critic"), std::string::npos) << t.name;
+  EXPECT_GT(critic_tensors, 0u);
   auto lm = load_model(fx().model);
   EXPECT_NO_THROW(load_peft_adapter(lm.model, dir + "/adapter"));
   attach_value_head(lm.model);
+  attach_critic_lora(lm.model);
   load_value_head(lm.model, dir + "/adapter");
   bool trained = false;
-  for (auto& p : lm.model->named_parameters())
-    if (p.key() == "v_head.summary.weight") trained = p.value().abs().sum().item<double>() > 0;
+  double critic_vs_policy = 0;
+  std::map<std::string, torch::Tensor> params;
+  for (auto& p : lm.model->named_parameters()) params[p.key()] = p.value();
+  for (auto& [k, t] : params) {
+    if (k == "v_head.summary.weight") trained = t.abs().sum().item<double>() > 0;
+    if (auto at = k.find(".critic_B."); at != std::string::npos)
+      critic_vs_policy += (t - params.at(k.substr(0, at) + ".lora_B." + k.substr(at + 10))).abs().sum().item<double>();
+  }
   EXPECT_TRUE(trained);
+  EXPECT_GT(critic_vs_policy, 0.0);  // the critic trained apart from the policy
+  // The value head alone ("head") keeps the file to the head.
+  c.value_model = "head";
+  c.eval_every = 0;
+  const std::string head_dir = test::temp_dir("ppo-head");
+  auto rh = train_recording(c, head_dir, &steps);
+  ASSERT_EQ(rh.status, "completed") << rh.error;
+  SafetensorsFile hf(head_dir + "/adapter/value_head.safetensors");
+  EXPECT_EQ(hf.tensors().size(), 2u);
 }
 
 TEST(Ppo, ResumeMidRunIsExactWithTheAdaptiveKlCoefficient) {
@@ -777,6 +901,9 @@ TEST(Ppo, ConfigRefusals) {
   json k = j;
   k["ppo_epochs"] = 0;
   refused(k, "ppo_epochs");
+  k = j;
+  k["value_model"] = "separate";
+  refused(k, "value_model");
   k = j;
   k["gae_lambda"] = 1.5;
   refused(k, "gae_lambda");
