@@ -186,12 +186,12 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   form->addRow(loss_type_label_, loss_type_);
   // GRPO: what the completions are scored by, and how many are sampled per prompt.
   rewards_ = new QLineEdit(R"([{"type": "exact", "weight": 1.0}])");
-  rewards_->setToolTip("Rule rewards as JSON, summed with their weights: exact (the row's answer), regex (\"pattern\"), "
+  rewards_->setToolTip("Rule rewards as JSON, summed with their weights: exact (the row's answer), similarity (to it, 0..1), regex (\"pattern\"), "
                        "json (optional \"schema\"), length (\"min_chars\", \"max_chars\"). [] with a reward model only.");
   reward_model_ = new QLineEdit;
   reward_model_->setPlaceholderText("optional: a reward run's folder (recipe reward)");
   generations_ = ispin(1, 64, "Completions sampled per prompt: GRPO compares them within the group (at least 2); "
-                              "PPO's value head is its baseline (1 is enough).");
+                              "PPO's critic is its baseline (1 is enough).");
   new_tokens_ = ispin(1, 4096, "Longest completion sampled, in tokens.");
   rl_rows_ = {new QLabel("Rewards"), new QLabel("Reward model"), new QLabel("Completions per prompt"), new QLabel("Max new tokens")};
   form->addRow(rl_rows_[0], rewards_);
@@ -201,9 +201,15 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   // PPO: its epochs over each batch of rollouts, and the KL coefficient's control.
   ppo_epochs_ = ispin(1, 64, "PPO: optimizer updates over each batch of rollouts (TRL's num_ppo_epochs).");
   kl_target_ = dspin(0, 1000, 2, 0.5, "PPO: adapt the KL coefficient towards this KL per completion; 0 keeps it fixed.");
-  ppo_rows_ = {new QLabel("Updates per batch"), new QLabel("Adaptive KL target")};
+  value_model_ = new QComboBox;
+  value_model_->addItem("critic adapter", "adapter");
+  value_model_->addItem("value head on the policy", "head");
+  value_model_->setToolTip("PPO's critic: a LoRA adapter of its own on the shared base plus a value head (TRL's PPOv2), "
+                           "or the value head alone on the policy's features (one forward pass cheaper per update).");
+  ppo_rows_ = {new QLabel("Updates per batch"), new QLabel("Adaptive KL target"), new QLabel("Value model")};
   form->addRow(ppo_rows_[0], ppo_epochs_);
   form->addRow(ppo_rows_[1], kl_target_);
+  form->addRow(ppo_rows_[2], value_model_);
   form->addRow("Max steps", steps_);
   form->addRow("Epochs", epochs_);
   form->addRow("Batch size", batch_);
@@ -589,8 +595,10 @@ void TrainPage::applyPreset() {
   for (QLabel* l : rl_rows_) l->setVisible(rl);
   ppo_epochs_->setValue(static_cast<int>(d.ppo_epochs));
   kl_target_->setValue(d.kl_target);
+  value_model_->setCurrentIndex(std::max(0, value_model_->findData(QString::fromStdString(d.value_model))));
   ppo_epochs_->setVisible(key == "ppo");
   kl_target_->setVisible(key == "ppo");
+  value_model_->setVisible(key == "ppo");
   for (QLabel* l : ppo_rows_) l->setVisible(key == "ppo");
   loss_type_->setVisible(key == "dpo");
   loss_type_label_->setVisible(key == "dpo");
@@ -793,6 +801,7 @@ QString TrainPage::configJson() const {
   if (key == "ppo") {
     j["ppo_epochs"] = ppo_epochs_->value();
     j["kl_target"] = kl_target_->value();
+    j["value_model"] = value_model_->currentData().toString().toStdString();
   }
   if (key == "dpo") j["loss_type"] = loss_type_->currentText().toStdString();
   if (method != "full") j["lora"] = {{"r", rank_->value()}, {"alpha", alpha_->value()}, {"dropout", dropout_->value()}};

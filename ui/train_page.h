@@ -91,6 +91,7 @@ class TrainPage : public QWidget {
   std::vector<QLabel*> rl_rows_;
   QSpinBox* ppo_epochs_;        // ppo: updates over each batch of rollouts
   QDoubleSpinBox* kl_target_;   // ppo: adaptive KL target (0: fixed coefficient)
+  QComboBox* value_model_;      // ppo: critic adapter or value head on the policy
   std::vector<QLabel*> ppo_rows_;
   QSpinBox* steps_;
   QDoubleSpinBox* epochs_;
