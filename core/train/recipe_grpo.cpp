@@ -27,7 +27,7 @@ class GrpoRecipe : public RlRecipe {
     // parameters, which must not happen once the policy's forward has saved them for backward.
     at::Tensor ref;
     if (cfg_.beta != 0) ref = reference_logps(env, rows);
-    TokenLogps pol = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast);  // [N, C]
+    TokenLogps pol = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast, false, cfg_.temperature);  // [N, C]
     // One update per batch of rollouts: the sampling policy is the current one, so the ratio is 1
     // in value and its gradient is the policy gradient.
     PolicyLossTerms t = grpo_loss(pol.logps, pol.logps.detach(), ref, adv, pol.mask, cfg_.beta, cfg_.clip_epsilon);

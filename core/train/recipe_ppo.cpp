@@ -127,7 +127,7 @@ class PpoRecipe : public RlRecipe {
   // policy, else from the critic adapter's own pass.
   TokenLogps values_from_policy(RecipeEnv& env, const std::vector<Rollout>& rows) {
     const bool head = cfg_.value_model == "head";
-    TokenLogps t = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast, /*values=*/head);  // [N, C]
+    TokenLogps t = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast, /*values=*/head, cfg_.temperature);  // [N, C]
     if (!head) t.values = critic_values(env.model, rows, env.pad_id, env.dev, env.autocast);  // [N, C]
     return t;
   }

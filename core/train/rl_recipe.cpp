@@ -120,7 +120,7 @@ at::Tensor RlRecipe::reference_logps(RecipeEnv& env, const std::vector<Rollout>&
       param.detach().copy_(ref);
     }
   }
-  at::Tensor out = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast).logps;
+  at::Tensor out = completion_logps(env.model, rows, env.pad_id, env.dev, env.autocast, false, cfg_.temperature).logps;
   if (reference_adapter_.empty()) {
     set_lora_enabled(env.model, true);
   } else {

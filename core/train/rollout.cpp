@@ -100,7 +100,7 @@ Packed pack(const std::vector<Rollout>& rows, int32_t pad) {
 }  // namespace
 
 TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, int32_t pad, const at::Device& dev,
-                            bool autocast, bool values) {
+                            bool autocast, bool values, double temperature) {
   const Packed pk = pack(rows, pad);
   const int64_t N = pk.N, C = pk.C;
   const at::Tensor pos = pk.pos.to(dev).unsqueeze(-1);  // [N, C, 1]
@@ -112,6 +112,7 @@ TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, i
     // not [N, T, V] (the prompt is most of T).
     hs = h.gather(1, pos.expand({N, C, h.size(2)}));  // [N, C, H]
     sel = model->logits_from_hidden(hs);               // [N, C, V] fp32
+    if (temperature != 1.0) sel = sel / temperature;
   }
   auto logp_all = at::log_softmax(sel, -1);  // [N, C, V]
   TokenLogps out;

@@ -34,6 +34,8 @@ std::vector<Rollout> sample_group(CausalLM& model, const std::vector<int32_t>& p
 
 // Log-probabilities of each completion token under `model`, [N, C] fp32 with C the longest
 // completion, and its mask [N, C] (1 on real completion tokens); also each position's entropy.
+// `temperature`: of the distribution the completions were sampled from (the logits divided by it,
+// as TRL's GRPO and PPO trainers compute them), so that the ratios are those of the sampling policy.
 // Differentiable unless the caller holds a NoGradGuard. With `values` (a model with a value head,
 // model/value_head.h), also the value of each state a completion token was sampled in [N, C], from
 // the same forward pass (the hidden state at the position whose logits predict the token).
@@ -42,7 +44,7 @@ struct TokenLogps {
   at::Tensor values;                // [N, C], 0 off the mask; only with `values`
 };
 TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, int32_t pad, const at::Device& dev,
-                            bool autocast, bool values = false);
+                            bool autocast, bool values = false, double temperature = 1.0);
 
 // The critic's values of the same states, [N, C] (0 off the mask): a forward pass of its own with
 // the critic adapter in place of the policy's (peft/lora.h), read by the value head. Gradients

@@ -358,6 +358,12 @@ TEST(Grpo, CompletionLogProbsAreTheModelsOwn) {
   auto logp = torch::log_softmax(lm.model->forward(ids).squeeze(0), -1);  // [6, V]
   for (int64_t t2 = 0; t2 < 4; ++t2)
     EXPECT_NEAR(t.logps[1][t2].item<double>(), logp[1 + t2][13 + t2].item<double>(), 1e-5) << t2;
+  // Sampled at temperature 0.7: the log-probabilities of the logits divided by 0.7.
+  auto cool = completion_logps(lm.model, {a, b}, 0, torch::kCPU, false, false, 0.7);
+  auto logp_cool = torch::log_softmax(lm.model->forward(ids).squeeze(0) / 0.7, -1);  // [6, V]
+  for (int64_t t2 = 0; t2 < 4; ++t2)
+    EXPECT_NEAR(cool.logps[1][t2].item<double>(), logp_cool[1 + t2][13 + t2].item<double>(), 1e-5) << t2;
+  EXPECT_GT((cool.logps[1] - t.logps[1]).abs().max().item<double>(), 1e-3);
 }
 
 TEST(Grpo, RolloutsAreReproducibleFromASeed) {
