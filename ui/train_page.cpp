@@ -202,8 +202,8 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   ppo_epochs_ = ispin(1, 64, "PPO: optimizer updates over each batch of rollouts (TRL's num_ppo_epochs).");
   kl_target_ = dspin(0, 1000, 2, 0.5, "PPO: adapt the KL coefficient towards this KL per completion; 0 keeps it fixed.");
   value_model_ = new QComboBox;
-  value_model_->addItem("critic adapter", "adapter");
   value_model_->addItem("value head on the policy", "head");
+  value_model_->addItem("critic adapter", "adapter");
   value_model_->setToolTip("PPO's critic: a LoRA adapter of its own on the shared base plus a value head (TRL's PPOv2), "
                            "or the value head alone on the policy's features (one forward pass cheaper per update).");
   ppo_rows_ = {new QLabel("Updates per batch"), new QLabel("Adaptive KL target"), new QLabel("Value model")};

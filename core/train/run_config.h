@@ -73,10 +73,11 @@ struct RunConfig {
   int64_t ppo_epochs = 4;       // optimizer updates over each batch of rollouts
   double gae_gamma = 1.0;       // discount (gamma)
   double gae_lambda = 0.95;     // GAE lambda (lam)
-  // The critic: "adapter", a value model of its own (a second LoRA adapter on the frozen base plus
-  // the value head, as TRL's PPOv2 keeps a separate value model), or "head", the value head alone
-  // on the policy's features (TRL's AutoModelForCausalLMWithValueHead; one forward pass cheaper).
-  std::string value_model = "adapter";
+  // The critic: "head", the value head alone on the policy's features, read without passing
+  // gradients back (TRL's AutoModelForCausalLMWithValueHead), or "adapter", a value model of its
+  // own (a second LoRA adapter on the frozen base plus the head, as TRL's PPOv2 keeps a separate
+  // value model), which doubles the cost of each update (docs/rlhf.md has both measured).
+  std::string value_model = "head";
   double value_coef = 0.1;      // weight of the value loss (vf_coef)
   double value_clip = 0.2;      // clipping of the value change (cliprange_value)
   double kl_target = 0;         // adaptive KL coefficient towards this KL per sequence (0: fixed beta)

@@ -769,6 +769,7 @@ RunConfig ppo_config() {
 
 TEST(Ppo, ARunReportsItsMetricsAndKeepsTheValueHeadBesideTheAdapter) {
   RunConfig c = ppo_config();
+  c.value_model = "adapter";
   c.max_steps = 3;
   c.eval_fraction = 0.1;
   c.eval_every = 3;
@@ -794,7 +795,7 @@ TEST(Ppo, ARunReportsItsMetricsAndKeepsTheValueHeadBesideTheAdapter) {
   SafetensorsFile ad(dir + "/adapter/adapter_model.safetensors");
   for (const auto& t : ad.tensors()) EXPECT_EQ(t.name.find("v_head"), std::string::npos) << t.name;
   EXPECT_EQ(read_json_file(dir + "/adapter/adapter_config.json")["task_type"], "CAUSAL_LM");
-  // The critic adapter (the default value model) is in the value model's file, not the adapter.
+  // The critic adapter is in the value model's file, not the adapter.
   size_t critic_tensors = 0;
   for (const auto& t : vh.tensors()) critic_tensors += t.name.find(".critic_") != std::string::npos;
   for (const auto& t : ad.tensors()) EXPECT_EQ(t.name.find("critic"), std::string::npos) << t.name;
@@ -827,6 +828,7 @@ TEST(Ppo, ARunReportsItsMetricsAndKeepsTheValueHeadBesideTheAdapter) {
 
 TEST(Ppo, ResumeMidRunIsExactWithTheAdaptiveKlCoefficient) {
   RunConfig c = ppo_config();
+  c.value_model = "adapter";  // the critic's adapter is restored from value_head.safetensors too
   c.max_steps = 5;
   c.save_every = 3;
   c.kl_target = 0.01;  // far below what the policy reaches: the coefficient climbs every step

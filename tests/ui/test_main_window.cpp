@@ -95,7 +95,7 @@ class TestMainWindow : public QObject {
     QCOMPARE(QString::fromStdString(ppo["recipe"].get<std::string>()), QString("ppo"));
     QCOMPARE(ppo["ppo_epochs"].get<int>(), 4);
     QCOMPARE(ppo["kl_target"].get<double>(), 0.0);
-    QCOMPARE(QString::fromStdString(ppo["value_model"].get<std::string>()), QString("adapter"));  // the critic adapter
+    QCOMPARE(QString::fromStdString(ppo["value_model"].get<std::string>()), QString("head"));  // the value head on the policy
     QCOMPARE(ppo["beta"].get<double>(), 0.05);
     QCOMPARE(ppo["num_generations"].get<int>(), 2);
     QVERIFY(tp->selectMethod("lora"));
