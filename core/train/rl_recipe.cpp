@@ -78,12 +78,12 @@ RolloutSettings RlRecipe::settings(int64_t group, double temperature) const {
 std::vector<Rollout> RlRecipe::sample(RecipeEnv& env, const std::vector<size_t>& idx, std::vector<size_t>* prompt_of) {
   RolloutSettings rs = settings(cfg_.num_generations, cfg_.temperature);
   at::Generator gen = at::globalContext().defaultGenerator(at::kCPU);
-  std::vector<Rollout> rows;
+  std::vector<std::vector<int32_t>> prompts;
   for (auto i : idx) {
-    auto g = sample_group(env.model, ex().at(i).ids, rs, gen);
-    for (auto& r : g) rows.push_back(std::move(r)), prompt_of->push_back(i);
+    prompts.push_back(ex().at(i).ids);
+    for (int64_t g = 0; g < cfg_.num_generations; ++g) prompt_of->push_back(i);
   }
-  return rows;
+  return sample_prompts(env.model, prompts, rs, gen);
 }
 
 Scalars RlRecipe::evaluate(RecipeEnv& env, int64_t batch_size) {
@@ -94,10 +94,11 @@ Scalars RlRecipe::evaluate(RecipeEnv& env, int64_t batch_size) {
   std::vector<Rollout> rows;
   std::vector<size_t> prompt_of;
   use_eval_ = true;
-  for (size_t i = 0; i < eval_.size(); ++i) {
-    auto g = sample_group(env.model, eval_[i].ids, rs, gen);
-    rows.push_back(std::move(g[0]));
-    prompt_of.push_back(i);
+  // Greedy, in batches of 32 prompts (padded on the left).
+  for (size_t i0 = 0; i0 < eval_.size(); i0 += 32) {
+    std::vector<std::vector<int32_t>> prompts;
+    for (size_t i = i0; i < std::min(eval_.size(), i0 + 32); ++i) prompts.push_back(eval_[i].ids), prompt_of.push_back(i);
+    for (auto& r : sample_prompts(env.model, prompts, rs, gen)) rows.push_back(std::move(r));
   }
   const std::vector<double> rewards = score(rows, prompt_of);
   use_eval_ = false;

@@ -11,44 +11,80 @@
 
 namespace hone {
 
-std::vector<Rollout> sample_group(CausalLM& model, const std::vector<int32_t>& prompt, const RolloutSettings& s,
-                                  at::Generator& gen) {
-  if (prompt.empty()) throw Error("rollout: empty prompt");
+std::vector<Rollout> sample_prompts(CausalLM& model, const std::vector<std::vector<int32_t>>& prompts,
+                                    const RolloutSettings& s, at::Generator& gen) {
   at::NoGradGuard ng;
   const bool was_training = model->is_training();
   model->eval();
-  const int64_t G = s.group;
+  const int64_t G = s.group, B = static_cast<int64_t>(prompts.size()) * G;
   const auto dev = model->output_weight().device();
-  std::vector<Rollout> out(static_cast<size_t>(G));
-  for (auto& r : out) r.prompt = prompt;
-  std::vector<int64_t> p64(prompt.begin(), prompt.end());
+  std::vector<Rollout> out;
+  out.reserve(static_cast<size_t>(B));
+  size_t P = 0;
+  for (const auto& p : prompts) {
+    if (p.empty()) throw Error("rollout: empty prompt");
+    P = std::max(P, p.size());
+    for (int64_t g = 0; g < G; ++g) out.push_back({p, {}, false});
+  }
+  if (out.empty()) return out;
+  // Prompts of different lengths are padded on the left, so that every row's next token is
+  // sampled from the same (last) column; padding is masked out and positions count real tokens
+  // (RoPE sees only differences of positions, but longrope's switch and the windows see them).
+  const int64_t Pl = static_cast<int64_t>(P);
+  std::vector<int64_t> ids(static_cast<size_t>(B * Pl), 0), am(static_cast<size_t>(B * Pl), 0), pos(static_cast<size_t>(B * Pl), 0);
+  std::vector<int64_t> next_pos(static_cast<size_t>(B));
+  bool padded = false;
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = out[static_cast<size_t>(b)].prompt;
+    const int64_t off = Pl - static_cast<int64_t>(p.size());
+    padded = padded || off > 0;
+    for (size_t t = 0; t < p.size(); ++t) {
+      ids[b * Pl + off + static_cast<int64_t>(t)] = p[t];
+      am[b * Pl + off + static_cast<int64_t>(t)] = 1;
+      pos[b * Pl + off + static_cast<int64_t>(t)] = static_cast<int64_t>(t);
+    }
+    next_pos[b] = static_cast<int64_t>(p.size());
+  }
+  at::Tensor mask = padded ? at::tensor(am, at::kLong).view({B, Pl}).to(dev) : at::Tensor();  // [B, P], grows per step
   KVCache cache;
-  auto ids = at::tensor(p64, at::kLong).to(dev).unsqueeze(0).expand({G, -1}).contiguous();  // [G, P]
-  at::Tensor last = model->forward(ids, {}, &cache).select(1, ids.size(1) - 1);             // [G, V]
+  at::Tensor h = model->hidden(at::tensor(ids, at::kLong).view({B, Pl}).to(dev), mask, &cache,
+                               padded ? at::tensor(pos, at::kLong).view({B, Pl}).to(dev) : at::Tensor());  // [B, P, H]
+  at::Tensor last = model->logits_from_hidden(h.select(1, Pl - 1));  // [B, V]: only the last column's logits
   SamplingParams sp;
   sp.temperature = s.temperature;
   sp.top_p = s.top_p;
-  std::vector<bool> done(static_cast<size_t>(G), false);
+  std::vector<bool> done(static_cast<size_t>(B), false);
   for (int64_t t = 0; t < s.max_new_tokens; ++t) {
-    std::vector<int64_t> next(static_cast<size_t>(G), 0);
+    std::vector<int64_t> next(static_cast<size_t>(B), 0);
     bool all = true;
-    for (int64_t g = 0; g < G; ++g) {
-      if (done[g]) continue;  // finished rows still ride along in the batch; their tokens are ignored
-      const int64_t tok = sample_next(last[g], {}, sp, gen);
-      next[g] = tok;
-      out[g].completion.push_back(static_cast<int32_t>(tok));
+    for (int64_t b = 0; b < B; ++b) {
+      if (done[b]) continue;  // finished rows still ride along in the batch; their tokens are ignored
+      const int64_t tok = sample_next(last[b], {}, sp, gen);
+      next[b] = tok;
+      out[b].completion.push_back(static_cast<int32_t>(tok));
       if (std::find(s.stop_ids.begin(), s.stop_ids.end(), tok) != s.stop_ids.end()) {
-        out[g].stopped = true;
-        done[g] = true;
+        out[b].stopped = true;
+        done[b] = true;
       }
-      all = all && done[g];
+      all = all && done[b];
     }
     if (all || t + 1 == s.max_new_tokens) break;
-    auto step = at::tensor(next, at::kLong).to(dev).unsqueeze(1);  // [G, 1]
-    last = model->forward(step, {}, &cache).select(1, 0);          // [G, V]
+    auto step = at::tensor(next, at::kLong).to(dev).unsqueeze(1);  // [B, 1]
+    at::Tensor step_pos;
+    if (padded) {
+      mask = at::cat({mask, at::ones({B, 1}, mask.options())}, 1);     // [B, P + t + 1]
+      step_pos = at::tensor(next_pos, at::kLong).to(dev).unsqueeze(1);  // [B, 1]
+      for (auto& q : next_pos) ++q;
+    }
+    last = model->logits_from_hidden(model->hidden(step, mask, &cache, step_pos)).select(1, 0);  // [B, V]
   }
   if (was_training) model->train();
   return out;
+}
+
+std::vector<Rollout> sample_group(CausalLM& model, const std::vector<int32_t>& prompt, const RolloutSettings& s,
+                                  at::Generator& gen) {
+  return sample_prompts(model, {prompt}, s, gen);
 }
 
 namespace {

@@ -1,6 +1,5 @@
 // Rollouts for RL fine-tuning (GRPO, and PPO after it): completions sampled from the policy over
-// the KV cache, a group of them per prompt in one batch (the same prompt in every row, so no
-// padding), stopping at EOS or an end-of-turn token, and the per-token log-probabilities of those
+// the KV cache, a group of them per prompt, the groups of a micro-batch's prompts in one batch, stopping at EOS or an end-of-turn token, and the per-token log-probabilities of those
 // completions under a model (the policy with gradients, or the reference without).
 #pragma once
 #include <ATen/ATen.h>
@@ -31,6 +30,10 @@ struct Rollout {
 // Runs without gradients, in eval mode (no dropout), and restores the model's training mode.
 std::vector<Rollout> sample_group(CausalLM& model, const std::vector<int32_t>& prompt, const RolloutSettings& s,
                                   at::Generator& gen);
+// The groups of several prompts in one batch (prompt-major: prompt 0's `group` completions first),
+// the prompts padded on the left. Each step samples every row in order from `gen`.
+std::vector<Rollout> sample_prompts(CausalLM& model, const std::vector<std::vector<int32_t>>& prompts,
+                                    const RolloutSettings& s, at::Generator& gen);
 
 // Log-probabilities of each completion token under `model`, [N, C] fp32 with C the longest
 // completion, and its mask [N, C] (1 on real completion tokens); also each position's entropy.

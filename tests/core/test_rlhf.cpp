@@ -387,6 +387,44 @@ TEST(Grpo, RolloutsAreReproducibleFromASeed) {
   EXPECT_FALSE(a[0] == a[1] && a[1] == a[2] && a[2] == a[3]);
 }
 
+// Several prompts of different lengths in one batch, padded on the left: each row continues as its
+// prompt alone does. Greedy, the completions are those of one prompt at a time; and each token's
+// log-probability under the model (completion_logps, unpadded) is the one the batch sampled from.
+TEST(Grpo, PromptsOfDifferentLengthsSampleInOneBatchAsTheyDoAlone) {
+  auto lm = load_model(fx().model);
+  RolloutSettings s;
+  s.group = 2;
+  s.max_new_tokens = 8;
+  s.temperature = 0.0;
+  const std::vector<std::vector<int32_t>> prompts = {{5, 6, 7}, {9, 10, 11, 12, 13, 14}, {20}};
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
+  auto batch = sample_prompts(lm.model, prompts, s, gen);
+  ASSERT_EQ(batch.size(), 6u);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto alone = sample_group(lm.model, prompts[i], s, gen);
+    for (size_t g = 0; g < 2; ++g) {
+      EXPECT_EQ(batch[i * 2 + g].prompt, prompts[i]);
+      EXPECT_EQ(batch[i * 2 + g].completion, alone[g].completion) << "prompt " << i;
+      EXPECT_EQ(batch[i * 2 + g].completion.size(), 8u);
+    }
+  }
+  // Sampled at temperature 1: the batch's rows are distributed as their own prompt's. Checked
+  // through the first token, whose log-probability must match the prompt's own next-token
+  // distribution (a shifted position or a leaked pad would change it).
+  s.temperature = 1.0;
+  auto sampled = sample_prompts(lm.model, prompts, s, gen);
+  torch::NoGradGuard ng;
+  lm.model->eval();
+  auto lp = completion_logps(lm.model, sampled, 0, torch::kCPU, false);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    std::vector<int64_t> p64(prompts[i].begin(), prompts[i].end());
+    auto logits = lm.model->forward(torch::tensor(p64).unsqueeze(0)).squeeze(0);  // [P, V]
+    auto logp = torch::log_softmax(logits[static_cast<int64_t>(p64.size()) - 1], -1);
+    const int64_t first = sampled[i * 2].completion[0];
+    EXPECT_NEAR(lp.logps[static_cast<int64_t>(i) * 2][0].item<double>(), logp[first].item<double>(), 1e-5);
+  }
+}
+
 namespace {
 
 // A small GRPO run over a random model: the reward is only there to be computed.
