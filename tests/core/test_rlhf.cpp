@@ -35,6 +35,20 @@ using nlohmann::json;
 
 namespace {
 
+// All-linear LoRA of rank r (alpha 2r), its B drawn from N(0, b_std) so that the adapter already
+// changes the outputs and both of its matrices get gradients.
+LoraConfig attach_random_lora(CausalLM& m, int64_t r, double b_std) {
+  LoraConfig c;
+  c.r = r;
+  c.alpha = 2.0 * static_cast<double>(r);
+  c.targets = {"all-linear"};
+  attach_lora(m, c, 1);
+  torch::NoGradGuard ng;
+  for (auto& p : m->named_parameters())
+    if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, b_std);
+  return c;
+}
+
 const char* kWords[] = {"apple", "river", "stone", "cloud", "lamp", "garden", "tiger", "piano",
                         "candle", "forest", "mirror", "ocean", "violin", "meadow", "harbor", "pepper"};
 
@@ -366,12 +380,21 @@ TEST(Grpo, CompletionLogProbsAreTheModelsOwn) {
   EXPECT_GT((cool.logps[1] - t.logps[1]).abs().max().item<double>(), 1e-3);
 }
 
+namespace {
+
+RolloutSettings rollout_settings(int64_t group, int64_t max_new_tokens, double temperature) {
+  RolloutSettings s;
+  s.group = group;
+  s.max_new_tokens = max_new_tokens;
+  s.temperature = temperature;
+  return s;
+}
+
+}  // namespace
+
 TEST(Grpo, RolloutsAreReproducibleFromASeed) {
   auto lm = load_model(fx().model);
-  RolloutSettings s;
-  s.group = 4;
-  s.max_new_tokens = 10;
-  s.temperature = 1.0;
+  RolloutSettings s = rollout_settings(4, 10, 1.0);
   s.stop_ids = {3};
   auto once = [&](uint64_t seed) {
     auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -392,10 +415,7 @@ TEST(Grpo, RolloutsAreReproducibleFromASeed) {
 // log-probability under the model (completion_logps, unpadded) is the one the batch sampled from.
 TEST(Grpo, PromptsOfDifferentLengthsSampleInOneBatchAsTheyDoAlone) {
   auto lm = load_model(fx().model);
-  RolloutSettings s;
-  s.group = 2;
-  s.max_new_tokens = 8;
-  s.temperature = 0.0;
+  RolloutSettings s = rollout_settings(2, 8, 0.0);
   const std::vector<std::vector<int32_t>> prompts = {{5, 6, 7}, {9, 10, 11, 12, 13, 14}, {20}};
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   auto batch = sample_prompts(lm.model, prompts, s, gen);
@@ -464,16 +484,7 @@ TEST(Grpo, OneStepClimbsTheAdvantageWeightedLogLikelihood) {
   // sum_i A_i * mean_t log p(token_t of completion i): by about lr x |gradient|^2. (Single
   // completions may move either way: they share the parameters.)
   auto lm = load_model(fx().model);
-  LoraConfig c;
-  c.r = 8;
-  c.alpha = 16;
-  c.targets = {"all-linear"};
-  attach_lora(lm.model, c, 1);
-  {
-    torch::NoGradGuard ng;  // B != 0, so that both adapter matrices get gradients
-    for (auto& p : lm.model->named_parameters())
-      if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.02);
-  }
+  attach_random_lora(lm.model, 8, 0.02);
   RolloutSettings s;
   s.group = 6;
   s.max_new_tokens = 5;
@@ -704,16 +715,12 @@ TEST(Ppo, ValuesAreTheHeadOnTheHiddenStateThatPredictsEachToken) {
 // reaches the critic and the head only; and a checkpointed backward recomputes with the critic.
 TEST(Ppo, TheCriticAdapterIsASecondModelOnTheSameBase) {
   auto lm = load_model(fx().model);
-  LoraConfig lc;
-  lc.r = 4;
-  lc.alpha = 8;
-  lc.targets = {"all-linear"};
-  attach_lora(lm.model, lc, 1);
+  const LoraConfig lc = attach_random_lora(lm.model, 4, 0.1);
   attach_value_head(lm.model);
   {
     torch::NoGradGuard ng;
     for (auto& p : lm.model->named_parameters())
-      if (p.key().find("lora_B") != std::string::npos || p.key().rfind("v_head.", 0) == 0) p.value().normal_(0, 0.1);
+      if (p.key().rfind("v_head.", 0) == 0) p.value().normal_(0, 0.1);
   }
   EXPECT_GT(attach_critic_lora(lm.model), 0);
   Rollout ro;
