@@ -1,0 +1,41 @@
+// A c10d process group for data-parallel training: a TCPStore rendezvous at MASTER_ADDR:MASTER_PORT
+// (rank 0 hosts it) and ProcessGroupGloo for the collectives on CPU tensors. Collectives that wait
+// longer than the timeout throw, so a lost rank stops the others instead of hanging them.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <memory>
+#include <vector>
+
+#include "dist/dist_env.h"
+
+namespace hone {
+
+class ProcessGroup {
+ public:
+  // Joins the group; throws naming the rendezvous address when it cannot be reached in `timeout`.
+  ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout);
+  ~ProcessGroup();
+  ProcessGroup(const ProcessGroup&) = delete;
+  ProcessGroup& operator=(const ProcessGroup&) = delete;
+
+  int rank() const { return env_.rank; }
+  int world_size() const { return env_.world_size; }
+  const DistEnv& env() const { return env_; }
+
+  // Averages the tensors across ranks in place. They are packed into flat fp32 buckets of at most
+  // `bucket_bytes` (one collective per bucket rather than per tensor, as DDP's reducer does).
+  void all_reduce_mean(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = int64_t{25} << 20);
+  // Sum across ranks, in place.
+  void all_reduce_sum(const at::Tensor& t);
+  void broadcast(const at::Tensor& t, int root = 0);
+  void barrier();
+
+ private:
+  struct Impl;
+  DistEnv env_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace hone
