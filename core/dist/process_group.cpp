@@ -1,6 +1,8 @@
 // c10d process group over Gloo (see process_group.h).
 #include "dist/process_group.h"
 
+#include <signal.h>
+
 #include <cstdlib>
 
 // ProcessGroupGloo.hpp declares nothing unless this is set (platform-notes §7).
@@ -21,9 +23,11 @@ struct ProcessGroup::Impl {
 
 namespace {
 
-void wait(const c10::intrusive_ptr<c10d::Work>& w, const char* what) {
+// Runs a collective (its call and its wait: either may report a lost peer) as one hone::Error.
+template <typename F>
+void collective(const char* what, F&& start) {
   try {
-    w->wait();
+    start()->wait();
   } catch (const std::exception& e) {
     throw Error(std::string("distributed ") + what + " failed (a rank stopped or the network failed): " + e.what());
   }
@@ -33,6 +37,10 @@ void wait(const c10::intrusive_ptr<c10d::Work>& w, const char* what) {
 
 ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout) : env_(env), impl_(std::make_unique<Impl>()) {
   const std::string where = env.master_addr + ":" + std::to_string(env.master_port);
+  // A write to the socket of a rank that has gone raises SIGPIPE, whose default action kills this
+  // process without a word; ignored (as the Python interpreter ignores it under torchrun), the
+  // write fails and the collective reports it.
+  ::signal(SIGPIPE, SIG_IGN);
   try {
     c10d::TCPStoreOptions o;
     o.port = static_cast<std::uint16_t>(env.master_port);
@@ -60,6 +68,14 @@ ProcessGroup::ProcessGroup(const DistEnv& env, std::chrono::milliseconds timeout
 ProcessGroup::~ProcessGroup() = default;
 
 void ProcessGroup::all_reduce_mean(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+  all_reduce_buckets(tensors, bucket_bytes, true);
+}
+
+void ProcessGroup::all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes) {
+  all_reduce_buckets(tensors, bucket_bytes, false);
+}
+
+void ProcessGroup::all_reduce_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, bool mean) {
   if (env_.world_size == 1) return;
   at::NoGradGuard ng;
   size_t i = 0;
@@ -74,8 +90,8 @@ void ProcessGroup::all_reduce_mean(const std::vector<at::Tensor>& tensors, int64
       ++j;
     }
     std::vector<at::Tensor> bucket = {at::cat(flat)};  // [sum of numels]
-    wait(impl_->pg->allreduce(bucket), "all-reduce");
-    bucket[0].div_(static_cast<double>(env_.world_size));
+    collective("all-reduce", [&] { return impl_->pg->allreduce(bucket); });
+    if (mean) bucket[0].div_(static_cast<double>(env_.world_size));
     int64_t off = 0;
     for (size_t k = i; k < j; ++k) {
       const int64_t n = tensors[k].numel();
@@ -89,7 +105,7 @@ void ProcessGroup::all_reduce_mean(const std::vector<at::Tensor>& tensors, int64
 void ProcessGroup::all_reduce_sum(const at::Tensor& t) {
   if (env_.world_size == 1) return;
   std::vector<at::Tensor> v = {t};
-  wait(impl_->pg->allreduce(v), "all-reduce");
+  collective("all-reduce", [&] { return impl_->pg->allreduce(v); });
 }
 
 void ProcessGroup::broadcast(const at::Tensor& t, int root) {
@@ -97,12 +113,12 @@ void ProcessGroup::broadcast(const at::Tensor& t, int root) {
   std::vector<at::Tensor> v = {t};
   c10d::BroadcastOptions o;
   o.rootRank = root;
-  wait(impl_->pg->broadcast(v, o), "broadcast");
+  collective("broadcast", [&] { return impl_->pg->broadcast(v, o); });
 }
 
 void ProcessGroup::barrier() {
   if (env_.world_size == 1) return;
-  wait(impl_->pg->barrier(), "barrier");
+  collective("barrier", [&] { return impl_->pg->barrier(); });
 }
 
 }  // namespace hone

@@ -27,12 +27,15 @@ class ProcessGroup {
   // Averages the tensors across ranks in place. They are packed into flat fp32 buckets of at most
   // `bucket_bytes` (one collective per bucket rather than per tensor, as DDP's reducer does).
   void all_reduce_mean(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = int64_t{25} << 20);
-  // Sum across ranks, in place.
+  // The same, summing (gradients whose losses were already divided by the global count).
+  void all_reduce_sum(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes = int64_t{25} << 20);
+  // Sum across ranks, in place, of one tensor in its own dtype.
   void all_reduce_sum(const at::Tensor& t);
   void broadcast(const at::Tensor& t, int root = 0);
   void barrier();
 
  private:
+  void all_reduce_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, bool mean);
   struct Impl;
   DistEnv env_;
   std::unique_ptr<Impl> impl_;

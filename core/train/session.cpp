@@ -24,6 +24,7 @@
 #include "common/files.h"
 #include "common/json_file.h"
 #include "common/runtime.h"
+#include "dist/process_group.h"
 #include "model/checkpoint.h"
 #include "model/value_head.h"
 #include "peft/lora.h"
@@ -112,7 +113,10 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
     if (opt.on_log) opt.on_log(s);
   };
   if (cfg.threads > 0) init_runtime(static_cast<int>(cfg.threads));
-  const bool writer = opt.rank == 0;  // one process writes the run folder
+  ProcessGroup* group = opt.group;
+  const int rank = group ? group->rank() : opt.rank;
+  const int world = group ? group->world_size() : std::max(1, opt.world_size);
+  const bool writer = rank == 0;  // one process writes the run folder
 
   // 1. Everything that can be wrong with the inputs is checked before training work starts.
   load_model_config(cfg.base_model);
@@ -128,6 +132,10 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
     resume_state = read_json_file(st_path);
     if (resume_state.value("recipe", cfg.recipe) != cfg.recipe)
       throw file_error(st_path, "was written by a " + resume_state.value("recipe", std::string()) + " run, not " + cfg.recipe);
+    // The data position of a step depends on the global batch, so the world size must match.
+    if (const int saved = resume_state.value("world_size", 1); saved != world)
+      throw file_error(st_path, "was written by a run of " + std::to_string(saved) + " process" + (saved == 1 ? "" : "es") +
+                                    "; resume it with the same number (this run has " + std::to_string(world) + ")");
   }
 
   const bool cuda = cfg.device == "cuda" || (cfg.device == "auto" && torch::cuda::is_available());
@@ -176,7 +184,19 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
   for (auto& p : params) res.trainable_params += p.param.numel();
   AdamW optim(params, {cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps, cfg.weight_decay});
 
-  BatchPlan plan(recipe->train_lengths(), cfg.batch_size, cfg.seed, cfg.bucket_by_length);
+  // Distributed: the plan is of global batches (batch_size per rank), each rank taking its slice.
+  BatchPlan plan(recipe->train_lengths(), cfg.batch_size * world, cfg.seed, cfg.bucket_by_length);
+  auto rank_slice = [&](std::vector<size_t> global) {
+    if (world == 1) return global;
+    const size_t b = static_cast<size_t>(cfg.batch_size), lo = std::min(global.size(), static_cast<size_t>(rank) * b);
+    return std::vector<size_t>(global.begin() + static_cast<std::ptrdiff_t>(lo),
+                               global.begin() + static_cast<std::ptrdiff_t>(std::min(global.size(), lo + b)));
+  };
+  if (world > 1 && cfg.recipe == "ppo")
+    throw Error("ppo does not run on several processes yet (its advantages are whitened over one process's rollouts); "
+                "grpo does");
+  if (world > 1) log("distributed: " + (group ? group->env().describe() : "rank " + std::to_string(rank)) + "; global batch " +
+                     std::to_string(cfg.batch_size * world));
   const int64_t n_batches = plan.batches_per_epoch();
   const int64_t steps_per_epoch = std::max<int64_t>(1, (n_batches + cfg.grad_accum - 1) / cfg.grad_accum);
   const int64_t total = cfg.max_steps > 0 ? cfg.max_steps : static_cast<int64_t>(std::ceil(cfg.epochs * steps_per_epoch));
@@ -291,7 +311,8 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
                            {"rng", hex(rng.cpu)},
                            {"best_eval_loss", best_eval},
                            {"bad_evals", bad_evals},
-                           {"seed", cfg.seed}};
+                           {"seed", cfg.seed},
+                           {"world_size", world}};
       if (rng.cuda.defined()) st["rng_cuda"] = hex(rng.cuda);
       if (auto rs = recipe->state(); !rs.is_null()) st["recipe_state"] = rs;
       write_file_atomic(join_path(tmp, "trainer_state.json"), st.dump(2) + "\n");
@@ -331,11 +352,18 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       int64_t step_tokens = 0;
       for (int64_t a = 0; a < cfg.grad_accum; ++a) {
         const int64_t k = step * cfg.grad_accum + a;
-        micro.push_back(plan.indices(k / n_batches, k % n_batches));
+        micro.push_back(rank_slice(plan.indices(k / n_batches, k % n_batches)));
         auto c = recipe->counts(micro.back());
         if (step_counts.empty()) step_counts.assign(c.size(), 0);
         for (size_t i = 0; i < c.size(); ++i) step_counts[i] += c[i];
         step_tokens += recipe->tokens(micro.back());
+      }
+      if (group) {
+        // The losses are normalised by the global batch's counts (tokens, pairs, ...), so that
+        // the ranks' gradients add up to the one-process gradient.
+        auto t = at::tensor(step_counts, at::kDouble);
+        group->all_reduce_sum(t);
+        step_counts.assign(t.data_ptr<double>(), t.data_ptr<double>() + t.numel());
       }
       double loss = 0, gnorm = 0;
       Scalars step_scalars;
@@ -364,6 +392,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
         for (size_t k = 0; k < micro.size() && !interrupted; ++k) {
           env.micro = static_cast<int64_t>(k);
           interrupted = !interruptible([&] {
+            if (micro[k].empty()) return;  // this rank's slice of a short last batch
             MicroLoss ml = recipe->loss(env, micro[k], step_counts);
             if (ml.loss.defined()) {
               update_loss += ml.loss.item<double>();
@@ -373,6 +402,19 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
           });
         }
         if (interrupted) break;
+        if (group) {
+          // Gradients summed over the ranks, in buckets; a rank without a gradient for a
+          // parameter (no rows this step) contributes zeros.
+          std::vector<at::Tensor> grads;
+          for (auto& p : params) {
+            if (!p.param.grad().defined()) p.param.mutable_grad() = at::zeros_like(p.param);
+            grads.push_back(p.param.grad());
+          }
+          group->all_reduce_sum(grads);
+          auto l = at::tensor({update_loss}, at::kDouble);
+          group->all_reduce_sum(l);
+          update_loss = l.item<double>();
+        }
         if (!std::isfinite(update_loss)) {
           loss = update_loss;
           break;
@@ -399,6 +441,16 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
                     " (try a lower learning rate); " +
                     (res.last_checkpoint.empty() ? "no checkpoint was written" : "the last good checkpoint is " + res.last_checkpoint);
         break;
+      }
+      if (group) {
+        // The step's scalars are sums over its micro-batches normalised by the global counts:
+        // summed over the ranks they are the global batch's. So are the tokens.
+        std::vector<double> v = {static_cast<double>(step_tokens)};
+        for (const auto& x : step_scalars) v.push_back(x.value);
+        auto t = at::tensor(v, at::kDouble);
+        group->all_reduce_sum(t);
+        step_tokens = static_cast<int64_t>(t[0].item<double>());
+        for (size_t i = 0; i < step_scalars.size(); ++i) step_scalars[i].value = t[static_cast<int64_t>(i) + 1].item<double>();
       }
       res.losses.push_back(loss);
       res.final_loss = loss;

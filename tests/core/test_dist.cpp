@@ -1,7 +1,8 @@
 // Distributed tests. The launcher environment (torchrun's and SLURM's variables) read by hand, and
 // the c10d process group in real processes: two ranks forked from this test average their tensors
 // over Gloo through a TCPStore on the loopback, in buckets, to the values worked out here; and a
-// rank that leaves makes the other's collective fail within its timeout with a clear error.
+// rank that leaves makes the other's collective fail within its timeout with a clear error. And the
+// equivalence of data parallelism: two ranks with batch b train as one process with batch 2b.
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -13,8 +14,13 @@
 #include <map>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "common/error.h"
 #include "common/files.h"
+#include "model/checkpoint.h"
+#include "model/safetensors.h"
+#include "train/trainer.h"
 #include "dist/dist_env.h"
 #include "dist/process_group.h"
 #include "test_support.h"
@@ -197,4 +203,97 @@ TEST(ProcessGroup, ALostRankFailsTheCollectiveWithinTheTimeout) {
       std::chrono::seconds(45));
   const std::string said = read_file(out + "/0.txt");
   EXPECT_EQ(said.rfind("failed in time: distributed all-reduce failed", 0), 0u) << said;
+}
+
+namespace {
+
+struct TinyRun {
+  std::string dir, model, data;
+};
+
+const TinyRun& tiny() {
+  static TinyRun f;
+  if (!f.dir.empty()) return f;
+  f.dir = test::temp_dir("dist-train");
+  f.model = f.dir + "/base";
+  auto r = test::run(std::string(HONE_CLI) + " init-model --preset tiny --tokenizer builtin --out " + test::shell_quote(f.model) +
+                     " --seed 2");
+  if (r.code) throw std::runtime_error(r.err);
+  std::string rows;
+  const char* words[] = {"table", "model", "chair", "green", "apple", "river", "stone", "light", "cloud", "piano", "tiger", "ocean"};
+  for (const char* w : words) {
+    std::string rev(w);
+    std::reverse(rev.begin(), rev.end());
+    rows += nlohmann::json({{"instruction", std::string("Reverse the word ") + w + "."}, {"output", rev}}).dump() + "\n";
+  }
+  f.data = f.dir + "/train.jsonl";
+  write_file_atomic(f.data, rows);
+  return f;
+}
+
+RunConfig tiny_config(int64_t batch) {
+  RunConfig c = default_run_config("lora");
+  c.base_model = tiny().model;
+  c.train_data = {tiny().data};
+  c.batch_size = batch;
+  c.grad_accum = 2;
+  c.lr = 1e-2;
+  c.schedule = "constant";
+  c.lora.r = 4;
+  c.lora.alpha = 8;
+  c.lora.dropout = 0.0;  // dropout masks are drawn per process: with them the runs differ
+  c.max_steps = 4;
+  c.eval_fraction = 0;
+  c.save_every = 0;
+  c.bucket_by_length = false;
+  return c;
+}
+
+std::string losses_text(const TrainResult& r) {
+  std::string s = r.status + (r.error.empty() ? "" : ": " + r.error) + "\n";
+  for (double l : r.losses) s += std::to_string(l) + "\n";
+  return s;
+}
+
+}  // namespace
+
+// 2 ranks x batch 3 x 2 accumulation steps against 1 process x batch 6: the same global batches
+// (12 rows: one epoch per 2 steps), so the same losses and, after 4 steps, the same adapter.
+TEST(DataParallel, TwoRanksTrainAsOneProcessWithTheirGlobalBatch) {
+  const std::string one_dir = test::temp_dir("dist-one");
+  TrainOptions o1;
+  o1.run_dir = one_dir;
+  const TrainResult one = train(tiny_config(6), o1);
+  ASSERT_EQ(one.status, "completed") << one.error;
+  ASSERT_EQ(one.losses.size(), 4u);
+
+  const std::string out = test::temp_dir("dist-two");
+  run_ranks(2, out, [&](const DistEnv& e) {
+    ProcessGroup pg(e, std::chrono::seconds(60));
+    TrainOptions o;
+    o.run_dir = out + "/run-" + std::to_string(e.rank);
+    o.group = &pg;
+    return losses_text(train(tiny_config(3), o));
+  });
+  const std::string r0 = read_file(out + "/0.txt"), r1 = read_file(out + "/1.txt");
+  ASSERT_EQ(r0.rfind("completed\n", 0), 0u) << r0;
+  EXPECT_EQ(r0, r1);  // every rank reports the global figures
+  std::vector<double> two;
+  std::istringstream in(r0.substr(r0.find('\n') + 1));
+  for (double x; in >> x;) two.push_back(x);
+  ASSERT_EQ(two.size(), one.losses.size());
+  for (size_t i = 0; i < two.size(); ++i) EXPECT_NEAR(two[i], one.losses[i], 1e-5) << "step " << i + 1;
+  // Rank 0 alone wrote the adapter; it equals the one-process adapter.
+  EXPECT_FALSE(file_exists(out + "/run-1/adapter/adapter_model.safetensors"));
+  SafetensorsFile a(one_dir + "/adapter/adapter_model.safetensors"), b(out + "/run-0/adapter/adapter_model.safetensors");
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  double worst = 0;
+  for (const auto& t : a.tensors()) {
+    const auto* u = b.find(t.name);
+    ASSERT_NE(u, nullptr) << t.name;
+    auto x = tensor_from_bytes(a.data(t), t.dtype, t.shape, "a"), y = tensor_from_bytes(b.data(*u), u->dtype, u->shape, "b");
+    worst = std::max(worst, (x - y).abs().max().item<double>());
+  }
+  EXPECT_LT(worst, 1e-5);
+  EXPECT_GT(one.losses.front() - one.losses.back(), 0.0);  // and the run learned something
 }
