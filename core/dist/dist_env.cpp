@@ -50,6 +50,8 @@ DistEnv dist_env_from(const std::function<const char*(const char*)>& get) {
     e.rank = int_var(get, "RANK", 0, 0, kMax);
     e.local_rank = int_var(get, "LOCAL_RANK", e.rank, 0, kMax);
     e.local_world_size = int_var(get, "LOCAL_WORLD_SIZE", e.world_size, 1, kMax);
+    if (const char* s = get("TORCHELASTIC_USE_AGENT_STORE")) e.agent_store = std::string(s) == "True";
+    e.restart_count = int_var(get, "TORCHELASTIC_RESTART_COUNT", 0, 0, kMax);
   } else if (get("SLURM_PROCID") && get("SLURM_NTASKS")) {
     e.launcher = "slurm";
     e.world_size = int_var(get, "SLURM_NTASKS", 1, 1, kMax);
@@ -82,7 +84,8 @@ DistEnv dist_env_from_process() {
 std::string DistEnv::describe() const {
   if (!distributed()) return "one process";
   return "rank " + std::to_string(rank) + " of " + std::to_string(world_size) + " (local " + std::to_string(local_rank) + " of " +
-         std::to_string(local_world_size) + "), rendezvous " + master_addr + ":" + std::to_string(master_port) + ", " + launcher;
+         std::to_string(local_world_size) + "), rendezvous " + master_addr + ":" + std::to_string(master_port) + ", " + launcher +
+         (agent_store ? " (agent's store)" : "");
 }
 
 }  // namespace hone

@@ -14,6 +14,11 @@ struct DistEnv {
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
   std::string launcher = "none";  // none | torchrun | slurm
+  // torchrun's static rendezvous hosts the store in its agent at MASTER_ADDR:MASTER_PORT
+  // (TORCHELASTIC_USE_AGENT_STORE=True): every rank is then a client, under the key prefix
+  // /worker/attempt_<TORCHELASTIC_RESTART_COUNT>, as torch.distributed's env:// does.
+  bool agent_store = false;
+  int restart_count = 0;
   bool distributed() const { return world_size > 1; }
   std::string describe() const;  // "rank 1 of 4 (local 1 of 2), rendezvous 10.0.0.1:29500, torchrun"
 };

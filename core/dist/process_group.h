@@ -8,9 +8,16 @@
 #include <memory>
 #include <vector>
 
+#include "common/error.h"
 #include "dist/dist_env.h"
 
 namespace hone {
+
+// A collective failed: a rank stopped, the network failed or the timeout passed. The training
+// session turns it into an interrupted run (resumable), naming the lost ranks where it can.
+struct DistError : Error {
+  explicit DistError(const std::string& what) : Error(what) {}
+};
 
 class ProcessGroup {
  public:
@@ -23,6 +30,7 @@ class ProcessGroup {
   int rank() const { return env_.rank; }
   int world_size() const { return env_.world_size; }
   const DistEnv& env() const { return env_; }
+  const std::string& backend() const { return backend_; }  // "gloo" or "nccl"
 
   // Averages the tensors across ranks in place. They are packed into flat fp32 buckets of at most
   // `bucket_bytes` (one collective per bucket rather than per tensor, as DDP's reducer does).
@@ -34,10 +42,21 @@ class ProcessGroup {
   void broadcast(const at::Tensor& t, int root = 0);
   void barrier();
 
+  // Rank `root` publishes `value` under `key` in the rendezvous store and returns it; the others
+  // wait for it (up to the timeout) and return what it published. For small things only (a run's
+  // folder and resolved config): the store is not for tensors.
+  std::string share(const std::string& key, const std::string& value, int root = 0);
+
+  // After a collective failed: which ranks are gone. Each survivor marks itself in the store and
+  // waits up to `wait` for the others' marks; the ranks without one are named ("rank 1 of 2 was
+  // lost"). When the store itself is gone, so is rank 0, which hosts it. Call once per failure.
+  std::string diagnose_loss(std::chrono::milliseconds wait = std::chrono::milliseconds(3000));
+
  private:
   void all_reduce_buckets(const std::vector<at::Tensor>& tensors, int64_t bucket_bytes, bool mean);
   struct Impl;
   DistEnv env_;
+  std::string backend_ = "gloo";
   std::unique_ptr<Impl> impl_;
 };
 

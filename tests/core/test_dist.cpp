@@ -62,6 +62,15 @@ TEST(DistEnv, TorchrunAndSlurmVariables) {
   EXPECT_EQ(t.master_addr, "10.0.0.1");
   EXPECT_EQ(t.master_port, 29400);
   EXPECT_EQ(t.describe(), "rank 3 of 4 (local 1 of 2), rendezvous 10.0.0.1:29400, torchrun");
+  EXPECT_FALSE(t.agent_store);
+
+  // torchrun's static rendezvous: its agent hosts the store, the ranks join under the attempt's prefix.
+  DistEnv a = dist_env_from(vars({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "127.0.0.1"},
+                                  {"TORCHELASTIC_USE_AGENT_STORE", "True"}, {"TORCHELASTIC_RESTART_COUNT", "2"}}));
+  EXPECT_TRUE(a.agent_store);
+  EXPECT_EQ(a.restart_count, 2);
+  EXPECT_FALSE(dist_env_from(vars({{"RANK", "0"}, {"WORLD_SIZE", "2"}, {"MASTER_ADDR", "h"},
+                                   {"TORCHELASTIC_USE_AGENT_STORE", "False"}})).agent_store);
 
   // srun: ranks from SLURM, the rendezvous host from the node list when MASTER_ADDR is not set.
   DistEnv s = dist_env_from(vars({{"SLURM_PROCID", "5"}, {"SLURM_NTASKS", "8"}, {"SLURM_LOCALID", "1"},
