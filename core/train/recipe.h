@@ -29,6 +29,9 @@ struct RecipeEnv {
   int32_t pad_id = 0;
   int64_t update = 0;  // which of the step's updates_per_step() optimizer updates is being computed
   int64_t micro = 0;   // which of the step's micro-batches loss() is called for
+  // Data-parallel runs: the process group, for a recipe whose step needs figures of the whole
+  // global batch (PPO's advantage whitening); null on one process.
+  ProcessGroup* group = nullptr;
 };
 
 // One micro-batch's share of a step: `loss` is already divided by the step's normalisers (so the

@@ -11,6 +11,7 @@
 // towards kl_target; it is carried in the checkpoints, so a resumed run continues exactly.
 #include "model/value_head.h"
 #include "peft/lora.h"
+#include "dist/process_group.h"
 #include "train/policy_loss.h"
 #include "train/rl_recipe.h"
 
@@ -49,6 +50,10 @@ class PpoRecipe : public RlRecipe {
     int64_t C = 1;
     for (const auto& idx : micro) {
       Batch b;
+      if (idx.empty()) {  // this rank's share of a short last batch
+        batches_.push_back(std::move(b));
+        continue;
+      }
       std::vector<size_t> prompt_of;
       b.rows = sample(env, idx, &prompt_of);
       const std::vector<double> scores = score(b.rows, prompt_of);
@@ -73,27 +78,53 @@ class PpoRecipe : public RlRecipe {
       C = std::max(C, old.mask.size(1));
       batches_.push_back(std::move(b));
     }
-    // Advantages are whitened over the whole batch of rollouts, not per micro-batch.
-    std::vector<at::Tensor> adv, mask;
-    for (auto& b : batches_) {
-      const int64_t pad = C - b.mask.size(1);
-      adv.push_back(at::constant_pad_nd(b.advantages, {0, pad}));
-      mask.push_back(at::constant_pad_nd(b.mask, {0, pad}));
-    }
-    at::Tensor w = whiten(at::cat(adv), at::cat(mask));  // [N_step, C]
-    int64_t row = 0;
-    for (auto& b : batches_) {
-      const int64_t n = b.mask.size(0);
-      b.advantages = w.narrow(0, row, n).narrow(1, 0, b.mask.size(1)).contiguous();
-      row += n;
+    // Advantages are whitened over the whole batch of rollouts, not per micro-batch; on several
+    // processes over the global batch, from its token count, sum and squared deviations.
+    const int world = env.group ? env.group->world_size() : 1;
+    if (world > 1) {
+      at::Tensor t = at::tensor({reward, kl, entropy, value, rows_n, tokens_}, at::kDouble);
+      env.group->all_reduce_sum(t);
+      reward = t[0].item<double>(), kl = t[1].item<double>(), entropy = t[2].item<double>(), value = t[3].item<double>();
+      rows_n = t[4].item<double>(), tokens_ = t[5].item<double>();
+      double sum = 0;
+      for (auto& b : batches_)
+        if (b.mask.defined()) sum += (b.advantages * b.mask).sum().item<double>();
+      at::Tensor s = at::tensor({sum}, at::kDouble);
+      env.group->all_reduce_sum(s);
+      const double mean = s.item<double>() / std::max(1.0, tokens_);
+      double sq = 0;
+      for (auto& b : batches_)
+        if (b.mask.defined()) sq += ((b.advantages - mean).pow(2) * b.mask).sum().item<double>();
+      at::Tensor q = at::tensor({sq}, at::kDouble);
+      env.group->all_reduce_sum(q);
+      const double inv_std = 1.0 / std::sqrt(q.item<double>() / std::max(1.0, tokens_ - 1) + 1e-8);
+      for (auto& b : batches_)
+        if (b.mask.defined()) b.advantages = ((b.advantages - mean) * inv_std * b.mask).contiguous();
+    } else {
+      std::vector<at::Tensor> adv, mask;
+      for (auto& b : batches_) {
+        const int64_t pad = C - b.mask.size(1);
+        adv.push_back(at::constant_pad_nd(b.advantages, {0, pad}));
+        mask.push_back(at::constant_pad_nd(b.mask, {0, pad}));
+      }
+      at::Tensor w = whiten(at::cat(adv), at::cat(mask));  // [N_step, C]
+      int64_t row = 0;
+      for (auto& b : batches_) {
+        const int64_t n = b.mask.size(0);
+        b.advantages = w.narrow(0, row, n).narrow(1, 0, b.mask.size(1)).contiguous();
+        row += n;
+      }
     }
     const double n = std::max(1.0, rows_n);
-    rollout_scalars_ = {{"reward", reward / n},
-                        {"kl", kl / n},
-                        {"kl_coef", kl_coef_},
-                        {"entropy", entropy / n},
-                        {"value", value / n},
-                        {"completion_length", tokens_ / n}};
+    // The session sums a step's scalars over the ranks: each rank reports its share (the global
+    // figures divided by the world size, for those every rank already holds whole).
+    const double share = 1.0 / world;
+    rollout_scalars_ = {{"reward", share * reward / n},
+                        {"kl", share * kl / n},
+                        {"kl_coef", share * kl_coef_},
+                        {"entropy", share * entropy / n},
+                        {"value", share * value / n},
+                        {"completion_length", share * tokens_ / n}};
     next_kl_coef_ = cfg_.kl_target > 0 ? adaptive_kl_coef(kl_coef_, kl / n, cfg_.kl_target, static_cast<int64_t>(rows_n), cfg_.kl_horizon)
                                        : kl_coef_;
   }
@@ -101,6 +132,7 @@ class PpoRecipe : public RlRecipe {
   MicroLoss loss(RecipeEnv& env, const std::vector<size_t>& idx, const std::vector<double>& step_counts) override {
     (void)idx, (void)step_counts;
     const Batch& b = batches_.at(static_cast<size_t>(env.micro));
+    if (!b.mask.defined()) return {};  // no rows of this rank in this micro-batch
     TokenLogps cur = values_from_policy(env, b.rows);  // [N, C]
     PpoTerms t = ppo_loss(cur.logps, b.old_logps, cur.values, b.old_values, b.advantages, b.returns, b.mask,
                           cfg_.clip_epsilon, cfg_.value_clip);

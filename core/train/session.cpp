@@ -192,10 +192,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
     return std::vector<size_t>(global.begin() + static_cast<std::ptrdiff_t>(lo),
                                global.begin() + static_cast<std::ptrdiff_t>(std::min(global.size(), lo + b)));
   };
-  if (world > 1 && cfg.recipe == "ppo")
-    throw Error("ppo does not run on several processes yet (its advantages are whitened over one process's rollouts); "
-                "grpo does");
-  if (world > 1) log("distributed: " + (group ? group->env().describe() : "rank " + std::to_string(rank)) + "; global batch " +
+  if (world > 1) log("distributed: " + (group ? group->env().describe() + ", " + group->backend() : "rank " + std::to_string(rank)) + "; global batch " +
                      std::to_string(cfg.batch_size * world));
   const int64_t n_batches = plan.batches_per_epoch();
   const int64_t steps_per_epoch = std::max<int64_t>(1, (n_batches + cfg.grad_accum - 1) / cfg.grad_accum);
@@ -234,6 +231,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
   env.run_dir = opt.run_dir;
   env.log = log;
   env.pad_id = tok->pad_id() >= 0 ? tok->pad_id() : std::max(tok->eos_id(), 0);
+  env.group = group;
 
   // Reference log-probs, when precomputed, come from the weights as they are before any step (the
   // base with adapters off, the starting adapter, or the base of a full fine-tune): so this runs
@@ -342,10 +340,26 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
   auto t_saved = Clock::now();
   auto stop_now = [&] { return opt.stop_requested && opt.stop_requested(); };
   res.status = "completed";
+  // Where the step in progress stands, for a lost rank's checkpoint (caught below the loop).
+  int64_t step = start;
+  RngState rng_at_start;                   // what a checkpoint of `step` must hold
+  AdamW::Snapshot before;                  // several updates per step: what a stop part-way rolls back to
+  bool updated = false;                    // the step's (last) optimizer update is in the weights
   try {
-    for (int64_t step = start; step < total; ++step) {
+    for (; step < total; ++step) {
       auto t0 = Clock::now();
-      const RngState rng_at_start = RngState::capture(cuda);  // what a checkpoint of `step` must hold
+      rng_at_start = RngState::capture(cuda);
+      if (world > 1) {
+        // Each rank draws its own dropout masks and samples from a stream of its own, derived from
+        // the seed, the step and the rank (the same after a resume), not from one state all ranks
+        // would share.
+        uint64_t z = static_cast<uint64_t>(cfg.seed) * 0x9E3779B97F4A7C15ull ^ static_cast<uint64_t>(step) * 0xBF58476D1CE4E5B9ull ^
+                     static_cast<uint64_t>(rank + 1) * 0x94D049BB133111EBull;
+        z = (z ^ (z >> 31)) * 0x94D049BB133111EBull;
+        torch::manual_seed(z ^ (z >> 29));
+      }
+      before = AdamW::Snapshot();
+      updated = false;
       const double lr = cfg.lr * lr_multiplier(cfg.schedule, step, total, warmup);
       std::vector<std::vector<size_t>> micro;
       std::vector<double> step_counts;
@@ -369,10 +383,15 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       Scalars step_scalars;
       bool interrupted = false;
       const int64_t updates = std::max<int64_t>(1, recipe->updates_per_step());
-      AdamW::Snapshot before;  // several updates per step: what an interruption part-way rolls back to
       // Runs `fn` with stop requests reaching inside the forward and backward passes; false when a
-      // stop was requested (the autograd engine may hand the Interrupted back wrapped).
+      // stop was requested (the autograd engine may hand the Interrupted back wrapped). With
+      // several ranks a stop is agreed at the end of a step instead: a rank leaving mid-step
+      // would leave the others waiting in a collective.
       auto interruptible = [&](const std::function<void()>& fn) {
+        if (group) {
+          fn();
+          return true;
+        }
         if (stop_now()) return false;
         try {
           model->interrupt = opt.stop_requested;
@@ -424,6 +443,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
         optim.step(lr);
         optim.zero_grad();
         loss += update_loss / static_cast<double>(updates);
+        updated = u + 1 == updates;
       }
       if (interrupted) {
         // Stopped inside a step: its partial gradients are dropped (and any updates it made are
@@ -442,15 +462,19 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
                     (res.last_checkpoint.empty() ? "no checkpoint was written" : "the last good checkpoint is " + res.last_checkpoint);
         break;
       }
+      bool agreed_stop = false;
       if (group) {
         // The step's scalars are sums over its micro-batches normalised by the global counts:
-        // summed over the ranks they are the global batch's. So are the tokens.
-        std::vector<double> v = {static_cast<double>(step_tokens)};
+        // summed over the ranks they are the global batch's. So are the tokens. A stop request
+        // (a signal reaches the ranks at different moments) rides along, so all stop after the
+        // same step.
+        std::vector<double> v = {static_cast<double>(step_tokens), stop_now() ? 1.0 : 0.0};
         for (const auto& x : step_scalars) v.push_back(x.value);
         auto t = at::tensor(v, at::kDouble);
         group->all_reduce_sum(t);
         step_tokens = static_cast<int64_t>(t[0].item<double>());
-        for (size_t i = 0; i < step_scalars.size(); ++i) step_scalars[i].value = t[static_cast<int64_t>(i) + 1].item<double>();
+        agreed_stop = t[1].item<double>() > 0;
+        for (size_t i = 0; i < step_scalars.size(); ++i) step_scalars[i].value = t[static_cast<int64_t>(i) + 2].item<double>();
       }
       res.losses.push_back(loss);
       res.final_loss = loss;
@@ -492,12 +516,17 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       // Report the step before checkpointing it, so that whoever records metrics has this step's
       // values in hand when the checkpoint appears (a resume starts after it).
       Control c = opt.on_progress ? opt.on_progress(m) : Control::Continue;
-      while (c == Control::Pause && !stop_now()) {  // all state stays in memory while paused
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-        m.paused = true;
-        c = opt.on_progress(m);
+      if (group) {
+        // Pausing or cancelling one rank alone would stall the others: only agreed stops count.
+        c = agreed_stop ? Control::Cancel : Control::Continue;
+      } else {
+        while (c == Control::Pause && !stop_now()) {  // all state stays in memory while paused
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
+          m.paused = true;
+          c = opt.on_progress(m);
+        }
+        if (stop_now()) c = Control::Cancel;
       }
-      if (stop_now()) c = Control::Cancel;
       const bool timed = cfg.save_every_minutes > 0 &&
                          std::chrono::duration<double>(Clock::now() - t_saved).count() >= cfg.save_every_minutes * 60;
       if (c == Control::Cancel || timed || (cfg.save_every > 0 && (step + 1) % cfg.save_every == 0)) {
@@ -513,6 +542,25 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
         break;
       }
     }
+  } catch (const DistError& e) {
+    // A rank was lost (or the network failed): the survivors stop with the weights of the last
+    // finished step, rank 0 checkpoints them, and the run is interrupted, to resume from there.
+    model->interrupt = nullptr;
+    optim.zero_grad();
+    const std::string who = group ? group->diagnose_loss() : std::string("a rank was lost");
+    try {
+      if (updated && before.params.empty()) {
+        save_checkpoint(step + 1, RngState::capture(cuda));  // the step's update is in; its metrics are not
+      } else {
+        if (!before.params.empty()) optim.restore(before);
+        if (step > 0) save_checkpoint(step, rng_at_start);
+      }
+    } catch (const std::exception& x) {
+      log(std::string("could not checkpoint after the loss: ") + x.what());
+    }
+    res.status = "interrupted";
+    res.error = who + " (" + std::string(e.what()).substr(0, 240) + "); " +
+                (res.last_checkpoint.empty() ? "no checkpoint was written" : "resume from " + res.last_checkpoint);
   } catch (const c10::Error& e) {
     res.status = "failed";
     std::string w = e.what_without_backtrace();
@@ -526,7 +574,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
                 (res.last_checkpoint.empty() ? "no checkpoint was written" : "the last good checkpoint is " + res.last_checkpoint);
   }
   res.best_eval_loss = best_eval;
-  if (res.status != "failed" && writer) {
+  if (res.status != "failed" && res.status != "interrupted" && writer) {
     if (cfg.method == "full") {
       res.output_dir = join_path(opt.run_dir, "model");
       SaveOptions so;
