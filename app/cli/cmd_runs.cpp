@@ -71,6 +71,11 @@ int cmd_runs(int argc, char** argv) {
     return 0;
   }
   const bool json = a.flag("json");
+  // Resume opens the workspace itself: only rank 0 of a distributed resume may.
+  if (action == "resume") {
+    if (a.positional().empty()) throw Error("runs resume: missing run id");
+    return cmd_runs_resume(a.get("workspace", default_workspace()), parse_id(a.positional()[0]), json);
+  }
   Workspace ws(a.get("workspace", default_workspace()));
   if (action == "list") {
     auto runs = list_runs(ws);
@@ -90,7 +95,6 @@ int cmd_runs(int argc, char** argv) {
     return 0;
   }
   if (a.positional().empty()) throw Error("runs " + action + ": missing run id");
-  if (action == "resume") return cmd_runs_resume(ws, parse_id(a.positional()[0]), json);
   if (action == "show") {
     RunInfo r = get_run(ws, parse_id(a.positional()[0]));
     auto arts = run_artifacts(ws, r.id);

@@ -13,6 +13,8 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/files.h"
+#include "common/runtime.h"
+#include "dist/process_group.h"
 #include "store/datasets.h"
 #include "store/run_launcher.h"
 #include "train/trainer.h"
@@ -20,6 +22,7 @@
 namespace hone::cli {
 
 static const char* kHelp = R"(usage: hone-cli train --config F [--workspace DIR] [--run-dir DIR] [--resume CHECKPOINT] [--json]
+                      [--dist-timeout SECONDS]
        hone-cli runs resume ID [--workspace DIR] [--json]
 
 Trains as the run config F describes (see docs/run-config.md) and records the run, its metrics
@@ -35,10 +38,49 @@ config.json, metrics.jsonl, checkpoints/ and the result: adapter/ (PEFT files) o
 Ctrl-C, SIGTERM or SIGHUP (a closed terminal, logout) stop the run within one micro-batch: a
 checkpoint is written and the run is recorded as interrupted, ready for `runs resume`. Runs also
 checkpoint every save_every_minutes (default 10) besides every save_every steps.
+SIGUSR1 stops the same way but records the run as cancelled (the desktop app's Cancel).
 The workspace defaults to $HONE_WORKSPACE, else ~/.local/share/hone.
+
+Several processes (data-parallel, docs/scale-out.md): started by torchrun, srun or
+`hone-cli launch --nproc N -- train ...`, the processes join one c10d group (Gloo) from RANK,
+WORLD_SIZE, MASTER_ADDR, MASTER_PORT (or SLURM_PROCID, SLURM_NTASKS, ...). Each global batch is
+batch_size x processes examples. Rank 0 records the run and writes its folder; the others print
+only their errors. A collective that waits longer than --dist-timeout (default 600 s) fails; a lost
+rank stops the others at once, the run is recorded as interrupted and `runs resume` continues it
+from its last checkpoint with the same number of processes.
 )";
 
 static volatile sig_atomic_t g_signal = 0;
+
+// The process group of a distributed launch, joined once per process from the environment
+// (nullptr when this process runs alone).
+static std::unique_ptr<ProcessGroup> join_group_from_env(double timeout_s) {
+  const DistEnv env = dist_env_from_process();
+  if (!env.distributed()) return nullptr;
+  // Several processes on one machine with GPUs: each sees its own GPU (the local rank's) as device
+  // 0, before CUDA starts, so that the session and NCCL need no device index. A list the user set
+  // is honoured: the local rank picks from it.
+  if (env.local_world_size > 1) {
+    std::string pick = std::to_string(env.local_rank);
+    if (const char* v = std::getenv("CUDA_VISIBLE_DEVICES"); v && *v) {
+      std::vector<std::string> ids;
+      std::string cur;
+      for (const char* c = v;; ++c) {
+        if (*c == ',' || !*c) {
+          ids.push_back(cur);
+          cur.clear();
+          if (!*c) break;
+        } else {
+          cur += *c;
+        }
+      }
+      pick = ids.size() > 1 ? ids[static_cast<size_t>(env.local_rank) % ids.size()] : ids[0];
+    }
+    ::setenv("CUDA_VISIBLE_DEVICES", pick.c_str(), 1);
+  }
+  const auto ms = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  return std::make_unique<ProcessGroup>(env, ms);
+}
 
 std::string default_workspace() { return Workspace::default_dir(); }
 
@@ -55,25 +97,47 @@ nlohmann::json step_json(const StepMetrics& m) {
   for (const auto& x : m.scalars) j[x.name] = x.value;
   j["eta_s"] = m.eta_s;
   j["rss_mb"] = m.rss_bytes / 1048576.0;
+  if (!m.plot_hints.empty()) j["plot_hints"] = m.plot_hints;  // the recipe's own metrics, for plots
   return j;
 }
 
 // Trains through the run launcher with a progress bar or JSON lines. Shared by `train` and
 // `runs resume`.
-static int run_launched(Workspace& ws, const LaunchSpec& spec, bool json) {
+static int run_launched(const std::string& workspace, LaunchSpec spec, bool json, double dist_timeout_s) {
   const bool tty = ::isatty(STDOUT_FILENO) && !json;
   g_signal = 0;
   struct sigaction sa {};
   sa.sa_handler = [](int sig) { g_signal = sig; };
-  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) ::sigaction(sig, &sa, nullptr);
+  std::unique_ptr<ProcessGroup> group = join_group_from_env(dist_timeout_s);
   LaunchHooks h;
   int64_t run_id = 0;
+  h.stop_requested = [] { return g_signal != 0; };
+  h.stop_status = [] { return std::string(g_signal == SIGUSR1 || !g_signal ? "cancelled" : "interrupted"); };
+  if (group && group->rank() != 0) {
+    // A follower: trains its share silently; rank 0 speaks for the run. Its own failure is one
+    // line on stderr, prefixed with its rank.
+    const std::string tag = "[rank " + std::to_string(group->rank()) + "] ";
+    h.on_log = [](const std::string&) {};
+    try {
+      TrainResult r = follow_run(*group, h);
+      if (r.status == "failed" || r.status == "interrupted") {
+        std::cerr << tag << "error: " << r.error << "\n";
+        return 1;
+      }
+      return r.status == "cancelled" ? 130 : 0;
+    } catch (const std::exception& e) {
+      const std::string w = e.what();
+      std::cerr << tag << "error: " << w.substr(0, w.find('\n')) << "\n";
+      return 1;
+    }
+  }
   h.on_log = [&](const std::string& s) {
     if (json) std::cout << nlohmann::json({{"event", "log"}, {"message", s}}).dump() << "\n" << std::flush;
     else std::cerr << s << "\n";
   };
-  h.stop_requested = [] { return g_signal != 0; };
-  h.stop_status = [] { return std::string(g_signal ? "interrupted" : "cancelled"); };
+  spec.group = group.get();
+  Workspace ws(workspace);
   h.on_started = [&](int64_t id, const std::string& dir, const RunPlan& plan) {
     run_id = id;
     if (json) {
@@ -110,7 +174,7 @@ static int run_launched(Workspace& ws, const LaunchSpec& spec, bool json) {
   };
   LaunchResult lr = launch_run(ws, spec, h);
   const TrainResult& r = lr.result;
-  const bool signalled = g_signal != 0 && r.status == "cancelled";
+  const bool signalled = g_signal != 0 && g_signal != SIGUSR1 && r.status == "cancelled";
   const std::string status = signalled ? "interrupted" : r.status;
   if (tty) std::cout << "\n";
   nlohmann::json done = {{"event", "done"},       {"run_id", lr.run_id},      {"status", status},
@@ -125,6 +189,10 @@ static int run_launched(Workspace& ws, const LaunchSpec& spec, bool json) {
   else std::cout << status << " after " << r.steps << " steps in " << fmt_time(r.seconds) << "; run " << lr.run_id
                  << "; output: " << r.output_dir << (signalled ? "; resume with: hone-cli runs resume " + std::to_string(lr.run_id) : "")
                  << "\n";
+  if (r.status == "interrupted") {  // a lost rank: one line saying which, and how to go on
+    std::cerr << "error: " << r.error << "; continue with: hone-cli runs resume " << lr.run_id << "\n";
+    return 1;
+  }
   if (r.status == "failed") {
     std::cerr << "error: " << r.error << "\n";
     return 1;
@@ -133,7 +201,7 @@ static int run_launched(Workspace& ws, const LaunchSpec& spec, bool json) {
 }
 
 int cmd_train(int argc, char** argv) {
-  Args a(argc, argv, 2, "train", {"config", "workspace", "run-dir", "resume"}, {"json"});
+  Args a(argc, argv, 2, "train", {"config", "workspace", "run-dir", "resume", "dist-timeout"}, {"json"});
   if (a.flag("help")) {
     std::cout << kHelp;
     return 0;
@@ -142,14 +210,15 @@ int cmd_train(int argc, char** argv) {
   spec.cfg = load_run_config(a.require("config"));
   spec.run_dir = a.get("run-dir");
   spec.resume_checkpoint = a.get("resume");
-  Workspace ws(a.get("workspace", default_workspace()));
-  return run_launched(ws, spec, a.flag("json"));
+  const double timeout = std::stod(a.get("dist-timeout", "600"));
+  if (!(timeout > 0)) throw Error("--dist-timeout must be a positive number of seconds");
+  return run_launched(a.get("workspace", default_workspace()), spec, a.flag("json"), timeout);
 }
 
-int cmd_runs_resume(Workspace& ws, int64_t id, bool json) {
+int cmd_runs_resume(const std::string& workspace, int64_t id, bool json) {
   LaunchSpec spec;
   spec.resume_run = id;
-  return run_launched(ws, spec, json);
+  return run_launched(workspace, spec, json, 600);
 }
 
 }  // namespace hone::cli

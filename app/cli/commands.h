@@ -31,10 +31,11 @@ int cmd_label(int argc, char** argv);
 int cmd_export(int argc, char** argv);
 int cmd_gguf(int argc, char** argv);
 int cmd_reward(int argc, char** argv);
+int cmd_launch(int argc, char** argv);
 // --run ID|RUN_DIR: a run folder as given, or the folder of run ID in the workspace.
 std::string run_dir_of(const std::string& run, const std::string& workspace, const std::string& command);
 // `runs resume`: continues a recorded run from its newest checkpoint (in cmd_train.cpp).
-int cmd_runs_resume(Workspace& ws, int64_t id, bool json);
+int cmd_runs_resume(const std::string& workspace, int64_t id, bool json);
 // A training step as one JSON line: every named scalar it recorded (cmd_train.cpp).
 nlohmann::json step_json(const StepMetrics& m);
 

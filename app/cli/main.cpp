@@ -32,6 +32,7 @@ commands:
   gguf        show a GGUF file: metadata, tensors, validation
   reward      score texts or a preference dataset with a trained reward model
   bench       training throughput, MFU and memory on a Llama-shaped model with random tokens
+  launch      run a command (train, runs resume) as N data-parallel processes on this machine
 )";
 
 std::string first_line(const std::string& s) {
@@ -69,6 +70,7 @@ int main(int argc, char** argv) {
     if (cmd == "export") return hone::cli::cmd_export(argc, argv);
     if (cmd == "gguf") return hone::cli::cmd_gguf(argc, argv);
     if (cmd == "reward") return hone::cli::cmd_reward(argc, argv);
+    if (cmd == "launch") return hone::cli::cmd_launch(argc, argv);
     std::cerr << "error: unknown command '" << cmd << "' (see hone-cli --help)\n";
     return 2;
   } catch (const hone::Error& e) {

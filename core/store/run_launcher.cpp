@@ -9,6 +9,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "dist/process_group.h"
 #include "store/datasets.h"
 #include "store/run_recorder.h"
 #include "store/runs.h"
@@ -46,7 +47,42 @@ std::string resumable_checkpoint(Workspace& ws, int64_t id) {
   return ck;
 }
 
+namespace {
+
+const char* kLaunchKey = "hone/launch";
+
+LaunchResult launch_run_impl(Workspace& ws, const LaunchSpec& spec, const LaunchHooks& hooks, bool& shared);
+
+}  // namespace
+
 LaunchResult launch_run(Workspace& ws, const LaunchSpec& spec, const LaunchHooks& hooks) {
+  bool shared = false;
+  try {
+    return launch_run_impl(ws, spec, hooks, shared);
+  } catch (const std::exception& e) {
+    // The other ranks wait for the launch: tell them why there is none.
+    if (spec.group && !shared) spec.group->share(kLaunchKey, nlohmann::json({{"error", e.what()}}).dump());
+    throw;
+  }
+}
+
+TrainResult follow_run(ProcessGroup& group, const LaunchHooks& hooks) {
+  const auto j = nlohmann::json::parse(group.share(kLaunchKey, ""));
+  if (j.contains("error"))
+    throw Error("rank 0 could not start the run: " + j["error"].get<std::string>());
+  TrainOptions opt;
+  const RunConfig cfg = parse_run_config(j.at("config"), "the run config rank 0 shared");
+  opt.run_dir = j.at("run_dir").get<std::string>();
+  opt.resume_from = j.at("resume_from").get<std::string>();
+  opt.group = &group;
+  opt.on_log = hooks.on_log;
+  opt.stop_requested = hooks.stop_requested;
+  return train(cfg, opt);
+}
+
+namespace {
+
+LaunchResult launch_run_impl(Workspace& ws, const LaunchSpec& spec, const LaunchHooks& hooks, bool& shared) {
   LaunchResult out;
   RunConfig cfg = spec.cfg;
   TrainOptions opt;
@@ -88,7 +124,13 @@ LaunchResult launch_run(Workspace& ws, const LaunchSpec& spec, const LaunchHooks
   std::unique_ptr<RunRecorder> rec;
   opt.on_log = hooks.on_log;
   opt.stop_requested = hooks.stop_requested;
+  opt.group = spec.group;
   opt.on_ready = [&](const RunPlan& plan) {
+    if (spec.group) {
+      spec.group->share(kLaunchKey, nlohmann::json({{"config", cfg.to_json()}, {"run_dir", opt.run_dir},
+                                                    {"resume_from", opt.resume_from}}).dump());
+      shared = true;
+    }
     if (spec.resume_run <= 0) out.run_id = record_new_run(ws, cfg, refs, opt.run_dir);
     rec = std::make_unique<RunRecorder>(ws, out.run_id, opt.run_dir);
     if (hooks.on_started) hooks.on_started(out.run_id, opt.run_dir, plan);
@@ -116,5 +158,7 @@ LaunchResult launch_run(Workspace& ws, const LaunchSpec& spec, const LaunchHooks
   if (rec) rec->finish(out.result, cfg.method, status);
   return out;
 }
+
+}  // namespace
 
 }  // namespace hone

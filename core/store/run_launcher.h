@@ -16,6 +16,10 @@ struct LaunchSpec {
   int64_t resume_run = 0;         // > 0: continue that recorded run from its newest checkpoint
   std::string resume_checkpoint;  // a new run starting from this checkpoint folder (train --resume)
   bool replace = false;           // the folder and any record of it are replaced (the demo's fixed folder)
+  // Data-parallel: rank 0 calls launch_run with the group; it alone touches the workspace, and
+  // shares the run's folder, resolved config and checkpoint with the other ranks, which call
+  // follow_run. Every rank must reach the same files (one machine, or a shared filesystem).
+  ProcessGroup* group = nullptr;
 };
 
 struct LaunchHooks {
@@ -37,6 +41,11 @@ struct LaunchResult {
 // Trains and records. Throws hone::Error, without creating a record, when the inputs are wrong; a
 // failure during training is recorded and comes back as result.status "failed".
 LaunchResult launch_run(Workspace& ws, const LaunchSpec& spec, const LaunchHooks& hooks);
+
+// A rank other than 0 of a data-parallel run: waits for rank 0 to share what it launched, then
+// trains its share of each batch. Never opens the workspace. Throws hone::Error with rank 0's
+// reason when rank 0 could not start the run.
+TrainResult follow_run(ProcessGroup& group, const LaunchHooks& hooks);
 
 // Whether a recorded run can resume: throws with the reason when not, else returns the checkpoint.
 std::string resumable_checkpoint(Workspace& ws, int64_t run_id);

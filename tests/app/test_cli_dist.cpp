@@ -1,0 +1,296 @@
+// hone-cli on several processes: `launch --nproc 2` and torchrun give the losses and adapter of one
+// process with the global batch; rank 0 alone records the run; a rank killed mid-run stops the
+// other within seconds with one line naming it, the run is recorded as interrupted, and resuming
+// on 2 processes ends where an uninterrupted run ends.
+#include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "common/files.h"
+#include "model/checkpoint.h"
+#include "model/safetensors.h"
+#include "test_support.h"
+
+using namespace hone;
+using json = nlohmann::json;
+using test::shell_quote;
+
+namespace {
+
+test::RunResult cli(const std::string& args) { return test::run(std::string(HONE_CLI) + " " + args); }
+
+struct Fixture {
+  std::string dir, ws, model, data;
+};
+
+// A small model with Hone's own tokenizer and 200 instruction rows of varied lengths.
+const Fixture& fixture() {
+  static Fixture f = [] {
+    Fixture x;
+    x.dir = test::temp_dir("cli-dist");
+    x.ws = x.dir + "/ws";
+    x.model = x.dir + "/model";
+    auto r = cli("init-model --preset tiny --tokenizer builtin --out " + shell_quote(x.model) + " --seed 5");
+    if (r.code != 0) throw std::runtime_error("init-model failed: " + r.err);
+    x.data = x.dir + "/train.jsonl";
+    std::ofstream d(x.data);
+    for (int i = 0; i < 200; ++i)
+      d << json({{"instruction", "Spell " + std::to_string(i * 37 % 1000) + std::string(i % 5, '!')},
+                 {"output", "It is " + std::to_string(i * 37 % 1000) + "."}})
+               .dump()
+        << "\n";
+    return x;
+  }();
+  return f;
+}
+
+std::string write_config(const std::string& name, int batch, int steps, int save_every) {
+  const auto& f = fixture();
+  json c = {{"name", name},       {"base_model", f.model}, {"method", "lora"}, {"train_data", {f.data}},
+            {"max_steps", steps}, {"batch_size", batch},   {"max_seq_len", 48}, {"lr", 2e-3},
+            {"save_every", save_every}, {"keep_checkpoints", 2}, {"seed", 4},
+            // LoRA dropout draws its masks per process: with it, 2 x 2 rows and 1 x 4 rows differ.
+            {"lora", {{"r", 8}, {"alpha", 16}, {"dropout", 0.0}}}};
+  const std::string path = f.dir + "/" + name + ".json";
+  std::ofstream(path) << c.dump(2);
+  return path;
+}
+
+std::string ws_arg() { return " --workspace " + shell_quote(fixture().ws); }
+
+std::vector<double> losses(const std::string& run_dir) {
+  std::vector<double> v;
+  std::ifstream in(run_dir + "/metrics.jsonl");
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty()) v.push_back(json::parse(line)["loss"].get<double>());
+  return v;
+}
+
+double adapter_difference(const std::string& a_dir, const std::string& b_dir) {
+  SafetensorsFile a(a_dir + "/adapter/adapter_model.safetensors"), b(b_dir + "/adapter/adapter_model.safetensors");
+  EXPECT_EQ(a.tensors().size(), b.tensors().size());
+  double worst = 0;
+  for (const auto& t : a.tensors()) {
+    const auto* u = b.find(t.name);
+    if (!u) {
+      ADD_FAILURE() << t.name << " missing";
+      return 1e9;
+    }
+    auto x = tensor_from_bytes(a.data(t), t.dtype, t.shape, "a"), y = tensor_from_bytes(b.data(*u), u->dtype, u->shape, "b");
+    worst = std::max(worst, (x - y).abs().max().item<double>());
+  }
+  return worst;
+}
+
+json last_json_line(const std::string& out) {
+  json last;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] == '{') last = json::parse(line);
+  return last;
+}
+
+int count_events(const std::string& out, const std::string& event) {
+  int n = 0;
+  std::istringstream in(out);
+  for (std::string line; std::getline(in, line);)
+    if (!line.empty() && line[0] == '{' && json::parse(line).value("event", "") == event) ++n;
+  return n;
+}
+
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+// The one-process reference: batch 4, 6 steps.
+const std::string& reference_run() {
+  static std::string dir = [] {
+    const std::string d = fixture().dir + "/one";
+    auto r = cli("train --config " + shell_quote(write_config("one", 4, 6, 0)) + " --run-dir " + shell_quote(d) + ws_arg() + " --json");
+    if (r.code != 0) throw std::runtime_error("reference run failed: " + r.err);
+    return d;
+  }();
+  return dir;
+}
+
+void expect_same_run(const std::string& dir) {
+  const auto one = losses(reference_run()), two = losses(dir);
+  ASSERT_EQ(one.size(), 6u);
+  ASSERT_EQ(two.size(), one.size());
+  for (size_t i = 0; i < one.size(); ++i) EXPECT_NEAR(two[i], one[i], 1e-5) << "step " << i + 1;
+  EXPECT_LT(adapter_difference(reference_run(), dir), 1e-5);
+  EXPECT_GT(one.front() - one.back(), 0.0);  // it learned something
+}
+
+}  // namespace
+
+TEST(Launch, TwoProcessesTrainAsOneProcessWithTheirGlobalBatch) {
+  const std::string dir = fixture().dir + "/launch2";
+  auto r = cli("launch --nproc 2 -- train --config " + shell_quote(write_config("two", 2, 6, 0)) + " --run-dir " + shell_quote(dir) +
+               ws_arg() + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("hone-cli launch: 2 processes"), std::string::npos) << r.err;
+  // Rank 0 alone speaks and records: one started and one done event, one run in the workspace.
+  EXPECT_EQ(count_events(r.out, "started"), 1);
+  EXPECT_EQ(count_events(r.out, "done"), 1);
+  EXPECT_EQ(count_events(r.out, "step"), 6);
+  const json done = last_json_line(r.out);
+  EXPECT_EQ(done["status"], "completed");
+  auto show = cli("runs show " + std::to_string(done["run_id"].get<int>()) + " --json" + ws_arg());
+  ASSERT_EQ(show.code, 0) << show.err;
+  EXPECT_EQ(json::parse(show.out)["status"], "completed");
+  expect_same_run(dir);
+}
+
+TEST(Torchrun, LaunchesHoneCliWithoutPython) {
+  if (!file_exists("/usr/bin/torchrun")) GTEST_SKIP() << "torchrun (Debian's python3-torch) is not installed";
+  const std::string dir = fixture().dir + "/torchrun";
+  // Debian's torchrun 1.13 hosts the rendezvous store in its agent: the ranks are its clients.
+  // Under Python 3.11 it cannot parse its own default "--redirects 0 --tee 0" (enum.Flag no
+  // longer iterates NONE): single-stream values work, and rank 0's stdout goes to the log folder.
+  const std::string logs = fixture().dir + "/torchrun-logs";
+  auto r = test::run("OMP_NUM_THREADS=1 /usr/bin/torchrun --nproc_per_node 2 --master_port " + std::to_string(free_port()) +
+                     " --redirects 1 --tee 2 --log_dir " + shell_quote(logs) + " --no_python " + shell_quote(HONE_CLI) +
+                     " train --config " + shell_quote(write_config("tr", 2, 6, 0)) + " --run-dir " + shell_quote(dir) + ws_arg() +
+                     " --json");
+  ASSERT_EQ(r.code, 0) << r.out << r.err;
+  std::string out0, out1;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(logs)) {
+    const std::string p = e.path().string();
+    if (p.size() > 13 && p.substr(p.size() - 13) == "/0/stdout.log") out0 = read_file(p);
+    if (p.size() > 13 && p.substr(p.size() - 13) == "/1/stdout.log") out1 = read_file(p);
+  }
+  EXPECT_EQ(count_events(out0, "done"), 1) << out0;
+  EXPECT_NE(out0.find("agent's store"), std::string::npos) << out0;  // joined torchrun's store
+  EXPECT_EQ(out1, "");  // rank 1 is silent
+  expect_same_run(dir);
+}
+
+TEST(Launch, ALostRankStopsTheOtherWithOneLineAndTheRunResumes) {
+  const auto& f = fixture();
+  const std::string dir = f.dir + "/lost", out = f.dir + "/lost.out", err = f.dir + "/lost.err";
+  const int steps = 80;
+  const std::string cfg = write_config("lost", 2, steps, 1);
+  const pid_t launcher = ::fork();
+  ASSERT_GE(launcher, 0);
+  if (launcher == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    ::execl(HONE_CLI, HONE_CLI, "launch", "--nproc", "2", "--grace", "20", "--", "train", "--config", cfg.c_str(), "--run-dir",
+            dir.c_str(), "--workspace", f.ws.c_str(), "--json", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  // Rank 1's pid from the launcher's first line, then the first checkpoints.
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  pid_t rank1 = -1;
+  std::string ckpt_seen;
+  while (Clock::now() - t0 < std::chrono::seconds(90)) {
+    std::smatch m;
+    const std::string e = file_exists(err) ? read_file(err) : "";
+    if (rank1 < 0 && std::regex_search(e, m, std::regex("rank 1 pid ([0-9]+)"))) rank1 = std::stoi(m[1]);
+    if (rank1 > 0 && is_directory(dir + "/checkpoints"))
+      for (const auto& x : std::filesystem::directory_iterator(dir + "/checkpoints"))
+        if (x.path().filename().string() >= "step-000003") ckpt_seen = x.path().filename().string();
+    if (!ckpt_seen.empty()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(rank1, 0) << read_file(err);
+  ASSERT_FALSE(ckpt_seen.empty()) << "no checkpoint appeared";
+  ASSERT_EQ(::kill(rank1, SIGKILL), 0);
+  const auto killed_at = Clock::now();
+
+  // The launcher (and rank 0) must end within a bounded time, without the grace period's help.
+  int st = 0;
+  while (::waitpid(launcher, &st, WNOHANG) == 0) {
+    if (Clock::now() - killed_at > std::chrono::seconds(15)) {
+      ::kill(launcher, SIGKILL);
+      ::waitpid(launcher, &st, 0);
+      FAIL() << "rank 0 did not stop within 15 s of rank 1's death:\n" << read_file(err);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_TRUE(WIFEXITED(st));
+  EXPECT_NE(WEXITSTATUS(st), 0);
+  const std::string e = read_file(err);
+  EXPECT_NE(e.find("hone-cli launch: rank 1 (pid " + std::to_string(rank1) + ") was killed by signal 9"), std::string::npos) << e;
+  // Rank 0's one line names the lost rank and says how to go on.
+  EXPECT_TRUE(std::regex_search(e, std::regex("error: rank 1 of 2 was lost \\(.*\\); resume from .*step-[0-9]+; continue with: "
+                                              "hone-cli runs resume [0-9]+")))
+      << e;
+  const json done = last_json_line(read_file(out));
+  EXPECT_EQ(done["status"], "interrupted");
+  const int id = done["run_id"].get<int>();
+  auto show = cli("runs show " + std::to_string(id) + " --json" + ws_arg());
+  ASSERT_EQ(show.code, 0) << show.err;
+  EXPECT_EQ(json::parse(show.out)["status"], "interrupted");
+  const int64_t stopped_at = done["steps"].get<int64_t>();
+  EXPECT_LT(stopped_at, steps);
+
+  // With one process the resume is refused, naming both counts; on two it runs to the end.
+  auto wrong = cli("runs resume " + std::to_string(id) + ws_arg());
+  EXPECT_NE(wrong.code, 0);
+  EXPECT_NE(wrong.err.find("run of 2 processes"), std::string::npos) << wrong.err;
+  auto res = cli("launch --nproc 2 -- runs resume " + std::to_string(id) + " --json" + ws_arg());
+  ASSERT_EQ(res.code, 0) << res.err;
+  const json fin = last_json_line(res.out);
+  EXPECT_EQ(fin["status"], "completed");
+  EXPECT_EQ(fin["steps"], steps);
+
+  // The same run uninterrupted ends with the same adapter.
+  const std::string whole = f.dir + "/whole";
+  auto w = cli("launch --nproc 2 -- train --config " + shell_quote(write_config("whole", 2, steps, 0)) + " --run-dir " +
+               shell_quote(whole) + ws_arg() + " --json");
+  ASSERT_EQ(w.code, 0) << w.err;
+  EXPECT_LT(adapter_difference(whole, dir), 1e-6);
+  const auto a = losses(whole), b = losses(dir);
+  ASSERT_FALSE(b.empty());
+  EXPECT_NEAR(a.back(), b.back(), 1e-6);
+}
+
+// The RL recipes split by prompt: each rank samples its own prompts' completions. PPO whitens its
+// advantages over the global batch and keeps one KL coefficient for all ranks.
+TEST(Launch, GrpoAndPpoRunOnTwoProcesses) {
+  const auto& f = fixture();
+  for (const std::string recipe : {"grpo", "ppo"}) {
+    json c = {{"name", recipe + "2"}, {"base_model", f.model}, {"method", "lora"}, {"recipe", recipe}, {"train_data", {f.data}},
+              {"rewards", {{{"type", "length"}, {"max_chars", 10}}}}, {"num_generations", recipe == "grpo" ? 4 : 2},
+              {"max_new_tokens", 6}, {"batch_size", 2}, {"max_steps", 3}, {"max_seq_len", 64}, {"kl_target", 0.5}, {"beta", 0.08}};
+    const std::string path = f.dir + "/" + recipe + "2.json";
+    std::ofstream(path) << c.dump(2);
+    auto r = cli("launch --nproc 2 -- train --config " + shell_quote(path) + ws_arg() + " --json");
+    ASSERT_EQ(r.code, 0) << recipe << ": " << r.err;
+    const json done = last_json_line(r.out);
+    EXPECT_EQ(done["status"], "completed") << recipe;
+    const json& m = done["metrics"];
+    ASSERT_TRUE(m.contains("reward")) << m.dump();
+    // A mean reward of the global batch: the length rule gives 0 or 1 per completion.
+    EXPECT_GE(m["reward"].get<double>(), 0.0);
+    EXPECT_LE(m["reward"].get<double>(), 1.0 + 1e-9);
+    if (recipe == "ppo") {
+      // Every rank holds the same coefficient; the recorded figure is that one, not a sum of them.
+      EXPECT_NEAR(m["kl_coef"].get<double>(), 0.08, 0.01);
+    }
+  }
+}
