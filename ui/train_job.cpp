@@ -4,6 +4,11 @@
 
 #include "job.h"
 
+#include <signal.h>
+
+#include <QCoreApplication>
+#include <QDir>
+#include <QProcess>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
@@ -33,7 +38,7 @@ TrainJob::~TrainJob() {
 bool TrainJob::running() const { return job_->running(); }
 
 void TrainJob::pause() {
-  if (running()) control_ = 1;
+  if (running() && pausable()) control_ = 1;
 }
 void TrainJob::resume() {
   if (running() && control_ == 1) control_ = 0;
@@ -47,7 +52,101 @@ void TrainJob::interrupt() {
   control_ = 2;
 }
 
-bool TrainJob::start(const QString& workspace_dir, const QString& config_json, qint64 resume_run, QString* error) {
+namespace {
+
+// A step as hone-cli train --json prints it, back into the core's record.
+StepMetrics step_from_json(const nlohmann::json& j) {
+  StepMetrics m;
+  m.step = j.value("step", int64_t{0});
+  m.total_steps = j.value("total_steps", int64_t{0});
+  m.epoch = j.value("epoch", 0.0);
+  m.eta_s = j.value("eta_s", 0.0);
+  m.rss_bytes = static_cast<int64_t>(j.value("rss_mb", 0.0) * 1048576.0);
+  if (j.contains("plot_hints"))
+    for (const auto& h : j["plot_hints"]) m.plot_hints.push_back(h.get<std::string>());
+  for (const auto& [k, v] : j.items()) {
+    if (!v.is_number() || k == "step" || k == "total_steps" || k == "epoch" || k == "eta_s" || k == "rss_mb" || k == "run_id") continue;
+    m.scalars.push_back({k, v.get<double>()});
+  }
+  return m;
+}
+
+}  // namespace
+
+// Data-parallel: hone-cli launch runs the ranks; this thread relays rank 0's JSON lines and the
+// launcher's and ranks' stderr, and passes Cancel on as SIGUSR1 (a stop recorded as cancelled) or
+// a session's end as SIGTERM (interrupted), which the launcher forwards to every rank.
+QVariant TrainJob::runLaunched(Job::Context& ctx, const std::string& ws_dir, const std::string& config_json, qint64 resume_run,
+                               int processes) {
+  const QString cli = QDir(QCoreApplication::applicationDirPath()).filePath("hone-cli");
+  QStringList args = {"launch", "--nproc", QString::number(processes), "--"};
+  std::string cfg_path;
+  if (resume_run > 0) {
+    args << "runs" << "resume" << QString::number(resume_run);
+  } else {
+    QDir().mkpath(QString::fromStdString(join_path(ws_dir, "runs")));
+    cfg_path = join_path(ws_dir, "runs/.launch-" + std::to_string(::getpid()) + "-" + std::to_string(std::time(nullptr)) + ".json");
+    write_file_atomic(cfg_path, config_json);
+    args << "train" << "--config" << QString::fromStdString(cfg_path);
+  }
+  args << "--workspace" << QString::fromStdString(ws_dir) << "--json";
+  QProcess p;
+  p.start(cli, args);
+  if (!p.waitForStarted(10000)) throw Error("cannot start " + cli.toStdString() + ": " + p.errorString().toStdString());
+  Q_EMIT log(QString("hone-cli %1").arg(args.join(' ')));
+  QByteArray out, err;
+  QStringList err_lines;
+  nlohmann::json done;
+  bool signalled = false;
+  auto relay = [&] {
+    out += p.readAllStandardOutput();
+    err += p.readAllStandardError();
+    for (int nl; (nl = out.indexOf('\n')) >= 0;) {
+      const std::string line = out.left(nl).toStdString();
+      out.remove(0, nl + 1);
+      if (line.empty() || line[0] != '{') continue;
+      const auto j = nlohmann::json::parse(line, nullptr, false);
+      if (j.is_discarded()) continue;
+      const std::string ev = j.value("event", "");
+      if (ev == "step") Q_EMIT progress(step_from_json(j));
+      else if (ev == "log") Q_EMIT log(QString::fromStdString(j.value("message", "")));
+      else if (ev == "started") {
+        if (j.contains("resumed")) Q_EMIT log(QString::fromStdString("resuming from " + j["resumed"].get<std::string>()));
+        Q_EMIT started(j.value("run_id", int64_t{0}), QString::fromStdString(j.value("run_dir", "")));
+      } else if (ev == "done") done = j;
+    }
+    for (int nl; (nl = err.indexOf('\n')) >= 0;) {
+      const QString line = QString::fromUtf8(err.left(nl)).trimmed();
+      err.remove(0, nl + 1);
+      if (line.isEmpty()) continue;
+      err_lines << line;
+      Q_EMIT log(line);
+    }
+  };
+  for (;;) {
+    p.waitForReadyRead(100);
+    relay();
+    if (!signalled && (control_ == 2 || ctx.cancelled())) {
+      ::kill(static_cast<pid_t>(p.processId()), interrupted_ ? SIGTERM : SIGUSR1);
+      signalled = true;
+    }
+    if (p.state() == QProcess::NotRunning) {
+      relay();
+      break;
+    }
+  }
+  if (!cfg_path.empty()) ::unlink(cfg_path.c_str());
+  if (done.is_null()) {
+    QString why = err_lines.isEmpty() ? QString("hone-cli launch exited with status %1").arg(p.exitCode()) : err_lines.last();
+    if (why.startsWith("error: ")) why = why.mid(7);
+    throw Error(why.toStdString());
+  }
+  std::string status = done.value("status", "failed");
+  return QStringList{QString::fromStdString(status == "stopped_early" ? "completed" : status),
+                     QString::fromStdString(done.value("error", "")), QString::fromStdString(done.value("output", ""))};
+}
+
+bool TrainJob::start(const QString& workspace_dir, const QString& config_json, qint64 resume_run, QString* error, int processes) {
   if (running()) {
     if (error) *error = "a run is already in progress";
     return false;
@@ -63,7 +162,14 @@ bool TrainJob::start(const QString& workspace_dir, const QString& config_json, q
   }
   control_ = 0;
   interrupted_ = false;
+  processes_ = std::max(1, processes);
   const std::string ws_dir = workspace_dir.toStdString();
+  if (processes > 1) {
+    const std::string text = resume_run > 0 ? std::string() : cfg.to_json().dump(2);
+    return job_->start([this, ws_dir, text, resume_run, processes](Job::Context& ctx) -> QVariant {
+      return runLaunched(ctx, ws_dir, text, resume_run, processes);
+    });
+  }
   return job_->start([this, cfg, ws_dir, resume_run](Job::Context& ctx) -> QVariant {
     Workspace ws(ws_dir);
     LaunchSpec spec;

@@ -7,11 +7,11 @@
 #include <QString>
 #include <atomic>
 
+#include "job.h"
 #include "train/trainer.h"  // torch-free: StepMetrics travels in the progress signal
 
 namespace hone::ui {
 
-class Job;
 
 class TrainJob : public QObject {
   Q_OBJECT
@@ -22,7 +22,10 @@ class TrainJob : public QObject {
   // Starts training the run config (JSON text) in the workspace. resume_run > 0 continues that
   // recorded run from its newest checkpoint instead. Returns false (with `error`) when the config
   // is invalid or a job is already running; data problems arrive later through failed().
-  bool start(const QString& workspace_dir, const QString& config_json, qint64 resume_run, QString* error);
+  // processes > 1 trains data-parallel: `hone-cli launch --nproc N -- train ...` runs beside the
+  // GUI (each process holds its own model and needs its own threads), and rank 0's JSON lines
+  // feed the same signals. Pause needs every rank to wait, so it is not offered then.
+  bool start(const QString& workspace_dir, const QString& config_json, qint64 resume_run, QString* error, int processes = 1);
   void pause();
   void resume();
   void cancel();
@@ -31,6 +34,7 @@ class TrainJob : public QObject {
   bool running() const;
   Job* worker() const { return job_; }
   bool paused() const { return control_ == 1; }
+  bool pausable() const { return processes_ == 1; }
 
  Q_SIGNALS:
   void started(qint64 run_id, const QString& run_dir);
@@ -40,9 +44,12 @@ class TrainJob : public QObject {
   void finished(const QString& status, const QString& error, const QString& output);
 
  private:
+  QVariant runLaunched(Job::Context& ctx, const std::string& ws_dir, const std::string& config_json, qint64 resume_run,
+                       int processes);
   Job* job_;
   std::atomic<int> control_{0};  // 0 continue, 1 pause, 2 cancel
   std::atomic<bool> interrupted_{false};
+  std::atomic<int> processes_{1};
 };
 
 }  // namespace hone::ui

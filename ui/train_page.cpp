@@ -19,6 +19,7 @@
 #include <QPushButton>
 #include <QScrollArea>
 #include <QSpinBox>
+#include <QThread>
 #include <QAbstractSpinBox>
 #include <QMessageBox>
 #include <QSplitter>
@@ -160,6 +161,12 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   epochs_ = dspin(0.01, 100, 2, 0.5, "Passes over the training data (used when max steps is 0).");
   batch_ = ispin(1, 4096, "Sequences per micro-batch. Memory grows with batch x sequence length.");
   accum_ = ispin(1, 1024, "Micro-batches per optimizer step: effective batch = batch x accumulation.");
+  processes_ = ispin(1, std::max(1, QThread::idealThreadCount()),
+                     "Data-parallel processes on this machine (hone-cli launch, docs/scale-out.md). Each process holds "
+                     "its own copy of the model and takes batch-size rows of every step, so a step sees batch x "
+                     "processes rows and the threads are shared among them. Pause is not available with more than one; "
+                     "Cancel still keeps a checkpoint. Resume a run with the same number.");
+  processes_->setValue(1);
   seq_ = ispin(8, 131072, "Longest sequence in tokens; longer examples are cut.");
   rank_ = ispin(1, 1024, "LoRA rank r: adapter size; 8-64 is typical.");
   alpha_ = dspin(0.1, 4096, 1, 1, "LoRA alpha: the update is scaled by alpha / r.");
@@ -214,6 +221,7 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   form->addRow("Epochs", epochs_);
   form->addRow("Batch size", batch_);
   form->addRow("Grad accumulation", accum_);
+  form->addRow("Processes", processes_);
   form->addRow("Max sequence length", seq_);
   form->addRow("LoRA rank", rank_);
   form->addRow("LoRA alpha", alpha_);
@@ -330,7 +338,7 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   });
   for (auto* c : {goal_prototype_, goal_changing_, goal_format_, goal_volume_})
     connect(c, &QCheckBox::toggled, this, &TrainPage::updateAdvisor);
-  for (auto* s : {steps_, batch_, accum_, seq_, rank_})
+  for (auto* s : {steps_, batch_, accum_, seq_, rank_, processes_})
     connect(s, &QSpinBox::valueChanged, this, &TrainPage::updateEstimate);
   connect(epochs_, &QDoubleSpinBox::valueChanged, this, &TrainPage::updateEstimate);
   connect(checkpointing_, &QCheckBox::toggled, this, &TrainPage::updateEstimate);
@@ -457,6 +465,8 @@ void TrainPage::selectOnlyDataset(const QString& name) {
 }
 
 void TrainPage::setMaxSteps(int steps) { steps_->setValue(steps); }
+void TrainPage::setProcesses(int n) { processes_->setValue(n); }
+bool TrainPage::pauseEnabled() const { return pause_->isEnabled(); }
 
 void TrainPage::setModelFolder(const QString& dir) {
   model_->setText(dir);
@@ -710,17 +720,20 @@ void TrainPage::updateEstimate() {
   const double tokens = static_cast<double>(batch_->value()) * seq_->value() * (pairs ? 2 : 1);
   const double per_layer = tokens * (16 * H) * 4;  // saved activations per layer, fp32, rough
   const double acts = checkpointing_->isChecked() ? tokens * H * 4 * L + per_layer : per_layer * L;
-  const double total = weights + trainable * 4 + optimizer + acts;
+  // Each data-parallel process holds all of this, and the machine's cores do all processes' steps.
+  const double procs = processes_->value();
+  const double total = (weights + trainable * 4 + optimizer + acts) * procs;
   const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE);
   // Time: (4 or 6) x params FLOPs per token at 60% of this machine's measured GEMM rate (training
   // reaches 55-80% of it here; until the measurement arrives, 40 GFLOP/s per core).
   const double flops_per_token = (full ? 6 : 4) * P + (key == "dpo" || key == "kto" ? 2 * P : 0);  // + reference forward
   const double steps = steps_->value() > 0 ? steps_->value() : 0;
   const double rate = gemm_gflops_ > 0 ? 0.6 * gemm_gflops_ * 1e9 : 40e9 * std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
-  const double secs = steps * accum_->value() * tokens * flops_per_token / rate;
-  QString s = QString("weights %1, adapters %2, optimizer %3, activations %4: about %5 of %6 RAM")
+  const double secs = steps * accum_->value() * tokens * procs * flops_per_token / rate;
+  QString s = QString("weights %1, adapters %2, optimizer %3, activations %4%7: about %5 of %6 RAM")
                   .arg(human_bytes(weights), human_bytes(trainable * 4 * (full ? 0 : 1)), human_bytes(optimizer),
-                       human_bytes(acts), human_bytes(total), human_bytes(ram));
+                       human_bytes(acts), human_bytes(total), human_bytes(ram),
+                       procs > 1 ? QString(", x %1 processes").arg(procs) : QString());
   if (steps > 0) s += QString("; about %1 for %2 steps at full sequence length").arg(human_time(secs)).arg(steps);
   wont_fit_ = total > 0.85 * ram;
   if (wont_fit_)
@@ -830,7 +843,7 @@ bool TrainPage::startTraining(bool ask) {
     return false;
   }
   QString err;
-  if (!job_->start(workspace_, configJson(), 0, &err)) {
+  if (!job_->start(workspace_, configJson(), 0, &err, processes_->value())) {
     status_->setText("Cannot start: " + err);
     return false;
   }
@@ -840,7 +853,7 @@ bool TrainPage::startTraining(bool ask) {
 
 bool TrainPage::resumeRun(qint64 run_id) {
   QString err;
-  if (!job_->start(workspace_, QString(), run_id, &err)) {
+  if (!job_->start(workspace_, QString(), run_id, &err, processes_->value())) {
     status_->setText("Cannot resume: " + err);
     return false;
   }
@@ -930,7 +943,8 @@ bool TrainPage::startEnabled() const { return start_->isEnabled(); }
 void TrainPage::setRunningUi(bool running) {
   start_->setEnabled(!running && model_ok_);
   start_->setToolTip(model_ok_ ? "Start training (Ctrl+Enter)" : model_problem_);
-  pause_->setEnabled(running);
+  pause_->setEnabled(running && job_->pausable());
+  pause_->setToolTip(job_->pausable() ? QString() : "A run on several processes cannot pause; Cancel keeps a checkpoint.");
   cancel_->setEnabled(running);
   pause_->setText("Pause");
 }
@@ -942,5 +956,6 @@ void TrainPage::showMethodMetrics() {
     tabs->setCurrentWidget(method_plot_);
 }
 QString TrainPage::statusText() const { return status_->text(); }
+QString TrainPage::logText() const { return log_->toPlainText(); }
 
 }  // namespace hone::ui

@@ -47,12 +47,15 @@ class TrainPage : public QWidget {
   void selectDataset(const QString& name, bool on);
   void selectOnlyDataset(const QString& name);
   void setMaxSteps(int steps);
+  void setProcesses(int n);  // data-parallel processes for the next run
+  bool pauseEnabled() const;
   bool selectMethod(const QString& key);  // false when that method is unavailable (greyed out)
   TrainJob* job() { return job_; }
   int lossPointCount() const;
   QStringList methodMetricNames() const;
   void showMethodMetrics();  // brings the method-metrics plot to the front  // recipe metrics plotted so far (DPO: rewards/margins, ...)
   QString statusText() const;
+  QString logText() const;
   bool methodEnabled(const QString& key) const;
   QString advice() const;
 
@@ -97,6 +100,7 @@ class TrainPage : public QWidget {
   QDoubleSpinBox* epochs_;
   QSpinBox* batch_;
   QSpinBox* accum_;
+  QSpinBox* processes_;  // data-parallel processes (hone-cli launch); not part of the run config
   QSpinBox* seq_;
   QSpinBox* rank_;
   QDoubleSpinBox* alpha_;

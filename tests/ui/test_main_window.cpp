@@ -144,6 +144,31 @@ class TestMainWindow : public QObject {
     QVERIFY2(rp->resumeTip().contains("optimizer moments, data position"), qPrintable(rp->resumeTip()));
   }
 
+  // Two data-parallel processes from the Train page (hone-cli launch beside the GUI): rank 0's
+  // steps feed the plots, Pause is not offered, and the one run recorded completes with the
+  // global batch in its metrics.
+  void trainOnTwoProcessesFromTheTrainPage() {
+    const QString ws = numbersWorkspace("procs");
+    hone::ui::MainWindow w(ws);
+    auto* tp = readyTrainPage(w);
+    tp->setMaxSteps(6);
+    tp->setProcesses(2);
+    StallMeter stall;
+    QVERIFY(tp->startTraining());
+    QVERIFY(!tp->pauseEnabled());
+    QTRY_VERIFY_WITH_TIMEOUT(!tp->job()->running(), 180000);
+    QTRY_VERIFY_WITH_TIMEOUT(tp->statusText().contains("completed"), 5000);
+    QCOMPARE(tp->lossPointCount(), 6);
+    QVERIFY2(stall.worst < 1000, qPrintable(QString("event loop stalled %1 ms").arg(stall.worst)));
+    hone::Workspace db(ws.toStdString());
+    auto runs = hone::list_runs(db);
+    QCOMPARE(runs.size(), size_t(1));  // the other rank recorded nothing
+    QCOMPARE(QString::fromStdString(runs[0].status), QString("completed"));
+    QCOMPARE(int(hone::run_metric(db, runs[0].id, "loss").size()), 6);
+    QVERIFY(QFile::exists(QString::fromStdString(runs[0].run_dir) + "/adapter/adapter_model.safetensors"));
+    QVERIFY2(tp->logText().contains("distributed: rank 0 of 2"), qPrintable(tp->logText()));
+  }
+
   // DPO from the Train page: the method plot shows the recipe's reward margin and accuracy, and
   // the Runs page offers the metrics the run recorded.
   void dpoFromTheTrainPage() {
