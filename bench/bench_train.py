@@ -5,8 +5,11 @@ object with tokens_per_s (median step). Run with Debian's /usr/bin/python3 (pyth
 
 usage: bench_train.py [--hidden 512 --layers 8 --heads 8 --kv-heads 8 --ffn 1408 --vocab 8000
                        --seq 256 --batch 4 --rank 16 --steps 6 --method lora|full --threads N]
---threads 0 keeps PyTorch's default thread count (what a plain script gets)."""
+                       [--device cpu|cuda] [--bf16]
+--threads 0 keeps PyTorch's default thread count (what a plain script gets). --device cuda trains
+on the GPU (--bf16 under bf16 autocast) and reports peak_gpu_mb (torch.cuda.max_memory_allocated)."""
 import argparse
+import contextlib
 import json
 import math
 import statistics
@@ -121,27 +124,37 @@ def main():
                  ("batch", 4), ("rank", 16), ("steps", 6), ("threads", 0)]:
         p.add_argument("--" + k, type=int, default=d)
     p.add_argument("--method", default="lora", choices=["lora", "full"])
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--bf16", action="store_true")
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    m = Model(a, a.method == "lora")
+    dev = torch.device(a.device)
+    m = Model(a, a.method == "lora").to(dev)
+    m.cos, m.sin, m.mask = m.cos.to(dev), m.sin.to(dev), m.mask.to(dev)
     opt = torch.optim.AdamW([q for q in m.parameters() if q.requires_grad], lr=1e-4)
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     times = []
     for _ in range(a.steps):
-        ids = torch.randint(0, a.vocab, (a.batch, a.seq))
+        ids = torch.randint(0, a.vocab, (a.batch, a.seq)).to(dev)
+        sync()
         t = time.time()
-        logits = m(ids)
-        loss = F.cross_entropy(logits[:, :-1].reshape(-1, a.vocab), ids[:, 1:].reshape(-1))
+        with torch.autocast("cuda", dtype=torch.bfloat16) if a.bf16 else contextlib.nullcontext():
+            logits = m(ids)
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, a.vocab).float(), ids[:, 1:].reshape(-1))
         loss.backward()
         torch.nn.utils.clip_grad_norm_([q for q in m.parameters() if q.requires_grad], 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
         times.append(time.time() - t)
     step = statistics.median(times[1:])
-    print(json.dumps({"impl": "pytorch-eager", "torch": torch.__version__, "method": a.method, "threads": torch.get_num_threads(),
-                      "blas_core": blas_core(),
-                      "tokens_per_s": a.batch * a.seq / step, "step_s": step}))
+    out = {"impl": "pytorch-eager", "torch": torch.__version__, "method": a.method, "threads": torch.get_num_threads(),
+           "blas_core": blas_core(), "tokens_per_s": a.batch * a.seq / step, "step_s": step, "device": a.device}
+    if a.device == "cuda":
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 1048576.0
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,10 @@
 // the bytes held by frozen linear weights. bench/bench_train.py is the PyTorch counterpart.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
+#include <torch/cuda.h>
+#ifdef HONE_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <algorithm>
 #include <chrono>
@@ -19,6 +23,7 @@
 #include "train/logps.h"
 #include "train/loss.h"
 #include "train/preference_loss.h"
+#include "train/recipe.h"
 #include "train/trainer.h"
 
 namespace hone::cli {
@@ -26,6 +31,7 @@ namespace hone::cli {
 static const char* kHelp = R"(usage: hone-cli bench [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
                       [--method lora|qlora|full|dpo] [--checkpointing] [--unfused] [--profile FILE] [--json]
+                      [--device cpu|cuda] [--bf16] [--tie]
        hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
 Prints one JSON object: tokens_per_s (median step), step_s, mfu (model FLOPs/s over the fp32
@@ -41,13 +47,17 @@ batch (the same number of sequences).
 CPU kernels (model/fused_cpu.h), for comparison.
 --profile FILE writes the last step's operator trace (chrome://tracing JSON) to FILE;
 bench/profile_summary.py FILE turns it into a table of self time per operator.
+--device cuda trains on the GPU (a CUDA build of libtorch; bench/gpu.sh), --bf16 under bf16
+autocast as runs with mixed_precision bf16 do; it reports peak_gpu_mb (the caching allocator's
+peak) and mfu against the GPU's measured fp32 GEMM rate (bf16 GEMMs with --bf16). --tie ties the
+output head to the embeddings (Llama 3.2 1B/3B, Qwen2.5 0.5B-3B, Gemma).
 )";
 
 int cmd_bench(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]) == "store") return cmd_bench_store(argc, argv);
   Args a(argc, argv, 2, "bench",
-         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile"},
-         {"json", "checkpointing", "unfused"});
+         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile", "device"},
+         {"json", "checkpointing", "unfused", "bf16", "tie"});
   if (a.flag("help")) {
     std::cout << kHelp;
     return 0;
@@ -60,10 +70,19 @@ int cmd_bench(int argc, char** argv) {
     throw Error("bench: --method must be lora, qlora, full or dpo");
   const bool dpo = method == "dpo";
   if (steps < 2) throw Error("bench: --steps must be at least 2");
+  const std::string device = a.get("device", "cpu");
+  if (device != "cpu" && device != "cuda") throw Error("bench: --device must be cpu or cuda");
+  const bool cuda = device == "cuda", bf16 = a.flag("bf16");
+  if (cuda && !torch::cuda::is_available())
+    throw Error("bench: --device cuda needs a CUDA build of libtorch and a visible GPU (this build: " +
+                std::string(torch::cuda::is_available() ? "" : "no CUDA device") + ")");
+  if (bf16 && !cuda) throw Error("bench: --bf16 is for --device cuda (on the CPU Hone trains in fp32)");
+  const at::Device dev = cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
   nlohmann::json cj = {{"model_type", "llama"}, {"hidden_size", H}, {"num_hidden_layers", L}, {"num_attention_heads", nh},
-                       {"num_key_value_heads", nkv}, {"intermediate_size", I}, {"vocab_size", V}, {"max_position_embeddings", T}};
+                       {"num_key_value_heads", nkv}, {"intermediate_size", I}, {"vocab_size", V}, {"max_position_embeddings", T},
+                       {"tie_word_embeddings", a.flag("tie")}};
   ModelConfig cfg = parse_model_config(cj, "bench");
-  const double gemm = measure_gemm_gflops(1024, 4);
+  const double gemm = cuda ? measure_cuda_gemm_gflops(bf16) : measure_gemm_gflops(1024, 4);
   const SystemInfo sys = system_info(false);
   CausalLM m(cfg);
   init_weights(m, static_cast<uint64_t>(a.integer("seed", 0)));
@@ -83,6 +102,7 @@ int cmd_bench(int argc, char** argv) {
   }
   m->gradient_checkpointing = a.flag("checkpointing");
   m->set_fused_kernels(!a.flag("unfused"));
+  if (cuda) m->to(dev);
   m->train();
   std::vector<NamedParam> params;
   for (auto& p : m->named_parameters())
@@ -95,10 +115,12 @@ int cmd_bench(int argc, char** argv) {
   const bool profile = a.has("profile");
   for (int64_t s = 0; s < steps + (profile ? 1 : 0); ++s) {  // the profiled step is an extra one, not timed
     const int64_t rows = dpo ? 2 * B : B;
-    auto ids = at::randint(0, V, {rows, T}, gen, at::TensorOptions(at::kLong));
+    auto ids = at::randint(0, V, {rows, T}, gen, at::TensorOptions(at::kLong)).to(dev);
     std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
     if (s == steps) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(a.get("profile"));
+    if (cuda) torch::cuda::synchronize();
     auto t0 = std::chrono::steady_clock::now();
+    CudaAutocast ac(bf16);
     if (dpo) {
       // The dpo recipe's micro-batch: reference pass with adapters off, policy pass, DPO loss.
       Batch b;
@@ -110,10 +132,10 @@ int cmd_bench(int argc, char** argv) {
       {
         at::NoGradGuard ng;
         set_lora_enabled(m, false);
-        ref = sequence_logps(m, b, at::kCPU, false).logps;
+        ref = sequence_logps(m, b, dev, bf16).logps;
         set_lora_enabled(m, true);
       }
-      auto pol = sequence_logps(m, b, at::kCPU, false).logps;
+      auto pol = sequence_logps(m, b, dev, bf16).logps;
       auto t = dpo_loss(pol.narrow(0, 0, B), pol.narrow(0, B, B), ref.narrow(0, 0, B), ref.narrow(0, B, B), 0.1, "sigmoid", 0.0);
       t.losses.mean().backward();
     } else {
@@ -123,6 +145,7 @@ int cmd_bench(int argc, char** argv) {
     opt.clip_grad_norm(1.0);
     opt.step(1e-4);
     opt.zero_grad();
+    if (cuda) torch::cuda::synchronize();
     if (s < steps) times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
   std::vector<double> warm(times.begin() + 1, times.end());  // the first step warms allocators and caches
@@ -145,6 +168,9 @@ int cmd_bench(int argc, char** argv) {
                       {"gemm_gflops", gemm},
                       {"peak_rss_mb", peak_rss_bytes() / 1048576.0},
                       {"peak_rss_bytes", peak_rss_bytes()},
+                      {"device", device},
+                      {"bf16", bf16},
+                      {"peak_gpu_mb", cuda ? cuda_peak_memory_bytes() / 1048576.0 : 0.0},
                       {"sequences_per_step", (dpo ? 2 : 1) * B},
                       {"frozen_weight_bytes", frozen_bytes},
                       {"frozen_weight_ratio", frozen_fp32 ? static_cast<double>(frozen_bytes) / frozen_fp32 : 0.0},

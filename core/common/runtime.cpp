@@ -6,6 +6,9 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 #include <torch/version.h>
+#ifdef HONE_WITH_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
 
 #include <dlfcn.h>
 
@@ -87,9 +90,48 @@ void init_runtime(int threads) {
     // With OpenBLAS's OpenMP build both share libgomp's pool: measured 1216 tokens/s with 2 threads
     // against 982 for the pthread build with 1.
     threads = mapped_blas().find("openblas-pthread") != std::string::npos ? 1 : static_cast<int>(std::thread::hardware_concurrency());
+    // Several training processes on one machine (torchrun, srun, hone-cli launch) share its
+    // cores: each takes its part, as torchrun's OMP_NUM_THREADS=1 default means to, without
+    // leaving cores idle when there are more cores than processes.
+    const char* local = std::getenv("LOCAL_WORLD_SIZE");
+    if (!local) local = std::getenv("SLURM_NTASKS_PER_NODE");
+    if (const int n = local ? std::atoi(local) : 1; n > 1) {
+      threads = std::max(1, threads / n);
+      // OpenBLAS's pthread build keeps a pool of its own, of all cores unless told.
+      using set_fn = void (*)(int);
+      if (auto f = reinterpret_cast<set_fn>(::dlsym(RTLD_DEFAULT, "openblas_set_num_threads")); f && !std::getenv("OPENBLAS_NUM_THREADS"))
+        f(std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / n));
+    }
   }
   if (threads <= 0) threads = 1;
   at::set_num_threads(threads);
+}
+
+double measure_cuda_gemm_gflops(bool bf16) {
+  at::NoGradGuard ng;
+  const auto o = at::TensorOptions(at::Device(at::kCUDA, 0)).dtype(bf16 ? at::kBFloat16 : at::kFloat);
+  const int64_t n = 4096;
+  auto a = at::randn({n, n}, o), b = at::randn({n, n}, o);
+  auto c = at::matmul(a, b);
+  torch::cuda::synchronize();
+  double best = 0;
+  for (int round = 0; round < 5; ++round) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < 10; ++i) at::mm_out(c, a, b);
+    torch::cuda::synchronize();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * n * n * n * 10 / s / 1e9);
+  }
+  return best;
+}
+
+int64_t cuda_peak_memory_bytes() {
+#ifdef HONE_WITH_CUDA
+  // Entry 0 of a stat array is the aggregate over pool kinds (the same in every libtorch since 1.8).
+  return c10::cuda::CUDACachingAllocator::getDeviceStats(0).allocated_bytes[0].peak;
+#else
+  return -1;
+#endif
 }
 
 double measure_gemm_gflops(int n, int reps) {

@@ -36,6 +36,11 @@ void init_runtime(int threads = 0);
 SystemInfo system_info(bool measure_gemm);
 // Measures fp32 GEMM GFLOP/s with an n x n matmul on the CPU.
 double measure_gemm_gflops(int n = 512, int reps = 8);
+// The same on CUDA device 0 (4096-square GEMMs in fp32 or bf16, synchronised), for MFU on a GPU.
+double measure_cuda_gemm_gflops(bool bf16);
+// The CUDA caching allocator's peak of allocated bytes on device 0 since the process started;
+// -1 in a build without CUDA.
+int64_t cuda_peak_memory_bytes();
 // A warning line when BLAS is Debian's slow reference build, else empty.
 std::string blas_warning(const SystemInfo& s);
 

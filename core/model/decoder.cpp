@@ -178,6 +178,13 @@ void set_layer_critic(DecoderLayerImpl* layer, bool on) {
     if (auto* lin = dynamic_cast<LinearImpl*>(m.get())) lin->use_critic = on;
 }
 
+// The generator dropout draws from for activations on x's device (CPU or that CUDA device): its
+// state is saved with a checkpointed layer so that the recompute repeats the forward's masks.
+at::Generator dropout_generator(const at::Tensor& x) {
+  if (x.is_cuda()) return at::globalContext().defaultGenerator(x.device());
+  return at::detail::getDefaultCPUGenerator();
+}
+
 // Activation checkpointing of one decoder layer. The layer is passed by address: it outlives the
 // backward pass of the step that created this node.
 struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
@@ -186,7 +193,7 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
     ctx->save_for_backward({x, cos, sin, mask});
     ctx->saved_data["layer"] = layer_addr;
     ctx->saved_data["critic"] = layer_uses_critic(reinterpret_cast<DecoderLayerImpl*>(layer_addr));
-    auto gen = at::detail::getDefaultCPUGenerator();
+    auto gen = dropout_generator(x);
     {
       std::lock_guard<std::mutex> lk(gen.mutex());
       ctx->saved_data["rng"] = gen.get_state();  // so that dropout repeats itself in the recompute
@@ -196,7 +203,7 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
     auto s = ctx->get_saved_variables();
     auto* layer = reinterpret_cast<DecoderLayerImpl*>(ctx->saved_data["layer"].toInt());
-    auto gen = at::detail::getDefaultCPUGenerator();
+    auto gen = dropout_generator(s[0]);
     at::Tensor now;
     {
       std::lock_guard<std::mutex> lk(gen.mutex());

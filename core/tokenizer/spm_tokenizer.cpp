@@ -29,7 +29,8 @@ const SpmTokenizer::Api& SpmTokenizer::api() {
     void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!lib) {
       const char* e = ::dlerror();
-      error = path + ": cannot load the SentencePiece shim: " + (e ? e : "unknown error");
+      error = path + ": cannot load the SentencePiece shim: " + (e ? e : "unknown error") +
+              (file_exists(path) ? "" : " (a build without libsentencepiece has none: use the model's tokenizer.json)");
       return;
     }
     auto sym = [&](const char* n) {
