@@ -38,8 +38,13 @@ OrpoTerms orpo_odds_ratio(const at::Tensor& avg_c, const at::Tensor& avg_r, doub
 
 KtoTerms kto_loss(const at::Tensor& pi, const at::Tensor& ref, const at::Tensor& desirable, const at::Tensor& pi_kl,
                   const at::Tensor& ref_kl, double beta, double wd, double wu) {
+  return kto_loss(pi, ref, desirable, std::max(0.0, (pi_kl - ref_kl).detach().mean().item<double>()), beta, wd, wu);
+}
+
+KtoTerms kto_loss(const at::Tensor& pi, const at::Tensor& ref, const at::Tensor& desirable, double z, double beta, double wd,
+                  double wu) {
   KtoTerms t;
-  t.kl = std::max(0.0, (pi_kl - ref_kl).detach().mean().item<double>());
+  t.kl = z;
   auto r = pi - ref;  // [N]
   auto good = wd * (1 - at::sigmoid(beta * (r - t.kl)));
   auto bad = wu * (1 - at::sigmoid(beta * (t.kl - r)));

@@ -36,5 +36,8 @@ struct KtoTerms {
 // desirable: [N] bool. pi_kl, ref_kl: log-probs of mismatched (prompt, completion) pairs.
 KtoTerms kto_loss(const at::Tensor& pi, const at::Tensor& ref, const at::Tensor& desirable, const at::Tensor& pi_kl,
                   const at::Tensor& ref_kl, double beta, double desirable_weight, double undesirable_weight);
+// The same with z given (a KL estimate over more rows than these: a data-parallel global batch).
+KtoTerms kto_loss(const at::Tensor& pi, const at::Tensor& ref, const at::Tensor& desirable, double z, double beta,
+                  double desirable_weight, double undesirable_weight);
 
 }  // namespace hone

@@ -4,6 +4,7 @@
 // KL term z. Desirable: w_d (1 - s(beta (r - z))); undesirable: w_u (1 - s(beta (z - r))).
 #include <cmath>
 
+#include "dist/process_group.h"
 #include "train/pair_recipe.h"
 #include "train/preference_loss.h"
 
@@ -35,31 +36,70 @@ class KtoRecipe : public PairRecipe {
     return {static_cast<double>(idx.size()), d, u};
   }
 
+  // On several processes z is estimated over the global micro-batch, as TRL gathers it: each
+  // micro-batch's mismatched rows go through the policy here (the weights do not change within a
+  // step), and their sums and counts are added over the ranks. One process estimates z in loss().
+  void begin_step(RecipeEnv& env, const std::vector<std::vector<size_t>>& micro) override {
+    z_.clear();
+    ref_.clear();
+    if (!env.group || env.group->world_size() == 1) return;
+    at::NoGradGuard ng;
+    std::vector<double> sums;
+    for (const auto& idx : micro) {
+      double s = 0;
+      at::Tensor ref;
+      if (!idx.empty()) {
+        ref = reference_logps(env, idx, batch_of(idx, env.pad_id, false), false);  // [2B]
+        const int64_t B = static_cast<int64_t>(idx.size());
+        std::vector<const Sequence*> mism;
+        for (auto i : idx) mism.push_back(&ex()[i].b);
+        at::Tensor pol_kl = sequence_logps(env.model, collate(mism, env.pad_id), env.dev, env.autocast).logps;  // [B]
+        s = (pol_kl - ref.narrow(0, B, B)).sum().item<double>();
+      }
+      ref_.push_back(ref);
+      sums.push_back(s);
+      sums.push_back(static_cast<double>(idx.size()));
+    }
+    at::Tensor t = at::tensor(sums, at::kDouble);
+    env.group->all_reduce_sum(t);
+    for (size_t k = 0; k < micro.size(); ++k)
+      z_.push_back(std::max(0.0, t[static_cast<int64_t>(2 * k)].item<double>() / std::max(1.0, t[static_cast<int64_t>(2 * k + 1)].item<double>())));
+  }
+
   MicroLoss loss(RecipeEnv& env, const std::vector<size_t>& idx, const std::vector<double>& step_counts) override {
     const int64_t B = static_cast<int64_t>(idx.size());
+    const bool global_z = !eval_split() && static_cast<size_t>(env.micro) < z_.size();
     Batch b = batch_of(idx, env.pad_id, eval_split());
-    at::Tensor ref = reference_logps(env, idx, b, eval_split());  // [2B]: rated, then mismatched
+    at::Tensor ref = global_z ? ref_[static_cast<size_t>(env.micro)]
+                              : reference_logps(env, idx, b, eval_split());  // [2B]: rated, then mismatched
     // The policy's gradient flows through the rated completions only; the KL rows are detached.
     std::vector<const Sequence*> rated, mism;
     for (auto i : idx) rated.push_back(&ex()[i].a), mism.push_back(&ex()[i].b);
-    Batch br = collate(rated, env.pad_id), bm = collate(mism, env.pad_id);
+    Batch br = collate(rated, env.pad_id);
     SeqLogps pol = sequence_logps(env.model, br, env.dev, env.autocast);  // [B]
-    at::Tensor pol_kl;
-    {
-      at::NoGradGuard ng;
-      pol_kl = sequence_logps(env.model, bm, env.dev, env.autocast).logps;  // [B]
-    }
     auto desirable = at::empty({B}, at::kBool);
     for (int64_t k = 0; k < B; ++k) desirable[k] = ex()[idx[static_cast<size_t>(k)]].desirable;
     desirable = desirable.to(env.dev);
-    auto t = kto_loss(pol.logps, ref.narrow(0, 0, B), desirable, pol_kl, ref.narrow(0, B, B), cfg_.beta,
-                      cfg_.desirable_weight, cfg_.undesirable_weight);
+    KtoTerms t;
+    if (global_z) {
+      t = kto_loss(pol.logps, ref.narrow(0, 0, B), desirable, z_[static_cast<size_t>(env.micro)], cfg_.beta,
+                   cfg_.desirable_weight, cfg_.undesirable_weight);
+    } else {
+      at::Tensor pol_kl;
+      {
+        at::NoGradGuard ng;
+        pol_kl = sequence_logps(env.model, collate(mism, env.pad_id), env.dev, env.autocast).logps;  // [B]
+      }
+      t = kto_loss(pol.logps, ref.narrow(0, 0, B), desirable, pol_kl, ref.narrow(0, B, B), cfg_.beta,
+                   cfg_.desirable_weight, cfg_.undesirable_weight);
+    }
     const double n = std::max(1.0, step_counts.at(0)), nd = step_counts.at(1), nu = step_counts.at(2);
     MicroLoss out;
     out.loss = t.losses.sum() / n;
     at::NoGradGuard ng;
     auto dmask = desirable.to(at::kFloat), umask = 1 - dmask;
     auto plp = pol.logps.detach();
+    // A step's kl: its micro-batches' z weighted by rows (each rank's rows, summed over the ranks).
     out.scalars.push_back({"kl", t.kl * static_cast<double>(B) / n});
     if (nd > 0) {
       out.scalars.push_back({"rewards/chosen", (t.rewards * dmask).sum().item<double>() / nd});
@@ -94,6 +134,8 @@ class KtoRecipe : public PairRecipe {
 
  private:
   RunConfig cfg_;
+  std::vector<double> z_;       // global z per micro-batch of this step (several processes only)
+  std::vector<at::Tensor> ref_;  // the reference log-probs begin_step computed, per micro-batch
 };
 
 }  // namespace

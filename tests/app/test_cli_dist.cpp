@@ -294,3 +294,41 @@ TEST(Launch, GrpoAndPpoRunOnTwoProcesses) {
     }
   }
 }
+
+// DPO, ORPO, KTO, reward models and continued pre-training on 2 processes x batch 2 give the
+// losses of 1 process x batch 4 (their losses are normalised by the global batch's counts).
+TEST(Launch, PreferenceRewardAndCptRecipesMatchOneProcess) {
+  const auto& f = fixture();
+  {
+    std::ofstream p(f.dir + "/pairs.jsonl"), k(f.dir + "/kto.jsonl"), t(f.dir + "/text.jsonl");
+    for (int i = 0; i < 40; ++i) {
+      p << json({{"prompt", "Say " + std::to_string(i)}, {"chosen", "It is " + std::to_string(i) + "."},
+                 {"rejected", "No " + std::to_string(i * 7)}}).dump() << "\n";
+      k << json({{"prompt", "Say " + std::to_string(i)}, {"completion", i % 2 ? "It is " + std::to_string(i) + "." : "nope"},
+                 {"label", i % 2 == 1}}).dump() << "\n";
+      t << json({{"text", "Number " + std::to_string(i) + " follows " + std::to_string(i - 1) + "."}}).dump() << "\n";
+    }
+  }
+  for (const auto& [recipe, data] : std::vector<std::pair<std::string, std::string>>{
+           {"dpo", "pairs"}, {"orpo", "pairs"}, {"kto", "kto"}, {"reward", "pairs"}, {"cpt", "text"}}) {
+    auto config = [&](int batch) {
+      json c = {{"name", recipe + std::to_string(batch)}, {"base_model", f.model}, {"method", "lora"}, {"recipe", recipe},
+                {"train_data", {f.dir + "/" + data + ".jsonl"}}, {"batch_size", batch}, {"max_steps", 3}, {"max_seq_len", 48},
+                {"lora", {{"dropout", 0.0}}}};
+      const std::string path = f.dir + "/" + recipe + std::to_string(batch) + ".json";
+      std::ofstream(path) << c.dump(2);
+      return path;
+    };
+    const std::string one = f.dir + "/" + recipe + "-one", two = f.dir + "/" + recipe + "-two";
+    auto a = cli("train --config " + shell_quote(config(4)) + " --run-dir " + shell_quote(one) + ws_arg() + " --json");
+    ASSERT_EQ(a.code, 0) << recipe << ": " << a.err;
+    auto b = cli("launch --nproc 2 -- train --config " + shell_quote(config(2)) + " --run-dir " + shell_quote(two) + ws_arg() +
+                 " --json");
+    ASSERT_EQ(b.code, 0) << recipe << ": " << b.err;
+    const auto la = losses(one), lb = losses(two);
+    ASSERT_EQ(la.size(), 3u) << recipe;
+    ASSERT_EQ(lb.size(), la.size()) << recipe;
+    for (size_t i = 0; i < la.size(); ++i) EXPECT_NEAR(lb[i], la[i], 1e-5) << recipe << " step " << i + 1;
+    EXPECT_LT(adapter_difference(one, two), 1e-5) << recipe;
+  }
+}
