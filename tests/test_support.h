@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdio>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -58,6 +59,28 @@ inline std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return q + "'";
+}
+
+// hone-cli with these arguments (a shell command line: quote paths with shell_quote).
+inline RunResult cli(const std::string& args) { return run(std::string(HONE_CLI) + " " + args); }
+
+// A folder for hone-cli tests: a tiny model with Hone's own tokenizer (init-model, `seed`), a
+// workspace path, and 200 instruction rows written by `row(i)` to train.jsonl.
+struct CliFixture {
+  std::string dir, ws, model, data;
+};
+inline CliFixture make_cli_fixture(const std::string& name, int seed, const std::function<nlohmann::json(int)>& row) {
+  CliFixture x;
+  x.dir = temp_dir(name);
+  x.ws = x.dir + "/ws";
+  x.model = x.dir + "/model";
+  auto r = cli("init-model --preset tiny --tokenizer builtin --out " + shell_quote(x.model) + " --seed " + std::to_string(seed));
+  if (r.code != 0) throw std::runtime_error("init-model failed: " + r.err);
+  x.data = x.dir + "/train.jsonl";
+  std::string rows;
+  for (int i = 0; i < 200; ++i) rows += row(i).dump() + "\n";
+  write_file_atomic(x.data, rows);
+  return x;
 }
 
 }  // namespace hone::test

@@ -2,13 +2,11 @@
 // would give them (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), for
 // users without Python. Forwards stop signals to every rank, reports a rank that dies in one line
 // naming it, and stops the rest if they do not follow within a grace period.
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <iostream>
@@ -18,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "dist/dist_env.h"
 
 namespace hone::cli {
 
@@ -37,20 +36,6 @@ seconds (their collectives fail) and are terminated if they have not after --gra
 namespace {
 
 volatile sig_atomic_t g_forward = 0;
-
-int free_local_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw Error("launch: cannot open a socket to find a free port");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
-  ::close(fd);
-  if (!ok) throw Error("launch: no free port on 127.0.0.1 (give one with --master-port)");
-  return ntohs(a.sin_port);
-}
 
 std::string how_it_ended(int st) {
   if (WIFSIGNALED(st)) return "was killed by signal " + std::to_string(WTERMSIG(st)) + " (" + ::strsignal(WTERMSIG(st)) + ")";

@@ -1,6 +1,11 @@
 // Distributed environment from launcher variables (see dist_env.h).
 #include "dist/dist_env.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cstdlib>
 
 #include "common/error.h"
@@ -75,6 +80,22 @@ DistEnv dist_env_from(const std::function<const char*(const char*)>& get) {
     e.master_addr = first_slurm_host(nodes);
   }
   return e;
+}
+
+int free_local_port() {
+  // Port 0 makes the kernel pick a free one; it stays free after the close in practice (the
+  // kernel hands ports out in turn), which is as much as any launcher gets.
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw Error("cannot open a socket to find a free port");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  ::close(fd);
+  if (!ok) throw Error("no free port on 127.0.0.1");
+  return ntohs(a.sin_port);
 }
 
 DistEnv dist_env_from_process() {

@@ -29,6 +29,9 @@ struct DistEnv {
 DistEnv dist_env_from(const std::function<const char*(const char*)>& get);
 DistEnv dist_env_from_process();
 
+// A TCP port on 127.0.0.1 that was free a moment ago (a local rendezvous); throws when none is.
+int free_local_port();
+
 // The first host of a SLURM host list: "node[01-04,07],gpu3" -> "node01", "a1,a2" -> "a1".
 std::string first_slurm_host(const std::string& nodelist);
 

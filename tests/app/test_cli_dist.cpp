@@ -3,11 +3,8 @@
 // other within seconds with one line naming it, the run is recorded as interrupted, and resuming
 // on 2 processes ends where an uninterrupted run ends.
 #include <gtest/gtest.h>
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +16,7 @@
 #include <thread>
 
 #include "common/files.h"
+#include "dist/dist_env.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "test_support.h"
@@ -27,32 +25,16 @@ using namespace hone;
 using json = nlohmann::json;
 using test::shell_quote;
 
+using test::cli;
+
 namespace {
 
-test::RunResult cli(const std::string& args) { return test::run(std::string(HONE_CLI) + " " + args); }
-
-struct Fixture {
-  std::string dir, ws, model, data;
-};
-
 // A small model with Hone's own tokenizer and 200 instruction rows of varied lengths.
-const Fixture& fixture() {
-  static Fixture f = [] {
-    Fixture x;
-    x.dir = test::temp_dir("cli-dist");
-    x.ws = x.dir + "/ws";
-    x.model = x.dir + "/model";
-    auto r = cli("init-model --preset tiny --tokenizer builtin --out " + shell_quote(x.model) + " --seed 5");
-    if (r.code != 0) throw std::runtime_error("init-model failed: " + r.err);
-    x.data = x.dir + "/train.jsonl";
-    std::ofstream d(x.data);
-    for (int i = 0; i < 200; ++i)
-      d << json({{"instruction", "Spell " + std::to_string(i * 37 % 1000) + std::string(i % 5, '!')},
-                 {"output", "It is " + std::to_string(i * 37 % 1000) + "."}})
-               .dump()
-        << "\n";
-    return x;
-  }();
+const test::CliFixture& fixture() {
+  static test::CliFixture f = test::make_cli_fixture("cli-dist", 5, [](int i) {
+    return json({{"instruction", "Spell " + std::to_string(i * 37 % 1000) + std::string(i % 5, '!')},
+                 {"output", "It is " + std::to_string(i * 37 % 1000) + "."}});
+  });
   return f;
 }
 
@@ -110,18 +92,6 @@ int count_events(const std::string& out, const std::string& event) {
   return n;
 }
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // The one-process reference: batch 4, 6 steps.
 const std::string& reference_run() {
   static std::string dir = [] {
@@ -169,7 +139,7 @@ TEST(Torchrun, LaunchesHoneCliWithoutPython) {
   // Under Python 3.11 it cannot parse its own default "--redirects 0 --tee 0" (enum.Flag no
   // longer iterates NONE): single-stream values work, and rank 0's stdout goes to the log folder.
   const std::string logs = fixture().dir + "/torchrun-logs";
-  auto r = test::run("OMP_NUM_THREADS=1 /usr/bin/torchrun --nproc_per_node 2 --master_port " + std::to_string(free_port()) +
+  auto r = test::run("OMP_NUM_THREADS=1 /usr/bin/torchrun --nproc_per_node 2 --master_port " + std::to_string(free_local_port()) +
                      " --redirects 1 --tee 2 --log_dir " + shell_quote(logs) + " --no_python " + shell_quote(HONE_CLI) +
                      " train --config " + shell_quote(write_config("tr", 2, 6, 0)) + " --run-dir " + shell_quote(dir) + ws_arg() +
                      " --json");

@@ -25,30 +25,15 @@ using namespace hone;
 using json = nlohmann::json;
 using test::shell_quote;
 
+using test::cli;
+
 namespace {
 
-test::RunResult cli(const std::string& args) { return test::run(std::string(HONE_CLI) + " " + args); }
-
-struct Fixture {
-  std::string dir, ws, model, data, config;
-};
-
-// A small model with Hone's own tokenizer, an instruction file and a run config that checkpoints.
-const Fixture& fixture() {
-  static Fixture f = [] {
-    Fixture x;
-    x.dir = test::temp_dir("cli-store");
-    x.ws = x.dir + "/ws";
-    x.model = x.dir + "/model";
-    auto r = cli("init-model --preset tiny --tokenizer builtin --out " + shell_quote(x.model) + " --seed 3");
-    if (r.code != 0) throw std::runtime_error("init-model failed: " + r.err);
-    x.data = x.dir + "/train.jsonl";
-    std::ofstream d(x.data);
-    for (int i = 0; i < 200; ++i)
-      d << json({{"instruction", "Say number " + std::to_string(i)}, {"output", "Number " + std::to_string(i) + "."}}).dump() << "\n";
-    d.close();
-    return x;
-  }();
+// A small model with Hone's own tokenizer and an instruction file.
+const test::CliFixture& fixture() {
+  static test::CliFixture f = test::make_cli_fixture("cli-store", 3, [](int i) {
+    return json({{"instruction", "Say number " + std::to_string(i)}, {"output", "Number " + std::to_string(i) + "."}});
+  });
   return f;
 }
 

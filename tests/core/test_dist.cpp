@@ -98,26 +98,11 @@ TEST(DistEnv, TorchrunAndSlurmVariables) {
 
 namespace {
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    return 29511;
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // Forks one process per rank running `body(env)`; each writes what it has to say to out/<rank>.txt
 // and exits. Returns after all have exited (or kills them after `limit`).
 void run_ranks(int world, const std::string& out, const std::function<std::string(const DistEnv&)>& body,
                std::chrono::seconds limit = std::chrono::seconds(60)) {
-  const int port = free_port();
+  const int port = free_local_port();
   std::vector<pid_t> kids;
   for (int r = 0; r < world; ++r) {
     const pid_t pid = ::fork();
