@@ -8,6 +8,7 @@
 #include <QDialog>
 #include <QDialogButtonBox>
 #include <QDir>
+#include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
@@ -26,6 +27,7 @@
 #include <QTimer>
 #include <QUrl>
 
+#include "common/crash.h"
 #include "common/runtime.h"
 #include "datasets_page.h"
 #include "export_page.h"
@@ -180,6 +182,7 @@ void MainWindow::openWorkspace(const QString& dir) {
     return;
   }
   workspace_ = dir;
+  set_crash_workspace(dir.toStdString());
   datasets_->setWorkspace(dir);
   label_->setWorkspace(dir);
   train_->setWorkspace(dir);
@@ -198,6 +201,33 @@ void MainWindow::openWorkspace(const QString& dir) {
   if (shown.startsWith(QDir::homePath() + "/")) shown = "~" + shown.mid(QDir::homePath().size());
   setWindowTitle(QString("%1 — Hone").arg(shown));
   statusBar()->showMessage("Workspace " + dir);
+  reportEarlierCrash();
+}
+
+void MainWindow::reportEarlierCrash() {
+  // The newest crash report not yet shown for this workspace (reports are named by UTC time).
+  const QDir dir(QString::fromStdString(crash_reports_dir(workspace_.toStdString())));
+  const QStringList reports = dir.entryList({"crash-*.txt"}, QDir::Files, QDir::Name);
+  if (reports.isEmpty()) return;
+  QSettings st;
+  const QString key = "crash/seen/" + QString(workspace_).replace('/', '|');
+  if (st.value(key).toString() >= reports.last()) return;
+  st.setValue(key, reports.last());
+  QFile f(dir.filePath(reports.last()));
+  QString sig = "a fatal signal", run;
+  if (f.open(QIODevice::ReadOnly)) {
+    for (const QString& l : QString::fromUtf8(f.read(4096)).split('\n')) {
+      if (l.startsWith("signal: ")) sig = l.mid(8).section('(', 1).section(')', 0, 0);
+      if (l.startsWith("run in progress: ") && !l.endsWith("none")) run = l.mid(17).section(' ', 0, 0);
+    }
+  }
+  QString text = QString("Hone stopped unexpectedly (%1). A crash report was saved to\n%2").arg(sig, f.fileName());
+  if (!run.isEmpty()) text += QString("\n\nRun %1 was marked interrupted; resume it from its last checkpoint on the Runs page.").arg(run);
+  statusBar()->showMessage(QString("Hone stopped unexpectedly last time; report: %1").arg(f.fileName()));
+  auto* box = new QMessageBox(QMessageBox::Warning, "Hone stopped unexpectedly", text, QMessageBox::Ok, this);
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->setObjectName("crashNotice");
+  box->open();  // asynchronous: the event loop runs on, and training can go on behind it
 }
 
 void MainWindow::checkForChanges() {

@@ -64,6 +64,7 @@ class MainWindow : public QMainWindow {
   void dropEvent(QDropEvent* e) override;
 
  private:
+  void reportEarlierCrash();  // the newest unseen crash report of the workspace, shown once
   void showAbout();
   void showSettings();
   void rebuildRecentMenu();

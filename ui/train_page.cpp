@@ -407,11 +407,14 @@ void TrainPage::buildDemoModel() {
   p->start(cli, {"demo", "--workspace", workspace_});
 }
 
+bool TrainPage::demoOffered() const { return !build_demo_->isHidden(); }
+
 void TrainPage::setWorkspace(const QString& dir) {
   workspace_ = dir;
   datasets_->clear();
   // Offered until the workspace has the demo's model.
   build_demo_->setVisible(!QDir(QDir(dir).filePath("demo/skills-base")).exists());
+  if (model_->text().isEmpty()) updateModelSummary();  // its hint depends on the demo being offered
   refreshDatasets();
 }
 
@@ -483,7 +486,10 @@ void TrainPage::updateModelSummary() {
     setRunningUi(job_->running());
   };
   if (dir.empty()) {
-    model_info_->setText("No model chosen.");
+    // First launch: say what to do, the demo being the way to try Hone without a download.
+    model_info_->setText(build_demo_->isHidden() ? "No model chosen."
+                                                 : "No model chosen. Choose a Hugging Face model folder, or build the demo "
+                                                   "model below to try Hone (nothing is downloaded).");
     model_problem_ = "No model chosen.";
     setRunningUi(job_->running());
     return;

@@ -39,6 +39,7 @@ class TrainPage : public QWidget {
   // memory asks first.
   bool startTraining(bool ask = false);
   bool modelUsable() const { return model_ok_; }
+  bool demoOffered() const;  // the "Build the demo model" button is shown (no demo model yet)
   QString modelProblem() const { return model_problem_; }
   bool startEnabled() const;
   QString runName() const;

@@ -1,6 +1,10 @@
 // hone-cli runs: list, show, compare and resume the runs recorded in a workspace.
+#include <unistd.h>
+
+#include <chrono>
 #include <cmath>
 #include <iostream>
+#include <thread>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -20,6 +24,10 @@ const char* kHelp = R"(usage: hone-cli runs <action> [options]   (every action t
                                                     the config keys that differ, final metrics
   resume ID [--json]                                continue an interrupted or cancelled run from
                                                     its newest checkpoint
+  recover ID [--signal NAME] [--report FILE] [--wait S]
+                                                    mark a run whose process crashed interrupted
+                                                    once that process is gone (the crash handler
+                                                    runs this; waits up to S seconds, default 60)
 )";
 
 nlohmann::json run_json(const RunInfo& r) {
@@ -57,6 +65,32 @@ int64_t parse_id(const std::string& s) {
   throw Error("\"" + s + "\" is not a run id (hone-cli runs list shows them)");
 }
 
+// Opening the workspace marks a run interrupted once its lock is free, which happens when the
+// crashed process is fully gone; until then it is polled. The run's error then names the signal
+// and the report.
+int recover(const Args& a) {
+  if (a.positional().empty()) throw Error("runs recover: missing run id");
+  const int64_t id = parse_id(a.positional()[0]);
+  const std::string dir = a.get("workspace", default_workspace());
+  const double wait_s = std::stod(a.get("wait", "60"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_s);
+  for (;;) {
+    Workspace ws(dir);
+    const RunInfo r = get_run(ws, id);
+    if (r.status != "running" && r.status != "paused") {
+      if (r.status == "interrupted" && !a.get("signal", "").empty()) {
+        std::string why = "the training process crashed (" + a.get("signal", "") + ")";
+        if (!a.get("report", "").empty()) why += "; crash report: " + a.get("report", "");
+        ws.db().prepare("UPDATE runs SET error = ? WHERE id = ? AND status = 'interrupted'").bind(1, why).bind(2, id).run();
+      }
+      return 0;
+    }
+    if (std::chrono::steady_clock::now() > deadline)
+      throw Error("runs recover: run " + std::to_string(id) + " is still held by a live process after " + a.get("wait", "60") + " s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+}
+
 }  // namespace
 
 int cmd_runs(int argc, char** argv) {
@@ -65,7 +99,7 @@ int cmd_runs(int argc, char** argv) {
     return argc < 3 ? 2 : 0;
   }
   const std::string action = argv[2];
-  Args a(argc, argv, 3, "runs " + action, {"workspace", "metric"}, {"json", "csv"});
+  Args a(argc, argv, 3, "runs " + action, {"workspace", "metric", "signal", "report", "wait"}, {"json", "csv"});
   if (a.flag("help")) {
     std::cout << kHelp;
     return 0;
@@ -76,6 +110,7 @@ int cmd_runs(int argc, char** argv) {
     if (a.positional().empty()) throw Error("runs resume: missing run id");
     return cmd_runs_resume(a.get("workspace", default_workspace()), parse_id(a.positional()[0]), json);
   }
+  if (action == "recover") return recover(a);
   Workspace ws(a.get("workspace", default_workspace()));
   if (action == "list") {
     auto runs = list_runs(ws);

@@ -3,11 +3,13 @@
 #include <c10/util/Exception.h>
 
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <string>
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/crash.h"
 #include "common/runtime.h"
 
 namespace {
@@ -53,6 +55,11 @@ int main(int argc, char** argv) {
     return 0;
   }
   const std::string cmd = argv[1];
+  {
+    std::error_code ec;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+    hone::install_crash_handler("hone-cli", ec ? std::string() : self.string());
+  }
   try {
     hone::init_runtime();
     if (cmd == "inspect") return hone::cli::cmd_inspect(argc, argv);

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "common/crash.h"
 #include "common/runtime.h"
 #include "datasets_page.h"
 #include "look.h"
@@ -165,6 +166,8 @@ int main(int argc, char** argv) {
   QApplication app(argc, argv);
   QApplication::setApplicationName("Hone");
   QApplication::setOrganizationName("Hone");
+  // A crash writes a report into the open workspace; hone-cli beside hone marks the run interrupted.
+  hone::install_crash_handler("hone", QDir(QCoreApplication::applicationDirPath()).filePath("hone-cli").toStdString());
   // Settings > Threads applies from the next start, the same way HONE_THREADS does for hone-cli.
   const int threads = QSettings().value("settings/threads", 0).toInt();
   if (threads > 0 && !std::getenv("HONE_THREADS")) ::setenv("HONE_THREADS", std::to_string(threads).c_str(), 1);

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "common/crash.h"
 #include "common/files.h"
 
 namespace hone {
@@ -31,9 +32,11 @@ RunRecorder::RunRecorder(Workspace& ws, int64_t run_id, const std::string& run_d
   lock_ = std::make_unique<RunLock>(lock);
   set_run_lock(ws_, id_, lock);
   set_run_status(ws_, id_, "running");
+  set_crash_workspace(ws_.dir());
+  set_crash_run(id_);  // a fatal signal now writes a report and marks this run interrupted
 }
 
-RunRecorder::~RunRecorder() = default;
+RunRecorder::~RunRecorder() { set_crash_run(0); }
 
 void RunRecorder::step(const StepMetrics& m) {
   if (m.paused != is_paused_) paused(m.paused);

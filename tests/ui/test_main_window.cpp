@@ -5,6 +5,7 @@
 #include <QMessageBox>
 #include <QPushButton>
 #include <QElapsedTimer>
+#include <QSettings>
 #include <QStandardPaths>
 #include <QTimer>
 #include <QtTest/QtTest>
@@ -71,6 +72,57 @@ class TestMainWindow : public QObject {
     QVERIFY2(about.contains("threads"), qPrintable(about));
     QVERIFY(QFile::exists(w.workspace() + "/hone.db"));
     screenshot(w, "main-window");
+  }
+
+  // First launch from the desktop menu: no argument, no $HONE_WORKSPACE, no last workspace. The
+  // workspace is created in the XDG data folder and the Train page offers the demo. A crash report
+  // left there by an earlier run is shown once.
+  void firstLaunchUsesTheXdgDataFolderAndOffersTheDemo() {
+    const QByteArray saved_ws = qgetenv("HONE_WORKSPACE"), saved_xdg = qgetenv("XDG_DATA_HOME");
+    const QString xdg = work("xdg-data");
+    QDir(xdg).removeRecursively();
+    qunsetenv("HONE_WORKSPACE");
+    qputenv("XDG_DATA_HOME", xdg.toUtf8());
+    QSettings().remove("workspace/last");
+    QSettings().remove("train/model");  // as on a machine where Hone never ran
+    {
+      hone::ui::MainWindow w;
+      w.show();
+      QVERIFY(QTest::qWaitForWindowExposed(&w));
+      QCOMPARE(w.workspace(), xdg + "/hone");
+      QVERIFY(QFile::exists(xdg + "/hone/hone.db"));
+      QVERIFY(w.trainPage()->demoOffered());
+      QVERIFY2(w.trainPage()->modelProblem() == "No model chosen.", qPrintable(w.trainPage()->modelProblem()));
+      QVERIFY(!w.findChild<QMessageBox*>("crashNotice"));
+      screenshot(w, "first-launch");
+    }
+    // A report as the crash handler writes it (core/common/crash.cpp).
+    QDir().mkpath(xdg + "/hone/crash-reports");
+    const QString report = xdg + "/hone/crash-reports/crash-20261201-101500-4242.txt";
+    {
+      std::ofstream f(report.toStdString());
+      f << "Hone crash report\nprogram: hone 0.1.0\nsignal: 11 (SIGSEGV)\npid: 4242\nrun in progress: 7 (marked interrupted)\n";
+    }
+    {
+      hone::ui::MainWindow w;
+      w.show();
+      QVERIFY(QTest::qWaitForWindowExposed(&w));
+      auto* box = w.findChild<QMessageBox*>("crashNotice");
+      QVERIFY(box);
+      QVERIFY2(box->text().contains("SIGSEGV") && box->text().contains(report) && box->text().contains("Run 7 was marked interrupted"),
+               qPrintable(box->text()));
+      QVERIFY(!box->isModal() || box->windowModality() != Qt::ApplicationModal);
+      screenshot(w, "crash-notice");
+    }
+    {
+      hone::ui::MainWindow w;  // shown once
+      QVERIFY(!w.findChild<QMessageBox*>("crashNotice"));
+    }
+    if (saved_ws.isEmpty()) qunsetenv("HONE_WORKSPACE");
+    else qputenv("HONE_WORKSPACE", saved_ws);
+    if (saved_xdg.isEmpty()) qunsetenv("XDG_DATA_HOME");
+    else qputenv("XDG_DATA_HOME", saved_xdg);
+    QSettings().remove("workspace/last");
   }
 
   void methodsAndAdvisor() {
