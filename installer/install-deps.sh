@@ -16,6 +16,8 @@ pkgs=(
   libgloo-dev
   # GUI
   qt6-base-dev libqcustomplot-dev libgl-dev xvfb xauth
+  # packaging: the .deb (installer/build-package.sh) and its install test into a fresh root
+  dpkg-dev lintian debootstrap
   # independent references for tests and benchmarks
   python3 python3-torch python3-numpy python3-sentencepiece python3-jinja2
 )
