@@ -30,7 +30,7 @@ namespace hone::cli {
 
 static const char* kHelp = R"(usage: hone-cli bench [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
-                      [--method lora|qlora|full|dpo] [--checkpointing] [--unfused] [--profile FILE] [--json]
+                      [--method lora|qlora|full|dpo] [--checkpointing] [--unfused] [--full-logits] [--profile FILE] [--json]
                       [--device cpu|cuda] [--bf16] [--tie]
        hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
@@ -43,6 +43,7 @@ and twice that backward.
 tokens, the first half of each a masked prompt); the reference is the same model with its adapters
 switched off, as the dpo recipe does it. Compare its peak_rss_bytes with --method lora at twice the
 batch (the same number of sequences).
+--full-logits computes the loss from the whole [tokens, vocab] logits instead of chunks of positions.
 --unfused runs RMSNorm, RoPE and the cross entropy as plain ATen ops instead of Hone's fused
 CPU kernels (model/fused_cpu.h), for comparison.
 --profile FILE writes the last step's operator trace (chrome://tracing JSON) to FILE;
@@ -57,7 +58,7 @@ int cmd_bench(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]) == "store") return cmd_bench_store(argc, argv);
   Args a(argc, argv, 2, "bench",
          {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile", "device"},
-         {"json", "checkpointing", "unfused", "bf16", "tie"});
+         {"json", "checkpointing", "unfused", "bf16", "tie", "full-logits"});
   if (a.flag("help")) {
     std::cout << kHelp;
     return 0;
@@ -102,6 +103,7 @@ int cmd_bench(int argc, char** argv) {
   }
   m->gradient_checkpointing = a.flag("checkpointing");
   m->set_fused_kernels(!a.flag("unfused"));
+  m->chunked_head = !a.flag("full-logits");  // the loss from all [T, V] logits at once, as before the chunked head
   if (cuda) m->to(dev);
   m->train();
   std::vector<NamedParam> params;

@@ -107,6 +107,9 @@ struct CausalLMImpl : torch::nn::Module {
   // plain ATen ops they replace (tests compare the two).
   void set_fused_kernels(bool on);
   bool fused_kernels = true;  // read by the training loss (train/loss.h) for its cross entropy
+  // Losses take token log-probs from the hidden states in chunks of positions, never holding the
+  // [N, V] logits (train/head_logps.h); false: the full-logits path, kept as the reference.
+  bool chunked_head = true;
   // Polled between decoder layers, in forward and (through gradient hooks) in backward; true
   // throws hone::Interrupted, so that a stop request lands within one layer of a long pass.
   std::function<bool()> interrupt;

@@ -3,6 +3,7 @@
 #include "train/logps.h"
 
 #include "model/fused_cpu.h"
+#include "train/head_logps.h"
 #include "train/recipe.h"
 
 namespace hone {
@@ -10,6 +11,23 @@ namespace hone {
 SeqLogps sequence_logps(CausalLM& m, const Batch& b, const at::Device& dev, bool autocast) {
   const int64_t N = b.ids.size(0), T = b.ids.size(1);
   auto ids = b.ids.to(dev), am = b.attention_mask.to(dev), labels = b.labels.to(dev);
+  if (m->chunked_head) {
+    at::Tensor h;
+    {
+      CudaAutocast ac(autocast);
+      h = m->hidden(ids, am);                                     // [N, T, H]
+    }
+    auto lb = labels.narrow(1, 1, T - 1).contiguous();            // [N, T-1]
+    HeadLogps hl = head_token_logps(h.narrow(1, 0, T - 1).reshape({-1, h.size(2)}), m->output_weight(), lb.reshape({-1}),
+                                    {m->config.final_softcap});
+    SeqLogps out;
+    out.logps = hl.logps.view({N, T - 1}).sum(1);                 // [N]
+    auto valid = lb.ne(-100);
+    out.tokens = valid.sum(1).to(at::kFloat);
+    const double V = static_cast<double>(m->output_weight().size(0));
+    out.logits_mean = (hl.logit_sum.view({N, T - 1}) * valid.to(at::kFloat)).sum(1) / (out.tokens.clamp_min(1) * V);
+    return out;
+  }
   at::Tensor logits;
   {
     CudaAutocast ac(autocast);

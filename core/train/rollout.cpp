@@ -1,6 +1,8 @@
 // Rollouts (see rollout.h).
 #include "train/rollout.h"
 
+#include "train/head_logps.h"
+
 #include <algorithm>
 
 #include "common/error.h"
@@ -147,13 +149,26 @@ TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, i
     // Only the positions that predict a completion token go through the head: [N, C, V] logits,
     // not [N, T, V] (the prompt is most of T).
     hs = h.gather(1, pos.expand({N, C, h.size(2)}));  // [N, C, H]
-    sel = model->logits_from_hidden(hs);               // [N, C, V] fp32
-    if (temperature != 1.0) sel = sel / temperature;
+    if (!model->chunked_head) {
+      sel = model->logits_from_hidden(hs);  // [N, C, V] fp32
+      if (temperature != 1.0) sel = sel / temperature;
+    }
+  }
+  TokenLogps out;
+  out.mask = pk.mask.to(dev);
+  if (model->chunked_head) {
+    HeadLogpsOptions o;
+    o.softcap = model->config.final_softcap;
+    o.temperature = temperature;
+    o.entropy = true;
+    HeadLogps hl = head_token_logps(hs.reshape({N * C, hs.size(2)}), model->output_weight(), pk.targets.to(dev).reshape({-1}), o);
+    out.logps = hl.logps.view({N, C}) * out.mask;      // [N, C]
+    out.entropy = hl.entropy.view({N, C}) * out.mask;  // [N, C]
+    if (values) out.values = value_of_hidden(model, hs.detach()) * out.mask;  // stop-gradient, as below
+    return out;
   }
   auto logp_all = at::log_softmax(sel, -1);  // [N, C, V]
-  TokenLogps out;
   out.logps = logp_all.gather(2, pk.targets.to(dev).unsqueeze(-1)).squeeze(-1) * pk.mask.to(dev);  // [N, C]
-  out.mask = pk.mask.to(dev);
   if (values) {
     // Stop-gradient: the value head reads the policy's features but its regression does not
     // reshape them (with gradients flowing into the adapters, the PPO demo reached 0.74 and

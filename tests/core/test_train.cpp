@@ -12,6 +12,9 @@
 #include "peft/lora.h"
 #include "test_support.h"
 #include "train/adamw.h"
+#include "train/head_logps.h"
+#include "train/logps.h"
+#include "train/loss.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 
@@ -141,6 +144,98 @@ TEST(Train, GradientCheckpointingGivesTheSameGradients) {
     ++compared;
   }
   EXPECT_EQ(compared, 4 * 7 * 2);
+}
+
+// The chunked head against the full-logits computation it replaces (log_softmax over h W^T, with
+// Gemma's soft-capping and a temperature): log-probs, entropy, logit sums and the gradients for
+// the hidden states and, when trainable, the head, over chunks that do not divide N.
+TEST(HeadLogps, MatchesTheFullLogitsPathInValuesAndGradients) {
+  torch::manual_seed(3);
+  const int64_t N = 37, H = 16, V = 50;
+  auto h0 = torch::randn({N, H}) * 0.7, w0 = torch::randn({V, H}) * 0.5;
+  auto t = torch::randint(0, V, {N}, torch::kLong);
+  t.index_put_({torch::tensor({2, 9, 30})}, -100);
+  auto g = torch::randn({N});  // a per-token upstream gradient, as DPO's or PPO's losses give
+  for (double cap : {0.0, 3.0})
+    for (double temp : {1.0, 0.7})
+      for (bool train_w : {false, true}) {
+        SCOPED_TRACE("cap " + std::to_string(cap) + " temp " + std::to_string(temp) + (train_w ? " head trained" : ""));
+        auto h1 = h0.clone().requires_grad_(true), w1 = w0.clone().requires_grad_(train_w);
+        auto z = torch::mm(h1, w1.t());
+        if (cap > 0) z = torch::tanh(z / cap) * cap;
+        auto ls = torch::log_softmax(z / temp, 1);
+        auto valid = t.ne(-100);
+        auto ref = ls.gather(1, t.clamp_min(0).unsqueeze(1)).squeeze(1) * valid;
+        auto ref_ent = -(ls.exp() * ls).sum(1);
+        auto ref_sum = z.sum(1);
+        (ref * g).sum().backward();
+
+        auto h2 = h0.clone().requires_grad_(true), w2 = w0.clone().requires_grad_(train_w);
+        HeadLogpsOptions o;
+        o.softcap = cap;
+        o.temperature = temp;
+        o.entropy = true;
+        o.chunk_rows = 8;  // 5 chunks, the last one of 5 rows
+        HeadLogps got = head_token_logps(h2, w2, t, o);
+        (got.logps * g).sum().backward();
+        EXPECT_TRUE(torch::allclose(got.logps, ref.detach(), 1e-6, 1e-6));
+        EXPECT_EQ(got.logps.index({2}).item<float>(), 0.f);
+        EXPECT_TRUE(torch::allclose(got.entropy, ref_ent.detach(), 1e-6, 1e-6));
+        EXPECT_TRUE(torch::allclose(got.logit_sum, ref_sum.detach(), 1e-5, 1e-6));
+        EXPECT_TRUE(torch::allclose(h2.grad(), h1.grad(), 1e-6, 1e-6)) << (h2.grad() - h1.grad()).abs().max().item<float>();
+        if (train_w) EXPECT_TRUE(torch::allclose(w2.grad(), w1.grad(), 1e-6, 1e-6)) << (w2.grad() - w1.grad()).abs().max().item<float>();
+        else EXPECT_FALSE(w2.grad().defined());
+      }
+  HeadLogpsOptions o;
+  auto bad = t.clone();
+  bad.index_put_({0}, V);
+  EXPECT_THROW(head_token_logps(h0, w0, bad, o), c10::Error);
+}
+
+// The losses on a real model (LoRA and full fine-tuning, tied head): the next-token loss and the
+// sequence log-probs with the chunked head equal the full-logits path's, and so do the gradients.
+TEST(HeadLogps, LossesAndGradientsOnAModelMatchTheFullLogitsPath) {
+  for (bool lora : {true, false}) {
+    SCOPED_TRACE(lora ? "lora" : "full");
+    auto a = load_model(fixture().model), b = load_model(fixture().model);
+    if (lora) {
+      LoraConfig lc;
+      lc.targets = {"all-linear"};
+      lc.dropout = 0.0;
+      attach_lora(a.model, lc, 5);
+      attach_lora(b.model, lc, 5);
+      torch::NoGradGuard ng;
+      for (auto* m : {&a.model, &b.model})
+        for (auto& p : (*m)->named_parameters())
+          if (p.key().find("lora_B") != std::string::npos) p.value().fill_(0.01);
+    }
+    b.model->chunked_head = false;
+    auto ids = torch::randint(0, 400, {3, 14}, torch::kLong);
+    auto labels = ids.clone();
+    labels.index_put_({0, torch::indexing::Slice(0, 5)}, -100);
+    auto am = torch::ones({3, 14}, torch::kLong);
+    auto la = next_token_loss_sum(a.model, ids, am, labels), lb = next_token_loss_sum(b.model, ids, am, labels);
+    EXPECT_NEAR(la.item<double>(), lb.item<double>(), 1e-6 * std::abs(lb.item<double>()));
+    Batch bt;
+    bt.ids = ids;
+    bt.attention_mask = am;
+    bt.labels = labels;
+    auto sa = sequence_logps(a.model, bt, torch::kCPU, false), sb = sequence_logps(b.model, bt, torch::kCPU, false);
+    EXPECT_TRUE(torch::allclose(sa.logps, sb.logps, 1e-6, 1e-5));
+    EXPECT_TRUE(torch::allclose(sa.logits_mean, sb.logits_mean, 1e-5, 1e-6));
+    (la + sa.logps.sum() * 0.5).backward();
+    (lb + sb.logps.sum() * 0.5).backward();
+    auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
+    int compared = 0;
+    for (auto& p : pa) {
+      if (!p.value().grad().defined()) continue;
+      const auto& gb = pb[p.key()].grad();
+      ASSERT_TRUE(gb.defined()) << p.key();
+      EXPECT_TRUE(torch::allclose(p.value().grad(), gb, 1e-5, 1e-6)) << p.key() << " " << (p.value().grad() - gb).abs().max().item<float>();
+      ++compared;
+    }
+    EXPECT_GT(compared, lora ? 50 : 20);
+  }
 }
 
 TEST(Train, LossFallsWhenOverfittingFewExamples) {

@@ -1,0 +1,31 @@
+// Per-token log-probabilities straight from the final hidden states and the output head, in chunks
+// of positions: the [N, vocab] logits and their gradient never exist at once (at seq 512 and a
+// 152k vocabulary they were 0.3 GB each). Every loss on token log-probs goes through it: SFT/CPT
+// cross entropy, the preference methods' sequence log-probs, and PPO/GRPO's policy log-probs.
+#pragma once
+#include <ATen/ATen.h>
+
+namespace hone {
+
+struct HeadLogps {
+  at::Tensor logps;      // [N] fp32, log p(target) (0 where the target is ignored); differentiable
+  at::Tensor logit_sum;  // [N] fp32, sum of the (soft-capped) logits over the vocabulary; detached
+  at::Tensor entropy;    // [N] fp32, entropy of the (tempered) distribution, when asked; detached
+};
+
+struct HeadLogpsOptions {
+  double softcap = 0;        // Gemma 2's final logit soft-capping: z = cap * tanh(a / cap)
+  double temperature = 1.0;  // log-probs of softmax(z / temperature)
+  int64_t ignore_index = -100;
+  bool entropy = false;
+  int64_t chunk_rows = 0;    // positions per chunk; 0: about 32 MB of fp32 logits per chunk
+};
+
+// hidden [N, H], weight [V, H] (the LM head, or the tied embedding), targets [N] int64.
+// Gradients reach hidden and, when it requires them (full fine-tuning), weight. Where weight is
+// frozen the gradient for hidden is formed during the forward pass, chunk by chunk, so backward
+// costs no second head GEMM; a trainable weight recomputes each chunk's logits in backward.
+HeadLogps head_token_logps(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
+                           const HeadLogpsOptions& opt = {});
+
+}  // namespace hone
