@@ -3,6 +3,8 @@
 // additive mask with the dtype's lowest value (so fully padded rows stay finite).
 #include "model/decoder.h"
 
+#include "model/blocked_attention.h"
+
 #include "common/error.h"
 
 #include <torch/nn/init.h>
@@ -97,6 +99,10 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     k = k.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
     v = v.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
   }
+  if (blocked && !cache) {
+    auto o = blocked_attention(q, k, v, mask, scale, softcap);                             // [B,nh,T,D]
+    return o_proj->forward(o.transpose(1, 2).reshape({B, T, n_heads * head_dim}));        // [B,T,nh*D]
+  }
   // scores = mask + scale * q k^T in one batched GEMM.                                    // [B,nh,T,S]
   auto m = mask.to(q.scalar_type()).expand({B, n_heads, T, S}).reshape({B * n_heads, T, S});
   at::Tensor scores;
@@ -111,6 +117,31 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   auto out = at::matmul(probs, v).transpose(1, 2).reshape({B, T, n_heads * head_dim});  // [B,T,nh*D]
   return o_proj->forward(out);
 }
+
+namespace {
+
+// act(g) * u keeping only g and u for backward (act(g) is recomputed there): the plain ops keep
+// g, act(g) and u, one [T, ffn] tensor more per layer (10 MB at T 512 for Qwen2.5-0.5B's 4864).
+struct GatedActFn : public torch::autograd::Function<GatedActFn> {
+  static at::Tensor act_of(const at::Tensor& g, int64_t kind) {
+    return kind == 0 ? at::silu(g) : kind == 1 ? at::gelu(g, "tanh") : at::gelu(g);
+  }
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& g, const at::Tensor& u, int64_t kind) {
+    ctx->save_for_backward({g, u});
+    ctx->saved_data["kind"] = kind;
+    return act_of(g, kind) * u;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    auto s = ctx->get_saved_variables();
+    const at::Tensor &g = s[0], &u = s[1], &d = grads[0];
+    const int64_t kind = ctx->saved_data["kind"].toInt();
+    const at::Tensor da = d * u;
+    at::Tensor dg = kind == 0 ? at::silu_backward(da, g) : at::gelu_backward(da, g, kind == 1 ? "tanh" : "none");
+    return {dg, d * act_of(g, kind), at::Tensor()};
+  }
+};
+
+}  // namespace
 
 MLPImpl::MLPImpl(const ModelConfig& c) : act(c.hidden_act) {
   if (c.arch->fused_proj) {
@@ -132,11 +163,13 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
   } else {
     g = gate_proj->forward(x);
   }
+  if (!u.defined()) u = up_proj->forward(x);
+  if (fused) return down_proj->forward(GatedActFn::apply(g, u, act == "silu" ? 0 : act == "gelu_pytorch_tanh" ? 1 : 2));
   at::Tensor a;
   if (act == "silu") a = at::silu(g);
   else if (act == "gelu_pytorch_tanh") a = at::gelu(g, "tanh");
   else a = at::gelu(g);
-  return down_proj->forward(a * (u.defined() ? u : up_proj->forward(x)));
+  return down_proj->forward(a * u);
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
@@ -255,11 +288,16 @@ void CausalLMImpl::set_fused_kernels(bool on) {
   for (auto& l : *model->layers) {
     auto* d = l->as<DecoderLayerImpl>();
     d->self_attn->fused = on;
+    d->mlp->fused = on;
     d->input_layernorm->fused = on;
     d->post_attention_layernorm->fused = on;
     if (d->pre_feedforward_layernorm) d->pre_feedforward_layernorm->fused = on, d->post_feedforward_layernorm->fused = on;
   }
   model->norm->fused = on;
+}
+
+void CausalLMImpl::set_blocked_attention(bool on) {
+  for (auto& l : *model->layers) l->as<DecoderLayerImpl>()->self_attn->blocked = on;
 }
 
 const at::Tensor& CausalLMImpl::output_weight() const {
@@ -358,8 +396,11 @@ void init_weights(CausalLM& m, uint64_t seed, double std, double embed_std) {
     else if (is_bias) t.zero_();
     else {
       const bool is_embed = name.find("embed_tokens") != std::string::npos;
-      auto r = at::normal(0.0, is_embed && embed_std >= 0 ? embed_std : std, t.sizes(), gen, at::TensorOptions(at::kFloat));
-      t.copy_(r);
+      // In place: a temporary as large as the embedding doubled the peak RSS of small-model runs.
+      // (at::normal of a size fills a new tensor with normal_, so the values are the same.)
+      const double sd = is_embed && embed_std >= 0 ? embed_std : std;
+      if (t.scalar_type() == at::kFloat) t.normal_(0.0, sd, gen);
+      else t.copy_(at::normal(0.0, sd, t.sizes(), gen, at::TensorOptions(at::kFloat)));
     }
   }
 }

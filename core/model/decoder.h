@@ -42,6 +42,9 @@ struct AttentionImpl : torch::nn::Module {
   double scale;    // of q k^T
   double softcap;  // Gemma 2: cap * tanh(scores / cap); 0: none
   bool fused = true;  // fp32 on the CPU: fused_rope (model/fused_cpu.h)
+  // Without a KV cache: blocked attention (model/blocked_attention.h), which keeps no [nh, T, S]
+  // probabilities for backward; false: the plain softmax(q k^T) v, kept as the reference.
+  bool blocked = true;
 };
 TORCH_MODULE(Attention);
 
@@ -51,6 +54,7 @@ struct MLPImpl : torch::nn::Module {
   Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
   Linear gate_up_proj{nullptr};  // Phi-3: gate|up in one projection (gate/up_proj null then)
   std::string act;
+  bool fused = true;  // act(gate) * up keeping only gate and up for backward
 };
 TORCH_MODULE(MLP);
 
@@ -106,6 +110,7 @@ struct CausalLMImpl : torch::nn::Module {
   // Switches the fused fp32 CPU kernels (RMSNorm, RoPE, the loss's cross entropy) on or off in every layer; off runs the
   // plain ATen ops they replace (tests compare the two).
   void set_fused_kernels(bool on);
+  void set_blocked_attention(bool on);  // AttentionImpl::blocked in every layer
   bool fused_kernels = true;  // read by the training loss (train/loss.h) for its cross entropy
   // Losses take token log-probs from the hidden states in chunks of positions, never holding the
   // [N, V] logits (train/head_logps.h); false: the full-logits path, kept as the reference.

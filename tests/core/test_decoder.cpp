@@ -8,8 +8,10 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cstring>
+#include <functional>
 
 #include "common/error.h"
+#include "model/blocked_attention.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "model/config.h"
@@ -27,6 +29,30 @@ std::string ref(const std::string& name) { return std::string(HONE_TEST_WORK) + 
 at::Tensor ids_tensor(const std::vector<int64_t>& ids) { return torch::tensor(ids, torch::kLong).unsqueeze(0); }
 
 class Reference : public ::testing::TestWithParam<std::string> {};
+
+// A model of config cj run with a switch off and on (fused kernels, blocked attention): logits and
+// every parameter's gradient must agree to 1e-5, on 3 rows of T tokens, the second padded at its end.
+void expect_switch_leaves_model_unchanged(const json& cj, int64_t T, const std::function<void(CausalLM&, bool)>& set) {
+  CausalLM m(parse_model_config(cj, "test"));
+  init_weights(m, 7, 0.2);
+  for (auto& p : m->parameters()) p.set_requires_grad(true);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  auto ids = at::randint(0, 101, {3, T}, gen, at::TensorOptions(at::kLong));
+  auto mask = torch::ones({3, T}, torch::kLong);
+  mask[1].narrow(0, T * 3 / 4, T - T * 3 / 4).zero_();
+  auto run = [&](bool on) {
+    set(m, on);
+    m->zero_grad();
+    auto logits = m->forward(ids, mask);
+    (logits * mask.unsqueeze(-1)).pow(2).mean().backward();
+    std::vector<at::Tensor> out = {logits.detach()};
+    for (auto& p : m->parameters()) out.push_back(p.grad().clone());
+    return out;
+  };
+  auto a = run(false), b = run(true);
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_LT((a[i] - b[i]).abs().max().item<double>(), 1e-5 * std::max(1.0, a[i].abs().max().item<double>())) << "tensor " << i;
+}
 
 }  // namespace
 
@@ -131,25 +157,59 @@ TEST(Decoder, FusedKernelsEqualTheirAtenFormulas) {
 TEST(Decoder, FusedKernelsLeaveTheModelUnchanged) {
   json cj = {{"model_type", "llama"}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
              {"num_key_value_heads", 2}, {"intermediate_size", 96}, {"vocab_size", 101}, {"max_position_embeddings", 64}};
-  CausalLM m(parse_model_config(cj, "test"));
-  init_weights(m, 7, 0.2);
-  for (auto& p : m->parameters()) p.set_requires_grad(true);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
-  auto ids = at::randint(0, 101, {3, 40}, gen, at::TensorOptions(at::kLong));
-  auto mask = torch::ones({3, 40}, torch::kLong);
-  mask[1].narrow(0, 30, 10).zero_();
-  auto run = [&](bool fused) {
-    m->set_fused_kernels(fused);
-    m->zero_grad();
-    auto logits = m->forward(ids, mask);
-    (logits * mask.unsqueeze(-1)).pow(2).mean().backward();
-    std::vector<at::Tensor> out = {logits.detach()};
-    for (auto& p : m->parameters()) out.push_back(p.grad().clone());
-    return out;
+  expect_switch_leaves_model_unchanged(cj, 40, [](CausalLM& m, bool on) { m->set_fused_kernels(on); });
+}
+
+// Blocked attention against softmax(scale q k^T + mask) v with autograd: outputs and the
+// gradients of q, k and v, over blocks that do not divide T, with padding, a sliding window,
+// Gemma 2's soft-capping, and queries that follow earlier keys (S > T).
+TEST(BlockedAttention, MatchesPlainAttentionInValuesAndGradients) {
+  torch::manual_seed(5);
+  struct Case {
+    int64_t T, S;
+    int64_t window;
+    double cap;
   };
-  auto a = run(false), b = run(true);
-  for (size_t i = 0; i < a.size(); ++i)
-    EXPECT_LT((a[i] - b[i]).abs().max().item<double>(), 1e-5 * std::max(1.0, a[i].abs().max().item<double>())) << "tensor " << i;
+  for (const Case& c : {Case{37, 37, 0, 0.0}, Case{37, 37, 10, 0.0}, Case{37, 37, 0, 5.0}, Case{9, 20, 0, 0.0}}) {
+    SCOPED_TRACE("T " + std::to_string(c.T) + " S " + std::to_string(c.S) + " window " + std::to_string(c.window) + " cap " +
+                 std::to_string(c.cap));
+    const int64_t B = 2, nh = 4, D = 8, past = c.S - c.T;
+    auto q0 = torch::randn({B, nh, c.T, D}), k0 = torch::randn({B, nh, c.S, D}), v0 = torch::randn({B, nh, c.S, D});
+    auto qi = torch::arange(past, c.S).view({c.T, 1}), kj = torch::arange(0, c.S).view({1, c.S});
+    auto allowed = (kj <= qi).unsqueeze(0).expand({B, c.T, c.S}).clone();
+    if (c.window > 0) allowed = allowed.logical_and(kj > qi - c.window);
+    allowed[1].narrow(1, c.S - 5, 5).fill_(false);  // the second row's last 5 keys are padding
+    auto mask = torch::where(allowed, torch::zeros({}), torch::full({}, std::numeric_limits<float>::lowest())).unsqueeze(1);
+    auto dout = torch::randn({B, nh, c.T, D});
+    const double scale = 0.35;
+
+    auto q1 = q0.clone().requires_grad_(true), k1 = k0.clone().requires_grad_(true), v1 = v0.clone().requires_grad_(true);
+    auto sc = torch::matmul(q1, k1.transpose(2, 3)) * scale;
+    if (c.cap > 0) sc = torch::tanh(sc / c.cap) * c.cap;
+    auto ref = torch::matmul(torch::softmax(sc + mask, -1), v1);
+    (ref * dout).sum().backward();
+
+    auto q2 = q0.clone().requires_grad_(true), k2 = k0.clone().requires_grad_(true), v2 = v0.clone().requires_grad_(true);
+    auto got = blocked_attention(q2, k2, v2, mask, scale, c.cap, 8);
+    (got * dout).sum().backward();
+    auto close = [](const at::Tensor& a, const at::Tensor& b) { return (a - b).abs().max().item<double>(); };
+    EXPECT_LT(close(got, ref), 1e-5);
+    EXPECT_LT(close(q2.grad(), q1.grad()), 1e-5);
+    EXPECT_LT(close(k2.grad(), k1.grad()), 1e-5);
+    EXPECT_LT(close(v2.grad(), v1.grad()), 1e-5);
+  }
+}
+
+// The model with blocked attention (the default) against the plain path: logits and every
+// parameter's gradient, with padding and GQA, for Llama and for Mistral's sliding window.
+TEST(Decoder, BlockedAttentionLeavesTheModelUnchanged) {
+  for (const std::string type : {"llama", "mistral"}) {
+    SCOPED_TRACE(type);
+    json cj = {{"model_type", type}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+               {"num_key_value_heads", 2}, {"intermediate_size", 96}, {"vocab_size", 101}, {"max_position_embeddings", 128}};
+    if (type == "mistral") cj["sliding_window"] = 16;
+    expect_switch_leaves_model_unchanged(cj, 70, [](CausalLM& m, bool on) { m->set_blocked_attention(on); });
+  }
 }
 
 TEST(Decoder, PaddingMaskIsolatesSequences) {

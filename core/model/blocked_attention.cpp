@@ -1,0 +1,119 @@
+// Blocked causal attention (see blocked_attention.h). For a block of n query rows ending at
+// absolute position e, only keys [0, e] can be allowed, so the block works on [B*nh, n, e+1]
+// scores. Backward, per block: s and p recomputed, dV += p^T dO, dP = dO V^T,
+// dS = p * (dP - rowsum(p * dP)) (times 1 - tanh^2 under soft-capping), dQ = dS K * scale,
+// dK += dS^T Q * scale.
+#include "model/blocked_attention.h"
+
+#include <torch/autograd.h>
+
+#include <algorithm>
+
+namespace hone {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+int64_t rows_per_block(int64_t BH, int64_t T, int64_t S, int64_t asked) {
+  if (asked > 0) return std::min(T, asked);
+  const int64_t budget = (8LL << 20) / 4;  // fp32 scores in about 8 MB
+  return std::max<int64_t>(1, std::min(T, std::max<int64_t>(16, budget / std::max<int64_t>(BH * S, 1))));
+}
+
+struct Block {
+  int64_t qs, n, keys;  // query rows [qs, qs + n), keys [0, keys)
+};
+
+// Scores and probabilities of one block: qb [BH, n, D], kb/vb [BH, keys, D], mb [B, 1, n, keys].
+struct Probs {
+  at::Tensor capped;  // tanh(q k^T * scale / cap) under soft-capping (for backward), else undefined
+  at::Tensor p;       // [BH, n, keys] softmax in fp32
+};
+
+Probs block_probs(const at::Tensor& qb, const at::Tensor& kb, const at::Tensor& mb, int64_t B, int64_t nh, double scale,
+                  double cap) {
+  const int64_t n = qb.size(1), keys = kb.size(1);
+  auto m = mb.expand({B, nh, n, keys}).reshape({B * nh, n, keys});
+  Probs r;
+  at::Tensor s;
+  if (cap > 0) {
+    r.capped = at::tanh(at::bmm(qb, kb.transpose(1, 2)) * (scale / cap));
+    s = r.capped * cap + m;
+  } else {
+    s = at::baddbmm(m, qb, kb.transpose(1, 2), 1.0, scale);
+  }
+  r.p = at::softmax(s, -1, at::kFloat);
+  return r;
+}
+
+std::vector<Block> blocks(int64_t BH, int64_t T, int64_t S, int64_t asked) {
+  const int64_t rows = rows_per_block(BH, T, S, asked), past = S - T;
+  std::vector<Block> out;
+  for (int64_t qs = 0; qs < T; qs += rows) {
+    const int64_t n = std::min(rows, T - qs);
+    out.push_back({qs, n, std::min(S, past + qs + n)});
+  }
+  return out;
+}
+
+// [B, nh, L, D] rows [s, s + n) as [B*nh, n, D] (a view when the layout allows, else a copy).
+at::Tensor rows_of(const at::Tensor& x, int64_t s, int64_t n) {
+  return x.narrow(2, s, n).reshape({x.size(0) * x.size(1), n, x.size(3)});
+}
+
+struct BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            const at::Tensor& mask, double scale, double cap, int64_t block_rows) {
+    const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3);
+    auto out = at::empty({B, nh, T, D}, q.options());
+    for (const Block& b : blocks(B * nh, T, S, block_rows)) {
+      auto qb = rows_of(q, b.qs, b.n);
+      auto kb = rows_of(k, 0, b.keys), vb = rows_of(v, 0, b.keys);
+      Probs pr = block_probs(qb, kb, mask.narrow(2, b.qs, b.n).narrow(3, 0, b.keys), B, nh, scale, cap);
+      out.narrow(2, b.qs, b.n).copy_(at::bmm(pr.p.to(vb.scalar_type()), vb).view({B, nh, b.n, D}));
+    }
+    ctx->save_for_backward({q, k, v, mask});
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["cap"] = cap;
+    ctx->saved_data["rows"] = block_rows;
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto sv = ctx->get_saved_variables();
+    const at::Tensor &q = sv[0], &k = sv[1], &v = sv[2], &mask = sv[3];
+    const double scale = ctx->saved_data["scale"].toDouble(), cap = ctx->saved_data["cap"].toDouble();
+    const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3);
+    const at::Tensor dout = grads[0].contiguous();  // [B, nh, T, D]
+    auto dq = at::zeros_like(q), dk = at::zeros({B * nh, S, D}, k.options()), dv = at::zeros({B * nh, S, D}, v.options());
+    for (const Block& b : blocks(B * nh, T, S, ctx->saved_data["rows"].toInt())) {
+      auto qb = rows_of(q, b.qs, b.n);
+      auto kb = rows_of(k, 0, b.keys), vb = rows_of(v, 0, b.keys);
+      auto dob = rows_of(dout, b.qs, b.n);  // [BH, n, D]
+      Probs pr = block_probs(qb, kb, mask.narrow(2, b.qs, b.n).narrow(3, 0, b.keys), B, nh, scale, cap);
+      const auto& p = pr.p;                                                          // [BH, n, keys]
+      dv.narrow(1, 0, b.keys).baddbmm_(p.transpose(1, 2).to(dob.scalar_type()), dob);  // += p^T dO
+      auto dp = at::bmm(dob, vb.transpose(1, 2)).to(at::kFloat);                       // [BH, n, keys]
+      auto ds = p * (dp - (p * dp).sum(-1, true));
+      if (cap > 0) ds.mul_(1.0 - pr.capped.square());
+      ds = ds.to(q.scalar_type());
+      dq.narrow(2, b.qs, b.n).copy_(at::bmm(ds, kb).mul_(scale).view({B, nh, b.n, D}));
+      dk.narrow(1, 0, b.keys).baddbmm_(ds.transpose(1, 2), qb, 1.0, scale);           // += dS^T Q * scale
+    }
+    return {dq, dk.view({B, nh, S, D}), dv.view({B, nh, S, D}), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale,
+                             double softcap, int64_t block_rows) {
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && q.size(1) == k.size(1) && k.sizes() == v.sizes() &&
+                  q.size(3) == k.size(3),
+              "blocked attention: q [B, nh, T, D], k and v [B, nh, S, D]");
+  TORCH_CHECK(mask.dim() == 4 && mask.size(2) == q.size(2) && mask.size(3) == k.size(2), "blocked attention: mask [B, 1, T, S]");
+  return BlockedAttentionFn::apply(q, k, v, mask, scale, softcap, block_rows);
+}
+
+}  // namespace hone

@@ -1,0 +1,17 @@
+// Causal attention over blocks of query rows that keeps nothing of size [heads, T, S] for
+// backward: each block's scores and probabilities exist only while that block is computed, and
+// backward recomputes them block by block (as FlashAttention does, here with ATen GEMMs on the
+// CPU). Keys past a block's last causal position are skipped. Exact against softmax(q k^T) v.
+#pragma once
+#include <ATen/ATen.h>
+
+namespace hone {
+
+// q [B, nh, T, D]; k, v [B, nh, S, D] (GQA already expanded); mask additive [B, 1, T, S] with
+// query i at absolute position S - T + i allowed no key past it (the decoder's causal mask).
+// softcap > 0: Gemma 2's cap * tanh(scores / cap) before the mask. block_rows 0: about 8 MB of
+// scores per block. Returns [B, nh, T, D].
+at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale,
+                             double softcap, int64_t block_rows = 0);
+
+}  // namespace hone
