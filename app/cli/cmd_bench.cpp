@@ -9,6 +9,10 @@
 #endif
 
 #include <algorithm>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -28,9 +32,9 @@
 
 namespace hone::cli {
 
-static const char* kHelp = R"(usage: hone-cli bench [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
+static const char* kHelp = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
-                      [--method lora|qlora|full|dpo] [--checkpointing] [--unfused] [--full-logits] [--profile FILE] [--json]
+                      [--method lora|qlora|full|dpo] [--checkpointing] [--unfused] [--full-logits] [--full-attention] [--contend N] [--profile FILE] [--json]
                       [--device cpu|cuda] [--bf16] [--tie]
        hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
@@ -43,6 +47,7 @@ and twice that backward.
 tokens, the first half of each a masked prompt); the reference is the same model with its adapters
 switched off, as the dpo recipe does it. Compare its peak_rss_bytes with --method lora at twice the
 batch (the same number of sequences).
+--full-attention keeps the [heads, T, T] attention probabilities for backward (the plain path).
 --full-logits computes the loss from the whole [tokens, vocab] logits instead of chunks of positions.
 --unfused runs RMSNorm, RoPE and the cross entropy as plain ATen ops instead of Hone's fused
 CPU kernels (model/fused_cpu.h), for comparison.
@@ -52,20 +57,43 @@ bench/profile_summary.py FILE turns it into a table of self time per operator.
 autocast as runs with mixed_precision bf16 do; it reports peak_gpu_mb (the caching allocator's
 peak) and mfu against the GPU's measured fp32 GEMM rate (bf16 GEMMs with --bf16). --tie ties the
 output head to the embeddings (Llama 3.2 1B/3B, Qwen2.5 0.5B-3B, Gemma).
+--contend N runs N busy-looping processes beside the timed steps (another CPU-bound job sharing
+the machine); mfu stays relative to the quiet GEMM peak.
+--preset takes a published model's shape with random weights (tied head; seq 512, batch 1 and
+3 steps unless given): qwen2.5-0.5b (896 x 24, ffn 4864, 14/2 heads, vocab 151936), qwen2.5-1.5b
+(1536 x 28, ffn 8960, 12/2 heads) or llama-3.2-1b (2048 x 16, ffn 8192, 32/8 heads, vocab 128256).
 )";
 
 int cmd_bench(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]) == "store") return cmd_bench_store(argc, argv);
   Args a(argc, argv, 2, "bench",
-         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile", "device"},
-         {"json", "checkpointing", "unfused", "bf16", "tie", "full-logits"});
+         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile", "device", "preset", "contend"},
+         {"json", "checkpointing", "unfused", "bf16", "tie", "full-logits", "full-attention"});
   if (a.flag("help")) {
     std::cout << kHelp;
     return 0;
   }
-  const int64_t H = a.integer("hidden", 512), L = a.integer("layers", 8), nh = a.integer("heads", 8),
-                nkv = a.integer("kv-heads", 8), I = a.integer("ffn", 1408), V = a.integer("vocab", 8000),
-                T = a.integer("seq", 256), B = a.integer("batch", 4), r = a.integer("rank", 16), steps = a.integer("steps", 6);
+  // --preset: a published model's shape (random weights); explicit options still win.
+  struct Shape {
+    const char* name;
+    int64_t hidden, layers, heads, kv, ffn, vocab;
+  };
+  static const Shape kPresets[] = {{"qwen2.5-0.5b", 896, 24, 14, 2, 4864, 151936},
+                                   {"qwen2.5-1.5b", 1536, 28, 12, 2, 8960, 151936},
+                                   {"llama-3.2-1b", 2048, 16, 32, 8, 8192, 128256}};
+  const Shape* preset = nullptr;
+  if (a.has("preset")) {
+    for (const auto& p : kPresets)
+      if (a.get("preset") == p.name) preset = &p;
+    if (!preset) throw Error("bench: --preset must be qwen2.5-0.5b, qwen2.5-1.5b or llama-3.2-1b");
+  }
+  auto dflt = [&](int64_t plain, int64_t Shape::*field) { return preset ? preset->*field : plain; };
+  const int64_t H = a.integer("hidden", dflt(512, &Shape::hidden)), L = a.integer("layers", dflt(8, &Shape::layers)),
+                nh = a.integer("heads", dflt(8, &Shape::heads)), nkv = a.integer("kv-heads", dflt(8, &Shape::kv)),
+                I = a.integer("ffn", dflt(1408, &Shape::ffn)), V = a.integer("vocab", dflt(8000, &Shape::vocab)),
+                T = a.integer("seq", preset ? 512 : 256), B = a.integer("batch", preset ? 1 : 4), r = a.integer("rank", 16),
+                steps = a.integer("steps", preset ? 3 : 6);
+  const bool tie = a.flag("tie") || preset;  // all three tie their embeddings
   const std::string method = a.get("method", "lora");
   if (method != "lora" && method != "qlora" && method != "full" && method != "dpo")
     throw Error("bench: --method must be lora, qlora, full or dpo");
@@ -81,7 +109,7 @@ int cmd_bench(int argc, char** argv) {
   const at::Device dev = cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
   nlohmann::json cj = {{"model_type", "llama"}, {"hidden_size", H}, {"num_hidden_layers", L}, {"num_attention_heads", nh},
                        {"num_key_value_heads", nkv}, {"intermediate_size", I}, {"vocab_size", V}, {"max_position_embeddings", T},
-                       {"tie_word_embeddings", a.flag("tie")}};
+                       {"tie_word_embeddings", tie}};
   ModelConfig cfg = parse_model_config(cj, "bench");
   const double gemm = cuda ? measure_cuda_gemm_gflops(bf16) : measure_gemm_gflops(1024, 4);
   const SystemInfo sys = system_info(false);
@@ -104,6 +132,7 @@ int cmd_bench(int argc, char** argv) {
   m->gradient_checkpointing = a.flag("checkpointing");
   m->set_fused_kernels(!a.flag("unfused"));
   m->chunked_head = !a.flag("full-logits");  // the loss from all [T, V] logits at once, as before the chunked head
+  m->set_blocked_attention(!a.flag("full-attention"));
   if (cuda) m->to(dev);
   m->train();
   std::vector<NamedParam> params;
@@ -115,7 +144,25 @@ int cmd_bench(int argc, char** argv) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   std::vector<double> times;
   const bool profile = a.has("profile");
+  // --contend N: N busy processes beside the timed steps, as another CPU-bound job on the machine.
+  struct Busy {
+    std::vector<pid_t> pids;
+    ~Busy() {
+      for (pid_t p : pids) ::kill(p, SIGKILL);
+      for (pid_t p : pids) ::waitpid(p, nullptr, 0);
+    }
+  } busy;
+  for (int64_t i = 0; i < a.integer("contend", 0); ++i) {
+    const pid_t p = ::fork();
+    if (p == 0) {
+      volatile uint64_t x = 0;
+      for (;;) x = x + 1;
+    }
+    if (p > 0) busy.pids.push_back(p);
+  }
+  ThreadGovernor governor;  // as the training session does
   for (int64_t s = 0; s < steps + (profile ? 1 : 0); ++s) {  // the profiled step is an extra one, not timed
+    governor.tick();
     const int64_t rows = dpo ? 2 * B : B;
     auto ids = at::randint(0, V, {rows, T}, gen, at::TensorOptions(at::kLong)).to(dev);
     std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
@@ -174,6 +221,8 @@ int cmd_bench(int argc, char** argv) {
                       {"bf16", bf16},
                       {"peak_gpu_mb", cuda ? cuda_peak_memory_bytes() / 1048576.0 : 0.0},
                       {"sequences_per_step", (dpo ? 2 : 1) * B},
+                      {"contending_processes", static_cast<int64_t>(busy.pids.size())},
+                      {"threads_last_step", governor.threads()},
                       {"frozen_weight_bytes", frozen_bytes},
                       {"frozen_weight_ratio", frozen_fp32 ? static_cast<double>(frozen_bytes) / frozen_fp32 : 0.0},
                       {"trainable_params", trainable},

@@ -16,6 +16,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 #include <unistd.h>
@@ -105,6 +106,46 @@ void init_runtime(int threads) {
   }
   if (threads <= 0) threads = 1;
   at::set_num_threads(threads);
+}
+
+int other_runnable_tasks() {
+  std::ifstream st("/proc/stat");
+  int running = -1;
+  for (std::string line; std::getline(st, line);)
+    if (line.rfind("procs_running ", 0) == 0) running = std::atoi(line.c_str() + 14);
+  if (running < 0) return -1;
+  int ours = 0;
+  std::error_code ec;
+  for (const auto& t : std::filesystem::directory_iterator("/proc/self/task", ec)) {
+    std::ifstream f(t.path() / "stat");
+    std::string s;
+    std::getline(f, s);
+    const auto close = s.rfind(')');  // the state follows the command name, which may hold spaces
+    if (close != std::string::npos && close + 2 < s.size() && s[close + 2] == 'R') ++ours;
+  }
+  return std::max(0, running - ours);
+}
+
+ThreadGovernor::ThreadGovernor() : full_(at::get_num_threads()), current_(full_) {
+  const char* e = std::getenv("HONE_ADAPT_THREADS");
+  on_ = full_ > 1 && !(e && std::string(e) == "0");
+}
+
+int ThreadGovernor::tick() {
+  if (!on_) return current_;
+  const int others = other_runnable_tasks();
+  if (others < 0) return current_;
+  const int want = std::max(1, std::min(full_, static_cast<int>(std::thread::hardware_concurrency()) - others));
+  if (want == current_) {
+    pending_ = -1;
+  } else if (want == pending_) {  // two readings in a row: a spin-waiting thread is not a trend
+    current_ = want;
+    pending_ = -1;
+    at::set_num_threads(current_);
+  } else {
+    pending_ = want;
+  }
+  return current_;
 }
 
 double measure_cuda_gemm_gflops(bool bf16) {

@@ -41,6 +41,26 @@ double measure_cuda_gemm_gflops(bool bf16);
 // The CUDA caching allocator's peak of allocated bytes on device 0 since the process started;
 // -1 in a build without CUDA.
 int64_t cuda_peak_memory_bytes();
+// Shares the cores with other busy processes. An OpenMP team larger than the cores left to it
+// stalls at every barrier while a member waits for a core (measured on 2 cores beside one busy
+// process: 830 tokens/s quiet, 207 with 2 threads, 395 with 1). Called between steps, tick()
+// counts the runnable tasks of other processes (/proc/stat procs_running less this process's
+// running threads) and, after two readings that agree, sets libtorch's threads to the cores they
+// leave (at least 1), and back to the full count when they are gone. HONE_ADAPT_THREADS=0 turns
+// it off; it does nothing when the process started with 1 thread.
+class ThreadGovernor {
+ public:
+  ThreadGovernor();
+  int tick();  // the intra-op thread count now
+  int threads() const { return current_; }
+
+ private:
+  int full_ = 1, current_ = 1, pending_ = -1;
+  bool on_ = false;
+};
+// Runnable tasks on the machine that are not this process's threads (-1 when /proc is unreadable).
+int other_runnable_tasks();
+
 // A warning line when BLAS is Debian's slow reference build, else empty.
 std::string blas_warning(const SystemInfo& s);
 

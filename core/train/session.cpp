@@ -8,6 +8,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
 #include <sys/stat.h>
+
+#include <cstdio>
 #include <torch/cuda.h>
 #include <torch/utils.h>
 #include <unistd.h>
@@ -109,6 +111,12 @@ int64_t peak_rss_bytes() { return read_status_kb("VmHWM:"); }
 
 TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
   auto t_start = Clock::now();
+  // The peak shown while training is this run's: the desktop app trains in its own process, whose
+  // earlier peak (an earlier run, a generation) would otherwise stand (proc(5): clear_refs 5).
+  if (FILE* f = std::fopen("/proc/self/clear_refs", "w")) {
+    std::fputs("5", f);
+    std::fclose(f);
+  }
   auto log = [&](const std::string& s) {
     if (opt.on_log) opt.on_log(s);
   };
@@ -345,8 +353,10 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
   RngState rng_at_start;                   // what a checkpoint of `step` must hold
   AdamW::Snapshot before;                  // several updates per step: what a stop part-way rolls back to
   bool updated = false;                    // the step's (last) optimizer update is in the weights
+  ThreadGovernor governor;  // fewer threads while other busy processes hold cores (runtime.h)
   try {
     for (; step < total; ++step) {
+      governor.tick();
       auto t0 = Clock::now();
       rng_at_start = RngState::capture(cuda);
       if (world > 1) {
@@ -495,6 +505,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       const double per_step = std::chrono::duration<double>(Clock::now() - t_loop).count() / (step + 1 - start);
       m.eta_s = per_step * (total - step - 1);
       m.rss_bytes = read_status_kb("VmRSS:");
+      m.peak_rss_bytes = peak_rss_bytes();
       bool stop_early = false;
       if (recipe->eval_size() > 0 && ((cfg.eval_every > 0 && (step + 1) % cfg.eval_every == 0) || step + 1 == total)) {
         Scalars ev = recipe->evaluate(env, cfg.batch_size);
