@@ -62,10 +62,11 @@ StepMetrics step_from_json(const nlohmann::json& j) {
   m.epoch = j.value("epoch", 0.0);
   m.eta_s = j.value("eta_s", 0.0);
   m.rss_bytes = static_cast<int64_t>(j.value("rss_mb", 0.0) * 1048576.0);
+  m.peak_rss_bytes = static_cast<int64_t>(j.value("peak_rss_mb", 0.0) * 1048576.0);
   if (j.contains("plot_hints"))
     for (const auto& h : j["plot_hints"]) m.plot_hints.push_back(h.get<std::string>());
   for (const auto& [k, v] : j.items()) {
-    if (!v.is_number() || k == "step" || k == "total_steps" || k == "epoch" || k == "eta_s" || k == "rss_mb" || k == "run_id") continue;
+    if (!v.is_number() || k == "step" || k == "total_steps" || k == "epoch" || k == "eta_s" || k == "rss_mb" || k == "peak_rss_mb" || k == "run_id") continue;
     m.scalars.push_back({k, v.get<double>()});
   }
   return m;

@@ -912,13 +912,14 @@ void TrainPage::onProgress(const StepMetrics& p) {
     plot->rescaleAxes();
     plot->replot(QCustomPlot::rpQueuedReplot);  // coalesces bursts of steps into one repaint
   }
-  status_->setText(QString(job_->paused() ? "<b>Paused</b> · " : "") + QString("step %1/%2 · epoch %3 · loss %4 · %5 tokens/s · elapsed %6 · ETA %7 · %8 RAM")
+  status_->setText(QString(job_->paused() ? "<b>Paused</b> · " : "") + QString("step %1/%2 · epoch %3 · loss %4 · %5 tokens/s · elapsed %6 · ETA %7 · RAM %8, peak %9")
                        .arg(p.step)
                        .arg(p.total_steps)
                        .arg(p.epoch, 0, 'f', 2)
                        .arg(loss, 0, 'f', 4)
                        .arg(p.get("tokens_per_s"), 0, 'f', 0)
-                       .arg(human_time(p.get("elapsed_s")), human_time(p.eta_s), human_bytes(static_cast<double>(p.rss_bytes))));
+                       .arg(human_time(p.get("elapsed_s")), human_time(p.eta_s), human_bytes(static_cast<double>(p.rss_bytes)))
+                       .arg(human_bytes(static_cast<double>(std::max(p.peak_rss_bytes, p.rss_bytes)))));
 }
 
 void TrainPage::onFinished(const QString& status, const QString& error, const QString& output) {

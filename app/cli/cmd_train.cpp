@@ -97,6 +97,7 @@ nlohmann::json step_json(const StepMetrics& m) {
   for (const auto& x : m.scalars) j[x.name] = x.value;
   j["eta_s"] = m.eta_s;
   j["rss_mb"] = m.rss_bytes / 1048576.0;
+  j["peak_rss_mb"] = m.peak_rss_bytes / 1048576.0;
   if (!m.plot_hints.empty()) j["plot_hints"] = m.plot_hints;  // the recipe's own metrics, for plots
   return j;
 }

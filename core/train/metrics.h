@@ -43,7 +43,8 @@ struct StepMetrics {
   int64_t step = 0, total_steps = 0;  // step counts finished optimizer steps
   double epoch = 0;
   double eta_s = 0;
-  int64_t rss_bytes = 0;
+  int64_t rss_bytes = 0;       // resident now
+  int64_t peak_rss_bytes = 0;  // the process's peak since this run started (what must fit)
   bool paused = false;
   Scalars scalars;
   // Names the recipe suggests plotting beside the loss (DPO: rewards/margins, rewards/accuracies).

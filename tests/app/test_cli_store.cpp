@@ -48,6 +48,30 @@ std::string write_config(const std::string& path, const std::string& name, int s
 
 std::string ws_arg() { return " --workspace " + shell_quote(fixture().ws); }
 
+// Starts `hone-cli ARGS... --workspace ws` with stdout and stderr in `log`, without core dumps.
+pid_t start_cli(std::vector<std::string> args, const std::string& ws, const std::string& log) {
+  args.insert(args.begin(), HONE_CLI);
+  args.push_back("--workspace");
+  args.push_back(ws);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    rlimit no_core{0, 0};
+    ::setrlimit(RLIMIT_CORE, &no_core);
+    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(fd, 1);
+    ::dup2(fd, 2);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    ::execv(HONE_CLI, argv.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+pid_t start_train(const std::string& cfg, const std::string& ws, const std::string& log) {
+  return start_cli({"train", "--json", "--config", cfg}, ws, log);
+}
+
 }  // namespace
 
 TEST(CliStore, DatasetCommandsOnAFreshWorkspace) {
@@ -111,7 +135,12 @@ TEST(CliStore, TrainRecordsRunsThatCompare) {
   std::istringstream lines(a.out);
   for (std::string l; std::getline(lines, l);) {
     auto j = json::parse(l);
-    if (j["event"] == "step") printed.push_back(j["loss"]);
+    if (j["event"] == "step") {
+      printed.push_back(j["loss"]);
+      // The figure the Train page shows: the run's peak, never below the resident size now.
+      EXPECT_GT(j["rss_mb"].get<double>(), 50.0);  // libtorch alone maps more
+      EXPECT_GE(j["peak_rss_mb"].get<double>(), j["rss_mb"].get<double>());
+    }
   }
   auto show = json::parse(cli("runs show " + std::to_string(ia) + " --json" + ws_arg()).out);
   EXPECT_EQ(show["status"], "completed");
@@ -167,16 +196,8 @@ TEST(CliStore, KillNineLeavesAnIntactDatabaseAndAnInterruptedRun) {
   for (int delay_ms : {150, 1500, 3000, 4500}) {
     SCOPED_TRACE("kill after " + std::to_string(delay_ms) + " ms");
     const std::string cfg = write_config(f.dir + "/crash.json", "crash", 100000, 1e-4, 5);
-    pid_t pid = ::fork();
+    pid_t pid = start_train(cfg, ws, f.dir + "/crash-" + std::to_string(delay_ms) + ".log");
     ASSERT_GE(pid, 0);
-    if (pid == 0) {
-      const std::string log = f.dir + "/crash-" + std::to_string(delay_ms) + ".log";
-      int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::execl(HONE_CLI, HONE_CLI, "train", "--json", "--config", cfg.c_str(), "--workspace", ws.c_str(), (char*)nullptr);
-      ::_exit(127);
-    }
     std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
     ::kill(pid, SIGKILL);
     int st = 0;
@@ -221,15 +242,8 @@ TEST(CliStore, InterruptedRunResumesToCompletion) {
   const auto& f = fixture();
   const std::string ws = f.dir + "/resume-ws";
   const std::string cfg = write_config(f.dir + "/resume.json", "resumable", 60, 1e-4, 5);
-  pid_t pid = ::fork();
+  pid_t pid = start_train(cfg, ws, "/dev/null");
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int fd = ::open("/dev/null", O_WRONLY);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::execl(HONE_CLI, HONE_CLI, "train", "--json", "--config", cfg.c_str(), "--workspace", ws.c_str(), (char*)nullptr);
-    ::_exit(127);
-  }
   // Kill it once a checkpoint past step 10 is recorded.
   bool ready = false;
   for (int i = 0; i < 600 && !ready; ++i) {
@@ -270,17 +284,8 @@ TEST(CliStore, FatalSignalWritesACrashReportAndLeavesAResumableRun) {
   const std::string ws = f.dir + "/segv-ws";
   const std::string cfg = write_config(f.dir + "/segv.json", "segv", 60, 1e-4, 5);
   const std::string log = f.dir + "/segv.log";
-  pid_t pid = ::fork();
+  pid_t pid = start_train(cfg, ws, log);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    rlimit no_core{0, 0};
-    ::setrlimit(RLIMIT_CORE, &no_core);
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::execl(HONE_CLI, HONE_CLI, "train", "--json", "--config", cfg.c_str(), "--workspace", ws.c_str(), (char*)nullptr);
-    ::_exit(127);
-  }
   bool ready = false;
   for (int i = 0; i < 600 && !ready; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -338,15 +343,8 @@ TEST(CliStore, SigtermCheckpointsAndLeavesAResumableRun) {
   const std::string ws = f.dir + "/term-ws";
   const std::string cfg = write_config(f.dir + "/term.json", "term", 100000, 1e-4, 0);
   const std::string log = f.dir + "/term.log";
-  pid_t pid = ::fork();
+  pid_t pid = start_train(cfg, ws, log);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::execl(HONE_CLI, HONE_CLI, "train", "--json", "--config", cfg.c_str(), "--workspace", ws.c_str(), (char*)nullptr);
-    ::_exit(127);
-  }
   auto steps_logged = [&] {
     std::ifstream in(log);
     int n = 0;
@@ -382,15 +380,8 @@ TEST(CliStore, SigtermCheckpointsAndLeavesAResumableRun) {
   // Resume: says what it restores, then runs to its end (max_steps cut short via a fresh config is
   // not possible for a recorded run, so this run is resumed and stopped again by SIGTERM).
   const std::string log2 = f.dir + "/term2.log";
-  pid = ::fork();
+  pid = start_cli({"runs", "resume", "1", "--json"}, ws, log2);
   ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int fd = ::open(log2.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(fd, 1);
-    ::dup2(fd, 2);
-    ::execl(HONE_CLI, HONE_CLI, "runs", "resume", "1", "--json", "--workspace", ws.c_str(), (char*)nullptr);
-    ::_exit(127);
-  }
   bool resumed_line = false;
   for (int i = 0; i < 600 && !resumed_line; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
