@@ -52,6 +52,17 @@ const Fixture& fixture() {
   return f;
 }
 
+// LoRA on every linear layer (seed 5) with B set to 0.01, so that the adapters change the output.
+void attach_test_lora(CausalLM& m, double dropout) {
+  LoraConfig lc;
+  lc.targets = {"all-linear"};
+  lc.dropout = dropout;
+  attach_lora(m, lc, 5);
+  torch::NoGradGuard ng;
+  for (auto& p : m->named_parameters())
+    if (p.key().find("lora_B") != std::string::npos) p.value().fill_(0.01);
+}
+
 RunConfig base_config(const std::string& method) {
   RunConfig c = default_run_config(method);
   c.base_model = fixture().model;
@@ -116,17 +127,8 @@ TEST(Schedule, WarmupCosineLinearByHand) {
 
 TEST(Train, GradientCheckpointingGivesTheSameGradients) {
   auto a = load_model(fixture().model), b = load_model(fixture().model);
-  LoraConfig lc;
-  lc.targets = {"all-linear"};
-  lc.dropout = 0.2;  // dropout must repeat itself in the recompute
-  attach_lora(a.model, lc, 5);
-  attach_lora(b.model, lc, 5);
-  {
-    torch::NoGradGuard ng;
-    for (auto* m : {&a.model, &b.model})
-      for (auto& p : (*m)->named_parameters())
-        if (p.key().find("lora_B") != std::string::npos) p.value().fill_(0.01);
-  }
+  attach_test_lora(a.model, 0.2);  // dropout must repeat itself in the recompute
+  attach_test_lora(b.model, 0.2);
   b.model->gradient_checkpointing = true;
   a.model->train();
   b.model->train();
@@ -199,17 +201,11 @@ TEST(HeadLogps, LossesAndGradientsOnAModelMatchTheFullLogitsPath) {
     SCOPED_TRACE(lora ? "lora" : "full");
     auto a = load_model(fixture().model), b = load_model(fixture().model);
     if (lora) {
-      LoraConfig lc;
-      lc.targets = {"all-linear"};
-      lc.dropout = 0.0;
-      attach_lora(a.model, lc, 5);
-      attach_lora(b.model, lc, 5);
-      torch::NoGradGuard ng;
-      for (auto* m : {&a.model, &b.model})
-        for (auto& p : (*m)->named_parameters())
-          if (p.key().find("lora_B") != std::string::npos) p.value().fill_(0.01);
+      attach_test_lora(a.model, 0.0);
+      attach_test_lora(b.model, 0.0);
     }
     b.model->chunked_head = false;
+    torch::manual_seed(17);
     auto ids = torch::randint(0, 400, {3, 14}, torch::kLong);
     auto labels = ids.clone();
     labels.index_put_({0, torch::indexing::Slice(0, 5)}, -100);
@@ -231,7 +227,10 @@ TEST(HeadLogps, LossesAndGradientsOnAModelMatchTheFullLogitsPath) {
       if (!p.value().grad().defined()) continue;
       const auto& gb = pb[p.key()].grad();
       ASSERT_TRUE(gb.defined()) << p.key();
-      EXPECT_TRUE(torch::allclose(p.value().grad(), gb, 1e-5, 1e-6)) << p.key() << " " << (p.value().grad() - gb).abs().max().item<float>();
+      // Relative to the tensor's largest entry: the tied embedding's gradient sums the head's and
+      // the lookup's contributions over every position, in a different order on each path.
+      const double diff = (p.value().grad() - gb).abs().max().item<double>(), scale = std::max(1.0, gb.abs().max().item<double>());
+      EXPECT_LT(diff, 1e-5 * scale) << p.key();
       ++compared;
     }
     EXPECT_GT(compared, lora ? 50 : 20);
