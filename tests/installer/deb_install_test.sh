@@ -27,11 +27,15 @@ cleanup() {
   for ((i = ${#mounted[@]} - 1; i >= 0; i--)); do umount -l "${mounted[i]}" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+no_mounts_under() {  # never delete through a bind mount of /dev, /proc or the apt cache
+  if grep -q " $1/" /proc/mounts; then echo "FAIL: mounts remain under $1; not deleting it"; exit 1; fi
+}
 cleanup_root() {  # an earlier run killed mid-way may have left its mounts
   for m in var/cache/apt/archives dev sys proc; do
     mountpoint -q "$root/$m" 2>/dev/null && umount -l "$root/$m"
   done
-  rm -rf "$work"
+  no_mounts_under "$work"
+  rm -rf --one-file-system "$work"
 }
 cleanup_root
 mkdir -p "$work"
@@ -118,4 +122,5 @@ if ls "$root/root/.local/share/hone/crash-reports/"* >/dev/null 2>&1; then echo 
 phase "PASS"
 cleanup
 mounted=()
-rm -rf "$root"
+no_mounts_under "$root"
+rm -rf --one-file-system "$root"
