@@ -3,7 +3,7 @@
 RoPE, attention, SwiGLU), LoRA on every projection (PEFT init), AdamW, random tokens; prints one JSON
 object with tokens_per_s (median step). Run with Debian's /usr/bin/python3 (python3-torch).
 
-usage: bench_train.py [--hidden 512 --layers 8 --heads 8 --kv-heads 8 --ffn 1408 --vocab 8000
+usage: bench_train.py [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--tie] [--hidden 512 --layers 8 --heads 8 --kv-heads 8 --ffn 1408 --vocab 8000
                        --seq 256 --batch 4 --rank 16 --steps 6 --method lora|full --threads N]
                        [--device cpu|cuda] [--bf16]
 --threads 0 keeps PyTorch's default thread count (what a plain script gets). --device cuda trains
@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import math
+import resource
 import statistics
 import time
 
@@ -83,6 +84,8 @@ class Model(nn.Module):
         self.layers = nn.ModuleList(Layer(a, lora) for _ in range(a.layers))
         self.norm = RMSNorm(a.hidden)
         self.head = nn.Linear(a.hidden, a.vocab, bias=False)
+        if a.tie:  # the head is the embedding (Qwen2.5 0.5B-3B, Llama 3.2 1B/3B)
+            self.head.weight = self.emb.weight
         if lora:
             for p in (self.emb.weight, self.head.weight, self.norm.w):
                 p.requires_grad_(False)
@@ -103,6 +106,11 @@ class Model(nn.Module):
         return self.head(self.norm(x))
 
 
+PRESETS = {"qwen2.5-0.5b": dict(hidden=896, layers=24, heads=14, kv_heads=2, ffn=4864, vocab=151936),
+           "qwen2.5-1.5b": dict(hidden=1536, layers=28, heads=12, kv_heads=2, ffn=8960, vocab=151936),
+           "llama-3.2-1b": dict(hidden=2048, layers=16, heads=32, kv_heads=8, ffn=8192, vocab=128256)}
+
+
 def blas_core():
     """OpenBLAS's kernel set in this process (None if the BLAS is not OpenBLAS)."""
     import ctypes
@@ -120,13 +128,24 @@ def blas_core():
 
 def main():
     p = argparse.ArgumentParser()
-    for k, d in [("hidden", 512), ("layers", 8), ("heads", 8), ("kv-heads", 8), ("ffn", 1408), ("vocab", 8000), ("seq", 256),
-                 ("batch", 4), ("rank", 16), ("steps", 6), ("threads", 0)]:
-        p.add_argument("--" + k, type=int, default=d)
+    defaults = {"hidden": 512, "layers": 8, "heads": 8, "kv_heads": 8, "ffn": 1408, "vocab": 8000, "seq": 256, "batch": 4,
+                "rank": 16, "steps": 6, "threads": 0}
+    for k in defaults:
+        p.add_argument("--" + k.replace("_", "-"), type=int, default=None)
     p.add_argument("--method", default="lora", choices=["lora", "full"])
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--tie", action="store_true")
+    p.add_argument("--preset", choices=sorted(PRESETS))
     a = p.parse_args()
+    # As hone-cli bench --preset: the published shape, tied head, seq 512, batch 1, 3 steps;
+    # explicit options still win.
+    if a.preset:
+        defaults.update(PRESETS[a.preset], seq=512, batch=1, steps=3)
+        a.tie = True
+    for k, d in defaults.items():
+        if getattr(a, k) is None:
+            setattr(a, k, d)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -151,7 +170,8 @@ def main():
         times.append(time.time() - t)
     step = statistics.median(times[1:])
     out = {"impl": "pytorch-eager", "torch": torch.__version__, "method": a.method, "threads": torch.get_num_threads(),
-           "blas_core": blas_core(), "tokens_per_s": a.batch * a.seq / step, "step_s": step, "device": a.device}
+           "blas_core": blas_core(), "tokens_per_s": a.batch * a.seq / step, "step_s": step, "device": a.device,
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "tie": a.tie}
     if a.device == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 1048576.0
     print(json.dumps(out))

@@ -5,18 +5,29 @@
 #   plain: as a user runs it on this system (the system's libblas.so.3, PyTorch's default threads);
 #   tuned: with the BLAS build, kernel set and thread count Hone itself runs with, read from
 #          hone-cli's own report, so that the ratio compares the training code alone.
-# usage: bench/compare.sh [BUILD_DIR] [--method lora|full] [extra bench flags...]
+# Both report peak RSS; the summary gives the ratios of speed and of memory.
+# usage: bench/compare.sh [BUILD_DIR] [--method lora|full] [--rounds N] [--hone FLAG]... [shape flags...]
+#   shape flags (--preset NAME, --tie, --hidden ..., --seq ...) go to both; each --hone FLAG goes to
+#   hone-cli bench alone (e.g. --hone --base-dtype=f32 --hone --checkpointing).
 set -euo pipefail
 build=${1:-build}; shift || true
 method=lora
-args=()
+rounds=3
+args=(); hone_only=()
 while (($#)); do
-  case $1 in --method) method=$2; shift 2 ;; *) args+=("$1"); shift ;; esac
+  case $1 in
+    --method) method=$2; shift 2 ;;
+    --rounds) rounds=$2; shift 2 ;;
+    --hone) hone_only+=("${2/=/ }"); shift 2 ;;
+    *) args+=("$1"); shift ;;
+  esac
 done
+hone_flags=()
+for f in "${hone_only[@]}"; do read -r -a parts <<< "$f"; hone_flags+=("${parts[@]}"); done
 here=$(dirname "$0")
 hone=(); plain=(); tuned=()
-for round in 1 2 3; do
-  h=$("$build/bin/hone-cli" bench --method "$method" --json "${args[@]}")
+for ((round = 1; round <= rounds; ++round)); do
+  h=$("$build/bin/hone-cli" bench --method "$method" --json "${args[@]}" "${hone_flags[@]}")
   hone+=("$h")
   read -r blas_dir core threads < <(/usr/bin/python3 -c 'import json,os,sys; j=json.loads(sys.argv[1]); print(os.path.dirname(j["blas"]) or "-", j["blas_core"] or "-", j["threads"])' "$h")
   plain+=("$(/usr/bin/python3 "$here/bench_train.py" --method "$method" "${args[@]}")")
@@ -38,6 +49,9 @@ print(json.dumps({"method": method, "hone_tokens_per_s": round(hm, 1), "hone_mfu
                   "pytorch_plain_tokens_per_s": round(pm, 1), "ratio_vs_plain": round(hm / pm, 2),
                   "pytorch_plain_blas_core": p[0].get("blas_core"), "pytorch_plain_threads": p[0]["threads"],
                   "pytorch_tuned_tokens_per_s": round(tm, 1), "ratio_vs_tuned": round(hm / tm, 2),
+                  "hone_base_dtype": h[0].get("base_dtype"), "hone_peak_rss_mb": round(med(h, "peak_rss_mb")),
+                  "pytorch_plain_peak_rss_mb": round(med(p, "peak_rss_mb")), "pytorch_tuned_peak_rss_mb": round(med(t, "peak_rss_mb")),
+                  "rss_ratio_vs_plain": round(med(h, "peak_rss_mb") / med(p, "peak_rss_mb"), 2),
                   "hone_runs": [round(r["tokens_per_s"]) for r in h], "pytorch_plain_runs": [round(r["tokens_per_s"]) for r in p],
                   "pytorch_tuned_runs": [round(r["tokens_per_s"]) for r in t]}))
 PY

@@ -9,6 +9,8 @@ pkgs=(
   # core: libtorch + fast BLAS (platform-notes §1: reference BLAS is ~40x slower); Hone links the
   # OpenMP build, the pthread one stays the system default (core/CMakeLists.txt)
   libtorch-dev libopenblas0-pthread libopenblas0-openmp
+  # bf16 x bf16 -> fp32 GEMMs for a bf16-stored frozen base (the library itself comes with libtorch)
+  libdnnl-dev
   # core: formats, tokenizers, store
   nlohmann-json3-dev libpcre2-dev libicu-dev libsqlite3-dev sqlite3 libgtest-dev
   libsentencepiece-dev sentencepiece

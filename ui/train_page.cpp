@@ -44,6 +44,7 @@
 #include "store/datasets.h"
 #include "tokenizer/chat_template.h"
 #include "train/run_config.h"
+#include "train/memory_plan.h"
 
 namespace hone::ui {
 namespace {
@@ -232,6 +233,14 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   form->addRow("Eval fraction", eval_fraction_);
   form->addRow("Seed", seed_);
   form->addRow("", checkpointing_);
+  base_dtype_ = new QComboBox;
+  base_dtype_->addItem("auto", "auto");
+  base_dtype_->addItem("bf16 (half the memory)", "bf16");
+  base_dtype_->addItem("fp32 (exact)", "f32");
+  base_dtype_->setToolTip("How the frozen base is stored for LoRA and QLoRA. bf16 halves it and runs its matrix products on "
+                          "the CPU's bf16 unit with fp32 accumulation (about 2x faster on AVX512-BF16/AMX CPUs); auto picks "
+                          "it there for bases over 256 MB.");
+  form->addRow("Base weights", base_dtype_);
   auto* preset = new QPushButton("Reset to method defaults");
   preset->setToolTip("The defaults for this method (e.g. LoRA lr 2e-4, r 16, alpha 32; QLoRA r 64, alpha 16).");
   form->addRow("", preset);
@@ -342,6 +351,7 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
     connect(s, &QSpinBox::valueChanged, this, &TrainPage::updateEstimate);
   connect(epochs_, &QDoubleSpinBox::valueChanged, this, &TrainPage::updateEstimate);
   connect(checkpointing_, &QCheckBox::toggled, this, &TrainPage::updateEstimate);
+  connect(base_dtype_, &QComboBox::currentIndexChanged, this, &TrainPage::updateEstimate);
   connect(start_, &QPushButton::clicked, this, [this] { startTraining(true); });
   connect(name_, &QLineEdit::textChanged, this, [this] { setRunningUi(job_->running()); });
   // Only a focused field takes the mouse wheel (the app's wheel guard); Tab and clicks still focus.
@@ -505,6 +515,7 @@ void TrainPage::updateModelSummary() {
   try {
     // Only config.json and tokenizer_config.json are read: quick on the GUI thread.
     auto cfg = parse_model_config(read_json_file(join_path(dir, "config.json")), join_path(dir, "config.json"));
+    model_cfg_ = cfg;
     model_params_ = cfg.parameter_count();
     model_layers_ = cfg.num_layers;
     model_hidden_ = cfg.hidden_size;
@@ -637,6 +648,7 @@ void TrainPage::applyPreset() {
   rank_->setEnabled(lora);
   alpha_->setEnabled(lora);
   dropout_->setEnabled(lora);
+  base_dtype_->setEnabled(lora);  // full training keeps every weight in fp32
 }
 
 void TrainPage::updateAvailability() {
@@ -711,39 +723,43 @@ void TrainPage::updateEstimate() {
     return;
   }
   const QString key = method_->currentData(Qt::UserRole).toString();
-  const bool full = key == "full", q = key == "qlora";
+  const bool full = key == "full";
   const double P = static_cast<double>(model_params_);
-  const double H = static_cast<double>(model_hidden_), L = static_cast<double>(model_layers_);
-  // Weights in fp32 on the CPU; QLoRA keeps the decoder's linear layers at ~4.1 bits.
-  const double linear_share = std::max(0.0, 1.0 - 2.0 * model_vocab_ * H / P);
-  const double weights = q ? P * 4 * (1 - linear_share) + P * linear_share * 4.127 / 8 : P * 4;
-  const double lora_params = full ? 0 : L * rank_->value() * (H * 14);  // all-linear, approx. (in + out) per projection
-  const double trainable = full ? P : lora_params;
-  const double optimizer = trainable * 4 * 3;  // grads + AdamW's two moments
-  // Preference recipes train on pairs: each example is two sequences (and a reference pass
-  // without gradients, which keeps no activations: the adapters are switched off, no second copy).
-  const bool pairs = key == "dpo" || key == "orpo" || key == "kto" || key == "reward";
-  const double tokens = static_cast<double>(batch_->value()) * seq_->value() * (pairs ? 2 : 1);
-  const double per_layer = tokens * (16 * H) * 4;  // saved activations per layer, fp32, rough
-  const double acts = checkpointing_->isChecked() ? tokens * H * 4 * L + per_layer : per_layer * L;
-  // Each data-parallel process holds all of this, and the machine's cores do all processes' steps.
+  // Memory: the core's plan (train/memory_plan.h), the one `hone-cli train --dry-run` prints.
+  const bool recipe_key = key == "cpt" || key == "dpo" || key == "orpo" || key == "kto" || key == "reward" || key == "grpo" || key == "ppo";
+  RunConfig rc = default_run_config(recipe_key ? "lora" : key.toStdString());
+  rc.recipe = recipe_key ? key.toStdString() : "sft";
+  rc.batch_size = batch_->value();
+  rc.max_seq_len = seq_->value();
+  rc.gradient_checkpointing = checkpointing_->isChecked();
+  rc.lora.r = rank_->value();
+  rc.num_generations = generations_->value();
+  rc.base_dtype = full ? "f32" : base_dtype_->currentData().toString().toStdString();
+  rc.device = QSettings().value("settings/device", "auto").toString() == "cuda" ? "cuda" : "cpu";
+  const double ram = physical_memory_bytes();
+  MemoryPlan plan;
+  try {
+    plan = plan_memory(model_cfg_, rc, processes_->value(), ram);
+  } catch (const std::exception& e) {
+    estimate_->setText(QString("<span style='color:#c0392b'>%1</span>").arg(QString::fromStdString(e.what()).toHtmlEscaped()));
+    return;
+  }
+  const double tokens = static_cast<double>(batch_->value()) * seq_->value() * (key == "dpo" || key == "orpo" || key == "kto" || key == "reward" ? 2 : 1);
   const double procs = processes_->value();
-  const double total = (weights + trainable * 4 + optimizer + acts) * procs;
-  const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * ::sysconf(_SC_PAGE_SIZE);
   // Time: (4 or 6) x params FLOPs per token at 60% of this machine's measured GEMM rate (training
   // reaches 55-80% of it here; until the measurement arrives, 40 GFLOP/s per core).
   const double flops_per_token = (full ? 6 : 4) * P + (key == "dpo" || key == "kto" ? 2 * P : 0);  // + reference forward
   const double steps = steps_->value() > 0 ? steps_->value() : 0;
   const double rate = gemm_gflops_ > 0 ? 0.6 * gemm_gflops_ * 1e9 : 40e9 * std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN));
   const double secs = steps * accum_->value() * tokens * procs * flops_per_token / rate;
-  QString s = QString("weights %1, adapters %2, optimizer %3, activations %4%7: about %5 of %6 RAM")
-                  .arg(human_bytes(weights), human_bytes(trainable * 4 * (full ? 0 : 1)), human_bytes(optimizer),
-                       human_bytes(acts), human_bytes(total), human_bytes(ram),
-                       procs > 1 ? QString(", x %1 processes").arg(procs) : QString());
+  QString s = QString::fromStdString(plan.summary()) + " of " + human_bytes(ram) + " RAM";
   if (steps > 0) s += QString("; about %1 for %2 steps at full sequence length").arg(human_time(secs)).arg(steps);
-  wont_fit_ = total > 0.85 * ram;
-  if (wont_fit_)
-    s = "<b style='color:#c0392b'>Will not fit in memory.</b> Try QLoRA, a smaller batch or sequence, or gradient checkpointing. " + s;
+  wont_fit_ = plan.total > 0.85 * ram;
+  if (wont_fit_) {
+    QStringList fixes;
+    for (const auto& f : plan.fixes) fixes << QString::fromStdString(f).toHtmlEscaped();
+    s = "<b style='color:#c0392b'>Will not fit in memory.</b> " + s + "<br>Would fit or help: " + fixes.join("; ") + ".";
+  }
   estimate_->setText(s);
 }
 
@@ -805,6 +821,7 @@ QString TrainPage::configJson() const {
   j["eval_fraction"] = eval_fraction_->value();
   j["seed"] = seed_->value();
   j["gradient_checkpointing"] = checkpointing_->isChecked();
+  if (method != "full") j["base_dtype"] = base_dtype_->currentData().toString().toStdString();
   j["device"] = QSettings().value("settings/device", "auto").toString().toStdString();
   if (key == "dpo" || key == "orpo" || key == "kto" || key == "grpo" || key == "ppo") j["beta"] = beta_->value();
   if (key == "grpo" || key == "ppo") {

@@ -7,6 +7,7 @@
 #include <QWidget>
 #include <vector>
 
+#include "model/config.h"
 #include "train_job.h"
 
 class QCheckBox;
@@ -112,6 +113,7 @@ class TrainPage : public QWidget {
   QDoubleSpinBox* eval_fraction_;
   QSpinBox* seed_;
   QCheckBox* checkpointing_;
+  QComboBox* base_dtype_;  // run config base_dtype: auto | bf16 | f32
   QLabel* estimate_;
   // advisor
   QCheckBox* goal_prototype_;
@@ -140,6 +142,7 @@ class TrainPage : public QWidget {
   bool preset_demo_ = false;  // the form holds the demo's recipe
   void suggestName();
   bool isDemoModel() const;
+  hone::ModelConfig model_cfg_;  // of the chosen model, when model_params_ > 0
   int64_t model_params_ = 0;
   int64_t model_layers_ = 0, model_hidden_ = 0, model_vocab_ = 0;
   double gemm_gflops_ = 0;  // measured on this machine in the background at start-up

@@ -33,7 +33,7 @@ namespace {
 
 const char* kHelp = R"(usage: hone-cli demo [--workspace DIR] [--method lora|qlora|full|dpo|orpo|kto|grpo|ppo] [--json]
                      [--rebuild] [--pretrain-steps N] [--pretrain-lr X] [--steps N] [--lr X] [--seed S]
-                     [--warmup-steps N] [--generations G] [--beta B]
+                     [--warmup-steps N] [--generations G] [--beta B] [--base-dtype auto|bf16|f32]
 
 Builds (once; cached in <workspace>/demo) a small Llama-shaped base model with Hone's own
 tokenizer, pre-trained on synthetic plain text; then fine-tunes it to follow instructions for four
@@ -52,6 +52,8 @@ policy, greedy, on 100 held-out prompts), mean_reward_after and max_reward.
 --method ppo: the same warm-up and reward, then PPO: 16 prompts x --generations completions
 (default 2) per step, a value head on the policy, GAE, 2 updates over each batch of rollouts and a
 per-token KL penalty (--beta, default 0.05) against the warmed-up policy. The same report.
+--base-dtype stores the frozen base of the fine-tuning run as the run config's base_dtype does
+(auto keeps this small base in fp32; bf16 to see its effect on the curve and the accuracy).
 )";
 
 // Bumped whenever the synthetic data changes, so that cached base models are rebuilt
@@ -168,7 +170,7 @@ double preference_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<
 
 int cmd_demo(int argc, char** argv) {
   Args a(argc, argv, 2, "demo",
-         {"workspace", "method", "pretrain-steps", "pretrain-lr", "steps", "seed", "lr", "warmup-steps", "generations", "beta"},
+         {"workspace", "method", "pretrain-steps", "pretrain-lr", "steps", "seed", "lr", "warmup-steps", "generations", "beta", "base-dtype"},
          {"json", "rebuild"});
   if (a.flag("help")) {
     std::cout << kHelp;
@@ -313,6 +315,7 @@ int cmd_demo(int argc, char** argv) {
     c.warmup_steps = 10;
     c.max_steps = steps;
     c.seed = seed;
+    if (peft != "full") c.base_dtype = a.get("base-dtype", "auto");  // auto: f32 for this small base
     return c;
   };
   LaunchSpec spec;

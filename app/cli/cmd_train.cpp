@@ -16,12 +16,14 @@
 #include "common/runtime.h"
 #include "dist/process_group.h"
 #include "store/datasets.h"
+#include "model/config.h"
 #include "store/run_launcher.h"
+#include "train/memory_plan.h"
 #include "train/trainer.h"
 
 namespace hone::cli {
 
-static const char* kHelp = R"(usage: hone-cli train --config F [--workspace DIR] [--run-dir DIR] [--resume CHECKPOINT] [--json]
+static const char* kHelp = R"(usage: hone-cli train --config F [--workspace DIR] [--run-dir DIR] [--resume CHECKPOINT] [--json] [--dry-run]
                       [--dist-timeout SECONDS]
        hone-cli runs resume ID [--workspace DIR] [--json]
 
@@ -33,6 +35,9 @@ The run's folder is <workspace>/runs/<name>-<date-time> unless --run-dir is give
 config.json, metrics.jsonl, checkpoints/ and the result: adapter/ (PEFT files) or model/ (full).
 --resume continues from a checkpoint folder (<run>/checkpoints/step-N) exactly where it stopped;
 `runs resume ID` does that for a recorded run from its newest checkpoint.
+--dry-run prints the run's memory plan (weights, adapters, optimizer, activations, runtime: within
+15% of the measured peak RSS on the Qwen2.5 and Llama 3.2 shapes, docs/performance.md) and, when it
+will not fit, what would; nothing is trained or recorded.
 --json prints one JSON object per step with every metric the recipe reports, and a final
 {"event":"done",...} line.
 Ctrl-C, SIGTERM or SIGHUP (a closed terminal, logout) stop the run within one micro-batch: a
@@ -201,14 +206,43 @@ static int run_launched(const std::string& workspace, LaunchSpec spec, bool json
   return r.status == "cancelled" ? 130 : 0;
 }
 
+// --dry-run: the memory plan (train/memory_plan.h) for this config on this machine, nothing run.
+static int dry_run(const RunConfig& cfg, bool json) {
+  const ModelConfig model = load_model_config(cfg.base_model);
+  const DistEnv env = dist_env_from_process();
+  const int procs = env.distributed() ? env.local_world_size : 1;  // what this machine holds
+  const double ram = physical_memory_bytes();
+  const MemoryPlan p = plan_memory(model, cfg, procs, ram);
+  const bool fits = p.total <= 0.85 * ram;
+  if (json) {
+    nlohmann::json j = {{"weights_bytes", p.weights}, {"adapters_bytes", p.adapters}, {"optimizer_bytes", p.optimizer},
+                        {"activations_bytes", p.activations}, {"runtime_bytes", p.runtime}, {"per_process_bytes", p.per_process},
+                        {"total_bytes", p.total}, {"processes", p.processes}, {"ram_bytes", ram}, {"fits", fits},
+                        {"base_dtype", p.base_bf16 ? "bf16" : "f32"}, {"base_dtype_reason", p.base_why}, {"fixes", p.fixes}};
+    std::cout << j.dump() << "\n";
+  } else {
+    std::cout << "model: " << model.model_type << ", " << model.parameter_count() << " parameters; " << cfg.method << " " << cfg.recipe
+              << ", batch " << cfg.batch_size << " x " << cfg.max_seq_len << " tokens"
+              << (cfg.gradient_checkpointing ? ", gradient checkpointing" : "") << "\n"
+              << "base weights: " << p.base_why << "\n"
+              << "memory: " << p.summary() << " of " << format_bytes(ram) << " RAM\n";
+    if (!fits) {
+      std::cout << "will not fit (over 85% of RAM). Each of these would change the total to:\n";
+      for (const auto& f : p.fixes) std::cout << "  " << f << "\n";
+    }
+  }
+  return 0;
+}
+
 int cmd_train(int argc, char** argv) {
-  Args a(argc, argv, 2, "train", {"config", "workspace", "run-dir", "resume", "dist-timeout"}, {"json"});
+  Args a(argc, argv, 2, "train", {"config", "workspace", "run-dir", "resume", "dist-timeout"}, {"json", "dry-run"});
   if (a.flag("help")) {
     std::cout << kHelp;
     return 0;
   }
   LaunchSpec spec;
   spec.cfg = load_run_config(a.require("config"));
+  if (a.flag("dry-run")) return dry_run(spec.cfg, a.flag("json"));
   spec.run_dir = a.get("run-dir");
   spec.resume_checkpoint = a.get("resume");
   const double timeout = std::stod(a.get("dist-timeout", "600"));

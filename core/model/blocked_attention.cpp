@@ -9,6 +9,8 @@
 
 #include <algorithm>
 
+#include "model/fused_cpu.h"
+
 namespace hone {
 namespace {
 
@@ -43,7 +45,12 @@ Probs block_probs(const at::Tensor& qb, const at::Tensor& kb, const at::Tensor& 
   } else {
     s = at::baddbmm(m, qb, kb.transpose(1, 2), 1.0, scale);
   }
-  r.p = at::softmax(s, -1, at::kFloat);
+  if (fused_cpu_applies(s) && s.is_contiguous()) {
+    fused_softmax_lastdim_(s);  // in place: ATen's softmax computes exp one element at a time here
+    r.p = s;
+  } else {
+    r.p = at::softmax(s, -1, at::kFloat);
+  }
   return r;
 }
 

@@ -116,6 +116,10 @@ LoadedModel load_model(const std::string& dir, const LoadOptions& opt) {
                                                         " parameters but the safetensors files hold only " +
                                                         std::to_string(file_params) + " (wrong config or incomplete checkpoint)");
   lm.model = CausalLM(lm.config);
+  if (opt.base_bf16) {
+    for (auto& p : lm.model->parameters()) p.set_requires_grad(false);
+    store_base_bf16(lm.model);  // the fresh, untouched fp32 pages are dropped unread-into-RSS
+  }
 
   std::map<std::string, at::Tensor> params;
   for (auto& p : lm.model->named_parameters()) params[p.key()] = p.value();

@@ -12,6 +12,9 @@ namespace hone {
 struct LoadOptions {
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;  // compute dtype: fp32 on CPU, bf16 on CUDA
+  // Load the base's dense weights straight into bf16 storage (store_base_bf16), so that the fp32
+  // copy never exists at once (a 0.5B model's would be 2 GB).
+  bool base_bf16 = false;
 };
 
 struct LoadedModel {

@@ -72,8 +72,10 @@ TORCH_MODULE(DecoderLayer);
 
 struct EmbeddingImpl : torch::nn::Module {
   EmbeddingImpl(int64_t vocab, int64_t dim);
-  at::Tensor forward(const at::Tensor& ids) { return at::embedding(weight, ids); }
+  // A bf16-stored table (base_dtype "bf16") hands fp32 rows to the fp32 layers above it.
+  at::Tensor forward(const at::Tensor& ids) { return bf16_stored ? at::embedding(weight, ids).to(at::kFloat) : at::embedding(weight, ids); }
   at::Tensor weight;  // [V,H]
+  bool bf16_stored = false;
 };
 TORCH_MODULE(Embedding);
 
@@ -120,6 +122,12 @@ struct CausalLMImpl : torch::nn::Module {
   std::function<bool()> interrupt;
 };
 TORCH_MODULE(CausalLM);
+
+// base_dtype "bf16": every frozen dense weight of the base (the linear layers, the embedding and an
+// untied head; NF4 layers stay NF4) is stored in bf16, its GEMMs accumulating in fp32, while
+// activations, norms, biases and adapters stay fp32. Returns the bytes of the linear layers' base
+// weights afterwards (what frozen_weight_bytes reports). Trainable weights are refused.
+int64_t store_base_bf16(CausalLM& m);
 
 // Initialises weights like transformers (normal(0, 0.02), norms at identity) from a seed.
 // embed_std < 0: the embeddings use `std` as well (HF's initializer_range everywhere).

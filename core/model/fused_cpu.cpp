@@ -1,6 +1,6 @@
 // Fused fp32 CPU kernels (see fused_cpu.h). Loops run over rows on ATen's thread pool; the inner
-// loops are plain enough for the compiler to vectorise. Exponentials stay in ATen's vectorised
-// softmax, which is faster than anything scalar here.
+// loops are plain enough for the compiler to vectorise. The cross entropy's exponentials stay in
+// ATen's softmax; SwiGLU's use common/fast_math.h.
 #include "model/fused_cpu.h"
 
 #include <ATen/Parallel.h>
@@ -8,7 +8,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
+
+#include "common/fast_math.h"
 
 namespace hone {
 namespace {
@@ -183,7 +186,91 @@ struct CrossEntropyFn : public torch::autograd::Function<CrossEntropyFn> {
   }
 };
 
+// ---- SwiGLU ------------------------------------------------------------------------------------
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void swiglu_span(const float* g, const float* u, float* a, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) a[i] = g[i] * sigmoid_f(g[i]) * u[i];
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void swiglu_back_span(const float* d, const float* g, const float* u, float* dg, float* du, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float s = sigmoid_f(g[i]);
+    const float silu = g[i] * s;
+    du[i] = d[i] * silu;
+    dg[i] = d[i] * u[i] * (s + silu * (1.0f - s));  // d silu / dg = s (1 + g (1 - s))
+  }
+}
+
+constexpr int64_t kSpan = 1 << 14;  // elements per task: 64 KB of each input
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void softmax_row(float* x, int64_t n) {
+  constexpr int W = 16;  // independent partial results, so that the reductions vectorize
+  const int64_t nw = n / W * W;
+  float mx[W], sm[W];
+  for (int k = 0; k < W; ++k) mx[k] = std::numeric_limits<float>::lowest(), sm[k] = 0.f;
+  for (int64_t j = 0; j < nw; j += W)
+    for (int k = 0; k < W; ++k) mx[k] = x[j + k] > mx[k] ? x[j + k] : mx[k];
+  float m = std::numeric_limits<float>::lowest();
+  for (int64_t j = nw; j < n; ++j) m = std::max(m, x[j]);
+  for (int k = 0; k < W; ++k) m = std::max(m, mx[k]);
+  for (int64_t j = 0; j < nw; j += W)
+    for (int k = 0; k < W; ++k) {
+      const float e = exp_nonpos(x[j + k] - m);
+      x[j + k] = e;
+      sm[k] += e;
+    }
+  float s = 0.f;
+  for (int64_t j = nw; j < n; ++j) {
+    x[j] = exp_nonpos(x[j] - m);
+    s += x[j];
+  }
+  for (int k = 0; k < W; ++k) s += sm[k];
+  const float inv = 1.0f / s;
+  for (int64_t j = 0; j < n; ++j) x[j] *= inv;
+}
+
 }  // namespace
+
+at::Tensor fused_swiglu(const at::Tensor& g, const at::Tensor& u) {
+  TORCH_CHECK(g.sizes() == u.sizes() && g.is_contiguous() && u.is_contiguous() && fused_cpu_applies(g) && fused_cpu_applies(u),
+              "fused_swiglu: contiguous fp32 CPU tensors of one shape");
+  auto a = at::empty_like(g);
+  const float *gp = g.data_ptr<float>(), *up = u.data_ptr<float>();
+  float* ap = a.data_ptr<float>();
+  const int64_t n = g.numel();
+  at::parallel_for(0, (n + kSpan - 1) / kSpan, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) swiglu_span(gp + c * kSpan, up + c * kSpan, ap + c * kSpan, std::min(kSpan, n - c * kSpan));
+  });
+  return a;
+}
+
+void fused_softmax_lastdim_(at::Tensor& s) {
+  TORCH_CHECK(fused_cpu_applies(s) && s.is_contiguous() && s.dim() >= 1, "fused softmax: a contiguous fp32 CPU tensor");
+  const int64_t n = s.size(-1), rows = n ? s.numel() / n : 0;
+  float* p = s.data_ptr<float>();
+  at::parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) softmax_row(p + i * n, n);
+  });
+}
+
+std::pair<at::Tensor, at::Tensor> fused_swiglu_backward(const at::Tensor& d_in, const at::Tensor& g, const at::Tensor& u) {
+  auto d = d_in.contiguous();
+  TORCH_CHECK(g.sizes() == u.sizes() && d.sizes() == g.sizes() && g.is_contiguous() && u.is_contiguous() && fused_cpu_applies(d),
+              "fused_swiglu_backward: contiguous fp32 CPU tensors of one shape");
+  auto dg = at::empty_like(g), du = at::empty_like(u);
+  const float *dp = d.data_ptr<float>(), *gp = g.data_ptr<float>(), *up = u.data_ptr<float>();
+  float *dgp = dg.data_ptr<float>(), *dup = du.data_ptr<float>();
+  const int64_t n = g.numel();
+  at::parallel_for(0, (n + kSpan - 1) / kSpan, 1, [&](int64_t lo, int64_t hi) {
+    for (int64_t c = lo; c < hi; ++c) {
+      const int64_t o = c * kSpan;
+      swiglu_back_span(dp + o, gp + o, up + o, dgp + o, dup + o, std::min(kSpan, n - o));
+    }
+  });
+  return {dg, du};
+}
 
 bool fused_cpu_applies(const at::Tensor& x) { return x.device().is_cpu() && x.scalar_type() == at::kFloat; }
 

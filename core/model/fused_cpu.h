@@ -23,4 +23,14 @@ at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 // in one pass over the logits after the softmax, and kept instead of the log-probabilities.
 at::Tensor fused_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index = -100);
 
+// SwiGLU's product a = silu(g) * u and its gradients dg = d * u * s * (1 + g * (1 - s)) (s the
+// logistic of g) and du = d * silu(g), one pass each way; g, u, d contiguous fp32 of one shape.
+// Not autograd functions: the decoder's gated-activation node calls them.
+at::Tensor fused_swiglu(const at::Tensor& g, const at::Tensor& u);
+std::pair<at::Tensor, at::Tensor> fused_swiglu_backward(const at::Tensor& d, const at::Tensor& g, const at::Tensor& u);
+
+// Softmax over the last dimension, in place, of a contiguous fp32 CPU tensor (the attention's
+// scores): one pass for the maximum, one for the exponentials and their sum, one to scale.
+void fused_softmax_lastdim_(at::Tensor& s);
+
 }  // namespace hone

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "common/error.h"
+#include "model/bf16_gemm.h"
+#include "peft/nf4_bf16.h"
 
 namespace hone {
 
@@ -13,7 +15,11 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
-  at::Tensor y = has_nf4_ ? nf4_linear(x, nf4_, bias) : at::linear(x, weight, bias);
+  const bool bf16_nf4 = has_nf4_ && bf16_stored_ && x.scalar_type() == at::kFloat;
+  at::Tensor y = bf16_nf4                                                                     ? nf4_linear_bf16(x, nf4_, bias)
+                 : has_nf4_                                                                   ? nf4_linear(x, nf4_, bias)
+                 : weight.scalar_type() == at::kBFloat16 && x.scalar_type() == at::kFloat ? frozen_bf16_linear(x, weight, bias)
+                                                                                          : at::linear(x, weight, bias);
   const bool critic = use_critic && has_critic();
   if (critic && lora_merged) throw Error("the critic adapter cannot run over a merged policy adapter");
   if (critic || (has_lora() && lora_enabled && !lora_merged)) {
@@ -47,7 +53,21 @@ void LinearImpl::dequantize_nf4() {
   for (at::Tensor* b : {&nf4_.codes, &nf4_.absmax_q, &nf4_.absmax_scale}) b->set_();
   nf4_ = NF4Weight();
   has_nf4_ = false;
+  bf16_stored_ = false;  // the dequantized weight is fp32
   weight = register_parameter("weight", w, /*requires_grad=*/false);
+}
+
+void LinearImpl::store_bf16() {
+  if (has_nf4_) {  // the 4-bit storage stays; its GEMMs run in bf16 (peft/nf4_bf16.h)
+    bf16_stored_ = true;
+    return;
+  }
+  if (weight.scalar_type() == at::kBFloat16) return;
+  if (weight.requires_grad()) throw Error("a trainable weight cannot be stored in bf16 (base_dtype bf16 is for LoRA and QLoRA)");
+  if (lora_merged) throw Error("cannot store a layer with a merged LoRA adapter in bf16");
+  at::NoGradGuard ng;
+  weight.set_data(weight.to(at::kBFloat16));  // keeps the registration; the fp32 storage is freed
+  bf16_stored_ = true;
 }
 
 at::Tensor LinearImpl::dense_weight() const {
@@ -63,7 +83,7 @@ void LinearImpl::add_lora(int64_t r, double alpha, double dropout, bool rslora, 
   auto a = at::empty({r, in_features}, opts).uniform_(-bound, bound, gen);
   auto b = at::zeros({out_features, r}, opts);
   const auto dev = has_nf4_ ? nf4_.codes.device() : weight.device();
-  const auto dt = has_nf4_ ? at::kFloat : weight.scalar_type();
+  const auto dt = has_nf4_ || bf16_stored_ ? at::kFloat : weight.scalar_type();  // adapters stay fp32 over a bf16 base
   lora_A = register_module("lora_A", LoraWeight(a.to(dev, dt)));
   lora_B = register_module("lora_B", LoraWeight(b.to(dev, dt)));
   lora_scaling = rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / static_cast<double>(r);

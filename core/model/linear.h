@@ -30,6 +30,11 @@ struct LinearImpl : torch::nn::Module {
   // Back to a dense weight holding the NF4 values (what QLoRA trained against), for merging/export.
   void dequantize_nf4();
 
+  // bf16 base (base_dtype "bf16"): the frozen weight kept in bf16, its GEMMs accumulating in fp32
+  // (model/bf16_gemm.h) while activations, adapters and their gradients stay fp32.
+  void store_bf16();
+  bool bf16_stored() const { return bf16_stored_; }
+
   // LoRA: A [r, in] ~ kaiming_uniform(a=sqrt(5)), B [out, r] = 0, scaling alpha/r (or alpha/sqrt(r)).
   void add_lora(int64_t r, double alpha, double dropout, bool rslora, at::Generator& gen);
   bool has_lora() const { return !lora_A.is_empty(); }
@@ -52,6 +57,7 @@ struct LinearImpl : torch::nn::Module {
  private:
   NF4Weight nf4_;
   bool has_nf4_ = false;
+  bool bf16_stored_ = false;
 };
 TORCH_MODULE(Linear);
 

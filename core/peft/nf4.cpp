@@ -3,6 +3,9 @@
 // per 256 blocks: 4 + 8/64 + 32/(64*256) ~= 4.127 bits per weight.
 #include "peft/nf4.h"
 
+#include "model/bf16_gemm.h"
+#include "peft/nf4_bf16.h"
+
 #include <torch/autograd.h>
 
 #include <cmath>
@@ -121,6 +124,37 @@ struct NF4MatMul : public torch::autograd::Function<NF4MatMul> {
 };
 
 }  // namespace
+
+namespace {
+
+struct NF4MatMulBf16 : public torch::autograd::Function<NF4MatMulBf16> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& codes, const at::Tensor& absmax_q,
+                            const at::Tensor& absmax_scale, double offset, int64_t out, int64_t in) {
+    ctx->save_for_backward({codes, absmax_q, absmax_scale});
+    ctx->saved_data["offset"] = offset;
+    ctx->saved_data["out"] = out;
+    ctx->saved_data["in"] = in;
+    ctx->saved_data["x_sizes"] = x.sizes().vec();
+    auto w = nf4_dequantize(codes, absmax_q, absmax_scale, offset, {out, in}, at::kBFloat16);  // [out, in], transient
+    auto sizes = x.sizes().vec();
+    sizes.back() = out;
+    return mm_bf16_f32(x.reshape({-1, in}), w.t()).view(sizes);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grad) {
+    auto s = ctx->get_saved_variables();
+    const int64_t out = ctx->saved_data["out"].toInt(), in = ctx->saved_data["in"].toInt();
+    auto w = nf4_dequantize(s[0], s[1], s[2], ctx->saved_data["offset"].toDouble(), {out, in}, at::kBFloat16);
+    auto gx = mm_bf16_f32(grad[0].reshape({-1, out}), w).view(ctx->saved_data["x_sizes"].toIntVector());
+    return {gx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor nf4_linear_bf16(const at::Tensor& x, const NF4Weight& q, const at::Tensor& bias) {
+  auto y = NF4MatMulBf16::apply(x, q.codes, q.absmax_q, q.absmax_scale, q.absmax_offset, q.shape[0], q.shape[1]);
+  return bias.defined() ? y + bias : y;
+}
 
 at::Tensor nf4_linear(const at::Tensor& x, const NF4Weight& q, const at::Tensor& bias) {
   auto y = NF4MatMul::apply(x, q.codes, q.absmax_q, q.absmax_scale, q.absmax_offset, q.shape[0], q.shape[1]);

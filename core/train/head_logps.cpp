@@ -7,6 +7,11 @@
 #include <torch/autograd.h>
 
 #include <algorithm>
+#include <cstring>
+#include <limits>
+
+#include "common/fast_math.h"
+#include "model/bf16_gemm.h"
 
 namespace hone {
 namespace {
@@ -55,6 +60,93 @@ at::Tensor chunk_grad(Chunk& k, const at::Tensor& scale, const Params& p) {
 
 at::Tensor as_float(const at::Tensor& x) { return x.scalar_type() == at::kFloat ? x : x.to(at::kFloat); }
 
+// fp32 hidden states against a bf16-stored head (base_dtype "bf16"): bf16 operands, fp32 products.
+bool mixed(const at::Tensor& h, const at::Tensor& w) { return w.scalar_type() == at::kBFloat16 && h.scalar_type() == at::kFloat; }
+at::Tensor head_out(const at::Tensor& hc, const at::Tensor& w) {  // [n, H] x [V, H]^T -> [n, V] fp32
+  return mixed(hc, w) ? mm_bf16_f32(hc, w.t()) : as_float(at::mm(hc, w.t()));
+}
+at::Tensor head_back(const at::Tensor& d, const at::Tensor& w, const at::Tensor& h) {  // [n, V] x [V, H] -> [n, H]
+  return mixed(h, w) ? mm_bf16_f32(d, w) : at::mm(d.to(w.scalar_type()), w);
+}
+
+// ---- The fused row kernel -------------------------------------------------------------------
+// log_softmax over a 55 x 152k chunk took 80-100 ms (no vectorized exp in Debian's libtorch,
+// common/fast_math.h), most of the head's time once its GEMM ran in bf16. This kernel makes 2-3
+// passes over each row, one exp per entry, in place on the chunk's buffer.
+
+struct RowResult {
+  float logp = 0, zsum = 0, entropy = 0;
+};
+
+// One row a[0..V) of raw head outputs (no soft-cap), y = a / temperature. Returns log p(target)
+// (0 when target < 0: an ignored row), sum of a, and the entropy. With grad, a is overwritten with
+// d log p(target) / d a = (onehot - p) / temperature * scale (zeros for an ignored row).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+RowResult head_row(float* a, int64_t V, int64_t target, float inv_temp, bool grad, float scale, bool entropy) {
+  constexpr int W = 16;  // independent partial results, so that the reductions vectorize
+  float mx[W];
+  double sm[W];  // the logit sum is reported; a float sum of 150k terms drifts
+  for (int k = 0; k < W; ++k) mx[k] = std::numeric_limits<float>::lowest(), sm[k] = 0.0;
+  const int64_t Vw = V / W * W;
+  for (int64_t j = 0; j < Vw; j += W)
+    for (int k = 0; k < W; ++k) {
+      const float v = a[j + k];
+      mx[k] = v > mx[k] ? v : mx[k];
+      sm[k] += v;
+    }
+  float m = std::numeric_limits<float>::lowest();
+  double zsum = 0.0;
+  for (int64_t j = Vw; j < V; ++j) m = std::max(m, a[j]), zsum += a[j];
+  for (int k = 0; k < W; ++k) m = std::max(m, mx[k]), zsum += sm[k];
+  const float at = target >= 0 ? a[target] : 0.f;
+  // exp((a - m) / T), kept in a when the gradient needs it; sums of e and of e * (a - m) / T.
+  float es[W], ey[W];
+  for (int k = 0; k < W; ++k) es[k] = 0.f, ey[k] = 0.f;
+  for (int64_t j = 0; j < Vw; j += W)
+    for (int k = 0; k < W; ++k) {
+      const float y = (a[j + k] - m) * inv_temp;
+      const float e = exp_nonpos(y);
+      es[k] += e;
+      ey[k] += e * y;
+      if (grad) a[j + k] = e;
+    }
+  float s = 0.f, sy = 0.f;
+  for (int64_t j = Vw; j < V; ++j) {
+    const float y = (a[j] - m) * inv_temp;
+    const float e = exp_nonpos(y);
+    s += e;
+    sy += e * y;
+    if (grad) a[j] = e;
+  }
+  for (int k = 0; k < W; ++k) s += es[k], sy += ey[k];
+  const float log_s = std::log(s);
+  RowResult r;
+  r.zsum = static_cast<float>(zsum);
+  if (entropy) r.entropy = log_s - sy / s;  // -sum p log p with log p = y' - log s
+  if (target >= 0) r.logp = (at - m) * inv_temp - log_s;
+  if (grad) {
+    if (target < 0) {
+      std::fill(a, a + V, 0.f);
+    } else {
+      const float f = -scale * inv_temp / s;
+      for (int64_t j = 0; j < V; ++j) a[j] *= f;
+      a[target] += scale * inv_temp;
+    }
+  }
+  return r;
+}
+
+// The fused path: CPU fp32 hidden states, a head in fp32 or bf16, no soft-cap.
+bool fused_head_applies(const at::Tensor& h, const at::Tensor& w, double cap) {
+  return cap == 0 && h.device().is_cpu() && h.scalar_type() == at::kFloat &&
+         (w.scalar_type() == at::kFloat || w.scalar_type() == at::kBFloat16) && !w.requires_grad();
+}
+
+void head_out_into(at::Tensor& a, const at::Tensor& hc, const at::Tensor& w) {  // a [n, V] = hc w^T
+  if (mixed(hc, w)) mm_bf16_f32_out(a, hc, w.t());
+  else at::mm_out(a, hc, w.t());
+}
+
 struct HeadLogpsFn : public torch::autograd::Function<HeadLogpsFn> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w, const at::Tensor& t,
                                double cap, double temp, int64_t ignore, int64_t chunk, bool entropy) {
@@ -67,18 +159,43 @@ struct HeadLogpsFn : public torch::autograd::Function<HeadLogpsFn> {
     auto ent = at::zeros({entropy ? N : 0}, logps.options());
     at::Tensor jac = grad_h ? at::empty_like(h) : at::Tensor();  // [N, H]: d log p(target_i) / d h_i
     const int64_t c = rows_per_chunk(N, V, chunk);
+    if (fused_head_applies(h, w, cap)) {
+      // One [c, V] buffer for every chunk: fresh 33 MB allocations each fault their pages in.
+      at::Tensor buf = at::empty({c, V}, h.options().dtype(at::kFloat));
+      const at::Tensor tt = t.contiguous();
+      const int64_t* tp = tt.data_ptr<int64_t>();
+      float* lp = logps.data_ptr<float>();
+      float* sp = lsum.data_ptr<float>();
+      float* ep = entropy ? ent.data_ptr<float>() : nullptr;
+      for (int64_t s = 0; s < N; s += c) {
+        const int64_t n = std::min(c, N - s);
+        at::Tensor a = buf.narrow(0, 0, n);
+        head_out_into(a, h.narrow(0, s, n), w);  // [n, V]
+        float* ap = a.data_ptr<float>();
+        at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
+          for (int64_t i = lo; i < hi; ++i) {
+            const int64_t ti = tp[s + i];
+            const RowResult r = head_row(ap + i * V, V, ti == ignore ? -1 : ti, static_cast<float>(1.0 / temp), grad_h, 1.f, entropy);
+            lp[s + i] = r.logp;
+            sp[s + i] = r.zsum;
+            if (ep) ep[s + i] = r.entropy;
+          }
+        });
+        if (grad_h) jac.narrow(0, s, n).copy_(head_back(a, w, h));  // [n, H]
+      }
+    } else
     for (int64_t s = 0; s < N; s += c) {
       const int64_t n = std::min(c, N - s);
       auto hc = h.narrow(0, s, n);
       auto tc = t.narrow(0, s, n);
-      auto a = as_float(at::mm(hc, w.t()));  // [n, V]
+      auto a = head_out(hc, w);  // [n, V]
       Chunk k = chunk_forward(a, tc, p);
       logps.narrow(0, s, n).copy_(k.logp.gather(1, k.tsafe).squeeze(1) * k.valid);
       lsum.narrow(0, s, n).copy_(k.z.sum(1));
       if (entropy) ent.narrow(0, s, n).copy_(-(k.logp.exp() * k.logp).sum(1));
       if (grad_h) {
         auto d = chunk_grad(k, at::ones({n}, logps.options()), p);
-        jac.narrow(0, s, n).copy_(at::mm(d.to(w.scalar_type()), w));  // [n, H]
+        jac.narrow(0, s, n).copy_(head_back(d, w, h));  // [n, H]
       }
     }
     ctx->saved_data["cap"] = cap;
@@ -109,9 +226,9 @@ struct HeadLogpsFn : public torch::autograd::Function<HeadLogpsFn> {
       for (int64_t s = 0; s < N; s += p.chunk) {
         const int64_t n = std::min(p.chunk, N - s);
         auto hc = h.narrow(0, s, n);
-        Chunk k = chunk_forward(as_float(at::mm(hc, w.t())), t.narrow(0, s, n), p);
+        Chunk k = chunk_forward(head_out(hc, w), t.narrow(0, s, n), p);
         auto d = chunk_grad(k, as_float(g.narrow(0, s, n)), p);  // [n, V]
-        gh.narrow(0, s, n).copy_(at::mm(d.to(w.scalar_type()), w));
+        gh.narrow(0, s, n).copy_(head_back(d, w, h));
         gw.addmm_(d.t(), as_float(hc));  // [V, H] += [V, n] [n, H]
       }
     }

@@ -17,7 +17,7 @@ const std::set<std::string> kKeys = {
     "max_seq_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "adam_beta1", "adam_beta2",
     "adam_eps", "schedule", "warmup_steps", "warmup_ratio", "max_grad_norm", "lora", "gradient_checkpointing",
     "bucket_by_length", "packing", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints", "seed",
-    "threads", "device", "mixed_precision", "save_every_minutes", "beta", "loss_type", "label_smoothing",
+    "threads", "device", "mixed_precision", "base_dtype", "save_every_minutes", "beta", "loss_type", "label_smoothing",
     "precompute_ref_log_probs", "desirable_weight", "undesirable_weight", "init_adapter",
     "rewards", "reward_model", "num_generations", "max_new_tokens", "temperature", "top_p", "clip_epsilon", "ppo_epochs", "gae_gamma", "gae_lambda", "value_model", "value_coef", "value_clip", "kl_target", "kl_horizon"};
 const std::set<std::string> kLoraKeys = {"r", "alpha", "dropout", "targets", "rslora"};
@@ -104,6 +104,7 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   typed("threads", c.threads);
   typed("device", c.device);
   typed("mixed_precision", c.mixed_precision);
+  typed("base_dtype", c.base_dtype);
   typed("save_every_minutes", c.save_every_minutes);
   typed("beta", c.beta);
   typed("loss_type", c.loss_type);
@@ -127,6 +128,10 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   typed("value_clip", c.value_clip);
   typed("kl_target", c.kl_target);
   typed("kl_horizon", c.kl_horizon);
+  if (c.base_dtype != "auto" && c.base_dtype != "bf16" && c.base_dtype != "f32")
+    throw Error(where + ": \"base_dtype\" must be \"auto\", \"bf16\" or \"f32\"");
+  if (c.base_dtype == "bf16" && c.method == "full")
+    throw Error(where + ": \"base_dtype\": \"bf16\" stores the frozen base; full fine-tuning trains every weight in fp32 (use lora or qlora)");
   if (c.mixed_precision != "auto" && c.mixed_precision != "bf16" && c.mixed_precision != "no")
     throw Error(where + ": \"mixed_precision\" must be \"auto\", \"bf16\" or \"no\"");
   if (j.contains("lora")) {
@@ -249,6 +254,7 @@ nlohmann::json RunConfig::to_json() const {
           {"threads", threads},
           {"device", device},
           {"mixed_precision", mixed_precision},
+          {"base_dtype", base_dtype},
           {"save_every_minutes", save_every_minutes},
           {"beta", beta},
           {"loss_type", loss_type},

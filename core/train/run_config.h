@@ -43,8 +43,14 @@ struct RunConfig {
   int64_t threads = 0;
   std::string device = "auto";
   // auto: autocast to bf16 on CUDA (matmuls in bf16, norms, softmax and loss in fp32), fp32 on the
-  // CPU, where bf16 GEMMs measured slower than fp32 (157-167 against 297 GFLOP/s); bf16 | no.
+  // CPU, where ATen's bf16 GEMMs measured slower than fp32 (157-167 against 297 GFLOP/s, a CPU
+  // without AVX512-BF16) and round every output to bf16; bf16 | no. See base_dtype for the CPU.
   std::string mixed_precision = "auto";
+  // Storage of the frozen base for lora/qlora (the linear layers, embedding and head; NF4 layers
+  // stay NF4): "bf16" halves it and runs its GEMMs on the CPU's bf16 unit with fp32 accumulation
+  // (model/bf16_gemm.h); "f32" keeps it exact; "auto" picks bf16 on CPUs with AVX512-BF16/AMX once
+  // the fp32 base passes 256 MB (models from ~64M parameters), f32 otherwise and for full training.
+  std::string base_dtype = "auto";
   // Checkpoints also every N minutes of training (0: off), so that a long run stopped by a crash
   // or a power cut keeps recent work even when save_every is 0.
   double save_every_minutes = 10;

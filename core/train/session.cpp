@@ -27,6 +27,7 @@
 #include "common/json_file.h"
 #include "common/runtime.h"
 #include "dist/process_group.h"
+#include "model/bf16_gemm.h"
 #include "model/checkpoint.h"
 #include "model/value_head.h"
 #include "peft/lora.h"
@@ -149,16 +150,23 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
   const bool cuda = cfg.device == "cuda" || (cfg.device == "auto" && torch::cuda::is_available());
   const at::Device dev = cuda ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
   if (cfg.mixed_precision == "bf16" && !cuda)
-    throw Error("mixed_precision \"bf16\" needs a CUDA device; on the CPU Hone trains in fp32 (bf16 GEMMs measured slower there)");
+    throw Error("mixed_precision \"bf16\" needs a CUDA device; on the CPU, \"base_dtype\": \"bf16\" stores the frozen base in bf16 "
+                "with fp32 accumulation (autocast's bf16 outputs measured slower and less exact there)");
   const bool autocast = cuda && cfg.mixed_precision != "no";
   if (autocast) log("mixed precision: autocast to bf16 on CUDA");
 
   // 2. The model for the method.
-  auto lm = load_model(cfg.base_model);
+  const BaseDtypeChoice base_dtype =
+      resolve_base_dtype(cfg.base_dtype, cfg.method, cuda, load_model_config(cfg.base_model).parameter_count() * 4);
+  LoadOptions load_opt;
+  load_opt.base_bf16 = base_dtype.bf16 && cfg.method == "lora";  // qlora quantizes from fp32 first
+  auto lm = load_model(cfg.base_model, load_opt);
   CausalLM model = lm.model;
   for (auto& p : model->parameters()) p.set_requires_grad(cfg.method == "full");
   TrainResult res;
   if (cfg.method == "qlora") res.frozen_weight_bytes = quantize_base_nf4(model);
+  if (base_dtype.bf16) store_base_bf16(model);  // qlora: the embedding and an untied head
+  log("base weights: " + base_dtype.why);
   LoraConfig lora = cfg.lora;
   if (cfg.method != "full") {
     if (cfg.method == "lora")

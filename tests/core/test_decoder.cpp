@@ -9,14 +9,17 @@
 
 #include <cstring>
 #include <functional>
+#include <limits>
 
 #include "common/error.h"
+#include "model/bf16_gemm.h"
 #include "model/blocked_attention.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "model/config.h"
 #include "model/decoder.h"
 #include "model/fused_cpu.h"
+#include "peft/lora.h"
 #include "test_support.h"
 
 using namespace hone;
@@ -151,6 +154,32 @@ TEST(Decoder, FusedKernelsEqualTheirAtenFormulas) {
     EXPECT_TRUE(close(g, gr, 1e-6));
     EXPECT_EQ(g[2].abs().sum().item<double>(), 0.0) << "an ignored row gets no gradient";
   }
+  {  // SwiGLU silu(g) * u and its gradients, over more elements than one task's span, with
+     // gates far out on both sides (the logistic from exp(-|g|) must not overflow)
+    auto g = at::randn({3, 7001}, gen) * 4.0, u = at::randn({3, 7001}, gen), d = at::randn({3, 7001}, gen);
+    g[0][0] = 95.0;
+    g[0][1] = -95.0;
+    auto gr = g.clone().requires_grad_(true), ur = u.clone().requires_grad_(true);
+    auto ar = at::silu(gr) * ur;
+    auto grads = torch::autograd::grad({ar}, {gr, ur}, {d});
+    auto a = fused_swiglu(g, u);
+    auto [dg, du] = fused_swiglu_backward(d, g, u);
+    EXPECT_TRUE(close(a, ar, 1e-6));
+    EXPECT_TRUE(close(dg, grads[0], 1e-6));
+    EXPECT_TRUE(close(du, grads[1], 1e-6));
+    EXPECT_FALSE(at::isnan(a).any().item<bool>() || at::isnan(dg).any().item<bool>());
+  }
+  {  // Softmax in place over rows of 77 with masked keys (the lowest float, as the causal mask
+     // writes) and one row masked throughout (uniform, as at::softmax gives)
+    auto x = at::randn({4, 5, 77}, gen) * 5.0;
+    x.narrow(2, 40, 37).fill_(std::numeric_limits<float>::lowest());
+    x[1][2].fill_(std::numeric_limits<float>::lowest());
+    auto want = at::softmax(x, -1);
+    auto got = x.clone();
+    fused_softmax_lastdim_(got);
+    EXPECT_TRUE(close(got, want, 1e-6));
+    EXPECT_EQ(got.narrow(2, 40, 37)[0].abs().max().item<float>(), 0.f) << "masked keys get exactly 0";
+  }
 }
 
 // A whole model with the fused kernels on and off: same logits and same gradients.
@@ -198,6 +227,113 @@ TEST(BlockedAttention, MatchesPlainAttentionInValuesAndGradients) {
     EXPECT_LT(close(k2.grad(), k1.grad()), 1e-5);
     EXPECT_LT(close(v2.grad(), v1.grad()), 1e-5);
   }
+}
+
+// bf16-weight GEMMs against fp32 arithmetic on the same bf16-rounded operands: products and the
+// output stay fp32 (ATen's bf16 matmul rounds its output: 3e-3), for a weight given transposed or
+// not, into a reused buffer, and through the frozen linear layer's gradient.
+TEST(Bf16Gemm, EqualsFp32ArithmeticOnRoundedOperands) {
+  torch::manual_seed(5);
+  auto round = [](const at::Tensor& t) { return t.to(at::kBFloat16).to(at::kFloat); };
+  auto a = torch::randn({37, 70}), w = torch::randn({53, 70}).to(at::kBFloat16);  // w [N, K] as a layer holds it
+  auto want = torch::mm(round(a), w.to(at::kFloat).t());
+  auto got = mm_bf16_f32(a, w.t());
+  ASSERT_EQ(got.scalar_type(), at::kFloat);
+  EXPECT_LT((got - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
+  auto g = torch::randn({37, 53});
+  auto back = mm_bf16_f32(g, w);  // [37, 70], the weight untransposed
+  EXPECT_LT((back - torch::mm(round(g), w.to(at::kFloat))).abs().max().item<double>(), 1e-5 * back.abs().max().item<double>());
+  auto buf = torch::full({37, 53}, 7.f);
+  mm_bf16_f32_out(buf, a, w.t());
+  EXPECT_TRUE(torch::equal(buf, got));
+
+  auto x = torch::randn({2, 37, 70}).requires_grad_(true), bias = torch::randn({53});
+  auto y = frozen_bf16_linear(x, w, bias);  // [2, 37, 53]
+  ASSERT_EQ(y.sizes(), (std::vector<int64_t>{2, 37, 53}));
+  auto y_ref = torch::matmul(round(x.detach()), w.to(at::kFloat).t()) + bias;
+  EXPECT_LT((y.detach() - y_ref).abs().max().item<double>(), 1e-5 * y_ref.abs().max().item<double>());
+  auto gy = torch::randn({2, 37, 53});
+  (y * gy).sum().backward();
+  auto gx_ref = torch::matmul(round(gy), w.to(at::kFloat));
+  EXPECT_LT((x.grad() - gx_ref).abs().max().item<double>(), 1e-5 * gx_ref.abs().max().item<double>());
+  EXPECT_THROW(frozen_bf16_linear(x, w.clone().to(at::kFloat).to(at::kBFloat16).requires_grad_(true), bias), c10::Error);
+  if (!bf16_gemm_fast()) GTEST_LOG_(INFO) << "no bf16 GEMM unit here: the widened fallback was tested (" << bf16_gemm_describe() << ")";
+}
+
+// base_dtype "bf16" on a model: every frozen weight is stored in bf16 (half the bytes), the
+// adapters attached afterwards are fp32 and the only parameters with gradients, and the logits and
+// the adapters' gradients stay within bf16 rounding of the fp32 model holding the same
+// (pre-rounded) weights; full training and a bf16 request for it are refused.
+TEST(Decoder, Bf16BaseStaysWithinRoundingOfTheFp32Model) {
+  for (bool tie : {true, false}) {
+    SCOPED_TRACE(tie ? "tied head" : "untied head");
+    json cj = {{"model_type", "qwen2"}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+               {"num_key_value_heads", 2}, {"intermediate_size", 96}, {"vocab_size", 101}, {"max_position_embeddings", 128},
+               {"tie_word_embeddings", tie}};
+    auto make = [&](bool bf16) {
+      CausalLM m(parse_model_config(cj, "test"));
+      init_weights(m, 7, 0.05);
+      {
+        at::NoGradGuard ng;
+        for (auto& p : m->named_parameters())  // bf16-representable weights: storage then loses nothing
+          if (p.key().find("norm") == std::string::npos && p.key().find("bias") == std::string::npos)
+            p.value().copy_(p.value().to(at::kBFloat16).to(at::kFloat));
+      }
+      for (auto& p : m->parameters()) p.set_requires_grad(false);
+      int64_t fp32 = 0;
+      for (auto& p : m->parameters()) fp32 += p.numel() * 4;
+      if (bf16) {
+        const int64_t linear_bytes = store_base_bf16(m);
+        int64_t now = 0;
+        for (auto& p : m->parameters()) now += p.numel() * p.element_size();
+        EXPECT_GT(linear_bytes, 0);
+        EXPECT_LT(now, fp32 * 6 / 10);  // norms and biases stay fp32
+        EXPECT_EQ(m->output_weight().scalar_type(), at::kBFloat16);
+      }
+      LoraConfig lc;
+      lc.r = 4;
+      lc.alpha = 8;
+      lc.targets = {"all-linear"};
+      attach_lora(m, lc, 3);
+      {
+        at::NoGradGuard ng;  // nonzero B, so that the adapters change the output
+        for (auto& p : m->named_parameters())
+          if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0.0, 0.1, at::detail::getDefaultCPUGenerator());
+      }
+      return m;
+    };
+    torch::manual_seed(11);
+    CausalLM a = make(false);
+    torch::manual_seed(11);
+    CausalLM b = make(true);
+    auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+    auto ids = at::randint(0, 101, {2, 24}, gen, at::TensorOptions(at::kLong));
+    auto la = a->forward(ids), lb = b->forward(ids);
+    ASSERT_EQ(lb.scalar_type(), at::kFloat);
+    const double scale = la.abs().max().item<double>();
+    const double diff = (la - lb).abs().max().item<double>();
+    EXPECT_LT(diff, 1e-2 * scale) << "logits";  // measured 0.4%
+    EXPECT_GT(diff, 0.0) << "the activations feeding the GEMMs are rounded to bf16";
+    la.pow(2).mean().backward();
+    lb.pow(2).mean().backward();
+    auto pa = a->named_parameters(), pb = b->named_parameters();
+    int compared = 0;
+    for (auto& p : pb) {
+      const bool adapter = p.key().find(".lora_") != std::string::npos;
+      EXPECT_EQ(p.value().grad().defined(), adapter) << p.key();
+      if (!adapter) continue;
+      EXPECT_EQ(p.value().scalar_type(), at::kFloat) << p.key();
+      const auto& ga = pa[p.key()].grad();
+      EXPECT_LT((p.value().grad() - ga).abs().max().item<double>(), 3e-2 * std::max(1e-6, ga.abs().max().item<double>())) << p.key();  // up to 1%
+      ++compared;
+    }
+    EXPECT_EQ(compared, 2 * 7 * 2);
+  }
+  EXPECT_THROW(resolve_base_dtype("bf16", "full", false, 1LL << 30), Error);
+  EXPECT_FALSE(resolve_base_dtype("auto", "lora", false, 1 << 20).bf16);  // small bases stay fp32
+  EXPECT_FALSE(resolve_base_dtype("f32", "lora", false, 1LL << 32).bf16);
+  EXPECT_TRUE(resolve_base_dtype("bf16", "qlora", false, 1 << 20).bf16);
+  EXPECT_EQ(resolve_base_dtype("auto", "lora", false, 1LL << 32).bf16, bf16_gemm_fast());
 }
 
 // The model with blocked attention (the default) against the plain path: logits and every

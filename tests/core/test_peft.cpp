@@ -8,6 +8,7 @@
 #include "model/checkpoint.h"
 #include "peft/lora.h"
 #include "peft/nf4.h"
+#include "peft/nf4_bf16.h"
 #include "test_support.h"
 
 using namespace hone;
@@ -76,6 +77,24 @@ TEST(NF4, LinearGradientsMatchDequantizedDense) {
   y1.backward(g);
   y2.backward(g);
   EXPECT_TRUE(torch::allclose(x1.grad(), x2.grad(), 1e-5, 1e-5));
+}
+
+// QLoRA with base_dtype bf16: the NF4 weight dequantized to bf16, the input rounded to bf16, the
+// product in fp32 (the reference does that arithmetic in fp32), and the input's gradient likewise.
+TEST(NF4, Bf16ComputeEqualsFp32ArithmeticOnTheRoundedOperands) {
+  torch::manual_seed(2);
+  auto q = nf4_quantize(torch::randn({48, 64}));
+  auto wr = nf4_dequantize(q, at::kBFloat16).to(at::kFloat);
+  auto bias = torch::randn({48});
+  auto round = [](const at::Tensor& t) { return t.to(at::kBFloat16).to(at::kFloat); };
+  auto x = torch::randn({3, 5, 64}, torch::requires_grad());
+  auto y = nf4_linear_bf16(x, q, bias);
+  auto want = torch::matmul(round(x.detach()), wr.t()) + bias;
+  EXPECT_LT((y.detach() - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
+  auto g = torch::randn_like(y);
+  y.backward(g);
+  auto gx = torch::matmul(round(g), wr);
+  EXPECT_LT((x.grad() - gx).abs().max().item<double>(), 1e-5 * gx.abs().max().item<double>());
 }
 
 TEST(Lora, ZeroBEqualsBaseAndDisableRestoresIt) {

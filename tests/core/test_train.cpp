@@ -15,6 +15,7 @@
 #include "train/head_logps.h"
 #include "train/logps.h"
 #include "train/loss.h"
+#include "train/memory_plan.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 
@@ -192,6 +193,86 @@ TEST(HeadLogps, MatchesTheFullLogitsPathInValuesAndGradients) {
   auto bad = t.clone();
   bad.index_put_({0}, V);
   EXPECT_THROW(head_token_logps(h0, w0, bad, o), c10::Error);
+}
+
+// A bf16-stored frozen head (base_dtype "bf16"): log-probs, entropy and logit sums equal fp32
+// arithmetic on the bf16-rounded hidden states and head (the GEMM writes fp32), and the gradient for
+// the hidden states is the fp32 one up to rounding the log-softmax gradient to bf16 for its GEMM.
+TEST(HeadLogps, Bf16HeadEqualsFp32ArithmeticOnRoundedOperands) {
+  torch::manual_seed(4);
+  const int64_t N = 29, H = 24, V = 70;
+  auto h0 = torch::randn({N, H}) * 0.7;
+  auto w = (torch::randn({V, H}) * 0.5).to(at::kBFloat16);
+  auto t = torch::randint(0, V, {N}, torch::kLong);
+  t.index_put_({torch::tensor({1, 20})}, -100);
+  auto g = torch::randn({N});
+  for (double temp : {1.0, 0.7}) {
+    SCOPED_TRACE("temp " + std::to_string(temp));
+    auto hr = h0.to(at::kBFloat16).to(at::kFloat).requires_grad_(true);
+    auto z = torch::mm(hr, w.to(at::kFloat).t());
+    auto ls = torch::log_softmax(z / temp, 1);
+    auto ref = ls.gather(1, t.clamp_min(0).unsqueeze(1)).squeeze(1) * t.ne(-100);
+    auto ref_ent = -(ls.exp() * ls).sum(1);
+    (ref * g).sum().backward();
+    auto h = h0.clone().requires_grad_(true);
+    HeadLogpsOptions o;
+    o.temperature = temp;
+    o.entropy = true;
+    o.chunk_rows = 8;
+    HeadLogps got = head_token_logps(h, w, t, o);
+    (got.logps * g).sum().backward();
+    EXPECT_TRUE(torch::allclose(got.logps, ref.detach(), 1e-5, 1e-5)) << (got.logps - ref).abs().max().item<float>();
+    EXPECT_TRUE(torch::allclose(got.entropy, ref_ent.detach(), 1e-5, 1e-5));
+    EXPECT_TRUE(torch::allclose(got.logit_sum, z.sum(1).detach(), 1e-5, 1e-4));
+    const double gd = (h.grad() - hr.grad()).abs().max().item<double>(), gs = hr.grad().abs().max().item<double>();
+    EXPECT_LT(gd, 1e-2 * gs);
+    EXPECT_GT(gs, 0.0);
+  }
+}
+
+// The memory plan's terms for the Qwen2.5-0.5B shape, by hand: weights 494,032,768 parameters x 4
+// bytes (x 2 for the 358M linear and 136M embedding ones with a bf16 base), LoRA r16 on the seven
+// projections 8,798,208 parameters (x 4 bytes; x 12 for gradient and moments), activations that
+// checkpointing shrinks to the layer inputs plus one layer; fixes offered only when it won't fit.
+TEST(MemoryPlan, TermsFollowTheModelAndTheRunAndFixesAreOffered) {
+  nlohmann::json cj = {{"model_type", "qwen2"}, {"hidden_size", 896}, {"num_hidden_layers", 24}, {"num_attention_heads", 14},
+                       {"num_key_value_heads", 2}, {"intermediate_size", 4864}, {"vocab_size", 151936},
+                       {"tie_word_embeddings", true}, {"max_position_embeddings", 32768}};
+  const ModelConfig mc = parse_model_config(cj, "test");
+  ASSERT_EQ(mc.parameter_count(), 494032768);
+  RunConfig rc = default_run_config("lora");
+  rc.batch_size = 1;
+  rc.base_dtype = "f32";
+  const MemoryPlan f32 = plan_memory(mc, rc, 1, 64e9);
+  EXPECT_DOUBLE_EQ(f32.weights, 494032768.0 * 4);
+  EXPECT_DOUBLE_EQ(f32.adapters, 8798208.0 * 4);
+  EXPECT_DOUBLE_EQ(f32.optimizer, 8798208.0 * 12);
+  EXPECT_TRUE(f32.fixes.empty());
+  rc.base_dtype = "bf16";
+  const MemoryPlan bf = plan_memory(mc, rc, 1, 64e9);
+  const double linear = 24.0 * (896 * 896 * 2 + 2 * 896 * 128 + 3 * 896 * 4864), embed = 151936.0 * 896;
+  EXPECT_DOUBLE_EQ(bf.weights, (linear + embed) * 2 + (494032768.0 - linear - embed) * 4);
+  EXPECT_DOUBLE_EQ(bf.activations, f32.activations);
+  rc.gradient_checkpointing = true;
+  const MemoryPlan ck = plan_memory(mc, rc, 1, 64e9);
+  EXPECT_LT(ck.activations * 8, bf.activations);
+  rc.gradient_checkpointing = false;
+  rc.recipe = "dpo";  // pairs: twice the tokens per example
+  EXPECT_NEAR(plan_memory(mc, rc, 1, 64e9).activations, 2 * bf.activations, 1.0);
+  rc.recipe = "sft";
+  EXPECT_DOUBLE_EQ(plan_memory(mc, rc, 3, 64e9).total, 3 * bf.per_process);
+  // 2 GB of RAM: too much; every fix is named with its total, checkpointing first.
+  rc.base_dtype = "f32";
+  rc.batch_size = 4;
+  const MemoryPlan tight = plan_memory(mc, rc, 1, 2e9);
+  ASSERT_GE(tight.fixes.size(), 4u);
+  EXPECT_EQ(tight.fixes[0].rfind("gradient checkpointing: ", 0), 0u) << tight.fixes[0];
+  EXPECT_NE(tight.fixes[1].find("bf16 base"), std::string::npos);
+  EXPECT_NE(tight.fixes[2].find("QLoRA"), std::string::npos);
+  EXPECT_NE(tight.fixes.back().find("batch_size 1 with grad_accum 4"), std::string::npos);
+  rc.method = "full";
+  rc.base_dtype = "bf16";
+  EXPECT_THROW(plan_memory(mc, rc, 1, 64e9), Error);
 }
 
 // The losses on a real model (LoRA and full fine-tuning, tied head): the next-token loss and the
@@ -427,7 +508,9 @@ TEST(Train, CliTrainWritesRunFolder) {
   EXPECT_EQ(run_dir.rfind(d + "/ws/runs/t-", 0), 0u) << run_dir;
   EXPECT_TRUE(file_exists(run_dir + "/adapter/adapter_config.json"));
   EXPECT_TRUE(file_exists(run_dir + "/metrics.jsonl"));
-  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 3 + 1 + 3 + 1) << r.out;  // 3 log lines, started, 3 steps, done
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 4 + 1 + 3 + 1) << r.out;  // 4 log lines, started, 3 steps, done
+  // The base's storage and why: this 3M-parameter model is below auto's 256 MB bar.
+  EXPECT_NE(r.out.find("base weights: f32 (auto: the base is only 12 MB in fp32)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("{\"eval_examples\":0,\"event\":\"started\""), std::string::npos) << r.out;
 }
 

@@ -1,0 +1,158 @@
+// Memory planning for a run (see memory_plan.h): the terms, and the fixes when it will not fit.
+#include "train/memory_plan.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include "model/bf16_gemm.h"
+
+namespace hone {
+namespace {
+
+// Fitted to bench's peak RSS (docs/performance.md): what the process holds before the model
+// (libtorch, oneDNN, OpenBLAS, the C++ runtime; `hone-cli inspect` peaks at 163 MB), and the
+// allocator's slack over the saved tensors (freed blocks not yet reused at the peak).
+constexpr double kRuntimeBytes = 190.0 * (1 << 20);
+constexpr double kActivationSlack = 1.35;
+
+struct Shape {
+  double H, L, I, V, q, kv, params;
+};
+
+bool pairs_recipe(const std::string& r) { return r == "dpo" || r == "orpo" || r == "kto" || r == "reward"; }
+
+MemoryPlan plan(const Shape& s, const ModelConfig& model, const RunConfig& run, bool bf16, int procs) {
+  MemoryPlan p;
+  p.processes = procs;
+  p.base_bf16 = bf16;
+  const bool full = run.method == "full", q = run.method == "qlora";
+  // Weights: the linear layers (NF4 for qlora: 4 bits + the double-quantised block scales), the
+  // embedding and an untied head (bf16 with a bf16 base), norms and biases in fp32.
+  const double linear = s.L * (s.H * s.q + 2 * s.H * s.kv + s.q * s.H + 3 * s.H * s.I);
+  const double embed = s.V * s.H * (model.tie_word_embeddings ? 1 : 2);
+  const double rest = std::max(0.0, s.params - linear - embed);
+  const double dense = bf16 ? 2 : 4;
+  p.weights = (q ? linear * 4.127 / 8 : linear * dense) + embed * dense + rest * 4;
+  // Trainable: every weight (full) or the adapters, r x (in + out) per adapted projection.
+  double trainable = s.params;
+  if (!full) {
+    const std::vector<std::string>& t = run.lora.targets;
+    const bool all = std::find(t.begin(), t.end(), "all-linear") != t.end();
+    auto has = [&](const char* n) { return all || std::find(t.begin(), t.end(), n) != t.end(); };
+    const double r = static_cast<double>(run.lora.r);
+    double per_layer = 0;
+    if (has("q_proj")) per_layer += r * (s.H + s.q);
+    if (has("k_proj")) per_layer += r * (s.H + s.kv);
+    if (has("v_proj")) per_layer += r * (s.H + s.kv);
+    if (has("o_proj")) per_layer += r * (s.q + s.H);
+    if (has("gate_proj")) per_layer += r * (s.H + s.I);
+    if (has("up_proj")) per_layer += r * (s.H + s.I);
+    if (has("down_proj")) per_layer += r * (s.I + s.H);
+    trainable = per_layer * s.L;
+  }
+  p.adapters = trainable * 4;
+  p.optimizer = trainable * 4 * 3;  // gradient + AdamW's two moments
+  // Tokens in one micro-batch: pairs train on two sequences per example, RL on its rollouts.
+  double seqs = static_cast<double>(run.batch_size);
+  if (pairs_recipe(run.recipe)) seqs *= 2;
+  if (run.recipe == "grpo" || run.recipe == "ppo") seqs *= static_cast<double>(std::max<int64_t>(1, run.num_generations));
+  const double tokens = seqs * static_cast<double>(run.max_seq_len);
+  // Saved per token and layer (fp32): the two norms' inputs and outputs, q/k/v after RoPE, the
+  // attention output (blocked attention keeps no [T, T] scores), gate, up and their product.
+  const double per_layer = tokens * (4 * s.H + 3 * s.q + 2 * s.kv + 3 * s.I) * 4;
+  const double saved = run.gradient_checkpointing ? tokens * s.H * 4 * s.L + per_layer  // layer inputs + one layer recomputed
+                                                  : per_layer * s.L;
+  p.activations = saved * kActivationSlack;
+  // The head's one chunk of logits (about 32 MB), the final hidden states with their gradient, a
+  // QLoRA layer's weight dequantised for its GEMM, the libraries.
+  const double head = std::min(32.0 * (1 << 20), tokens * s.V * 4) + 3 * tokens * s.H * 4;
+  const double dequant = q ? std::max(s.H * s.I, s.q * s.H) * 4 : 0;
+  p.runtime = kRuntimeBytes + head + dequant;
+  p.per_process = p.weights + p.adapters + p.optimizer + p.activations + p.runtime;
+  p.total = p.per_process * procs;
+  return p;
+}
+
+Shape shape_of(const ModelConfig& m) {
+  return {static_cast<double>(m.hidden_size), static_cast<double>(m.num_layers), static_cast<double>(m.intermediate_size),
+          static_cast<double>(m.vocab_size), static_cast<double>(m.q_dim()), static_cast<double>(m.kv_dim()),
+          static_cast<double>(m.parameter_count())};
+}
+
+}  // namespace
+
+double physical_memory_bytes() { return static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGE_SIZE)); }
+
+std::string format_bytes(double b) {
+  char buf[32];
+  if (b >= 1e9) std::snprintf(buf, sizeof buf, "%.2f GB", b / 1e9);
+  else std::snprintf(buf, sizeof buf, "%.0f MB", b / 1e6);
+  return buf;
+}
+
+std::string MemoryPlan::summary() const {
+  std::string s = "weights " + format_bytes(weights) + (base_bf16 ? " (bf16 base)" : "") + ", adapters " + format_bytes(adapters) +
+                  ", optimizer " + format_bytes(optimizer) + ", activations " + format_bytes(activations) + ", runtime " +
+                  format_bytes(runtime);
+  if (processes > 1) s += ", x " + std::to_string(processes) + " processes";
+  return s + ": about " + format_bytes(total);
+}
+
+MemoryPlan plan_memory(const ModelConfig& model, const RunConfig& run, int processes, double ram_bytes) {
+  const Shape s = shape_of(model);
+  const int procs = std::max(1, processes);
+  const bool cuda = run.device == "cuda";
+  const BaseDtypeChoice choice = resolve_base_dtype(run.base_dtype, run.method, cuda, model.parameter_count() * 4);
+  MemoryPlan p = plan(s, model, run, choice.bf16, procs);
+  p.base_why = choice.why;
+  const double ram = ram_bytes > 0 ? ram_bytes : physical_memory_bytes();
+  if (p.total <= 0.85 * ram) return p;
+  // What would fit, each change alone, then checkpointing with the others.
+  auto total_with = [&](RunConfig r) {
+    const BaseDtypeChoice c = resolve_base_dtype(r.base_dtype, r.method, cuda, model.parameter_count() * 4);
+    return plan(s, model, r, c.bf16, procs).total;
+  };
+  auto add = [&](const std::string& what, double total) {
+    p.fixes.push_back(what + ": " + format_bytes(total) + (total <= 0.85 * ram ? "" : " (still too much)"));
+  };
+  RunConfig r = run;
+  if (!r.gradient_checkpointing) {
+    r.gradient_checkpointing = true;
+    add("gradient checkpointing", total_with(r));
+  }
+  if (run.method == "lora" && !choice.bf16) {
+    RunConfig b = r;
+    b.base_dtype = "bf16";
+    add(std::string("bf16 base") + (bf16_gemm_fast() ? "" : " (this CPU widens it per GEMM: slower)") +
+            (r.gradient_checkpointing != run.gradient_checkpointing ? " with checkpointing" : ""),
+        total_with(b));
+  }
+  if (run.method != "qlora") {
+    RunConfig b = r;
+    b.method = "qlora";
+    add(std::string("QLoRA") + (r.gradient_checkpointing != run.gradient_checkpointing ? " with checkpointing" : ""), total_with(b));
+  }
+  for (int64_t len = run.max_seq_len / 2; len >= 64; len /= 2) {
+    RunConfig b = r;
+    b.max_seq_len = len;
+    const double t = total_with(b);
+    if (t <= 0.85 * ram || len / 2 < 64) {
+      add("max_seq_len " + std::to_string(len) + (r.gradient_checkpointing != run.gradient_checkpointing ? " with checkpointing" : ""), t);
+      break;
+    }
+  }
+  if (run.batch_size > 1) {
+    RunConfig b = r;
+    b.batch_size = 1;
+    add("batch_size 1 with grad_accum " + std::to_string(run.batch_size * run.grad_accum) + " (the same examples per step)" +
+            (r.gradient_checkpointing != run.gradient_checkpointing ? ", checkpointing" : ""),
+        total_with(b));
+  }
+  return p;
+}
+
+}  // namespace hone
