@@ -128,10 +128,19 @@ int cmd_bench(int argc, char** argv) {
     for (auto& p : m->parameters()) p.set_requires_grad(false);
     store_base_bf16(m);
   }
+  if (method == "qlora") {  // each layer initialised and quantized in turn, as loading does it
+    at::NoGradGuard ng;
+    auto gen = at::detail::createCPUGenerator(static_cast<uint64_t>(a.integer("seed", 0)) + 1);
+    for (auto& it : m->named_modules())
+      if (auto* l = dynamic_cast<LinearImpl*>(it.value().get()); l && it.key() != "lm_head") {
+        l->weight.normal_(0.0, 0.02, gen);
+        l->quantize_nf4();
+      }
+  }
   init_weights(m, static_cast<uint64_t>(a.integer("seed", 0)));
   int64_t frozen_bytes = 0, frozen_fp32 = 0;
   for (auto& it : m->named_modules())
-    if (auto* l = dynamic_cast<LinearImpl*>(it.value().get()); l && it.key() != "lm_head") frozen_fp32 += l->weight.numel() * 4;
+    if (auto* l = dynamic_cast<LinearImpl*>(it.value().get()); l && it.key() != "lm_head") frozen_fp32 += l->in_features * l->out_features * 4;
   if (method == "full") {
     for (auto& p : m->parameters()) p.set_requires_grad(true);
   } else {

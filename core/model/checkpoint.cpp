@@ -123,6 +123,10 @@ LoadedModel load_model(const std::string& dir, const LoadOptions& opt) {
 
   std::map<std::string, at::Tensor> params;
   for (auto& p : lm.model->named_parameters()) params[p.key()] = p.value();
+  std::map<std::string, LinearImpl*> to_quantize;  // "<layer>.weight" -> its layer (base_nf4)
+  if (opt.base_nf4)
+    for (auto& m : lm.model->named_modules())
+      if (auto* l = dynamic_cast<LinearImpl*>(m.value().get()); l && m.key() != "lm_head") to_quantize[m.key() + ".weight"] = l;
   std::set<std::string> loaded;
   std::map<StDtype, int64_t> dtype_bytes;
   at::NoGradGuard ng;
@@ -150,6 +154,10 @@ LoadedModel load_model(const std::string& dir, const LoadOptions& opt) {
       }
       auto t = tensor_from_bytes(st.data(info), info.dtype, info.shape, f + ": tensor '" + name + "'");
       p.copy_(t.to(p.scalar_type()));
+      if (auto q = to_quantize.find(name); q != to_quantize.end()) {
+        p = at::Tensor();  // this map's reference; the layer drops its own
+        q->second->quantize_nf4();
+      }
       lm.file_dtypes[name] = info.dtype;
       dtype_bytes[info.dtype] += static_cast<int64_t>(info.end - info.begin);
     }

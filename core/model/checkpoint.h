@@ -15,6 +15,9 @@ struct LoadOptions {
   // Load the base's dense weights straight into bf16 storage (store_base_bf16), so that the fp32
   // copy never exists at once (a 0.5B model's would be 2 GB).
   bool base_bf16 = false;
+  // QLoRA: quantize each decoder linear layer to NF4 as soon as its weight is read, so that the
+  // fp32 model never exists at once (a 1.5B model's would be 6.2 GB).
+  bool base_nf4 = false;
 };
 
 struct LoadedModel {

@@ -429,8 +429,20 @@ void init_weights(CausalLM& m, uint64_t seed, double std, double embed_std) {
       // In place: a temporary as large as the embedding doubled the peak RSS of small-model runs.
       // (at::normal of a size fills a new tensor with normal_, so the values are the same.)
       const double sd = is_embed && embed_std >= 0 ? embed_std : std;
-      if (t.scalar_type() == at::kFloat) t.normal_(0.0, sd, gen);
-      else t.copy_(at::normal(0.0, sd, t.sizes(), gen, at::TensorOptions(at::kFloat)));
+      if (t.scalar_type() == at::kFloat) {
+        t.normal_(0.0, sd, gen);
+      } else {
+        // A bf16-stored base: fp32 blocks of rows (about 16 MB) copied in, not one fp32 temporary
+        // of the whole table (the embedding's set the peak of a bf16 run). ATen draws all of a
+        // tensor's uniforms in order and transforms them 16 at a time, so blocks whose sizes are
+        // multiples of 16 give the values one call would.
+        const int64_t rows = t.size(0), per_row = std::max<int64_t>(1, t.numel() / std::max<int64_t>(rows, 1));
+        const int64_t block = std::max<int64_t>(16, ((4LL << 20) / per_row) / 16 * 16);
+        for (int64_t r = 0; r < rows; r += block) {
+          auto dst = t.narrow(0, r, std::min(block, rows - r));
+          dst.copy_(at::normal(0.0, sd, dst.sizes(), gen, at::TensorOptions(at::kFloat)));
+        }
+      }
     }
   }
 }

@@ -17,7 +17,7 @@ struct MemoryPlan {
   double adapters = 0;     // trainable parameters
   double optimizer = 0;    // their gradients and AdamW's two moments
   double activations = 0;  // saved for backward at the peak (with allocator slack)
-  double runtime = 0;      // libraries, the head's chunk buffers, the batch
+  double runtime = 0;      // libraries, the head's chunk buffers, oneDNN's packed weights
   double per_process = 0;  // the sum of the above
   double total = 0;        // per_process x processes
   int processes = 1;

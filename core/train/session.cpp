@@ -160,6 +160,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
       resolve_base_dtype(cfg.base_dtype, cfg.method, cuda, load_model_config(cfg.base_model).parameter_count() * 4);
   LoadOptions load_opt;
   load_opt.base_bf16 = base_dtype.bf16 && cfg.method == "lora";  // qlora quantizes from fp32 first
+  load_opt.base_nf4 = cfg.method == "qlora";                       // layer by layer, as it loads
   auto lm = load_model(cfg.base_model, load_opt);
   CausalLM model = lm.model;
   for (auto& p : model->parameters()) p.set_requires_grad(cfg.method == "full");

@@ -329,6 +329,18 @@ TEST(Decoder, Bf16BaseStaysWithinRoundingOfTheFp32Model) {
     }
     EXPECT_EQ(compared, 2 * 7 * 2);
   }
+  {  // Initialised straight into bf16 storage (in blocks of rows, as bench does): the fp32
+     // initialisation's values, rounded
+    json cj = {{"model_type", "llama"}, {"hidden_size", 56}, {"num_hidden_layers", 1}, {"num_attention_heads", 4},
+               {"num_key_value_heads", 2}, {"intermediate_size", 96}, {"vocab_size", 150001}};  // 3 blocks, a ragged tail
+    CausalLM f(parse_model_config(cj, "test")), b(parse_model_config(cj, "test"));
+    for (auto& p : b->parameters()) p.set_requires_grad(false);
+    store_base_bf16(b);
+    init_weights(f, 9);
+    init_weights(b, 9);
+    auto pf = f->named_parameters(), pb = b->named_parameters();
+    for (auto& p : pf) EXPECT_TRUE(torch::equal(p.value().to(pb[p.key()].scalar_type()), pb[p.key()])) << p.key();
+  }
   EXPECT_THROW(resolve_base_dtype("bf16", "full", false, 1LL << 30), Error);
   EXPECT_FALSE(resolve_base_dtype("auto", "lora", false, 1 << 20).bf16);  // small bases stay fp32
   EXPECT_FALSE(resolve_base_dtype("f32", "lora", false, 1LL << 32).bf16);

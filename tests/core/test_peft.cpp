@@ -204,6 +204,23 @@ TEST(Lora, QloraTrainsOnlyAdaptersOverAnNf4Base) {
   }
   int64_t held = quantize_base_nf4(lm.model);
   EXPECT_LE(static_cast<double>(held) / fp32_bytes, 0.14);
+  {  // Quantized layer by layer while loading (what a qlora run does): the same codes and scales
+    LoadOptions o;
+    o.base_nf4 = true;
+    auto streamed = load_model(ref("llama_gqa_llama3rope_f32"), o);
+    auto mods = lm.model->named_modules();
+    int layers = 0;
+    for (auto& item : streamed.model->named_modules())
+      if (auto* l = dynamic_cast<LinearImpl*>(item.value().get()); l && item.key() != "lm_head") {
+        ASSERT_TRUE(l->quantized()) << item.key();
+        auto* w = dynamic_cast<LinearImpl*>(mods[item.key()].get());
+        EXPECT_TRUE(torch::equal(l->nf4().codes, w->nf4().codes)) << item.key();
+        EXPECT_TRUE(torch::equal(l->nf4().absmax_q, w->nf4().absmax_q)) << item.key();
+        ++layers;
+      }
+    EXPECT_GT(layers, 0);
+    EXPECT_EQ(quantize_base_nf4(streamed.model), held);
+  }
   LoraConfig c;
   c.r = 8;
   c.alpha = 16;

@@ -255,7 +255,7 @@ TEST(MemoryPlan, TermsFollowTheModelAndTheRunAndFixesAreOffered) {
   EXPECT_DOUBLE_EQ(bf.activations, f32.activations);
   rc.gradient_checkpointing = true;
   const MemoryPlan ck = plan_memory(mc, rc, 1, 64e9);
-  EXPECT_LT(ck.activations * 8, bf.activations);
+  EXPECT_LT(ck.activations * 6, bf.activations);
   rc.gradient_checkpointing = false;
   rc.recipe = "dpo";  // pairs: twice the tokens per example
   EXPECT_NEAR(plan_memory(mc, rc, 1, 64e9).activations, 2 * bf.activations, 1.0);
