@@ -105,13 +105,19 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// What both NF4 products keep for backward: the codes and scales, never a dense weight.
+void save_nf4(AutogradContext* ctx, const at::Tensor& codes, const at::Tensor& absmax_q, const at::Tensor& absmax_scale,
+              double offset, int64_t out, int64_t in) {
+  ctx->save_for_backward({codes, absmax_q, absmax_scale});
+  ctx->saved_data["offset"] = offset;
+  ctx->saved_data["out"] = out;
+  ctx->saved_data["in"] = in;
+}
+
 struct NF4MatMul : public torch::autograd::Function<NF4MatMul> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& codes, const at::Tensor& absmax_q,
                             const at::Tensor& absmax_scale, double offset, int64_t out, int64_t in) {
-    ctx->save_for_backward({codes, absmax_q, absmax_scale});
-    ctx->saved_data["offset"] = offset;
-    ctx->saved_data["out"] = out;
-    ctx->saved_data["in"] = in;
+    save_nf4(ctx, codes, absmax_q, absmax_scale, offset, out, in);
     auto w = nf4_dequantize(codes, absmax_q, absmax_scale, offset, {out, in}, x.scalar_type());  // transient
     return at::matmul(x, w.t());
   }
@@ -130,10 +136,7 @@ namespace {
 struct NF4MatMulBf16 : public torch::autograd::Function<NF4MatMulBf16> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& codes, const at::Tensor& absmax_q,
                             const at::Tensor& absmax_scale, double offset, int64_t out, int64_t in) {
-    ctx->save_for_backward({codes, absmax_q, absmax_scale});
-    ctx->saved_data["offset"] = offset;
-    ctx->saved_data["out"] = out;
-    ctx->saved_data["in"] = in;
+    save_nf4(ctx, codes, absmax_q, absmax_scale, offset, out, in);
     ctx->saved_data["x_sizes"] = x.sizes().vec();
     auto w = nf4_dequantize(codes, absmax_q, absmax_scale, offset, {out, in}, at::kBFloat16);  // [out, in], transient
     auto sizes = x.sizes().vec();
