@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -177,7 +178,10 @@ at::Tensor frozen_bf16_linear(const at::Tensor& x, const at::Tensor& w, const at
 }
 
 BaseDtypeChoice resolve_base_dtype(const std::string& requested, const std::string& method, bool cuda, int64_t base_fp32_bytes) {
-  const std::string mb = std::to_string(base_fp32_bytes >> 20) + " MB in fp32";
+  char buf[32];  // small test and demo models would read "0 MB"
+  if (base_fp32_bytes < (10LL << 20)) std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(base_fp32_bytes) / (1 << 20));
+  else std::snprintf(buf, sizeof buf, "%lld", static_cast<long long>(base_fp32_bytes >> 20));
+  const std::string mb = std::string(buf) + " MB in fp32";
   if (method == "full") {
     if (requested == "bf16") throw Error("base_dtype bf16 needs a frozen base (lora or qlora), not full fine-tuning");
     return {false, "f32 (full fine-tuning trains every weight)"};
