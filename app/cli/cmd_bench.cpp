@@ -24,6 +24,7 @@
 #include "model/bf16_gemm.h"
 #include "model/decoder.h"
 #include "peft/lora.h"
+#include "common/cpu_allocator.h"
 #include "train/adamw.h"
 #include "train/logps.h"
 #include "train/loss.h"
@@ -238,6 +239,7 @@ int cmd_bench(int argc, char** argv) {
   const double flops = per_token * tokens / step_s;
   // MFU against the peak of the dtype the base's GEMMs run in (the convention).
   const double peak = base.bf16 && !cuda ? gemm_bf16 : gemm;
+  const CpuAllocatorStats alloc = cpu_allocator_stats();
   nlohmann::json j = {{"method", method},
                       {"tokens_per_s", tokens / step_s},
                       {"step_s", step_s},
@@ -249,6 +251,10 @@ int cmd_bench(int argc, char** argv) {
                       {"base_dtype", base.bf16 ? "bf16" : "f32"},
                       {"peak_rss_mb", peak_rss_bytes() / 1048576.0},
                       {"peak_rss_bytes", peak_rss_bytes()},
+                      {"cpu_allocator", cpu_allocator_installed() ? "hone" : "system"},
+                      {"alloc_cache_hits", alloc.hits},
+                      {"alloc_cache_misses", alloc.misses},
+                      {"alloc_peak_mapped_mb", alloc.peak_mapped_bytes / 1048576.0},
                       {"device", device},
                       {"bf16", bf16},
                       {"peak_gpu_mb", cuda ? cuda_peak_memory_bytes() / 1048576.0 : 0.0},

@@ -2,6 +2,8 @@
 // 40x slower on the reference BLAS (§1), so both are set and reported explicitly.
 #include "common/runtime.h"
 
+#include "common/cpu_allocator.h"
+
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
@@ -80,6 +82,7 @@ void tune_blas_kernel(char** argv) {
 }
 
 void init_runtime(int threads) {
+  install_cpu_allocator();  // before the first tensor, so that every large one is returned when freed
   if (threads <= 0) {
     if (const char* e = std::getenv("HONE_THREADS")) threads = std::atoi(e);
   }

@@ -3,10 +3,14 @@
 // exact resume, cancel and pause through the callback, NaN handling and config errors.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+#include <c10/core/CPUAllocator.h>
 
 #include <algorithm>
+#include <cstring>
 
+#include "common/cpu_allocator.h"
 #include "common/error.h"
+#include "model/bf16_gemm.h"
 #include "model/checkpoint.h"
 #include "model/decoder.h"
 #include "peft/lora.h"
@@ -510,7 +514,9 @@ TEST(Train, CliTrainWritesRunFolder) {
   EXPECT_TRUE(file_exists(run_dir + "/metrics.jsonl"));
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 4 + 1 + 3 + 1) << r.out;  // 4 log lines, started, 3 steps, done
   // The base's storage and why: this 3M-parameter model is below auto's 256 MB bar.
-  EXPECT_NE(r.out.find("base weights: f32 (auto: the base is only 12 MB in fp32)"), std::string::npos) << r.out;
+  // auto keeps a 12 MB base in fp32; a CPU without a bf16 unit says so first.
+  const std::string why = bf16_gemm_fast() ? "the base is only 12 MB in fp32" : bf16_gemm_describe();
+  EXPECT_NE(r.out.find("base weights: f32 (auto: " + why + ")"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("{\"eval_examples\":0,\"event\":\"started\""), std::string::npos) << r.out;
 }
 
@@ -602,4 +608,36 @@ TEST(Train, NewArchitecturesTrainAndCacheTheirWindows) {
       EXPECT_TRUE(at::allclose(step, full.narrow(0, t, 1), 1e-4, 1e-4)) << "position " << t;
     }
   }
+}
+
+// The CPU allocator (common/cpu_allocator.h): a freed large block goes to its cache and the next
+// tensor of that size class reuses it; live tensors never share memory; data stays 64-byte
+// aligned for large and small blocks and through c10's raw interface.
+TEST(CpuAllocator, ReusesFreedLargeBlocksByTheirSizeClass) {
+  if (!cpu_allocator_installed()) GTEST_SKIP() << "HONE_CPU_ALLOCATOR=system";
+  const int64_t n = 3000000;  // 12 MB of floats, clear of a size-class boundary
+  const CpuAllocatorStats s0 = cpu_allocator_stats();
+  {
+    auto a = at::empty({n}), b = at::empty({n});
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(a.data_ptr()) % 64, 0u);
+    a.fill_(1.f);
+    b.fill_(2.f);
+    EXPECT_EQ(a.sum().item<double>(), static_cast<double>(n));  // b's fill did not touch a
+    EXPECT_EQ(b.sum().item<double>(), 2.0 * n);
+  }
+  const CpuAllocatorStats s1 = cpu_allocator_stats();
+  EXPECT_GE(s1.cached_bytes, s0.cached_bytes + 2 * n * 4);  // both kept for reuse
+  {
+    auto c = at::empty({n - 1000});  // a slightly smaller tensor: the same size class
+    EXPECT_EQ(cpu_allocator_stats().hits, s1.hits + 1);
+    EXPECT_EQ(cpu_allocator_stats().cached_bytes, s1.cached_bytes - (s1.cached_bytes - s0.cached_bytes) / 2);
+    c.fill_(3.f);
+    EXPECT_EQ(c.sum().item<double>(), 3.0 * (n - 1000));
+  }
+  auto small = at::empty({100});
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small.data_ptr()) % 64, 0u);
+  void* raw = c10::GetCPUAllocator()->raw_allocate(5 << 20);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(raw) % 64, 0u);
+  std::memset(raw, 7, 5 << 20);
+  c10::GetCPUAllocator()->raw_deallocate(raw);
 }
