@@ -7,7 +7,8 @@
 
 namespace hone {
 
-// q [B, nh, T, D]; k, v [B, nh, S, D] (GQA already expanded); mask additive [B, 1, T, S] with
+// q [B, nh, T, D]; k, v [B, nkv, S, D] with nkv dividing nh (GQA: query head h reads kv head
+// h / (nh / nkv), as transformers' repeat_kv arranges them); mask additive [B, 1, T, S] with
 // query i at absolute position S - T + i allowed no key past it (the decoder's causal mask).
 // softcap > 0: Gemma 2's cap * tanh(scores / cap) before the mask. block_rows 0: about 8 MB of
 // scores per block. Returns [B, nh, T, D].

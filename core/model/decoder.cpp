@@ -95,14 +95,14 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     cache->v[layer] = v;
   }
   const int64_t S = k.size(2);
+  if (blocked && !cache) {  // k and v stay at n_kv heads (blocked_attention repeats them per block)
+    auto o = blocked_attention(q, k, v, mask, scale, softcap);                       // [B,nh,T,D]
+    return o_proj->forward(o.transpose(1, 2).reshape({B, T, n_heads * head_dim}));  // [B,T,nh*D]
+  }
   if (n_kv != n_heads) {  // GQA: each kv head serves n_heads/n_kv query heads
     const int64_t rep = n_heads / n_kv;
     k = k.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
     v = v.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
-  }
-  if (blocked && !cache) {
-    auto o = blocked_attention(q, k, v, mask, scale, softcap);                             // [B,nh,T,D]
-    return o_proj->forward(o.transpose(1, 2).reshape({B, T, n_heads * head_dim}));        // [B,T,nh*D]
   }
   // scores = mask + scale * q k^T in one batched GEMM.                                    // [B,nh,T,S]
   auto m = mask.to(q.scalar_type()).expand({B, n_heads, T, S}).reshape({B * n_heads, T, S});
@@ -151,6 +151,55 @@ struct GatedActFn : public torch::autograd::Function<GatedActFn> {
   }
 };
 
+// low = (act(g) * u) A^T for the down projection's LoRA branch, keeping g and u (which SwiGLU's
+// backward keeps anyway) instead of their product: backward recomputes the product (one fused
+// pass) for dA = dlow^T (act(g) * u). The frozen base GEMM keeps nothing of its input, so the
+// [T, ffn] product is no longer held for backward: 10 MB per layer at T 512 on Qwen2.5-0.5B's
+// shape, 239 MB over its 24 layers. a is the product itself (GatedActFn's output), an input so
+// that da = dlow A flows back through SwiGLU's backward with the base's gradient.
+struct GatedLoraAFn : public torch::autograd::Function<GatedLoraAFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a, const at::Tensor& A, const at::Tensor& g,
+                            const at::Tensor& u, int64_t kind) {
+    ctx->save_for_backward({A});
+    ctx->saved_data["g"] = g.detach();
+    ctx->saved_data["u"] = u.detach();
+    ctx->saved_data["kind"] = kind;
+    return at::matmul(a, A.t());  // [.., r]
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const at::Tensor A = ctx->get_saved_variables()[0];
+    const at::Tensor g = ctx->saved_data["g"].toTensor(), u = ctx->saved_data["u"].toTensor();
+    const int64_t kind = ctx->saved_data["kind"].toInt();
+    const at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
+    const at::Tensor& d = grads[0];  // [.., r]
+    const int64_t r = A.size(0), I = A.size(1);
+    at::Tensor dA = at::mm(d.reshape({-1, r}).t(), a.reshape({-1, I}));  // [r, I]
+    return {at::matmul(d, A), dA, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+// down(a) for a = act(g) * u: the LoRA branch through GatedLoraAFn where it applies (an enabled,
+// unmerged policy adapter without dropout while gradients are recorded), else the layer itself.
+at::Tensor down_of_gated(LinearImpl& down, const at::Tensor& a, const at::Tensor& g, const at::Tensor& u, int64_t kind) {
+  const bool applies = down.has_lora() && down.lora_enabled && !down.lora_merged && !(down.use_critic && down.has_critic()) &&
+                       (down.lora_dropout == 0 || !down.is_training()) && at::GradMode::is_enabled() &&
+                       down.lora_A->weight.requires_grad();
+  if (!applies) return down.forward(a);
+  at::Tensor y;
+  down.lora_enabled = false;  // the base alone (dense, bf16 or NF4, with its bias)
+  try {
+    y = down.forward(a);
+  } catch (...) {
+    down.lora_enabled = true;
+    throw;
+  }
+  down.lora_enabled = true;
+  auto low = GatedLoraAFn::apply(a, down.lora_A->weight, g, u, kind);  // [.., r]
+  auto y2 = at::addmm(y.reshape({-1, down.out_features}), low.reshape({-1, low.size(-1)}), down.lora_B->weight.t(), 1.0,
+                      down.lora_scaling);
+  return y2.view(y.sizes());
+}
+
 }  // namespace
 
 MLPImpl::MLPImpl(const ModelConfig& c) : act(c.hidden_act) {
@@ -174,7 +223,10 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
     g = gate_proj->forward(x);
   }
   if (!u.defined()) u = up_proj->forward(x);
-  if (fused) return down_proj->forward(GatedActFn::apply(g, u, act == "silu" ? 0 : act == "gelu_pytorch_tanh" ? 1 : 2));
+  if (fused) {
+    const int64_t kind = act == "silu" ? 0 : act == "gelu_pytorch_tanh" ? 1 : 2;
+    return down_of_gated(*down_proj, GatedActFn::apply(g, u, kind), g, u, kind);
+  }
   at::Tensor a;
   if (act == "silu") a = at::silu(g);
   else if (act == "gelu_pytorch_tanh") a = at::gelu(g, "tanh");

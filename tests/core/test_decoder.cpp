@@ -191,19 +191,22 @@ TEST(Decoder, FusedKernelsLeaveTheModelUnchanged) {
 
 // Blocked attention against softmax(scale q k^T + mask) v with autograd: outputs and the
 // gradients of q, k and v, over blocks that do not divide T, with padding, a sliding window,
-// Gemma 2's soft-capping, and queries that follow earlier keys (S > T).
+// Gemma 2's soft-capping, queries that follow earlier keys (S > T), and GQA (k and v at fewer
+// heads, each serving nh / nkv query heads in transformers' repeat_kv order).
 TEST(BlockedAttention, MatchesPlainAttentionInValuesAndGradients) {
   torch::manual_seed(5);
   struct Case {
     int64_t T, S;
     int64_t window;
     double cap;
+    int64_t nkv = 4;
   };
-  for (const Case& c : {Case{37, 37, 0, 0.0}, Case{37, 37, 10, 0.0}, Case{37, 37, 0, 5.0}, Case{9, 20, 0, 0.0}}) {
+  for (const Case& c : {Case{37, 37, 0, 0.0}, Case{37, 37, 10, 0.0}, Case{37, 37, 0, 5.0}, Case{9, 20, 0, 0.0}, Case{37, 37, 0, 0.0, 2},
+                        Case{9, 20, 10, 0.0, 1}}) {
     SCOPED_TRACE("T " + std::to_string(c.T) + " S " + std::to_string(c.S) + " window " + std::to_string(c.window) + " cap " +
-                 std::to_string(c.cap));
+                 std::to_string(c.cap) + " kv heads " + std::to_string(c.nkv));
     const int64_t B = 2, nh = 4, D = 8, past = c.S - c.T;
-    auto q0 = torch::randn({B, nh, c.T, D}), k0 = torch::randn({B, nh, c.S, D}), v0 = torch::randn({B, nh, c.S, D});
+    auto q0 = torch::randn({B, nh, c.T, D}), k0 = torch::randn({B, c.nkv, c.S, D}), v0 = torch::randn({B, c.nkv, c.S, D});
     auto qi = torch::arange(past, c.S).view({c.T, 1}), kj = torch::arange(0, c.S).view({1, c.S});
     auto allowed = (kj <= qi).unsqueeze(0).expand({B, c.T, c.S}).clone();
     if (c.window > 0) allowed = allowed.logical_and(kj > qi - c.window);
@@ -213,9 +216,10 @@ TEST(BlockedAttention, MatchesPlainAttentionInValuesAndGradients) {
     const double scale = 0.35;
 
     auto q1 = q0.clone().requires_grad_(true), k1 = k0.clone().requires_grad_(true), v1 = v0.clone().requires_grad_(true);
-    auto sc = torch::matmul(q1, k1.transpose(2, 3)) * scale;
+    auto k1r = k1.repeat_interleave(nh / c.nkv, 1), v1r = v1.repeat_interleave(nh / c.nkv, 1);  // [B, nh, S, D]
+    auto sc = torch::matmul(q1, k1r.transpose(2, 3)) * scale;
     if (c.cap > 0) sc = torch::tanh(sc / c.cap) * c.cap;
-    auto ref = torch::matmul(torch::softmax(sc + mask, -1), v1);
+    auto ref = torch::matmul(torch::softmax(sc + mask, -1), v1r);
     (ref * dout).sum().backward();
 
     auto q2 = q0.clone().requires_grad_(true), k2 = k0.clone().requires_grad_(true), v2 = v0.clone().requires_grad_(true);
@@ -357,6 +361,47 @@ TEST(Decoder, BlockedAttentionLeavesTheModelUnchanged) {
                {"num_key_value_heads", 2}, {"intermediate_size", 96}, {"vocab_size", 101}, {"max_position_embeddings", 128}};
     if (type == "mistral") cj["sliding_window"] = 16;
     expect_switch_leaves_model_unchanged(cj, 70, [](CausalLM& m, bool on) { m->set_blocked_attention(on); });
+  }
+}
+
+// The down projection's LoRA branch recomputes its input act(g) * u in backward instead of keeping
+// it (decoder.cpp, GatedLoraAFn). Against the plain path (the unfused ops and the layer's own
+// LoRA branch, which keeps the product): the loss and every adapter's gradient, for SwiGLU and
+// GELU-tanh (Gemma). (The memory it saves is bench's peak_rss_mb: docs/performance.md.)
+TEST(Decoder, DownLoraRecomputesItsInputAndKeepsGradients) {
+  for (const std::string type : {"llama", "gemma"}) {
+    SCOPED_TRACE(type);
+    json cj = {{"model_type", type}, {"hidden_size", 32}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+               {"num_key_value_heads", 2}, {"intermediate_size", 96}, {"vocab_size", 101}, {"head_dim", 8}};
+    CausalLM m(parse_model_config(cj, "test"));
+    init_weights(m, 7, 0.2);
+    for (auto& p : m->parameters()) p.set_requires_grad(false);
+    LoraConfig lc;
+    lc.targets = {"all-linear"};
+    attach_lora(m, lc, 3);
+    {
+      torch::NoGradGuard ng;  // B starts at 0; nonzero so that A's gradient is not trivially 0
+      for (auto& p : m->named_parameters())
+        if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.1);
+    }
+    auto ids = torch::randint(0, 101, {2, 23}, at::TensorOptions(at::kLong));
+    auto run = [&](bool fused) {
+      m->set_fused_kernels(fused);
+      m->zero_grad();
+      auto logits = m->forward(ids);
+      logits.pow(2).mean().backward();
+      std::vector<at::Tensor> out = {logits.detach()};
+      for (auto& p : m->named_parameters())
+        if (p.value().requires_grad()) out.push_back(p.value().grad().clone());
+      return out;
+    };
+    auto want = run(false), got = run(true);
+    ASSERT_EQ(want.size(), got.size());
+    ASSERT_EQ(want.size(), 1u + 2 * 2 * 7);
+    for (size_t i = 0; i < want.size(); ++i) {
+      EXPECT_GT(want[i].abs().max().item<double>(), 0) << "tensor " << i;
+      EXPECT_LT((want[i] - got[i]).abs().max().item<double>(), 1e-5 * std::max(1.0, want[i].abs().max().item<double>())) << "tensor " << i;
+    }
   }
 }
 
