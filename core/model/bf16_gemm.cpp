@@ -125,8 +125,28 @@ void mm_bf16_f32_out(at::Tensor& c, const at::Tensor& a, const at::Tensor& b) {
     return;
   }
 #endif
-  // No bf16 unit: round the activation as the fast path does, compute in fp32.
-  at::mm_out(c, a.to(at::kBFloat16).to(at::kFloat), b.to(at::kFloat));
+  // No bf16 unit: round the activation as the fast path does, compute in fp32. The weight is
+  // widened a slice at a time once its fp32 copy would pass 32 MB: widening Qwen2.5-0.5B's tied
+  // head whole took 545 MB per call, more than the bf16 storage saved.
+  const at::Tensor ar = a.to(at::kBFloat16).to(at::kFloat);
+  const int64_t K = b.size(0), N = b.size(1);
+  constexpr int64_t kSlice = (32LL << 20) / 4;  // fp32 elements
+  if (K * N <= kSlice) {
+    at::mm_out(c, ar, b.to(at::kFloat));
+  } else if (N >= K) {  // column slices, each [M, n] product copied into place
+    const int64_t n = std::max<int64_t>(1, kSlice / K);
+    for (int64_t s = 0; s < N; s += n) {
+      const int64_t w = std::min(n, N - s);
+      c.narrow(1, s, w).copy_(at::mm(ar, b.narrow(1, s, w).to(at::kFloat)));
+    }
+  } else {  // row slices of the weight accumulate into c
+    const int64_t k = std::max<int64_t>(1, kSlice / N);
+    c.zero_();
+    for (int64_t s = 0; s < K; s += k) {
+      const int64_t w = std::min(k, K - s);
+      c.addmm_(ar.narrow(1, s, w), b.narrow(0, s, w).to(at::kFloat));
+    }
+  }
 }
 
 at::Tensor mm_bf16_f32(const at::Tensor& a, const at::Tensor& b) {
