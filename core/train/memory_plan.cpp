@@ -16,8 +16,10 @@ namespace {
 // Fitted to bench's peak RSS (docs/performance.md): what the process holds before the model
 // (libtorch, oneDNN, OpenBLAS, the C++ runtime; `hone-cli inspect` peaks at 163 MB), and the
 // allocator's slack over the saved tensors (freed blocks not yet reused at the peak).
+// The slack was 1.35 under glibc's heap; Hone's CPU allocator (common/cpu_allocator.h) returns
+// large blocks to the system and keeps it to about 1.12 (Qwen2.5-0.5B shape, seq 512).
 constexpr double kRuntimeBytes = 190.0 * (1 << 20);
-constexpr double kActivationSlack = 1.35;
+constexpr double kActivationSlack = 1.12;
 
 struct Shape {
   double H, L, I, V, q, kv, params;
@@ -61,9 +63,10 @@ MemoryPlan plan(const Shape& s, const ModelConfig& model, const RunConfig& run, 
   if (pairs_recipe(run.recipe)) seqs *= 2;
   if (run.recipe == "grpo" || run.recipe == "ppo") seqs *= static_cast<double>(std::max<int64_t>(1, run.num_generations));
   const double tokens = seqs * static_cast<double>(run.max_seq_len);
-  // Saved per token and layer (fp32): the two norms' inputs and outputs, q/k/v after RoPE, the
-  // attention output (blocked attention keeps no [T, T] scores), gate, up and their product.
-  const double per_layer = tokens * (4 * s.H + 3 * s.q + 2 * s.kv + 3 * s.I) * 4;
+  // Saved per token and layer (fp32): the two norms' inputs and outputs, q/k/v after RoPE (k and
+  // v at their own heads), the attention output, gate and up; their product too when the down
+  // projection's weight trains (full), as an adapter recomputes it (model/decoder.cpp).
+  const double per_layer = tokens * (4 * s.H + 3 * s.q + 2 * s.kv + (full ? 3 : 2) * s.I) * 4;
   // Checkpointed: every layer's input, and the layer being recomputed with its backward's
   // gradients in flight (about twice its saved tensors, fitted at seq 512 and 2048).
   const double saved = run.gradient_checkpointing ? tokens * s.H * 4 * s.L + 2 * per_layer : per_layer * s.L;
