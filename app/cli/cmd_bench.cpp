@@ -36,7 +36,7 @@ namespace hone::cli {
 
 static const char* kHelp = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
-                      [--method lora|qlora|full|dpo] [--checkpointing] [--unfused] [--full-logits] [--full-attention] [--contend N] [--profile FILE] [--json]
+                      [--method lora|qlora|full|dpo] [--checkpointing] [--mlp-recompute] [--unfused] [--full-logits] [--full-attention] [--contend N] [--profile FILE] [--json]
                       [--device cpu|cuda] [--bf16] [--tie] [--base-dtype auto|bf16|f32]
        hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
@@ -49,6 +49,8 @@ and twice that backward.
 tokens, the first half of each a masked prompt); the reference is the same model with its adapters
 switched off, as the dpo recipe does it. Compare its peak_rss_bytes with --method lora at twice the
 batch (the same number of sequences).
+--mlp-recompute runs the up projection again in backward instead of keeping its output, as the
+run config's mlp_recompute does (one [tokens, ffn] tensor less per layer, one more GEMM).
 --full-attention keeps the [heads, T, T] attention probabilities for backward (the plain path).
 --full-logits computes the loss from the whole [tokens, vocab] logits instead of chunks of positions.
 --unfused runs RMSNorm, RoPE and the cross entropy as plain ATen ops instead of Hone's fused
@@ -74,7 +76,7 @@ int cmd_bench(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]) == "store") return cmd_bench_store(argc, argv);
   Args a(argc, argv, 2, "bench",
          {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile", "device", "preset", "contend", "base-dtype"},
-         {"json", "checkpointing", "unfused", "bf16", "tie", "full-logits", "full-attention"});
+         {"json", "checkpointing", "mlp-recompute", "unfused", "bf16", "tie", "full-logits", "full-attention"});
   if (a.flag("help")) {
     std::cout << kHelp;
     return 0;
@@ -161,6 +163,7 @@ int cmd_bench(int argc, char** argv) {
   m->set_fused_kernels(!a.flag("unfused"));
   m->chunked_head = !a.flag("full-logits");  // the loss from all [T, V] logits at once, as before the chunked head
   m->set_blocked_attention(!a.flag("full-attention"));
+  m->set_mlp_recompute(a.flag("mlp-recompute") && !a.flag("checkpointing"));
   if (cuda) m->to(dev);
   m->train();
   std::vector<NamedParam> params;

@@ -178,15 +178,66 @@ struct GatedLoraAFn : public torch::autograd::Function<GatedLoraAFn> {
   }
 };
 
-// down(a) for a = act(g) * u: the LoRA branch through GatedLoraAFn where it applies (an enabled,
-// unmerged policy adapter without dropout while gradients are recorded), else the layer itself.
-at::Tensor down_of_gated(LinearImpl& down, const at::Tensor& a, const at::Tensor& g, const at::Tensor& u, int64_t kind) {
-  const bool applies = down.has_lora() && down.lora_enabled && !down.lora_merged && !(down.use_critic && down.has_critic()) &&
-                       (down.lora_dropout == 0 || !down.is_training()) && at::GradMode::is_enabled() &&
-                       down.lora_A->weight.requires_grad();
-  if (!applies) return down.forward(a);
+// a = act(g) * u, and low = a A^T for the down projection's adapter when A is not empty, keeping g
+// and the up projection's input x but not u: backward runs the up projection on x again (under
+// the adapter it ran with) for u, then a. u stays an input so that du flows back through the up
+// projection's own graph. Saves a [T, ffn] tensor per layer (with GatedLoraAFn's saving, two of
+// SwiGLU's three) for one more GEMM of the up projection's size.
+struct RecomputedUpFn : public torch::autograd::Function<RecomputedUpFn> {
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& g, const at::Tensor& u,
+                                                const at::Tensor& A, const at::Tensor& x, int64_t up_addr, int64_t kind) {
+    ctx->save_for_backward({A});
+    ctx->saved_data["g"] = g.detach();
+    ctx->saved_data["x"] = x.detach();
+    ctx->saved_data["up"] = up_addr;
+    ctx->saved_data["critic"] = reinterpret_cast<LinearImpl*>(up_addr)->use_critic;
+    ctx->saved_data["kind"] = kind;
+    at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
+    if (A.numel() == 0) return {a};  // no adapter on the down projection: a alone
+    return {a, at::matmul(a, A.t())};  // a, low [.., r]
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
+    const at::Tensor A = ctx->get_saved_variables()[0];
+    const at::Tensor g = ctx->saved_data["g"].toTensor(), x = ctx->saved_data["x"].toTensor();
+    const int64_t kind = ctx->saved_data["kind"].toInt();
+    auto* up = reinterpret_cast<LinearImpl*>(ctx->saved_data["up"].toInt());
+    at::Tensor u;
+    {
+      at::NoGradGuard ng;
+      const bool critic_now = up->use_critic;
+      up->use_critic = ctx->saved_data["critic"].toBool();
+      u = up->forward(x);
+      up->use_critic = critic_now;
+    }
+    at::Tensor da = grads[0].defined() ? grads[0] : at::zeros_like(g);
+    at::Tensor dA;
+    if (A.numel() > 0 && grads.size() > 1 && grads[1].defined()) {
+      const at::Tensor& dlow = grads[1];  // [.., r]
+      const at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
+      dA = at::mm(dlow.reshape({-1, A.size(0)}).t(), a.reshape({-1, A.size(1)}));  // [r, I]
+      da = da + at::matmul(dlow, A);
+    }
+    at::Tensor dg, du;
+    if (GatedActFn::swiglu_kernel(g, u, kind) && fused_cpu_applies(da) && da.is_contiguous()) {
+      std::tie(dg, du) = fused_swiglu_backward(da, g, u);
+    } else {
+      const at::Tensor t = da * u;
+      dg = kind == 0 ? at::silu_backward(t, g) : at::gelu_backward(t, g, kind == 1 ? "tanh" : "none");
+      du = da * GatedActFn::act_of(g, kind);
+    }
+    return {dg, du, dA, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+bool lora_branch_recomputable(const LinearImpl& l) {
+  return l.has_lora() && l.lora_enabled && !l.lora_merged && !(l.use_critic && l.has_critic()) &&
+         (l.lora_dropout == 0 || !l.is_training()) && l.lora_A->weight.requires_grad();
+}
+
+// down(a) with the down projection's base alone (its adapter switched off for the call).
+at::Tensor down_base(LinearImpl& down, const at::Tensor& a) {
+  down.lora_enabled = false;
   at::Tensor y;
-  down.lora_enabled = false;  // the base alone (dense, bf16 or NF4, with its bias)
   try {
     y = down.forward(a);
   } catch (...) {
@@ -194,6 +245,14 @@ at::Tensor down_of_gated(LinearImpl& down, const at::Tensor& a, const at::Tensor
     throw;
   }
   down.lora_enabled = true;
+  return y;
+}
+
+// down(a) for a = act(g) * u: the LoRA branch through GatedLoraAFn where it applies (an enabled,
+// unmerged policy adapter without dropout while gradients are recorded), else the layer itself.
+at::Tensor down_of_gated(LinearImpl& down, const at::Tensor& a, const at::Tensor& g, const at::Tensor& u, int64_t kind) {
+  if (!lora_branch_recomputable(down) || !at::GradMode::is_enabled()) return down.forward(a);
+  at::Tensor y = down_base(down, a);
   auto low = GatedLoraAFn::apply(a, down.lora_A->weight, g, u, kind);  // [.., r]
   auto y2 = at::addmm(y.reshape({-1, down.out_features}), low.reshape({-1, low.size(-1)}), down.lora_B->weight.t(), 1.0,
                       down.lora_scaling);
@@ -225,7 +284,19 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
   if (!u.defined()) u = up_proj->forward(x);
   if (fused) {
     const int64_t kind = act == "silu" ? 0 : act == "gelu_pytorch_tanh" ? 1 : 2;
-    return down_of_gated(*down_proj, GatedActFn::apply(g, u, kind), g, u, kind);
+    const bool recompute = recompute_up && up_proj && is_training() && at::GradMode::is_enabled() &&
+                           (up_proj->lora_dropout == 0 || !up_proj->has_lora() || (up_proj->use_critic && up_proj->has_critic()));
+    if (!recompute) return down_of_gated(*down_proj, GatedActFn::apply(g, u, kind), g, u, kind);
+    LinearImpl& down = *down_proj;
+    const bool lora = lora_branch_recomputable(down);
+    // No adapter: an empty A (libtorch 1.13's Function takes no undefined tensor inputs or outputs).
+    auto out = RecomputedUpFn::apply(g, u, lora ? down.lora_A->weight : g.new_empty({0}), x,
+                                     reinterpret_cast<int64_t>(up_proj.get()), kind);  // a, low
+    if (!lora) return down.forward(out[0]);
+    at::Tensor y = down_base(down, out[0]);
+    auto y2 = at::addmm(y.reshape({-1, down.out_features}), out[1].reshape({-1, out[1].size(-1)}), down.lora_B->weight.t(), 1.0,
+                        down.lora_scaling);
+    return y2.view(y.sizes());
   }
   at::Tensor a;
   if (act == "silu") a = at::silu(g);
@@ -356,6 +427,10 @@ void CausalLMImpl::set_fused_kernels(bool on) {
     if (d->pre_feedforward_layernorm) d->pre_feedforward_layernorm->fused = on, d->post_feedforward_layernorm->fused = on;
   }
   model->norm->fused = on;
+}
+
+void CausalLMImpl::set_mlp_recompute(bool on) {
+  for (auto& l : *model->layers) l->as<DecoderLayerImpl>()->mlp->recompute_up = on;
 }
 
 void CausalLMImpl::set_blocked_attention(bool on) {

@@ -55,6 +55,9 @@ struct MLPImpl : torch::nn::Module {
   Linear gate_up_proj{nullptr};  // Phi-3: gate|up in one projection (gate/up_proj null then)
   std::string act;
   bool fused = true;  // act(gate) * up keeping only gate and up for backward
+  // Keep only gate for backward and run the up projection again there (with fused, training, a
+  // separate up_proj without dropout): one [T, ffn] tensor less per layer for one more GEMM.
+  bool recompute_up = false;
 };
 TORCH_MODULE(MLP);
 
@@ -113,6 +116,7 @@ struct CausalLMImpl : torch::nn::Module {
   // plain ATen ops they replace (tests compare the two).
   void set_fused_kernels(bool on);
   void set_blocked_attention(bool on);  // AttentionImpl::blocked in every layer
+  void set_mlp_recompute(bool on);      // MLPImpl::recompute_up in every layer (run config mlp_recompute)
   bool fused_kernels = true;  // read by the training loss (train/loss.h) for its cross entropy
   // Losses take token log-probs from the hidden states in chunks of positions, never holding the
   // [N, V] logits (train/head_logps.h); false: the full-logits path, kept as the reference.

@@ -15,7 +15,7 @@ namespace {
 const std::set<std::string> kKeys = {
     "name", "base_model", "method", "recipe", "train_data", "eval_data", "data_format", "chat_template", "loss_on",
     "max_seq_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "adam_beta1", "adam_beta2",
-    "adam_eps", "schedule", "warmup_steps", "warmup_ratio", "max_grad_norm", "lora", "gradient_checkpointing",
+    "adam_eps", "schedule", "warmup_steps", "warmup_ratio", "max_grad_norm", "lora", "gradient_checkpointing", "mlp_recompute",
     "bucket_by_length", "packing", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints", "seed",
     "threads", "device", "mixed_precision", "base_dtype", "save_every_minutes", "beta", "loss_type", "label_smoothing",
     "precompute_ref_log_probs", "desirable_weight", "undesirable_weight", "init_adapter",
@@ -93,6 +93,7 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   typed("warmup_ratio", c.warmup_ratio);
   typed("max_grad_norm", c.max_grad_norm);
   typed("gradient_checkpointing", c.gradient_checkpointing);
+  typed("mlp_recompute", c.mlp_recompute);
   typed("bucket_by_length", c.bucket_by_length);
   typed("packing", c.packing);
   typed("eval_every", c.eval_every);
@@ -243,6 +244,7 @@ nlohmann::json RunConfig::to_json() const {
           {"max_grad_norm", max_grad_norm},
           {"lora", {{"r", lora.r}, {"alpha", lora.alpha}, {"dropout", lora.dropout}, {"targets", lora.targets}, {"rslora", lora.rslora}}},
           {"gradient_checkpointing", gradient_checkpointing},
+          {"mlp_recompute", mlp_recompute},
           {"bucket_by_length", bucket_by_length},
           {"packing", packing},
           {"eval_every", eval_every},

@@ -32,6 +32,7 @@ struct RunConfig {
   double max_grad_norm = 1.0;
   LoraConfig lora;
   bool gradient_checkpointing = false;
+  bool mlp_recompute = false;  // run the up projection again in backward instead of keeping it
   bool bucket_by_length = true;
   bool packing = true;  // cpt: concatenate documents into full blocks (false: one document per sequence)
   int64_t eval_every = 0;

@@ -194,6 +194,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
   }
   if (cuda) model->to(dev);
   model->gradient_checkpointing = cfg.gradient_checkpointing;
+  model->set_mlp_recompute(cfg.mlp_recompute && !cfg.gradient_checkpointing);  // a checkpointed layer recomputes it all
   model->train();
   std::vector<NamedParam> params;
   for (auto& p : model->named_parameters())

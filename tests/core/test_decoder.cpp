@@ -367,7 +367,9 @@ TEST(Decoder, BlockedAttentionLeavesTheModelUnchanged) {
 // The down projection's LoRA branch recomputes its input act(g) * u in backward instead of keeping
 // it (decoder.cpp, GatedLoraAFn). Against the plain path (the unfused ops and the layer's own
 // LoRA branch, which keeps the product): the loss and every adapter's gradient, for SwiGLU and
-// GELU-tanh (Gemma). (The memory it saves is bench's peak_rss_mb: docs/performance.md.)
+// GELU-tanh (Gemma); and with mlp_recompute, which keeps only the gate's output and runs the up
+// projection again in backward, also with the adapters switched off and under PPO's critic
+// adapter. (The memory they save is bench's peak_rss_mb: docs/performance.md.)
 TEST(Decoder, DownLoraRecomputesItsInputAndKeepsGradients) {
   for (const std::string type : {"llama", "gemma"}) {
     SCOPED_TRACE(type);
@@ -385,8 +387,9 @@ TEST(Decoder, DownLoraRecomputesItsInputAndKeepsGradients) {
         if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.1);
     }
     auto ids = torch::randint(0, 101, {2, 23}, at::TensorOptions(at::kLong));
-    auto run = [&](bool fused) {
+    auto run = [&](bool fused, bool recompute = false) {
       m->set_fused_kernels(fused);
+      m->set_mlp_recompute(recompute);
       m->zero_grad();
       auto logits = m->forward(ids);
       logits.pow(2).mean().backward();
@@ -395,13 +398,54 @@ TEST(Decoder, DownLoraRecomputesItsInputAndKeepsGradients) {
         if (p.value().requires_grad()) out.push_back(p.value().grad().clone());
       return out;
     };
-    auto want = run(false), got = run(true);
-    ASSERT_EQ(want.size(), got.size());
-    ASSERT_EQ(want.size(), 1u + 2 * 2 * 7);
-    for (size_t i = 0; i < want.size(); ++i) {
-      EXPECT_GT(want[i].abs().max().item<double>(), 0) << "tensor " << i;
-      EXPECT_LT((want[i] - got[i]).abs().max().item<double>(), 1e-5 * std::max(1.0, want[i].abs().max().item<double>())) << "tensor " << i;
+    auto compare = [](const std::vector<at::Tensor>& want, const std::vector<at::Tensor>& got, size_t n) {
+      ASSERT_EQ(want.size(), n);
+      ASSERT_EQ(got.size(), n);
+      for (size_t i = 0; i < n; ++i) {
+        EXPECT_GT(want[i].abs().max().item<double>(), 0) << "tensor " << i;
+        EXPECT_LT((want[i] - got[i]).abs().max().item<double>(), 1e-5 * std::max(1.0, want[i].abs().max().item<double>())) << "tensor " << i;
+      }
+    };
+    const auto plain = run(false);
+    compare(plain, run(true), 1u + 2 * 2 * 7);
+    compare(plain, run(true, true), 1u + 2 * 2 * 7);
+    set_lora_enabled(m, false);  // the base alone: only the input ids' path, no adapter grads
+    {
+      m->set_fused_kernels(false);
+      m->set_mlp_recompute(false);
+      auto a = m->forward(ids).detach();
+      m->set_fused_kernels(true);
+      m->set_mlp_recompute(true);
+      EXPECT_LT((a - m->forward(ids).detach()).abs().max().item<double>(), 1e-5);
     }
+    set_lora_enabled(m, true);
+    // PPO's critic adapter in place of the policy's: the recompute runs the adapter the forward ran.
+    for (auto& l : *m->model->layers)
+      for (auto& mod : l->modules(false))
+        if (auto* lin = dynamic_cast<LinearImpl*>(mod.get()); lin && lin->has_lora()) {
+          lin->add_critic_lora();
+          torch::NoGradGuard ng;
+          lin->critic_B->weight.normal_(0, 0.1);
+          lin->use_critic = true;
+        }
+    auto critic = [&](bool fused, bool recompute) {
+      m->set_fused_kernels(fused);
+      m->set_mlp_recompute(recompute);
+      m->zero_grad();
+      auto logits = m->forward(ids);
+      for (auto& l : *m->model->layers)  // switched back before backward, as PPO's value pass does
+        for (auto& mod : l->modules(false))
+          if (auto* lin = dynamic_cast<LinearImpl*>(mod.get())) lin->use_critic = false;
+      logits.pow(2).mean().backward();
+      std::vector<at::Tensor> out = {logits.detach()};
+      for (auto& p : m->named_parameters())
+        if (p.key().find("critic_") != std::string::npos) out.push_back(p.value().grad().clone());
+      for (auto& l : *m->model->layers)
+        for (auto& mod : l->modules(false))
+          if (auto* lin = dynamic_cast<LinearImpl*>(mod.get()); lin && lin->has_critic()) lin->use_critic = true;
+      return out;
+    };
+    compare(critic(false, false), critic(true, true), 1u + 2 * 2 * 7);
   }
 }
 
