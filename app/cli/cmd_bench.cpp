@@ -129,7 +129,7 @@ int cmd_bench(int argc, char** argv) {
                                                   cfg.parameter_count() * 4);
   if (base.bf16 && method == "lora") {  // stored before init, so that no fp32 copy is ever resident
     for (auto& p : m->parameters()) p.set_requires_grad(false);
-    store_base_bf16(m);
+    store_base_bf16(m, /*keep_values=*/false);  // init_weights fills them below
   }
   if (method == "qlora") {  // each layer initialised and quantized in turn, as loading does it
     at::NoGradGuard ng;
@@ -172,6 +172,7 @@ int cmd_bench(int argc, char** argv) {
   int64_t trainable = 0;
   for (auto& p : params) trainable += p.param.numel();
   AdamW opt(params, {});
+  trim_cpu_allocator();  // as the training session does once the model is ready
   auto gen = at::make_generator<at::CPUGeneratorImpl>(1);
   std::vector<double> times;
   const bool profile = a.has("profile");

@@ -118,7 +118,7 @@ LoadedModel load_model(const std::string& dir, const LoadOptions& opt) {
   lm.model = CausalLM(lm.config);
   if (opt.base_bf16) {
     for (auto& p : lm.model->parameters()) p.set_requires_grad(false);
-    store_base_bf16(lm.model);  // the fresh, untouched fp32 pages are dropped unread-into-RSS
+    store_base_bf16(lm.model, /*keep_values=*/false);  // every tensor is loaded below (or refused as missing)
   }
 
   std::map<std::string, at::Tensor> params;

@@ -522,19 +522,19 @@ at::Tensor CausalLMImpl::forward(const at::Tensor& ids, const at::Tensor& attent
   return logits_from_hidden(hidden(ids, attention_mask, cache, positions));
 }
 
-int64_t store_base_bf16(CausalLM& m) {
+int64_t store_base_bf16(CausalLM& m, bool keep_values) {
   at::NoGradGuard ng;
   int64_t bytes = 0;
   for (auto& item : m->named_modules()) {
     auto* l = dynamic_cast<LinearImpl*>(item.value().get());
     if (!l || item.key().find("lora_") != std::string::npos || item.key().find("critic_") != std::string::npos) continue;
-    l->store_bf16();
+    l->store_bf16(keep_values);
     if (item.key() != "lm_head" && !l->quantized()) bytes += l->weight.numel() * l->weight.element_size();
   }
   auto& e = *m->model->embed_tokens;
   if (!e.bf16_stored) {
     if (e.weight.requires_grad()) throw Error("a trainable embedding cannot be stored in bf16 (base_dtype bf16 is for LoRA and QLoRA)");
-    e.weight.set_data(e.weight.to(at::kBFloat16));
+    e.weight.set_data(keep_values ? e.weight.to(at::kBFloat16) : at::empty_like(e.weight, e.weight.options().dtype(at::kBFloat16)));
     e.bf16_stored = true;
   }
   return bytes;

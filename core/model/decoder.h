@@ -131,7 +131,9 @@ TORCH_MODULE(CausalLM);
 // untied head; NF4 layers stay NF4) is stored in bf16, its GEMMs accumulating in fp32, while
 // activations, norms, biases and adapters stay fp32. Returns the bytes of the linear layers' base
 // weights afterwards (what frozen_weight_bytes reports). Trainable weights are refused.
-int64_t store_base_bf16(CausalLM& m);
+// keep_values false: the weights are still unwritten (before loading or init_weights); they are
+// replaced by empty bf16 storage without being read.
+int64_t store_base_bf16(CausalLM& m, bool keep_values = true);
 
 // Initialises weights like transformers (normal(0, 0.02), norms at identity) from a seed.
 // embed_std < 0: the embeddings use `std` as well (HF's initializer_range everywhere).

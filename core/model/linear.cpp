@@ -57,7 +57,7 @@ void LinearImpl::dequantize_nf4() {
   weight = register_parameter("weight", w, /*requires_grad=*/false);
 }
 
-void LinearImpl::store_bf16() {
+void LinearImpl::store_bf16(bool keep_values) {
   if (has_nf4_) {  // the 4-bit storage stays; its GEMMs run in bf16 (peft/nf4_bf16.h)
     bf16_stored_ = true;
     return;
@@ -66,7 +66,8 @@ void LinearImpl::store_bf16() {
   if (weight.requires_grad()) throw Error("a trainable weight cannot be stored in bf16 (base_dtype bf16 is for LoRA and QLoRA)");
   if (lora_merged) throw Error("cannot store a layer with a merged LoRA adapter in bf16");
   at::NoGradGuard ng;
-  weight.set_data(weight.to(at::kBFloat16));  // keeps the registration; the fp32 storage is freed
+  // set_data keeps the registration; the fp32 storage is freed.
+  weight.set_data(keep_values ? weight.to(at::kBFloat16) : at::empty_like(weight, weight.options().dtype(at::kBFloat16)));
   bf16_stored_ = true;
 }
 

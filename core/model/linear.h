@@ -32,7 +32,10 @@ struct LinearImpl : torch::nn::Module {
 
   // bf16 base (base_dtype "bf16"): the frozen weight kept in bf16, its GEMMs accumulating in fp32
   // (model/bf16_gemm.h) while activations, adapters and their gradients stay fp32.
-  void store_bf16();
+  // keep_values false: the weight has not been written yet (a model about to be loaded or
+  // initialised), so its storage is swapped for an empty bf16 one without reading it; reading the
+  // fresh fp32 pages made every one of them resident (the whole fp32 model, for nothing).
+  void store_bf16(bool keep_values = true);
   bool bf16_stored() const { return bf16_stored_; }
 
   // LoRA: A [r, in] ~ kaiming_uniform(a=sqrt(5)), B [out, r] = 0, scaling alpha/r (or alpha/sqrt(r)).

@@ -22,6 +22,7 @@
 #include <functional>
 #include <thread>
 
+#include "common/cpu_allocator.h"
 #include "common/error.h"
 #include "common/files.h"
 #include "common/json_file.h"
@@ -201,6 +202,7 @@ TrainResult train(const RunConfig& cfg, const TrainOptions& opt) {
     if (p.value().requires_grad()) params.push_back({p.key(), p.value(), decays(p.key())});
   for (auto& p : params) res.trainable_params += p.param.numel();
   AdamW optim(params, {cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps, cfg.weight_decay});
+  trim_cpu_allocator();  // what loading and preparing the model freed is not kept for training
 
   // Distributed: the plan is of global batches (batch_size per rank), each rank taking its slice.
   BatchPlan plan(recipe->train_lengths(), cfg.batch_size * world, cfg.seed, cfg.bucket_by_length);

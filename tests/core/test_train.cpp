@@ -641,3 +641,48 @@ TEST(CpuAllocator, ReusesFreedLargeBlocksByTheirSizeClass) {
   std::memset(raw, 7, 5 << 20);
   c10::GetCPUAllocator()->raw_deallocate(raw);
 }
+
+// The cache never raises the peak: a request takes a larger cached block (up to twice its size)
+// before anything new is mapped, and before a new mapping the cache gives back what would take the
+// mapped total past the live peak plus the slack. Sizes are in MB of floats, each its own class.
+TEST(CpuAllocator, CacheNeverTakesMappedPastTheLivePeakPlusSlack) {
+  if (!cpu_allocator_installed()) GTEST_SKIP() << "HONE_CPU_ALLOCATOR=system";
+  const uint64_t old_slack = set_cpu_allocator_slack(0);
+  const int64_t MB = (1 << 20) / 4;
+  trim_cpu_allocator();
+  const CpuAllocatorStats s0 = cpu_allocator_stats();
+  EXPECT_EQ(s0.cached_bytes, 0u);
+  EXPECT_EQ(s0.live_peak_bytes, s0.mapped_bytes);
+  { auto a = at::empty({40 * MB}); a.fill_(1.f); }  // freed: 40 MB cached
+  const CpuAllocatorStats s1 = cpu_allocator_stats();
+  EXPECT_GE(s1.cached_bytes, 40u << 20);
+  {
+    auto b = at::empty({24 * MB});  // no 24 MB class cached: takes the 40 MB block, maps nothing
+    b.fill_(2.f);
+    EXPECT_EQ(b.sum().item<double>(), 48.0 * MB);
+    const CpuAllocatorStats s2 = cpu_allocator_stats();
+    EXPECT_EQ(s2.hits, s1.hits + 1);
+    EXPECT_EQ(s2.mapped_bytes, s1.mapped_bytes);
+    EXPECT_EQ(s2.cached_bytes, 0u);
+  }
+  {
+    auto c = at::empty({60 * MB});  // larger than twice nothing cached: the 40 MB block goes first
+    const CpuAllocatorStats s3 = cpu_allocator_stats();
+    EXPECT_EQ(s3.misses, s1.misses + 1);
+    EXPECT_EQ(s3.cached_bytes, 0u);
+    EXPECT_LT(s3.mapped_bytes, s0.mapped_bytes + (70u << 20));  // 60 MB and its class's rounding, not 100
+    EXPECT_EQ(s3.peak_mapped_bytes, s3.mapped_bytes);
+  }
+  // With a slack the cache keeps what fits under it.
+  set_cpu_allocator_slack(64u << 20);
+  trim_cpu_allocator();
+  const CpuAllocatorStats t0 = cpu_allocator_stats();
+  { auto a = at::empty({40 * MB}); a.fill_(1.f); }
+  { auto c = at::empty({100 * MB}); }  // maps 100 MB; the cached 40 MB stays within 64 MB of slack
+  const CpuAllocatorStats t1 = cpu_allocator_stats();
+  EXPECT_GE(t1.cached_bytes, 140u << 20);
+  EXPECT_LE(t1.peak_mapped_bytes, t1.live_peak_bytes + (64u << 20));
+  EXPECT_GE(t1.live_peak_bytes, t0.mapped_bytes + (100u << 20));
+  set_cpu_allocator_slack(old_slack);
+  trim_cpu_allocator();
+}
