@@ -248,15 +248,19 @@ at::Tensor down_base(LinearImpl& down, const at::Tensor& a) {
   return y;
 }
 
+// down(a) + scaling * low B^T, where low [.., r] = a A^T came from one of the functions above.
+at::Tensor down_with_low(LinearImpl& down, const at::Tensor& a, const at::Tensor& low) {
+  at::Tensor y = down_base(down, a);
+  auto y2 = at::addmm(y.reshape({-1, down.out_features}), low.reshape({-1, low.size(-1)}), down.lora_B->weight.t(), 1.0,
+                      down.lora_scaling);
+  return y2.view(y.sizes());
+}
+
 // down(a) for a = act(g) * u: the LoRA branch through GatedLoraAFn where it applies (an enabled,
 // unmerged policy adapter without dropout while gradients are recorded), else the layer itself.
 at::Tensor down_of_gated(LinearImpl& down, const at::Tensor& a, const at::Tensor& g, const at::Tensor& u, int64_t kind) {
   if (!lora_branch_recomputable(down) || !at::GradMode::is_enabled()) return down.forward(a);
-  at::Tensor y = down_base(down, a);
-  auto low = GatedLoraAFn::apply(a, down.lora_A->weight, g, u, kind);  // [.., r]
-  auto y2 = at::addmm(y.reshape({-1, down.out_features}), low.reshape({-1, low.size(-1)}), down.lora_B->weight.t(), 1.0,
-                      down.lora_scaling);
-  return y2.view(y.sizes());
+  return down_with_low(down, a, GatedLoraAFn::apply(a, down.lora_A->weight, g, u, kind));
 }
 
 }  // namespace
@@ -293,10 +297,7 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
     auto out = RecomputedUpFn::apply(g, u, lora ? down.lora_A->weight : g.new_empty({0}), x,
                                      reinterpret_cast<int64_t>(up_proj.get()), kind);  // a, low
     if (!lora) return down.forward(out[0]);
-    at::Tensor y = down_base(down, out[0]);
-    auto y2 = at::addmm(y.reshape({-1, down.out_features}), out[1].reshape({-1, out[1].size(-1)}), down.lora_B->weight.t(), 1.0,
-                        down.lora_scaling);
-    return y2.view(y.sizes());
+    return down_with_low(down, out[0], out[1]);
   }
   at::Tensor a;
   if (act == "silu") a = at::silu(g);
