@@ -39,6 +39,7 @@
 
 #include "common/files.h"
 #include "common/runtime.h"
+#include "model/gemm_info.h"
 #include "common/json_file.h"
 #include "model/config.h"
 #include "store/datasets.h"
@@ -389,7 +390,7 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
     gemm_gflops_ = watcher->result();
     updateEstimate();
   });
-  watcher->setFuture(QtConcurrent::run([] { return hone::measure_gemm_gflops(512, 8); }));
+  watcher->setFuture(QtConcurrent::run([] { return hone::measure_f32_gemm_gflops(512, 8); }));
 }
 
 void TrainPage::buildDemoModel() {

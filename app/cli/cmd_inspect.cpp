@@ -9,6 +9,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/runtime.h"
+#include "model/cpu_gemm.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "tokenizer/chat_template.h"
@@ -36,7 +37,9 @@ int cmd_inspect(int argc, char** argv) {
     auto s = system_info(true);
     nlohmann::json j = {{"device", s.device},          {"cuda", s.cuda},         {"libtorch", s.libtorch_version},
                         {"blas", s.blas},              {"blas_core", s.blas_core},   {"blas_reference", s.blas_is_reference},
-                        {"threads", s.threads},        {"blas_threads", s.blas_threads}, {"cores", s.cores},       {"gemm_gflops_fp32", s.gemm_gflops},
+                        {"threads", s.threads},        {"blas_threads", s.blas_threads}, {"cores", s.cores},
+                        {"blas_gflops_fp32", s.gemm_gflops}, {"gemm_gflops_fp32", measure_f32_gemm_gflops(512, 8)},
+                        {"gemm", cpu_gemm_describe()},
                         {"hone", HONE_VERSION}};
     std::cout << j.dump(2) << "\n";
     auto w = blas_warning(s);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "model/cpu_gemm.h"
 #include "model/fused_cpu.h"
 
 namespace hone {
@@ -21,6 +22,20 @@ int64_t rows_per_block(int64_t BH, int64_t T, int64_t S, int64_t asked) {
   if (asked > 0) return std::min(T, asked);
   const int64_t budget = (8LL << 20) / 4;  // fp32 scores in about 8 MB
   return std::max<int64_t>(1, std::min(T, std::max<int64_t>(16, budget / std::max<int64_t>(BH * S, 1))));
+}
+
+// The block products: oneDNN for fp32 on the CPU (model/cpu_gemm.h: 2-7x ATen's bmm at these
+// shapes, which loops over heads with one small GEMM each), ATen otherwise.
+bool fp32(const at::Tensor& a, const at::Tensor& b) { return a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat; }
+at::Tensor mm3(const at::Tensor& a, const at::Tensor& b, double alpha = 1.0) {  // alpha * a b
+  if (fp32(a, b)) return bmm_f32(a, b, alpha);
+  auto c = at::bmm(a, b);
+  return alpha == 1.0 ? c : c.mul_(alpha);
+}
+void mm3_into(at::Tensor c, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {  // c (+)= alpha * a b
+  if (fp32(a, b) && c.scalar_type() == at::kFloat) return bmm_f32_out(c, a, b, alpha, accumulate);
+  if (accumulate) c.baddbmm_(a, b, 1.0, alpha);
+  else c.copy_(at::bmm(a, b).mul_(alpha));
 }
 
 struct Block {
@@ -36,15 +51,15 @@ struct Probs {
 Probs block_probs(const at::Tensor& qb, const at::Tensor& kb, const at::Tensor& mb, int64_t B, int64_t nh, double scale,
                   double cap) {
   const int64_t n = qb.size(1), keys = kb.size(1);
-  auto m = mb.expand({B, nh, n, keys}).reshape({B * nh, n, keys});
   Probs r;
   at::Tensor s;
   if (cap > 0) {
-    r.capped = at::tanh(at::bmm(qb, kb.transpose(1, 2)) * (scale / cap));
-    s = r.capped * cap + m;
+    r.capped = at::tanh(mm3(qb, kb.transpose(1, 2), scale / cap));
+    s = r.capped * cap;
   } else {
-    s = at::baddbmm(m, qb, kb.transpose(1, 2), 1.0, scale);
+    s = mm3(qb, kb.transpose(1, 2), scale);  // [BH, n, keys]
   }
+  s.view({B, nh, n, keys}).add_(mb);  // the mask broadcast over heads, not copied per head
   if (fused_cpu_applies(s) && s.is_contiguous()) {
     fused_softmax_lastdim_(s);  // in place: ATen's softmax computes exp one element at a time here
     r.p = s;
@@ -94,7 +109,7 @@ struct BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn>
       auto qb = rows_of(q, b.qs, b.n);
       auto kb = kv_rows(k, b.keys, nh), vb = kv_rows(v, b.keys, nh);
       Probs pr = block_probs(qb, kb, mask.narrow(2, b.qs, b.n).narrow(3, 0, b.keys), B, nh, scale, cap);
-      out.narrow(2, b.qs, b.n).copy_(at::bmm(pr.p.to(vb.scalar_type()), vb).view({B, nh, b.n, D}));
+      mm3_into(out.narrow(2, b.qs, b.n).view({B * nh, b.n, D}), pr.p.to(vb.scalar_type()), vb, 1.0, false);
     }
     ctx->save_for_backward({q, k, v, mask});
     ctx->saved_data["scale"] = scale;
@@ -109,20 +124,22 @@ struct BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn>
     const double scale = ctx->saved_data["scale"].toDouble(), cap = ctx->saved_data["cap"].toDouble();
     const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3), nkv = k.size(1);
     const at::Tensor dout = grads[0].contiguous();  // [B, nh, T, D]
-    auto dq = at::zeros_like(q), dk = at::zeros({B * nh, S, D}, k.options()), dv = at::zeros({B * nh, S, D}, v.options());
+    // dq: every row is written by its block; contiguous, so that a block of rows is one [BH, n, D] view.
+    auto dq = at::empty({B, nh, T, D}, q.options()), dk = at::zeros({B * nh, S, D}, k.options()), dv = at::zeros({B * nh, S, D}, v.options());
     for (const Block& b : blocks(B * nh, T, S, ctx->saved_data["rows"].toInt())) {
       auto qb = rows_of(q, b.qs, b.n);
       auto kb = kv_rows(k, b.keys, nh), vb = kv_rows(v, b.keys, nh);
       auto dob = rows_of(dout, b.qs, b.n);  // [BH, n, D]
       Probs pr = block_probs(qb, kb, mask.narrow(2, b.qs, b.n).narrow(3, 0, b.keys), B, nh, scale, cap);
       const auto& p = pr.p;                                                          // [BH, n, keys]
-      dv.narrow(1, 0, b.keys).baddbmm_(p.transpose(1, 2).to(dob.scalar_type()), dob);  // += p^T dO
-      auto dp = at::bmm(dob, vb.transpose(1, 2)).to(at::kFloat);                       // [BH, n, keys]
-      auto ds = p * (dp - (p * dp).sum(-1, true));
+      mm3_into(dv.narrow(1, 0, b.keys), p.transpose(1, 2).to(dob.scalar_type()), dob, 1.0, true);  // += p^T dO
+      auto dp = mm3(dob, vb.transpose(1, 2)).to(at::kFloat);                                    // [BH, n, keys]
+      auto ds = dp;
+      ds.sub_((p * dp).sum(-1, true)).mul_(p);  // p * (dP - rowsum(p * dP)), in dP's buffer
       if (cap > 0) ds.mul_(1.0 - pr.capped.square());
       ds = ds.to(q.scalar_type());
-      dq.narrow(2, b.qs, b.n).copy_(at::bmm(ds, kb).mul_(scale).view({B, nh, b.n, D}));
-      dk.narrow(1, 0, b.keys).baddbmm_(ds.transpose(1, 2), qb, 1.0, scale);           // += dS^T Q * scale
+      mm3_into(dq.narrow(2, b.qs, b.n).view({B * nh, b.n, D}), ds, kb, scale, false);
+      mm3_into(dk.narrow(1, 0, b.keys), ds.transpose(1, 2), qb, scale, true);  // += dS^T Q * scale
     }
     return {dq, kv_grad(dk, B, nh, nkv, S, D), kv_grad(dv, B, nh, nkv, S, D), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }

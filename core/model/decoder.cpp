@@ -18,6 +18,7 @@
 #include <mutex>
 
 #include "model/bf16_gemm.h"
+#include "model/cpu_gemm.h"
 #include "model/fused_cpu.h"
 #include "model/rope.h"
 
@@ -164,7 +165,7 @@ struct GatedLoraAFn : public torch::autograd::Function<GatedLoraAFn> {
     ctx->saved_data["g"] = g.detach();
     ctx->saved_data["u"] = u.detach();
     ctx->saved_data["kind"] = kind;
-    return at::matmul(a, A.t());  // [.., r]
+    return matmul_f32(a, A.t());  // [.., r]
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const at::Tensor A = ctx->get_saved_variables()[0];
@@ -173,8 +174,8 @@ struct GatedLoraAFn : public torch::autograd::Function<GatedLoraAFn> {
     const at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
     const at::Tensor& d = grads[0];  // [.., r]
     const int64_t r = A.size(0), I = A.size(1);
-    at::Tensor dA = at::mm(d.reshape({-1, r}).t(), a.reshape({-1, I}));  // [r, I]
-    return {at::matmul(d, A), dA, at::Tensor(), at::Tensor(), at::Tensor()};
+    at::Tensor dA = onednn_f32_applies(d, a) ? gemm_f32(d.reshape({-1, r}).t(), a.reshape({-1, I})) : at::mm(d.reshape({-1, r}).t(), a.reshape({-1, I}));  // [r, I]
+    return {matmul_f32(d, A), dA, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -194,7 +195,7 @@ struct RecomputedUpFn : public torch::autograd::Function<RecomputedUpFn> {
     ctx->saved_data["kind"] = kind;
     at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
     if (A.numel() == 0) return {a};  // no adapter on the down projection: a alone
-    return {a, at::matmul(a, A.t())};  // a, low [.., r]
+    return {a, matmul_f32(a, A.t())};  // a, low [.., r]
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const at::Tensor A = ctx->get_saved_variables()[0];
@@ -214,8 +215,9 @@ struct RecomputedUpFn : public torch::autograd::Function<RecomputedUpFn> {
     if (A.numel() > 0 && grads.size() > 1 && grads[1].defined()) {
       const at::Tensor& dlow = grads[1];  // [.., r]
       const at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
-      dA = at::mm(dlow.reshape({-1, A.size(0)}).t(), a.reshape({-1, A.size(1)}));  // [r, I]
-      da = da + at::matmul(dlow, A);
+      const auto d2 = dlow.reshape({-1, A.size(0)}).t(), a2 = a.reshape({-1, A.size(1)});
+      dA = onednn_f32_applies(d2, a2) ? gemm_f32(d2, a2) : at::mm(d2, a2);  // [r, I]
+      da = da + matmul_f32(dlow, A);
     }
     at::Tensor dg, du;
     if (GatedActFn::swiglu_kernel(g, u, kind) && fused_cpu_applies(da) && da.is_contiguous()) {
@@ -250,10 +252,7 @@ at::Tensor down_base(LinearImpl& down, const at::Tensor& a) {
 
 // down(a) + scaling * low B^T, where low [.., r] = a A^T came from one of the functions above.
 at::Tensor down_with_low(LinearImpl& down, const at::Tensor& a, const at::Tensor& low) {
-  at::Tensor y = down_base(down, a);
-  auto y2 = at::addmm(y.reshape({-1, down.out_features}), low.reshape({-1, low.size(-1)}), down.lora_B->weight.t(), 1.0,
-                      down.lora_scaling);
-  return y2.view(y.sizes());
+  return lora_add(down_base(down, a), low, down.lora_B->weight, down.lora_scaling);
 }
 
 // down(a) for a = act(g) * u: the LoRA branch through GatedLoraAFn where it applies (an enabled,
@@ -512,8 +511,7 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
 
 at::Tensor CausalLMImpl::logits_from_hidden(const at::Tensor& h) {
   const at::Tensor& w = output_weight();
-  auto logits = w.scalar_type() == at::kBFloat16 && h.scalar_type() == at::kFloat ? frozen_bf16_linear(h, w, {})
-                                                                                  : at::linear(h, w).to(at::kFloat);
+  auto logits = frozen_linear_applies(h, w) ? frozen_linear(h, w, {}) : at::linear(h, w).to(at::kFloat);
   if (config.final_softcap > 0) logits = at::tanh(logits / config.final_softcap) * config.final_softcap;  // Gemma 2
   return logits;
 }

@@ -8,6 +8,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -289,6 +291,35 @@ at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 at::Tensor fused_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
   TORCH_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), "fused cross entropy: logits [N, V], labels [N]");
   return CrossEntropyFn::apply(logits, labels.to(at::kLong), ignore_index);
+}
+
+namespace {
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void round_to_bf16(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t u;
+    std::memcpy(&u, x + i, 4);
+    const bool nan = (u & 0x7fffffffu) > 0x7f800000u;
+    const uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;  // to nearest, ties to even
+    y[i] = static_cast<uint16_t>(nan ? 0x7fc0u : r);
+  }
+}
+
+}  // namespace
+
+at::Tensor fused_to_bf16(const at::Tensor& x) {
+  TORCH_CHECK(fused_cpu_applies(x) && x.is_contiguous(), "fused_to_bf16: a contiguous fp32 CPU tensor expected");
+  at::Tensor y = at::empty(x.sizes(), x.options().dtype(at::kBFloat16));
+  const float* xp = x.data_ptr<float>();
+  auto* yp = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
+  constexpr int64_t kSpan = 1 << 16;  // elements per task: 256 KB read
+  const int64_t n = x.numel();
+  at::parallel_for(0, (n + kSpan - 1) / kSpan, 1, [&](int64_t lo, int64_t hi) {
+    const int64_t b = lo * kSpan, e = std::min(n, hi * kSpan);
+    round_to_bf16(xp + b, yp + b, e - b);
+  });
+  return y;
 }
 
 }  // namespace hone

@@ -29,6 +29,11 @@ at::Tensor fused_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& l
 at::Tensor fused_swiglu(const at::Tensor& g, const at::Tensor& u);
 std::pair<at::Tensor, at::Tensor> fused_swiglu_backward(const at::Tensor& d, const at::Tensor& g, const at::Tensor& u);
 
+// x rounded to bf16 (to nearest, ties to even; NaN stays NaN, as c10::BFloat16 rounds), for a
+// contiguous fp32 CPU tensor: the operand of every bf16 GEMM. ATen 1.13's conversion took 1.0 ms
+// for a [512, 896] activation (2.3 ns per element, 12x its own rate at [512, 4864]; measured).
+at::Tensor fused_to_bf16(const at::Tensor& x);
+
 // Softmax over the last dimension, in place, of a contiguous fp32 CPU tensor (the attention's
 // scores): one pass for the maximum, one for the exponentials and their sum, one to scale.
 void fused_softmax_lastdim_(at::Tensor& s);

@@ -4,6 +4,7 @@
 #include "peft/nf4.h"
 
 #include "model/bf16_gemm.h"
+#include "model/cpu_gemm.h"
 #include "peft/nf4_bf16.h"
 
 #include <torch/autograd.h>
@@ -141,13 +142,13 @@ struct NF4MatMulBf16 : public torch::autograd::Function<NF4MatMulBf16> {
     auto w = nf4_dequantize(codes, absmax_q, absmax_scale, offset, {out, in}, at::kBFloat16);  // [out, in], transient
     auto sizes = x.sizes().vec();
     sizes.back() = out;
-    return mm_bf16_f32(x.reshape({-1, in}), w.t()).view(sizes);
+    return gemm_f32(x.reshape({-1, in}), w.t()).view(sizes);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
     auto s = ctx->get_saved_variables();
     const int64_t out = ctx->saved_data["out"].toInt(), in = ctx->saved_data["in"].toInt();
     auto w = nf4_dequantize(s[0], s[1], s[2], ctx->saved_data["offset"].toDouble(), {out, in}, at::kBFloat16);
-    auto gx = mm_bf16_f32(grad[0].reshape({-1, out}), w).view(ctx->saved_data["x_sizes"].toIntVector());
+    auto gx = gemm_f32(grad[0].reshape({-1, out}), w).view(ctx->saved_data["x_sizes"].toIntVector());
     return {gx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

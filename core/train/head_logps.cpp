@@ -11,7 +11,7 @@
 #include <limits>
 
 #include "common/fast_math.h"
-#include "model/bf16_gemm.h"
+#include "model/cpu_gemm.h"
 
 namespace hone {
 namespace {
@@ -60,13 +60,18 @@ at::Tensor chunk_grad(Chunk& k, const at::Tensor& scale, const Params& p) {
 
 at::Tensor as_float(const at::Tensor& x) { return x.scalar_type() == at::kFloat ? x : x.to(at::kFloat); }
 
-// fp32 hidden states against a bf16-stored head (base_dtype "bf16"): bf16 operands, fp32 products.
-bool mixed(const at::Tensor& h, const at::Tensor& w) { return w.scalar_type() == at::kBFloat16 && h.scalar_type() == at::kFloat; }
+// fp32 hidden states against a bf16-stored head (base_dtype "bf16": bf16 operands, fp32 products),
+// or against an fp32 one where oneDNN runs the fp32 GEMMs (model/cpu_gemm.h).
+bool fast_gemm(const at::Tensor& h, const at::Tensor& w) {
+  if (h.scalar_type() != at::kFloat) return false;
+  if (w.scalar_type() == at::kBFloat16) return true;
+  return w.scalar_type() == at::kFloat && h.device().is_cpu() && onednn_f32_gemm();
+}
 at::Tensor head_out(const at::Tensor& hc, const at::Tensor& w) {  // [n, H] x [V, H]^T -> [n, V] fp32
-  return mixed(hc, w) ? mm_bf16_f32(hc, w.t()) : as_float(at::mm(hc, w.t()));
+  return fast_gemm(hc, w) ? gemm_f32(hc, w.t()) : as_float(at::mm(hc, w.t()));
 }
 at::Tensor head_back(const at::Tensor& d, const at::Tensor& w, const at::Tensor& h) {  // [n, V] x [V, H] -> [n, H]
-  return mixed(h, w) ? mm_bf16_f32(d, w) : at::mm(d.to(w.scalar_type()), w);
+  return fast_gemm(h, w) ? gemm_f32(d, w) : at::mm(d.to(w.scalar_type()), w);
 }
 
 // ---- The fused row kernel -------------------------------------------------------------------
@@ -143,7 +148,7 @@ bool fused_head_applies(const at::Tensor& h, const at::Tensor& w, double cap) {
 }
 
 void head_out_into(at::Tensor& a, const at::Tensor& hc, const at::Tensor& w) {  // a [n, V] = hc w^T
-  if (mixed(hc, w)) mm_bf16_f32_out(a, hc, w.t());
+  if (fast_gemm(hc, w)) gemm_f32_out(a, hc, w.t());
   else at::mm_out(a, hc, w.t());
 }
 

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "model/bf16_gemm.h"
+#include "model/cpu_gemm.h"
 
 namespace hone {
 namespace {
@@ -137,7 +138,7 @@ MemoryPlan plan_memory(const ModelConfig& model, const RunConfig& run, int proce
   if (run.method == "lora" && !choice.bf16) {
     RunConfig b = r;
     b.base_dtype = "bf16";
-    add(std::string("bf16 base") + (bf16_gemm_fast() ? "" : " (this CPU widens it per GEMM: slower)") +
+    add(std::string("bf16 base") + (onednn_bf16_gemm() ? "" : " (this CPU widens it per GEMM: slower)") +
             (r.gradient_checkpointing != run.gradient_checkpointing ? " with checkpointing" : ""),
         total_with(b));
   }

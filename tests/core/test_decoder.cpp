@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "model/bf16_gemm.h"
+#include "model/cpu_gemm.h"
 #include "model/blocked_attention.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
@@ -106,6 +107,27 @@ TEST(Decoder, KvCacheMatchesFullForward) {
 
 // The fused fp32 CPU kernels (model/fused_cpu.cpp) against the ATen formulas they replace, in value
 // and in every gradient: RMSNorm, RoPE on a transposed view, cross entropy with ignored labels.
+// Hone's fp32 -> bf16 rounding bit for bit against c10::BFloat16's (ATen's .to): random values
+// over many magnitudes, exact ties (odd and even), infinities, denormals, the largest floats; NaN.
+TEST(Decoder, Bf16RoundingEqualsAten) {
+  torch::manual_seed(3);
+  auto x = torch::randn({1000, 77}) * torch::pow(10.0, torch::randint(-40, 38, {1000, 77}).to(at::kFloat));
+  std::vector<float> special = {0.f, -0.f, 1.f + 1.f / 256, 1.f + 3.f / 256, -(1.f + 1.f / 256), 1e-45f, -1e-40f,
+                                std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(),
+                                std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                                std::numeric_limits<float>::quiet_NaN(), 3.3895314e38f};
+  auto sp = torch::tensor(special);
+  for (const auto& t : {x, sp, x.t()}) {
+    auto want = t.to(at::kBFloat16), got = t.is_contiguous() ? fused_to_bf16(t) : fused_to_bf16(t.contiguous());
+    // NaN stays NaN; its bits are not compared (ATen's vector path writes 0xffff, its scalar path
+    // and Hone's 0x7fc0).
+    auto nan = t.contiguous().isnan();
+    EXPECT_TRUE(torch::equal(got.to(at::kFloat).isnan(), nan));
+    auto wb = want.contiguous().view(at::kShort).masked_fill(nan, 0), gb = got.contiguous().view(at::kShort).masked_fill(nan, 0);
+    EXPECT_TRUE(torch::equal(wb, gb)) << (wb != gb).sum().item<int64_t>() << " of " << t.numel() << " differ";
+  }
+}
+
 TEST(Decoder, FusedKernelsEqualTheirAtenFormulas) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
   auto close = [](const at::Tensor& a, const at::Tensor& b, double tol) {
@@ -241,18 +263,18 @@ TEST(Bf16Gemm, EqualsFp32ArithmeticOnRoundedOperands) {
   auto round = [](const at::Tensor& t) { return t.to(at::kBFloat16).to(at::kFloat); };
   auto a = torch::randn({37, 70}), w = torch::randn({53, 70}).to(at::kBFloat16);  // w [N, K] as a layer holds it
   auto want = torch::mm(round(a), w.to(at::kFloat).t());
-  auto got = mm_bf16_f32(a, w.t());
+  auto got = gemm_f32(a, w.t());
   ASSERT_EQ(got.scalar_type(), at::kFloat);
   EXPECT_LT((got - want).abs().max().item<double>(), 1e-5 * want.abs().max().item<double>());
   auto g = torch::randn({37, 53});
-  auto back = mm_bf16_f32(g, w);  // [37, 70], the weight untransposed
+  auto back = gemm_f32(g, w);  // [37, 70], the weight untransposed
   EXPECT_LT((back - torch::mm(round(g), w.to(at::kFloat))).abs().max().item<double>(), 1e-5 * back.abs().max().item<double>());
   auto buf = torch::full({37, 53}, 7.f);
-  mm_bf16_f32_out(buf, a, w.t());
+  gemm_f32_out(buf, a, w.t());
   EXPECT_TRUE(torch::equal(buf, got));
 
   auto x = torch::randn({2, 37, 70}).requires_grad_(true), bias = torch::randn({53});
-  auto y = frozen_bf16_linear(x, w, bias);  // [2, 37, 53]
+  auto y = frozen_linear(x, w, bias);  // [2, 37, 53]
   ASSERT_EQ(y.sizes(), (std::vector<int64_t>{2, 37, 53}));
   auto y_ref = torch::matmul(round(x.detach()), w.to(at::kFloat).t()) + bias;
   EXPECT_LT((y.detach() - y_ref).abs().max().item<double>(), 1e-5 * y_ref.abs().max().item<double>());
@@ -260,8 +282,43 @@ TEST(Bf16Gemm, EqualsFp32ArithmeticOnRoundedOperands) {
   (y * gy).sum().backward();
   auto gx_ref = torch::matmul(round(gy), w.to(at::kFloat));
   EXPECT_LT((x.grad() - gx_ref).abs().max().item<double>(), 1e-5 * gx_ref.abs().max().item<double>());
-  EXPECT_THROW(frozen_bf16_linear(x, w.clone().to(at::kFloat).to(at::kBFloat16).requires_grad_(true), bias), c10::Error);
-  if (!bf16_gemm_fast()) GTEST_LOG_(INFO) << "no bf16 GEMM unit here: the widened fallback was tested (" << bf16_gemm_describe() << ")";
+  EXPECT_THROW(frozen_linear(x, w.clone().to(at::kFloat).to(at::kBFloat16).requires_grad_(true), bias), c10::Error);
+  if (!onednn_bf16_gemm()) GTEST_LOG_(INFO) << "no bf16 GEMM unit here: the widened fallback was tested (" << cpu_gemm_describe() << ")";
+}
+
+// fp32 GEMMs as Hone runs them (oneDNN on AVX-512 CPUs, ATen elsewhere) against fp64 ATen: 2-D
+// with a transposed weight, batched with transposed operands, alpha, accumulation into a narrowed
+// view (the attention's dv rows), and the frozen fp32 linear layer's input gradient.
+TEST(CpuGemm, Fp32ProductsEqualDoublePrecisionArithmetic) {
+  torch::manual_seed(11);
+  auto d = [](const at::Tensor& t) { return t.to(at::kDouble); };
+  auto rel = [&](const at::Tensor& got, const at::Tensor& want) {
+    return (d(got) - want).abs().max().item<double>() / want.abs().max().item<double>();
+  };
+  auto a = torch::randn({37, 70}), w = torch::randn({53, 70});
+  EXPECT_LT(rel(gemm_f32(a, w.t()), torch::mm(d(a), d(w).t())), 1e-6);
+  EXPECT_LT(rel(gemm_f32(a.t().contiguous().t(), w.t()), torch::mm(d(a), d(w).t())), 1e-6);  // column-major a
+
+  auto q = torch::randn({6, 9, 16}), k = torch::randn({6, 13, 16}), p = torch::randn({6, 9, 13});
+  EXPECT_LT(rel(bmm_f32(q, k.transpose(1, 2), 0.25), torch::bmm(d(q), d(k).transpose(1, 2)) * 0.25), 1e-6);
+  auto acc = torch::randn({6, 20, 16});
+  auto want = d(acc).clone();
+  want.narrow(1, 0, 13) += torch::bmm(d(p).transpose(1, 2), d(q)) * 0.5;
+  auto rows = acc.narrow(1, 0, 13);  // [6, 13, 16] with the batch stride of 20 rows
+  bmm_f32_out(rows, p.transpose(1, 2), q, 0.5, true);
+  EXPECT_LT(rel(acc, want), 1e-6);
+  EXPECT_TRUE(torch::equal(acc.narrow(1, 13, 7), d(want).narrow(1, 13, 7).to(at::kFloat)));  // rows past the view untouched
+  EXPECT_THROW(bmm_f32_out(acc, p, q.transpose(1, 2).contiguous(), 1.0, false), c10::Error);  // shapes disagree
+
+  auto x = torch::randn({2, 37, 70}).requires_grad_(true), bias = torch::randn({53});
+  ASSERT_EQ(frozen_linear_applies(x, w), onednn_f32_gemm());
+  auto y = frozen_linear(x, w, bias);
+  EXPECT_LT(rel(y.detach(), torch::matmul(d(x.detach()), d(w).t()) + d(bias)), 1e-6);
+  auto gy = torch::randn({2, 37, 53});
+  (y * gy).sum().backward();
+  EXPECT_LT(rel(x.grad(), torch::matmul(d(gy), d(w))), 1e-6);
+  EXPECT_FALSE(frozen_linear_applies(x, w.clone().requires_grad_(true)));  // a trained weight takes at::linear
+  GTEST_LOG_(INFO) << cpu_gemm_describe();
 }
 
 // base_dtype "bf16" on a model: every frozen weight is stored in bf16 (half the bytes), the
@@ -349,7 +406,7 @@ TEST(Decoder, Bf16BaseStaysWithinRoundingOfTheFp32Model) {
   EXPECT_FALSE(resolve_base_dtype("auto", "lora", false, 1 << 20).bf16);  // small bases stay fp32
   EXPECT_FALSE(resolve_base_dtype("f32", "lora", false, 1LL << 32).bf16);
   EXPECT_TRUE(resolve_base_dtype("bf16", "qlora", false, 1 << 20).bf16);
-  EXPECT_EQ(resolve_base_dtype("auto", "lora", false, 1LL << 32).bf16, bf16_gemm_fast());
+  EXPECT_EQ(resolve_base_dtype("auto", "lora", false, 1LL << 32).bf16, onednn_bf16_gemm());
 }
 
 // The model with blocked attention (the default) against the plain path: logits and every

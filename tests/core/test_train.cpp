@@ -11,6 +11,7 @@
 #include "common/cpu_allocator.h"
 #include "common/error.h"
 #include "model/bf16_gemm.h"
+#include "model/cpu_gemm.h"
 #include "model/checkpoint.h"
 #include "model/decoder.h"
 #include "peft/lora.h"
@@ -515,7 +516,7 @@ TEST(Train, CliTrainWritesRunFolder) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 4 + 1 + 3 + 1) << r.out;  // 4 log lines, started, 3 steps, done
   // The base's storage and why: this 3M-parameter model is below auto's 256 MB bar.
   // auto keeps a 12 MB base in fp32; a CPU without a bf16 unit says so first.
-  const std::string why = bf16_gemm_fast() ? "the base is only 12 MB in fp32" : bf16_gemm_describe();
+  const std::string why = onednn_bf16_gemm() ? "the base is only 12 MB in fp32" : cpu_gemm_describe();
   EXPECT_NE(r.out.find("base weights: f32 (auto: " + why + ")"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("{\"eval_examples\":0,\"event\":\"started\""), std::string::npos) << r.out;
 }

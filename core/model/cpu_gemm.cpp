@@ -1,0 +1,317 @@
+// oneDNN matmul for fp32 and bf16-operand GEMMs with fp32 output (see cpu_gemm.h). ATen's own
+// bf16 matmul writes a bf16 result (3e-3 relative error against fp32 arithmetic on the same
+// rounded operands, measured); oneDNN's bf16 x bf16 -> f32 matmul is 4e-7.
+#include "model/cpu_gemm.h"
+
+#include "model/fused_cpu.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#ifdef HONE_WITH_DNNL
+#include <omp.h>
+
+#include <dnnl.hpp>
+#endif
+
+namespace hone {
+
+#ifdef HONE_WITH_DNNL
+namespace {
+
+struct Dnnl {
+  dnnl::engine eng{dnnl::engine::kind::cpu, 0};
+  std::mutex mu;
+  // Primitives are built for a shape, the operands' strides and types, the thread count they
+  // will run with (oneDNN plans its partitioning at creation), alpha and accumulation; training
+  // sees a few dozen of them.
+  struct Key {
+    int64_t dims[4];      // B M K N
+    int64_t strides[8];   // a: B M K, b: B K N, c: B M (batch strides 0 for 2-D)
+    int types, threads;   // bit 0: a bf16, bit 1: b bf16
+    double alpha;
+    bool accumulate;
+    bool operator<(const Key& o) const {
+      return std::tie(dims[0], dims[1], dims[2], dims[3], strides[0], strides[1], strides[2], strides[3], strides[4], strides[5],
+                      strides[6], strides[7], types, threads, alpha, accumulate) <
+             std::tie(o.dims[0], o.dims[1], o.dims[2], o.dims[3], o.strides[0], o.strides[1], o.strides[2], o.strides[3], o.strides[4],
+                      o.strides[5], o.strides[6], o.strides[7], o.types, o.threads, o.alpha, o.accumulate);
+    }
+  };
+  struct Entry {
+    dnnl::matmul prim;
+    dnnl::memory::desc src, wei, dst;
+  };
+  std::map<Key, Entry> cache;
+};
+
+Dnnl& dnnl_state() {
+  static Dnnl d;
+  return d;
+}
+
+dnnl::cpu_isa isa() {
+  static const dnnl::cpu_isa i = dnnl::get_effective_cpu_isa();
+  return i;
+}
+
+bool isa_at_least_avx512() {
+  const auto i = isa();
+  return i == dnnl::cpu_isa::avx512_core || i == dnnl::cpu_isa::avx512_core_vnni || i == dnnl::cpu_isa::avx512_core_bf16 ||
+         i == dnnl::cpu_isa::avx512_core_amx;
+}
+
+// A plain 2-D stride pair oneDNN takes as is: one unit stride, the other spanning the rows.
+bool plain(int64_t rows, int64_t cols, int64_t s0, int64_t s1) {
+  return (s1 == 1 && s0 >= std::max<int64_t>(1, cols)) || (s0 == 1 && s1 >= std::max<int64_t>(1, rows));
+}
+
+// c [B?, M, N] fp32 (unit column stride) = alpha * a x b (+ c). a and b are 2-D or 3-D, already
+// of the types given (fp32 or bf16, both bf16 when either is), with plain strides.
+void dnnl_matmul(const at::Tensor& a, const at::Tensor& b, at::Tensor& c, double alpha, bool accumulate) {
+  using dt = dnnl::memory::data_type;
+  const bool batched = a.dim() == 3;
+  const int64_t B = batched ? a.size(0) : 1, M = a.size(-2), K = a.size(-1), N = b.size(-1);
+  const int threads = at::get_num_threads();
+  // oneDNN's OpenMP runtime reads this thread's team size; a worker thread's may differ from
+  // libtorch's setting (the thread governor changes it between steps).
+  if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
+  Dnnl& d = dnnl_state();
+  Dnnl::Key key{{B, M, K, N},
+                {batched ? a.stride(0) : 0, a.stride(-2), a.stride(-1), batched ? b.stride(0) : 0, b.stride(-2), b.stride(-1),
+                 batched ? c.stride(0) : 0, c.stride(-2)},
+                (a.scalar_type() == at::kBFloat16 ? 1 : 0) | (b.scalar_type() == at::kBFloat16 ? 2 : 0),
+                threads,
+                alpha,
+                accumulate};
+  Dnnl::Entry e;
+  {
+    std::lock_guard<std::mutex> lock(d.mu);
+    auto it = d.cache.find(key);
+    if (it == d.cache.end()) {
+      if (d.cache.size() > 512) d.cache.clear();  // shapes that come and go (generation lengths)
+      const dt ta = a.scalar_type() == at::kBFloat16 ? dt::bf16 : dt::f32, tb = b.scalar_type() == at::kBFloat16 ? dt::bf16 : dt::f32;
+      Dnnl::Entry n;
+      if (batched) {
+        n.src = dnnl::memory::desc({B, M, K}, ta, dnnl::memory::dims{a.stride(0), a.stride(1), a.stride(2)});
+        n.wei = dnnl::memory::desc({B, K, N}, tb, dnnl::memory::dims{b.stride(0), b.stride(1), b.stride(2)});
+        n.dst = dnnl::memory::desc({B, M, N}, dt::f32, dnnl::memory::dims{c.stride(0), c.stride(1), 1});
+      } else {
+        n.src = dnnl::memory::desc({M, K}, ta, dnnl::memory::dims{a.stride(0), a.stride(1)});
+        n.wei = dnnl::memory::desc({K, N}, tb, dnnl::memory::dims{b.stride(0), b.stride(1)});
+        n.dst = dnnl::memory::desc({M, N}, dt::f32, dnnl::memory::dims{c.stride(0), 1});
+      }
+      dnnl::primitive_attr attr;
+      if (alpha != 1.0) attr.set_output_scales(0, {static_cast<float>(alpha)});
+      if (accumulate) {
+        dnnl::post_ops po;
+        po.append_sum(1.0f);
+        attr.set_post_ops(po);
+      }
+      n.prim = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(n.src, n.wei, n.dst), attr, d.eng));
+      it = d.cache.emplace(key, std::move(n)).first;
+    }
+    e = it->second;
+  }
+  dnnl::memory ms(e.src, d.eng, a.data_ptr());
+  dnnl::memory mw(e.wei, d.eng, b.data_ptr());
+  dnnl::memory md(e.dst, d.eng, c.data_ptr());
+  dnnl::stream s(d.eng);
+  e.prim.execute(s, {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}});
+  s.wait();
+}
+
+// x in bf16, through Hone's rounding kernel where x (or its transpose) is contiguous fp32.
+at::Tensor to_bf16(const at::Tensor& x) {
+  if (x.scalar_type() == at::kFloat && x.device().is_cpu()) {
+    if (x.is_contiguous()) return fused_to_bf16(x);
+    if (x.dim() == 2 && x.t().is_contiguous()) return fused_to_bf16(x.t()).t();
+  }
+  return x.to(at::kBFloat16);
+}
+
+// The operand as oneDNN takes it: of type t, with plain strides (a copy only where needed).
+at::Tensor operand(const at::Tensor& x, at::ScalarType t) {
+  at::Tensor y = x.scalar_type() == t ? x : t == at::kBFloat16 ? to_bf16(x) : x.to(t);
+  const int64_t d = y.dim();
+  bool ok = plain(y.size(d - 2), y.size(d - 1), y.stride(d - 2), y.stride(d - 1));
+  if (ok && d == 3) ok = y.stride(0) >= 0 && (y.size(0) == 1 || y.stride(0) > 0);
+  return ok ? y : y.contiguous();
+}
+
+}  // namespace
+#endif
+
+bool onednn_f32_gemm() {
+#ifdef HONE_WITH_DNNL
+  static const bool on = [] {
+    const char* env = std::getenv("HONE_GEMM");
+    if (env && std::strcmp(env, "aten") == 0) return false;
+    return isa_at_least_avx512();
+  }();
+  return on;
+#else
+  return false;
+#endif
+}
+
+bool onednn_bf16_gemm() {
+#ifdef HONE_WITH_DNNL
+  static const bool on = isa() == dnnl::cpu_isa::avx512_core_bf16 || isa() == dnnl::cpu_isa::avx512_core_amx;
+  return on;
+#else
+  return false;
+#endif
+}
+
+std::string cpu_gemm_describe() {
+#ifdef HONE_WITH_DNNL
+  const auto i = isa();
+  const std::string name = i == dnnl::cpu_isa::avx512_core_amx    ? "avx512_core_amx"
+                           : i == dnnl::cpu_isa::avx512_core_bf16 ? "avx512_core_bf16"
+                           : i == dnnl::cpu_isa::avx512_core_vnni ? "avx512_core_vnni"
+                           : i == dnnl::cpu_isa::avx512_core      ? "avx512_core"
+                                                                  : "below AVX-512";
+  std::string s = "oneDNN " + name + ": fp32 ";
+  s += onednn_f32_gemm() ? "oneDNN" : (isa_at_least_avx512() ? "ATen/BLAS (HONE_GEMM=aten)" : "ATen/BLAS");
+  s += ", bf16 ";
+  s += onednn_bf16_gemm() ? "oneDNN" : "widened to fp32 per GEMM";
+  return s;
+#else
+  return "built without oneDNN: fp32 ATen/BLAS, bf16 widened to fp32 per GEMM";
+#endif
+}
+
+namespace {
+
+// No bf16 unit: round the operands as the fast path does, compute in fp32. A bf16 weight is
+// widened a slice at a time once its fp32 copy would pass 32 MB: widening Qwen2.5-0.5B's tied
+// head whole took 545 MB per call, more than the bf16 storage saved.
+void gemm_widened(at::Tensor& c, const at::Tensor& a, const at::Tensor& b) {
+  const at::Tensor ar = a.to(at::kBFloat16).to(at::kFloat);
+  const int64_t K = b.size(0), N = b.size(1);
+  constexpr int64_t kSlice = (32LL << 20) / 4;  // fp32 elements
+  auto widen = [](const at::Tensor& x) { return x.to(at::kBFloat16).to(at::kFloat); };
+  if (K * N <= kSlice) {
+    at::mm_out(c, ar, widen(b));
+  } else if (N >= K) {  // column slices, each [M, n] product copied into place
+    const int64_t n = std::max<int64_t>(1, kSlice / K);
+    for (int64_t s = 0; s < N; s += n) {
+      const int64_t w = std::min(n, N - s);
+      c.narrow(1, s, w).copy_(at::mm(ar, widen(b.narrow(1, s, w))));
+    }
+  } else {  // row slices of the weight accumulate into c
+    const int64_t k = std::max<int64_t>(1, kSlice / N);
+    c.zero_();
+    for (int64_t s = 0; s < K; s += k) {
+      const int64_t w = std::min(k, K - s);
+      c.addmm_(ar.narrow(1, s, w), widen(b.narrow(0, s, w)));
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_f32_out(at::Tensor& c, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "gemm: [M, K] x [K, N] expected");
+  TORCH_CHECK(c.scalar_type() == at::kFloat && c.is_contiguous() && c.size(0) == a.size(0) && c.size(1) == b.size(1),
+              "gemm: the output must be a contiguous fp32 [M, N]");
+  const bool bf16 = a.scalar_type() == at::kBFloat16 || b.scalar_type() == at::kBFloat16;
+  if (alpha != 1.0 || accumulate) {
+#ifdef HONE_WITH_DNNL
+    if (a.device().is_cpu() && (bf16 ? onednn_bf16_gemm() : onednn_f32_gemm()) && a.size(0) > 0 && a.size(1) > 0 && b.size(1) > 0) {
+      const auto t = bf16 ? at::kBFloat16 : at::kFloat;
+      dnnl_matmul(operand(a, t), operand(b, t), c, alpha, accumulate);
+      return;
+    }
+#endif
+    at::Tensor p = gemm_f32(a, b);  // the plain product, then scaled and added
+    if (alpha != 1.0) p.mul_(alpha);
+    if (accumulate) c.add_(p);
+    else c.copy_(p);
+    return;
+  }
+  if (!a.device().is_cpu()) {
+    if (bf16) c.copy_(at::mm(a.to(at::kBFloat16), b.to(at::kBFloat16)));
+    else at::mm_out(c, a, b);
+    return;
+  }
+  if (a.size(0) == 0 || b.size(1) == 0) return;
+  if (a.size(1) == 0) {
+    c.zero_();
+    return;
+  }
+#ifdef HONE_WITH_DNNL
+  if (bf16 ? onednn_bf16_gemm() : onednn_f32_gemm()) {
+    const auto t = bf16 ? at::kBFloat16 : at::kFloat;
+    dnnl_matmul(operand(a, t), operand(b, t), c, 1.0, false);
+    return;
+  }
+#endif
+  if (bf16) gemm_widened(c, a, b);
+  else at::mm_out(c, a, b);
+}
+
+at::Tensor gemm_f32(const at::Tensor& a, const at::Tensor& b, double alpha) {
+  at::Tensor c = at::empty({a.size(0), b.size(1)}, a.options().dtype(at::kFloat));
+  gemm_f32_out(c, a, b, alpha, false);
+  return c;
+}
+
+bool onednn_f32_applies(const at::Tensor& a, const at::Tensor& b) {
+  return a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && a.device().is_cpu() && b.device().is_cpu() &&
+         onednn_f32_gemm();
+}
+
+at::Tensor matmul_f32(const at::Tensor& a, const at::Tensor& b) {
+  if (!onednn_f32_applies(a, b) || b.dim() != 2 || a.dim() < 1) return at::matmul(a, b);
+  auto sizes = a.sizes().vec();
+  sizes.back() = b.size(1);
+  return gemm_f32(a.reshape({-1, a.size(-1)}), b).view(sizes);
+}
+
+void bmm_f32_out(at::Tensor& c, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {
+  TORCH_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1), "bmm: [B, M, K] x [B, K, N] expected");
+  TORCH_CHECK(a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat, "bmm: fp32 operands expected");
+  TORCH_CHECK(c.scalar_type() == at::kFloat && c.size(0) == a.size(0) && c.size(1) == a.size(1) && c.size(2) == b.size(2) &&
+                  c.stride(2) == 1 && c.stride(1) >= c.size(2) && c.stride(0) >= c.size(1) * c.stride(1),
+              "bmm: the output must be an fp32 [B, M, N] with rows of unit stride that do not overlap");
+#ifdef HONE_WITH_DNNL
+  if (a.device().is_cpu() && onednn_f32_gemm() && c.numel() > 0 && a.size(2) > 0) {
+    dnnl_matmul(operand(a, at::kFloat), operand(b, at::kFloat), c, alpha, accumulate);
+    return;
+  }
+#endif
+  if (accumulate) c.baddbmm_(a, b, 1.0, alpha);
+  else {
+    at::bmm_out(c, a, b);
+    if (alpha != 1.0) c.mul_(alpha);
+  }
+}
+
+at::Tensor bmm_f32(const at::Tensor& a, const at::Tensor& b, double alpha) {
+  at::Tensor c = at::empty({a.size(0), a.size(1), b.size(2)}, a.options());
+  bmm_f32_out(c, a, b, alpha, false);
+  return c;
+}
+
+double measure_f32_gemm_gflops(int64_t n, int reps) {
+  at::NoGradGuard ng;
+  auto a = at::randn({n, n}), b = at::randn({n, n});
+  auto c = gemm_f32(a, b);  // warm-up (and the primitive's creation)
+  double best = 0;
+  for (int round = 0; round < 5; ++round) {
+    auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < reps; ++i) gemm_f32_out(c, a, b);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, 2.0 * static_cast<double>(n * n * n) * reps / s / 1e9);
+  }
+  return best;
+}
+
+}  // namespace hone
