@@ -24,40 +24,46 @@ int64_t rows_per_block(int64_t BH, int64_t T, int64_t S, int64_t asked) {
   return std::max<int64_t>(1, std::min(T, std::max<int64_t>(16, budget / std::max<int64_t>(BH * S, 1))));
 }
 
-// The block products: oneDNN for fp32 on the CPU (model/cpu_gemm.h: 2-7x ATen's bmm at these
-// shapes, which loops over heads with one small GEMM each), ATen otherwise.
+// The block products (model/cpu_gemm.h): oneDNN for fp32 on AVX-512 CPUs, 2-7x ATen's bmm at these
+// shapes (which loops over heads with one small GEMM each); at::matmul otherwise. Operands are
+// grouped by kv head, [B*nkv, g, rows, D] with g = nh / nkv query heads per kv head, and the kv
+// side is broadcast over g instead of repeated (the copies took 180 ms of a 3.5 s step on
+// Qwen2.5-0.5B's shape, 14 query heads over 2 kv heads).
 bool fp32(const at::Tensor& a, const at::Tensor& b) { return a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat; }
-at::Tensor mm3(const at::Tensor& a, const at::Tensor& b, double alpha = 1.0) {  // alpha * a b
+at::Tensor mm4(const at::Tensor& a, const at::Tensor& b, double alpha = 1.0) {  // alpha * a b
   if (fp32(a, b)) return bmm_f32(a, b, alpha);
-  auto c = at::bmm(a, b);
+  auto c = at::matmul(a, b);
   return alpha == 1.0 ? c : c.mul_(alpha);
 }
-void mm3_into(at::Tensor c, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {  // c (+)= alpha * a b
-  if (fp32(a, b) && c.scalar_type() == at::kFloat) return bmm_f32_out(c, a, b, alpha, accumulate);
-  if (accumulate) c.baddbmm_(a, b, 1.0, alpha);
-  else c.copy_(at::bmm(a, b).mul_(alpha));
+void mm4_into(const at::Tensor& c, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {  // c (+)= alpha a b
+  if (fp32(a, b) && c.scalar_type() == at::kFloat) return matmul_f32_out(c, a, b, alpha, accumulate);
+  auto p = at::matmul(a, b);
+  if (alpha != 1.0) p.mul_(alpha);
+  if (accumulate) c.add_(p.to(c.scalar_type()));
+  else c.copy_(p);
 }
 
 struct Block {
   int64_t qs, n, keys;  // query rows [qs, qs + n), keys [0, keys)
 };
 
-// Scores and probabilities of one block: qb [BH, n, D], kb/vb [BH, keys, D], mb [B, 1, n, keys].
+// Scores and probabilities of one block: qb [X, g, n, D], kb [X, 1, keys, D] (X = B * nkv),
+// mb [B, 1, n, keys]. p is [X, g, n, keys], which is [B, nh, n, keys] in memory.
 struct Probs {
   at::Tensor capped;  // tanh(q k^T * scale / cap) under soft-capping (for backward), else undefined
-  at::Tensor p;       // [BH, n, keys] softmax in fp32
+  at::Tensor p;       // softmax in fp32
 };
 
 Probs block_probs(const at::Tensor& qb, const at::Tensor& kb, const at::Tensor& mb, int64_t B, int64_t nh, double scale,
                   double cap) {
-  const int64_t n = qb.size(1), keys = kb.size(1);
+  const int64_t n = qb.size(2), keys = kb.size(2);
   Probs r;
   at::Tensor s;
   if (cap > 0) {
-    r.capped = at::tanh(mm3(qb, kb.transpose(1, 2), scale / cap));
+    r.capped = at::tanh(mm4(qb, kb.transpose(2, 3), scale / cap));
     s = r.capped * cap;
   } else {
-    s = mm3(qb, kb.transpose(1, 2), scale);  // [BH, n, keys]
+    s = mm4(qb, kb.transpose(2, 3), scale);  // [X, g, n, keys]
   }
   s.view({B, nh, n, keys}).add_(mb);  // the mask broadcast over heads, not copied per head
   if (fused_cpu_applies(s) && s.is_contiguous()) {
@@ -79,37 +85,29 @@ std::vector<Block> blocks(int64_t BH, int64_t T, int64_t S, int64_t asked) {
   return out;
 }
 
-// [B, nh, L, D] rows [s, s + n) as [B*nh, n, D] (a view when the layout allows, else a copy).
-at::Tensor rows_of(const at::Tensor& x, int64_t s, int64_t n) {
-  return x.narrow(2, s, n).reshape({x.size(0) * x.size(1), n, x.size(3)});
+// x [B, h, L, D] (contiguous) as [B * nkv, h / nkv, L, D]: query heads grouped under their kv head
+// (h = nh), or each kv head alone (h = nkv: [B * nkv, 1, L, D], broadcast over the group).
+at::Tensor grouped(const at::Tensor& x, int64_t nkv) {
+  return x.view({x.size(0) * nkv, x.size(1) / nkv, x.size(2), x.size(3)});
 }
 
-// k or v [B, nkv, S, D] rows [0, n) for every query head: [B*nh, n, D]. Under GQA each kv head
-// serves nh / nkv query heads; the repeat exists only while one block is computed, so that the
-// function keeps k and v at nkv heads for backward (Qwen2.5-0.5B: 2 kv heads for 14, 75 MB less
-// over 24 layers at T 512).
-at::Tensor kv_rows(const at::Tensor& x, int64_t n, int64_t nh) {
-  const int64_t B = x.size(0), nkv = x.size(1), D = x.size(3);
-  if (nkv == nh) return rows_of(x, 0, n);
-  return x.narrow(2, 0, n).unsqueeze(2).expand({B, nkv, nh / nkv, n, D}).reshape({B * nh, n, D});
-}
-
-// The per-query-head gradient [B*nh, S, D] summed over the query heads that share each kv head.
-at::Tensor kv_grad(const at::Tensor& g, int64_t B, int64_t nh, int64_t nkv, int64_t S, int64_t D) {
-  if (nkv == nh) return g.view({B, nh, S, D});
-  return g.view({B, nkv, nh / nkv, S, D}).sum(2);
+// Rows [s, s + n) of a grouped [X, g, L, D] as one [X, g * n, D] matrix per kv head (a copy of
+// n * D-float runs), for the products that sum over the group's heads (dK, dV).
+at::Tensor flat_rows(const at::Tensor& x4, int64_t s, int64_t n) {
+  return x4.narrow(2, s, n).contiguous().view({x4.size(0), x4.size(1) * n, x4.size(3)});
 }
 
 struct BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
                             const at::Tensor& mask, double scale, double cap, int64_t block_rows) {
-    const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3);
+    const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+    const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3), nkv = k.size(1);
     auto out = at::empty({B, nh, T, D}, q.options());
+    const auto q4 = grouped(q, nkv), k4 = grouped(k, nkv), v4 = grouped(v, nkv), o4 = grouped(out, nkv);
     for (const Block& b : blocks(B * nh, T, S, block_rows)) {
-      auto qb = rows_of(q, b.qs, b.n);
-      auto kb = kv_rows(k, b.keys, nh), vb = kv_rows(v, b.keys, nh);
-      Probs pr = block_probs(qb, kb, mask.narrow(2, b.qs, b.n).narrow(3, 0, b.keys), B, nh, scale, cap);
-      mm3_into(out.narrow(2, b.qs, b.n).view({B * nh, b.n, D}), pr.p.to(vb.scalar_type()), vb, 1.0, false);
+      auto kb = k4.narrow(2, 0, b.keys), vb = v4.narrow(2, 0, b.keys);  // [X, 1, keys, D]
+      Probs pr = block_probs(q4.narrow(2, b.qs, b.n), kb, mask.narrow(2, b.qs, b.n).narrow(3, 0, b.keys), B, nh, scale, cap);
+      mm4_into(o4.narrow(2, b.qs, b.n), pr.p.to(vb.scalar_type()), vb, 1.0, false);  // [X, g, n, D]
     }
     ctx->save_for_backward({q, k, v, mask});
     ctx->saved_data["scale"] = scale;
@@ -124,24 +122,30 @@ struct BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn>
     const double scale = ctx->saved_data["scale"].toDouble(), cap = ctx->saved_data["cap"].toDouble();
     const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3), nkv = k.size(1);
     const at::Tensor dout = grads[0].contiguous();  // [B, nh, T, D]
-    // dq: every row is written by its block; contiguous, so that a block of rows is one [BH, n, D] view.
-    auto dq = at::empty({B, nh, T, D}, q.options()), dk = at::zeros({B * nh, S, D}, k.options()), dv = at::zeros({B * nh, S, D}, v.options());
+    // dq: every row is written by its block. dk, dv at the kv heads: the group's sum is the
+    // GEMMs' own (they run over the group's rows together).
+    auto dq = at::empty({B, nh, T, D}, q.options()), dk = at::zeros({B * nkv, S, D}, k.options()), dv = at::zeros({B * nkv, S, D}, v.options());
+    const auto q4 = grouped(q, nkv), k4 = grouped(k, nkv), v4 = grouped(v, nkv), do4 = grouped(dout, nkv), dq4 = grouped(dq, nkv);
+    const int64_t X = B * nkv, g = nh / nkv;
     for (const Block& b : blocks(B * nh, T, S, ctx->saved_data["rows"].toInt())) {
-      auto qb = rows_of(q, b.qs, b.n);
-      auto kb = kv_rows(k, b.keys, nh), vb = kv_rows(v, b.keys, nh);
-      auto dob = rows_of(dout, b.qs, b.n);  // [BH, n, D]
+      auto kb = k4.narrow(2, 0, b.keys), vb = v4.narrow(2, 0, b.keys);  // [X, 1, keys, D]
+      auto qb = q4.narrow(2, b.qs, b.n), dob = do4.narrow(2, b.qs, b.n);  // [X, g, n, D]
       Probs pr = block_probs(qb, kb, mask.narrow(2, b.qs, b.n).narrow(3, 0, b.keys), B, nh, scale, cap);
-      const auto& p = pr.p;                                                          // [BH, n, keys]
-      mm3_into(dv.narrow(1, 0, b.keys), p.transpose(1, 2).to(dob.scalar_type()), dob, 1.0, true);  // += p^T dO
-      auto dp = mm3(dob, vb.transpose(1, 2)).to(at::kFloat);                                    // [BH, n, keys]
-      auto ds = dp;
-      ds.sub_((p * dp).sum(-1, true)).mul_(p);  // p * (dP - rowsum(p * dP)), in dP's buffer
+      const auto& p = pr.p;                                           // [X, g, n, keys]
+      const auto p3 = p.view({X, g * b.n, b.keys}).transpose(1, 2);  // [X, keys, g*n]
+      const auto dof = flat_rows(do4, b.qs, b.n);                     // [X, g*n, D]
+      mm4_into(dv.narrow(1, 0, b.keys), p3.to(dof.scalar_type()), dof, 1.0, true);  // += p^T dO
+      auto dp = mm4(dob, vb.transpose(2, 3)).to(at::kFloat);                      // [X, g, n, keys]
+      auto ds = dp;  // p * (dP - rowsum(p * dP)), in dP's buffer
+      if (fused_cpu_applies(ds) && ds.is_contiguous() && p.is_contiguous()) fused_softmax_backward_lastdim_(ds, p);
+      else ds.sub_((p * dp).sum(-1, true)).mul_(p);
       if (cap > 0) ds.mul_(1.0 - pr.capped.square());
       ds = ds.to(q.scalar_type());
-      mm3_into(dq.narrow(2, b.qs, b.n).view({B * nh, b.n, D}), ds, kb, scale, false);
-      mm3_into(dk.narrow(1, 0, b.keys), ds.transpose(1, 2), qb, scale, true);  // += dS^T Q * scale
+      mm4_into(dq4.narrow(2, b.qs, b.n), ds, kb, scale, false);
+      const auto ds3 = ds.view({X, g * b.n, b.keys}).transpose(1, 2);                // [X, keys, g*n]
+      mm4_into(dk.narrow(1, 0, b.keys), ds3, flat_rows(q4, b.qs, b.n), scale, true);  // += dS^T Q * scale
     }
-    return {dq, kv_grad(dk, B, nh, nkv, S, D), kv_grad(dv, B, nh, nkv, S, D), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dq, dk.view({B, nkv, S, D}), dv.view({B, nkv, S, D}), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <vector>
 #include <mutex>
 #include <tuple>
 
@@ -27,22 +28,10 @@ namespace {
 struct Dnnl {
   dnnl::engine eng{dnnl::engine::kind::cpu, 0};
   std::mutex mu;
-  // Primitives are built for a shape, the operands' strides and types, the thread count they
+  // Primitives are built for the shapes, strides and types of the operands, the thread count they
   // will run with (oneDNN plans its partitioning at creation), alpha and accumulation; training
-  // sees a few dozen of them.
-  struct Key {
-    int64_t dims[4];      // B M K N
-    int64_t strides[8];   // a: B M K, b: B K N, c: B M (batch strides 0 for 2-D)
-    int types, threads;   // bit 0: a bf16, bit 1: b bf16
-    double alpha;
-    bool accumulate;
-    bool operator<(const Key& o) const {
-      return std::tie(dims[0], dims[1], dims[2], dims[3], strides[0], strides[1], strides[2], strides[3], strides[4], strides[5],
-                      strides[6], strides[7], types, threads, alpha, accumulate) <
-             std::tie(o.dims[0], o.dims[1], o.dims[2], o.dims[3], o.strides[0], o.strides[1], o.strides[2], o.strides[3], o.strides[4],
-                      o.strides[5], o.strides[6], o.strides[7], o.types, o.threads, o.alpha, o.accumulate);
-    }
-  };
+  // sees a few dozen of them. The key lists all of these.
+  using Key = std::vector<int64_t>;
   struct Entry {
     dnnl::matmul prim;
     dnnl::memory::desc src, wei, dst;
@@ -71,41 +60,45 @@ bool plain(int64_t rows, int64_t cols, int64_t s0, int64_t s1) {
   return (s1 == 1 && s0 >= std::max<int64_t>(1, cols)) || (s0 == 1 && s1 >= std::max<int64_t>(1, rows));
 }
 
-// c [B?, M, N] fp32 (unit column stride) = alpha * a x b (+ c). a and b are 2-D or 3-D, already
-// of the types given (fp32 or bf16, both bf16 when either is), with plain strides.
+dnnl::memory::desc desc_of(const at::Tensor& t, dnnl::memory::data_type type) {
+  dnnl::memory::dims dims(t.sizes().begin(), t.sizes().end()), strides(t.strides().begin(), t.strides().end());
+  // A batch dimension of size 1 (broadcast, or just 1) gets the stride of a dense layout: its
+  // stride is never used, and oneDNN rejects some values a view can carry.
+  for (int64_t d = t.dim() - 3; d >= 0; --d)
+    if (dims[d] == 1) strides[d] = std::max<int64_t>(1, dims[d + 1] * strides[d + 1]);
+  return dnnl::memory::desc(dims, type, strides);
+}
+
+// c [..., M, N] fp32 (unit column stride) = alpha * a [..., M, K] x b [..., K, N] (+ c). 2 to 4
+// dimensions, b's batch dimensions equal to a's or 1 (broadcast); a and b already of the types
+// given (fp32 or bf16, both bf16 when either is), with plain strides in their last two.
 void dnnl_matmul(const at::Tensor& a, const at::Tensor& b, at::Tensor& c, double alpha, bool accumulate) {
   using dt = dnnl::memory::data_type;
-  const bool batched = a.dim() == 3;
-  const int64_t B = batched ? a.size(0) : 1, M = a.size(-2), K = a.size(-1), N = b.size(-1);
   const int threads = at::get_num_threads();
   // oneDNN's OpenMP runtime reads this thread's team size; a worker thread's may differ from
   // libtorch's setting (the thread governor changes it between steps).
   if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
   Dnnl& d = dnnl_state();
-  Dnnl::Key key{{B, M, K, N},
-                {batched ? a.stride(0) : 0, a.stride(-2), a.stride(-1), batched ? b.stride(0) : 0, b.stride(-2), b.stride(-1),
-                 batched ? c.stride(0) : 0, c.stride(-2)},
-                (a.scalar_type() == at::kBFloat16 ? 1 : 0) | (b.scalar_type() == at::kBFloat16 ? 2 : 0),
-                threads,
-                alpha,
-                accumulate};
+  const bool a16 = a.scalar_type() == at::kBFloat16, b16 = b.scalar_type() == at::kBFloat16;
+  Dnnl::Key key{a.dim(), a16, b16, threads, accumulate};
+  double al = alpha;
+  int64_t bits;
+  std::memcpy(&bits, &al, sizeof bits);
+  key.push_back(bits);
+  for (const at::Tensor* t : std::initializer_list<const at::Tensor*>{&a, &b, &c}) {
+    key.insert(key.end(), t->sizes().begin(), t->sizes().end());
+    key.insert(key.end(), t->strides().begin(), t->strides().end());
+  }
   Dnnl::Entry e;
   {
     std::lock_guard<std::mutex> lock(d.mu);
     auto it = d.cache.find(key);
     if (it == d.cache.end()) {
       if (d.cache.size() > 512) d.cache.clear();  // shapes that come and go (generation lengths)
-      const dt ta = a.scalar_type() == at::kBFloat16 ? dt::bf16 : dt::f32, tb = b.scalar_type() == at::kBFloat16 ? dt::bf16 : dt::f32;
       Dnnl::Entry n;
-      if (batched) {
-        n.src = dnnl::memory::desc({B, M, K}, ta, dnnl::memory::dims{a.stride(0), a.stride(1), a.stride(2)});
-        n.wei = dnnl::memory::desc({B, K, N}, tb, dnnl::memory::dims{b.stride(0), b.stride(1), b.stride(2)});
-        n.dst = dnnl::memory::desc({B, M, N}, dt::f32, dnnl::memory::dims{c.stride(0), c.stride(1), 1});
-      } else {
-        n.src = dnnl::memory::desc({M, K}, ta, dnnl::memory::dims{a.stride(0), a.stride(1)});
-        n.wei = dnnl::memory::desc({K, N}, tb, dnnl::memory::dims{b.stride(0), b.stride(1)});
-        n.dst = dnnl::memory::desc({M, N}, dt::f32, dnnl::memory::dims{c.stride(0), 1});
-      }
+      n.src = desc_of(a, a16 ? dt::bf16 : dt::f32);
+      n.wei = desc_of(b, b16 ? dt::bf16 : dt::f32);
+      n.dst = desc_of(c, dt::f32);
       dnnl::primitive_attr attr;
       if (alpha != 1.0) attr.set_output_scales(0, {static_cast<float>(alpha)});
       if (accumulate) {
@@ -114,7 +107,7 @@ void dnnl_matmul(const at::Tensor& a, const at::Tensor& b, at::Tensor& c, double
         attr.set_post_ops(po);
       }
       n.prim = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(n.src, n.wei, n.dst), attr, d.eng));
-      it = d.cache.emplace(key, std::move(n)).first;
+      it = d.cache.emplace(std::move(key), std::move(n)).first;
     }
     e = it->second;
   }
@@ -140,7 +133,7 @@ at::Tensor operand(const at::Tensor& x, at::ScalarType t) {
   at::Tensor y = x.scalar_type() == t ? x : t == at::kBFloat16 ? to_bf16(x) : x.to(t);
   const int64_t d = y.dim();
   bool ok = plain(y.size(d - 2), y.size(d - 1), y.stride(d - 2), y.stride(d - 1));
-  if (ok && d == 3) ok = y.stride(0) >= 0 && (y.size(0) == 1 || y.stride(0) > 0);
+  for (int64_t i = 0; ok && i < d - 2; ++i) ok = y.size(i) == 1 || y.stride(i) > 0;  // no expanded batch
   return ok ? y : y.contiguous();
 }
 
@@ -275,28 +268,34 @@ at::Tensor matmul_f32(const at::Tensor& a, const at::Tensor& b) {
   return gemm_f32(a.reshape({-1, a.size(-1)}), b).view(sizes);
 }
 
-void bmm_f32_out(at::Tensor& c, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {
-  TORCH_CHECK(a.dim() == 3 && b.dim() == 3 && a.size(0) == b.size(0) && a.size(2) == b.size(1), "bmm: [B, M, K] x [B, K, N] expected");
-  TORCH_CHECK(a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat, "bmm: fp32 operands expected");
-  TORCH_CHECK(c.scalar_type() == at::kFloat && c.size(0) == a.size(0) && c.size(1) == a.size(1) && c.size(2) == b.size(2) &&
-                  c.stride(2) == 1 && c.stride(1) >= c.size(2) && c.stride(0) >= c.size(1) * c.stride(1),
-              "bmm: the output must be an fp32 [B, M, N] with rows of unit stride that do not overlap");
+void matmul_f32_out(at::Tensor c, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {
+  const int64_t nd = a.dim();
+  TORCH_CHECK(nd >= 3 && nd <= 4 && b.dim() == nd && c.dim() == nd && a.size(-1) == b.size(-2) && c.size(-2) == a.size(-2) &&
+                  c.size(-1) == b.size(-1),
+              "matmul: [.., M, K] x [.., K, N] -> [.., M, N] with 3 or 4 dimensions expected");
+  for (int64_t i = 0; i < nd - 2; ++i)
+    TORCH_CHECK(c.size(i) == a.size(i) && (b.size(i) == a.size(i) || b.size(i) == 1),
+                "matmul: batch dimensions must agree (the second operand's may be 1)");
+  TORCH_CHECK(a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && c.scalar_type() == at::kFloat,
+              "matmul: fp32 operands expected");
+  TORCH_CHECK(c.stride(-1) == 1 && c.stride(-2) >= c.size(-1), "matmul: the output's rows must have unit stride");
 #ifdef HONE_WITH_DNNL
-  if (a.device().is_cpu() && onednn_f32_gemm() && c.numel() > 0 && a.size(2) > 0) {
+  if (a.device().is_cpu() && onednn_f32_gemm() && c.numel() > 0 && a.size(-1) > 0) {
     dnnl_matmul(operand(a, at::kFloat), operand(b, at::kFloat), c, alpha, accumulate);
     return;
   }
 #endif
-  if (accumulate) c.baddbmm_(a, b, 1.0, alpha);
-  else {
-    at::bmm_out(c, a, b);
-    if (alpha != 1.0) c.mul_(alpha);
-  }
+  at::Tensor p = at::matmul(a, b);  // broadcasts b's batch dimensions
+  if (alpha != 1.0) p.mul_(alpha);
+  if (accumulate) c.add_(p);
+  else c.copy_(p);
 }
 
 at::Tensor bmm_f32(const at::Tensor& a, const at::Tensor& b, double alpha) {
-  at::Tensor c = at::empty({a.size(0), a.size(1), b.size(2)}, a.options());
-  bmm_f32_out(c, a, b, alpha, false);
+  auto sizes = a.sizes().vec();
+  sizes.back() = b.size(-1);
+  at::Tensor c = at::empty(sizes, a.options());
+  matmul_f32_out(c, a, b, alpha, false);
   return c;
 }
 

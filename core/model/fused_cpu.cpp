@@ -257,6 +257,35 @@ void fused_softmax_lastdim_(at::Tensor& s) {
   });
 }
 
+namespace {
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void softmax_back_row(float* d, const float* p, int64_t n) {
+  constexpr int W = 16;  // independent partial sums, so that the reduction vectorizes
+  float acc[W] = {};
+  const int64_t nw = n / W * W;
+  for (int64_t j = 0; j < nw; j += W)
+    for (int k = 0; k < W; ++k) acc[k] += p[j + k] * d[j + k];
+  float dot = 0.f;
+  for (int64_t j = nw; j < n; ++j) dot += p[j] * d[j];
+  for (int k = 0; k < W; ++k) dot += acc[k];
+  for (int64_t j = 0; j < n; ++j) d[j] = p[j] * (d[j] - dot);
+}
+
+}  // namespace
+
+void fused_softmax_backward_lastdim_(at::Tensor& d, const at::Tensor& p) {
+  TORCH_CHECK(fused_cpu_applies(d) && fused_cpu_applies(p) && d.is_contiguous() && p.is_contiguous() && d.sizes() == p.sizes() &&
+                  d.dim() >= 1,
+              "fused softmax backward: contiguous fp32 CPU tensors of one shape");
+  const int64_t n = d.size(-1), rows = n ? d.numel() / n : 0;
+  float* dp = d.data_ptr<float>();
+  const float* pp = p.data_ptr<float>();
+  at::parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) softmax_back_row(dp + i * n, pp + i * n, n);
+  });
+}
+
 std::pair<at::Tensor, at::Tensor> fused_swiglu_backward(const at::Tensor& d_in, const at::Tensor& g, const at::Tensor& u) {
   auto d = d_in.contiguous();
   TORCH_CHECK(g.sizes() == u.sizes() && d.sizes() == g.sizes() && g.is_contiguous() && u.is_contiguous() && fused_cpu_applies(d),

@@ -29,6 +29,11 @@ at::Tensor fused_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& l
 at::Tensor fused_swiglu(const at::Tensor& g, const at::Tensor& u);
 std::pair<at::Tensor, at::Tensor> fused_swiglu_backward(const at::Tensor& d, const at::Tensor& g, const at::Tensor& u);
 
+// The softmax's backward in place: d <- p * (d - rowsum(p * d)) over the last dimension, for
+// contiguous fp32 CPU tensors of one shape (the attention's dS from dP and P; one pass per row
+// where the ATen composition made four and two temporaries).
+void fused_softmax_backward_lastdim_(at::Tensor& d, const at::Tensor& p);
+
 // x rounded to bf16 (to nearest, ties to even; NaN stays NaN, as c10::BFloat16 rounds), for a
 // contiguous fp32 CPU tensor: the operand of every bf16 GEMM. ATen 1.13's conversion took 1.0 ms
 // for a [512, 896] activation (2.3 ns per element, 12x its own rate at [512, 4864]; measured).

@@ -202,6 +202,16 @@ TEST(Decoder, FusedKernelsEqualTheirAtenFormulas) {
     EXPECT_TRUE(close(got, want, 1e-6));
     EXPECT_EQ(got.narrow(2, 40, 37)[0].abs().max().item<float>(), 0.f) << "masked keys get exactly 0";
   }
+  {  // The softmax's backward in place against autograd through at::softmax, rows of 77 (not a
+     // multiple of the 16 partial sums) with masked keys
+    auto x = at::randn({4, 5, 77}, gen) * 3.0, d = at::randn({4, 5, 77}, gen);
+    x.narrow(2, 60, 17).fill_(std::numeric_limits<float>::lowest());
+    auto xr = x.clone().requires_grad_(true);
+    auto want = torch::autograd::grad({at::softmax(xr, -1)}, {xr}, {d})[0];
+    auto p = at::softmax(x, -1), got = d.clone();
+    fused_softmax_backward_lastdim_(got, p);
+    EXPECT_TRUE(close(got, want, 1e-6));
+  }
 }
 
 // A whole model with the fused kernels on and off: same logits and same gradients.
@@ -288,7 +298,8 @@ TEST(Bf16Gemm, EqualsFp32ArithmeticOnRoundedOperands) {
 
 // fp32 GEMMs as Hone runs them (oneDNN on AVX-512 CPUs, ATen elsewhere) against fp64 ATen: 2-D
 // with a transposed weight, batched with transposed operands, alpha, accumulation into a narrowed
-// view (the attention's dv rows), and the frozen fp32 linear layer's input gradient.
+// view (the attention's dv rows), 4-D with a broadcast operand, and the frozen fp32 linear
+// layer's input gradient.
 TEST(CpuGemm, Fp32ProductsEqualDoublePrecisionArithmetic) {
   torch::manual_seed(11);
   auto d = [](const at::Tensor& t) { return t.to(at::kDouble); };
@@ -304,11 +315,17 @@ TEST(CpuGemm, Fp32ProductsEqualDoublePrecisionArithmetic) {
   auto acc = torch::randn({6, 20, 16});
   auto want = d(acc).clone();
   want.narrow(1, 0, 13) += torch::bmm(d(p).transpose(1, 2), d(q)) * 0.5;
-  auto rows = acc.narrow(1, 0, 13);  // [6, 13, 16] with the batch stride of 20 rows
-  bmm_f32_out(rows, p.transpose(1, 2), q, 0.5, true);
+  matmul_f32_out(acc.narrow(1, 0, 13), p.transpose(1, 2), q, 0.5, true);  // [6, 13, 16], batch stride of 20 rows
   EXPECT_LT(rel(acc, want), 1e-6);
-  EXPECT_TRUE(torch::equal(acc.narrow(1, 13, 7), d(want).narrow(1, 13, 7).to(at::kFloat)));  // rows past the view untouched
-  EXPECT_THROW(bmm_f32_out(acc, p, q.transpose(1, 2).contiguous(), 1.0, false), c10::Error);  // shapes disagree
+  EXPECT_TRUE(torch::equal(acc.narrow(1, 13, 7), want.narrow(1, 13, 7).to(at::kFloat)));  // rows past the view untouched
+  EXPECT_THROW(matmul_f32_out(acc, p, q.transpose(1, 2).contiguous(), 1.0, false), c10::Error);  // shapes disagree
+  // 4-D with the second operand broadcast over dimension 1 (a kv head shared by 3 query heads),
+  // into a strided view of a larger output.
+  auto q4 = torch::randn({2, 3, 9, 16}), k4 = torch::randn({2, 1, 13, 16});
+  auto o4 = torch::zeros({2, 3, 12, 13});
+  matmul_f32_out(o4.narrow(2, 2, 9), q4, k4.transpose(2, 3), 2.0, false);
+  EXPECT_LT(rel(o4.narrow(2, 2, 9), torch::matmul(d(q4), d(k4).transpose(2, 3)) * 2.0), 1e-6);
+  EXPECT_TRUE(torch::equal(o4.narrow(2, 0, 2), torch::zeros({2, 3, 2, 13})));
 
   auto x = torch::randn({2, 37, 70}).requires_grad_(true), bias = torch::randn({53});
   ASSERT_EQ(frozen_linear_applies(x, w), onednn_f32_gemm());
