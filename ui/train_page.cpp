@@ -182,6 +182,10 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   seed_ = ispin(0, 1 << 30, "Random seed: same seed and data give the same run on the CPU.");
   checkpointing_ = new QCheckBox("Gradient checkpointing");
   checkpointing_->setToolTip("Recompute each layer in the backward pass: much less activation memory, ~30% slower.");
+  mlp_recompute_ = new QCheckBox("Recompute the MLP's up projection");
+  mlp_recompute_->setObjectName("mlpRecompute");
+  mlp_recompute_->setToolTip("Keep one [tokens, ffn] tensor less per layer by running the up projection again in backward:\n"
+                             "about 10% less peak memory on Qwen2.5-0.5B at 512 tokens, 5-15% slower. Exact.");
   beta_ = dspin(0, 10, 3, 0.05, "DPO/KTO: strength of the pull toward the reference model (TRL's beta; 0.1 is usual). "
                                 "ORPO: weight of the odds-ratio term (lambda). GRPO: weight of the per-token KL to the "
                                 "reference (0 drops it).");
@@ -234,6 +238,7 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   form->addRow("Eval fraction", eval_fraction_);
   form->addRow("Seed", seed_);
   form->addRow("", checkpointing_);
+  form->addRow("", mlp_recompute_);
   base_dtype_ = new QComboBox;
   base_dtype_->addItem("auto", "auto");
   base_dtype_->addItem("bf16 (half the memory)", "bf16");
@@ -246,6 +251,7 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
   preset->setToolTip("The defaults for this method (e.g. LoRA lr 2e-4, r 16, alpha 32; QLoRA r 64, alpha 16).");
   form->addRow("", preset);
   estimate_ = new QLabel;
+  estimate_->setObjectName("estimate");
   estimate_->setWordWrap(true);
   estimate_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
   form->addRow("Estimate", estimate_);
@@ -352,6 +358,7 @@ TrainPage::TrainPage(QWidget* parent) : QWidget(parent), job_(new TrainJob(this)
     connect(s, &QSpinBox::valueChanged, this, &TrainPage::updateEstimate);
   connect(epochs_, &QDoubleSpinBox::valueChanged, this, &TrainPage::updateEstimate);
   connect(checkpointing_, &QCheckBox::toggled, this, &TrainPage::updateEstimate);
+  connect(mlp_recompute_, &QCheckBox::toggled, this, &TrainPage::updateEstimate);
   connect(base_dtype_, &QComboBox::currentIndexChanged, this, &TrainPage::updateEstimate);
   connect(start_, &QPushButton::clicked, this, [this] { startTraining(true); });
   connect(name_, &QLineEdit::textChanged, this, [this] { setRunningUi(job_->running()); });
@@ -733,6 +740,7 @@ void TrainPage::updateEstimate() {
   rc.batch_size = batch_->value();
   rc.max_seq_len = seq_->value();
   rc.gradient_checkpointing = checkpointing_->isChecked();
+  rc.mlp_recompute = mlp_recompute_->isChecked();
   rc.lora.r = rank_->value();
   rc.num_generations = generations_->value();
   rc.base_dtype = full ? "f32" : base_dtype_->currentData().toString().toStdString();
@@ -822,6 +830,7 @@ QString TrainPage::configJson() const {
   j["eval_fraction"] = eval_fraction_->value();
   j["seed"] = seed_->value();
   j["gradient_checkpointing"] = checkpointing_->isChecked();
+  j["mlp_recompute"] = mlp_recompute_->isChecked();
   if (method != "full") j["base_dtype"] = base_dtype_->currentData().toString().toStdString();
   j["device"] = QSettings().value("settings/device", "auto").toString().toStdString();
   if (key == "dpo" || key == "orpo" || key == "kto" || key == "grpo" || key == "ppo") j["beta"] = beta_->value();

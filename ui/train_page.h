@@ -113,6 +113,7 @@ class TrainPage : public QWidget {
   QDoubleSpinBox* eval_fraction_;
   QSpinBox* seed_;
   QCheckBox* checkpointing_;
+  QCheckBox* mlp_recompute_;
   QComboBox* base_dtype_;  // run config base_dtype: auto | bf16 | f32
   QLabel* estimate_;
   // advisor

@@ -6,8 +6,6 @@
 
 #include <torch/autograd.h>
 
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
 
 namespace hone {
@@ -75,20 +73,6 @@ BaseDtypeChoice resolve_base_dtype(const std::string& requested, const std::stri
   if (!onednn_bf16_gemm()) return {false, "f32 (auto: " + cpu_gemm_describe() + ")"};
   if (base_fp32_bytes < (256LL << 20)) return {false, "f32 (auto: the base is only " + mb + ")"};
   return {true, "bf16 (auto: " + cpu_gemm_describe() + ", base " + mb + ")"};
-}
-
-double measure_bf16_gemm_gflops(int64_t n, int reps) {
-  at::NoGradGuard ng;
-  auto a = at::randn({n, n}), b = at::randn({n, n}).to(at::kBFloat16);
-  auto c = gemm_f32(a, b);  // warm-up (and the primitive's creation)
-  double best = 0;
-  for (int round = 0; round < 5; ++round) {
-    auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < reps; ++i) gemm_f32_out(c, a, b);
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best = std::max(best, 2.0 * static_cast<double>(n * n * n) * reps / s / 1e9);
-  }
-  return best;
 }
 
 }  // namespace hone

@@ -28,7 +28,4 @@ struct BaseDtypeChoice {
 };
 BaseDtypeChoice resolve_base_dtype(const std::string& requested, const std::string& method, bool cuda, int64_t base_fp32_bytes);
 
-// This machine's bf16 GEMM rate (GFLOP/s, square n x n, `reps` timed runs), for bench's MFU.
-double measure_bf16_gemm_gflops(int64_t n = 1024, int reps = 4);
-
 }  // namespace hone

@@ -299,9 +299,13 @@ at::Tensor bmm_f32(const at::Tensor& a, const at::Tensor& b, double alpha) {
   return c;
 }
 
-double measure_f32_gemm_gflops(int64_t n, int reps) {
+namespace {
+
+// Best of 5 rounds of `reps` n x n products, the second operand fp32 or bf16.
+double measure_gemm(int64_t n, int reps, bool bf16) {
   at::NoGradGuard ng;
   auto a = at::randn({n, n}), b = at::randn({n, n});
+  if (bf16) b = b.to(at::kBFloat16);
   auto c = gemm_f32(a, b);  // warm-up (and the primitive's creation)
   double best = 0;
   for (int round = 0; round < 5; ++round) {
@@ -312,5 +316,10 @@ double measure_f32_gemm_gflops(int64_t n, int reps) {
   }
   return best;
 }
+
+}  // namespace
+
+double measure_f32_gemm_gflops(int64_t n, int reps) { return measure_gemm(n, reps, false); }
+double measure_bf16_gemm_gflops(int64_t n, int reps) { return measure_gemm(n, reps, true); }
 
 }  // namespace hone

@@ -174,7 +174,7 @@ struct GatedLoraAFn : public torch::autograd::Function<GatedLoraAFn> {
     const at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
     const at::Tensor& d = grads[0];  // [.., r]
     const int64_t r = A.size(0), I = A.size(1);
-    at::Tensor dA = onednn_f32_applies(d, a) ? gemm_f32(d.reshape({-1, r}).t(), a.reshape({-1, I})) : at::mm(d.reshape({-1, r}).t(), a.reshape({-1, I}));  // [r, I]
+    at::Tensor dA = matmul_f32(d.reshape({-1, r}).t(), a.reshape({-1, I}));  // [r, I]
     return {matmul_f32(d, A), dA, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -215,8 +215,7 @@ struct RecomputedUpFn : public torch::autograd::Function<RecomputedUpFn> {
     if (A.numel() > 0 && grads.size() > 1 && grads[1].defined()) {
       const at::Tensor& dlow = grads[1];  // [.., r]
       const at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
-      const auto d2 = dlow.reshape({-1, A.size(0)}).t(), a2 = a.reshape({-1, A.size(1)});
-      dA = onednn_f32_applies(d2, a2) ? gemm_f32(d2, a2) : at::mm(d2, a2);  // [r, I]
+      dA = matmul_f32(dlow.reshape({-1, A.size(0)}).t(), a.reshape({-1, A.size(1)}));  // [r, I]
       da = da + matmul_f32(dlow, A);
     }
     at::Tensor dg, du;

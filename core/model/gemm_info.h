@@ -17,5 +17,7 @@ std::string cpu_gemm_describe();
 
 // This machine's fp32 GEMM rate as Hone runs it (GFLOP/s, square n x n, best of a few rounds).
 double measure_f32_gemm_gflops(int64_t n = 1024, int reps = 4);
+// The same with bf16 operands (fp32 accumulation and output), for bench's bf16 MFU.
+double measure_bf16_gemm_gflops(int64_t n = 1024, int reps = 4);
 
 }  // namespace hone

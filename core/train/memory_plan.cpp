@@ -131,6 +131,13 @@ MemoryPlan plan_memory(const ModelConfig& model, const RunConfig& run, int proce
     p.fixes.push_back(what + ": " + format_bytes(total) + (total <= 0.85 * ram ? "" : " (still too much)"));
   };
   RunConfig r = run;
+  // The cheapest first: recomputing the up projection costs one GEMM per layer (5-15% of a step
+  // on the Qwen2.5-0.5B shape, docs/performance.md), checkpointing a whole forward.
+  if (!run.mlp_recompute && !run.gradient_checkpointing) {
+    RunConfig b = run;
+    b.mlp_recompute = true;
+    add("mlp_recompute (the up projection again in backward)", total_with(b));
+  }
   if (!r.gradient_checkpointing) {
     r.gradient_checkpointing = true;
     add("gradient checkpointing", total_with(r));

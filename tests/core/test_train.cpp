@@ -270,10 +270,19 @@ TEST(MemoryPlan, TermsFollowTheModelAndTheRunAndFixesAreOffered) {
   rc.base_dtype = "f32";
   rc.batch_size = 4;
   const MemoryPlan tight = plan_memory(mc, rc, 1, 2e9);
-  ASSERT_GE(tight.fixes.size(), 4u);
-  EXPECT_EQ(tight.fixes[0].rfind("gradient checkpointing: ", 0), 0u) << tight.fixes[0];
-  EXPECT_NE(tight.fixes[1].find("bf16 base"), std::string::npos);
-  EXPECT_NE(tight.fixes[2].find("QLoRA"), std::string::npos);
+  ASSERT_GE(tight.fixes.size(), 5u);
+  EXPECT_EQ(tight.fixes[0].rfind("mlp_recompute ", 0), 0u) << tight.fixes[0];
+  EXPECT_EQ(tight.fixes[1].rfind("gradient checkpointing: ", 0), 0u) << tight.fixes[1];
+  EXPECT_NE(tight.fixes[2].find("bf16 base"), std::string::npos);
+  EXPECT_NE(tight.fixes[3].find("QLoRA"), std::string::npos);
+  {  // recomputing the MLP keeps one fp32 [tokens, ffn] tensor less per layer (24 layers, batch 4),
+     // plus the allocator's slack on it
+    RunConfig rr = rc;
+    rr.mlp_recompute = true;
+    const double saved = tight.total - plan_memory(mc, rr, 1, 2e9).total, tensors = 24.0 * 4 * rc.max_seq_len * 4864 * 4;
+    EXPECT_GE(saved, tensors);
+    EXPECT_LE(saved, 1.5 * tensors);
+  }
   EXPECT_NE(tight.fixes.back().find("batch_size 1 with grad_accum 4"), std::string::npos);
   rc.method = "full";
   rc.base_dtype = "bf16";

@@ -4,7 +4,9 @@
 // 1M-row dataset, the Train page's model checks, --open, $HONE_WORKSPACE and outside changes.
 // Every page is saved as a screenshot in the build folder.
 #include <QAbstractItemView>
+#include <QCheckBox>
 #include <QComboBox>
+#include <QLabel>
 #include <QDir>
 #include <QElapsedTimer>
 #include <QProcess>
@@ -461,6 +463,16 @@ class TestPages : public QObject {
              qPrintable(tp->modelProblem()));
     tp->setModelFolder(model_);
     QVERIFY(tp->modelUsable());
+    // Recomputing the MLP is offered and lowers the memory estimate (one [tokens, ffn] tensor per
+    // layer less in the core's plan).
+    auto* recompute = tp->findChild<QCheckBox*>("mlpRecompute");
+    auto* estimate = tp->findChild<QLabel*>("estimate");
+    QVERIFY(recompute && estimate);
+    const QString plain = estimate->text();
+    recompute->setChecked(true);
+    QVERIFY2(estimate->text() != plain, qPrintable(plain));
+    recompute->setChecked(false);
+    QCOMPARE(estimate->text(), plain);
     // Scrolling over an unfocused combo box leaves its value alone (the app's wheel guard).
     hone::ui::installWheelGuard(*qApp);
     QComboBox* schedule = nullptr;
