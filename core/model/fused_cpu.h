@@ -29,6 +29,11 @@ at::Tensor fused_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& l
 at::Tensor fused_swiglu(const at::Tensor& g, const at::Tensor& u);
 std::pair<at::Tensor, at::Tensor> fused_swiglu_backward(const at::Tensor& d, const at::Tensor& g, const at::Tensor& u);
 
+// The rows of a contiguous fp32 CPU matrix x [n, V] rounded to bf16 in x's own storage: returns
+// the bf16 [n, V] matrix over the first half of x's bytes; x's values are gone. For the head's
+// gradient chunk, whose bf16 copy (16 MB at Qwen2.5's vocabulary) was made at the step's peak.
+at::Tensor fused_to_bf16_rows_inplace(at::Tensor& x);
+
 // The softmax's backward in place: d <- p * (d - rowsum(p * d)) over the last dimension, for
 // contiguous fp32 CPU tensors of one shape (the attention's dS from dP and P; one pass per row
 // where the ATen composition made four and two temporaries).

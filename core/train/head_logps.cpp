@@ -12,6 +12,7 @@
 
 #include "common/fast_math.h"
 #include "model/cpu_gemm.h"
+#include "model/fused_cpu.h"
 
 namespace hone {
 namespace {
@@ -186,7 +187,13 @@ struct HeadLogpsFn : public torch::autograd::Function<HeadLogpsFn> {
             if (ep) ep[s + i] = r.entropy;
           }
         });
-        if (grad_h) jac.narrow(0, s, n).copy_(head_back(a, w, h));  // [n, H]
+        if (grad_h) {
+          at::Tensor jn = jac.narrow(0, s, n);  // [n, H], contiguous rows
+          // A bf16 head takes the gradient in bf16 anyway: rounded in the chunk's own buffer
+          // rather than into a new [n, V] copy, made here at the step's peak memory.
+          if (w.scalar_type() == at::kBFloat16 && onednn_bf16_gemm()) gemm_f32_out(jn, fused_to_bf16_rows_inplace(a), w);
+          else jn.copy_(head_back(a, w, h));
+        }
       }
     } else
     for (int64_t s = 0; s < N; s += c) {

@@ -126,6 +126,15 @@ TEST(Decoder, Bf16RoundingEqualsAten) {
     auto wb = want.contiguous().view(at::kShort).masked_fill(nan, 0), gb = got.contiguous().view(at::kShort).masked_fill(nan, 0);
     EXPECT_TRUE(torch::equal(wb, gb)) << (wb != gb).sum().item<int64_t>() << " of " << t.numel() << " differ";
   }
+  // In place over a matrix's own storage (the head's gradient chunk): every row, for row counts
+  // on and off the doubling waves' edges.
+  for (int64_t n : {1, 2, 3, 8, 55}) {
+    auto m = x.narrow(0, 0, n).contiguous().clone();
+    auto want = m.to(at::kBFloat16);
+    auto got = fused_to_bf16_rows_inplace(m);
+    EXPECT_EQ(got.data_ptr(), m.data_ptr());
+    EXPECT_TRUE(torch::equal(got.view(at::kShort), want.view(at::kShort))) << n << " rows";
+  }
 }
 
 TEST(Decoder, FusedKernelsEqualTheirAtenFormulas) {
