@@ -7,6 +7,7 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QLabel>
+#include <QScrollArea>
 #include <QDir>
 #include <QElapsedTimer>
 #include <QProcess>
@@ -473,6 +474,11 @@ class TestPages : public QObject {
     QVERIFY2(estimate->text() != plain, qPrintable(plain));
     recompute->setChecked(false);
     QCOMPARE(estimate->text(), plain);
+    if (auto* area = tp->findChild<QScrollArea*>()) {  // the form's lower half, where the setting sits
+      w.show();
+      area->ensureWidgetVisible(recompute);
+      screenshot(w, "train-page-memory-settings");
+    }
     // Scrolling over an unfocused combo box leaves its value alone (the app's wheel guard).
     hone::ui::installWheelGuard(*qApp);
     QComboBox* schedule = nullptr;
