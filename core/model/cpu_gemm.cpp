@@ -208,6 +208,13 @@ void gemm_widened(at::Tensor& c, const at::Tensor& a, const at::Tensor& b) {
   }
 }
 
+// c = alpha * p (+ c): the fallbacks' way of applying a plain product p.
+void add_product(at::Tensor& c, at::Tensor& p, double alpha, bool accumulate) {
+  if (alpha != 1.0) p.mul_(alpha);
+  if (accumulate) c.add_(p);
+  else c.copy_(p);
+}
+
 }  // namespace
 
 void gemm_f32_out(at::Tensor& c, const at::Tensor& a, const at::Tensor& b, double alpha, bool accumulate) {
@@ -215,39 +222,21 @@ void gemm_f32_out(at::Tensor& c, const at::Tensor& a, const at::Tensor& b, doubl
   TORCH_CHECK(c.scalar_type() == at::kFloat && c.is_contiguous() && c.size(0) == a.size(0) && c.size(1) == b.size(1),
               "gemm: the output must be a contiguous fp32 [M, N]");
   const bool bf16 = a.scalar_type() == at::kBFloat16 || b.scalar_type() == at::kBFloat16;
-  if (alpha != 1.0 || accumulate) {
-#ifdef HONE_WITH_DNNL
-    if (a.device().is_cpu() && (bf16 ? onednn_bf16_gemm() : onednn_f32_gemm()) && a.size(0) > 0 && a.size(1) > 0 && b.size(1) > 0) {
-      const auto t = bf16 ? at::kBFloat16 : at::kFloat;
-      dnnl_matmul(operand(a, t), operand(b, t), c, alpha, accumulate);
-      return;
-    }
-#endif
-    at::Tensor p = gemm_f32(a, b);  // the plain product, then scaled and added
-    if (alpha != 1.0) p.mul_(alpha);
-    if (accumulate) c.add_(p);
-    else c.copy_(p);
-    return;
-  }
-  if (!a.device().is_cpu()) {
-    if (bf16) c.copy_(at::mm(a.to(at::kBFloat16), b.to(at::kBFloat16)));
-    else at::mm_out(c, a, b);
-    return;
-  }
   if (a.size(0) == 0 || b.size(1) == 0) return;
-  if (a.size(1) == 0) {
-    c.zero_();
-    return;
-  }
 #ifdef HONE_WITH_DNNL
-  if (bf16 ? onednn_bf16_gemm() : onednn_f32_gemm()) {
+  if (a.device().is_cpu() && a.size(1) > 0 && (bf16 ? onednn_bf16_gemm() : onednn_f32_gemm())) {
     const auto t = bf16 ? at::kBFloat16 : at::kFloat;
-    dnnl_matmul(operand(a, t), operand(b, t), c, 1.0, false);
+    dnnl_matmul(operand(a, t), operand(b, t), c, alpha, accumulate);
     return;
   }
 #endif
-  if (bf16) gemm_widened(c, a, b);
-  else at::mm_out(c, a, b);
+  const bool direct = alpha == 1.0 && !accumulate;
+  at::Tensor p = direct ? c : at::empty_like(c);  // the plain product
+  if (a.size(1) == 0) p.zero_();
+  else if (!a.device().is_cpu() && bf16) p.copy_(at::mm(a.to(at::kBFloat16), b.to(at::kBFloat16)));
+  else if (bf16) gemm_widened(p, a, b);
+  else at::mm_out(p, a, b);
+  if (!direct) add_product(c, p, alpha, accumulate);
 }
 
 at::Tensor gemm_f32(const at::Tensor& a, const at::Tensor& b, double alpha) {
@@ -286,9 +275,7 @@ void matmul_f32_out(at::Tensor c, const at::Tensor& a, const at::Tensor& b, doub
   }
 #endif
   at::Tensor p = at::matmul(a, b);  // broadcasts b's batch dimensions
-  if (alpha != 1.0) p.mul_(alpha);
-  if (accumulate) c.add_(p);
-  else c.copy_(p);
+  add_product(c, p, alpha, accumulate);
 }
 
 at::Tensor bmm_f32(const at::Tensor& a, const at::Tensor& b, double alpha) {
