@@ -15,7 +15,7 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release
 cmake --build build -j"$jobs"
 
 if [[ $mode == test ]]; then
-  ctest --test-dir build -j"$jobs" --output-on-failure -LE gpu
+  ctest --test-dir build -j"$jobs" --output-on-failure --timeout 1200 -LE gpu
 else
   bash installer/demo.sh build
   if [[ -n ${DISPLAY:-}${WAYLAND_DISPLAY:-} ]]; then

@@ -1,6 +1,8 @@
 // Crash reports. Everything the handler touches is prepared beforehand in fixed buffers, because
 // after a fatal signal the heap and any lock may be in any state: the handler itself uses only
-// open/write/mkdir/fork/execv (async-signal-safe) and glibc's backtrace, preloaded at install.
+// open/write/mkdir/vfork/execv and glibc's backtrace, preloaded at install. Not fork(): glibc's fork
+// runs its atfork handlers, which take every malloc arena lock, so a signal that lands while the
+// training thread is inside malloc deadlocked the dying process (a CI run hung on it for an hour).
 #include "common/crash.h"
 
 #include <execinfo.h>
@@ -161,7 +163,9 @@ void on_fatal(int sig, siginfo_t* info, void*) {
                           const_cast<char*>("--workspace"), g_ws, const_cast<char*>("--signal"),
                           const_cast<char*>(signal_name(sig)), const_cast<char*>("--report"),
                           fd >= 0 ? path : const_cast<char*>(""), nullptr};
-    const pid_t c = ::fork();
+    // vfork is a bare clone(CLONE_VM|CLONE_VFORK): no atfork handlers, no locks; this thread waits
+    // until the child has exec'ed. The child only makes system calls before execv.
+    const pid_t c = ::vfork();
     if (c == 0) {
       ::setsid();  // outlive the terminal's process group being signalled
       ::execv(g_exe, args);

@@ -8,9 +8,10 @@ namespace hone {
 
 // Installs the handler. `program` names the program in reports ("hone", "hone-cli");
 // `recover_exe` is the hone-cli that marks the run interrupted once this process is gone ("" for
-// none). The handler does only async-signal-safe work: it writes the report with write(2), forks
-// `recover_exe runs recover` (a clean process: the crashed one's heap may be corrupt and its run
-// lock is still held until it dies), then re-raises the signal with the default action.
+// none). The handler does only async-signal-safe work: it writes the report with write(2), starts
+// `recover_exe runs recover` with vfork and execv (a clean process: the crashed one's heap may be
+// corrupt and its run lock is still held until it dies), then re-raises the signal with the
+// default action.
 void install_crash_handler(const std::string& program, const std::string& recover_exe);
 
 // Where reports go: <workspace>/crash-reports. The last workspace set wins (one per process).

@@ -6,6 +6,18 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+#include "common/crash.h"
 #include "common/error.h"
 #include "common/files.h"
 #include "data/examples.h"
@@ -395,4 +407,50 @@ TEST(Store, RunsMetricsAndInterruptedDetection) {
   delete_run(ws, dead);
   EXPECT_TRUE(run_metric(ws, dead, "loss").empty());  // metrics go with the run
   EXPECT_EQ(list_runs(ws).size(), 1u);
+}
+
+// A fatal signal that lands while a thread is inside malloc must still end the process with its
+// report: the handler starts the recovering helper without taking any lock (glibc's fork takes
+// every malloc arena lock in its atfork handlers, and a process crashing inside malloc deadlocked
+// there; a CI run hung on it). Forty processes hammering the allocator from three threads, each
+// sent SIGSEGV at a different moment; each must die of SIGSEGV within 10 s.
+TEST(Crash, AFatalSignalInsideMallocStillEndsTheProcess) {
+  const std::string dir = test::temp_dir("crash-malloc");
+  for (int trial = 0; trial < 40; ++trial) {
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      const int null = ::open("/dev/null", O_WRONLY);  // forty "fatal SIGSEGV" lines say nothing
+      if (null >= 0) ::dup2(null, 2);
+      install_crash_handler("hone-test", "/bin/true");  // the helper: any program that exits
+      set_crash_workspace(dir);
+      set_crash_run(1);
+      auto churn = [](unsigned seed) {
+        std::vector<void*> live(64, nullptr);
+        for (unsigned i = seed;; i = i * 1103515245u + 12345u) {
+          void*& slot = live[(i >> 8) % live.size()];
+          std::free(slot);
+          slot = std::malloc(16 + (i >> 12) % 200000);  // small (tcache, arena) and large (mmap) blocks
+        }
+      };
+      std::thread a(churn, 1u), b(churn, 2u);
+      churn(3u);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5 + trial % 7 * 4));
+    ::kill(pid, SIGSEGV);
+    int st = 0;
+    bool ended = false;
+    for (int i = 0; i < 1000 && !ended; ++i) {
+      ended = ::waitpid(pid, &st, WNOHANG) == pid;
+      if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!ended) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &st, 0);
+    }
+    ASSERT_TRUE(ended) << "the process was still alive 10 s after SIGSEGV: the crash handler hung";
+    ASSERT_TRUE(WIFSIGNALED(st));
+    EXPECT_EQ(WTERMSIG(st), SIGSEGV);
+  }
 }
