@@ -122,7 +122,7 @@ int cmd_bench(int argc, char** argv) {
                        {"tie_word_embeddings", tie}};
   ModelConfig cfg = parse_model_config(cj, "bench");
   // The fp32 peak is the faster of BLAS (ATen's mm) and the GEMM Hone runs its frozen base, head
-  // and attention through (oneDNN on AVX-512: 2x Debian's OpenBLAS on the 2-core EPYC), so that
+  // and attention through (oneDNN from AVX2 up: 2x Debian's OpenBLAS on the 2-core Zen 4 EPYC), so that
   // MFU is never flattered by a slow reference. Each is measured again after the timed steps and
   // the higher reading kept: on a shared VM a reading can only come out low, and a low peak
   // flatters MFU (561 against 694 GFLOP/s bf16 in two runs minutes apart).

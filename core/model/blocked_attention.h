@@ -11,7 +11,7 @@ namespace hone {
 // h / (nh / nkv), as transformers' repeat_kv arranges them); mask additive [B, 1, T, S] with
 // query i at absolute position S - T + i allowed no key past it (the decoder's causal mask).
 // softcap > 0: Gemma 2's cap * tanh(scores / cap) before the mask. block_rows 0: about 8 MB of
-// scores per block. Returns [B, nh, T, D].
+// scores per block, at most 128 rows. Returns [B, nh, T, D].
 at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale,
                              double softcap, int64_t block_rows = 0);
 

@@ -7,7 +7,7 @@
 namespace hone {
 
 // True where oneDNN's fp32 matmul runs the frozen base, head and attention products: a build with
-// oneDNN, a CPU with AVX-512, and HONE_GEMM not set to "aten" (which keeps ATen/BLAS, to compare).
+// oneDNN, a CPU with AVX2 or AVX-512, and HONE_GEMM not set to "aten" (which keeps ATen/BLAS, to compare).
 bool onednn_f32_gemm();
 // True where bf16 operands run natively (AVX512-BF16 or AMX) through oneDNN.
 bool onednn_bf16_gemm();
