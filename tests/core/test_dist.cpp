@@ -178,12 +178,15 @@ TEST(ProcessGroup, TwoRanksAverageTheirTensorsInBuckets) {
 }
 
 // Rank 1 joins and leaves; rank 0's all-reduce must fail within its timeout (2 s), not hang.
+// The barrier first: without it rank 1 could leave while rank 0 was still connecting, and rank 0
+// then failed (rightly, but in the constructor) with "could not join" (seen once in a clean run).
 TEST(ProcessGroup, ALostRankFailsTheCollectiveWithinTheTimeout) {
   const std::string out = test::temp_dir("dist-lost");
   run_ranks(
       2, out,
       [](const DistEnv& e) {
         ProcessGroup pg(e, std::chrono::seconds(2));
+        pg.barrier();
         if (e.rank == 1) return std::string("left");
         const auto t0 = std::chrono::steady_clock::now();
         try {
