@@ -1,13 +1,17 @@
 // Shared helpers for Hone's tests: paths of test data, temporary folders, running hone-cli.
 #pragma once
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 
 #include "common/files.h"
 
@@ -24,6 +28,25 @@ inline std::string temp_dir(const std::string& name) {
   std::string cmd = "rm -rf '" + d + "' && mkdir -p '" + d + "'";
   if (std::system(cmd.c_str()) != 0) throw std::runtime_error("cannot create " + d);
   return d;
+}
+
+// Waits for child `pid` for at most `seconds`; one that has not ended by then (a deadlocked
+// signal handler, a rank that never notices its peer died) is killed, so that the test fails
+// instead of hanging the suite. Returns the wait status; `hung` says whether it had to be killed.
+inline int wait_bounded(pid_t pid, double seconds, bool& hung) {
+  int st = 0;
+  hung = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (::waitpid(pid, &st, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      hung = true;
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &st, 0);
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return st;
 }
 
 inline nlohmann::json load_json(const std::string& path) { return nlohmann::json::parse(read_file(path)); }

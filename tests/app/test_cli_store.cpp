@@ -72,22 +72,6 @@ pid_t start_train(const std::string& cfg, const std::string& ws, const std::stri
   return start_cli({"train", "--json", "--config", cfg}, ws, log);
 }
 
-// Waits for a signalled child for at most `seconds`; a child that has not ended by then (a
-// deadlocked signal handler, say) is killed and reported, so that the test fails instead of
-// hanging the suite. Returns the wait status; `hung` says whether it had to be killed.
-int wait_bounded(pid_t pid, int seconds, bool& hung) {
-  int st = 0;
-  hung = false;
-  for (int i = 0; i < seconds * 10; ++i) {
-    if (::waitpid(pid, &st, WNOHANG) == pid) return st;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  hung = true;
-  ::kill(pid, SIGKILL);
-  ::waitpid(pid, &st, 0);
-  return st;
-}
-
 }  // namespace
 
 TEST(CliStore, DatasetCommandsOnAFreshWorkspace) {
@@ -315,7 +299,7 @@ TEST(CliStore, FatalSignalWritesACrashReportAndLeavesAResumableRun) {
   ASSERT_TRUE(ready);
   ::kill(pid, SIGSEGV);
   bool hung = false;
-  const int st = wait_bounded(pid, 120, hung);
+  const int st = test::wait_bounded(pid, 120, hung);
   ASSERT_FALSE(hung) << "the process was still alive 120 s after SIGSEGV: its crash handler hung";
   ASSERT_TRUE(WIFSIGNALED(st));
   EXPECT_EQ(WTERMSIG(st), SIGSEGV);  // the handler re-raises: the exit status still tells the truth
@@ -372,7 +356,7 @@ TEST(CliStore, SigtermCheckpointsAndLeavesAResumableRun) {
   ASSERT_GE(steps_logged(), 5);
   ::kill(pid, SIGTERM);
   bool hung = false;
-  int st = wait_bounded(pid, 120, hung);
+  int st = test::wait_bounded(pid, 120, hung);
   ASSERT_FALSE(hung) << "the process was still alive 120 s after SIGTERM";
   ASSERT_TRUE(WIFEXITED(st)) << "SIGTERM killed the process instead of stopping the run";
   EXPECT_EQ(WEXITSTATUS(st), 130);
@@ -408,7 +392,7 @@ TEST(CliStore, SigtermCheckpointsAndLeavesAResumableRun) {
       if (l.find("\"event\":\"step\"") != std::string::npos) resumed_line = true;
   }
   ::kill(pid, SIGTERM);
-  st = wait_bounded(pid, 120, hung);
+  st = test::wait_bounded(pid, 120, hung);
   EXPECT_FALSE(hung) << "the resumed process was still alive 120 s after SIGTERM";
   std::ifstream in(log2);
   std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -8,10 +8,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <thread>
@@ -439,17 +437,9 @@ TEST(Crash, AFatalSignalInsideMallocStillEndsTheProcess) {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(5 + trial % 7 * 4));
     ::kill(pid, SIGSEGV);
-    int st = 0;
-    bool ended = false;
-    for (int i = 0; i < 1000 && !ended; ++i) {
-      ended = ::waitpid(pid, &st, WNOHANG) == pid;
-      if (!ended) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (!ended) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &st, 0);
-    }
-    ASSERT_TRUE(ended) << "the process was still alive 10 s after SIGSEGV: the crash handler hung";
+    bool hung = false;
+    const int st = test::wait_bounded(pid, 10, hung);
+    ASSERT_FALSE(hung) << "the process was still alive 10 s after SIGSEGV: the crash handler hung";
     ASSERT_TRUE(WIFSIGNALED(st));
     EXPECT_EQ(WTERMSIG(st), SIGSEGV);
   }
