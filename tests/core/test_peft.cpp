@@ -2,6 +2,7 @@
 // through the NF4 autograd function, LoRA identities (B=0, merge, disable), a PEFT adapter written
 // by the independent Python reference, and Hone's own PEFT files round-tripping.
 #include <gtest/gtest.h>
+#include <cstring>
 #include <torch/torch.h>
 
 #include "common/error.h"
@@ -60,6 +61,35 @@ TEST(NF4, DoubleQuantizedAbsmaxAndSize) {
   auto e = nf4_error(w, q);
   EXPECT_GT(e.relative_frobenius, 0.0);
   EXPECT_LT(e.relative_frobenius, 0.12);  // NF4 on Gaussian weights: about 0.09-0.10
+}
+
+// Dequantization element by element as hf-compat.md §5 states it (absmax = q * group scale +
+// offset, value = codebook[code] * absmax, in fp32; bf16 rounds that to nearest even), over a
+// weight of 3 absmax groups whose last block is partial: the vectorized kernel must give the same bits.
+TEST(NF4, DequantizationEqualsTheFormulaElementByElement) {
+  torch::manual_seed(3);
+  auto q = nf4_quantize(torch::randn({37, 1000}) * 0.05);  // 37000 values: 578 blocks and 8 more
+  ASSERT_EQ(q.absmax_q.numel(), 579);
+  ASSERT_EQ(q.absmax_scale.numel(), 3);
+  auto f32 = nf4_dequantize(q, at::kFloat).contiguous();
+  auto b16 = nf4_dequantize(q, at::kBFloat16).contiguous();
+  const uint8_t* codes = q.codes.data_ptr<uint8_t>();
+  const int8_t* aq = q.absmax_q.data_ptr<int8_t>();
+  const float* scale = q.absmax_scale.data_ptr<float>();
+  const float* got = f32.data_ptr<float>();
+  const at::BFloat16* got16 = b16.data_ptr<at::BFloat16>();
+  int64_t wrong = 0, wrong16 = 0;
+  for (int64_t e = 0; e < 37000; ++e) {
+    const int64_t b = e / 64;
+    const int code = e % 2 == 0 ? codes[e / 2] >> 4 : codes[e / 2] & 15;
+    const float scaled = static_cast<float>(aq[b]) * scale[b / 256];
+    const float absmax = scaled + static_cast<float>(q.absmax_offset);
+    const float want = kNF4Codebook[code] * absmax;
+    wrong += std::memcmp(&want, got + e, 4) != 0;
+    wrong16 += at::BFloat16(want).x != got16[e].x;
+  }
+  EXPECT_EQ(wrong, 0);
+  EXPECT_EQ(wrong16, 0);
 }
 
 TEST(NF4, LinearGradientsMatchDequantizedDense) {
