@@ -147,6 +147,7 @@ int cmd_bench(int argc, char** argv) {
       if (auto* l = dynamic_cast<LinearImpl*>(it.value().get()); l && it.key() != "lm_head") {
         l->weight.normal_(0.0, 0.02, gen);
         l->quantize_nf4();
+        trim_cpu_allocator();  // as loading does: the freed fp32 weight must not stay cached
       }
   }
   init_weights(m, static_cast<uint64_t>(a.integer("seed", 0)));

@@ -45,6 +45,10 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Done with these bytes: the whole pages inside [offset, offset + length) leave this process's
+  // resident set (a later read maps them again from the page cache). A loader reading a model
+  // once would otherwise hold the whole file resident on top of the weights it made from it.
+  void drop(size_t offset, size_t length) const;
 
  private:
   void release();

@@ -34,6 +34,8 @@ class SafetensorsFile {
   const StTensorInfo* find(const std::string& name) const;
   const uint8_t* data(const StTensorInfo& t) const { return buffer_ + t.begin; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // The tensor's bytes have been copied out: let their pages go (MappedFile::drop).
+  void release(const StTensorInfo& t) const { file_.drop(static_cast<size_t>(buffer_ - file_.data()) + t.begin, t.end - t.begin); }
 
   static constexpr uint64_t kMaxHeader = 100000000;
 
