@@ -37,7 +37,7 @@ namespace hone::cli {
 
 static const char* kHelp = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
-                      [--method lora|qlora|full|dpo] [--checkpointing] [--mlp-recompute] [--unfused] [--full-logits] [--full-attention] [--contend N] [--profile FILE] [--json]
+                      [--method lora|qlora|full|dpo] [--lora-dropout P] [--checkpointing] [--mlp-recompute] [--unfused] [--full-logits] [--full-attention] [--contend N] [--profile FILE] [--json]
                       [--device cpu|cuda] [--bf16] [--tie] [--base-dtype auto|bf16|f32]
        hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
@@ -51,6 +51,8 @@ and twice that backward.
 tokens, the first half of each a masked prompt); the reference is the same model with its adapters
 switched off, as the dpo recipe does it. Compare its peak_rss_bytes with --method lora at twice the
 batch (the same number of sequences).
+--lora-dropout P puts dropout on the adapters' inputs (0 here; run configs default to 0.05 for lora,
+0.1 for qlora); its masks are made again in backward from a seed, so it costs time, not memory.
 --mlp-recompute runs the up projection again in backward instead of keeping its output, as the
 run config's mlp_recompute does (one [tokens, ffn] tensor less per layer, one more GEMM).
 --full-attention keeps the [heads, T, T] attention probabilities for backward (the plain path).
@@ -77,7 +79,7 @@ the bf16 GEMM peak measured here (gemm_gflops_bf16) and mfu_of_fp32_peak over th
 int cmd_bench(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]) == "store") return cmd_bench_store(argc, argv);
   Args a(argc, argv, 2, "bench",
-         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile", "device", "preset", "contend", "base-dtype"},
+         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile", "device", "preset", "contend", "base-dtype", "lora-dropout"},
          {"json", "checkpointing", "mlp-recompute", "unfused", "bf16", "tie", "full-logits", "full-attention"});
   if (a.flag("help")) {
     std::cout << kHelp;
@@ -167,6 +169,8 @@ int cmd_bench(int argc, char** argv) {
     lc.r = r;
     lc.alpha = 2.0 * r;
     lc.targets = {"all-linear"};
+    lc.dropout = a.number("lora-dropout", 0.0);
+    if (!(lc.dropout >= 0 && lc.dropout < 1)) throw Error("bench: --lora-dropout must be in [0, 1)");
     attach_lora(m, lc, 0);
   }
   m->gradient_checkpointing = a.flag("checkpointing");

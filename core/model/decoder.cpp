@@ -4,6 +4,7 @@
 #include "model/decoder.h"
 
 #include "model/blocked_attention.h"
+#include "model/seeded_dropout.h"
 
 #include "common/error.h"
 
@@ -160,22 +161,29 @@ struct GatedActFn : public torch::autograd::Function<GatedActFn> {
 // that da = dlow A flows back through SwiGLU's backward with the base's gradient.
 struct GatedLoraAFn : public torch::autograd::Function<GatedLoraAFn> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& a, const at::Tensor& A, const at::Tensor& g,
-                            const at::Tensor& u, int64_t kind) {
+                            const at::Tensor& u, int64_t kind, double p, int64_t seed) {
     ctx->save_for_backward({A});
     ctx->saved_data["g"] = g.detach();
     ctx->saved_data["u"] = u.detach();
     ctx->saved_data["kind"] = kind;
-    return matmul_f32(a, A.t());  // [.., r]
+    ctx->saved_data["p"] = p;  // the adapter's dropout, its mask made again from the seed in backward
+    ctx->saved_data["seed"] = seed;
+    return matmul_f32(p > 0 ? seeded_dropout(a, static_cast<uint64_t>(seed), p) : a, A.t());  // [.., r]
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const at::Tensor A = ctx->get_saved_variables()[0];
     const at::Tensor g = ctx->saved_data["g"].toTensor(), u = ctx->saved_data["u"].toTensor();
     const int64_t kind = ctx->saved_data["kind"].toInt();
-    const at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
+    const double p = ctx->saved_data["p"].toDouble();
+    const auto seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
+    at::Tensor a = (GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u).contiguous();
+    if (p > 0) seeded_dropout_(a, seed, p);  // a fresh tensor: dropped in place
     const at::Tensor& d = grads[0];  // [.., r]
     const int64_t r = A.size(0), I = A.size(1);
     at::Tensor dA = matmul_f32(d.reshape({-1, r}).t(), a.reshape({-1, I}));  // [r, I]
-    return {matmul_f32(d, A), dA, at::Tensor(), at::Tensor(), at::Tensor()};
+    at::Tensor da = matmul_f32(d, A);                                         // [.., I]
+    if (p > 0) seeded_dropout_(da, seed, p);
+    return {da, dA, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -185,17 +193,24 @@ struct GatedLoraAFn : public torch::autograd::Function<GatedLoraAFn> {
 // projection's own graph. Saves a [T, ffn] tensor per layer (with GatedLoraAFn's saving, two of
 // SwiGLU's three) for one more GEMM of the up projection's size.
 struct RecomputedUpFn : public torch::autograd::Function<RecomputedUpFn> {
+  // rng: the dropout generator's state just before the up projection ran (empty when its adapter
+  // has no dropout), restored for the recompute so that its adapter draws the same mask; p, seed:
+  // the down projection adapter's dropout.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& g, const at::Tensor& u,
-                                                const at::Tensor& A, const at::Tensor& x, int64_t up_addr, int64_t kind) {
+                                                const at::Tensor& A, const at::Tensor& x, int64_t up_addr, int64_t kind,
+                                                const at::Tensor& rng, double p, int64_t seed) {
     ctx->save_for_backward({A});
     ctx->saved_data["g"] = g.detach();
     ctx->saved_data["x"] = x.detach();
     ctx->saved_data["up"] = up_addr;
     ctx->saved_data["critic"] = reinterpret_cast<LinearImpl*>(up_addr)->use_critic;
     ctx->saved_data["kind"] = kind;
+    ctx->saved_data["rng"] = rng;
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["seed"] = seed;
     at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
     if (A.numel() == 0) return {a};  // no adapter on the down projection: a alone
-    return {a, matmul_f32(a, A.t())};  // a, low [.., r]
+    return {a, matmul_f32(p > 0 ? seeded_dropout(a, static_cast<uint64_t>(seed), p) : a, A.t())};  // a, low [.., r]
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const at::Tensor A = ctx->get_saved_variables()[0];
@@ -207,16 +222,33 @@ struct RecomputedUpFn : public torch::autograd::Function<RecomputedUpFn> {
       at::NoGradGuard ng;
       const bool critic_now = up->use_critic;
       up->use_critic = ctx->saved_data["critic"].toBool();
+      const at::Tensor rng = ctx->saved_data["rng"].toTensor();
+      auto gen = dropout_generator(x);
+      at::Tensor now;
+      if (rng.numel() > 0) {
+        std::lock_guard<std::mutex> lk(gen.mutex());
+        now = gen.get_state();
+        gen.set_state(rng);
+      }
       u = up->forward(x);
+      if (rng.numel() > 0) {
+        std::lock_guard<std::mutex> lk(gen.mutex());
+        gen.set_state(now);
+      }
       up->use_critic = critic_now;
     }
     at::Tensor da = grads[0].defined() ? grads[0] : at::zeros_like(g);
     at::Tensor dA;
     if (A.numel() > 0 && grads.size() > 1 && grads[1].defined()) {
       const at::Tensor& dlow = grads[1];  // [.., r]
-      const at::Tensor a = GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u;
+      const double p = ctx->saved_data["p"].toDouble();
+      const auto seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
+      at::Tensor a = (GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u).contiguous();
+      if (p > 0) seeded_dropout_(a, seed, p);
       dA = matmul_f32(dlow.reshape({-1, A.size(0)}).t(), a.reshape({-1, A.size(1)}));  // [r, I]
-      da = da + matmul_f32(dlow, A);
+      at::Tensor dlow_a = matmul_f32(dlow, A);                                          // [.., I]
+      if (p > 0) seeded_dropout_(dlow_a, seed, p);
+      da = da + dlow_a;
     }
     at::Tensor dg, du;
     if (GatedActFn::swiglu_kernel(g, u, kind) && fused_cpu_applies(da) && da.is_contiguous()) {
@@ -226,13 +258,21 @@ struct RecomputedUpFn : public torch::autograd::Function<RecomputedUpFn> {
       dg = kind == 0 ? at::silu_backward(t, g) : at::gelu_backward(t, g, kind == 1 ? "tanh" : "none");
       du = da * GatedActFn::act_of(g, kind);
     }
-    return {dg, du, dA, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dg, du, dA, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
+// Dropout on the adapter is fine where it is seeded (fp32 CPU): the mask is made again in backward.
 bool lora_branch_recomputable(const LinearImpl& l) {
   return l.has_lora() && l.lora_enabled && !l.lora_merged && !(l.use_critic && l.has_critic()) &&
-         (l.lora_dropout == 0 || !l.is_training()) && l.lora_A->weight.requires_grad();
+         (l.lora_dropout == 0 || !l.is_training() || seeded_dropout_applies(l.lora_A->weight)) &&
+         l.lora_A->weight.requires_grad();
+}
+
+// The adapter's dropout for this call and, when there is one, a seed for its mask.
+std::pair<double, int64_t> branch_dropout(const LinearImpl& l, const at::Tensor& x) {
+  const double p = l.is_training() ? l.lora_dropout : 0.0;
+  return {p, p > 0 ? static_cast<int64_t>(draw_dropout_seed(x)) : 0};
 }
 
 // down(a) with the down projection's base alone (its adapter switched off for the call).
@@ -258,7 +298,8 @@ at::Tensor down_with_low(LinearImpl& down, const at::Tensor& a, const at::Tensor
 // unmerged policy adapter without dropout while gradients are recorded), else the layer itself.
 at::Tensor down_of_gated(LinearImpl& down, const at::Tensor& a, const at::Tensor& g, const at::Tensor& u, int64_t kind) {
   if (!lora_branch_recomputable(down) || !at::GradMode::is_enabled()) return down.forward(a);
-  return down_with_low(down, a, GatedLoraAFn::apply(a, down.lora_A->weight, g, u, kind));
+  const auto [p, seed] = branch_dropout(down, a);
+  return down_with_low(down, a, GatedLoraAFn::apply(a, down.lora_A->weight, g, u, kind, p, seed));
 }
 
 }  // namespace
@@ -283,17 +324,27 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
   } else {
     g = gate_proj->forward(x);
   }
+  // The up projection runs again in backward (mlp_recompute): an adapter with dropout must draw
+  // the same mask there, so the generator's state before it is kept (seeded dropout, fp32 CPU).
+  const bool up_drops = up_proj && up_proj->has_lora() && up_proj->lora_dropout > 0 && !(up_proj->use_critic && up_proj->has_critic());
+  const bool recompute = fused && recompute_up && up_proj && is_training() && at::GradMode::is_enabled() &&
+                         (!up_drops || seeded_dropout_applies(x));
+  at::Tensor rng = x.new_empty({0}, at::kByte);  // libtorch 1.13's Function takes no undefined tensor inputs
+  if (recompute && up_drops) {
+    auto gen = dropout_generator(x);
+    std::lock_guard<std::mutex> lk(gen.mutex());
+    rng = gen.get_state();
+  }
   if (!u.defined()) u = up_proj->forward(x);
   if (fused) {
     const int64_t kind = act == "silu" ? 0 : act == "gelu_pytorch_tanh" ? 1 : 2;
-    const bool recompute = recompute_up && up_proj && is_training() && at::GradMode::is_enabled() &&
-                           (up_proj->lora_dropout == 0 || !up_proj->has_lora() || (up_proj->use_critic && up_proj->has_critic()));
     if (!recompute) return down_of_gated(*down_proj, GatedActFn::apply(g, u, kind), g, u, kind);
     LinearImpl& down = *down_proj;
     const bool lora = lora_branch_recomputable(down);
+    const auto [p, seed] = lora ? branch_dropout(down, x) : std::pair<double, int64_t>{0.0, 0};
     // No adapter: an empty A (libtorch 1.13's Function takes no undefined tensor inputs or outputs).
     auto out = RecomputedUpFn::apply(g, u, lora ? down.lora_A->weight : g.new_empty({0}), x,
-                                     reinterpret_cast<int64_t>(up_proj.get()), kind);  // a, low
+                                     reinterpret_cast<int64_t>(up_proj.get()), kind, rng, p, seed);  // a, low
     if (!lora) return down.forward(out[0]);
     return down_with_low(down, out[0], out[1]);
   }
@@ -341,13 +392,6 @@ bool layer_uses_critic(DecoderLayerImpl* layer) {
 void set_layer_critic(DecoderLayerImpl* layer, bool on) {
   for (auto& m : layer->modules(/*include_self=*/false))
     if (auto* lin = dynamic_cast<LinearImpl*>(m.get())) lin->use_critic = on;
-}
-
-// The generator dropout draws from for activations on x's device (CPU or that CUDA device): its
-// state is saved with a checkpointed layer so that the recompute repeats the forward's masks.
-at::Generator dropout_generator(const at::Tensor& x) {
-  if (x.is_cuda()) return at::globalContext().defaultGenerator(x.device());
-  return at::detail::getDefaultCPUGenerator();
 }
 
 // Activation checkpointing of one decoder layer. The layer is passed by address: it outlives the

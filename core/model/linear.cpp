@@ -6,6 +6,7 @@
 #include "common/error.h"
 #include "model/bf16_gemm.h"
 #include "model/cpu_gemm.h"
+#include "model/seeded_dropout.h"
 #include "peft/nf4_bf16.h"
 
 #include <torch/autograd.h>
@@ -17,21 +18,33 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// low = x A^T, its gradients through oneDNN (the adapter's skinny GEMMs ran 3-5x slower on
-// Debian's OpenBLAS: [512, 4864] x [4864, 16] 1.4 ms against 0.26 on the 2-core EPYC).
+// low = drop(x) A^T, its gradients through oneDNN (the adapter's skinny GEMMs ran 3-5x slower on
+// Debian's OpenBLAS: [512, 4864] x [4864, 16] 1.4 ms against 0.26 on the 2-core EPYC). With
+// dropout p > 0 the mask comes from `seed` (model/seeded_dropout.h) and is made again in backward:
+// only x, which its producer holds anyway, is kept, not the dropped copy and the mask.
 struct LoraLowFn : public torch::autograd::Function<LoraLowFn> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& A) {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& A, double p, int64_t seed) {
     ctx->save_for_backward({x, A});
-    return matmul_f32(x, A.t());  // [.., r]
+    ctx->saved_data["p"] = p;
+    ctx->saved_data["seed"] = seed;
+    return matmul_f32(p > 0 ? seeded_dropout(x, static_cast<uint64_t>(seed), p) : x, A.t());  // [.., r]
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const auto s = ctx->get_saved_variables();
     const at::Tensor &x = s[0], &A = s[1];
+    const double p = ctx->saved_data["p"].toDouble();
+    const auto seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
     const at::Tensor& dlow = grads[0];  // [.., r]
     at::Tensor dx, dA;
-    if (ctx->needs_input_grad(0)) dx = matmul_f32(dlow, A);  // [.., in]
-    if (ctx->needs_input_grad(1)) dA = gemm_f32(dlow.reshape({-1, A.size(0)}).t(), x.reshape({-1, A.size(1)}));  // [r, in]
-    return {dx, dA};
+    if (ctx->needs_input_grad(0)) {
+      dx = matmul_f32(dlow, A);  // [.., in]
+      if (p > 0) seeded_dropout_(dx, seed, p);
+    }
+    if (ctx->needs_input_grad(1)) {
+      const at::Tensor xd = p > 0 ? seeded_dropout(x, seed, p) : x;
+      dA = gemm_f32(dlow.reshape({-1, A.size(0)}).t(), xd.reshape({-1, A.size(1)}));  // [r, in]
+    }
+    return {dx, dA, at::Tensor(), at::Tensor()};
   }
 };
 
@@ -62,9 +75,14 @@ struct LoraAddFn : public torch::autograd::Function<LoraAddFn> {
 
 }  // namespace
 
-at::Tensor lora_low(const at::Tensor& x, const at::Tensor& A) {
-  if (!onednn_f32_applies(x, A)) return at::linear(x, A);
-  return LoraLowFn::apply(x, A);
+at::Tensor lora_low(const at::Tensor& x, const at::Tensor& A, double dropout) {
+  if (dropout > 0 && !seeded_dropout_applies(x)) return at::linear(at::dropout(x, dropout, true), A);
+  if (!onednn_f32_applies(x, A)) {
+    if (dropout == 0) return at::linear(x, A);
+    // seeded on the CPU without oneDNN: the same function, its GEMMs through ATen (matmul_f32)
+  }
+  const int64_t seed = dropout > 0 ? static_cast<int64_t>(draw_dropout_seed(x)) : 0;
+  return LoraLowFn::apply(x, A, dropout, seed);
 }
 
 at::Tensor lora_add(const at::Tensor& y, const at::Tensor& low, const at::Tensor& B, double scaling) {
@@ -90,8 +108,8 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
   const bool critic = use_critic && has_critic();
   if (critic && lora_merged) throw Error("the critic adapter cannot run over a merged policy adapter");
   if (critic || (has_lora() && lora_enabled && !lora_merged)) {
-    at::Tensor h = (!critic && lora_dropout > 0 && is_training()) ? at::dropout(x, lora_dropout, true) : x;
-    auto low = lora_low(h, (critic ? critic_A : lora_A)->weight);  // [..., r]
+    const double p = (!critic && is_training()) ? lora_dropout : 0.0;
+    auto low = lora_low(x, (critic ? critic_A : lora_A)->weight, p);  // [..., r]
     return lora_add(y, low, (critic ? critic_B : lora_B)->weight, lora_scaling);
   }
   return y;

@@ -65,9 +65,10 @@ struct LinearImpl : torch::nn::Module {
 TORCH_MODULE(Linear);
 
 // The adapter's two halves, for the layer and for paths that form low themselves (the decoder's
-// recomputing MLP): low = x A^T [.., r], and y + scaling * low B^T. oneDNN GEMMs for fp32 CPU
-// tensors where it runs the fp32 products (model/cpu_gemm.h), ATen otherwise.
-at::Tensor lora_low(const at::Tensor& x, const at::Tensor& A);
+// recomputing MLP): low = dropout(x) A^T [.., r], and y + scaling * low B^T. oneDNN GEMMs for fp32
+// CPU tensors where it runs the fp32 products (model/cpu_gemm.h), ATen otherwise. Dropout on fp32
+// CPU tensors is seeded (model/seeded_dropout.h: nothing but x kept for backward), at::dropout elsewhere.
+at::Tensor lora_low(const at::Tensor& x, const at::Tensor& A, double dropout = 0.0);
 at::Tensor lora_add(const at::Tensor& y, const at::Tensor& low, const at::Tensor& B, double scaling);
 
 }  // namespace hone

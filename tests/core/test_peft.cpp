@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "model/checkpoint.h"
+#include "model/seeded_dropout.h"
 #include "peft/lora.h"
 #include "peft/nf4.h"
 #include "peft/nf4_bf16.h"
@@ -125,6 +126,56 @@ TEST(NF4, Bf16ComputeEqualsFp32ArithmeticOnTheRoundedOperands) {
   y.backward(g);
   auto gx = torch::matmul(round(g), wr);
   EXPECT_LT((x.grad() - gx).abs().max().item<double>(), 1e-5 * gx.abs().max().item<double>());
+}
+
+// Seeded dropout's mask: each element kept with probability 1 - p, the same mask for the same
+// seed, an unrelated one for a seed differing only in its high half; x scaled by 1 / (1 - p).
+TEST(SeededDropout, KeepsOneMinusPIndependentlyAndRepeatsPerSeed) {
+  const int64_t n = 1 << 20;
+  const double p = 0.1;
+  auto m = seeded_dropout_mask(n, 42, p);
+  EXPECT_NEAR(m.mean().item<double>(), 0.9, 0.002);  // 7 standard deviations (3e-4 each)
+  EXPECT_TRUE(torch::equal(m, seeded_dropout_mask(n, 42, p)));
+  auto other = seeded_dropout_mask(n, 42 + (1ull << 32), p);
+  EXPECT_NEAR(m.eq(other).to(torch::kFloat).mean().item<double>(), 0.9 * 0.9 + 0.1 * 0.1, 0.003);  // independent masks
+  // Neighbouring elements independent: P(both kept) = 0.81.
+  EXPECT_NEAR((m.narrow(0, 0, n - 1) * m.narrow(0, 1, n - 1)).mean().item<double>(), 0.81, 0.003);
+  auto x = torch::randn({1024, 1024});
+  auto want = x * m.view({1024, 1024}) / (1 - p);
+  EXPECT_TRUE(torch::allclose(seeded_dropout(x, 42, p), want, 1e-6, 0));
+  EXPECT_THROW(seeded_dropout_mask(4, 1, 1.0), Error);
+}
+
+// A LoRA layer with dropout against the plain ATen composition with the same mask: output and
+// every gradient (the input's, A's and B's). Only x is kept for backward; the mask is made again.
+TEST(Lora, DropoutMatchesTheExplicitMaskInOutputAndGradients) {
+  torch::manual_seed(4);
+  Linear l(64, 48, /*with_bias=*/false);
+  l->weight.set_requires_grad(false);
+  auto gen = at::detail::createCPUGenerator(9);
+  l->add_lora(8, 16, 0.25, false, gen);
+  {
+    torch::NoGradGuard ng;
+    l->lora_B->weight.normal_(0, 0.1);
+  }
+  l->train();
+  auto x = torch::randn({3, 10, 64}, torch::requires_grad());
+  torch::manual_seed(21);
+  auto y = l->forward(x);
+  torch::manual_seed(21);
+  const uint64_t seed = draw_dropout_seed(x);  // the draw the layer made
+  auto mask = seeded_dropout_mask(x.numel(), seed, 0.25).view(x.sizes());
+  auto x2 = x.detach().clone().requires_grad_(true);
+  auto A2 = l->lora_A->weight.detach().clone().requires_grad_(true), B2 = l->lora_B->weight.detach().clone().requires_grad_(true);
+  auto want = torch::linear(x2, l->weight) + torch::linear(torch::linear(x2 * mask / 0.75, A2), B2) * l->lora_scaling;
+  EXPECT_TRUE(torch::allclose(y, want, 1e-5, 1e-5));
+  auto g = torch::randn_like(y);
+  y.backward(g);
+  want.backward(g);
+  EXPECT_TRUE(torch::allclose(x.grad(), x2.grad(), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(l->lora_A->weight.grad(), A2.grad(), 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(l->lora_B->weight.grad(), B2.grad(), 1e-5, 1e-5));
+  EXPECT_GT(mask.eq(0).sum().item<int64_t>(), 0);  // some inputs were dropped
 }
 
 TEST(Lora, ZeroBEqualsBaseAndDisableRestoresIt) {

@@ -154,6 +154,32 @@ TEST(Train, GradientCheckpointingGivesTheSameGradients) {
   EXPECT_EQ(compared, 4 * 7 * 2);
 }
 
+// mlp_recompute runs the up projection again in backward: its adapter's dropout must draw the
+// same mask there (the generator's state is restored), and the down projection's adapter, whose
+// input is not kept, must make its mask again; gradients as without the recompute.
+TEST(Train, MlpRecomputeWithLoraDropoutGivesTheSameGradients) {
+  auto a = load_model(fixture().model), b = load_model(fixture().model);
+  attach_test_lora(a.model, 0.2);
+  attach_test_lora(b.model, 0.2);
+  b.model->set_mlp_recompute(true);
+  a.model->train();
+  b.model->train();
+  auto ids = torch::randint(0, 400, {2, 12}, torch::kLong);
+  torch::manual_seed(12);
+  a.model->forward(ids).logsumexp(-1).sum().backward();
+  torch::manual_seed(12);
+  b.model->forward(ids).logsumexp(-1).sum().backward();
+  auto pa = a.model->named_parameters(), pb = b.model->named_parameters();
+  int compared = 0;
+  for (auto& p : pa) {
+    if (!p.value().grad().defined()) continue;
+    ASSERT_TRUE(pb[p.key()].grad().defined()) << p.key();
+    EXPECT_TRUE(torch::allclose(p.value().grad(), pb[p.key()].grad(), 1e-5, 1e-6)) << p.key();
+    ++compared;
+  }
+  EXPECT_EQ(compared, 4 * 7 * 2);
+}
+
 // The chunked head against the full-logits computation it replaces (log_softmax over h W^T, with
 // Gemma's soft-capping and a temperature): log-probs, entropy, logit sums and the gradients for
 // the hidden states and, when trainable, the head, over chunks that do not divide N.
