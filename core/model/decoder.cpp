@@ -295,7 +295,8 @@ at::Tensor down_with_low(LinearImpl& down, const at::Tensor& a, const at::Tensor
 }
 
 // down(a) for a = act(g) * u: the LoRA branch through GatedLoraAFn where it applies (an enabled,
-// unmerged policy adapter without dropout while gradients are recorded), else the layer itself.
+// unmerged policy adapter, its dropout seeded if it has one, while gradients are recorded), else
+// the layer itself.
 at::Tensor down_of_gated(LinearImpl& down, const at::Tensor& a, const at::Tensor& g, const at::Tensor& u, int64_t kind) {
   if (!lora_branch_recomputable(down) || !at::GradMode::is_enabled()) return down.forward(a);
   const auto [p, seed] = branch_dropout(down, a);

@@ -77,10 +77,8 @@ struct LoraAddFn : public torch::autograd::Function<LoraAddFn> {
 
 at::Tensor lora_low(const at::Tensor& x, const at::Tensor& A, double dropout) {
   if (dropout > 0 && !seeded_dropout_applies(x)) return at::linear(at::dropout(x, dropout, true), A);
-  if (!onednn_f32_applies(x, A)) {
-    if (dropout == 0) return at::linear(x, A);
-    // seeded on the CPU without oneDNN: the same function, its GEMMs through ATen (matmul_f32)
-  }
+  if (dropout == 0 && !onednn_f32_applies(x, A)) return at::linear(x, A);
+  // oneDNN's GEMMs, or seeded dropout (whose GEMMs fall back to ATen where oneDNN does not run).
   const int64_t seed = dropout > 0 ? static_cast<int64_t>(draw_dropout_seed(x)) : 0;
   return LoraLowFn::apply(x, A, dropout, seed);
 }
