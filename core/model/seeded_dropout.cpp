@@ -5,7 +5,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
-#include <cmath>
+#include <algorithm>
+#include <string>
 #include <mutex>
 
 #include "common/error.h"
@@ -35,11 +36,6 @@ uint32_t threshold(double p) {
   return static_cast<uint32_t>(std::min(p * 4294967296.0, 4294967295.0));
 }
 
-template <typename F>
-void for_each_chunk(int64_t n, F f) {
-  at::parallel_for(0, n, 1 << 14, f);
-}
-
 }  // namespace
 
 at::Generator dropout_generator(const at::Tensor& x) {
@@ -62,7 +58,7 @@ void seeded_dropout_(at::Tensor& x, uint64_t seed, double p) {
   const uint32_t t = threshold(p);
   const float scale = static_cast<float>(1.0 / (1.0 - p));
   float* d = x.data_ptr<float>();
-  for_each_chunk(x.numel(), [&](int64_t lo, int64_t hi) {
+  at::parallel_for(0, x.numel(), 1 << 14, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) d[i] = element_hash(seed, static_cast<uint64_t>(i)) >= t ? d[i] * scale : 0.0f;
   });
 }
@@ -78,7 +74,7 @@ at::Tensor seeded_dropout_mask(int64_t numel, uint64_t seed, double p) {
   const uint32_t t = threshold(p);
   at::Tensor m = at::empty({numel}, at::kFloat);
   float* d = m.data_ptr<float>();
-  for_each_chunk(numel, [&](int64_t lo, int64_t hi) {
+  at::parallel_for(0, numel, 1 << 14, [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) d[i] = element_hash(seed, static_cast<uint64_t>(i)) >= t ? 1.0f : 0.0f;
   });
   return m;

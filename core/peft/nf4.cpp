@@ -3,7 +3,6 @@
 // per 256 blocks: 4 + 8/64 + 32/(64*256) ~= 4.127 bits per weight.
 #include "peft/nf4.h"
 
-#include "model/bf16_gemm.h"
 #include "model/cpu_gemm.h"
 #include "peft/nf4_bf16.h"
 
@@ -122,7 +121,8 @@ __attribute__((target("avx2"))) void block_avx2(const uint8_t* c, const at::BFlo
   }
 }
 
-const bool kHaveAvx2 = __builtin_cpu_supports("avx2");
+// Initialised before main: __builtin_cpu_supports is only reliable there after __builtin_cpu_init.
+const bool kHaveAvx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
 #endif
 
 // One pass over the codes on the CPU: per block of 64, a 16-entry table of codebook[i] * absmax in
