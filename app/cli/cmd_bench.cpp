@@ -37,7 +37,7 @@ namespace hone::cli {
 
 static const char* kHelp = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
-                      [--method lora|qlora|full|dpo] [--lora-dropout P] [--checkpointing] [--mlp-recompute] [--unfused] [--full-logits] [--full-attention] [--contend N] [--profile FILE] [--json]
+                      [--method lora|qlora|full|dpo] [--prompt-frac F] [--lora-dropout P] [--checkpointing] [--mlp-recompute] [--unfused] [--full-logits] [--full-attention] [--contend N] [--profile FILE] [--json]
                       [--device cpu|cuda] [--bf16] [--tie] [--base-dtype auto|bf16|f32]
        hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
@@ -51,6 +51,9 @@ and twice that backward.
 tokens, the first half of each a masked prompt); the reference is the same model with its adapters
 switched off, as the dpo recipe does it. Compare its peak_rss_bytes with --method lora at twice the
 batch (the same number of sequences).
+--prompt-frac F masks the first F of each sequence's tokens as a prompt (SFT on instruction or chat
+data; 0, every position a target, is continued pre-training): positions without a target skip the
+output head, and mfu counts the head's work only where it runs. --method dpo always masks half.
 --lora-dropout P puts dropout on the adapters' inputs (0 here; run configs default to 0.05 for lora,
 0.1 for qlora); its masks are made again in backward from a seed, so it costs time, not memory.
 --mlp-recompute runs the up projection again in backward instead of keeping its output, as the
@@ -79,7 +82,7 @@ the bf16 GEMM peak measured here (gemm_gflops_bf16) and mfu_of_fp32_peak over th
 int cmd_bench(int argc, char** argv) {
   if (argc > 2 && std::string(argv[2]) == "store") return cmd_bench_store(argc, argv);
   Args a(argc, argv, 2, "bench",
-         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile", "device", "preset", "contend", "base-dtype", "lora-dropout"},
+         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile", "device", "preset", "contend", "base-dtype", "lora-dropout", "prompt-frac"},
          {"json", "checkpointing", "mlp-recompute", "unfused", "bf16", "tie", "full-logits", "full-attention"});
   if (a.flag("help")) {
     std::cout << kHelp;
@@ -110,6 +113,12 @@ int cmd_bench(int argc, char** argv) {
   if (method != "lora" && method != "qlora" && method != "full" && method != "dpo")
     throw Error("bench: --method must be lora, qlora, full or dpo");
   const bool dpo = method == "dpo";
+  const double prompt_frac = a.number("prompt-frac", dpo ? 0.5 : 0.0);
+  if (dpo && a.has("prompt-frac")) throw Error("bench: --method dpo masks half of each sequence; --prompt-frac is for the others");
+  if (!(prompt_frac >= 0 && prompt_frac < 1)) throw Error("bench: --prompt-frac must be in [0, 1)");
+  // Masked prompt positions per sequence (at least 1 target stays); labels[t] is the target
+  // predicted from position t-1, so T - prompt rows of the head's T - 1 have one.
+  const int64_t prompt = std::min<int64_t>(static_cast<int64_t>(prompt_frac * T + 0.5), T - 1);
   if (steps < 2) throw Error("bench: --steps must be at least 2");
   const std::string device = a.get("device", "cpu");
   if (device != "cpu" && device != "cuda") throw Error("bench: --device must be cpu or cuda");
@@ -222,7 +231,7 @@ int cmd_bench(int argc, char** argv) {
       b.ids = ids;
       b.attention_mask = at::ones_like(ids);
       b.labels = ids.clone();
-      b.labels.narrow(1, 0, T / 2).fill_(-100);  // the prompt half is masked
+      b.labels.narrow(1, 0, prompt).fill_(-100);  // the prompt half is masked
       at::Tensor ref;
       {
         at::NoGradGuard ng;
@@ -234,7 +243,12 @@ int cmd_bench(int argc, char** argv) {
       auto t = dpo_loss(pol.narrow(0, 0, B), pol.narrow(0, B, B), ref.narrow(0, 0, B), ref.narrow(0, B, B), 0.1, "sigmoid", 0.0);
       t.losses.mean().backward();
     } else {
-      auto loss = next_token_loss_sum(m, ids, {}, ids) / static_cast<double>(B * (T - 1));  // the trainer's loss
+      at::Tensor labels = ids;
+      if (prompt > 0) {
+        labels = ids.clone();
+        labels.narrow(1, 0, prompt).fill_(-100);
+      }
+      auto loss = next_token_loss_sum(m, ids, {}, labels) / static_cast<double>(B * (T - prompt));  // the trainer's loss
       loss.backward();
     }
     opt.clip_grad_norm(1.0);
@@ -253,8 +267,11 @@ int cmd_bench(int argc, char** argv) {
   std::sort(warm.begin(), warm.end());
   const double step_s = warm[warm.size() / 2];
   const double tokens = static_cast<double>((dpo ? 2 : 1) * B * T);
-  // Matmul parameters: attention and MLP projections plus the output head.
-  const double n_mat = static_cast<double>(L * (H * cfg.q_dim() * 2 + H * cfg.kv_dim() * 2 + 3 * H * I) + V * H);
+  // Matmul parameters per token: the layers' attention and MLP projections, and the output head,
+  // which runs only at the positions that have a target (T - 1 of T; T - prompt behind a prompt).
+  const double head_rows = static_cast<double>(T - std::max<int64_t>(prompt, 1)) / static_cast<double>(T);
+  const double n_mat = static_cast<double>(L * (H * cfg.q_dim() * 2 + H * cfg.kv_dim() * 2 + 3 * H * I)) +
+                       static_cast<double>(V * H) * head_rows;
   const double attn = static_cast<double>(L) * 4.0 * T * cfg.q_dim();  // QK^T and PV per token, forward
   // Forward 2N + attention; backward: input gradients 2N (+ weight gradients 2N when the base
   // trains) and twice the forward attention work (dQ, dK from dS; dP, dV from dO).
@@ -286,6 +303,7 @@ int cmd_bench(int argc, char** argv) {
                       {"bf16", bf16},
                       {"peak_gpu_mb", cuda ? cuda_peak_memory_bytes() / 1048576.0 : 0.0},
                       {"sequences_per_step", (dpo ? 2 : 1) * B},
+                      {"prompt_tokens", prompt},
                       {"contending_processes", static_cast<int64_t>(busy.pids.size())},
                       {"threads_last_step", governor.threads()},
                       {"frozen_weight_bytes", frozen_bytes},

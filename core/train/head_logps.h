@@ -9,8 +9,8 @@ namespace hone {
 
 struct HeadLogps {
   at::Tensor logps;      // [N] fp32, log p(target) (0 where the target is ignored); differentiable
-  at::Tensor logit_sum;  // [N] fp32, sum of the (soft-capped) logits over the vocabulary; detached
-  at::Tensor entropy;    // [N] fp32, entropy of the (tempered) distribution, when asked; detached
+  at::Tensor logit_sum;  // [N] fp32, sum of the (soft-capped) logits over the vocabulary (0 where ignored); detached
+  at::Tensor entropy;    // [N] fp32, entropy of the (tempered) distribution, when asked (0 where ignored); detached
 };
 
 struct HeadLogpsOptions {
@@ -25,6 +25,7 @@ struct HeadLogpsOptions {
 // Gradients reach hidden and, when it requires them (full fine-tuning), weight. Where weight is
 // frozen the gradient for hidden is formed during the forward pass, chunk by chunk, so backward
 // costs no second head GEMM; a trainable weight recomputes each chunk's logits in backward.
+// Rows whose target is ignore_index skip the head altogether.
 HeadLogps head_token_logps(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                            const HeadLogpsOptions& opt = {});
 

@@ -203,8 +203,10 @@ TEST(HeadLogps, MatchesTheFullLogitsPathInValuesAndGradients) {
         (got.logps * g).sum().backward();
         EXPECT_TRUE(torch::allclose(got.logps, ref.detach(), 1e-6, 1e-6));
         EXPECT_EQ(got.logps.index({2}).item<float>(), 0.f);
-        EXPECT_TRUE(torch::allclose(got.entropy, ref_ent.detach(), 1e-6, 1e-6));
-        EXPECT_TRUE(torch::allclose(got.logit_sum, ref_sum.detach(), 1e-5, 1e-6));
+        // Ignored rows skip the head: their entropy and logit sum read 0, the others the reference.
+        EXPECT_TRUE(torch::allclose(got.entropy, (ref_ent * valid).detach(), 1e-6, 1e-6));
+        EXPECT_TRUE(torch::allclose(got.logit_sum, (ref_sum * valid).detach(), 1e-5, 1e-6));
+        EXPECT_NE(got.logit_sum.index({3}).item<float>(), 0.f);
         EXPECT_TRUE(torch::allclose(h2.grad(), h1.grad(), 1e-6, 1e-6)) << (h2.grad() - h1.grad()).abs().max().item<float>();
         if (train_w) EXPECT_TRUE(torch::allclose(w2.grad(), w1.grad(), 1e-6, 1e-6)) << (w2.grad() - w1.grad()).abs().max().item<float>();
         else EXPECT_FALSE(w2.grad().defined());
@@ -213,6 +215,13 @@ TEST(HeadLogps, MatchesTheFullLogitsPathInValuesAndGradients) {
   auto bad = t.clone();
   bad.index_put_({0}, V);
   EXPECT_THROW(head_token_logps(h0, w0, bad, o), c10::Error);
+  // No target at all (a batch of prompts only): zeros, and a zero gradient rather than an error.
+  auto h3 = h0.clone().requires_grad_(true);
+  HeadLogps none = head_token_logps(h3, w0, torch::full({N}, -100, torch::kLong), o);
+  none.logps.sum().backward();
+  EXPECT_EQ(none.logps.abs().sum().item<float>(), 0.f);
+  ASSERT_TRUE(h3.grad().defined());
+  EXPECT_EQ(h3.grad().abs().sum().item<float>(), 0.f);
 }
 
 // A bf16-stored frozen head (base_dtype "bf16"): log-probs, entropy and logit sums equal fp32
@@ -242,8 +251,8 @@ TEST(HeadLogps, Bf16HeadEqualsFp32ArithmeticOnRoundedOperands) {
     HeadLogps got = head_token_logps(h, w, t, o);
     (got.logps * g).sum().backward();
     EXPECT_TRUE(torch::allclose(got.logps, ref.detach(), 1e-5, 1e-5)) << (got.logps - ref).abs().max().item<float>();
-    EXPECT_TRUE(torch::allclose(got.entropy, ref_ent.detach(), 1e-5, 1e-5));
-    EXPECT_TRUE(torch::allclose(got.logit_sum, z.sum(1).detach(), 1e-5, 1e-4));
+    EXPECT_TRUE(torch::allclose(got.entropy, (ref_ent * t.ne(-100)).detach(), 1e-5, 1e-5));
+    EXPECT_TRUE(torch::allclose(got.logit_sum, (z.sum(1) * t.ne(-100)).detach(), 1e-5, 1e-4));
     const double gd = (h.grad() - hr.grad()).abs().max().item<double>(), gs = hr.grad().abs().max().item<double>();
     EXPECT_LT(gd, 1e-2 * gs);
     EXPECT_GT(gs, 0.0);
