@@ -26,7 +26,10 @@ bool seeded_dropout_applies(const at::Tensor& x);
 at::Tensor seeded_dropout(const at::Tensor& x, uint64_t seed, double p);
 void seeded_dropout_(at::Tensor& x, uint64_t seed, double p);
 
-// The keep mask itself (fp32 0/1, [numel]), for tests and references.
-at::Tensor seeded_dropout_mask(int64_t numel, uint64_t seed, double p);
+// The keep mask itself (fp32 0/1) of the elements first .. first + numel - 1, for tests and references.
+at::Tensor seeded_dropout_mask(int64_t numel, uint64_t seed, double p, uint64_t first = 0);
+
+// Whether element i is kept: the definition, one element at a time (the kernels' reference).
+bool seeded_dropout_keeps(uint64_t seed, uint64_t i, double p);
 
 }  // namespace hone

@@ -146,6 +146,27 @@ TEST(SeededDropout, KeepsOneMinusPIndependentlyAndRepeatsPerSeed) {
   EXPECT_THROW(seeded_dropout_mask(4, 1, 1.0), Error);
 }
 
+// The mask kernels (8 lanes at a time on AVX2) against the definition one element at a time, over
+// ranges that start unaligned, end in a partial vector, cross a 2^32 index boundary (where the
+// index's high word changes) and end at the last index.
+TEST(SeededDropout, KernelsEqualTheDefinitionElementByElement) {
+  const uint64_t seed = 0x1234567890abcdefull;
+  for (double p : {0.05, 0.5})
+    for (uint64_t first : {uint64_t{3}, (uint64_t{1} << 32) - 21, ~uint64_t{0} - 40}) {
+      const int64_t n = 41 + (first == 3 ? 40000 : 0);
+      auto m = seeded_dropout_mask(n, seed, p, first);
+      const float* d = m.data_ptr<float>();
+      int64_t wrong = 0;
+      for (int64_t j = 0; j < n; ++j) wrong += d[j] != (seeded_dropout_keeps(seed, first + j, p) ? 1.f : 0.f);
+      EXPECT_EQ(wrong, 0) << "p " << p << " first " << first;
+    }
+  auto x = torch::randn({7, 1001});
+  auto want = x.clone();
+  for (int64_t j = 0; j < x.numel(); ++j)
+    if (!seeded_dropout_keeps(seed, j, 0.3)) want.view({-1})[j] = 0;
+  EXPECT_TRUE(torch::allclose(seeded_dropout(x, seed, 0.3), want / 0.7, 1e-6, 0));
+}
+
 // A LoRA layer with dropout against the plain ATen composition with the same mask: output and
 // every gradient (the input's, A's and B's). Only x is kept for backward; the mask is made again.
 TEST(Lora, DropoutMatchesTheExplicitMaskInOutputAndGradients) {
