@@ -18,8 +18,12 @@ struct HeadLogpsOptions {
   double temperature = 1.0;  // log-probs of softmax(z / temperature)
   int64_t ignore_index = -100;
   bool entropy = false;
-  int64_t chunk_rows = 0;    // positions per chunk; 0: about 32 MB of fp32 logits per chunk
+  int64_t chunk_rows = 0;    // positions per chunk; 0: head_chunk_rows(vocabulary)
 };
+
+// Positions per chunk by default: about 40 MB of fp32 logits, in a multiple of 32 (64 at a 152k
+// vocabulary, 320 at 32k); at least 16.
+int64_t head_chunk_rows(int64_t vocab);
 
 // hidden [N, H], weight [V, H] (the LM head, or the tied embedding), targets [N] int64.
 // Gradients reach hidden and, when it requires them (full fine-tuning), weight. Where weight is

@@ -10,6 +10,7 @@
 
 #include "model/bf16_gemm.h"
 #include "model/cpu_gemm.h"
+#include "train/head_logps.h"
 
 namespace hone {
 namespace {
@@ -74,9 +75,9 @@ MemoryPlan plan(const Shape& s, const ModelConfig& model, const RunConfig& run, 
   // gradients in flight (about twice its saved tensors, fitted at seq 512 and 2048).
   const double saved = run.gradient_checkpointing ? tokens * s.H * 4 * s.L + 2 * per_layer : per_layer * s.L;
   p.activations = saved * kActivationSlack;
-  // The head's one chunk of logits (about 32 MB), the final hidden states with their gradient, a
+  // The head's one chunk of logits (about 40 MB), the final hidden states with their gradient, a
   // QLoRA layer's weight dequantised for its GEMM, the libraries.
-  const double head = std::min(32.0 * (1 << 20), tokens * s.V * 4) + 3 * tokens * s.H * 4;
+  const double head = std::min(static_cast<double>(head_chunk_rows(static_cast<int64_t>(s.V))), tokens) * s.V * 4 + 3 * tokens * s.H * 4;
   const double dequant = q ? std::max(s.H * s.I, s.q * s.H) * 4 : 0;
   // oneDNN packs a bf16 GEMM's weight into its own layout in scratch memory that grows with the
   // largest one, the head's [V, H]: measured 0.18 GB (Qwen2.5-0.5B shape) to 0.53 GB (Llama 3.2

@@ -227,9 +227,12 @@ TEST(HeadLogps, MatchesTheFullLogitsPathInValuesAndGradients) {
 // A bf16-stored frozen head (base_dtype "bf16"): log-probs, entropy and logit sums equal fp32
 // arithmetic on the bf16-rounded hidden states and head (the GEMM writes fp32), and the gradient for
 // the hidden states is the fp32 one up to rounding the log-softmax gradient to bf16 for its GEMM.
+// A vocabulary over 32k takes the hidden states' gradient in three 16k slices of the head.
 TEST(HeadLogps, Bf16HeadEqualsFp32ArithmeticOnRoundedOperands) {
+  for (const int64_t V : {int64_t{70}, int64_t{2 * 16384 + 123}}) {
+  SCOPED_TRACE("vocabulary " + std::to_string(V));
   torch::manual_seed(4);
-  const int64_t N = 29, H = 24, V = 70;
+  const int64_t N = 29, H = 24;
   auto h0 = torch::randn({N, H}) * 0.7;
   auto w = (torch::randn({V, H}) * 0.5).to(at::kBFloat16);
   auto t = torch::randint(0, V, {N}, torch::kLong);
@@ -257,6 +260,18 @@ TEST(HeadLogps, Bf16HeadEqualsFp32ArithmeticOnRoundedOperands) {
     EXPECT_LT(gd, 1e-2 * gs);
     EXPECT_GT(gs, 0.0);
   }
+  }
+}
+
+// Default chunk sizes, by hand: 40 MiB of fp32 logits is 10,485,760 values; rows in multiples of
+// 32 where at least 32 fit, else as many as fit, never under 16.
+TEST(HeadLogps, DefaultChunkRows) {
+  EXPECT_EQ(head_chunk_rows(151936), 64);   // 69.01 rows (Qwen2.5)
+  EXPECT_EQ(head_chunk_rows(128256), 64);   // 81.76 (Llama 3)
+  EXPECT_EQ(head_chunk_rows(32000), 320);   // 327.68 (Llama 2, Mistral)
+  EXPECT_EQ(head_chunk_rows(262144), 32);   // 40 (Gemma 3)
+  EXPECT_EQ(head_chunk_rows(400000), 26);   // 26.2: fewer than 32 fit
+  EXPECT_EQ(head_chunk_rows(2000000), 16);  // 5.2: the floor
 }
 
 // The memory plan's terms for the Qwen2.5-0.5B shape, by hand: weights 494,032,768 parameters x 4
