@@ -13,6 +13,7 @@
 #include <vector>
 #include <mutex>
 #include <tuple>
+#include <unordered_map>
 
 #ifdef HONE_WITH_DNNL
 #include <omp.h>
@@ -32,9 +33,15 @@ struct Dnnl {
   // will run with (oneDNN plans its partitioning at creation), alpha and accumulation; training
   // sees a few dozen of them. The key lists all of these.
   using Key = std::vector<int64_t>;
+  // Each primitive takes its scratch memory from the caller (scratchpad_mode::user). In the
+  // default library mode Debian's oneDNN 2.6 (built without DNNL_ENABLE_CONCURRENT_EXEC) shares
+  // one scratchpad between all primitives: two threads running GEMMs at once (a training job
+  // beside the playground's generation, the Train page's rate measurement) overwrote each other's
+  // packed operands, giving wrong products and, in the GUI test, a crash (measured: 26-71 of 600
+  // products wrong with 2-4 threads, none with one).
   struct Entry {
     dnnl::matmul prim;
-    dnnl::memory::desc src, wei, dst;
+    dnnl::memory::desc src, wei, dst, scratch;
   };
   std::map<Key, Entry> cache;
 };
@@ -103,13 +110,16 @@ void dnnl_matmul(const at::Tensor& a, const at::Tensor& b, at::Tensor& c, double
       n.wei = desc_of(b, b16 ? dt::bf16 : dt::f32);
       n.dst = desc_of(c, dt::f32);
       dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
       if (alpha != 1.0) attr.set_output_scales(0, {static_cast<float>(alpha)});
       if (accumulate) {
         dnnl::post_ops po;
         po.append_sum(1.0f);
         attr.set_post_ops(po);
       }
-      n.prim = dnnl::matmul(dnnl::matmul::primitive_desc(dnnl::matmul::desc(n.src, n.wei, n.dst), attr, d.eng));
+      const dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(n.src, n.wei, n.dst), attr, d.eng);
+      n.scratch = pd.scratchpad_desc();
+      n.prim = dnnl::matmul(pd);
       it = d.cache.emplace(std::move(key), std::move(n)).first;
     }
     e = it->second;
@@ -117,8 +127,14 @@ void dnnl_matmul(const at::Tensor& a, const at::Tensor& b, at::Tensor& c, double
   dnnl::memory ms(e.src, d.eng, a.data_ptr());
   dnnl::memory mw(e.wei, d.eng, b.data_ptr());
   dnnl::memory md(e.dst, d.eng, c.data_ptr());
+  std::unordered_map<int, dnnl::memory> args{{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
+  at::Tensor scratch;  // this call's own, from the caching allocator
+  if (const size_t bytes = e.scratch.get_size()) {
+    scratch = at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions(at::kByte));
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(e.scratch, d.eng, scratch.data_ptr()));
+  }
   dnnl::stream s(d.eng);
-  e.prim.execute(s, {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}});
+  e.prim.execute(s, args);
   s.wait();
 }
 

@@ -7,7 +7,9 @@
 #include <torch/torch.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <atomic>
 #include <cstring>
+#include <thread>
 #include <functional>
 #include <limits>
 
@@ -345,6 +347,30 @@ TEST(CpuGemm, Fp32ProductsEqualDoublePrecisionArithmetic) {
   EXPECT_LT(rel(x.grad(), torch::matmul(d(gy), d(w))), 1e-6);
   EXPECT_FALSE(frozen_linear_applies(x, w.clone().requires_grad_(true)));  // a trained weight takes at::linear
   GTEST_LOG_(INFO) << cpu_gemm_describe();
+}
+
+// GEMMs from several threads at once (a training job beside a generation or the Train page's rate
+// measurement in the GUI): every product right. With oneDNN's shared library scratchpad 26-71 of
+// these 480 products came out wrong (and the GUI test crashed); each call now brings its own.
+TEST(CpuGemm, ConcurrentThreadsGetTheirOwnProducts) {
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      at::NoGradGuard ng;
+      auto gen = at::make_generator<at::CPUGeneratorImpl>(100 + t);
+      for (int i = 0; i < 120; ++i) {
+        const int64_t n = 192 + 64 * ((i + t) % 4);  // shapes shared between the threads
+        auto a = at::randn({n, n}, gen), b = at::randn({n, n}, gen);
+        const bool bf16 = (i + t) % 2 == 1;
+        if (bf16) b = b.to(at::kBFloat16);
+        const at::Tensor c = gemm_f32(a, b);
+        const at::Tensor ref = bf16 ? at::mm(a.to(at::kBFloat16).to(at::kDouble), b.to(at::kDouble)) : at::mm(a.to(at::kDouble), b.to(at::kDouble));
+        if (!at::allclose(c.to(at::kDouble), ref, 1e-4, 1e-3)) ++wrong;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0) << cpu_gemm_describe();
 }
 
 // base_dtype "bf16" on a model: every frozen weight is stored in bf16 (half the bytes), the
