@@ -350,8 +350,9 @@ TEST(CpuGemm, Fp32ProductsEqualDoublePrecisionArithmetic) {
 }
 
 // GEMMs from several threads at once (a training job beside a generation or the Train page's rate
-// measurement in the GUI): every product right. With oneDNN's shared library scratchpad 26-71 of
-// these 480 products came out wrong (and the GUI test crashed); each call now brings its own.
+// measurement in the GUI): every product right. With oneDNN's shared library scratchpad 3 and 16
+// of these 480 products came out wrong in two runs (and the GUI test crashed); each call now
+// brings its own.
 TEST(CpuGemm, ConcurrentThreadsGetTheirOwnProducts) {
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;

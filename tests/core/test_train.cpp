@@ -230,36 +230,36 @@ TEST(HeadLogps, MatchesTheFullLogitsPathInValuesAndGradients) {
 // A vocabulary over 32k takes the hidden states' gradient in three 16k slices of the head.
 TEST(HeadLogps, Bf16HeadEqualsFp32ArithmeticOnRoundedOperands) {
   for (const int64_t V : {int64_t{70}, int64_t{2 * 16384 + 123}}) {
-  SCOPED_TRACE("vocabulary " + std::to_string(V));
-  torch::manual_seed(4);
-  const int64_t N = 29, H = 24;
-  auto h0 = torch::randn({N, H}) * 0.7;
-  auto w = (torch::randn({V, H}) * 0.5).to(at::kBFloat16);
-  auto t = torch::randint(0, V, {N}, torch::kLong);
-  t.index_put_({torch::tensor({1, 20})}, -100);
-  auto g = torch::randn({N});
-  for (double temp : {1.0, 0.7}) {
-    SCOPED_TRACE("temp " + std::to_string(temp));
-    auto hr = h0.to(at::kBFloat16).to(at::kFloat).requires_grad_(true);
-    auto z = torch::mm(hr, w.to(at::kFloat).t());
-    auto ls = torch::log_softmax(z / temp, 1);
-    auto ref = ls.gather(1, t.clamp_min(0).unsqueeze(1)).squeeze(1) * t.ne(-100);
-    auto ref_ent = -(ls.exp() * ls).sum(1);
-    (ref * g).sum().backward();
-    auto h = h0.clone().requires_grad_(true);
-    HeadLogpsOptions o;
-    o.temperature = temp;
-    o.entropy = true;
-    o.chunk_rows = 8;
-    HeadLogps got = head_token_logps(h, w, t, o);
-    (got.logps * g).sum().backward();
-    EXPECT_TRUE(torch::allclose(got.logps, ref.detach(), 1e-5, 1e-5)) << (got.logps - ref).abs().max().item<float>();
-    EXPECT_TRUE(torch::allclose(got.entropy, (ref_ent * t.ne(-100)).detach(), 1e-5, 1e-5));
-    EXPECT_TRUE(torch::allclose(got.logit_sum, (z.sum(1) * t.ne(-100)).detach(), 1e-5, 1e-4));
-    const double gd = (h.grad() - hr.grad()).abs().max().item<double>(), gs = hr.grad().abs().max().item<double>();
-    EXPECT_LT(gd, 1e-2 * gs);
-    EXPECT_GT(gs, 0.0);
-  }
+    SCOPED_TRACE("vocabulary " + std::to_string(V));
+    torch::manual_seed(4);
+    const int64_t N = 29, H = 24;
+    auto h0 = torch::randn({N, H}) * 0.7;
+    auto w = (torch::randn({V, H}) * 0.5).to(at::kBFloat16);
+    auto t = torch::randint(0, V, {N}, torch::kLong);
+    t.index_put_({torch::tensor({1, 20})}, -100);
+    auto g = torch::randn({N});
+    for (double temp : {1.0, 0.7}) {
+      SCOPED_TRACE("temp " + std::to_string(temp));
+      auto hr = h0.to(at::kBFloat16).to(at::kFloat).requires_grad_(true);
+      auto z = torch::mm(hr, w.to(at::kFloat).t());
+      auto ls = torch::log_softmax(z / temp, 1);
+      auto ref = ls.gather(1, t.clamp_min(0).unsqueeze(1)).squeeze(1) * t.ne(-100);
+      auto ref_ent = -(ls.exp() * ls).sum(1);
+      (ref * g).sum().backward();
+      auto h = h0.clone().requires_grad_(true);
+      HeadLogpsOptions o;
+      o.temperature = temp;
+      o.entropy = true;
+      o.chunk_rows = 8;
+      HeadLogps got = head_token_logps(h, w, t, o);
+      (got.logps * g).sum().backward();
+      EXPECT_TRUE(torch::allclose(got.logps, ref.detach(), 1e-5, 1e-5)) << (got.logps - ref).abs().max().item<float>();
+      EXPECT_TRUE(torch::allclose(got.entropy, (ref_ent * t.ne(-100)).detach(), 1e-5, 1e-5));
+      EXPECT_TRUE(torch::allclose(got.logit_sum, (z.sum(1) * t.ne(-100)).detach(), 1e-5, 1e-4));
+      const double gd = (h.grad() - hr.grad()).abs().max().item<double>(), gs = hr.grad().abs().max().item<double>();
+      EXPECT_LT(gd, 1e-2 * gs);
+      EXPECT_GT(gs, 0.0);
+    }
   }
 }
 
