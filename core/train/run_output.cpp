@@ -5,14 +5,15 @@
 #include "common/files.h"
 #include "common/json_file.h"
 #include "peft/lora.h"
+#include "train/method_model.h"
 
 namespace hone {
 
 RunModel load_with_adapter(const std::string& base_model, const std::string& adapter_dir, bool nf4, const LoadOptions& o) {
   RunModel r;
   r.base_model = base_model;
-  r.lm = load_model(base_model, o);
-  if (nf4) quantize_base_nf4(r.lm.model);
+  // The base as the run trained over it (QLoRA: NF4 quantized from fp32).
+  r.lm = load_method_base(base_model, nf4 ? "qlora" : "lora", o.base_bf16, nullptr, o);
   if (!adapter_dir.empty()) load_peft_adapter(r.lm.model, adapter_dir);
   r.adapter_dir = adapter_dir;
   r.method = adapter_dir.empty() ? "base" : nf4 ? "qlora" : "lora";
