@@ -11,6 +11,7 @@
 #include "model/bf16_gemm.h"
 #include "model/cpu_gemm.h"
 #include "train/head_logps.h"
+#include "train/recipes.h"
 
 namespace hone {
 namespace {
@@ -26,8 +27,6 @@ constexpr double kActivationSlack = 1.12;
 struct Shape {
   double H, L, I, V, q, kv, params;
 };
-
-bool pairs_recipe(const std::string& r) { return r == "dpo" || r == "orpo" || r == "kto" || r == "reward"; }
 
 MemoryPlan plan(const Shape& s, const ModelConfig& model, const RunConfig& run, bool bf16, int procs) {
   MemoryPlan p;
@@ -62,8 +61,9 @@ MemoryPlan plan(const Shape& s, const ModelConfig& model, const RunConfig& run, 
   p.optimizer = trainable * 4 * 3;  // gradient + AdamW's two moments
   // Tokens in one micro-batch: pairs train on two sequences per example, RL on its rollouts.
   double seqs = static_cast<double>(run.batch_size);
-  if (pairs_recipe(run.recipe)) seqs *= 2;
-  if (run.recipe == "grpo" || run.recipe == "ppo") seqs *= static_cast<double>(std::max<int64_t>(1, run.num_generations));
+  const RecipeInfo& recipe = recipe_info(run.recipe);
+  if (recipe.pairs) seqs *= 2;
+  if (recipe.rl) seqs *= static_cast<double>(std::max<int64_t>(1, run.num_generations));
   const double tokens = seqs * static_cast<double>(run.max_seq_len);
   // Saved per token and layer (fp32): the two norms' inputs and outputs, q/k/v after RoPE (k and
   // v at their own heads), the attention output, gate and up; their product too when the down

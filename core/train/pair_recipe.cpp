@@ -1,5 +1,6 @@
 // Shared preference-recipe pieces (see pair_recipe.h).
 #include "train/pair_recipe.h"
+#include "train/recipes.h"
 
 #include <nlohmann/json.hpp>
 
@@ -50,7 +51,7 @@ std::vector<PairExample> PairRecipe::build_pairs(const RunConfig& cfg, const Tok
                                                  const std::vector<std::string>& files) {
   std::vector<PairExample> out;
   for (const auto& file : files)
-    for (const auto& p : read_preference_pairs(file, name())) {
+    for (const auto& p : read_preference_pairs(file, cfg.recipe)) {
       PairExample e;
       if (make_example(tok, f, cfg, p.prompt, p.chosen, p.rejected, &e)) out.push_back(std::move(e));
     }
@@ -148,7 +149,7 @@ at::Tensor table_from(const nlohmann::json& a, size_t n, const std::string& wher
 }  // namespace
 
 void PairRecipe::start(RecipeEnv& env, const RunConfig& cfg) {
-  if (!needs_reference()) return;
+  if (!recipe_info(cfg.recipe).reference) return;
   // Continuing from an adapter: that adapter, as it is now (before any step), is the reference.
   const bool from_adapter = !cfg.init_adapter.empty();
   if (!cfg.precompute_ref_log_probs && !from_adapter) {
@@ -237,6 +238,10 @@ Scalars PairRecipe::evaluate_by_loss(RecipeEnv& env, int64_t batch_size) {
   use_eval_ = false;
   env.model->train();
   return sum;
+}
+
+void check_preference_beta(const RunConfig& c, const std::string& where) {
+  if (c.beta <= 0) throw Error(where + ": \"beta\" must be positive (grpo, ppo: 0 drops the KL penalty)");
 }
 
 }  // namespace hone

@@ -25,7 +25,6 @@ class PairRecipe : public Recipe {
   int64_t tokens(const std::vector<size_t>& idx) const override;
   void prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) override;
   void start(RecipeEnv& env, const RunConfig& cfg) override;
-  std::vector<std::string> plot_hints() const override { return {"rewards/margins", "rewards/accuracies"}; }
   // Held-out: every scalar of loss() averaged over the split, named "eval_<name>".
   Scalars evaluate(RecipeEnv& env, int64_t batch_size) override { return evaluate_by_loss(env, batch_size); }
 
@@ -65,5 +64,8 @@ class PairRecipe : public Recipe {
   at::Tensor compute_reference(RecipeEnv& env, const std::vector<PairExample>& ex, int64_t batch_size, bool as_is);
   at::Tensor ref_train_, ref_eval_;  // [N, 2] when precomputed
 };
+
+// The preference recipes' beta (KL strength; ORPO's lambda) must be positive.
+void check_preference_beta(const RunConfig& c, const std::string& where);
 
 }  // namespace hone

@@ -1,32 +1,14 @@
-// The recipe registry and small pieces every recipe uses.
+// The recipe factory (over the recipe table) and small pieces every recipe uses.
 #include "train/recipe.h"
 
 #include <ATen/autocast_mode.h>
 
 #include "common/error.h"
+#include "train/recipes.h"
 
 namespace hone {
 
-std::unique_ptr<Recipe> make_sft_recipe();
-std::unique_ptr<Recipe> make_cpt_recipe();
-std::unique_ptr<Recipe> make_dpo_recipe();
-std::unique_ptr<Recipe> make_orpo_recipe();
-std::unique_ptr<Recipe> make_kto_recipe();
-std::unique_ptr<Recipe> make_reward_recipe();
-std::unique_ptr<Recipe> make_grpo_recipe();
-std::unique_ptr<Recipe> make_ppo_recipe();
-
-std::unique_ptr<Recipe> make_recipe(const std::string& name) {
-  if (name == "sft") return make_sft_recipe();
-  if (name == "cpt") return make_cpt_recipe();
-  if (name == "dpo") return make_dpo_recipe();
-  if (name == "orpo") return make_orpo_recipe();
-  if (name == "kto") return make_kto_recipe();
-  if (name == "reward") return make_reward_recipe();
-  if (name == "grpo") return make_grpo_recipe();
-  if (name == "ppo") return make_ppo_recipe();
-  throw Error("unknown recipe \"" + name + "\" (sft, cpt, dpo, orpo, kto, reward, grpo or ppo)");
-}
+std::unique_ptr<Recipe> make_recipe(const std::string& name) { return recipe_info(name).make(); }
 
 ChatTemplate chat_template_for(const RunConfig& cfg, const Tokenizer& tok) {
   return resolve_chat_template(tok.config(), cfg.chat_template);

@@ -1,7 +1,9 @@
 // A recipe is what differs between training methods: how it prepares its data, the loss of one
 // micro-batch (with named scalars), and its evaluation. The training session (train/session.cpp)
 // owns everything they share: model set-up, optimizer, schedule, accumulation, clipping,
-// checkpoints, resume and metrics. Recipes: sft, cpt, dpo, orpo, kto, reward, grpo, ppo (one file each; grpo and ppo share rl_recipe).
+// checkpoints, resume and metrics. What each recipe is (name, data, methods, keys, presets, plot
+// hints) is a row of the recipe table (train/recipes.h); its code is one file each (pair_recipe
+// and rl_recipe hold what the preference and RL recipes share).
 #pragma once
 #include <ATen/ATen.h>
 
@@ -45,7 +47,6 @@ struct MicroLoss {
 class Recipe {
  public:
   virtual ~Recipe() = default;
-  virtual std::string name() const = 0;
   // Reads and tokenizes the data (train and held-out); throws hone::Error naming the file, line or
   // field, or the dataset's kind when it is the wrong one for the recipe.
   virtual void prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) = 0;
@@ -53,8 +54,6 @@ class Recipe {
   virtual int64_t eval_size() const = 0;
   virtual std::vector<int64_t> train_lengths() const = 0;  // per example, for length bucketing
   virtual std::string data_summary() const = 0;             // one line for the log
-  // True when the loss needs reference-model log-probs (the session then provides a reference).
-  virtual bool needs_reference() const { return false; }
   // After the method's adapters are attached and before the optimizer collects the trainable
   // parameters: a recipe adds the modules it trains besides them (the reward model's score head).
   virtual void setup_model(CausalLM& model, const RunConfig& cfg) { (void)model, (void)cfg; }
@@ -79,10 +78,9 @@ class Recipe {
   virtual MicroLoss loss(RecipeEnv& env, const std::vector<size_t>& idx, const std::vector<double>& step_counts) = 0;
   // Held-out evaluation: eval_loss (early stopping watches it) and the recipe's eval_* scalars.
   virtual Scalars evaluate(RecipeEnv& env, int64_t batch_size) = 0;
-  // Metrics worth plotting beside the loss.
-  virtual std::vector<std::string> plot_hints() const { return {}; }
 };
 
+// The recipe table's factory for `name` (throws listing the recipes when there is none).
 std::unique_ptr<Recipe> make_recipe(const std::string& name);
 
 // The chat format a run renders conversations with: the run's chat_template, or the model's own.

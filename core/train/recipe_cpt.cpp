@@ -1,5 +1,6 @@
 // Continued pre-training recipe: raw documents, packed into blocks of max_seq_len with EOS between
 // them (or one document per sequence with packing: false), the loss on every token.
+#include "common/error.h"
 #include "data/examples.h"
 #include "train/token_recipe.h"
 
@@ -8,7 +9,6 @@ namespace {
 
 class CptRecipe : public TokenRecipe {
  public:
-  std::string name() const override { return "cpt"; }
 
  protected:
   std::vector<Sequence> build(const RunConfig& cfg, const Tokenizer& tok, const std::vector<std::string>& files,
@@ -25,5 +25,9 @@ class CptRecipe : public TokenRecipe {
 }  // namespace
 
 std::unique_ptr<Recipe> make_cpt_recipe() { return std::make_unique<CptRecipe>(); }
+
+std::vector<ConfigKey> cpt_keys() {
+  return {config_field<&RunConfig::packing>("packing", "concatenate documents into full blocks (false: one document per sequence)")};
+}
 
 }  // namespace hone

@@ -1,6 +1,7 @@
 // DPO recipe (Rafailov et al. 2023; IPO, hinge and robust variants as TRL has them): the policy's
 // log-probs of chosen and rejected completions against the reference's, one concatenated forward
 // of 2B rows per micro-batch. Metrics carry TRL's names so runs compare with TRL's.
+#include "common/error.h"
 #include "train/pair_recipe.h"
 #include "train/preference_loss.h"
 
@@ -9,8 +10,6 @@ namespace {
 
 class DpoRecipe : public PairRecipe {
  public:
-  std::string name() const override { return "dpo"; }
-  bool needs_reference() const override { return true; }
 
   void prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) override {
     cfg_ = cfg;
@@ -45,5 +44,20 @@ class DpoRecipe : public PairRecipe {
 }  // namespace
 
 std::unique_ptr<Recipe> make_dpo_recipe() { return std::make_unique<DpoRecipe>(); }
+
+std::vector<ConfigKey> dpo_keys() {
+  return {config_field<&RunConfig::beta>("beta", "strength of the pull toward the reference (TRL's beta)"),
+          config_field<&RunConfig::loss_type>("loss_type", "sigmoid | ipo | hinge | robust"),
+          config_field<&RunConfig::label_smoothing>("label_smoothing", "sigmoid/robust: assumed share of flipped labels, [0, 0.5)"),
+          config_field<&RunConfig::precompute_ref_log_probs>("precompute_ref_log_probs",
+                                                              "compute the reference's log-probs once, cached in the run folder")};
+}
+
+void check_dpo(const RunConfig& c, const std::string& where) {
+  check_preference_beta(c, where);
+  if (c.loss_type != "sigmoid" && c.loss_type != "ipo" && c.loss_type != "hinge" && c.loss_type != "robust")
+    throw Error(where + ": \"loss_type\" must be sigmoid, ipo, hinge or robust");
+  if (c.label_smoothing < 0 || c.label_smoothing >= 0.5) throw Error(where + ": \"label_smoothing\" must be in [0, 0.5)");
+}
 
 }  // namespace hone

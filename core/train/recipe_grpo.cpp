@@ -5,6 +5,7 @@
 // beta times a per-token KL estimate against the reference (the adapters switched off, or the
 // starting adapter when the run starts from one), averaged over each completion's tokens, then
 // over completions (train/policy_loss.h). Prompts, scoring and evaluation: train/rl_recipe.h.
+#include "common/error.h"
 #include "train/policy_loss.h"
 #include "train/rl_recipe.h"
 
@@ -13,8 +14,6 @@ namespace {
 
 class GrpoRecipe : public RlRecipe {
  public:
-  std::string name() const override { return "grpo"; }
-  std::vector<std::string> plot_hints() const override { return {"reward", "kl"}; }
 
   MicroLoss loss(RecipeEnv& env, const std::vector<size_t>& idx, const std::vector<double>& step_counts) override {
     const int64_t G = cfg_.num_generations;
@@ -52,5 +51,12 @@ class GrpoRecipe : public RlRecipe {
 }  // namespace
 
 std::unique_ptr<Recipe> make_grpo_recipe() { return std::make_unique<GrpoRecipe>(); }
+
+std::vector<ConfigKey> grpo_keys() { return rl_keys(); }
+
+void check_grpo(const RunConfig& c, const std::string& where) {
+  if (c.num_generations < 2) throw Error(where + ": \"num_generations\" must be at least 2 (advantages compare a group)");
+  check_rl(c, where);
+}
 
 }  // namespace hone

@@ -4,7 +4,8 @@
 // KL term z. Desirable: w_d (1 - s(beta (r - z))); undesirable: w_u (1 - s(beta (z - r))).
 #include <cmath>
 
-#include "dist/process_group.h"
+#include "common/error.h"
+#include "distributed/process_group.h"
 #include "train/pair_recipe.h"
 #include "train/preference_loss.h"
 
@@ -13,9 +14,6 @@ namespace {
 
 class KtoRecipe : public PairRecipe {
  public:
-  std::string name() const override { return "kto"; }
-  bool needs_reference() const override { return true; }
-  std::vector<std::string> plot_hints() const override { return {"rewards/chosen", "rewards/rejected", "kl"}; }
 
   void prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) override {
     cfg_ = cfg;
@@ -141,5 +139,19 @@ class KtoRecipe : public PairRecipe {
 }  // namespace
 
 std::unique_ptr<Recipe> make_kto_recipe() { return std::make_unique<KtoRecipe>(); }
+
+std::vector<ConfigKey> kto_keys() {
+  return {config_field<&RunConfig::beta>("beta", "strength of the pull toward the reference (TRL's beta)"),
+          config_field<&RunConfig::desirable_weight>("desirable_weight", "weight of the desirable examples' loss"),
+          config_field<&RunConfig::undesirable_weight>("undesirable_weight", "weight of the undesirable examples' loss"),
+          config_field<&RunConfig::precompute_ref_log_probs>("precompute_ref_log_probs",
+                                                              "compute the reference's log-probs once, cached in the run folder")};
+}
+
+void check_kto(const RunConfig& c, const std::string& where) {
+  check_preference_beta(c, where);
+  if (c.desirable_weight <= 0 || c.undesirable_weight <= 0)
+    throw Error(where + ": \"desirable_weight\" and \"undesirable_weight\" must be positive");
+}
 
 }  // namespace hone

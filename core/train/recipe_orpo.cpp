@@ -1,5 +1,6 @@
 // ORPO recipe (Hong et al. 2024): no reference model; the NLL of the chosen completions plus beta
 // (lambda) times the odds-ratio term on length-averaged log-probs. Metrics as TRL names them.
+#include "common/error.h"
 #include "train/pair_recipe.h"
 #include "train/preference_loss.h"
 
@@ -8,7 +9,6 @@ namespace {
 
 class OrpoRecipe : public PairRecipe {
  public:
-  std::string name() const override { return "orpo"; }
 
   void prepare(const RunConfig& cfg, const Tokenizer& tok, const LogFn& log) override {
     beta_ = cfg.beta;
@@ -50,5 +50,11 @@ class OrpoRecipe : public PairRecipe {
 }  // namespace
 
 std::unique_ptr<Recipe> make_orpo_recipe() { return std::make_unique<OrpoRecipe>(); }
+
+std::vector<ConfigKey> orpo_keys() {
+  return {config_field<&RunConfig::beta>("beta", "weight of the odds-ratio term (the paper's lambda)", "Lambda (odds ratio)")};
+}
+
+void check_orpo(const RunConfig& c, const std::string& where) { check_preference_beta(c, where); }
 
 }  // namespace hone

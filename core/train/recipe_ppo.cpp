@@ -9,9 +9,10 @@
 // the step's micro-batches, train/recipe.h). Dropout in the adapters is off, as TRL's PPO turns it
 // off, so that the first update's ratio is exactly 1. The KL coefficient is fixed (beta) or adapts
 // towards kl_target; it is carried in the checkpoints, so a resumed run continues exactly.
+#include "common/error.h"
 #include "model/value_head.h"
 #include "peft/lora.h"
-#include "dist/process_group.h"
+#include "distributed/process_group.h"
 #include "train/policy_loss.h"
 #include "train/rl_recipe.h"
 
@@ -20,8 +21,6 @@ namespace {
 
 class PpoRecipe : public RlRecipe {
  public:
-  std::string name() const override { return "ppo"; }
-  std::vector<std::string> plot_hints() const override { return {"reward", "kl", "value_loss"}; }
   int64_t updates_per_step() const override { return cfg_.ppo_epochs; }
 
   void setup_model(CausalLM& model, const RunConfig& cfg) override {
@@ -177,5 +176,32 @@ class PpoRecipe : public RlRecipe {
 }  // namespace
 
 std::unique_ptr<Recipe> make_ppo_recipe() { return std::make_unique<PpoRecipe>(); }
+
+std::vector<ConfigKey> ppo_keys() {
+  std::vector<ConfigKey> k = rl_keys();
+  for (auto& x : std::vector<ConfigKey>{
+           config_field<&RunConfig::ppo_epochs>("ppo_epochs", "optimizer updates over each batch of rollouts"),
+           config_field<&RunConfig::gae_gamma>("gae_gamma", "discount (gamma)"),
+           config_field<&RunConfig::gae_lambda>("gae_lambda", "GAE lambda"),
+           config_field<&RunConfig::value_model>("value_model", "head (on the policy's features) | adapter (a critic adapter of its own)"),
+           config_field<&RunConfig::value_coef>("value_coef", "weight of the value loss"),
+           config_field<&RunConfig::value_clip>("value_clip", "clipping of the value change"),
+           config_field<&RunConfig::kl_target>("kl_target", "adapt the KL coefficient towards this KL per sequence (0: fixed beta)"),
+           config_field<&RunConfig::kl_horizon>("kl_horizon", "sequences over which the adaptive coefficient moves")})
+    k.push_back(std::move(x));
+  return k;
+}
+
+void check_ppo(const RunConfig& c, const std::string& where) {
+  check_rl(c, where);
+  if (c.ppo_epochs < 1 || c.ppo_epochs > 64) throw Error(where + ": \"ppo_epochs\" must be in [1, 64]");
+  if (c.gae_gamma < 0 || c.gae_gamma > 1 || c.gae_lambda < 0 || c.gae_lambda > 1)
+    throw Error(where + ": \"gae_gamma\" and \"gae_lambda\" must be in [0, 1]");
+  if (c.value_model != "adapter" && c.value_model != "head")
+    throw Error(where + ": \"value_model\" must be \"adapter\" (a critic adapter of its own) or \"head\" (on the policy's features)");
+  if (c.value_coef < 0 || c.value_clip <= 0) throw Error(where + ": \"value_coef\" must not be negative and \"value_clip\" must be positive");
+  if (c.kl_target < 0 || c.kl_horizon < 1) throw Error(where + ": \"kl_target\" must not be negative and \"kl_horizon\" must be positive");
+  if (c.kl_target > 0 && c.beta == 0) throw Error(where + ": an adaptive KL (\"kl_target\") needs a positive starting \"beta\"");
+}
 
 }  // namespace hone

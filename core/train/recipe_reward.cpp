@@ -10,8 +10,6 @@ namespace {
 
 class RewardRecipe : public PairRecipe {
  public:
-  std::string name() const override { return "reward"; }
-  std::vector<std::string> plot_hints() const override { return {"accuracy", "margin"}; }
 
   void setup_model(CausalLM& model, const RunConfig& cfg) override { attach_score_head(model, cfg.seed); }
 

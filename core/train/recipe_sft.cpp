@@ -9,7 +9,6 @@ namespace {
 
 class SftRecipe : public TokenRecipe {
  public:
-  std::string name() const override { return "sft"; }
 
  protected:
   std::vector<Sequence> build(const RunConfig& cfg, const Tokenizer& tok, const std::vector<std::string>& files,
@@ -31,5 +30,13 @@ class SftRecipe : public TokenRecipe {
 }  // namespace
 
 std::unique_ptr<Recipe> make_sft_recipe() { return std::make_unique<SftRecipe>(); }
+
+std::vector<ConfigKey> sft_keys() {
+  return {config_field<&RunConfig::loss_on>("loss_on", "assistant (the loss on the replies) | all (on every token)")};
+}
+
+void check_sft(const RunConfig& c, const std::string& where) {
+  if (c.loss_on != "assistant" && c.loss_on != "all") throw Error(where + ": \"loss_on\" must be assistant or all");
+}
 
 }  // namespace hone

@@ -178,4 +178,29 @@ std::vector<PromptExample> RlRecipe::build(const std::vector<std::string>& files
   return out;
 }
 
+std::vector<ConfigKey> rl_keys() {
+  ConfigKey rewards{"rewards", "rule rewards, summed with their weights: exact, similarity, regex, json, length (train/rule_reward.h)", "",
+                    [](RunConfig& c, const nlohmann::json& v, const std::string&, const std::string&) { c.rewards = v; },
+                    [](const RunConfig& c) { return c.rewards; }};
+  return {rewards,
+          config_field<&RunConfig::reward_model>("reward_model", "a reward run's folder, scoring completions (with or beside rules)"),
+          config_field<&RunConfig::beta>("beta", "weight of the per-token KL penalty against the reference (0 drops it)",
+                                         "KL coefficient (beta)"),
+          config_field<&RunConfig::num_generations>("num_generations", "completions sampled per prompt"),
+          config_field<&RunConfig::max_new_tokens>("max_new_tokens", "longest completion sampled, in tokens"),
+          config_field<&RunConfig::temperature>("temperature", "sampling temperature"),
+          config_field<&RunConfig::top_p>("top_p", "nucleus sampling, (0, 1]"),
+          config_field<&RunConfig::clip_epsilon>("clip_epsilon", "clipping of the probability ratio")};
+}
+
+void check_rl(const RunConfig& c, const std::string& where) {
+  RuleReward check(c.rewards, where);  // validates every rule
+  if (check.empty() && c.reward_model.empty())
+    throw Error(where + ": " + c.recipe + " needs \"rewards\" (rule rewards) or a \"reward_model\" (a reward run's folder)");
+  if (c.num_generations < 1) throw Error(where + ": \"num_generations\" must be at least 1");
+  if (c.max_new_tokens < 1 || c.temperature <= 0 || c.top_p <= 0 || c.top_p > 1 || c.clip_epsilon <= 0)
+    throw Error(where + ": max_new_tokens, temperature and clip_epsilon must be positive and top_p in (0, 1]");
+  if (c.beta < 0) throw Error(where + ": \"beta\" must be positive (grpo, ppo: 0 drops the KL penalty)");
+}
+
 }  // namespace hone

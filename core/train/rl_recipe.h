@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "data/records.h"
-#include "serve/reward_scorer.h"
+#include "train/reward_scorer.h"
 #include "train/recipe.h"
 #include "train/rollout.h"
 #include "train/rule_reward.h"
@@ -65,5 +65,10 @@ class RlRecipe : public Recipe {
   int64_t dropped_ = 0;
   bool use_eval_ = false;
 };
+
+// The keys both RL recipes read (sampling, rewards, the KL's beta) and their checks; grpo and ppo
+// add their own (recipe_grpo.cpp, recipe_ppo.cpp).
+std::vector<ConfigKey> rl_keys();
+void check_rl(const RunConfig& c, const std::string& where);
 
 }  // namespace hone

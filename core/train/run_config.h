@@ -1,5 +1,7 @@
-// RunConfig: one JSON file describes a run completely (the GUI writes what the CLI reads).
-// Unknown keys are an error that names the key; omitted keys take per-method defaults.
+// RunConfig: one JSON file describes a run completely (the GUI's form edits the same struct the
+// CLI reads). Unknown keys are an error that names the key; omitted keys take per-method defaults.
+// The keys every run reads are declared in run_config.cpp; each recipe declares and checks the keys
+// it reads in its own file (train/recipes.h lists them). Torch-free.
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
@@ -13,7 +15,7 @@ struct RunConfig {
   std::string name = "run";
   std::string base_model;
   std::string method = "lora";  // lora | qlora | full
-  std::string recipe = "sft";   // sft | cpt | dpo | orpo | kto | reward | grpo | ppo (train/recipe.h)
+  std::string recipe = "sft";   // a name in the recipe table (train/recipes.h)
   std::vector<std::string> train_data, eval_data;
   std::string data_format = "auto";
   std::string chat_template = "auto";
@@ -93,15 +95,66 @@ struct RunConfig {
   nlohmann::json to_json() const;
 };
 
+// One run-config key: its JSON name, how it is read into a RunConfig and written from one, and a
+// line of help. read() throws hone::Error naming `where` and the key.
+struct ConfigKey {
+  std::string name;
+  std::string help;
+  std::string label;  // what a form calls it, when it differs by recipe ("Lambda (odds ratio)"); "" for the default
+  void (*read)(RunConfig& c, const nlohmann::json& v, const std::string& where, const std::string& key) = nullptr;
+  nlohmann::json (*write)(const RunConfig& c) = nullptr;
+};
+
+// A key held in one RunConfig member of a JSON-convertible type.
+template <auto Member>
+ConfigKey config_field(std::string name, std::string help, std::string label = "");
+
+// The keys every run reads, whatever its recipe (name, model, data, optimizer, LoRA, memory, ...).
+const std::vector<ConfigKey>& common_config_keys();
+// Every key a run config may hold: the common ones, then each recipe's (train/recipes.h), once each.
+std::vector<const ConfigKey*> all_config_keys();
+
 // Defaults of a method (LoRA: lr 2e-4, r 16, alpha 32; QLoRA: r 64, alpha 16, dropout 0.1,
 // grad clip 0.3; full: lr 2e-5).
 RunConfig default_run_config(const std::string& method);
+// Reads the keys `j` holds into `c` (unknown keys and wrong types are errors naming them), without
+// checking the values together: presets and parse_run_config apply JSON this way.
+void apply_config_json(RunConfig& c, const nlohmann::json& j, const std::string& where);
+// Checks the values: the common ones here, then the recipe's methods and its own keys' values.
+void check_run_config(const RunConfig& c, const std::string& where);
+// What a run needs to start: a base model and training data, then check_run_config.
+void validate_run_config(const RunConfig& c, const std::string& where);
 // Parses a config; relative paths are resolved against base_dir. `where` names the file in errors.
 RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, const std::string& base_dir = "");
 RunConfig load_run_config(const std::string& path);
-// The workspace dataset kind a recipe trains on: "chat" (sft; grpo's prompts with their reference
-// answers), "text" (cpt) or "preference" (dpo, orpo, kto, reward; kto also reads rating files,
-// which are not a workspace kind).
-std::string recipe_data_kind(const std::string& recipe);
+
+namespace detail {
+template <typename M>
+struct member_of;
+template <typename C, typename T>
+struct member_of<T C::*> {
+  using type = T;
+};
+[[noreturn]] void wrong_config_type(const std::string& where, const std::string& key);
+}  // namespace detail
+
+template <auto Member>
+ConfigKey config_field(std::string name, std::string help, std::string label) {
+  using T = typename detail::member_of<decltype(Member)>::type;
+  ConfigKey k;
+  k.name = std::move(name);
+  k.help = std::move(help);
+  k.label = std::move(label);
+  k.read = [](RunConfig& c, const nlohmann::json& v, const std::string& where, const std::string& key) {
+    try {
+      c.*Member = v.get<T>();
+    } catch (const nlohmann::json::exception&) {
+      detail::wrong_config_type(where, key);
+    }
+  };
+  k.write = [](const RunConfig& c) { return nlohmann::json(c.*Member); };
+  return k;
+}
 
 }  // namespace hone
+
