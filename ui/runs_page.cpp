@@ -2,7 +2,7 @@
 // the GUI thread when the selection changes.
 #include "runs_page.h"
 
-#include "store/run_launcher.h"
+#include "runs/run_launcher.h"
 
 #include <QSignalBlocker>
 #include <QDir>
@@ -314,7 +314,7 @@ void RunsPage::updateOverlay() {
       metric_->setCurrentIndex(std::max(0, static_cast<int>(names.indexOf(cur.isEmpty() ? "loss" : cur))));
     }
     const std::string metric = metric_->currentText().toStdString();
-    // Resume is offered only where the launcher would accept it (store/run_launcher.h).
+    // Resume is offered only where the launcher would accept it (runs/run_launcher.h).
     try {
       const std::string ck = resumable_checkpoint(ws, ids.first());
       resume_->setEnabled(true);

@@ -7,7 +7,7 @@
 #include "model/bf16_gemm.h"
 #include "model/cpu_gemm.h"
 #include "model/seeded_dropout.h"
-#include "peft/nf4_bf16.h"
+#include "model/nf4_bf16.h"
 
 #include <torch/autograd.h>
 
@@ -138,7 +138,7 @@ void LinearImpl::dequantize_nf4() {
 }
 
 void LinearImpl::store_bf16(bool keep_values) {
-  if (has_nf4_) {  // the 4-bit storage stays; its GEMMs run in bf16 (peft/nf4_bf16.h)
+  if (has_nf4_) {  // the 4-bit storage stays; its GEMMs run in bf16 (model/nf4_bf16.h)
     bf16_stored_ = true;
     return;
   }

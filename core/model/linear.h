@@ -4,7 +4,7 @@
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
-#include "peft/nf4.h"
+#include "model/nf4.h"
 
 namespace hone {
 

@@ -40,7 +40,7 @@ struct TrainOptions {
   // Called once validation and data preparation passed, before the run folder is written.
   std::function<void(const RunPlan&)> on_ready;
   int rank = 0, world_size = 1;  // process rank (only rank 0 writes checkpoints, metrics and output)
-  // Data-parallel training (dist/process_group.h): every rank runs this with the same config; each
+  // Data-parallel training (distributed/process_group.h): every rank runs this with the same config; each
   // global batch (batch_size x world size examples) is split among the ranks, the gradients and
   // the step's metrics are summed over them, so the run equals one process with the global batch.
   // Sets rank and world_size; rank 0 alone writes.

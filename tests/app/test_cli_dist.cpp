@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "common/files.h"
-#include "dist/dist_env.h"
+#include "distributed/dist_env.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "test_support.h"

@@ -21,8 +21,8 @@
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "train/trainer.h"
-#include "dist/dist_env.h"
-#include "dist/process_group.h"
+#include "distributed/dist_env.h"
+#include "distributed/process_group.h"
 #include "test_support.h"
 
 using namespace hone;

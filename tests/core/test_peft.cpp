@@ -9,8 +9,8 @@
 #include "model/checkpoint.h"
 #include "model/seeded_dropout.h"
 #include "peft/lora.h"
-#include "peft/nf4.h"
-#include "peft/nf4_bf16.h"
+#include "model/nf4.h"
+#include "model/nf4_bf16.h"
 #include "test_support.h"
 
 using namespace hone;

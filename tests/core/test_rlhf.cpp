@@ -21,7 +21,7 @@
 #include "model/reward_head.h"
 #include "model/value_head.h"
 #include "model/safetensors.h"
-#include "serve/reward_scorer.h"
+#include "train/reward_scorer.h"
 #include "test_support.h"
 #include "peft/lora.h"
 #include "train/policy_loss.h"

@@ -47,6 +47,10 @@ LaunchResult launch_run(Workspace& ws, const LaunchSpec& spec, const LaunchHooks
 // reason when rank 0 could not start the run.
 TrainResult follow_run(ProcessGroup& group, const LaunchHooks& hooks);
 
+// The config a recorded run was started with, its data as the user named it (dataset:NAME) rather
+// than the copies in the run's folder: what a front end shows for the run and starts again from.
+RunConfig recorded_run_config(Workspace& ws, int64_t run_id);
+
 // Whether a recorded run can resume: throws with the reason when not, else returns the checkpoint.
 std::string resumable_checkpoint(Workspace& ws, int64_t run_id);
 

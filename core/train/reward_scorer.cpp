@@ -1,5 +1,5 @@
 // RewardScorer (see reward_scorer.h): the run's base with its adapter and score head, in eval mode.
-#include "serve/reward_scorer.h"
+#include "train/reward_scorer.h"
 
 #include "common/error.h"
 #include "common/files.h"

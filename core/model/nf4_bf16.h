@@ -5,7 +5,7 @@
 #pragma once
 #include <ATen/ATen.h>
 
-#include "peft/nf4.h"
+#include "model/nf4.h"
 
 namespace hone {
 

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "common/error.h"
-#include "dist/dist_env.h"
+#include "distributed/dist_env.h"
 
 namespace hone {
 

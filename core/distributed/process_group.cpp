@@ -1,5 +1,5 @@
 // c10d process group over Gloo (see process_group.h).
-#include "dist/process_group.h"
+#include "distributed/process_group.h"
 
 #include <signal.h>
 

@@ -1,5 +1,5 @@
 // Distributed environment from launcher variables (see dist_env.h).
-#include "dist/dist_env.h"
+#include "distributed/dist_env.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

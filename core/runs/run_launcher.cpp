@@ -1,6 +1,6 @@
 // Run launcher (see run_launcher.h). The run record is created from the session's on_ready hook:
 // by then the model, tokenizer, data and settings have all been read and checked.
-#include "store/run_launcher.h"
+#include "runs/run_launcher.h"
 
 #include <ctime>
 #include <filesystem>
@@ -9,15 +9,16 @@
 
 #include "common/error.h"
 #include "common/files.h"
-#include "dist/process_group.h"
+#include "distributed/process_group.h"
 #include "store/datasets.h"
-#include "store/run_recorder.h"
+#include "runs/run_recorder.h"
+#include "train/recipes.h"
 #include "store/runs.h"
 
 namespace hone {
 
 void check_dataset_kinds(Workspace& ws, const RunConfig& cfg) {
-  const std::string need = recipe_data_kind(cfg.recipe);
+  const RecipeInfo& recipe = recipe_info(cfg.recipe);
   auto check = [&](const std::vector<std::string>& refs) {
     for (const auto& r : refs) {
       if (r.rfind("dataset:", 0) != 0) continue;
@@ -27,15 +28,27 @@ void check_dataset_kinds(Workspace& ws, const RunConfig& cfg) {
         if (d.name != name) continue;
         found = true;
         // Labelled candidates are preference pairs once exported (materialize_datasets).
-        if (d.kind != need && !(need == "preference" && d.kind == "candidates"))
-          throw Error("dataset \"" + name + "\" holds " + d.kind + " rows; the " + cfg.recipe + " recipe needs a " + need +
-                      " dataset");
+        if (!recipe.reads_kind(d.kind))
+          throw Error("dataset \"" + name + "\" holds " + d.kind + " rows; the " + cfg.recipe + " recipe needs a " +
+                      recipe.data_kind + " dataset");
       }
       if (!found) throw Error("no dataset \"" + name + "\" in " + ws.dir() + " (hone-cli dataset list shows them)");
     }
   };
   check(cfg.train_data);
   check(cfg.eval_data);
+}
+
+RunConfig recorded_run_config(Workspace& ws, int64_t id) {
+  const RunInfo info = get_run(ws, id);
+  RunConfig cfg = parse_run_config(nlohmann::json::parse(info.config), "run " + std::to_string(id) + " config");
+  const auto refs = nlohmann::json::parse(info.datasets.empty() ? "null" : info.datasets, nullptr, false);
+  if (refs.is_array() && !refs.empty()) {
+    cfg.train_data.clear();
+    for (const auto& r : refs)
+      if (r.is_string()) cfg.train_data.push_back(r.get<std::string>());
+  }
+  return cfg;
 }
 
 std::string resumable_checkpoint(Workspace& ws, int64_t id) {

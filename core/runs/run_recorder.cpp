@@ -1,6 +1,6 @@
 // Run recording: the lock makes a dead process detectable; metrics are flushed at every
 // checkpoint so that a resumed run never lacks the points before its checkpoint.
-#include "store/run_recorder.h"
+#include "runs/run_recorder.h"
 
 #include <cmath>
 #include <filesystem>

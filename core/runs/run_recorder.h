@@ -1,5 +1,5 @@
 // Records one training run in the workspace as it happens: status, metrics in batches, checkpoints
-// and the result. The run launcher (store/run_launcher.h) drives it for every front end.
+// and the result. The run launcher (runs/run_launcher.h) drives it for every front end.
 #pragma once
 #include <memory>
 #include <string>
