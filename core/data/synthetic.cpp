@@ -67,4 +67,18 @@ std::vector<SkillExample> make_skill_examples(int count, const std::string& spli
   return out;
 }
 
+std::string skill_wrong_answer(const SkillExample& e) {
+  std::string w = e.answer;
+  if (e.skill == "encode") {
+    for (auto& ch : w) ch = static_cast<char>(ch - 2);  // shifted the other way from the word
+  } else if (e.skill == "capitalise") {
+    for (auto& ch : w) ch = static_cast<char>(ch - 'A' + 'a');  // left as it was
+  } else if (e.skill == "repeat") {
+    w = w.substr(0, w.find(' '));  // said once
+  } else {
+    w = "(" + w.substr(1, w.size() - 2) + ")";  // the wrong brackets
+  }
+  return w;
+}
+
 }  // namespace hone

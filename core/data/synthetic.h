@@ -22,4 +22,8 @@ struct SkillExample {
 // Words are drawn from disjoint pools for `split` "train" and "test"; the same seed gives the same set.
 std::vector<SkillExample> make_skill_examples(int count, const std::string& split, uint64_t seed);
 
+// A plausible wrong answer for each skill: the rejected side of the demo's preference pairs
+// (encode shifted the other way, capitalise left as it was, repeat said once, the wrong brackets).
+std::string skill_wrong_answer(const SkillExample& e);
+
 }  // namespace hone
