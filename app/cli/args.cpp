@@ -6,9 +6,10 @@
 
 namespace hone::cli {
 
-Args::Args(int argc, char** argv, int start, const std::string& command, const std::set<std::string>& value_opts,
-           const std::set<std::string>& flag_opts)
-    : command_(command) {
+Args::Args(int argc, char** argv, int start, const std::string& command, const std::vector<std::string>& values,
+           const std::vector<std::string>& flags, std::string action)
+    : command_(command), action_(std::move(action)) {
+  const std::set<std::string> value_opts(values.begin(), values.end()), flag_opts(flags.begin(), flags.end());
   for (int i = start; i < argc; ++i) {
     std::string a = argv[i];
     if (a.rfind("--", 0) == 0) {
@@ -31,7 +32,10 @@ Args::Args(int argc, char** argv, int start, const std::string& command, const s
         values_[key] = val;
         repeated_[key].push_back(val);
       } else {
-        throw Error(command_ + ": unknown option --" + key + " (see --help)");
+        std::string known;
+        for (const auto& v : values) known += (known.empty() ? "" : ", ") + ("--" + v + " X");
+        for (const auto& f : flags) known += (known.empty() ? "" : ", ") + ("--" + f);
+        throw Error(command_ + ": unknown option --" + key + " (" + (known.empty() ? "it takes none" : "its options: " + known) + ")");
       }
     } else {
       positional_.push_back(a);

@@ -1,5 +1,6 @@
-// Minimal command-line parsing for hone-cli: --key value options and --flag switches, with
-// unknown options reported by name.
+// Command-line parsing for every hone-cli command: --key value (or --key=value) options and --flag
+// switches as the command table declares them (commands.h); an unknown option is an error that
+// names it and lists the command's own.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -12,8 +13,10 @@ namespace hone::cli {
 class Args {
  public:
   // Parses argv[start..]; value_opts take a value, flag_opts do not. "--help" is always a flag.
-  Args(int argc, char** argv, int start, const std::string& command, const std::set<std::string>& value_opts,
-       const std::set<std::string>& flag_opts);
+  // `action` is the word the command took before its options (dataset import), if any.
+  Args(int argc, char** argv, int start, const std::string& command, const std::vector<std::string>& value_opts,
+       const std::vector<std::string>& flag_opts, std::string action = "");
+  const std::string& action() const { return action_; }
   bool has(const std::string& k) const { return values_.count(k) || flags_.count(k); }
   bool flag(const std::string& k) const { return flags_.count(k) > 0; }
   std::string get(const std::string& k, const std::string& def = "") const;
@@ -25,7 +28,7 @@ class Args {
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:
-  std::string command_;
+  std::string command_, action_;
   std::map<std::string, std::string> values_;
   std::map<std::string, std::vector<std::string>> repeated_;
   std::set<std::string> flags_;

@@ -35,7 +35,7 @@
 
 namespace hone::cli {
 
-static const char* kHelp = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
+const char* const kBenchUsage = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
                       [--method lora|qlora|full|dpo] [--prompt-frac F] [--lora-dropout P] [--checkpointing] [--mlp-recompute] [--unfused] [--full-logits] [--full-attention] [--contend N] [--profile FILE] [--json]
                       [--device cpu|cuda] [--bf16] [--tie] [--base-dtype auto|bf16|f32]
@@ -79,15 +79,8 @@ the bf16 GEMM peak measured here (gemm_gflops_bf16) and mfu_of_fp32_peak over th
 (1536 x 28, ffn 8960, 12/2 heads) or llama-3.2-1b (2048 x 16, ffn 8192, 32/8 heads, vocab 128256).
 )";
 
-int cmd_bench(int argc, char** argv) {
-  if (argc > 2 && std::string(argv[2]) == "store") return cmd_bench_store(argc, argv);
-  Args a(argc, argv, 2, "bench",
-         {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile", "device", "preset", "contend", "base-dtype", "lora-dropout", "prompt-frac"},
-         {"json", "checkpointing", "mlp-recompute", "unfused", "bf16", "tie", "full-logits", "full-attention"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
+
+int cmd_bench(const Args& a) {
   // --preset: a published model's shape (random weights); explicit options still win.
   struct Shape {
     const char* name;

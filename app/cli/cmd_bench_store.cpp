@@ -21,9 +21,8 @@
 #include "train/adamw.h"
 
 namespace hone::cli {
-namespace {
 
-const char* kHelp = R"(usage: hone-cli bench store [--dir SCRATCH] [--import-rows 100000] [--page-rows 1000000] [--json]
+const char* const kBenchStoreUsage = R"(usage: hone-cli bench store [--dir SCRATCH] [--import-rows 100000] [--page-rows 1000000] [--json]
 
 Creates a scratch workspace (default: a fresh folder under /tmp, removed afterwards) and reports:
   import_s             importing an Alpaca JSONL file of --import-rows rows (target <= 10 s for 100k)
@@ -33,6 +32,8 @@ Creates a scratch workspace (default: a fresh folder under /tmp, removed afterwa
   train_step_ms        median step of a small LoRA model (hidden 256, 4 layers, 512 tokens)
   metrics_overhead     metrics_us_per_step / train_step_ms (target < 1%)
 )";
+namespace {
+
 
 using Clock = std::chrono::steady_clock;
 double secs(Clock::time_point a) { return std::chrono::duration<double>(Clock::now() - a).count(); }
@@ -44,12 +45,7 @@ double median(std::vector<double> v) {
 
 }  // namespace
 
-int cmd_bench_store(int argc, char** argv) {
-  Args a(argc, argv, 3, "bench store", {"dir", "import-rows", "page-rows"}, {"json"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
+int cmd_bench_store(const Args& a) {
   const bool own_dir = !a.has("dir");
   const std::string dir = own_dir ? "/tmp/hone-bench-store-" + std::to_string(::getpid()) : a.get("dir");
   std::error_code ec;

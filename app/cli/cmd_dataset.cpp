@@ -9,9 +9,8 @@
 #include "tokenizer/tokenizer.h"
 
 namespace hone::cli {
-namespace {
 
-const char* kHelp = R"(usage: hone-cli dataset <action> [options]   (every action takes --workspace DIR)
+const char* const kDatasetUsage = R"(usage: hone-cli dataset <action> [options]   (every action takes --workspace DIR)
 
   import FILE|FOLDER --name N [--format F] [--kind K] [--map SRC=DST,...] [--skip-invalid] [--json]
       F: auto alpaca sharegpt messages prompt-completion preference text; K: chat preference text.
@@ -23,6 +22,8 @@ const char* kHelp = R"(usage: hone-cli dataset <action> [options]   (every actio
   export ID|NAME --out FILE [--split train|validation] [--seed S] [--val-fraction F]
       JSONL in the form TRL and Axolotl read: messages / prompt,chosen,rejected / text.
 )";
+namespace {
+
 
 ReadOptions read_options(const Args& a) {
   ReadOptions o;
@@ -63,19 +64,8 @@ std::string preview(const std::string& s, size_t n) {
 
 }  // namespace
 
-int cmd_dataset(int argc, char** argv) {
-  if (argc < 3 || std::string(argv[2]) == "--help") {
-    std::cout << kHelp;
-    return argc < 3 ? 2 : 0;
-  }
-  const std::string action = argv[2];
-  Args a(argc, argv, 3, "dataset " + action,
-         {"workspace", "name", "format", "kind", "map", "rows", "out", "tokenizer", "split", "seed", "val-fraction"},
-         {"json", "skip-invalid"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
+int cmd_dataset(const Args& a) {
+  const std::string& action = a.action();
   const bool json = a.flag("json");
   auto pos = [&](const char* what) {
     if (a.positional().empty()) throw Error("dataset " + action + ": missing " + what);

@@ -3,7 +3,6 @@
 // measures held-out exact match when the skills are asked for in chat form, fine-tunes with
 // LoRA / QLoRA / full on instruction data, and measures again.
 #include <chrono>
-#include <filesystem>
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -12,26 +11,23 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "common/files.h"
-#include "common/json_file.h"
+#include "data/pairs.h"
 #include "data/synthetic.h"
 #include "model/checkpoint.h"
 #include "model/generate.h"
-#include "peft/lora.h"
-#include "tokenizer/bpe_trainer.h"
+#include "runs/demo.h"
+#include "runs/run_events.h"
+#include "runs/run_launcher.h"
 #include "tokenizer/chat_template.h"
-#include "store/datasets.h"
-#include "data/pairs.h"
-#include "store/run_launcher.h"
 #include "train/batches.h"
 #include "train/logps.h"
+#include "train/recipes.h"
 #include "train/run_output.h"
 #include "train/trainer.h"
 
 namespace hone::cli {
 
-namespace {
-
-const char* kHelp = R"(usage: hone-cli demo [--workspace DIR] [--method lora|qlora|full|dpo|orpo|kto|grpo|ppo] [--json]
+const char* const kDemoUsage = R"(usage: hone-cli demo [--workspace DIR] [--method lora|qlora|full|dpo|orpo|kto|grpo|ppo] [--json]
                      [--rebuild] [--pretrain-steps N] [--pretrain-lr X] [--steps N] [--lr X] [--seed S]
                      [--warmup-steps N] [--generations G] [--beta B] [--base-dtype auto|bf16|f32]
 
@@ -56,9 +52,8 @@ per-token KL penalty (--beta, default 0.05) against the warmed-up policy. The sa
 (auto keeps this small base in fp32; bf16 to see its effect on the curve and the accuracy).
 )";
 
-// Bumped whenever the synthetic data changes, so that cached base models are rebuilt
-// (2: the brackets skill lost its full stop).
-constexpr int kDemoVersion = 2;
+namespace {
+
 
 struct Eval {
   double accuracy = 0;
@@ -104,34 +99,6 @@ nlohmann::json per_skill_json(const Eval& e) {
   return j;
 }
 
-// Share of probes the base completes in the plain pre-training form ("op word.\n==> answer:\n" ->
-// answer), greedy. Tells whether pre-training has taught the skills yet.
-double plain_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<SkillExample>& probes) {
-  int ok = 0;
-  for (const auto& e : probes) {
-    const std::string prefix = e.plain.substr(0, e.plain.size() - e.answer.size());
-    // Encoded as pre-training encoded its documents (with BOS).
-    ok += greedy_answer(m, tok, tok.encode(prefix, true).ids, static_cast<int>(e.answer.size())) == e.answer;
-  }
-  m->train();
-  return probes.empty() ? 0 : static_cast<double>(ok) / probes.size();
-}
-
-// A plausible wrong answer for each skill: the rejected side of the demo's preference pairs.
-std::string wrong_answer(const SkillExample& e) {
-  std::string w = e.answer;
-  if (e.skill == "encode") {
-    for (auto& ch : w) ch = static_cast<char>(ch - 2);  // shifted the other way from the word
-  } else if (e.skill == "capitalise") {
-    for (auto& ch : w) ch = static_cast<char>(ch - 'A' + 'a');  // left as it was
-  } else if (e.skill == "repeat") {
-    w = w.substr(0, w.find(' '));  // said once
-  } else {
-    w = "(" + w.substr(1, w.size() - 2) + ")";  // the wrong brackets
-  }
-  return w;
-}
-
 // Share of pairs for which the model gives the chosen answer the higher total log-probability,
 // given the prompt, rendered as the recipes render them (train/pair_recipe.h).
 double preference_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<SkillExample>& test,
@@ -147,7 +114,7 @@ double preference_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<
     for (size_t i = s; i < e; ++i)
       seqs.push_back(tokenize_completion(tok, ChatFormat::ChatML, {{"user", test[i].instruction}}, {{"assistant", test[i].answer}}, 96));
     for (size_t i = s; i < e; ++i)
-      seqs.push_back(tokenize_completion(tok, ChatFormat::ChatML, {{"user", test[i].instruction}}, {{"assistant", wrong_answer(test[i])}}, 96));
+      seqs.push_back(tokenize_completion(tok, ChatFormat::ChatML, {{"user", test[i].instruction}}, {{"assistant", skill_wrong_answer(test[i])}}, 96));
     std::vector<const Sequence*> rows;
     for (const auto& q : seqs) rows.push_back(&q);
     auto lp = sequence_logps(m, collate(rows, std::max(tok.eos_id(), 0)), at::kCPU, false).logps;  // [2n]
@@ -168,14 +135,7 @@ double preference_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<
 
 }  // namespace
 
-int cmd_demo(int argc, char** argv) {
-  Args a(argc, argv, 2, "demo",
-         {"workspace", "method", "pretrain-steps", "pretrain-lr", "steps", "seed", "lr", "warmup-steps", "generations", "beta", "base-dtype"},
-         {"json", "rebuild"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
+int cmd_demo(const Args& a) {
   auto t0 = std::chrono::steady_clock::now();
   const bool json = a.flag("json");
   const std::string method = a.get("method", "lora");
@@ -185,137 +145,51 @@ int cmd_demo(int argc, char** argv) {
     throw Error("demo: --method must be lora, qlora, full, dpo, orpo, kto, grpo or ppo");
   const uint64_t seed = static_cast<uint64_t>(a.integer("seed", 0));
   const std::string ws = a.get("workspace", default_workspace());
-  const std::string demo = join_path(ws, "demo");
-  std::error_code ec;
-  std::filesystem::create_directories(demo, ec);
-  if (!is_directory(demo)) throw file_error(demo, "cannot create folder");
   auto say = [&](const std::string& s) {
-    if (json) std::cout << nlohmann::json({{"event", "log"}, {"message", s}}).dump() << "\n" << std::flush;
+    if (json) std::cout << run_event_line(log_event(s)) << std::flush;
     else std::cout << s << "\n" << std::flush;
   };
 
-  // 1. The base model: initialise, then pre-train on plain text (cached).
-  const std::string base = join_path(demo, "skills-base");
-  // The cached base is reused only if it was built by this version of the demo's data with the
-  // same seed and settings (hone_demo.json); otherwise its skills would not match the fine-tuning
-  // data, or a shortened test build would stand in for the real one.
-  // (--pretrain-steps and --pretrain-lr change the base too: 0 stands for the adaptive default.)
-  const bool fixed_pretrain = a.has("pretrain-steps");
-  const int64_t pretrain_steps = fixed_pretrain ? a.integer("pretrain-steps", 0) : 0;
-  const double pretrain_lr = a.number("pretrain-lr", 3e-3);
-  const nlohmann::json stamp = {{"demo_version", kDemoVersion}, {"seed", seed}, {"pretrain_steps", pretrain_steps},
-                                {"pretrain_lr", pretrain_lr}};
-  const std::string stamp_path = join_path(base, "hone_demo.json");
-  const bool cached = file_exists(join_path(base, "model.safetensors")) && file_exists(stamp_path) &&
-                      read_json_file(stamp_path) == stamp;
-  const bool rebuilt = a.flag("rebuild") || !cached;
-  if (rebuilt) {
-    const std::string init = join_path(demo, "init");
-    std::filesystem::create_directories(init, ec);
-    write_builtin_tokenizer(init, 0);  // one token per character: the skills work on letters
-    auto tok = load_tokenizer(init);
-    nlohmann::json cj = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", 128},
-                         {"intermediate_size", 384}, {"num_hidden_layers", 4}, {"num_attention_heads", 8},
-                         {"num_key_value_heads", 8}, {"vocab_size", static_cast<int64_t>(tok->vocab_size())},
-                         {"max_position_embeddings", 512}, {"rms_norm_eps", 1e-6}, {"rope_theta", 10000.0},
-                         {"tie_word_embeddings", false}, {"eos_token_id", tok->eos_id()}};
-    CausalLM m(parse_model_config(cj, "demo"));
-    init_weights(m, seed, 0.02, 1.0);  // unit-scale embeddings: a small model leaves its plateau sooner
-    save_model(m, init);
-    std::string corpus;
-    for (const auto& e : make_skill_examples(40000, "train", seed + 1)) corpus += nlohmann::json({{"text", e.plain}}).dump() + "\n";
-    write_file_atomic(join_path(demo, "pretrain.jsonl"), corpus);
-    RunConfig pc = default_run_config("full");
-    pc.name = "demo-pretrain";
-    pc.base_model = init;
-    pc.recipe = "cpt";
-    pc.train_data = {join_path(demo, "pretrain.jsonl")};
-    // One example per sequence (no packing): no example is cut at a block edge, and short
-    // sequences make each step cheap; copying letters is learnt after ~1,000 steps.
-    pc.packing = false;
-    pc.max_seq_len = 64;
-    pc.batch_size = 32;
-    pc.lr = pretrain_lr;
-    pc.warmup_steps = 20;
-    // Constant rate: the jump from copying nothing to copying letters comes late (~step 1,000)
-    // and needs the full learning rate to finish; a cosine decay left it half-learnt.
-    pc.schedule = "constant";
-    // The step at which the model leaves its plateau varies between runs and machines (600 to
-    // 1,300 steps seen; thread count and BLAS kernels change the arithmetic). So pre-training
-    // goes on in rounds of 200 steps until the base completes 95% of 40 plain-text probes, up to
-    // 3,200 steps; --pretrain-steps N trains exactly N.
-    const bool fixed = fixed_pretrain;
-    pc.max_steps = fixed ? pretrain_steps : 800;
-    pc.save_every = fixed ? 0 : 200;
-    pc.seed = seed;
-    auto probes = make_skill_examples(40, "train", seed + 9);
-    TrainOptions po;
-    po.run_dir = join_path(demo, "pretrain-run");
-    std::filesystem::remove_all(po.run_dir, ec);
-    po.on_progress = [&](const StepMetrics& s) {
-      if (s.step % 250 == 0 || s.step == s.total_steps)
-        say("  step " + std::to_string(s.step) + "/" + std::to_string(s.total_steps) + "  loss " + std::to_string(s.loss()).substr(0, 6));
-      return Control::Continue;
-    };
-    say("pre-training the base model (full training on plain text, " +
-        (fixed ? std::to_string(pc.max_steps) + " steps" : std::string("until it has learnt the skills")) + ")...");
-    TrainResult pr;
-    for (;;) {
-      pr = train(pc, po);
-      if (pr.status != "completed") throw Error("pre-training failed: " + pr.error);
-      if (fixed) break;
-      auto probe = load_model(pr.output_dir);
-      const double acc = plain_accuracy(probe.model, *tok, probes);
-      say("  base after " + std::to_string(pc.max_steps) + " steps: " + std::to_string(acc).substr(0, 4) + " of plain-text probes");
-      if (acc >= 0.95 || pc.max_steps >= 3200 || pr.last_checkpoint.empty()) break;
-      po.resume_from = pr.last_checkpoint;
-      pc.max_steps += 200;
-    }
-    std::filesystem::remove_all(base, ec);
-    std::filesystem::rename(pr.output_dir, base, ec);
-    if (ec) throw file_error(base, "cannot move the pre-trained model: " + ec.message());
-    write_file_atomic(stamp_path, stamp.dump() + "\n");
-  }
+  // 1. The base model: initialise, then pre-train on plain text (cached; runs/demo.h).
+  DemoBaseOptions bo;
+  bo.workspace = ws;
+  bo.seed = seed;
+  bo.pretrain_steps = a.has("pretrain-steps") ? a.integer("pretrain-steps", 0) : 0;
+  bo.pretrain_lr = a.number("pretrain-lr", 3e-3);
+  bo.rebuild = a.flag("rebuild");
+  DemoHooks dh;
+  dh.log = say;
+  const DemoBase built = build_demo_base(bo, dh);
+  const std::string base = built.dir;
+  const bool rebuilt = built.rebuilt;
   auto tok = load_tokenizer(base);
   auto test = make_skill_examples(100, "test", seed + 2);
 
   Workspace store(ws);
   // The workspace keeps the demo's data and runs, so the desktop app opens on something to train
   // and compare. A rebuilt base comes with new data (another seed or demo version): the
-  // workspace's copy is replaced. Runs keep their own copy of the rows they trained on.
-  auto ensure_dataset = [&](const std::string& name, const std::string& file) {
-    bool have = false;
-    for (const auto& d : list_datasets(store)) {
-      if (d.name != name) continue;
-      if (rebuilt) delete_dataset(store, d.id);
-      else have = true;
-    }
-    if (!have) import_dataset(store, file, name, {});
-  };
+  // workspace's copy is replaced.
   LaunchHooks hooks;
   hooks.on_log = [&](const std::string& s) {
-    if (json) std::cout << nlohmann::json({{"event", "log"}, {"message", s}}).dump() << "\n" << std::flush;
+    if (json) std::cout << run_event_line(log_event(s)) << std::flush;
   };
   hooks.on_progress = [&](const StepMetrics& s) {
-    if (json) std::cout << step_json(s).dump() << "\n" << std::flush;
+    if (json) std::cout << run_event_line(step_event(s)) << std::flush;
     else if (s.step % 100 == 0 || s.step == s.total_steps)
       std::cout << "  step " << s.step << "/" << s.total_steps << "  loss " << s.loss() << "\n" << std::flush;
     return Control::Continue;
   };
 
-  // Settings both kinds of demo run share.
-  auto demo_config = [&](const std::string& peft, double lr, int64_t steps) {
-    RunConfig c = default_run_config(peft);
+  // A demo run's settings: the recipe table's demo preset (the Train page offers the same on the
+  // demo's base), this base and seed, and what the command line changes.
+  auto demo_config = [&](const std::string& recipe, const std::string& peft) {
+    RunConfig c = preset_run_config(recipe, peft, true);
     c.name = "demo-" + method;
     c.base_model = base;
-    c.max_seq_len = 96;
-    c.lr = lr;
-    c.lora.dropout = 0.0;
-    c.schedule = "cosine";
-    c.warmup_steps = 10;
-    c.max_steps = steps;
     c.seed = seed;
     if (peft != "full") c.base_dtype = a.get("base-dtype", "auto");  // auto: f32 for this small base
+    c.lr = a.number("lr", c.lr);
+    c.max_steps = a.integer("steps", c.max_steps);
     return c;
   };
   LaunchSpec spec;
@@ -332,11 +206,7 @@ int cmd_demo(int argc, char** argv) {
 
   if (preference) {
     // Preference alignment on the same base: pairs of a right and a plausible wrong answer.
-    std::string rows;
-    for (const auto& e : make_skill_examples(2000, "train", seed + 3))
-      rows += nlohmann::json({{"prompt", e.instruction}, {"chosen", e.answer}, {"rejected", wrong_answer(e)}}).dump() + "\n";
-    write_file_atomic(join_path(demo, "skills-preferences.jsonl"), rows);
-    ensure_dataset("demo-preferences", join_path(demo, "skills-preferences.jsonl"));
+    ensure_demo_dataset(store, DemoData::Preferences, seed, rebuilt);
     auto base_lm = load_model(base);
     std::map<std::string, double> skill_before, skill_after;
     const double before = preference_accuracy(base_lm.model, *tok, test, &skill_before);
@@ -344,10 +214,7 @@ int cmd_demo(int argc, char** argv) {
     RunConfig& c = spec.cfg;
     // 500 steps: the repeat skill, whose wrong answer is a prefix of the right one, reached 0.16
     // after 200 steps and 1.00 after 500 (the other three skills: 1.00 after 200).
-    c = demo_config("lora", a.number("lr", 2e-3), a.integer("steps", 500));
-    c.recipe = method;
-    c.chat_template = "chatml";
-    c.batch_size = 8;
+    c = demo_config(method, "lora");
     c.train_data = {"dataset:demo-preferences"};
     say("aligning with " + method + " (LoRA, " + std::to_string(c.max_steps) + " steps)...");
     LaunchResult lr = launch_run(store, spec, hooks);
@@ -378,11 +245,7 @@ int cmd_demo(int argc, char** argv) {
   }
 
   // Instruction data in chat form (the SFT demos train on it; GRPO takes its prompts and answers).
-  std::string rows;
-  for (const auto& e : make_skill_examples(4000, "train", seed + 3))
-    rows += nlohmann::json({{"instruction", e.instruction}, {"output", e.answer}}).dump() + "\n";
-  write_file_atomic(join_path(demo, "skills-train.jsonl"), rows);
-  ensure_dataset("demo-skills", join_path(demo, "skills-train.jsonl"));
+  ensure_demo_dataset(store, DemoData::Skills, seed, rebuilt);
 
   if (rl) {
     const std::string M = method == "grpo" ? "GRPO" : "PPO";
@@ -391,9 +254,12 @@ int cmd_demo(int argc, char** argv) {
     LaunchSpec warm;
     warm.run_dir = join_path(join_path(ws, "runs"), "demo-" + method + "-warmup");
     warm.replace = true;
-    warm.cfg = demo_config("lora", 3e-3, a.integer("warmup-steps", 90));
+    warm.cfg = preset_run_config("sft", "lora", true);
     warm.cfg.name = "demo-" + method + "-warmup";
-    warm.cfg.batch_size = 16;
+    warm.cfg.base_model = base;
+    warm.cfg.seed = seed;
+    warm.cfg.base_dtype = a.get("base-dtype", "auto");
+    warm.cfg.max_steps = a.integer("warmup-steps", 90);
     warm.cfg.train_data = {"dataset:demo-skills"};
     say("warm-up: supervised fine-tuning for " + std::to_string(warm.cfg.max_steps) + " steps...");
     LaunchResult wr = launch_run(store, warm, hooks);
@@ -403,28 +269,13 @@ int cmd_demo(int argc, char** argv) {
     say("mean reward before " + M + " (greedy, held out): " + std::to_string(before.accuracy).substr(0, 4));
     // b. RL from the warmed-up adapter with the exact-match rule.
     RunConfig& c = spec.cfg;
-    if (method == "grpo") {
-      c = demo_config("lora", a.number("lr", 5e-4), a.integer("steps", 300));
-      c.beta = a.number("beta", 0);  // no KL penalty, TRL's default too (with beta > 0 the reference is the warm-up adapter)
-      c.num_generations = a.integer("generations", 8);
-      c.batch_size = 8;  // 64 completions a step: with 4 prompts, seed 0 never found the repeat skill
-    } else {
-      // 16 prompts x 2 completions and 2 updates per batch: twice the rollouts of 8 prompts and 4
-      // updates for the same update cost. The rare skill (repeat) needs the exploration; measured
-      // over seeds in docs/rlhf.md.
-      c = demo_config("lora", a.number("lr", 3e-4), a.integer("steps", 400));
-      c.beta = a.number("beta", 0.05);  // the reference is the warm-up adapter
-      c.num_generations = a.integer("generations", 2);
-      c.batch_size = 16;
-      c.ppo_epochs = 2;
-      c.value_model = "head";  // the critic adapter would double the update cost (docs/rlhf.md)
-    }
-    c.recipe = method;
-    c.schedule = "constant";
+    // GRPO: no KL penalty by default, TRL's default too; PPO's is 0.05 (with beta > 0 the
+    // reference is the warm-up adapter). The critic is the value head: a critic adapter would
+    // double the update cost (docs/rlhf.md).
+    c = demo_config(method, "lora");
+    c.beta = a.number("beta", c.beta);
+    c.num_generations = a.integer("generations", c.num_generations);
     c.init_adapter = wr.result.output_dir;
-    c.rewards = nlohmann::json::array({{{"type", "exact"}, {"weight", 1.0}}});
-    c.max_new_tokens = 12;
-    c.temperature = 1.0;
     c.train_data = {"dataset:demo-skills"};
     say(M + ": " + std::to_string(c.max_steps) + " steps of " + std::to_string(c.batch_size) + " prompts x " +
         std::to_string(c.num_generations) + " completions, reward 1 for an exact answer...");
@@ -461,9 +312,7 @@ int cmd_demo(int argc, char** argv) {
 
   // 3. Fine-tune on instruction data in chat form (recorded like any other run).
   RunConfig& c = spec.cfg;
-  c = demo_config(method, a.number("lr", method == "full" ? 5e-4 : 3e-3), a.integer("steps", 800));
-  c.batch_size = 16;
-  c.max_grad_norm = 1.0;
+  c = demo_config("sft", method);
   c.train_data = {"dataset:demo-skills"};
   say("fine-tuning with " + method + " (" + std::to_string(c.max_steps) + " steps)...");
   // 4. After.

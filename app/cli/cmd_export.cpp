@@ -14,8 +14,13 @@
 
 namespace hone::cli {
 
-namespace {
-const char* kHelp = R"(usage: hone-cli export --run ID|RUN_DIR --format peft|merged|gguf|gguf-lora|ollama
+const char* const kGgufUsage = R"(usage: hone-cli gguf FILE [--json]
+
+Validates a GGUF file (header, every length and offset, tensor types and shapes) and lists its
+metadata and tensors. Exits 1 with the problem when the file is damaged.
+)";
+
+const char* const kExportUsage = R"(usage: hone-cli export --run ID|RUN_DIR --format peft|merged|gguf|gguf-lora|ollama
                        [--dtype f32|bf16|f16|q8_0] [--no-base] --out DIR [--json]
 
 peft    the run's LoRA adapter as adapter_config.json + adapter_model.safetensors, which
@@ -38,6 +43,8 @@ agreement, and that the export differs from the base where the fine-tune does. A
 exits 3. --out must be a new or empty folder. ID is a run of the workspace (--workspace DIR,
 default $HONE_WORKSPACE, else ~/.local/share/hone).
 )";
+
+namespace {
 }  // namespace
 
 std::string run_dir_of(const std::string& run, const std::string& workspace, const std::string& command) {
@@ -52,12 +59,7 @@ std::string run_dir_of(const std::string& run, const std::string& workspace, con
   return get_run(ws, id).run_dir;
 }
 
-int cmd_export(int argc, char** argv) {
-  Args a(argc, argv, 2, "export", {"run", "format", "dtype", "out", "workspace"}, {"json", "no-base"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
+int cmd_export(const Args& a) {
   const bool json = a.flag("json");
   ExportSpec spec;
   spec.run_dir = run_dir_of(a.require("run"), a.get("workspace", default_workspace()), "export");
@@ -99,19 +101,9 @@ int cmd_export(int argc, char** argv) {
 }
 
 namespace {
-const char* kGgufHelp = R"(usage: hone-cli gguf FILE [--json]
-
-Validates a GGUF file (header, every length and offset, tensor types and shapes) and lists its
-metadata and tensors. Exits 1 with the problem when the file is damaged.
-)";
 }  // namespace
 
-int cmd_gguf(int argc, char** argv) {
-  Args a(argc, argv, 2, "gguf", {}, {"json"});
-  if (a.flag("help") || a.positional().empty()) {
-    std::cout << kGgufHelp;
-    return a.flag("help") ? 0 : 2;
-  }
+int cmd_gguf(const Args& a) {
   GgufFile f(a.positional()[0]);
   if (a.flag("json")) {
     nlohmann::json meta = nlohmann::json::object(), tensors = nlohmann::json::array();

@@ -17,7 +17,7 @@
 
 namespace hone::cli {
 
-static const char* kHelp = R"(usage: hone-cli inspect --model DIR
+const char* const kInspectUsage = R"(usage: hone-cli inspect --model DIR
        hone-cli inspect --system
 
   --model DIR   a Hugging Face model folder (config.json + safetensors); prints JSON with the
@@ -27,12 +27,8 @@ static const char* kHelp = R"(usage: hone-cli inspect --model DIR
                 warning line on stderr when BLAS is the slow reference build
 )";
 
-int cmd_inspect(int argc, char** argv) {
-  Args a(argc, argv, 2, "inspect", {"model"}, {"system"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
+
+int cmd_inspect(const Args& a) {
   if (a.flag("system")) {
     auto s = system_info(true);
     nlohmann::json j = {{"device", s.device},          {"cuda", s.cuda},         {"libtorch", s.libtorch_version},

@@ -20,9 +20,7 @@
 
 namespace hone::cli {
 
-namespace {
-
-const char* kHelp = R"(usage: hone-cli label generate --dataset ID|NAME (--model DIR [--adapter DIR] | --run ID) [--name NAME]
+const char* const kLabelUsage = R"(usage: hone-cli label generate --dataset ID|NAME (--model DIR [--adapter DIR] | --run ID) [--name NAME]
                             [--n 2] [--temperature 0.9] [--top-p 0.95] [--max-new-tokens 128] [--seed S]
                             [--template NAME] [--limit N] [--json]
        hone-cli label list ID|NAME [--json]
@@ -44,6 +42,9 @@ rows {"prompt","completion","label"}: a single response labelled a (true), both 
 both_bad pair (false).
 The workspace defaults to $HONE_WORKSPACE, else ~/.local/share/hone (--workspace DIR).
 )";
+
+namespace {
+
 
 volatile sig_atomic_t g_stop = 0;
 
@@ -89,20 +90,8 @@ int cmd_generate_candidates(Workspace& ws, const Args& a) {
 
 }  // namespace
 
-int cmd_label(int argc, char** argv) {
-  if (argc < 3 || std::string(argv[2]) == "--help") {
-    std::cout << kHelp;
-    return argc < 3 ? 2 : 0;
-  }
-  const std::string action = argv[2];
-  Args a(argc, argv, 3, "label " + action,
-         {"workspace", "dataset", "model", "adapter", "run", "name", "n", "temperature", "top-p", "max-new-tokens", "seed",
-          "template", "limit", "note", "author", "out", "ratings-out"},
-         {"json"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
+int cmd_label(const Args& a) {
+  const std::string& action = a.action();
   Workspace ws(a.get("workspace", default_workspace()));
   if (action == "generate") return cmd_generate_candidates(ws, a);
   const auto& pos = a.positional();

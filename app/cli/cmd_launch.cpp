@@ -16,11 +16,11 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
-#include "dist/dist_env.h"
+#include "distributed/dist_env.h"
 
 namespace hone::cli {
 
-static const char* kHelp = R"(usage: hone-cli launch --nproc N [--master-port P] [--grace SECONDS] -- COMMAND [ARGS...]
+const char* const kLaunchUsage = R"(usage: hone-cli launch --nproc N [--master-port P] [--grace SECONDS] -- COMMAND [ARGS...]
 
 Runs N processes of `hone-cli COMMAND ARGS...` on this machine as one data-parallel job (see
 docs/scale-out.md), e.g.  hone-cli launch --nproc 2 -- train --config run.json
@@ -32,6 +32,7 @@ step in progress. When a rank dies, this says which and how; the others stop on 
 seconds (their collectives fail) and are terminated if they have not after --grace seconds
 (default 60). The exit status is rank 0's, or 1 when a rank failed.
 )";
+
 
 namespace {
 
@@ -62,7 +63,7 @@ int cmd_launch(int argc, char** argv) {
       return static_cast<int>(x);
     };
     if (a == "--help" || a == "-h") {
-      std::cout << kHelp;
+      std::cout << kLaunchUsage;
       return 0;
     }
     if (a == "--") {

@@ -20,6 +20,35 @@
 #include "tokenizer/tokenizer.h"
 
 namespace hone::cli {
+
+const char* const kInitModelUsage = R"(usage: hone-cli init-model (--like DIR | --preset NAME) --tokenizer (DIR | builtin) --out DIR [--seed S] [--dtype f32|bf16|f16]
+
+Writes a randomly initialised model (weights ~ N(0, 0.02), norms at identity) in the Hugging Face
+layout, with the tokenizer files copied beside it. --like copies another model's config.json;
+presets: tiny (Llama, GQA), tiny-qwen2 (q/k/v bias, tied), tiny-mistral, tiny-gemma, tiny-qwen3 (q/k norms,
+head_dim 24), tiny-gemma2 (soft-capping, alternating window 8), tiny-gemma3 (q/k norms, window 8 on 5 of 6
+layers, local RoPE base), tiny-phi3 (fused projections, window 2047), small.
+--tokenizer builtin writes Hone's own byte-level BPE tokenizer (ChatML template) instead.
+)";
+
+const char* const kGenerateUsage = R"(usage: hone-cli generate (--model DIR [--adapter DIR [--nf4]] | --run RUN_DIR) --prompt P [--chat] [--system S] [--template NAME]
+                         [--max-new-tokens N] [--temperature X] [--top-k K] [--top-p P]
+                         [--repetition-penalty R] [--seed S] [--device auto|cpu|cuda]
+
+Streams the continuation of P to stdout. --chat wraps P as a user turn in the model's chat template
+(or --template llama3|chatml|mistral|llama2|zephyr|gemma|alpaca) and stops at end of turn.
+Temperature 0 (the default) is greedy decoding.
+)";
+
+const char* const kScoreUsage = R"(usage: hone-cli score (--model DIR [--adapter DIR [--nf4]] | --run RUN_DIR) (--text T | --text-file F)
+                      [--tokenizer DIR] [--device auto|cpu|cuda] [--timing]
+
+Tokenizes the text with the model's tokenizer (default special tokens added) and prints
+{"ids":[...],"nll":[...],"mean_nll":x,"top1":[...]} where nll[t] = -log p(ids[t+1] | ids[0..t]) and
+top1[t] is the argmax of the logits at position t. --timing adds load and forward times on stderr.
+--run loads what a training run produced (its model, or its base with its adapter, NF4 when the
+run was QLoRA); --nf4 quantizes the base like QLoRA before attaching --adapter.
+)";
 namespace {
 
 LoadOptions device_options(const Args& a) {
@@ -53,34 +82,8 @@ CliModel cli_model(const Args& a) {
   return m;
 }
 
-const char* kScoreHelp = R"(usage: hone-cli score (--model DIR [--adapter DIR [--nf4]] | --run RUN_DIR) (--text T | --text-file F)
-                      [--tokenizer DIR] [--device auto|cpu|cuda] [--timing]
 
-Tokenizes the text with the model's tokenizer (default special tokens added) and prints
-{"ids":[...],"nll":[...],"mean_nll":x,"top1":[...]} where nll[t] = -log p(ids[t+1] | ids[0..t]) and
-top1[t] is the argmax of the logits at position t. --timing adds load and forward times on stderr.
---run loads what a training run produced (its model, or its base with its adapter, NF4 when the
-run was QLoRA); --nf4 quantizes the base like QLoRA before attaching --adapter.
-)";
 
-const char* kGenHelp = R"(usage: hone-cli generate (--model DIR [--adapter DIR [--nf4]] | --run RUN_DIR) --prompt P [--chat] [--system S] [--template NAME]
-                         [--max-new-tokens N] [--temperature X] [--top-k K] [--top-p P]
-                         [--repetition-penalty R] [--seed S] [--device auto|cpu|cuda]
-
-Streams the continuation of P to stdout. --chat wraps P as a user turn in the model's chat template
-(or --template llama3|chatml|mistral|llama2|zephyr|gemma|alpaca) and stops at end of turn.
-Temperature 0 (the default) is greedy decoding.
-)";
-
-const char* kInitHelp = R"(usage: hone-cli init-model (--like DIR | --preset NAME) --tokenizer (DIR | builtin) --out DIR [--seed S] [--dtype f32|bf16|f16]
-
-Writes a randomly initialised model (weights ~ N(0, 0.02), norms at identity) in the Hugging Face
-layout, with the tokenizer files copied beside it. --like copies another model's config.json;
-presets: tiny (Llama, GQA), tiny-qwen2 (q/k/v bias, tied), tiny-mistral, tiny-gemma, tiny-qwen3 (q/k norms,
-head_dim 24), tiny-gemma2 (soft-capping, alternating window 8), tiny-gemma3 (q/k norms, window 8 on 5 of 6
-layers, local RoPE base), tiny-phi3 (fused projections, window 2047), small.
---tokenizer builtin writes Hone's own byte-level BPE tokenizer (ChatML template) instead.
-)";
 
 struct Preset {
   const char* name;
@@ -100,12 +103,7 @@ void copy_file(const std::string& from, const std::string& to) { write_file_atom
 
 }  // namespace
 
-int cmd_score(int argc, char** argv) {
-  Args a(argc, argv, 2, "score", {"model", "text", "text-file", "tokenizer", "device", "adapter", "run"}, {"timing", "nf4"});
-  if (a.flag("help")) {
-    std::cout << kScoreHelp;
-    return 0;
-  }
+int cmd_score(const Args& a) {
   const std::string text = text_argument(a);
   CliModel cm = cli_model(a);
   auto tok = load_tokenizer(a.get("tokenizer", cm.dir));
@@ -141,15 +139,7 @@ int cmd_score(int argc, char** argv) {
   return 0;
 }
 
-int cmd_generate(int argc, char** argv) {
-  Args a(argc, argv, 2, "generate",
-         {"model", "prompt", "system", "template", "max-new-tokens", "temperature", "top-k", "top-p",
-          "repetition-penalty", "seed", "device", "tokenizer", "adapter", "run"},
-         {"chat", "nf4"});
-  if (a.flag("help")) {
-    std::cout << kGenHelp;
-    return 0;
-  }
+int cmd_generate(const Args& a) {
   const std::string prompt = a.require("prompt");
   SamplingParams p;
   p.max_new_tokens = static_cast<int>(a.integer("max-new-tokens", 128));
@@ -202,12 +192,7 @@ int cmd_generate(int argc, char** argv) {
   return 0;
 }
 
-int cmd_init_model(int argc, char** argv) {
-  Args a(argc, argv, 2, "init-model", {"like", "preset", "tokenizer", "out", "seed", "dtype"}, {});
-  if (a.flag("help")) {
-    std::cout << kInitHelp;
-    return 0;
-  }
+int cmd_init_model(const Args& a) {
   if (a.has("like") == a.has("preset")) throw Error("init-model: give exactly one of --like DIR or --preset NAME");
   std::string tok_dir = a.require("tokenizer");
   const std::string out = a.require("out");

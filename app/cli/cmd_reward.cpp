@@ -7,14 +7,13 @@
 #include "cli/commands.h"
 #include "common/error.h"
 #include "data/pairs.h"
-#include "serve/reward_scorer.h"
+#include "train/reward_scorer.h"
 #include "store/datasets.h"
 #include "store/workspace.h"
 
 namespace hone::cli {
 
-namespace {
-const char* kHelp = R"(usage: hone-cli reward score --run ID|RUN_DIR (--text T | --prompt P --response R | --dataset ID|NAME [--limit N])
+const char* const kRewardUsage = R"(usage: hone-cli reward score --run ID|RUN_DIR (--text T | --prompt P --response R | --dataset ID|NAME [--limit N])
                          [--workspace DIR] [--json]
 
 Scores with a reward model trained by Hone (recipe "reward": the base, its LoRA adapter and the
@@ -26,19 +25,12 @@ score head saved beside it as PEFT's modules_to_save "score", task_type SEQ_CLS)
              chosen and of the rejected response, and the share of pairs ranked right (accuracy)
 --json: one JSON object (text/prompt) or one per pair and a summary line (dataset).
 )";
+
+namespace {
 }  // namespace
 
-int cmd_reward(int argc, char** argv) {
-  if (argc < 3 || std::string(argv[2]) == "--help" || std::string(argv[2]) == "-h") {
-    std::cout << kHelp;
-    return argc < 3 ? 2 : 0;
-  }
-  if (std::string(argv[2]) != "score") throw Error("reward: unknown subcommand \"" + std::string(argv[2]) + "\" (score)");
-  Args a(argc, argv, 3, "reward score", {"run", "text", "prompt", "response", "dataset", "limit", "workspace"}, {"json"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
+int cmd_reward(const Args& a) {
+  if (a.action() != "score") throw Error("reward: unknown subcommand \"" + a.action() + "\" (score)");
   const bool json = a.flag("json");
   const std::string workspace = a.get("workspace", default_workspace());
   RewardScorer rs(run_dir_of(a.require("run"), workspace, "reward score"));

@@ -14,9 +14,8 @@
 #include "store/runs.h"
 
 namespace hone::cli {
-namespace {
 
-const char* kHelp = R"(usage: hone-cli runs <action> [options]   (every action takes --workspace DIR)
+const char* const kRunsUsage = R"(usage: hone-cli runs <action> [options]   (every action takes --workspace DIR)
 
   list [--json]
   show ID [--json]                                  config, status, final metrics, checkpoints
@@ -29,6 +28,8 @@ const char* kHelp = R"(usage: hone-cli runs <action> [options]   (every action t
                                                     once that process is gone (the crash handler
                                                     runs this; waits up to S seconds, default 60)
 )";
+namespace {
+
 
 nlohmann::json run_json(const RunInfo& r) {
   return {{"id", r.id},
@@ -93,17 +94,8 @@ int recover(const Args& a) {
 
 }  // namespace
 
-int cmd_runs(int argc, char** argv) {
-  if (argc < 3 || std::string(argv[2]) == "--help") {
-    std::cout << kHelp;
-    return argc < 3 ? 2 : 0;
-  }
-  const std::string action = argv[2];
-  Args a(argc, argv, 3, "runs " + action, {"workspace", "metric", "signal", "report", "wait"}, {"json", "csv"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
+int cmd_runs(const Args& a) {
+  const std::string& action = a.action();
   const bool json = a.flag("json");
   // Resume opens the workspace itself: only rank 0 of a distributed resume may.
   if (action == "resume") {

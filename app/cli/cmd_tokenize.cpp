@@ -12,30 +12,7 @@
 
 namespace hone::cli {
 
-static const char* kHelp = R"(usage: hone-cli tokenize --tokenizer DIR (--text T | --text-file F) [--add-special] [--offsets]
-
-  --tokenizer DIR  folder with tokenizer.json (preferred) or tokenizer.model, and tokenizer_config.json
-  --text T         the text; or --text-file F to read it from a file (bytes as they are)
-  --add-special    add what the tokenizer's own config adds (e.g. BOS)
-  --offsets        also print each token's byte range in the text
-Prints {"ids":[...]} on stdout.
-)";
-
-int cmd_tokenize(int argc, char** argv) {
-  Args a(argc, argv, 2, "tokenize", {"tokenizer", "text", "text-file"}, {"add-special", "offsets"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
-  auto tok = load_tokenizer(a.require("tokenizer"));
-  auto enc = tok->encode(text_argument(a), a.flag("add-special"));
-  nlohmann::json j = {{"ids", enc.ids}};
-  if (a.flag("offsets")) j["offsets"] = enc.offsets;
-  std::cout << j.dump() << "\n";
-  return 0;
-}
-
-static const char* kTemplateHelp = R"(usage: hone-cli template --model DIR --messages FILE.json [--add-generation-prompt] [--tools FILE.json]
+const char* const kTemplateUsage = R"(usage: hone-cli template --model DIR --messages FILE.json [--add-generation-prompt] [--tools FILE.json]
                          [--template auto|checkpoint|NAME] [--var KEY=JSON ...] [--json]
 
   --model DIR        folder with the tokenizer files (tokenizer_config.json's chat_template or chat_template.jinja)
@@ -51,12 +28,27 @@ static const char* kTemplateHelp = R"(usage: hone-cli template --model DIR --mes
 Prints the rendered text otherwise.
 )";
 
-int cmd_template(int argc, char** argv) {
-  Args a(argc, argv, 2, "template", {"model", "messages", "tools", "template", "var"}, {"add-generation-prompt", "json"});
-  if (a.flag("help")) {
-    std::cout << kTemplateHelp;
-    return 0;
-  }
+const char* const kTokenizeUsage = R"(usage: hone-cli tokenize --tokenizer DIR (--text T | --text-file F) [--add-special] [--offsets]
+
+  --tokenizer DIR  folder with tokenizer.json (preferred) or tokenizer.model, and tokenizer_config.json
+  --text T         the text; or --text-file F to read it from a file (bytes as they are)
+  --add-special    add what the tokenizer's own config adds (e.g. BOS)
+  --offsets        also print each token's byte range in the text
+Prints {"ids":[...]} on stdout.
+)";
+
+
+int cmd_tokenize(const Args& a) {
+  auto tok = load_tokenizer(a.require("tokenizer"));
+  auto enc = tok->encode(text_argument(a), a.flag("add-special"));
+  nlohmann::json j = {{"ids", enc.ids}};
+  if (a.flag("offsets")) j["offsets"] = enc.offsets;
+  std::cout << j.dump() << "\n";
+  return 0;
+}
+
+
+int cmd_template(const Args& a) {
   const std::string dir = a.require("model"), mfile = a.require("messages");
   auto tok = load_tokenizer(dir);
   const ChatTemplate t = resolve_chat_template(tok->config(), a.get("template", "auto"));

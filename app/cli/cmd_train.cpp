@@ -14,23 +14,28 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/runtime.h"
-#include "dist/process_group.h"
+#include "distributed/process_group.h"
 #include "store/datasets.h"
 #include "model/config.h"
-#include "store/run_launcher.h"
+#include "runs/run_events.h"
+#include "runs/run_launcher.h"
 #include "train/memory_plan.h"
 #include "train/trainer.h"
 
 namespace hone::cli {
 
-static const char* kHelp = R"(usage: hone-cli train --config F [--workspace DIR] [--run-dir DIR] [--resume CHECKPOINT] [--json] [--dry-run]
+const char* const kTrainUsage = R"(usage: hone-cli train --config F [--workspace DIR] [--run-dir DIR] [--resume CHECKPOINT] [--json] [--dry-run]
                       [--dist-timeout SECONDS]
        hone-cli runs resume ID [--workspace DIR] [--json]
 
 Trains as the run config F describes (see docs/run-config.md) and records the run, its metrics
-and checkpoints in the workspace database (hone-cli runs list/show/compare). The recipe (sft, cpt,
-dpo, orpo, kto, reward, grpo) and the method (lora, qlora, full) are keys of the config. Everything is checked
+and checkpoints in the workspace database (hone-cli runs list/show/compare). Everything is checked
 before a run is recorded: a wrong model folder, data file or dataset kind leaves no run behind.
+
+The config's "recipe" is one of:
+{recipes}
+and its "method" one of:
+{methods}
 The run's folder is <workspace>/runs/<name>-<date-time> unless --run-dir is given; it receives
 config.json, metrics.jsonl, checkpoints/ and the result: adapter/ (PEFT files) or model/ (full).
 --resume continues from a checkpoint folder (<run>/checkpoints/step-N) exactly where it stopped;
@@ -54,6 +59,7 @@ only their errors. A collective that waits longer than --dist-timeout (default 6
 rank stops the others at once, the run is recorded as interrupted and `runs resume` continues it
 from its last checkpoint with the same number of processes.
 )";
+
 
 static volatile sig_atomic_t g_signal = 0;
 
@@ -96,17 +102,6 @@ static std::string fmt_time(double s) {
   return b;
 }
 
-// A step as one JSON line: every named scalar the step recorded.
-nlohmann::json step_json(const StepMetrics& m) {
-  nlohmann::json j = {{"event", "step"}, {"step", m.step}, {"total_steps", m.total_steps}, {"epoch", m.epoch}};
-  for (const auto& x : m.scalars) j[x.name] = x.value;
-  j["eta_s"] = m.eta_s;
-  j["rss_mb"] = m.rss_bytes / 1048576.0;
-  j["peak_rss_mb"] = m.peak_rss_bytes / 1048576.0;
-  if (!m.plot_hints.empty()) j["plot_hints"] = m.plot_hints;  // the recipe's own metrics, for plots
-  return j;
-}
-
 // Trains through the run launcher with a progress bar or JSON lines. Shared by `train` and
 // `runs resume`.
 static int run_launched(const std::string& workspace, LaunchSpec spec, bool json, double dist_timeout_s) {
@@ -139,7 +134,7 @@ static int run_launched(const std::string& workspace, LaunchSpec spec, bool json
     }
   }
   h.on_log = [&](const std::string& s) {
-    if (json) std::cout << nlohmann::json({{"event", "log"}, {"message", s}}).dump() << "\n" << std::flush;
+    if (json) std::cout << run_event_line(log_event(s)) << std::flush;
     else std::cerr << s << "\n";
   };
   spec.group = group.get();
@@ -147,19 +142,14 @@ static int run_launched(const std::string& workspace, LaunchSpec spec, bool json
   h.on_started = [&](int64_t id, const std::string& dir, const RunPlan& plan) {
     run_id = id;
     if (json) {
-      nlohmann::json j = {{"event", "started"}, {"run_id", id}, {"run_dir", dir}, {"total_steps", plan.total_steps},
-                          {"train_examples", plan.train_examples}, {"eval_examples", plan.eval_examples}};
-      if (!plan.resumed.empty()) j["resumed"] = plan.resumed;
-      std::cout << j.dump() << "\n" << std::flush;
+      std::cout << run_event_line(started_event(id, dir, plan)) << std::flush;
     } else {
       std::cerr << "run " << id << " in " << dir << (plan.resumed.empty() ? "" : "; resuming " + plan.resumed) << "\n";
     }
   };
   h.on_progress = [&](const StepMetrics& m) {
     if (json) {
-      nlohmann::json j = step_json(m);
-      j["run_id"] = run_id;
-      std::cout << j.dump() << "\n" << std::flush;
+      std::cout << run_event_line(step_event(m, run_id)) << std::flush;
     } else {
       const int width = 30;
       int fill = static_cast<int>(width * m.step / std::max<int64_t>(1, m.total_steps));
@@ -183,15 +173,7 @@ static int run_launched(const std::string& workspace, LaunchSpec spec, bool json
   const bool signalled = g_signal != 0 && g_signal != SIGUSR1 && r.status == "cancelled";
   const std::string status = signalled ? "interrupted" : r.status;
   if (tty) std::cout << "\n";
-  nlohmann::json done = {{"event", "done"},       {"run_id", lr.run_id},      {"status", status},
-                         {"steps", r.steps},      {"final_loss", r.final_loss}, {"best_eval_loss", r.best_eval_loss},
-                         {"seconds", r.seconds},  {"run_dir", lr.run_dir},    {"output", r.output_dir},
-                         {"last_checkpoint", r.last_checkpoint}, {"trainable_params", r.trainable_params}};
-  nlohmann::json fin = nlohmann::json::object();
-  for (const auto& x : r.final_scalars) fin[x.name] = x.value;
-  done["metrics"] = fin;
-  if (!r.error.empty()) done["error"] = r.error;
-  if (json) std::cout << done.dump() << "\n";
+  if (json) std::cout << run_event_line(done_event(lr.run_id, lr.run_dir, status, r));
   else std::cout << status << " after " << r.steps << " steps in " << fmt_time(r.seconds) << "; run " << lr.run_id
                  << "; output: " << r.output_dir << (signalled ? "; resume with: hone-cli runs resume " + std::to_string(lr.run_id) : "")
                  << "\n";
@@ -234,12 +216,7 @@ static int dry_run(const RunConfig& cfg, bool json) {
   return 0;
 }
 
-int cmd_train(int argc, char** argv) {
-  Args a(argc, argv, 2, "train", {"config", "workspace", "run-dir", "resume", "dist-timeout"}, {"json", "dry-run"});
-  if (a.flag("help")) {
-    std::cout << kHelp;
-    return 0;
-  }
+int cmd_train(const Args& a) {
   LaunchSpec spec;
   spec.cfg = load_run_config(a.require("config"));
   if (a.flag("dry-run")) return dry_run(spec.cfg, a.flag("json"));

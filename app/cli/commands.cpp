@@ -1,0 +1,185 @@
+// The command table (see commands.h), the usage texts generated from it and the dispatch. A new
+// command is one row here plus its cmd_*.cpp (run function and usage text).
+#include "cli/commands.h"
+
+#include <cstring>
+#include <iostream>
+
+#include "common/error.h"
+#include "train/recipes.h"
+
+namespace hone::cli {
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> table = {
+      // name, summary, usage, options with a value, flags, [action, min. positional words], run
+      {"inspect", "describe a model folder (--model DIR) or this machine (--system)", kInspectUsage, {"model"}, {"system"},
+       false, 0, cmd_inspect},
+      {"tokenize", "token ids of a text with a model's tokenizer", kTokenizeUsage, {"tokenizer", "text", "text-file"},
+       {"add-special", "offsets"}, false, 0, cmd_tokenize},
+      {"template", "a conversation rendered with a model's chat template (its own Jinja, or a family)", kTemplateUsage,
+       {"model", "messages", "tools", "template", "var"}, {"add-generation-prompt", "json"}, false, 0, cmd_template},
+      {"score", "per-token negative log-likelihood of a text under a model", kScoreUsage,
+       {"model", "text", "text-file", "tokenizer", "device", "adapter", "run"}, {"timing", "nf4"}, false, 0, cmd_score},
+      {"generate", "generate text from a prompt (plain or chat)", kGenerateUsage,
+       {"model", "prompt", "system", "template", "max-new-tokens", "temperature", "top-k", "top-p", "repetition-penalty", "seed",
+        "device", "tokenizer", "adapter", "run"},
+       {"chat", "nf4"}, false, 0, cmd_generate},
+      {"init-model", "write a randomly initialised model in the Hugging Face layout", kInitModelUsage,
+       {"like", "preset", "tokenizer", "out", "seed", "dtype"}, {}, false, 0, cmd_init_model},
+      {"train", "fine-tune from a run config: {recipe_names}, over LoRA, QLoRA or full fine-tuning", kTrainUsage,
+       {"config", "workspace", "run-dir", "resume", "dist-timeout"}, {"json", "dry-run"}, false, 0, cmd_train},
+      {"launch", "run a command (train, runs resume) as N data-parallel processes on this machine", kLaunchUsage, {}, {},
+       false, 0, nullptr, cmd_launch},
+      {"demo", "build a small base model, fine-tune it on four skills, show accuracy before/after", kDemoUsage,
+       {"workspace", "method", "pretrain-steps", "pretrain-lr", "steps", "seed", "lr", "warmup-steps", "generations", "beta",
+        "base-dtype"},
+       {"json", "rebuild"}, false, 0, cmd_demo},
+      {"dataset", "import, validate, list, show, stats and export workspace datasets", kDatasetUsage,
+       {"workspace", "name", "format", "kind", "map", "rows", "out", "tokenizer", "split", "seed", "val-fraction"},
+       {"json", "skip-invalid"}, true, 0, cmd_dataset},
+      {"runs", "list, show, compare and resume the runs recorded in the workspace", kRunsUsage,
+       {"workspace", "metric", "signal", "report", "wait"}, {"json", "csv"}, true, 0, cmd_runs},
+      {"label", "generate candidate pairs with a model, label them (a/b/tie/both_bad), export DPO/KTO data", kLabelUsage,
+       {"workspace", "dataset", "model", "adapter", "run", "name", "n", "temperature", "top-p", "max-new-tokens", "seed",
+        "template", "limit", "note", "author", "out", "ratings-out"},
+       {"json"}, true, 0, cmd_label},
+      {"export", "a run as a PEFT adapter, a merged Hugging Face model, GGUF or for Ollama, checked against the run",
+       kExportUsage, {"run", "format", "dtype", "out", "workspace"}, {"json", "no-base"}, false, 0, cmd_export},
+      {"gguf", "show a GGUF file: metadata, tensors, validation", kGgufUsage, {}, {"json"}, false, 1, cmd_gguf},
+      {"reward", "score texts or a preference dataset with a trained reward model", kRewardUsage,
+       {"run", "text", "prompt", "response", "dataset", "limit", "workspace"}, {"json"}, true, 0, cmd_reward},
+      {"bench", "training throughput, MFU and memory on a Llama-shaped model with random tokens", kBenchUsage,
+       {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile",
+        "device", "preset", "contend", "base-dtype", "lora-dropout", "prompt-frac"},
+       {"json", "checkpointing", "mlp-recompute", "unfused", "bf16", "tie", "full-logits", "full-attention"}, false, 0,
+       cmd_bench},
+      {"bench store", "import, page-read and metrics-recording speed of the workspace store", kBenchStoreUsage,
+       {"dir", "import-rows", "page-rows"}, {"json"}, false, 0, cmd_bench_store},
+  };
+  return table;
+}
+
+const Command* find_command(const std::string& name) {
+  for (const auto& c : commands())
+    if (c.name == name) return &c;
+  return nullptr;
+}
+
+namespace {
+
+void replace_all(std::string& s, const std::string& from, const std::string& to) {
+  for (size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size()) s.replace(p, from.size(), to);
+}
+
+// One line per recipe: its name, label and summary, and the methods it trains with.
+std::string recipe_lines() {
+  std::string s;
+  for (const auto& r : recipe_table()) {
+    std::string name = r.name;
+    name.resize(8, ' ');
+    s += "  " + name + r.label + ": " + r.summary + " (" + r.data_kind + " data" +
+         (r.methods.size() < method_table().size() ? "; " + method_labels(r.methods) : std::string()) + ")\n";
+  }
+  return s;
+}
+
+std::string method_lines() {
+  std::string s;
+  for (const auto& m : method_table()) {
+    std::string name = m.name;
+    name.resize(8, ' ');
+    s += "  " + name + m.label + ": " + m.summary + "\n";
+  }
+  return s;
+}
+
+std::string fill(std::string text) {
+  replace_all(text, "{recipes}", recipe_lines());
+  replace_all(text, "{methods}", method_lines());
+  replace_all(text, "{recipe_names}", recipe_names(", ", " and "));
+  return text;
+}
+
+bool is_help(const char* a) { return !std::strcmp(a, "--help") || !std::strcmp(a, "-h"); }
+
+}  // namespace
+
+std::string usage_of(const Command& c) { return fill(c.usage); }
+
+std::string top_level_usage() {
+  std::string s = "hone-cli: fine-tune and inspect Llama-family models (Hone " HONE_VERSION
+                  ")\n\nusage: hone-cli <command> [options]      (hone-cli <command> --help, or hone-cli help <command>, for "
+                  "details)\n\ncommands:\n";
+  for (const auto& c : commands()) {
+    std::string name = c.name;
+    name.resize(std::max<size_t>(12, name.size() + 1), ' ');
+    s += "  " + name + fill(c.summary) + "\n";
+  }
+  s += "\nrecipes (a run config's \"recipe\", docs/run-config.md):\n" + recipe_lines();
+  s += "\nmethods (its \"method\"):\n" + method_lines();
+  return s;
+}
+
+int dispatch(int argc, char** argv) {
+  if (argc < 2 || is_help(argv[1])) {
+    std::cout << top_level_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) {
+    std::cout << "hone-cli " << HONE_VERSION << "\n";
+    return 0;
+  }
+  std::string name = argv[1];
+  if (name == "help") {
+    if (argc < 3) {
+      std::cout << top_level_usage();
+      return 0;
+    }
+    std::string want = argv[2];
+    if (argc > 3 && find_command(want + " " + argv[3])) want += std::string(" ") + argv[3];
+    const Command* c = find_command(want);
+    if (!c) throw Error("help: no command '" + want + "' (hone-cli --help lists them)");
+    std::cout << usage_of(*c);
+    return 0;
+  }
+  // A command under another (bench store) is named by its first two words.
+  int start = 2;
+  if (argc > 2 && find_command(name + " " + argv[2])) {
+    name += std::string(" ") + argv[2];
+    start = 3;
+  }
+  const Command* c = find_command(name);
+  if (!c) {
+    std::cerr << "error: unknown command '" << name << "' (see hone-cli --help)\n";
+    return 2;
+  }
+  if (c->run_raw) {
+    if (argc > start && is_help(argv[start])) {
+      std::cout << usage_of(*c);
+      return 0;
+    }
+    return c->run_raw(argc, argv);
+  }
+  for (int i = start; i < argc; ++i)
+    if (is_help(argv[i])) {
+      std::cout << usage_of(*c);
+      return 0;
+    }
+  std::string action;
+  if (c->action) {
+    if (argc <= start) {
+      std::cout << usage_of(*c);
+      return 2;
+    }
+    action = argv[start++];
+  }
+  Args a(argc, argv, start, c->name + (action.empty() ? "" : " " + action), c->values, c->flags, action);
+  if (static_cast<int>(a.positional().size()) < c->min_positional) {
+    std::cout << usage_of(*c);
+    return 2;
+  }
+  return c->run(a);
+}
+
+}  // namespace hone::cli
