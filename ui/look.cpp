@@ -86,4 +86,17 @@ bool guarded(QWidget* parent, const QString& what, const std::function<void()>& 
   return false;
 }
 
+QString humanBytes(double b) {
+  const char* u[] = {"B", "KB", "MB", "GB", "TB"};
+  int i = 0;
+  while (b >= 1024 && i < 4) b /= 1024, ++i;
+  return QString::number(b, 'f', b < 10 ? 1 : 0) + " " + u[i];
+}
+
+QString humanTime(double s) {
+  if (s < 90) return QString::number(static_cast<int>(s)) + " s";
+  if (s < 5400) return QString::number(static_cast<int>(s / 60)) + " min";
+  return QString::number(s / 3600, 'f', 1) + " h";
+}
+
 }  // namespace hone::ui

@@ -28,4 +28,8 @@ QDialogButtonBox* dialogButtons(QDialog* d, QDialogButtonBox::StandardButtons b 
 // Runs fn; an exception is shown in a warning box titled `what` and false is returned.
 bool guarded(QWidget* parent, const QString& what, const std::function<void()>& fn);
 
+// "1.5 GB" (binary units), "42 s", "7 min", "1.5 h".
+QString humanBytes(double b);
+QString humanTime(double seconds);
+
 }  // namespace hone::ui

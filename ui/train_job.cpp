@@ -1,5 +1,6 @@
 // TrainJob: the worker thread opens its own workspace connection (SQLite connections stay on
-// one thread) and starts or resumes the run through the launcher hone-cli uses (store/run_launcher.h).
+// one thread) and starts or resumes the run through the launcher hone-cli uses (runs/run_launcher.h);
+// several processes run as `hone-cli launch`, whose event lines are read with the core's decoder.
 #include "train_job.h"
 
 #include "job.h"
@@ -14,7 +15,8 @@
 
 #include "common/error.h"
 #include "common/files.h"
-#include "store/run_launcher.h"
+#include "runs/run_events.h"
+#include "runs/run_launcher.h"
 #include "train/trainer.h"
 
 namespace hone::ui {
@@ -52,28 +54,6 @@ void TrainJob::interrupt() {
   control_ = 2;
 }
 
-namespace {
-
-// A step as hone-cli train --json prints it, back into the core's record.
-StepMetrics step_from_json(const nlohmann::json& j) {
-  StepMetrics m;
-  m.step = j.value("step", int64_t{0});
-  m.total_steps = j.value("total_steps", int64_t{0});
-  m.epoch = j.value("epoch", 0.0);
-  m.eta_s = j.value("eta_s", 0.0);
-  m.rss_bytes = static_cast<int64_t>(j.value("rss_mb", 0.0) * 1048576.0);
-  m.peak_rss_bytes = static_cast<int64_t>(j.value("peak_rss_mb", 0.0) * 1048576.0);
-  if (j.contains("plot_hints"))
-    for (const auto& h : j["plot_hints"]) m.plot_hints.push_back(h.get<std::string>());
-  for (const auto& [k, v] : j.items()) {
-    if (!v.is_number() || k == "step" || k == "total_steps" || k == "epoch" || k == "eta_s" || k == "rss_mb" || k == "peak_rss_mb" || k == "run_id") continue;
-    m.scalars.push_back({k, v.get<double>()});
-  }
-  return m;
-}
-
-}  // namespace
-
 // Data-parallel: hone-cli launch runs the ranks; this thread relays rank 0's JSON lines and the
 // launcher's and ranks' stderr, and passes Cancel on as SIGUSR1 (a stop recorded as cancelled) or
 // a session's end as SIGTERM (interrupted), which the launcher forwards to every rank.
@@ -97,7 +77,8 @@ QVariant TrainJob::runLaunched(Job::Context& ctx, const std::string& ws_dir, con
   Q_EMIT log(QString("hone-cli %1").arg(args.join(' ')));
   QByteArray out, err;
   QStringList err_lines;
-  nlohmann::json done;
+  RunEvent done;
+  bool have_done = false;
   bool signalled = false;
   auto relay = [&] {
     out += p.readAllStandardOutput();
@@ -105,16 +86,17 @@ QVariant TrainJob::runLaunched(Job::Context& ctx, const std::string& ws_dir, con
     for (int nl; (nl = out.indexOf('\n')) >= 0;) {
       const std::string line = out.left(nl).toStdString();
       out.remove(0, nl + 1);
-      if (line.empty() || line[0] != '{') continue;
-      const auto j = nlohmann::json::parse(line, nullptr, false);
-      if (j.is_discarded()) continue;
-      const std::string ev = j.value("event", "");
-      if (ev == "step") Q_EMIT progress(step_from_json(j));
-      else if (ev == "log") Q_EMIT log(QString::fromStdString(j.value("message", "")));
-      else if (ev == "started") {
-        if (j.contains("resumed")) Q_EMIT log(QString::fromStdString("resuming from " + j["resumed"].get<std::string>()));
-        Q_EMIT started(j.value("run_id", int64_t{0}), QString::fromStdString(j.value("run_dir", "")));
-      } else if (ev == "done") done = j;
+      RunEvent e;
+      if (!parse_run_event_line(line, &e)) continue;
+      if (e.kind == RunEvent::Kind::Step) Q_EMIT progress(e.step);
+      else if (e.kind == RunEvent::Kind::Log) Q_EMIT log(QString::fromStdString(e.message));
+      else if (e.kind == RunEvent::Kind::Started) {
+        if (!e.plan.resumed.empty()) Q_EMIT log(QString::fromStdString("resuming from " + e.plan.resumed));
+        Q_EMIT started(e.run_id, QString::fromStdString(e.run_dir));
+      } else if (e.kind == RunEvent::Kind::Done) {
+        done = std::move(e);
+        have_done = true;
+      }
     }
     for (int nl; (nl = err.indexOf('\n')) >= 0;) {
       const QString line = QString::fromUtf8(err.left(nl)).trimmed();
@@ -137,29 +119,34 @@ QVariant TrainJob::runLaunched(Job::Context& ctx, const std::string& ws_dir, con
     }
   }
   if (!cfg_path.empty()) ::unlink(cfg_path.c_str());
-  if (done.is_null()) {
+  if (!have_done) {
     QString why = err_lines.isEmpty() ? QString("hone-cli launch exited with status %1").arg(p.exitCode()) : err_lines.last();
     if (why.startsWith("error: ")) why = why.mid(7);
     throw Error(why.toStdString());
   }
-  std::string status = done.value("status", "failed");
+  const std::string& status = done.status;
   return QStringList{QString::fromStdString(status == "stopped_early" ? "completed" : status),
-                     QString::fromStdString(done.value("error", "")), QString::fromStdString(done.value("output", ""))};
+                     QString::fromStdString(done.result.error), QString::fromStdString(done.result.output_dir)};
 }
 
-bool TrainJob::start(const QString& workspace_dir, const QString& config_json, qint64 resume_run, QString* error, int processes) {
+bool TrainJob::start(const QString& workspace_dir, const RunConfig& cfg, QString* error, int processes) {
+  try {
+    validate_run_config(cfg, "run config");
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromStdString(e.what());
+    return false;
+  }
+  return launch(workspace_dir, cfg, 0, error, processes);
+}
+
+bool TrainJob::resume(const QString& workspace_dir, qint64 run_id, QString* error, int processes) {
+  return launch(workspace_dir, RunConfig(), run_id, error, processes);  // the run's own config, from the store
+}
+
+bool TrainJob::launch(const QString& workspace_dir, const RunConfig& cfg, qint64 resume_run, QString* error, int processes) {
   if (running()) {
     if (error) *error = "a run is already in progress";
     return false;
-  }
-  RunConfig cfg;
-  if (resume_run <= 0) {  // a resumed run reads its own config from the store
-    try {
-      cfg = parse_run_config(nlohmann::json::parse(config_json.toStdString()), "run config");
-    } catch (const std::exception& e) {
-      if (error) *error = QString::fromStdString(e.what());
-      return false;
-    }
   }
   control_ = 0;
   interrupted_ = false;

@@ -19,13 +19,14 @@ class TrainJob : public QObject {
   explicit TrainJob(QObject* parent = nullptr);
   ~TrainJob() override;  // cancels a running job and waits for its thread
 
-  // Starts training the run config (JSON text) in the workspace. resume_run > 0 continues that
-  // recorded run from its newest checkpoint instead. Returns false (with `error`) when the config
-  // is invalid or a job is already running; data problems arrive later through failed().
+  // Starts training `cfg` in the workspace. Returns false (with `error`) when the config is invalid
+  // or a job is already running; data problems arrive later through finished("failed", ...).
   // processes > 1 trains data-parallel: `hone-cli launch --nproc N -- train ...` runs beside the
-  // GUI (each process holds its own model and needs its own threads), and rank 0's JSON lines
-  // feed the same signals. Pause needs every rank to wait, so it is not offered then.
-  bool start(const QString& workspace_dir, const QString& config_json, qint64 resume_run, QString* error, int processes = 1);
+  // GUI (each process holds its own model and needs its own threads), and rank 0's event lines
+  // (runs/run_events.h) feed the same signals. Pause needs every rank to wait, so it is not offered then.
+  bool start(const QString& workspace_dir, const RunConfig& cfg, QString* error, int processes = 1);
+  // Continues the recorded run from its newest checkpoint, with its own config.
+  bool resume(const QString& workspace_dir, qint64 run_id, QString* error, int processes = 1);
   void pause();
   void resume();
   void cancel();
@@ -44,6 +45,7 @@ class TrainJob : public QObject {
   void finished(const QString& status, const QString& error, const QString& output);
 
  private:
+  bool launch(const QString& workspace_dir, const RunConfig& cfg, qint64 resume_run, QString* error, int processes);
   QVariant runLaunched(Job::Context& ctx, const std::string& ws_dir, const std::string& config_json, qint64 resume_run,
                        int processes);
   Job* job_;

@@ -1,0 +1,163 @@
+// The run view (see run_view.h): the plots follow the steps TrainJob reports; replots are queued,
+// so a burst of steps costs one repaint.
+#include "run_view.h"
+
+#include <QLabel>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QTabWidget>
+#include <QVBoxLayout>
+#include <qcustomplot.h>
+
+#include "look.h"
+
+namespace hone::ui {
+namespace {
+
+QCustomPlot* make_plot(const QString& y_label, QWidget* parent) {
+  auto* p = new QCustomPlot(parent);
+  p->xAxis->setLabel("step");
+  p->yAxis->setLabel(y_label);
+  p->setMinimumHeight(180);
+  return p;
+}
+
+// The legend sits in its own row under the plot, so it never hides the curves.
+void legend_below(QCustomPlot* p) {
+  p->legend->setVisible(true);
+  p->plotLayout()->addElement(1, 0, p->legend);
+  p->legend->setFillOrder(QCPLegend::foColumnsFirst);
+  p->plotLayout()->setRowStretchFactor(1, 0.001);
+}
+
+}  // namespace
+
+RunView::RunView(QWidget* parent) : QWidget(parent) {
+  auto* lay = new QVBoxLayout(this);
+  lay->setContentsMargins(0, 0, 0, 0);
+  progress_ = new QProgressBar;
+  progress_->setFormat("%v / %m steps");
+  lay->addWidget(progress_);
+  status_ = new QLabel("Idle.");
+  status_->setObjectName("status");
+  // Long messages wrap instead of widening the page (which clipped the form's Browse button).
+  status_->setWordWrap(true);
+  status_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+  status_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  lay->addWidget(status_);
+  tabs_ = new QTabWidget;
+  loss_plot_ = make_plot("loss", tabs_);
+  loss_plot_->addGraph();  // 0: raw training loss
+  loss_plot_->graph(0)->setPen(QPen(QColor(160, 160, 160)));
+  loss_plot_->graph(0)->setName("loss");
+  loss_plot_->addGraph();  // 1: smoothed
+  loss_plot_->graph(1)->setPen(QPen(QColor(31, 119, 180), 2));
+  loss_plot_->graph(1)->setName("loss (smoothed)");
+  loss_plot_->addGraph();  // 2: eval
+  loss_plot_->graph(2)->setPen(QPen(QColor(214, 39, 40), 2));
+  loss_plot_->graph(2)->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 6));
+  loss_plot_->graph(2)->setName("eval loss");
+  legend_below(loss_plot_);
+  lr_plot_ = make_plot("learning rate", tabs_);
+  lr_plot_->addGraph();
+  grad_plot_ = make_plot("grad norm", tabs_);
+  grad_plot_->addGraph();
+  tabs_->addTab(loss_plot_, "Loss");
+  tabs_->addTab(lr_plot_, "Learning rate");
+  tabs_->addTab(grad_plot_, "Grad norm");
+  // What the recipe reports beside the loss (DPO: reward margin and accuracy), one graph per name.
+  method_plot_ = make_plot("method metrics", tabs_);
+  legend_below(method_plot_);
+  tabs_->addTab(method_plot_, "Method metrics");
+  lay->addWidget(tabs_, 3);
+  log_ = new QPlainTextEdit;
+  log_->setReadOnly(true);
+  log_->setMaximumBlockCount(5000);
+  lay->addWidget(log_, 1);
+}
+
+void RunView::clearPlots() {
+  for (auto* p : {loss_plot_, lr_plot_, grad_plot_})
+    for (int g = 0; g < p->graphCount(); ++g) p->graph(g)->data()->clear();
+  method_plot_->clearGraphs();
+  method_graphs_.clear();
+  have_smooth_ = false;
+}
+
+void RunView::reset(const QString& status) {
+  clearPlots();
+  log_->clear();
+  status_->setText(status);
+  progress_->setFormat("%v / %m steps");
+}
+
+void RunView::showStep(const StepMetrics& p, bool paused) {
+  progress_->setMaximum(static_cast<int>(p.total_steps));
+  progress_->setValue(static_cast<int>(p.step));
+  const double loss = p.loss();
+  smooth_ = have_smooth_ ? 0.9 * smooth_ + 0.1 * loss : loss;
+  have_smooth_ = true;
+  loss_plot_->graph(0)->addData(p.step, loss);
+  loss_plot_->graph(1)->addData(p.step, smooth_);
+  if (p.has_eval()) loss_plot_->graph(2)->addData(p.step, p.get("eval_loss"));
+  lr_plot_->graph(0)->addData(p.step, p.get("lr"));
+  grad_plot_->graph(0)->addData(p.step, p.get("grad_norm"));
+  static const QColor kColors[] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44), QColor(148, 103, 189)};
+  for (const auto& name : p.plot_hints) {
+    if (!p.has(name)) continue;
+    const QString n = QString::fromStdString(name);
+    if (!method_graphs_.contains(n)) {
+      // Shares (0..1, e.g. rewards/accuracies) on the right axis, so that they do not flatten margins.
+      const bool share = n.endsWith("accuracies");
+      if (share) {
+        method_plot_->yAxis2->setVisible(true);
+        method_plot_->yAxis2->setLabel("share");
+      }
+      auto* g = method_plot_->addGraph(method_plot_->xAxis, share ? method_plot_->yAxis2 : method_plot_->yAxis);
+      g->setName(n);
+      g->setPen(QPen(kColors[method_graphs_.size() % 4], 2));
+      method_graphs_.insert(n, g);
+    }
+    method_graphs_[n]->addData(p.step, p.get(name));
+  }
+  for (auto* plot : {loss_plot_, lr_plot_, grad_plot_, method_plot_}) {
+    plot->rescaleAxes();
+    plot->replot(QCustomPlot::rpQueuedReplot);  // coalesces bursts of steps into one repaint
+  }
+  status_->setText(QString(paused ? "<b>Paused</b> · " : "") +
+                   QString("step %1/%2 · epoch %3 · loss %4 · %5 tokens/s · elapsed %6 · ETA %7 · RAM %8, peak %9")
+                       .arg(p.step)
+                       .arg(p.total_steps)
+                       .arg(p.epoch, 0, 'f', 2)
+                       .arg(loss, 0, 'f', 4)
+                       .arg(p.get("tokens_per_s"), 0, 'f', 0)
+                       .arg(humanTime(p.get("elapsed_s")), humanTime(p.eta_s), humanBytes(static_cast<double>(p.rss_bytes)))
+                       .arg(humanBytes(static_cast<double>(std::max(p.peak_rss_bytes, p.rss_bytes)))));
+}
+
+void RunView::showFinished(const QString& status, const QString& error, const QString& output) {
+  progress_->setFormat("%v / %m steps");
+  if (status == "failed" || status == "cancelled" || status == "interrupted") {
+    // The run's curves stay on the Runs page; here the next run starts from a clean view.
+    clearPlots();
+    for (auto* p : {loss_plot_, lr_plot_, grad_plot_, method_plot_}) p->replot();
+    progress_->setValue(0);
+    progress_->setMaximum(1);
+  }
+  QString s = "Run " + status;
+  if (!error.isEmpty()) s += ": " + error;
+  if (!output.isEmpty()) s += " · output " + output;
+  status_->setText(s);
+  log_->appendPlainText(s);
+}
+
+void RunView::setStatus(const QString& s) { status_->setText(s); }
+void RunView::setPaused(bool paused) { progress_->setFormat(paused ? "Paused at %v / %m steps" : "%v / %m steps"); }
+void RunView::appendLog(const QString& line) { log_->appendPlainText(line); }
+int RunView::lossPointCount() const { return loss_plot_->graph(0)->dataCount(); }
+QStringList RunView::methodMetricNames() const { return method_graphs_.keys(); }
+void RunView::showMethodMetrics() { tabs_->setCurrentWidget(method_plot_); }
+QString RunView::statusText() const { return status_->text(); }
+QString RunView::logText() const { return log_->toPlainText(); }
+
+}  // namespace hone::ui

@@ -1,0 +1,54 @@
+// The Train page's view of the run in progress: progress bar, status line, live plots (loss raw,
+// smoothed and held-out; learning rate; gradient norm; the recipe's own metrics from its plot
+// hints) and the log. It only shows what TrainJob reports.
+#pragma once
+#include <QMap>
+#include <QStringList>
+#include <QWidget>
+
+#include "train/metrics.h"
+
+class QCPGraph;
+class QCustomPlot;
+class QLabel;
+class QPlainTextEdit;
+class QProgressBar;
+class QTabWidget;
+
+namespace hone::ui {
+
+class RunView : public QWidget {
+  Q_OBJECT
+ public:
+  explicit RunView(QWidget* parent = nullptr);
+
+  void reset(const QString& status);  // a new run: empty plots and log
+  void showStep(const hone::StepMetrics& m, bool paused);
+  // A run ended: a failed, cancelled or interrupted run's curves leave the view (the Runs page keeps them).
+  void showFinished(const QString& status, const QString& error, const QString& output);
+  void setStatus(const QString& s);
+  void setPaused(bool paused);  // the progress bar says so
+  void appendLog(const QString& line);
+
+  int lossPointCount() const;
+  QStringList methodMetricNames() const;  // the recipe's metrics plotted so far (DPO: rewards/margins, ...)
+  void showMethodMetrics();               // brings the method-metrics plot to the front
+  QString statusText() const;
+  QString logText() const;
+
+ private:
+  void clearPlots();
+  QProgressBar* progress_;
+  QLabel* status_;
+  QTabWidget* tabs_;
+  QCustomPlot* loss_plot_;
+  QCustomPlot* lr_plot_;
+  QCustomPlot* grad_plot_;
+  QCustomPlot* method_plot_;
+  QMap<QString, QCPGraph*> method_graphs_;  // recipe metric name -> its graph
+  QPlainTextEdit* log_;
+  double smooth_ = 0;
+  bool have_smooth_ = false;
+};
+
+}  // namespace hone::ui

@@ -1,0 +1,220 @@
+// The model and datasets of the Train page's form (see train_inputs.h). Only config.json and
+// tokenizer_config.json are read on the GUI thread (small files); the dataset list is one query.
+#include "train_inputs.h"
+
+#include <QDir>
+#include <QFileDialog>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QPushButton>
+#include <QSettings>
+#include <QVBoxLayout>
+
+#include "common/files.h"
+#include "common/json_file.h"
+#include "runs/demo.h"
+#include "store/datasets.h"
+#include "tokenizer/chat_template.h"
+
+namespace hone::ui {
+
+TrainInputs::TrainInputs(QWidget* parent) : QWidget(parent) {
+  auto* lay = new QVBoxLayout(this);
+  lay->setContentsMargins(0, 0, 0, 0);
+  auto* model_box = new QGroupBox("Base model");
+  auto* mb = new QVBoxLayout(model_box);
+  auto* mrow = new QHBoxLayout;
+  model_ = new QLineEdit;
+  model_->setPlaceholderText("folder with config.json, *.safetensors and tokenizer files");
+  model_->setToolTip("A Hugging Face model folder as downloaded from the hub (nothing is fetched).");
+  auto* browse = new QPushButton("Browse…");
+  mrow->addWidget(model_, 1);
+  mrow->addWidget(browse);
+  mb->addLayout(mrow);
+  model_info_ = new QLabel("No model chosen.");
+  model_info_->setWordWrap(true);
+  model_info_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+  mb->addWidget(model_info_);
+  build_demo_ = new QPushButton("Build the demo model (about 2 minutes)");
+  build_demo_->setToolTip("Pre-trains a small base model on synthetic text in this workspace and imports its datasets "
+                          "(demo-skills, demo-preferences); nothing is downloaded.");
+  mb->addWidget(build_demo_);
+  connect(build_demo_, &QPushButton::clicked, this, &TrainInputs::buildDemoRequested);
+  lay->addWidget(model_box);
+
+  auto* data_box = new QGroupBox("Datasets (workspace)");
+  auto* db = new QVBoxLayout(data_box);
+  datasets_ = new QListWidget;
+  datasets_->setMaximumHeight(110);
+  datasets_->setToolTip("Tick the datasets to train on; import more on the Datasets page or with hone-cli dataset import.");
+  db->addWidget(datasets_);
+  lay->addWidget(data_box);
+
+  connect(browse, &QPushButton::clicked, this, [this] {
+    QString d = QFileDialog::getExistingDirectory(this, "Base model folder", model_->text());
+    if (!d.isEmpty()) setModelFolder(d);
+  });
+  connect(model_, &QLineEdit::editingFinished, this, &TrainInputs::updateModelSummary);
+  connect(datasets_, &QListWidget::itemChanged, this, &TrainInputs::datasetsChanged);
+}
+
+void TrainInputs::setWorkspace(const QString& dir) {
+  workspace_ = dir;
+  datasets_->clear();
+  // Offered until the workspace has the demo's model.
+  build_demo_->setVisible(!QDir(QString::fromStdString(demo_base_dir(dir.toStdString()))).exists());
+  if (model_->text().isEmpty()) updateModelSummary();  // its hint depends on the demo being offered
+  refreshDatasets();
+}
+
+bool TrainInputs::demoOffered() const { return !build_demo_->isHidden(); }
+
+void TrainInputs::setDemoBusy(bool busy) { build_demo_->setEnabled(!busy); }
+
+void TrainInputs::refreshDatasets() {
+  QStringList ticked = tickedDatasets();
+  const bool first_fill = datasets_->count() == 0;
+  datasets_->blockSignals(true);
+  datasets_->clear();
+  if (!workspace_.isEmpty()) {
+    try {
+      Workspace ws(workspace_.toStdString());
+      for (const auto& d : list_datasets(ws)) {
+        auto* it = new QListWidgetItem(QString("%1  (%2, %3 rows)").arg(QString::fromStdString(d.name), QString::fromStdString(d.kind)).arg(d.rows));
+        it->setData(Qt::UserRole, QString::fromStdString(d.name));
+        it->setData(Qt::UserRole + 1, QString::fromStdString(d.kind));
+        it->setData(Qt::UserRole + 2, static_cast<qlonglong>(d.rows));
+        it->setFlags(it->flags() | Qt::ItemIsUserCheckable);
+        it->setCheckState(Qt::Unchecked);
+        datasets_->addItem(it);
+      }
+    } catch (const std::exception& e) {
+      Q_EMIT problem(QString("cannot read the workspace: ") + e.what());
+    }
+  }
+  // The demo workspace: its dataset is ticked so that Start works at once.
+  if (first_fill) ticked << "demo-skills";
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (ticked.contains(datasets_->item(i)->data(Qt::UserRole).toString())) datasets_->item(i)->setCheckState(Qt::Checked);
+  datasets_->blockSignals(false);
+  Q_EMIT datasetsChanged();
+}
+
+QStringList TrainInputs::tickedDatasets() const {
+  QStringList out;
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (datasets_->item(i)->checkState() == Qt::Checked) out << datasets_->item(i)->data(Qt::UserRole).toString();
+  return out;
+}
+
+QStringList TrainInputs::tickedKinds() const {
+  QStringList out;
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (datasets_->item(i)->checkState() == Qt::Checked) out << datasets_->item(i)->data(Qt::UserRole + 1).toString();
+  return out;
+}
+
+int64_t TrainInputs::tickedRows() const {
+  int64_t n = 0;
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (datasets_->item(i)->checkState() == Qt::Checked) n += datasets_->item(i)->data(Qt::UserRole + 2).toLongLong();
+  return n;
+}
+
+void TrainInputs::selectDataset(const QString& name, bool on) {
+  for (int i = 0; i < datasets_->count(); ++i)
+    if (datasets_->item(i)->data(Qt::UserRole).toString() == name) datasets_->item(i)->setCheckState(on ? Qt::Checked : Qt::Unchecked);
+}
+
+void TrainInputs::selectOnlyDataset(const QString& name) {
+  datasets_->blockSignals(true);
+  for (int i = 0; i < datasets_->count(); ++i)
+    datasets_->item(i)->setCheckState(datasets_->item(i)->data(Qt::UserRole).toString() == name ? Qt::Checked : Qt::Unchecked);
+  datasets_->blockSignals(false);
+  Q_EMIT datasetsChanged();
+}
+
+void TrainInputs::tickDataRefs(const std::vector<std::string>& refs) {
+  QStringList names;
+  for (const auto& r : refs)
+    if (r.rfind("dataset:", 0) == 0) names << QString::fromStdString(r.substr(8));
+  datasets_->blockSignals(true);
+  for (int i = 0; i < datasets_->count(); ++i)
+    datasets_->item(i)->setCheckState(names.contains(datasets_->item(i)->data(Qt::UserRole).toString()) ? Qt::Checked : Qt::Unchecked);
+  datasets_->blockSignals(false);
+  Q_EMIT datasetsChanged();
+}
+
+void TrainInputs::setModelFolder(const QString& dir) {
+  model_->setText(dir);
+  updateModelSummary();
+}
+
+QString TrainInputs::modelFolder() const { return model_->text(); }
+
+bool TrainInputs::isDemoModel() const {
+  if (workspace_.isEmpty() || model_->text().isEmpty()) return false;
+  const QString demo = QDir(QString::fromStdString(demo_base_dir(workspace_.toStdString()))).canonicalPath();
+  return !demo.isEmpty() && QDir(model_->text()).canonicalPath() == demo;
+}
+
+void TrainInputs::updateModelSummary() {
+  model_ok_ = false;
+  const std::string dir = model_->text().toStdString();
+  auto refuse = [this](const QString& why) {
+    model_problem_ = why;
+    model_info_->setText(QString("<span style='color:#c0392b'>%1</span>").arg(why.toHtmlEscaped()));
+    Q_EMIT modelChanged();
+  };
+  if (dir.empty()) {
+    // First launch: say what to do, the demo being the way to try Hone without a download.
+    model_info_->setText(build_demo_->isHidden() ? "No model chosen."
+                                                 : "No model chosen. Choose a Hugging Face model folder, or build the demo "
+                                                   "model below to try Hone (nothing is downloaded).");
+    model_problem_ = "No model chosen.";
+    Q_EMIT modelChanged();
+    return;
+  }
+  // What training will need, checked before Start is offered: config, weights and a tokenizer.
+  const QDir d(model_->text());
+  if (!d.exists()) return refuse("Not a folder: " + model_->text());
+  if (!d.exists("config.json")) return refuse("No config.json in " + model_->text() + ": not a Hugging Face model folder.");
+  if (d.entryList({"*.safetensors"}, QDir::Files).isEmpty())
+    return refuse("No *.safetensors weights in " + model_->text() + " (only safetensors are read; .bin pickles are not).");
+  if (!d.exists("tokenizer.json") && !d.exists("tokenizer.model"))
+    return refuse("No tokenizer.json or tokenizer.model in " + model_->text() + ".");
+  try {
+    auto cfg = parse_model_config(read_json_file(join_path(dir, "config.json")), join_path(dir, "config.json"));
+    model_cfg_ = cfg;
+    const int64_t params = cfg.parameter_count();
+    QString tmpl = "none";
+    const std::string tc = join_path(dir, "tokenizer_config.json");
+    if (file_exists(tc)) {
+      auto j = read_json_file(tc);
+      if (j.contains("chat_template") && j["chat_template"].is_string())
+        tmpl = QString("its own (%1-like)").arg(chat_format_name(detect_chat_format(j["chat_template"].get<std::string>())));
+    }
+    model_info_->setText(QString("%1 · %2 parameters · %3 layers · hidden %4 · %5 heads (%6 kv) · vocab %7 · chat template %8")
+                             .arg(QString::fromStdString(cfg.model_type))
+                             .arg(params >= 1e9 ? QString::number(params / 1e9, 'f', 2) + "B" : QString::number(params / 1e6, 'f', 1) + "M")
+                             .arg(cfg.num_layers)
+                             .arg(cfg.hidden_size)
+                             .arg(cfg.num_heads)
+                             .arg(cfg.num_kv_heads)
+                             .arg(cfg.vocab_size)
+                             .arg(tmpl));
+  } catch (const std::exception& e) {
+    QString why = QString::fromUtf8(e.what());
+    if (why.contains("parse_error")) why = "config.json is not valid JSON (" + why.section("]", 1).trimmed() + ")";
+    return refuse("Cannot use this model: " + why);
+  }
+  model_ok_ = true;
+  model_problem_.clear();
+  QSettings().setValue("train/model", model_->text());
+  Q_EMIT modelChanged();
+}
+
+}  // namespace hone::ui
