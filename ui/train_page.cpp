@@ -65,7 +65,7 @@ TrainPage::TrainPage(QWidget* parent)
   connect(estimate_, &TrainEstimate::goalsChanged, this, &TrainPage::updateEstimate);
   connect(form_->inputs(), &TrainInputs::modelChanged, this, [this] { setRunningUi(job_->running()); });
   connect(form_->inputs(), &TrainInputs::problem, view_, &RunView::appendLog);
-  connect(form_->inputs(), &TrainInputs::buildDemoRequested, this, &TrainPage::buildDemoModel);
+  connect(form_->inputs(), &TrainInputs::buildDemoRequested, this, [this] { buildDemoModel(); });
   connect(start_, &QPushButton::clicked, this, [this] { startTraining(true); });
   connect(pause_, &QPushButton::clicked, this, [this] {
     const bool pausing = !job_->paused();
@@ -120,15 +120,16 @@ void TrainPage::updateEstimate() {
   estimate_->update(form_->config(), form_->inputs()->modelConfig(), form_->processes(), form_->inputs()->tickedRows());
 }
 
-void TrainPage::buildDemoModel() {
+void TrainPage::buildDemoModel(int64_t pretrain_steps) {
   if (workspace_.isEmpty() || job_->running() || demo_job_->running()) return;
   const std::string ws = workspace_.toStdString();
   form_->inputs()->setDemoBusy(true);
   start_->setEnabled(false);
   view_->reset("Building the demo model (pre-training a small base on synthetic text)…");
-  demo_job_->start([ws](Job::Context& ctx) -> QVariant {
+  demo_job_->start([ws, pretrain_steps](Job::Context& ctx) -> QVariant {
     DemoBaseOptions o;
     o.workspace = ws;
+    o.pretrain_steps = pretrain_steps;
     DemoHooks h;
     h.log = [&ctx](const std::string& s) { ctx.progress(0, 0, QString::fromStdString(s)); };
     h.stop_requested = [&ctx] { return ctx.cancelled(); };

@@ -35,7 +35,9 @@ class TrainPage : public QWidget {
   // memory asks first.
   bool startTraining(bool ask = false);
   bool resumeRun(qint64 run_id);  // shows the run's settings and continues it from its newest checkpoint
-  void buildDemoModel();          // in the background: the demo's base and datasets (runs/demo.h)
+  // In the background: the demo's base and datasets (runs/demo.h); pretrain_steps 0 pre-trains
+  // until the base has learnt the skills, as `hone-cli demo` does.
+  void buildDemoModel(int64_t pretrain_steps = 0);
   Job* demoJob() const { return demo_job_; }
 
   // For tests and the shell. selectMethod/methodEnabled take a method (lora, qlora, full: with

@@ -43,6 +43,37 @@ TEST(Cli, EveryCommandHasHelp) {
   EXPECT_NE(cli("frobnicate").code, 0);
 }
 
+// The command table generates every help text: the top-level usage lists each command and recipe
+// (the recipe table's), `help COMMAND` is the command's --help, and an unknown option names the
+// command's own.
+TEST(Cli, HelpListsEveryCommandAndRecipe) {
+  const auto top = cli("--help");
+  ASSERT_EQ(top.code, 0);
+  const char* commands[] = {"inspect", "tokenize", "template", "score", "generate", "init-model", "train", "launch", "demo",
+                            "dataset", "runs", "label", "export", "gguf", "reward", "bench", "bench store"};
+  const char* recipes[] = {"sft", "cpt", "dpo", "orpo", "kto", "reward", "grpo", "ppo"};
+  for (const char* c : commands) {
+    EXPECT_NE(top.out.find("\n  " + std::string(c) + " "), std::string::npos) << c << "\n" << top.out;
+    const auto h = cli(std::string(c) + " --help");
+    EXPECT_EQ(h.code, 0) << c;
+    EXPECT_EQ(h.out.rfind("usage: hone-cli " + std::string(c), 0), 0u) << c << ": " << h.out.substr(0, 80);
+    const auto via_help = cli("help " + std::string(c));
+    EXPECT_EQ(via_help.code, 0) << c;
+    EXPECT_EQ(via_help.out, h.out) << c;
+  }
+  const auto train = cli("train --help");
+  for (const char* r : recipes) {
+    EXPECT_NE(top.out.find("\n  " + std::string(r) + " "), std::string::npos) << r;
+    EXPECT_NE(train.out.find("\n  " + std::string(r) + " "), std::string::npos) << r << "\n" << train.out;
+  }
+  for (const char* m : {"lora", "qlora", "full"}) EXPECT_NE(train.out.find("\n  " + std::string(m) + " "), std::string::npos) << m;
+  EXPECT_EQ(train.out.find("{recipes}"), std::string::npos);
+  EXPECT_NE(cli("help frobnicate").code, 0);
+  EXPECT_EQ(cli("dataset").code, 2);  // an action is needed: the usage, and status 2
+  const auto bogus = cli("inspect --model x --bogus");
+  EXPECT_NE(bogus.err.find("inspect: unknown option --bogus (its options: --model X, --system)"), std::string::npos) << bogus.err;
+}
+
 TEST(Cli, TokenizeMatchesReferenceCases) {
   json cases = test::load_json(test::shared("tokenizers/gemma3/cases.json"));
   for (int i = 0; i < 4; ++i) {

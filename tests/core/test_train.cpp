@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <set>
 
 #include "common/cpu_allocator.h"
 #include "common/error.h"
@@ -22,6 +23,8 @@
 #include "train/logps.h"
 #include "train/loss.h"
 #include "train/memory_plan.h"
+#include "train/recipe.h"
+#include "train/recipes.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 
@@ -543,6 +546,156 @@ TEST(RunConfigFile, UnknownKeysAndMissingFilesFailEarly) {
     }
     EXPECT_FALSE(is_directory(d + "/run-bf16"));
   }
+}
+
+// Every key the run config had before its keys moved beside their recipes still parses, and a
+// config writes exactly these keys (recorded runs' configs must keep loading).
+TEST(RunConfigFile, EveryEarlierKeyIsStillAKey) {
+  const std::set<std::string> earlier = {
+      "name", "base_model", "method", "recipe", "train_data", "eval_data", "data_format", "chat_template", "loss_on",
+      "max_seq_len", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "weight_decay", "adam_beta1", "adam_beta2",
+      "adam_eps", "schedule", "warmup_steps", "warmup_ratio", "max_grad_norm", "lora", "gradient_checkpointing", "mlp_recompute",
+      "bucket_by_length", "packing", "eval_every", "eval_fraction", "early_stopping_patience", "save_every", "keep_checkpoints",
+      "seed", "threads", "device", "mixed_precision", "base_dtype", "save_every_minutes", "beta", "loss_type", "label_smoothing",
+      "precompute_ref_log_probs", "desirable_weight", "undesirable_weight", "init_adapter", "rewards", "reward_model",
+      "num_generations", "max_new_tokens", "temperature", "top_p", "clip_epsilon", "ppo_epochs", "gae_gamma", "gae_lambda",
+      "value_model", "value_coef", "value_clip", "kl_target", "kl_horizon"};
+  std::set<std::string> keys;
+  for (const ConfigKey* k : all_config_keys()) keys.insert(k->name);
+  EXPECT_EQ(keys, earlier);
+  std::set<std::string> written;
+  const json written_json = default_run_config("lora").to_json();
+  for (const auto& [k, v] : written_json.items()) written.insert(k);
+  EXPECT_EQ(written, earlier);
+  // An SFT config carrying DPO's keys (as every recorded config does) still loads.
+  json j = default_run_config("lora").to_json();
+  j["base_model"] = "m";
+  j["train_data"] = "x.jsonl";
+  j["loss_type"] = "ipo";
+  EXPECT_EQ(parse_run_config(j, "run.json").loss_type, "ipo");
+}
+
+// The recipe table's presets are the settings the code held before they became data: the Train
+// page's general presets and `hone-cli demo`'s runs (values copied from the earlier cmd_demo.cpp
+// and train_page.cpp).
+TEST(RecipeTable, PresetsAreTheSettingsTheFrontEndsUsed) {
+  auto p = [](const char* r, const char* m, bool demo) { return preset_run_config(r, m, demo); };
+  EXPECT_DOUBLE_EQ(p("sft", "lora", false).lr, 2e-4);
+  EXPECT_EQ(p("sft", "qlora", false).lora.r, 64);
+  EXPECT_DOUBLE_EQ(p("sft", "full", false).lr, 2e-5);
+  for (const char* r : {"dpo", "orpo", "kto"}) EXPECT_DOUBLE_EQ(p(r, "lora", false).lr, 5e-5) << r;
+  EXPECT_DOUBLE_EQ(p("reward", "lora", false).lr, 1e-4);
+  RunConfig g = p("grpo", "lora", false);
+  EXPECT_DOUBLE_EQ(g.lr, 1e-5);
+  EXPECT_DOUBLE_EQ(g.beta, 0.0);
+  EXPECT_EQ(g.batch_size, 4);
+  EXPECT_EQ(g.num_generations, 4);
+  EXPECT_EQ(g.rewards, json::parse(R"([{"type": "exact", "weight": 1.0}])"));
+  RunConfig o = p("ppo", "lora", false);
+  EXPECT_DOUBLE_EQ(o.lr, 1e-5);
+  EXPECT_DOUBLE_EQ(o.beta, 0.05);
+  EXPECT_EQ(o.batch_size, 8);
+  EXPECT_EQ(o.num_generations, 2);
+  EXPECT_EQ(o.ppo_epochs, 4);
+  EXPECT_EQ(o.value_model, "head");
+  // The demo: settings every run on its base shares, then each recipe's.
+  for (const char* r : {"sft", "dpo", "orpo", "kto", "reward", "grpo", "ppo"}) {
+    RunConfig c = p(r, "lora", true);
+    EXPECT_EQ(c.max_seq_len, 96) << r;
+    EXPECT_DOUBLE_EQ(c.lora.dropout, 0.0) << r;
+    EXPECT_EQ(c.warmup_steps, 10) << r;
+  }
+  RunConfig sft = p("sft", "lora", true);
+  EXPECT_DOUBLE_EQ(sft.lr, 3e-3);
+  EXPECT_EQ(sft.batch_size, 16);
+  EXPECT_EQ(sft.max_steps, 800);
+  EXPECT_EQ(sft.schedule, "cosine");
+  EXPECT_DOUBLE_EQ(p("sft", "full", true).lr, 5e-4);
+  EXPECT_DOUBLE_EQ(p("sft", "qlora", true).max_grad_norm, 1.0);  // QLoRA's own default is 0.3
+  for (const char* r : {"dpo", "orpo", "kto"}) {
+    RunConfig c = p(r, "lora", true);
+    EXPECT_DOUBLE_EQ(c.lr, 2e-3) << r;
+    EXPECT_EQ(c.batch_size, 8) << r;
+    EXPECT_EQ(c.max_steps, 500) << r;
+    EXPECT_EQ(c.chat_template, "chatml") << r;
+  }
+  RunConfig rw = p("reward", "lora", true);
+  EXPECT_EQ(rw.max_steps, 200);
+  EXPECT_EQ(rw.batch_size, 8);
+  RunConfig dg = p("grpo", "lora", true);
+  EXPECT_DOUBLE_EQ(dg.lr, 5e-4);
+  EXPECT_EQ(dg.max_steps, 300);
+  EXPECT_EQ(dg.num_generations, 8);
+  EXPECT_EQ(dg.batch_size, 8);
+  EXPECT_EQ(dg.max_new_tokens, 12);
+  EXPECT_EQ(dg.schedule, "constant");
+  EXPECT_DOUBLE_EQ(dg.beta, 0.0);
+  RunConfig dp = p("ppo", "lora", true);
+  EXPECT_DOUBLE_EQ(dp.lr, 3e-4);
+  EXPECT_EQ(dp.max_steps, 400);
+  EXPECT_EQ(dp.batch_size, 16);
+  EXPECT_EQ(dp.num_generations, 2);
+  EXPECT_EQ(dp.ppo_epochs, 2);
+  EXPECT_DOUBLE_EQ(dp.beta, 0.05);
+  // The demo's pre-training (full training on plain text) is CPT's demo preset.
+  RunConfig pre = p("cpt", "full", true);
+  EXPECT_EQ(pre.max_seq_len, 64);
+  EXPECT_EQ(pre.batch_size, 32);
+  EXPECT_DOUBLE_EQ(pre.lr, 3e-3);
+  EXPECT_EQ(pre.warmup_steps, 20);
+  EXPECT_EQ(pre.schedule, "constant");
+  EXPECT_FALSE(pre.packing);
+  // Every preset is a valid run once it has a model and data.
+  for (const auto& r : recipe_table())
+    for (const auto& m : r.methods)
+      for (bool demo : {false, true}) {
+        RunConfig c = p(r.name.c_str(), m.c_str(), demo);
+        c.base_model = "m";
+        c.train_data = {"x.jsonl"};
+        EXPECT_NO_THROW(validate_run_config(c, r.name + "/" + m)) << r.name << " " << m << " " << demo;
+      }
+}
+
+TEST(RecipeTable, RowsAreCompleteAndWhatTheyClaim) {
+  std::set<std::string> names;
+  for (const auto& r : recipe_table()) {
+    EXPECT_TRUE(names.insert(r.name).second) << r.name;
+    EXPECT_FALSE(r.label.empty() || r.summary.empty() || r.data_help.empty() || r.methods.empty()) << r.name;
+    EXPECT_TRUE(r.data_kind == "chat" || r.data_kind == "text" || r.data_kind == "preference") << r.name;
+    EXPECT_EQ(r.methods_why.empty(), r.methods.size() == method_table().size()) << r.name;
+    ASSERT_TRUE(r.make) << r.name;
+    EXPECT_TRUE(r.make() != nullptr) << r.name;
+    EXPECT_TRUE(r.reads_kind(r.data_kind)) << r.name;
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"sft", "cpt", "dpo", "orpo", "kto", "reward", "grpo", "ppo"}));
+  try {
+    make_recipe("simpo");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("sft, cpt, dpo, orpo, kto, reward, grpo or ppo"), std::string::npos) << e.what();
+  }
+  // A method the recipe does not train with is refused with the reason.
+  RunConfig c = preset_run_config("reward", "lora");
+  c.base_model = "m";
+  c.train_data = {"x.jsonl"};
+  c.method = "full";
+  try {
+    validate_run_config(c, "run.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("reward trains LoRA or QLoRA adapters, not full (its score head is saved with the adapter)"),
+              std::string::npos) << e.what();
+  }
+  // The memory plan counts a preference example as two sequences and an RL prompt as its completions.
+  ModelConfig m = load_model_config(fixture().model);
+  RunConfig sft = preset_run_config("sft", "lora"), dpo = preset_run_config("dpo", "lora"), grpo = preset_run_config("grpo", "lora");
+  sft.batch_size = 4;
+  dpo.batch_size = 2;
+  grpo.batch_size = 1;
+  grpo.num_generations = 4;
+  const double a = plan_memory(m, sft).activations;
+  EXPECT_DOUBLE_EQ(plan_memory(m, dpo).activations, a);
+  EXPECT_DOUBLE_EQ(plan_memory(m, grpo).activations, a);
 }
 
 TEST(Train, CliTrainWritesRunFolder) {

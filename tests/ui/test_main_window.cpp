@@ -17,6 +17,7 @@
 #include "runs_page.h"
 #include "store/datasets.h"
 #include "store/runs.h"
+#include "train_form.h"
 #include "train_page.h"
 
 namespace {
@@ -260,6 +261,76 @@ class TestMainWindow : public QObject {
     QVERIFY(rp->metricChoices().contains("loss"));
     QVERIFY(!rp->resumeEnabled());  // a completed run does not resume
     QVERIFY2(rp->resumeTip().contains("completed"), qPrintable(rp->resumeTip()));
+  }
+
+  // Method and recipe are two choices: QLoRA + DPO, which the run config always allowed, starts
+  // and completes from the GUI, and the run is recorded as both.
+  void qloraDpoFromTheTrainPage() {
+    const QString ws = work("qlora-dpo");
+    {
+      const std::string pairs = (ws + "/pairs.jsonl").toStdString();
+      std::ofstream f(pairs);
+      for (int i = 0; i < 16; ++i)
+        f << nlohmann::json({{"prompt", "Say number " + std::to_string(i)}, {"chosen", "Number " + std::to_string(i) + "."},
+                             {"rejected", "No."}}).dump() << "\n";
+      f.close();
+      hone::Workspace w(ws.toStdString());
+      if (hone::import_dataset(w, pairs, "pairs", {}).dataset_id <= 0) qFatal("import failed");
+    }
+    hone::ui::MainWindow w(ws);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    auto* tp = w.trainPage();
+    tp->setModelFolder(model_);
+    tp->selectOnlyDataset("pairs");
+    QCOMPARE(tp->form()->recipe(), QString("dpo"));  // the first recipe the preference data trains
+    QVERIFY(tp->form()->selectMethod("qlora"));
+    QVERIFY(!tp->form()->recipeEnabled("sft"));
+    QCOMPARE(QString::fromStdString(tp->config().method), QString("qlora"));
+    QCOMPARE(QString::fromStdString(tp->config().recipe), QString("dpo"));
+    QCOMPARE(tp->config().lora.r, 64);  // QLoRA's own defaults under DPO's learning rate
+    QCOMPARE(tp->config().lr, 5e-5);
+    tp->setMaxSteps(3);
+    QSignalSpy done(tp, &hone::ui::TrainPage::runFinished);
+    QVERIFY(tp->startTraining());
+    QTRY_VERIFY_WITH_TIMEOUT(done.count() == 1, 120000);
+    QCOMPARE(done.last().at(0).toString(), QString("completed"));
+    hone::Workspace db(ws.toStdString());
+    const auto runs = hone::list_runs(db);
+    QCOMPARE(runs.size(), size_t(1));
+    QCOMPARE(QString::fromStdString(runs[0].method), QString("qlora"));
+    QCOMPARE(QString::fromStdString(runs[0].recipe), QString("dpo"));
+    screenshot(w, "train-page-qlora-dpo");
+  }
+
+  // Resume shows the run's own settings in the form, whatever the form held before.
+  void resumeShowsTheRunsOwnSettings() {
+    const QString ws = numbersWorkspace("resume");
+    hone::ui::MainWindow w(ws);
+    auto* tp = readyTrainPage(w);
+    tp->setMaxSteps(100000);
+    QVERIFY(tp->startTraining());
+    QTRY_VERIFY_WITH_TIMEOUT(tp->lossPointCount() >= 2, 120000);
+    tp->job()->cancel();
+    QTRY_VERIFY_WITH_TIMEOUT(!tp->job()->running(), 60000);
+    const hone::RunConfig ran = tp->config();
+    // Another run being prepared: other method, steps, data.
+    QVERIFY(tp->selectMethod("qlora"));
+    tp->setMaxSteps(7);
+    tp->selectDataset("numbers", false);
+    QCOMPARE(tp->config().max_steps, 7);
+    hone::Workspace db(ws.toStdString());
+    const int64_t id = hone::list_runs(db).front().id;
+    QVERIFY(tp->resumeRun(id));
+    const hone::RunConfig shown = tp->config();
+    QCOMPARE(QString::fromStdString(shown.method), QString("lora"));
+    QCOMPARE(shown.max_steps, ran.max_steps);
+    QCOMPARE(shown.lora.r, ran.lora.r);
+    QCOMPARE(QString::fromStdString(shown.name), QString::fromStdString(ran.name));
+    QVERIFY(shown.train_data == std::vector<std::string>{"dataset:numbers"});
+    QTRY_VERIFY_WITH_TIMEOUT(tp->lossPointCount() >= 1, 120000);  // it trains again
+    tp->job()->cancel();
+    QTRY_VERIFY_WITH_TIMEOUT(!tp->job()->running(), 60000);
   }
 
   // A reward model on the pairs, then GRPO and PPO on chat prompts, all started from the Train

@@ -516,6 +516,49 @@ class TestPages : public QObject {
     QCOMPARE(cfg["lr"].get<double>(), 2e-4);
   }
 
+  // "Build the demo model" builds the demo's base and datasets in a job, and on that base the Train
+  // page's settings are the ones `hone-cli demo` trains with (both read the recipe table): the run
+  // configs the CLI recorded match the form's, key for key, but for the steps (shortened here).
+  void demoBuiltInTheAppTrainsWithTheCliDemosSettings() {
+    const QString ws = work("demo-build");
+    hone::ui::MainWindow w(ws);
+    auto* tp = w.trainPage();
+    QVERIFY(tp->demoOffered());
+    tp->buildDemoModel(20);  // 20 pre-training steps: the pipeline, not a learnt base
+    QVERIFY(tp->demoJob()->running());
+    QVERIFY(!tp->startEnabled());
+    QTRY_VERIFY_WITH_TIMEOUT(!tp->demoJob()->running(), 120000);
+    QVERIFY2(tp->statusText().contains("Demo model ready"), qPrintable(tp->statusText()));
+    QVERIFY(!tp->demoOffered());
+    QVERIFY(tp->modelUsable());
+    QVERIFY(tp->startEnabled());
+    const QString base = ws + "/demo/skills-base";
+    QCOMPARE(QDir(QString::fromStdString(tp->config().base_model)).canonicalPath(), QDir(base).canonicalPath());
+    QVERIFY(tp->config().train_data == std::vector<std::string>{"dataset:demo-skills"});
+    for (const auto& [method, data] : std::vector<std::pair<QString, QString>>{{"lora", "demo-skills"}, {"dpo", "demo-preferences"}}) {
+      tp->selectOnlyDataset(data);
+      QVERIFY(tp->selectMethod(method));
+      nlohmann::json form = tp->config().to_json();
+      // The same demo from the command line, on the same cached base (its stamp: seed 0, 20 steps).
+      const QString out = ws + "/cli-" + method + ".json";
+      const QString cmd = QString("%1 demo --workspace '%2' --method %3 --pretrain-steps 20 --steps 2 --json > '%4'")
+                              .arg(HONE_CLI, ws, method, out);
+      QCOMPARE(std::system(cmd.toUtf8().constData()), 0);
+      QFile f(out);
+      QVERIFY(f.open(QIODevice::ReadOnly));
+      QVERIFY2(!f.readAll().contains("pre-training"), "the base the app built is the one the CLI reuses");
+      hone::Workspace db(ws.toStdString());
+      nlohmann::json cli;
+      for (const auto& r : hone::list_runs(db))
+        if (r.name == "demo-" + method.toStdString()) cli = json::parse(r.config);
+      QVERIFY(!cli.is_null());
+      for (auto* j : {&form, &cli})
+        for (const char* k : {"name", "train_data", "max_steps", "base_model"}) j->erase(k);
+      QCOMPARE(QString::fromStdString(form.dump(1)), QString::fromStdString(cli.dump(1)));
+    }
+    screenshot(w, "train-page-demo-built");
+  }
+
   // $HONE_WORKSPACE picks the workspace; a dataset imported by another process appears without a
   // restart; every page is saved as a screenshot.
   void workspaceFromTheEnvironmentAndOutsideChanges() {
