@@ -1,5 +1,6 @@
 // The command table (see commands.h), the usage texts generated from it and the dispatch. A new
 // command is one row here plus its cmd_*.cpp (run function and usage text).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "cli/commands.h"
 
 #include <cstring>
@@ -105,6 +106,19 @@ bool is_help(const char* a) { return !std::strcmp(a, "--help") || !std::strcmp(a
 
 }  // namespace
 
+std::string recipes_markdown() {
+  std::string s = "| recipe | what it trains | data (workspace kind) | methods | its own keys |\n|---|---|---|---|---|\n";
+  for (const auto& r : recipe_table()) {
+    std::string methods, keys;
+    for (const auto& m : r.methods) methods += (methods.empty() ? "" : ", ") + m;
+    if (!r.methods_why.empty()) methods += " (" + r.methods_why + ")";
+    for (const auto& k : r.keys) keys += (keys.empty() ? "`" : ", `") + k.name + "`";
+    s += "| `" + r.name + "` | " + r.label + ": " + r.summary + " | " + r.data_help + " (" + r.data_kind + ") | " + methods +
+         " | " + (keys.empty() ? "none" : keys) + " |\n";
+  }
+  return s;
+}
+
 std::string usage_of(const Command& c) { return fill(c.usage); }
 
 std::string top_level_usage() {
@@ -118,6 +132,7 @@ std::string top_level_usage() {
   }
   s += "\nrecipes (a run config's \"recipe\", docs/run-config.md):\n" + recipe_lines();
   s += "\nmethods (its \"method\"):\n" + method_lines();
+  s += "\n(hone-cli help recipes: the recipes with their data, methods and keys, as a table)\n";
   return s;
 }
 
@@ -137,6 +152,10 @@ int dispatch(int argc, char** argv) {
       return 0;
     }
     std::string want = argv[2];
+    if (want == "recipes") {  // the recipe table as docs/run-config.md shows it
+      std::cout << recipes_markdown();
+      return 0;
+    }
     if (argc > 3 && find_command(want + " " + argv[3])) want += std::string(" ") + argv[3];
     const Command* c = find_command(want);
     if (!c) throw Error("help: no command '" + want + "' (hone-cli --help lists them)");

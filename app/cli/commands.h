@@ -1,6 +1,7 @@
 // hone-cli's command table: each command's name, one-line summary, usage text, options and run
 // function (commands.cpp). The top-level usage, the dispatch, `hone-cli help COMMAND` and every
 // command's --help are generated from it; each command's code and usage text live in its cmd_*.cpp.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>
@@ -28,6 +29,8 @@ const Command* find_command(const std::string& name);
 std::string usage_of(const Command& c);
 // `hone-cli --help`: the commands, recipes and methods.
 std::string top_level_usage();
+// `hone-cli help recipes`: the recipe table in Markdown (docs/run-config.md holds a copy).
+std::string recipes_markdown();
 // Parses argv for the command it names and runs it; the exit code.
 int dispatch(int argc, char** argv);
 

@@ -1,5 +1,6 @@
 // The recipe table (see recipes.h). A new recipe is one row here plus its file (its Recipe class,
 // keys and checks), tests and docs/run-config.md.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/recipes.h"
 
 #include <algorithm>
@@ -48,7 +49,7 @@ Preset demo(J specific, std::map<std::string, J> per_method = {}) {
 const J kExactReward = J::array({{{"type", "exact"}, {"weight", 1.0}}});
 const std::vector<std::string> kAllMethods = {"lora", "qlora", "full"};
 const std::vector<std::string> kAdapterMethods = {"lora", "qlora"};
-const char* kPreferenceData = "preference pairs: prompt/chosen/rejected rows, or candidates labelled on the Label page";
+const char* kPreferenceData = "preference pairs (prompt/chosen/rejected rows, or candidates labelled on the Label page)";
 const char* kChatData = "instruction or chat data";
 
 std::vector<RecipeInfo> make_table() {
@@ -56,13 +57,13 @@ std::vector<RecipeInfo> make_table() {
   auto row = [&](RecipeInfo r) { t.push_back(std::move(r)); };
   // name, label, summary; data kind and its description; pairs, reference, rl; methods and why
   // not the others; keys and check; presets; plot hints; code.
-  row({"sft", "SFT", "instruction tuning: the loss on the assistant's replies of chat or instruction data",
+  row({"sft", "SFT", "instruction tuning, with the loss on the assistant's replies",
        "chat", kChatData, false, false, false, kAllMethods, "", sft_keys(), check_sft,
        {},
        demo({{"lr", 3e-3}, {"batch_size", 16}, {"max_steps", 800}, {"max_grad_norm", 1.0}}, {{"full", {{"lr", 5e-4}}}}),
        {}, make_sft_recipe});
   // On the demo's base, CPT is how its pre-training ran (one document per sequence, a constant rate).
-  row({"cpt", "Continued pre-training", "domain adaptation: the loss on every token of raw text, packed into blocks",
+  row({"cpt", "Continued pre-training", "domain adaptation, with the loss on every token of raw text packed into blocks",
        "text", "a raw-text dataset", false, false, false, kAllMethods, "", cpt_keys(), nullptr,
        {},
        demo({{"max_seq_len", 64}, {"batch_size", 32}, {"lr", 3e-3}, {"warmup_steps", 20}, {"schedule", "constant"},
@@ -74,7 +75,7 @@ std::vector<RecipeInfo> make_table() {
        {{{"lr", 5e-5}}},
        demo({{"lr", 2e-3}, {"batch_size", 8}, {"max_steps", 500}, {"chat_template", "chatml"}}),
        {"rewards/margins", "rewards/accuracies"}, make_dpo_recipe});
-  row({"orpo", "ORPO", "odds-ratio preference optimisation: SFT on the chosen answers plus an odds-ratio term, no reference",
+  row({"orpo", "ORPO", "odds-ratio preference optimisation, SFT on the chosen answers plus an odds-ratio term (no reference)",
        "preference", kPreferenceData, true, false, false, kAllMethods, "", orpo_keys(), check_orpo,
        {{{"lr", 5e-5}}},
        demo({{"lr", 2e-3}, {"batch_size", 8}, {"max_steps", 500}, {"chat_template", "chatml"}}),
@@ -86,7 +87,7 @@ std::vector<RecipeInfo> make_table() {
        demo({{"lr", 2e-3}, {"batch_size", 8}, {"max_steps", 500}, {"chat_template", "chatml"}}),
        {"rewards/chosen", "rewards/rejected", "kl"}, make_kto_recipe});
   // A reward model's score head starts from scratch: SFT-like rates (TRL's LoRA examples use 1e-4).
-  row({"reward", "Reward model", "a Bradley-Terry reward model: a score head on the last token, for PPO, GRPO or ranking",
+  row({"reward", "Reward model", "a Bradley-Terry reward model, a score head on the last token (for PPO, GRPO or ranking)",
        "preference", kPreferenceData, true, false, false, kAdapterMethods, "its score head is saved with the adapter", {},
        nullptr,
        {{{"lr", 1e-4}}},
@@ -94,7 +95,7 @@ std::vector<RecipeInfo> make_table() {
        {"accuracy", "margin"}, make_reward_recipe});
   // GRPO: small steps on a policy that already answers sometimes; no KL by default (TRL's too).
   // The demo samples 64 completions a step: with 4 prompts, seed 0 never found the repeat skill.
-  row({"grpo", "GRPO", "group relative policy optimisation: completions sampled per prompt, scored by rules or a reward model",
+  row({"grpo", "GRPO", "group relative policy optimisation over completions sampled per prompt, scored by rules or a reward model",
        "chat", "prompts (with reference answers) from instruction or chat data", false, false, true, kAdapterMethods,
        "the reference is the adapters switched off", grpo_keys(), check_grpo,
        {{{"lr", 1e-5}, {"beta", 0.0}, {"batch_size", 4}, {"rewards", kExactReward}}},

@@ -1,5 +1,6 @@
 // hone-cli end to end: every command's output against independent references, --help for all,
 // and one clear error line (naming the file) with a non-zero exit for bad input.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
 #include <fstream>
@@ -10,6 +11,7 @@
 #include "common/runtime.h"
 #include "tokenizer/tokenizer.h"
 #include "test_support.h"
+#include "train/run_config.h"
 
 using namespace hone;
 using nlohmann::json;
@@ -72,6 +74,19 @@ TEST(Cli, HelpListsEveryCommandAndRecipe) {
   EXPECT_EQ(cli("dataset").code, 2);  // an action is needed: the usage, and status 2
   const auto bogus = cli("inspect --model x --bogus");
   EXPECT_NE(bogus.err.find("inspect: unknown option --bogus (its options: --model X, --system)"), std::string::npos) << bogus.err;
+}
+
+// docs/run-config.md keeps a copy of `hone-cli help recipes` (the recipe table) and describes
+// every key a run config may hold.
+TEST(Cli, RunConfigDocsFollowTheTables) {
+  const std::string doc = read_file(test::source("docs/run-config.md"));
+  const std::string begin = "<!-- recipes: begin -->\n", end = "<!-- recipes: end -->";
+  const size_t b = doc.find(begin), e = doc.find(end);
+  ASSERT_TRUE(b != std::string::npos && e != std::string::npos);
+  const auto r = cli("help recipes");
+  ASSERT_EQ(r.code, 0);
+  EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), r.out) << "run: hone-cli help recipes";
+  for (const ConfigKey* k : all_config_keys()) EXPECT_NE(doc.find("`" + k->name + "`"), std::string::npos) << k->name;
 }
 
 TEST(Cli, TokenizeMatchesReferenceCases) {
