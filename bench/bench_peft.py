@@ -7,6 +7,7 @@ saying what is missing, when transformers or peft (or bitsandbytes for qlora) is
 
 usage: bench_peft.py --hidden 2048 --layers 16 --heads 32 --kv-heads 8 --ffn 8192 --vocab 128256
                      --seq 512 --batch 4 --rank 16 --steps 6 --method lora|qlora [--bf16] [--tie]"""
+# SPDX-License-Identifier: GPL-3.0-or-later
 import argparse
 import json
 import statistics

@@ -8,6 +8,7 @@ usage: bench_train.py [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--tie] 
                        [--device cpu|cuda] [--bf16]
 --threads 0 keeps PyTorch's default thread count (what a plain script gets). --device cuda trains
 on the GPU (--bf16 under bf16 autocast) and reports peak_gpu_mb (torch.cuda.max_memory_allocated)."""
+# SPDX-License-Identifier: GPL-3.0-or-later
 import argparse
 import contextlib
 import json

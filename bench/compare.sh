@@ -9,6 +9,7 @@
 # usage: bench/compare.sh [BUILD_DIR] [--method lora|full] [--rounds N] [--hone FLAG]... [shape flags...]
 #   shape flags (--preset NAME, --tie, --hidden ..., --seq ...) go to both; each --hone FLAG goes to
 #   hone-cli bench alone (e.g. --hone --base-dtype=f32 --hone --checkpointing).
+# SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
 build=${1:-build}; shift || true
 method=lora

@@ -10,6 +10,7 @@
 # apt-get when missing and this runs as root). No CUDA toolkit: the wheel's libraries are used
 # directly (HONE_TORCH_PREFIX). Environment: PYTHON (default python3), BUILD (build-gpu),
 # SEQ (512), BATCH (4), STEPS (6). Measured budget: well under 8 minutes with the build.
+# SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

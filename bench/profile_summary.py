@@ -3,6 +3,7 @@
 (time inside an op minus the ops it called), largest first, with its share of the traced step.
 
 usage: profile_summary.py FILE [--top N]"""
+# SPDX-License-Identifier: GPL-3.0-or-later
 import json
 import sys
 from collections import defaultdict

@@ -4,6 +4,7 @@
 # whatever the build's prefix), builds, runs CPack, then lintian when it is installed.
 # Prints the .deb's path last.
 # usage: installer/build-package.sh [BUILD_DIR] [OUT_DIR]   (defaults: build-package, BUILD_DIR)
+# SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-package}

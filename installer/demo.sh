@@ -3,6 +3,7 @@
 # base model with Hone's own tokenizer, pre-trains it, fine-tunes it with LoRA on four skills and
 # shows held-out accuracy before and after), then a chat answer from the fine-tuned adapter.
 # usage: installer/demo.sh [BUILD_DIR]
+# SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
 build=${1:-build}
 cli="$build/bin/hone-cli"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package Hone needs to build, run and test (idempotent).
 # Only Debian's archive is used; nothing is fetched from anywhere else.
+# SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
 
 pkgs=(

@@ -2,6 +2,7 @@
 # package (CPack DEB): programs in bin/, the SentencePiece shim in lib/hone/ (where spm_tokenizer
 # looks beside ../lib/hone), the desktop entry, icons, AppStream metadata, man pages and the
 # Debian documentation files. installer/build-package.sh drives it.
+# SPDX-License-Identifier: GPL-3.0-or-later
 include(GNUInstallDirs)
 
 # The programs keep the run path to OpenBLAS's OpenMP build that the build gives them

@@ -2,6 +2,7 @@
 # Hone quick start: installs the Debian packages, builds (Release, ./build), then runs
 #   demo (default): the headless demo (installer/demo.sh), which builds the demo workspace, then
 #                   the desktop app on it when there is a display
+# SPDX-License-Identifier: GPL-3.0-or-later
 
 #   test:           the whole test suite through CTest (everything but the `gpu` label)
 set -euo pipefail

@@ -1,5 +1,6 @@
 // Renders the SVG icons to the committed PNGs (the app and its .deb use PNGs, so Qt SVG is not a
 // run-time dependency). Not part of the build; see README.md here for the command.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <QGuiApplication>
 #include <QImage>
 #include <QPainter>

@@ -1,6 +1,7 @@
 // main() of every core and CLI test executable: picks OpenBLAS's kernel set as the programs do
 // (tune_blas_kernel may re-execute) and
 // threads, then runs GoogleTest.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
 #include "common/runtime.h"

@@ -1,4 +1,5 @@
 // Shared helpers for Hone's tests: paths of test data, temporary folders, running hone-cli.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <signal.h>
 #include <sys/stat.h>

@@ -1,6 +1,7 @@
 // DatasetsPage (see datasets_page.h). Reads for painting go through RowsModel's GUI-thread
 // connection (a page at a time); everything that scans a dataset runs as a Job with its own
 // connection.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "datasets_page.h"
 
 #include <QCheckBox>

@@ -3,6 +3,7 @@
 // bulk delete of a filter's result and undo; statistics with a token-length histogram; and the
 // template preview: a row rendered with a model's chat template, token boundaries shown, the tokens
 // the loss is computed on coloured apart from the masked ones.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QWidget>
 #include <memory>

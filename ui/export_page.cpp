@@ -1,5 +1,6 @@
 // ExportPage (see export_page.h): the form builds an ExportSpec; export_run (core/export) writes and
 // checks on a Job.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "export_page.h"
 
 #include <QCheckBox>

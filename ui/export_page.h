@@ -2,6 +2,7 @@
 // or LoRA adapter) or for Ollama, in the data types each format takes, into a folder; with a size
 // estimate, progress on a worker, and the export check's verdict (green when the reloaded artifact
 // matches the run, red with the reason when not).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QWidget>
 

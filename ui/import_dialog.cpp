@@ -1,5 +1,6 @@
 // ImportDialog (see import_dialog.h). The check reads the whole path on the worker with the same
 // reader the import uses, so the report shown is the report the import would give.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "import_dialog.h"
 
 #include <QCheckBox>

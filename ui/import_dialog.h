@@ -1,6 +1,7 @@
 // Import wizard: a file or folder (picked, typed or dropped), the detected format and kind with a
 // preview of the first rows, an optional field mapping, and the validation report; a click on a
 // problem shows its line in the file. Reading and importing run as jobs with progress and cancel.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QDialog>
 

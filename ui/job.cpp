@@ -1,4 +1,5 @@
 // Job (see job.h). The thread of a finished job is reaped at the next start or in the destructor.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "job.h"
 
 #include <QMutex>

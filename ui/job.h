@@ -2,6 +2,7 @@
 // cancel flag and a progress callback; its result, failure or cancellation come back as queued
 // signals, so the GUI thread never waits. Training, import, statistics, candidate generation and
 // the playground all run through it. Exceptions never escape the worker: they become failed().
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QObject>
 #include <QString>

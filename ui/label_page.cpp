@@ -1,5 +1,6 @@
 // LabelPage (see label_page.h). The queue is the candidates dataset read once (list_candidates) and
 // re-read after each write, so what is shown is always what the store holds.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "label_page.h"
 
 #include <QComboBox>

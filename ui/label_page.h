@@ -4,6 +4,7 @@
 // original is kept), N note, Ctrl+Z undo, arrows move. Rows with one response are rated up (1/A)
 // or down (2/B/X) for KTO. Every verdict is written at once. "Generate candidates" samples new
 // rows in the background; "Train DPO on these" opens the Train page on the dataset.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QWidget>
 

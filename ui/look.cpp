@@ -1,4 +1,5 @@
 // Look and helpers (see look.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "look.h"
 
 #include <QAbstractSpinBox>

@@ -1,6 +1,7 @@
 // The app's shared look and small GUI helpers: Fusion style with a dark palette when the desktop's
 // is dark, a monospace font for tokens and code, fields that take the mouse wheel only when focused,
 // and a guard that turns an exception from a store call into a message instead of a crash.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QDialogButtonBox>
 #include <QFont>

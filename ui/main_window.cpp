@@ -1,5 +1,6 @@
 // Main window shell: pages, workspace handling (open, new, recent, $HONE_WORKSPACE), settings and
 // window state in QSettings, drag and drop of datasets, change polling and the quit prompt.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "main_window.h"
 
 #include <QApplication>

@@ -3,6 +3,7 @@
 // the versions of Qt, libtorch, the device, BLAS and threads; datasets dropped on the window are
 // imported; pages follow changes other processes make to the workspace; quitting while jobs run
 // asks, then cancels them without blocking.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QMainWindow>
 #include <memory>

@@ -1,5 +1,6 @@
 // PlaygroundPage (see playground_page.h). Each side owns its loaded model (kept while its source is
 // unchanged) and a Job; streamed text arrives through the job's progress signal.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "playground_page.h"
 
 #include <QCheckBox>

@@ -2,6 +2,7 @@
 // tokens streaming in on workers with the same seed and sampling settings on both sides; chat mode
 // keeps each side's conversation in the model's template; Stop ends both; a conversation, or a
 // corrected answer, is saved as a row of a chat dataset.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QWidget>
 #include <memory>

@@ -1,5 +1,6 @@
 // RowEditor (see row_editor.h). The form and the JSON tab edit the same row; switching tabs carries
 // the edit across. Fields whose value is not plain text (a conversational prompt) stay in JSON.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "row_editor.h"
 
 #include <QComboBox>

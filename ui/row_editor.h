@@ -1,6 +1,7 @@
 // Row editor: a chat row as a list of messages (role and text; add, remove, move up and down), a
 // preference row as prompt / chosen / rejected, a candidates row as prompt and responses, a text row
 // as text, and any row as its JSON. The result is validated by the core before it is accepted.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QDialog>
 #include <string>

@@ -1,5 +1,6 @@
 // RowsModel (see rows_model.h). A page read is one indexed query of 256 rows (about a millisecond),
 // which keeps every paint on the GUI thread short however large the dataset is.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "rows_model.h"
 
 #include <nlohmann/json.hpp>

@@ -1,6 +1,7 @@
 // Table model over a dataset's rows in SQLite with lazy paging: pages of 256 rows are read on demand
 // by position (an indexed range query) and kept in a small LRU cache, so a 1M-row dataset scrolls
 // without loading it. A filter shows only given positions (search results from a worker).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QAbstractTableModel>
 #include <QHash>

@@ -1,5 +1,6 @@
 // The run view (see run_view.h): the plots follow the steps TrainJob reports; replots are queued,
 // so a burst of steps costs one repaint.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "run_view.h"
 
 #include <QLabel>

@@ -1,6 +1,7 @@
 // The Train page's view of the run in progress: progress bar, status line, live plots (loss raw,
 // smoothed and held-out; learning rate; gradient norm; the recipe's own metrics from its plot
 // hints) and the log. It only shows what TrainJob reports.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QMap>
 #include <QStringList>

@@ -1,5 +1,6 @@
 // Runs page over the store (store/runs.h). Metric series of a few runs are small queries, read on
 // the GUI thread when the selection changes.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "runs_page.h"
 
 #include "runs/run_launcher.h"

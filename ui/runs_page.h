@@ -1,6 +1,7 @@
 // Runs page: the workspace's runs in a sortable, filterable table; several selected runs overlay
 // one metric (legend per run, smoothing, log scale, x = step / tokens / time); the config keys
 // that differ; PNG and CSV export; resume, rename, annotate, delete; "copy as command".
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QWidget>
 

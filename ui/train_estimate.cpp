@@ -1,4 +1,5 @@
 // The estimate and advisor panel (see train_estimate.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train_estimate.h"
 
 #include <unistd.h>

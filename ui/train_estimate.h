@@ -2,6 +2,7 @@
 // `hone-cli train --dry-run` prints) with what would fit when it will not, the time at this
 // machine's measured GEMM rate, and the fine-tuning advisor (prompting, RAG or fine-tuning, from
 // the data's size and the user's goals). All of it computed from the form's RunConfig.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QWidget>
 

@@ -1,4 +1,5 @@
 // The Train page's form over a RunConfig (see train_form.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train_form.h"
 
 #include <QAbstractSpinBox>

@@ -4,6 +4,7 @@
 // DPO, ...) are two choices, offered as the recipe table allows (train/recipes.h); a recipe's own
 // fields show when the recipe reads their keys. Fields the form has no widget for keep the values
 // of the config it was last given.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QWidget>
 #include <vector>

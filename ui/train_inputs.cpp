@@ -1,5 +1,6 @@
 // The model and datasets of the Train page's form (see train_inputs.h). Only config.json and
 // tokenizer_config.json are read on the GUI thread (small files); the dataset list is one query.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train_inputs.h"
 
 #include <QDir>

@@ -1,6 +1,7 @@
 // What a run trains on, the top of the Train page's form: the base model folder with its summary
 // (refused with the reason when training could not use it; the demo model offered when the
 // workspace has none) and the workspace datasets to tick, each with its kind and rows.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QStringList>
 #include <QWidget>

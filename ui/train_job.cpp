@@ -1,6 +1,7 @@
 // TrainJob: the worker thread opens its own workspace connection (SQLite connections stay on
 // one thread) and starts or resumes the run through the launcher hone-cli uses (runs/run_launcher.h);
 // several processes run as `hone-cli launch`, whose event lines are read with the core's decoder.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train_job.h"
 
 #include "job.h"

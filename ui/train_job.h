@@ -1,6 +1,7 @@
 // The GUI's handle on one training run: runs the core's train() as a Job (job.h), records it in
 // the workspace, and turns the core's progress callback into queued Qt signals. Pause, resume and
 // cancel are flags the callback reads; the GUI thread never waits on training.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QMetaType>
 #include <QObject>

@@ -1,6 +1,7 @@
 // Train page (see train_page.h): composes the form, the estimate and the run view, and starts,
 // pauses, cancels and resumes runs through TrainJob. Workspace datasets travel in the run config as
 // "dataset:NAME".
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train_page.h"
 
 #include <QDir>

@@ -2,6 +2,7 @@
 // hyper-parameters), its estimate and advisor (train_estimate.h), and the run view with Start /
 // Pause / Cancel (run_view.h). Starting hands the form's RunConfig to TrainJob; Resume shows the
 // recorded run's own settings in the form. Building the demo model is a job of its own.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QString>
 #include <QStringList>

@@ -1,4 +1,5 @@
 // hone-cli argument parsing.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "cli/args.h"
 
 #include "common/error.h"

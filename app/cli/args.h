@@ -1,6 +1,7 @@
 // Command-line parsing for every hone-cli command: --key value (or --key=value) options and --flag
 // switches as the command table declares them (commands.h); an unknown option is an error that
 // names it and lists the command's own.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <map>

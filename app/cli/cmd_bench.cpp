@@ -1,6 +1,7 @@
 // hone-cli bench: trains a Llama-shaped model on random tokens and reports tokens/s (median step),
 // model FLOPs utilisation against the fp32 GEMM peak measured in this process, peak memory and
 // the bytes held by frozen linear weights. bench/bench_train.py is the PyTorch counterpart.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/cuda.h>

@@ -1,6 +1,7 @@
 // hone-cli bench store: the workspace store's speed targets in one run, on a scratch workspace:
 // import of 100k Alpaca rows, a 1,000-row page read from a 1M-row dataset, and the cost of
 // recording metrics against a real training step of a small model.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <unistd.h>
 
 #include <algorithm>

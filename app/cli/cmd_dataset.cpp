@@ -1,4 +1,5 @@
 // hone-cli dataset: import, list, show, validate, stats and export workspace datasets.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <iostream>
 #include <nlohmann/json.hpp>
 

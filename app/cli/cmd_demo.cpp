@@ -2,6 +2,7 @@
 // HF layout and pre-trains it on plain text in which four skills appear ("upper mfog.\n==> answer:\nMFOG"),
 // measures held-out exact match when the skills are asked for in chat form, fine-tunes with
 // LoRA / QLoRA / full on instruction data, and measures again.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <chrono>
 #include <iostream>
 #include <map>

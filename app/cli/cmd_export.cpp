@@ -1,6 +1,7 @@
 // hone-cli export: what a run produced, as a PEFT adapter folder, a merged Hugging Face model, GGUF
 // (model or LoRA adapter) or an Ollama Modelfile with its GGUF, followed by the export check (the
 // artifact reloaded and compared with base + adapter). hone-cli gguf: what a GGUF file holds.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <iostream>
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,6 @@
 // hone-cli inspect: a model folder's architecture, sizes, dtype, tokenizer and chat template, or
 // this machine's device, libtorch, BLAS and threads. Reads only headers: no weights are loaded.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>

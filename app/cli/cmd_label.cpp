@@ -1,6 +1,7 @@
 // hone-cli label: candidate pairs for preference labelling. generate samples responses to each
 // prompt of a dataset with a model (or a run's output) and stores them as a candidates dataset;
 // list / set / edit label them; export writes DPO pairs and KTO ratings.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <signal.h>
 #include <unistd.h>
 

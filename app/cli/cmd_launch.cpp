@@ -2,6 +2,7 @@
 // would give them (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT), for
 // users without Python. Forwards stop signals to every rank, reports a rank that dies in one line
 // naming it, and stops the rest if they do not follow within a grace period.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>

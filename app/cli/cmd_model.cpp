@@ -1,4 +1,5 @@
 // hone-cli score / generate / init-model: commands that run or create a model.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <torch/cuda.h>
 
 #include <chrono>

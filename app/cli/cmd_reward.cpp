@@ -1,5 +1,6 @@
 // hone-cli reward score: what a trained reward model (a run of recipe "reward") says of a text, of
 // a prompt and response, or of every pair of a preference dataset (with the share ranked right).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <iostream>
 #include <nlohmann/json.hpp>
 

@@ -1,4 +1,5 @@
 // hone-cli runs: list, show, compare and resume the runs recorded in a workspace.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <unistd.h>
 
 #include <chrono>

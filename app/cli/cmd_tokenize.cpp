@@ -1,5 +1,6 @@
 // hone-cli tokenize: token ids of a text, as one JSON object on stdout; hone-cli template: a
 // conversation rendered with a model's chat template, with its ids and assistant mask.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <iostream>
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,6 @@
 // hone-cli train: runs one training run from its JSON config, with a progress bar on a terminal
 // or JSON lines (--json), writing the adapter/model and checkpoints into the run's folder.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <signal.h>
 #include <unistd.h>
 

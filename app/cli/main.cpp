@@ -1,5 +1,6 @@
 // hone-cli: the headless front end of Hone. Dispatches through the command table (commands.h);
 // every failure becomes one line on stderr naming the file and the problem, and a non-zero exit code.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <c10/util/Exception.h>
 
 #include <cstring>

@@ -1,6 +1,7 @@
 // hone: the desktop app. Opens the main window on a workspace (argument or --workspace, else
 // $HONE_WORKSPACE, else the last one, else the default/demo workspace), on the page --open names. `hone --bench-ui` measures how long the event loop ever stalls
 // while a run trains from the Train page (target < 100 ms), and prints one JSON line.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <QApplication>
 #include <QDir>
 #include <QScrollBar>

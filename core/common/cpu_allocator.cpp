@@ -1,5 +1,6 @@
 // The CPU allocator (see cpu_allocator.h): small blocks from malloc, large ones from mmap with a
 // least-recently-freed cache of bounded size, keyed by size class.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/cpu_allocator.h"
 
 #include <c10/core/Allocator.h>

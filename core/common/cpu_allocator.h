@@ -8,6 +8,7 @@
 // unmapped when freed, except for a bounded cache of freed blocks that later allocations of the
 // same size class reuse: a step allocates the same sizes layer after layer and step after step,
 // so the cache is hit almost always and pages are rarely faulted in twice.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -3,6 +3,7 @@
 // open/write/mkdir/vfork/execv and glibc's backtrace, preloaded at install. Not fork(): glibc's fork
 // runs its atfork handlers, which take every malloc arena lock, so a signal that lands while the
 // training thread is inside malloc deadlocked the dying process (a CI run hung on it for an hour).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/crash.h"
 
 #include <execinfo.h>

@@ -1,5 +1,6 @@
 // Fatal-signal handling: a crash (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT) writes a report file
 // into the workspace and has the run in progress marked interrupted, so that it can be resumed.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>

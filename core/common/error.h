@@ -1,4 +1,5 @@
 // Error type of the core: one message that names the file, line, row or tensor at fault.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <stdexcept>
 #include <string>

@@ -1,4 +1,5 @@
 // File helpers: whole-file reads, atomic writes, read-only memory maps (POSIX).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/files.h"
 
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 // File helpers: whole-file reads, atomic writes (temp + rename), read-only memory maps.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstddef>
 #include <cstdint>

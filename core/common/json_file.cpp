@@ -1,4 +1,5 @@
 // JSON file reading with the file named in errors.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/json_file.h"
 
 #include "common/error.h"

@@ -1,4 +1,5 @@
 // Reading a JSON file whose parse errors name the file.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>

@@ -1,5 +1,6 @@
 // Runtime set-up. Debian's libtorch runs single-threaded unless told (platform-notes §2) and is
 // 40x slower on the reference BLAS (§1), so both are set and reported explicitly.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/runtime.h"
 
 #include "common/cpu_allocator.h"

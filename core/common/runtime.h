@@ -1,4 +1,5 @@
 // Process-wide runtime set-up and facts: intra-op threads, BLAS in use, device, versions.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 

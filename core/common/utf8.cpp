@@ -1,4 +1,5 @@
 // UTF-8 helpers (strict: no overlongs, no surrogates, max U+10FFFF).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/utf8.h"
 
 namespace hone {

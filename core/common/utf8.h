@@ -1,4 +1,5 @@
 // UTF-8 helpers: validation, code point decoding and encoding.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -1,5 +1,6 @@
 // Example readers on top of read_dataset: same formats and checks as a workspace import, but a
 // training run takes all or nothing, so the first error is thrown.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "data/examples.h"
 
 #include <nlohmann/json.hpp>

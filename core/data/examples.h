@@ -1,6 +1,7 @@
 // Training examples for the recipes: conversations for instruction tuning and documents for
 // continued pre-training, read through the dataset reader (data/records.h). The first problem in a
 // file stops the run before any training, naming the file, line and field.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 #include <vector>

@@ -1,4 +1,5 @@
 // Preference pairs and ratings (see pairs.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "data/pairs.h"
 
 #include <nlohmann/json.hpp>

@@ -1,6 +1,7 @@
 // Preference data for the alignment recipes: pairs (prompt, chosen, rejected) for DPO and ORPO, and
 // unpaired ratings (prompt, completion, desirable) for KTO, read with every problem named by file
 // and line, and tokenized with the loss mask on the completion only (the prompt is masked).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>

@@ -2,6 +2,7 @@
 // Alpaca {instruction, input?, output, system?}; ShareGPT {conversations: [{from, value}]};
 // messages {messages: [{role, content}]}; {prompt, completion}; preference {prompt?, chosen,
 // rejected} with strings or message lists; raw text {text}.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "data/records.h"
 
 #include <algorithm>

@@ -3,6 +3,7 @@
 // .txt/.md, or a folder of those; rows as Alpaca, ShareGPT, OpenAI messages, prompt/completion,
 // preference pairs (TRL's string and conversational forms), raw text, or candidates (a prompt and
 // the responses a labeller chooses between: {"prompt", "responses": [...]}).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>

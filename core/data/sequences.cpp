@@ -1,5 +1,6 @@
 // Sequence building. A conversation whose first assistant token would fall past max_len is
 // dropped (it would train nothing); longer ones are truncated at max_len.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "data/sequences.h"
 
 #include "common/error.h"

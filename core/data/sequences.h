@@ -1,5 +1,6 @@
 // Token sequences for training: conversations rendered with the chat template (loss mask on
 // assistant tokens, or on all), and raw documents packed into fixed-length blocks with EOS between.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>

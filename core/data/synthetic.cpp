@@ -1,5 +1,6 @@
 // Synthetic skills. Train and test words differ (a hash of the word decides its split), so the
 // test accuracy counts only inputs the model never saw.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "data/synthetic.h"
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 // Synthetic skills for the demo: small tasks a few-million-parameter model can learn on a CPU in
 // minutes, with held-out inputs so that exact-match accuracy measures generalisation.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>

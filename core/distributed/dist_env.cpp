@@ -1,4 +1,5 @@
 // Distributed environment from launcher variables (see dist_env.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "distributed/dist_env.h"
 
 #include <arpa/inet.h>

@@ -1,4 +1,5 @@
 // c10d process group over Gloo (see process_group.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "distributed/process_group.h"
 
 #include <signal.h>

@@ -1,6 +1,7 @@
 // A c10d process group for data-parallel training: a TCPStore rendezvous at MASTER_ADDR:MASTER_PORT
 // (rank 0 hosts it) and ProcessGroupGloo for the collectives on CPU tensors. Collectives that wait
 // longer than the timeout throw, so a lost rank stops the others instead of hanging them.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

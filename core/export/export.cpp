@@ -1,6 +1,7 @@
 // export_run / check_export (see export.h). The reference is always the run as Hone trains and
 // serves it (train/run_output: base + adapter, NF4 for QLoRA); the exported artifact is reloaded
 // from disk through the core and compared with it position by position.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "export/export.h"
 
 #include <algorithm>

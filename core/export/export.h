@@ -3,6 +3,7 @@
 // generation_config.json whose EOS ids include the template's end-of-turn tokens); GGUF for
 // llama.cpp (the merged model, or a LoRA adapter GGUF with its base); and an Ollama Modelfile.
 // Every export is followed by the export check. Torch-free header: the CLI and the GUI use it.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <functional>

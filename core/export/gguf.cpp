@@ -1,5 +1,6 @@
 // GGUF byte layer (see gguf.h): little-endian throughout; strings are u64 length + bytes; tensor
 // dims innermost first; data offsets relative to the aligned data section.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "export/gguf.h"
 
 #include <algorithm>

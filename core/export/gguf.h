@@ -1,6 +1,7 @@
 // GGUF files (llama.cpp's format, hf-compat.md §8) at the byte level: a streaming atomic writer, a
 // validating memory-mapped reader, and the F32 / F16 / BF16 / Q8_0 encodings. No torch: the model
 // side (names, Q/K order, tokenizer metadata) is in gguf_model.h.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -1,5 +1,6 @@
 // CausalLM <-> GGUF (see gguf_model.h). Every layout change is written once as a pair of functions
 // (to_gguf / from_gguf) so that the check's reload is exactly the inverse of the export.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "export/gguf_model.h"
 
 #include <ATen/ATen.h>

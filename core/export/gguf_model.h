@@ -2,6 +2,7 @@
 // the interleaved Q/K row order of arch "llama", Gemma's norms stored as 1 + w, llama3 RoPE
 // factors; the LoRA adapter GGUF (alpha folded so that llama.cpp's alpha/r is the trained scale);
 // and the reverse direction, which the export check uses to reload what was written.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 #include <vector>

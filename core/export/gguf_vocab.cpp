@@ -1,5 +1,6 @@
 // Tokenizer metadata for GGUF (see gguf_vocab.h). Token types are llama.cpp's: NORMAL 1, UNKNOWN 2,
 // CONTROL 3, USER_DEFINED 4, UNUSED 5, BYTE 6.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "export/gguf_vocab.h"
 
 #include <algorithm>

@@ -2,6 +2,7 @@
 // byte-level BPE (tokenizer.json) as "gpt2" with merges and the pre-tokenizer name llama.cpp knows it
 // by; SentencePiece (tokenizer.model, or a SentencePiece-style tokenizer.json with byte fallback) as
 // "llama" with scores and token types. Torch-free.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>

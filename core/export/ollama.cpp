@@ -1,6 +1,7 @@
 // Modelfile text (see ollama.h). Each template mirrors a case of render_chat in
 // tokenizer/chat_template.cpp, minus the BOS that llama.cpp adds on its own when add_bos is set
 // (writing it in the template too gives the doubled-BOS prompts users report after export).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "export/ollama.h"
 
 #include <algorithm>

@@ -1,6 +1,7 @@
 // Ollama Modelfiles for exported GGUF files: FROM (and ADAPTER), a TEMPLATE in Ollama's Go template
 // syntax that renders conversations exactly as the chat format Hone trained with, and a stop
 // parameter for every end-of-turn token. Torch-free.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 #include <vector>

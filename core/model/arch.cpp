@@ -1,4 +1,5 @@
 // Architecture quirks table (hf-compat.md §2).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/arch.h"
 
 namespace hone {

@@ -1,5 +1,6 @@
 // The one table of Llama-family architecture quirks, keyed by config.json "model_type".
 // Everything that differs between Llama, Mistral, Qwen2, Qwen3, Gemma 1/2/3 and Phi-3 is a column here.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 #include <vector>

@@ -1,4 +1,5 @@
 // The frozen linear layer over oneDNN GEMMs and the base_dtype policy (see bf16_gemm.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/bf16_gemm.h"
 
 #include "common/error.h"

@@ -4,6 +4,7 @@
 // oneDNN's fp32 rate and 4x OpenBLAS's, measured on the 2-core EPYC), so only the operands are
 // rounded, never the products or the output. Without that unit the weight is widened to fp32
 // per call: same memory saving, fp32 speed.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -3,6 +3,7 @@
 // scores. Backward, per block: s and p recomputed, dV += p^T dO, dP = dO V^T,
 // dS = p * (dP - rowsum(p * dP)) (times 1 - tanh^2 under soft-capping), dQ = dS K * scale,
 // dK += dS^T Q * scale.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/blocked_attention.h"
 
 #include <torch/autograd.h>

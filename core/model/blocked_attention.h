@@ -2,6 +2,7 @@
 // backward: each block's scores and probabilities exist only while that block is computed, and
 // backward recomputes them block by block (as FlashAttention does, here with ATen GEMMs on the
 // CPU). Keys past a block's last causal position are skipped. Exact against softmax(q k^T) v.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,5 +1,6 @@
 // Model folder loading and saving. Untrusted input: shard names in the index must be plain file
 // names in the folder; every expected tensor must be present once with the exact shape.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/checkpoint.h"
 
 #include <dirent.h>

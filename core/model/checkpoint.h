@@ -1,5 +1,6 @@
 // Hugging Face model folders: config.json + model.safetensors (or shards + index).
 // Loading validates every tensor's name, shape and dtype; saving writes the same layout back.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <map>
 #include <string>

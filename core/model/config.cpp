@@ -1,4 +1,5 @@
 // config.json parsing with the defaults of transformers' Llama/Mistral/Qwen2/Gemma configs.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/config.h"
 
 #include <cmath>

@@ -1,4 +1,5 @@
 // ModelConfig: the fields of a Hugging Face config.json that the decoder needs, validated.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>

@@ -1,6 +1,7 @@
 // oneDNN matmul for fp32 and bf16-operand GEMMs with fp32 output (see cpu_gemm.h). ATen's own
 // bf16 matmul writes a bf16 result (3e-3 relative error against fp32 arithmetic on the same
 // rounded operands, measured); oneDNN's bf16 x bf16 -> f32 matmul is 4e-7.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/cpu_gemm.h"
 
 #include "model/fused_cpu.h"

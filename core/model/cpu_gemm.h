@@ -4,6 +4,7 @@
 // where oneDNN's AVX-512 kernels reach 320-390 in fp32 and 710-760 with bf16 operands (measured,
 // square 1024-2048 and the Qwen2.5-0.5B layer shapes); on an AVX2-only Zen 3 oneDNN's fp32 kernels
 // still beat it (a LoRA step 27% faster). Below AVX2, ATen's own GEMM is used.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,6 +1,7 @@
 // Llama-family decoder forward pass, following transformers' modeling_{llama,mistral,qwen2,gemma}
 // semantics: RMSNorm in fp32, rotate-half RoPE, GQA by repeating k/v heads, softmax in fp32,
 // additive mask with the dtype's lowest value (so fully padded rows stay finite).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/decoder.h"
 
 #include "model/blocked_attention.h"

@@ -1,5 +1,6 @@
 // The Llama-family decoder (Llama, Mistral, Qwen2, Gemma) as libtorch modules whose parameter
 // names are exactly the Hugging Face tensor names ("model.layers.0.self_attn.q_proj.weight").
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>

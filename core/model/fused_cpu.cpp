@@ -1,6 +1,7 @@
 // Fused fp32 CPU kernels (see fused_cpu.h). Loops run over rows on ATen's thread pool; the inner
 // loops are plain enough for the compiler to vectorise. The cross entropy's exponentials stay in
 // ATen's softmax; SwiGLU's use common/fast_math.h.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/fused_cpu.h"
 
 #include <ATen/Parallel.h>

@@ -2,6 +2,7 @@
 // and next-token cross entropy, each an autograd function with a hand-written backward. The
 // ATen compositions they replace make 5-10 passes over their tensor each way; these make 1-3.
 // Callers fall back to the ATen ops for other dtypes and devices (fused_cpu_applies).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,5 +1,6 @@
 // Which GEMMs this machine runs (oneDNN or ATen/BLAS, fp32 and bf16) and how fast, without
 // torch headers, for the desktop pages (Qt's `slots` macro breaks them). See model/cpu_gemm.h.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,5 +1,6 @@
 // Generation. Processing order follows transformers: repetition penalty, temperature, top-k,
 // top-p, then sample (or argmax when temperature is 0).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/generate.h"
 
 #include <ATen/CPUGeneratorImpl.h>

@@ -1,5 +1,6 @@
 // Autoregressive generation over the KV cache: greedy or sampled (temperature, top-k, top-p),
 // repetition penalty, seed, stop tokens, and a streaming callback that can stop early.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -1,4 +1,5 @@
 // Linear layer with NF4 base storage and a LoRA branch.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/linear.h"
 
 #include <cmath>

@@ -1,5 +1,6 @@
 // The decoder's linear layer: a dense or NF4-quantized base weight, plus an optional LoRA branch
 // (PEFT semantics) that can be switched off (the DPO reference model) or merged into the weight.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>

@@ -1,6 +1,7 @@
 // NF4 quantization. Codes: nearest of the 16 NormalFloat values to w/absmax (bucketize against
 // the midpoints). Double quantization: absmax - mean(absmax) stored as int8 with one fp32 scale
 // per 256 blocks: 4 + 8/64 + 32/(64*256) ~= 4.127 bits per weight.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/nf4.h"
 
 #include "model/cpu_gemm.h"

@@ -1,5 +1,6 @@
 // NF4 storage for frozen weights (QLoRA): 4-bit NormalFloat codes in blocks of 64 with a
 // double-quantized per-block absmax (hf-compat.md §5), and block-wise dequantization.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -2,6 +2,7 @@
 // to bf16 for each GEMM, as bitsandbytes does with a bf16 compute dtype, and the product runs on the
 // CPU's bf16 unit with fp32 accumulation (model/bf16_gemm.h). Nothing but the codes is kept for
 // backward, which dequantizes again.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,4 +1,5 @@
 // Reward model head and loss (see reward_head.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/reward_head.h"
 
 #include <ATen/CPUGeneratorImpl.h>

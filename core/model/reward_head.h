@@ -2,6 +2,7 @@
 // hidden state at each sequence's last real token times a score head `score.weight` [1, H]. The
 // head is registered on the CausalLM as module "score", so that it trains, checkpoints and saves
 // with the adapters (PEFT's modules_to_save: "base_model.model.score.weight", task_type SEQ_CLS).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,5 +1,6 @@
 // RoPE: inv_freq = 1/theta^(2i/d); llama3 scaling per hf-compat.md §2; computed in fp32 like
 // transformers so that NLL matches to 1e-4.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/rope.h"
 
 #include <cmath>

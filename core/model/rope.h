@@ -1,4 +1,5 @@
 // Rotary position embedding tables (rotate-half convention of Hugging Face checkpoints).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,6 +1,7 @@
 // safetensors reader/writer. Validation follows the format's own rules (hf-compat.md §1):
 // header size cap, unique keys, known dtypes, offsets contiguous from 0 with no holes or
 // overlaps, last end == buffer length, end-begin == numel * dtype size.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/safetensors.h"
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 // safetensors files: a validating, memory-mapped reader and a streaming atomic writer.
 // Byte-level only (no torch): checkpoint.cpp turns entries into tensors.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <map>

@@ -1,6 +1,7 @@
 // Seeded dropout: a counter-based mask (two rounds of MurmurHash3's 32-bit finalizer over the
 // element's index and the seed), made again wherever it is needed instead of being stored. The
 // hash runs 8 lanes at a time on AVX2 CPUs (the same bits as the scalar loop, which is the rest).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/seeded_dropout.h"
 
 #include <ATen/CPUGeneratorImpl.h>

@@ -3,6 +3,7 @@
 // input kept, per adapted layer, the dropped copy of the input and the mask (two [T, in] tensors):
 // about 42 MB a layer at T 512 on the Qwen2.5-0.5B shape, 1 GB over 24 layers, with the default
 // lora.dropout of 0.05. With the seed, the adapter keeps only the input it already had.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,4 +1,5 @@
 // PPO's value head (see value_head.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/value_head.h"
 
 #include "common/error.h"

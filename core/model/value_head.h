@@ -5,6 +5,7 @@
 // same frozen base ("adapter", model/linear.h), a separate value model as in TRL's PPOv2. A saved
 // adapter keeps the head and the critic apart, in value_head.safetensors, so that PEFT and the
 // exports load the policy adapter unchanged.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

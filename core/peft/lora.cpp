@@ -1,5 +1,6 @@
 // LoRA attachment and PEFT adapter files. PEFT keys: "base_model.model.<module>.lora_A.weight"
 // [r, in] and "...lora_B.weight" [out, r]; our module names are already the HF ones.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "peft/lora.h"
 
 #include <ATen/CPUGeneratorImpl.h>

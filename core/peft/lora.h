@@ -1,6 +1,7 @@
 // LoRA over a CausalLM as PEFT does it: which projections get adapters, freezing the base,
 // switching adapters off (DPO reference), merging, QLoRA's NF4 base, and PEFT adapter files
 // (adapter_config.json + adapter_model.safetensors with PEFT's key names and shapes).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 #include <vector>

@@ -1,5 +1,6 @@
 // LoRA hyper-parameters, in a header of their own so that run configs (and the GUI, which never
 // sees torch headers) can hold them without pulling in the model.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,5 +1,6 @@
 // The demo's base model and datasets (see demo.h). Pre-training is the table's cpt recipe with its
 // demo preset (train/recipes.cpp), full training of a freshly initialised model.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "runs/demo.h"
 
 #include <filesystem>

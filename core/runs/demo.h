@@ -2,6 +2,7 @@
 // tokenizer, pre-trained on synthetic plain text until it has four skills, and its datasets
 // (chat instructions for the skills, preference pairs of right and wrong answers). `hone-cli demo`
 // and the desktop app's "Build the demo model" both build it here. Torch-free.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <functional>

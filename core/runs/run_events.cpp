@@ -1,4 +1,5 @@
 // Training events as JSON lines (see run_events.h): each encoder and its decoder.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "runs/run_events.h"
 
 #include <cmath>

@@ -2,6 +2,7 @@
 // train --json`, `runs resume --json` and the demo print them; the desktop app reads them back from
 // `hone-cli launch` (several processes). Each encoder's decoder sits beside it, and a test holds
 // them to each other. Torch-free.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <nlohmann/json.hpp>

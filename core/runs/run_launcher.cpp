@@ -1,5 +1,6 @@
 // Run launcher (see run_launcher.h). The run record is created from the session's on_ready hook:
 // by then the model, tokenizer, data and settings have all been read and checked.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "runs/run_launcher.h"
 
 #include <ctime>

@@ -1,6 +1,7 @@
 // One way to start or resume a recorded run, used by `hone-cli train`, `hone-cli runs resume`, the
 // demo and the GUI, so that they cannot drift apart. Everything is validated (model files, data
 // kind, settings, the data itself) before a run record exists: a mistake leaves no failed run.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <functional>
 #include <string>

@@ -1,5 +1,6 @@
 // Run recording: the lock makes a dead process detectable; metrics are flushed at every
 // checkpoint so that a resumed run never lacks the points before its checkpoint.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "runs/run_recorder.h"
 
 #include <cmath>

@@ -1,5 +1,6 @@
 // Records one training run in the workspace as it happens: status, metrics in batches, checkpoints
 // and the result. The run launcher (runs/run_launcher.h) drives it for every front end.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <memory>
 #include <string>

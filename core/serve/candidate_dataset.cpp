@@ -1,4 +1,5 @@
 // make_candidate_dataset (see candidate_dataset.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "serve/candidate_dataset.h"
 
 #include <unistd.h>

@@ -1,5 +1,6 @@
 // Torch-free entry point that samples candidate responses to a dataset's prompts and stores them as
 // a new candidates dataset for labelling; shared by `hone-cli label generate` and the Label page.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <functional>

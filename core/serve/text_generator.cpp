@@ -1,5 +1,6 @@
 // TextGenerator (see text_generator.h): run-output loader + chat template + KV-cache generation,
 // decoding incrementally so a caller can stream text (an incomplete UTF-8 character is held back).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "serve/text_generator.h"
 
 #include <chrono>

@@ -1,6 +1,7 @@
 // Torch-free handle on a model that answers conversations, for the desktop app's Playground and
 // any caller that must not include torch headers (platform-notes §5): a base model, optionally with
 // a PEFT adapter or what a run produced, its chat template, and streaming sampled replies.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -1,6 +1,7 @@
 // Dataset storage. Rows keep dense positions so that a page is a range scan on
 // (dataset_id, position); inserting or deleting in the middle shifts the positions after it.
 // Every edit writes a revision (before/after JSON) so that undo can invert it.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/datasets.h"
 
 #include <algorithm>

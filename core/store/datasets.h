@@ -1,6 +1,7 @@
 // Datasets in the workspace: import (one transaction), paged reads, edits with undo through stored
 // revisions, search, preference labels, a seeded train/validation split, statistics and export to
 // the JSONL forms TRL and Axolotl read.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <functional>

@@ -1,4 +1,5 @@
 // Candidate labelling (see labels.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/labels.h"
 
 #include <nlohmann/json.hpp>

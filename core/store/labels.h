@@ -2,6 +2,7 @@
 // imported from {"prompt", "responses": [...]} rows), labelled a | b | tie | both_bad | skip with a
 // note, responses editable with the original kept in the row, and the result exported as
 // preference pairs for DPO/ORPO and as ratings for KTO.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,5 +1,6 @@
 // Run records and metrics. Metric rows are keyed (run, name, step) so that a resumed run which
 // repeats steps after its last checkpoint overwrites them instead of duplicating them.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/runs.h"
 
 #include <fcntl.h>

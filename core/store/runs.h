@@ -1,5 +1,6 @@
 // Run records: what was trained (config, model, datasets), its status over time, per-step metrics
 // written in batches, and its checkpoints and artifacts.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <chrono>
 #include <cstdint>

@@ -3,6 +3,7 @@
 // version 2 added preference labels, checkpoints/artifacts, run notes and the run lock path;
 // version 3 added candidate datasets (unlabelled pairs: a prompt and responses to choose between),
 // their labels (a, b, tie, both_bad) and a note per label.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/schema.h"
 
 #include "common/error.h"

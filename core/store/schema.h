@@ -1,5 +1,6 @@
 // The workspace database schema as an ordered list of migrations; PRAGMA user_version records how
 // many have run. docs/store.md describes the tables.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include "store/sqlite.h"
 

@@ -1,4 +1,5 @@
 // SQLite wrapper. Errors become hone::Error naming the database file and SQLite's message.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/sqlite.h"
 
 #include <sqlite3.h>

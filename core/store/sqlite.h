@@ -1,5 +1,6 @@
 // A thin RAII layer over the SQLite C API: a connection, prepared statements with typed binds, and
 // a transaction guard that rolls back unless committed. Every SQL value goes through a bind.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <memory>

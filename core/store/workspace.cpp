@@ -1,6 +1,7 @@
 // Workspace opening and crash recovery. A running run holds an exclusive flock on its lock file for
 // as long as its process lives; the kernel drops it when the process dies, even by kill -9, so a
 // free lock on a run marked running means that process is gone.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/workspace.h"
 
 #include <fcntl.h>

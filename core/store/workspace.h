@@ -1,5 +1,6 @@
 // A workspace: one folder holding hone.db (datasets, labels, runs, metrics) and runs/<name>/ with
 // each run's files. The GUI and hone-cli share it; a training process writes while others read.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <memory>
 #include <string>

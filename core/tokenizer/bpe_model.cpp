@@ -1,5 +1,6 @@
 // BPE merging as the tokenizers library does it: start from characters (or mapped bytes),
 // repeatedly merge the adjacent pair of lowest rank (leftmost on ties) until none applies.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/bpe_model.h"
 
 #include <queue>

@@ -1,4 +1,5 @@
 // The BPE model of tokenizer.json: vocab, ranked merges, byte fallback, unk handling.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <mutex>

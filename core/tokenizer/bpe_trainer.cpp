@@ -1,5 +1,6 @@
 // Byte-level BPE training: count adjacent symbol pairs over pre-tokenized words (weighted by word
 // frequency), merge the most frequent pair (ties: smallest pair of strings), repeat.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/bpe_trainer.h"
 
 #include <sys/stat.h>

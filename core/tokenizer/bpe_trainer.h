@@ -1,5 +1,6 @@
 // A small byte-level BPE trainer and the built-in tokenizer it makes, so that demos and tests
 // have a real tokenizer.json without downloading one.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 

@@ -1,5 +1,6 @@
 // Native renderers for the chat formats of hf-compat.md §3. Each appends text piece by piece and
 // records where assistant replies (with their closing token) start and end.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/chat_template.h"
 
 #include "common/error.h"

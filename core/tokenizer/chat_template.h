@@ -2,6 +2,7 @@
 // named family rendering written natively (llama3, chatml, mistral, ...), the fallback for
 // checkpoints without one and what `--template NAME` picks. Rendering yields the text, the byte
 // ranges of assistant replies, and then token ids with a mask of assistant tokens (assistant-only loss).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>

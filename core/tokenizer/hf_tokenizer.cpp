@@ -1,6 +1,7 @@
 // tokenizer.json pipeline. Matches the tokenizers library (and transformers.js) on the shared
 // reference cases: added tokens split the raw text first; each remaining span is normalized,
 // pre-tokenized and BPE-encoded; TemplateProcessing adds BOS/EOS; decoders run as a chain.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/hf_tokenizer.h"
 
 #include "common/error.h"

@@ -1,5 +1,6 @@
 // tokenizer.json (Hugging Face tokenizers) implemented in core: added tokens, normalizer,
 // pre-tokenizer, BPE model, post-processor and decoder, as the file declares them.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>

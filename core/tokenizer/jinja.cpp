@@ -1,6 +1,7 @@
 // The chat-template Jinja engine (see jinja.h): a template is lexed (jinja_lexer), parsed into a
 // syntax tree (jinja_parser, jinja_ast.h) and rendered by walking it (jinja_render, with the
 // filters, tests and methods in jinja_builtins) with transformers' globals.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/jinja.h"
 
 #include <ctime>

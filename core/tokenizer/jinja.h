@@ -3,6 +3,7 @@
 // an immutable sandbox, its tojson, raise_exception and strftime_now), so that a template renders
 // byte for byte as it does in Python. Sandboxed: no file or process access, bounded loop
 // iterations, recursion and output size. Errors name the template line and column.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <ctime>

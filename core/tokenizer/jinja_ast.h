@@ -1,5 +1,6 @@
 // The Jinja engine's syntax tree (tokenizer/jinja.h): what the parser builds and the renderer
 // walks; and the one way its errors name the template's line and column. Internal to the engine.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <memory>
 #include <string>

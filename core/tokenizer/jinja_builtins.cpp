@@ -1,5 +1,6 @@
 // The Jinja engine's builtins (see jinja_render.h): the filters, tests and Python str/dict
 // methods that published chat templates call, as jinja2 and Python define them.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/jinja_render.h"
 
 #include <algorithm>

@@ -1,4 +1,5 @@
 // The Jinja engine's lexer (see jinja_lexer.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/jinja_lexer.h"
 
 #include <algorithm>

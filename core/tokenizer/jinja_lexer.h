@@ -1,5 +1,6 @@
 // The Jinja engine's lexer: template text into tokens with jinja2's whitespace rules (trim_blocks,
 // lstrip_blocks, the "-" and "+" markers). Internal to the engine (tokenizer/jinja.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 #include <vector>

@@ -1,4 +1,5 @@
 // The Jinja engine's parser (see jinja_parser.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/jinja_parser.h"
 
 #include <algorithm>

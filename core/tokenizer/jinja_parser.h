@@ -1,5 +1,6 @@
 // The Jinja engine's parser: tokens into a syntax tree by recursive descent with jinja2's operator
 // precedence. Internal to the engine (tokenizer/jinja.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 #include <vector>

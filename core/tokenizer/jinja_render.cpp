@@ -1,5 +1,6 @@
 // The Jinja engine's renderer (see jinja_render.h): statements, expressions, operators, item and
 // attribute access, macros and calls.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/jinja_render.h"
 
 #include <algorithm>

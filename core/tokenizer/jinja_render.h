@@ -1,6 +1,7 @@
 // The Jinja engine's renderer: walks the syntax tree with scopes, loop state and macros, and
 // writes the output (jinja_render.cpp); the filters, tests and Python str/dict methods templates
 // call are in jinja_builtins.cpp. Internal to the engine (tokenizer/jinja.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ctime>
 #include <memory>

@@ -1,4 +1,5 @@
 // Jinja values with Python's printing, truthiness, equality and JSON (see jinja_value.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/jinja_value.h"
 
 #include <cmath>

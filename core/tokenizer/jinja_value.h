@@ -1,6 +1,7 @@
 // Values of the chat-template Jinja engine (tokenizer/jinja.h) with Python's semantics where a
 // template's output depends on them: str() and repr() of None/bools/floats/lists/dicts, truthiness,
 // equality, and json.dumps as transformers' `tojson` calls it. Dicts keep insertion order.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <functional>

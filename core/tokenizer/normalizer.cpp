@@ -1,6 +1,7 @@
 // Normalizers: NFC/NFKC/NFD/NFKD (ICU), Lowercase, Replace (string pattern), Prepend, Strip,
 // Sequence. NFC alignment: ICU tells where normalization boundaries are, so each chunk between
 // boundaries is normalized alone and mapped to its original byte range.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/normalizer.h"
 
 #include <unicode/normalizer2.h>

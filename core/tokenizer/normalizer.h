@@ -1,5 +1,6 @@
 // tokenizer.json normalizers over a string that remembers, for every byte, which bytes of the
 // original text it came from, so that token offsets survive normalization.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <memory>

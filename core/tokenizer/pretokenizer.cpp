@@ -1,6 +1,7 @@
 // Pre-tokenizers: Split (string or regex; Isolated/Removed/MergedWithPrevious/MergedWithNext/
 // Contiguous; invert), ByteLevel (optional GPT-2 regex and prefix space), Metaspace, Digits,
 // Whitespace, WhitespaceSplit, Punctuation, Sequence.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "tokenizer/pretokenizer.h"
 

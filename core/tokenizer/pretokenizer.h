@@ -1,5 +1,6 @@
 // tokenizer.json pre-tokenizers: split normalized text into words (with alignment kept).
 // The regexes come from the file itself and run on PCRE2 (Unicode classes, look-ahead).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>

@@ -1,6 +1,7 @@
 /* Plain C interface of libhone_spm.so, the SentencePiece shim. No protobuf or sentencepiece types
  * cross it, so a process that links libtorch can load it with dlopen(RTLD_LOCAL | RTLD_DEEPBIND)
  * without the two protobuf copies colliding (platform-notes §4). */
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <stddef.h>
 

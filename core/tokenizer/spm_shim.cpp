@@ -1,4 +1,5 @@
 // libhone_spm.so: the only code that links libsentencepiece. Exposes spm_c_api.h.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <sentencepiece_processor.h>
 
 #include <cstring>

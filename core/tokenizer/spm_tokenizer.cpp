@@ -1,4 +1,5 @@
 // SentencePiece tokenizer via libhone_spm.so (dlopen, RTLD_LOCAL | RTLD_DEEPBIND).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/spm_tokenizer.h"
 
 #include <dlfcn.h>

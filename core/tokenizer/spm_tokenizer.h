@@ -1,5 +1,6 @@
 // tokenizer.model (SentencePiece) through the dlopen'ed shim, with tokenizer_config.json's
 // added tokens and BOS/EOS policy layered on top as transformers' LlamaTokenizer does.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include "tokenizer/spm_c_api.h"
 #include "tokenizer/tokenizer.h"

@@ -1,5 +1,6 @@
 // Tokenizer interface shared by tokenizer.json BPE and SentencePiece (.model) tokenizers,
 // plus tokenizer_config.json (special tokens, BOS/EOS policy, chat template).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <memory>

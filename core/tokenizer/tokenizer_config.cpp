@@ -1,4 +1,5 @@
 // tokenizer_config.json / chat_template.jinja reading, the added-token splitter and load_tokenizer().
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"

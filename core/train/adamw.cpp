@@ -1,5 +1,6 @@
 // AdamW: p *= 1 - lr*wd; m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)   (torch.optim.AdamW, non-amsgrad).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/adamw.h"
 
 #include <cmath>

@@ -1,5 +1,6 @@
 // AdamW (decoupled weight decay, PyTorch semantics) with plain-tensor state that is saved to and
 // restored from safetensors, so that a resumed run continues bit for bit.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,5 +1,6 @@
 // Length bucketing: shuffle, cut into chunks of 32 batches, sort each chunk by length, slice into
 // batches, shuffle the batches. Padding then stays small while the order stays random.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/batches.h"
 
 #include <algorithm>

@@ -1,5 +1,6 @@
 // Batches for training: a deterministic, length-bucketed order per (seed, epoch), so that a run
 // resumed at batch k of epoch e sees exactly the batches the uninterrupted run saw.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

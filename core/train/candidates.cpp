@@ -1,5 +1,6 @@
 // Candidate generation (see candidates.h). Each response has its own seed, so a prompt's responses
 // differ from each other and the whole set is reproducible.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/candidates.h"
 
 #include <nlohmann/json.hpp>

@@ -1,6 +1,7 @@
 // Candidates for labelling: n sampled responses to each prompt of a dataset, rendered with the
 // model's chat template, as rows {"prompt", "responses": [...]} of a candidates dataset. Runs on
 // the caller's thread with a progress callback that can cancel (the GUI runs it as a job).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <functional>
 #include <string>

@@ -1,4 +1,5 @@
 // Training checkpoints (see checkpoint_state.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/checkpoint_state.h"
 
 #include <ATen/CPUGeneratorImpl.h>

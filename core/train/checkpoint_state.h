@@ -2,6 +2,7 @@
 // model beside it, or the full model), the optimizer's moments, every random state and the loop's
 // own state (trainer_state.json), written into a temporary folder and renamed into place; and
 // each of them read back.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -2,6 +2,7 @@
 // z = softcap(a), y = z / temperature, log p = log_softmax(y); the gradient of log p(target) with
 // respect to a is (onehot - p) / temperature * (1 - (z / cap)^2), and with respect to h_c that
 // times W. Only one chunk's [c, V] buffers live at a time.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/head_logps.h"
 
 #include <torch/autograd.h>

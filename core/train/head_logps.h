@@ -2,6 +2,7 @@
 // of positions: the [N, vocab] logits and their gradient never exist at once (at seq 512 and a
 // 152k vocabulary they were 0.3 GB each). Every loss on token log-probs goes through it: SFT/CPT
 // cross entropy, the preference methods' sequence log-probs, and PPO/GRPO's policy log-probs.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

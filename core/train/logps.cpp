@@ -1,5 +1,6 @@
 // Per-row log-probs (see logps.h). On the CPU in fp32 each row goes through the fused cross
 // entropy, which keeps one [T-1, V] gradient buffer per row instead of log-softmax and its grad.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/logps.h"
 
 #include "model/fused_cpu.h"

@@ -1,5 +1,6 @@
 // Sequence log-probabilities: the sum of log p(token) over the labelled (completion) tokens of each
 // row of a batch, the quantity every preference loss is built on (hf-compat.md §6).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

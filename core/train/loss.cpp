@@ -1,4 +1,5 @@
 // Next-token loss (see loss.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/loss.h"
 
 #include "model/fused_cpu.h"

@@ -1,5 +1,6 @@
 // The training loss every recipe shares: token-summed next-token cross entropy over labelled
 // positions, computed on the fused CPU kernel where it applies (model/fused_cpu.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

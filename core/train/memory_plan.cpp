@@ -1,4 +1,5 @@
 // Memory planning for a run (see memory_plan.h): the terms, and the fixes when it will not fit.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/memory_plan.h"
 
 #include <unistd.h>

@@ -3,6 +3,7 @@
 // dtype, adapters with their gradients and AdamW moments, the tensors each decoder layer saves
 // for backward, the chunked head's buffers); the two constants were fitted to peak RSS measured
 // with `hone-cli bench` on the Qwen2.5/Llama 3.2 shapes (docs/performance.md).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 #include <vector>

@@ -1,4 +1,5 @@
 // Model set-up per method (see method_model.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/method_model.h"
 
 #include "model/linear.h"

@@ -2,6 +2,7 @@
 // QLoRA, a bf16 frozen base where chosen) and its trainable parts (every weight, fresh LoRA
 // adapters or a starting adapter). The training session sets up with it, and the loader of a
 // run's output (train/run_output.h) loads a run's base the same way.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 

@@ -1,6 +1,7 @@
 // Named scalars: what a training step or an evaluation reports, as (name, value) pairs in the order
 // the recipe produced them. Every sink (metrics.jsonl, the store, CLI JSON, plots) iterates over
 // them, so a new recipe's metrics reach all of them without touching any. Torch-free (ui/ uses it).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cmath>
 #include <cstdint>

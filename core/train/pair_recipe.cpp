@@ -1,4 +1,5 @@
 // Shared preference-recipe pieces (see pair_recipe.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/pair_recipe.h"
 #include "train/recipes.h"
 

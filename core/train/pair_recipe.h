@@ -3,6 +3,7 @@
 // 2B rows (all first sequences, then all second ones), and reference log-probs from one of three
 // sources: the policy with its adapters switched off (no second copy of the weights), a frozen copy
 // (full fine-tuning), or a table computed once before training and cached in the run folder.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include "data/pairs.h"
 #include "train/batches.h"

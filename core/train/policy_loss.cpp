@@ -1,4 +1,5 @@
 // Policy-gradient objectives (see policy_loss.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/policy_loss.h"
 
 #include <algorithm>

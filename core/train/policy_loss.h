@@ -4,6 +4,7 @@
 // PPO's pieces (Schulman et al. 2017; Ziegler et al. 2019 for language models; TRL's PPOTrainer):
 // per-token rewards with a KL penalty, GAE, whitening, the clipped policy and value objectives and
 // the adaptive KL coefficient, tested against tests/reference/ppo_reference.py.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

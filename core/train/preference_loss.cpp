@@ -1,4 +1,5 @@
 // Preference losses (see preference_loss.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/preference_loss.h"
 
 #include "common/error.h"

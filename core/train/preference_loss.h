@@ -1,6 +1,7 @@
 // The preference losses as plain tensor functions of sequence log-probs, so that tests can check
 // them against an independent PyTorch script (tests/reference/preference_reference.py).
 // Formulas: hf-compat.md §6 (DPO paper, IPO, robust DPO, ORPO, KTO as TRL implements them).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

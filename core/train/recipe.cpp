@@ -1,4 +1,5 @@
 // The recipe factory (over the recipe table) and small pieces every recipe uses.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/recipe.h"
 
 #include <ATen/autocast_mode.h>

@@ -4,6 +4,7 @@
 // checkpoints, resume and metrics. What each recipe is (name, data, methods, keys, presets, plot
 // hints) is a row of the recipe table (train/recipes.h); its code is one file each (pair_recipe
 // and rl_recipe hold what the preference and RL recipes share).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

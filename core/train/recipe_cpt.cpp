@@ -1,5 +1,6 @@
 // Continued pre-training recipe: raw documents, packed into blocks of max_seq_len with EOS between
 // them (or one document per sequence with packing: false), the loss on every token.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/error.h"
 #include "data/examples.h"
 #include "train/token_recipe.h"

@@ -1,6 +1,7 @@
 // DPO recipe (Rafailov et al. 2023; IPO, hinge and robust variants as TRL has them): the policy's
 // log-probs of chosen and rejected completions against the reference's, one concatenated forward
 // of 2B rows per micro-batch. Metrics carry TRL's names so runs compare with TRL's.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/error.h"
 #include "train/pair_recipe.h"
 #include "train/preference_loss.h"

@@ -5,6 +5,7 @@
 // beta times a per-token KL estimate against the reference (the adapters switched off, or the
 // starting adapter when the run starts from one), averaged over each completion's tokens, then
 // over completions (train/policy_loss.h). Prompts, scoring and evaluation: train/rl_recipe.h.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/error.h"
 #include "train/policy_loss.h"
 #include "train/rl_recipe.h"

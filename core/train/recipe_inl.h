@@ -1,4 +1,5 @@
 // Template bodies for train/recipe.h.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <algorithm>
 #include <random>

@@ -2,6 +2,7 @@
 // completion plus a mismatched one (this prompt with the next example's completion) whose
 // policy-minus-reference log-ratio, averaged over the micro-batch and clamped at 0, estimates the
 // KL term z. Desirable: w_d (1 - s(beta (r - z))); undesirable: w_u (1 - s(beta (z - r))).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <cmath>
 
 #include "common/error.h"

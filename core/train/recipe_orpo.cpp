@@ -1,5 +1,6 @@
 // ORPO recipe (Hong et al. 2024): no reference model; the NLL of the chosen completions plus beta
 // (lambda) times the odds-ratio term on length-averaged log-probs. Metrics as TRL names them.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/error.h"
 #include "train/pair_recipe.h"
 #include "train/preference_loss.h"

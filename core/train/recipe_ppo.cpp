@@ -9,6 +9,7 @@
 // the step's micro-batches, train/recipe.h). Dropout in the adapters is off, as TRL's PPO turns it
 // off, so that the first update's ratio is exactly 1. The KL coefficient is fixed (beta) or adapts
 // towards kl_target; it is carried in the checkpoints, so a resumed run continues exactly.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/error.h"
 #include "model/value_head.h"
 #include "peft/lora.h"

@@ -2,6 +2,7 @@
 // completion from the score head on the last real token (model/reward_head.h), trained with the
 // Bradley-Terry loss -log sigmoid(r_chosen - r_rejected) on preference pairs, over LoRA or QLoRA.
 // Metrics: loss, accuracy (share of pairs ranked right), margin (r_chosen - r_rejected).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/reward_head.h"
 #include "train/pair_recipe.h"
 

@@ -1,5 +1,6 @@
 // SFT recipe: instruction tuning on conversations rendered with the chat template, with the loss on
 // assistant replies (or on all tokens with loss_on: all).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/error.h"
 #include "data/examples.h"
 #include "train/token_recipe.h"

@@ -3,6 +3,7 @@
 // the config keys it reads and their checks (declared in the recipe's own file), its presets as
 // data, its plot hints and the factory of its code (train/recipe.h). make_recipe, config checks,
 // the memory plan, the Train page, the demo and the help texts all read it. Torch-free.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <map>
 #include <memory>

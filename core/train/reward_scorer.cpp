@@ -1,4 +1,5 @@
 // RewardScorer (see reward_scorer.h): the run's base with its adapter and score head, in eval mode.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/reward_scorer.h"
 
 #include "common/error.h"

@@ -1,6 +1,7 @@
 // Torch-free handle on a trained reward model (a run of the reward recipe): scores a text, or a
 // prompt and its completion rendered as training rendered them, with the score head on the last
 // token (model/reward_head.h). Used by `hone-cli reward score` and, later, as PPO's reward.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <memory>
 #include <string>

@@ -1,4 +1,5 @@
 // What the RL recipes share (see rl_recipe.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/rl_recipe.h"
 
 #include <algorithm>

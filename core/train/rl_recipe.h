@@ -4,6 +4,7 @@
 // rewards and/or a trained reward model, log-probs under the reference (the adapters switched
 // off, or the starting adapter swapped in when the run starts from one), and the held-out
 // evaluation (one greedy completion per prompt).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <memory>
 #include <string>

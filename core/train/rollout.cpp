@@ -1,4 +1,5 @@
 // Rollouts (see rollout.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/rollout.h"
 
 #include "train/head_logps.h"

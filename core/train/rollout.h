@@ -1,6 +1,7 @@
 // Rollouts for RL fine-tuning (GRPO, and PPO after it): completions sampled from the policy over
 // the KV cache, a group of them per prompt, the groups of a micro-batch's prompts in one batch, stopping at EOS or an end-of-turn token, and the per-token log-probabilities of those
 // completions under a model (the policy with gradients, or the reference without).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <ATen/ATen.h>
 

@@ -1,4 +1,5 @@
 // Rule rewards (see rule_reward.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/rule_reward.h"
 
 #include <algorithm>

@@ -4,6 +4,7 @@
 // combined as a weighted sum in the run config ("rewards": [{"type": ..., "weight": ...}, ...]).
 // Every rule sees the completion with the whitespace around it trimmed.
 // Torch-free.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>

@@ -1,5 +1,6 @@
 // Run config parsing: the keys every run reads, strict keys and types, method defaults, the
 // common checks (then the recipe's own, train/recipes.h) and relative paths.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/run_config.h"
 
 #include <set>

@@ -2,6 +2,7 @@
 // CLI reads). Unknown keys are an error that names the key; omitted keys take per-method defaults.
 // The keys every run reads are declared in run_config.cpp; each recipe declares and checks the keys
 // it reads in its own file (train/recipes.h lists them). Torch-free.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>

@@ -1,4 +1,5 @@
 // Run output loader (see run_output.h).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/run_output.h"
 
 #include "common/error.h"

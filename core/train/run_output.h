@@ -1,6 +1,7 @@
 // One loader for what a run produced, used by score, generate, the demo (and later the playground
 // and export): a full fine-tune's model/, or the run's base model, NF4-quantized when the run was
 // QLoRA, with the run's adapter (or a checkpoint's) attached.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <string>
 

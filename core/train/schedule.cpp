@@ -1,5 +1,6 @@
 // Schedules (hf-compat.md §7): warmup step/W; cosine 0.5*(1+cos(pi*p)), p = (step-W)/(T-W);
 // linear (T-step)/(T-W).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/schedule.h"
 
 #include <algorithm>

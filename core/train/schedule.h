@@ -1,4 +1,5 @@
 // Learning-rate schedules with linear warmup, as transformers' get_*_schedule_with_warmup.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
 #include <string>

@@ -6,6 +6,7 @@
 // recipe (train/recipe.h).
 // Micro-batch k of the run is batch (k mod n) of epoch (k div n) in a fixed per-epoch order, so a
 // run's data position follows from its step count and resume is exact.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <torch/cuda.h>
 #include <torch/utils.h>
 

@@ -1,5 +1,6 @@
 // Next-token recipes' shared pieces (see token_recipe.h). The loss of a step is the token mean over
 // all its micro-batches (not a mean of means).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/token_recipe.h"
 
 #include <cmath>

@@ -2,6 +2,7 @@
 // mask, the token-summed cross entropy normalised by the step's label tokens, and held-out loss and
 // perplexity. The two recipes differ only in how they build their sequences (recipe_sft.cpp,
 // recipe_cpt.cpp).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include "data/sequences.h"
 #include "train/batches.h"

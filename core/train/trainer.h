@@ -1,6 +1,7 @@
 // Public entry to training: one run config in, one result out, driven through a plain progress
 // callback that can pause or cancel. The work is done by a training session (train/session.cpp)
 // over a recipe (train/recipe.h). Torch-free, so ui/ can include it.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cmath>
 #include <functional>

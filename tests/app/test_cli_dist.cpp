@@ -2,6 +2,7 @@
 // process with the global batch; rank 0 alone records the run; a rank killed mid-run stops the
 // other within seconds with one line naming it, the run is recorded as interrupted, and resuming
 // on 2 processes ends where an uninterrupted run ends.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <fcntl.h>
 #include <signal.h>

@@ -1,6 +1,7 @@
 // hone-cli over a workspace: dataset import/list/show/validate/export, runs list/show/compare, and
 // the crash case: `kill -9` of a recording training process at several moments leaves a database
 // that passes integrity_check, keeps its committed metrics, and shows the run as interrupted.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>

@@ -1,6 +1,7 @@
 // Run folders as training leaves them, for the export tests (test_export, test_gguf_interop): a
 // base made by `hone-cli init-model`, then config.json + adapter/ (or model/ for a full fine-tune)
 // with adapter weights far from zero, so that the fine-tune visibly moves the logits.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <torch/torch.h>
 

@@ -2,6 +2,7 @@
 # Each floor of core/ sees only itself and the floors below it (core/CMakeLists.txt): from a
 # floor's include root, a header of a higher floor is not found, and one of every floor it may
 # use is. Usage: floors_check.sh CXX CORE_DIR FLOORS_DIR "floor:allowed,allowed|..." [-I dirs...]
+# SPDX-License-Identifier: GPL-3.0-or-later
 set -u
 cxx=$1 core=$2 floors=$3 table=$4
 shift 4

@@ -1,5 +1,6 @@
 // Chat templates: renderings equal the strings of hf-compat.md §3 exactly; detection from real
 // tokenizer_config.json files; the assistant mask covers exactly the replies and their end token.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
 #include <algorithm>

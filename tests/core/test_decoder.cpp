@@ -3,6 +3,7 @@
 // RoPE scaling, tied embeddings, q/k/v and o biases, sliding window, Gemma quirks, Qwen3 q/k norms, Gemma 2/3 (sandwich norms, soft-capping, sliding layers, local RoPE),
 // Phi-3 (fused projections, longrope), F32/F16/BF16
 // files and shards. Also KV cache, padding masks, bit-exact re-save, generation and bad folders.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <ATen/CPUGeneratorImpl.h>

@@ -3,6 +3,7 @@
 // over Gloo through a TCPStore on the loopback, in buckets, to the values worked out here; and a
 // rank that leaves makes the other's collective fail within its timeout with a clear error. And the
 // equivalence of data parallelism: two ranks with batch b train as one process with batch 2b.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>

@@ -4,6 +4,7 @@
 // a merged model that dropped its adapter, and the refusals. GGUF (model and LoRA adapter, four
 // architectures, f32 / f16 / q8_0) read back by the independent reader tests/reference/gguf_read.py,
 // the rsLoRA scale folded into adapter.lora.alpha, the Ollama Modelfile, and dropped adapters flagged.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

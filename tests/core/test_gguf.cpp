@@ -3,6 +3,7 @@
 // SentencePiece .model files read like SentencePiece itself reads them, and the tokenizer metadata
 // written for the real Qwen3 and Mistral tokenizer files, and every Ollama TEMPLATE executed by an
 // independent Go-template evaluator against Hone's own rendering.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
 #include <cstring>

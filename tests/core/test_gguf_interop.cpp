@@ -4,6 +4,7 @@
 // Hone's own; for the real Qwen3 and Mistral tokenizer files it compares tokenization of the
 // transformers.js cases. Label `interop`; skipped with a message when node or the package is absent
 // (install it with tests/interop/setup.sh).
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

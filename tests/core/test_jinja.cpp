@@ -4,6 +4,7 @@
 // ChatML under tests/data/chat_templates) over conversations with system prompts, several turns,
 // tools and thinking, compared byte for byte, errors included. Then what Python cannot check:
 // error positions and the sandbox's limits.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
 #include <dirent.h>

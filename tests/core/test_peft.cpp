@@ -1,6 +1,7 @@
 // LoRA and NF4 (QLoRA): hand-computed NF4 codes and packing, double-quantized absmax, gradients
 // through the NF4 autograd function, LoRA identities (B=0, merge, disable), a PEFT adapter written
 // by the independent Python reference, and Hone's own PEFT files round-tripping.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <cstring>
 #include <torch/torch.h>

@@ -2,6 +2,7 @@
 // script (tests/reference/preference_reference.py); reference log-probs with adapters off equal the
 // base model's; prompt masking of pairs; the precomputed reference gives the live losses; resume
 // mid-DPO is exact; ORPO and KTO train; a dataset of the wrong kind fails naming both kinds.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

@@ -6,6 +6,7 @@
 // script (tests/reference/policy_reference.py), KL 0 when the policy is the reference, rollouts
 // reproducible from a seed, one step climbing the advantage-weighted log-likelihood, the metrics of a
 // run, and exact resume mid-run. (That GRPO learns a task: hone-cli demo --method grpo.)
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>

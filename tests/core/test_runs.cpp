@@ -1,5 +1,6 @@
 // Runs (core/runs): the training events' encoders against their decoders and against what
 // `hone-cli train --json` prints, and a recorded run's config given back with its data as named.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -1,5 +1,6 @@
 // safetensors: round trip of every supported dtype (zero-size and 0-rank included) and rejection
 // of every malformed header the format forbids, each with a message naming file and problem.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
 #include <cstring>

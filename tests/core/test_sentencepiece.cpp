@@ -1,6 +1,7 @@
 // tokenizer.model through the dlopen'ed SentencePiece shim, in a process that links libtorch
 // (the combination that crashes when sentencepiece is linked directly, platform-notes §4).
 // A model is trained here with spm_train; ids are compared with sentencepiece's own Python module.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 

@@ -1,6 +1,7 @@
 // Workspace store: every import format (good and malformed samples), all-or-nothing imports with
 // a real rollback, exact round-trips of awkward text, edits with undo, labels, the seeded split,
 // export, runs and metrics, migration from schema version 1, and interrupted-run detection.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
 #include <fstream>

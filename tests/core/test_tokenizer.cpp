@@ -1,6 +1,7 @@
 // tokenizer.json BPE against transformers.js: the shared reference cases (Qwen3, Gemma 3,
 // Mistral) and 238 more strings on nine variants (tests/data/tokenizers/extra_cases.json), plus
 // offsets, decode and error handling.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
 #include <atomic>

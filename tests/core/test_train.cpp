@@ -1,6 +1,7 @@
 // Training engine: AdamW against libtorch's own torch::optim::AdamW, schedules by hand, gradient
 // checkpointing equal to plain backprop, loss falling on a few examples (LoRA, QLoRA, full, CPT),
 // exact resume, cancel and pause through the callback, NaN handling and config errors.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 #include <c10/core/CPUAllocator.h>

@@ -8,6 +8,7 @@
 # usage: tests/installer/deb_install_test.sh BUILD_DIR   (CTest: label install; exit 77 = skipped)
 # Needs root (debootstrap, chroot, bind mounts) and a Debian mirror, as .ci/run has; elsewhere it
 # skips. A pristine root is kept as a tarball in BUILD_DIR/test-work for later runs on this machine.
+# SPDX-License-Identifier: GPL-3.0-or-later
 set -euo pipefail
 build=$(readlink -f "$1")
 work=$build/test-work/deb-install

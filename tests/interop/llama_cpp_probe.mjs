@@ -2,6 +2,7 @@
 // tests/core/test_gguf_interop.cpp to compare with Hone. Input (JSON file): {"model": PATH,
 // "lora": PATH|null, "texts": [...], "prompts": [[ids...], ...], "top": K}. Output (one JSON line):
 // {"tokens": [[ids...] per text], "positions": [[{"argmax": id, "top": [[id, p], ...]}, ...] per prompt]}.
+// SPDX-License-Identifier: GPL-3.0-or-later
 import fs from "node:fs";
 import path from "node:path";
 import {createRequire} from "node:module";

@@ -12,6 +12,7 @@ outermost first, offset), whether offsets are aligned, and with
   --lora-peft DIR  for an adapter GGUF: the largest difference between lora_a / lora_b (B's rows turned
                    back for llama q/k) and the PEFT adapter in DIR, and alpha/r against PEFT's scale.
 """
+# SPDX-License-Identifier: GPL-3.0-or-later
 import json
 import math
 import struct

@@ -8,6 +8,7 @@ and not; string literals; true / false. Truthiness: empty string, false and nil 
 usage: go_template.py TEMPLATE_FILE MESSAGES_JSON   -> prints the rendered text (no trailing newline)
        go_template.py --batch CASES_JSON              -> [{"template", "messages"}, ...] in, rendered texts out (JSON)
 """
+# SPDX-License-Identifier: GPL-3.0-or-later
 import json
 import re
 import shlex

@@ -8,6 +8,7 @@ Reads a JSON list of cases from the file named by argv[1]:
 and writes a JSON list to argv[2], one entry per case:
   {"text": RENDERED, "generation_spans": [[start_byte, end_byte], ...]}  or  {"error": MESSAGE}
 """
+# SPDX-License-Identifier: GPL-3.0-or-later
 import datetime
 import json
 import sys

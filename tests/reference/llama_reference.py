@@ -10,6 +10,7 @@ Gemma3ForCausalLM (text; q/k norms, a local RoPE base for sliding layers) and Ph
 usage: llama_reference.py OUT_DIR
        llama_reference.py --score MODEL_DIR IDS_JSON   (prints {"nll": [...], "top1": [...]})
 """
+# SPDX-License-Identifier: GPL-3.0-or-later
 import json
 import math
 import os

@@ -7,6 +7,7 @@ printed as JSON: the inputs, the per-sequence losses, the per-token KL, and the 
 mean loss with respect to the policy log-probs. tests/core/test_rlhf.cpp feeds the same inputs to
 the C++ functions. Run with /usr/bin/python3 (Debian's python3-torch).
 """
+# SPDX-License-Identifier: GPL-3.0-or-later
 import json
 
 import torch

@@ -10,6 +10,7 @@ the mean loss pg + vf_coef * vf over real tokens, and its gradient with respect 
 log-probs and values. tests/core/test_rlhf.cpp feeds the same inputs to the C++ functions.
 Run with /usr/bin/python3 (Debian's python3-torch).
 """
+# SPDX-License-Identifier: GPL-3.0-or-later
 import json
 
 import torch

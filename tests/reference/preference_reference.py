@@ -6,6 +6,7 @@ with torch.nn.functional, and printed as JSON: the inputs and, per loss, the exp
 losses and rewards. tests/core/test_preference.cpp feeds the same inputs to the C++ functions.
 Run with /usr/bin/python3 (Debian's python3-torch).
 """
+# SPDX-License-Identifier: GPL-3.0-or-later
 import json
 import sys
 

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Reference ids for Hone's SentencePiece path: encodes each line of a JSON list of strings with
 Google's own sentencepiece Python module. usage: spm_reference.py MODEL STRINGS_JSON"""
+# SPDX-License-Identifier: GPL-3.0-or-later
 import json
 import sys
 

@@ -1,5 +1,6 @@
 // Shared by the GUI test executables: a fresh work folder per test, screenshots saved into the build
 // folder for review, and a meter of how long the event loop was ever blocked.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QCoreApplication>
 #include <QDir>

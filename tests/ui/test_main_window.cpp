@@ -1,6 +1,7 @@
 // GUI tests (offscreen): the shell and About box; training from the Train page with live plot
 // points while the event loop keeps running, then cancel; overlaying two runs on the Runs page;
 // method availability and the advisor. Each test saves a screenshot into the build folder.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <QDir>
 #include <QMessageBox>
 #include <QPushButton>

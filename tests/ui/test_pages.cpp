@@ -3,6 +3,7 @@
 // against the core and a real tokenizer, the playground against hone-cli generate, scrolling a
 // 1M-row dataset, the Train page's model checks, --open, $HONE_WORKSPACE and outside changes.
 // Every page is saved as a screenshot in the build folder.
+// SPDX-License-Identifier: GPL-3.0-or-later
 #include <QAbstractItemView>
 #include <QCheckBox>
 #include <QComboBox>
