@@ -9,9 +9,11 @@
 #include <QDialog>
 #include <QEvent>
 #include <QFontDatabase>
+#include <QGroupBox>
 #include <QMessageBox>
 #include <QPalette>
 #include <QStyleFactory>
+#include <QVBoxLayout>
 #include <exception>
 
 namespace hone::ui {
@@ -98,6 +100,12 @@ QString humanTime(double s) {
   if (s < 90) return QString::number(static_cast<int>(s)) + " s";
   if (s < 5400) return QString::number(static_cast<int>(s / 60)) + " min";
   return QString::number(s / 3600, 'f', 1) + " h";
+}
+
+QVBoxLayout* groupBox(QVBoxLayout* parent, const QString& title) {
+  auto* box = new QGroupBox(title);
+  parent->addWidget(box);
+  return new QVBoxLayout(box);
 }
 
 }  // namespace hone::ui

@@ -11,6 +11,7 @@
 
 class QApplication;
 class QDialog;
+class QVBoxLayout;
 class QWidget;
 
 namespace hone::ui {
@@ -28,6 +29,9 @@ QDialogButtonBox* dialogButtons(QDialog* d, QDialogButtonBox::StandardButtons b 
 
 // Runs fn; an exception is shown in a warning box titled `what` and false is returned.
 bool guarded(QWidget* parent, const QString& what, const std::function<void()>& fn);
+
+// A titled group box added to `parent`, and the vertical layout inside it.
+QVBoxLayout* groupBox(QVBoxLayout* parent, const QString& title);
 
 // "1.5 GB" (binary units), "42 s", "7 min", "1.5 h".
 QString humanBytes(double b);

@@ -348,7 +348,13 @@ QString MainWindow::pageName(int index) const { return index >= 0 && index < 6 ?
 
 QString MainWindow::aboutText() const {
   auto s = hone::system_info(false);
-  return QString("Hone %1\nWorkspace %9\nQt %2\nlibtorch %3\ndevice %4\nBLAS %5%6\nthreads %7 of %8 cores")
+  return QString("Hone %1\nWorkspace %9\nQt %2\nlibtorch %3\ndevice %4\nBLAS %5%6\nthreads %7 of %8 cores\n\n"
+                 "Licensed under the GNU General Public License, version 3 or (at your option) any later "
+                 "version (GPL-3.0-or-later): you may share and change it under its terms, and it comes with "
+                 "no warranty. The licence text is the LICENSE file of the source and "
+                 "/usr/share/common-licenses/GPL-3; /usr/share/doc/hone/copyright names every part's licence "
+                 "(Qt 6: LGPL-3; QCustomPlot: GPL-3; libtorch, OpenBLAS, Gloo: BSD-3-clause; oneDNN, SentencePiece: "
+                 "Apache-2.0; nlohmann/json: MIT).")
       .arg(HONE_VERSION, qVersion(), QString::fromStdString(s.libtorch_version), QString::fromStdString(s.device),
            QString::fromStdString(s.blas.empty() ? std::string("unknown") : s.blas),
            s.blas_is_reference ? QString(" (slow reference build)")

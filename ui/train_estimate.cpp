@@ -6,7 +6,6 @@
 
 #include <QCheckBox>
 #include <QFutureWatcher>
-#include <QGroupBox>
 #include <QLabel>
 #include <QRegularExpression>
 #include <QVBoxLayout>
@@ -23,17 +22,13 @@ namespace hone::ui {
 TrainEstimate::TrainEstimate(QWidget* parent) : QWidget(parent) {
   auto* lay = new QVBoxLayout(this);
   lay->setContentsMargins(0, 0, 0, 0);
-  auto* est_box = new QGroupBox("Estimate");
-  auto* eb = new QVBoxLayout(est_box);
+  auto* eb = groupBox(lay, "Estimate");
   estimate_ = new QLabel("Choose a model for a memory and time estimate.");
   estimate_->setObjectName("estimate");
   estimate_->setWordWrap(true);
   estimate_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
   eb->addWidget(estimate_);
-  lay->addWidget(est_box);
-
-  auto* adv_box = new QGroupBox("Should you fine-tune? (advisor)");
-  auto* ab = new QVBoxLayout(adv_box);
+  auto* ab = groupBox(lay, "Should you fine-tune? (advisor)");
   goal_prototype_ = new QCheckBox("This is a prototype");
   goal_changing_ = new QCheckBox("The model must know facts that change often");
   goal_format_ = new QCheckBox("I need a consistent output format, persona or style");
@@ -46,7 +41,6 @@ TrainEstimate::TrainEstimate(QWidget* parent) : QWidget(parent) {
   advice_->setWordWrap(true);
   advice_->setObjectName("advice");
   ab->addWidget(advice_);
-  lay->addWidget(adv_box);
 
   // The time estimate uses this machine's GEMM rate, measured once off the GUI thread.
   // (QtConcurrent's pool is waited for at exit, so the task never outlives the application.)

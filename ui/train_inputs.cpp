@@ -16,6 +16,7 @@
 
 #include "common/files.h"
 #include "common/json_file.h"
+#include "look.h"
 #include "runs/demo.h"
 #include "store/datasets.h"
 #include "tokenizer/chat_template.h"
@@ -25,8 +26,7 @@ namespace hone::ui {
 TrainInputs::TrainInputs(QWidget* parent) : QWidget(parent) {
   auto* lay = new QVBoxLayout(this);
   lay->setContentsMargins(0, 0, 0, 0);
-  auto* model_box = new QGroupBox("Base model");
-  auto* mb = new QVBoxLayout(model_box);
+  auto* mb = groupBox(lay, "Base model");
   auto* mrow = new QHBoxLayout;
   model_ = new QLineEdit;
   model_->setPlaceholderText("folder with config.json, *.safetensors and tokenizer files");
@@ -44,15 +44,11 @@ TrainInputs::TrainInputs(QWidget* parent) : QWidget(parent) {
                           "(demo-skills, demo-preferences); nothing is downloaded.");
   mb->addWidget(build_demo_);
   connect(build_demo_, &QPushButton::clicked, this, &TrainInputs::buildDemoRequested);
-  lay->addWidget(model_box);
-
-  auto* data_box = new QGroupBox("Datasets (workspace)");
-  auto* db = new QVBoxLayout(data_box);
+  auto* db = groupBox(lay, "Datasets (workspace)");
   datasets_ = new QListWidget;
   datasets_->setMaximumHeight(110);
   datasets_->setToolTip("Tick the datasets to train on; import more on the Datasets page or with hone-cli dataset import.");
   db->addWidget(datasets_);
-  lay->addWidget(data_box);
 
   connect(browse, &QPushButton::clicked, this, [this] {
     QString d = QFileDialog::getExistingDirectory(this, "Base model folder", model_->text());

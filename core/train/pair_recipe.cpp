@@ -245,4 +245,10 @@ void check_preference_beta(const RunConfig& c, const std::string& where) {
   if (c.beta <= 0) throw Error(where + ": \"beta\" must be positive (grpo, ppo: 0 drops the KL penalty)");
 }
 
+std::vector<ConfigKey> reference_keys() {
+  return {config_field<&RunConfig::beta>("beta", "strength of the pull toward the reference (TRL's beta)"),
+          config_field<&RunConfig::precompute_ref_log_probs>("precompute_ref_log_probs",
+                                                              "compute the reference's log-probs once, cached in the run folder")};
+}
+
 }  // namespace hone

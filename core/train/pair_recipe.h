@@ -68,5 +68,7 @@ class PairRecipe : public Recipe {
 
 // The preference recipes' beta (KL strength; ORPO's lambda) must be positive.
 void check_preference_beta(const RunConfig& c, const std::string& where);
+// The keys DPO and KTO share: beta as the pull toward the reference, and precomputing its log-probs.
+std::vector<ConfigKey> reference_keys();
 
 }  // namespace hone

@@ -47,11 +47,10 @@ class DpoRecipe : public PairRecipe {
 std::unique_ptr<Recipe> make_dpo_recipe() { return std::make_unique<DpoRecipe>(); }
 
 std::vector<ConfigKey> dpo_keys() {
-  return {config_field<&RunConfig::beta>("beta", "strength of the pull toward the reference (TRL's beta)"),
-          config_field<&RunConfig::loss_type>("loss_type", "sigmoid | ipo | hinge | robust"),
-          config_field<&RunConfig::label_smoothing>("label_smoothing", "sigmoid/robust: assumed share of flipped labels, [0, 0.5)"),
-          config_field<&RunConfig::precompute_ref_log_probs>("precompute_ref_log_probs",
-                                                              "compute the reference's log-probs once, cached in the run folder")};
+  std::vector<ConfigKey> k = reference_keys();
+  k.push_back(config_field<&RunConfig::loss_type>("loss_type", "sigmoid | ipo | hinge | robust"));
+  k.push_back(config_field<&RunConfig::label_smoothing>("label_smoothing", "sigmoid/robust: assumed share of flipped labels, [0, 0.5)"));
+  return k;
 }
 
 void check_dpo(const RunConfig& c, const std::string& where) {

@@ -142,11 +142,10 @@ class KtoRecipe : public PairRecipe {
 std::unique_ptr<Recipe> make_kto_recipe() { return std::make_unique<KtoRecipe>(); }
 
 std::vector<ConfigKey> kto_keys() {
-  return {config_field<&RunConfig::beta>("beta", "strength of the pull toward the reference (TRL's beta)"),
-          config_field<&RunConfig::desirable_weight>("desirable_weight", "weight of the desirable examples' loss"),
-          config_field<&RunConfig::undesirable_weight>("undesirable_weight", "weight of the undesirable examples' loss"),
-          config_field<&RunConfig::precompute_ref_log_probs>("precompute_ref_log_probs",
-                                                              "compute the reference's log-probs once, cached in the run folder")};
+  std::vector<ConfigKey> k = reference_keys();
+  k.push_back(config_field<&RunConfig::desirable_weight>("desirable_weight", "weight of the desirable examples' loss"));
+  k.push_back(config_field<&RunConfig::undesirable_weight>("undesirable_weight", "weight of the undesirable examples' loss"));
+  return k;
 }
 
 void check_kto(const RunConfig& c, const std::string& where) {

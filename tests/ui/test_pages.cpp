@@ -525,10 +525,11 @@ class TestPages : public QObject {
     hone::ui::MainWindow w(ws);
     auto* tp = w.trainPage();
     QVERIFY(tp->demoOffered());
+    QSignalSpy stopped(tp->demoJob(), &hone::ui::Job::stopped);  // after its result was handled
     tp->buildDemoModel(20);  // 20 pre-training steps: the pipeline, not a learnt base
     QVERIFY(tp->demoJob()->running());
     QVERIFY(!tp->startEnabled());
-    QTRY_VERIFY_WITH_TIMEOUT(!tp->demoJob()->running(), 120000);
+    QTRY_VERIFY_WITH_TIMEOUT(stopped.count() == 1, 120000);
     QVERIFY2(tp->statusText().contains("Demo model ready"), qPrintable(tp->statusText()));
     QVERIFY(!tp->demoOffered());
     QVERIFY(tp->modelUsable());
