@@ -15,6 +15,7 @@
 #include <QStyleFactory>
 #include <QVBoxLayout>
 #include <exception>
+#include <qcustomplot.h>
 
 namespace hone::ui {
 
@@ -106,6 +107,21 @@ QVBoxLayout* groupBox(QVBoxLayout* parent, const QString& title) {
   auto* box = new QGroupBox(title);
   parent->addWidget(box);
   return new QVBoxLayout(box);
+}
+
+void placeLegendBelow(QCustomPlot* p) {
+  const bool placed = p->plotLayout()->hasElement(1, 0) && p->plotLayout()->element(1, 0) == p->legend;
+  const bool want = p->legend->itemCount() > 0;
+  if (want && !placed) {
+    p->legend->setVisible(true);
+    p->legend->setFillOrder(QCPLegend::foColumnsFirst);
+    p->plotLayout()->addElement(1, 0, p->legend);
+    p->plotLayout()->setRowStretchFactor(1, 0.001);
+  } else if (!want && placed) {
+    p->plotLayout()->take(p->legend);
+    p->plotLayout()->simplify();
+    p->legend->setVisible(false);
+  }
 }
 
 }  // namespace hone::ui

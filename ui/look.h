@@ -11,6 +11,7 @@
 
 class QApplication;
 class QDialog;
+class QCustomPlot;
 class QVBoxLayout;
 class QWidget;
 
@@ -29,6 +30,10 @@ QDialogButtonBox* dialogButtons(QDialog* d, QDialogButtonBox::StandardButtons b 
 
 // Runs fn; an exception is shown in a warning box titled `what` and false is returned.
 bool guarded(QWidget* parent, const QString& what, const std::function<void()>& fn);
+
+// A plot's legend in a row of its own under the axes (so it never covers the curves) while it has
+// entries; without any it leaves the layout, where an empty legend squeezed the axes to a strip.
+void placeLegendBelow(QCustomPlot* plot);
 
 // A titled group box added to `parent`, and the vertical layout inside it.
 QVBoxLayout* groupBox(QVBoxLayout* parent, const QString& title);

@@ -6,6 +6,7 @@
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QProgressBar>
+#include <QScrollBar>
 #include <QTabWidget>
 #include <QVBoxLayout>
 #include <qcustomplot.h>
@@ -21,14 +22,6 @@ QCustomPlot* make_plot(const QString& y_label, QWidget* parent) {
   p->yAxis->setLabel(y_label);
   p->setMinimumHeight(180);
   return p;
-}
-
-// The legend sits in its own row under the plot, so it never hides the curves.
-void legend_below(QCustomPlot* p) {
-  p->legend->setVisible(true);
-  p->plotLayout()->addElement(1, 0, p->legend);
-  p->legend->setFillOrder(QCPLegend::foColumnsFirst);
-  p->plotLayout()->setRowStretchFactor(1, 0.001);
 }
 
 }  // namespace
@@ -58,7 +51,8 @@ RunView::RunView(QWidget* parent) : QWidget(parent) {
   loss_plot_->graph(2)->setPen(QPen(QColor(214, 39, 40), 2));
   loss_plot_->graph(2)->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 6));
   loss_plot_->graph(2)->setName("eval loss");
-  legend_below(loss_plot_);
+  loss_plot_->graph(2)->removeFromLegend();  // listed once a run has held-out data
+  placeLegendBelow(loss_plot_);
   lr_plot_ = make_plot("learning rate", tabs_);
   lr_plot_->addGraph();
   grad_plot_ = make_plot("grad norm", tabs_);
@@ -68,7 +62,6 @@ RunView::RunView(QWidget* parent) : QWidget(parent) {
   tabs_->addTab(grad_plot_, "Grad norm");
   // What the recipe reports beside the loss (DPO: reward margin and accuracy), one graph per name.
   method_plot_ = make_plot("method metrics", tabs_);
-  legend_below(method_plot_);
   tabs_->addTab(method_plot_, "Method metrics");
   lay->addWidget(tabs_, 3);
   log_ = new QPlainTextEdit;
@@ -80,8 +73,10 @@ RunView::RunView(QWidget* parent) : QWidget(parent) {
 void RunView::clearPlots() {
   for (auto* p : {loss_plot_, lr_plot_, grad_plot_})
     for (int g = 0; g < p->graphCount(); ++g) p->graph(g)->data()->clear();
+  loss_plot_->graph(2)->removeFromLegend();
   method_plot_->clearGraphs();
   method_graphs_.clear();
+  placeLegendBelow(method_plot_);
   have_smooth_ = false;
 }
 
@@ -92,15 +87,28 @@ void RunView::reset(const QString& status) {
   progress_->setFormat("%v / %m steps");
 }
 
-void RunView::showStep(const StepMetrics& p, bool paused) {
-  progress_->setMaximum(static_cast<int>(p.total_steps));
-  progress_->setValue(static_cast<int>(p.step));
+void RunView::showHistory(const std::vector<StepMetrics>& steps) {
+  for (const auto& m : steps) addPoints(m);
+  if (!steps.empty()) {
+    progress_->setMaximum(static_cast<int>(steps.back().total_steps));
+    progress_->setValue(static_cast<int>(steps.back().step));
+  }
+  for (auto* plot : {loss_plot_, lr_plot_, grad_plot_, method_plot_}) {
+    plot->rescaleAxes();
+    plot->replot(QCustomPlot::rpQueuedReplot);
+  }
+}
+
+void RunView::addPoints(const StepMetrics& p) {
   const double loss = p.loss();
   smooth_ = have_smooth_ ? 0.9 * smooth_ + 0.1 * loss : loss;
   have_smooth_ = true;
   loss_plot_->graph(0)->addData(p.step, loss);
   loss_plot_->graph(1)->addData(p.step, smooth_);
-  if (p.has_eval()) loss_plot_->graph(2)->addData(p.step, p.get("eval_loss"));
+  if (p.has_eval()) {
+    loss_plot_->graph(2)->addData(p.step, p.get("eval_loss"));
+    loss_plot_->graph(2)->addToLegend();
+  }
   lr_plot_->graph(0)->addData(p.step, p.get("lr"));
   grad_plot_->graph(0)->addData(p.step, p.get("grad_norm"));
   static const QColor kColors[] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44), QColor(148, 103, 189)};
@@ -118,9 +126,17 @@ void RunView::showStep(const StepMetrics& p, bool paused) {
       g->setName(n);
       g->setPen(QPen(kColors[method_graphs_.size() % 4], 2));
       method_graphs_.insert(n, g);
+      placeLegendBelow(method_plot_);
     }
     method_graphs_[n]->addData(p.step, p.get(name));
   }
+}
+
+void RunView::showStep(const StepMetrics& p, bool paused) {
+  progress_->setMaximum(static_cast<int>(p.total_steps));
+  progress_->setValue(static_cast<int>(p.step));
+  addPoints(p);
+  const double loss = p.loss();
   for (auto* plot : {loss_plot_, lr_plot_, grad_plot_, method_plot_}) {
     plot->rescaleAxes();
     plot->replot(QCustomPlot::rpQueuedReplot);  // coalesces bursts of steps into one repaint
@@ -137,24 +153,22 @@ void RunView::showStep(const StepMetrics& p, bool paused) {
 }
 
 void RunView::showFinished(const QString& status, const QString& error, const QString& output) {
+  // The curves and the progress stay as the run left them (a cancelled run's too): the next run
+  // starts from a clean view (reset()).
   progress_->setFormat("%v / %m steps");
-  if (status == "failed" || status == "cancelled" || status == "interrupted") {
-    // The run's curves stay on the Runs page; here the next run starts from a clean view.
-    clearPlots();
-    for (auto* p : {loss_plot_, lr_plot_, grad_plot_, method_plot_}) p->replot();
-    progress_->setValue(0);
-    progress_->setMaximum(1);
-  }
   QString s = "Run " + status;
   if (!error.isEmpty()) s += ": " + error;
   if (!output.isEmpty()) s += " · output " + output;
   status_->setText(s);
-  log_->appendPlainText(s);
+  appendLog(s);
 }
 
 void RunView::setStatus(const QString& s) { status_->setText(s); }
 void RunView::setPaused(bool paused) { progress_->setFormat(paused ? "Paused at %v / %m steps" : "%v / %m steps"); }
-void RunView::appendLog(const QString& line) { log_->appendPlainText(line); }
+void RunView::appendLog(const QString& line) {
+  log_->appendPlainText(line);
+  log_->verticalScrollBar()->setValue(log_->verticalScrollBar()->maximum());  // the newest line in view
+}
 int RunView::lossPointCount() const { return loss_plot_->graph(0)->dataCount(); }
 QStringList RunView::methodMetricNames() const { return method_graphs_.keys(); }
 void RunView::showMethodMetrics() { tabs_->setCurrentWidget(method_plot_); }

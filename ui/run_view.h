@@ -6,6 +6,7 @@
 #include <QMap>
 #include <QStringList>
 #include <QWidget>
+#include <vector>
 
 #include "train/metrics.h"
 
@@ -25,6 +26,8 @@ class RunView : public QWidget {
 
   void reset(const QString& status);  // a new run: empty plots and log
   void showStep(const hone::StepMetrics& m, bool paused);
+  // Steps recorded earlier (a resumed run's), drawn before its new ones arrive.
+  void showHistory(const std::vector<hone::StepMetrics>& steps);
   // A run ended: a failed, cancelled or interrupted run's curves leave the view (the Runs page keeps them).
   void showFinished(const QString& status, const QString& error, const QString& output);
   void setStatus(const QString& s);
@@ -39,6 +42,7 @@ class RunView : public QWidget {
 
  private:
   void clearPlots();
+  void addPoints(const hone::StepMetrics& m);
   QProgressBar* progress_;
   QLabel* status_;
   QTabWidget* tabs_;

@@ -109,11 +109,6 @@ RunsPage::RunsPage(QWidget* parent) : QWidget(parent) {
   bl->addLayout(controls);
   auto* mid = new QSplitter(Qt::Horizontal);
   plot_ = new QCustomPlot;
-  plot_->legend->setVisible(true);
-  // The legend gets its own row under the axes, so it never covers the curves.
-  plot_->plotLayout()->addElement(1, 0, plot_->legend);
-  plot_->legend->setFillOrder(QCPLegend::foColumnsFirst);
-  plot_->plotLayout()->setRowStretchFactor(1, 0.001);
   plot_->setMinimumHeight(220);
   plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
   diff_ = new QTextEdit;
@@ -295,6 +290,7 @@ void RunsPage::updateOverlay() {
   resume_->setEnabled(false);
   if (ids.isEmpty() || workspace_.isEmpty()) {
     resume_->setToolTip("Select a run to resume");
+    placeLegendBelow(plot_);
     plot_->replot();
     return;
   }
@@ -375,6 +371,7 @@ void RunsPage::updateOverlay() {
       plot_->yAxis->setNumberPrecision(6);
     }
     plot_->rescaleAxes();
+    placeLegendBelow(plot_);
     plot_->replot();
     // Config keys that differ, then final metrics and notes.
     QString html = "<b>Config keys that differ</b><table cellspacing=6><tr><th align=left>key</th>";

@@ -68,8 +68,10 @@ TrainForm::TrainForm(QWidget* parent) : QWidget(parent), inputs_(new TrainInputs
   lay->addWidget(inputs_);
   auto* hp_box = new QGroupBox("Method and hyper-parameters");
   form_ = new QFormLayout(hp_box);
+  // A label too long for the pane puts its field on the next line instead of widening the form.
+  form_->setRowWrapPolicy(QFormLayout::WrapLongRows);
   std::vector<std::pair<std::string, std::string>> methods, recipes;
-  for (const auto& m : method_table()) methods.emplace_back(m.name, m.label + " (" + m.summary + ")");
+  for (const auto& m : method_table()) methods.emplace_back(m.name, m.label);
   for (const auto& r : recipe_table()) recipes.emplace_back(r.name, r.label);
   method_ = choices(methods);
   method_->setToolTip("How the model trains. Greyed-out entries say why in their tooltip.");
@@ -112,8 +114,8 @@ TrainForm::TrainForm(QWidget* parent) : QWidget(parent), inputs_(new TrainInputs
   recipe_fields_ = {{"beta", beta_},           {"loss_type", loss_type_},     {"rewards", rewards_},
                     {"reward_model", reward_model_}, {"num_generations", generations_}, {"max_new_tokens", new_tokens_},
                     {"ppo_epochs", ppo_epochs_}, {"kl_target", kl_target_},   {"value_model", value_model_}};
-  const char* field_labels[] = {"Beta", "DPO loss", "Rewards", "Reward model", "Completions per prompt",
-                                "Max new tokens", "Updates per batch", "Adaptive KL target", "Value model"};
+  const char* field_labels[] = {"Beta", "DPO loss", "Rewards", "Reward model", "Samples per prompt",
+                                "Max new tokens", "Updates per batch", "KL target", "Value model"};
   for (size_t i = 0; i < recipe_fields_.size(); ++i) form_->addRow(field_labels[i], recipe_fields_[i].second);
   steps_ = ispin(0, 10000000, "Optimizer steps; 0 trains for the number of epochs instead.");
   epochs_ = dspin(0.01, 100, 2, 0.5, "Passes over the training data (used when max steps is 0).");
@@ -252,7 +254,7 @@ void TrainForm::setConfig(const RunConfig& c) {
   if (auto* r = item_of(recipe_, QString::fromStdString(c.recipe))) recipe_->setCurrentIndex(r->row());
   if (!c.name.empty()) {
     name_->setText(QString::fromStdString(c.name));
-    name_edited_ = true;
+    name_edited_ = false;  // decided below: a suggested name keeps following the form
   }
   if (!c.base_model.empty() && inputs_->modelFolder().toStdString() != c.base_model)
     inputs_->setModelFolder(QString::fromStdString(c.base_model));
@@ -287,6 +289,7 @@ void TrainForm::setConfig(const RunConfig& c) {
   preset_demo_ = inputs_->isDemoModel();
   showRecipeFields();
   updateAvailability();
+  if (!c.name.empty()) name_edited_ = QString::fromStdString(c.name) != suggestedName();
   suggestName();
   Q_EMIT changed();
 }
@@ -341,11 +344,15 @@ void TrainForm::showRecipeFields() {
 void TrainForm::updateAvailability() {
   const QStringList kinds = inputs_->tickedKinds();
   QString first_enabled;
+  const std::string method_now = method().toStdString();
   for (const auto& r : recipe_table()) {
     QString why;
     for (const auto& k : kinds)
       if (!r.reads_kind(k.toStdString()))
         why = QString::fromStdString(r.label + " trains on " + r.data_help + "; untick the " + k.toStdString() + " data.");
+    if (why.isEmpty() && !r.allows(method_now))
+      why = QString::fromStdString(r.label + " trains " + method_labels(r.methods) + " adapters (" + r.methods_why +
+                                   "): choose one of them as the method.");
     auto* it = item_of(recipe_, QString::fromStdString(r.name));
     it->setEnabled(why.isEmpty());
     it->setToolTip(why.isEmpty() ? QString::fromStdString(r.summary) : why);
@@ -389,14 +396,16 @@ bool TrainForm::methodEnabled(const QString& name) const {
   return it && it->isEnabled();
 }
 
-void TrainForm::suggestName() {
-  if (name_edited_) return;
+QString TrainForm::suggestedName() const {
   const QStringList data = inputs_->tickedDatasets();
   // SFT runs are named by their method (notes-lora), the others by their recipe (pairs-dpo).
   const QString key = recipe() == "sft" ? method() : method() == "lora" ? recipe() : method() + "-" + recipe();
   QString n = (data.isEmpty() ? QString("run") : data.size() > 1 ? data.first() + "-and-more" : data.first()) + "-" + key;
-  n.replace(QRegularExpression("[^A-Za-z0-9_.-]"), "-");
-  name_->setText(n);
+  return n.replace(QRegularExpression("[^A-Za-z0-9_.-]"), "-");
+}
+
+void TrainForm::suggestName() {
+  if (!name_edited_) name_->setText(suggestedName());
 }
 
 }  // namespace hone::ui

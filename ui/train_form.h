@@ -55,6 +55,7 @@ class TrainForm : public QWidget {
   void updateAvailability();
   void showRecipeFields();
   void suggestName();
+  QString suggestedName() const;
   TrainInputs* inputs_;
   RunConfig base_;  // the values of fields without a widget
   QComboBox* method_;

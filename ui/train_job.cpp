@@ -92,7 +92,6 @@ QVariant TrainJob::runLaunched(Job::Context& ctx, const std::string& ws_dir, con
       if (e.kind == RunEvent::Kind::Step) Q_EMIT progress(e.step);
       else if (e.kind == RunEvent::Kind::Log) Q_EMIT log(QString::fromStdString(e.message));
       else if (e.kind == RunEvent::Kind::Started) {
-        if (!e.plan.resumed.empty()) Q_EMIT log(QString::fromStdString("resuming from " + e.plan.resumed));
         Q_EMIT started(e.run_id, QString::fromStdString(e.run_dir));
       } else if (e.kind == RunEvent::Kind::Done) {
         done = std::move(e);
@@ -165,8 +164,7 @@ bool TrainJob::launch(const QString& workspace_dir, const RunConfig& cfg, qint64
     spec.cfg = cfg;
     spec.resume_run = resume_run;
     LaunchHooks h;
-    h.on_started = [this](int64_t id, const std::string& dir, const RunPlan& plan) {
-      if (!plan.resumed.empty()) Q_EMIT log(QString::fromStdString("resuming from " + plan.resumed));
+    h.on_started = [this](int64_t id, const std::string& dir, const RunPlan&) {
       Q_EMIT started(id, QString::fromStdString(dir));
     };
     h.on_log = [this](const std::string& s) { Q_EMIT log(QString::fromStdString(s)); };

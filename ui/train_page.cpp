@@ -12,12 +12,16 @@
 #include <QScrollArea>
 #include <QSplitter>
 #include <QVBoxLayout>
+#include <climits>
+#include <cstdlib>
+#include <map>
 
 #include "common/error.h"
 #include "job.h"
 #include "run_view.h"
 #include "runs/demo.h"
 #include "runs/run_launcher.h"
+#include "store/runs.h"
 #include "train/recipes.h"
 #include "train_estimate.h"
 #include "train_form.h"
@@ -41,7 +45,8 @@ TrainPage::TrainPage(QWidget* parent)
   auto* scroll = new QScrollArea;
   scroll->setWidget(form_host);
   scroll->setWidgetResizable(true);
-  scroll->setMinimumWidth(380);
+  scroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);  // the form wraps long rows instead
+  scroll->setMinimumWidth(400);
   split->addWidget(scroll);
 
   // Right: the controls over the run view.
@@ -63,6 +68,13 @@ TrainPage::TrainPage(QWidget* parent)
   split->setStretchFactor(1, 1);
 
   connect(form_, &TrainForm::changed, this, &TrainPage::updateEstimate);
+  connect(form_, &TrainForm::changed, this, [this] {
+    // A refusal to start ("Tick at least one dataset.") does not outlive the change that answers it.
+    if (!job_->running() && !demo_job_->running() && refused_) {
+      view_->setStatus("Ready.");
+      refused_ = false;
+    }
+  });
   connect(estimate_, &TrainEstimate::goalsChanged, this, &TrainPage::updateEstimate);
   connect(form_->inputs(), &TrainInputs::modelChanged, this, [this] { setRunningUi(job_->running()); });
   connect(form_->inputs(), &TrainInputs::problem, view_, &RunView::appendLog);
@@ -149,7 +161,7 @@ void TrainPage::buildDemoModel(int64_t pretrain_steps) {
 
 bool TrainPage::startTraining(bool ask) {
   if (!form_->inputs()->modelUsable()) {
-    view_->setStatus("Cannot start: " + form_->inputs()->modelProblem());
+    refuse("Cannot start: " + form_->inputs()->modelProblem());
     return false;
   }
   if (ask && estimate_->wontFit() &&
@@ -159,16 +171,16 @@ bool TrainPage::startTraining(bool ask) {
                                 "\n\nStart anyway? The system may start swapping or end the run.") != QMessageBox::Yes)
     return false;
   if (workspace_.isEmpty()) {
-    view_->setStatus("Open a workspace first (File > Open Workspace).");
+    refuse("Open a workspace first (File > Open Workspace).");
     return false;
   }
   if (form_->inputs()->tickedDatasets().isEmpty()) {
-    view_->setStatus("Tick at least one dataset.");
+    refuse("Tick at least one dataset.");
     return false;
   }
   QString err;
   if (!job_->start(workspace_, form_->config(), &err, form_->processes())) {
-    view_->setStatus("Cannot start: " + err);
+    refuse("Cannot start: " + err);
     return false;
   }
   view_->reset("Preparing data…");
@@ -176,11 +188,44 @@ bool TrainPage::startTraining(bool ask) {
   return true;
 }
 
+namespace {
+
+// The steps a run recorded up to its newest checkpoint (where a resume continues), as the plots
+// take them: its loss, learning rate, gradient norm, held-out loss and the recipe's own metrics.
+std::vector<StepMetrics> recorded_steps(Workspace& ws, int64_t id, const RunConfig& cfg) {
+  const std::string ck = last_checkpoint(ws, id);
+  const size_t at = ck.rfind("step-");
+  const int64_t upto = at == std::string::npos ? INT64_MAX : std::atoll(ck.c_str() + at + 5);
+  std::map<int64_t, StepMetrics> by_step;
+  std::vector<std::string> names = {"loss", "lr", "grad_norm", "eval_loss"};
+  const RecipeInfo* r = find_recipe(cfg.recipe);
+  if (r) names.insert(names.end(), r->plot_hints.begin(), r->plot_hints.end());
+  for (const auto& name : names)
+    for (const auto& p : run_metric(ws, id, name)) {
+      if (p.step > upto) continue;
+      StepMetrics& m = by_step[p.step];
+      m.step = p.step;
+      m.scalars.push_back({name, p.value});
+      if (r) m.plot_hints = r->plot_hints;
+    }
+  std::vector<StepMetrics> out;
+  for (auto& [step, m] : by_step)
+    if (m.has("loss")) out.push_back(std::move(m));
+  for (auto& m : out) m.total_steps = cfg.max_steps > 0 ? cfg.max_steps : out.back().step;
+  return out;
+}
+
+}  // namespace
+
 bool TrainPage::resumeRun(qint64 run_id) {
-  // The form shows the run's own settings: what the resumed run trains with.
+  // The form shows the run's own settings (what the resumed run trains with) and the plots its
+  // curve so far.
+  std::vector<StepMetrics> history;
   try {
     Workspace ws(workspace_.toStdString());
-    form_->setConfig(recorded_run_config(ws, run_id));
+    const RunConfig cfg = recorded_run_config(ws, run_id);
+    form_->setConfig(cfg);
+    history = recorded_steps(ws, run_id, cfg);
   } catch (const std::exception& e) {
     view_->setStatus(QString("Cannot resume: ") + e.what());
     return false;
@@ -191,9 +236,15 @@ bool TrainPage::resumeRun(qint64 run_id) {
     return false;
   }
   view_->reset("Preparing data…");
+  view_->showHistory(history);
   setRunningUi(true);
   view_->appendLog(QString("resuming run %1 from its newest checkpoint").arg(run_id));
   return true;
+}
+
+void TrainPage::refuse(const QString& why) {
+  view_->setStatus(why);
+  refused_ = true;
 }
 
 void TrainPage::onFinished(const QString& status, const QString& error, const QString& output) {
@@ -213,16 +264,23 @@ void TrainPage::setRunningUi(bool running) {
 }
 
 bool TrainPage::selectMethod(const QString& key) {
-  const bool method = find_method(key.toStdString()) != nullptr;
-  if (!form_->selectRecipe(method ? "sft" : key)) return false;
-  return form_->selectMethod(method ? key : "lora");
+  if (find_method(key.toStdString())) return form_->selectRecipe("sft") && form_->selectMethod(key);
+  // A recipe, with LoRA (which every recipe trains with): the method first, so that the recipe is offered.
+  if (!find_recipe(key.toStdString()) || !form_->selectMethod("lora")) return false;
+  return form_->selectRecipe(key);
 }
 
 bool TrainPage::methodEnabled(const QString& key) const {
-  const bool method = find_method(key.toStdString()) != nullptr;
-  if (!form_->recipeEnabled(method ? "sft" : key)) return false;
-  if (!method) return true;
-  return recipe_info("sft").allows(key.toStdString());
+  if (find_method(key.toStdString())) return recipeReadsTicked("sft") && recipe_info("sft").allows(key.toStdString());
+  return recipeReadsTicked(key);
+}
+
+bool TrainPage::recipeReadsTicked(const QString& recipe) const {
+  const RecipeInfo* r = find_recipe(recipe.toStdString());
+  if (!r) return false;
+  for (const auto& k : form_->inputs()->tickedKinds())
+    if (!r->reads_kind(k.toStdString())) return false;
+  return true;
 }
 
 bool TrainPage::modelUsable() const { return form_->inputs()->modelUsable(); }

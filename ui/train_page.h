@@ -44,7 +44,7 @@ class TrainPage : public QWidget {
   // For tests and the shell. selectMethod/methodEnabled take a method (lora, qlora, full: with
   // the SFT recipe) or a recipe name (with LoRA).
   bool selectMethod(const QString& key);
-  bool methodEnabled(const QString& key) const;
+  bool methodEnabled(const QString& key) const;  // whether the ticked data allows it
   bool modelUsable() const;
   bool demoOffered() const;  // the "Build the demo model" button is shown (no demo model yet)
   QString modelProblem() const;
@@ -70,6 +70,8 @@ class TrainPage : public QWidget {
   void updateEstimate();
   void onFinished(const QString& status, const QString& error, const QString& output);
   void setRunningUi(bool running);
+  void refuse(const QString& why);
+  bool recipeReadsTicked(const QString& recipe) const;  // Start refused: the status says why until the form changes
 
   QString workspace_;
   TrainJob* job_;
@@ -80,6 +82,7 @@ class TrainPage : public QWidget {
   QPushButton* start_;
   QPushButton* pause_;
   QPushButton* cancel_;
+  bool refused_ = false;
 };
 
 }  // namespace hone::ui

@@ -3,6 +3,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "cli/commands.h"
 
+#include <algorithm>
 #include <cstring>
 #include <iostream>
 
@@ -73,25 +74,43 @@ void replace_all(std::string& s, const std::string& from, const std::string& to)
   for (size_t p = 0; (p = s.find(from, p)) != std::string::npos; p += to.size()) s.replace(p, from.size(), to);
 }
 
-// One line per recipe: its name, label and summary, and the methods it trains with.
+constexpr size_t kWidth = 100;  // columns of help text
+
+// "  name    text", the text wrapped at kWidth under its first column.
+std::string entry(const std::string& name, size_t name_width, const std::string& text) {
+  std::string out = "  " + name + std::string(name_width > name.size() ? name_width - name.size() : 1, ' ');
+  const size_t indent = out.size();
+  size_t col = indent, i = 0;
+  while (i < text.size()) {
+    size_t j = text.find(' ', i);
+    if (j == std::string::npos) j = text.size();
+    const std::string word = text.substr(i, j - i);
+    if (col > indent && col + 1 + word.size() > kWidth) {
+      out += "\n" + std::string(indent, ' ');
+      col = indent;
+    } else if (col > indent) {
+      out += ' ';
+      ++col;
+    }
+    out += word;
+    col += word.size();
+    i = j + 1;
+  }
+  return out + "\n";
+}
+
+// One entry per recipe: its name, label and summary, its data and the methods it trains with.
 std::string recipe_lines() {
   std::string s;
-  for (const auto& r : recipe_table()) {
-    std::string name = r.name;
-    name.resize(8, ' ');
-    s += "  " + name + r.label + ": " + r.summary + " (" + r.data_kind + " data" +
-         (r.methods.size() < method_table().size() ? "; " + method_labels(r.methods) : std::string()) + ")\n";
-  }
+  for (const auto& r : recipe_table())
+    s += entry(r.name, 8, r.label + ": " + r.summary + " (" + r.data_kind + " data" +
+                              (r.methods.size() < method_table().size() ? "; " + method_labels(r.methods) : std::string()) + ")");
   return s;
 }
 
 std::string method_lines() {
   std::string s;
-  for (const auto& m : method_table()) {
-    std::string name = m.name;
-    name.resize(8, ' ');
-    s += "  " + name + m.label + ": " + m.summary + "\n";
-  }
+  for (const auto& m : method_table()) s += entry(m.name, 8, m.label + ": " + m.summary);
   return s;
 }
 
@@ -105,6 +124,19 @@ std::string fill(std::string text) {
 bool is_help(const char* a) { return !std::strcmp(a, "--help") || !std::strcmp(a, "-h"); }
 
 }  // namespace
+
+std::string recipes_text() {
+  std::string s;
+  for (const auto& r : recipe_table()) {
+    std::string methods, keys;
+    for (const auto& m : r.methods) methods += (methods.empty() ? "" : ", ") + m;
+    for (const auto& k : r.keys) keys += (keys.empty() ? "" : ", ") + k.name;
+    s += r.name + "  " + r.label + "\n" + entry("trains", 10, r.summary) + entry("data", 10, r.data_help + " (" + r.data_kind + ")") +
+         entry("methods", 10, methods + (r.methods_why.empty() ? "" : " (" + r.methods_why + ")")) +
+         entry("keys", 10, keys.empty() ? "none of its own" : keys) + "\n";
+  }
+  return s + "(hone-cli help recipes --markdown: the same as a table, as docs/run-config.md shows it)\n";
+}
 
 std::string recipes_markdown() {
   std::string s = "| recipe | what it trains | data (workspace kind) | methods | its own keys |\n|---|---|---|---|---|\n";
@@ -125,14 +157,11 @@ std::string top_level_usage() {
   std::string s = "hone-cli: fine-tune and inspect Llama-family models (Hone " HONE_VERSION
                   ")\n\nusage: hone-cli <command> [options]      (hone-cli <command> --help, or hone-cli help <command>, for "
                   "details)\n\ncommands:\n";
-  for (const auto& c : commands()) {
-    std::string name = c.name;
-    name.resize(std::max<size_t>(12, name.size() + 1), ' ');
-    s += "  " + name + fill(c.summary) + "\n";
-  }
-  s += "\nrecipes (a run config's \"recipe\", docs/run-config.md):\n" + recipe_lines();
+  size_t width = 0;
+  for (const auto& c : commands()) width = std::max(width, c.name.size() + 2);
+  for (const auto& c : commands()) s += entry(c.name, width, fill(c.summary));
+  s += "\nrecipes (a run config's \"recipe\"; hone-cli help recipes tells their data, methods and keys):\n" + recipe_lines();
   s += "\nmethods (its \"method\"):\n" + method_lines();
-  s += "\n(hone-cli help recipes: the recipes with their data, methods and keys, as a table)\n";
   return s;
 }
 
@@ -152,8 +181,8 @@ int dispatch(int argc, char** argv) {
       return 0;
     }
     std::string want = argv[2];
-    if (want == "recipes") {  // the recipe table as docs/run-config.md shows it
-      std::cout << recipes_markdown();
+    if (want == "recipes") {  // the recipe table; as docs/run-config.md shows it with --markdown
+      std::cout << (argc > 3 && !std::strcmp(argv[3], "--markdown") ? recipes_markdown() : recipes_text());
       return 0;
     }
     if (argc > 3 && find_command(want + " " + argv[3])) want += std::string(" ") + argv[3];

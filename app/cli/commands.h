@@ -29,7 +29,8 @@ const Command* find_command(const std::string& name);
 std::string usage_of(const Command& c);
 // `hone-cli --help`: the commands, recipes and methods.
 std::string top_level_usage();
-// `hone-cli help recipes`: the recipe table in Markdown (docs/run-config.md holds a copy).
+// `hone-cli help recipes`: the recipe table as text, or in Markdown (docs/run-config.md holds a copy).
+std::string recipes_text();
 std::string recipes_markdown();
 // Parses argv for the command it names and runs it; the exit code.
 int dispatch(int argc, char** argv);

@@ -28,7 +28,9 @@ LoadedModel load_method_base(const std::string& base_model, const std::string& m
 MethodModel set_up_method_model(const RunConfig& cfg, const BaseDtypeChoice& base_dtype, const LogFn& log) {
   MethodModel mm;
   mm.lm = load_method_base(cfg.base_model, cfg.method, base_dtype.bf16, &mm.frozen_weight_bytes);
-  if (log) log("base weights: " + base_dtype.why);
+  // QLoRA's linear layers are NF4 whatever the dtype choice, which is of the dense rest.
+  if (log) log(std::string("base weights: ") + (cfg.method == "qlora" ? "linear layers NF4 (4-bit), embedding and head " : "") +
+               base_dtype.why);
   CausalLM& model = mm.lm.model;
   mm.lora = cfg.lora;
   if (cfg.method == "full") return mm;

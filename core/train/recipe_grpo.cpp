@@ -21,6 +21,7 @@ class GrpoRecipe : public RlRecipe {
     std::vector<size_t> prompt_of;
     std::vector<Rollout> rows = sample(env, idx, &prompt_of);
     const std::vector<double> rewards = score(rows, prompt_of);
+    note_flat_rewards(env, rewards);
     at::Tensor r = at::tensor(rewards, at::kDouble).to(at::kFloat);  // [N]
     at::Tensor adv = group_advantages(r, G).to(env.dev);              // [N]
     // The reference pass comes first: swapping a starting adapter in and out writes the

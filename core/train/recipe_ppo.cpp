@@ -57,6 +57,7 @@ class PpoRecipe : public RlRecipe {
       std::vector<size_t> prompt_of;
       b.rows = sample(env, idx, &prompt_of);
       const std::vector<double> scores = score(b.rows, prompt_of);
+      note_flat_rewards(env, scores);
       at::Tensor ref;
       if (kl_coef_ != 0) ref = reference_logps(env, b.rows);
       TokenLogps old = values_from_policy(env, b.rows);  // [N, C]

@@ -132,6 +132,20 @@ at::Tensor RlRecipe::reference_logps(RecipeEnv& env, const std::vector<Rollout>&
   return out;
 }
 
+void RlRecipe::note_flat_rewards(RecipeEnv& env, const std::vector<double>& rewards) {
+  if (use_eval_ || rewards.empty() || flat_batches_ < 0) return;
+  const bool flat = std::all_of(rewards.begin(), rewards.end(), [&](double r) { return r == rewards.front(); });
+  flat_batches_ = flat ? flat_batches_ + 1 : 0;
+  if (flat_batches_ < 5) return;
+  flat_batches_ = -1;  // said once
+  if (env.log)
+    env.log("warning: in 5 batches running every completion got the same reward (" + std::to_string(rewards.front()) + "): " +
+            (cfg_.recipe == "grpo" ? "GRPO has nothing to learn from them (every advantage is 0)"
+                                   : "PPO learns only its KL term from them") +
+            ". Start from a model that sometimes earns the reward (init_adapter: an SFT run's adapter, as hone-cli demo "
+            "warms up first) or give partial credit (a similarity rule).");
+}
+
 std::vector<double> RlRecipe::score(const std::vector<Rollout>& rows, const std::vector<size_t>& prompt_of) {
   std::vector<double> out;
   std::vector<std::pair<std::vector<ChatMessage>, std::vector<ChatMessage>>> items;

@@ -49,6 +49,9 @@ class RlRecipe : public Recipe {
   at::Tensor reference_logps(RecipeEnv& env, const std::vector<Rollout>& rows);
   // Rule rewards on the decoded completion (without its stop token) plus the reward model's score.
   std::vector<double> score(const std::vector<Rollout>& rows, const std::vector<size_t>& prompt_of);
+  // Says once, in the run's log, when batch after batch every completion scored the same: the
+  // rewards then carry no signal (a policy that never succeeds), which a flat curve does not say.
+  void note_flat_rewards(RecipeEnv& env, const std::vector<double>& rewards);
 
   RunConfig cfg_;
 
@@ -65,6 +68,7 @@ class RlRecipe : public Recipe {
   std::vector<PromptExample> train_, eval_;
   int64_t dropped_ = 0;
   bool use_eval_ = false;
+  int flat_batches_ = 0;  // consecutive training batches whose completions all scored alike
 };
 
 // The keys both RL recipes read (sampling, rewards, the KL's beta) and their checks; grpo and ppo

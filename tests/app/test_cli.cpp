@@ -83,9 +83,9 @@ TEST(Cli, RunConfigDocsFollowTheTables) {
   const std::string begin = "<!-- recipes: begin -->\n", end = "<!-- recipes: end -->";
   const size_t b = doc.find(begin), e = doc.find(end);
   ASSERT_TRUE(b != std::string::npos && e != std::string::npos);
-  const auto r = cli("help recipes");
+  const auto r = cli("help recipes --markdown");
   ASSERT_EQ(r.code, 0);
-  EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), r.out) << "run: hone-cli help recipes";
+  EXPECT_EQ(doc.substr(b + begin.size(), e - b - begin.size()), r.out) << "run: hone-cli help recipes --markdown";
   for (const ConfigKey* k : all_config_keys()) EXPECT_NE(doc.find("`" + k->name + "`"), std::string::npos) << k->name;
 }
 
