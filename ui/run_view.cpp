@@ -164,6 +164,10 @@ void RunView::showFinished(const QString& status, const QString& error, const QS
 }
 
 void RunView::setStatus(const QString& s) { status_->setText(s); }
+void RunView::setBusy(bool busy) {
+  progress_->setRange(0, busy ? 0 : 1);
+  progress_->setValue(0);
+}
 void RunView::setPaused(bool paused) { progress_->setFormat(paused ? "Paused at %v / %m steps" : "%v / %m steps"); }
 void RunView::appendLog(const QString& line) {
   log_->appendPlainText(line);

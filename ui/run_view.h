@@ -32,6 +32,7 @@ class RunView : public QWidget {
   void showFinished(const QString& status, const QString& error, const QString& output);
   void setStatus(const QString& s);
   void setPaused(bool paused);  // the progress bar says so
+  void setBusy(bool busy);      // work without steps to count (the demo's base): a moving bar
   void appendLog(const QString& line);
 
   int lossPointCount() const;

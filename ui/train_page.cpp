@@ -111,6 +111,7 @@ TrainPage::TrainPage(QWidget* parent)
   });
   connect(demo_job_, &Job::failed, this, [this](const QString& e) { view_->setStatus("Building the demo model failed: " + e); });
   connect(demo_job_, &Job::stopped, this, [this] {
+    view_->setBusy(false);
     form_->inputs()->setDemoBusy(false);
     setRunningUi(job_->running());
   });
@@ -139,6 +140,7 @@ void TrainPage::buildDemoModel(int64_t pretrain_steps) {
   form_->inputs()->setDemoBusy(true);
   start_->setEnabled(false);
   view_->reset("Building the demo model (pre-training a small base on synthetic text)…");
+  view_->setBusy(true);
   demo_job_->start([ws, pretrain_steps](Job::Context& ctx) -> QVariant {
     DemoBaseOptions o;
     o.workspace = ws;
