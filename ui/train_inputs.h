@@ -3,15 +3,14 @@
 // workspace has none) and the workspace datasets to tick, each with its kind and rows.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
+#include <QLabel>
+#include <QLineEdit>
+#include <QListWidget>
+#include <QPushButton>
 #include <QStringList>
 #include <QWidget>
 
 #include "model/config.h"
-
-class QLabel;
-class QLineEdit;
-class QListWidget;
-class QPushButton;
 
 namespace hone::ui {
 

@@ -54,11 +54,16 @@ class TestMainWindow : public QObject {
     if (hone::import_dataset(w, pairs, "pairs", {}).dataset_id <= 0) qFatal("import failed");
     return ws;
   }
-  hone::ui::TrainPage* readyTrainPage(hone::ui::MainWindow& w) {
+  // The window shown, its Train page on the test model.
+  hone::ui::TrainPage* shownTrainPage(hone::ui::MainWindow& w) {
     w.show();
     if (!QTest::qWaitForWindowExposed(&w)) qFatal("window not exposed");
     auto* tp = w.trainPage();
     tp->setModelFolder(model_);
+    return tp;
+  }
+  hone::ui::TrainPage* readyTrainPage(hone::ui::MainWindow& w) {
+    auto* tp = shownTrainPage(w);
     tp->selectDataset("numbers", true);
     return tp;
   }
@@ -243,10 +248,7 @@ class TestMainWindow : public QObject {
   void dpoFromTheTrainPage() {
     const QString ws = pairsWorkspace("dpo", 24);
     hone::ui::MainWindow w(ws);
-    w.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&w));
-    auto* tp = w.trainPage();
-    tp->setModelFolder(model_);
+    auto* tp = shownTrainPage(w);
     tp->selectDataset("pairs", true);
     QVERIFY(!tp->methodEnabled("lora"));  // instruction tuning needs chat data
     QVERIFY(tp->selectMethod("dpo"));
@@ -274,10 +276,7 @@ class TestMainWindow : public QObject {
   void qloraDpoFromTheTrainPage() {
     const QString ws = pairsWorkspace("qlora-dpo", 16);
     hone::ui::MainWindow w(ws);
-    w.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&w));
-    auto* tp = w.trainPage();
-    tp->setModelFolder(model_);
+    auto* tp = shownTrainPage(w);
     tp->selectOnlyDataset("pairs");
     QCOMPARE(tp->form()->recipe(), QString("dpo"));  // the first recipe the preference data trains
     QVERIFY(tp->form()->selectMethod("qlora"));
@@ -353,10 +352,7 @@ class TestMainWindow : public QObject {
       if (hone::import_dataset(w, chat, "chat", {}).dataset_id <= 0) qFatal("import failed");
     }
     hone::ui::MainWindow w(ws);
-    w.show();
-    QVERIFY(QTest::qWaitForWindowExposed(&w));
-    auto* tp = w.trainPage();
-    tp->setModelFolder(model_);
+    auto* tp = shownTrainPage(w);
     const std::vector<std::tuple<QString, QString, QStringList>> runs = {{"pairs", "reward", {"accuracy", "margin"}},
                                                                          {"chat", "grpo", {"reward", "kl"}},
                                                                          {"chat", "ppo", {"reward", "kl", "value_loss"}}};
