@@ -326,11 +326,14 @@ void RunsPage::updateOverlay() {
     for (auto id : ids) {
       RunInfo r = get_run(ws, id);
       runs.push_back(r);
-      auto cfg = nlohmann::json::parse(r.config);
       // The data as the run was asked for it (dataset:NAME), not the copies in each run's folder,
-      // whose paths differ for every run.
-      if (auto refs = nlohmann::json::parse(r.datasets.empty() ? "null" : r.datasets); refs.is_array() && !refs.empty())
-        cfg["train_data"] = refs;
+      // whose paths differ for every run; a config this version no longer reads is shown as stored.
+      nlohmann::json cfg;
+      try {
+        cfg = recorded_run_config(ws, id).to_json();
+      } catch (const std::exception&) {
+        cfg = nlohmann::json::parse(r.config);
+      }
       cfgs.emplace_back();
       flatten(cfg, "", &cfgs.back());
       const double tokens_per_step = cfg.value("batch_size", 1) * cfg.value("grad_accum", 1) * cfg.value("max_seq_len", 1);

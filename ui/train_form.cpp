@@ -342,14 +342,10 @@ void TrainForm::showRecipeFields() {
 }
 
 void TrainForm::updateAvailability() {
-  const QStringList kinds = inputs_->tickedKinds();
   QString first_enabled;
   const std::string method_now = method().toStdString();
   for (const auto& r : recipe_table()) {
-    QString why;
-    for (const auto& k : kinds)
-      if (!r.reads_kind(k.toStdString()))
-        why = QString::fromStdString(r.label + " trains on " + r.data_help + "; untick the " + k.toStdString() + " data.");
+    QString why = dataProblem(r);
     if (why.isEmpty() && !r.allows(method_now))
       why = QString::fromStdString(r.label + " trains " + method_labels(r.methods) + " adapters (" + r.methods_why +
                                    "): choose one of them as the method.");
@@ -370,6 +366,13 @@ void TrainForm::updateAvailability() {
   }
   if (!item_of(method_, method())->isEnabled()) method_->setCurrentIndex(item_of(method_, QString::fromStdString(r.methods.front()))->row());
   showRecipeFields();
+}
+
+QString TrainForm::dataProblem(const RecipeInfo& r) const {
+  for (const auto& k : inputs_->tickedKinds())
+    if (!r.reads_kind(k.toStdString()))
+      return QString::fromStdString(r.label + " trains on " + r.data_help + "; untick the " + k.toStdString() + " data.");
+  return QString();
 }
 
 bool TrainForm::selectRecipe(const QString& name) {

@@ -9,6 +9,7 @@
 #include <QWidget>
 #include <vector>
 
+#include "train/recipes.h"
 #include "train/run_config.h"
 #include "train_inputs.h"
 
@@ -44,6 +45,8 @@ class TrainForm : public QWidget {
   bool selectRecipe(const QString& name);  // false when it is not offered for the ticked data
   bool selectMethod(const QString& name);  // false when the recipe does not train with it
   bool recipeEnabled(const QString& name) const;
+  // "" when the recipe trains on every ticked dataset, else why not.
+  QString dataProblem(const RecipeInfo& r) const;
   bool methodEnabled(const QString& name) const;
   QString runName() const;
 

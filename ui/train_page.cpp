@@ -273,16 +273,10 @@ bool TrainPage::selectMethod(const QString& key) {
 }
 
 bool TrainPage::methodEnabled(const QString& key) const {
-  if (find_method(key.toStdString())) return recipeReadsTicked("sft") && recipe_info("sft").allows(key.toStdString());
-  return recipeReadsTicked(key);
-}
-
-bool TrainPage::recipeReadsTicked(const QString& recipe) const {
-  const RecipeInfo* r = find_recipe(recipe.toStdString());
-  if (!r) return false;
-  for (const auto& k : form_->inputs()->tickedKinds())
-    if (!r->reads_kind(k.toStdString())) return false;
-  return true;
+  const RecipeInfo& sft = recipe_info("sft");
+  if (find_method(key.toStdString())) return form_->dataProblem(sft).isEmpty() && sft.allows(key.toStdString());
+  const RecipeInfo* r = find_recipe(key.toStdString());
+  return r && form_->dataProblem(*r).isEmpty();
 }
 
 bool TrainPage::modelUsable() const { return form_->inputs()->modelUsable(); }

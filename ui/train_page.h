@@ -70,8 +70,7 @@ class TrainPage : public QWidget {
   void updateEstimate();
   void onFinished(const QString& status, const QString& error, const QString& output);
   void setRunningUi(bool running);
-  void refuse(const QString& why);
-  bool recipeReadsTicked(const QString& recipe) const;  // Start refused: the status says why until the form changes
+  void refuse(const QString& why);  // Start refused: the status says why until the form changes
 
   QString workspace_;
   TrainJob* job_;

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -81,6 +82,12 @@ bool file_exists(const std::string& path) {
 bool is_directory(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void make_dirs(const std::string& d) {
+  std::error_code ec;
+  std::filesystem::create_directories(d, ec);
+  if (!is_directory(d)) throw file_error(d, "cannot create folder" + (ec ? ": " + ec.message() : std::string()));
 }
 
 std::string join_path(const std::string& a, const std::string& b) {

@@ -28,6 +28,8 @@ class AtomicWriter {
 
 bool file_exists(const std::string& path);
 bool is_directory(const std::string& path);
+// Creates the folder and its parents; throws hone::Error naming it when it is not there after.
+void make_dirs(const std::string& path);
 std::string join_path(const std::string& a, const std::string& b);
 // Directory of the running executable (for finding the SentencePiece shim beside it).
 std::string executable_dir();

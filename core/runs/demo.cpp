@@ -61,16 +61,15 @@ DemoBase build_demo_base(const DemoBaseOptions& o, const DemoHooks& hooks) {
     if (hooks.log) hooks.log(s);
   };
   const std::string demo = join_path(o.workspace, "demo");
+  make_dirs(demo);
   std::error_code ec;
-  std::filesystem::create_directories(demo, ec);
-  if (!is_directory(demo)) throw file_error(demo, "cannot create folder");
   DemoBase out;
   out.dir = demo_base_dir(o.workspace);
   if (!o.rebuild && demo_base_cached(o)) return out;
   out.rebuilt = true;
 
   const std::string init = join_path(demo, "init");
-  std::filesystem::create_directories(init, ec);
+  make_dirs(init);
   write_builtin_tokenizer(init, 0);  // one token per character: the skills work on letters
   auto tok = load_tokenizer(init);
   nlohmann::json cj = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"hidden_size", 128},

@@ -39,12 +39,6 @@ at::Tensor unhex(const std::string& s) {
   return t;
 }
 
-void mkdirs(const std::string& d) {
-  std::error_code ec;
-  std::filesystem::create_directories(d, ec);
-  if (!is_directory(d)) throw file_error(d, "cannot create folder" + (ec ? ": " + ec.message() : std::string()));
-}
-
 void remove_tree(const std::string& d) {
   std::error_code ec;  // best effort: a leftover temporary folder is harmless
   if (!d.empty() && d != "/") std::filesystem::remove_all(d, ec);
@@ -74,13 +68,13 @@ CheckpointWriter::CheckpointWriter(const std::string& run_dir, const RunConfig& 
     : root_(join_path(run_dir, "checkpoints")), cfg_(cfg), world_(world_size) {}
 
 std::string CheckpointWriter::save(const LoopState& s, const RngState& rng, CausalLM& model, const LoraConfig& lora, const AdamW& optim) {
-  mkdirs(root_);
+  make_dirs(root_);
   char name[32];
   std::snprintf(name, sizeof(name), "step-%06lld", static_cast<long long>(s.step));
   const std::string final_dir = join_path(root_, name);
   const std::string tmp = join_path(root_, std::string(".tmp-") + name);
   remove_tree(tmp);
-  mkdirs(tmp);
+  make_dirs(tmp);
   try {
     if (cfg_.method == "full") {
       SaveOptions so;

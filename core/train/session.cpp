@@ -14,7 +14,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <thread>
@@ -197,10 +196,7 @@ void Session::plan_steps() {
 // 4. The run folder, and the recipe's start (DPO: the reference log-probs, when precomputed).
 void Session::start_run_folder() {
   if (writer_) {
-    std::error_code ec;
-    std::filesystem::create_directories(opt_.run_dir, ec);
-    if (!is_directory(opt_.run_dir))
-      throw file_error(opt_.run_dir, "cannot create folder" + (ec ? ": " + ec.message() : std::string()));
+    make_dirs(opt_.run_dir);
     write_file_atomic(join_path(opt_.run_dir, "config.json"), cfg_.to_json().dump(2) + "\n");
   }
   ckpt_ = std::make_unique<CheckpointWriter>(opt_.run_dir, cfg_, world_);
