@@ -14,7 +14,8 @@ namespace hone::cli {
 const char* const kDatasetUsage = R"(usage: hone-cli dataset <action> [options]   (every action takes --workspace DIR)
 
   import FILE|FOLDER --name N [--format F] [--kind K] [--map SRC=DST,...] [--skip-invalid] [--json]
-      F: auto alpaca sharegpt messages prompt-completion preference text; K: chat preference text.
+      F: auto alpaca sharegpt messages prompt-completion preference text candidates choice;
+      K: chat preference text candidates choice (choice: multiple-choice questions, an eval suite).
       Any problem imports nothing unless --skip-invalid, which imports the valid rows.
   validate FILE|FOLDER [--format F] [--map ...] [--json]   check without importing
   list [--json]
@@ -96,7 +97,7 @@ int cmd_dataset(const Args& a) {
     o.skip_invalid = a.flag("skip-invalid");
     if (a.has("kind")) {
       DatasetKind k;
-      if (!dataset_kind_from_name(a.get("kind"), &k)) throw Error("unknown --kind \"" + a.get("kind") + "\" (chat, preference, text)");
+      if (!dataset_kind_from_name(a.get("kind"), &k)) throw Error("unknown --kind \"" + a.get("kind") + "\" (chat, preference, text, candidates, choice)");
       o.kind = k;
     }
     ImportReport r = import_dataset(ws, pos("FILE"), a.require("name"), o);

@@ -30,6 +30,8 @@ std::vector<Conversation> read_conversations(const std::string& path, ExampleFor
     throw file_error(path, "preference pairs (chosen/rejected) are for DPO, ORPO or reward models, not SFT");
   if (r.kind == DatasetKind::Candidates)
     throw file_error(path, "unlabelled candidate pairs: label them (hone-cli label) and export the labelled pairs first");
+  if (r.kind == DatasetKind::Choice)
+    throw file_error(path, "multiple-choice questions are an evaluation suite (hone-cli eval run), not training data");
   std::vector<Conversation> out;
   out.reserve(r.records.size());
   for (auto& rec : r.records) out.push_back({record_messages(rec.data), rec.source});

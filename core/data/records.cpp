@@ -6,6 +6,7 @@
 #include "data/records.h"
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
@@ -30,7 +31,8 @@ constexpr FormatName kFormats[] = {{ExampleFormat::Auto, "auto"},
                                    {ExampleFormat::PromptCompletion, "prompt-completion"},
                                    {ExampleFormat::Preference, "preference"},
                                    {ExampleFormat::Text, "text"},
-                                   {ExampleFormat::Candidates, "candidates"}};
+                                   {ExampleFormat::Candidates, "candidates"},
+                                   {ExampleFormat::Choice, "choice"}};
 
 // One source row before validation.
 struct RawRow {
@@ -237,6 +239,7 @@ ExampleFormat detect(const json& j) {
   if (j.contains("conversations")) return ExampleFormat::ShareGPT;
   if (j.contains("chosen") && j.contains("rejected")) return ExampleFormat::Preference;
   if (j.contains("responses")) return ExampleFormat::Candidates;
+  if (j.contains("choices")) return ExampleFormat::Choice;
   if (j.contains("instruction") && j.contains("output")) return ExampleFormat::Alpaca;
   if (j.contains("prompt") && j.contains("completion")) return ExampleFormat::PromptCompletion;
   if (j.contains("text")) return ExampleFormat::Text;
@@ -400,6 +403,44 @@ json canonical(const json& j, ExampleFormat f, RowCheck& rc) {
         rc.error("original_responses", "must have as many entries as responses");
       return out;
     }
+    case ExampleFormat::Choice: {
+      // A question, 2-26 non-empty choices and the right one as a 0-based index or a letter (A = 0).
+      json out = json::object();
+      out["question"] = str(j, "question", rc, true);
+      if (!rc.bad && out["question"].get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos)
+        rc.error("question", "empty question");
+      const std::string ctx = str(j, "context", rc, false);
+      if (!ctx.empty()) out["context"] = ctx;
+      if (!j.contains("choices") || !j["choices"].is_array() || j["choices"].size() < 2 || j["choices"].size() > 26) {
+        rc.error("choices", "must be a list of 2 to 26 choices");
+        return out;
+      }
+      json list = json::array();
+      for (size_t i = 0; i < j["choices"].size(); ++i) {
+        const auto& c = j["choices"][i];
+        const std::string f = "choices[" + std::to_string(i) + "]";
+        if (!c.is_string()) rc.error(f, "must be a string");
+        else if (c.get<std::string>().empty()) rc.error(f, "empty choice");
+        else list.push_back(c);
+      }
+      out["choices"] = list;
+      const int64_t n = static_cast<int64_t>(j["choices"].size());
+      int64_t answer = -1;
+      if (!j.contains("answer") || j["answer"].is_null()) {
+        rc.error("answer", "missing");
+      } else if (j["answer"].is_number_integer()) {
+        answer = j["answer"].get<int64_t>();
+        if (answer < 0 || answer >= n) rc.error("answer", "index " + std::to_string(answer) + " is not one of the " + std::to_string(n) + " choices (0-based)");
+      } else if (j["answer"].is_string() && j["answer"].get<std::string>().size() == 1 &&
+                 std::isalpha(static_cast<unsigned char>(j["answer"].get<std::string>()[0]))) {
+        answer = std::toupper(static_cast<unsigned char>(j["answer"].get<std::string>()[0])) - 'A';
+        if (answer >= n) rc.error("answer", "letter " + j["answer"].get<std::string>() + " is past the last of the " + std::to_string(n) + " choices");
+      } else {
+        rc.error("answer", "must be a choice's 0-based index or its letter (A, B, ...)");
+      }
+      out["answer"] = answer;
+      return out;
+    }
     case ExampleFormat::Text: {
       const std::string t = str(j, "text", rc, true);
       if (!rc.bad && t.find_first_not_of(" \t\r\n") == std::string::npos) rc.error("text", "empty text");
@@ -421,12 +462,13 @@ const char* dataset_kind_name(DatasetKind k) {
     case DatasetKind::Preference: return "preference";
     case DatasetKind::Text: return "text";
     case DatasetKind::Candidates: return "candidates";
+    case DatasetKind::Choice: return "choice";
   }
   return "?";
 }
 
 bool dataset_kind_from_name(const std::string& s, DatasetKind* out) {
-  for (DatasetKind k : {DatasetKind::Chat, DatasetKind::Preference, DatasetKind::Text, DatasetKind::Candidates})
+  for (DatasetKind k : {DatasetKind::Chat, DatasetKind::Preference, DatasetKind::Text, DatasetKind::Candidates, DatasetKind::Choice})
     if (s == dataset_kind_name(k) || (s == "instruction" && k == DatasetKind::Chat)) {
       *out = k;
       return true;
@@ -453,6 +495,7 @@ DatasetKind kind_of(ExampleFormat f) {
   if (f == ExampleFormat::Preference) return DatasetKind::Preference;
   if (f == ExampleFormat::Text) return DatasetKind::Text;
   if (f == ExampleFormat::Candidates) return DatasetKind::Candidates;
+  if (f == ExampleFormat::Choice) return DatasetKind::Choice;
   return DatasetKind::Chat;
 }
 
@@ -522,7 +565,7 @@ ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
         fmt = detect(r.obj);
         if (fmt == ExampleFormat::Auto) {
           rc.error("", "cannot tell the format from the keys (expected messages, conversations, chosen/rejected, "
-                       "prompt/responses, instruction/output, prompt/completion or text; --map renames columns)");
+                       "prompt/responses, question/choices, instruction/output, prompt/completion or text; --map renames columns)");
           ++res.errors;
           continue;
         }
@@ -569,6 +612,7 @@ std::vector<Problem> validate_record(DatasetKind kind, const std::string& text, 
   ExampleFormat f = kind == DatasetKind::Preference   ? ExampleFormat::Preference
                     : kind == DatasetKind::Text       ? ExampleFormat::Text
                     : kind == DatasetKind::Candidates ? ExampleFormat::Candidates
+                    : kind == DatasetKind::Choice     ? ExampleFormat::Choice
                                                       : ExampleFormat::Messages;
   json c = canonical(j, f, rc);
   if (!rc.bad && out) *out = c.dump();

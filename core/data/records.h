@@ -1,8 +1,9 @@
 // Dataset files read into canonical records, with every problem collected (not thrown) so that an
 // import can report all of them with file, line and field. Formats: JSONL, JSON arrays, CSV/TSV,
 // .txt/.md, or a folder of those; rows as Alpaca, ShareGPT, OpenAI messages, prompt/completion,
-// preference pairs (TRL's string and conversational forms), raw text, or candidates (a prompt and
-// the responses a labeller chooses between: {"prompt", "responses": [...]}).
+// preference pairs (TRL's string and conversational forms), raw text, candidates (a prompt and
+// the responses a labeller chooses between: {"prompt", "responses": [...]}), or multiple-choice
+// questions for evaluation ({"question", "choices": [...], "answer": index or letter, "context"?}).
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
@@ -15,11 +16,12 @@
 namespace hone {
 
 // Candidates: a prompt with responses to choose between (unlabelled pairs, for labelling).
-enum class DatasetKind { Chat, Preference, Text, Candidates };
+// Choice: multiple-choice questions, an evaluation suite (core/train/eval_suite.h).
+enum class DatasetKind { Chat, Preference, Text, Candidates, Choice };
 const char* dataset_kind_name(DatasetKind k);
 bool dataset_kind_from_name(const std::string& s, DatasetKind* out);
 
-enum class ExampleFormat { Auto, Alpaca, ShareGPT, Messages, PromptCompletion, Preference, Text, Candidates };
+enum class ExampleFormat { Auto, Alpaca, ShareGPT, Messages, PromptCompletion, Preference, Text, Candidates, Choice };
 const char* example_format_name(ExampleFormat f);
 bool example_format_from_name(const std::string& s, ExampleFormat* out);
 DatasetKind kind_of(ExampleFormat f);
@@ -34,7 +36,8 @@ struct Problem {
 
 struct Record {
   // canonical JSON: {"messages":[...]}, {"prompt","chosen","rejected"}, {"text"} or
-  // {"prompt","responses":[...]} (+ "original_responses" once a labeller edited one)
+  // {"prompt","responses":[...]} (+ "original_responses" once a labeller edited one) or
+  // {"question","choices":[...],"answer":index} (+ "context"; a letter answer is stored as its index)
   std::string data;
   std::string source;  // "file:line"
 };

@@ -343,6 +343,14 @@ int64_t templated_length(const Tokenizer& tok, const ChatTemplate& f, DatasetKin
   auto n = [&](const std::vector<ChatMessage>& m) { return static_cast<int64_t>(tokenize_chat(tok, f, m, false).ids.size()); };
   if (kind == DatasetKind::Chat) return n(record_messages(data));
   if (kind == DatasetKind::Text) return static_cast<int64_t>(tok.encode(json::parse(data).value("text", ""), false).ids.size()) + 1;
+  if (kind == DatasetKind::Choice) {  // the question with its longest choice, as the default format scores it
+    json j = json::parse(data);
+    int64_t best = 0;
+    for (const auto& c : j["choices"])
+      best = std::max<int64_t>(best, static_cast<int64_t>(tok.encode((j.contains("context") ? j["context"].get<std::string>() + "\n" : "") + "Question: " + j.value("question", "") +
+                                                                        "\nAnswer: " + c.get<std::string>(), false).ids.size()));
+    return best;
+  }
   std::vector<ChatMessage> prompt;
   std::vector<std::vector<ChatMessage>> answers;
   if (kind == DatasetKind::Preference) {
@@ -390,7 +398,10 @@ DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const StatsOptions& o
     };
     if (kind == DatasetKind::Chat) add(j["messages"]);
     else if (kind == DatasetKind::Text) add(j["text"]);
-    else if (kind == DatasetKind::Candidates) {
+    else if (kind == DatasetKind::Choice) {
+      add(j.value("context", "")), add(j["question"]);
+      for (const auto& c : j["choices"]) add(c);
+    } else if (kind == DatasetKind::Candidates) {
       add(j["prompt"]);
       for (const auto& r : j["responses"]) add(r.is_string() ? r : json::array({r}).front());
     } else add(j["prompt"]), add(j["chosen"]), add(j["rejected"]);

@@ -2,7 +2,8 @@
 // along the same path. Version 1 was the first store (datasets, rows, revisions, runs, metrics);
 // version 2 added preference labels, checkpoints/artifacts, run notes and the run lock path;
 // version 3 added candidate datasets (unlabelled pairs: a prompt and responses to choose between),
-// their labels (a, b, tie, both_bad) and a note per label.
+// their labels (a, b, tie, both_bad) and a note per label; version 4 added multiple-choice
+// evaluation suites (dataset kind `choice`) and evaluation results with their per-example outputs.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/schema.h"
 
@@ -113,7 +114,45 @@ DROP TABLE labels;
 ALTER TABLE labels_v3 RENAME TO labels;
 )SQL";
 
-const char* const kMigrations[] = {kV1, kV2, kV3};
+// Rebuilt like version 3 (the kind CHECK gains 'choice'); then the evaluation tables.
+const char* kV4 = R"SQL(
+CREATE TABLE datasets_v4 (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  kind        TEXT NOT NULL CHECK (kind IN ('chat', 'preference', 'text', 'candidates', 'choice')),
+  format      TEXT NOT NULL,
+  source      TEXT NOT NULL,
+  created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+INSERT INTO datasets_v4 (id, name, kind, format, source, created_at) SELECT id, name, kind, format, source, created_at FROM datasets;
+DROP TABLE datasets;
+ALTER TABLE datasets_v4 RENAME TO datasets;
+CREATE TABLE evals (
+  id          INTEGER PRIMARY KEY,
+  kind        TEXT NOT NULL CHECK (kind IN ('choice', 'generate', 'loss', 'pairwise')),
+  suite       TEXT NOT NULL,
+  suite_id    INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+  suite_hash  TEXT NOT NULL,
+  target      TEXT NOT NULL,
+  target_label TEXT NOT NULL,
+  run_id      INTEGER REFERENCES runs(id) ON DELETE SET NULL,
+  settings    TEXT NOT NULL DEFAULT '{}',
+  metrics     TEXT NOT NULL DEFAULT '{}',
+  status      TEXT NOT NULL CHECK (status IN ('completed', 'awaiting_labels')),
+  labels_id   INTEGER REFERENCES datasets(id) ON DELETE SET NULL,
+  seconds     REAL NOT NULL DEFAULT 0,
+  created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX evals_by_run ON evals(run_id, id);
+CREATE TABLE eval_examples (
+  eval_id     INTEGER NOT NULL REFERENCES evals(id) ON DELETE CASCADE,
+  position    INTEGER NOT NULL,
+  data        TEXT NOT NULL,
+  PRIMARY KEY (eval_id, position)
+) WITHOUT ROWID;
+)SQL";
+
+const char* const kMigrations[] = {kV1, kV2, kV3, kV4};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion, "one migration per schema version");
 
 }  // namespace
@@ -124,14 +163,14 @@ void migrate(Db& db, int target) {
     throw Error(db.path() + ": made by a newer Hone (schema version " + std::to_string(v) + ", this build knows up to " +
                 std::to_string(kSchemaVersion) + ")");
   for (; v < target; ++v) {
-    const bool rebuild = v + 1 == 3;  // table rebuilds: foreign keys off (outside the transaction)
+    const bool rebuild = v + 1 == 3 || v + 1 == 4;  // table rebuilds: foreign keys off (outside the transaction)
     if (rebuild) db.exec("PRAGMA foreign_keys = OFF");
     try {
       Transaction t(db);
       db.exec(kMigrations[v]);
       if (rebuild) {
         Stmt fk = db.prepare("PRAGMA foreign_key_check");
-        if (fk.step()) throw Error(db.path() + ": schema upgrade to version 3 found a dangling reference in " + fk.text(0));
+        if (fk.step()) throw Error(db.path() + ": schema upgrade to version " + std::to_string(v + 1) + " found a dangling reference in " + fk.text(0));
       }
       db.set_user_version(v + 1);
       t.commit();
