@@ -157,6 +157,8 @@ void TrainPage::buildDemoModel(int64_t pretrain_steps) {
     Workspace w(ws);
     ensure_demo_dataset(w, DemoData::Skills, o.seed, base.rebuilt);
     ensure_demo_dataset(w, DemoData::Preferences, o.seed, base.rebuilt);
+    ensure_demo_dataset(w, DemoData::SkillsTest, o.seed, base.rebuilt);
+    ensure_demo_dataset(w, DemoData::SkillsChoice, o.seed, base.rebuilt);
     return QString::fromStdString(base.dir);
   });
 }

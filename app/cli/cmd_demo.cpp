@@ -17,10 +17,12 @@
 #include "model/checkpoint.h"
 #include "model/generate.h"
 #include "runs/demo.h"
+#include "runs/evaluate.h"
 #include "runs/run_events.h"
 #include "runs/run_launcher.h"
 #include "tokenizer/chat_template.h"
 #include "train/batches.h"
+#include "train/eval_stats.h"
 #include "train/logps.h"
 #include "train/recipes.h"
 #include "train/run_output.h"
@@ -58,40 +60,38 @@ namespace {
 
 struct Eval {
   double accuracy = 0;
+  Score score;          // exact match with its 95% interval
+  int64_t eval_id = 0;  // the stored evaluation (hone-cli eval show ID, the Evaluate page)
   std::map<std::string, std::pair<int, int>> per_skill;  // skill -> (right, asked)
   std::vector<std::tuple<std::string, std::string, std::string>> samples;  // question, expected, answer
 };
 
-// Greedy continuation of `ids`, decoded without special tokens.
-std::string greedy_answer(CausalLM& m, const Tokenizer& tok, const std::vector<int32_t>& ids, int max_new_tokens,
-                          std::vector<int64_t> stop_ids = {}) {
-  SamplingParams p;
-  p.max_new_tokens = max_new_tokens;
-  p.stop_ids = std::move(stop_ids);
-  auto r = generate(m, std::vector<int64_t>(ids.begin(), ids.end()), p);
-  return tok.decode(std::vector<int32_t>(r.tokens.begin(), r.tokens.end()), true);
-}
-
-Eval evaluate_skills(CausalLM& m, const Tokenizer& tok, const std::vector<SkillExample>& test) {
+// Held-out exact match on the generate suite demo-skills-test (the same 100 words as `test`, in
+// order), through the evaluation code every front end uses: answers in batches over the KV cache,
+// stored in the workspace with the interval.
+Eval evaluate_skills(Workspace& ws, const EvalTarget& target, const std::vector<SkillExample>& test) {
+  EvalRequest r;
+  r.suite = "demo-skills-test";
+  r.target = target;
+  r.metrics = {"exact_match"};
+  r.max_new_tokens = 16;  // the longest answer ("word word") is 9 tokens and its end of turn
+  const EvalOutcome o = run_eval(ws, r);
   Eval ev;
-  int ok = 0;
-  const int32_t end = tok.token_to_id("<|im_end|>");
-  for (size_t i = 0; i < test.size(); ++i) {
-    const auto& e = test[i];
-    auto ct = tokenize_chat(tok, ChatFormat::ChatML, {{"user", e.instruction}}, true);
-    std::string ans = greedy_answer(m, tok, ct.ids, static_cast<int>(e.answer.size()) + 4,
-                                    end >= 0 ? std::vector<int64_t>{end} : std::vector<int64_t>{});
-    while (!ans.empty() && (ans.back() == ' ' || ans.back() == '\n')) ans.pop_back();
-    if (ans == e.answer) ++ok;
-    auto& ps = ev.per_skill[e.skill];
-    ps.first += ans == e.answer;
+  ev.score = score_from_json(o.metrics["exact_match"]);
+  ev.accuracy = ev.score.value;
+  ev.eval_id = o.eval_id;
+  for (size_t i = 0; i < o.examples.size() && i < test.size(); ++i) {
+    const auto& e = o.examples[i];
+    const bool ok = e["metrics"]["exact_match"].get<double>() > 0.5;
+    auto& ps = ev.per_skill[test[i].skill];
+    ps.first += ok;
     ++ps.second;
-    if (i < 8) ev.samples.emplace_back(e.instruction, e.answer, ans);
+    if (i < 8) ev.samples.emplace_back(e["prompt"].get<std::string>(), e["reference"].get<std::string>(), e["answer"].get<std::string>());
   }
-  ev.accuracy = test.empty() ? 0 : static_cast<double>(ok) / test.size();
-  m->train();
   return ev;
 }
+
+nlohmann::json ci_json(const Eval& e) { return {e.score.lo, e.score.hi}; }
 
 // Accuracy per skill as a JSON object.
 nlohmann::json per_skill_json(const Eval& e) {
@@ -167,6 +167,9 @@ int cmd_demo(const Args& a) {
   auto test = make_skill_examples(100, "test", seed + 2);
 
   Workspace store(ws);
+  // The held-out suites the demo measures with (and the Evaluate page offers).
+  ensure_demo_dataset(store, DemoData::SkillsTest, seed, rebuilt);
+  ensure_demo_dataset(store, DemoData::SkillsChoice, seed, rebuilt);
   // The workspace keeps the demo's data and runs, so the desktop app opens on something to train
   // and compare. A rebuilt base comes with new data (another seed or demo version): the
   // workspace's copy is replaced.
@@ -200,8 +203,7 @@ int cmd_demo(const Args& a) {
   auto train_and_evaluate = [&](const std::string& what, Eval* ev) {
     LaunchResult lr = launch_run(store, spec, hooks);
     if (lr.result.status != "completed") throw Error(what + " failed: " + lr.result.error);
-    RunModel tuned = load_run_output(lr.run_dir);
-    *ev = evaluate_skills(tuned.lm.model, *tok, test);
+    *ev = evaluate_skills(store, EvalTarget{lr.run_id, "", ""}, test);
     return lr;
   };
 
@@ -223,7 +225,7 @@ int cmd_demo(const Args& a) {
     if (r.status != "completed") throw Error(method + " failed: " + r.error);
     RunModel tuned = load_run_output(lr.run_dir);
     const double after = preference_accuracy(tuned.lm.model, *tok, test, &skill_after);
-    Eval answers = evaluate_skills(tuned.lm.model, *tok, test);
+    Eval answers = evaluate_skills(store, EvalTarget{lr.run_id, "", ""}, test);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     nlohmann::json fin = nlohmann::json::object();
     for (const auto& x : r.final_scalars) fin[x.name] = x.value;
@@ -233,6 +235,7 @@ int cmd_demo(const Args& a) {
                           {"preference_accuracy_per_skill_before", skill_before},
                           {"preference_accuracy_per_skill_after", skill_after},
                           {"exact_match_after", answers.accuracy},
+                          {"exact_match_after_ci95", ci_json(answers)},
                           {"seconds", secs},
                           {"train_seconds", r.seconds},
                           {"adapter_path", r.output_dir},
@@ -265,8 +268,7 @@ int cmd_demo(const Args& a) {
     say("warm-up: supervised fine-tuning for " + std::to_string(warm.cfg.max_steps) + " steps...");
     LaunchResult wr = launch_run(store, warm, hooks);
     if (wr.result.status != "completed") throw Error("warm-up failed: " + wr.result.error);
-    RunModel warmed = load_run_output(wr.run_dir);
-    Eval before = evaluate_skills(warmed.lm.model, *tok, test);  // exact match = the rule reward
+    Eval before = evaluate_skills(store, EvalTarget{wr.run_id, "", ""}, test);  // exact match = the rule reward
     say("mean reward before " + M + " (greedy, held out): " + std::to_string(before.accuracy).substr(0, 4));
     // b. RL from the warmed-up adapter with the exact-match rule.
     RunConfig& c = spec.cfg;
@@ -290,6 +292,8 @@ int cmd_demo(const Args& a) {
                           {"reward", "exact match (1 or 0)"},
                           {"mean_reward_before", before.accuracy},
                           {"mean_reward_after", after.accuracy},
+                          {"mean_reward_before_ci95", ci_json(before)},
+                          {"mean_reward_after_ci95", ci_json(after)},
                           {"max_reward", 1.0},
                           {"per_skill_before", per_skill_json(before)},
                           {"per_skill_after", per_skill_json(after)},
@@ -307,9 +311,10 @@ int cmd_demo(const Args& a) {
   }
 
   // 2. Before: the base has seen the skills only as plain text, never as chat instructions.
-  auto lm = load_model(base);
-  Eval before = evaluate_skills(lm.model, *tok, test);
-  say("accuracy before fine-tuning: " + std::to_string(before.accuracy).substr(0, 4));
+  Eval before = evaluate_skills(store, EvalTarget{0, base, ""}, test);
+  say("accuracy before fine-tuning: " + std::to_string(before.accuracy).substr(0, 4) + " (95% CI " +
+      std::to_string(before.score.lo).substr(0, 4) + "-" + std::to_string(before.score.hi).substr(0, 4) + ", n=" +
+      std::to_string(before.score.n) + ")");
 
   // 3. Fine-tune on instruction data in chat form (recorded like any other run).
   RunConfig& c = spec.cfg;
@@ -338,6 +343,8 @@ int cmd_demo(const Args& a) {
     samples.push_back({{"question", std::get<0>(after.samples[i])}, {"expected", std::get<1>(after.samples[i])},
                        {"before", std::get<2>(before.samples[i])}, {"after", std::get<2>(after.samples[i])}});
   nlohmann::json out = {{"method", method},        {"accuracy_per_skill", per_skill_json(after)},        {"accuracy_before", before.accuracy}, {"accuracy_after", after.accuracy},
+                        {"accuracy_before_ci95", ci_json(before)}, {"accuracy_after_ci95", ci_json(after)},
+                        {"eval_before", before.eval_id}, {"eval_after", after.eval_id}, {"run_id", lr.run_id},
                         {"seconds", secs},         {"adapter_path", r.output_dir},       {"train_seconds", r.seconds},
                         {"test_examples", test.size()}, {"samples", samples}};
   if (json) std::cout << out.dump() << "\n";
@@ -346,7 +353,8 @@ int cmd_demo(const Args& a) {
     for (const auto& [k, v] : after.per_skill) std::cout << " " << k << " " << v.first << "/" << v.second;
     std::cout << "\n";
   }
-  if (!json) std::cout << "accuracy " << before.accuracy << " -> " << after.accuracy << " in " << static_cast<int>(secs) << " s; "
+ if (!json) std::cout << "accuracy " << before.accuracy << " -> " << after.accuracy << " (95% CI " << after.score.lo << "-"
+                       << after.score.hi << ", n=" << after.score.n << "; hone-cli eval show " << after.eval_id << ") in " << static_cast<int>(secs) << " s; "
                  << (method == "full" ? "model" : "adapter") << ": " << r.output_dir << "\n";
   return 0;
 }

@@ -135,17 +135,35 @@ DemoBase build_demo_base(const DemoBaseOptions& o, const DemoHooks& hooks) {
 }
 
 std::string ensure_demo_dataset(Workspace& ws, DemoData which, uint64_t seed, bool replace) {
-  const bool skills = which == DemoData::Skills;
-  const std::string name = skills ? "demo-skills" : "demo-preferences";
-  const std::string file = join_path(join_path(ws.dir(), "demo"), skills ? "skills-train.jsonl" : "skills-preferences.jsonl");
-  // Instruction rows for the skills (SFT trains on them; GRPO/PPO take prompts and answers), or
-  // pairs of the right and a plausible wrong answer.
+  const char* names[] = {"demo-skills", "demo-preferences", "demo-skills-test", "demo-skills-choice"};
+  const char* files[] = {"skills-train.jsonl", "skills-preferences.jsonl", "skills-test.jsonl", "skills-choice.jsonl"};
+  const std::string name = names[static_cast<int>(which)];
+  const std::string file = join_path(join_path(ws.dir(), "demo"), files[static_cast<int>(which)]);
+  // Instruction rows for the skills (SFT trains on them; GRPO/PPO take prompts and answers), pairs
+  // of the right and a plausible wrong answer, or the held-out suites (seed + 2: the words the demo
+  // has always tested on, disjoint from the training words).
   std::string rows;
-  for (const auto& e : make_skill_examples(skills ? 4000 : 2000, "train", seed + 3))
-    rows += (skills ? nlohmann::json({{"instruction", e.instruction}, {"output", e.answer}})
-                    : nlohmann::json({{"prompt", e.instruction}, {"chosen", e.answer}, {"rejected", skill_wrong_answer(e)}}))
-                .dump() +
-            "\n";
+  if (which == DemoData::SkillsChoice) {
+    const auto ex = make_skill_examples(200, "test", seed + 4);
+    for (size_t i = 0; i < ex.size(); ++i) {
+      const auto& e = ex[i];
+      const auto& other = ex[(i + 4) % ex.size()];  // the same skill (the order cycles through the four), another word
+      std::vector<std::string> choices = {e.answer, skill_wrong_answer(e), other.answer};
+      const size_t at = (i * 7 + seed) % 3;  // where the right answer goes
+      std::swap(choices[0], choices[at]);
+      rows += nlohmann::json({{"question", e.instruction}, {"choices", choices}, {"answer", at}}).dump() + "\n";
+    }
+  } else {
+    const bool test = which == DemoData::SkillsTest;
+    const auto ex = test ? make_skill_examples(100, "test", seed + 2)
+                         : make_skill_examples(which == DemoData::Skills ? 4000 : 2000, "train", seed + 3);
+    for (const auto& e : ex)
+      rows += (which != DemoData::Preferences
+                   ? nlohmann::json({{"instruction", e.instruction}, {"output", e.answer}})
+                   : nlohmann::json({{"prompt", e.instruction}, {"chosen", e.answer}, {"rejected", skill_wrong_answer(e)}}))
+                  .dump() +
+              "\n";
+  }
   write_file_atomic(file, rows);
   // Runs keep their own copy of the rows they trained on, so replacing the dataset loses nothing.
   bool have = false;

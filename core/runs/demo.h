@@ -38,10 +38,13 @@ bool demo_base_cached(const DemoBaseOptions& o);
 // Builds the base unless a matching one is cached (minutes on 2 cores; stops on request).
 DemoBase build_demo_base(const DemoBaseOptions& o, const DemoHooks& hooks = {});
 
-// The demo's datasets in the workspace: "demo-skills" (instruction rows) and "demo-preferences"
-// (prompt/chosen/rejected). Written next to the base and imported unless present; `replace`
-// imports them again (a rebuilt base comes with new data). Returns the dataset's name.
-enum class DemoData { Skills, Preferences };
+// The demo's datasets in the workspace: "demo-skills" (instruction rows), "demo-preferences"
+// (prompt/chosen/rejected), and two evaluation suites on held-out words: "demo-skills-test" (100
+// instruction rows: a generate suite, the demo's before/after accuracy) and "demo-skills-choice"
+// (200 questions: the right answer among a plausible wrong one and another word's answer). Written
+// next to the base and imported unless present; `replace` imports them again (a rebuilt base comes
+// with new data). Returns the dataset's name.
+enum class DemoData { Skills, Preferences, SkillsTest, SkillsChoice };
 std::string ensure_demo_dataset(Workspace& ws, DemoData which, uint64_t seed, bool replace);
 
 }  // namespace hone
