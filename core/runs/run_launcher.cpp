@@ -38,6 +38,12 @@ void check_dataset_kinds(Workspace& ws, const RunConfig& cfg) {
   };
   check(cfg.train_data);
   check(cfg.eval_data);
+  for (const auto& r : cfg.eval_suites) {
+    if (r.rfind("dataset:", 0) != 0) continue;
+    const DatasetInfo d = find_dataset(ws, r.substr(8));
+    if (d.kind != "choice" && d.kind != "chat" && d.kind != "text")
+      throw Error("eval_suites: dataset \"" + d.name + "\" holds " + d.kind + " rows; a suite is a choice, chat or text dataset");
+  }
 }
 
 RunConfig recorded_run_config(Workspace& ws, int64_t id) {
@@ -132,6 +138,7 @@ LaunchResult launch_run_impl(Workspace& ws, const LaunchSpec& spec, const Launch
     refs = cfg.train_data;
     cfg.train_data = materialize_datasets(ws, cfg.train_data, join_path(opt.run_dir, "data"));
     cfg.eval_data = materialize_datasets(ws, cfg.eval_data, join_path(opt.run_dir, "data"));
+    cfg.eval_suites = materialize_datasets(ws, cfg.eval_suites, join_path(opt.run_dir, "suites"));
   }
   out.run_dir = opt.run_dir;
 

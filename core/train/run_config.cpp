@@ -59,6 +59,9 @@ std::vector<ConfigKey> make_common_keys() {
   ConfigKey eval_data{"eval_data", "held-out data, as train_data (default: eval_fraction of it)", "",
                       [](C& c, const nlohmann::json& v, const std::string& w, const std::string& k) { c.eval_data = string_list(v, w, k); },
                       [](const C& c) { return nlohmann::json(c.eval_data); }};
+  ConfigKey eval_suites{"eval_suites", "evaluation suites scored during the run (docs/evaluation.md): dataset:NAME or files, a list or one string", "",
+                        [](C& c, const nlohmann::json& v, const std::string& w, const std::string& k) { c.eval_suites = string_list(v, w, k); },
+                        [](const C& c) { return nlohmann::json(c.eval_suites); }};
   ConfigKey lora{"lora", "LoRA settings: r, alpha, dropout, targets (all-linear or projection names), rslora", "",
                  read_lora,
                  [](const C& c) {
@@ -95,6 +98,9 @@ std::vector<ConfigKey> make_common_keys() {
       config_field<&C::eval_every>("eval_every", "evaluate every N steps (and at the end)"),
       config_field<&C::eval_fraction>("eval_fraction", "share of train_data held out when eval_data is empty"),
       config_field<&C::early_stopping_patience>("early_stopping_patience", "stop after N evaluations without improvement"),
+      eval_suites,
+      config_field<&C::eval_suites_every>("eval_suites_every", "score eval_suites every N steps as well as at the end (0: the end only)"),
+      config_field<&C::eval_max_new_tokens>("eval_max_new_tokens", "answer length limit for generate suites in eval_suites"),
       config_field<&C::save_every>("save_every", "checkpoint every N steps"),
       config_field<&C::keep_checkpoints>("keep_checkpoints", "checkpoints kept"),
       config_field<&C::seed>("seed", "random seed"),
@@ -188,6 +194,8 @@ void check_run_config(const RunConfig& c, const std::string& where) {
   if (c.batch_size <= 0 || c.grad_accum <= 0 || c.max_seq_len < 8 || c.lr <= 0 || c.epochs <= 0 || c.lora.r <= 0)
     throw Error(where + ": batch_size, grad_accum, lr, epochs and lora.r must be positive and max_seq_len at least 8");
   if (c.eval_fraction < 0 || c.eval_fraction >= 1) throw Error(where + ": \"eval_fraction\" must be in [0, 1)");
+  if (c.eval_suites_every < 0 || c.eval_max_new_tokens < 1)
+    throw Error(where + ": \"eval_suites_every\" must not be negative and \"eval_max_new_tokens\" must be positive");
 }
 
 void validate_run_config(const RunConfig& c, const std::string& where) {

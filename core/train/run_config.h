@@ -41,6 +41,11 @@ struct RunConfig {
   int64_t eval_every = 0;
   double eval_fraction = 0.0;  // held out of train_data when eval_data is empty
   int64_t early_stopping_patience = 0;
+  // Evaluation suites (choice, chat or text datasets: dataset:NAME or files) scored at the end of
+  // the run and every eval_suites_every steps (0: the end only), recorded as eval/<suite>/<metric>.
+  std::vector<std::string> eval_suites;
+  int64_t eval_suites_every = 0;
+  int64_t eval_max_new_tokens = 32;  // generate suites: the answer's length limit
   int64_t save_every = 0;
   int64_t keep_checkpoints = 2;
   uint64_t seed = 0;

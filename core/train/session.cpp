@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <thread>
@@ -29,10 +30,12 @@
 #include "train/adamw.h"
 #include "train/batches.h"
 #include "train/checkpoint_state.h"
+#include "train/eval_suite.h"
 #include "train/method_model.h"
 #include "train/recipe.h"
 #include "train/recipes.h"
 #include "train/schedule.h"
+#include "train/text_metrics.h"
 #include "train/trainer.h"
 
 namespace hone {
@@ -77,6 +80,7 @@ class Session {
   bool interruptible(const std::function<void()>& fn);
   std::vector<size_t> rank_slice(std::vector<size_t> global) const;
   void save_checkpoint(int64_t step, const RngState& rng);
+  Scalars suite_scores();
   void checkpoint_after_lost_rank();
   void write_output();
 
@@ -103,6 +107,12 @@ class Session {
   std::unique_ptr<CheckpointWriter> ckpt_;
   std::ofstream metrics_;
   TrainResult res_;
+  struct Suite {  // an eval_suites entry, read before training starts
+    std::string name;
+    DatasetKind kind = DatasetKind::Chat;
+    std::vector<std::string> rows;
+  };
+  std::vector<Suite> suites_;
   // The loop's position and what a checkpoint of it holds.
   int64_t step_ = 0, start_ = 0, bad_evals_ = 0;
   double best_eval_ = NAN;
@@ -128,6 +138,21 @@ void Session::check_inputs() {
   recipe_->prepare(cfg_, *tok_, opt_.on_log);
   log("data: " + recipe_->data_summary());
   if (!opt_.resume_from.empty()) resume_state_ = read_trainer_state(opt_.resume_from, cfg_, world_);
+  for (const auto& path : cfg_.eval_suites) {
+    ReadResult rr = read_dataset(path);
+    for (const auto& p : rr.problems)
+      if (p.error) throw Error("eval_suites: " + p.text());
+    if (rr.kind != DatasetKind::Choice && rr.kind != DatasetKind::Chat && rr.kind != DatasetKind::Text)
+      throw Error("eval_suites: " + path + " holds " + dataset_kind_name(rr.kind) + " rows; a suite is a choice, chat or text dataset");
+    Suite s;
+    // A workspace suite is exported as <id>-<name>.jsonl: its metrics carry the dataset's name.
+    s.name = std::filesystem::path(path).stem().string();
+    const size_t dash = s.name.find('-');
+    if (dash != std::string::npos && dash > 0 && s.name.find_first_not_of("0123456789") == dash) s.name = s.name.substr(dash + 1);
+    s.kind = rr.kind;
+    for (auto& r : rr.records) s.rows.push_back(std::move(r.data));
+    suites_.push_back(std::move(s));
+  }
   cuda_ = cfg_.device == "cuda" || (cfg_.device == "auto" && torch::cuda::is_available());
   dev_ = cuda_ ? at::Device(at::kCUDA, 0) : at::Device(at::kCPU);
   if (cfg_.mixed_precision == "bf16" && !cuda_)
@@ -226,6 +251,38 @@ void Session::resume() {
   restore_optimizer_and_rng(opt_.resume_from, resume_state_, cuda_, *optim_);
   if (!ls.recipe_state.is_null()) recipe_->restore_state(ls.recipe_state);
   log("resumed from " + opt_.resume_from + " at " + run_plan_.resumed);
+}
+
+// The eval_suites on the model as it is now (the evaluation restores training mode): choice suites
+// by log-likelihood, chat suites by greedy answers, text suites by held-out loss (train/eval_suite.h).
+Scalars Session::suite_scores() {
+  Scalars out;
+  const ChatTemplate t = chat_template_for(cfg_, *tok_);
+  for (const auto& s : suites_) {
+    const std::string p = "eval/" + s.name + "/";
+    if (s.kind == DatasetKind::Choice) {
+      std::vector<ChoiceQuestion> qs;
+      for (const auto& r : s.rows) qs.push_back(choice_question(r));
+      double acc = 0, acc_norm = 0;
+      for (const auto& r : score_choices(model_, *tok_, t, qs, ChoiceFormat::Plain)) acc += r.correct, acc_norm += r.correct_norm;
+      out.push_back({p + "acc", acc / static_cast<double>(qs.size())});
+      out.push_back({p + "acc_norm", acc_norm / static_cast<double>(qs.size())});
+    } else if (s.kind == DatasetKind::Chat) {
+      std::vector<GenerateItem> items;
+      std::vector<std::vector<ChatMessage>> prompts;
+      for (const auto& r : s.rows) items.push_back(generate_item(r)), prompts.push_back(items.back().prompt);
+      const auto answers = greedy_answers(model_, *tok_, t, prompts, cfg_.eval_max_new_tokens);
+      double em = 0, cf = 0;
+      for (size_t i = 0; i < items.size(); ++i) em += exact_match(answers[i], items[i].reference), cf += chrf(answers[i], items[i].reference);
+      out.push_back({p + "exact_match", em / static_cast<double>(items.size())});
+      out.push_back({p + "chrf", cf / static_cast<double>(items.size())});
+    } else {
+      double nll = 0, tokens = 0;
+      for (const auto& l : heldout_loss(model_, *tok_, t, s.kind, s.rows, cfg_.max_seq_len)) nll += l.nll, tokens += static_cast<double>(l.tokens);
+      out.push_back({p + "loss", tokens > 0 ? nll / tokens : 0});
+    }
+  }
+  return out;
 }
 
 void Session::save_checkpoint(int64_t step, const RngState& rng) {
@@ -411,6 +468,8 @@ StepEnd Session::step() {
       stop_early = true;
     }
   }
+  if (!suites_.empty() && ((cfg_.eval_suites_every > 0 && (step + 1) % cfg_.eval_suites_every == 0) || step + 1 == total_))
+    for (const auto& x : suite_scores()) m.scalars.push_back(x);
   res_.final_scalars = m.scalars;
   if (writer_) {
     nlohmann::json row = {{"step", m.step}, {"epoch", m.epoch}};

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "common/files.h"
@@ -268,4 +270,44 @@ TEST(PairwiseEval, JudgeRecordsBothOrdersAndBlindLabelsGiveTheWinRate) {
   EXPECT_LT(sides, 6);
   EXPECT_NEAR(done["metrics"]["win_rate_a"]["value"].get<double>(), want / counted, 1e-12);
   EXPECT_EQ(done["metrics"]["win_rate_a"]["n"], counted);
+}
+
+TEST(TrainingEval, SuitesAreScoredDuringTheRunAsTheFinishedRunScores) {
+  Fixture f = fixture("eval_training", 9);
+  std::vector<json> train, mc;
+  for (int i = 0; i < 12; ++i) train.push_back({{"instruction", "Say " + std::to_string(i)}, {"output", "It is " + std::to_string(i) + "."}});
+  for (int i = 0; i < 8; ++i)
+    mc.push_back({{"question", "What is " + std::to_string(i) + "?"}, {"choices", {"It is " + std::to_string(i) + ".", "No."}}, {"answer", 0}});
+  import_rows(f, "numbers", train);
+  import_rows(f, "quiz", mc);
+  json cfg = {{"name", "suites"}, {"base_model", f.model}, {"recipe", "sft"}, {"method", "lora"}, {"train_data", "dataset:numbers"},
+              {"max_steps", 4}, {"batch_size", 2}, {"lr", 1e-2}, {"eval_suites", {"dataset:quiz", "dataset:numbers"}},
+              {"eval_suites_every", 2}, {"eval_max_new_tokens", 8}};
+  write_file_atomic(f.dir + "/run.json", cfg.dump());
+  auto r = test::cli("train --config " + q(f.dir + "/run.json") + " --workspace " + q(f.ws) + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  // metrics.jsonl of the run folder: the suites' scores at steps 2 and 4.
+  json runs = cli_json("runs list --json --workspace " + q(f.ws));
+  ASSERT_EQ(runs.size(), 1u);
+  const std::string dir = runs[0]["run_dir"];
+  std::map<int, json> at;
+  std::istringstream lines(read_file(dir + "/metrics.jsonl"));
+  for (std::string line; std::getline(lines, line);) {
+    json j = json::parse(line);
+    if (j.contains("eval/quiz/acc")) at[j["step"].get<int>()] = j;
+  }
+  ASSERT_EQ(at.size(), 2u);
+  ASSERT_TRUE(at.count(2) && at.count(4));
+  EXPECT_TRUE(at[4].contains("eval/numbers/exact_match"));
+  EXPECT_TRUE(at[4].contains("eval/numbers/chrf"));
+  // The end-of-run score is the finished run's: the same suite scored afterwards agrees.
+  json after = cli_json("eval run --suite quiz --run " + std::to_string(runs[0]["id"].get<int>()) + " --json --workspace " + q(f.ws));
+  EXPECT_DOUBLE_EQ(at[4]["eval/quiz/acc"].get<double>(), after["metrics"]["acc"]["value"].get<double>());
+  EXPECT_DOUBLE_EQ(at[4]["eval/quiz/acc_norm"].get<double>(), after["metrics"]["acc_norm"]["value"].get<double>());
+  // A suite of a kind that cannot be scored is refused before the run starts.
+  cfg["eval_suites"] = "dataset:nope";
+  write_file_atomic(f.dir + "/bad.json", cfg.dump());
+  auto bad = test::cli("train --config " + q(f.dir + "/bad.json") + " --workspace " + q(f.ws));
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("nope"), std::string::npos) << bad.err;
 }
