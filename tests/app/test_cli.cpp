@@ -52,7 +52,7 @@ TEST(Cli, HelpListsEveryCommandAndRecipe) {
   const auto top = cli("--help");
   ASSERT_EQ(top.code, 0);
   const char* commands[] = {"inspect", "tokenize", "template", "score", "generate", "init-model", "train", "launch", "demo",
-                            "dataset", "runs", "label", "export", "gguf", "reward", "bench", "bench store"};
+                            "dataset", "runs", "label", "eval", "export", "gguf", "reward", "bench", "bench store"};
   const char* recipes[] = {"sft", "cpt", "dpo", "orpo", "kto", "reward", "grpo", "ppo"};
   for (const char* c : commands) {
     EXPECT_NE(top.out.find("\n  " + std::string(c) + " "), std::string::npos) << c << "\n" << top.out;
