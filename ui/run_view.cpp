@@ -12,6 +12,7 @@
 #include <qcustomplot.h>
 
 #include "look.h"
+#include "train/overfit_check.h"
 
 namespace hone::ui {
 namespace {
@@ -39,6 +40,13 @@ RunView::RunView(QWidget* parent) : QWidget(parent) {
   status_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
   status_->setTextInteractionFlags(Qt::TextSelectableByMouse);
   lay->addWidget(status_);
+  overfit_ = new QLabel;
+  overfit_->setObjectName("overfitWarning");
+  overfit_->setWordWrap(true);
+  overfit_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);
+  overfit_->setStyleSheet("QLabel { color: #c0392b; }");
+  overfit_->hide();
+  lay->addWidget(overfit_);
   tabs_ = new QTabWidget;
   loss_plot_ = make_plot("loss", tabs_);
   loss_plot_->addGraph();  // 0: raw training loss
@@ -78,6 +86,10 @@ void RunView::clearPlots() {
   method_graphs_.clear();
   placeLegendBelow(method_plot_);
   have_smooth_ = false;
+  train_loss_.clear();
+  eval_loss_.clear();
+  overfit_->clear();
+  overfit_->hide();
 }
 
 void RunView::reset(const QString& status) {
@@ -105,19 +117,28 @@ void RunView::addPoints(const StepMetrics& p) {
   have_smooth_ = true;
   loss_plot_->graph(0)->addData(p.step, loss);
   loss_plot_->graph(1)->addData(p.step, smooth_);
+  train_loss_.emplace_back(p.step, loss);
   if (p.has_eval()) {
     loss_plot_->graph(2)->addData(p.step, p.get("eval_loss"));
     loss_plot_->graph(2)->addToLegend();
+    eval_loss_.emplace_back(p.step, p.get("eval_loss"));
+    const OverfitWarning w = check_overfitting(train_loss_, eval_loss_);
+    overfit_->setText(QString::fromStdString(w.message));
+    overfit_->setVisible(w.warn);
   }
   lr_plot_->graph(0)->addData(p.step, p.get("lr"));
   grad_plot_->graph(0)->addData(p.step, p.get("grad_norm"));
   static const QColor kColors[] = {QColor(31, 119, 180), QColor(255, 127, 14), QColor(44, 160, 44), QColor(148, 103, 189)};
-  for (const auto& name : p.plot_hints) {
+  // The recipe's metrics, and the scores of the run's evaluation suites (eval/<suite>/<metric>).
+  std::vector<std::string> shown = p.plot_hints;
+  for (const auto& x : p.scalars)
+    if (x.name.rfind("eval/", 0) == 0) shown.push_back(x.name);
+  for (const auto& name : shown) {
     if (!p.has(name)) continue;
     const QString n = QString::fromStdString(name);
     if (!method_graphs_.contains(n)) {
       // Shares (0..1, e.g. rewards/accuracies) on the right axis, so that they do not flatten margins.
-      const bool share = n.endsWith("accuracies");
+      const bool share = n.endsWith("accuracies") || (n.startsWith("eval/") && !n.endsWith("/loss"));
       if (share) {
         method_plot_->yAxis2->setVisible(true);
         method_plot_->yAxis2->setLabel("share");
@@ -125,6 +146,7 @@ void RunView::addPoints(const StepMetrics& p) {
       auto* g = method_plot_->addGraph(method_plot_->xAxis, share ? method_plot_->yAxis2 : method_plot_->yAxis);
       g->setName(n);
       g->setPen(QPen(kColors[method_graphs_.size() % 4], 2));
+      if (n.startsWith("eval/")) g->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, 6));  // a few points per run
       method_graphs_.insert(n, g);
       placeLegendBelow(method_plot_);
     }
@@ -164,6 +186,7 @@ void RunView::showFinished(const QString& status, const QString& error, const QS
 }
 
 void RunView::setStatus(const QString& s) { status_->setText(s); }
+QString RunView::overfitText() const { return overfit_->isHidden() ? QString() : overfit_->text(); }
 void RunView::setBusy(bool busy) {
   progress_->setRange(0, busy ? 0 : 1);
   progress_->setValue(0);

@@ -39,6 +39,7 @@ class RunView : public QWidget {
   QStringList methodMetricNames() const;  // the recipe's metrics plotted so far (DPO: rewards/margins, ...)
   void showMethodMetrics();               // brings the method-metrics plot to the front
   QString statusText() const;
+  QString overfitText() const;  // the overfitting warning shown ("" when none)
   QString logText() const;
 
  private:
@@ -53,6 +54,8 @@ class RunView : public QWidget {
   QCustomPlot* method_plot_;
   QMap<QString, QCPGraph*> method_graphs_;  // recipe metric name -> its graph
   QPlainTextEdit* log_;
+  QLabel* overfit_;
+  std::vector<std::pair<int64_t, double>> train_loss_, eval_loss_;  // for the overfitting check
   double smooth_ = 0;
   bool have_smooth_ = false;
 };

@@ -34,7 +34,10 @@
 
 #include "common/error.h"
 #include "look.h"
+#include "store/evals.h"
 #include "store/runs.h"
+#include "train/eval_stats.h"
+#include "train/overfit_check.h"
 
 namespace hone::ui {
 namespace {
@@ -107,6 +110,12 @@ RunsPage::RunsPage(QWidget* parent) : QWidget(parent) {
   controls->addWidget(smoothing_, 1);
   controls->addWidget(log_scale_);
   bl->addLayout(controls);
+  overfit_ = new QLabel;
+  overfit_->setObjectName("overfitWarning");
+  overfit_->setWordWrap(true);
+  overfit_->setStyleSheet("QLabel { color: #c0392b; }");
+  overfit_->hide();
+  bl->addWidget(overfit_);
   auto* mid = new QSplitter(Qt::Horizontal);
   plot_ = new QCustomPlot;
   plot_->setMinimumHeight(220);
@@ -222,6 +231,25 @@ void RunsPage::refresh() {
   if (workspace_.isEmpty()) return;
   try {
     Workspace ws(workspace_.toStdString());
+    // Each run's newest score on each suite: one column per suite and its headline metric
+    // (choice: acc, generate: exact_match, loss: loss), sortable like the loss column.
+    std::map<std::pair<int64_t, QString>, Score> scores;
+    score_cols_.clear();
+    for (const auto& e : latest_run_evals(ws)) {
+      if (e.kind == "pairwise") continue;
+      const auto m = nlohmann::json::parse(e.metrics);
+      const std::string key = e.kind == "choice" ? "acc" : e.kind == "loss" ? "loss" : m.contains("exact_match") ? "exact_match" : "";
+      if (key.empty() || !m.contains(key)) continue;
+      const QString col = QString::fromStdString(e.suite + " · " + key);
+      if (!score_cols_.contains(col)) score_cols_ << col;
+      scores[{e.run_id, col}] = score_from_json(m[key]);
+    }
+    score_cols_.sort();
+    table_->setColumnCount(kCols + static_cast<int>(score_cols_.size()));
+    QStringList headers = {"ID", "Name", "Method", "Recipe", "Base model", "Status", "Started", "Final loss"};
+    table_->setHorizontalHeaderLabels(headers + score_cols_);
+    for (int c = 0; c < score_cols_.size(); ++c)
+      table_->horizontalHeaderItem(kCols + c)->setToolTip("The run's newest evaluation on this suite, with its 95% interval and n (Evaluate page)");
     for (const auto& r : list_runs(ws)) {
       const int row = table_->rowCount();
       table_->insertRow(row);
@@ -238,6 +266,17 @@ void RunsPage::refresh() {
       auto* loss = new NumItem(fin.contains("final_loss") ? QString::number(fin["final_loss"].get<double>(), 'f', 4) : "-");
       loss->setData(Qt::UserRole, fin.contains("final_loss") ? fin["final_loss"].get<double>() : 1e300);
       table_->setItem(row, kFinal, loss);
+      for (int c = 0; c < score_cols_.size(); ++c) {
+        auto it = scores.find({r.id, score_cols_[c]});
+        auto* cell = new NumItem(it == scores.end() ? "-"
+                                                    : QString("%1 [%2, %3] n=%4")
+                                                          .arg(it->second.value, 0, 'f', 3)
+                                                          .arg(it->second.lo, 0, 'f', 2)
+                                                          .arg(it->second.hi, 0, 'f', 2)
+                                                          .arg(it->second.n));
+        cell->setData(Qt::UserRole, it == scores.end() ? -1e300 : it->second.value);
+        table_->setItem(row, kCols + c, cell);
+      }
     }
   } catch (const std::exception& e) {
     diff_->setPlainText(QString("cannot read the workspace: ") + e.what());
@@ -274,6 +313,8 @@ void RunsPage::selectRuns(const QList<qint64>& ids) {
 }
 
 int RunsPage::rowCount() const { return table_->rowCount(); }
+QStringList RunsPage::scoreColumns() const { return score_cols_; }
+QString RunsPage::overfitText() const { return overfit_->isHidden() ? QString() : overfit_->text(); }
 bool RunsPage::resumeEnabled() const { return resume_->isEnabled(); }
 QString RunsPage::resumeTip() const { return resume_->toolTip(); }
 
@@ -288,6 +329,7 @@ void RunsPage::updateOverlay() {
   diff_->clear();
   const auto ids = selectedIds();
   resume_->setEnabled(false);
+  overfit_->hide();
   if (ids.isEmpty() || workspace_.isEmpty()) {
     resume_->setToolTip("Select a run to resume");
     placeLegendBelow(plot_);
@@ -311,6 +353,19 @@ void RunsPage::updateOverlay() {
       metric_->setCurrentIndex(std::max(0, static_cast<int>(names.indexOf(cur.isEmpty() ? "loss" : cur))));
     }
     const std::string metric = metric_->currentText().toStdString();
+    // Held-out loss rising while the training loss falls, for any selected run.
+    QStringList warnings;
+    for (auto id : ids) {
+      auto series = [&](const char* name) {
+        std::vector<std::pair<int64_t, double>> out;
+        for (const auto& p : run_metric(ws, id, name)) out.emplace_back(p.step, p.value);
+        return out;
+      };
+      const OverfitWarning w = check_overfitting(series("loss"), series("eval_loss"));
+      if (w.warn) warnings << QString("Run %1: %2").arg(id).arg(QString::fromStdString(w.message));
+    }
+    overfit_->setText(warnings.join("\n"));
+    overfit_->setVisible(!warnings.isEmpty());
     // Resume is offered only where the launcher would accept it (runs/run_launcher.h).
     try {
       const std::string ck = resumable_checkpoint(ws, ids.first());

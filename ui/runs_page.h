@@ -7,6 +7,7 @@
 
 class QCheckBox;
 class QComboBox;
+class QLabel;
 class QLineEdit;
 class QSlider;
 class QTableWidget;
@@ -33,6 +34,8 @@ class RunsPage : public QWidget {
   bool exportPng(const QString& path);
   bool exportCsv(const QString& path) const;
   int rowCount() const;
+  QStringList scoreColumns() const;  // "suite · metric" headers of the evaluation columns
+  QString overfitText() const;       // the warning for the selected runs ("" when none)
   bool resumeEnabled() const;  // the selected run has a checkpoint and may resume
   QString resumeTip() const;   // what a resume restores, or why there is none
 
@@ -54,6 +57,8 @@ class RunsPage : public QWidget {
   QCustomPlot* plot_;
   QTextEdit* diff_;
   QPushButton* resume_;
+  QLabel* overfit_;
+  QStringList score_cols_;
 };
 
 }  // namespace hone::ui
