@@ -300,10 +300,17 @@ EvalOutcome run_pairwise(Workspace& ws, const PairwiseRequest& r, const EvalProg
     // The judge sees the question and both answers and is asked for A, B or tie; its verdict is the
     // likelier of the three replies. Both orders, so that a preference for a position cancels.
     LoadedTarget j = load_target(ws, r.judge, "");
+    // The request as the targets saw it: one message as it is, a conversation as "role: text" lines.
+    auto request = [&](size_t i) {
+      if (prompts[i].size() == 1) return prompts[i][0].content;
+      std::string t;
+      for (const auto& m : prompts[i]) t += (t.empty() ? "" : "\n") + m.role + ": " + m.content;
+      return t;
+    };
     auto question = [&](size_t i, const std::string& first, const std::string& second) {
       ChoiceQuestion q;
       q.question = "You are judging two answers to the same request. Which answer is better: more correct, more "
-                   "helpful, and following the request?\n\n[Request]\n" + prompts[i].back().content +
+                   "helpful, and following the request?\n\n[Request]\n" + request(i) +
                    "\n\n[Answer A]\n" + first + "\n\n[Answer B]\n" + second +
                    "\n\nReply with A if answer A is better, B if answer B is better, or tie.";
       q.choices = {"A", "B", "tie"};
