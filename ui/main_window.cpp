@@ -31,6 +31,7 @@
 #include "common/crash.h"
 #include "common/runtime.h"
 #include "datasets_page.h"
+#include "evaluate_page.h"
 #include "export_page.h"
 #include "job.h"
 #include "label_page.h"
@@ -46,8 +47,9 @@ static void initHoneResources() { Q_INIT_RESOURCE(hone); }
 namespace hone::ui {
 
 namespace {
-const char* kPageNames[] = {"Datasets", "Label", "Train", "Runs", "Playground", "Export"};
-const char* kPageIcons[] = {"datasets", "label", "train", "runs", "playground", "export"};
+const char* kPageNames[] = {"Datasets", "Label", "Train", "Runs", "Evaluate", "Playground", "Export"};
+const char* kPageIcons[] = {"datasets", "label", "train", "runs", "evaluate", "playground", "export"};
+constexpr int kPages = int(sizeof kPageNames / sizeof kPageNames[0]);
 }  // namespace
 
 MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(parent) {
@@ -70,9 +72,10 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   label_ = new LabelPage(pages_);
   train_ = new TrainPage(pages_);
   runs_ = new RunsPage(pages_);
+  evaluate_ = new EvaluatePage(pages_);
   playground_ = new PlaygroundPage(pages_);
   export_ = new ExportPage(pages_);
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < kPages; ++i) {
     const QString n = kPageNames[i];
     auto* item = new QListWidgetItem(QIcon(QString(":/icons/pages/%1.png").arg(kPageIcons[i])), n);
     item->setToolTip(QString("%1 (Ctrl+%2)").arg(n).arg(i + 1));
@@ -83,6 +86,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
       case Label: page = label_; break;
       case Train: page = train_; break;
       case Runs: page = runs_; break;
+      case Evaluate: page = evaluate_; break;
       case Playground: page = playground_; break;
       default: page = export_;
     }
@@ -117,6 +121,11 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   });
   connect(label_, &LabelPage::datasetsChanged, this, datasetsChanged);
   connect(playground_, &PlaygroundPage::datasetsChanged, this, [this] { datasets_->refresh(); });
+  connect(evaluate_, &EvaluatePage::datasetsChanged, this, [this] {  // a blind set to label
+    label_->refresh();
+    if (!train_->job()->running()) train_->refreshDatasets();
+  });
+  connect(evaluate_, &EvaluatePage::labelRequested, this, [this](const QString& name) { openLocation("label:" + name); });
 
   auto* file = menuBar()->addMenu("&File");
   file->addAction("&Import Dataset…", QKeySequence("Ctrl+I"), this, [this] {
@@ -138,7 +147,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   file->addSeparator();
   file->addAction("&Quit", QKeySequence::Quit, this, &QWidget::close);
   auto* view = menuBar()->addMenu("&View");
-  for (int i = 0; i < 6; ++i)
+  for (int i = 0; i < kPages; ++i)
     view->addAction(QIcon(QString(":/icons/pages/%1.png").arg(kPageIcons[i])), kPageNames[i],
                     QKeySequence(QString("Ctrl+%1").arg(i + 1)), this, [this, i] { showPage(i); });
   auto* help = menuBar()->addMenu("&Help");
@@ -188,6 +197,7 @@ void MainWindow::openWorkspace(const QString& dir) {
   label_->setWorkspace(dir);
   train_->setWorkspace(dir);
   runs_->setWorkspace(dir);
+  evaluate_->setWorkspace(dir);
   playground_->setWorkspace(dir);
   export_->setWorkspace(dir);
   QSettings st;
@@ -254,6 +264,7 @@ void MainWindow::refreshPage(int i) {
       if (!train_->job()->running()) train_->refreshDatasets();
       break;
     case Runs: runs_->refresh(); break;
+    case Evaluate: evaluate_->refresh(); break;
     case Playground:
       if (!playground_->busy()) playground_->refresh();
       break;
@@ -264,7 +275,7 @@ void MainWindow::refreshPage(int i) {
 
 bool MainWindow::openLocation(const QString& where) {
   const QString page = where.section(':', 0, 0).toLower(), name = where.section(':', 1);
-  for (int i = 0; i < 6; ++i)
+  for (int i = 0; i < kPages; ++i)
     if (page == QString(kPageNames[i]).toLower()) {
       showPage(i);
       if (name.isEmpty()) return true;
@@ -274,7 +285,7 @@ bool MainWindow::openLocation(const QString& where) {
       if (!ok) statusBar()->showMessage(QString("No dataset \"%1\" in this workspace").arg(name));
       return ok;
     }
-  statusBar()->showMessage(QString("--open %1: no such page (datasets, label, train, runs, playground, export)").arg(where));
+  statusBar()->showMessage(QString("--open %1: no such page (datasets, label, train, runs, evaluate, playground, export)").arg(where));
   return false;
 }
 
@@ -344,7 +355,7 @@ void MainWindow::closeEvent(QCloseEvent* e) {
 int MainWindow::pageCount() const { return pages_->count(); }
 void MainWindow::showPage(int index) { sidebar_->setCurrentRow(index); }
 int MainWindow::currentPage() const { return sidebar_->currentRow(); }
-QString MainWindow::pageName(int index) const { return index >= 0 && index < 6 ? kPageNames[index] : QString(); }
+QString MainWindow::pageName(int index) const { return index >= 0 && index < kPages ? kPageNames[index] : QString(); }
 
 QString MainWindow::aboutText() const {
   auto s = hone::system_info(false);

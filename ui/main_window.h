@@ -1,8 +1,8 @@
-// Hone's main window: a sidebar of pages (Datasets, Label, Train, Runs, Playground, Export), the
-// open workspace with recent ones, settings, window state kept across restarts, an About box with
-// the versions of Qt, libtorch, the device, BLAS and threads; datasets dropped on the window are
-// imported; pages follow changes other processes make to the workspace; quitting while jobs run
-// asks, then cancels them without blocking.
+// Hone's main window: a sidebar of pages (Datasets, Label, Train, Runs, Evaluate, Playground,
+// Export), the open workspace with recent ones, settings, window state kept across restarts, an
+// About box with the versions of Qt, libtorch, the device, BLAS and threads; datasets dropped on
+// the window are imported; pages follow changes other processes make to the workspace; quitting
+// while jobs run asks, then cancels them without blocking.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QMainWindow>
@@ -20,6 +20,7 @@ class Workspace;
 namespace hone::ui {
 
 class DatasetsPage;
+class EvaluatePage;
 class ExportPage;
 class LabelPage;
 class PlaygroundPage;
@@ -29,7 +30,7 @@ class RunsPage;
 class MainWindow : public QMainWindow {
   Q_OBJECT
  public:
-  enum Page { Datasets = 0, Label, Train, Runs, Playground, Export };
+  enum Page { Datasets = 0, Label, Train, Runs, Evaluate, Playground, Export };
   // Opens `workspace` (created if missing); empty: $HONE_WORKSPACE, else the last one used, else
   // the default workspace.
   explicit MainWindow(const QString& workspace = QString(), QWidget* parent = nullptr);
@@ -41,11 +42,12 @@ class MainWindow : public QMainWindow {
   QString pageName(int index) const;
   void openWorkspace(const QString& dir);
   QString workspace() const { return workspace_; }
-  // "label:NAME", "datasets:NAME", "train", "runs", "playground", "export" (the --open argument);
+  // "label:NAME", "datasets:NAME", "train", "runs", "evaluate", "playground", "export" (the --open argument);
   // false with a status message when there is no such page or dataset.
   bool openLocation(const QString& where);
   TrainPage* trainPage() const { return train_; }
   RunsPage* runsPage() const { return runs_; }
+  EvaluatePage* evaluatePage() const { return evaluate_; }
   DatasetsPage* datasetsPage() const { return datasets_; }
   LabelPage* labelPage() const { return label_; }
   PlaygroundPage* playgroundPage() const { return playground_; }
@@ -78,6 +80,7 @@ class MainWindow : public QMainWindow {
   LabelPage* label_ = nullptr;
   TrainPage* train_ = nullptr;
   RunsPage* runs_ = nullptr;
+  EvaluatePage* evaluate_ = nullptr;
   PlaygroundPage* playground_ = nullptr;
   ExportPage* export_ = nullptr;
   QString workspace_;

@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
       std::cout << "usage: hone [--workspace DIR | DIR] [--open PAGE[:DATASET]] [FILE]\n"
                    "       hone --bench-ui --model DIR [--steps N]   (set QT_QPA_PLATFORM=offscreen without a display)\n"
                    "       hone --bench-ui --rows N                  (the Datasets table scrolled over N rows)\n\n"
-                   "--open: datasets[:NAME], label[:NAME], train, runs, playground or export.\n"
+                   "--open: datasets[:NAME], label[:NAME], train, runs, evaluate, playground or export.\n"
                    "A dataset FILE (.jsonl .json .csv .tsv .txt .md) opens the import wizard on it.\n"
                    "The workspace defaults to $HONE_WORKSPACE, else the last one used, else ~/.local/share/hone.\n";
       return 0;

@@ -86,7 +86,7 @@ class TestMainWindow : public QObject {
     hone::ui::MainWindow w(work("about"));
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));
-    QCOMPARE(w.pageCount(), 6);
+    QCOMPARE(w.pageCount(), 7);
     const QString about = w.aboutText();
     QVERIFY2(about.contains("libtorch"), qPrintable(about));
     QVERIFY2(about.contains(qVersion()), qPrintable(about));
