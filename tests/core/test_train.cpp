@@ -562,13 +562,16 @@ TEST(RunConfigFile, EveryEarlierKeyIsStillAKey) {
       "precompute_ref_log_probs", "desirable_weight", "undesirable_weight", "init_adapter", "rewards", "reward_model",
       "num_generations", "max_new_tokens", "temperature", "top_p", "clip_epsilon", "ppo_epochs", "gae_gamma", "gae_lambda",
       "value_model", "value_coef", "value_clip", "kl_target", "kl_horizon"};
+  // Keys added since (wave 3: evaluation suites scored during a run).
+  std::set<std::string> now = earlier;
+  now.insert({"eval_suites", "eval_suites_every", "eval_max_new_tokens"});
   std::set<std::string> keys;
   for (const ConfigKey* k : all_config_keys()) keys.insert(k->name);
-  EXPECT_EQ(keys, earlier);
+  EXPECT_EQ(keys, now);
   std::set<std::string> written;
   const json written_json = default_run_config("lora").to_json();
   for (const auto& [k, v] : written_json.items()) written.insert(k);
-  EXPECT_EQ(written, earlier);
+  EXPECT_EQ(written, now);
   // An SFT config carrying DPO's keys (as every recorded config does) still loads.
   json j = default_run_config("lora").to_json();
   j["base_model"] = "m";
@@ -714,6 +717,15 @@ TEST(Demo, RunsEndToEndAndReportsItsFigures) {
   EXPECT_LE(j["accuracy_before"].get<double>(), 0.10);
   EXPECT_TRUE(file_exists(j["adapter_path"].get<std::string>() + "/adapter_config.json"));
   EXPECT_EQ(j["samples"].size(), 8u);
+  // The before/after figures are stored evaluations of the held-out suite, with their intervals.
+  auto shown = test::run(std::string(HONE_CLI) + " eval show " + std::to_string(j["eval_after"].get<int>()) + " --json --workspace " + q(d));
+  ASSERT_EQ(shown.code, 0) << shown.err;
+  const json ev = json::parse(shown.out);
+  EXPECT_EQ(ev["suite"], "demo-skills-test");
+  EXPECT_EQ(ev["metrics"]["exact_match"]["value"].get<double>(), j["accuracy_after"].get<double>());
+  EXPECT_EQ(ev["metrics"]["exact_match"]["n"], 100);
+  EXPECT_EQ(ev["metrics"]["exact_match"]["ci95"], j["accuracy_after_ci95"]);
+  EXPECT_EQ(ev["target"]["run"], j["run_id"]);
   // The adapter loads back for generation.
   auto g = test::run(std::string(HONE_CLI) + " generate --model " + q(d + "/demo/skills-base") + " --adapter " +
                      q(j["adapter_path"].get<std::string>()) + " --prompt " + q("Say this word twice: abcd.") + " --chat --max-new-tokens 6");
@@ -724,9 +736,13 @@ TEST(Demo, RunsEndToEndAndReportsItsFigures) {
   ASSERT_EQ(r2.code, 0) << r2.err;
   EXPECT_EQ(r2.out.find("pre-training"), std::string::npos) << "same seed and settings: the cached base is reused";
   auto ds = json::parse(test::run(std::string(HONE_CLI) + " dataset list --json --workspace " + q(d)).out);
-  ASSERT_EQ(ds.size(), 1u);
-  EXPECT_EQ(ds[0]["name"], "demo-skills");
-  EXPECT_EQ(ds[0]["rows"], 4000);
+  ASSERT_EQ(ds.size(), 3u);  // the training rows and the two held-out suites
+  EXPECT_EQ(ds[0]["name"], "demo-skills-test");
+  EXPECT_EQ(ds[0]["rows"], 100);
+  EXPECT_EQ(ds[1]["name"], "demo-skills-choice");
+  EXPECT_EQ(ds[1]["kind"], "choice");
+  EXPECT_EQ(ds[2]["name"], "demo-skills");
+  EXPECT_EQ(ds[2]["rows"], 4000);
   auto runs = json::parse(test::run(std::string(HONE_CLI) + " runs list --json --workspace " + q(d)).out);
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0]["status"], "completed");
@@ -739,8 +755,7 @@ TEST(Demo, RunsEndToEndAndReportsItsFigures) {
   ASSERT_EQ(r3.code, 0) << r3.err;
   EXPECT_NE(r3.out.find("pre-training"), std::string::npos);
   auto ds3 = json::parse(test::run(std::string(HONE_CLI) + " dataset list --json --workspace " + q(d)).out);
-  ASSERT_EQ(ds3.size(), 1u);
-  EXPECT_EQ(ds3[0]["rows"], 4000);
+  ASSERT_EQ(ds3.size(), 3u);
   EXPECT_NE(first_row(), before);
 }
 
