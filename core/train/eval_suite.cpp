@@ -10,6 +10,7 @@
 #include "data/examples.h"
 #include "data/sequences.h"
 #include "train/batches.h"
+#include "train/head_logps.h"
 #include "train/logps.h"
 #include "train/rollout.h"
 
@@ -89,46 +90,133 @@ EncodedPair encode_pair(const Tokenizer& tok, const std::string& context, const 
   return e;
 }
 
+namespace {
+
+// One question's shared context and its choices' continuation tokens (encode_pair gives every
+// choice the same context tokens: the whitespace move depends on the context alone).
+struct Encoded {
+  std::vector<int32_t> context;
+  std::vector<std::vector<int32_t>> continuations;
+};
+
+// Summed log-probabilities of each continuation of each question in `qs` (indices into `enc`):
+// every context runs through the model once into the KV cache, which is then repeated for its
+// choices, and all continuations run together on top of it. lm-evaluation-harness runs context
+// + continuation once per choice; sharing the context gives the same numbers (to float rounding)
+// in a fraction of the time when contexts are long and continuations short.
+void score_chunk(CausalLM& m, const std::vector<Encoded>& enc, const std::vector<size_t>& qs, int32_t pad,
+                 std::vector<std::vector<double>>* out) {
+  const auto dev = m->output_weight().device();
+  const int64_t Q = static_cast<int64_t>(qs.size());
+  int64_t P = 0, L = 1, N = 0;
+  for (size_t q : qs) {
+    P = std::max<int64_t>(P, static_cast<int64_t>(enc[q].context.size()));
+    for (const auto& c : enc[q].continuations) L = std::max<int64_t>(L, static_cast<int64_t>(c.size())), ++N;
+  }
+  // Contexts padded on the left, so that every context's last token sits in the last column.
+  std::vector<int64_t> ids(static_cast<size_t>(Q * P), pad), am(static_cast<size_t>(Q * P), 0), pos(static_cast<size_t>(Q * P), 0);
+  for (int64_t i = 0; i < Q; ++i) {
+    const auto& c = enc[qs[static_cast<size_t>(i)]].context;
+    const int64_t off = P - static_cast<int64_t>(c.size());
+    for (size_t t = 0; t < c.size(); ++t) {
+      ids[i * P + off + static_cast<int64_t>(t)] = c[t];
+      am[i * P + off + static_cast<int64_t>(t)] = 1;
+      pos[i * P + off + static_cast<int64_t>(t)] = static_cast<int64_t>(t);
+    }
+  }
+  auto as = [&](std::vector<int64_t>& v, int64_t r, int64_t c) { return at::tensor(v, at::kLong).view({r, c}).to(dev); };
+  const at::Tensor ctx_mask = as(am, Q, P);
+  KVCache cache;
+  const at::Tensor hc = m->hidden(as(ids, Q, P), ctx_mask, &cache, as(pos, Q, P));  // [Q, P, H]
+  // Each choice's row: its question's cache, then its continuation (padded on the right).
+  std::vector<int64_t> of(static_cast<size_t>(N)), cids(static_cast<size_t>(N * L), pad), cam(static_cast<size_t>(N * L), 0),
+      cpos(static_cast<size_t>(N * L), 0), tgt(static_cast<size_t>(N * L), 0);
+  std::vector<float> cmask(static_cast<size_t>(N * L), 0.f);
+  int64_t n = 0;
+  for (int64_t i = 0; i < Q; ++i) {
+    const Encoded& e = enc[qs[static_cast<size_t>(i)]];
+    for (const auto& c : e.continuations) {
+      of[static_cast<size_t>(n)] = i;
+      for (size_t t = 0; t < c.size(); ++t) {
+        cids[n * L + static_cast<int64_t>(t)] = c[t];
+        cam[n * L + static_cast<int64_t>(t)] = 1;
+        cpos[n * L + static_cast<int64_t>(t)] = static_cast<int64_t>(e.context.size() + t);
+        tgt[n * L + static_cast<int64_t>(t)] = c[t];
+        cmask[n * L + static_cast<int64_t>(t)] = 1.f;
+      }
+      ++n;
+    }
+  }
+  const at::Tensor rows = at::tensor(of, at::kLong).to(dev);  // [N]: the question of each choice
+  for (size_t l = 0; l < cache.k.size(); ++l) {
+    cache.k[l] = cache.k[l].index_select(0, rows);  // [N, kv heads, P, D]
+    cache.v[l] = cache.v[l].index_select(0, rows);
+  }
+  const at::Tensor mask = at::cat({ctx_mask.index_select(0, rows), as(cam, N, L)}, 1);  // [N, P + L]
+  const at::Tensor hn = m->hidden(as(cids, N, L), mask, &cache, as(cpos, N, L));      // [N, L, H]
+  // The state that predicts continuation token t: the context's last for t = 0, else token t - 1's.
+  at::Tensor hs = at::cat({hc.select(1, P - 1).index_select(0, rows).unsqueeze(1), hn.narrow(1, 0, L - 1)}, 1);  // [N, L, H]
+  const at::Tensor targets = as(tgt, N, L), valid = at::tensor(cmask).view({N, L}).to(dev);
+  at::Tensor lp;  // [N, L]
+  if (m->chunked_head) {
+    HeadLogpsOptions o;
+    o.softcap = m->config.final_softcap;
+    lp = head_token_logps(hs.reshape({N * L, hs.size(2)}), m->output_weight(), targets.reshape({-1}), o).logps.view({N, L});
+  } else {
+    lp = at::log_softmax(m->logits_from_hidden(hs), -1).gather(2, targets.unsqueeze(-1)).squeeze(-1);
+  }
+  const at::Tensor sums = (lp * valid).sum(1).to(at::kDouble).cpu();  // [N]
+  const double* v = sums.data_ptr<double>();
+  n = 0;
+  for (size_t q : qs)
+    for (size_t c = 0; c < enc[q].continuations.size(); ++c) (*out)[q][c] = v[n++];
+}
+
+}  // namespace
+
 std::vector<ChoiceResult> score_choices(CausalLM& m, const Tokenizer& tok, const ChatTemplate& t,
                                         const std::vector<ChoiceQuestion>& qs, ChoiceFormat f,
                                         const EvalProgress& progress, int64_t batch) {
   at::NoGradGuard ng;
   EvalMode mode(m);
-  const auto dev = m->output_weight().device();
   const bool special = f != ChoiceFormat::Chat;  // a chat template writes its own BOS
   std::vector<ChoiceResult> out(qs.size());
-  struct Item {
-    size_t q, c;
-    Rollout r;
-  };
-  std::vector<Item> items;
+  std::vector<Encoded> enc(qs.size());
+  std::vector<std::vector<double>> lps(qs.size());
   for (size_t i = 0; i < qs.size(); ++i) {
     out[i].prompt = choice_prompt(qs[i], f, t);
-    out[i].logprobs.assign(qs[i].choices.size(), 0.0);
+    lps[i].assign(qs[i].choices.size(), 0.0);
     for (size_t c = 0; c < qs[i].choices.size(); ++c) {
       EncodedPair e = encode_pair(tok, out[i].prompt.context, out[i].prompt.continuations[c], special);
       if (e.context.empty()) e.context.push_back(tok.eos_id() >= 0 ? tok.eos_id() : 0);  // lm-eval: an empty context is the EOT token
-      items.push_back({i, c, {std::move(e.context), std::move(e.continuation), false}});
+      if (c == 0) enc[i].context = e.context;
+      enc[i].continuations.push_back(std::move(e.continuation));
     }
   }
-  // Longest first, so a batch holds rows of like length (less padding) and a memory problem shows early.
-  std::vector<size_t> order(items.size());
+  // Longest contexts first, so a chunk holds contexts of like length (less padding); a chunk is at
+  // most `batch` continuations and about 8k context tokens once repeated for its choices.
+  std::vector<size_t> order(qs.size());
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return items[a].r.prompt.size() + items[a].r.completion.size() > items[b].r.prompt.size() + items[b].r.completion.size();
-  });
-  const int64_t total = static_cast<int64_t>(items.size());
-  for (size_t s = 0; s < order.size(); s += static_cast<size_t>(batch)) {
-    const size_t e = std::min(order.size(), s + static_cast<size_t>(batch));
-    std::vector<Rollout> rows;
-    for (size_t k = s; k < e; ++k) rows.push_back(items[order[k]].r);
-    const at::Tensor lp = completion_logps(m, rows, pad_of(tok), dev, false).logps.sum(1).to(at::kDouble).cpu();  // [N]
-    const double* v = lp.data_ptr<double>();
-    for (size_t k = s; k < e; ++k) out[items[order[k]].q].logprobs[items[order[k]].c] = v[k - s];
-    report(progress, static_cast<int64_t>(e), total);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return enc[a].context.size() > enc[b].context.size(); });
+  int64_t total = 0, done = 0;
+  for (const auto& q : qs) total += static_cast<int64_t>(q.choices.size());
+  for (size_t s = 0; s < order.size();) {
+    std::vector<size_t> chunk;
+    int64_t conts = 0;
+    const int64_t P = static_cast<int64_t>(enc[order[s]].context.size());  // the chunk's longest context
+    while (s < order.size()) {
+      const int64_t c = static_cast<int64_t>(enc[order[s]].continuations.size());
+      if (!chunk.empty() && (conts + c > batch || (conts + c) * P > 8192)) break;
+      chunk.push_back(order[s++]);
+      conts += c;
+    }
+    score_chunk(m, enc, chunk, pad_of(tok), &lps);
+    done += conts;
+    report(progress, done, total);
   }
   for (size_t i = 0; i < qs.size(); ++i) {
     auto& r = out[i];
+    r.logprobs = lps[i];
     std::vector<double> chars;  // code points, as Python's len() counts a choice
     for (const auto& c : qs[i].choices) {
       size_t n = 0;
@@ -138,8 +226,7 @@ std::vector<ChoiceResult> score_choices(CausalLM& m, const Tokenizer& tok, const
     size_t best = 0, best_norm = 0;
     for (size_t c = 1; c < r.logprobs.size(); ++c) {
       if (r.logprobs[c] > r.logprobs[best]) best = c;
-      if (r.logprobs[c] / chars[c] > r.logprobs[best_norm] / chars[best_norm])
-        best_norm = c;
+      if (r.logprobs[c] / chars[c] > r.logprobs[best_norm] / chars[best_norm]) best_norm = c;
     }
     r.prediction = static_cast<int64_t>(best);
     r.prediction_norm = static_cast<int64_t>(best_norm);
