@@ -52,6 +52,7 @@ int64_t parse_id(const std::string& s) {
 
 EvalTarget target_of(const Args& a) {
   EvalTarget t;
+  if (a.has("run") && a.has("model")) throw Error("eval run: give either --run ID or --model DIR, not both");
   if (a.has("run")) t = parse_eval_target("run:" + a.get("run"));
   else if (a.has("model")) t.model_dir = a.get("model");
   else throw Error("eval run: name a target with --run ID or --model DIR");
@@ -115,9 +116,12 @@ int cmd_eval(const Args& a) {
                 << "\n";
       return 0;
     }
-    std::printf("evaluation %lld: %s on %s (%s, %.1f s)\n", static_cast<long long>(o.eval_id), o.record.target_label.c_str(),
-                o.record.suite.c_str(), o.record.kind.c_str(), o.record.seconds);
+    const std::string variant = eval_variant(o.record);
+    std::printf("evaluation %lld: %s on %s (%s%s, %.1f s)\n", static_cast<long long>(o.eval_id), o.record.target_label.c_str(),
+                o.record.suite.c_str(), o.record.kind.c_str(), variant.empty() ? "" : (", " + variant).c_str(), o.record.seconds);
     print_metrics(o.metrics);
+    const json st = json::parse(o.record.settings);
+    if (st.contains("warning")) std::printf("note: %s\n", st["warning"].get<std::string>().c_str());
     return 0;
   }
   if (action == "pairwise") {
@@ -145,13 +149,16 @@ int cmd_eval(const Args& a) {
                   json::parse(o.record.settings).value("labels", "").c_str(), o.examples.size(), static_cast<long long>(o.eval_id));
     } else {
       print_metrics(o.metrics);
+      if (o.metrics.contains("position_consistency") && o.metrics["position_consistency"]["value"].get<double>() < 0.5)
+        std::printf("note: the judge changed its verdict when the answers swapped places on most prompts (position\n"
+                    "consistency below 0.5); its win rate says little. A stronger judge, or --human, would tell more.\n");
     }
     return 0;
   }
   if (action == "list") {
     auto evals = list_evals(ws);
     json out = json::array();
-    if (!as_json) std::printf("%-4s %-8s %-22s %-34s %-16s %s\n", "ID", "KIND", "SUITE", "TARGET", "STATUS", "FIRST METRIC");
+    if (!as_json) std::printf("%-4s %-8s %-22s %-34s %-16s %s\n", "ID", "KIND", "SUITE", "TARGET", "STATUS", "SCORE (SETTINGS)");
     for (const auto& e0 : evals) {
       const EvalRecord e = e0.status == "awaiting_labels" ? refresh_pairwise(ws, e0.id) : e0;
       if (as_json) {
@@ -159,9 +166,11 @@ int cmd_eval(const Args& a) {
         continue;
       }
       const json m = json::parse(e.metrics);
-      const std::string first = m.empty() ? "-" : m.begin().key() + " " + score_text(m.begin().value());
-      std::printf("%-4lld %-8s %-22s %-34s %-16s %s\n", static_cast<long long>(e.id), e.kind.c_str(), e.suite.substr(0, 22).c_str(),
-                  e.target_label.substr(0, 34).c_str(), e.status.c_str(), first.c_str());
+      const std::string key = headline_metric(e);
+      const std::string first = key.empty() ? "-" : key + " " + score_text(m[key]);
+      const std::string variant = eval_variant(e);
+      std::printf("%-4lld %-8s %-22s %-34s %-16s %s%s\n", static_cast<long long>(e.id), e.kind.c_str(), e.suite.substr(0, 22).c_str(),
+                  e.target_label.substr(0, 34).c_str(), e.status.c_str(), first.c_str(), variant.empty() ? "" : ("  (" + variant + ")").c_str());
     }
     if (as_json) std::cout << out.dump() << "\n";
     return 0;
@@ -201,14 +210,15 @@ int cmd_eval(const Args& a) {
     }
     const bool csv = a.flag("csv");
     if (csv) {
-      std::printf("eval_id,suite,suite_hash,target");
+      std::printf("eval_id,suite,suite_hash,settings,target");
       for (const auto& n : names) std::printf(",%s,%s_lo,%s_hi,%s_n", n.c_str(), n.c_str(), n.c_str(), n.c_str());
       std::printf("\n");
     }
     for (const auto& e : es) {
       const json m = json::parse(e.metrics);
       if (csv) {
-        std::printf("%lld,%s,%s,%s", static_cast<long long>(e.id), csv_cell(e.suite).c_str(), e.suite_hash.c_str(), csv_cell(e.target_label).c_str());
+        std::printf("%lld,%s,%s,%s,%s", static_cast<long long>(e.id), csv_cell(e.suite).c_str(), e.suite_hash.c_str(),
+                    csv_cell(eval_variant(e)).c_str(), csv_cell(e.target_label).c_str());
         for (const auto& n : names) {
           if (!m.contains(n)) {
             std::printf(",,,,");
@@ -220,14 +230,18 @@ int cmd_eval(const Args& a) {
         std::printf("\n");
         continue;
       }
-      std::printf("%lld  %s on %s (suite %s)\n", static_cast<long long>(e.id), e.target_label.c_str(), e.suite.c_str(), e.suite_hash.c_str());
+      const std::string variant = eval_variant(e);
+      std::printf("%lld  %s on %s (suite %s%s)\n", static_cast<long long>(e.id), e.target_label.c_str(), e.suite.c_str(), e.suite_hash.c_str(),
+                  variant.empty() ? "" : (", " + variant).c_str());
       for (const auto& n : names)
         if (m.contains(n)) std::printf("  %-22s %s\n", n.c_str(), score_text(m[n]).c_str());
     }
-    std::set<std::string> hashes;
-    for (const auto& e : es) hashes.insert(e.suite + "@" + e.suite_hash);
+    std::set<std::string> hashes, variants;
+    for (const auto& e : es) hashes.insert(e.suite + "@" + e.suite_hash), variants.insert(eval_variant(e));
     if (hashes.size() > 1 && !csv)
       std::printf("note: these evaluations ran on different suites or suite contents; their scores do not compare directly.\n");
+    else if (variants.size() > 1 && !csv)
+      std::printf("note: these evaluations used different settings (format, template, length or rows); their scores do not compare directly.\n");
     return 0;
   }
   throw Error("eval: unknown action \"" + action + "\" (run, pairwise, list, show, compare)");

@@ -136,7 +136,11 @@ std::string eval_target_label(Workspace& ws, const EvalTarget& t) {
 EvalOutcome run_eval(Workspace& ws, const EvalRequest& r, const EvalProgressFn& progress) {
   const auto t0 = std::chrono::steady_clock::now();
   if (r.target.empty()) throw Error("eval: no target (a run or a model folder)");
-  if (r.max_new_tokens < 1 || r.limit < 0 || r.max_len < 2) throw Error("eval: max_new_tokens, limit or max_len out of range");
+  if (r.max_new_tokens < 1) throw Error("eval: --max-new-tokens must be at least 1");
+  if (r.limit < 0) throw Error("eval: --limit must be 0 (all rows) or more");
+  if (r.max_len < 2) throw Error("eval: max_len must be at least 2 tokens");
+  if (!r.mode.empty() && r.mode != "generate" && r.mode != "loss" && r.mode != "choice")
+    throw Error("eval: --mode must be generate or loss (chat suites), not \"" + r.mode + "\"");
   Suite suite = load_suite(ws, r.suite, r.limit);
   std::string mode = r.mode;
   if (mode.empty())
@@ -164,6 +168,15 @@ EvalOutcome run_eval(Workspace& ws, const EvalRequest& r, const EvalProgressFn& 
   CausalLM& m = l.rm.lm.model;
   EvalOutcome out;
   json settings = {{"mode", mode}, {"limit", r.limit}, {"chat_template", r.chat_template.empty() ? "auto" : r.chat_template}};
+  // A run scored on the data it trained on measures memory, not skill: said beside the result.
+  if (r.target.run_id > 0) {
+    const json used = json::parse(get_run(ws, r.target.run_id).datasets, nullptr, false);
+    if (used.is_array())
+      for (const auto& d : used)
+        if (d.is_string() && (d.get<std::string>() == "dataset:" + suite.info.name || d.get<std::string>() == "dataset:" + std::to_string(suite.info.id)))
+          settings["warning"] = "run " + std::to_string(r.target.run_id) + " trained on " + suite.info.name +
+                                ": this scores its training data, not held-out data";
+  }
   if (mode == "choice") {
     std::vector<ChoiceQuestion> qs;
     for (const auto& row : suite.rows) qs.push_back(choice_question(row.data));
@@ -201,7 +214,7 @@ EvalOutcome run_eval(Workspace& ws, const EvalRequest& r, const EvalProgressFn& 
       int64_t hits = 0;
       for (double v : cols[k]) hits += v > 0.5;
       out.metrics[am->names()[k]] =
-          score_json(am->binary(k) ? proportion_score(hits, static_cast<int64_t>(cols[k].size())) : mean_score(cols[k]));
+          score_json(am->binary(k) ? proportion_score(hits, static_cast<int64_t>(cols[k].size())) : bounded_mean_score(cols[k]));
     }
     settings["metrics"] = am->names();
     settings["max_new_tokens"] = r.max_new_tokens;
@@ -338,7 +351,7 @@ EvalOutcome run_pairwise(Workspace& ws, const PairwiseRequest& r, const EvalProg
                          {"logprobs_ba", verdicts[static_cast<size_t>(n + i)].logprobs}, {"winner", winner}})
                        .dump());
     }
-    out.metrics["win_rate_a"] = score_json(mean_score(win));
+    out.metrics["win_rate_a"] = score_json(bounded_mean_score(win));
     out.metrics["a_wins"] = score_json(proportion_score(wa, n));
     out.metrics["b_wins"] = score_json(proportion_score(wb, n));
     out.metrics["ties"] = score_json(proportion_score(ties, n));
@@ -391,7 +404,7 @@ EvalRecord refresh_pairwise(Workspace& ws, int64_t eval_id) {
   json m = json::object();
   const int64_t n = static_cast<int64_t>(win.size());
   if (n > 0) {
-    m["win_rate_a"] = score_json(mean_score(win));
+    m["win_rate_a"] = score_json(bounded_mean_score(win));
     m["a_wins"] = score_json(proportion_score(wa, n));
     m["b_wins"] = score_json(proportion_score(wb, n));
     m["ties"] = score_json(proportion_score(ties, n));
@@ -403,6 +416,30 @@ EvalRecord refresh_pairwise(Workspace& ws, int64_t eval_id) {
   return rec;
 }
 
+std::string eval_variant(const EvalRecord& r) {
+  const json s = json::parse(r.settings, nullptr, false);
+  if (!s.is_object()) return "";
+  std::vector<std::string> parts;
+  const std::string f = s.value("choice_format", "plain");
+  if (r.kind == "choice" && f != "plain") parts.push_back(f + " format");
+  if (r.kind == "loss" && s.value("max_len", int64_t{1024}) != 1024) parts.push_back("rows cut at " + std::to_string(s.value("max_len", int64_t{0})) + " tokens");
+  if ((r.kind == "generate" || r.kind == "pairwise") && s.value("max_new_tokens", int64_t{64}) != 64)
+    parts.push_back(std::to_string(s.value("max_new_tokens", int64_t{0})) + " new tokens");
+  if (s.value("chat_template", std::string("auto")) != "auto") parts.push_back("template " + s.value("chat_template", std::string()));
+  if (s.value("limit", int64_t{0}) > 0) parts.push_back("first " + std::to_string(s.value("limit", int64_t{0})) + " rows");
+  std::string out;
+  for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
+  return out;
+}
+
+std::string headline_metric(const EvalRecord& r) {
+  const json m = json::parse(r.metrics, nullptr, false);
+  if (!m.is_object() || m.empty()) return "";
+  for (const char* k : {"acc", "exact_match", "loss", "win_rate_a"})
+    if (m.contains(k)) return k;
+  return m.begin().key();
+}
+
 json eval_json(Workspace& ws, const EvalRecord& r, bool with_examples) {
   json j = {{"eval_id", r.id},
             {"kind", r.kind},
@@ -412,6 +449,7 @@ json eval_json(Workspace& ws, const EvalRecord& r, bool with_examples) {
             {"target_label", r.target_label},
             {"status", r.status},
             {"settings", json::parse(r.settings)},
+            {"variant", eval_variant(r)},
             {"metrics", json::parse(r.metrics)},
             {"seconds", r.seconds},
             {"created_at", r.created_at}};

@@ -70,6 +70,13 @@ EvalOutcome run_pairwise(Workspace& ws, const PairwiseRequest& r, const EvalProg
 // is labelled; skipped rows are left out, ties and both-bad count half). Others come back as stored.
 EvalRecord refresh_pairwise(Workspace& ws, int64_t eval_id);
 
+// The settings that make an evaluation's numbers differ from the suite's default scoring, in words
+// ("chat format, first 50 rows"; "" for the defaults): results with different variants are
+// different measurements, shown side by side rather than one replacing the other.
+std::string eval_variant(const EvalRecord& r);
+// The metric a table shows for an evaluation: acc, exact_match (else the first), loss, win_rate_a.
+std::string headline_metric(const EvalRecord& r);
+
 // Each stored evaluation's examples and metrics as JSON (what `eval show --json` prints).
 nlohmann::json eval_json(Workspace& ws, const EvalRecord& r, bool with_examples);
 

@@ -3,6 +3,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "runs/run_launcher.h"
 
+#include <algorithm>
+
 #include <ctime>
 #include <filesystem>
 #include <memory>
@@ -39,6 +41,8 @@ void check_dataset_kinds(Workspace& ws, const RunConfig& cfg) {
   check(cfg.train_data);
   check(cfg.eval_data);
   for (const auto& r : cfg.eval_suites) {
+    if (std::find(cfg.train_data.begin(), cfg.train_data.end(), r) != cfg.train_data.end())
+      throw Error("eval_suites: " + r + " is also in train_data; a suite the run trains on measures memory, not skill");
     if (r.rfind("dataset:", 0) != 0) continue;
     const DatasetInfo d = find_dataset(ws, r.substr(8));
     if (d.kind != "choice" && d.kind != "chat" && d.kind != "text")

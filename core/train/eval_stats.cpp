@@ -20,23 +20,27 @@ double percentile(const std::vector<double>& sorted, double p) {
   return i + 1 < sorted.size() ? sorted[i] * (1 - f) + sorted[i + 1] * f : sorted[i];
 }
 
-}  // namespace
-
-Score proportion_score(int64_t k, int64_t n) {
+// The Wilson score interval of a proportion p observed over n examples; exact at the ends (the
+// formula leaves ~1e-18 there).
+Score wilson(double p, int64_t n) {
   Score s;
   s.n = n;
   if (n <= 0) {
     s.hi = 1;
     return s;
   }
-  const double N = static_cast<double>(n), p = static_cast<double>(k) / N, z2 = kZ * kZ;
+  const double N = static_cast<double>(n), z2 = kZ * kZ;
   const double centre = (p + z2 / (2 * N)) / (1 + z2 / N);
   const double half = kZ * std::sqrt(p * (1 - p) / N + z2 / (4 * N * N)) / (1 + z2 / N);
   s.value = p;
-  s.lo = k == 0 ? 0.0 : std::max(0.0, centre - half);  // exact at the ends (rounding leaves ~1e-18)
-  s.hi = k == n ? 1.0 : std::min(1.0, centre + half);
+  s.lo = p <= 0 ? 0.0 : std::max(0.0, centre - half);
+  s.hi = p >= 1 ? 1.0 : std::min(1.0, centre + half);
   return s;
 }
+
+}  // namespace
+
+Score proportion_score(int64_t k, int64_t n) { return wilson(n > 0 ? static_cast<double>(k) / static_cast<double>(n) : 0, n); }
 
 Score ratio_score(const std::vector<double>& num, const std::vector<double>& den, int resamples, uint64_t seed) {
   Score s;
@@ -71,6 +75,11 @@ Score ratio_score(const std::vector<double>& num, const std::vector<double>& den
 
 Score mean_score(const std::vector<double>& x, int resamples, uint64_t seed) {
   return ratio_score(x, std::vector<double>(x.size(), 1.0), resamples, seed);
+}
+
+Score bounded_mean_score(const std::vector<double>& x) {
+  const Score s = mean_score(x);
+  return s.n > 0 && s.lo == s.hi ? wilson(s.value, s.n) : s;
 }
 
 Score exp_score(const Score& s) { return {std::exp(s.value), std::exp(s.lo), std::exp(s.hi), s.n}; }

@@ -101,6 +101,11 @@ TEST(EvalStats, WilsonAndBootstrapIntervals) {
   Score c = mean_score(std::vector<double>(20, 0.25));
   EXPECT_EQ(c.lo, 0.25);
   EXPECT_EQ(c.hi, 0.25);
+  // All ten values 0: the bootstrap's interval collapses; a bounded mean falls back on Wilson's.
+  Score none = bounded_mean_score(std::vector<double>(10, 0.0));
+  EXPECT_EQ(none.lo, 0.0);
+  EXPECT_NEAR(none.hi, proportion_score(0, 10).hi, 1e-12);
+  EXPECT_GT(none.hi, 0.25);
   Score ratio = ratio_score({2, 6}, {1, 3});  // token-weighted: 8 / 4
   EXPECT_NEAR(ratio.value, 2.0, 1e-12);
   EXPECT_NEAR(score_from_json(score_json(w)).hi, w.hi, 1e-15);
@@ -175,7 +180,7 @@ TEST(ChoiceEval, MatchesTheReferenceInEachPromptFormat) {
   EXPECT_EQ(list[0]["suite_hash"], list[2]["suite_hash"]);
   auto cmp = test::cli("eval compare 1 2 3 --csv --workspace " + q(f.ws));
   EXPECT_EQ(cmp.code, 0) << cmp.err;
-  EXPECT_NE(cmp.out.find("eval_id,suite,suite_hash,target,acc,acc_lo,acc_hi,acc_n"), std::string::npos) << cmp.out;
+  EXPECT_NE(cmp.out.find("eval_id,suite,suite_hash,settings,target,acc,acc_lo,acc_hi,acc_n"), std::string::npos) << cmp.out;
   // A bad row is named by file, line and field; nothing is imported.
   write_file_atomic(f.dir + "/bad.jsonl", "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": 0}\n"
                                           "{\"question\": \"q\", \"choices\": [\"a\", \"b\"], \"answer\": \"C\"}\n");
@@ -274,14 +279,16 @@ TEST(PairwiseEval, JudgeRecordsBothOrdersAndBlindLabelsGiveTheWinRate) {
 
 TEST(TrainingEval, SuitesAreScoredDuringTheRunAsTheFinishedRunScores) {
   Fixture f = fixture("eval_training", 9);
-  std::vector<json> train, mc;
+  std::vector<json> train, mc, held;
   for (int i = 0; i < 12; ++i) train.push_back({{"instruction", "Say " + std::to_string(i)}, {"output", "It is " + std::to_string(i) + "."}});
+  for (int i = 12; i < 16; ++i) held.push_back({{"instruction", "Say " + std::to_string(i)}, {"output", "It is " + std::to_string(i) + "."}});
   for (int i = 0; i < 8; ++i)
     mc.push_back({{"question", "What is " + std::to_string(i) + "?"}, {"choices", {"It is " + std::to_string(i) + ".", "No."}}, {"answer", 0}});
   import_rows(f, "numbers", train);
   import_rows(f, "quiz", mc);
+  import_rows(f, "held", held);
   json cfg = {{"name", "suites"}, {"base_model", f.model}, {"recipe", "sft"}, {"method", "lora"}, {"train_data", "dataset:numbers"},
-              {"max_steps", 4}, {"batch_size", 2}, {"lr", 1e-2}, {"eval_suites", {"dataset:quiz", "dataset:numbers"}},
+              {"max_steps", 4}, {"batch_size", 2}, {"lr", 1e-2}, {"eval_suites", {"dataset:quiz", "dataset:held"}},
               {"eval_suites_every", 2}, {"eval_max_new_tokens", 8}};
   write_file_atomic(f.dir + "/run.json", cfg.dump());
   auto r = test::cli("train --config " + q(f.dir + "/run.json") + " --workspace " + q(f.ws) + " --json");
@@ -298,13 +305,18 @@ TEST(TrainingEval, SuitesAreScoredDuringTheRunAsTheFinishedRunScores) {
   }
   ASSERT_EQ(at.size(), 2u);
   ASSERT_TRUE(at.count(2) && at.count(4));
-  EXPECT_TRUE(at[4].contains("eval/numbers/exact_match"));
-  EXPECT_TRUE(at[4].contains("eval/numbers/chrf"));
+  EXPECT_TRUE(at[4].contains("eval/held/exact_match"));
+  EXPECT_TRUE(at[4].contains("eval/held/chrf"));
   // The end-of-run score is the finished run's: the same suite scored afterwards agrees.
   json after = cli_json("eval run --suite quiz --run " + std::to_string(runs[0]["id"].get<int>()) + " --json --workspace " + q(f.ws));
   EXPECT_DOUBLE_EQ(at[4]["eval/quiz/acc"].get<double>(), after["metrics"]["acc"]["value"].get<double>());
   EXPECT_DOUBLE_EQ(at[4]["eval/quiz/acc_norm"].get<double>(), after["metrics"]["acc_norm"]["value"].get<double>());
-  // A suite of a kind that cannot be scored is refused before the run starts.
+  // A suite the run trains on, or one that does not exist, is refused before the run starts.
+  cfg["eval_suites"] = "dataset:numbers";
+  write_file_atomic(f.dir + "/own.json", cfg.dump());
+  auto own = test::cli("train --config " + q(f.dir + "/own.json") + " --workspace " + q(f.ws));
+  EXPECT_NE(own.code, 0);
+  EXPECT_NE(own.err.find("also in train_data"), std::string::npos) << own.err;
   cfg["eval_suites"] = "dataset:nope";
   write_file_atomic(f.dir + "/bad.json", cfg.dump());
   auto bad = test::cli("train --config " + q(f.dir + "/bad.json") + " --workspace " + q(f.ws));
