@@ -32,6 +32,7 @@
 #include "score_board.h"
 #include "store/datasets.h"
 #include "store/runs.h"
+#include "train/eval_stats.h"
 
 namespace hone::ui {
 
@@ -166,6 +167,7 @@ EvaluatePage::EvaluatePage(QWidget* parent) : QWidget(parent), job_(new Job("eva
   rtop->addWidget(csv);
   rtop->addWidget(png);
   rl->addLayout(rtop);
+  scores_->table()->setMinimumHeight(110);  // two targets stay readable when the pairwise list shows
   rl->addWidget(scores_->table(), 2);
   rl->addWidget(pairwise_, 1);
   auto* bottom = new QSplitter(Qt::Horizontal);
@@ -223,6 +225,20 @@ EvaluatePage::EvaluatePage(QWidget* parent) : QWidget(parent), job_(new Job("eva
                       : QString("Done: %1 evaluation(s) stored.").arg(stored);
       if (!failed.isEmpty()) s += QString(" %1 failed: %2").arg(failed.size()).arg(failed.join("; "));
       status_->setText(s);
+      refresh();
+      // The per-example view moves to what was just scored: its suite, base against the newest run.
+      try {
+        Workspace ws(ss(workspace_));
+        const auto evals = list_evals(ws);
+        for (auto it = evals.rbegin(); it != evals.rend(); ++it) {
+          if (it->kind == "pairwise") continue;
+          const std::string variant = eval_variant(*it);
+          examples_->setSuite(qs(it->suite + (variant.empty() ? "" : " (" + variant + ")")), qs(it->kind));
+          break;
+        }
+      } catch (const std::exception&) {
+      }
+      return;
     }
     refresh();
   });
@@ -260,6 +276,24 @@ void EvaluatePage::refresh() {
     for (const auto& e : evals) sig += "\ne" + std::to_string(e.id) + e.status + e.metrics;
     if (sig == shown_) {
       pairwise_->update(ws, evals, labels_);
+    // The blind set this page made has all its labels: its result replaces the instruction.
+    for (const auto& e : evals) {
+      if (blind_set_.isEmpty() || e.kind != "pairwise" || e.status != "completed") continue;
+      const json st = json::parse(e.settings, nullptr, false);
+      if (!st.is_object() || qs(st.value("labels", "")) != blind_set_) continue;
+      const json m = json::parse(e.metrics, nullptr, false);
+      if (m.is_object() && m.contains("win_rate_a")) {
+        const Score w = score_from_json(m["win_rate_a"]);
+        status_->setText(QString("Blind set %1 labelled: %2 won %3 [%4, %5] of %6 comparisons (ties count half).")
+                             .arg(blind_set_, qs(e.target_label.substr(0, e.target_label.find(" vs "))))
+                             .arg(w.value, 0, 'f', 3)
+                             .arg(w.lo, 0, 'f', 3)
+                             .arg(w.hi, 0, 'f', 3)
+                             .arg(w.n));
+      }
+      open_label_->setVisible(false);
+      blind_set_.clear();
+    }
       return;
     }
     suites_->clear();
@@ -304,15 +338,25 @@ void EvaluatePage::refresh() {
     targets_->clear();
     QStringList order;
     for (const auto& [k, text] : items) {
-      checkItem(targets_, text, k, targets_on.contains(k))->setToolTip(k);
+      // The tooltip names the folder or run folder: two bases of one name are told apart there.
+      const EvalTarget t = targetOf(k);
+      QString tip = t.run_id > 0 ? QString("run %1").arg(t.run_id) : qs(t.model_dir);
+      for (const auto& r : runs)
+        if (r.id == t.run_id) tip += ": " + qs(r.run_dir);
+      if (!t.adapter_dir.empty()) tip += " + adapter " + qs(t.adapter_dir);
+      checkItem(targets_, text, k, targets_on.contains(k))->setToolTip(tip);
       order << k;
     }
     // The newest completed evaluation of each (target, suite, kind): a chat suite scored both by
     // answers and by loss keeps both.
+    // Settings that change the numbers (format, template, length, rows) make another measurement:
+    // such a result gets a column of its own ("quiz (chat format)") instead of replacing the other.
     std::map<std::string, EvalRecord> newest;
     std::vector<EvalRecord> scored;
-    for (const auto& e : evals) {
+    for (EvalRecord e : evals) {
       if (e.kind == "pairwise" || e.status != "completed") continue;
+      const std::string variant = eval_variant(e);
+      if (!variant.empty()) e.suite += " (" + variant + ")";
       scored.push_back(e);
       EvalRecord& n = newest[e.target + "\n" + e.suite + "\n" + e.kind];
       if (e.id > n.id) n = e;
@@ -323,6 +367,24 @@ void EvaluatePage::refresh() {
     scores_->setEvaluations(latest, labels_, order);
     examples_->setEvaluations(workspace_, scored, labels_);
     pairwise_->update(ws, evals, labels_);
+    // The blind set this page made has all its labels: its result replaces the instruction.
+    for (const auto& e : evals) {
+      if (blind_set_.isEmpty() || e.kind != "pairwise" || e.status != "completed") continue;
+      const json st = json::parse(e.settings, nullptr, false);
+      if (!st.is_object() || qs(st.value("labels", "")) != blind_set_) continue;
+      const json m = json::parse(e.metrics, nullptr, false);
+      if (m.is_object() && m.contains("win_rate_a")) {
+        const Score w = score_from_json(m["win_rate_a"]);
+        status_->setText(QString("Blind set %1 labelled: %2 won %3 [%4, %5] of %6 comparisons (ties count half).")
+                             .arg(blind_set_, qs(e.target_label.substr(0, e.target_label.find(" vs "))))
+                             .arg(w.value, 0, 'f', 3)
+                             .arg(w.lo, 0, 'f', 3)
+                             .arg(w.hi, 0, 'f', 3)
+                             .arg(w.n));
+      }
+      open_label_->setVisible(false);
+      blind_set_.clear();
+    }
     shown_ = sig;
   } catch (const std::exception& e) {
     status_->setText(QString("Cannot read the workspace: ") + e.what());

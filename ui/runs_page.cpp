@@ -35,6 +35,7 @@
 #include "common/error.h"
 #include "look.h"
 #include "store/evals.h"
+#include "runs/evaluate.h"
 #include "store/runs.h"
 #include "train/eval_stats.h"
 #include "train/overfit_check.h"
@@ -226,30 +227,35 @@ void RunsPage::setWorkspace(const QString& dir) {
 
 void RunsPage::refresh() {
   const auto keep = selectedIds();
+  // The sort follows its column by name: score columns come and go as evaluations arrive.
+  const int sorted_col = table_->horizontalHeader()->sortIndicatorSection();
+  const Qt::SortOrder sorted_order = table_->horizontalHeader()->sortIndicatorOrder();
+  const QString sorted_by = table_->horizontalHeaderItem(sorted_col) ? table_->horizontalHeaderItem(sorted_col)->text() : QString();
   table_->setSortingEnabled(false);
   table_->setRowCount(0);
   if (workspace_.isEmpty()) return;
   try {
     Workspace ws(workspace_.toStdString());
-    // Each run's newest score on each suite: one column per suite and its headline metric
-    // (choice: acc, generate: exact_match, loss: loss), sortable like the loss column.
+    // Each run's newest score on each suite (and settings: a chat-format or part-suite result is
+    // a column of its own), by the kind's headline metric; sortable like the loss column.
     std::map<std::pair<int64_t, QString>, Score> scores;
     score_cols_.clear();
-    for (const auto& e : latest_run_evals(ws)) {
+    for (const auto& e : completed_run_evals(ws)) {  // newest first: the first of each key stays
       if (e.kind == "pairwise") continue;
-      const auto m = nlohmann::json::parse(e.metrics);
-      const std::string key = e.kind == "choice" ? "acc" : e.kind == "loss" ? "loss" : m.contains("exact_match") ? "exact_match" : "";
-      if (key.empty() || !m.contains(key)) continue;
-      const QString col = QString::fromStdString(e.suite + " · " + key);
+      const std::string key = headline_metric(e), variant = eval_variant(e);
+      if (key.empty()) continue;
+      const QString col = QString::fromStdString(e.suite + (variant.empty() ? "" : " (" + variant + ")") + " · " + key);
       if (!score_cols_.contains(col)) score_cols_ << col;
-      scores[{e.run_id, col}] = score_from_json(m[key]);
+      scores.emplace(std::make_pair(e.run_id, col), score_from_json(nlohmann::json::parse(e.metrics)[key]));
     }
     score_cols_.sort();
     table_->setColumnCount(kCols + static_cast<int>(score_cols_.size()));
     QStringList headers = {"ID", "Name", "Method", "Recipe", "Base model", "Status", "Started", "Final loss"};
     table_->setHorizontalHeaderLabels(headers + score_cols_);
-    for (int c = 0; c < score_cols_.size(); ++c)
-      table_->horizontalHeaderItem(kCols + c)->setToolTip("The run's newest evaluation on this suite, with its 95% interval and n (Evaluate page)");
+    for (int c = 0; c < score_cols_.size(); ++c) {
+      table_->horizontalHeaderItem(kCols + c)->setToolTip(score_cols_[c] + ": the run's newest evaluation on this suite, value [95% interval] n (Evaluate page)");
+      table_->horizontalHeader()->setSectionResizeMode(kCols + c, QHeaderView::ResizeToContents);
+    }
     for (const auto& r : list_runs(ws)) {
       const int row = table_->rowCount();
       table_->insertRow(row);
@@ -281,7 +287,11 @@ void RunsPage::refresh() {
   } catch (const std::exception& e) {
     diff_->setPlainText(QString("cannot read the workspace: ") + e.what());
   }
+  int col = kId;
+  for (int c = 0; c < table_->columnCount(); ++c)
+    if (table_->horizontalHeaderItem(c) && table_->horizontalHeaderItem(c)->text() == sorted_by) col = c;
   table_->setSortingEnabled(true);
+  table_->sortItems(col, sorted_by.isEmpty() ? Qt::AscendingOrder : sorted_order);
   applyFilter();
   selectRuns(keep);
 }

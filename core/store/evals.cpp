@@ -94,10 +94,8 @@ void delete_eval(Workspace& ws, int64_t id) {
   s.run();
 }
 
-std::vector<EvalRecord> latest_run_evals(Workspace& ws) {
-  Stmt s = ws.db().prepare(std::string(kEvalCols) +
-                           "WHERE id IN (SELECT MAX(id) FROM evals WHERE run_id IS NOT NULL AND status = 'completed' "
-                           "GROUP BY run_id, suite) ORDER BY id DESC");
+std::vector<EvalRecord> completed_run_evals(Workspace& ws) {
+  Stmt s = ws.db().prepare(std::string(kEvalCols) + "WHERE run_id IS NOT NULL AND status = 'completed' ORDER BY id DESC");
   std::vector<EvalRecord> out;
   while (s.step()) out.push_back(eval_from(s));
   return out;

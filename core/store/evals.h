@@ -34,8 +34,9 @@ EvalRecord get_eval(Workspace& ws, int64_t id);  // throws naming the id when th
 std::vector<std::string> eval_examples(Workspace& ws, int64_t id);
 void set_eval_metrics(Workspace& ws, int64_t id, const std::string& metrics, const std::string& status);
 void delete_eval(Workspace& ws, int64_t id);
-// The newest completed evaluation of each (run, suite) pair, newest first (for the Runs page's columns).
-std::vector<EvalRecord> latest_run_evals(Workspace& ws);
+// Every completed evaluation of a recorded run, newest first (the Runs page keeps the newest of
+// each run, suite and settings for its columns).
+std::vector<EvalRecord> completed_run_evals(Workspace& ws);
 
 // FNV-1a 64 over the dataset's first `rows` rows in order (all when < 0), as 16 hex digits: two
 // evaluations of a suite compare only when the hashes agree (an edited suite is another suite).

@@ -182,7 +182,10 @@ class TestEvaluate : public QObject {
       const json m = json::parse(e.metrics);
       QCOMPARE(int(m.size()), e.kind == "choice" ? 2 : 4);
       for (auto it = m.begin(); it != m.end(); ++it) {
-        const QString col = QString::fromStdString(e.suite + " · " + it.key());
+        // Settings other than the defaults name the column (16 new tokens here, not 64).
+        const std::string variant = hone::eval_variant(e);
+        QCOMPARE(QString::fromStdString(variant), QString(e.kind == "generate" ? "16 new tokens" : ""));
+        const QString col = QString::fromStdString(e.suite + (variant.empty() ? "" : " (" + variant + ")") + " · " + it.key());
         const int c = columnWithHeader(table, col);
         QVERIFY2(c >= 0, qPrintable(col));
         QCOMPARE(table->item(row, c)->text(), expectedCell(it.value()));
@@ -270,7 +273,8 @@ class TestEvaluate : public QObject {
       const json m = json::parse(e.metrics);
       for (auto it = m.begin(); it != m.end(); ++it)
         expected.insert(QString("%1,%2,%3,%4,%5,%6,%7")
-                            .arg(e.run_id == 1 ? "Run 1 tuned" : "Base: base", QString::fromStdString(e.suite),
+                            .arg(e.run_id == 1 ? "Run 1 tuned" : "Base: base",
+                                 QString::fromStdString(e.suite + (e.kind == "generate" ? " (16 new tokens)" : "")),
                                  QString::fromStdString(it.key()))
                             .arg(it.value()["value"].get<double>(), 0, 'g', 10)
                             .arg(it.value()["ci95"][0].get<double>(), 0, 'g', 10)
