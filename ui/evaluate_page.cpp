@@ -102,8 +102,10 @@ EvaluatePage::EvaluatePage(QWidget* parent) : QWidget(parent), job_(new Job("eva
                          "or the loss on the replies");
   choice_format_ = new QComboBox;
   choice_format_->addItems({"plain", "raw", "chat"});
-  choice_format_->setToolTip("Choice suites: plain is lm-evaluation-harness's zero-shot prompt (Question: … Answer:), chat "
-                             "the target's chat template (docs/evaluation.md)");
+  choice_format_->setToolTip("Choice suites: plain is lm-evaluation-harness's zero-shot prompt (Question: … Answer:), raw "
+                             "continues the question itself (HellaSwag-style), chat puts the question in the target's chat "
+                             "template. A model fine-tuned on chat data is best measured in chat format: plain text is not "
+                             "what it was tuned on, and a base model the other way round (docs/evaluation.md)");
   max_new_ = new QSpinBox;
   max_new_->setRange(1, 4096);
   max_new_->setValue(64);
