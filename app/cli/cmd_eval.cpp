@@ -187,8 +187,34 @@ int cmd_eval(const Args& a) {
                 e.target_label.c_str(), e.suite.c_str(), e.kind.c_str(), e.suite_hash.c_str(), e.status.c_str(), e.settings.c_str());
     if (j.contains("labels")) std::printf("  blind label set: %s\n", j["labels"].get<std::string>().c_str());
     print_metrics(j["metrics"]);
-    const auto& ex = j["examples"];
-    for (size_t i = 0; i < ex.size() && i < 5; ++i) std::printf("  example %zu: %s\n", i, ex[i].dump().substr(0, 300).c_str());
+    // The first examples in a line each (--json has them all, whole).
+    auto one_line = [](std::string t, size_t max) {
+      for (auto& c : t)
+        if (c == '\n' || c == '\r' || c == '\t') c = ' ';
+      return t.size() > max ? t.substr(0, max) + "..." : t;
+    };
+    const json& ex = j.contains("examples") ? j["examples"] : json::array();
+    if (!ex.empty()) std::printf("  first examples (--json lists all %zu):\n", ex.size());
+    for (size_t i = 0; i < ex.size() && i < 5; ++i) {
+      const json& x = ex[i];
+      std::string line;
+      if (e.kind == "choice") {
+        const auto& conts = x["continuations"];
+        const int64_t p = x["prediction"], a = x["answer"];
+        line = "picked" + one_line(conts[static_cast<size_t>(p)].get<std::string>(), 40) + (p == a ? " (right)" : " (wrong; answer" + one_line(conts[static_cast<size_t>(a)].get<std::string>(), 40) + ")");
+      } else if (e.kind == "generate") {
+        line = one_line(x["prompt"].get<std::string>(), 50) + " -> " + one_line(x["answer"].get<std::string>(), 40) + "  (reference: " +
+               one_line(x["reference"].get<std::string>(), 40) + ")";
+      } else if (e.kind == "loss") {
+        char b[96];
+        std::snprintf(b, sizeof b, "%lld tokens, loss %.4f", static_cast<long long>(x["tokens"].get<int64_t>()), x["loss"].get<double>());
+        line = b;
+      } else {
+        line = one_line(x.value("prompt", ""), 40) + ": a " + one_line(x.value("answer_a", ""), 30) + " | b " + one_line(x.value("answer_b", ""), 30) +
+               (x.contains("winner") ? "  -> " + x["winner"].get<std::string>() : "");
+      }
+      std::printf("  row %lld: %s\n", static_cast<long long>(x.value("row", int64_t(i))), line.c_str());
+    }
     return 0;
   }
   if (action == "compare") {

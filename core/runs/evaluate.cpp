@@ -426,7 +426,8 @@ std::string eval_variant(const EvalRecord& r) {
   if ((r.kind == "generate" || r.kind == "pairwise") && s.value("max_new_tokens", int64_t{64}) != 64)
     parts.push_back(std::to_string(s.value("max_new_tokens", int64_t{0})) + " new tokens");
   if (s.value("chat_template", std::string("auto")) != "auto") parts.push_back("template " + s.value("chat_template", std::string()));
-  if (s.value("limit", int64_t{0}) > 0) parts.push_back("first " + std::to_string(s.value("limit", int64_t{0})) + " rows");
+  const int64_t limit = s.value("limit", int64_t{0});
+  if (limit > 0) parts.push_back(limit == 1 ? std::string("first row") : "first " + std::to_string(limit) + " rows");
   std::string out;
   for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
   return out;
