@@ -247,6 +247,27 @@ EvaluatePage::EvaluatePage(QWidget* parent) : QWidget(parent), job_(new Job("eva
   connect(job_, &Job::stopped, this, [this] { setBusy(false); });
 }
 
+// The blind set this page made has all its labels: its result replaces the instruction.
+void EvaluatePage::noteBlindResult(const std::vector<EvalRecord>& evals) {
+  for (const auto& e : evals) {
+    if (blind_set_.isEmpty() || e.kind != "pairwise" || e.status != "completed") continue;
+    const json st = json::parse(e.settings, nullptr, false);
+    if (!st.is_object() || qs(st.value("labels", "")) != blind_set_) continue;
+    const json m = json::parse(e.metrics, nullptr, false);
+    if (m.is_object() && m.contains("win_rate_a")) {
+      const Score w = score_from_json(m["win_rate_a"]);
+      status_->setText(QString("Blind set %1 labelled: %2 won %3 [%4, %5] of %6 comparisons (ties count half).")
+                           .arg(blind_set_, qs(e.target_label.substr(0, e.target_label.find(" vs "))))
+                           .arg(w.value, 0, 'f', 3)
+                           .arg(w.lo, 0, 'f', 3)
+                           .arg(w.hi, 0, 'f', 3)
+                           .arg(w.n));
+    }
+    open_label_->setVisible(false);
+    blind_set_.clear();
+  }
+}
+
 void EvaluatePage::setWorkspace(const QString& dir) {
   workspace_ = dir;
   shown_.clear();
@@ -278,24 +299,7 @@ void EvaluatePage::refresh() {
     for (const auto& e : evals) sig += "\ne" + std::to_string(e.id) + e.status + e.metrics;
     if (sig == shown_) {
       pairwise_->update(ws, evals, labels_);
-    // The blind set this page made has all its labels: its result replaces the instruction.
-    for (const auto& e : evals) {
-      if (blind_set_.isEmpty() || e.kind != "pairwise" || e.status != "completed") continue;
-      const json st = json::parse(e.settings, nullptr, false);
-      if (!st.is_object() || qs(st.value("labels", "")) != blind_set_) continue;
-      const json m = json::parse(e.metrics, nullptr, false);
-      if (m.is_object() && m.contains("win_rate_a")) {
-        const Score w = score_from_json(m["win_rate_a"]);
-        status_->setText(QString("Blind set %1 labelled: %2 won %3 [%4, %5] of %6 comparisons (ties count half).")
-                             .arg(blind_set_, qs(e.target_label.substr(0, e.target_label.find(" vs "))))
-                             .arg(w.value, 0, 'f', 3)
-                             .arg(w.lo, 0, 'f', 3)
-                             .arg(w.hi, 0, 'f', 3)
-                             .arg(w.n));
-      }
-      open_label_->setVisible(false);
-      blind_set_.clear();
-    }
+      noteBlindResult(evals);
       return;
     }
     suites_->clear();
@@ -369,24 +373,7 @@ void EvaluatePage::refresh() {
     scores_->setEvaluations(latest, labels_, order);
     examples_->setEvaluations(workspace_, scored, labels_);
     pairwise_->update(ws, evals, labels_);
-    // The blind set this page made has all its labels: its result replaces the instruction.
-    for (const auto& e : evals) {
-      if (blind_set_.isEmpty() || e.kind != "pairwise" || e.status != "completed") continue;
-      const json st = json::parse(e.settings, nullptr, false);
-      if (!st.is_object() || qs(st.value("labels", "")) != blind_set_) continue;
-      const json m = json::parse(e.metrics, nullptr, false);
-      if (m.is_object() && m.contains("win_rate_a")) {
-        const Score w = score_from_json(m["win_rate_a"]);
-        status_->setText(QString("Blind set %1 labelled: %2 won %3 [%4, %5] of %6 comparisons (ties count half).")
-                             .arg(blind_set_, qs(e.target_label.substr(0, e.target_label.find(" vs "))))
-                             .arg(w.value, 0, 'f', 3)
-                             .arg(w.lo, 0, 'f', 3)
-                             .arg(w.hi, 0, 'f', 3)
-                             .arg(w.n));
-      }
-      open_label_->setVisible(false);
-      blind_set_.clear();
-    }
+    noteBlindResult(evals);
     shown_ = sig;
   } catch (const std::exception& e) {
     status_->setText(QString("Cannot read the workspace: ") + e.what());

@@ -7,6 +7,9 @@
 #include <QMap>
 #include <QWidget>
 #include <string>
+#include <vector>
+
+#include "store/evals.h"
 
 class QComboBox;
 class QLabel;
@@ -52,6 +55,7 @@ class EvaluatePage : public QWidget {
   void datasetsChanged();
 
  private:
+  void noteBlindResult(const std::vector<EvalRecord>& evals);
   struct Pick {
     QString suite, kind;  // suite name and dataset kind
   };

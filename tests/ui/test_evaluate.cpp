@@ -428,6 +428,10 @@ class TestEvaluate : public QObject {
     QVERIFY2(pairs->item(0, 4)->text().startsWith("completed"), qPrintable(pairs->item(0, 4)->text()));
     QCOMPARE(pairs->item(0, 5)->text(), expectedCell(m["win_rate_a"]));
     QVERIFY(pairs->item(0, 5)->text().endsWith("n=7"));
+    // The instruction to label the set gave way to its result.
+    QVERIFY2(status->text().startsWith("Blind set numbers-blind-1 labelled:") &&
+                 status->text().contains(QString::number(sum / n, 'f', 3)) && status->text().contains("of 7 comparisons"),
+             qPrintable(status->text()));
     // Looking again changes nothing in the store: a change is what the window polls for, and it
     // would refresh the page again.
     auto dataVersion = [&] {
