@@ -5,6 +5,8 @@
 
 #include <QComboBox>
 #include <QFile>
+#include <QEvent>
+#include <QFontMetrics>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QLabel>
@@ -67,6 +69,7 @@ ScoreBoard::ScoreBoard(QObject* parent) : QObject(parent) {
   top->addStretch(1);
   lay->addLayout(top);
   plot_ = new QCustomPlot;
+  plot_->installEventFilter(this);
   plot_->setObjectName("scoreChart");
   plot_->setMinimumSize(320, 220);
   lay->addWidget(plot_, 1);
@@ -234,11 +237,29 @@ void ScoreBoard::rebuildChart() {
   plot_->xAxis->setRange(0.4, x.size() + 0.8);
   if (bounded) plot_->yAxis->setRange(0, 1.05);
   else plot_->yAxis->setRange(bottom, top > bottom ? top * 1.08 : bottom + 1);
-  // Long target names turn so that neighbours do not overlap.
-  int longest = 0;
-  for (const auto& r : rows_) longest = std::max(longest, int(r.size()));
-  plot_->xAxis->setTickLabelRotation(x.size() > 1 && longest * x.size() > 60 ? 20 : 0);
+  fitTickLabels();
   plot_->replot();
+}
+
+// Target names turn when, side by side, they would be wider than a bar's share of the chart (the
+// neighbours' names overlapped under a narrow chart with three targets). Run again on every
+// resize: the chart's width is only known once it is laid out.
+void ScoreBoard::fitTickLabels() {
+  const int bars = std::max(1, int(plot_->xAxis->range().size() - 1.2 + 0.5));
+  const QFontMetrics fm(plot_->xAxis->tickLabelFont());
+  int widest = 0;
+  for (const auto& r : rows_) widest = std::max(widest, fm.horizontalAdvance(r));
+  const int share = std::max(1, (plot_->width() - 80) / bars);
+  plot_->xAxis->setTickLabelRotation(bars > 1 && widest + 8 > share ? 30 : 0);
+}
+
+bool ScoreBoard::eventFilter(QObject* watched, QEvent* event) {
+  if (watched == plot_ && event->type() == QEvent::Resize) {
+    const double before = plot_->xAxis->tickLabelRotation();
+    fitTickLabels();
+    if (plot_->xAxis->tickLabelRotation() != before) plot_->replot(QCustomPlot::rpQueuedReplot);
+  }
+  return QObject::eventFilter(watched, event);
 }
 
 bool ScoreBoard::exportCsv(const QString& path) const {

@@ -47,7 +47,11 @@ class ScoreBoard : public QObject {
  Q_SIGNALS:
   void suiteChosen(const QString& suite, const QString& kind);  // a cell or the chart's column picked
 
+ protected:
+  bool eventFilter(QObject* watched, QEvent* event) override;  // the chart's resizes refit its labels
+
  private:
+  void fitTickLabels();
   struct Column {
     QString suite, kind, metric;
     QString title() const;
