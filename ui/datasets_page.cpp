@@ -58,6 +58,7 @@ std::string blankRow(const QString& kind) {
   if (kind == "chat") return R"({"messages":[{"role":"user","content":""},{"role":"assistant","content":""}]})";
   if (kind == "preference") return R"({"prompt":"","chosen":"","rejected":""})";
   if (kind == "candidates") return R"({"prompt":"","responses":["",""]})";
+  if (kind == "prompts") return R"({"prompt":""})";
   return R"({"text":""})";
 }
 }  // namespace

@@ -15,6 +15,8 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QListWidget>
+#include <QRegularExpression>
+#include <QScrollBar>
 #include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QProgressBar>
@@ -54,9 +56,10 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
   form->addRow("Name", name_);
   format_ = new QComboBox;
   format_->addItem("Detect", "auto");
-  for (const char* f : {"alpaca", "sharegpt", "messages", "prompt_completion", "preference", "text", "candidates"})
+  for (const char* f : {"alpaca", "sharegpt", "messages", "prompt-completion", "preference", "text", "candidates", "choice", "prompts"})
     format_->addItem(f, f);
-  format_->setToolTip("Row format; Detect recognises it from the first row's fields");
+  format_->setToolTip("Row format; Detect recognises it from the first row's fields. \"prompts\" reads a text file "
+                      "as one prompt per line (questions to sample candidate responses for)");
   form->addRow("Format", format_);
   field_map_ = new QLineEdit;
   field_map_->setPlaceholderText("source=expected, e.g. question=instruction,answer=output");
@@ -157,7 +160,10 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
                           .arg(rows)
                           .arg(errors)
                           .arg(m.value("duplicates").toLongLong())
-                          .arg(errors ? ". Fix the file, map its fields, or tick the box to import the valid rows." : "."));
+                          .arg(errors ? ". Fix the file, map its fields, or tick the box to import the valid rows."
+                               : m.value("kind") == "text" && QRegularExpression("\\.(txt|md)$").match(path_->text().toLower()).hasMatch()
+                                   ? ". A text file is one document; choose the format \"prompts\" to read one prompt per line."
+                                   : "."));
     const QString found = m.value("fields").toString();
     fields_->setText(found.isEmpty() ? QString() : "Fields in the file's first row: " + found);
     const QString kind = m.value("kind").toString();
@@ -179,6 +185,7 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
     const QStringList texts = m.value("problems").toStringList();
     for (int i = 0; i < texts.size(); ++i) {
       auto* it = new QListWidgetItem(texts[i]);
+      it->setToolTip(texts[i]);  // the whole message when the list cuts it off
       if (m.value("warnings").toList().value(i).toBool()) it->setForeground(QColor(180, 120, 0));
       else it->setForeground(QColor(192, 57, 43));
       problems_->addItem(it);
@@ -190,6 +197,10 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
 }
 
 void ImportDialog::setName(const QString& n) { name_->setText(n); }
+void ImportDialog::setFormat(const QString& f) {
+  const int i = format_->findData(f);
+  if (i >= 0) format_->setCurrentIndex(i);  // checks again
+}
 void ImportDialog::setSkipInvalid(bool on) { skip_invalid_->setChecked(on); }
 
 void ImportDialog::setPath(const QString& path) {
@@ -339,9 +350,12 @@ void ImportDialog::showProblem(int i) {
     }
   }
   source_->setPlainText(shown.join('\n'));
+  // The line selected from its end back to its start, so that the view shows where it begins.
   QTextCursor c(source_->document()->findBlockByNumber(focus));
-  c.select(QTextCursor::LineUnderCursor);
+  c.movePosition(QTextCursor::EndOfBlock);
+  c.movePosition(QTextCursor::StartOfBlock, QTextCursor::KeepAnchor);
   source_->setTextCursor(c);
+  source_->horizontalScrollBar()->setValue(0);
 }
 
 QString ImportDialog::focusedLine() const { return source_->textCursor().selectedText(); }

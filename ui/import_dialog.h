@@ -37,6 +37,7 @@ class ImportDialog : public QDialog {
   void startImport();
   Job* job() const { return job_; }
   void setName(const QString& n);
+  void setFormat(const QString& f);  // "auto", "prompts", ...
   void setSkipInvalid(bool on);
 
  Q_SIGNALS:

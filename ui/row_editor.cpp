@@ -98,7 +98,7 @@ RowEditor::RowEditor(const QString& kind, const std::string& canonical_json, QWi
       try {
         loadForm(json::parse(json_->toPlainText().toStdString()).dump());
       } catch (const std::exception& e) {
-        problems_->setText(QString("The JSON does not parse: %1").arg(e.what()));
+        problems_->setText(QString::fromStdString(json_problem(json_->toPlainText().toStdString(), e.what())));
         tabs_->setCurrentIndex(1);
       }
     }
@@ -201,7 +201,7 @@ bool RowEditor::tryAccept() {
   try {
     text = tabs_->currentIndex() == 1 ? json::parse(json_->toPlainText().toStdString()).dump() : fromForm();
   } catch (const std::exception& e) {
-    problems_->setText(QString("The JSON does not parse: %1").arg(e.what()));
+    problems_->setText(QString::fromStdString(json_problem(json_->toPlainText().toStdString(), e.what())));
     return false;
   }
   DatasetKind k;

@@ -38,6 +38,7 @@ QStringList RowsModel::columns(const QString& kind) {
   if (kind == "chat") return {"Prompt", "Reply", "Turns", "Source"};
   if (kind == "preference") return {"Prompt", "Chosen", "Rejected", "Label"};
   if (kind == "candidates") return {"Prompt", "Response A", "Response B", "Label"};
+  if (kind == "prompts") return {"Prompt", "Turns", "Source"};
   return {"Text", "Chars", "Source"};
 }
 
@@ -65,6 +66,10 @@ QStringList RowsModel::cells(const QString& kind, const DatasetRow& r) {
     const auto& rs = j["responses"];
     return {oneLine(textOf(j["prompt"])), rs.size() > 0 ? oneLine(textOf(rs[0])) : QString(),
             rs.size() > 1 ? oneLine(textOf(rs[1])) : QString(), label};
+  }
+  if (kind == "prompts") {
+    const auto& p = j["prompt"];
+    return {oneLine(textOf(p)), QString::number(p.is_array() ? p.size() : 1), QString::fromStdString(r.source)};
   }
   const std::string t = j.value("text", "");
   return {oneLine(t), QString::number(t.size()), QString::fromStdString(r.source)};

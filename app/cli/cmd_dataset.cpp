@@ -30,7 +30,7 @@ namespace {
 ReadOptions read_options(const Args& a) {
   ReadOptions o;
   if (a.has("format") && !example_format_from_name(a.get("format"), &o.format))
-    throw Error("unknown --format \"" + a.get("format") + "\" (auto, alpaca, sharegpt, messages, prompt-completion, preference, text)");
+    throw Error("unknown --format \"" + a.get("format") + "\" (auto, alpaca, sharegpt, messages, prompt-completion, preference, text, candidates, choice, prompts)");
   if (a.has("map")) o.field_map = parse_field_map(a.get("map"));
   return o;
 }
@@ -97,7 +97,7 @@ int cmd_dataset(const Args& a) {
     o.skip_invalid = a.flag("skip-invalid");
     if (a.has("kind")) {
       DatasetKind k;
-      if (!dataset_kind_from_name(a.get("kind"), &k)) throw Error("unknown --kind \"" + a.get("kind") + "\" (chat, preference, text, candidates, choice)");
+      if (!dataset_kind_from_name(a.get("kind"), &k)) throw Error("unknown --kind \"" + a.get("kind") + "\" (chat, preference, text, candidates, choice, prompts)");
       o.kind = k;
     }
     ImportReport r = import_dataset(ws, pos("FILE"), a.require("name"), o);

@@ -1,7 +1,8 @@
 // Dataset reading and validation. Keys follow what TRL and the common dataset formats use:
 // Alpaca {instruction, input?, output, system?}; ShareGPT {conversations: [{from, value}]};
 // messages {messages: [{role, content}]}; {prompt, completion}; preference {prompt?, chosen,
-// rejected} with strings or message lists; raw text {text}.
+// rejected} with strings or message lists; raw text {text}; prompts {prompt} (or messages that end
+// with a user turn, or a text file's lines).
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "data/records.h"
 
@@ -32,7 +33,8 @@ constexpr FormatName kFormats[] = {{ExampleFormat::Auto, "auto"},
                                    {ExampleFormat::Preference, "preference"},
                                    {ExampleFormat::Text, "text"},
                                    {ExampleFormat::Candidates, "candidates"},
-                                   {ExampleFormat::Choice, "choice"}};
+                                   {ExampleFormat::Choice, "choice"},
+                                   {ExampleFormat::Prompts, "prompts"}};
 
 // One source row before validation.
 struct RawRow {
@@ -53,6 +55,28 @@ struct RowCheck {
     bad = true;
   }
 };
+
+// nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 12: syntax error while
+// parsing object - unexpected '}'; expected string literal" in plain words: where, then what.
+std::string plain_json_error(const json::parse_error& e, bool with_line) {
+  std::string m = e.what();
+  std::string where;
+  const size_t at = m.find(" at line ");
+  const size_t colon = m.find(": ", at == std::string::npos ? 0 : at);
+  if (at != std::string::npos && colon != std::string::npos) {
+    where = m.substr(at + 4, colon - at - 4);  // "line 1, column 12"
+    if (!with_line) {
+      const size_t c = where.find("column");
+      if (c != std::string::npos) where = where.substr(c);
+    }
+    m = m.substr(colon + 2);
+  } else if (const size_t b = m.find("] "); b != std::string::npos) {
+    m = m.substr(b + 2);
+  }
+  if (m.rfind("syntax error while parsing ", 0) == 0) m = m.substr(27);  // "object - unexpected '}'; ..."
+  if (m.find("unexpected end of input") != std::string::npos) m = "the line ends before the JSON is complete (" + m + ")";
+  return "malformed JSON" + (where.empty() ? std::string() : " at " + where) + ": " + m;
+}
 
 bool ends_with(const std::string& s, const std::string& e) {
   return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
@@ -169,6 +193,26 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, std::vector
       problems->push_back({path + ":" + std::to_string(line_of(data, bad)), "", "invalid UTF-8", true});
       return;
     }
+    if (opt.format == ExampleFormat::Prompts) {  // one prompt per non-blank line
+      int line = 0;
+      size_t pos = 0;
+      while (pos < data.size()) {
+        size_t nl = data.find('\n', pos);
+        if (nl == std::string::npos) nl = data.size();
+        ++line;
+        std::string l = data.substr(pos, nl - pos);
+        if (!l.empty() && l.back() == '\r') l.pop_back();
+        if (l.find_first_not_of(" \t") != std::string::npos) {
+          RawRow p;
+          p.where = path + ":" + std::to_string(line);
+          p.obj = json{{"prompt", l}};
+          p.have_obj = true;
+          rows->push_back(std::move(p));
+        }
+        pos = nl + 1;
+      }
+      return;
+    }
     r.obj = json{{"text", data}};
     r.have_obj = true;
     rows->push_back(std::move(r));
@@ -194,7 +238,7 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, std::vector
     try {
       arr = json::parse(data);
     } catch (const json::parse_error& e) {
-      problems->push_back({path + ":" + std::to_string(line_of(data, e.byte)), "", "malformed JSON", true});
+      problems->push_back({path + ":" + std::to_string(line_of(data, e.byte)), "", plain_json_error(e, false), true});
       return;
     }
     int i = 0;
@@ -233,17 +277,40 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, std::vector
   }
 }
 
+bool blank_value(const json& v) {
+  return v.is_null() || (v.is_string() && v.get<std::string>().find_first_not_of(" \t\r\n") == std::string::npos);
+}
+
 ExampleFormat detect(const json& j) {
   if (!j.is_object()) return ExampleFormat::Auto;
-  if (j.contains("messages")) return ExampleFormat::Messages;
+  if (j.contains("messages")) {
+    // A conversation that ends with the user's turn is a prompt waiting for an answer.
+    const json& m = j["messages"];
+    if (m.is_array() && !m.empty() && m.back().is_object() && m.back().value("role", "") == "user") return ExampleFormat::Prompts;
+    return ExampleFormat::Messages;
+  }
   if (j.contains("conversations")) return ExampleFormat::ShareGPT;
   if (j.contains("chosen") && j.contains("rejected")) return ExampleFormat::Preference;
   if (j.contains("responses")) return ExampleFormat::Candidates;
   if (j.contains("choices")) return ExampleFormat::Choice;
   if (j.contains("instruction") && j.contains("output")) return ExampleFormat::Alpaca;
-  if (j.contains("prompt") && j.contains("completion")) return ExampleFormat::PromptCompletion;
+  if (j.contains("prompt") && j.contains("completion") && !blank_value(j["completion"])) return ExampleFormat::PromptCompletion;
+  if (j.contains("prompt")) return ExampleFormat::Prompts;  // no answer (or an empty one) yet
   if (j.contains("text")) return ExampleFormat::Text;
   return ExampleFormat::Auto;
+}
+
+// The detector's complaint, short enough for a problem list: the keys it found and what it knows.
+std::string unknown_format_message(const json& j) {
+  std::string found;
+  int n = 0;
+  if (j.is_object())
+    for (auto it = j.begin(); it != j.end() && n < 4; ++it, ++n) found += (n ? ", " : "") + ("\"" + it.key() + "\"");
+  if (j.is_object() && j.size() > 4) found += ", …";
+  if (!j.is_object()) return "not a JSON object; each row must be {…} with known fields (messages, prompt, text, …)";
+  return "no known fields (found " + (found.empty() ? std::string("none") : found) +
+         "); expected messages, conversations, prompt, prompt/completion, instruction/output, chosen/rejected, "
+         "prompt/responses, question/choices or text; map other names with --map or the Import dialog's field map";
 }
 
 std::string str(const json& j, const char* k, RowCheck& rc, bool required, const std::string& prefix = "") {
@@ -401,6 +468,13 @@ json canonical(const json& j, ExampleFormat f, RowCheck& rc) {
       }
       if (!rc.bad && out.contains("original_responses") && out["original_responses"].size() != out["responses"].size())
         rc.error("original_responses", "must have as many entries as responses");
+      if (j.contains("sources")) {  // which model wrote each response (two-source candidates)
+        const json& s = j["sources"];
+        bool ok = s.is_array() && out.contains("responses") && s.size() == out["responses"].size();
+        for (size_t i = 0; ok && i < s.size(); ++i) ok = s[i].is_string();
+        if (!ok) rc.error("sources", "must be one name per response");
+        else out["sources"] = s;
+      }
       return out;
     }
     case ExampleFormat::Choice: {
@@ -441,6 +515,28 @@ json canonical(const json& j, ExampleFormat f, RowCheck& rc) {
       out["answer"] = answer;
       return out;
     }
+    case ExampleFormat::Prompts: {
+      // {"prompt": text or messages} or {"messages": [... ending with a user turn]}; an empty
+      // "completion" may ride along (files of prompts made for other tools carry one).
+      json p;
+      const char* field = j.contains("prompt") ? "prompt" : "messages";
+      if (!j.contains(field) || j[field].is_null()) {
+        rc.error("prompt", "missing");
+        return {};
+      }
+      if (j.contains("completion") && !blank_value(j["completion"]))
+        rc.error("completion", "a prompts dataset holds questions only (import rows with answers as a chat dataset)");
+      if (j[field].is_string()) {
+        p = j[field];
+        if (blank_value(p)) rc.error(field, "empty prompt");
+      } else {
+        p = messages_of(j[field], false, field, rc);
+        if (!rc.bad && p.empty()) rc.error(field, "empty prompt");
+        else if (!rc.bad && p.back()["role"] != "user")
+          rc.error(field, "the last message must be the user's (the turn a response answers)");
+      }
+      return {{"prompt", p}};
+    }
     case ExampleFormat::Text: {
       const std::string t = str(j, "text", rc, true);
       if (!rc.bad && t.find_first_not_of(" \t\r\n") == std::string::npos) rc.error("text", "empty text");
@@ -463,12 +559,14 @@ const char* dataset_kind_name(DatasetKind k) {
     case DatasetKind::Text: return "text";
     case DatasetKind::Candidates: return "candidates";
     case DatasetKind::Choice: return "choice";
+    case DatasetKind::Prompts: return "prompts";
   }
   return "?";
 }
 
 bool dataset_kind_from_name(const std::string& s, DatasetKind* out) {
-  for (DatasetKind k : {DatasetKind::Chat, DatasetKind::Preference, DatasetKind::Text, DatasetKind::Candidates, DatasetKind::Choice})
+  for (DatasetKind k : {DatasetKind::Chat, DatasetKind::Preference, DatasetKind::Text, DatasetKind::Candidates, DatasetKind::Choice,
+                        DatasetKind::Prompts})
     if (s == dataset_kind_name(k) || (s == "instruction" && k == DatasetKind::Chat)) {
       *out = k;
       return true;
@@ -496,6 +594,7 @@ DatasetKind kind_of(ExampleFormat f) {
   if (f == ExampleFormat::Text) return DatasetKind::Text;
   if (f == ExampleFormat::Candidates) return DatasetKind::Candidates;
   if (f == ExampleFormat::Choice) return DatasetKind::Choice;
+  if (f == ExampleFormat::Prompts) return DatasetKind::Prompts;
   return DatasetKind::Chat;
 }
 
@@ -545,8 +644,8 @@ ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
       if (!r.have_obj) {
         try {
           r.obj = json::parse(r.text);
-        } catch (const json::exception&) {
-          rc.error("", "malformed JSON");
+        } catch (const json::parse_error& e) {
+          rc.error("", plain_json_error(e, false));
           ++res.errors;
           continue;
         }
@@ -564,8 +663,7 @@ ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
       if (fmt == ExampleFormat::Auto) {
         fmt = detect(r.obj);
         if (fmt == ExampleFormat::Auto) {
-          rc.error("", "cannot tell the format from the keys (expected messages, conversations, chosen/rejected, "
-                       "prompt/responses, question/choices, instruction/output, prompt/completion or text; --map renames columns)");
+          rc.error("", unknown_format_message(r.obj));
           ++res.errors;
           continue;
         }
@@ -592,6 +690,15 @@ ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
   return res;
 }
 
+std::string json_problem(const std::string& text, const std::string& fallback) {
+  try {
+    (void)json::parse(text);
+  } catch (const json::parse_error& e) {
+    return plain_json_error(e, true);
+  }
+  return fallback;
+}
+
 std::vector<ChatMessage> record_messages(const std::string& canonical_json) {
   json j = json::parse(canonical_json);
   std::vector<ChatMessage> out;
@@ -605,14 +712,15 @@ std::vector<Problem> validate_record(DatasetKind kind, const std::string& text, 
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::exception&) {
-    rc.error("", "malformed JSON");
+  } catch (const json::parse_error& e) {
+    rc.error("", plain_json_error(e, true));
     return problems;
   }
   ExampleFormat f = kind == DatasetKind::Preference   ? ExampleFormat::Preference
                     : kind == DatasetKind::Text       ? ExampleFormat::Text
                     : kind == DatasetKind::Candidates ? ExampleFormat::Candidates
                     : kind == DatasetKind::Choice     ? ExampleFormat::Choice
+                    : kind == DatasetKind::Prompts    ? ExampleFormat::Prompts
                                                       : ExampleFormat::Messages;
   json c = canonical(j, f, rc);
   if (!rc.bad && out) *out = c.dump();

@@ -3,7 +3,9 @@
 // .txt/.md, or a folder of those; rows as Alpaca, ShareGPT, OpenAI messages, prompt/completion,
 // preference pairs (TRL's string and conversational forms), raw text, candidates (a prompt and
 // the responses a labeller chooses between: {"prompt", "responses": [...]}), or multiple-choice
-// questions for evaluation ({"question", "choices": [...], "answer": index or letter, "context"?}).
+// questions for evaluation ({"question", "choices": [...], "answer": index or letter, "context"?}),
+// or prompts to sample candidates for ({"prompt"} alone, messages ending with a user turn, or one
+// prompt per line of a text file read as the prompts format).
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
@@ -17,11 +19,12 @@ namespace hone {
 
 // Candidates: a prompt with responses to choose between (unlabelled pairs, for labelling).
 // Choice: multiple-choice questions, an evaluation suite (core/train/eval_suite.h).
-enum class DatasetKind { Chat, Preference, Text, Candidates, Choice };
+// Prompts: questions without answers, to sample candidate responses for labelling.
+enum class DatasetKind { Chat, Preference, Text, Candidates, Choice, Prompts };
 const char* dataset_kind_name(DatasetKind k);
 bool dataset_kind_from_name(const std::string& s, DatasetKind* out);
 
-enum class ExampleFormat { Auto, Alpaca, ShareGPT, Messages, PromptCompletion, Preference, Text, Candidates, Choice };
+enum class ExampleFormat { Auto, Alpaca, ShareGPT, Messages, PromptCompletion, Preference, Text, Candidates, Choice, Prompts };
 const char* example_format_name(ExampleFormat f);
 bool example_format_from_name(const std::string& s, ExampleFormat* out);
 DatasetKind kind_of(ExampleFormat f);
@@ -38,6 +41,7 @@ struct Record {
   // canonical JSON: {"messages":[...]}, {"prompt","chosen","rejected"}, {"text"} or
   // {"prompt","responses":[...]} (+ "original_responses" once a labeller edited one) or
   // {"question","choices":[...],"answer":index} (+ "context"; a letter answer is stored as its index)
+  // or {"prompt"} (a string or a message list ending with a user turn)
   std::string data;
   std::string source;  // "file:line"
 };
@@ -63,6 +67,10 @@ ReadResult read_dataset(const std::string& path, const ReadOptions& opt = {});
 
 // Parses "a=b,c=d" into a field map; throws on a malformed entry.
 std::vector<std::pair<std::string, std::string>> parse_field_map(const std::string& s);
+
+// What is wrong with a piece of JSON text in plain words ("malformed JSON at line 2, column 14:
+// unexpected '}'; expected string literal"), or `fallback` when it parses.
+std::string json_problem(const std::string& text, const std::string& fallback = "");
 
 // Canonical record -> conversation for training and export (chat kind only).
 std::vector<ChatMessage> record_messages(const std::string& canonical_json);
