@@ -32,8 +32,10 @@ DatasetRow row_from(Stmt& s) {
   return r;
 }
 
+// A row's label is its newest verdict (one per annotator since schema version 5).
 const char* kRowCols =
-    "SELECT r.id, r.position, r.data, r.source, l.label FROM rows r LEFT JOIN labels l ON l.row_id = r.id ";
+    "SELECT r.id, r.position, r.data, r.source, "
+    "(SELECT label FROM labels WHERE row_id = r.id ORDER BY at DESC, rowid DESC LIMIT 1) FROM rows r ";
 
 DatasetKind kind_of_dataset(Workspace& ws, int64_t dataset) {
   Stmt s = ws.db().prepare("SELECT kind FROM datasets WHERE id = ?");
@@ -126,7 +128,10 @@ ImportReport import_dataset(Workspace& ws, const std::string& path, const std::s
     s.bind(1, name);
     if (s.step()) throw Error("a dataset named \"" + name + "\" already exists in " + ws.dir());
   }
-  ReadResult rr = read_dataset(path, opt.read);
+  ReadOptions ro = opt.read;
+  // Asked for prompts, a text file is read a prompt per line (rather than as one document).
+  if (opt.kind == DatasetKind::Prompts && ro.format == ExampleFormat::Auto) ro.format = ExampleFormat::Prompts;
+  ReadResult rr = read_dataset(path, ro);
   ImportReport rep;
   rep.rows_read = rr.rows_read;
   rep.errors = rr.errors;
@@ -303,26 +308,31 @@ void redo_revision(Workspace& ws, int64_t dataset, const Revision& r, const std:
   else throw Error("nothing to redo");
 }
 
-void set_label(Workspace& ws, int64_t row_id, const std::string& label, const std::string& author, const std::string& note) {
+void set_label(Workspace& ws, int64_t row_id, const std::string& label, const std::string& author, const std::string& note,
+               const std::string& ranking) {
   RowAt r = row_at(ws, row_id);
   const DatasetKind kind = kind_of_dataset(ws, r.dataset);
   if (kind != DatasetKind::Preference && kind != DatasetKind::Candidates)
     throw Error("row " + std::to_string(row_id) + " is not a preference pair or a candidate pair");
   if (label.empty()) {
-    Stmt s = ws.db().prepare("DELETE FROM labels WHERE row_id = ?");
-    s.bind(1, row_id).run();
+    Stmt s = ws.db().prepare("DELETE FROM labels WHERE row_id = ? AND author = ?");
+    s.bind(1, row_id).bind(2, author).run();
     return;
   }
-  if (kind == DatasetKind::Preference && label != "chosen" && label != "rejected" && label != "tie" && label != "skip")
-    throw Error("label must be chosen, rejected, tie or skip (got \"" + label + "\")");
-  if (kind == DatasetKind::Candidates && label != "a" && label != "b" && label != "tie" && label != "both_bad" && label != "skip")
-    throw Error("label must be a, b, tie, both_bad or skip (got \"" + label + "\")");
+  if (kind == DatasetKind::Preference && label != "chosen" && label != "rejected" && label != "tie" && label != "skip" &&
+      label != "drop")
+    throw Error("label must be chosen (keep), rejected (flip), tie, drop or skip (got \"" + label + "\")");
+  if (kind == DatasetKind::Candidates && label != "a" && label != "b" && label != "tie" && label != "both_bad" &&
+      label != "skip" && label != "ranked")
+    throw Error("label must be a, b, tie, both_bad, skip or ranked (got \"" + label + "\")");
+  if ((label == "ranked") != !ranking.empty()) throw Error("a ranking goes with the label ranked, and only with it");
   if (kind == DatasetKind::Candidates && label == "b" && json::parse(r.data)["responses"].size() < 2)
     throw Error("row " + std::to_string(r.position) + " has one response: label it a (good) or both_bad");
   Stmt s = ws.db().prepare(
-      "INSERT INTO labels (row_id, label, author, at, note) VALUES (?, ?, ?, ?, ?) "
-      "ON CONFLICT(row_id) DO UPDATE SET label = excluded.label, author = excluded.author, at = excluded.at, note = excluded.note");
-  s.bind(1, row_id).bind(2, label).bind(3, author).bind(4, utc_now()).bind(5, note).run();
+      "INSERT INTO labels (row_id, label, author, at, note, ranking) VALUES (?, ?, ?, ?, ?, ?) "
+      "ON CONFLICT(row_id, author) DO UPDATE SET label = excluded.label, at = excluded.at, note = excluded.note, "
+      "ranking = excluded.ranking");
+  s.bind(1, row_id).bind(2, label).bind(3, author).bind(4, utc_now()).bind(5, note).bind(6, ranking).run();
 }
 
 bool in_validation(int64_t row_id, uint64_t seed, double fraction) {
@@ -432,7 +442,7 @@ int64_t export_dataset(Workspace& ws, int64_t dataset, const std::string& out_pa
     if (!opt.split.empty() && in_validation(r.id, opt.seed, opt.fraction) != (opt.split == "validation")) continue;
     std::string line = r.data;
     if (kind == DatasetKind::Preference && !r.label.empty()) {
-      if (r.label == "tie" || r.label == "skip") continue;
+      if (r.label == "tie" || r.label == "skip" || r.label == "drop") continue;
       if (r.label == "rejected") {
         json j = json::parse(r.data);
         std::swap(j["chosen"], j["rejected"]);
@@ -461,11 +471,13 @@ std::vector<std::string> materialize_datasets(Workspace& ws, const std::vector<s
     std::filesystem::create_directories(dir, ec);
     const std::string path = join_path(dir, std::to_string(d.id) + "-" + safe + ".jsonl");
     if (d.kind == "candidates") {
-      // Labelled candidates train as the pairs their labels pick (a or b); ties, both_bad, skipped
-      // and unlabelled rows are left out.
-      if (export_labels(ws, d.id, path, "").pairs == 0)
-        throw Error("dataset \"" + d.name + "\" has no pairs labelled a or b yet: label some on the Label page or with "
-                    "hone-cli label set");
+      // Labelled candidates train as the pairs their verdicts make (a or b, rankings); ties,
+      // both_bad, identical, skipped and unlabelled rows are left out, each checked as a pair
+      // here, so that no training error can point into this internal file.
+      const LabelExportReport rep = export_labels(ws, d.id, path, "");
+      if (rep.pairs == 0)
+        throw Error("dataset \"" + d.name + "\" has no pair to train on yet (" + rep.summary() +
+                    "): label some on the Label page or with hone-cli label set");
     } else {
       export_dataset(ws, d.id, path);
     }

@@ -79,11 +79,12 @@ struct Revision {
 Revision last_revision(Workspace& ws, int64_t dataset);
 void redo_revision(Workspace& ws, int64_t dataset, const Revision& r, const std::string& author);
 
-// Preference labels: chosen (the stored chosen answer is better), rejected (the stored rejected one
-// is), tie, skip. Candidate pairs (store/labels.h): a, b, tie, both_bad, skip. An empty label
-// clears it; `note` is the labeller's comment.
+// `author`'s verdict on a row (one per annotator; the row's label is the newest). Preference:
+// chosen (the stored chosen answer is better), rejected (the stored rejected one is), tie, drop,
+// skip. Candidates (store/labels.h): a, b, tie, both_bad, skip, ranked (with `ranking`, a JSON list
+// of response indices, best first). An empty label clears it; `note` is the labeller's comment.
 void set_label(Workspace& ws, int64_t row_id, const std::string& label, const std::string& author,
-               const std::string& note = "");
+               const std::string& note = "", const std::string& ranking = "");
 
 // Row ids of the validation part: each row falls there with probability `fraction`, decided by a
 // hash of (seed, row id), so the split survives edits elsewhere in the dataset.
@@ -109,7 +110,7 @@ struct StatsOptions {
 DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const StatsOptions& o);
 
 // Export as JSONL: chat -> {"messages"}, preference -> {"prompt","chosen","rejected"} (labels applied:
-// "rejected" swaps the pair, tie and skip are left out), text -> {"text"}. Written atomically.
+// "rejected" swaps the pair, tie, drop and skip are left out), text -> {"text"}. Written atomically.
 // With `split`, only rows of that part ("train" or "validation", seed and fraction as above).
 struct ExportOptions {
   std::string split;  // "" = all rows

@@ -3,7 +3,9 @@
 // version 2 added preference labels, checkpoints/artifacts, run notes and the run lock path;
 // version 3 added candidate datasets (unlabelled pairs: a prompt and responses to choose between),
 // their labels (a, b, tie, both_bad) and a note per label; version 4 added multiple-choice
-// evaluation suites (dataset kind `choice`) and evaluation results with their per-example outputs.
+// evaluation suites (dataset kind `choice`) and evaluation results with their per-example outputs;
+// version 5 added prompts datasets (kind `prompts`) and verdicts per annotator (labels keyed by row
+// and author, with `drop` for a reviewed pair left out and `ranked` with the order of n responses).
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/schema.h"
 
@@ -152,7 +154,35 @@ CREATE TABLE eval_examples (
 ) WITHOUT ROWID;
 )SQL";
 
-const char* const kMigrations[] = {kV1, kV2, kV3, kV4};
+// Rebuilt like version 3: the kind CHECK gains 'prompts'; labels become one verdict per row and
+// annotator (the existing verdicts keep their author), with a ranking for n-way candidates.
+const char* kV5 = R"SQL(
+CREATE TABLE datasets_v5 (
+  id          INTEGER PRIMARY KEY,
+  name        TEXT NOT NULL UNIQUE,
+  kind        TEXT NOT NULL CHECK (kind IN ('chat', 'preference', 'text', 'candidates', 'choice', 'prompts')),
+  format      TEXT NOT NULL,
+  source      TEXT NOT NULL,
+  created_at  TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+INSERT INTO datasets_v5 (id, name, kind, format, source, created_at) SELECT id, name, kind, format, source, created_at FROM datasets;
+DROP TABLE datasets;
+ALTER TABLE datasets_v5 RENAME TO datasets;
+CREATE TABLE labels_v5 (
+  row_id      INTEGER NOT NULL REFERENCES rows(id) ON DELETE CASCADE,
+  author      TEXT NOT NULL DEFAULT '',
+  label       TEXT NOT NULL CHECK (label IN ('chosen', 'rejected', 'tie', 'skip', 'drop', 'a', 'b', 'both_bad', 'ranked')),
+  ranking     TEXT NOT NULL DEFAULT '',
+  note        TEXT NOT NULL DEFAULT '',
+  at          TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+  PRIMARY KEY (row_id, author)
+);
+INSERT INTO labels_v5 (row_id, author, label, note, at) SELECT row_id, author, label, note, at FROM labels;
+DROP TABLE labels;
+ALTER TABLE labels_v5 RENAME TO labels;
+)SQL";
+
+const char* const kMigrations[] = {kV1, kV2, kV3, kV4, kV5};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == kSchemaVersion, "one migration per schema version");
 
 }  // namespace
@@ -163,7 +193,7 @@ void migrate(Db& db, int target) {
     throw Error(db.path() + ": made by a newer Hone (schema version " + std::to_string(v) + ", this build knows up to " +
                 std::to_string(kSchemaVersion) + ")");
   for (; v < target; ++v) {
-    const bool rebuild = v + 1 == 3 || v + 1 == 4;  // table rebuilds: foreign keys off (outside the transaction)
+    const bool rebuild = v + 1 == 3 || v + 1 == 4 || v + 1 == 5;  // table rebuilds: foreign keys off (outside the transaction)
     if (rebuild) db.exec("PRAGMA foreign_keys = OFF");
     try {
       Transaction t(db);

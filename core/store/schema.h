@@ -6,7 +6,7 @@
 
 namespace hone {
 
-constexpr int kSchemaVersion = 4;
+constexpr int kSchemaVersion = 5;
 
 // Brings the database up to `target` (default: the newest version), each migration in its own
 // transaction. A database from a newer Hone is refused rather than guessed at.

@@ -1,6 +1,8 @@
 // Workspace store: every import format (good and malformed samples), all-or-nothing imports with
 // a real rollback, exact round-trips of awkward text, edits with undo, labels, the seeded split,
-// export, runs and metrics, migration from schema version 1, and interrupted-run detection.
+// export, runs and metrics, migration from schema version 1, and interrupted-run detection;
+// prompts datasets, verdicts per annotator, rankings, identical pairs, verdict sets merged across
+// workspaces and Cohen's kappa against a hand count.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
@@ -21,6 +23,7 @@
 #include "common/files.h"
 #include "data/examples.h"
 #include "store/datasets.h"
+#include "store/labels.h"
 #include "store/runs.h"
 #include "store/schema.h"
 #include "test_support.h"
@@ -139,7 +142,8 @@ TEST(Formats, MalformedRowsAreNamedByLineAndField) {
       R"({"instruction":"x"})" "\n";                                                           // 7 missing output
   ReadResult r = read_dataset(write(d, "a.jsonl", text));
   EXPECT_TRUE(has_problem(r, "a.jsonl:2", "output", "empty response")) << dump_problems(r);
-  EXPECT_TRUE(has_problem(r, "a.jsonl:3", "", "malformed JSON"));
+  EXPECT_TRUE(has_problem(r, "a.jsonl:3", "", "malformed JSON at column 25: the line ends before the JSON is complete"))
+      << dump_problems(r);
   EXPECT_TRUE(has_problem(r, "a.jsonl:5", "", "duplicate of"));
   EXPECT_TRUE(has_problem(r, "a.jsonl:6", "", "invalid UTF-8"));
   EXPECT_TRUE(has_problem(r, "a.jsonl:7", "output", "missing"));
@@ -177,6 +181,173 @@ TEST(Formats, MalformedRowsAreNamedByLineAndField) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("a.jsonl:2: output: empty response"), std::string::npos) << e.what();
   }
+}
+
+// Prompts come in three forms and a text file's lines; what the detector cannot place is named
+// with the keys it found, short enough for a problem list.
+TEST(Formats, PromptsDatasets) {
+  auto d = test::temp_dir("prompts");
+  ReadResult r = read_dataset(write(d, "p.jsonl",
+      R"({"prompt":"What is 2+2?"})" "\n"
+      R"({"prompt":"Name a colour","completion":""})" "\n"
+      R"({"prompt":"Say hi","completion":null})" "\n"));
+  EXPECT_EQ(r.kind, DatasetKind::Prompts) << dump_problems(r);
+  ASSERT_EQ(r.records.size(), 3u) << dump_problems(r);
+  EXPECT_EQ(row_json(r.records[1]), json({{"prompt", "Name a colour"}}));
+  ReadResult m = read_dataset(write(d, "m.jsonl",
+      R"({"messages":[{"role":"system","content":"Be brief"},{"role":"user","content":"Hello?"}]})" "\n"
+      R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"a"}]})" "\n"));
+  EXPECT_EQ(m.kind, DatasetKind::Prompts);
+  EXPECT_EQ(row_json(m.records[0])["prompt"].size(), 2u);
+  EXPECT_TRUE(has_problem(m, "m.jsonl:2", "messages", "the last message must be the user's")) << dump_problems(m);
+  // A prompt/completion file with real answers is still chat data.
+  ReadResult pc = read_dataset(write(d, "pc.jsonl", R"({"prompt":"q","completion":"a"})" "\n"));
+  EXPECT_EQ(pc.kind, DatasetKind::Chat);
+  // One prompt per line of a text file, blank lines skipped, each named by its line.
+  ReadOptions po;
+  po.format = ExampleFormat::Prompts;
+  ReadResult t = read_dataset(write(d, "p.txt", "First question\n\n  \nSecond question\r\nThird\n"), po);
+  ASSERT_EQ(t.records.size(), 3u) << dump_problems(t);
+  EXPECT_EQ(t.records[1].source.substr(t.records[1].source.size() - 8), "/p.txt:4");
+  EXPECT_EQ(row_json(t.records[1]), json({{"prompt", "Second question"}}));
+  // The workspace imports a text file as prompts when asked for that kind.
+  Workspace ws(d + "/ws");
+  ImportOptions io;
+  io.kind = DatasetKind::Prompts;
+  auto rep = import_dataset(ws, d + "/p.txt", "qs", io);
+  EXPECT_EQ(rep.imported, 3);
+  EXPECT_EQ(find_dataset(ws, "qs").kind, "prompts");
+  // Unknown keys: the message names them and what would fit.
+  ReadResult u = read_dataset(write(d, "u.jsonl", R"({"q":"x","a":"y"})" "\n"));
+  ASSERT_EQ(u.problems.size(), 1u);
+  EXPECT_NE(u.problems[0].message.find("no known fields (found \"a\", \"q\")"), std::string::npos) << u.problems[0].message;
+  EXPECT_NE(u.problems[0].message.find("prompt"), std::string::npos);
+}
+
+namespace {
+// A candidates dataset of `rows` imported into a workspace.
+int64_t import_rows(Workspace& ws, const std::string& dir, const std::string& name, const std::vector<json>& rows) {
+  std::string text;
+  for (const auto& r : rows) text += r.dump() + "\n";
+  auto rep = import_dataset(ws, write(dir, name + ".jsonl", text), name, {});
+  EXPECT_GT(rep.dataset_id, 0) << (rep.problems.empty() ? "" : rep.problems[0].text());
+  return rep.dataset_id;
+}
+}  // namespace
+
+// Rankings give every better-worse pair; an identical pair is left out and cannot be preferred;
+// a plain preference dataset is reviewed with keep / flip / drop; two sources are tallied.
+TEST(Labels, RankingsIdenticalPairsReviewAndSources) {
+  auto d = test::temp_dir("labels");
+  Workspace ws(d + "/ws");
+  const int64_t c = import_rows(ws, d, "cands", {
+      {{"prompt", "p0"}, {"responses", {"one", "two", "three\n", "three"}}},
+      {{"prompt", "p1"}, {"responses", {"same  answer", "same answer "}}},
+      {{"prompt", "p2"}, {"responses", {"x", "y"}}, {"sources", {"run-a", "run-b"}}},
+      {{"prompt", "p3"}, {"responses", {"y", "x"}}, {"sources", {"run-b", "run-a"}}},
+  });
+  auto rows = list_candidates(ws, c);
+  EXPECT_EQ(rows[0].identical, (std::vector<std::pair<int, int>>{{2, 3}}));
+  EXPECT_EQ(rows[1].identical.size(), 1u);
+  EXPECT_THROW(label_candidate(ws, c, 1, "a", "", "ann"), Error);  // identical: neither is better
+  label_candidate(ws, c, 1, "tie", "", "ann");
+  label_candidate(ws, c, 0, "ranked", "", "ann", {0, 2, 3, 1});
+  EXPECT_THROW(label_candidate(ws, c, 0, "ranked", "", "ann", {0, 0}), Error);
+  EXPECT_THROW(label_candidate(ws, c, 0, "ranked", "", "ann", {0, 4}), Error);
+  label_candidate(ws, c, 2, "b", "", "ann");  // run-b preferred
+  label_candidate(ws, c, 3, "a", "", "ann");  // run-b preferred again
+  const LabelExportReport r = export_labels(ws, c, d + "/pairs.jsonl", "");
+  // Ranking A > C > D > B: AC AD AB CD CB DB, CD identical -> 5 pairs; plus rows 2 and 3.
+  EXPECT_EQ(r.pairs, 7);
+  EXPECT_EQ(r.identical, 1);
+  EXPECT_EQ(r.ties, 1);
+  EXPECT_EQ(r.wins.at("run-b"), 2);
+  EXPECT_EQ(r.compared.at("run-a"), 2);
+  EXPECT_EQ(r.summary(), "7 pairs; left out: 1 tie, 1 identical");
+  auto out = read_dataset(d + "/pairs.jsonl");
+  ASSERT_EQ(out.records.size(), 7u) << dump_problems(out);
+  EXPECT_EQ(row_json(out.records[0]), json({{"prompt", "p0"}, {"chosen", "one"}, {"rejected", "three\n"}}));
+  EXPECT_EQ(row_json(out.records[2]), json({{"prompt", "p0"}, {"chosen", "one"}, {"rejected", "two"}}));
+
+  // Paging under filters.
+  EXPECT_EQ(count_label_rows(ws, c, "all"), 4);
+  EXPECT_EQ(count_label_rows(ws, c, "unlabelled"), 0);
+  label_candidate(ws, c, 3, "none", "", "ann");
+  EXPECT_EQ(count_label_rows(ws, c, "unlabelled"), 1);
+  EXPECT_EQ(page_label_rows(ws, c, "unlabelled", 0, 10)[0].position, 3);
+  EXPECT_EQ(filtered_index(ws, c, "labelled", 2), 2);
+  EXPECT_EQ(filtered_index(ws, c, "labelled", 3), -1);
+  EXPECT_EQ(next_unlabelled(ws, c, 0), 3);
+  EXPECT_EQ(label_progress(ws, c).labelled, 3);
+
+  // Review of plain pairs: keep, flip (swapped on export), drop and skip (left out).
+  const int64_t p = import_rows(ws, d, "pairs", {
+      {{"prompt", "q0"}, {"chosen", "good"}, {"rejected", "bad"}},
+      {{"prompt", "q1"}, {"chosen", "worse"}, {"rejected", "better"}},
+      {{"prompt", "q2"}, {"chosen", "c"}, {"rejected", "r"}},
+      {{"prompt", "q3"}, {"chosen", "c"}, {"rejected", "r"}},
+      {{"prompt", "q4"}, {"chosen", "c4"}, {"rejected", "r4"}},
+  });
+  label_candidate(ws, p, 0, "keep", "", "ann");
+  label_candidate(ws, p, 1, "flip", "", "ann");
+  label_candidate(ws, p, 2, "drop", "", "ann");
+  label_candidate(ws, p, 3, "skip", "", "ann");
+  const LabelExportReport pr = export_labels(ws, p, d + "/reviewed.jsonl", "");
+  EXPECT_EQ(pr.summary(), "3 pairs; left out: 1 dropped, 1 skipped");
+  auto reviewed = read_dataset(d + "/reviewed.jsonl");
+  ASSERT_EQ(reviewed.records.size(), 3u);
+  EXPECT_EQ(row_json(reviewed.records[1]), json({{"prompt", "q1"}, {"chosen", "better"}, {"rejected", "worse"}}));
+  EXPECT_EQ(export_dataset(ws, p, d + "/exported.jsonl"), 3);  // the same rows through the dataset export
+}
+
+// Two annotators label the same candidates in two workspaces; one's verdict set merges into the
+// other's workspace and Cohen's kappa is the hand count's: 9 rows judged by both (the skipped one
+// left out), 6 agree: p_o = 6/9; ann gave a 5, b 3, tie 1; bob a 4, b 5:
+// p_e = (5*4 + 3*5) / 81 = 35/81; kappa = (54/81 - 35/81) / (46/81) = 19/46.
+TEST(Labels, VerdictSetsMergeAndKappaMatchesAHandCount) {
+  auto d = test::temp_dir("kappa");
+  std::vector<json> rows;
+  for (int i = 0; i < 10; ++i) rows.push_back({{"prompt", "p" + std::to_string(i)}, {"responses", {"x" + std::to_string(i), "y"}}});
+  rows.push_back(rows[0]);  // the same row twice: told apart by its occurrence
+  Workspace w1(d + "/one"), w2(d + "/two");
+  const int64_t c1 = import_rows(w1, d, "cands", rows), c2 = import_rows(w2, d, "cands", rows);
+  const std::vector<std::string> ann = {"a", "a", "b", "b", "a", "tie", "a", "b", "a", "skip", "b"};
+  const std::vector<std::string> bob = {"a", "b", "b", "b", "a", "a", "a", "b", "b", "skip"};
+  for (size_t i = 0; i < ann.size(); ++i) label_candidate(w1, c1, int64_t(i), ann[i], "", "ann");
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));  // bob's verdicts are the newer ones
+  for (size_t i = 0; i < bob.size(); ++i) label_candidate(w2, c2, int64_t(i), bob[i], i == 5 ? "A rambles" : "", "bob");
+  EXPECT_THROW(label_agreement(w1, c1), Error);  // one annotator: nothing to compare
+  EXPECT_EQ(export_verdicts(w2, c2, d + "/bob.jsonl"), 10);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  MergeReport m = merge_verdicts(w1, c1, d + "/bob.jsonl");
+  EXPECT_EQ(m.added, 10);
+  EXPECT_EQ(m.unmatched, 0);
+  EXPECT_EQ(m.annotators, std::vector<std::string>{"bob"});
+  EXPECT_EQ(merge_verdicts(w1, c1, d + "/bob.jsonl").kept, 10);  // merging again changes nothing
+  Agreement g = label_agreement(w1, c1);
+  EXPECT_EQ(g.a, "ann");
+  EXPECT_EQ(g.b, "bob");
+  EXPECT_EQ(g.both, 9);
+  EXPECT_EQ(g.agree, 6);
+  EXPECT_NEAR(g.observed, 6.0 / 9, 1e-12);
+  EXPECT_NEAR(g.expected, 35.0 / 81, 1e-12);
+  EXPECT_NEAR(g.kappa, 19.0 / 46, 1e-12);
+  ASSERT_EQ(g.disagreements.size(), 3u);
+  EXPECT_EQ(g.disagreements[1].position, 5);
+  EXPECT_EQ(g.disagreements[1].a, "tie");
+  EXPECT_EQ(g.disagreements[1].b, "a");
+  // Each verdict is kept; the row's label is the newest: bob's, given after ann's (a merged verdict
+  // keeps its own time).
+  auto r5 = label_row_at(w1, c1, 5);
+  EXPECT_EQ(r5.verdicts, 2);
+  EXPECT_EQ(r5.label, "a");
+  EXPECT_EQ(r5.author, "bob");
+  EXPECT_EQ(verdict_of(w1, c1, 5, "bob").note, "A rambles");
+  EXPECT_EQ(verdict_of(w1, c1, 5, "ann").label, "tie");
+  // A malformed verdict file merges nothing.
+  write(d, "bad.jsonl", "{\"key\":\"x\",\"annotator\":\"eve\",\"label\":\"a\"}\n{oops\n");
+  EXPECT_THROW(merge_verdicts(w1, c1, d + "/bad.jsonl"), Error);
+  EXPECT_EQ(label_row_at(w1, c1, 0).verdicts, 2);
 }
 
 TEST(Store, ImportIsAllOrNothing) {
