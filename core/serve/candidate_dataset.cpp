@@ -4,15 +4,49 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
 
 #include "common/error.h"
 #include "common/files.h"
 #include "store/datasets.h"
+#include "store/labels.h"
 #include "train/candidates.h"
 #include "train/run_output.h"
 
 namespace hone {
+
+using nlohmann::json;
+
+namespace {
+
+struct LoadedSource {
+  RunModel rm;
+  std::unique_ptr<Tokenizer> tok;
+  std::string label;
+};
+
+LoadedSource load_source(const CandidateSource& s, const char* which) {
+  LoadedSource out;
+  std::string tok_dir;
+  if (!s.run_dir.empty()) {
+    out.rm = load_run_output(s.run_dir);
+    tok_dir = out.rm.method == "full" ? out.rm.lm.dir : out.rm.base_model;
+    out.label = std::filesystem::path(s.run_dir).filename().string();
+  } else {
+    if (s.model_dir.empty()) throw Error(std::string("candidates: choose a model folder or a run for ") + which);
+    tok_dir = s.model_dir;
+    out.rm = load_with_adapter(s.model_dir, s.adapter_dir, false);
+    out.label = std::filesystem::path(s.adapter_dir.empty() ? s.model_dir : s.adapter_dir).filename().string();
+  }
+  if (!s.label.empty()) out.label = s.label;
+  out.tok = load_tokenizer(tok_dir);
+  return out;
+}
+
+}  // namespace
 
 CandidateOutcome make_candidate_dataset(Workspace& ws, const CandidateRequest& r,
                                         const std::function<bool(int64_t, int64_t)>& progress) {
@@ -21,39 +55,70 @@ CandidateOutcome make_candidate_dataset(Workspace& ws, const CandidateRequest& r
   for (const auto& row : read_rows(ws, src.id, 0, r.limit > 0 ? r.limit : src.rows)) rows.push_back(row.data);
   std::vector<std::string> prompts = prompts_of_rows(rows, src.kind);
   if (prompts.empty()) throw Error("dataset \"" + src.name + "\" has no rows");
-  CandidateOptions o;
-  o.n = r.n;
-  o.sampling.temperature = r.temperature;
-  o.sampling.top_p = r.top_p;
-  o.sampling.max_new_tokens = r.max_new_tokens;
-  o.sampling.seed = r.seed;
-  if (r.temperature < 0 || r.top_p <= 0 || r.top_p > 1 || r.max_new_tokens < 1)
-    throw Error("candidates: sampling settings out of range");
+  const bool two = !r.second.empty();
+  if (r.n < 1 || r.n > 8) throw Error("candidates: n must be 1 to 8 responses per prompt");
+  if (two && r.n % 2) throw Error("candidates: with two sources n must be even (half from each)");
+  if (r.temperature < 0 || r.top_p <= 0 || r.top_p > 1 || r.max_new_tokens < 1 || r.top_k < 0)
+    throw Error("candidates: sampling settings out of range (temperature >= 0, 0 < top-p <= 1, top-k >= 0, max tokens >= 1)");
   const std::string name = r.name.empty() ? src.name + "-candidates" : r.name;
   for (const auto& d : list_datasets(ws))
     if (d.name == name) throw Error("a dataset named \"" + name + "\" already exists; choose another name");
-  RunModel rm;
-  std::string tok_dir;
-  if (!r.run_dir.empty()) {
-    rm = load_run_output(r.run_dir);
-    tok_dir = rm.method == "full" ? rm.lm.dir : rm.base_model;
-  } else {
-    if (r.model_dir.empty()) throw Error("candidates: choose a model folder or a run");
-    tok_dir = r.model_dir;
-    rm = load_with_adapter(r.model_dir, r.adapter_dir, false);
-  }
-  auto tok = load_tokenizer(tok_dir);
-  o.format = resolve_chat_template(tok->config(), r.chat_template.empty() ? "auto" : r.chat_template);
+  CandidateOptions o;
+  o.n = two ? r.n / 2 : r.n;
+  o.sampling.temperature = r.temperature;
+  o.sampling.top_p = r.top_p;
+  o.sampling.top_k = r.top_k;
+  o.sampling.max_new_tokens = r.max_new_tokens;
+  o.sampling.seed = r.seed;
+  o.resample = r.resample;
   CandidateOutcome out;
   out.name = name;
   out.prompts = static_cast<int64_t>(prompts.size());
-  auto made = generate_candidates(rm.lm.model, *tok, prompts, o, progress, &out.cancelled);
-  if (out.cancelled) return out;
+  std::vector<CandidateSource> sources{{r.model_dir, r.adapter_dir, r.run_dir, ""}};
+  if (two) sources.push_back(r.second);
+  std::vector<std::vector<std::string>> made;
+  std::vector<std::string> labels;
+  const int64_t total = out.prompts * static_cast<int64_t>(sources.size());
+  for (size_t k = 0; k < sources.size(); ++k) {
+    LoadedSource ls = load_source(sources[k], k == 0 ? "source A" : "source B");
+    o.format = resolve_chat_template(ls.tok->config(), r.chat_template.empty() ? "auto" : r.chat_template);
+    CandidateStats st;
+    const int64_t base = out.prompts * static_cast<int64_t>(k);
+    made.push_back(generate_candidates(
+        ls.rm.lm.model, *ls.tok, prompts, o,
+        [&](int64_t done, int64_t) { return !progress || progress(base + done, total); }, &out.cancelled, &st));
+    out.resampled += st.resampled;
+    out.identical_rows += st.identical_rows;
+    labels.push_back(ls.label);
+    if (out.cancelled) return out;
+  }
+  if (two && labels[0] == labels[1]) labels[0] += " (A)", labels[1] += " (B)";
+  std::vector<std::string> merged = made[0];
+  if (two) {
+    // Each row's responses from both sources, in an order drawn per row, so that a side never
+    // tells the labeller which model wrote it; "sources" keeps the truth for the tally.
+    std::mt19937_64 rng(r.seed ^ 0x5eedc0de5eedc0deull);
+    out.identical_rows = 0;
+    for (size_t i = 0; i < merged.size(); ++i) {
+      json a = json::parse(made[0][i]), b = json::parse(made[1][i]);
+      std::vector<std::pair<json, std::string>> all;
+      for (const auto& x : a["responses"]) all.push_back({x, labels[0]});
+      for (const auto& x : b["responses"]) all.push_back({x, labels[1]});
+      std::shuffle(all.begin(), all.end(), rng);
+      json rs = json::array(), ss = json::array();
+      for (auto& [x, l] : all) rs.push_back(x), ss.push_back(l);
+      bool same = false;
+      for (size_t p = 0; p < rs.size(); ++p)
+        for (size_t q = p + 1; q < rs.size(); ++q) same = same || same_response(rs[p].dump(), rs[q].dump());
+      out.identical_rows += same;
+      merged[i] = json({{"prompt", a["prompt"]}, {"responses", rs}, {"sources", ss}}).dump();
+    }
+  }
   // Imported like any file, in one transaction: all rows or none.
   const std::string tmp = join_path(ws.dir(), ".candidates-" + std::to_string(::getpid()) + "-" +
                                                   std::to_string(reinterpret_cast<uintptr_t>(&out)) + ".jsonl");
   std::string text;
-  for (const auto& row : made) text += row + "\n";
+  for (const auto& row : merged) text += row + "\n";
   write_file_atomic(tmp, text);
   ImportReport rep;
   try {

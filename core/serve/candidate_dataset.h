@@ -10,15 +10,29 @@
 
 namespace hone {
 
+// Where responses come from: a model folder (and a PEFT adapter), or what a run produced.
+struct CandidateSource {
+  std::string model_dir, adapter_dir;
+  std::string run_dir;  // takes precedence
+  std::string label;    // the name recorded with each response ("" = the run's or folder's name)
+  bool empty() const { return model_dir.empty() && run_dir.empty(); }
+};
+
 struct CandidateRequest {
-  std::string dataset;               // id or name of a chat, preference or candidates dataset
-  std::string model_dir, adapter_dir;  // a model folder (and a PEFT adapter) ...
+  std::string dataset;               // id or name of a prompts, chat, preference or candidates dataset
+  std::string model_dir, adapter_dir;  // source A: a model folder (and a PEFT adapter) ...
   std::string run_dir;               // ... or what a run produced (takes precedence)
+  // Source B (optional): half of each prompt's responses come from A and half from B, in an order
+  // shuffled per row, each response recording its source ("compare my two runs by labelling").
+  CandidateSource second;
   std::string name;                  // "" = <dataset>-candidates
-  int n = 2;
-  double temperature = 0.9, top_p = 0.95;
+  int n = 4;                         // 2-8 responses per prompt (an even number with two sources)
+  // Defaults that give a small model's answers room to differ: the labeller needs a choice.
+  double temperature = 1.0, top_p = 0.95;
+  int top_k = 50;
   int max_new_tokens = 128;
   uint64_t seed = 0;
+  int resample = 4;           // re-draws of a response that repeats an earlier one
   std::string chat_template;  // "" = the model's own
   int64_t limit = 0;          // first N rows only (0 = all)
 };
@@ -27,6 +41,7 @@ struct CandidateOutcome {
   int64_t dataset_id = 0;  // 0 when cancelled (nothing stored)
   std::string name;
   int64_t rows = 0, prompts = 0;
+  int64_t resampled = 0, identical_rows = 0;  // re-draws made; rows still holding two same responses
   bool cancelled = false;
 };
 

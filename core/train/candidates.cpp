@@ -11,6 +11,27 @@ namespace hone {
 
 using nlohmann::json;
 
+namespace {
+// Equal after runs of whitespace collapse and the ends are trimmed (what a reader would call the same).
+bool same_text(const std::string& a, const std::string& b) {
+  auto norm = [](const std::string& s) {
+    std::string out;
+    bool space = false;
+    for (char c : s) {
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+        space = !out.empty();
+        continue;
+      }
+      if (space) out += ' ';
+      space = false;
+      out += c;
+    }
+    return out;
+  };
+  return norm(a) == norm(b);
+}
+}  // namespace
+
 std::vector<std::string> prompts_of_rows(const std::vector<std::string>& rows, const std::string& kind) {
   std::vector<std::string> out;
   for (size_t i = 0; i < rows.size(); ++i) {
@@ -26,18 +47,20 @@ std::vector<std::string> prompts_of_rows(const std::vector<std::string>& rows, c
       json prompt(msgs.begin(), msgs.begin() + static_cast<long>(last));
       if (prompt.empty()) throw Error("row " + std::to_string(i) + ": no prompt before the assistant reply");
       out.push_back(prompt.dump());
-    } else if (kind == "preference" || kind == "candidates") {
+    } else if (kind == "preference" || kind == "candidates" || kind == "prompts") {
       out.push_back(j.at("prompt").dump());
     } else {
-      throw Error("a " + kind + " dataset has no prompts to answer (use a chat, preference or candidates dataset)");
+      throw Error("a " + kind + " dataset has no prompts to answer (use a prompts, chat, preference or candidates dataset)");
     }
   }
   return out;
 }
 
 std::vector<std::string> generate_candidates(CausalLM& m, const Tokenizer& tok, const std::vector<std::string>& prompts,
-                                             const CandidateOptions& o, const CandidateProgress& progress, bool* cancelled) {
+                                             const CandidateOptions& o, const CandidateProgress& progress, bool* cancelled,
+                                             CandidateStats* stats) {
   if (o.n < 1 || o.n > 16) throw Error("candidates: n must be 1 to 16");
+  if (o.resample < 0) throw Error("candidates: resample must be 0 or more");
   SamplingParams p = o.sampling;
   for (const auto& s : end_of_turn_tokens(o.format, tok.config().eos_token)) {
     const int32_t id = tok.token_to_id(s);
@@ -58,15 +81,31 @@ std::vector<std::string> generate_candidates(CausalLM& m, const Tokenizer& tok, 
       for (const auto& x : prompt) msgs.push_back({x.at("role").get<std::string>(), x.at("content").get<std::string>()});
     auto ids = tokenize_chat(tok, o.format, msgs, true).ids;
     json responses = json::array();
+    bool repeated = false;
     for (int k = 0; k < o.n; ++k) {
-      SamplingParams pk = p;
-      pk.seed = o.sampling.seed + 1000ull * static_cast<uint64_t>(i) + static_cast<uint64_t>(k);
-      auto r = generate(m, std::vector<int64_t>(ids.begin(), ids.end()), pk);
-      if (r.stopped_on_token && !r.tokens.empty()) r.tokens.pop_back();
-      std::string text = tok.decode(std::vector<int32_t>(r.tokens.begin(), r.tokens.end()), true);
-      // An empty sample is kept visible to the labeller rather than dropped (and fails no check).
-      responses.push_back(text.find_first_not_of(" \t\r\n") == std::string::npos ? "(empty response)" : text);
+      std::string text;
+      for (int attempt = 0; attempt <= o.resample; ++attempt) {
+        SamplingParams pk = p;
+        // Retries take seeds far from any first try's (prompt i, response k: s + 1000 i + k).
+        pk.seed = o.sampling.seed + 1000ull * static_cast<uint64_t>(i) + static_cast<uint64_t>(k) +
+                  (1ull << 40) * static_cast<uint64_t>(attempt);
+        auto r = generate(m, std::vector<int64_t>(ids.begin(), ids.end()), pk);
+        if (r.stopped_on_token && !r.tokens.empty()) r.tokens.pop_back();
+        text = tok.decode(std::vector<int32_t>(r.tokens.begin(), r.tokens.end()), true);
+        // An empty sample is kept visible to the labeller rather than dropped (and fails no check).
+        if (text.find_first_not_of(" \t\r\n") == std::string::npos) text = "(empty response)";
+        bool same = false;
+        for (const auto& earlier : responses) same = same || same_text(earlier.get<std::string>(), text);
+        if (!same) break;
+        if (attempt == o.resample || p.temperature <= 0) {  // greedy decoding repeats itself: no point drawing again
+          repeated = true;
+          break;
+        }
+        if (stats) ++stats->resampled;
+      }
+      responses.push_back(text);
     }
+    if (repeated && stats) ++stats->identical_rows;
     rows.push_back(json({{"prompt", prompt}, {"responses", responses}}).dump());
     if (progress && !progress(i + 1, total)) {
       if (cancelled) *cancelled = true;

@@ -15,8 +15,17 @@ namespace hone {
 
 struct CandidateOptions {
   int n = 2;                 // responses per prompt
-  SamplingParams sampling;   // temperature, top_p, max_new_tokens; seed s gives prompt i, response k seed s + 1000 i + k
+  SamplingParams sampling;   // temperature, top_p, top_k, max_new_tokens; seed s gives prompt i, response k seed s + 1000 i + k
   ChatTemplate format = ChatFormat::ChatML;
+  // A response that reads the same as an earlier one for its prompt (whitespace normalised) is
+  // sampled again with another seed, up to this many times; one still the same is kept (and the
+  // Label page flags the pair).
+  int resample = 4;
+};
+
+struct CandidateStats {
+  int64_t resampled = 0;       // extra samples drawn because a response repeated an earlier one
+  int64_t identical_rows = 0;  // rows where two responses still read the same
 };
 
 // Prompts of canonical dataset rows: a chat row's messages before its last assistant reply, a
@@ -29,6 +38,6 @@ using CandidateProgress = std::function<bool(int64_t done, int64_t total)>;
 // One canonical candidates row per prompt (prompts as canonical JSON: a string or a message list).
 std::vector<std::string> generate_candidates(CausalLM& m, const Tokenizer& tok, const std::vector<std::string>& prompts,
                                              const CandidateOptions& o, const CandidateProgress& progress = nullptr,
-                                             bool* cancelled = nullptr);
+                                             bool* cancelled = nullptr, CandidateStats* stats = nullptr);
 
 }  // namespace hone

@@ -17,6 +17,7 @@
 #include <map>
 #include <sstream>
 #include <fstream>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <thread>
 
@@ -494,7 +495,7 @@ TEST(CliStore, LabelCandidatesImportLabelEditExport) {
   EXPECT_NE(wrong.code, 0);
   EXPECT_NE(wrong.err.find("one response"), std::string::npos) << wrong.err;
   wrong = cli("label set cands 0 chosen" + ws);
-  EXPECT_NE(wrong.err.find("label must be a, b, tie, both_bad or skip"), std::string::npos) << wrong.err;
+  EXPECT_NE(wrong.err.find("label must be a, b, tie, both_bad, skip or ranked"), std::string::npos) << wrong.err;
   ASSERT_EQ(cli("label edit cands 1 b " + shell_quote("Number one.") + ws).code, 0);
   auto list = cli("label list cands --json" + ws);
   ASSERT_EQ(list.code, 0) << list.err;
@@ -590,6 +591,103 @@ TEST(CliStore, LabelGenerateStoresCandidates) {
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(list2[i]["data"]["responses"], list[i]["data"]["responses"]);
   auto text = cli("label generate --dataset numbers" + ws);
   EXPECT_NE(text.code, 0);
+}
+
+// The labelling loop from hone-cli: a text file of prompts imported as a prompts dataset, four
+// candidates per prompt from a run at the default settings, rankings and a best/worst pick, the
+// export's counts, a DPO run on the dataset that completes; greedy sampling repeats itself and
+// every such row is reported; two annotators' verdict sets merge and agreement prints the kappa.
+TEST(CliStore, LabelLoopFromAPromptsFile) {
+  const auto& f = fixture();
+  const std::string ws = " --workspace " + shell_quote(f.dir + "/loop-ws");
+  std::ofstream(f.dir + "/prompts.txt") << "Say number 1\nSay number 2\n\nSay number 3\n";
+  auto imp = cli("dataset import " + shell_quote(f.dir + "/prompts.txt") + " --name qs --kind prompts --json" + ws);
+  ASSERT_EQ(imp.code, 0) << imp.err;
+  EXPECT_EQ(json::parse(imp.out)["imported"], 3);
+  // The run: three LoRA steps on the fixture's data.
+  ASSERT_EQ(cli("train --config " + shell_quote(write_config(f.dir + "/loop-run.json", "loop-run", 3, 1e-3, 0)) + ws).code, 0);
+  auto g = cli("label generate --dataset qs --run 1 --max-new-tokens 6 --json" + ws);
+  ASSERT_EQ(g.code, 0) << g.err;
+  auto done = json::parse(g.out.substr(g.out.rfind("{\"dataset_id\"")));
+  EXPECT_EQ(done["rows"], 3);
+  EXPECT_EQ(done["responses_per_prompt"], 4);
+  auto list = json::parse(cli("label list qs-candidates --json" + ws).out);
+  ASSERT_EQ(list.size(), 3u);
+  int identical = 0;
+  for (const auto& row : list) {
+    ASSERT_EQ(row["data"]["responses"].size(), 4u);
+    identical += static_cast<int>(row["identical"].size());
+  }
+  ASSERT_EQ(cli("label set qs-candidates 0 dbca --annotator ann" + ws).code, 0);
+  ASSERT_EQ(cli("label set qs-candidates 1 a,d --annotator ann" + ws).code, 0);  // best a, worst d
+  EXPECT_NE(cli("label set qs-candidates 2 a --annotator ann" + ws).code, 0);    // four responses: rank them
+  ASSERT_EQ(cli("label set qs-candidates 2 tie --annotator ann" + ws).code, 0);
+  auto ex = cli("label export qs-candidates --json" + ws);
+  ASSERT_EQ(ex.code, 0) << ex.err;
+  auto rep = json::parse(ex.out);
+  EXPECT_EQ(rep["pairs"].get<int>() + rep["identical"].get<int>(), 6 + 1);  // a full ranking: 6 pairs; best/worst: 1
+  EXPECT_EQ(rep["ties"], 1);
+  json c = {{"name", "dpo"}, {"base_model", f.model}, {"recipe", "dpo"}, {"train_data", {"dataset:qs-candidates"}},
+            {"max_steps", 2}, {"batch_size", 2}, {"eval_fraction", 0}};
+  std::ofstream(f.dir + "/loop-dpo.json") << c.dump();
+  auto t = cli("train --config " + shell_quote(f.dir + "/loop-dpo.json") + ws);
+  EXPECT_EQ(t.code, 0) << t.err;
+  Workspace w(f.dir + "/loop-ws");
+  EXPECT_EQ(list_runs(w).back().status, "completed");
+  (void)identical;
+
+  // Greedy sampling gives one answer per prompt: drawing again cannot help, every row is reported.
+  auto greedy = cli("label generate --dataset qs --run 1 --max-new-tokens 6 --temperature 0 --name greedy --json" + ws);
+  ASSERT_EQ(greedy.code, 0) << greedy.err;
+  auto gd = json::parse(greedy.out.substr(greedy.out.rfind("{\"dataset_id\"")));
+  EXPECT_EQ(gd["identical_rows"], 3);
+  EXPECT_EQ(gd["resampled"], 0);
+  auto glist = json::parse(cli("label list greedy --json" + ws).out);
+  EXPECT_EQ(glist[0]["identical"].size(), 6u);  // all four the same: every pair flagged
+
+  // Two sources: half of each row from the run, half from the base, and the tally after labelling.
+  auto two = cli("label generate --dataset qs --run 1 --versus-model " + shell_quote(f.model) +
+                 " --n 2 --max-new-tokens 6 --name versus --json" + ws);
+  ASSERT_EQ(two.code, 0) << two.err;
+  auto vlist = json::parse(cli("label list versus --json" + ws).out);
+  ASSERT_EQ(vlist[0]["data"]["sources"].size(), 2u);
+  std::set<std::string> names = {vlist[0]["data"]["sources"][0], vlist[0]["data"]["sources"][1]};
+  EXPECT_EQ(names.size(), 2u);
+
+  // A second annotator, a merge, and the kappa: ann a, a, b; bob a, b, b on three rows ->
+  // p_o = 2/3, p_e = (2/3)(1/3) + (1/3)(2/3) = 4/9, kappa = (6/9 - 4/9) / (5/9) = 0.4.
+  for (const auto& [who, verdicts] : std::vector<std::pair<std::string, std::string>>{{"ann", "aab"}, {"bob", "abb"}})
+    for (int i = 0; i < 3; ++i) {
+      const std::string v(1, verdicts[static_cast<size_t>(i)]);
+      // Identical pairs cannot be preferred: those rows take a tie from both, which still counts.
+      const bool same = !vlist[static_cast<size_t>(i)]["identical"].empty();
+      ASSERT_EQ(cli("label set versus " + std::to_string(i) + " " + (same ? "tie" : v) + " --annotator " + who + ws).code, 0);
+    }
+  bool any_same = false;
+  for (const auto& r : vlist) any_same = any_same || !r["identical"].empty();
+  const std::string bob = f.dir + "/bob-verdicts.jsonl";
+  ASSERT_EQ(cli("label export-verdicts versus --annotator bob --out " + shell_quote(bob) + ws).code, 0);
+  const std::string ws2 = " --workspace " + shell_quote(f.dir + "/loop-ws2");
+  // Bob's workspace holds the same rows: the dataset exported and imported there.
+  ASSERT_EQ(cli("dataset export versus --out " + shell_quote(f.dir + "/versus.jsonl") + ws).code, 0);
+  ASSERT_EQ(cli("dataset import " + shell_quote(f.dir + "/versus.jsonl") + " --name versus" + ws2).code, 0);
+  auto merged = cli("label merge versus " + shell_quote(bob) + " --json" + ws2);
+  ASSERT_EQ(merged.code, 0) << merged.err;
+  EXPECT_EQ(json::parse(merged.out)["added"], 3);
+  ASSERT_EQ(cli("label export-verdicts versus --annotator ann --out " + shell_quote(f.dir + "/ann.jsonl") + ws).code, 0);
+  ASSERT_EQ(cli("label merge versus " + shell_quote(f.dir + "/ann.jsonl") + ws2).code, 0);
+  auto ag = cli("label agreement versus --json" + ws2);
+  ASSERT_EQ(ag.code, 0) << ag.err;
+  auto k = json::parse(ag.out);
+  EXPECT_EQ(k["rows"], 3);
+  if (!any_same) {
+    EXPECT_EQ(k["agree"], 2);
+    EXPECT_NEAR(k["kappa"].get<double>(), 0.4, 1e-9);
+    ASSERT_EQ(k["disagreements"].size(), 1u);
+    EXPECT_EQ(k["disagreements"][0]["row"], 1);
+  }
+  auto text = cli("label agreement versus" + ws2);
+  EXPECT_NE(text.out.find("Cohen's kappa"), std::string::npos) << text.out;
 }
 
 // Disk full while checkpointing: the run runs out of space on its second checkpoint (a 700 KiB
