@@ -1,33 +1,39 @@
-// LabelPage (see label_page.h). The queue is the candidates dataset read once (list_candidates) and
-// re-read after each write, so what is shown is always what the store holds.
+// LabelPage (see label_page.h). What is shown is always what the store holds: after each write
+// the queue re-reads its count and pages (LabelQueue), never the whole dataset.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "label_page.h"
 
 #include <QComboBox>
 #include <QDialog>
 #include <QDialogButtonBox>
+#include <QDoubleSpinBox>
 #include <QFileDialog>
 #include <QFormLayout>
+#include <QGridLayout>
 #include <QHBoxLayout>
 #include <QInputDialog>
 #include <QKeyEvent>
 #include <QLabel>
 #include <QLineEdit>
+#include <QListView>
 #include <QListWidget>
-#include <QMessageBox>
+#include <QMenu>
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
 #include <QRegularExpression>
+#include <QSettings>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QTextBrowser>
+#include <QToolButton>
 #include <QVBoxLayout>
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "job.h"
+#include "label_queue.h"
 #include "look.h"
-#include "serve/candidate_dataset.h"
 #include "store/datasets.h"
 #include "store/runs.h"
 
@@ -43,61 +49,86 @@ QString asMarkdown(const json& v) {
   return out;
 }
 
-QString labelText(const std::string& l, bool single) {
-  if (l.empty()) return "unlabelled";
-  if (single) return l == "a" ? "good" : l == "both_bad" ? "bad" : qs(l);
-  if (l == "a") return "A better";
-  if (l == "b") return "B better";
-  if (l == "both_bad") return "both bad";
-  return qs(l);
+QString letter(int k) { return QString(QChar('A' + k)); }
+
+QPushButton* flatButton(const QString& text, QLayout* lay) {
+  auto* b = new QPushButton(text);
+  b->setFocusPolicy(Qt::NoFocus);  // keys belong to the labeller
+  lay->addWidget(b);
+  return b;
 }
 }  // namespace
 
-LabelPage::LabelPage(QWidget* parent) : QWidget(parent), gen_job_(new Job("candidates", this)) {
+QString LabelPage::annotator() {
+  const QString s = QSettings().value("settings/annotator").toString().trimmed();
+  if (!s.isEmpty()) return s;
+  const QString user = qEnvironmentVariable("USER");
+  return user.isEmpty() ? "me" : user;
+}
+
+LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(this)), gen_job_(new Job("candidates", this)) {
   setFocusPolicy(Qt::StrongFocus);
   auto* lay = new QVBoxLayout(this);
   auto* top = new QHBoxLayout;
   dataset_ = new QComboBox;
-  dataset_->setMinimumWidth(220);
-  dataset_->setToolTip("Candidates datasets: a prompt with sampled responses to judge");
+  dataset_->setMinimumWidth(180);
+  dataset_->setSizeAdjustPolicy(QComboBox::AdjustToMinimumContentsLengthWithIcon);
+  dataset_->setMinimumContentsLength(18);
+  dataset_->setToolTip("Candidates (a prompt with sampled responses) and preference pairs to review");
   filter_ = new QComboBox;
   filter_->addItem("All rows", "all");
   filter_->addItem("Unlabelled", "unlabelled");
   filter_->addItem("Labelled", "labelled");
   filter_->addItem("Skipped", "skipped");
   top->addWidget(new QLabel("Dataset"));
-  top->addWidget(dataset_);
-  top->addWidget(new QLabel("Show"));
+  top->addWidget(dataset_, 1);
   top->addWidget(filter_);
   progress_ = new QProgressBar;
-  progress_->setMaximumWidth(220);
+  progress_->setMaximumWidth(140);
+  progress_->setTextVisible(false);
   progress_text_ = new QLabel;
   top->addWidget(progress_);
   top->addWidget(progress_text_);
   top->addStretch();
-  auto* gen = new QPushButton("Generate candidates…");
-  gen->setToolTip("Sample responses to a dataset's prompts with a model or a run's adapter, as a new dataset to label");
-  train_ = new QPushButton("Train DPO on these");
-  train_->setToolTip("Open the Train page with this dataset and DPO chosen (pairs labelled A or B train)");
+  auto* gen = new QPushButton("Generate…");
+  gen->setToolTip("Sample responses to a dataset's prompts with one or two models or runs, as a new dataset to label");
   auto* exp = new QPushButton("Export…");
-  exp->setToolTip("Write the pairs labelled A or B as DPO/ORPO JSONL (and the ratings as KTO JSONL beside it)");
+  exp->setToolTip("Write the pairs that can train as DPO/ORPO JSONL (and the ratings as KTO JSONL beside it)");
+  auto* team = new QToolButton;
+  team->setText("Team");
+  team->setPopupMode(QToolButton::InstantPopup);
+  team->setToolTip("Verdict sets from other annotators, and how far two annotators agree");
+  auto* teamMenu = new QMenu(team);
+  team->setMenu(teamMenu);
+  train_ = new QPushButton("Train DPO on these");
+  train_->setToolTip("Count the pairs that can train (ties, identical, skipped and unlabelled rows are left out), then open "
+                     "the Train page with this dataset and DPO chosen");
   top->addWidget(gen);
   top->addWidget(exp);
+  top->addWidget(team);
   top->addWidget(train_);
   connect(exp, &QPushButton::clicked, this, [this] {
-    if (!dataset_id_) return;
+    if (!model_->datasetId()) return;
     const QString out = QFileDialog::getSaveFileName(this, "Export labelled pairs", currentDataset() + "-pairs.jsonl",
                                                      "JSON Lines (*.jsonl)");
     if (out.isEmpty()) return;
     QString ratings = out;
     ratings.replace(QRegularExpression("(-pairs)?\\.jsonl$"), "-ratings.jsonl");
     guarded(this, "Export", [&] {
-      Workspace ws(ss(workspace_));
-      const LabelExportReport r = export_labels(ws, dataset_id_, ss(out), ss(ratings));
-      status_->setText(QString("Wrote %1 pairs to %2 and %3 ratings to %4 (%5 ties, %6 both bad, %7 skipped, %8 unlabelled left out)")
-                           .arg(r.pairs).arg(out).arg(r.ratings).arg(ratings).arg(r.ties).arg(r.both_bad).arg(r.skipped).arg(r.unlabelled));
+      const LabelExportReport r = export_labels(*model_->workspace(), model_->datasetId(), ss(out), ss(ratings));
+      status_->setText(QString("Wrote %1 to %2 (ratings: %3)").arg(qs(r.summary()), out, ratings));
     });
   });
+  teamMenu->addAction("Export my verdicts…", this, [this] {
+    const QString out = QFileDialog::getSaveFileName(this, "Export verdicts", currentDataset() + "-verdicts-" + annotator() + ".jsonl",
+                                                     "JSON Lines (*.jsonl)");
+    if (!out.isEmpty()) exportVerdicts(out);
+  });
+  teamMenu->addAction("Merge verdicts…", this, [this] {
+    const QString in = QFileDialog::getOpenFileName(this, "Merge another annotator's verdicts", QString(), "JSON Lines (*.jsonl)");
+    if (!in.isEmpty()) mergeVerdicts(in);
+  });
+  teamMenu->addAction("Agreement…", this, &LabelPage::openAgreementDialog);
   lay->addLayout(top);
   auto* genrow = new QHBoxLayout;
   gen_progress_ = new QProgressBar;
@@ -109,8 +140,10 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), gen_job_(new Job("candi
   lay->addLayout(genrow);
 
   auto* split = new QSplitter(Qt::Horizontal);
-  queue_ = new QListWidget;
+  queue_ = new QListView;
   queue_->setObjectName("queue");
+  queue_->setModel(model_);
+  queue_->setUniformItemSizes(true);  // a 100k-row list lays out without measuring every row
   queue_->installEventFilter(this);
   split->addWidget(queue_);
   auto* main = new QWidget;
@@ -118,60 +151,58 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), gen_job_(new Job("candi
   ml->setContentsMargins(0, 0, 0, 0);
   ml->addWidget(new QLabel("<b>Prompt</b>"));
   prompt_ = new QTextBrowser;
-  prompt_->setMaximumHeight(160);
+  prompt_->setMaximumHeight(140);
+  prompt_->setFocusPolicy(Qt::NoFocus);
   ml->addWidget(prompt_);
-  auto* sides = new QHBoxLayout;
-  auto* lcol = new QVBoxLayout;
-  auto* rcol = new QVBoxLayout;
-  left_title_ = new QLabel;
-  right_title_ = new QLabel;
-  left_ = new QTextBrowser;
-  right_ = new QTextBrowser;
-  for (auto* b : {prompt_, left_, right_}) {
+  banner_ = new QLabel;
+  banner_->setObjectName("banner");
+  banner_->setWordWrap(true);
+  banner_->setStyleSheet("QLabel { background: #fff4d6; color: #6b4e00; padding: 4px; border-radius: 3px; }");
+  banner_->setVisible(false);
+  ml->addWidget(banner_);
+  grid_ = new QGridLayout;
+  for (int k = 0; k < 8; ++k) {
+    auto* t = new QLabel;
+    auto* b = new QTextBrowser;
     b->setFocusPolicy(Qt::NoFocus);  // keys belong to the labeller, not to text scrolling
     b->setOpenExternalLinks(false);
+    titles_ << t;
+    panes_ << b;
   }
-  lcol->addWidget(left_title_);
-  lcol->addWidget(left_, 1);
-  rcol->addWidget(right_title_);
-  rcol->addWidget(right_, 1);
-  sides->addLayout(lcol);
-  sides->addLayout(rcol);
-  ml->addLayout(sides, 1);
+  ml->addLayout(grid_, 1);
   note_ = new QLabel;
   note_->setWordWrap(true);
   ml->addWidget(note_);
   auto* keys = new QHBoxLayout;
-  const std::pair<const char*, const char*> acts[] = {{"A better (1)", "a"},  {"B better (2)", "b"}, {"Tie (T)", "tie"},
-                                                      {"Both bad (X)", "both_bad"}, {"Skip (S)", "skip"}};
-  for (const auto& [text, label] : acts) {
-    auto* b = new QPushButton(text);
-    b->setFocusPolicy(Qt::NoFocus);
-    const QString l = label;
-    connect(b, &QPushButton::clicked, this, [this, l] { verdict(l); });
-    keys->addWidget(b);
-  }
-  auto* editb = new QPushButton("Edit (E)");
-  auto* noteb = new QPushButton("Note (N)");
-  auto* undob = new QPushButton("Undo (Ctrl+Z)");
-  for (auto* b : {editb, noteb, undob}) {
-    b->setFocusPolicy(Qt::NoFocus);
-    keys->addWidget(b);
-  }
+  for (int k = 0; k < 5; ++k) verdict_buttons_ << flatButton(QString(), keys);
+  auto* editb = flatButton("Edit (E)", keys);
+  auto* noteb = flatButton("Note (N)", keys);
+  auto* undob = flatButton("Undo (Ctrl+Z)", keys);
+  keys->addStretch();
   ml->addLayout(keys);
   status_ = new QLabel;
+  status_->setWordWrap(true);
   ml->addWidget(status_);
   split->addWidget(main);
   split->setStretchFactor(1, 4);
+  split->setSizes({260, 900});
   lay->addWidget(split, 1);
 
-  connect(dataset_, &QComboBox::currentIndexChanged, this, [this] { loadQueue(); });
-  connect(filter_, &QComboBox::currentIndexChanged, this, [this] { rebuildQueue(); });
-  connect(queue_, &QListWidget::currentRowChanged, this, [this](int i) { show(i); });
-  connect(gen, &QPushButton::clicked, this, &LabelPage::openGenerateDialog);
-  connect(train_, &QPushButton::clicked, this, [this] {
-    if (!currentDataset().isEmpty()) Q_EMIT trainRequested(currentDataset(), "dpo");
+  for (auto* b : verdict_buttons_)
+    connect(b, &QPushButton::clicked, this, [this, b] {
+      const QString v = b->property("verdict").toString();
+      if (v == "save-ranking") saveRanking();
+      else verdict(v);
+    });
+  connect(dataset_, &QComboBox::currentIndexChanged, this, [this] {
+    undo_.clear();
+    status_->clear();  // a message about another dataset would mislead
+    loadQueue(-1);
   });
+  connect(filter_, &QComboBox::currentIndexChanged, this, [this] { loadQueue(); });
+  connect(queue_->selectionModel(), &QItemSelectionModel::currentChanged, this, [this] { showRow(); });
+  connect(gen, &QPushButton::clicked, this, &LabelPage::openGenerateDialog);
+  connect(train_, &QPushButton::clicked, this, &LabelPage::trainOnThese);
   connect(editb, &QPushButton::clicked, this, [this] {
     QKeyEvent e(QEvent::KeyPress, Qt::Key_E, Qt::NoModifier, "e");
     handleKey(&e);
@@ -198,16 +229,22 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), gen_job_(new Job("candi
       status_->setText("Generation cancelled; nothing stored.");
       return;
     }
-    status_->setText(QString("Stored %1 candidate rows as \"%2\".").arg(m.value("rows").toLongLong()).arg(m.value("name").toString()));
     refresh();
     openDataset(m.value("name").toString());
+    status_->setText(QString("Stored %1 candidate rows as \"%2\"; %3 responses drawn again for repeating another; %4 rows still "
+                             "hold identical responses (marked, and they cannot be preferred).")
+                         .arg(m.value("rows").toLongLong())
+                         .arg(m.value("name").toString())
+                         .arg(m.value("resampled").toLongLong())
+                         .arg(m.value("identical").toLongLong()));
     Q_EMIT datasetsChanged();
   });
 }
 
 void LabelPage::setWorkspace(const QString& dir) {
   workspace_ = dir;
-  dataset_id_ = 0;
+  model_->open(QString(), 0, QString(), QString());
+  undo_.clear();
   refresh();
 }
 
@@ -222,251 +259,305 @@ void LabelPage::refresh() {
     dataset_->blockSignals(true);
     dataset_->clear();
     for (const auto& d : list_datasets(ws))
-      if (d.kind == "candidates") dataset_->addItem(QString("%1  (%2 rows)").arg(qs(d.name)).arg(d.rows), qs(d.name));
-    const int i = dataset_->findData(keep);
+      if (d.kind == "candidates" || d.kind == "preference")
+        dataset_->addItem(QString("%1  (%2, %3 rows)").arg(qs(d.name), d.kind == "candidates" ? "candidates" : "pairs").arg(d.rows),
+                          QVariantList{qs(d.name), qs(d.kind)});
+    int i = -1;
+    for (int k = 0; k < dataset_->count(); ++k)
+      if (dataset_->itemData(k).toList().value(0).toString() == keep) i = k;
     dataset_->setCurrentIndex(i >= 0 ? i : 0);
     dataset_->blockSignals(false);
   });
-  if (dataset_->count() == 0) {
-    prompt_->setMarkdown("No candidates dataset yet. **Generate candidates…** samples two responses to each prompt of a "
-                         "dataset; a file of `{\"prompt\", \"responses\": [...]}` rows can also be imported on the Datasets page.");
-  }
-  loadQueue();
+  loadQueue(currentDataset() == keep ? -2 : -1);
 }
 
 bool LabelPage::openDataset(const QString& name) {
-  const int i = dataset_->findData(name);
-  if (i < 0) {
-    refresh();
-    if (dataset_->findData(name) < 0) return false;
-  }
-  dataset_->setCurrentIndex(dataset_->findData(name));
-  loadQueue();
+  auto find = [&] {
+    for (int k = 0; k < dataset_->count(); ++k)
+      if (dataset_->itemData(k).toList().value(0).toString() == name) return k;
+    return -1;
+  };
+  if (find() < 0) refresh();
+  const int i = find();
+  if (i < 0) return false;
+  if (dataset_->currentIndex() != i) dataset_->setCurrentIndex(i);  // loads the queue
+  else loadQueue();
   return true;
 }
 
-QString LabelPage::currentDataset() const { return dataset_->currentData().toString(); }
+QString LabelPage::currentDataset() const { return dataset_->currentData().toList().value(0).toString(); }
+QString LabelPage::currentKind() const { return dataset_->currentData().toList().value(1).toString(); }
 
 void LabelPage::setFilter(const QString& which) {
   const int i = filter_->findData(which);
   if (i >= 0) filter_->setCurrentIndex(i);
 }
 
-void LabelPage::loadQueue() {
-  const int keep_pos = currentPosition();
-  rows_.clear();
-  dataset_id_ = 0;
-  const QString name = currentDataset();
-  if (!name.isEmpty())
-    guarded(this, "Label", [&] {
-      Workspace ws(ss(workspace_));
-      dataset_id_ = find_dataset(ws, ss(name)).id;
-      rows_ = list_candidates(ws, dataset_id_);
-    });
-  rebuildQueue(keep_pos);
-}
-
-void LabelPage::reloadRow(qint64 position) {
-  // One row re-read after a write, instead of the whole dataset (labelling stays instant on a
-  // large candidates set).
-  for (auto& r : rows_)
-    if (r.position == position)
-      guarded(this, "Label", [&] {
-        Workspace ws(ss(workspace_));
-        Stmt s = ws.db().prepare(
-            "SELECT r.data, l.label, l.note, l.author FROM rows r LEFT JOIN labels l ON l.row_id = r.id WHERE r.id = ?");
-        s.bind(1, r.row_id);
-        if (!s.step()) return;
-        r.data = s.text(0);
-        r.label = s.is_null(1) ? "" : s.text(1);
-        r.note = s.is_null(2) ? "" : s.text(2);
-        r.author = s.is_null(3) ? "" : s.text(3);
-        r.edited.clear();
-        json j = json::parse(r.data);
-        if (j.contains("original_responses"))
-          for (size_t i = 0; i < j["responses"].size(); ++i)
-            if (j["responses"][i] != j["original_responses"][i]) r.edited.push_back(static_cast<int>(i));
-      });
-}
-
-void LabelPage::rebuildQueue(int keep_pos) {
+void LabelPage::loadQueue(qint64 keep_pos) {
   if (keep_pos == -2) keep_pos = currentPosition();
-  shown_.clear();
-  const QString f = filter_->currentData().toString();
-  queue_->blockSignals(true);
-  queue_->clear();
-  int select = -1;
-  for (int i = 0; i < int(rows_.size()); ++i) {
-    const auto& r = rows_[size_t(i)];
-    const bool keep = f == "all" || (f == "unlabelled" && r.label.empty()) || (f == "skipped" && r.label == "skip") ||
-                      (f == "labelled" && !r.label.empty() && r.label != "skip");
-    if (!keep) continue;
-    json j = json::parse(r.data);
-    QString p = asMarkdown(j["prompt"]).simplified();
-    if (p.size() > 60) p = p.left(60) + "…";
-    queue_->addItem(QString("%1  [%2]  %3").arg(r.position).arg(labelText(r.label, j["responses"].size() < 2), p));
-    if (r.position == keep_pos) select = shown_.size();
-    shown_ << i;
+  const QString name = currentDataset();
+  ranking_.clear();
+  bool ok = guarded(this, "Label", [&] {
+    qint64 id = 0;
+    if (!name.isEmpty()) {
+      Workspace ws(ss(workspace_));
+      id = find_dataset(ws, ss(name)).id;
+    }
+    model_->open(workspace_, id, currentKind(), filter_->currentData().toString());
+  });
+  if (!ok) model_->open(QString(), 0, QString(), QString());
+  if (!model_->datasetId()) {
+    prompt_->setMarkdown(dataset_->count() == 0
+                             ? "Nothing to label yet. Import a file of prompts (one per line, or `{\"prompt\"}` rows) on the "
+                               "Datasets page, then **Generate…** samples responses to choose between; a preference dataset "
+                               "(`{\"prompt\", \"chosen\", \"rejected\"}`) opens here for review."
+                             : QString());
   }
-  queue_->blockSignals(false);
-  if (select < 0 && !shown_.isEmpty()) {
-    select = 0;  // the first unlabelled row, else the first
-    for (int k = 0; k < shown_.size(); ++k)
-      if (rows_[size_t(shown_[k])].label.empty()) {
-        select = k;
-        break;
-      }
+  int index = keep_pos >= 0 ? model_->indexOfPosition(keep_pos) : -1;
+  if (index < 0 && model_->datasetId()) {  // the first unlabelled row, else the first
+    const qint64 next = next_unlabelled(*model_->workspace(), model_->datasetId(), -1);
+    index = next >= 0 ? model_->indexOfPosition(next) : -1;
+    if (index < 0 && model_->rowCount() > 0) index = 0;
   }
-  queue_->setCurrentRow(select);
-  show(select);
+  select(index);
   updateProgress();
-  train_->setEnabled(dataset_id_ > 0);
+  train_->setEnabled(model_->datasetId() > 0);
   if (isVisible()) queue_->setFocus();  // verdict keys work at once after choosing a dataset or filter
 }
 
+void LabelPage::select(int index) {
+  if (index >= 0 && index < model_->rowCount()) {
+    const QModelIndex mi = model_->index(index);
+    queue_->setCurrentIndex(mi);
+    queue_->scrollTo(mi);
+  } else {
+    queue_->setCurrentIndex(QModelIndex());
+  }
+  showRow();
+}
+
 void LabelPage::updateProgress() {
-  const int done = labelledCount();
-  progress_->setRange(0, std::max<int>(1, int(rows_.size())));
-  progress_->setValue(done);
-  progress_text_->setText(QString("%1 / %2 labelled").arg(done).arg(rows_.size()));
+  LabelProgress p;
+  if (model_->datasetId()) p = label_progress(*model_->workspace(), model_->datasetId());
+  progress_labelled_ = int(p.labelled);
+  progress_->setRange(0, std::max<int>(1, int(p.rows)));
+  progress_->setValue(int(p.labelled));
+  progress_text_->setText(QString("%1 / %2 labelled").arg(p.labelled).arg(p.rows));
 }
 
-int LabelPage::labelledCount() const {
-  int n = 0;
-  for (const auto& r : rows_) n += !r.label.empty() && r.label != "skip";
-  return n;
-}
+int LabelPage::labelledCount() const { return progress_labelled_; }
+int LabelPage::queueSize() const { return model_->rowCount(); }
+int LabelPage::currentPosition() const { return shown_.row_id ? int(shown_.position) : -1; }
+bool LabelPage::identicalShown() const { return shown_.row_id && !shown_.identical.empty(); }
+bool LabelPage::preferButtonsEnabled() const { return verdict_buttons_[0]->isVisible() && verdict_buttons_[0]->isEnabled(); }
 
-int LabelPage::queueSize() const { return shown_.size(); }
-
-const CandidateRow* LabelPage::current() const {
-  const int i = queue_->currentRow();
-  return i >= 0 && i < shown_.size() ? &rows_[size_t(shown_[i])] : nullptr;
-}
-
-int LabelPage::currentPosition() const {
-  const auto* c = current();
-  return c ? int(c->position) : -1;
-}
-
-void LabelPage::show(int qi) {
-  const CandidateRow* c = qi >= 0 && qi < shown_.size() ? &rows_[size_t(shown_[qi])] : nullptr;
-  if (!c) {
-    if (dataset_id_) prompt_->setMarkdown(rows_.empty() ? "This dataset has no rows." : "Nothing left under this filter.");
-    left_->clear();
-    right_->clear();
-    left_title_->clear();
-    right_title_->clear();
+void LabelPage::showRow() {
+  const int qi = queue_->currentIndex().isValid() ? queue_->currentIndex().row() : -1;
+  shown_ = qi >= 0 ? model_->rowAt(qi) : CandidateRow{};
+  ranking_.clear();
+  while (grid_->count()) grid_->takeAt(0);
+  for (int k = 0; k < 8; ++k) titles_[k]->setVisible(false), panes_[k]->setVisible(false);
+  banner_->setVisible(false);
+  const bool pref = currentKind() == "preference";
+  if (!shown_.row_id) {
+    if (model_->datasetId())
+      prompt_->setMarkdown(model_->rowCount() == 0 && filter_->currentData() == "all" ? "This dataset has no rows."
+                                                                                       : "Nothing left under this filter.");
     note_->clear();
+    for (auto* b : verdict_buttons_) b->setVisible(false);
     return;
   }
-  json j = json::parse(c->data);
-  const auto& rs = j["responses"];
-  const bool single = rs.size() < 2;
+  json j = json::parse(shown_.data);
   prompt_->setMarkdown(asMarkdown(j["prompt"]));
-  auto edited = [&](int k) { return std::find(c->edited.begin(), c->edited.end(), k) != c->edited.end() ? "  (edited)" : ""; };
-  left_title_->setText(single ? QString("<b>Response</b>%1 — 1/A good, 2/B/X bad").arg(edited(0))
-                              : QString("<b>A</b>%1").arg(edited(0)));
-  left_->setMarkdown(rs.size() > 0 ? asMarkdown(rs[0]) : QString());
-  right_title_->setVisible(!single);
-  right_->setVisible(!single);
-  right_title_->setText(QString("<b>B</b>%1").arg(edited(1)));
-  right_->setMarkdown(single ? QString() : asMarkdown(rs[1]));
-  note_->setText(QString("Row %1: <b>%2</b>%3").arg(c->position).arg(labelText(c->label, single))
-                     .arg(c->note.empty() ? QString() : " — note: " + qs(c->note).toHtmlEscaped()));
+  std::vector<json> rs;
+  QStringList names;
+  if (pref) {
+    rs = {j["chosen"], j["rejected"]};
+    names = {"A: chosen as stored", "B: rejected as stored"};
+  } else {
+    for (const auto& r : j["responses"]) rs.push_back(r);
+    for (size_t k = 0; k < rs.size(); ++k) names << letter(int(k));
+  }
+  const int n = int(rs.size());
+  const int cols = n <= 2 ? n : n <= 4 ? 2 : 4;
+  for (int k = 0; k < n && k < 8; ++k) {
+    QString extra;
+    if (std::find(shown_.edited.begin(), shown_.edited.end(), k) != shown_.edited.end()) extra += "  (edited)";
+    for (const auto& [x, y] : shown_.identical)
+      if (x == k || y == k) extra += QString("  <span style='color:#a06000'>= %1</span>").arg(letter(x == k ? y : x));
+    titles_[k]->setText(QString("<b>%1</b>%2").arg(names[k], extra));
+    panes_[k]->setMarkdown(asMarkdown(rs[size_t(k)]));
+    grid_->addWidget(titles_[k], (k / cols) * 2, k % cols);
+    grid_->addWidget(panes_[k], (k / cols) * 2 + 1, k % cols);
+    grid_->setRowStretch((k / cols) * 2 + 1, 1);
+    titles_[k]->setVisible(true);
+    panes_[k]->setVisible(true);
+  }
+  if (n == 1) titles_[0]->setText(titles_[0]->text() + " — 1/A good, 2/B/X bad");
+  // The verdict keys this row takes.
+  QList<QPair<QString, QString>> acts;
+  if (pref) acts = {{"Keep (K/1)", "keep"}, {"Flip (F/2)", "flip"}, {"Tie (T)", "tie"}, {"Drop (D)", "drop"}, {"Skip (S)", "skip"}};
+  else if (n > 2)
+    acts = {{"Save ranking (Enter)", "save-ranking"}, {"Tie (T)", "tie"}, {"Both bad (X)", "both_bad"}, {"Skip (S)", "skip"}};
+  else if (n == 2)
+    acts = {{"A better (1)", "a"}, {"B better (2)", "b"}, {"Tie (T)", "tie"}, {"Both bad (X)", "both_bad"}, {"Skip (S)", "skip"}};
+  else acts = {{"Good (1)", "a"}, {"Bad (2)", "both_bad"}, {"Skip (S)", "skip"}};
+  for (int k = 0; k < verdict_buttons_.size(); ++k) {
+    auto* b = verdict_buttons_[k];
+    b->setVisible(k < acts.size());
+    if (k >= acts.size()) continue;
+    b->setText(acts[k].first);
+    b->setProperty("verdict", acts[k].second);
+    const QString v = acts[k].second;
+    // Two identical texts: neither can be better.
+    b->setEnabled(!(n == 2 && !shown_.identical.empty() && (v == "a" || v == "b" || v == "keep" || v == "flip")));
+  }
+  if (n == 2 && !shown_.identical.empty()) {
+    banner_->setText("A and B read the same (whitespace aside): neither can be better. Tie, both bad or skip it, or edit one (E).");
+    banner_->setVisible(true);
+  } else if (n > 2) {
+    QString same;
+    for (const auto& [x, y] : shown_.identical) same += QString(" %1 = %2;").arg(letter(x), letter(y));
+    banner_->setText(QString("Rank: press %1 in order, best first (the last one follows); Enter saves a partial order, such as "
+                             "best then worst. Backspace takes back a pick.%2")
+                         .arg(n <= 8 ? QString("1-%1").arg(n) : QString("the digits"))
+                         .arg(same.isEmpty() ? QString() : " Identical:" + same + " their pair is left out of training."));
+    banner_->setVisible(true);
+  }
+  QString verdict = LabelQueue::verdictText(shown_, currentKind());
+  note_->setText(QString("Row %1: <b>%2</b>%3%4")
+                     .arg(shown_.position)
+                     .arg(verdict.toHtmlEscaped())
+                     .arg(shown_.verdicts > 1 ? QString(" (newest of %1 annotators' verdicts, by %2)").arg(shown_.verdicts).arg(qs(shown_.author).toHtmlEscaped())
+                                              : QString())
+                     .arg(shown_.note.empty() ? QString() : " — note: " + qs(shown_.note).toHtmlEscaped()));
 }
 
-bool LabelPage::verdict(const QString& label) {
-  const CandidateRow* c = current();
-  if (!c || !dataset_id_) return false;
-  json j = json::parse(c->data);
-  QString l = label;
-  if (j["responses"].size() < 2 && l == "b") l = "both_bad";  // single response: "right is better" reads as "bad"
-  if (j["responses"].size() < 2 && l == "tie") return false;
-  const UndoStep step{false, c->position, c->label, c->note};
-  const std::string note = pending_note_.isEmpty() ? c->note : ss(pending_note_);
-  const qint64 pos = c->position;
+bool LabelPage::write(const std::string& label, const std::vector<int>& ranking, const std::string& note) {
+  if (!shown_.row_id || !model_->datasetId()) return false;
+  const qint64 pos = shown_.position;
+  Verdict before;
   const bool ok = guarded(this, "Label", [&] {
-    Workspace ws(ss(workspace_));
-    label_candidate(ws, dataset_id_, pos, ss(l), note, "gui");
+    Workspace& ws = *model_->workspace();
+    before = verdict_of(ws, model_->datasetId(), pos, ss(annotator()));
+    label_candidate(ws, model_->datasetId(), pos, label, note, ss(annotator()), ranking);
   });
   if (!ok) return false;
-  undo_ << step;
+  undo_ << UndoStep{false, pos, before};
   pending_note_.clear();
-  status_->setText(QString("Row %1: %2 (saved)").arg(pos).arg(l));
-  // Next: the following row that still needs a verdict under the filter.
-  const int from = queue_->currentRow();
-  reloadRow(pos);
-  rebuildQueue();
-  int next = -1;
-  for (int k = 0; k < shown_.size(); ++k)
-    if (rows_[size_t(shown_[k])].position > pos && rows_[size_t(shown_[k])].label.empty()) {
-      next = k;
-      break;
-    }
-  if (next < 0) next = std::min(from + (filter_->currentData() == "all" ? 1 : 0), int(shown_.size()) - 1);
-  queue_->setCurrentRow(next);
   return true;
 }
 
+bool LabelPage::verdict(const QString& label) {
+  if (!shown_.row_id) return false;
+  QString l = label;
+  const bool pref = currentKind() == "preference";
+  if (pref && (l == "a" || l == "chosen")) l = "keep";
+  if (pref && (l == "b" || l == "rejected")) l = "flip";
+  if (!pref && shown_.responses < 2 && l == "b") l = "both_bad";  // single response: "right is better" reads as "bad"
+  if (!pref && shown_.responses < 2 && l == "tie") return false;
+  if (!pref && shown_.responses > 2 && (l == "a" || l == "b")) {
+    status_->setText("This row has " + QString::number(shown_.responses) + " responses: rank them with the digits, best first.");
+    return false;
+  }
+  if (shown_.responses == 2 && !shown_.identical.empty() && (l == "a" || l == "b" || l == "keep" || l == "flip")) {
+    status_->setText(QString("Row %1: the two responses are identical; one cannot be better (T, X, S, or E to edit one).").arg(shown_.position));
+    return false;
+  }
+  const std::string note = pending_note_.isEmpty() ? shown_.note : ss(pending_note_);
+  const qint64 pos = shown_.position;
+  if (!write(ss(l), {}, note)) return false;
+  status_->setText(QString("Row %1: %2 (saved as %3)").arg(pos).arg(l, annotator()));
+  afterWrite(pos, true);
+  return true;
+}
+
+bool LabelPage::rank(const QList<int>& order) {
+  ranking_ = order;
+  return saveRanking();
+}
+
+bool LabelPage::saveRanking() {
+  if (!shown_.row_id || shown_.responses <= 2) return false;
+  if (ranking_.size() == shown_.responses - 1)  // the last one follows
+    for (int k = 0; k < shown_.responses; ++k)
+      if (!ranking_.contains(k)) ranking_ << k;
+  if (ranking_.size() < 2) {
+    status_->setText("Pick at least the best and the worst response (digits, best first).");
+    return false;
+  }
+  std::vector<int> r(ranking_.begin(), ranking_.end());
+  const qint64 pos = shown_.position;
+  QString text;
+  for (int k : r) text += (text.isEmpty() ? "" : " > ") + letter(k);
+  if (!write("ranked", r, pending_note_.isEmpty() ? shown_.note : ss(pending_note_))) return false;
+  status_->setText(QString("Row %1: %2 (saved as %3)").arg(pos).arg(text, annotator()));
+  afterWrite(pos, true);
+  return true;
+}
+
+void LabelPage::afterWrite(qint64 pos, bool advance) {
+  const int from = queue_->currentIndex().row();
+  model_->reload();
+  updateProgress();
+  int next = -1;
+  if (advance) {  // the following row that still needs a verdict, as the filter shows it
+    const qint64 p = next_unlabelled(*model_->workspace(), model_->datasetId(), pos);
+    if (p >= 0) next = model_->indexOfPosition(p);
+    if (next < 0) next = std::min(from + (filter_->currentData() == "all" ? 1 : 0), model_->rowCount() - 1);
+  } else {
+    next = model_->indexOfPosition(pos);
+    if (next < 0) next = std::min(from, model_->rowCount() - 1);
+  }
+  select(next);
+}
+
 bool LabelPage::editResponse(int which, const QString& text) {
-  const CandidateRow* c = current();
-  if (!c) return false;
-  const qint64 pos = c->position;
+  if (!shown_.row_id) return false;
+  const qint64 pos = shown_.position;
   const bool ok = guarded(this, "Edit response", [&] {
-    Workspace ws(ss(workspace_));
-    edit_response(ws, dataset_id_, pos, which, ss(text), "gui");
+    edit_response(*model_->workspace(), model_->datasetId(), pos, which, ss(text), ss(annotator()));
   });
   if (ok) {
-    undo_ << UndoStep{true, pos, {}, {}};
-    reloadRow(pos);
-    rebuildQueue();
+    undo_ << UndoStep{true, pos, {}};
+    afterWrite(pos, false);
   }
   return ok;
 }
 
 bool LabelPage::setNote(const QString& note) {
-  const CandidateRow* c = current();
-  if (!c) return false;
-  if (c->label.empty()) {  // saved with the verdict
+  if (!shown_.row_id) return false;
+  if (shown_.label.empty()) {  // saved with the verdict
     pending_note_ = note;
     note_->setText(note_->text() + " — note (saved with the verdict): " + note.toHtmlEscaped());
     return true;
   }
-  const UndoStep step{false, c->position, c->label, c->note};
-  const qint64 pos = c->position;
-  const std::string label = c->label;
-  const bool ok = guarded(this, "Note", [&] {
-    Workspace ws(ss(workspace_));
-    label_candidate(ws, dataset_id_, pos, label, ss(note), "gui");
-  });
-  if (ok) {
-    undo_ << step;
-    reloadRow(pos);
-    rebuildQueue();
-  }
-  return ok;
+  const qint64 pos = shown_.position;
+  if (!write(shown_.label, shown_.ranking, ss(note))) return false;
+  afterWrite(pos, false);
+  return true;
 }
 
 bool LabelPage::undo() {
-  if (undo_.isEmpty() || !dataset_id_) return false;
+  if (undo_.isEmpty() || !model_->datasetId()) return false;
   const UndoStep s = undo_.takeLast();
   const bool ok = guarded(this, "Undo", [&] {
-    Workspace ws(ss(workspace_));
-    if (s.edit) hone::undo(ws, dataset_id_);
-    else label_candidate(ws, dataset_id_, s.position, s.label.empty() ? "none" : s.label, s.note, "gui");
+    Workspace& ws = *model_->workspace();
+    if (s.edit) hone::undo(ws, model_->datasetId());
+    else label_candidate(ws, model_->datasetId(), s.position, s.before.label.empty() ? "none" : s.before.label, s.before.note,
+                         ss(annotator()), s.before.ranking);
   });
-  reloadRow(s.position);
-  rebuildQueue();
-  for (int k = 0; k < shown_.size(); ++k)
-    if (rows_[size_t(shown_[k])].position == s.position) queue_->setCurrentRow(k);
+  model_->reload();
+  updateProgress();
+  const int i = model_->indexOfPosition(s.position);
+  select(i >= 0 ? i : std::min(queue_->currentIndex().row(), model_->rowCount() - 1));
   status_->setText(QString("Undone on row %1").arg(s.position));
   return ok;
 }
 
 void LabelPage::move(int delta) {
-  const int i = queue_->currentRow() + delta;
-  if (i >= 0 && i < queue_->count()) queue_->setCurrentRow(i);
+  const int i = queue_->currentIndex().row() + delta;
+  if (i >= 0 && i < model_->rowCount()) select(i);
 }
 
 void LabelPage::showEvent(QShowEvent* e) {
@@ -481,7 +572,9 @@ void LabelPage::keyPressEvent(QKeyEvent* e) {
 bool LabelPage::eventFilter(QObject* o, QEvent* e) {
   if (o == queue_ && e->type() == QEvent::KeyPress) {
     auto* k = static_cast<QKeyEvent*>(e);
-    if (k->key() != Qt::Key_Up && k->key() != Qt::Key_Down && handleKey(k)) return true;
+    if (k->key() != Qt::Key_Up && k->key() != Qt::Key_Down && k->key() != Qt::Key_PageUp && k->key() != Qt::Key_PageDown &&
+        handleKey(k))
+      return true;
   }
   return QWidget::eventFilter(o, e);
 }
@@ -489,34 +582,57 @@ bool LabelPage::eventFilter(QObject* o, QEvent* e) {
 bool LabelPage::handleKey(QKeyEvent* e) {
   if (e->matches(QKeySequence::Undo)) return undo(), true;
   if (e->modifiers() & (Qt::ControlModifier | Qt::AltModifier | Qt::MetaModifier)) return false;
+  const bool pref = currentKind() == "preference";
+  const bool many = !pref && shown_.responses > 2;
+  if (many && e->key() >= Qt::Key_1 && e->key() <= Qt::Key_8) {
+    const int k = e->key() - Qt::Key_1;
+    if (k < shown_.responses && !ranking_.contains(k)) ranking_ << k;
+    if (ranking_.size() >= shown_.responses - 1) return saveRanking(), true;
+    QString text;
+    for (int x : ranking_) text += (text.isEmpty() ? "" : " > ") + letter(x);
+    status_->setText("Ranking so far: " + text + "  (Enter saves; Backspace takes back)");
+    return true;
+  }
   switch (e->key()) {
+    case Qt::Key_Return:
+    case Qt::Key_Enter: return many ? (saveRanking(), true) : false;
+    case Qt::Key_Backspace:
+      if (!ranking_.isEmpty()) ranking_.removeLast();
+      status_->setText(ranking_.isEmpty() ? QString() : "Ranking so far: " + QString::number(ranking_.size()) + " picked");
+      return true;
+    case Qt::Key_Escape: ranking_.clear(), status_->clear(); return true;
     case Qt::Key_1:
-    case Qt::Key_A: return verdict("a"), true;
+    case Qt::Key_A: return verdict(pref ? "keep" : "a"), true;
+    case Qt::Key_K: return pref ? (verdict("keep"), true) : false;
     case Qt::Key_2:
-    case Qt::Key_B: return verdict("b"), true;
+    case Qt::Key_B: return verdict(pref ? "flip" : "b"), true;
+    case Qt::Key_F: return pref ? (verdict("flip"), true) : false;
+    case Qt::Key_D: return pref ? (verdict("drop"), true) : false;
     case Qt::Key_T: return verdict("tie"), true;
-    case Qt::Key_X: return verdict("both_bad"), true;
+    case Qt::Key_X: return pref ? false : (verdict("both_bad"), true);
     case Qt::Key_S: return verdict("skip"), true;
     case Qt::Key_Left:
     case Qt::Key_Up: return move(-1), true;
     case Qt::Key_Right:
     case Qt::Key_Down: return move(1), true;
     case Qt::Key_E: {
-      const CandidateRow* c = current();
-      if (!c) return true;
-      json j = json::parse(c->data);
+      if (!shown_.row_id || pref) return true;
+      json j = json::parse(shown_.data);
       int which = 0;
       if (j["responses"].size() > 1) {
+        QStringList letters;
+        for (size_t k = 0; k < j["responses"].size(); ++k) letters << letter(int(k));
         bool ok = false;
-        const QString s = QInputDialog::getItem(this, "Edit a response", "Which response?", {"A", "B"}, 0, false, &ok);
+        const QString s = QInputDialog::getItem(this, "Edit a response", "Which response?", letters, 0, false, &ok);
         if (!ok) return true;
-        which = s == "B";
+        which = int(letters.indexOf(s));
       }
+      const json& r = j["responses"][size_t(which)];
       QDialog d(this);
-      d.setWindowTitle(QString("Edit response %1 (the original is kept)").arg(QChar('A' + which)));
+      d.setWindowTitle(QString("Edit response %1 (the original is kept)").arg(letter(which)));
       d.resize(700, 480);
       auto* l = new QVBoxLayout(&d);
-      auto* t = new QPlainTextEdit(qs(j["responses"][size_t(which)].get<std::string>()));
+      auto* t = new QPlainTextEdit(r.is_string() ? qs(r.get<std::string>()) : qs(r.dump(2)));
       t->setFont(monoFont());
       l->addWidget(t);
       l->addWidget(dialogButtons(&d));
@@ -524,10 +640,9 @@ bool LabelPage::handleKey(QKeyEvent* e) {
       return true;
     }
     case Qt::Key_N: {
-      const CandidateRow* c = current();
-      if (!c) return true;
+      if (!shown_.row_id) return true;
       bool ok = false;
-      const QString n = QInputDialog::getMultiLineText(this, "Note", "Why (kept with the label):", qs(c->note), &ok);
+      const QString n = QInputDialog::getMultiLineText(this, "Note", "Why (kept with the verdict):", qs(shown_.note), &ok);
       if (ok) setNote(n);
       return true;
     }
@@ -535,9 +650,121 @@ bool LabelPage::handleKey(QKeyEvent* e) {
   }
 }
 
+QString LabelPage::trainOnThese() {
+  if (!model_->datasetId()) return QString();
+  LabelExportReport r;
+  if (!guarded(this, "Train DPO", [&] { r = export_labels(*model_->workspace(), model_->datasetId(), "", ""); })) return QString();
+  const QString summary = qs(r.summary());
+  if (r.pairs == 0) {
+    status_->setText("Nothing can train yet: " + summary + ". Prefer one response on some rows first.");
+    return summary;
+  }
+  status_->setText("DPO will train on " + summary + ".");
+  Q_EMIT trainRequested(currentDataset(), "dpo", QString("DPO on \"%1\": %2").arg(currentDataset(), summary));
+  return summary;
+}
+
+bool LabelPage::exportVerdicts(const QString& path) {
+  int64_t n = 0;
+  const bool ok = guarded(this, "Export verdicts", [&] { n = export_verdicts(*model_->workspace(), model_->datasetId(), ss(path)); });
+  if (ok) status_->setText(QString("Wrote %1 verdicts to %2").arg(n).arg(path));
+  return ok;
+}
+
+QString LabelPage::mergeVerdicts(const QString& path) {
+  MergeReport m;
+  if (!model_->datasetId() ||
+      !guarded(this, "Merge verdicts", [&] { m = merge_verdicts(*model_->workspace(), model_->datasetId(), ss(path)); }))
+    return QString();
+  QStringList who;
+  for (const auto& a : m.annotators) who << qs(a);
+  const QString text = QString("Merged %1 new and %2 newer verdicts%3; kept %4; %5 lines matched no row here")
+                           .arg(m.added)
+                           .arg(m.updated)
+                           .arg(who.isEmpty() ? QString() : " from " + who.join(", "))
+                           .arg(m.kept)
+                           .arg(m.unmatched);
+  status_->setText(text);
+  loadQueue();
+  return text;
+}
+
+QString LabelPage::agreementText() {
+  if (!model_->datasetId()) return QString();
+  Agreement g;
+  QString err;
+  try {
+    g = label_agreement(*model_->workspace(), model_->datasetId());
+  } catch (const std::exception& e) {
+    return QString::fromUtf8(e.what());
+  }
+  QString t = QString("%1 and %2 both judged %3 rows and agree on %4: observed %5, expected by chance %6, Cohen's kappa %7.")
+                  .arg(qs(g.a), qs(g.b))
+                  .arg(g.both)
+                  .arg(g.agree)
+                  .arg(g.observed, 0, 'f', 3)
+                  .arg(g.expected, 0, 'f', 3)
+                  .arg(std::isnan(g.kappa) ? QString("undefined (one label throughout)") : QString::number(g.kappa, 'f', 3));
+  if (!g.disagreements.empty()) t += QString(" They differ on %1 rows.").arg(g.disagreements.size());
+  return t;
+}
+
+void LabelPage::openAgreementDialog() {
+  if (!model_->datasetId()) return;
+  QDialog d(this);
+  d.setWindowTitle("Agreement between annotators");
+  d.resize(620, 420);
+  auto* l = new QVBoxLayout(&d);
+  auto* head = new QLabel(agreementText());
+  head->setWordWrap(true);
+  l->addWidget(head);
+  auto* list = new QListWidget;
+  try {
+    Agreement g = label_agreement(*model_->workspace(), model_->datasetId());
+    for (const auto& r : g.disagreements) {
+      auto* it = new QListWidgetItem(QString("Row %1: %2 says %3, %4 says %5").arg(r.position).arg(qs(g.a), qs(r.a), qs(g.b), qs(r.b)));
+      it->setData(Qt::UserRole, qint64(r.position));
+      list->addItem(it);
+    }
+  } catch (const std::exception&) {
+  }
+  l->addWidget(new QLabel("Rows where they differ (double-click to open):"));
+  l->addWidget(list, 1);
+  connect(list, &QListWidget::itemDoubleClicked, &d, [&](QListWidgetItem* it) {
+    setFilter("all");
+    select(model_->indexOfPosition(it->data(Qt::UserRole).toLongLong()));
+    d.accept();
+  });
+  auto* bb = new QDialogButtonBox(QDialogButtonBox::Close);
+  connect(bb, &QDialogButtonBox::rejected, &d, &QDialog::reject);
+  l->addWidget(bb);
+  d.exec();
+}
+
+bool LabelPage::generateCandidates(const CandidateRequest& req) {
+  if (gen_job_->running() || workspace_.isEmpty()) return false;
+  const QString ws = workspace_;
+  gen_progress_->setVisible(true);
+  gen_cancel_->setVisible(true);
+  gen_progress_->setRange(0, 0);
+  gen_progress_->setFormat("Loading the model…");
+  status_->clear();
+  return gen_job_->start([ws, req](Job::Context& ctx) -> QVariant {
+    Workspace w(ss(ws));
+    CandidateOutcome o = make_candidate_dataset(w, req, [&ctx](int64_t done, int64_t total) {
+      ctx.progress(done, total);
+      return !ctx.cancelled();
+    });
+    return QVariantMap{{"cancelled", o.cancelled},
+                       {"rows", qint64(o.rows)},
+                       {"name", qs(o.name)},
+                       {"resampled", qint64(o.resampled)},
+                       {"identical", qint64(o.identical_rows)}};
+  });
+}
+
 bool LabelPage::generateCandidates(const QString& source, const QString& model_dir, const QString& run_dir, int n,
                                    const QString& name, int max_new_tokens, int limit) {
-  if (gen_job_->running() || workspace_.isEmpty()) return false;
   CandidateRequest r;
   r.dataset = ss(source);
   r.model_dir = ss(model_dir);
@@ -546,19 +773,7 @@ bool LabelPage::generateCandidates(const QString& source, const QString& model_d
   r.name = ss(name);
   r.max_new_tokens = max_new_tokens;
   r.limit = limit;
-  const QString ws = workspace_;
-  gen_progress_->setVisible(true);
-  gen_cancel_->setVisible(true);
-  gen_progress_->setRange(0, 0);
-  gen_progress_->setFormat("Loading the model…");
-  return gen_job_->start([ws, r](Job::Context& ctx) -> QVariant {
-    Workspace w(ss(ws));
-    CandidateOutcome o = make_candidate_dataset(w, r, [&ctx](int64_t done, int64_t total) {
-      ctx.progress(done, total);
-      return !ctx.cancelled();
-    });
-    return QVariantMap{{"cancelled", o.cancelled}, {"rows", qint64(o.rows)}, {"name", qs(o.name)}};
-  });
+  return generateCandidates(r);
 }
 
 void LabelPage::openGenerateDialog() {
@@ -567,16 +782,26 @@ void LabelPage::openGenerateDialog() {
   d.setWindowTitle("Generate candidates");
   auto* f = new QFormLayout(&d);
   auto* src = new QComboBox;
-  auto* run = new QComboBox;
-  run->addItem("None: the model folder as it is", QString());
+  auto* runA = new QComboBox;
+  auto* runB = new QComboBox;
+  runA->addItem("None: the model folder as it is", QString());
+  runB->addItem("None: one source", QString());
   guarded(this, "Generate", [&] {
     Workspace ws(ss(workspace_));
     for (const auto& ds : list_datasets(ws))
-      if (ds.kind != "text") src->addItem(QString("%1  (%2, %3 rows)").arg(qs(ds.name), qs(ds.kind)).arg(ds.rows), qs(ds.name));
+      if (ds.kind == "prompts" || ds.kind == "chat" || ds.kind == "preference" || ds.kind == "candidates")
+        src->addItem(QString("%1  (%2, %3 rows)").arg(qs(ds.name), qs(ds.kind)).arg(ds.rows), qs(ds.name));
     for (const auto& r : list_runs(ws))
-      if (r.status == "completed") run->addItem(QString("#%1 %2 (%3)").arg(r.id).arg(qs(r.name), qs(r.method)), qs(r.run_dir));
+      if (r.status == "completed") {
+        const QString t = QString("#%1 %2 (%3)").arg(r.id).arg(qs(r.name), qs(r.method));
+        runA->addItem(t, qs(r.run_dir));
+        runB->addItem(t, qs(r.run_dir));
+      }
   });
+  for (int k = 0; k < src->count(); ++k)  // prompts datasets first in mind: pick the newest one
+    if (src->itemText(k).contains("(prompts,")) src->setCurrentIndex(k);
   auto* model = new QLineEdit(model_dir_);
+  model->setPlaceholderText("a model folder (the Train page's base model)");
   auto* browse = new QPushButton("Browse…");
   auto* mrow = new QHBoxLayout;
   mrow->addWidget(model, 1);
@@ -585,12 +810,29 @@ void LabelPage::openGenerateDialog() {
     const QString m = QFileDialog::getExistingDirectory(&d, "Model folder", model->text());
     if (!m.isEmpty()) model->setText(m);
   });
+  CandidateRequest defaults;
   auto* n = new QSpinBox;
-  n->setRange(1, 8);
-  n->setValue(2);
+  n->setRange(2, 8);
+  n->setValue(defaults.n);
+  n->setToolTip("Responses per prompt; with two sources half come from each. More than two are ranked by keyboard");
+  auto* temp = new QDoubleSpinBox;
+  temp->setRange(0, 2);
+  temp->setSingleStep(0.1);
+  temp->setValue(defaults.temperature);
+  temp->setToolTip("Higher gives more varied responses (0 = greedy: every response the same)");
+  auto* topp = new QDoubleSpinBox;
+  topp->setRange(0.05, 1);
+  topp->setSingleStep(0.05);
+  topp->setValue(defaults.top_p);
+  auto* topk = new QSpinBox;
+  topk->setRange(0, 100000);
+  topk->setValue(defaults.top_k);
+  topk->setSpecialValueText("off");
   auto* maxnew = new QSpinBox;
   maxnew->setRange(8, 4096);
-  maxnew->setValue(128);
+  maxnew->setValue(defaults.max_new_tokens);
+  auto* seed = new QSpinBox;
+  seed->setRange(0, 1 << 30);
   auto* limit = new QSpinBox;
   limit->setRange(0, 1000000);
   limit->setValue(50);
@@ -599,16 +841,34 @@ void LabelPage::openGenerateDialog() {
   auto* name = new QLineEdit;
   name->setPlaceholderText("default: <dataset>-candidates");
   f->addRow("Prompts from", src);
-  f->addRow("Model folder", mrow);
-  f->addRow("Or a run's output", run);
+  f->addRow("Model folder (A)", mrow);
+  f->addRow("Or a run (A)", runA);
+  f->addRow("Second source (B)", runB);
   f->addRow("Responses per prompt", n);
+  f->addRow("Temperature", temp);
+  f->addRow("Top-p", topp);
+  f->addRow("Top-k", topk);
   f->addRow("Max new tokens", maxnew);
+  f->addRow("Seed", seed);
   f->addRow("First prompts", limit);
   f->addRow("New dataset name", name);
   f->addRow(dialogButtons(&d));
   if (d.exec() != QDialog::Accepted || src->currentData().toString().isEmpty()) return;
-  generateCandidates(src->currentData().toString(), model->text().trimmed(), run->currentData().toString(), n->value(),
-                     name->text().trimmed(), maxnew->value(), limit->value());
+  CandidateRequest r;
+  r.dataset = ss(src->currentData().toString());
+  r.model_dir = ss(model->text().trimmed());
+  r.run_dir = ss(runA->currentData().toString());
+  r.second.run_dir = ss(runB->currentData().toString());
+  r.n = n->value();
+  if (!r.second.empty() && r.n % 2) r.n += 1;  // half from each source
+  r.temperature = temp->value();
+  r.top_p = topp->value();
+  r.top_k = topk->value();
+  r.max_new_tokens = maxnew->value();
+  r.seed = uint64_t(seed->value());
+  r.limit = limit->value();
+  r.name = ss(name->text().trimmed());
+  generateCandidates(r);
 }
 
 }  // namespace hone::ui

@@ -1,18 +1,22 @@
-// Label page: candidate pairs (a prompt with two sampled responses) judged by keyboard. Prompt
-// above, responses side by side (Markdown and code rendered), a queue with filters and progress.
-// Keys: 1/A left better, 2/B right better, T tie, X both bad, S skip, E edit a response (the
-// original is kept), N note, Ctrl+Z undo, arrows move. Rows with one response are rated up (1/A)
-// or down (2/B/X) for KTO. Every verdict is written at once. "Generate candidates" samples new
-// rows in the background; "Train DPO on these" opens the Train page on the dataset.
+// Label page: every preference dataset judged by keyboard. Candidates: a prompt and 1-8 sampled
+// responses; with two, 1/A left better, 2/B right better, T tie, X both bad, S skip; with more,
+// digits rank them best first (Enter saves a partial order such as best and worst). Plain
+// preference pairs are reviewed: K/1 keep, F/2 flip, T tie, D drop, S skip. Two responses that
+// read the same are shown as identical and cannot be preferred. E edits a response (the original
+// is kept), N adds a note, Ctrl+Z undoes, arrows move. The queue is read a page at a time
+// (LabelQueue). Each verdict is the annotator's (Settings) and is written at once; verdict sets
+// export and merge across workspaces, and the Team menu shows two annotators' agreement.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <QWidget>
 
+#include "serve/candidate_dataset.h"
 #include "store/labels.h"
 
 class QComboBox;
+class QGridLayout;
 class QLabel;
-class QListWidget;
+class QListView;
 class QProgressBar;
 class QPushButton;
 class QTextBrowser;
@@ -20,6 +24,7 @@ class QTextBrowser;
 namespace hone::ui {
 
 class Job;
+class LabelQueue;
 
 class LabelPage : public QWidget {
   Q_OBJECT
@@ -32,23 +37,37 @@ class LabelPage : public QWidget {
   // For tests and the shell.
   bool openDataset(const QString& name);
   QString currentDataset() const;
+  QString currentKind() const;
   int currentPosition() const;  // row position shown, -1 when none
   int labelledCount() const;
   int queueSize() const;
   void setFilter(const QString& which);  // all | unlabelled | labelled | skipped
-  bool verdict(const QString& label);    // a | b | tie | both_bad | skip on the shown row
+  // a | b | tie | both_bad | skip (candidates), keep | flip | tie | drop | skip (preference).
+  bool verdict(const QString& label);
+  bool rank(const QList<int>& order);  // candidates with more than two responses, best first
   bool editResponse(int which, const QString& text);
   bool setNote(const QString& note);
   bool undo();
   void move(int delta);
+  bool identicalShown() const;       // the shown row's responses include an identical pair
+  bool preferButtonsEnabled() const;  // "A better"/"B better" (or keep/flip) can be pressed
   Job* generator() const { return gen_job_; }
+  LabelQueue* queue() const { return model_; }
   QString statusText() const;
-  // Samples candidates for `source` (dataset name) with a model folder or a run folder.
+  static QString annotator();  // Settings' name, else the login name
+  // Samples candidates in the background (the Generate dialog fills the request).
+  bool generateCandidates(const CandidateRequest& r);
   bool generateCandidates(const QString& source, const QString& model_dir, const QString& run_dir, int n, const QString& name,
                           int max_new_tokens = 64, int limit = 0);  // limit: first N prompts (0 = all)
+  // "Train DPO on these": counts the pairs that can train and what is left out, then asks the
+  // window for the Train page (nothing is asked when no pair can train). Returns the counts' text.
+  QString trainOnThese();
+  QString agreementText();                       // Cohen's kappa and the rows two annotators differ on
+  bool exportVerdicts(const QString& path);      // every verdict of the dataset
+  QString mergeVerdicts(const QString& path);    // the merge's report ("" on failure)
 
  Q_SIGNALS:
-  void trainRequested(const QString& dataset, const QString& method);
+  void trainRequested(const QString& dataset, const QString& method, const QString& summary);
   void datasetsChanged();
 
  protected:
@@ -58,38 +77,42 @@ class LabelPage : public QWidget {
 
  private:
   bool handleKey(QKeyEvent* e);
-  void loadQueue();                   // the dataset read from the store
-  void rebuildQueue(int keep_pos = -2);  // the queue from what is in memory (-2: keep the shown row)
-  void reloadRow(qint64 position);
-  void show(int queue_index);
+  void loadQueue(qint64 keep_pos = -2);  // -2: keep the shown row; -1: the first unlabelled
+  void select(int index);
+  void showRow();
+  void afterWrite(qint64 pos, bool advance);
   void updateProgress();
   void openGenerateDialog();
-  const CandidateRow* current() const;
+  void openAgreementDialog();
+  bool saveRanking();
+  bool write(const std::string& label, const std::vector<int>& ranking, const std::string& note);
 
   QString workspace_, model_dir_;
   QComboBox* dataset_;
   QComboBox* filter_;
-  QListWidget* queue_;
+  QListView* queue_;
+  LabelQueue* model_;
   QLabel* progress_text_;
   QProgressBar* progress_;
   QTextBrowser* prompt_;
-  QTextBrowser* left_;
-  QTextBrowser* right_;
-  QLabel* left_title_;
-  QLabel* right_title_;
+  QGridLayout* grid_;
+  QList<QLabel*> titles_;
+  QList<QTextBrowser*> panes_;
+  QLabel* banner_;
   QLabel* note_;
   QLabel* status_;
+  QList<QPushButton*> verdict_buttons_;
   QPushButton* train_;
   QProgressBar* gen_progress_;
   QPushButton* gen_cancel_;
   Job* gen_job_;
-  qint64 dataset_id_ = 0;
-  std::vector<CandidateRow> rows_;
-  QList<int> shown_;  // indices into rows_ that the filter shows
+  CandidateRow shown_;  // the row on screen (row_id 0: none)
+  int progress_labelled_ = 0;
+  QList<int> ranking_;  // digits pressed so far on a row of more than two responses
   struct UndoStep {
     bool edit = false;
     qint64 position = 0;
-    std::string label, note;
+    Verdict before;  // this annotator's verdict before the change
   };
   QList<UndoStep> undo_;
   QString pending_note_;

@@ -24,6 +24,7 @@
 #include <QSpinBox>
 #include <QStackedWidget>
 #include <QStatusBar>
+#include <QTextBrowser>
 #include <QThread>
 #include <QTimer>
 #include <QUrl>
@@ -105,12 +106,13 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     train_->resumeRun(id);
   });
   connect(datasets_, &DatasetsPage::labelRequested, this, [this](const QString& name) { openLocation("label:" + name); });
-  connect(label_, &LabelPage::trainRequested, this, [this](const QString& dataset, const QString& method) {
+  connect(label_, &LabelPage::trainRequested, this, [this](const QString& dataset, const QString& method, const QString& summary) {
     showPage(Train);
     train_->refreshDatasets();
     train_->selectOnlyDataset(dataset);  // DPO trains on preference data alone
     if (!train_->selectMethod(method))
       statusBar()->showMessage("DPO is not available for the ticked datasets; see the method list's tooltips");
+    else statusBar()->showMessage(summary, 30000);  // what trains and what is left out, before the run exists
   });
   auto datasetsChanged = [this] {
     train_->refreshDatasets();
@@ -151,6 +153,9 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     view->addAction(QIcon(QString(":/icons/pages/%1.png").arg(kPageIcons[i])), kPageNames[i],
                     QKeySequence(QString("Ctrl+%1").arg(i + 1)), this, [this, i] { showPage(i); });
   auto* help = menuBar()->addMenu("&Help");
+  help->addAction("&Keyboard Shortcuts", QKeySequence("F1"), this, &MainWindow::showShortcuts);
+  help->addAction("&Documentation", this, &MainWindow::showDocs);
+  help->addSeparator();
   help->addAction("&About Hone", this, &MainWindow::showAbout);
 
   QSettings st;
@@ -166,7 +171,9 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   QString model = st.value("train/model").toString();
   if (QDir(demo_model).exists() && (model.isEmpty() || !QDir(model).exists())) model = demo_model;
   if (!model.isEmpty()) shareModelFolder(model);
-  sidebar_->setCurrentRow(Train);
+  // Back on the page it was closed on (the Train page the first time).
+  const int last = st.value("window/page", int(Train)).toInt();
+  sidebar_->setCurrentRow(last >= 0 && last < kPages ? last : int(Train));
   poll_ = new QTimer(this);
   connect(poll_, &QTimer::timeout, this, &MainWindow::checkForChanges);
   poll_->start(1500);
@@ -349,6 +356,7 @@ void MainWindow::closeEvent(QCloseEvent* e) {
   QSettings st;
   st.setValue("window/geometry", saveGeometry());
   st.setValue("window/state", saveState());
+  st.setValue("window/page", currentPage());
   QMainWindow::closeEvent(e);
 }
 
@@ -375,6 +383,72 @@ QString MainWindow::aboutText() const {
       .arg(workspace_);
 }
 
+QString MainWindow::shortcutsText() {
+  QString t = "<h3>Everywhere</h3><table cellspacing=4>";
+  auto row = [&t](const QString& k, const QString& what) { t += QString("<tr><td><b>%1</b></td><td>%2</td></tr>").arg(k, what); };
+  for (int i = 0; i < kPages; ++i) row(QString("Ctrl+%1").arg(i + 1), QString("%1 page").arg(kPageNames[i]));
+  row("Ctrl+I", "Import a dataset");
+  row("Ctrl+N / Ctrl+O", "New / open a workspace");
+  row("Ctrl+,", "Settings (threads, device, models folder, annotator name)");
+  row("F1", "This list");
+  row("Ctrl+Q", "Quit (running work is cancelled first, a run keeps its checkpoint)");
+  t += "</table><h3>Datasets</h3><table cellspacing=4>";
+  row("Ctrl+Z / Ctrl+Shift+Z", "Undo / redo a row edit");
+  t += "</table><h3>Label</h3><table cellspacing=4>";
+  row("1 or A / 2 or B", "Response A / B is better (a single response: good / bad)");
+  row("T, X, S", "Tie, both bad, skip");
+  row("1-8, Enter, Backspace", "With more than two responses: rank them best first (the last follows); Enter saves a partial "
+      "order such as best then worst; Backspace takes back a pick");
+  row("K or 1, F or 2, T, D, S", "Reviewing preference pairs: keep, flip, tie, drop, skip");
+  row("E, N", "Edit a response (the original is kept), add a note");
+  row("Ctrl+Z", "Undo the last verdict or edit");
+  row("Arrows", "Previous / next row");
+  t += "</table><h3>Train, Playground, Runs</h3><table cellspacing=4>";
+  row("Ctrl+Return", "Start training / send the prompt");
+  row("F5", "Refresh the runs");
+  t += "</table>";
+  return t;
+}
+
+void MainWindow::showShortcuts() {
+  auto* box = new QMessageBox(QMessageBox::NoIcon, "Keyboard shortcuts", shortcutsText(), QMessageBox::Close, this);
+  box->setTextFormat(Qt::RichText);
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->open();
+}
+
+QString MainWindow::docsDir() {
+  for (const QString& d : {QCoreApplication::applicationDirPath() + "/../share/doc/hone/docs", QString(HONE_DOCS_DIR)})
+    if (QFileInfo::exists(d + "/store.md")) return QDir(d).canonicalPath();
+  return QString();
+}
+
+void MainWindow::showDocs() {
+  const QString dir = docsDir();
+  if (dir.isEmpty()) {
+    QMessageBox::information(this, "Documentation", "The documentation (docs/*.md) is not installed next to this build.");
+    return;
+  }
+  QDialog* d = new QDialog(this);
+  d->setAttribute(Qt::WA_DeleteOnClose);
+  d->setWindowTitle("Documentation");
+  d->resize(900, 640);
+  auto* lay = new QHBoxLayout(d);
+  auto* list = new QListWidget;
+  auto* view = new QTextBrowser;
+  view->setOpenExternalLinks(true);
+  view->setSearchPaths({dir});
+  for (const QString& f : QDir(dir).entryList({"*.md"}, QDir::Files, QDir::Name)) list->addItem(f);
+  list->setMaximumWidth(200);
+  lay->addWidget(list);
+  lay->addWidget(view, 1);
+  connect(list, &QListWidget::currentTextChanged, view, [view, dir](const QString& f) {
+    view->setSource(QUrl::fromLocalFile(dir + "/" + f), QTextDocument::MarkdownResource);
+  });
+  list->setCurrentRow(0);
+  d->show();
+}
+
 void MainWindow::showAbout() { QMessageBox::about(this, "About Hone", aboutText()); }
 
 void MainWindow::showSettings() {
@@ -397,14 +471,18 @@ void MainWindow::showSettings() {
   device->setToolTip("Where runs started from the Train page train (the run config's device key).");
   auto* models = new QLineEdit(st.value("settings/models_dir").toString());
   models->setToolTip("Folder the model choosers open first");
+  auto* annotator = new QLineEdit(LabelPage::annotator());
+  annotator->setToolTip("Your name on the verdicts you give on the Label page (agreement between annotators compares names)");
   form->addRow("Training device", device);
   form->addRow("Threads", threads);
   form->addRow("Models folder", models);
+  form->addRow("Annotator name", annotator);
   form->addRow(dialogButtons(&d));
   if (d.exec() == QDialog::Accepted) {
     st.setValue("settings/threads", threads->value());
     st.setValue("settings/device", device->currentData());
     st.setValue("settings/models_dir", models->text());
+    st.setValue("settings/annotator", annotator->text().trimmed());
   }
 }
 

@@ -69,6 +69,14 @@ class MainWindow : public QMainWindow {
  private:
   void reportEarlierCrash();  // the newest unseen crash report of the workspace, shown once
   void showAbout();
+  void showShortcuts();
+  void showDocs();
+
+ public:
+  static QString shortcutsText();  // the Help menu's list
+  static QString docsDir();        // "" when the docs are not beside this build
+
+ private:
   void showSettings();
   void rebuildRecentMenu();
   void refreshPage(int index);
