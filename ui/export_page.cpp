@@ -77,6 +77,11 @@ ExportPage::ExportPage(QWidget* parent) : QWidget(parent), job_(new Job("export"
   connect(format_, &QComboBox::currentIndexChanged, this, &ExportPage::updateEstimate);
   connect(dtype_, &QComboBox::currentIndexChanged, this, &ExportPage::updateEstimate);
   connect(format_, &QComboBox::currentIndexChanged, this, [this] { fillDtypes(); });
+  // A verdict on another run or format would mislead: it clears once the choice changes.
+  for (QComboBox* c : {run_, format_, dtype_})
+    connect(c, &QComboBox::currentIndexChanged, this, [this] {
+      if (!job_->running()) result_->clear();
+    });
   connect(export_, &QPushButton::clicked, this, [this] { startExport(); });
   connect(open_, &QPushButton::clicked, this, [this] { QDesktopServices::openUrl(QUrl::fromLocalFile(out_->text())); });
   connect(job_, &Job::progress, this, [this](qint64, qint64, const QString& stage) { result_->setText(stage + "…"); });

@@ -233,8 +233,17 @@ void PlaygroundPage::stop() {
 bool PlaygroundPage::send() {
   const QString text = prompt_->toPlainText().trimmed();
   if (text.isEmpty() || busy()) return false;
+  if (model_->text().trimmed().isEmpty() && !workspace_.isEmpty()) {
+    // A run names its base: the base side needs no folder chosen by hand.
+    guarded(this, "Playground", [&] {
+      Workspace ws(ss(workspace_));
+      for (int s = 0; s < 2 && model_->text().trimmed().isEmpty(); ++s)
+        for (const auto& r : list_runs(ws))
+          if (!sourceOf(s).isEmpty() && qs(r.run_dir) == sourceOf(s) && !r.base_model.empty()) model_->setText(qs(r.base_model));
+    });
+  }
   if (model_->text().trimmed().isEmpty() && (sourceOf(0).isEmpty() || sourceOf(1).isEmpty())) {
-    info_[0]->setText("Choose a base model folder first.");
+    info_[0]->setText("Choose a base model folder first (or a run on both sides).");
     return false;
   }
   for (int s = 0; s < 2; ++s) {

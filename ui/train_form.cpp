@@ -177,8 +177,12 @@ TrainForm::TrainForm(QWidget* parent) : QWidget(parent), inputs_(new TrainInputs
   connect(method_, &QComboBox::currentIndexChanged, this, &TrainForm::onChoiceChanged);
   connect(recipe_, &QComboBox::currentIndexChanged, this, &TrainForm::onChoiceChanged);
   connect(preset, &QPushButton::clicked, this, &TrainForm::applyPreset);
+  connect(steps_, &QSpinBox::valueChanged, this, [this] {
+    if (!filling_) steps_edited_ = true;
+  });
   connect(inputs_, &TrainInputs::datasetsChanged, this, [this] {
     if (filling_) return;  // setConfig brings the form into line itself
+    followDataForSteps();
     updateAvailability();
     suggestName();
     Q_EMIT changed();
@@ -286,6 +290,7 @@ void TrainForm::setConfig(const RunConfig& c) {
   mlp_recompute_->setChecked(c.mlp_recompute);
   base_dtype_->setCurrentIndex(std::max(0, base_dtype_->findData(QString::fromStdString(c.base_dtype))));
   filling_ = false;
+  steps_edited_ = true;  // a whole config (a run's, a file's) keeps its steps
   preset_demo_ = inputs_->isDemoModel();
   showRecipeFields();
   updateAvailability();
@@ -309,12 +314,30 @@ void TrainForm::applyPreset() {
   p.device = cur.device;
   p.reward_model = cur.reward_model;
   if (recipe_info(cur.recipe).rl && cur.rewards.is_array() && !cur.rewards.empty()) p.rewards = cur.rewards;
+  // The demo preset's step count fits the demo's datasets; on other data the steps follow the
+  // epochs (800 steps over a 30-row dataset would be hundreds of passes).
+  if (preset_demo_ && !demoDataOnly()) p.max_steps = preset_run_config(cur.recipe, cur.method, false).max_steps;
   const bool edited = name_edited_;
   const QString name = name_->text();
   setConfig(p);  // p.name is empty: the name stays
+  steps_edited_ = false;  // the preset's, free to follow the data
   name_edited_ = edited;
   name_->setText(name);
   suggestName();
+}
+
+bool TrainForm::demoDataOnly() const {
+  for (const QString& d : inputs_->tickedDatasets())
+    if (!d.startsWith("demo-")) return false;
+  return true;
+}
+
+void TrainForm::followDataForSteps() {
+  if (steps_edited_ || !preset_demo_) return;
+  const RunConfig cur = config();
+  filling_ = true;  // not the user's edit
+  steps_->setValue(int(preset_run_config(cur.recipe, cur.method, demoDataOnly()).max_steps));
+  filling_ = false;
 }
 
 void TrainForm::onChoiceChanged() {

@@ -96,6 +96,9 @@ class TrainForm : public QWidget {
   std::vector<std::pair<std::string, QWidget*>> recipe_fields_;
   bool name_edited_ = false;
   bool preset_demo_ = false;  // the form holds the demo's preset
+  bool steps_edited_ = false; // the user set Max steps: presets leave it alone
+  bool demoDataOnly() const;  // nothing ticked, or only the demo's own datasets
+  void followDataForSteps();  // the demo's step count only on the demo's data
   bool filling_ = false;      // setConfig is writing the widgets: no presets, no signals
 };
 
