@@ -66,4 +66,19 @@ void utf8_append(std::string& out, uint32_t cp) {
   }
 }
 
+std::string collapse_whitespace(const std::string& s) {
+  std::string out;
+  bool gap = false;
+  for (char c : s) {
+    if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v') {
+      gap = !out.empty();
+      continue;
+    }
+    if (gap) out += ' ';
+    gap = false;
+    out += c;
+  }
+  return out;
+}
+
 }  // namespace hone

@@ -13,6 +13,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/utf8.h"
 #include "data/records.h"
 #include "store/datasets.h"
 #include "store/sqlite.h"
@@ -50,21 +51,6 @@ std::string filter_sql(const std::string& f) {
   if (f == "skipped") return " AND " + newest + " = 'skip'";
   if (f == "labelled") return " AND " + newest + " <> 'skip'";
   throw Error("filter must be all, unlabelled, labelled or skipped (got \"" + f + "\")");
-}
-
-std::string normalise_ws(const std::string& s) {
-  std::string out;
-  bool space = false;
-  for (char c : s) {
-    if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-      space = !out.empty();
-      continue;
-    }
-    if (space) out += ' ';
-    space = false;
-    out += c;
-  }
-  return out;
 }
 
 std::string text_of(const json& v) {
@@ -145,9 +131,9 @@ std::string row_key(const std::string& data) {
 bool same_response(const std::string& a, const std::string& b) {
   if (a == b) return true;
   try {
-    return normalise_ws(text_of(json::parse(a))) == normalise_ws(text_of(json::parse(b)));
+    return collapse_whitespace(text_of(json::parse(a))) == collapse_whitespace(text_of(json::parse(b)));
   } catch (const json::exception&) {
-    return normalise_ws(a) == normalise_ws(b);
+    return collapse_whitespace(a) == collapse_whitespace(b);
   }
 }
 

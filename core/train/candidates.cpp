@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "common/utf8.h"
 
 namespace hone {
 
@@ -13,23 +14,7 @@ using nlohmann::json;
 
 namespace {
 // Equal after runs of whitespace collapse and the ends are trimmed (what a reader would call the same).
-bool same_text(const std::string& a, const std::string& b) {
-  auto norm = [](const std::string& s) {
-    std::string out;
-    bool space = false;
-    for (char c : s) {
-      if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
-        space = !out.empty();
-        continue;
-      }
-      if (space) out += ' ';
-      space = false;
-      out += c;
-    }
-    return out;
-  };
-  return norm(a) == norm(b);
-}
+bool same_text(const std::string& a, const std::string& b) { return collapse_whitespace(a) == collapse_whitespace(b); }
 }  // namespace
 
 std::vector<std::string> prompts_of_rows(const std::vector<std::string>& rows, const std::string& kind) {

@@ -46,20 +46,7 @@ std::u32string code_points_without_space(const std::string& s) {
 
 }  // namespace
 
-std::string normalise_answer(const std::string& s) {
-  std::string out;
-  bool gap = false;
-  for (char c : s) {
-    if (space(c)) {
-      gap = !out.empty();
-      continue;
-    }
-    if (gap) out += ' ';
-    gap = false;
-    out += c;
-  }
-  return out;
-}
+std::string normalise_answer(const std::string& s) { return collapse_whitespace(s); }
 
 bool exact_match(const std::string& answer, const std::string& reference) {
   return normalise_answer(answer) == normalise_answer(reference);
