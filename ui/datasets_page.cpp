@@ -238,8 +238,14 @@ DatasetsPage::DatasetsPage(QWidget* parent)
   connect(max_len_, &QSpinBox::valueChanged, this, [this] {
     if (!token_lengths_.isEmpty()) computeStats();
   });
-  connect(stats_model_, &QLineEdit::editingFinished, this, [this] { setTokenizerFolder(stats_model_->text()); });
-  connect(preview_model_, &QLineEdit::editingFinished, this, [this] { setTokenizerFolder(preview_model_->text()); });
+  connect(stats_model_, &QLineEdit::editingFinished, this, [this] {
+    setTokenizerFolder(stats_model_->text());
+    Q_EMIT modelChosen(stats_model_->text().trimmed());
+  });
+  connect(preview_model_, &QLineEdit::editingFinished, this, [this] {
+    setTokenizerFolder(preview_model_->text());
+    Q_EMIT modelChosen(preview_model_->text().trimmed());
+  });
   connect(preview_format_, &QComboBox::currentIndexChanged, this, &DatasetsPage::renderPreview);
   connect(preview_row_, &QSpinBox::valueChanged, this, &DatasetsPage::renderPreview);
   connect(preview_max_len_, &QSpinBox::valueChanged, this, &DatasetsPage::renderPreview);
@@ -305,10 +311,12 @@ void DatasetsPage::setWorkspace(const QString& dir) {
   refresh();
 }
 
-void DatasetsPage::setModelFolder(const QString& dir) {
-  if (dir.isEmpty() || !preview_model_->text().isEmpty()) return;
-  preview_model_->setText(dir);
-  stats_model_->setText(dir);
+QString DatasetsPage::statisticsModelFolder() const { return stats_model_->text().trimmed(); }
+
+void DatasetsPage::setModelFolder(const QString& dir, const QString& previous) {
+  if (dir.isEmpty()) return;
+  for (QLineEdit* e : {preview_model_, stats_model_})
+    if (e->text().isEmpty() || e->text() == previous) e->setText(dir);
 }
 
 void DatasetsPage::setTokenizerFolder(const QString& dir) {

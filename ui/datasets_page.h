@@ -38,7 +38,10 @@ class DatasetsPage : public QWidget {
   explicit DatasetsPage(QWidget* parent = nullptr);
   ~DatasetsPage() override;
   void setWorkspace(const QString& dir);
-  void setModelFolder(const QString& dir);  // tokenizer and chat template for statistics and preview
+  // Tokenizer and chat template for statistics and preview: taken when the fields are empty or
+  // still hold `previous` (the model another page offered before), so a folder typed here stays.
+  void setModelFolder(const QString& dir, const QString& previous = QString());
+  QString statisticsModelFolder() const;
   void setTokenizerFolder(const QString& dir);  // replaces the statistics' and preview's model, loads it
   void refresh();                           // the dataset list, keeping the selection
 
@@ -67,6 +70,7 @@ class DatasetsPage : public QWidget {
  Q_SIGNALS:
   void datasetsChanged();
   void labelRequested(const QString& dataset);  // "Label" on a candidates dataset
+  void modelChosen(const QString& dir);          // a model folder typed or chosen here, for the other pages
 
  private:
   void openSelected();

@@ -32,6 +32,7 @@ class LabelPage : public QWidget {
   explicit LabelPage(QWidget* parent = nullptr);
   void setWorkspace(const QString& dir);
   void setModelFolder(const QString& dir);  // default model for "Generate candidates"
+  QString modelFolder() const { return model_dir_; }
   void refresh();                           // datasets and the queue, keeping the place
 
   // For tests and the shell.

@@ -40,6 +40,8 @@
 #include "playground_page.h"
 #include "runs_page.h"
 #include "store/workspace.h"
+#include "train_form.h"
+#include "train_inputs.h"
 #include "train_page.h"
 
 // Resources of a static library are registered by hand, outside any namespace (Qt's rule).
@@ -105,6 +107,11 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     showPage(Train);
     train_->resumeRun(id);
   });
+  connect(train_->form()->inputs(), &TrainInputs::modelChanged, this, [this] {
+    if (train_->modelUsable()) shareModelFolder(train_->modelFolder());
+  });
+  connect(datasets_, &DatasetsPage::modelChosen, this, &MainWindow::shareModelFolder);
+  connect(playground_, &PlaygroundPage::modelChosen, this, &MainWindow::shareModelFolder);
   connect(datasets_, &DatasetsPage::labelRequested, this, [this](const QString& name) { openLocation("label:" + name); });
   connect(label_, &LabelPage::trainRequested, this, [this](const QString& dataset, const QString& method, const QString& summary) {
     showPage(Train);
@@ -182,10 +189,15 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
 MainWindow::~MainWindow() = default;
 
 void MainWindow::shareModelFolder(const QString& dir) {
-  train_->setModelFolder(dir);
-  datasets_->setModelFolder(dir);
+  // The model chosen on one page is offered on the others; a folder the user put in a page's own
+  // field stays (the pages take the offer only over an empty field or the previous offer).
+  if (dir.isEmpty() || dir == shared_model_) return;
+  const QString previous = shared_model_;
+  shared_model_ = dir;
+  if (train_->modelFolder().trimmed().isEmpty()) train_->setModelFolder(dir);
+  datasets_->setModelFolder(dir, previous);
   label_->setModelFolder(dir);
-  playground_->setModelFolder(dir);
+  playground_->setModelFolder(dir, previous);
 }
 
 void MainWindow::openWorkspace(const QString& dir) {

@@ -90,6 +90,7 @@ class MainWindow : public QMainWindow {
   RunsPage* runs_ = nullptr;
   EvaluatePage* evaluate_ = nullptr;
   PlaygroundPage* playground_ = nullptr;
+  QString shared_model_;  // the model folder last offered to every page
   ExportPage* export_ = nullptr;
   QString workspace_;
   std::unique_ptr<Workspace> watch_;  // a connection that only reads PRAGMA data_version

@@ -49,6 +49,7 @@ PlaygroundPage::PlaygroundPage(QWidget* parent) : QWidget(parent) {
   auto* mrow = new QHBoxLayout;
   model_ = new QLineEdit;
   model_->setPlaceholderText("Base model folder (config.json, safetensors, tokenizer)");
+  connect(model_, &QLineEdit::editingFinished, this, [this] { Q_EMIT modelChosen(model_->text().trimmed()); });
   auto* browse = new QPushButton("Browse…");
   mrow->addWidget(model_, 1);
   mrow->addWidget(browse);
@@ -161,7 +162,10 @@ PlaygroundPage::PlaygroundPage(QWidget* parent) : QWidget(parent) {
   }
   connect(browse, &QPushButton::clicked, this, [this] {
     const QString d = QFileDialog::getExistingDirectory(this, "Base model folder", model_->text());
-    if (!d.isEmpty()) model_->setText(d);
+    if (!d.isEmpty()) {
+      model_->setText(d);
+      Q_EMIT modelChosen(d);
+    }
   });
   connect(send_, &QPushButton::clicked, this, [this] { send(); });
   connect(stop_, &QPushButton::clicked, this, &PlaygroundPage::stop);
@@ -183,8 +187,10 @@ void PlaygroundPage::setWorkspace(const QString& dir) {
   refresh();
 }
 
-void PlaygroundPage::setModelFolder(const QString& dir) {
-  if (model_->text().isEmpty()) model_->setText(dir);
+QString PlaygroundPage::modelFolder() const { return model_->text().trimmed(); }
+
+void PlaygroundPage::setModelFolder(const QString& dir, const QString& previous) {
+  if (!dir.isEmpty() && (model_->text().isEmpty() || model_->text() == previous)) model_->setText(dir);
 }
 
 void PlaygroundPage::refresh() {

@@ -34,7 +34,9 @@ class PlaygroundPage : public QWidget {
   explicit PlaygroundPage(QWidget* parent = nullptr);
   ~PlaygroundPage() override;
   void setWorkspace(const QString& dir);
-  void setModelFolder(const QString& dir);
+  // The base folder, taken when empty or still holding `previous` (another page's earlier offer).
+  void setModelFolder(const QString& dir, const QString& previous = QString());
+  QString modelFolder() const;
   void refresh();  // the runs offered on each side
 
   // For tests and the shell. Side 0 is left, 1 right; source "" = the base model, else a run folder.
@@ -55,6 +57,7 @@ class PlaygroundPage : public QWidget {
 
  Q_SIGNALS:
   void generationFinished();  // both sides idle again
+  void modelChosen(const QString& dir);  // a base folder typed or chosen here, for the other pages
   void datasetsChanged();
 
  private:

@@ -3,6 +3,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "rows_model.h"
 
+#include <QRegularExpression>
+
 #include <nlohmann/json.hpp>
 
 #include "look.h"
@@ -187,8 +189,24 @@ QVariant RowsModel::data(const QModelIndex& index, int role) const {
 }
 
 QVariant RowsModel::headerData(int section, Qt::Orientation o, int role) const {
-  if (role != Qt::DisplayRole) return {};
-  if (o == Qt::Vertical) return QString::number(positionAt(section));
+  if (role != Qt::DisplayRole && role != Qt::ToolTipRole) return {};
+  if (o == Qt::Vertical) {
+    // A row imported from a file is numbered by its line there (the numbers the import report and
+    // an editor show); a row added in the app has none and shows "+". The tooltip names both.
+    const qint64 pos = positionAt(section);
+    QString source;
+    if (pos >= 0 && ws_) {
+      const Page* p = page(pos / kPage);
+      if (pos % kPage < p->rows.size()) source = QString::fromStdString(p->rows[int(pos % kPage)].source);
+    }
+    static const QRegularExpression line(":(\\d+)$");
+    const auto m = line.match(source);
+    if (role == Qt::ToolTipRole)
+      return QString("Row %1 (hone-cli's 0-based position)%2").arg(pos).arg(source.isEmpty() ? QString(" · added in Hone") : " · " + source);
+    if (m.hasMatch()) return m.captured(1);
+    return source.isEmpty() ? QString("+") : QString::number(pos + 1);  // a JSON array's element: its order
+  }
+  if (role == Qt::ToolTipRole) return {};
   return columns(kind_).value(section);
 }
 

@@ -26,6 +26,7 @@ class TrainPage : public QWidget {
   explicit TrainPage(QWidget* parent = nullptr);
   void setWorkspace(const QString& dir);
   void setModelFolder(const QString& dir);
+  QString modelFolder() const;
   void refreshDatasets();
 
   TrainForm* form() const { return form_; }

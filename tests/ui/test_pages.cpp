@@ -108,6 +108,12 @@ class TestPages : public QObject {
     const auto info = hone::find_dataset(w, "qa");
     QCOMPARE(info.rows, int64_t(5));
     QCOMPARE(d.importedId(), qint64(info.id));
+    // The table numbers rows by their lines in the file: the one after the left-out line 4 is 5.
+    hone::ui::RowsModel rows;
+    rows.open(ws, info.id);
+    QCOMPARE(rows.headerData(2, Qt::Vertical, Qt::DisplayRole).toString(), QString("3"));
+    QCOMPARE(rows.headerData(3, Qt::Vertical, Qt::DisplayRole).toString(), QString("5"));
+    QVERIFY(rows.headerData(3, Qt::Vertical, Qt::ToolTipRole).toString().startsWith("Row 3 (hone-cli's 0-based position)"));
   }
 
   // Fixing a row through the row editor's message list, then undoing it, in the store itself.
@@ -397,6 +403,28 @@ class TestPages : public QObject {
     QVERIFY2(ep->resultText().contains("q8_0"), qPrintable(ep->resultText()));
     QVERIFY(QFile::exists(ws + "/ollama/Modelfile"));
     screenshot(w, "export-page");
+  }
+
+  // The model chosen on the Train page is offered on the others; one typed on another page stays
+  // there and is offered onwards.
+  void aModelChosenOnOnePageIsOfferedOnTheOthers() {
+    const QString ws = work("share");
+    hone::ui::MainWindow w(ws);
+    w.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&w));
+    w.trainPage()->setModelFolder(model_);
+    QTRY_COMPARE(w.playgroundPage()->modelFolder(), model_);
+    QCOMPARE(w.labelPage()->modelFolder(), model_);
+    QCOMPARE(w.datasetsPage()->statisticsModelFolder(), model_);
+    // A copy of the model chosen in the Playground: the Label page's Generate dialog gets it,
+    // the Train page keeps its own.
+    const QString other = work("share-model");
+    QDir(other).removeRecursively();
+    QCOMPARE(std::system(QString("cp -r '%1' '%2'").arg(model_, other).toUtf8().constData()), 0);
+    Q_EMIT w.playgroundPage()->modelChosen(other);
+    QCOMPARE(w.labelPage()->modelFolder(), other);
+    QCOMPARE(w.datasetsPage()->statisticsModelFolder(), other);  // it still held the previous offer
+    QCOMPARE(w.trainPage()->modelFolder(), model_);
   }
 
   // A million rows (written straight into SQLite), scrolled end to end through the table.
