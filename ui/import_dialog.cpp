@@ -15,6 +15,7 @@
 #include <QLabel>
 #include <QLineEdit>
 #include <QListWidget>
+#include <QSaveFile>
 #include <QRegularExpression>
 #include <QScrollBar>
 #include <QMessageBox>
@@ -91,7 +92,24 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
   source_->setLineWrapMode(QPlainTextEdit::NoWrap);
   source_->setPlaceholderText("Click a problem to see its line in the file");
   bottom->addWidget(problems_);
-  bottom->addWidget(source_);
+  auto* sourceBox = new QWidget;
+  auto* sl = new QVBoxLayout(sourceBox);
+  sl->setContentsMargins(0, 0, 0, 0);
+  sl->addWidget(source_, 1);
+  auto* fixRow = new QHBoxLayout;
+  fix_ = new QLineEdit;
+  fix_->setObjectName("fixLine");
+  fix_->setFont(monoFont());
+  fix_->setPlaceholderText("The selected problem's line, to correct here");
+  fix_button_ = new QPushButton("Save line && check again");
+  fix_button_->setToolTip("Writes the corrected line into the file (the first fix keeps the original as FILE.orig) and "
+                          "checks the file again");
+  fixRow->addWidget(fix_, 1);
+  fixRow->addWidget(fix_button_);
+  sl->addLayout(fixRow);
+  fix_->setEnabled(false);
+  fix_button_->setEnabled(false);
+  bottom->addWidget(sourceBox);
   split->addWidget(bottom);
   lay->addWidget(split, 1);
   progress_ = new QProgressBar;
@@ -119,6 +137,8 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
     import_->setEnabled(!job_->running() && (valid_ || (skip_invalid_->isChecked() && previewRows() > 0)));
   });
   connect(problems_, &QListWidget::currentRowChanged, this, &ImportDialog::showProblem);
+  connect(fix_button_, &QPushButton::clicked, this, [this] { fixLine(fix_->text()); });
+  connect(fix_, &QLineEdit::returnPressed, this, [this] { fixLine(fix_->text()); });
   connect(import_, &QPushButton::clicked, this, &ImportDialog::startImport);
   connect(cancel_, &QPushButton::clicked, this, [this] {
     if (job_->running()) job_->cancel();  // the import rolls back; the dialog stays open
@@ -314,6 +334,48 @@ void ImportDialog::startImport() {
   });
 }
 
+bool ImportDialog::fixLine(const QString& text) {
+  if (fix_path_.isEmpty() || fix_line_ < 1 || job_->running()) return false;
+  QFile in(fix_path_);
+  if (!in.open(QIODevice::ReadOnly)) {
+    summary_->setText("Cannot read " + fix_path_ + " to fix it.");
+    return false;
+  }
+  QByteArray data = in.readAll();
+  in.close();
+  // Find line fix_line_ (1-based) as the reader counts lines: by '\n'.
+  qsizetype start = 0;
+  for (int n = 1; n < fix_line_ && start >= 0; ++n) {
+    start = data.indexOf('\n', start);
+    if (start >= 0) ++start;
+  }
+  if (start < 0) {
+    summary_->setText(QString("%1 has no line %2 any more; check it again.").arg(fix_path_).arg(fix_line_));
+    return false;
+  }
+  qsizetype end = data.indexOf('\n', start);
+  if (end < 0) end = data.size();
+  if (end > start && data[end - 1] == '\r') --end;  // keep the file's own line ending
+  QByteArray fixed = text.toUtf8();
+  fixed.replace('\n', ' ');  // one line stays one line
+  data.replace(start, end - start, fixed);
+  const QString orig = fix_path_ + ".orig";
+  if (!QFile::exists(orig) && !QFile::copy(fix_path_, orig)) {
+    summary_->setText("Cannot keep the original as " + orig + "; nothing changed.");
+    return false;
+  }
+  // Written beside it, then renamed over it: never a half-written file.
+  QSaveFile out(fix_path_);
+  if (!out.open(QIODevice::WriteOnly) || out.write(data) != data.size() || !out.commit()) {
+    summary_->setText("Cannot write " + fix_path_ + ": " + out.errorString());
+    return false;
+  }
+  const int line = fix_line_;
+  check();
+  summary_->setText(QString("Line %1 saved (the original file is kept as %2); checking again…").arg(line).arg(QFileInfo(orig).fileName()));
+  return true;
+}
+
 QString ImportDialog::summaryText() const { return summary_->text(); }
 QString ImportDialog::fieldsText() const { return fields_->text(); }
 int ImportDialog::problemCount() const { return problems_->count(); }
@@ -327,6 +389,11 @@ void ImportDialog::showProblem(int i) {
   const int colon = w.lastIndexOf(':');
   bool ok = false;
   const int line = colon > 0 ? w.mid(colon + 1).toInt(&ok) : 0;
+  fix_->clear();
+  fix_->setEnabled(false);
+  fix_button_->setEnabled(false);
+  fix_path_.clear();
+  fix_line_ = 0;
   if (!ok || line < 1) {
     source_->setPlainText(w);
     return;
@@ -342,6 +409,19 @@ void ImportDialog::showProblem(int i) {
   while (!f.atEnd() && n < line + 5) {
     const QByteArray l = f.readLine();
     ++n;
+    if (n == line && !l.contains('\0')) {  // the line itself, whole, to correct
+      QString whole = QString::fromUtf8(l);
+      while (whole.endsWith('\n') || whole.endsWith('\r')) whole.chop(1);
+      const QString suffix = QFileInfo(w.left(colon)).suffix().toLower();
+      if (suffix == "jsonl" || suffix == "json" || suffix == "txt" || suffix == "csv" || suffix == "tsv") {
+        fix_->setText(whole);
+        fix_->setCursorPosition(0);
+        fix_->setEnabled(true);
+        fix_button_->setEnabled(true);
+        fix_path_ = w.left(colon);
+        fix_line_ = line;
+      }
+    }
     if (n >= line - 5) {
       if (n == line) focus = shown.size();
       QString t = QString::fromUtf8(l).trimmed();

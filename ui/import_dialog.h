@@ -33,6 +33,9 @@ class ImportDialog : public QDialog {
   int previewRows() const;
   void showProblem(int i);        // what a click on a problem does
   QString focusedLine() const;    // the file line shown for the selected problem
+  // Replaces the selected problem's line in the file (the first fix keeps the file as it was in
+  // FILE.orig; the new file is written beside it and renamed over it), then checks again.
+  bool fixLine(const QString& text);
   void check();                   // reads the path again with the form's options
   void startImport();
   Job* job() const { return job_; }
@@ -55,6 +58,10 @@ class ImportDialog : public QDialog {
   QTableWidget* preview_;
   QListWidget* problems_;
   QPlainTextEdit* source_;
+  QLineEdit* fix_;
+  QPushButton* fix_button_;
+  QString fix_path_;
+  int fix_line_ = 0;
   QProgressBar* progress_;
   QPushButton* import_;
   QPushButton* cancel_;

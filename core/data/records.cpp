@@ -73,7 +73,19 @@ std::string plain_json_error(const json::parse_error& e, bool with_line) {
   } else if (const size_t b = m.find("] "); b != std::string::npos) {
     m = m.substr(b + 2);
   }
-  if (m.rfind("syntax error while parsing ", 0) == 0) m = m.substr(27);  // "object - unexpected '}'; ..."
+  if (m.rfind("syntax error while parsing ", 0) == 0) {
+    // "object key - unexpected '}'; expected string literal" -> "unexpected '}' in an object key;
+    // expected string literal", with the usual cause named where there is one.
+    m = m.substr(27);
+    const size_t dash = m.find(" - ");
+    if (dash != std::string::npos) {
+      const std::string what = m.substr(0, dash), rest = m.substr(dash + 3);
+      const size_t semi = rest.find("; ");
+      const std::string unexpected = rest.substr(0, semi), expected = semi == std::string::npos ? "" : rest.substr(semi);
+      m = unexpected + " in " + (what.rfind("object", 0) == 0 || what.rfind("array", 0) == 0 ? "an " : "a ") + what + expected;
+      if (what == "object key" && unexpected.find("'}'") != std::string::npos) m += " (a comma before the closing brace?)";
+    }
+  }
   if (m.find("unexpected end of input") != std::string::npos) m = "the line ends before the JSON is complete (" + m + ")";
   return "malformed JSON" + (where.empty() ? std::string() : " at " + where) + ": " + m;
 }

@@ -8,6 +8,8 @@
 #include <QCheckBox>
 #include <QComboBox>
 #include <QLabel>
+#include <QLineEdit>
+#include <QListWidget>
 #include <QScrollArea>
 #include <QDir>
 #include <QElapsedTimer>
@@ -114,6 +116,27 @@ class TestPages : public QObject {
     QCOMPARE(rows.headerData(2, Qt::Vertical, Qt::DisplayRole).toString(), QString("3"));
     QCOMPARE(rows.headerData(3, Qt::Vertical, Qt::DisplayRole).toString(), QString("5"));
     QVERIFY(rows.headerData(3, Qt::Vertical, Qt::ToolTipRole).toString().startsWith("Row 3 (hone-cli's 0-based position)"));
+
+    // A malformed line, said in plain words, corrected in the wizard's line view and checked again.
+    const QString broken = ws + "/broken.jsonl";
+    writeLines(broken, {R"({"instruction":"one","output":"1"})", R"({"instruction":"two","output":"2",})"});
+    hone::ui::ImportDialog f(ws, broken);
+    QSignalSpy fchecked(&f, &hone::ui::ImportDialog::checked);
+    QTRY_VERIFY_WITH_TIMEOUT(fchecked.count() >= 1, 20000);
+    QCOMPARE(f.problemCount(), 1);
+    auto* list = f.findChild<QListWidget*>("problems");
+    QVERIFY2(list->item(0)->text().contains("broken.jsonl:2: malformed JSON at column 35: unexpected '}' in an object key; expected string literal (a comma before the closing brace?)"),
+             qPrintable(list->item(0)->text()));
+    f.showProblem(0);
+    auto* fix = f.findChild<QLineEdit*>("fixLine");
+    QCOMPARE(fix->text(), QString(R"({"instruction":"two","output":"2",})"));
+    QVERIFY(f.fixLine(R"({"instruction":"two","output":"2"})"));
+    QTRY_VERIFY_WITH_TIMEOUT(fchecked.count() >= 2, 20000);
+    QVERIFY2(f.summaryText().contains("2 valid, 0 with errors"), qPrintable(f.summaryText()));
+    QVERIFY(QFile::exists(broken + ".orig"));
+    QFile fixedFile(broken);
+    QVERIFY(fixedFile.open(QIODevice::ReadOnly));
+    QCOMPARE(fixedFile.readAll(), QByteArray("{\"instruction\":\"one\",\"output\":\"1\"}\n{\"instruction\":\"two\",\"output\":\"2\"}\n"));
   }
 
   // Fixing a row through the row editor's message list, then undoing it, in the store itself.
