@@ -28,6 +28,7 @@
 #include <QThread>
 #include <QTimer>
 #include <QUrl>
+#include <nlohmann/json.hpp>
 
 #include "common/crash.h"
 #include "common/runtime.h"
@@ -40,6 +41,7 @@
 #include "playground_page.h"
 #include "runs_page.h"
 #include "store/workspace.h"
+#include "train/run_config.h"
 #include "train_form.h"
 #include "train_inputs.h"
 #include "train_page.h"
@@ -215,6 +217,18 @@ void MainWindow::openWorkspace(const QString& dir) {
   datasets_->setWorkspace(dir);
   label_->setWorkspace(dir);
   train_->setWorkspace(dir);
+  {
+    const QString form = QSettings().value("train/form/" + QString(dir).replace('/', '|')).toString();
+    // Applied as presets are (no model or data required): a half-filled form comes back half-filled.
+    if (!form.isEmpty()) try {
+        const nlohmann::json j = nlohmann::json::parse(form.toStdString());
+        RunConfig c = default_run_config(j.value("method", std::string("lora")));
+        apply_config_json(c, j, "the saved Train form");
+        train_->setConfig(c);
+      } catch (const std::exception&) {
+        // A form saved by another version, or naming what is gone: the page keeps its defaults.
+      }
+  }
   runs_->setWorkspace(dir);
   evaluate_->setWorkspace(dir);
   playground_->setWorkspace(dir);
@@ -369,6 +383,8 @@ void MainWindow::closeEvent(QCloseEvent* e) {
   st.setValue("window/geometry", saveGeometry());
   st.setValue("window/state", saveState());
   st.setValue("window/page", currentPage());
+  // The Train form as it was, for this workspace (its datasets and runs are this workspace's).
+  st.setValue("train/form/" + QString(workspace_).replace('/', '|'), train_->configJson());
   QMainWindow::closeEvent(e);
 }
 

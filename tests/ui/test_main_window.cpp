@@ -82,6 +82,31 @@ class TestMainWindow : public QObject {
       f << nlohmann::json({{"instruction", "Say number " + std::to_string(i)}, {"output", "Number " + std::to_string(i) + "."}}).dump() << "\n";
   }
 
+  // Closed on the Runs page with 123 steps in the Train form: it reopens there, the form as it was.
+  // The Help menu lists the shortcuts and finds the docs.
+  void reopensWhereItWasClosed() {
+    const QString ws = work("reopen");
+    {
+      hone::ui::MainWindow w(ws);
+      w.show();
+      QVERIFY(QTest::qWaitForWindowExposed(&w));
+      w.trainPage()->setMaxSteps(123);
+      w.showPage(hone::ui::MainWindow::Runs);
+      w.close();
+    }
+    {
+      hone::ui::MainWindow w(ws);
+      w.show();
+      QCOMPARE(w.currentPage(), int(hone::ui::MainWindow::Runs));
+      QVERIFY2(w.trainPage()->configJson().contains("\"max_steps\": 123"), qPrintable(w.trainPage()->configJson()));
+      w.showPage(hone::ui::MainWindow::Train);
+      w.close();  // later tests start on the Train page
+    }
+    const QString keys = hone::ui::MainWindow::shortcutsText();
+    QVERIFY(keys.contains("Ctrl+2") && keys.contains("Label") && keys.contains("rank them best first"));
+    QVERIFY(QFile::exists(hone::ui::MainWindow::docsDir() + "/labelling.md"));
+  }
+
   void pagesAndAbout() {
     hone::ui::MainWindow w(work("about"));
     w.show();
@@ -203,6 +228,7 @@ class TestMainWindow : public QObject {
     tp->job()->cancel();
     QTRY_VERIFY_WITH_TIMEOUT(!tp->job()->running(), 60000);
     QTRY_VERIFY_WITH_TIMEOUT(tp->statusText().contains("cancelled"), 5000);
+    QVERIFY(tp->lossPointCount() >= before);  // Cancel keeps the curve drawn so far
     QVERIFY2(stall.worst < 1000, qPrintable(QString("event loop stalled %1 ms").arg(stall.worst)));
     qInfo("longest event-loop stall while training: %lld ms", stall.worst);
     hone::Workspace db(ws.toStdString());
