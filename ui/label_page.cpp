@@ -82,6 +82,7 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
   filter_->addItem("Skipped", "skipped");
   top->addWidget(new QLabel("Dataset"));
   top->addWidget(dataset_, 1);
+  top->addWidget(new QLabel("Show"));
   top->addWidget(filter_);
   progress_ = new QProgressBar;
   progress_->setMaximumWidth(140);
@@ -89,7 +90,8 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
   progress_text_ = new QLabel;
   top->addWidget(progress_);
   top->addWidget(progress_text_);
-  top->addStretch();
+  // The actions on a second row: at 1024 pixels one row would squeeze the dataset's name.
+  auto* actions = new QHBoxLayout;
   auto* gen = new QPushButton("Generate…");
   gen->setToolTip("Sample responses to a dataset's prompts with one or two models or runs, as a new dataset to label");
   auto* exp = new QPushButton("Export…");
@@ -103,33 +105,36 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
   train_ = new QPushButton("Train DPO on these");
   train_->setToolTip("Count the pairs that can train (ties, identical, skipped and unlabelled rows are left out), then open "
                      "the Train page with this dataset and DPO chosen");
-  top->addWidget(gen);
-  top->addWidget(exp);
-  top->addWidget(team);
-  top->addWidget(train_);
+  actions->addWidget(gen);
+  actions->addWidget(exp);
+  actions->addWidget(team);
+  actions->addWidget(train_);
+  actions->addStretch();
   connect(exp, &QPushButton::clicked, this, [this] {
     if (!model_->datasetId()) return;
-    const QString out = QFileDialog::getSaveFileName(this, "Export labelled pairs", currentDataset() + "-pairs.jsonl",
+    const QString out = QFileDialog::getSaveFileName(this, "Export labelled pairs", workspace_ + "/" + currentDataset() + "-pairs.jsonl",
                                                      "JSON Lines (*.jsonl)");
     if (out.isEmpty()) return;
     QString ratings = out;
     ratings.replace(QRegularExpression("(-pairs)?\\.jsonl$"), "-ratings.jsonl");
     guarded(this, "Export", [&] {
       const LabelExportReport r = export_labels(*model_->workspace(), model_->datasetId(), ss(out), ss(ratings));
-      status_->setText(QString("Wrote %1 to %2 (ratings: %3)").arg(qs(r.summary()), out, ratings));
+      status_->setText(QString("Wrote %1 to %2, and %3 KTO ratings to %4").arg(qs(r.summary()), out).arg(r.ratings).arg(ratings));
     });
   });
   teamMenu->addAction("Export my verdicts…", this, [this] {
-    const QString out = QFileDialog::getSaveFileName(this, "Export verdicts", currentDataset() + "-verdicts-" + annotator() + ".jsonl",
+    const QString out = QFileDialog::getSaveFileName(this, "Export verdicts",
+                                                     workspace_ + "/" + currentDataset() + "-verdicts-" + annotator() + ".jsonl",
                                                      "JSON Lines (*.jsonl)");
     if (!out.isEmpty()) exportVerdicts(out);
   });
   teamMenu->addAction("Merge verdicts…", this, [this] {
-    const QString in = QFileDialog::getOpenFileName(this, "Merge another annotator's verdicts", QString(), "JSON Lines (*.jsonl)");
+    const QString in = QFileDialog::getOpenFileName(this, "Merge another annotator's verdicts", workspace_, "JSON Lines (*.jsonl)");
     if (!in.isEmpty()) mergeVerdicts(in);
   });
   teamMenu->addAction("Agreement…", this, &LabelPage::openAgreementDialog);
   lay->addLayout(top);
+  lay->addLayout(actions);
   auto* genrow = new QHBoxLayout;
   gen_progress_ = new QProgressBar;
   gen_cancel_ = new QPushButton("Cancel");
@@ -184,8 +189,9 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
   status_->setWordWrap(true);
   ml->addWidget(status_);
   split->addWidget(main);
-  split->setStretchFactor(1, 4);
-  split->setSizes({260, 900});
+  queue_->setMinimumWidth(220);
+  split->setStretchFactor(1, 3);
+  split->setSizes({300, 800});
   lay->addWidget(split, 1);
 
   for (auto* b : verdict_buttons_)
@@ -260,7 +266,7 @@ void LabelPage::refresh() {
     dataset_->clear();
     for (const auto& d : list_datasets(ws))
       if (d.kind == "candidates" || d.kind == "preference")
-        dataset_->addItem(QString("%1  (%2, %3 rows)").arg(qs(d.name), d.kind == "candidates" ? "candidates" : "pairs").arg(d.rows),
+        dataset_->addItem(QString("%1  (%2, %3 rows)").arg(qs(d.name), qs(d.kind)).arg(d.rows),
                           QVariantList{qs(d.name), qs(d.kind)});
     int i = -1;
     for (int k = 0; k < dataset_->count(); ++k)
@@ -350,11 +356,14 @@ int LabelPage::queueSize() const { return model_->rowCount(); }
 int LabelPage::currentPosition() const { return shown_.row_id ? int(shown_.position) : -1; }
 bool LabelPage::identicalShown() const { return shown_.row_id && !shown_.identical.empty(); }
 bool LabelPage::preferButtonsEnabled() const { return verdict_buttons_[0]->isVisible() && verdict_buttons_[0]->isEnabled(); }
+// (With more than two responses the first button saves a ranking: disabled when all read the same.)
 
 void LabelPage::showRow() {
   const int qi = queue_->currentIndex().isValid() ? queue_->currentIndex().row() : -1;
+  const qint64 before = shown_.row_id;
   shown_ = qi >= 0 ? model_->rowAt(qi) : CandidateRow{};
-  ranking_.clear();
+  // The view may announce the same current row again after a reset: a ranking being typed stays.
+  if (shown_.row_id != before) ranking_.clear();
   while (grid_->count()) grid_->takeAt(0);
   for (int k = 0; k < 8; ++k) titles_[k]->setVisible(false), panes_[k]->setVisible(false);
   banner_->setVisible(false);
@@ -412,7 +421,20 @@ void LabelPage::showRow() {
     // Two identical texts: neither can be better.
     b->setEnabled(!(n == 2 && !shown_.identical.empty() && (v == "a" || v == "b" || v == "keep" || v == "flip")));
   }
-  if (n == 2 && !shown_.identical.empty()) {
+  int distinct = 0;  // responses that differ from every earlier one
+  for (int k = 0; k < n; ++k) {
+    bool dup = false;
+    for (const auto& [x, y] : shown_.identical) dup = dup || (y == k && x < k);
+    distinct += !dup;
+  }
+  if (n > 2 && distinct < 2) {
+    for (auto* b : verdict_buttons_)
+      if (b->property("verdict") == "save-ranking") b->setEnabled(false);
+    banner_->setText(QString("All %1 responses read the same (whitespace aside): there is nothing to prefer. Tie, both bad or "
+                             "skip it, or edit one (E). A higher temperature or a second source gives more varied candidates.")
+                         .arg(n));
+    banner_->setVisible(true);
+  } else if (n == 2 && !shown_.identical.empty()) {
     banner_->setText("A and B read the same (whitespace aside): neither can be better. Tie, both bad or skip it, or edit one (E).");
     banner_->setVisible(true);
   } else if (n > 2) {
@@ -584,6 +606,11 @@ bool LabelPage::handleKey(QKeyEvent* e) {
   if (e->modifiers() & (Qt::ControlModifier | Qt::AltModifier | Qt::MetaModifier)) return false;
   const bool pref = currentKind() == "preference";
   const bool many = !pref && shown_.responses > 2;
+  if (many && ((e->key() >= Qt::Key_1 && e->key() <= Qt::Key_8) || e->key() == Qt::Key_Return || e->key() == Qt::Key_Enter) &&
+      !preferButtonsEnabled()) {
+    status_->setText(QString("Row %1: the responses read the same; there is nothing to rank (T, X, S, or E to edit one).").arg(shown_.position));
+    return true;
+  }
   if (many && e->key() >= Qt::Key_1 && e->key() <= Qt::Key_8) {
     const int k = e->key() - Qt::Key_1;
     if (k < shown_.responses && !ranking_.contains(k)) ranking_ << k;
@@ -659,8 +686,16 @@ QString LabelPage::trainOnThese() {
     status_->setText("Nothing can train yet: " + summary + ". Prefer one response on some rows first.");
     return summary;
   }
-  status_->setText("DPO will train on " + summary + ".");
-  Q_EMIT trainRequested(currentDataset(), "dpo", QString("DPO on \"%1\": %2").arg(currentDataset(), summary));
+  // Start from what wrote the candidates: its base, and its adapter (also the frozen reference).
+  TrainingStart start;
+  guarded(this, "Train DPO", [&] {
+    start = training_start_for(find_dataset(*model_->workspace(), ss(currentDataset())).source);
+  });
+  QString msg = QString("DPO on \"%1\": %2").arg(currentDataset(), summary);
+  if (!start.base_model.empty())
+    msg += QString("; starting from %1%2").arg(qs(start.label), start.init_adapter.empty() ? QString() : QString(" (its adapter is the reference)"));
+  status_->setText(msg + ".");
+  Q_EMIT trainRequested(currentDataset(), "dpo", msg, qs(start.base_model), qs(start.init_adapter));
   return summary;
 }
 
@@ -696,7 +731,9 @@ QString LabelPage::agreementText() {
   try {
     g = label_agreement(*model_->workspace(), model_->datasetId());
   } catch (const std::exception& e) {
-    return QString::fromUtf8(e.what());
+    QString m = QString::fromUtf8(e.what());
+    if (!m.isEmpty()) m[0] = m[0].toUpper();
+    return m;
   }
   QString t = QString("%1 and %2 both judged %3 rows and agree on %4: observed %5, expected by chance %6, Cohen's kappa %7.")
                   .arg(qs(g.a), qs(g.b))
@@ -719,8 +756,13 @@ void LabelPage::openAgreementDialog() {
   head->setWordWrap(true);
   l->addWidget(head);
   auto* list = new QListWidget;
+  auto* listTitle = new QLabel("Rows where they differ (double-click to open):");
+  listTitle->setVisible(false);
+  list->setVisible(false);
   try {
     Agreement g = label_agreement(*model_->workspace(), model_->datasetId());
+    listTitle->setVisible(true);
+    list->setVisible(true);
     for (const auto& r : g.disagreements) {
       auto* it = new QListWidgetItem(QString("Row %1: %2 says %3, %4 says %5").arg(r.position).arg(qs(g.a), qs(r.a), qs(g.b), qs(r.b)));
       it->setData(Qt::UserRole, qint64(r.position));
@@ -728,7 +770,7 @@ void LabelPage::openAgreementDialog() {
     }
   } catch (const std::exception&) {
   }
-  l->addWidget(new QLabel("Rows where they differ (double-click to open):"));
+  l->addWidget(listTitle);
   l->addWidget(list, 1);
   connect(list, &QListWidget::itemDoubleClicked, &d, [&](QListWidgetItem* it) {
     setFilter("all");

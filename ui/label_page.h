@@ -68,7 +68,9 @@ class LabelPage : public QWidget {
   QString mergeVerdicts(const QString& path);    // the merge's report ("" on failure)
 
  Q_SIGNALS:
-  void trainRequested(const QString& dataset, const QString& method, const QString& summary);
+  // base_model / init_adapter: what wrote the candidates ("" when unknown: the Train page keeps its own).
+  void trainRequested(const QString& dataset, const QString& method, const QString& summary, const QString& base_model,
+                      const QString& init_adapter);
   void datasetsChanged();
 
  protected:

@@ -94,9 +94,11 @@ QString LabelQueue::plainText(const QString& markdown) {
 QString LabelQueue::verdictText(const CandidateRow& r, const QString& kind) {
   const std::string& l = r.label;
   if (l.empty()) return r.identical.empty() || kind == "preference" ? "unlabelled" : "identical";
+  if (l == "skip") return "skipped";
   if (kind == "preference") {
     if (l == "chosen") return "kept";
     if (l == "rejected") return "flipped";
+    if (l == "drop") return "dropped";
     return qs(l);
   }
   if (r.responses < 2) return l == "a" ? "good" : l == "both_bad" ? "bad" : qs(l);

@@ -20,6 +20,8 @@
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QGuiApplication>
+#include <QScreen>
 #include <QSettings>
 #include <QSpinBox>
 #include <QStackedWidget>
@@ -115,13 +117,22 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   connect(datasets_, &DatasetsPage::modelChosen, this, &MainWindow::shareModelFolder);
   connect(playground_, &PlaygroundPage::modelChosen, this, &MainWindow::shareModelFolder);
   connect(datasets_, &DatasetsPage::labelRequested, this, [this](const QString& name) { openLocation("label:" + name); });
-  connect(label_, &LabelPage::trainRequested, this, [this](const QString& dataset, const QString& method, const QString& summary) {
+  connect(label_, &LabelPage::trainRequested, this, [this](const QString& dataset, const QString& method, const QString& summary,
+                                                          const QString& base, const QString& adapter) {
     showPage(Train);
+    if (!base.isEmpty()) train_->setModelFolder(base);  // the model that wrote the candidates, not whatever the form held
     train_->refreshDatasets();
     train_->selectOnlyDataset(dataset);  // DPO trains on preference data alone
-    if (!train_->selectMethod(method))
+    if (!train_->selectMethod(method)) {
       statusBar()->showMessage("DPO is not available for the ticked datasets; see the method list's tooltips");
-    else statusBar()->showMessage(summary, 30000);  // what trains and what is left out, before the run exists
+      return;
+    }
+    if (!base.isEmpty()) {
+      RunConfig c = train_->config();
+      c.init_adapter = adapter.toStdString();
+      train_->setConfig(c);
+    }
+    statusBar()->showMessage(summary, 30000);  // what trains and what is left out, before the run exists
   });
   auto datasetsChanged = [this] {
     train_->refreshDatasets();
@@ -154,7 +165,11 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   });
   recent_ = file->addMenu("Open &Recent");
   file->addSeparator();
-  file->addAction("&Settings…", QKeySequence::Preferences, this, &MainWindow::showSettings);
+  auto* settings = file->addAction("&Settings…", this, &MainWindow::showSettings);
+  // Ctrl+, where the platform names no Preferences key (most Linux desktops).
+  QList<QKeySequence> prefs = QKeySequence::keyBindings(QKeySequence::Preferences);
+  if (!prefs.contains(QKeySequence("Ctrl+,"))) prefs << QKeySequence("Ctrl+,");
+  settings->setShortcuts(prefs);
   file->addSeparator();
   file->addAction("&Quit", QKeySequence::Quit, this, &QWidget::close);
   auto* view = menuBar()->addMenu("&View");
@@ -169,6 +184,14 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
 
   QSettings st;
   restoreGeometry(st.value("window/geometry").toByteArray());
+  // Saved on a larger screen (or none saved and a large default): fit the one it opens on.
+  if (const QScreen* screen = QGuiApplication::primaryScreen()) {
+    const QRect avail = screen->availableGeometry();
+    if (width() > avail.width() || height() > avail.height()) {
+      resize(std::min(width(), avail.width()), std::min(height(), avail.height() - 40));  // room for a title bar
+      move(avail.topLeft());
+    }
+  }
   restoreState(st.value("window/state").toByteArray());
   QString ws = workspace;
   if (ws.isEmpty()) ws = qEnvironmentVariable("HONE_WORKSPACE");
@@ -473,7 +496,11 @@ void MainWindow::showDocs() {
   connect(list, &QListWidget::currentTextChanged, view, [view, dir](const QString& f) {
     view->setSource(QUrl::fromLocalFile(dir + "/" + f), QTextDocument::MarkdownResource);
   });
-  list->setCurrentRow(0);
+  // The page about what the window shows (labelling on the Label page, and so on).
+  static const char* const kPageDocs[] = {"store.md", "labelling.md", "run-config.md", "store.md", "evaluation.md", "run-config.md", "export.md"};
+  const QString wanted = currentPage() >= 0 && currentPage() < int(std::size(kPageDocs)) ? kPageDocs[currentPage()] : "labelling.md";
+  const auto found = list->findItems(wanted, Qt::MatchExactly);
+  list->setCurrentRow(found.isEmpty() ? 0 : list->row(found.first()));
   d->show();
 }
 

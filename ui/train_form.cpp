@@ -306,6 +306,7 @@ void TrainForm::applyPreset() {
   // What the preset does not decide: the model and data, the name, the memory settings, the reward
   // model and, for a recipe that reads them, rule rewards already written.
   p.base_model = cur.base_model;
+  p.init_adapter = cur.init_adapter;  // the starting adapter goes with the model
   p.train_data = cur.train_data;
   p.eval_data = cur.eval_data;
   p.gradient_checkpointing = cur.gradient_checkpointing;

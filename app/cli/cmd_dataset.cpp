@@ -14,8 +14,9 @@ namespace hone::cli {
 const char* const kDatasetUsage = R"(usage: hone-cli dataset <action> [options]   (every action takes --workspace DIR)
 
   import FILE|FOLDER --name N [--format F] [--kind K] [--map SRC=DST,...] [--skip-invalid] [--json]
-      F: auto alpaca sharegpt messages prompt-completion preference text candidates choice;
-      K: chat preference text candidates choice (choice: multiple-choice questions, an eval suite).
+      F: auto alpaca sharegpt messages prompt-completion preference text candidates choice prompts;
+      K: chat preference text candidates choice prompts (choice: multiple-choice questions, an eval
+      suite; prompts: questions to sample candidates for; a text file as prompts: one per line).
       Any problem imports nothing unless --skip-invalid, which imports the valid rows.
   validate FILE|FOLDER [--format F] [--map ...] [--json]   check without importing
   list [--json]

@@ -131,7 +131,8 @@ int cmd_generate_candidates(Workspace& ws, const Args& a) {
   else
     std::cout << "stored " << out.rows << " candidate rows of " << r.n << " responses as dataset " << out.dataset_id << " (" << out.name
               << "); " << out.resampled << " responses drawn again for repeating another, " << out.identical_rows
-              << " rows still hold two identical responses (shown as such on the Label page)\n";
+              << " rows still hold responses that read the same (marked on the Label page; a higher --temperature or a "
+                 "second source gives more varied ones)\n";
   return 0;
 }
 
@@ -205,6 +206,7 @@ int cmd_label(const Args& a) {
       return 0;
     }
     std::cout << (a.has("out") ? "wrote " : "would write ") << rep.summary() << "\n";
+    if (a.has("ratings-out")) std::cout << "wrote " << rep.ratings << " KTO ratings to " << a.get("ratings-out") << "\n";
     for (const auto& [src, n] : rep.compared)
       std::printf("  %-32s preferred in %lld of %lld comparisons (%.0f%%)\n", src.c_str(), static_cast<long long>(rep.wins[src]),
                   static_cast<long long>(n), n ? 100.0 * static_cast<double>(rep.wins[src]) / static_cast<double>(n) : 0.0);

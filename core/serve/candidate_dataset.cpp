@@ -13,12 +13,52 @@
 #include "common/files.h"
 #include "store/datasets.h"
 #include "store/labels.h"
+#include "store/sqlite.h"
 #include "train/candidates.h"
 #include "train/run_output.h"
 
 namespace hone {
 
 using nlohmann::json;
+
+CandidateSource candidate_origin(const std::string& source) {
+  CandidateSource s;
+  if (source.rfind("label generate ", 0) != 0) return s;
+  std::string rest = source.substr(15);
+  const size_t versus = rest.find(" --versus-");
+  if (versus != std::string::npos) rest = rest.substr(0, versus);
+  auto value = [&](const std::string& flag) {
+    const size_t at = rest.find(flag);
+    if (at == std::string::npos) return std::string();
+    const size_t from = at + flag.size();
+    const size_t next = rest.find(" --", from);  // paths with " --" in them are not expected
+    return rest.substr(from, next == std::string::npos ? std::string::npos : next - from);
+  };
+  s.run_dir = value("--run ");
+  s.model_dir = value("--model ");
+  s.adapter_dir = value("--adapter ");
+  return s;
+}
+
+TrainingStart training_start_for(const std::string& source) {
+  const CandidateSource o = candidate_origin(source);
+  TrainingStart t;
+  if (!o.run_dir.empty()) {
+    try {
+      const RunModel r = describe_run_output(o.run_dir);
+      t.base_model = r.method == "full" ? r.lm.dir : r.base_model;
+      t.init_adapter = r.adapter_dir;
+      t.label = "run " + std::filesystem::path(o.run_dir).filename().string();
+    } catch (const Error&) {
+      return {};  // the run folder is gone: the Train page keeps its own model
+    }
+  } else if (!o.model_dir.empty() && std::filesystem::is_directory(o.model_dir)) {
+    t.base_model = o.model_dir;
+    t.init_adapter = o.adapter_dir;
+    t.label = std::filesystem::path(o.adapter_dir.empty() ? o.model_dir : o.adapter_dir).filename().string();
+  }
+  return t;
+}
 
 namespace {
 
@@ -128,6 +168,16 @@ CandidateOutcome make_candidate_dataset(Workspace& ws, const CandidateRequest& r
     throw;
   }
   std::filesystem::remove(tmp);
+  if (rep.dataset_id > 0) {  // the dataset names what wrote it (candidate_origin reads it back)
+    auto origin = [](const CandidateSource& s, const std::string& flag) {
+      if (!s.run_dir.empty()) return " --" + flag + "run " + s.run_dir;
+      return " --" + flag + "model " + s.model_dir + (s.adapter_dir.empty() ? "" : " --" + flag + "adapter " + s.adapter_dir);
+    };
+    std::string src = "label generate" + origin({r.model_dir, r.adapter_dir, r.run_dir, ""}, "");
+    if (two) src += origin(r.second, "versus-");
+    Stmt s = ws.db().prepare("UPDATE datasets SET source = ? WHERE id = ?");
+    s.bind(1, src).bind(2, rep.dataset_id).run();
+  }
   if (rep.dataset_id <= 0)
     throw Error("the generated candidates did not import: " + (rep.problems.empty() ? std::string() : rep.problems[0].text()));
   out.dataset_id = rep.dataset_id;

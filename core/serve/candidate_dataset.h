@@ -45,6 +45,17 @@ struct CandidateOutcome {
   bool cancelled = false;
 };
 
+// Where a candidates dataset's responses came from, as its `source` records it ("label generate
+// --run DIR", "label generate --model DIR [--adapter DIR]", then " --versus-..."): source A.
+// Empty fields for a dataset imported from a file.
+CandidateSource candidate_origin(const std::string& dataset_source);
+// What DPO on the candidates should start from: the run's base and its adapter (which, frozen, is
+// also the reference), or a full fine-tune's model; base_model "" when unknown or gone.
+struct TrainingStart {
+  std::string base_model, init_adapter, label;
+};
+TrainingStart training_start_for(const std::string& dataset_source);
+
 // progress(done, total) -> false cancels; a cancelled request stores nothing. The rows are
 // imported in one transaction like any file. Throws hone::Error naming what is wrong.
 CandidateOutcome make_candidate_dataset(Workspace& ws, const CandidateRequest& r,

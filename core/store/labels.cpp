@@ -327,8 +327,8 @@ void edit_response(Workspace& ws, int64_t dataset, int64_t position, int which, 
 }
 
 std::string LabelExportReport::summary() const {
+  // Ratings are KTO's: a summary of what a pair recipe trains on leaves them to the caller.
   std::string s = std::to_string(pairs) + " pair" + (pairs == 1 ? "" : "s");
-  if (ratings) s += " and " + std::to_string(ratings) + (ratings == 1 ? " rating" : " ratings");
   std::string out;
   auto add = [&](int64_t n, const char* what) {
     if (n) out += (out.empty() ? "" : ", ") + std::to_string(n) + " " + what;
@@ -511,9 +511,12 @@ Agreement label_agreement(Workspace& ws, int64_t dataset, const std::string& a_i
   }
   g.a = a_in, g.b = b_in;
   if (g.a.empty() || g.b.empty()) {
-    if (g.annotators.size() != 2)
-      throw Error("agreement compares two annotators; this dataset has " + std::to_string(g.annotators.size()) +
-                  (g.annotators.size() > 2 ? ": name two with --between A,B" : ""));
+    if (g.annotators.size() > 2) throw Error("this dataset has verdicts from " + std::to_string(g.annotators.size()) +
+                                             " annotators: name the two to compare (--between A,B)");
+    if (g.annotators.size() < 2)
+      throw Error("agreement compares two annotators, and this dataset has verdicts from " +
+                  (g.annotators.empty() ? std::string("none yet") : "one (" + g.annotators[0].first + ")") +
+                  ": merge a teammate's verdicts first (Team > Merge verdicts, or hone-cli label merge)");
     g.a = g.annotators[0].first, g.b = g.annotators[1].first;
     if (g.a > g.b) std::swap(g.a, g.b);
   }

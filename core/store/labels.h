@@ -75,7 +75,7 @@ struct LabelExportReport {
   int64_t invalid = 0;    // pairs left out because they would not pass the preference checks
   // Two-source candidates: how often each source's response was chosen, and compared.
   std::map<std::string, int64_t> wins, compared;
-  std::string summary() const;  // "12 pairs; left out: 3 ties, 1 identical, 4 unlabelled"
+  std::string summary() const;  // "12 pairs; left out: 3 ties, 1 identical, 4 unlabelled" (ratings not named)
 };
 // pairs_out ("" = count only): {"prompt","chosen","rejected"} for each pair a verdict makes: a or b
 // on two responses; for a ranking every (better, worse) pair of its order; a preference row as

@@ -71,9 +71,12 @@ std::vector<std::string> generate_candidates(CausalLM& m, const Tokenizer& tok, 
       std::string text;
       for (int attempt = 0; attempt <= o.resample; ++attempt) {
         SamplingParams pk = p;
-        // Retries take seeds far from any first try's (prompt i, response k: s + 1000 i + k).
+        // Retries take seeds far from any first try's (prompt i, response k: s + 1000 i + k), and a
+        // temperature raised by half the setting each time: a confident model repeats itself at
+        // the setting, and a labeller needs responses that differ.
         pk.seed = o.sampling.seed + 1000ull * static_cast<uint64_t>(i) + static_cast<uint64_t>(k) +
                   (1ull << 40) * static_cast<uint64_t>(attempt);
+        pk.temperature = p.temperature * (1.0 + 0.5 * attempt);
         auto r = generate(m, std::vector<int64_t>(ids.begin(), ids.end()), pk);
         if (r.stopped_on_token && !r.tokens.empty()) r.tokens.pop_back();
         text = tok.decode(std::vector<int32_t>(r.tokens.begin(), r.tokens.end()), true);

@@ -18,8 +18,8 @@ struct CandidateOptions {
   SamplingParams sampling;   // temperature, top_p, top_k, max_new_tokens; seed s gives prompt i, response k seed s + 1000 i + k
   ChatTemplate format = ChatFormat::ChatML;
   // A response that reads the same as an earlier one for its prompt (whitespace normalised) is
-  // sampled again with another seed, up to this many times; one still the same is kept (and the
-  // Label page flags the pair).
+  // sampled again with another seed and a temperature raised by half the setting each time (1.0,
+  // 1.5, 2.0, ...), up to this many times; one still the same is kept (and the Label page flags it).
   int resample = 4;
 };
 

@@ -5,6 +5,7 @@
 // preference dataset reviewed (a flip saved), an identical pair refused, a teammate's verdicts
 // merged with their kappa, and a 100k-row dataset opened with its longest stall reported.
 // SPDX-License-Identifier: GPL-3.0-or-later
+#include <QComboBox>
 #include <QPushButton>
 #include <QSettings>
 #include <QStandardPaths>
@@ -145,6 +146,19 @@ class TestLabel : public QObject {
     QVERIFY2(train->mapTo(lp, QPoint(train->width(), 0)).x() <= lp->width(),
              qPrintable(QString("button ends at %1 of %2").arg(train->mapTo(lp, QPoint(train->width(), 0)).x()).arg(lp->width())));
     QVERIFY(train->width() >= train->sizeHint().width());
+    // No control of the two toolbar rows overlaps another or is narrower than it can draw itself.
+    QList<QWidget*> bar;
+    for (auto* c : lp->findChildren<QWidget*>())
+      if ((qobject_cast<QComboBox*>(c) || qobject_cast<QAbstractButton*>(c)) && c->isVisible() && c->mapTo(lp, QPoint(0, 0)).y() < 90)
+        bar << c;
+    QVERIFY(bar.size() >= 6);
+    for (int a = 0; a < bar.size(); ++a) {
+      const QRect ra(bar[a]->mapTo(lp, QPoint(0, 0)), bar[a]->size());
+      QVERIFY2(bar[a]->width() >= bar[a]->minimumSizeHint().width(), qPrintable(bar[a]->objectName() + " squeezed"));
+      for (int b = a + 1; b < bar.size(); ++b)
+        QVERIFY2(!ra.intersects(QRect(bar[b]->mapTo(lp, QPoint(0, 0)), bar[b]->size())),
+                 qPrintable(QString("toolbar controls %1 and %2 overlap").arg(a).arg(b)));
+    }
     // Rank each row by keyboard: three digits, best first; the fourth follows.
     for (int i = 0; i < 6; ++i) {
       QCOMPARE(lp->currentPosition(), i);
@@ -162,6 +176,9 @@ class TestLabel : public QObject {
     QCOMPARE(w.currentPage(), int(hone::ui::MainWindow::Train));
     QVERIFY2(w.statusBar()->currentMessage().contains(summary), qPrintable(w.statusBar()->currentMessage()));
     auto* tp = w.trainPage();
+    // DPO starts from what wrote the candidates: the run's base, and its adapter as the reference.
+    QCOMPARE(tp->modelFolder(), model_);
+    QVERIFY2(tp->configJson().contains(QString("\"init_adapter\": \"%1/adapter\"").arg(run_dir_)), qPrintable(tp->configJson()));
     tp->setModelFolder(model_);
     QVERIFY(tp->selectMethod("dpo"));
     tp->setMaxSteps(3);
@@ -182,7 +199,8 @@ class TestLabel : public QObject {
     writeLines(ws + "/pairs.jsonl", {json({{"prompt", "2+2?"}, {"chosen", "5"}, {"rejected", "4"}}).dump(),
                                      json({{"prompt", "Capital of France?"}, {"chosen", "**Paris**"}, {"rejected", "Lyon"}}).dump()});
     writeLines(ws + "/same.jsonl", {json({{"prompt", "Say hi"}, {"responses", {"hi there", "hi  there\n"}}}).dump(),
-                                    json({{"prompt", "Say bye"}, {"responses", {"bye", "goodbye"}}}).dump()});
+                                    json({{"prompt", "Say bye"}, {"responses", {"bye", "goodbye"}}}).dump(),
+                                    json({{"prompt", "Say yes"}, {"responses", {"yes", "yes", " yes", "yes\n"}}}).dump()});
     {
       hone::Workspace s(ws.toStdString());
       QVERIFY(hone::import_dataset(s, (ws + "/pairs.jsonl").toStdString(), "pairs", {}).dataset_id > 0);
@@ -228,12 +246,25 @@ class TestLabel : public QObject {
     QTest::keyClick(lp, Qt::Key_T);  // a tie is fine
     QTest::keyClick(lp, Qt::Key_1);  // row 1: A better
     QCOMPARE(lp->labelledCount(), 2);
+    // Four responses that all read the same: nothing to rank.
+    QCOMPARE(lp->currentPosition(), 2);
+    QVERIFY(lp->identicalShown());
+    QVERIFY(!lp->preferButtonsEnabled());
+    QTest::keyClick(lp, Qt::Key_1);
+    QTest::keyClick(lp, Qt::Key_2);
+    QTest::keyClick(lp, Qt::Key_3);
+    QVERIFY2(lp->statusText().contains("nothing to rank"), qPrintable(lp->statusText()));
+    QCOMPARE(lp->labelledCount(), 2);
+    QTest::keyClick(lp, Qt::Key_X);
+    QCOMPARE(lp->labelledCount(), 3);
 
     // A teammate (bob) labelled the same rows in his own workspace; his verdicts merge here.
     const QString other = work("review-bob");
     {
       hone::Workspace b(other.toStdString());
-      QVERIFY(hone::import_dataset(b, (ws + "/same.jsonl").toStdString(), "same", {}).dataset_id > 0);
+      hone::ImportOptions dup;
+      dup.skip_invalid = true;
+      QVERIFY(hone::import_dataset(b, (ws + "/same.jsonl").toStdString(), "same", dup).dataset_id > 0);
       const int64_t id = hone::find_dataset(b, "same").id;
       hone::label_candidate(b, id, 0, "tie", "", "bob");
       hone::label_candidate(b, id, 1, "b", "", "bob");

@@ -256,7 +256,7 @@ class TestPages : public QObject {
     // The labelled candidates train DPO: the Train page gets the dataset with DPO chosen.
     QSignalSpy train(lp, &hone::ui::LabelPage::trainRequested);
     // The counts come before the run exists: three pairs train, the rest is named.
-    QCOMPARE(lp->trainOnThese(), QString("3 pairs and 1 rating; left out: 1 tie, 1 both bad, 1 skipped"));
+    QCOMPARE(lp->trainOnThese(), QString("3 pairs; left out: 1 tie, 1 both bad, 1 skipped"));
     QCOMPARE(train.count(), 1);
     QCOMPARE(w.currentPage(), int(hone::ui::MainWindow::Train));
     w.trainPage()->setModelFolder(model_);
