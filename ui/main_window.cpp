@@ -201,7 +201,9 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   // The demo's base model, when `hone-cli demo` has built it, is the default model to train.
   const QString demo_model = QDir(workspace_).filePath("demo/skills-base");
   QString model = st.value("train/model").toString();
-  if (QDir(demo_model).exists() && (model.isEmpty() || !QDir(model).exists())) model = demo_model;
+  // Another workspace's demo base (the last model used, from the settings) gives way to this one's.
+  const bool other_demo = model.endsWith("/demo/skills-base") && QDir(model).canonicalPath() != QDir(demo_model).canonicalPath();
+  if (QDir(demo_model).exists() && (model.isEmpty() || !QDir(model).exists() || other_demo)) model = demo_model;
   if (!model.isEmpty()) shareModelFolder(model);
   // Back on the page it was closed on (the Train page the first time).
   const int last = st.value("window/page", int(Train)).toInt();
