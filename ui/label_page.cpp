@@ -135,14 +135,16 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
   teamMenu->addAction("Agreement…", this, &LabelPage::openAgreementDialog);
   lay->addLayout(top);
   lay->addLayout(actions);
-  auto* genrow = new QHBoxLayout;
+  // The generation's progress in a box of its own, hidden whole when idle (no empty gap).
+  auto* genbox = new QWidget;
+  auto* genrow = new QHBoxLayout(genbox);
+  genrow->setContentsMargins(0, 0, 0, 0);
   gen_progress_ = new QProgressBar;
   gen_cancel_ = new QPushButton("Cancel");
   genrow->addWidget(gen_progress_, 1);
   genrow->addWidget(gen_cancel_);
-  gen_progress_->setVisible(false);
-  gen_cancel_->setVisible(false);
-  lay->addLayout(genrow);
+  genbox->setVisible(false);
+  lay->addWidget(genbox);
 
   auto* split = new QSplitter(Qt::Horizontal);
   queue_ = new QListView;
@@ -224,10 +226,7 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
     gen_progress_->setValue(int(done));
     gen_progress_->setFormat(total > 0 ? QString("Generating: %1 of %2 prompts").arg(done).arg(total) : t);
   });
-  connect(gen_job_, &Job::stopped, this, [this] {
-    gen_progress_->setVisible(false);
-    gen_cancel_->setVisible(false);
-  });
+  connect(gen_job_, &Job::stopped, this, [this] { gen_progress_->parentWidget()->setVisible(false); });
   connect(gen_job_, &Job::failed, this, [this](const QString& e) { status_->setText("Generating candidates failed: " + e); });
   connect(gen_job_, &Job::finished, this, [this](const QVariant& v) {
     const QVariantMap m = v.toMap();
@@ -237,12 +236,14 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
     }
     refresh();
     openDataset(m.value("name").toString());
-    status_->setText(QString("Stored %1 candidate rows as \"%2\"; %3 responses drawn again for repeating another; %4 rows still "
-                             "hold identical responses (marked, and they cannot be preferred).")
-                         .arg(m.value("rows").toLongLong())
-                         .arg(m.value("name").toString())
-                         .arg(m.value("resampled").toLongLong())
-                         .arg(m.value("identical").toLongLong()));
+    const qint64 same = m.value("identical").toLongLong(), again = m.value("resampled").toLongLong();
+    QString text = QString("Stored %1 candidate rows as \"%2\".").arg(m.value("rows").toLongLong()).arg(m.value("name").toString());
+    if (again) text += QString(" %1 responses were drawn again for repeating another.").arg(again);
+    if (same)
+      text += QString(" %1 rows still hold responses that read the same: they are marked and cannot be preferred (a higher "
+                      "temperature or a second source gives more varied candidates).")
+                  .arg(same);
+    status_->setText(text);
     Q_EMIT datasetsChanged();
   });
 }
@@ -786,8 +787,7 @@ void LabelPage::openAgreementDialog() {
 bool LabelPage::generateCandidates(const CandidateRequest& req) {
   if (gen_job_->running() || workspace_.isEmpty()) return false;
   const QString ws = workspace_;
-  gen_progress_->setVisible(true);
-  gen_cancel_->setVisible(true);
+  gen_progress_->parentWidget()->setVisible(true);
   gen_progress_->setRange(0, 0);
   gen_progress_->setFormat("Loading the model…");
   status_->clear();

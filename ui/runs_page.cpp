@@ -140,6 +140,15 @@ RunsPage::RunsPage(QWidget* parent) : QWidget(parent) {
   auto* notes = new QPushButton("Notes…");
   auto* del = new QPushButton("Delete");
   for (auto* b : {png, csv, copy, resume, rename, notes, del}) actions->addWidget(b);
+  // The actions on a run are offered once one is selected (rename and notes: exactly one).
+  for (auto* b : {copy, rename, notes, del}) b->setEnabled(false);
+  connect(table_, &QTableWidget::itemSelectionChanged, this, [this, copy, rename, notes, del] {
+    const int n = int(selectedIds().size());
+    copy->setEnabled(n == 1);
+    rename->setEnabled(n == 1);
+    notes->setEnabled(n == 1);
+    del->setEnabled(n >= 1);
+  });
   actions->addStretch(1);
   bl->addLayout(actions);
   split->addWidget(bottom);

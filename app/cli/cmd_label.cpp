@@ -57,8 +57,8 @@ skipped and unlabelled rows are left out and counted; without --out it only coun
 --ratings-out the single ratings as KTO rows {"prompt","completion","label"}.
 export-verdicts writes the dataset's verdicts (or one annotator's) for another workspace; merge
 adds such a file (rows matched by their content; the newer verdict of an annotator wins);
-agreement reports Cohen's kappa between two annotators over the rows both judged and lists the
-rows where they differ.
+agreement reports Cohen's kappa between two annotators (--between, else the two with the most
+verdicts) over the rows both judged and lists the rows where they differ.
 The workspace defaults to $HONE_WORKSPACE, else ~/.local/share/hone (--workspace DIR).
 )";
 

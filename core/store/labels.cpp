@@ -511,12 +511,11 @@ Agreement label_agreement(Workspace& ws, int64_t dataset, const std::string& a_i
   }
   g.a = a_in, g.b = b_in;
   if (g.a.empty() || g.b.empty()) {
-    if (g.annotators.size() > 2) throw Error("this dataset has verdicts from " + std::to_string(g.annotators.size()) +
-                                             " annotators: name the two to compare (--between A,B)");
     if (g.annotators.size() < 2)
       throw Error("agreement compares two annotators, and this dataset has verdicts from " +
                   (g.annotators.empty() ? std::string("none yet") : "one (" + g.annotators[0].first + ")") +
                   ": merge a teammate's verdicts first (Team > Merge verdicts, or hone-cli label merge)");
+    // With more than two, the two who judged the most rows (annotators is sorted that way).
     g.a = g.annotators[0].first, g.b = g.annotators[1].first;
     if (g.a > g.b) std::swap(g.a, g.b);
   }

@@ -109,8 +109,8 @@ struct Agreement {
   };
   std::vector<Row> disagreements;
 };
-// Cohen's kappa between two annotators (named, or the only two there are) over the rows both
-// judged. A ranking counts as its first choice ("best:N"); skips are left out.
+// Cohen's kappa between two annotators (named, else the two with the most verdicts) over the rows
+// both judged. A ranking counts as its first choice ("best:N"); skips are left out.
 Agreement label_agreement(Workspace& ws, int64_t dataset, const std::string& a = "", const std::string& b = "");
 
 }  // namespace hone

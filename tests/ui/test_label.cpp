@@ -121,7 +121,7 @@ class TestLabel : public QObject {
     QVERIFY(lp->generateCandidates(r));
     QTRY_VERIFY2_WITH_TIMEOUT(made.count() == 1 && lp->currentDataset() == "prompts-candidates", qPrintable(lp->statusText()), 120000);
     QCOMPARE(lp->queueSize(), 6);
-    QVERIFY2(lp->statusText().startsWith("Stored 6 candidate rows"), qPrintable(lp->statusText()));
+    QVERIFY2(lp->statusText().startsWith("Stored 6 candidate rows as \"prompts-candidates\"."), qPrintable(lp->statusText()));
     // Every pair that reads the same is flagged (checked here by an independent comparison).
     hone::Workspace s(ws.toStdString());
     const int64_t id = hone::find_dataset(s, "prompts-candidates").id;
