@@ -90,7 +90,10 @@ DatasetsPage::DatasetsPage(QWidget* parent)
   auto* lb2 = new QHBoxLayout;
   auto* exp = button("Export…", "Write the dataset as JSONL (labels applied)", lb2);
   auto* spl = button("Split…", "Make train and validation datasets from it (seeded)", lb2);
-  auto* lab = button("Label", "Open a candidates dataset on the Label page", lb2);
+  auto* lab = button("Label",
+                     "Open a candidates or preference dataset on the Label page (for a prompts dataset, Generate… there "
+                     "samples candidates)",
+                     lb2);
   ll->addLayout(lb2);
   split->addWidget(left);
 
