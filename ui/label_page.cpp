@@ -78,6 +78,7 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
   filter_ = new QComboBox;
   filter_->addItem("All rows", "all");
   filter_->addItem("Unlabelled", "unlabelled");
+  filter_->addItem("Not judged by me", "mine");
   filter_->addItem("Labelled", "labelled");
   filter_->addItem("Skipped", "skipped");
   top->addWidget(new QLabel("Dataset"));
@@ -310,7 +311,7 @@ void LabelPage::loadQueue(qint64 keep_pos) {
       Workspace ws(ss(workspace_));
       id = find_dataset(ws, ss(name)).id;
     }
-    model_->open(workspace_, id, currentKind(), filter_->currentData().toString());
+    model_->open(workspace_, id, currentKind(), filter_->currentData().toString(), annotator());
   });
   if (!ok) model_->open(QString(), 0, QString(), QString());
   if (!model_->datasetId()) {
@@ -322,7 +323,7 @@ void LabelPage::loadQueue(qint64 keep_pos) {
   }
   int index = keep_pos >= 0 ? model_->indexOfPosition(keep_pos) : -1;
   if (index < 0 && model_->datasetId()) {  // the first unlabelled row, else the first
-    const qint64 next = next_unlabelled(*model_->workspace(), model_->datasetId(), -1);
+    const qint64 next = next_unlabelled(*model_->workspace(), model_->datasetId(), -1, nextFor());
     index = next >= 0 ? model_->indexOfPosition(next) : -1;
     if (index < 0 && model_->rowCount() > 0) index = 0;
   }
@@ -456,6 +457,9 @@ void LabelPage::showRow() {
                      .arg(shown_.note.empty() ? QString() : " — note: " + qs(shown_.note).toHtmlEscaped()));
 }
 
+// Whose verdicts "next" skips: anyone's, or mine while the queue shows the rows I have not judged.
+std::string LabelPage::nextFor() const { return filter_->currentData() == "mine" ? ss(annotator()) : std::string(); }
+
 bool LabelPage::write(const std::string& label, const std::vector<int>& ranking, const std::string& note) {
   if (!shown_.row_id || !model_->datasetId()) return false;
   const qint64 pos = shown_.position;
@@ -525,7 +529,7 @@ void LabelPage::afterWrite(qint64 pos, bool advance) {
   updateProgress();
   int next = -1;
   if (advance) {  // the following row that still needs a verdict, as the filter shows it
-    const qint64 p = next_unlabelled(*model_->workspace(), model_->datasetId(), pos);
+    const qint64 p = next_unlabelled(*model_->workspace(), model_->datasetId(), pos, nextFor());
     if (p >= 0) next = model_->indexOfPosition(p);
     if (next < 0) next = std::min(from + (filter_->currentData() == "all" ? 1 : 0), model_->rowCount() - 1);
   } else {

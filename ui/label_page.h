@@ -42,7 +42,7 @@ class LabelPage : public QWidget {
   int currentPosition() const;  // row position shown, -1 when none
   int labelledCount() const;
   int queueSize() const;
-  void setFilter(const QString& which);  // all | unlabelled | labelled | skipped
+  void setFilter(const QString& which);  // all | unlabelled | mine (not judged by me) | labelled | skipped
   // a | b | tie | both_bad | skip (candidates), keep | flip | tie | drop | skip (preference).
   bool verdict(const QString& label);
   bool rank(const QList<int>& order);  // candidates with more than two responses, best first
@@ -89,6 +89,7 @@ class LabelPage : public QWidget {
   void openAgreementDialog();
   bool saveRanking();
   bool write(const std::string& label, const std::vector<int>& ranking, const std::string& note);
+  std::string nextFor() const;
 
   QString workspace_, model_dir_;
   QComboBox* dataset_;

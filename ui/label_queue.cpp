@@ -26,7 +26,8 @@ QString promptText(const nlohmann::json& p) {
 LabelQueue::LabelQueue(QObject* parent) : QAbstractListModel(parent) {}
 LabelQueue::~LabelQueue() = default;
 
-void LabelQueue::open(const QString& workspace, qint64 dataset_id, const QString& kind, const QString& filter) {
+void LabelQueue::open(const QString& workspace, qint64 dataset_id, const QString& kind, const QString& filter,
+                      const QString& annotator) {
   beginResetModel();
   cache_.clear();
   lru_.clear();
@@ -34,10 +35,11 @@ void LabelQueue::open(const QString& workspace, qint64 dataset_id, const QString
   count_ = 0;
   kind_ = kind;
   filter_ = filter.isEmpty() ? "all" : filter;
+  annotator_ = annotator;
   if (dataset_id > 0) {
     if (!ws_ || ws_->dir() != ss(workspace)) ws_ = std::make_unique<Workspace>(ss(workspace));
     dataset_ = dataset_id;
-    count_ = count_label_rows(*ws_, dataset_, ss(filter_));
+    count_ = count_label_rows(*ws_, dataset_, ss(filter_), ss(annotator_));
   } else {
     ws_.reset();
   }
@@ -49,7 +51,7 @@ void LabelQueue::reload() {
   beginResetModel();
   cache_.clear();
   lru_.clear();
-  count_ = count_label_rows(*ws_, dataset_, ss(filter_));
+  count_ = count_label_rows(*ws_, dataset_, ss(filter_), ss(annotator_));
   endResetModel();
 }
 
@@ -61,7 +63,7 @@ const QList<CandidateRow>* LabelQueue::page(qint64 n) const {
     return &it.value();
   }
   QList<CandidateRow> rows;
-  for (auto& r : page_label_rows(*ws_, dataset_, ss(filter_), n * kPage, kPage)) rows.append(std::move(r));
+  for (auto& r : page_label_rows(*ws_, dataset_, ss(filter_), n * kPage, kPage, ss(annotator_))) rows.append(std::move(r));
   ++pages_read_;
   if (lru_.size() >= kPagesKept) cache_.remove(lru_.takeFirst());
   lru_.append(n);
@@ -77,7 +79,7 @@ CandidateRow LabelQueue::rowAt(int index) const {
 
 int LabelQueue::indexOfPosition(qint64 position) const {
   if (!dataset_ || position < 0) return -1;
-  return int(filtered_index(*ws_, dataset_, ss(filter_), position));
+  return int(filtered_index(*ws_, dataset_, ss(filter_), position, ss(annotator_)));
 }
 
 int LabelQueue::rowCount(const QModelIndex& parent) const { return parent.isValid() ? 0 : int(count_); }

@@ -18,7 +18,9 @@ class LabelQueue : public QAbstractListModel {
   explicit LabelQueue(QObject* parent = nullptr);
   ~LabelQueue() override;
   // Opens a dataset (own connection on this thread) under a filter; id 0 closes.
-  void open(const QString& workspace, qint64 dataset_id, const QString& kind, const QString& filter);
+  // `annotator`: whose verdicts the filter "mine" leaves out.
+  void open(const QString& workspace, qint64 dataset_id, const QString& kind, const QString& filter,
+            const QString& annotator = QString());
   void reload();  // count and cache re-read after a verdict or an edit
   qint64 datasetId() const { return dataset_; }
   QString kind() const { return kind_; }
@@ -39,7 +41,7 @@ class LabelQueue : public QAbstractListModel {
   const QList<CandidateRow>* page(qint64 n) const;
   std::unique_ptr<Workspace> ws_;
   qint64 dataset_ = 0, count_ = 0;
-  QString kind_, filter_ = "all";
+  QString kind_, filter_ = "all", annotator_;
   mutable QHash<qint64, QList<CandidateRow>> cache_;
   mutable QList<qint64> lru_;
   mutable qint64 pages_read_ = 0;

@@ -41,17 +41,8 @@ DatasetKindName labelled_dataset(Workspace& ws, int64_t dataset) {
   return d;
 }
 
-// The newest verdict of a row, its annotator count, and the filters on it.
+// The newest verdict of a row.
 const char* kNewest = "(SELECT rowid FROM labels WHERE row_id = r.id ORDER BY at DESC, rowid DESC LIMIT 1)";
-
-std::string filter_sql(const std::string& f) {
-  const std::string newest = std::string("(SELECT label FROM labels WHERE row_id = r.id ORDER BY at DESC, rowid DESC LIMIT 1)");
-  if (f == "all" || f.empty()) return "";
-  if (f == "unlabelled") return " AND NOT EXISTS (SELECT 1 FROM labels WHERE row_id = r.id)";
-  if (f == "skipped") return " AND " + newest + " = 'skip'";
-  if (f == "labelled") return " AND " + newest + " <> 'skip'";
-  throw Error("filter must be all, unlabelled, labelled or skipped (got \"" + f + "\")");
-}
 
 std::string text_of(const json& v) {
   if (v.is_string()) return v.get<std::string>();
@@ -139,26 +130,6 @@ bool same_response(const std::string& a, const std::string& b) {
 
 namespace {
 
-// Positions of the rows with any verdict, and of those whose newest verdict is a skip, ascending.
-// Driven from the verdicts, so its cost follows how much is labelled, not the dataset's size.
-struct Judged {
-  std::vector<int64_t> any, skipped, labelled;  // labelled = any without skipped
-};
-
-Judged judged_positions(Workspace& ws, int64_t dataset) {
-  Stmt s = ws.db().prepare(
-      "SELECT r.position, (SELECT label FROM labels WHERE row_id = r.id ORDER BY at DESC, rowid DESC LIMIT 1) "
-      "FROM (SELECT DISTINCT row_id FROM labels) k CROSS JOIN rows r ON r.id = k.row_id WHERE r.dataset_id = ? "
-      "ORDER BY r.position");  // CROSS JOIN keeps SQLite from scanning the dataset's rows first
-  s.bind(1, dataset);
-  Judged j;
-  while (s.step()) {
-    j.any.push_back(s.i64(0));
-    (s.text(1) == "skip" ? j.skipped : j.labelled).push_back(s.i64(0));
-  }
-  return j;
-}
-
 int64_t dataset_rows(Workspace& ws, int64_t dataset) {
   Stmt n = ws.db().prepare("SELECT COUNT(*) FROM rows WHERE dataset_id = ?");
   n.bind(1, dataset);
@@ -166,70 +137,98 @@ int64_t dataset_rows(Workspace& ws, int64_t dataset) {
   return n.i64(0);
 }
 
-void check_filter(const std::string& f) {
-  if (f != "all" && !f.empty() && f != "unlabelled" && f != "labelled" && f != "skipped")
-    throw Error("filter must be all, unlabelled, labelled or skipped (got \"" + f + "\")");
+// A filter as sorted positions, read from the verdicts' side (CROSS JOIN keeps SQLite from
+// scanning the dataset's rows first), so its cost follows how much is labelled, not the
+// dataset's size. `complement`: the filter is every row except `positions` (unlabelled: not
+// judged by anyone; mine: not judged by `annotator`); otherwise exactly `positions`.
+struct FilterSet {
+  bool all = false, complement = false;
+  std::vector<int64_t> positions;
+};
+
+FilterSet filter_set(Workspace& ws, int64_t dataset, const std::string& f, const std::string& annotator) {
+  FilterSet out;
+  if (f == "all" || f.empty()) {
+    out.all = true;
+    return out;
+  }
+  if (f == "mine") {
+    if (annotator.empty()) throw Error("the filter mine needs an annotator's name");
+    Stmt s = ws.db().prepare(
+        "SELECT r.position FROM labels l CROSS JOIN rows r ON r.id = l.row_id WHERE l.author = ? AND r.dataset_id = ? "
+        "ORDER BY r.position");
+    s.bind(1, annotator).bind(2, dataset);
+    while (s.step()) out.positions.push_back(s.i64(0));
+    out.complement = true;
+    return out;
+  }
+  if (f != "unlabelled" && f != "labelled" && f != "skipped")
+    throw Error("filter must be all, unlabelled, mine, labelled or skipped (got \"" + f + "\")");
+  Stmt s = ws.db().prepare(
+      "SELECT r.position, (SELECT label FROM labels WHERE row_id = r.id ORDER BY at DESC, rowid DESC LIMIT 1) "
+      "FROM (SELECT DISTINCT row_id FROM labels) k CROSS JOIN rows r ON r.id = k.row_id WHERE r.dataset_id = ? "
+      "ORDER BY r.position");
+  s.bind(1, dataset);
+  while (s.step()) {
+    const bool skip = s.text(1) == "skip";
+    if (f == "unlabelled" || (f == "skipped") == skip) out.positions.push_back(s.i64(0));
+  }
+  out.complement = f == "unlabelled";
+  return out;
 }
+
+bool contains(const std::vector<int64_t>& sorted, int64_t p) { return std::binary_search(sorted.begin(), sorted.end(), p); }
 
 }  // namespace
 
-int64_t count_label_rows(Workspace& ws, int64_t dataset, const std::string& filter) {
+int64_t count_label_rows(Workspace& ws, int64_t dataset, const std::string& filter, const std::string& annotator) {
   labelled_dataset(ws, dataset);
-  check_filter(filter);
-  if (filter == "all" || filter.empty()) return dataset_rows(ws, dataset);
-  const Judged j = judged_positions(ws, dataset);
-  if (filter == "unlabelled") return dataset_rows(ws, dataset) - static_cast<int64_t>(j.any.size());
-  return static_cast<int64_t>((filter == "skipped" ? j.skipped : j.labelled).size());
+  const FilterSet f = filter_set(ws, dataset, filter, annotator);
+  if (f.all) return dataset_rows(ws, dataset);
+  const auto n = static_cast<int64_t>(f.positions.size());
+  return f.complement ? dataset_rows(ws, dataset) - n : n;
 }
 
 std::vector<CandidateRow> page_label_rows(Workspace& ws, int64_t dataset, const std::string& filter, int64_t offset,
-                                          int64_t limit) {
+                                          int64_t limit, const std::string& annotator) {
   const std::string kind = labelled_dataset(ws, dataset).kind;
-  check_filter(filter);
+  const FilterSet f = filter_set(ws, dataset, filter, annotator);
   // Unfiltered, a page is a position range (an index range scan, however deep).
-  if (filter == "all" || filter.empty()) return query_rows(ws, dataset, kind, "", offset, offset + limit, true);
-  const Judged j = judged_positions(ws, dataset);
-  if (filter == "unlabelled") {
-    // The offset-th unlabelled position: step over the judged positions before it; then a range
-    // scan from there that skips judged rows until the page is full.
+  if (f.all) return query_rows(ws, dataset, kind, "", offset, offset + limit, true);
+  std::vector<CandidateRow> out;
+  if (f.complement) {
+    // The offset-th row outside the set: step over the set's positions before it; walk on to the
+    // page's last such row; then one range read, leaving out the set's rows.
     int64_t p = offset;
-    for (int64_t q : j.any) {
+    for (int64_t q : f.positions) {
       if (q > p) break;
       ++p;
     }
-    std::vector<CandidateRow> out;
-    for (int64_t from = p; static_cast<int64_t>(out.size()) < limit;) {
-      auto rows = query_rows(ws, dataset, kind, filter_sql("unlabelled"), from, from + 4 * limit, true);
-      if (rows.empty() && from >= dataset_rows(ws, dataset)) break;
-      for (auto& r : rows)
-        if (static_cast<int64_t>(out.size()) < limit) out.push_back(std::move(r));
-      from += 4 * limit;
-    }
+    const int64_t total = dataset_rows(ws, dataset);
+    int64_t last = p, taken = 0;
+    for (int64_t q = p; q < total && taken < limit; ++q)
+      if (!contains(f.positions, q)) last = q, ++taken;
+    if (taken == 0) return out;
+    for (auto& r : query_rows(ws, dataset, kind, "", p, last + 1, true))
+      if (!contains(f.positions, r.position)) out.push_back(std::move(r));
     return out;
   }
-  const auto& set = filter == "skipped" ? j.skipped : j.labelled;
-  std::vector<CandidateRow> out;
-  for (int64_t k = offset; k < offset + limit && k < static_cast<int64_t>(set.size()); ++k) {
-    auto rows = query_rows(ws, dataset, kind, "", set[static_cast<size_t>(k)], set[static_cast<size_t>(k)] + 1, true);
-    for (auto& r : rows) out.push_back(std::move(r));
+  for (int64_t k = offset; k < offset + limit && k < static_cast<int64_t>(f.positions.size()); ++k) {
+    const int64_t pos = f.positions[static_cast<size_t>(k)];
+    for (auto& r : query_rows(ws, dataset, kind, "", pos, pos + 1, true)) out.push_back(std::move(r));
   }
   return out;
 }
 
-int64_t filtered_index(Workspace& ws, int64_t dataset, const std::string& filter, int64_t position) {
+int64_t filtered_index(Workspace& ws, int64_t dataset, const std::string& filter, int64_t position, const std::string& annotator) {
   labelled_dataset(ws, dataset);
-  check_filter(filter);
+  const FilterSet f = filter_set(ws, dataset, filter, annotator);
   if (position < 0 || position >= dataset_rows(ws, dataset)) return -1;
-  if (filter == "all" || filter.empty()) return position;
-  const Judged j = judged_positions(ws, dataset);
-  if (filter == "unlabelled") {
-    auto it = std::lower_bound(j.any.begin(), j.any.end(), position);
-    if (it != j.any.end() && *it == position) return -1;
-    return position - static_cast<int64_t>(it - j.any.begin());
-  }
-  const auto& set = filter == "skipped" ? j.skipped : j.labelled;
-  auto it = std::lower_bound(set.begin(), set.end(), position);
-  return it != set.end() && *it == position ? static_cast<int64_t>(it - set.begin()) : -1;
+  if (f.all) return position;
+  const auto it = std::lower_bound(f.positions.begin(), f.positions.end(), position);
+  const bool in_set = it != f.positions.end() && *it == position;
+  if (f.complement) return in_set ? -1 : position - static_cast<int64_t>(it - f.positions.begin());
+  return in_set ? static_cast<int64_t>(it - f.positions.begin()) : -1;
 }
 
 CandidateRow label_row_at(Workspace& ws, int64_t dataset, int64_t position) {
@@ -239,11 +238,11 @@ CandidateRow label_row_at(Workspace& ws, int64_t dataset, int64_t position) {
   return rows[0];
 }
 
-int64_t next_unlabelled(Workspace& ws, int64_t dataset, int64_t after) {
+int64_t next_unlabelled(Workspace& ws, int64_t dataset, int64_t after, const std::string& annotator) {
   Stmt s = ws.db().prepare(
       "SELECT r.position FROM rows r WHERE r.dataset_id = ? AND r.position > ? AND NOT EXISTS (SELECT 1 FROM labels WHERE "
-      "row_id = r.id) ORDER BY r.position LIMIT 1");
-  s.bind(1, dataset).bind(2, after);
+      "row_id = r.id AND (? = '' OR author = ?)) ORDER BY r.position LIMIT 1");
+  s.bind(1, dataset).bind(2, after).bind(3, annotator).bind(4, annotator);
   return s.step() ? s.i64(0) : -1;
 }
 

@@ -34,15 +34,17 @@ struct CandidateRow {
 // Whitespace-normalised equality (runs of spaces, tabs and newlines count as one space; ends trimmed).
 bool same_response(const std::string& a_json, const std::string& b_json);
 
-// Rows under a filter: all | unlabelled | labelled (neither skipped nor unlabelled) | skipped.
-int64_t count_label_rows(Workspace& ws, int64_t dataset, const std::string& filter);
+// Rows under a filter: all | unlabelled (nobody's verdict) | mine (no verdict of `annotator`: a
+// second annotator's queue) | labelled (newest verdict not a skip) | skipped.
+int64_t count_label_rows(Workspace& ws, int64_t dataset, const std::string& filter, const std::string& annotator = "");
 std::vector<CandidateRow> page_label_rows(Workspace& ws, int64_t dataset, const std::string& filter, int64_t offset,
-                                          int64_t limit);
+                                          int64_t limit, const std::string& annotator = "");
 // Index of `position` among the rows under `filter` (-1 when the filter hides it).
-int64_t filtered_index(Workspace& ws, int64_t dataset, const std::string& filter, int64_t position);
+int64_t filtered_index(Workspace& ws, int64_t dataset, const std::string& filter, int64_t position,
+                       const std::string& annotator = "");
 CandidateRow label_row_at(Workspace& ws, int64_t dataset, int64_t position);
-// The first row after `after` that nobody has judged (-1 when none).
-int64_t next_unlabelled(Workspace& ws, int64_t dataset, int64_t after);
+// The first row after `after` that nobody (or, named, `annotator`) has judged (-1 when none).
+int64_t next_unlabelled(Workspace& ws, int64_t dataset, int64_t after, const std::string& annotator = "");
 std::vector<CandidateRow> list_candidates(Workspace& ws, int64_t dataset);  // every row (the CLI)
 
 struct LabelProgress {

@@ -324,6 +324,14 @@ TEST(Labels, VerdictSetsMergeAndKappaMatchesAHandCount) {
   EXPECT_EQ(m.unmatched, 0);
   EXPECT_EQ(m.annotators, std::vector<std::string>{"bob"});
   EXPECT_EQ(merge_verdicts(w1, c1, d + "/bob.jsonl").kept, 10);  // merging again changes nothing
+  // Bob's queue in this workspace: the one row he has not judged (the repeated one, position 10).
+  EXPECT_EQ(count_label_rows(w1, c1, "mine", "bob"), 1);
+  EXPECT_EQ(count_label_rows(w1, c1, "mine", "ann"), 0);
+  EXPECT_EQ(count_label_rows(w1, c1, "unlabelled"), 0);
+  EXPECT_EQ(page_label_rows(w1, c1, "mine", 0, 5, "bob").at(0).position, 10);
+  EXPECT_EQ(filtered_index(w1, c1, "mine", 10, "bob"), 0);
+  EXPECT_EQ(next_unlabelled(w1, c1, -1, "bob"), 10);
+  EXPECT_EQ(next_unlabelled(w1, c1, -1), -1);
   Agreement g = label_agreement(w1, c1);
   EXPECT_EQ(g.a, "ann");
   EXPECT_EQ(g.b, "bob");

@@ -272,6 +272,9 @@ class TestLabel : public QObject {
     }
     QVERIFY2(lp->mergeVerdicts(other + "/bob.jsonl").startsWith("Merged 2 new"), qPrintable(lp->statusText()));
     // Both tie on row 0, differ on row 1: p_o = 1/2, p_e = (1/2)(1/2) + (1/2)(0) + 0 = 1/4 -> kappa 1/3.
+    lp->setFilter("mine");  // ann has judged every row: nothing left in her own queue
+    QCOMPARE(lp->queueSize(), 0);
+    lp->setFilter("all");
     const QString agreement = lp->agreementText();
     QVERIFY2(agreement.contains("ann and bob both judged 2 rows and agree on 1") && agreement.contains("kappa 0.333"),
              qPrintable(agreement));
