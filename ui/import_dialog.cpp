@@ -198,6 +198,9 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
       row.data = rowsJson[r].toStdString();
       row.source = m.value("sources").toStringList().value(r).toStdString();
       const QStringList c = RowsModel::cells(kind, row);
+      // Numbered by the file's lines, as the Datasets table will number them.
+      const QRegularExpressionMatch lm = QRegularExpression(":(\\d+)$").match(QString::fromStdString(row.source));
+      preview_->setVerticalHeaderItem(r, new QTableWidgetItem(lm.hasMatch() ? lm.captured(1) : QString::number(r + 1)));
       for (int k = 0; k < c.size(); ++k) preview_->setItem(r, k, new QTableWidgetItem(c[k]));
     }
     problems_->clear();
@@ -371,6 +374,11 @@ bool ImportDialog::fixLine(const QString& text) {
     return false;
   }
   const int line = fix_line_;
+  // The view showed the line as it was: it waits for the new check's problems.
+  source_->setPlainText(QString("Line %1 saved. Checking the file again…").arg(line));
+  fix_->clear();
+  fix_->setEnabled(false);
+  fix_button_->setEnabled(false);
   check();
   summary_->setText(QString("Line %1 saved (the original file is kept as %2); checking again…").arg(line).arg(QFileInfo(orig).fileName()));
   return true;

@@ -3,6 +3,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "label_page.h"
 
+#include <QCheckBox>
 #include <QComboBox>
 #include <QDialog>
 #include <QDialogButtonBox>
@@ -46,6 +47,14 @@ QString asMarkdown(const json& v) {
   if (v.is_string()) return qs(v.get<std::string>());
   QString out;  // a conversational prompt: each turn under its role
   for (const auto& m : v) out += QString("**%1:** %2\n\n").arg(qs(m.value("role", "")), qs(m.value("content", "")));
+  return out;
+}
+
+// Exactly what trains: every character and line break (a conversation: each turn under its role).
+QString asPlainText(const json& v) {
+  if (v.is_string()) return qs(v.get<std::string>());
+  QString out;
+  for (const auto& m : v) out += QString("%1: %2\n\n").arg(qs(m.value("role", "")), qs(m.value("content", "")));
   return out;
 }
 
@@ -181,13 +190,27 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
   note_ = new QLabel;
   note_->setWordWrap(true);
   ml->addWidget(note_);
+  // Verdicts on one row, the other actions on the next: at 1024 pixels one row would clip them.
   auto* keys = new QHBoxLayout;
   for (int k = 0; k < 5; ++k) verdict_buttons_ << flatButton(QString(), keys);
-  auto* editb = flatButton("Edit (E)", keys);
-  auto* noteb = flatButton("Note (N)", keys);
-  auto* undob = flatButton("Undo (Ctrl+Z)", keys);
   keys->addStretch();
   ml->addLayout(keys);
+  auto* more = new QHBoxLayout;
+  auto* editb = flatButton("Edit (E)", more);
+  auto* noteb = flatButton("Note (N)", more);
+  auto* undob = flatButton("Undo (Ctrl+Z)", more);
+  more->addStretch();
+  markdown_ = new QCheckBox("Render Markdown");
+  markdown_->setFocusPolicy(Qt::NoFocus);
+  markdown_->setToolTip("Show the texts as Markdown (headings, lists, code). Off, they show exactly as they will train: "
+                        "every character and line break");
+  markdown_->setChecked(QSettings().value("label/markdown", false).toBool());
+  more->addWidget(markdown_);
+  ml->addLayout(more);
+  connect(markdown_, &QCheckBox::toggled, this, [this](bool on) {
+    QSettings().setValue("label/markdown", on);
+    showRow();  // the same row again: a ranking being typed stays
+  });
   status_ = new QLabel;
   status_->setWordWrap(true);
   ml->addWidget(status_);
@@ -204,6 +227,8 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
       else verdict(v);
     });
   connect(dataset_, &QComboBox::currentIndexChanged, this, [this] {
+    if (!currentDataset().isEmpty())
+      QSettings().setValue("label/dataset/" + QString(workspace_).replace('/', '|'), currentDataset());
     undo_.clear();
     status_->clear();  // a message about another dataset would mislead
     loadQueue(-1);
@@ -261,7 +286,10 @@ QString LabelPage::statusText() const { return status_->text(); }
 
 void LabelPage::refresh() {
   if (workspace_.isEmpty()) return;
-  const QString keep = currentDataset();
+  // The dataset shown, else the one last labelled in this workspace (kept across restarts).
+  const QString keep = currentDataset().isEmpty()
+                           ? QSettings().value("label/dataset/" + QString(workspace_).replace('/', '|')).toString()
+                           : currentDataset();
   guarded(this, "Label", [&] {
     Workspace ws(ss(workspace_));
     dataset_->blockSignals(true);
@@ -356,6 +384,9 @@ void LabelPage::updateProgress() {
 int LabelPage::labelledCount() const { return progress_labelled_; }
 int LabelPage::queueSize() const { return model_->rowCount(); }
 int LabelPage::currentPosition() const { return shown_.row_id ? int(shown_.position) : -1; }
+QString LabelPage::responseText(int k) const { return k >= 0 && k < panes_.size() ? panes_[k]->toPlainText() : QString(); }
+void LabelPage::setRenderMarkdown(bool on) { markdown_->setChecked(on); }
+
 bool LabelPage::identicalShown() const { return shown_.row_id && !shown_.identical.empty(); }
 bool LabelPage::preferButtonsEnabled() const { return verdict_buttons_[0]->isVisible() && verdict_buttons_[0]->isEnabled(); }
 // (With more than two responses the first button saves a ranking: disabled when all read the same.)
@@ -379,7 +410,12 @@ void LabelPage::showRow() {
     return;
   }
   json j = json::parse(shown_.data);
-  prompt_->setMarkdown(asMarkdown(j["prompt"]));
+  const bool md = markdown_->isChecked();
+  auto put = [md](QTextBrowser* b, const json& v) {
+    if (md) b->setMarkdown(asMarkdown(v));
+    else b->setPlainText(asPlainText(v));
+  };
+  put(prompt_, j["prompt"]);
   std::vector<json> rs;
   QStringList names;
   if (pref) {
@@ -397,7 +433,7 @@ void LabelPage::showRow() {
     for (const auto& [x, y] : shown_.identical)
       if (x == k || y == k) extra += QString("  <span style='color:#a06000'>= %1</span>").arg(letter(x == k ? y : x));
     titles_[k]->setText(QString("<b>%1</b>%2").arg(names[k], extra));
-    panes_[k]->setMarkdown(asMarkdown(rs[size_t(k)]));
+    put(panes_[k], rs[size_t(k)]);
     grid_->addWidget(titles_[k], (k / cols) * 2, k % cols);
     grid_->addWidget(panes_[k], (k / cols) * 2 + 1, k % cols);
     grid_->setRowStretch((k / cols) * 2 + 1, 1);
@@ -738,6 +774,7 @@ QString LabelPage::agreementText() {
   } catch (const std::exception& e) {
     QString m = QString::fromUtf8(e.what());
     if (!m.isEmpty()) m[0] = m[0].toUpper();
+    if (!m.endsWith('.')) m += '.';
     return m;
   }
   QString t = QString("%1 and %2 both judged %3 rows and agree on %4: observed %5, expected by chance %6, Cohen's kappa %7.")

@@ -13,6 +13,7 @@
 #include "serve/candidate_dataset.h"
 #include "store/labels.h"
 
+class QCheckBox;
 class QComboBox;
 class QGridLayout;
 class QLabel;
@@ -51,6 +52,8 @@ class LabelPage : public QWidget {
   bool undo();
   void move(int delta);
   bool identicalShown() const;       // the shown row's responses include an identical pair
+  QString responseText(int k) const;  // response k as its pane shows it
+  void setRenderMarkdown(bool on);
   bool preferButtonsEnabled() const;  // "A better"/"B better" (or keep/flip) can be pressed
   Job* generator() const { return gen_job_; }
   LabelQueue* queue() const { return model_; }
@@ -103,6 +106,7 @@ class LabelPage : public QWidget {
   QList<QLabel*> titles_;
   QList<QTextBrowser*> panes_;
   QLabel* banner_;
+  QCheckBox* markdown_;  // render the texts as Markdown (off: exactly as they train)
   QLabel* note_;
   QLabel* status_;
   QList<QPushButton*> verdict_buttons_;

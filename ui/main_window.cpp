@@ -133,6 +133,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
       train_->setConfig(c);
     }
     statusBar()->showMessage(summary, 30000);  // what trains and what is left out, before the run exists
+    train_->showNote(summary + ".");         // and on the page, where it stays until a run starts
   });
   auto datasetsChanged = [this] {
     train_->refreshDatasets();

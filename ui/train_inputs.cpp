@@ -19,6 +19,7 @@
 #include "look.h"
 #include "runs/demo.h"
 #include "store/datasets.h"
+#include "store/labels.h"
 #include "tokenizer/chat_template.h"
 
 namespace hone::ui {
@@ -83,7 +84,13 @@ void TrainInputs::refreshDatasets() {
         auto* it = new QListWidgetItem(QString("%1  (%2, %3 rows)").arg(QString::fromStdString(d.name), QString::fromStdString(d.kind)).arg(d.rows));
         it->setData(Qt::UserRole, QString::fromStdString(d.name));
         it->setData(Qt::UserRole + 1, QString::fromStdString(d.kind));
-        it->setData(Qt::UserRole + 2, static_cast<qlonglong>(d.rows));
+        int64_t examples = d.rows;
+        // A candidates dataset trains on the pairs its verdicts make (a ranking of four: six), which
+        // the advisor should count, not its rows; counted here for sets up to 5000 rows (a read of
+        // every row), above that its labelled rows stand in.
+        if (d.kind == "candidates")
+          examples = d.rows <= 5000 ? export_labels(ws, d.id, "", "").pairs : label_progress(ws, d.id).labelled;
+        it->setData(Qt::UserRole + 2, static_cast<qlonglong>(examples));
         it->setFlags(it->flags() | Qt::ItemIsUserCheckable);
         it->setCheckState(Qt::Unchecked);
         datasets_->addItem(it);

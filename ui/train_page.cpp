@@ -126,6 +126,9 @@ void TrainPage::setWorkspace(const QString& dir) {
 
 void TrainPage::setModelFolder(const QString& dir) { form_->inputs()->setModelFolder(dir); }
 QString TrainPage::modelFolder() const { return form_->inputs()->modelFolder(); }
+void TrainPage::showNote(const QString& note) {
+  if (!job_->running()) view_->setStatus(note.toHtmlEscaped());
+}
 void TrainPage::refreshDatasets() { form_->inputs()->refreshDatasets(); }
 RunConfig TrainPage::config() const { return form_->config(); }
 void TrainPage::setConfig(const RunConfig& c) { form_->setConfig(c); }

@@ -27,6 +27,7 @@ class TrainPage : public QWidget {
   void setWorkspace(const QString& dir);
   void setModelFolder(const QString& dir);
   QString modelFolder() const;
+  void showNote(const QString& note);  // in the run view's status line until a run starts
   void refreshDatasets();
 
   TrainForm* form() const { return form_; }

@@ -38,7 +38,8 @@ const char* const kLabelUsage = R"(usage: hone-cli label generate --dataset ID|N
 
 generate samples --n responses (2-8, default 4) to each prompt of a prompts, chat, preference or
 candidates dataset with a model folder (and a PEFT adapter), or with what a recorded run produced
-(--run), and stores them as a new candidates dataset (default name: <dataset>-candidates) of rows
+(--run), and stores them as a new candidates dataset (default name: <dataset>-candidates, or -2,
+-3, ... when taken) of rows
 {"prompt", "responses": [...]}. With a second source (--versus-model or --versus-run) half of
 each prompt's responses come from each, in a shuffled order, and "sources" records which wrote
 which: `label export` then tallies how often each source was preferred. A response that repeats

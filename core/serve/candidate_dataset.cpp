@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <set>
 
 #include "common/error.h"
 #include "common/files.h"
@@ -100,9 +101,14 @@ CandidateOutcome make_candidate_dataset(Workspace& ws, const CandidateRequest& r
   if (two && r.n % 2) throw Error("candidates: with two sources n must be even (half from each)");
   if (r.temperature < 0 || r.top_p <= 0 || r.top_p > 1 || r.max_new_tokens < 1 || r.top_k < 0)
     throw Error("candidates: sampling settings out of range (temperature >= 0, 0 < top-p <= 1, top-k >= 0, max tokens >= 1)");
-  const std::string name = r.name.empty() ? src.name + "-candidates" : r.name;
-  for (const auto& d : list_datasets(ws))
-    if (d.name == name) throw Error("a dataset named \"" + name + "\" already exists; choose another name");
+  // The default name takes the first free one (<dataset>-candidates, -2, -3, ...): generating
+  // again from the same prompts is common; a name asked for must be free.
+  std::set<std::string> taken;
+  for (const auto& d : list_datasets(ws)) taken.insert(d.name);
+  std::string name = r.name.empty() ? src.name + "-candidates" : r.name;
+  if (r.name.empty())
+    for (int k = 2; taken.count(name); ++k) name = src.name + "-candidates-" + std::to_string(k);
+  if (taken.count(name)) throw Error("a dataset named \"" + name + "\" already exists; choose another name");
   CandidateOptions o;
   o.n = two ? r.n / 2 : r.n;
   o.sampling.temperature = r.temperature;

@@ -25,7 +25,7 @@ struct CandidateRequest {
   // Source B (optional): half of each prompt's responses come from A and half from B, in an order
   // shuffled per row, each response recording its source ("compare my two runs by labelling").
   CandidateSource second;
-  std::string name;                  // "" = <dataset>-candidates
+  std::string name;                  // "" = <dataset>-candidates (-2, -3, ... when taken)
   int n = 4;                         // 2-8 responses per prompt (an even number with two sources)
   // Defaults that give a small model's answers room to differ: the labeller needs a choice.
   double temperature = 1.0, top_p = 0.95;

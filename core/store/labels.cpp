@@ -513,7 +513,8 @@ Agreement label_agreement(Workspace& ws, int64_t dataset, const std::string& a_i
     if (g.annotators.size() < 2)
       throw Error("agreement compares two annotators, and this dataset has verdicts from " +
                   (g.annotators.empty() ? std::string("none yet") : "one (" + g.annotators[0].first + ")") +
-                  ": merge a teammate's verdicts first (Team > Merge verdicts, or hone-cli label merge)");
+                  ": merge a teammate's verdicts first (they export theirs with Team > Export my verdicts or hone-cli label "
+                  "export-verdicts; you add them with Team > Merge verdicts or hone-cli label merge)");
     // With more than two, the two who judged the most rows (annotators is sorted that way).
     g.a = g.annotators[0].first, g.b = g.annotators[1].first;
     if (g.a > g.b) std::swap(g.a, g.b);

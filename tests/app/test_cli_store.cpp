@@ -589,6 +589,12 @@ TEST(CliStore, LabelGenerateStoresCandidates) {
   ASSERT_EQ(again.code, 0) << again.err;
   auto list2 = json::parse(cli("label list again --json" + ws).out);
   for (size_t i = 0; i < 3; ++i) EXPECT_EQ(list2[i]["data"]["responses"], list[i]["data"]["responses"]);
+  // The default name again: the next free one.
+  auto third = cli("label generate --dataset numbers --model " + shell_quote(f.model) + " --n 2 --limit 1 --max-new-tokens 4 --json" + ws);
+  ASSERT_EQ(third.code, 0) << third.err;
+  EXPECT_EQ(json::parse(third.out.substr(third.out.rfind("{\"dataset_id\"")))["name"], "numbers-candidates-2");
+  auto taken = cli("label generate --dataset numbers --model " + shell_quote(f.model) + " --n 2 --limit 1 --name again" + ws);
+  EXPECT_NE(taken.err.find("a dataset named \"again\" already exists"), std::string::npos) << taken.err;
   auto text = cli("label generate --dataset numbers" + ws);
   EXPECT_NE(text.code, 0);
 }

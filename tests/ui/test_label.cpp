@@ -175,6 +175,8 @@ class TestLabel : public QObject {
     QVERIFY2(summary.startsWith(QString("%1 pairs").arg(pairs)), qPrintable(summary));
     QCOMPARE(w.currentPage(), int(hone::ui::MainWindow::Train));
     QVERIFY2(w.statusBar()->currentMessage().contains(summary), qPrintable(w.statusBar()->currentMessage()));
+    QVERIFY2(w.trainPage()->statusText().contains(summary) && w.trainPage()->statusText().contains("starting from run"),
+             qPrintable(w.trainPage()->statusText()));
     auto* tp = w.trainPage();
     // DPO starts from what wrote the candidates: the run's base, and its adapter as the reference.
     QCOMPARE(tp->modelFolder(), model_);
@@ -216,6 +218,12 @@ class TestLabel : public QObject {
     QCOMPARE(lp->currentPosition(), 0);
     QTest::keyClick(lp, Qt::Key_F);  // "4" is the right answer: flip
     QCOMPARE(lp->currentPosition(), 1);
+    // Texts show exactly as they train unless Markdown is asked for.
+    lp->setRenderMarkdown(false);
+    QCOMPARE(lp->responseText(0), QString("**Paris**"));
+    lp->setRenderMarkdown(true);
+    QCOMPARE(lp->responseText(0), QString("Paris"));
+    lp->setRenderMarkdown(false);
     QTest::keyClick(lp, Qt::Key_K);
     screenshot(w, "label-review-pairs");
     {
@@ -284,20 +292,9 @@ class TestLabel : public QObject {
   // stall of the event loop is reported (not asserted: timing is a benchmark's business).
   void aHundredThousandRows() {
     const QString ws = work("big");
-    {
-      hone::Workspace s(ws.toStdString());
-      const int64_t id = hone::create_dataset(s, "big", hone::DatasetKind::Preference, "test");
-      s.db().exec("BEGIN");
-      hone::Stmt ins = s.db().prepare("INSERT INTO rows (dataset_id, position, data, source) VALUES (?, ?, ?, ?)");
-      for (int64_t i = 0; i < 100000; ++i) {
-        ins.bind(1, id).bind(2, i)
-            .bind(3, json({{"prompt", "Question " + std::to_string(i)}, {"chosen", "good " + std::to_string(i)}, {"rejected", "bad"}}).dump())
-            .bind(4, std::string("big.jsonl:") + std::to_string(i + 1));
-        ins.run();
-        ins.reset();
-      }
-      s.db().exec("COMMIT");
-    }
+    gui_test::fillDataset(ws, "big", hone::DatasetKind::Preference, 100000, [](int64_t i) {
+      return json({{"prompt", "Question " + std::to_string(i)}, {"chosen", "good " + std::to_string(i)}, {"rejected", "bad"}}).dump();
+    });
     hone::ui::MainWindow w(ws);
     w.resize(1024, 720);
     w.show();

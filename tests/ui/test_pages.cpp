@@ -453,19 +453,8 @@ class TestPages : public QObject {
   // A million rows (written straight into SQLite), scrolled end to end through the table.
   void scrollingAMillionRows() {
     const QString ws = work("million");
-    {
-      hone::Workspace s(ws.toStdString());
-      const int64_t id = hone::create_dataset(s, "big", hone::DatasetKind::Text, "test");
-      s.db().exec("BEGIN");
-      hone::Stmt ins = s.db().prepare("INSERT INTO rows (dataset_id, position, data, source) VALUES (?, ?, ?, ?)");
-      for (int64_t i = 0; i < 1000000; ++i) {
-        ins.bind(1, id).bind(2, i).bind(3, json({{"text", "row " + std::to_string(i) + " of a large corpus"}}).dump())
-            .bind(4, std::string("big.jsonl:") + std::to_string(i + 1));
-        ins.run();
-        ins.reset();
-      }
-      s.db().exec("COMMIT");
-    }
+    gui_test::fillDataset(ws, "big", hone::DatasetKind::Text, 1000000,
+                          [](int64_t i) { return json({{"text", "row " + std::to_string(i) + " of a large corpus"}}).dump(); });
     hone::ui::MainWindow w(ws);
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));
