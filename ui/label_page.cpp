@@ -37,6 +37,7 @@
 #include "look.h"
 #include "store/datasets.h"
 #include "store/runs.h"
+#include "train/eval_stats.h"
 
 namespace hone::ui {
 
@@ -145,6 +146,11 @@ LabelPage::LabelPage(QWidget* parent) : QWidget(parent), model_(new LabelQueue(t
   teamMenu->addAction("Agreement…", this, &LabelPage::openAgreementDialog);
   lay->addLayout(top);
   lay->addLayout(actions);
+  tally_ = new QLabel;
+  tally_->setObjectName("tally");
+  tally_->setWordWrap(true);
+  tally_->setVisible(false);
+  lay->addWidget(tally_);
   // The generation's progress in a box of its own, hidden whole when idle (no empty gap).
   auto* genbox = new QWidget;
   auto* genrow = new QHBoxLayout(genbox);
@@ -283,6 +289,7 @@ void LabelPage::setWorkspace(const QString& dir) {
 
 void LabelPage::setModelFolder(const QString& dir) { model_dir_ = dir; }
 QString LabelPage::statusText() const { return status_->text(); }
+QString LabelPage::tallyText() const { return tally_->isHidden() ? QString() : tally_->text(); }
 
 void LabelPage::refresh() {
   if (workspace_.isEmpty()) return;
@@ -379,6 +386,35 @@ void LabelPage::updateProgress() {
   progress_->setRange(0, std::max<int>(1, int(p.rows)));
   progress_->setValue(int(p.labelled));
   progress_text_->setText(QString("%1 / %2 labelled").arg(p.labelled).arg(p.rows));
+  updateTally(p.rows);
+}
+
+void LabelPage::updateTally(qint64 rows) {
+  // Candidates from two sources: which one the verdicts prefer so far ("compare my two runs by
+  // labelling"). Read from every row, so only for sets of up to 5000 rows (hone-cli label export
+  // tallies any size).
+  tally_->setVisible(false);
+  if (currentKind() != "candidates" || rows == 0 || rows > 5000) return;
+  guarded(this, "Label", [&] {
+    Workspace& ws = *model_->workspace();
+    if (!json::parse(label_row_at(ws, model_->datasetId(), 0).data).contains("sources")) return;
+    const LabelExportReport r = export_labels(ws, model_->datasetId(), "", "");
+    QStringList parts;
+    for (const auto& [source, n] : r.compared) {
+      const int64_t won = r.wins.count(source) ? r.wins.at(source) : 0;
+      QString part = QString("<b>%1</b> preferred in %2 of %3 comparisons (%4%").arg(qs(source).toHtmlEscaped()).arg(won).arg(n)
+                         .arg(n ? 100.0 * double(won) / double(n) : 0.0, 0, 'f', 0);
+      // With one response from each source per row, each comparison is a row of its own: the
+      // Wilson interval holds. A ranking of more gives several related pairs per row: no interval.
+      if (r.compared.size() == 2 && json::parse(label_row_at(ws, model_->datasetId(), 0).data)["responses"].size() == 2) {
+        const Score s = proportion_score(won, n);
+        part += QString(", 95% CI %1-%2%").arg(100 * s.lo, 0, 'f', 0).arg(100 * s.hi, 0, 'f', 0);
+      }
+      parts << part + ")";
+    }
+    tally_->setText(parts.isEmpty() ? QString("Two sources: no verdict between them yet.") : "Two sources: " + parts.join("; ") + ".");
+    tally_->setVisible(true);
+  });
 }
 
 int LabelPage::labelledCount() const { return progress_labelled_; }
@@ -398,6 +434,7 @@ void LabelPage::showRow() {
   // The view may announce the same current row again after a reset: a ranking being typed stays.
   if (shown_.row_id != before) ranking_.clear();
   while (grid_->count()) grid_->takeAt(0);
+  for (int r = 0; r < 8; ++r) grid_->setRowStretch(r, 0);  // a row of four left its stretch behind
   for (int k = 0; k < 8; ++k) titles_[k]->setVisible(false), panes_[k]->setVisible(false);
   banner_->setVisible(false);
   const bool pref = currentKind() == "preference";

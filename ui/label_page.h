@@ -58,6 +58,7 @@ class LabelPage : public QWidget {
   Job* generator() const { return gen_job_; }
   LabelQueue* queue() const { return model_; }
   QString statusText() const;
+  QString tallyText() const;
   static QString annotator();  // Settings' name, else the login name
   // Samples candidates in the background (the Generate dialog fills the request).
   bool generateCandidates(const CandidateRequest& r);
@@ -88,6 +89,7 @@ class LabelPage : public QWidget {
   void showRow();
   void afterWrite(qint64 pos, bool advance);
   void updateProgress();
+  void updateTally(qint64 rows);
   void openGenerateDialog();
   void openAgreementDialog();
   bool saveRanking();
@@ -106,6 +108,7 @@ class LabelPage : public QWidget {
   QList<QLabel*> titles_;
   QList<QTextBrowser*> panes_;
   QLabel* banner_;
+  QLabel* tally_;  // two-source candidates: which source the verdicts prefer
   QCheckBox* markdown_;  // render the texts as Markdown (off: exactly as they train)
   QLabel* note_;
   QLabel* status_;

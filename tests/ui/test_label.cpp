@@ -286,6 +286,24 @@ class TestLabel : public QObject {
     const QString agreement = lp->agreementText();
     QVERIFY2(agreement.contains("ann and bob both judged 2 rows and agree on 1") && agreement.contains("kappa 0.333"),
              qPrintable(agreement));
+
+    // Two sources compared by labelling: x wins rows 0, 2 and 3, y row 1. By hand, Wilson (z 1.96)
+    // for 3 of 4: (0.75 + 0.4802) / 1.9604 -/+ 1.96 sqrt(0.046875 + 0.060025) / 1.9604 = 30%-95%.
+    writeLines(ws + "/two.jsonl", {json({{"prompt", "p0"}, {"responses", {"x0", "y0"}}, {"sources", {"x", "y"}}}).dump(),
+                                   json({{"prompt", "p1"}, {"responses", {"y1", "x1"}}, {"sources", {"y", "x"}}}).dump(),
+                                   json({{"prompt", "p2"}, {"responses", {"y2", "x2"}}, {"sources", {"y", "x"}}}).dump(),
+                                   json({{"prompt", "p3"}, {"responses", {"x3", "y3"}}, {"sources", {"x", "y"}}}).dump()});
+    {
+      hone::Workspace s(ws.toStdString());
+      QVERIFY(hone::import_dataset(s, (ws + "/two.jsonl").toStdString(), "two", {}).dataset_id > 0);
+    }
+    QVERIFY(lp->openDataset("two"));
+    QCOMPARE(lp->tallyText(), QString("Two sources: no verdict between them yet."));
+    for (auto k : {Qt::Key_1, Qt::Key_1, Qt::Key_2, Qt::Key_1}) QTest::keyClick(lp, k);
+    QVERIFY2(lp->tallyText().contains("<b>x</b> preferred in 3 of 4 comparisons (75%, 95% CI 30-95%)") &&
+                 lp->tallyText().contains("<b>y</b> preferred in 1 of 4 comparisons (25%, 95% CI 5-70%)"),
+             qPrintable(lp->tallyText()));
+    screenshot(w, "label-two-sources");
   }
 
   // 100,000 preference rows: the page opens and labels without reading the dataset; the longest
