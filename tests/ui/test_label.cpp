@@ -181,9 +181,8 @@ class TestLabel : public QObject {
     // DPO starts from what wrote the candidates: the run's base, and its adapter as the reference.
     QCOMPARE(tp->modelFolder(), model_);
     QVERIFY2(tp->configJson().contains(QString("\"init_adapter\": \"%1/adapter\"").arg(run_dir_)), qPrintable(tp->configJson()));
-    tp->setModelFolder(model_);
-    QVERIFY(tp->selectMethod("dpo"));
-    tp->setMaxSteps(3);
+    QVERIFY2(tp->configJson().contains("\"recipe\": \"dpo\""), qPrintable(tp->configJson()));
+    tp->setMaxSteps(3);  // the only change to what "Train DPO on these" set up
     QSignalSpy trained(tp, &hone::ui::TrainPage::runFinished);
     QVERIFY(tp->startTraining());
     QTRY_VERIFY_WITH_TIMEOUT(trained.count() == 1, 120000);
