@@ -19,6 +19,7 @@
 #include <QListView>
 #include <QListWidget>
 #include <QMenu>
+#include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
@@ -864,6 +865,8 @@ void LabelPage::openAgreementDialog() {
 
 bool LabelPage::generateCandidates(const CandidateRequest& req) {
   if (gen_job_->running() || workspace_.isEmpty()) return false;
+  last_request_ = req;
+  last_request_.name.clear();  // a name is for one dataset
   const QString ws = workspace_;
   gen_progress_->parentWidget()->setVisible(true);
   gen_progress_->setRange(0, 0);
@@ -920,7 +923,14 @@ void LabelPage::openGenerateDialog() {
   });
   for (int k = 0; k < src->count(); ++k)  // prompts datasets first in mind: pick the newest one
     if (src->itemText(k).contains("(prompts,")) src->setCurrentIndex(k);
-  auto* model = new QLineEdit(model_dir_);
+  // The previous request's choices (kept when it failed, so a retry starts from them).
+  const CandidateRequest defaults = last_request_;
+  if (!defaults.dataset.empty()) {
+    if (const int i = src->findData(qs(defaults.dataset)); i >= 0) src->setCurrentIndex(i);
+    if (const int i = runA->findData(qs(defaults.run_dir)); i >= 0) runA->setCurrentIndex(i);
+    if (const int i = runB->findData(qs(defaults.second.run_dir)); i >= 0) runB->setCurrentIndex(i);
+  }
+  auto* model = new QLineEdit(defaults.model_dir.empty() ? model_dir_ : qs(defaults.model_dir));
   model->setPlaceholderText("a model folder (the Train page's base model)");
   auto* browse = new QPushButton("Browse…");
   auto* mrow = new QHBoxLayout;
@@ -930,7 +940,6 @@ void LabelPage::openGenerateDialog() {
     const QString m = QFileDialog::getExistingDirectory(&d, "Model folder", model->text());
     if (!m.isEmpty()) model->setText(m);
   });
-  CandidateRequest defaults;
   auto* n = new QSpinBox;
   n->setRange(2, 8);
   n->setValue(defaults.n);
@@ -953,9 +962,10 @@ void LabelPage::openGenerateDialog() {
   maxnew->setValue(defaults.max_new_tokens);
   auto* seed = new QSpinBox;
   seed->setRange(0, 1 << 30);
+  seed->setValue(int(defaults.seed));
   auto* limit = new QSpinBox;
   limit->setRange(0, 1000000);
-  limit->setValue(50);
+  limit->setValue(defaults.dataset.empty() ? 50 : int(defaults.limit));
   limit->setSpecialValueText("All");
   limit->setToolTip("Prompts from the start of the dataset to answer (each takes a few seconds on a CPU)");
   auto* name = new QLineEdit;
@@ -973,7 +983,19 @@ void LabelPage::openGenerateDialog() {
   f->addRow("First prompts", limit);
   f->addRow("New dataset name", name);
   f->addRow(dialogButtons(&d));
-  if (d.exec() != QDialog::Accepted || src->currentData().toString().isEmpty()) return;
+  // A name already taken is said here, with the dialog still open on the choices made.
+  for (;;) {
+    if (d.exec() != QDialog::Accepted || src->currentData().toString().isEmpty()) return;
+    bool taken = false;
+    guarded(this, "Generate", [&] {
+      Workspace ws(ss(workspace_));
+      for (const auto& ds : list_datasets(ws)) taken = taken || qs(ds.name) == name->text().trimmed();
+    });
+    if (!taken) break;
+    QMessageBox::warning(&d, "Generate candidates", QString("A dataset named \"%1\" already exists; choose another name "
+                                                            "(or leave it empty for the next free one).")
+                                                        .arg(name->text().trimmed()));
+  }
   CandidateRequest r;
   r.dataset = ss(src->currentData().toString());
   r.model_dir = ss(model->text().trimmed());

@@ -127,6 +127,7 @@ class LabelPage : public QWidget {
   };
   QList<UndoStep> undo_;
   QString pending_note_;
+  CandidateRequest last_request_;  // the Generate dialog starts from the previous choices
 };
 
 }  // namespace hone::ui
