@@ -398,16 +398,18 @@ void LabelPage::updateTally(qint64 rows) {
   if (currentKind() != "candidates" || rows == 0 || rows > 5000) return;
   guarded(this, "Label", [&] {
     Workspace& ws = *model_->workspace();
-    if (!json::parse(label_row_at(ws, model_->datasetId(), 0).data).contains("sources")) return;
+    const json first = json::parse(label_row_at(ws, model_->datasetId(), 0).data);
+    if (!first.contains("sources")) return;
+    // With one response from each source per row, each comparison is a row of its own: the
+    // Wilson interval holds. A ranking of more gives several related pairs per row: no interval.
+    const bool independent = first["responses"].size() == 2;
     const LabelExportReport r = export_labels(ws, model_->datasetId(), "", "");
     QStringList parts;
     for (const auto& [source, n] : r.compared) {
       const int64_t won = r.wins.count(source) ? r.wins.at(source) : 0;
       QString part = QString("<b>%1</b> preferred in %2 of %3 comparisons (%4%").arg(qs(source).toHtmlEscaped()).arg(won).arg(n)
                          .arg(n ? 100.0 * double(won) / double(n) : 0.0, 0, 'f', 0);
-      // With one response from each source per row, each comparison is a row of its own: the
-      // Wilson interval holds. A ranking of more gives several related pairs per row: no interval.
-      if (r.compared.size() == 2 && json::parse(label_row_at(ws, model_->datasetId(), 0).data)["responses"].size() == 2) {
+      if (r.compared.size() == 2 && independent) {
         const Score s = proportion_score(won, n);
         part += QString(", 95% CI %1-%2%").arg(100 * s.lo, 0, 'f', 0).arg(100 * s.hi, 0, 'f', 0);
       }

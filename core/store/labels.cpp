@@ -65,14 +65,17 @@ void fill_derived(CandidateRow& c, const std::string& kind) {
   json j = json::parse(c.data);
   if (kind == "preference") {
     c.responses = 2;
-    if (same_response(j["chosen"].dump(), j["rejected"].dump())) c.identical.push_back({0, 1});
+    if (collapse_whitespace(text_of(j["chosen"])) == collapse_whitespace(text_of(j["rejected"]))) c.identical.push_back({0, 1});
     return;
   }
   const json& rs = j["responses"];
   c.responses = static_cast<int>(rs.size());
-  for (size_t a = 0; a < rs.size(); ++a)
-    for (size_t b = a + 1; b < rs.size(); ++b)
-      if (same_response(rs[a].dump(), rs[b].dump())) c.identical.push_back({static_cast<int>(a), static_cast<int>(b)});
+  // Each response's text once (rows are read a page at a time on the GUI thread), then compared.
+  std::vector<std::string> text;
+  for (const auto& r : rs) text.push_back(collapse_whitespace(text_of(r)));
+  for (size_t a = 0; a < text.size(); ++a)
+    for (size_t b = a + 1; b < text.size(); ++b)
+      if (text[a] == text[b]) c.identical.push_back({static_cast<int>(a), static_cast<int>(b)});
   if (j.contains("original_responses"))
     for (size_t i = 0; i < rs.size(); ++i)
       if (rs[i] != j["original_responses"][i]) c.edited.push_back(static_cast<int>(i));
