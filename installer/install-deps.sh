@@ -15,6 +15,8 @@ pkgs=(
   # core: formats, tokenizers, store
   nlohmann-json3-dev libpcre2-dev libicu-dev libsqlite3-dev sqlite3 libgtest-dev
   libsentencepiece-dev sentencepiece
+  # hub downloads (HTTPS through libcurl, SHA-256/SHA-1 checks through OpenSSL) and Parquet's codecs
+  libcurl4-openssl-dev libssl-dev libsnappy-dev libzstd-dev zlib1g-dev
   # distributed (c10d + Gloo)
   libgloo-dev
   # GUI
