@@ -17,6 +17,7 @@
 #include "common/files.h"
 #include "common/json_file.h"
 #include "look.h"
+#include "common/hub_cache.h"
 #include "runs/demo.h"
 #include "store/datasets.h"
 #include "store/labels.h"
@@ -30,8 +31,9 @@ TrainInputs::TrainInputs(QWidget* parent) : QWidget(parent) {
   auto* mb = groupBox(lay, "Base model");
   auto* mrow = new QHBoxLayout;
   model_ = new QLineEdit;
-  model_->setPlaceholderText("folder with config.json, *.safetensors and tokenizer files");
-  model_->setToolTip("A Hugging Face model folder as downloaded from the hub (nothing is fetched).");
+  model_->setPlaceholderText("a model folder, or a hub name from the Hugging Face cache (ORG/NAME)");
+  model_->setToolTip("A Hugging Face model folder (config.json, *.safetensors, tokenizer), or ORG/NAME[@REV] of a model "
+                     "in the Hugging Face cache (download one on the Models page).");
   auto* browse = new QPushButton("Browse…");
   mrow->addWidget(model_, 1);
   mrow->addWidget(browse);
@@ -157,17 +159,25 @@ void TrainInputs::setModelFolder(const QString& dir) {
   updateModelSummary();
 }
 
-QString TrainInputs::modelFolder() const { return model_->text(); }
+QString TrainInputs::modelFolder() const {
+  // A hub name stands for its snapshot folder in the cache (as on the command line).
+  try {
+    return QString::fromStdString(resolve_model_dir(model_->text().trimmed().toStdString()));
+  } catch (const std::exception&) {
+    return model_->text().trimmed();
+  }
+}
 
 bool TrainInputs::isDemoModel() const {
   if (workspace_.isEmpty() || model_->text().isEmpty()) return false;
   const QString demo = QDir(QString::fromStdString(demo_base_dir(workspace_.toStdString()))).canonicalPath();
-  return !demo.isEmpty() && QDir(model_->text()).canonicalPath() == demo;
+  return !demo.isEmpty() && QDir(modelFolder()).canonicalPath() == demo;
 }
 
 void TrainInputs::updateModelSummary() {
   model_ok_ = false;
-  const std::string dir = model_->text().toStdString();
+  const QString typed = model_->text().trimmed();
+  std::string dir = typed.toStdString();
   auto refuse = [this](const QString& why) {
     model_problem_ = why;
     model_info_->setText(QString("<span style='color:#c0392b'>%1</span>").arg(why.toHtmlEscaped()));
@@ -182,14 +192,23 @@ void TrainInputs::updateModelSummary() {
     Q_EMIT modelChanged();
     return;
   }
+  // A hub name: its snapshot in the Hugging Face cache, offline.
+  QString hub_note;
+  try {
+    dir = resolve_model_dir(dir);
+  } catch (const std::exception& e) {
+    return refuse(QString::fromUtf8(e.what()).replace("`hone-cli hub download", "the Models page or `hone-cli hub download"));
+  }
+  if (dir != typed.toStdString()) hub_note = "from the Hugging Face cache (" + QString::fromStdString(dir).section('/', -1).left(12) + ") · ";
+  const QString folder = QString::fromStdString(dir);
   // What training will need, checked before Start is offered: config, weights and a tokenizer.
-  const QDir d(model_->text());
-  if (!d.exists()) return refuse("Not a folder: " + model_->text());
-  if (!d.exists("config.json")) return refuse("No config.json in " + model_->text() + ": not a Hugging Face model folder.");
+  const QDir d(folder);
+  if (!d.exists()) return refuse("Not a folder: " + folder);
+  if (!d.exists("config.json")) return refuse("No config.json in " + folder + ": not a Hugging Face model folder.");
   if (d.entryList({"*.safetensors"}, QDir::Files).isEmpty())
-    return refuse("No *.safetensors weights in " + model_->text() + " (only safetensors are read; .bin pickles are not).");
+    return refuse("No *.safetensors weights in " + folder + " (only safetensors are read; .bin pickles are not).");
   if (!d.exists("tokenizer.json") && !d.exists("tokenizer.model"))
-    return refuse("No tokenizer.json or tokenizer.model in " + model_->text() + ".");
+    return refuse("No tokenizer.json or tokenizer.model in " + folder + ".");
   try {
     auto cfg = parse_model_config(read_json_file(join_path(dir, "config.json")), join_path(dir, "config.json"));
     model_cfg_ = cfg;
@@ -201,7 +220,7 @@ void TrainInputs::updateModelSummary() {
       if (j.contains("chat_template") && j["chat_template"].is_string())
         tmpl = QString("its own (%1-like)").arg(chat_format_name(detect_chat_format(j["chat_template"].get<std::string>())));
     }
-    model_info_->setText(QString("%1 · %2 parameters · %3 layers · hidden %4 · %5 heads (%6 kv) · vocab %7 · chat template %8")
+    model_info_->setText(hub_note + QString("%1 · %2 parameters · %3 layers · hidden %4 · %5 heads (%6 kv) · vocab %7 · chat template %8")
                              .arg(QString::fromStdString(cfg.model_type))
                              .arg(params >= 1e9 ? QString::number(params / 1e9, 'f', 2) + "B" : QString::number(params / 1e6, 'f', 1) + "M")
                              .arg(cfg.num_layers)

@@ -27,6 +27,11 @@ class Args {
   int64_t integer(const std::string& k, int64_t def) const;
   double number(const std::string& k, double def) const;
   const std::vector<std::string>& positional() const { return positional_; }
+  // Replaces an option's value (dispatch turns ORG/NAME model names into cache folders).
+  void set(const std::string& k, const std::string& v) {
+    values_[k] = v;
+    repeated_[k] = {v};
+  }
 
  private:
   std::string command_, action_;

@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "common/error.h"
+#include "common/hub_cache.h"
 #include "train/recipes.h"
 
 namespace hone::cli {
@@ -62,6 +63,8 @@ const std::vector<Command>& commands() {
         "device", "preset", "contend", "base-dtype", "lora-dropout", "prompt-frac"},
        {"json", "checkpointing", "mlp-recompute", "unfused", "bf16", "tie", "full-logits", "full-attention"}, false, 0,
        cmd_bench},
+      {"hub", "Hugging Face models and datasets: list the cache, search, download (resumable, verified), remove",
+       kHubUsage, {"revision", "include", "jobs", "limit"}, {"json", "dataset", "all"}, true, 0, cmd_hub},
       {"bench store", "import, page-read and metrics-recording speed of the workspace store", kBenchStoreUsage,
        {"dir", "import-rows", "page-rows"}, {"json"}, false, 0, cmd_bench_store},
   };
@@ -229,6 +232,9 @@ int dispatch(int argc, char** argv) {
     action = argv[start++];
   }
   Args a(argc, argv, start, c->name + (action.empty() ? "" : " " + action), c->values, c->flags, action);
+  // Wherever a model folder is taken, a hub name (ORG/NAME[@REV]) is its folder in the hub cache.
+  for (const char* k : {"model", "versus-model", "tokenizer"})
+    if (a.has(k)) a.set(k, resolve_model_dir(a.get(k)));
   if (static_cast<int>(a.positional().size()) < c->min_positional) {
     std::cout << usage_of(*c);
     return 2;

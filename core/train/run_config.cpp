@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/hub_cache.h"
 #include "common/json_file.h"
 #include "peft/lora.h"
 #include "train/recipes.h"
@@ -212,7 +213,11 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   RunConfig c = default_run_config(method);
   apply_config_json(c, j, where);
   validate_run_config(c, where);
-  c.base_model = resolve(c.base_model, base_dir);
+  // A hub name (ORG/NAME[@REV]) that is not a folder beside the config is its snapshot in the hub cache.
+  if (HubRef h; parse_hub_ref(c.base_model, &h) && !is_directory(resolve(c.base_model, base_dir)))
+    c.base_model = resolve_model_dir(c.base_model);
+  else
+    c.base_model = resolve(c.base_model, base_dir);
   for (auto& p : c.train_data) p = resolve(p, base_dir);
   for (auto& p : c.eval_data) p = resolve(p, base_dir);
   if (!c.init_adapter.empty()) c.init_adapter = resolve(c.init_adapter, base_dir);
