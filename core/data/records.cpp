@@ -15,6 +15,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/utf8.h"
+#include "data/parquet.h"
 
 namespace hone {
 namespace {
@@ -100,8 +101,33 @@ std::string lower_ext(const std::string& path) {
   return e;
 }
 
-bool supported(const std::string& ext) {
-  return ext == ".jsonl" || ext == ".json" || ext == ".csv" || ext == ".tsv" || ext == ".txt" || ext == ".md";
+bool data_file(const std::string& ext) {
+  return ext == ".jsonl" || ext == ".json" || ext == ".csv" || ext == ".tsv" || ext == ".parquet";
+}
+
+bool supported(const std::string& ext) { return data_file(ext) || ext == ".txt" || ext == ".md"; }
+
+using RowFn = std::function<void(RawRow&&)>;
+
+// Parquet rows one row group at a time. A damaged file is a problem of that file (the rows before
+// the damage have been handed on already; without --skip-invalid the import rolls them back).
+void read_parquet_rows(const std::string& path, const RowFn& emit, std::vector<Problem>* problems) {
+  try {
+    ParquetReader pr(path);
+    int64_t n = 0;
+    pr.read_all([&](json& row) {
+      RawRow r;
+      r.where = path + ": row " + std::to_string(++n);
+      r.obj = std::move(row);
+      r.have_obj = true;
+      emit(std::move(r));
+      return true;
+    });
+  } catch (const Error& e) {
+    std::string m = e.what();
+    if (m.rfind(path + ": ", 0) == 0) m = m.substr(path.size() + 2);
+    problems->push_back({path, "", m, true});
+  }
 }
 
 int line_of(const std::string& data, size_t byte) {
@@ -193,9 +219,9 @@ void read_delimited(const std::string& path, const std::string& data, char sep, 
   if (quoted) rows->push_back({{}, json(), path + ":" + std::to_string(start_line), false, "unterminated quoted field"});
 }
 
-void read_file_rows(const std::string& path, const ReadOptions& opt, std::vector<RawRow>* rows,
-                    std::vector<Problem>* problems) {
+void read_file_rows(const std::string& path, const ReadOptions& opt, const RowFn& emit, std::vector<Problem>* problems) {
   const std::string ext = lower_ext(path);
+  if (ext == ".parquet") return read_parquet_rows(path, emit, problems);
   const std::string data = read_file(path);
   if (ext == ".txt" || ext == ".md") {
     size_t bad = 0;
@@ -219,7 +245,7 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, std::vector
           p.where = path + ":" + std::to_string(line);
           p.obj = json{{"prompt", l}};
           p.have_obj = true;
-          rows->push_back(std::move(p));
+          emit(std::move(p));
         }
         pos = nl + 1;
       }
@@ -227,7 +253,7 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, std::vector
     }
     r.obj = json{{"text", data}};
     r.have_obj = true;
-    rows->push_back(std::move(r));
+    emit(std::move(r));
     return;
   }
   if (ext == ".csv" || ext == ".tsv") {
@@ -236,7 +262,9 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, std::vector
       problems->push_back({path + ":" + std::to_string(line_of(data, bad)), "", "invalid UTF-8", true});
       return;
     }
-    read_delimited(path, data, ext == ".tsv" ? '\t' : ',', rows);
+    std::vector<RawRow> rows;
+    read_delimited(path, data, ext == ".tsv" ? '\t' : ',', &rows);
+    for (auto& r : rows) emit(std::move(r));
     return;
   }
   size_t first = data.find_first_not_of(" \t\r\n");
@@ -259,7 +287,7 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, std::vector
       r.where = path + ": element " + std::to_string(++i);
       r.obj = std::move(el);
       r.have_obj = true;
-      rows->push_back(std::move(r));
+      emit(std::move(r));
     }
     return;
   }
@@ -282,7 +310,7 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, std::vector
         r.bad = "invalid UTF-8 at column " + std::to_string(bad + 1);
       else
         r.text = std::move(l);
-      rows->push_back(std::move(r));
+      emit(std::move(r));
     }
     if (nl == std::string::npos) break;
     pos = nl + 1;
@@ -626,40 +654,88 @@ std::vector<std::pair<std::string, std::string>> parse_field_map(const std::stri
   return out;
 }
 
-ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
+namespace {
+
+// Duplicate detection keeps two independent 64-bit hashes of each canonical row (a false match
+// needs both to collide) and where the row was, packed: file index, how its place is spelled and
+// its number. A row costs about 50 bytes here rather than its whole text.
+struct RowKey {
+  uint64_t a, b;
+  bool operator==(const RowKey& o) const { return a == o.a && b == o.b; }
+};
+struct RowKeyHash {
+  size_t operator()(const RowKey& k) const noexcept { return static_cast<size_t>(k.a); }
+};
+
+RowKey row_key(const std::string& s) {
+  uint64_t fnv = 1469598103934665603ull;  // FNV-1a
+  for (unsigned char c : s) fnv = (fnv ^ c) * 1099511628211ull;
+  return {fnv, static_cast<uint64_t>(std::hash<std::string>()(s))};
+}
+
+const char* const kPlaceSpelling[] = {":", ": element ", ": row "};
+
+// "file:12", "file: element 3", "file: row 7" -> one integer (0 when the place has another form).
+uint64_t pack_place(const std::string& where, const std::string& file, size_t file_index) {
+  if (where.compare(0, file.size(), file) != 0 || file_index >= (1u << 20)) return 0;
+  for (uint64_t style = 3; style-- > 0;) {
+    const std::string sp = kPlaceSpelling[style];
+    if (where.compare(file.size(), sp.size(), sp) != 0) continue;
+    const std::string num = where.substr(file.size() + sp.size());
+    if (num.empty() || num.size() > 12 || num.find_first_not_of("0123456789") != std::string::npos) return 0;
+    return (static_cast<uint64_t>(file_index) << 44) | (style << 42) | std::stoull(num);
+  }
+  return 0;
+}
+
+std::string unpack_place(uint64_t p, const std::vector<std::string>& files) {
+  return files[p >> 44] + kPlaceSpelling[(p >> 42) & 3] + std::to_string(p & ((1ull << 42) - 1));
+}
+
+}  // namespace
+
+ReadResult read_dataset_stream(const std::string& path, const ReadOptions& opt, const RecordSink& sink) {
   ReadResult res;
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
+    bool have_data = false;
     for (auto it = std::filesystem::recursive_directory_iterator(path, ec); !ec && it != std::filesystem::end(it);
          it.increment(ec))
-      if (it->is_regular_file() && supported(lower_ext(it->path().string()))) res.files.push_back(it->path().string());
+      if (it->is_regular_file() && supported(lower_ext(it->path().string()))) {
+        res.files.push_back(it->path().string());
+        have_data = have_data || data_file(lower_ext(res.files.back()));
+      }
+    // A downloaded dataset repository keeps a README.md (the dataset card) beside its data files:
+    // a card is not a row. A folder of only .md/.txt files is still read as text documents.
+    if (have_data)
+      res.files.erase(std::remove_if(res.files.begin(), res.files.end(), [](const std::string& f) { return lower_ext(f) == ".md"; }),
+                      res.files.end());
     std::sort(res.files.begin(), res.files.end());
-    if (res.files.empty()) throw file_error(path, "no .jsonl, .json, .csv, .tsv, .txt or .md files in this folder");
+    if (res.files.empty()) throw file_error(path, "no .jsonl, .json, .parquet, .csv, .tsv, .txt or .md files in this folder");
   } else {
     if (!file_exists(path)) throw file_error(path, "no such file");
     if (!supported(lower_ext(path)))
-      throw file_error(path, "unsupported file type (expected .jsonl, .json, .csv, .tsv, .txt or .md)");
+      throw file_error(path, "unsupported file type (expected .jsonl, .json, .parquet, .csv, .tsv, .txt or .md)");
     res.files.push_back(path);
   }
   ExampleFormat fmt = opt.format;
-  std::unordered_map<std::string, std::string> seen;  // canonical JSON -> where first seen
-  for (const auto& file : res.files) {
-    std::vector<RawRow> rows;
-    read_file_rows(file, opt, &rows, &res.problems);
-    for (auto& r : rows) {
+  std::unordered_map<RowKey, uint64_t, RowKeyHash> seen;  // canonical row -> packed place first seen
+  std::unordered_map<RowKey, std::string, RowKeyHash> seen_odd;  // ... for places that do not pack
+  for (size_t fi = 0; fi < res.files.size(); ++fi) {
+    const std::string& file = res.files[fi];
+    read_file_rows(file, opt, [&](RawRow&& r) {
       ++res.rows_read;
       RowCheck rc{r.where, &res.problems};
       if (!r.bad.empty()) {
         rc.error("", r.bad);
-        continue;
+        return;
       }
       if (!r.have_obj) {
         try {
           r.obj = json::parse(r.text);
         } catch (const json::parse_error& e) {
           rc.error("", plain_json_error(e, false));
-          ++res.errors;
-          continue;
+          return;
         }
       }
       if (!opt.field_map.empty() && r.obj.is_object()) {
@@ -676,29 +752,43 @@ ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
         fmt = detect(r.obj);
         if (fmt == ExampleFormat::Auto) {
           rc.error("", unknown_format_message(r.obj));
-          ++res.errors;
-          continue;
+          return;
         }
       }
       json c = canonical(r.obj, fmt, rc);
-      if (rc.bad) {
-        ++res.errors;
-        continue;
-      }
+      if (rc.bad) return;
       std::string data = c.dump();
-      auto [it, fresh] = seen.emplace(data, r.where);
-      if (!fresh) {
-        res.problems.push_back({r.where, "", "duplicate of " + it->second, false});
+      const RowKey key = row_key(data);
+      const uint64_t place = pack_place(r.where, file, fi);
+      std::string first;
+      if (place) {
+        auto [it, fresh] = seen.emplace(key, place);
+        if (!fresh) first = unpack_place(it->second, res.files);
+        else if (seen_odd.count(key)) first = seen_odd[key];
+      } else {
+        auto [it, fresh] = seen_odd.emplace(key, r.where);
+        if (!fresh) first = it->second;
+        else if (auto s = seen.find(key); s != seen.end()) first = unpack_place(s->second, res.files);
+      }
+      if (!first.empty()) {
+        res.problems.push_back({r.where, "", "duplicate of " + first, false});
         ++res.duplicates;
       }
-      res.records.push_back({std::move(data), r.where});
-    }
+      sink({std::move(data), std::move(r.where)}, fmt);
+    }, &res.problems);
   }
   // Errors found while reading files (bad UTF-8, malformed arrays) count as well.
   res.errors = 0;
   for (const auto& p : res.problems) res.errors += p.error;
   res.format = fmt;
   res.kind = kind_of(fmt);
+  return res;
+}
+
+ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
+  std::vector<Record> records;
+  ReadResult res = read_dataset_stream(path, opt, [&](Record&& r, ExampleFormat) { records.push_back(std::move(r)); });
+  res.records = std::move(records);
   return res;
 }
 

@@ -9,6 +9,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -62,8 +63,17 @@ struct ReadResult {
   std::vector<std::string> files;
 };
 
-// Reads a file or a folder (recursively, sorted by name). Only an unreadable path throws.
+// Reads a file or a folder (recursively, sorted by name; in a folder with data files, .md files such
+// as a hub dataset's README.md are left out). Only an unreadable path throws. Parquet rows are
+// named "file.parquet: row N" (1-based), as JSON arrays name "file: element N".
 ReadResult read_dataset(const std::string& path, const ReadOptions& opt = {});
+
+// read_dataset that hands each valid record to `sink` as soon as it is checked, with the format
+// the rows were found to be in, instead of collecting them (ReadResult::records stays empty), so
+// memory holds one Parquet row group (or one text file) at a time plus a 16-byte hash per row for
+// duplicate detection. `sink` may throw to stop reading.
+using RecordSink = std::function<void(Record&& record, ExampleFormat format)>;
+ReadResult read_dataset_stream(const std::string& path, const ReadOptions& opt, const RecordSink& sink);
 
 // Parses "a=b,c=d" into a field map; throws on a malformed entry.
 std::vector<std::pair<std::string, std::string>> parse_field_map(const std::string& s);

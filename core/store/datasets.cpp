@@ -13,6 +13,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "data/pairs.h"
+#include "data/parquet.h"
 #include "store/labels.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
@@ -131,7 +132,35 @@ ImportReport import_dataset(Workspace& ws, const std::string& path, const std::s
   ReadOptions ro = opt.read;
   // Asked for prompts, a text file is read a prompt per line (rather than as one document).
   if (opt.kind == DatasetKind::Prompts && ro.format == ExampleFormat::Auto) ro.format = ExampleFormat::Prompts;
-  ReadResult rr = read_dataset(path, ro);
+  // Rows go into the store as they are read, inside one transaction, so that a big file (a
+  // Parquet file of millions of rows) never sits in memory whole. The dataset's own row is written
+  // with the first record (its kind is known by then); any reason not to keep the import (errors
+  // without skip_invalid, a wrong kind, no rows, a cancel) rolls it all back.
+  Transaction t(ws.db());
+  int64_t dataset_id = 0, pos = 0;
+  std::optional<Stmt> ins;
+  bool wrong_kind = false;
+  ReadResult rr = read_dataset_stream(path, ro, [&](Record&& r, ExampleFormat fmt) {
+    if (wrong_kind) return;  // keep reading: the report lists every problem
+    if (!dataset_id) {
+      const DatasetKind kind = kind_of(fmt);
+      if (opt.kind && *opt.kind != kind) {
+        wrong_kind = true;
+        return;
+      }
+      Stmt d = ws.db().prepare("INSERT INTO datasets (name, kind, format, source, created_at) VALUES (?, ?, ?, ?, ?)");
+      d.bind(1, name).bind(2, std::string(dataset_kind_name(kind))).bind(3, std::string(example_format_name(fmt)));
+      d.bind(4, path).bind(5, utc_now()).run();
+      dataset_id = ws.db().last_insert_id();
+      ins.emplace(ws.db().prepare("INSERT INTO rows (dataset_id, position, data, source) VALUES (?, ?, ?, ?)"));
+    }
+    ins->bind(1, dataset_id).bind(2, pos++).bind(3, r.data).bind(4, r.source);
+    ins->run();
+    ins->reset();
+    // A cancelled import rolls back as a whole (the transaction's destructor): nothing half-imported.
+    // The total is not known while streaming, so it is given as 0.
+    if (opt.progress && pos % 2048 == 0 && !opt.progress(pos, 0)) throw Error("import of " + path + " cancelled; nothing was imported");
+  });
   ImportReport rep;
   rep.rows_read = rr.rows_read;
   rep.errors = rr.errors;
@@ -145,29 +174,16 @@ ImportReport import_dataset(Workspace& ws, const std::string& path, const std::s
     ++rep.errors;
     return rep;
   }
-  if ((rep.errors > 0 && !opt.skip_invalid) || rr.records.empty()) {
-    if (rr.records.empty() && rep.errors == 0) {
+  if ((rep.errors > 0 && !opt.skip_invalid) || pos == 0) {
+    if (pos == 0 && rep.errors == 0) {
       rep.problems.push_back({path, "", "no rows to import", true});
       rep.errors = 1;
     }
     return rep;
   }
-  Transaction t(ws.db());
-  Stmt d = ws.db().prepare("INSERT INTO datasets (name, kind, format, source, created_at) VALUES (?, ?, ?, ?, ?)");
-  d.bind(1, name).bind(2, rep.kind).bind(3, rep.format).bind(4, path).bind(5, utc_now()).run();
-  rep.dataset_id = ws.db().last_insert_id();
-  Stmt ins = ws.db().prepare("INSERT INTO rows (dataset_id, position, data, source) VALUES (?, ?, ?, ?)");
-  int64_t pos = 0;
-  for (const auto& r : rr.records) {
-    ins.bind(1, rep.dataset_id).bind(2, pos++).bind(3, r.data).bind(4, r.source);
-    ins.run();
-    ins.reset();
-    // A cancelled import rolls back as a whole (the transaction's destructor): nothing half-imported.
-    if (opt.progress && (pos % 2048 == 0 || pos == static_cast<int64_t>(rr.records.size())) &&
-        !opt.progress(pos, static_cast<int64_t>(rr.records.size())))
-      throw Error("import of " + path + " cancelled; nothing was imported");
-  }
+  if (opt.progress && !opt.progress(pos, pos)) throw Error("import of " + path + " cancelled; nothing was imported");
   t.commit();
+  rep.dataset_id = dataset_id;
   rep.imported = pos;
   return rep;
 }
@@ -429,14 +445,14 @@ DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const StatsOptions& o
   return st;
 }
 
-int64_t export_dataset(Workspace& ws, int64_t dataset, const std::string& out_path, const ExportOptions& opt) {
+namespace {
+
+// The rows an export writes, in order, as their JSON text: the split's rows, with preference labels
+// applied ("rejected" swaps the pair; tie, drop and skip leave the row out).
+void for_export_rows(Workspace& ws, int64_t dataset, const ExportOptions& opt, const std::function<void(std::string&&, const DatasetRow&)>& each) {
   const DatasetKind kind = kind_of_dataset(ws, dataset);
-  if (!opt.split.empty() && opt.split != "train" && opt.split != "validation")
-    throw Error("split must be train or validation");
-  AtomicWriter w(out_path);
   Stmt s = ws.db().prepare(std::string(kRowCols) + "WHERE r.dataset_id = ? ORDER BY r.position");
   s.bind(1, dataset);
-  int64_t n = 0;
   while (s.step()) {
     DatasetRow r = row_from(s);
     if (!opt.split.empty() && in_validation(r.id, opt.seed, opt.fraction) != (opt.split == "validation")) continue;
@@ -449,10 +465,44 @@ int64_t export_dataset(Workspace& ws, int64_t dataset, const std::string& out_pa
         line = j.dump();
       }
     }
+    each(std::move(line), r);
+  }
+}
+
+bool parquet_path(const std::string& p) {
+  std::string e = std::filesystem::path(p).extension().string();
+  for (auto& c : e) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return e == ".parquet";
+}
+
+}  // namespace
+
+int64_t export_dataset(Workspace& ws, int64_t dataset, const std::string& out_path, const ExportOptions& opt) {
+  if (!opt.split.empty() && opt.split != "train" && opt.split != "validation")
+    throw Error("split must be train or validation");
+  int64_t n = 0;
+  if (parquet_path(out_path)) {
+    // Two passes over the stored rows: the first settles each column's type, the second writes.
+    ParquetSchemaBuilder schema;
+    for_export_rows(ws, dataset, opt, [&](std::string&& line, const DatasetRow& r) {
+      schema.add(json::parse(line), "row " + std::to_string(r.position) + " (" + r.source + ")");
+    });
+    ParquetWriteOptions po;
+    po.codec = opt.parquet_codec;
+    ParquetWriter w(out_path, schema, po);
+    for_export_rows(ws, dataset, opt, [&](std::string&& line, const DatasetRow&) {
+      w.add(json::parse(line));
+      ++n;
+    });
+    w.finish();
+    return n;
+  }
+  AtomicWriter w(out_path);
+  for_export_rows(ws, dataset, opt, [&](std::string&& line, const DatasetRow&) {
     line += "\n";
     w.write(line.data(), line.size());
     ++n;
-  }
+  });
   w.commit();
   return n;
 }

@@ -112,10 +112,13 @@ DatasetStats dataset_stats(Workspace& ws, int64_t dataset, const StatsOptions& o
 // Export as JSONL: chat -> {"messages"}, preference -> {"prompt","chosen","rejected"} (labels applied:
 // "rejected" swaps the pair, tie, drop and skip are left out), text -> {"text"}. Written atomically.
 // With `split`, only rows of that part ("train" or "validation", seed and fraction as above).
+// An out_path ending in .parquet writes the same rows as Parquet (messages as
+// list<struct<role, content>>, strings, lists; data/parquet.h), which datasets' load_dataset reads.
 struct ExportOptions {
   std::string split;  // "" = all rows
   uint64_t seed = 0;
   double fraction = 0.1;
+  std::string parquet_codec = "snappy";  // snappy, zstd, gzip or none
 };
 int64_t export_dataset(Workspace& ws, int64_t dataset, const std::string& out_path, const ExportOptions& opt = {});
 
