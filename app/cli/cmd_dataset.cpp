@@ -6,6 +6,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/hub_cache.h"
 #include "store/datasets.h"
 #include "tokenizer/tokenizer.h"
 
@@ -76,7 +77,7 @@ int cmd_dataset(const Args& a) {
   };
 
   if (action == "validate") {
-    ReadResult r = read_dataset(pos("FILE"), read_options(a));
+    ReadResult r = read_dataset(resolve_dataset_path(pos("FILE")), read_options(a));
     if (json) {
       std::cout << nlohmann::json({{"rows", r.rows_read}, {"valid", r.records.size()}, {"errors", r.errors},
                                    {"duplicates", r.duplicates}, {"kind", dataset_kind_name(r.kind)},
@@ -101,7 +102,7 @@ int cmd_dataset(const Args& a) {
       if (!dataset_kind_from_name(a.get("kind"), &k)) throw Error("unknown --kind \"" + a.get("kind") + "\" (chat, preference, text, candidates, choice, prompts)");
       o.kind = k;
     }
-    ImportReport r = import_dataset(ws, pos("FILE"), a.require("name"), o);
+    ImportReport r = import_dataset(ws, resolve_dataset_path(pos("FILE")), a.require("name"), o);
     if (json) {
       std::cout << nlohmann::json({{"dataset_id", r.dataset_id}, {"imported", r.imported}, {"rows", r.rows_read},
                                    {"errors", r.errors}, {"duplicates", r.duplicates}, {"kind", r.kind},

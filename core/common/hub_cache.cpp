@@ -116,7 +116,8 @@ std::string cached_snapshot(const HubRef& r, std::string* why, const std::string
 }
 
 std::string resolve_model_dir(const std::string& p) {
-  if (p.empty() || is_directory(p)) return p;
+  std::error_code ec;
+  if (p.empty() || fs::exists(p, ec)) return p;  // a folder or file that is there is what it names
   HubRef r;
   if (!parse_hub_ref(p, &r) || r.type != "model") return p;
   std::string why;

@@ -32,7 +32,7 @@ std::string repo_folder(const HubRef& r, const std::string& cache = hub_cache_di
 // A branch or tag goes through refs/REV; a commit is looked up directly.
 std::string cached_snapshot(const HubRef& r, std::string* why = nullptr, const std::string& cache = hub_cache_dir());
 
-// A model folder as the user named it: an existing folder as it is; otherwise ORG/NAME[@REV] from
+// A model folder as the user named it: an existing folder (or file) as it is; otherwise ORG/NAME[@REV] from
 // the cache (throws, naming the cache and the download command, when it is not there); anything
 // else as it is (the loader's own error then names it).
 std::string resolve_model_dir(const std::string& path_or_ref);

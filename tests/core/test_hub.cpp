@@ -1,0 +1,330 @@
+// The hub client against a loopback hub (tests/hub/hub_server.py): the cache layout huggingface_hub
+// writes, resumed and refused downloads, gated repos, search, and hub names resolving offline.
+// SPDX-License-Identifier: GPL-3.0-or-later
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "common/files.h"
+#include "common/hub_cache.h"
+#include "hub/hub_download.h"
+#include "test_support.h"
+
+namespace fs = std::filesystem;
+using namespace hone;
+using namespace hone::test;
+
+namespace {
+
+std::string q(const std::string& s) { return shell_quote(s); }
+
+// The repos the loopback hub serves, made once per process: a tiny Llama with a README and a
+// pickled file beside it, the same model gated, a model of an architecture Hone does not load, and
+// a chat dataset in the layout hub datasets have (data/train-*.jsonl + README.md).
+std::string hub_root() {
+  static std::string root = [] {
+    std::string d = temp_dir("hub-root");
+    std::string m = d + "/models/test-org/tiny-model";
+    fs::create_directories(m);
+    auto r = cli("init-model --preset tiny --tokenizer builtin --out " + q(m) + " --seed 3");
+    if (r.code != 0) throw std::runtime_error("init-model failed: " + r.err);
+    write_file_atomic(m + "/README.md", "---\nlicense: apache-2.0\n---\n# tiny\n");
+    std::string pickle(4096, '\x80');
+    write_file_atomic(m + "/pytorch_model.bin", pickle);
+    fs::create_directories(d + "/models/gated");
+    fs::copy(m, d + "/models/gated/tiny-model", fs::copy_options::recursive);
+    fs::create_directories(d + "/models/other-org/tiny-bert");
+    write_file_atomic(d + "/models/other-org/tiny-bert/config.json", R"({"model_type": "bert", "hidden_size": 8})");
+    std::string ds = d + "/datasets/test-org/chat-data";
+    fs::create_directories(ds + "/data");
+    std::string rows;
+    for (int i = 0; i < 12; ++i)
+      rows += nlohmann::json{{"messages", {{{"role", "user"}, {"content", "q" + std::to_string(i)}},
+                                           {{"role", "assistant"}, {"content", "a" + std::to_string(i)}}}}}
+                  .dump() +
+              "\n";
+    write_file_atomic(ds + "/data/train-00000-of-00001.jsonl", rows);
+    write_file_atomic(ds + "/README.md", "# chat data\n");
+    return d;
+  }();
+  return root;
+}
+
+// A loopback hub on a free port, with faults switched on by `faults` (--drop NAME ...).
+struct HubServer {
+  std::string dir, cache, log;
+  pid_t pid = -1;
+  int port = 0;
+  explicit HubServer(const std::string& name, const std::string& faults = "") {
+    dir = temp_dir("hub-" + name);
+    cache = dir + "/cache";
+    log = dir + "/requests.log";
+    const std::string port_file = dir + "/port";
+    const std::string cmd = std::string("exec ") + HONE_PYTHON + " " + q(source("tests/hub/hub_server.py")) + " --root " +
+                            q(hub_root()) + " --port-file " + q(port_file) + " --log " + q(log) + " " + faults;
+    pid = fork();
+    if (pid == 0) {
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 300 && !file_exists(port_file); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (!file_exists(port_file)) throw std::runtime_error("the loopback hub did not start");
+    port = std::stoi(read_file(port_file));
+  }
+  ~HubServer() {
+    if (pid > 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
+    }
+  }
+  // The environment of a hub client pointed at this server and its own cache (no token, online).
+  std::string env(const std::string& extra = "") const {
+    return "env -u HF_TOKEN -u HF_HUB_OFFLINE HF_HOME=" + q(dir + "/hf-home") + " HF_ENDPOINT=http://127.0.0.1:" + std::to_string(port) +
+           " HF_HUB_CACHE=" + q(cache) + " " + extra + " ";
+  }
+  RunResult hub(const std::string& args, const std::string& extra = "") const {
+    return run(env(extra) + HONE_CLI + " " + args);
+  }
+  std::vector<nlohmann::json> requests() const {
+    std::vector<nlohmann::json> out;
+    if (!file_exists(log)) return out;
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+    return out;
+  }
+  std::string repo(const std::string& folder = "models--test-org--tiny-model") const { return cache + "/" + folder; }
+};
+
+// Hashes from Python's hashlib (an independent reference): sha256 of the bytes, and git's blob sha1.
+std::string py_hash(const std::string& path, bool git_sha1) {
+  const std::string code = git_sha1 ? "import hashlib,sys; d=open(sys.argv[1],'rb').read(); print(hashlib.sha1(b'blob %d\\0' % len(d) + d).hexdigest())"
+                                    : "import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())";
+  auto r = run(std::string(HONE_PYTHON) + " -c " + q(code) + " " + q(path));
+  if (r.code != 0) throw std::runtime_error("python hashlib failed: " + r.err);
+  return r.out.substr(0, r.out.find('\n'));
+}
+
+std::string model_src(const std::string& file) { return hub_root() + "/models/test-org/tiny-model/" + file; }
+
+bool same_bytes(const std::string& a, const std::string& b) { return read_file(a) == read_file(b); }
+
+int64_t size_or_zero(const std::string& p) {
+  std::error_code ec;
+  auto n = fs::file_size(p, ec);
+  return ec ? 0 : static_cast<int64_t>(n);
+}
+
+}  // namespace
+
+TEST(HubCache, NamesAndLocations) {
+  HubRef r;
+  ASSERT_TRUE(parse_hub_ref("Qwen/Qwen2.5-0.5B-Instruct@v1.0", &r));
+  EXPECT_EQ(r.id, "Qwen/Qwen2.5-0.5B-Instruct");
+  EXPECT_EQ(r.revision, "v1.0");
+  EXPECT_EQ(repo_folder_name(r), "models--Qwen--Qwen2.5-0.5B-Instruct");
+  ASSERT_TRUE(parse_hub_ref("datasets/trl-lib/ultrafeedback_binarized", &r));
+  EXPECT_EQ(repo_folder_name(r), "datasets--trl-lib--ultrafeedback_binarized");
+  for (const char* bad : {"/abs/path", "a/b/c", "../x", "org/..", "org/na--me", "org/", "org/x@", "org/x@../../etc", "./m"})
+    EXPECT_FALSE(parse_hub_ref(bad, nullptr)) << bad;
+  // huggingface_hub's order: HF_HUB_CACHE, else HF_HOME/hub, else XDG_CACHE_HOME/huggingface/hub.
+  ::setenv("HF_HOME", "/tmp/hfh", 1);
+  ::unsetenv("HF_HUB_CACHE");
+  ::unsetenv("HUGGINGFACE_HUB_CACHE");
+  EXPECT_EQ(hub_cache_dir(), "/tmp/hfh/hub");
+  ::setenv("HF_HUB_CACHE", "/tmp/c", 1);
+  EXPECT_EQ(hub_cache_dir(), "/tmp/c");
+  ::unsetenv("HF_HUB_CACHE");
+  ::unsetenv("HF_HOME");
+  ::setenv("XDG_CACHE_HOME", "/tmp/xdg", 1);
+  EXPECT_EQ(hub_cache_dir(), "/tmp/xdg/huggingface/hub");
+  ::unsetenv("XDG_CACHE_HOME");
+}
+
+TEST(Hub, DownloadWritesHuggingfaceHubLayoutAndWorksOffline) {
+  HubServer s("layout");
+  auto r = s.hub("hub download test-org/tiny-model --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("skipped pytorch_model.bin"), std::string::npos) << r.err;  // pickles only when asked
+  const std::string repo = s.repo();
+  const std::string commit = read_file(repo + "/refs/main");
+  ASSERT_EQ(commit.size(), 40u) << commit;
+  const std::string snap = repo + "/snapshots/" + commit;
+  // Each file: a relative link to ../../blobs/ETAG, the blob named by sha256 (LFS) or git's sha1.
+  for (const char* f : {"config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "README.md"}) {
+    const std::string link = snap + "/" + f;
+    ASSERT_TRUE(fs::is_symlink(link)) << f;
+    const bool lfs = std::string(f) == "model.safetensors";
+    const std::string want = "../../blobs/" + py_hash(model_src(f), !lfs);
+    EXPECT_EQ(fs::read_symlink(link).string(), want) << f;
+    EXPECT_TRUE(same_bytes(link, model_src(f))) << f;
+  }
+  EXPECT_FALSE(fs::exists(snap + "/pytorch_model.bin"));
+  for (const auto& e : fs::directory_iterator(repo + "/blobs")) EXPECT_NE(e.path().extension(), ".incomplete");
+  // The last JSON line says where it went.
+  auto done = nlohmann::json::parse(r.out.substr(r.out.rfind("{\"")));
+  EXPECT_EQ(done["event"], "done");
+  EXPECT_EQ(done["snapshot"], snap);
+
+  // Offline, with no server at all: the name resolves from the cache.
+  const std::string offline = "env -u HF_ENDPOINT HF_HUB_OFFLINE=1 HF_HUB_CACHE=" + q(s.cache) + " ";
+  auto in = run(offline + HONE_CLI + " inspect --model test-org/tiny-model");
+  ASSERT_EQ(in.code, 0) << in.err;
+  EXPECT_EQ(nlohmann::json::parse(in.out)["architecture"], "llama");
+  auto in2 = run(offline + HONE_CLI + " inspect --model test-org/tiny-model@" + commit);
+  EXPECT_EQ(in2.code, 0) << in2.err;
+  auto gen = run(offline + HONE_CLI + " generate --model test-org/tiny-model --prompt hi --max-new-tokens 2");
+  EXPECT_EQ(gen.code, 0) << gen.err;
+  auto missing = run(offline + HONE_CLI + " inspect --model test-org/other");
+  EXPECT_NE(missing.code, 0);
+  EXPECT_NE(missing.err.find("hone-cli hub download test-org/other"), std::string::npos) << missing.err;
+  auto list = run(offline + HONE_CLI + " hub list --json");
+  ASSERT_EQ(list.code, 0) << list.err;
+  auto repos = nlohmann::json::parse(list.out)["repos"];
+  ASSERT_EQ(repos.size(), 1u);
+  EXPECT_EQ(repos[0]["id"], "test-org/tiny-model");
+  EXPECT_EQ(repos[0]["architecture"], "llama");
+  EXPECT_TRUE(repos[0]["loadable"].get<bool>()) << repos[0].dump();
+  EXPECT_GT(repos[0]["parameters"].get<int64_t>(), 0);
+  // A run config naming the model by its hub name trains from the cached snapshot.
+  const std::string cfg = s.dir + "/run.json";
+  write_file_atomic(s.dir + "/train.jsonl", R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]})" "\n");
+  write_file_atomic(cfg, nlohmann::json{{"base_model", "test-org/tiny-model"}, {"train_data", {"train.jsonl"}}, {"max_steps", 1}}.dump());
+  auto tr = run(offline + HONE_CLI + " train --config " + q(cfg) + " --run-dir " + q(s.dir + "/run"));
+  EXPECT_EQ(tr.code, 0) << tr.err;
+  // A second download fetches nothing: every blob is there.
+  auto again = s.hub("hub download test-org/tiny-model --json");
+  ASSERT_EQ(again.code, 0) << again.err;
+  EXPECT_EQ(nlohmann::json::parse(again.out.substr(again.out.rfind("{\"")))["bytes_fetched"], 0);
+  // hub rm deletes the repo.
+  auto rm = run(offline + HONE_CLI + " hub rm test-org/tiny-model");
+  EXPECT_EQ(rm.code, 0) << rm.err;
+  EXPECT_FALSE(fs::exists(repo));
+}
+
+TEST(Hub, DroppedConnectionResumesToTheSameBytes) {
+  HubServer s("drop", "--drop model.safetensors");
+  auto r = s.hub("hub download test-org/tiny-model");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string sha = py_hash(model_src("model.safetensors"), false);
+  EXPECT_TRUE(same_bytes(s.repo() + "/blobs/" + sha, model_src("model.safetensors")));
+  // The second request for the file asked for the rest only.
+  int ranged = 0;
+  for (const auto& q : s.requests())
+    if (q["path"].get<std::string>().rfind("/cdn/" + sha, 0) == 0 && q["range"] != "") {
+      ++ranged;
+      EXPECT_NE(q["range"], "bytes=0-");
+    }
+  EXPECT_EQ(ranged, 1);
+}
+
+TEST(Hub, InterruptedDownloadLeavesNothingHalfAndResumes) {
+  HubServer s("stall", "--stall model.safetensors");
+  const std::string sha = py_hash(model_src("model.safetensors"), false);
+  const std::string part = s.repo() + "/blobs/" + sha + ".incomplete";
+  const std::string cmd = "exec " + s.env() + HONE_CLI + " hub download test-org/tiny-model --jobs 2";
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const int64_t half = static_cast<int64_t>(fs::file_size(model_src("model.safetensors")) / 2);
+  // The server logs the request, then sends half and stalls; the client is interrupted while it waits.
+  auto asked = [&] {
+    for (const auto& q : s.requests())
+      if (q["path"].get<std::string>().rfind("/cdn/" + sha, 0) == 0) return true;
+    return false;
+  };
+  for (int i = 0; i < 500 && !asked(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(asked()) << "the client never asked for the file";
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  kill(pid, SIGINT);  // as Ctrl-C does
+  bool hung = false;
+  int st = wait_bounded(pid, 30, hung);
+  ASSERT_FALSE(hung);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 130) << st;
+  // Resumable, and nothing claims a whole model: no blob, no link for the file, no refs/main.
+  EXPECT_EQ(size_or_zero(part), half);
+  EXPECT_FALSE(fs::exists(s.repo() + "/blobs/" + sha));
+  EXPECT_FALSE(fs::exists(s.repo() + "/refs/main"));
+  for (auto it = fs::recursive_directory_iterator(s.repo() + "/snapshots"); it != fs::end(it); ++it)
+    EXPECT_NE(it->path().filename(), "model.safetensors");
+  auto r = s.hub("hub download test-org/tiny-model");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("1 resumed"), std::string::npos) << r.err;
+  EXPECT_TRUE(same_bytes(s.repo() + "/blobs/" + sha, model_src("model.safetensors")));
+  EXPECT_FALSE(fs::exists(part));
+  bool asked_rest = false;
+  for (const auto& q : s.requests()) asked_rest = asked_rest || q["range"] == "bytes=" + std::to_string(half) + "-";
+  EXPECT_TRUE(asked_rest);
+}
+
+TEST(Hub, CorruptedFileIsRefusedAndLeavesNothing) {
+  HubServer s("corrupt", "--corrupt model.safetensors");
+  auto r = s.hub("hub download test-org/tiny-model");
+  ASSERT_NE(r.code, 0);
+  EXPECT_NE(r.err.find("model.safetensors: sha256 of the downloaded bytes"), std::string::npos) << r.err;
+  const std::string sha = py_hash(model_src("model.safetensors"), false);
+  EXPECT_FALSE(fs::exists(s.repo() + "/blobs/" + sha));
+  EXPECT_FALSE(fs::exists(s.repo() + "/blobs/" + sha + ".incomplete"));
+  EXPECT_FALSE(fs::exists(s.repo() + "/refs/main"));
+  for (auto it = fs::recursive_directory_iterator(s.repo() + "/snapshots"); it != fs::end(it); ++it)
+    EXPECT_NE(it->path().filename(), "model.safetensors");
+}
+
+TEST(Hub, GatedMissingAndOfflineSayWhatToDo) {
+  HubServer s("gated");
+  auto no_token = s.hub("hub download gated/tiny-model");
+  ASSERT_NE(no_token.code, 0);
+  EXPECT_NE(no_token.err.find("401"), std::string::npos) << no_token.err;
+  EXPECT_NE(no_token.err.find("HF_TOKEN"), std::string::npos) << no_token.err;
+  auto bad = s.hub("hub download gated/tiny-model", "HF_TOKEN=hf_bad");
+  ASSERT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("403"), std::string::npos) << bad.err;
+  EXPECT_NE(bad.err.find("accept its conditions"), std::string::npos) << bad.err;
+  // The token file in HF_HOME works as HF_TOKEN does.
+  fs::create_directories(s.dir + "/hf-home");
+  write_file_atomic(s.dir + "/hf-home/token", "hf_good\n");
+  auto ok = s.hub("hub download gated/tiny-model");
+  EXPECT_EQ(ok.code, 0) << ok.err;
+  auto missing = s.hub("hub download test-org/does-not-exist");
+  ASSERT_NE(missing.code, 0);
+  EXPECT_NE(missing.err.find("not found"), std::string::npos) << missing.err;
+  auto offline = s.hub("hub download test-org/tiny-model", "HF_HUB_OFFLINE=1");
+  ASSERT_NE(offline.code, 0);
+  EXPECT_NE(offline.err.find("HF_HUB_OFFLINE"), std::string::npos) << offline.err;
+  EXPECT_TRUE(s.requests().size() > 0);
+}
+
+TEST(Hub, IncludeGlobsSearchAndDatasets) {
+  HubServer s("misc");
+  auto r = s.hub("hub download test-org/tiny-model --include '*.bin' --include config.json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string snap = read_file(s.repo() + "/refs/main");
+  EXPECT_TRUE(same_bytes(s.repo() + "/snapshots/" + snap + "/pytorch_model.bin", model_src("pytorch_model.bin")));
+  EXPECT_FALSE(fs::exists(s.repo() + "/snapshots/" + snap + "/model.safetensors"));
+
+  auto found = s.hub("hub search tiny --json");
+  ASSERT_EQ(found.code, 0) << found.err;
+  auto hits = nlohmann::json::parse(found.out);
+  std::set<std::string> ids;
+  for (const auto& h : hits) ids.insert(h["id"].get<std::string>());
+  EXPECT_TRUE(ids.count("test-org/tiny-model"));
+  EXPECT_FALSE(ids.count("other-org/tiny-bert"));  // an architecture Hone does not load
+  auto all = s.hub("hub search tiny --all --json");
+  EXPECT_NE(all.out.find("other-org/tiny-bert"), std::string::npos) << all.out;
+
+  auto d = s.hub("hub download --dataset test-org/chat-data");
+  ASSERT_EQ(d.code, 0) << d.err;
+  const std::string ds = s.repo("datasets--test-org--chat-data");
+  EXPECT_TRUE(fs::exists(ds + "/snapshots/" + read_file(ds + "/refs/main") + "/data/train-00000-of-00001.jsonl"));
+  // The symlink of a file in a folder climbs one more level.
+  EXPECT_EQ(fs::read_symlink(ds + "/snapshots/" + read_file(ds + "/refs/main") + "/data/train-00000-of-00001.jsonl").string().rfind("../../../blobs/", 0), 0u);
+  auto imp = s.hub("dataset import test-org/chat-data --workspace " + q(s.dir + "/ws") + " --name chat --json");
+  ASSERT_EQ(imp.code, 0) << imp.err << imp.out;
+  EXPECT_EQ(nlohmann::json::parse(imp.out)["imported"], 12) << imp.out;  // the README is not a row
+}
