@@ -15,6 +15,8 @@ namespace hone::cli {
 const char* const kDatasetUsage = R"(usage: hone-cli dataset <action> [options]   (every action takes --workspace DIR)
 
   import FILE|FOLDER --name N [--format F] [--kind K] [--map SRC=DST,...] [--skip-invalid] [--json]
+      FILE: .jsonl .json .parquet .csv .tsv .txt .md; a FOLDER's files in name order (Parquet shards
+      too; beside data files, README.md and other .md files are left out).
       F: auto alpaca sharegpt messages prompt-completion preference text candidates choice prompts;
       K: chat preference text candidates choice prompts (choice: multiple-choice questions, an eval
       suite; prompts: questions to sample candidates for; a text file as prompts: one per line).
@@ -23,8 +25,9 @@ const char* const kDatasetUsage = R"(usage: hone-cli dataset <action> [options] 
   list [--json]
   show ID|NAME [--rows A:B] [--json]                       rows A..B-1 (default 0:10)
   stats ID|NAME [--tokenizer MODEL_DIR] [--json]           counts, token lengths, longest rows
-  export ID|NAME --out FILE [--split train|validation] [--seed S] [--val-fraction F]
-      JSONL in the form TRL and Axolotl read: messages / prompt,chosen,rejected / text.
+  export ID|NAME --out FILE [--split train|validation] [--seed S] [--val-fraction F] [--compression C]
+      JSONL in the form TRL and Axolotl read: messages / prompt,chosen,rejected / text; FILE.parquet
+      writes the same rows as Parquet (C: snappy (default), zstd, gzip, none).
 )";
 namespace {
 
@@ -201,6 +204,7 @@ int cmd_dataset(const Args& a) {
     eo.split = a.get("split");
     eo.seed = static_cast<uint64_t>(a.integer("seed", 0));
     eo.fraction = a.number("val-fraction", 0.1);
+    eo.parquet_codec = a.get("compression", "snappy");
     const std::string out = a.require("out");
     int64_t n = export_dataset(ws, d.id, out, eo);
     if (json) std::cout << nlohmann::json({{"rows", n}, {"out", out}}).dump() << "\n";

@@ -121,6 +121,38 @@ TEST(CliStore, DatasetCommandsOnAFreshWorkspace) {
   EXPECT_NE(missing.err.find("no dataset \"nosuch\""), std::string::npos);
 }
 
+// Parquet through the CLI: a DuckDB-written file imports as its JSONL does, exports to Parquet
+// (zstd) and that export imports again to the same rows; a bad codec is named.
+TEST(CliStore, DatasetParquetImportExportRoundTrip) {
+  const auto& f = fixture();
+  const std::string ws = " --workspace " + shell_quote(f.dir + "/parquet");
+  const std::string src = test::source("tests/data/parquet/preference_zstd.parquet");
+  auto imp = cli("dataset import " + shell_quote(src) + " --name pq --json" + ws);
+  ASSERT_EQ(imp.code, 0) << imp.err;
+  EXPECT_EQ(json::parse(imp.out)["imported"], 40);
+  EXPECT_EQ(json::parse(imp.out)["kind"], "preference");
+  auto jl = cli("dataset import " + shell_quote(test::source("tests/data/parquet/preference.jsonl")) + " --name jl --json" + ws);
+  ASSERT_EQ(jl.code, 0) << jl.err;
+  const std::string out = f.dir + "/pq-export.parquet";
+  auto ex = cli("dataset export pq --out " + shell_quote(out) + " --compression zstd --json" + ws);
+  ASSERT_EQ(ex.code, 0) << ex.err;
+  EXPECT_EQ(json::parse(ex.out)["rows"], 40);
+  ASSERT_EQ(cli("dataset import " + shell_quote(out) + " --name back" + ws).code, 0);
+  auto rows = [&](const std::string& name) {
+    json items = json::parse(cli("dataset show " + name + " --rows 0:100 --json" + ws).out)["items"];
+    json data = json::array();
+    for (const auto& it : items) data.push_back(it["data"]);
+    return data;
+  };
+  EXPECT_EQ(rows("pq").size(), 40u);
+  EXPECT_EQ(rows("pq"), rows("jl"));
+  EXPECT_EQ(rows("back"), rows("pq"));
+  auto bad = cli("dataset export pq --out " + shell_quote(f.dir + "/x.parquet") + " --compression lz4" + ws);
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("unknown Parquet compression \"lz4\""), std::string::npos) << bad.err;
+  EXPECT_FALSE(std::filesystem::exists(f.dir + "/x.parquet"));
+}
+
 TEST(CliStore, TrainRecordsRunsThatCompare) {
   const auto& f = fixture();
   auto a = cli("train --json --config " + shell_quote(write_config(f.dir + "/a.json", "lr-low", 6, 1e-4, 3)) + ws_arg());
