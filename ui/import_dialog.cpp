@@ -30,6 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/parquet.h"
 #include "data/records.h"
 #include "job.h"
 #include "look.h"
@@ -46,7 +47,7 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
   auto* form = new QFormLayout;
   auto* prow = new QHBoxLayout;
   path_ = new QLineEdit;
-  path_->setPlaceholderText("A .jsonl, .json, .csv, .tsv, .txt or .md file, or a folder of them");
+  path_->setPlaceholderText("A .jsonl, .json, .parquet, .csv, .tsv, .txt or .md file, or a folder of them");
   auto* file = new QPushButton("File…");
   auto* folder = new QPushButton("Folder…");
   prow->addWidget(path_, 1);
@@ -123,7 +124,7 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
 
   connect(file, &QPushButton::clicked, this, [this] {
     const QString f = QFileDialog::getOpenFileName(this, "Dataset file", path_->text(),
-                                                   "Datasets (*.jsonl *.json *.csv *.tsv *.txt *.md);;All files (*)");
+                                                   "Datasets (*.jsonl *.json *.parquet *.csv *.tsv *.txt *.md);;All files (*)");
     if (!f.isEmpty()) setPath(f);
   });
   connect(folder, &QPushButton::clicked, this, [this] {
@@ -148,7 +149,7 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
     progress_->setVisible(true);
     progress_->setRange(0, total > 0 ? 1000 : 0);
     if (total > 0) progress_->setValue(static_cast<int>(1000 * done / total));
-    progress_->setFormat(text.isEmpty() ? QString("%1 of %2 rows").arg(done).arg(total) : text);
+    progress_->setFormat(!text.isEmpty() ? text : total > 0 ? QString("%1 of %2 rows").arg(done).arg(total) : QString("%1 rows").arg(done));
   });
   connect(job_, &Job::failed, this, [this](const QString& e) {
     progress_->setVisible(false);
@@ -198,8 +199,8 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
       row.data = rowsJson[r].toStdString();
       row.source = m.value("sources").toStringList().value(r).toStdString();
       const QStringList c = RowsModel::cells(kind, row);
-      // Numbered by the file's lines, as the Datasets table will number them.
-      const QRegularExpressionMatch lm = QRegularExpression(":(\\d+)$").match(QString::fromStdString(row.source));
+      // Numbered by the file's lines (a Parquet file's rows), as the Datasets table will number them.
+      const QRegularExpressionMatch lm = QRegularExpression(":(?: row )?(\\d+)$").match(QString::fromStdString(row.source));
       preview_->setVerticalHeaderItem(r, new QTableWidgetItem(lm.hasMatch() ? lm.captured(1) : QString::number(r + 1)));
       for (int k = 0; k < c.size(); ++k) preview_->setItem(r, k, new QTableWidgetItem(c[k]));
     }
@@ -245,9 +246,22 @@ ReadOptions readOptions(const QString& format, const QString& map) {
 }  // namespace
 
 namespace {
-// The field names of a file's first row (JSON Lines keys, or a CSV/TSV header), as a hint for the
-// field mapping; "" for a folder, a JSON array or anything unreadable.
+// The field names of a file's first row (JSON Lines keys, a CSV/TSV header or a Parquet file's
+// top-level columns), as a hint for the field mapping; "" for a folder, a JSON array or anything
+// unreadable.
 QString firstRowFields(const QString& path) {
+  if (QFileInfo(path).suffix().toLower() == "parquet") {
+    try {
+      QStringList keys;  // from the footer alone: no rows are read
+      for (const auto& c : ParquetReader(path.toStdString()).columns()) {
+        const QString top = QString::fromStdString(c.substr(0, c.find('.')));
+        if (!keys.contains(top)) keys << top;
+      }
+      return keys.join(", ");
+    } catch (const std::exception&) {
+      return QString();
+    }
+  }
   QFile f(path);
   if (!QFileInfo(path).isFile() || !f.open(QIODevice::ReadOnly)) return QString();
   QByteArray line;
@@ -279,12 +293,20 @@ void ImportDialog::check() {
   doing_ = Doing::Check;
   job_->start([path, fmt, map](Job::Context& ctx) -> QVariant {
     ctx.progress(0, 0, "Reading");
-    ReadResult rr = read_dataset(path.toStdString(), readOptions(fmt, map));
+    qint64 valid = 0;
+    // Streamed: only the previewed rows are kept, so checking a million-row file holds one Parquet
+    // row group (or the one text file) at a time rather than every record.
+    std::vector<Record> first;
+    ReadResult rr = read_dataset_stream(path.toStdString(), readOptions(fmt, map), [&](Record&& r, ExampleFormat) {
+      if (first.size() < 50) first.push_back(std::move(r));
+      ++valid;
+    });
+    rr.records = std::move(first);
     QVariantMap m;
     m["kind"] = QString(dataset_kind_name(rr.kind));
     m["format"] = QString(example_format_name(rr.format));
     m["read"] = qint64(rr.rows_read);
-    m["rows"] = qint64(rr.records.size());
+    m["rows"] = valid;
     m["errors"] = qint64(rr.errors);
     m["duplicates"] = qint64(rr.duplicates);
     QStringList preview, sources, problems, where;
