@@ -37,6 +37,7 @@
 #include "datasets_page.h"
 #include "evaluate_page.h"
 #include "export_page.h"
+#include "models_page.h"
 #include "job.h"
 #include "label_page.h"
 #include "look.h"
@@ -54,8 +55,8 @@ static void initHoneResources() { Q_INIT_RESOURCE(hone); }
 namespace hone::ui {
 
 namespace {
-const char* kPageNames[] = {"Datasets", "Label", "Train", "Runs", "Evaluate", "Playground", "Export"};
-const char* kPageIcons[] = {"datasets", "label", "train", "runs", "evaluate", "playground", "export"};
+const char* kPageNames[] = {"Datasets", "Label", "Train", "Runs", "Evaluate", "Playground", "Export", "Models"};
+const char* kPageIcons[] = {"datasets", "label", "train", "runs", "evaluate", "playground", "export", "models"};
 constexpr int kPages = int(sizeof kPageNames / sizeof kPageNames[0]);
 }  // namespace
 
@@ -82,6 +83,7 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
   evaluate_ = new EvaluatePage(pages_);
   playground_ = new PlaygroundPage(pages_);
   export_ = new ExportPage(pages_);
+  models_ = new ModelsPage(pages_);
   for (int i = 0; i < kPages; ++i) {
     const QString n = kPageNames[i];
     auto* item = new QListWidgetItem(QIcon(QString(":/icons/pages/%1.png").arg(kPageIcons[i])), n);
@@ -95,7 +97,8 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
       case Runs: page = runs_; break;
       case Evaluate: page = evaluate_; break;
       case Playground: page = playground_; break;
-      default: page = export_;
+      case Export: page = export_; break;
+      default: page = models_;
     }
     page->setObjectName(QString("page_%1").arg(n.toLower()));
     pages_->addWidget(page);
@@ -115,6 +118,11 @@ MainWindow::MainWindow(const QString& workspace, QWidget* parent) : QMainWindow(
     if (train_->modelUsable()) shareModelFolder(train_->modelFolder());
   });
   connect(datasets_, &DatasetsPage::modelChosen, this, &MainWindow::shareModelFolder);
+  connect(models_, &ModelsPage::useForTrainingRequested, this, [this](const QString& ref) {
+    showPage(Train);
+    train_->setModelFolder(ref);  // the hub name; the Train page resolves it from the cache
+    statusBar()->showMessage("Base model: " + ref + " from the Hugging Face cache", 10000);
+  });
   connect(playground_, &PlaygroundPage::modelChosen, this, &MainWindow::shareModelFolder);
   connect(datasets_, &DatasetsPage::labelRequested, this, [this](const QString& name) { openLocation("label:" + name); });
   connect(label_, &LabelPage::trainRequested, this, [this](const QString& dataset, const QString& method, const QString& summary,
@@ -328,6 +336,7 @@ void MainWindow::refreshPage(int i) {
       if (!playground_->busy()) playground_->refresh();
       break;
     case Export: export_->refresh(); break;
+    case Models: models_->refresh(); break;
     default: break;
   }
 }
@@ -500,7 +509,7 @@ void MainWindow::showDocs() {
     view->setSource(QUrl::fromLocalFile(dir + "/" + f), QTextDocument::MarkdownResource);
   });
   // The page about what the window shows (labelling on the Label page, and so on).
-  static const char* const kPageDocs[] = {"store.md", "labelling.md", "run-config.md", "store.md", "evaluation.md", "run-config.md", "export.md"};
+  static const char* const kPageDocs[] = {"store.md", "labelling.md", "run-config.md", "store.md", "evaluation.md", "run-config.md", "export.md", "hub.md"};
   const QString wanted = currentPage() >= 0 && currentPage() < int(std::size(kPageDocs)) ? kPageDocs[currentPage()] : "labelling.md";
   const auto found = list->findItems(wanted, Qt::MatchExactly);
   list->setCurrentRow(found.isEmpty() ? 0 : list->row(found.first()));

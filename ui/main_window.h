@@ -23,6 +23,7 @@ class DatasetsPage;
 class EvaluatePage;
 class ExportPage;
 class LabelPage;
+class ModelsPage;
 class PlaygroundPage;
 class TrainPage;
 class RunsPage;
@@ -30,7 +31,7 @@ class RunsPage;
 class MainWindow : public QMainWindow {
   Q_OBJECT
  public:
-  enum Page { Datasets = 0, Label, Train, Runs, Evaluate, Playground, Export };
+  enum Page { Datasets = 0, Label, Train, Runs, Evaluate, Playground, Export, Models };
   // Opens `workspace` (created if missing); empty: $HONE_WORKSPACE, else the last one used, else
   // the default workspace.
   explicit MainWindow(const QString& workspace = QString(), QWidget* parent = nullptr);
@@ -52,6 +53,7 @@ class MainWindow : public QMainWindow {
   LabelPage* labelPage() const { return label_; }
   PlaygroundPage* playgroundPage() const { return playground_; }
   ExportPage* exportPage() const { return export_; }
+  ModelsPage* modelsPage() const { return models_; }
   // The process was asked to end (SIGTERM, SIGINT, SIGHUP): a training run stops within a layer,
   // writes a checkpoint and is recorded as interrupted; then readyToQuit() (at once when idle).
   void stopForSignal();
@@ -92,6 +94,7 @@ class MainWindow : public QMainWindow {
   PlaygroundPage* playground_ = nullptr;
   QString shared_model_;  // the model folder last offered to every page
   ExportPage* export_ = nullptr;
+  ModelsPage* models_ = nullptr;
   QString workspace_;
   std::unique_ptr<Workspace> watch_;  // a connection that only reads PRAGMA data_version
   qint64 data_version_ = -1;
