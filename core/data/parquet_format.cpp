@@ -292,25 +292,16 @@ PageHeader parse_page_header(const uint8_t* p, size_t n, size_t* used) {
       case 1: r.expect(type, kI32, "PageHeader.type"); h.type = r.i32(); return true;
       case 2: r.expect(type, kI32, "PageHeader.uncompressed_page_size"); h.uncompressed_size = r.i32(); return true;
       case 3: r.expect(type, kI32, "PageHeader.compressed_page_size"); h.compressed_size = r.i32(); return true;
-      case 5:  // DataPageHeader
-        r.expect(type, kStruct, "PageHeader.data_page_header");
+      case 5:    // DataPageHeader {1: num_values, 2: encoding, 3: def encoding, 4: rep encoding}
+      case 7:    // DictionaryPageHeader {1: num_values, 2: encoding} (its 3 is a bool, is_sorted)
+        r.expect(type, kStruct, id == 5 ? "PageHeader.data_page_header" : "PageHeader.dictionary_page_header");
         r.read_struct([&](int f, int t) {
-          if (t != kI32) return false;
-          if (f == 1) h.num_values = r.i32();
-          else if (f == 2) h.encoding = r.i32();
-          else if (f == 3) h.def_encoding = r.i32();
-          else if (f == 4) h.rep_encoding = r.i32();
-          else return false;
-          return true;
-        });
-        return true;
-      case 7:  // DictionaryPageHeader
-        r.expect(type, kStruct, "PageHeader.dictionary_page_header");
-        r.read_struct([&](int f, int t) {
-          if (t != kI32) return false;
-          if (f == 1) h.num_values = r.i32();
-          else if (f == 2) h.encoding = r.i32();
-          else return false;
+          if (t != kI32 || f < 1 || f > (id == 5 ? 4 : 2)) return false;
+          const int v = r.i32();
+          if (f == 1) h.num_values = v;
+          else if (f == 2) h.encoding = v;
+          else if (f == 3) h.def_encoding = v;
+          else h.rep_encoding = v;
           return true;
         });
         return true;
