@@ -15,6 +15,7 @@
 #include "common/cpu_allocator.h"
 #include "common/error.h"
 #include "common/files.h"
+#include "common/hub_cache.h"
 #include "common/json_file.h"
 
 namespace hone {
@@ -63,7 +64,8 @@ at::Tensor tensor_from_bytes(const uint8_t* data, StDtype dt, const std::vector<
   return t;
 }
 
-std::vector<std::string> checkpoint_files(const std::string& dir) {
+std::vector<std::string> checkpoint_files(const std::string& dir_or_ref) {
+  const std::string dir = resolve_model_dir(dir_or_ref);
   if (!is_directory(dir)) throw file_error(dir, "model folder not found");
   const std::string index = join_path(dir, "model.safetensors.index.json");
   const std::string single = join_path(dir, "model.safetensors");
@@ -98,7 +100,8 @@ std::vector<std::string> checkpoint_files(const std::string& dir) {
   throw file_error(dir, "no model.safetensors or model.safetensors.index.json in the folder");
 }
 
-LoadedModel load_model(const std::string& dir, const LoadOptions& opt) {
+LoadedModel load_model(const std::string& dir_or_ref, const LoadOptions& opt) {
+  const std::string dir = resolve_model_dir(dir_or_ref);
   auto t0 = std::chrono::steady_clock::now();
   LoadedModel lm;
   lm.dir = dir;

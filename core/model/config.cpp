@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/hub_cache.h"
 #include "common/json_file.h"
 
 namespace hone {
@@ -182,7 +183,8 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path)
   return c;
 }
 
-ModelConfig load_model_config(const std::string& model_dir) {
+ModelConfig load_model_config(const std::string& model_dir_or_ref) {
+  const std::string model_dir = resolve_model_dir(model_dir_or_ref);  // ORG/NAME: its snapshot in the hub cache
   const std::string path = join_path(model_dir, "config.json");
   if (!file_exists(path)) throw file_error(path, "not found (a model folder needs config.json)");
   nlohmann::json j = read_json_file(path);

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/hub_cache.h"
 #include "common/json_file.h"
 #include "common/utf8.h"
 #include "tokenizer/hf_tokenizer.h"
@@ -35,7 +36,8 @@ bool is_word_byte(unsigned char c) { return std::isalnum(c) || c == '_' || c >= 
 
 }  // namespace
 
-TokenizerConfig load_tokenizer_config(const std::string& dir) {
+TokenizerConfig load_tokenizer_config(const std::string& dir_or_ref) {
+  const std::string dir = resolve_model_dir(dir_or_ref);
   TokenizerConfig c;
   const std::string path = join_path(dir, "tokenizer_config.json");
   if (file_exists(path)) {
@@ -163,7 +165,8 @@ std::vector<AddedTokenSplitter::Segment> AddedTokenSplitter::split(const std::st
   return out;
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir_or_ref) {
+  const std::string dir = resolve_model_dir(dir_or_ref);
   if (!is_directory(dir)) throw file_error(dir, "tokenizer folder not found");
   const std::string tj = join_path(dir, "tokenizer.json");
   const std::string tm = join_path(dir, "tokenizer.model");
@@ -172,7 +175,8 @@ std::unique_ptr<Tokenizer> load_tokenizer(const std::string& dir) {
   throw file_error(dir, "no tokenizer.json or tokenizer.model in the folder");
 }
 
-void copy_tokenizer_files(const std::string& from, const std::string& to) {
+void copy_tokenizer_files(const std::string& from_or_ref, const std::string& to) {
+  const std::string from = resolve_model_dir(from_or_ref);
   for (const char* f : {"tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja"}) {
     const std::string src = join_path(from, f);
     if (file_exists(src)) write_file_atomic(join_path(to, f), read_file(src));

@@ -111,7 +111,7 @@ class TestMainWindow : public QObject {
     hone::ui::MainWindow w(work("about"));
     w.show();
     QVERIFY(QTest::qWaitForWindowExposed(&w));
-    QCOMPARE(w.pageCount(), 7);
+    QCOMPARE(w.pageCount(), 8);  // Datasets ... Export, Models
     const QString about = w.aboutText();
     QVERIFY2(about.contains("libtorch"), qPrintable(about));
     QVERIFY2(about.contains(qVersion()), qPrintable(about));
