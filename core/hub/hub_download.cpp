@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -94,6 +95,81 @@ struct Hasher {
     for (unsigned i = 0; i < n; ++i) out += h[md[i] >> 4], out += h[md[i] & 15];
     return out;
   }
+};
+
+// Hashes on a thread of its own while the transfer thread receives and writes: on one stream,
+// hashing inline held a download to 407 MiB/s against curl's 758 (sha256 runs at ~1.8 GB/s).
+// Bytes are copied (far cheaper than hashing them) and at most 64 MiB wait.
+class HashPipe {
+ public:
+  explicit HashPipe(Hasher& h) : h_(h), t_([this] { loop(); }) { cur_.reserve(kChunk); }
+  ~HashPipe() { finish(); }
+  // Bytes are gathered into 1 MiB chunks so the threads meet once per MiB, not once per recv().
+  void push(const char* p, size_t n) {
+    while (n > 0) {
+      const size_t k = std::min(n, kChunk - cur_.size());
+      cur_.insert(cur_.end(), p, p + k);
+      p += k;
+      n -= k;
+      if (cur_.size() == kChunk) hand_over();
+    }
+  }
+  void finish() {
+    if (joined_) return;
+    if (!cur_.empty()) hand_over();
+    {
+      std::lock_guard<std::mutex> l(m_);
+      done_ = true;
+    }
+    ready_.notify_one();
+    t_.join();
+    joined_ = true;
+  }
+
+ private:
+  static constexpr size_t kChunk = 1u << 20;
+  void hand_over() {
+    std::vector<char> next;
+    {
+      std::unique_lock<std::mutex> l(m_);
+      room_.wait(l, [&] { return q_.size() < 64; });  // at most 64 MiB wait
+      q_.push_back(std::move(cur_));
+      if (!spare_.empty()) {
+        next = std::move(spare_.back());
+        spare_.pop_back();
+      }
+    }
+    ready_.notify_one();
+    next.clear();
+    next.reserve(kChunk);
+    cur_ = std::move(next);
+  }
+  void loop() {
+    for (;;) {
+      std::vector<char> c;
+      {
+        std::unique_lock<std::mutex> l(m_);
+        ready_.wait(l, [&] { return done_ || !q_.empty(); });
+        if (q_.empty()) return;
+        c = std::move(q_.front());
+        q_.pop_front();
+      }
+      h_.update(c.data(), c.size());
+      {
+        std::lock_guard<std::mutex> l(m_);
+        if (spare_.size() < 4) spare_.push_back(std::move(c));  // reused: no page faults per chunk
+      }
+      room_.notify_one();
+    }
+  }
+  Hasher& h_;
+  std::vector<char> cur_;
+  std::mutex m_;
+  std::condition_variable ready_, room_;
+  std::deque<std::vector<char>> q_;
+  std::vector<std::vector<char>> spare_;
+  bool done_ = false, joined_ = false;
+  std::thread t_;
 };
 
 int64_t file_size_or(const std::string& p, int64_t def) {
@@ -224,16 +300,18 @@ std::string fetch_one(const HubClient& c, const DownloadRequest& r, const std::s
     std::string err;
     bool restarted = false;
     if (have < f.size || f.size == 0) {
+      HashPipe pipe(hs);
       status = c.download(
           get_url, part, have,
           [&](const char* p, size_t n) {
-            hs.update(p, n);
+            pipe.push(p, n);
             got += static_cast<int64_t>(n);
             sh.bytes += static_cast<int64_t>(n);
             sh.fetched += static_cast<int64_t>(n);
             return true;
           },
           cancel, &restarted, &err);
+      pipe.finish();  // every byte received is hashed before the digest is read
     }
     if (restarted) {
       // The server sent the whole file again: the kept bytes were dropped, so the hash restarts.
