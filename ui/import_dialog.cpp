@@ -30,6 +30,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/hub_cache.h"
 #include "data/parquet.h"
 #include "data/records.h"
 #include "job.h"
@@ -47,7 +48,7 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
   auto* form = new QFormLayout;
   auto* prow = new QHBoxLayout;
   path_ = new QLineEdit;
-  path_->setPlaceholderText("A .jsonl, .json, .parquet, .csv, .tsv, .txt or .md file, or a folder of them");
+  path_->setPlaceholderText("A .jsonl, .json, .parquet, .csv, .tsv, .txt or .md file, a folder of them, or a cached hub dataset (ORG/NAME)");
   auto* file = new QPushButton("File…");
   auto* folder = new QPushButton("Folder…");
   prow->addWidget(path_, 1);
@@ -131,7 +132,11 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
     const QString f = QFileDialog::getExistingDirectory(this, "Folder of dataset files", path_->text());
     if (!f.isEmpty()) setPath(f);
   });
-  connect(path_, &QLineEdit::editingFinished, this, &ImportDialog::check);
+  connect(name_, &QLineEdit::textEdited, this, [this] { name_->setProperty("auto", false); });  // the user's name stays
+  connect(path_, &QLineEdit::editingFinished, this, [this] {
+    updateDefaultName();
+    check();
+  });
   connect(format_, &QComboBox::currentIndexChanged, this, &ImportDialog::check);
   connect(field_map_, &QLineEdit::editingFinished, this, &ImportDialog::check);
   connect(skip_invalid_, &QCheckBox::toggled, this, [this] {
@@ -227,13 +232,42 @@ void ImportDialog::setFormat(const QString& f) {
 }
 void ImportDialog::setSkipInvalid(bool on) { skip_invalid_->setChecked(on); }
 
+namespace {
+// A file or folder as typed, or a hub dataset name (ORG/NAME, datasets/ORG/NAME) as its snapshot
+// in the Hugging Face cache; *error says why a name is not there.
+QString resolvedSource(const QString& typed, QString* error) {
+  try {
+    return QString::fromStdString(resolve_dataset_path(typed.trimmed().toStdString()));
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromUtf8(e.what());
+    return typed.trimmed();
+  }
+}
+
+// The default dataset name: a hub repo's NAME (typed as a name, or a path inside its cache
+// folder, whose file and snapshot names say nothing), else the file's base name.
+QString defaultName(const QString& typed, const QString& resolved) {
+  std::string hub = hub_name_of_path(resolved.toStdString());
+  if (hub.empty()) {
+    HubRef r;
+    if (parse_hub_ref(typed.trimmed().toStdString(), &r) && resolved != typed.trimmed()) hub = r.id;
+  }
+  if (!hub.empty()) return QString::fromStdString(hub.substr(hub.find('/') + 1));
+  return QFileInfo(resolved).completeBaseName();
+}
+}  // namespace
+
 void ImportDialog::setPath(const QString& path) {
   path_->setText(path);
+  updateDefaultName();
+  check();
+}
+
+void ImportDialog::updateDefaultName() {
   if (name_->text().isEmpty() || name_->property("auto").toBool()) {
-    name_->setText(QFileInfo(path).completeBaseName());
+    name_->setText(defaultName(path_->text(), resolvedSource(path_->text(), nullptr)));
     name_->setProperty("auto", true);
   }
-  check();
 }
 
 namespace {
@@ -284,8 +318,15 @@ QString firstRowFields(const QString& path) {
 }  // namespace
 
 void ImportDialog::check() {
-  const QString path = path_->text().trimmed();
+  QString hub_error;
+  const QString path = resolvedSource(path_->text(), &hub_error);
   if (path.isEmpty() || job_->running()) return;
+  if (!hub_error.isEmpty()) {
+    valid_ = false;
+    import_->setEnabled(false);
+    summary_->setText(hub_error.replace("`hone-cli hub download --dataset", "the Models page (Dataset repo) or `hone-cli hub download --dataset"));
+    return;
+  }
   valid_ = false;
   import_->setEnabled(false);
   summary_->setText("Reading " + path + " …");
@@ -332,7 +373,7 @@ void ImportDialog::check() {
 
 void ImportDialog::startImport() {
   if (job_->running()) return;
-  const QString path = path_->text().trimmed(), name = name_->text().trimmed();
+  const QString path = resolvedSource(path_->text(), nullptr), name = name_->text().trimmed();
   if (name.isEmpty()) {
     summary_->setText("Give the dataset a name.");
     return;

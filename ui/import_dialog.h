@@ -49,6 +49,7 @@ class ImportDialog : public QDialog {
  private:
   QString workspace_;
   QLineEdit* path_;
+  void updateDefaultName();  // the name field follows the source until the user types a name
   QLineEdit* name_;
   QComboBox* format_;
   QLineEdit* field_map_;

@@ -328,7 +328,10 @@ void MainWindow::refreshPage(int i) {
     case Datasets: datasets_->refresh(); break;
     case Label: label_->refresh(); break;
     case Train:
-      if (!train_->job()->running()) train_->refreshDatasets();
+      if (!train_->job()->running()) {
+        train_->refreshDatasets();
+        train_->form()->inputs()->recheckModel();  // a hub model downloaded or removed meanwhile
+      }
       break;
     case Runs: runs_->refresh(); break;
     case Evaluate: evaluate_->refresh(); break;
@@ -411,6 +414,10 @@ void MainWindow::closeEvent(QCloseEvent* e) {
       }
       statusBar()->showMessage("Cancelling… Hone quits when the running work has stopped.");
     }
+    // Quitting: work started meanwhile (a page refreshing after its job stopped) is cancelled too,
+    // and the window looks again shortly, so the last job to stop is never missed.
+    for (Job* j : running) j->cancel();
+    QTimer::singleShot(200, this, &QWidget::close);
     e->ignore();
     return;
   }

@@ -4,6 +4,7 @@
 
 #include <QCheckBox>
 #include <QDesktopServices>
+#include <QFileInfo>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QInputDialog>
@@ -27,7 +28,7 @@
 namespace hone::ui {
 namespace {
 
-enum CachedCol { kName = 0, kKind, kArch, kParams, kSize, kStatus, kRevision, kCachedCols };
+enum CachedCol { kName = 0, kKind, kArch, kParams, kSize, kRevision, kStatus, kCachedCols };  // status last: it may be long
 enum ResultCol { rModel = 0, rArch, rDownloads, rUpdated, rNote, kResultCols };
 
 QString bytesText(qint64 b) {
@@ -64,9 +65,9 @@ QTableWidgetItem* item(const QString& s, const QString& tip = QString()) {
 
 ModelsPage::ModelsPage(QWidget* parent)
     : QWidget(parent),
-      list_job_(new Job("models-list", this)),
-      search_job_(new Job("hub-search", this)),
-      download_job_(new Job("hub-download", this)) {
+      list_job_(new Job("model list", this)),
+      search_job_(new Job("hub search", this)),
+      download_job_(new Job("hub download (its partial files are kept and resume next time)", this)) {
   auto* lay = new QVBoxLayout(this);
   auto* top = new QHBoxLayout;
   cache_label_ = new QLabel;
@@ -86,7 +87,7 @@ ModelsPage::ModelsPage(QWidget* parent)
   auto* cl = new QVBoxLayout(cached_box);
   cl->setContentsMargins(0, 0, 0, 0);
   auto* cached_lay = groupBox(cl, "In the Hugging Face cache (shared with transformers, llama.cpp and other tools)");
-  cached_ = makeTable({"Name", "Kind", "Architecture", "Parameters", "Size", "Hone can load it", "Revision"});
+  cached_ = makeTable({"Name", "Kind", "Architecture", "Parameters", "Size", "Revision", "Hone can load it"});
   cached_lay->addWidget(cached_, 1);
   auto* crow = new QHBoxLayout;
   use_ = new QPushButton("Use for Training");
@@ -162,7 +163,17 @@ ModelsPage::ModelsPage(QWidget* parent)
   connect(download_btn_, &QPushButton::clicked, this, [this] { download(name_->text(), dataset_->isChecked()); });
   connect(name_, &QLineEdit::returnPressed, this, [this] { download(name_->text(), dataset_->isChecked()); });
   connect(cancel_, &QPushButton::clicked, this, &ModelsPage::cancelDownload);
-  connect(cached_, &QTableWidget::itemSelectionChanged, this, &ModelsPage::updateButtons);
+  connect(cached_, &QTableWidget::itemSelectionChanged, this, [this] {
+    updateButtons();
+    // The name goes to the download field too: Download then resumes or updates it.
+    const auto rows = cached_->selectionModel()->selectedRows();
+    if (!rows.isEmpty() && !download_job_->running()) {
+      const QString id = cached_->item(rows.first().row(), kName)->text();
+      const bool dataset = cached_->item(rows.first().row(), kName)->data(Qt::UserRole + 1).toString() == "dataset";
+      name_->setText(dataset ? id.mid(QString("datasets/").size()) : id);
+      dataset_->setChecked(dataset);
+    }
+  });
   connect(cached_, &QTableWidget::cellDoubleClicked, this, [this](int row, int) { useForTraining(cached_->item(row, kName)->text()); });
   connect(use_, &QPushButton::clicked, this, [this] { useForTraining(selectedCached()); });
   connect(open_, &QPushButton::clicked, this, [this] {
@@ -249,7 +260,8 @@ ModelsPage::ModelsPage(QWidget* parent)
                            .arg(m["resumed"].toInt())
                            .arg(bytesText(m["fetched"].toLongLong()))
                            .arg(m["seconds"].toDouble(), 0, 'f', 1)
-                           .arg(m["dataset"].toBool() ? " Import it on the Datasets page by its name (datasets/ORG/NAME)."
+                           .arg(m["dataset"].toBool() ? " Import it on the Datasets page (Import…, then its name " + m["ref"].toString() +
+                                                            " as the source), or hone-cli dataset import " + m["ref"].toString() + "."
                                                       : " Select it above and Use for Training."));
       progress_->setValue(1000);
     }
@@ -281,11 +293,21 @@ void ModelsPage::updateToken() {
 
 void ModelsPage::setToken() {
   bool ok = false;
+  const bool saved = QFileInfo::exists(qs(hub::token_file_path()));
   const QString t = QInputDialog::getText(this, "Hugging Face token",
-                                          "Access token (a read token from huggingface.co/settings/tokens; empty removes the saved one).\n"
-                                          "Saved to " + qs(hub::token_file_path()) + ", where other hub tools read it too.",
+                                          QString("Access token (a read token from huggingface.co/settings/tokens).\n") +
+                                              (saved ? "A token is saved; a new one replaces it, an empty one removes it.\n" : "") +
+                                              "Saved to " + qs(hub::token_file_path()) + ", where other hub tools read it too.",
                                           QLineEdit::Password, QString(), &ok);
   if (!ok) return;
+  if (t.trimmed().isEmpty()) {
+    // An empty answer removes the saved token, which other hub tools use too: only when confirmed.
+    if (!QFileInfo::exists(qs(hub::token_file_path()))) return;
+    if (QMessageBox::question(this, "Remove the token",
+                              "Remove the saved token (" + qs(hub::token_file_path()) +
+                                  ")? Other Hugging Face tools on this computer use it too.") != QMessageBox::Yes)
+      return;
+  }
   guarded(this, "Save the token", [&] { hub::save_token(t.toStdString()); });
   updateToken();
 }
@@ -340,7 +362,8 @@ bool ModelsPage::download(const QString& ref_text, bool dataset) {
   if (download_job_->running()) return false;
   HubRef ref;
   if (!parse_hub_ref(ref_text.trimmed().toStdString(), &ref)) {
-    status_->setText("\"" + ref_text.trimmed() + "\" is not a hub name: ORG/NAME or ORG/NAME@REVISION.");
+    status_->setText("<span style='color:#c0392b'>\"" + ref_text.trimmed().toHtmlEscaped() +
+                     "\" is not a hub name: ORG/NAME or ORG/NAME@REVISION.</span>");
     return false;
   }
   if (dataset) ref.type = "dataset";

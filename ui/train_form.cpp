@@ -206,7 +206,7 @@ void TrainForm::setMaxSteps(int steps) { steps_->setValue(steps); }
 RunConfig TrainForm::config() const {
   RunConfig c = base_;
   c.name = runName().isEmpty() ? "run" : runName().toStdString();
-  c.base_model = inputs_->modelFolder().toStdString();
+  c.base_model = inputs_->modelRef().toStdString();  // a hub name stays a name (the loaders resolve it)
   c.method = method().toStdString();
   c.recipe = recipe().toStdString();
   // The ticked workspace datasets, and any files the shown config named (they have no tick).
@@ -260,7 +260,7 @@ void TrainForm::setConfig(const RunConfig& c) {
     name_->setText(QString::fromStdString(c.name));
     name_edited_ = false;  // decided below: a suggested name keeps following the form
   }
-  if (!c.base_model.empty() && inputs_->modelFolder().toStdString() != c.base_model)
+  if (!c.base_model.empty() && inputs_->modelRef().toStdString() != c.base_model)
     inputs_->setModelFolder(QString::fromStdString(c.base_model));
   if (!c.train_data.empty()) inputs_->tickDataRefs(c.train_data);
   lr_->setValue(c.lr);

@@ -4,6 +4,7 @@
 #include "train_inputs.h"
 
 #include <QDir>
+#include <QFileInfo>
 #include <QFileDialog>
 #include <QGroupBox>
 #include <QHBoxLayout>
@@ -12,6 +13,7 @@
 #include <QListWidget>
 #include <QPushButton>
 #include <QSettings>
+#include <QTimer>
 #include <QVBoxLayout>
 
 #include "common/files.h"
@@ -58,6 +60,12 @@ TrainInputs::TrainInputs(QWidget* parent) : QWidget(parent) {
     if (!d.isEmpty()) setModelFolder(d);
   });
   connect(model_, &QLineEdit::editingFinished, this, &TrainInputs::updateModelSummary);
+  // While typing, the summary follows after a pause, so it never describes the previous model.
+  auto* typing = new QTimer(this);
+  typing->setSingleShot(true);
+  typing->setInterval(400);
+  connect(model_, &QLineEdit::textEdited, typing, qOverload<>(&QTimer::start));
+  connect(typing, &QTimer::timeout, this, &TrainInputs::updateModelSummary);
   connect(datasets_, &QListWidget::itemChanged, this, &TrainInputs::datasetsChanged);
 }
 
@@ -159,6 +167,14 @@ void TrainInputs::setModelFolder(const QString& dir) {
   updateModelSummary();
 }
 
+void TrainInputs::recheckModel() {
+  // Only when the answer may differ: the name resolves elsewhere now, or its config came or went.
+  const QString now = modelFolder();
+  if (now != checked_folder_ || QFileInfo::exists(now + "/config.json") != model_ok_) updateModelSummary();
+}
+
+QString TrainInputs::modelRef() const { return model_->text().trimmed(); }
+
 QString TrainInputs::modelFolder() const {
   // A hub name stands for its snapshot folder in the cache (as on the command line).
   try {
@@ -176,6 +192,7 @@ bool TrainInputs::isDemoModel() const {
 
 void TrainInputs::updateModelSummary() {
   model_ok_ = false;
+  checked_folder_ = modelFolder();
   const QString typed = model_->text().trimmed();
   std::string dir = typed.toStdString();
   auto refuse = [this](const QString& why) {

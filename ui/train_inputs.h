@@ -22,7 +22,10 @@ class TrainInputs : public QWidget {
   void setWorkspace(const QString& dir);
   void refreshDatasets();  // ticks survive (the window refreshes when the workspace changes elsewhere)
   void setModelFolder(const QString& dir);
-  QString modelFolder() const;
+  QString modelFolder() const;  // the folder (a hub name resolved from the cache)
+  QString modelRef() const;     // as typed: a folder or a hub name (what a run config records)
+  // Checks the model again (a hub name downloaded or removed meanwhile, a folder changed on disk).
+  void recheckModel();
   bool modelUsable() const { return model_ok_; }
   QString modelProblem() const { return model_problem_; }
   const ModelConfig* modelConfig() const { return model_ok_ ? &model_cfg_ : nullptr; }
@@ -46,6 +49,7 @@ class TrainInputs : public QWidget {
 
  private:
   void updateModelSummary();
+  QString checked_folder_;  // what the last check resolved the field to
   QString workspace_;
   QLineEdit* model_;
   QLabel* model_info_;

@@ -14,7 +14,9 @@ namespace hone::cli {
 
 const char* const kDatasetUsage = R"(usage: hone-cli dataset <action> [options]   (every action takes --workspace DIR)
 
-  import FILE|FOLDER --name N [--format F] [--kind K] [--map SRC=DST,...] [--skip-invalid] [--json]
+  import FILE|FOLDER|ORG/NAME --name N [--format F] [--kind K] [--map SRC=DST,...] [--skip-invalid] [--json]
+      ORG/NAME: a dataset repo in the Hugging Face cache (hone-cli hub download --dataset); --name
+      defaults to NAME.
       FILE: .jsonl .json .parquet .csv .tsv .txt .md; a FOLDER's files in name order (Parquet shards
       too; beside data files, README.md and other .md files are left out).
       F: auto alpaca sharegpt messages prompt-completion preference text candidates choice prompts;
@@ -105,7 +107,12 @@ int cmd_dataset(const Args& a) {
       if (!dataset_kind_from_name(a.get("kind"), &k)) throw Error("unknown --kind \"" + a.get("kind") + "\" (chat, preference, text, candidates, choice, prompts)");
       o.kind = k;
     }
-    ImportReport r = import_dataset(ws, resolve_dataset_path(pos("FILE")), a.require("name"), o);
+    // A hub dataset's name is the default name (ORG/NAME -> NAME); a file needs --name.
+    HubRef hub;
+    const std::string src = resolve_dataset_path(pos("FILE"));
+    const bool from_hub = src != pos("FILE") && parse_hub_ref(pos("FILE"), &hub);
+    const std::string name = a.has("name") || !from_hub ? a.require("name") : hub.id.substr(hub.id.find('/') + 1);
+    ImportReport r = import_dataset(ws, src, name, o);
     if (json) {
       std::cout << nlohmann::json({{"dataset_id", r.dataset_id}, {"imported", r.imported}, {"rows", r.rows_read},
                                    {"errors", r.errors}, {"duplicates", r.duplicates}, {"kind", r.kind},

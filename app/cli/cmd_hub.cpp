@@ -13,6 +13,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/files.h"
 #include "common/hub_cache.h"
 #include "hub/hub_download.h"
 #include "hub/hub_models.h"
@@ -54,7 +55,8 @@ void on_sigint(int) { g_cancel = true; }
 
 std::string mib(int64_t b) {
   char buf[32];
-  if (b >= (1ll << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(b) / (1 << 30));
+  if (b < (1 << 20)) std::snprintf(buf, sizeof buf, "%.0f KiB", static_cast<double>(b) / 1024);
+  else if (b >= (1ll << 30)) std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(b) / (1 << 30));
   else std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(b) / (1 << 20));
   return buf;
 }
@@ -77,6 +79,12 @@ HubRef ref_arg(const Args& a, const std::string& action) {
   if (a.has("revision")) {
     if (!r.revision.empty()) throw Error("hub " + action + ": give the revision once (@REV or --revision)");
     r.revision = a.get("revision");
+  }
+  // rm and path of a name cached only as a dataset mean the dataset (as `hub list` shows it).
+  if ((action == "rm" || action == "path") && r.type == "model" && !is_directory(repo_folder(r))) {
+    HubRef d = r;
+    d.type = "dataset";
+    if (is_directory(repo_folder(d))) r = d;
   }
   return r;
 }
@@ -129,7 +137,9 @@ int hub_download(const Args& a) {
     // Offline, a cached revision is the answer (as other hub clients do); anything else cannot be had.
     std::string why;
     const std::string snap = cached_snapshot(req.ref, &why, client.settings().cache);
-    if (snap.empty()) throw Error(req.ref.text() + ": HF_HUB_OFFLINE is set and it is " + why);
+    if (snap.empty())
+      throw Error(req.ref.text() + ": HF_HUB_OFFLINE is set, so only the cache is read, and there it is " + why +
+                  "; unset HF_HUB_OFFLINE to download it");
     if (json) std::cout << nlohmann::json{{"event", "done"}, {"id", req.ref.id}, {"snapshot", snap}, {"offline", true}}.dump() << std::endl;
     else std::cout << snap << "\n";
     return 0;

@@ -127,6 +127,31 @@ std::string resolve_model_dir(const std::string& p) {
   return snap;
 }
 
+std::string resolve_model_dir_or_empty(const std::string& p) {
+  try {
+    return resolve_model_dir(p);
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
+std::string hub_name_of_path(const std::string& path) {
+  // .../models--ORG--NAME/snapshots/COMMIT[/...] or .../datasets--ORG--NAME/...
+  for (const char* kind : {"/models--", "/datasets--"}) {
+    const auto at = path.rfind(kind);
+    if (at == std::string::npos) continue;
+    const auto start = at + std::string(kind).size();
+    const auto end = path.find('/', start);
+    const std::string folder = path.substr(start, end == std::string::npos ? std::string::npos : end - start);
+    const auto sep = folder.find("--");
+    if (sep == std::string::npos) continue;
+    HubRef r;
+    const std::string id = folder.substr(0, sep) + "/" + folder.substr(sep + 2);
+    if (parse_hub_ref(id, &r)) return id;
+  }
+  return "";
+}
+
 std::string resolve_dataset_path(const std::string& p) {
   std::error_code ec;
   if (p.empty() || fs::exists(p, ec)) return p;

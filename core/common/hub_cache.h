@@ -36,6 +36,8 @@ std::string cached_snapshot(const HubRef& r, std::string* why = nullptr, const s
 // the cache (throws, naming the cache and the download command, when it is not there); anything
 // else as it is (the loader's own error then names it).
 std::string resolve_model_dir(const std::string& path_or_ref);
+// resolve_model_dir, or "" where it would throw (for checks that report their own error).
+std::string resolve_model_dir_or_empty(const std::string& path_or_ref);
 // The same for datasets: a file or folder as it is, else datasets/ORG/NAME or ORG/NAME from the
 // cache's datasets--ORG--NAME.
 std::string resolve_dataset_path(const std::string& path_or_ref);
@@ -54,6 +56,9 @@ struct CachedRepo {
   int64_t bytes = 0;         // complete blobs
   int64_t incomplete_bytes = 0;  // *.incomplete: downloads that can resume
 };
+
+// "ORG/NAME" of a path inside a cached repo's folder (a snapshot or a file in one), else "".
+std::string hub_name_of_path(const std::string& path);
 
 // Every repo folder in the cache (models and datasets), sorted by type then id.
 std::vector<CachedRepo> list_cached_repos(const std::string& cache = hub_cache_dir());

@@ -11,6 +11,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/hub_cache.h"
 #include "common/json_file.h"
 #include "data/pairs.h"
 #include "data/records.h"
@@ -160,7 +161,7 @@ Reference reference_logits(const std::string& run_dir, const RunModel& info, con
     }
   }
   // A full fine-tune has no adapters: its base is loaded from the run's base_model when it is here.
-  if (info.adapter_dir.empty() && !info.base_model.empty() && is_directory(info.base_model)) {
+  if (info.adapter_dir.empty() && !info.base_model.empty() && is_directory(resolve_model_dir_or_empty(info.base_model))) {
     auto b = load_model(info.base_model);
     R.base = logits_of(b.model, R.inputs);
   }

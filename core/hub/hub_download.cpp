@@ -229,8 +229,9 @@ struct Shared {
   std::atomic<int64_t> fetched{0};
   std::atomic<int> files_done{0}, resumed{0};
   size_t next = 0;
-  int running = 0;
+  int finished_workers = 0;
   std::vector<std::string> failures;
+  std::string fatal;  // a refusal every file would get (401/403): said once, the other files not tried
 };
 
 // One file: lock, (resume) download, verify, move into blobs/, link. Returns "" or why it failed.
@@ -493,7 +494,7 @@ DownloadResult run_download(const HubClient& c, const DownloadRequest& r, const 
         const PlannedFile* f;
         {
           std::lock_guard<std::mutex> l(sh.m);
-          if (sh.next >= todo.size() || (cancel && cancel->load())) break;
+          if (sh.next >= todo.size() || (cancel && cancel->load()) || !sh.fatal.empty()) break;
           f = todo[sh.next++];
         }
         std::string why;
@@ -504,10 +505,12 @@ DownloadResult run_download(const HubClient& c, const DownloadRequest& r, const 
         }
         std::lock_guard<std::mutex> l(sh.m);
         if (why.empty()) ++sh.files_done;
+        else if (why.find("the hub answered 401") != std::string::npos || why.find("the hub answered 403") != std::string::npos)
+          sh.fatal = why;
         else if (why != "cancelled") sh.failures.push_back(why);
       }
       std::lock_guard<std::mutex> l(sh.m);
-      ++sh.running;  // counts finished workers
+      ++sh.finished_workers;
       sh.cv.notify_all();
     });
   // Progress on this thread: a rate over a sliding window of about 3 s.
@@ -529,7 +532,7 @@ DownloadResult run_download(const HubClient& c, const DownloadRequest& r, const 
   };
   {
     std::unique_lock<std::mutex> l(sh.m);
-    while (sh.running < static_cast<int>(workers.size())) {
+    while (sh.finished_workers < static_cast<int>(workers.size())) {
       sh.cv.wait_for(l, std::chrono::milliseconds(200));
       l.unlock();
       report();
@@ -542,6 +545,12 @@ DownloadResult run_download(const HubClient& c, const DownloadRequest& r, const 
   res.files = sh.files_done.load();
   res.resumed = sh.resumed.load();
   res.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (!sh.fatal.empty() || !sh.failures.empty()) {
+    // Nothing at all arrived (a refused token, say): no empty repo folder is left to list.
+    std::error_code ec;
+    if (fs::is_empty(join_path(repo, "blobs"), ec) && !ec) fs::remove_all(repo, ec);
+  }
+  if (!sh.fatal.empty()) throw Error(sh.fatal + "; nothing else was downloaded");
   if (!sh.failures.empty()) {
     std::string msg = r.ref.text() + ": " + std::to_string(sh.failures.size()) + " of " + std::to_string(plan.files.size()) +
                       " files failed";

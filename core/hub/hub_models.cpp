@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "hub/hub_models.h"
 
+#include <cstdio>
 #include <filesystem>
 
 #include "common/error.h"
@@ -57,7 +58,8 @@ CachedEntry describe_model_folder(const std::string& dir) {
   } catch (const std::exception& ex) {
     std::string w = first_line(ex.what());
     // "DIR/config.json: unsupported ..." -> the part after the folder, which the list already shows.
-    if (w.rfind(dir, 0) == 0) w = w.substr(std::min(w.size(), dir.size() + 1));
+    if (w.rfind(dir, 0) == 0) w = w.substr(std::min(w.size(), dir.size()));
+    while (!w.empty() && (w[0] == '/' || w[0] == ':' || w[0] == ' ')) w.erase(0, 1);
     e.why_not = w;
   }
   return e;
@@ -78,6 +80,15 @@ std::vector<CachedEntry> list_cached(const std::string& cache) {
     e.revisions = static_cast<int>(r.revisions.size());
     e.bytes = r.bytes;
     e.incomplete_bytes = r.incomplete_bytes;
+    // Hone writes refs/ only once every file is whole: a model without it (or with partial
+    // files) is a download to resume, not a broken model.
+    const bool named = pick && !pick->refs.empty();
+    if (r.ref.type == "model" && !e.loadable && (r.incomplete_bytes > 0 || !named)) {
+      char mib[32];
+      std::snprintf(mib, sizeof mib, "%.1f MiB", static_cast<double>(r.incomplete_bytes) / (1 << 20));
+      e.why_not = std::string("download not finished") + (r.incomplete_bytes > 0 ? std::string(" (") + mib + " partial)" : "") +
+                  ": download it again to resume";
+    }
     if (pick) {
       e.commit = pick->commit;
       e.refs = pick->refs;

@@ -213,9 +213,11 @@ RunConfig parse_run_config(const nlohmann::json& j, const std::string& where, co
   RunConfig c = default_run_config(method);
   apply_config_json(c, j, where);
   validate_run_config(c, where);
-  // A hub name (ORG/NAME[@REV]) that is not a folder beside the config is its snapshot in the hub cache.
+  // A hub name (ORG/NAME[@REV]) that is not a folder beside the config stays a name: the loaders
+  // find it in the hub cache, and the run's config and PEFT adapter record the name people share
+  // rather than this machine's cache path. It must be cached now (this throws, naming the download).
   if (HubRef h; parse_hub_ref(c.base_model, &h) && !is_directory(resolve(c.base_model, base_dir)))
-    c.base_model = resolve_model_dir(c.base_model);
+    resolve_model_dir(c.base_model);
   else
     c.base_model = resolve(c.base_model, base_dir);
   for (auto& p : c.train_data) p = resolve(p, base_dir);

@@ -4,6 +4,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/hub_cache.h"
 #include "common/json_file.h"
 #include "peft/lora.h"
 #include "train/method_model.h"
@@ -42,7 +43,7 @@ RunModel describe_run_output(const std::string& dir) {
     r.adapter_dir = join_path(dir, "adapter");
     if (!is_directory(r.adapter_dir))
       throw file_error(r.adapter_dir, "not found: the run has no adapter yet (did it finish or checkpoint?)");
-    if (r.base_model.empty() || !is_directory(r.base_model))
+    if (r.base_model.empty() || !is_directory(resolve_model_dir_or_empty(r.base_model)))
       throw file_error(cfg_path, "its base_model \"" + r.base_model + "\" is not a folder here");
   }
   return r;

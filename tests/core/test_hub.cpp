@@ -107,7 +107,12 @@ TEST(Hub, DownloadWritesHuggingfaceHubLayoutAndWorksOffline) {
   write_file_atomic(s.dir + "/train.jsonl", R"({"messages":[{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]})" "\n");
   write_file_atomic(cfg, nlohmann::json{{"base_model", "test-org/tiny-model"}, {"train_data", {"train.jsonl"}}, {"max_steps", 1}}.dump());
   auto tr = run(offline + HONE_CLI + " train --config " + q(cfg) + " --run-dir " + q(s.dir + "/run"));
-  EXPECT_EQ(tr.code, 0) << tr.err;
+  ASSERT_EQ(tr.code, 0) << tr.err;
+  // The run and its PEFT adapter record the name people share, not this machine's cache path.
+  EXPECT_EQ(load_json(s.dir + "/run/config.json")["base_model"], "test-org/tiny-model");
+  EXPECT_EQ(load_json(s.dir + "/run/adapter/adapter_config.json")["base_model_name_or_path"], "test-org/tiny-model");
+  auto g2 = run(offline + HONE_CLI + " generate --run " + q(s.dir + "/run") + " --prompt hi --max-new-tokens 2");
+  EXPECT_EQ(g2.code, 0) << g2.err;
   // A second download fetches nothing: every blob is there.
   auto again = s.hub("hub download test-org/tiny-model --json");
   ASSERT_EQ(again.code, 0) << again.err;
@@ -194,6 +199,9 @@ TEST(Hub, GatedMissingAndOfflineSayWhatToDo) {
   ASSERT_NE(no_token.code, 0);
   EXPECT_NE(no_token.err.find("401"), std::string::npos) << no_token.err;
   EXPECT_NE(no_token.err.find("HF_TOKEN"), std::string::npos) << no_token.err;
+  // Said once (not once per file), and nothing left behind to list.
+  EXPECT_EQ(no_token.err.find("401"), no_token.err.rfind("401")) << no_token.err;
+  EXPECT_FALSE(fs::exists(s.repo("models--gated--tiny-model")));
   auto bad = s.hub("hub download gated/tiny-model", "HF_TOKEN=hf_bad");
   ASSERT_NE(bad.code, 0);
   EXPECT_NE(bad.err.find("403"), std::string::npos) << bad.err;
@@ -236,7 +244,13 @@ TEST(Hub, IncludeGlobsSearchAndDatasets) {
   EXPECT_TRUE(fs::exists(ds + "/snapshots/" + read_file(ds + "/refs/main") + "/data/train-00000-of-00001.jsonl"));
   // The symlink of a file in a folder climbs one more level.
   EXPECT_EQ(fs::read_symlink(ds + "/snapshots/" + read_file(ds + "/refs/main") + "/data/train-00000-of-00001.jsonl").string().rfind("../../../blobs/", 0), 0u);
-  auto imp = s.hub("dataset import test-org/chat-data --workspace " + q(s.dir + "/ws") + " --name chat --json");
+  auto imp = s.hub("dataset import test-org/chat-data --workspace " + q(s.dir + "/ws") + " --json");
   ASSERT_EQ(imp.code, 0) << imp.err << imp.out;
   EXPECT_EQ(nlohmann::json::parse(imp.out)["imported"], 12) << imp.out;  // the README is not a row
+  auto listed = s.hub("dataset list --workspace " + q(s.dir + "/ws") + " --json");
+  EXPECT_NE(listed.out.find("\"chat-data\""), std::string::npos) << listed.out;  // named after the repo
+  // A name cached only as a dataset is that dataset for path and rm, as `hub list` shows it.
+  auto path = s.hub("hub path test-org/chat-data");
+  EXPECT_EQ(path.code, 0) << path.err;
+  EXPECT_EQ(path.out.substr(0, path.out.find('\n')), ds + "/snapshots/" + read_file(ds + "/refs/main"));
 }

@@ -65,7 +65,7 @@ class TestModels : public QObject {
     int r = rowOf(cached, "gated/tiny-model");
     QVERIFY2(r >= 0, "the cached model is not listed");
     QCOMPARE(cached->item(r, 2)->text(), QString("llama"));
-    QCOMPARE(cached->item(r, 5)->text(), QString("yes"));
+    QCOMPARE(cached->item(r, 6)->text(), QString("yes"));
 
     page->search("tiny");
     QVERIFY(waitIdle(page->searchJob()));
@@ -90,6 +90,7 @@ class TestModels : public QObject {
     r = rowOf(cached, "test-org/tiny-model");
     QVERIFY(r >= 0);
     QVERIFY2(cached->item(r, 4)->text().contains("partial"), qPrintable(cached->item(r, 4)->text()));
+    QVERIFY2(cached->item(r, 6)->text().contains("download it again to resume"), qPrintable(cached->item(r, 6)->text()));
 
     // Again: the stall was once; the rest of the file is fetched with a Range and checked.
     QVERIFY(page->download("test-org/tiny-model"));
@@ -98,7 +99,7 @@ class TestModels : public QObject {
     QVERIFY(waitIdle(page->listJob()));
     r = rowOf(cached, "test-org/tiny-model");
     QVERIFY(r >= 0);
-    QCOMPARE(cached->item(r, 5)->text(), QString("yes"));
+    QCOMPARE(cached->item(r, 6)->text(), QString("yes"));
     const std::string sha = py_hash(model_src("model.safetensors"), false);
     QVERIFY(hone::read_file(plain.cache + "/models--test-org--tiny-model/blobs/" + sha) == hone::read_file(model_src("model.safetensors")));
 
