@@ -210,7 +210,7 @@ ModelsPage::ModelsPage(QWidget* parent)
       if (m["id"].toString() == keep) cached_->selectRow(r);
     }
     cached_->resizeColumnsToContents();
-    cached_->horizontalHeader()->setStretchLastSection(true);
+    cached_->horizontalHeader()->setSectionResizeMode(kStatus, QHeaderView::Stretch);  // the reason may be long
     if (rows.isEmpty())
       status_->setText(status_->text().isEmpty() ? "The cache is empty: search the hub below, or type a name (ORG/NAME) and Download."
                                                  : status_->text());
@@ -239,7 +239,7 @@ ModelsPage::ModelsPage(QWidget* parent)
       results_->setItem(r, rNote, item(note));
     }
     results_->resizeColumnsToContents();
-    results_->horizontalHeader()->setStretchLastSection(true);
+    results_->horizontalHeader()->setSectionResizeMode(rNote, QHeaderView::Stretch);
     status_->setText(hits.isEmpty() ? "No text-generation models match." : QString("%1 models; select one and Download.").arg(hits.size()));
   });
   connect(search_job_, &Job::failed, this, [this](const QString& e) { status_->setText("Search failed: " + e); });

@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "hub/hub_models.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
@@ -124,8 +125,10 @@ std::vector<SearchHit> search_models(const HubClient& c, const std::string& quer
     h.supported = !h.model_type.empty() && find_arch(h.model_type) != nullptr;
     if (!all_archs && !h.supported) continue;
     out.push_back(h);
-    if (static_cast<int>(out.size()) >= limit) break;
   }
+  // Most downloaded first even from a mirror that ignores sort=downloads.
+  std::stable_sort(out.begin(), out.end(), [](const SearchHit& a, const SearchHit& b) { return a.downloads > b.downloads; });
+  if (static_cast<int>(out.size()) > limit) out.resize(static_cast<size_t>(limit));
   return out;
 }
 

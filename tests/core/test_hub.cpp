@@ -235,6 +235,8 @@ TEST(Hub, IncludeGlobsSearchAndDatasets) {
   for (const auto& h : hits) ids.insert(h["id"].get<std::string>());
   EXPECT_TRUE(ids.count("test-org/tiny-model"));
   EXPECT_FALSE(ids.count("other-org/tiny-bert"));  // an architecture Hone does not load
+  ASSERT_EQ(hits.size(), 2u);
+  EXPECT_EQ(hits[0]["id"], "test-org/tiny-model");  // most downloaded first (the loopback hub lists by name)
   auto all = s.hub("hub search tiny --all --json");
   EXPECT_NE(all.out.find("other-org/tiny-bert"), std::string::npos) << all.out;
 
