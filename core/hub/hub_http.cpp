@@ -70,7 +70,16 @@ size_t on_body(char* buf, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-void common_options(const Easy& e, const HubSettings& s, HttpResponse* r) {
+curl_slist* auth_headers(const HubSettings& s, curl_slist* list) {
+  // libcurl drops a custom Authorization header when a redirect leaves the host, so the token is
+  // not handed to a CDN.
+  if (!s.token.empty()) list = curl_slist_append(list, ("Authorization: Bearer " + s.token).c_str());
+  return list;
+}
+
+// What every request sets: the headers collected into *r, identification, timeouts, the URL and
+// (when `token`) the token.
+void start_request(Easy& e, const HubSettings& s, HttpResponse* r, const std::string& url, bool token) {
   curl_easy_setopt(e.h, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e.h, CURLOPT_HEADERDATA, r);
   curl_easy_setopt(e.h, CURLOPT_USERAGENT, "hone/" HONE_VERSION);
@@ -80,14 +89,11 @@ void common_options(const Easy& e, const HubSettings& s, HttpResponse* r) {
   curl_easy_setopt(e.h, CURLOPT_LOW_SPEED_TIME, 60L);
   curl_easy_setopt(e.h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(e.h, CURLOPT_ACCEPT_ENCODING, "identity");
-  (void)s;
-}
-
-curl_slist* auth_headers(const HubSettings& s, curl_slist* list) {
-  // libcurl drops a custom Authorization header when a redirect leaves the host, so the token is
-  // not handed to a CDN.
-  if (!s.token.empty()) list = curl_slist_append(list, ("Authorization: Bearer " + s.token).c_str());
-  return list;
+  curl_easy_setopt(e.h, CURLOPT_URL, url.c_str());
+  if (token) {
+    e.headers = auth_headers(s, nullptr);
+    curl_easy_setopt(e.h, CURLOPT_HTTPHEADER, e.headers);
+  }
 }
 
 void check_online(const HubSettings& s) {
@@ -209,10 +215,7 @@ nlohmann::json HubClient::get_json(const std::string& path, const std::string& w
   check_online(s_);
   Easy e;
   HttpResponse r;
-  common_options(e, s_, &r);
-  e.headers = auth_headers(s_, nullptr);
-  curl_easy_setopt(e.h, CURLOPT_HTTPHEADER, e.headers);
-  curl_easy_setopt(e.h, CURLOPT_URL, url(path).c_str());
+  start_request(e, s_, &r, url(path), true);
   curl_easy_setopt(e.h, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(e.h, CURLOPT_MAXREDIRS, 10L);
   curl_easy_setopt(e.h, CURLOPT_TIMEOUT, 120L);
@@ -233,10 +236,7 @@ HttpResponse HubClient::head(const std::string& u) const {
   check_online(s_);
   Easy e;
   HttpResponse r;
-  common_options(e, s_, &r);
-  e.headers = auth_headers(s_, nullptr);
-  curl_easy_setopt(e.h, CURLOPT_HTTPHEADER, e.headers);
-  curl_easy_setopt(e.h, CURLOPT_URL, u.c_str());
+  start_request(e, s_, &r, u, true);
   curl_easy_setopt(e.h, CURLOPT_NOBODY, 1L);
   curl_easy_setopt(e.h, CURLOPT_FOLLOWLOCATION, 0L);
   curl_easy_setopt(e.h, CURLOPT_TIMEOUT, 60L);
@@ -253,12 +253,8 @@ long HubClient::download(const std::string& u, const std::string& file, int64_t 
   check_online(s_);
   Easy e;
   HttpResponse r;
-  common_options(e, s_, &r);
   // The token goes to the hub's own host only; a redirect target (a CDN) gets a signed URL instead.
-  if (u.rfind(s_.endpoint + "/", 0) == 0) {
-    e.headers = auth_headers(s_, nullptr);
-    curl_easy_setopt(e.h, CURLOPT_HTTPHEADER, e.headers);
-  }
+  start_request(e, s_, &r, u, u.rfind(s_.endpoint + "/", 0) == 0);
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(file.c_str(), offset > 0 ? "r+b" : "wb"), &std::fclose);
   if (!f) throw file_error(file, "cannot write the download");
   if (offset > 0 && std::fseek(f.get(), offset, SEEK_SET) != 0) throw file_error(file, "cannot seek in the partial download");
@@ -271,7 +267,6 @@ long HubClient::download(const std::string& u, const std::string& file, int64_t 
   c.resp = &r;
   c.restart = offset > 0;
   c.h = e.h;
-  curl_easy_setopt(e.h, CURLOPT_URL, u.c_str());
   curl_easy_setopt(e.h, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(e.h, CURLOPT_MAXREDIRS, 10L);
   curl_easy_setopt(e.h, CURLOPT_WRITEFUNCTION, on_file_body);
