@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
@@ -132,33 +134,33 @@ ImportReport import_dataset(Workspace& ws, const std::string& path, const std::s
   ReadOptions ro = opt.read;
   // Asked for prompts, a text file is read a prompt per line (rather than as one document).
   if (opt.kind == DatasetKind::Prompts && ro.format == ExampleFormat::Auto) ro.format = ExampleFormat::Prompts;
-  // Rows go into the store as they are read, inside one transaction, so that a big file (a
-  // Parquet file of millions of rows) never sits in memory whole. The dataset's own row is written
-  // with the first record (its kind is known by then); any reason not to keep the import (errors
-  // without skip_invalid, a wrong kind, no rows, a cancel) rolls it all back.
-  Transaction t(ws.db());
-  int64_t dataset_id = 0, pos = 0;
-  std::optional<Stmt> ins;
+  // Rows are read first into an unnamed spool file (memory stays at about one Parquet row group,
+  // never the whole file), then inserted in one transaction. Holding SQLite's write lock only for
+  // the inserts matters: a training process records its metrics into the same workspace and waits
+  // at most the busy timeout (10 s) for the lock; a 1M-row Parquet file takes ~15 s to read.
+  std::unique_ptr<FILE, int (*)(FILE*)> spool(std::tmpfile(), &std::fclose);
+  if (!spool) throw Error("import of " + path + ": cannot create a temporary file");
+  auto put = [&](const std::string& x) {
+    const uint64_t n = x.size();
+    if (std::fwrite(&n, sizeof n, 1, spool.get()) != 1 || std::fwrite(x.data(), 1, x.size(), spool.get()) != x.size())
+      throw Error("import of " + path + ": cannot write the temporary file (disk full?); nothing was imported");
+  };
+  int64_t pos = 0;
+  ExampleFormat first_format = ExampleFormat::Auto;
   bool wrong_kind = false;
   ReadResult rr = read_dataset_stream(path, ro, [&](Record&& r, ExampleFormat fmt) {
     if (wrong_kind) return;  // keep reading: the report lists every problem
-    if (!dataset_id) {
-      const DatasetKind kind = kind_of(fmt);
-      if (opt.kind && *opt.kind != kind) {
+    if (pos == 0) {
+      first_format = fmt;
+      if (opt.kind && *opt.kind != kind_of(fmt)) {
         wrong_kind = true;
         return;
       }
-      Stmt d = ws.db().prepare("INSERT INTO datasets (name, kind, format, source, created_at) VALUES (?, ?, ?, ?, ?)");
-      d.bind(1, name).bind(2, std::string(dataset_kind_name(kind))).bind(3, std::string(example_format_name(fmt)));
-      d.bind(4, path).bind(5, utc_now()).run();
-      dataset_id = ws.db().last_insert_id();
-      ins.emplace(ws.db().prepare("INSERT INTO rows (dataset_id, position, data, source) VALUES (?, ?, ?, ?)"));
     }
-    ins->bind(1, dataset_id).bind(2, pos++).bind(3, r.data).bind(4, r.source);
-    ins->run();
-    ins->reset();
-    // A cancelled import rolls back as a whole (the transaction's destructor): nothing half-imported.
-    // The total is not known while streaming, so it is given as 0.
+    put(r.data);
+    put(r.source);
+    ++pos;
+    // The total is not known while reading, so it is given as 0.
     if (opt.progress && pos % 2048 == 0 && !opt.progress(pos, 0)) throw Error("import of " + path + " cancelled; nothing was imported");
   });
   ImportReport rep;
@@ -181,7 +183,30 @@ ImportReport import_dataset(Workspace& ws, const std::string& path, const std::s
     }
     return rep;
   }
-  if (opt.progress && !opt.progress(pos, pos)) throw Error("import of " + path + " cancelled; nothing was imported");
+  Transaction t(ws.db());
+  Stmt d = ws.db().prepare("INSERT INTO datasets (name, kind, format, source, created_at) VALUES (?, ?, ?, ?, ?)");
+  d.bind(1, name).bind(2, std::string(dataset_kind_name(kind_of(first_format)))).bind(3, std::string(example_format_name(first_format)));
+  d.bind(4, path).bind(5, utc_now()).run();
+  const int64_t dataset_id = ws.db().last_insert_id();
+  Stmt ins = ws.db().prepare("INSERT INTO rows (dataset_id, position, data, source) VALUES (?, ?, ?, ?)");
+  std::rewind(spool.get());
+  auto get = [&](std::string* x) {
+    uint64_t n = 0;
+    if (std::fread(&n, sizeof n, 1, spool.get()) != 1 || n > (1ull << 32)) throw Error("import of " + path + ": the temporary file is damaged");
+    x->resize(n);
+    if (n && std::fread(x->data(), 1, n, spool.get()) != n) throw Error("import of " + path + ": the temporary file is damaged");
+  };
+  std::string data, source;
+  for (int64_t i = 0; i < pos; ++i) {
+    get(&data);
+    get(&source);
+    ins.bind(1, dataset_id).bind(2, i).bind(3, data).bind(4, source);
+    ins.run();
+    ins.reset();
+    // A cancelled import rolls back as a whole (the transaction's destructor): nothing half-imported.
+    if (opt.progress && ((i + 1) % 2048 == 0 || i + 1 == pos) && !opt.progress(i + 1, pos))
+      throw Error("import of " + path + " cancelled; nothing was imported");
+  }
   t.commit();
   rep.dataset_id = dataset_id;
   rep.imported = pos;

@@ -395,6 +395,33 @@ TEST(Store, ImportIsAllOrNothing) {
   EXPECT_NE(k.problems[0].message.find("not preference"), std::string::npos);
 }
 
+// While a file is being read the workspace stays writable by others: a training process records
+// metrics into it and waits at most the busy timeout (10 s) for SQLite's write lock, and reading a
+// 1M-row file takes longer than that. Only the inserts at the end hold the lock.
+TEST(Store, ImportLetsOthersWriteWhileItReads) {
+  auto d = test::temp_dir("import-lock");
+  Workspace ws(d + "/ws");
+  std::string lines;
+  for (int i = 0; i < 5000; ++i) lines += json({{"text", "doc " + std::to_string(i)}}).dump() + "\n";
+  const std::string file = write(d, "many.jsonl", lines);
+  Workspace other(d + "/ws");
+  int64_t written_while_reading = 0;
+  ImportOptions io;
+  io.progress = [&](int64_t done, int64_t total) {
+    if (total == 0 && written_while_reading == 0) {  // still reading (the total is not known yet)
+      // An immediate write transaction from another connection: SQLITE_BUSY if the import held the lock.
+      other.db().exec("BEGIN IMMEDIATE");
+      written_while_reading = create_dataset(other, "written meanwhile", DatasetKind::Text, "test");
+      other.db().exec("COMMIT");
+    }
+    return done >= 0;
+  };
+  ImportReport r = import_dataset(ws, file, "many", io);
+  EXPECT_EQ(r.imported, 5000);
+  EXPECT_GT(written_while_reading, 0);
+  EXPECT_EQ(list_datasets(ws).size(), 2u);
+}
+
 TEST(Store, AwkwardTextRoundTripsExactly) {
   auto d = test::temp_dir("roundtrip");
   Workspace ws(d + "/ws");
