@@ -40,6 +40,31 @@
 
 namespace hone::ui {
 
+namespace {
+// A file or folder as typed, or a hub dataset name (ORG/NAME, datasets/ORG/NAME) as its snapshot
+// in the Hugging Face cache; *error says why a name is not there.
+QString resolvedSource(const QString& typed, QString* error) {
+  try {
+    return QString::fromStdString(resolve_dataset_path(typed.trimmed().toStdString()));
+  } catch (const std::exception& e) {
+    if (error) *error = QString::fromUtf8(e.what());
+    return typed.trimmed();
+  }
+}
+
+// The default dataset name: a hub repo's NAME (typed as a name, or a path inside its cache
+// folder, whose file and snapshot names say nothing), else the file's base name.
+QString defaultName(const QString& typed, const QString& resolved) {
+  std::string hub = hub_name_of_path(resolved.toStdString());
+  if (hub.empty()) {
+    HubRef r;
+    if (parse_hub_ref(typed.trimmed().toStdString(), &r) && resolved != typed.trimmed()) hub = r.id;
+  }
+  if (!hub.empty()) return QString::fromStdString(hub.substr(hub.find('/') + 1));
+  return QFileInfo(resolved).completeBaseName();
+}
+}  // namespace
+
 ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidget* parent)
     : QDialog(parent), workspace_(workspace), job_(new Job("import", this)) {
   setWindowTitle("Import dataset");
@@ -199,6 +224,11 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
     preview_->setColumnCount(cols.size());
     preview_->setHorizontalHeaderLabels(cols);
     preview_->setRowCount(rowsJson.size());
+    // Places are shown from the chosen folder (or the file's own folder) down, the whole path in
+    // the tooltip: a hub dataset's cache path would otherwise fill the preview.
+    const QString chosen = resolvedSource(path_->text(), nullptr);
+    const QString prefix = (QFileInfo(chosen).isDir() ? QDir(chosen).absolutePath() : QFileInfo(chosen).absolutePath()) + "/";
+    const int source_col = cols.indexOf("Source");
     for (int r = 0; r < rowsJson.size(); ++r) {
       DatasetRow row;
       row.data = rowsJson[r].toStdString();
@@ -207,7 +237,14 @@ ImportDialog::ImportDialog(const QString& workspace, const QString& path, QWidge
       // Numbered by the file's lines (a Parquet file's rows), as the Datasets table will number them.
       const QRegularExpressionMatch lm = QRegularExpression(":(?: row )?(\\d+)$").match(QString::fromStdString(row.source));
       preview_->setVerticalHeaderItem(r, new QTableWidgetItem(lm.hasMatch() ? lm.captured(1) : QString::number(r + 1)));
-      for (int k = 0; k < c.size(); ++k) preview_->setItem(r, k, new QTableWidgetItem(c[k]));
+      for (int k = 0; k < c.size(); ++k) {
+        auto* item = new QTableWidgetItem(c[k]);
+        if (k == source_col && c[k].startsWith(prefix)) {
+          item->setText(c[k].mid(prefix.size()));
+          item->setToolTip(c[k]);
+        }
+        preview_->setItem(r, k, item);
+      }
     }
     problems_->clear();
     problem_where_ = m.value("where").toStringList();
@@ -232,30 +269,6 @@ void ImportDialog::setFormat(const QString& f) {
 }
 void ImportDialog::setSkipInvalid(bool on) { skip_invalid_->setChecked(on); }
 
-namespace {
-// A file or folder as typed, or a hub dataset name (ORG/NAME, datasets/ORG/NAME) as its snapshot
-// in the Hugging Face cache; *error says why a name is not there.
-QString resolvedSource(const QString& typed, QString* error) {
-  try {
-    return QString::fromStdString(resolve_dataset_path(typed.trimmed().toStdString()));
-  } catch (const std::exception& e) {
-    if (error) *error = QString::fromUtf8(e.what());
-    return typed.trimmed();
-  }
-}
-
-// The default dataset name: a hub repo's NAME (typed as a name, or a path inside its cache
-// folder, whose file and snapshot names say nothing), else the file's base name.
-QString defaultName(const QString& typed, const QString& resolved) {
-  std::string hub = hub_name_of_path(resolved.toStdString());
-  if (hub.empty()) {
-    HubRef r;
-    if (parse_hub_ref(typed.trimmed().toStdString(), &r) && resolved != typed.trimmed()) hub = r.id;
-  }
-  if (!hub.empty()) return QString::fromStdString(hub.substr(hub.find('/') + 1));
-  return QFileInfo(resolved).completeBaseName();
-}
-}  // namespace
 
 void ImportDialog::setPath(const QString& path) {
   path_->setText(path);
