@@ -97,7 +97,7 @@ int cmd_dataset(const Args& a) {
     return r.errors ? 1 : 0;
   }
 
-  Workspace ws(a.get("workspace", default_workspace()));
+  Workspace ws = open_workspace(a.get("workspace", default_workspace()));
   if (action == "import") {
     ImportOptions o;
     o.read = read_options(a);

@@ -167,7 +167,7 @@ int cmd_demo(const Args& a) {
   auto tok = load_tokenizer(base);
   auto test = make_skill_examples(100, "test", seed + 2);
 
-  Workspace store(ws);
+  Workspace store = open_workspace(ws);
   // The held-out suites the demo measures with (and the Evaluate page offers).
   ensure_demo_dataset(store, DemoData::SkillsTest, seed, rebuilt);
   ensure_demo_dataset(store, DemoData::SkillsChoice, seed, rebuilt);

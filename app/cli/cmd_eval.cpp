@@ -91,7 +91,7 @@ std::string csv_cell(const std::string& s) {
 int cmd_eval(const Args& a) {
   const std::string& action = a.action();
   const bool as_json = a.flag("json");
-  Workspace ws(a.get("workspace", default_workspace()));
+  Workspace ws = open_workspace(a.get("workspace", default_workspace()));
   const bool tty = !as_json && isatty(2);
   EvalProgressFn progress = [&](int64_t d, int64_t t) {
     if (tty) print_progress(d, t);

@@ -56,7 +56,7 @@ std::string run_dir_of(const std::string& run, const std::string& workspace, con
   } catch (const std::exception&) {
     throw Error(command + ": --run takes a run id or a run folder (got \"" + run + "\")");
   }
-  Workspace ws(workspace);
+  Workspace ws = open_workspace(workspace);
   return get_run(ws, id).run_dir;
 }
 

@@ -141,7 +141,7 @@ int cmd_generate_candidates(Workspace& ws, const Args& a) {
 
 int cmd_label(const Args& a) {
   const std::string& action = a.action();
-  Workspace ws(a.get("workspace", default_workspace()));
+  Workspace ws = open_workspace(a.get("workspace", default_workspace()));
   if (action == "generate") return cmd_generate_candidates(ws, a);
   const auto& pos = a.positional();
   if (pos.empty()) throw Error("label " + action + ": missing dataset");

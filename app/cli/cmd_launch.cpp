@@ -17,7 +17,10 @@
 
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/files.h"
 #include "distributed/dist_env.h"
+#include "store/runs.h"
+#include "store/workspace.h"
 
 namespace hone::cli {
 
@@ -42,6 +45,32 @@ volatile sig_atomic_t g_forward = 0;
 std::string how_it_ended(int st) {
   if (WIFSIGNALED(st)) return "was killed by signal " + std::to_string(WTERMSIG(st)) + " (" + ::strsignal(WTERMSIG(st)) + ")";
   return "exited with status " + std::to_string(WEXITSTATUS(st));
+}
+
+// Rank 0 died without finishing: its run's lock is free now, so opening the workspace marks the run
+// interrupted at once (rather than when someone next opens it), and the reason names rank 0's end.
+// The workspace is the command's --workspace, else the default, as the rank itself chose it.
+void mark_rank0_run(const std::vector<char*>& child_argv, pid_t rank0, int st, int nproc) {
+  std::string ws = default_workspace();
+  for (size_t k = 1; k + 1 < child_argv.size(); ++k) {
+    const std::string a = child_argv[k];
+    if (a == "--workspace" && child_argv[k + 1]) ws = child_argv[k + 1];
+    else if (a.rfind("--workspace=", 0) == 0) ws = a.substr(12);
+  }
+  if (!is_directory(ws)) return;
+  try {
+    Workspace w(ws);
+    for (const auto& r : w.reaped()) {
+      if (r.pid != rank0) continue;
+      note_run_error(w, r.id, "rank 0 (pid " + std::to_string(rank0) + ") " + how_it_ended(st) +
+                                  " before the run finished; continue with: hone-cli launch --nproc " + std::to_string(nproc) +
+                                  " -- runs resume " + std::to_string(r.id));
+      std::cerr << "hone-cli launch: run " << r.id << " (" << r.name << ") is marked interrupted; continue it with: hone-cli launch --nproc "
+                << nproc << " -- runs resume " << r.id << std::endl;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "hone-cli launch: cannot mark rank 0's run interrupted in " << ws << ": " << e.what() << std::endl;
+  }
 }
 
 }  // namespace
@@ -138,6 +167,7 @@ int cmd_launch(int argc, char** argv) {
         --alive;
         const bool ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
         if (r == 0) rank0_status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        if (r == 0 && !ok) mark_rank0_run(child_argv, done, st, nproc);
         // The first rank to fail is the news; the others then fail because it did.
         if (!ok && failed_rank < 0 && !(WIFEXITED(st) && WEXITSTATUS(st) == 130)) {
           failed_rank = static_cast<int>(r);

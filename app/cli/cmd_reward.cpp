@@ -49,7 +49,7 @@ int cmd_reward(const Args& a) {
     else std::cout << r << "\n";
     return 0;
   }
-  Workspace ws(workspace);
+  Workspace ws = open_workspace(workspace);
   const DatasetInfo d = find_dataset(ws, a.get("dataset"));
   if (d.kind != "preference") throw Error("reward score: dataset " + d.name + " is a " + d.kind + " dataset (preference pairs needed)");
   const int64_t limit = a.integer("limit", d.rows);

@@ -83,7 +83,7 @@ int recover(const Args& a) {
       if (r.status == "interrupted" && !a.get("signal", "").empty()) {
         std::string why = "the training process crashed (" + a.get("signal", "") + ")";
         if (!a.get("report", "").empty()) why += "; crash report: " + a.get("report", "");
-        ws.db().prepare("UPDATE runs SET error = ? WHERE id = ? AND status = 'interrupted'").bind(1, why).bind(2, id).run();
+        note_run_error(ws, id, why);
       }
       return 0;
     }
@@ -104,7 +104,7 @@ int cmd_runs(const Args& a) {
     return cmd_runs_resume(a.get("workspace", default_workspace()), parse_id(a.positional()[0]), json);
   }
   if (action == "recover") return recover(a);
-  Workspace ws(a.get("workspace", default_workspace()));
+  Workspace ws = open_workspace(a.get("workspace", default_workspace()));
   if (action == "list") {
     auto runs = list_runs(ws);
     if (json) {

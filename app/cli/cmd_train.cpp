@@ -96,6 +96,14 @@ static std::unique_ptr<ProcessGroup> join_group_from_env(double timeout_s) {
 
 std::string default_workspace() { return Workspace::default_dir(); }
 
+Workspace open_workspace(const std::string& dir) {
+  Workspace ws(dir);
+  for (const auto& r : ws.reaped())
+    std::cerr << "note: run " << r.id << " (" << r.name << ") was still marked running, but its process"
+              << (r.pid > 0 ? " (pid " + std::to_string(r.pid) + ")" : std::string()) << " is gone: marked interrupted; continue it with: hone-cli runs resume " << r.id << "\n";
+  return ws;
+}
+
 static std::string fmt_time(double s) {
   char b[32];
   if (s >= 3600) std::snprintf(b, sizeof(b), "%dh%02dm", static_cast<int>(s / 3600), static_cast<int>(s / 60) % 60);
@@ -139,7 +147,7 @@ static int run_launched(const std::string& workspace, LaunchSpec spec, bool json
     else std::cerr << s << "\n";
   };
   spec.group = group.get();
-  Workspace ws(workspace);
+  Workspace ws = open_workspace(workspace);
   h.on_started = [&](int64_t id, const std::string& dir, const RunPlan& plan) {
     run_id = id;
     if (json) {

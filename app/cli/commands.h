@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/args.h"
+#include "store/workspace.h"
 
 namespace hone::cli {
 
@@ -37,6 +38,8 @@ int dispatch(int argc, char** argv);
 
 // $HONE_WORKSPACE, else $XDG_DATA_HOME/hone, else ~/.local/share/hone.
 std::string default_workspace();
+// Opens a workspace, saying on stderr which runs it found dead and marked interrupted.
+Workspace open_workspace(const std::string& dir);
 // --run ID|RUN_DIR: a run folder as given, or the folder of run ID in the workspace.
 std::string run_dir_of(const std::string& run, const std::string& workspace, const std::string& command);
 // `runs resume`: continues a recorded run from its newest checkpoint (in cmd_train.cpp).

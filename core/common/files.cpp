@@ -1,8 +1,9 @@
-// File helpers: whole-file reads, atomic writes, read-only memory maps (POSIX).
+// File helpers: whole-file reads, atomic writes, read-only memory maps, file locks (POSIX).
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/files.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -157,6 +158,40 @@ MappedFile& MappedFile::operator=(MappedFile&& o) noexcept {
     o.size_ = 0;
   }
   return *this;
+}
+
+FileLock::FileLock(const std::string& path, Mode mode) : path_(path) {
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw file_error(path, std::string("cannot create the lock file: ") + std::strerror(errno));
+  int rc;
+  do rc = ::flock(fd_, mode == Mode::Wait ? LOCK_EX : (LOCK_EX | LOCK_NB));
+  while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    if (err != EWOULDBLOCK) throw file_error(path, std::string("cannot lock: ") + std::strerror(err));
+  }
+}
+
+FileLock::~FileLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing the last descriptor of the open file releases the lock
+}
+
+void FileLock::note(const std::string& text) const {
+  if (fd_ < 0) return;
+  if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, text.data(), text.size(), 0) == static_cast<ssize_t>(text.size())) return;
+  // Only a message is lost: the lock itself still holds.
+}
+
+bool FileLock::taken(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // no lock file: nobody can be holding it
+  // A shared probe: it fails while an exclusive holder lives, and cannot make a holder-to-be fail
+  // for longer than this call.
+  const bool free = ::flock(fd, LOCK_SH | LOCK_NB) == 0;
+  ::close(fd);
+  return !free;
 }
 
 }  // namespace hone

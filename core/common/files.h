@@ -1,4 +1,4 @@
-// File helpers: whole-file reads, atomic writes (temp + rename), read-only memory maps.
+// File helpers: whole-file reads, atomic writes (temp + rename), read-only memory maps, file locks.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstddef>
@@ -58,6 +58,30 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+};
+
+// An exclusive flock on a file (created when missing), held for the life of the object. The kernel
+// drops it when the process dies, even by SIGKILL, so a free lock means its holder is gone; this is
+// how Hone tells a live run or demo build from a dead one, never by a timer. Locks belong to the
+// open file, so two objects in one process exclude each other as two processes do.
+class FileLock {
+ public:
+  enum class Mode { Try, Wait };
+  // Try: held() is false when another holder has it. Wait: blocks until it is free.
+  FileLock(const std::string& path, Mode mode);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
+  bool held() const { return fd_ >= 0; }
+  const std::string& path() const { return path_; }
+  // Replaces the file's text (who holds it, for messages); the lock is what counts.
+  void note(const std::string& text) const;
+  // Whether some holder has the lock on `path` now (false when there is no such file).
+  static bool taken(const std::string& path);
+
+ private:
+  std::string path_;
+  int fd_ = -1;
 };
 
 }  // namespace hone

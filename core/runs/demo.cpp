@@ -4,6 +4,7 @@
 #include "runs/demo.h"
 
 #include <filesystem>
+#include <memory>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -62,6 +63,13 @@ DemoBase build_demo_base(const DemoBaseOptions& o, const DemoHooks& hooks) {
   };
   const std::string demo = join_path(o.workspace, "demo");
   make_dirs(demo);
+  // One process builds the base at a time; a second demo on the workspace waits, then finds it built.
+  FileLock lock(join_path(demo, "demo.lock"), FileLock::Mode::Try);
+  std::unique_ptr<FileLock> waited;
+  if (!lock.held()) {
+    say("another process is building the demo's base model in " + demo + "; waiting for it...");
+    waited = std::make_unique<FileLock>(join_path(demo, "demo.lock"), FileLock::Mode::Wait);
+  }
   std::error_code ec;
   DemoBase out;
   out.dir = demo_base_dir(o.workspace);
@@ -164,15 +172,26 @@ std::string ensure_demo_dataset(Workspace& ws, DemoData which, uint64_t seed, bo
                   .dump() +
               "\n";
   }
+  // Two demos on one workspace: the file and the dataset are written by one at a time.
+  FileLock lock(join_path(join_path(ws.dir(), "demo"), "demo.lock"), FileLock::Mode::Wait);
   write_file_atomic(file, rows);
-  // Runs keep their own copy of the rows they trained on, so replacing the dataset loses nothing.
-  bool have = false;
+  // Runs keep their own copy of the rows they trained on, so replacing the dataset loses nothing;
+  // it is replaced in one step, so a run starting in another process finds old rows or new ones.
+  int64_t old_id = 0;
+  const std::string temp = name + ".replacing";
   for (const auto& d : list_datasets(ws)) {
+    if (d.name == temp) delete_dataset(ws, d.id);  // left by a process killed mid-way
     if (d.name != name) continue;
-    if (replace) delete_dataset(ws, d.id);
-    else have = true;
+    if (!replace) return name;
+    old_id = d.id;
   }
-  if (!have) import_dataset(ws, file, name, {});
+  if (!old_id) {
+    import_dataset(ws, file, name, {});
+    return name;
+  }
+  const ImportReport rep = import_dataset(ws, file, temp, {});
+  if (rep.dataset_id <= 0) throw Error("demo: cannot import " + file);
+  replace_dataset(ws, old_id, rep.dataset_id);
   return name;
 }
 

@@ -112,37 +112,70 @@ LaunchResult launch_run_impl(Workspace& ws, const LaunchSpec& spec, const Launch
   TrainOptions opt;
   std::vector<std::string> refs;
   bool made_dir = false;
+  // The folder's lock is taken before anything is written into it and kept to the end of the run,
+  // so two processes never train in, replace or resume one folder (docs/reliability.md).
+  std::unique_ptr<RunLock> lock;
   if (spec.resume_run > 0) {
     RunInfo info = get_run(ws, spec.resume_run);
     opt.resume_from = resumable_checkpoint(ws, spec.resume_run);
+    lock = RunLock::try_take(join_path(info.run_dir, "run.lock"));
+    if (!lock) {
+      const long pid = lock_holder_pid(join_path(info.run_dir, "run.lock"));
+      throw Error("run " + std::to_string(spec.resume_run) + " is being trained by another process" +
+                  (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()));
+    }
     cfg = parse_run_config(nlohmann::json::parse(info.config), "run " + std::to_string(spec.resume_run) + " config");
     opt.run_dir = info.run_dir;
     out.run_id = spec.resume_run;
   } else {
     check_dataset_kinds(ws, cfg);
-    if (!spec.run_dir.empty()) {
-      opt.run_dir = spec.run_dir;
-    } else {
+    std::string base = spec.run_dir;
+    if (base.empty()) {
       char stamp[32];
       std::time_t now = std::time(nullptr);
       std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
-      opt.run_dir = join_path(ws.runs_dir(), cfg.name + "-" + stamp);
-      // Two runs of one name started within a second (a script, a double click) get their own folders.
-      for (int k = 2; is_directory(opt.run_dir); ++k)
-        opt.run_dir = join_path(ws.runs_dir(), cfg.name + "-" + stamp + "-" + std::to_string(k));
+      base = join_path(ws.runs_dir(), cfg.name + "-" + stamp);
     }
-    std::error_code ec;
+    // A named folder is used as given (and refused while another process trains in it), except
+    // that a replaceable one (the demo's) taken by a live run gives way to <name>-2, -3...: two
+    // demos on one workspace both run. A dated folder two runs want within a second likewise.
+    const bool fixed = !spec.run_dir.empty() && !spec.replace;
+    for (int k = 1; !lock; ++k) {
+      const std::string dir = k == 1 ? base : base + "-" + std::to_string(k);
+      if (spec.run_dir.empty() && is_directory(dir)) continue;
+      const bool existed = is_directory(dir);
+      make_dirs(dir);
+      lock = RunLock::try_take(join_path(dir, "run.lock"));
+      if (!lock && fixed) {
+        const long pid = lock_holder_pid(join_path(dir, "run.lock"));
+        throw Error(dir + " is being trained by another process" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) +
+                    "; choose another --run-dir");
+      }
+      if (lock) {
+        opt.run_dir = dir;
+        made_dir = !existed;
+      }
+    }
     if (spec.replace) {
-      std::filesystem::remove_all(opt.run_dir, ec);
+      // Everything but the lock we hold: removing it would let another process lock a new file.
+      std::error_code ec;
+      for (const auto& e : std::filesystem::directory_iterator(opt.run_dir, ec))
+        if (e.path().filename() != "run.lock") std::filesystem::remove_all(e.path(), ec);
       for (const auto& old : list_runs(ws))
-        if (old.run_dir == opt.run_dir) delete_run(ws, old.id);
+        if (old.run_dir == opt.run_dir) delete_run(ws, old.id);  // its process is gone: we hold its lock
+      made_dir = true;
     }
-    made_dir = !is_directory(opt.run_dir);
     opt.resume_from = spec.resume_checkpoint;
     refs = cfg.train_data;
-    cfg.train_data = materialize_datasets(ws, cfg.train_data, join_path(opt.run_dir, "data"));
-    cfg.eval_data = materialize_datasets(ws, cfg.eval_data, join_path(opt.run_dir, "data"));
-    cfg.eval_suites = materialize_datasets(ws, cfg.eval_suites, join_path(opt.run_dir, "suites"));
+    try {
+      cfg.train_data = materialize_datasets(ws, cfg.train_data, join_path(opt.run_dir, "data"));
+      cfg.eval_data = materialize_datasets(ws, cfg.eval_data, join_path(opt.run_dir, "data"));
+      cfg.eval_suites = materialize_datasets(ws, cfg.eval_suites, join_path(opt.run_dir, "suites"));
+    } catch (...) {
+      std::error_code ec;
+      if (made_dir) std::filesystem::remove_all(opt.run_dir, ec);  // nothing was recorded: nothing is left behind
+      throw;
+    }
   }
   out.run_dir = opt.run_dir;
 
@@ -157,7 +190,7 @@ LaunchResult launch_run_impl(Workspace& ws, const LaunchSpec& spec, const Launch
       shared = true;
     }
     if (spec.resume_run <= 0) out.run_id = record_new_run(ws, cfg, refs, opt.run_dir);
-    rec = std::make_unique<RunRecorder>(ws, out.run_id, opt.run_dir);
+    rec = std::make_unique<RunRecorder>(ws, out.run_id, opt.run_dir, std::move(lock));
     if (hooks.on_started) hooks.on_started(out.run_id, opt.run_dir, plan);
   };
   opt.on_progress = [&](const StepMetrics& m) {

@@ -25,13 +25,14 @@ int64_t record_new_run(Workspace& ws, const RunConfig& cfg, const std::vector<st
   return create_run(ws, nr, "queued");
 }
 
-RunRecorder::RunRecorder(Workspace& ws, int64_t run_id, const std::string& run_dir)
-    : ws_(ws), id_(run_id), metrics_(ws, run_id) {
-  std::error_code ec;
-  std::filesystem::create_directories(run_dir, ec);
-  const std::string lock = join_path(run_dir, "run.lock");
-  lock_ = std::make_unique<RunLock>(lock);
-  set_run_lock(ws_, id_, lock);
+RunRecorder::RunRecorder(Workspace& ws, int64_t run_id, const std::string& run_dir, std::unique_ptr<RunLock> lock)
+    : ws_(ws), id_(run_id), lock_(std::move(lock)), metrics_(ws, run_id) {
+  if (!lock_) {
+    std::error_code ec;
+    std::filesystem::create_directories(run_dir, ec);
+    lock_ = std::make_unique<RunLock>(join_path(run_dir, "run.lock"));
+  }
+  set_run_lock(ws_, id_, lock_->path());
   set_run_status(ws_, id_, "running");
   set_crash_workspace(ws_.dir());
   set_crash_run(id_);  // a fatal signal now writes a report and marks this run interrupted

@@ -18,9 +18,9 @@ int64_t record_new_run(Workspace& ws, const RunConfig& cfg, const std::vector<st
 
 class RunRecorder {
  public:
-  // Takes the run's lock (<run_dir>/run.lock) and marks it running. The Workspace must outlive
-  // the recorder and be used from the recorder's thread only.
-  RunRecorder(Workspace& ws, int64_t run_id, const std::string& run_dir);
+  // Keeps the run's lock (the launcher's, or <run_dir>/run.lock taken here when none is given) and
+  // marks it running. The Workspace must outlive the recorder and be used from its thread only.
+  RunRecorder(Workspace& ws, int64_t run_id, const std::string& run_dir, std::unique_ptr<RunLock> lock = nullptr);
   ~RunRecorder();
 
   void step(const StepMetrics& m);  // every named scalar of the step

@@ -184,6 +184,11 @@ ImportReport import_dataset(Workspace& ws, const std::string& path, const std::s
     return rep;
   }
   Transaction t(ws.db());
+  {  // again under the write lock: another process may have imported this name while we read
+    Stmt s = ws.db().prepare("SELECT 1 FROM datasets WHERE name = ?");
+    s.bind(1, name);
+    if (s.step()) throw Error("a dataset named \"" + name + "\" already exists in " + ws.dir() + " (another process imported it meanwhile)");
+  }
   Stmt d = ws.db().prepare("INSERT INTO datasets (name, kind, format, source, created_at) VALUES (?, ?, ?, ?, ?)");
   d.bind(1, name).bind(2, std::string(dataset_kind_name(kind_of(first_format)))).bind(3, std::string(example_format_name(first_format)));
   d.bind(4, path).bind(5, utc_now()).run();
@@ -251,6 +256,21 @@ void delete_dataset(Workspace& ws, int64_t id) {
   Transaction t(ws.db());
   Stmt s = ws.db().prepare("DELETE FROM datasets WHERE id = ?");
   s.bind(1, id).run();
+  t.commit();
+}
+
+void replace_dataset(Workspace& ws, int64_t old_id, int64_t replacement) {
+  Transaction t(ws.db());
+  std::string name;
+  {
+    Stmt q = ws.db().prepare("SELECT name FROM datasets WHERE id = ?");
+    q.bind(1, old_id);
+    if (!q.step()) throw Error("no dataset with id " + std::to_string(old_id) + " in " + ws.dir());
+    name = q.text(0);
+  }
+  ws.db().prepare("DELETE FROM datasets WHERE id = ?").bind(1, old_id).run();
+  ws.db().prepare("UPDATE datasets SET name = ? WHERE id = ?").bind(1, name).bind(2, replacement).run();
+  if (ws.db().changes() != 1) throw Error("no dataset with id " + std::to_string(replacement) + " in " + ws.dir());
   t.commit();
 }
 

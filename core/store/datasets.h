@@ -55,6 +55,9 @@ std::vector<DatasetInfo> list_datasets(Workspace& ws);
 DatasetInfo find_dataset(Workspace& ws, const std::string& id_or_name);
 void rename_dataset(Workspace& ws, int64_t id, const std::string& name);
 void delete_dataset(Workspace& ws, int64_t id);
+// In one transaction: dataset `replacement` takes old_id's name and old_id is deleted, so a reader
+// (a run starting meanwhile, another process) sees the old rows or the new ones, never neither.
+void replace_dataset(Workspace& ws, int64_t old_id, int64_t replacement);
 
 // Rows with position in [begin, end), in order. Positions are dense 0..rows-1.
 std::vector<DatasetRow> read_rows(Workspace& ws, int64_t dataset, int64_t begin, int64_t end);

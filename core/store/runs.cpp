@@ -3,8 +3,6 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/runs.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -73,6 +71,11 @@ void finish_run(Workspace& ws, int64_t id, const std::string& status, const std:
 void set_run_lock(Workspace& ws, int64_t id, const std::string& lock_path) {
   Stmt s = ws.db().prepare("UPDATE runs SET lock_path = ? WHERE id = ?");
   s.bind(1, lock_path).bind(2, id).run();
+}
+
+void note_run_error(Workspace& ws, int64_t id, const std::string& error) {
+  Stmt s = ws.db().prepare("UPDATE runs SET error = ? WHERE id = ? AND status = 'interrupted'");
+  s.bind(1, error).bind(2, id).run();
 }
 
 void rename_run(Workspace& ws, int64_t id, const std::string& name) {
@@ -176,18 +179,21 @@ void MetricsWriter::flush() {
   pending_.clear();
 }
 
-RunLock::RunLock(const std::string& path) {
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw file_error(path, "cannot create the run's lock file");
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-    ::close(fd_);
-    fd_ = -1;
-    throw file_error(path, "this run is being trained by another process");
+RunLock::RunLock(const std::string& path, Try) : lock_(path, FileLock::Mode::Try) {
+  if (lock_.held()) lock_.note("pid " + std::to_string(::getpid()) + "\n");
+}
+
+RunLock::RunLock(const std::string& path) : RunLock(path, Try{}) {
+  if (!lock_.held()) {
+    const long pid = lock_holder_pid(path);
+    throw file_error(path, "this run is being trained by another process" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()));
   }
 }
 
-RunLock::~RunLock() {
-  if (fd_ >= 0) ::close(fd_);
+std::unique_ptr<RunLock> RunLock::try_take(const std::string& path) {
+  std::unique_ptr<RunLock> l(new RunLock(path, Try{}));
+  if (!l->lock_.held()) l.reset();
+  return l;
 }
 
 int64_t path_bytes(const std::string& path) {

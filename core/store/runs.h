@@ -4,9 +4,11 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "common/files.h"
 #include "store/workspace.h"
 
 namespace hone {
@@ -30,6 +32,8 @@ void set_run_status(Workspace& ws, int64_t id, const std::string& status, const 
 void finish_run(Workspace& ws, int64_t id, const std::string& status, const std::string& error,
                 const std::string& final_metrics_json);
 void set_run_lock(Workspace& ws, int64_t id, const std::string& lock_path);
+// Replaces the reason an interrupted run records (who learnt more about its end than the reaper).
+void note_run_error(Workspace& ws, int64_t id, const std::string& error);
 void rename_run(Workspace& ws, int64_t id, const std::string& name);
 void set_run_notes(Workspace& ws, int64_t id, const std::string& notes);
 void delete_run(Workspace& ws, int64_t id);  // the record only; the caller decides about the folder
@@ -76,16 +80,22 @@ class MetricsWriter {
   std::vector<Pending> pending_;
 };
 
-// Holds an exclusive flock on `path` for the life of the object (and of the process): the
-// workspace treats a run whose lock is free as interrupted.
+// A run folder's lock (<run_dir>/run.lock), held by the process training in it from the moment
+// the launcher picks the folder to the end of the run: the workspace treats a running run whose
+// lock is free as interrupted, and a second process cannot train in, replace or resume a folder
+// that is taken. The file says "pid N" for messages.
 class RunLock {
  public:
+  // Takes the lock or throws "... is being trained by another process (pid N)".
   explicit RunLock(const std::string& path);
-  ~RunLock();
-  RunLock(const RunLock&) = delete;
+  // The lock, or nullptr when another process (or another RunLock here) holds it.
+  static std::unique_ptr<RunLock> try_take(const std::string& path);
+  const std::string& path() const { return lock_.path(); }
 
  private:
-  int fd_ = -1;
+  struct Try {};
+  RunLock(const std::string& path, Try);
+  FileLock lock_;
 };
 
 // Size of a file, or of all files under a folder.

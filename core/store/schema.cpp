@@ -197,6 +197,14 @@ void migrate(Db& db, int target) {
     if (rebuild) db.exec("PRAGMA foreign_keys = OFF");
     try {
       Transaction t(db);
+      // Another process opening the workspace at the same moment may have done this step while
+      // this one waited for the write lock: the version is read again under the lock.
+      if (const int now = db.user_version(); now > v) {
+        t.commit();
+        if (rebuild) db.exec("PRAGMA foreign_keys = ON");
+        v = now - 1;
+        continue;
+      }
       db.exec(kMigrations[v]);
       if (rebuild) {
         Stmt fk = db.prepare("PRAGMA foreign_key_check");

@@ -1,14 +1,11 @@
 // Workspace opening and crash recovery. A running run holds an exclusive flock on its lock file for
-// as long as its process lives; the kernel drops it when the process dies, even by kill -9, so a
-// free lock on a run marked running means that process is gone.
+// as long as its process lives (common/files.h FileLock); the kernel drops it when the process dies,
+// even by kill -9, so a free lock on a run marked running means that process is gone.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/workspace.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <vector>
@@ -18,18 +15,6 @@
 #include "store/schema.h"
 
 namespace hone {
-namespace {
-
-bool lock_is_free(const std::string& path) {
-  if (path.empty()) return true;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return true;  // no lock file: nobody can be holding it
-  const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
-  ::close(fd);  // closing releases our probe lock
-  return free;
-}
-
-}  // namespace
 
 std::string utc_now() {
   auto now = std::chrono::system_clock::now();
@@ -56,19 +41,47 @@ Workspace::Workspace(const std::string& dir) : dir_(dir) {
   if (!is_directory(runs_dir())) throw file_error(dir, "cannot create the workspace folder" + (ec ? ": " + ec.message() : ""));
   db_ = std::make_unique<Db>(db_path());
   migrate(*db_);
-  // Runs whose process died: mark interrupted (their checkpoints stay on disk for resume).
-  std::vector<std::pair<int64_t, std::string>> live;
+  reaped_ = reap_dead_runs();
+}
+
+std::vector<ReapedRun> Workspace::reap_dead_runs() {
+  // Runs whose process died: marked interrupted (their checkpoints stay on disk for resume). A run
+  // between its record and its lock (the launcher takes the lock first) has an empty lock_path
+  // and status queued, so it is never taken for dead.
+  struct Live {
+    int64_t id;
+    std::string name, lock;
+  };
+  std::vector<Live> live;
   {
-    Stmt s = db_->prepare("SELECT id, lock_path FROM runs WHERE status IN ('running', 'paused')");
-    while (s.step()) live.emplace_back(s.i64(0), s.text(1));
+    Stmt s = db_->prepare("SELECT id, name, lock_path FROM runs WHERE status IN ('running', 'paused')");
+    while (s.step()) live.push_back({s.i64(0), s.text(1), s.text(2)});
   }
-  for (const auto& [id, lock] : live) {
-    if (!lock_is_free(lock)) continue;
+  std::vector<ReapedRun> out;
+  for (const auto& r : live) {
+    if (FileLock::taken(r.lock)) continue;
+    const long pid = lock_holder_pid(r.lock);
+    const std::string why = "the training process" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) +
+                            " ended without finishing the run";
     Stmt u = db_->prepare(
-        "UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?), "
-        "error = 'the training process ended without finishing the run' WHERE id = ? AND status IN ('running', 'paused')");
-    u.bind(1, utc_now()).bind(2, id).run();
+        "UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?), error = ? "
+        "WHERE id = ? AND status IN ('running', 'paused')");
+    u.bind(1, utc_now()).bind(2, why).bind(3, r.id).run();
+    if (db_->changes() > 0) out.push_back({r.id, r.name, pid});  // another process may have marked it first
   }
+  return out;
+}
+
+long lock_holder_pid(const std::string& lock_path) {
+  if (lock_path.empty() || !file_exists(lock_path)) return 0;
+  std::string text;
+  try {
+    text = read_file(lock_path);
+  } catch (const std::exception&) {
+    return 0;
+  }
+  if (text.rfind("pid ", 0) != 0) return 0;
+  return std::strtol(text.c_str() + 4, nullptr, 10);
 }
 
 std::string Workspace::runs_dir() const { return join_path(dir_, "runs"); }

@@ -2,18 +2,33 @@
 // each run's files. The GUI and hone-cli share it; a training process writes while others read.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "store/sqlite.h"
 
 namespace hone {
 
+// A run found "running" or "paused" whose process is gone, marked interrupted on opening.
+struct ReapedRun {
+  int64_t id = 0;
+  std::string name;
+  long pid = 0;  // the process that held its lock, when the lock file says (0: unknown)
+};
+
 class Workspace {
  public:
   // Creates the folder and database if needed, migrates the schema, and marks runs whose process
-  // died (their lock is free) as interrupted.
+  // died (their lock is free) as interrupted (reaped() lists them).
   explicit Workspace(const std::string& dir);
+
+  // Marks runs whose process is gone as interrupted, now; returns them. Cheap (a lock probe per
+  // live run), so a front end calls it whenever it lists runs.
+  std::vector<ReapedRun> reap_dead_runs();
+  // What opening this workspace marked interrupted, for "what was cleaned" notes.
+  const std::vector<ReapedRun>& reaped() const { return reaped_; }
 
   Db& db() { return *db_; }
   const std::string& dir() const { return dir_; }
@@ -26,7 +41,11 @@ class Workspace {
  private:
   std::string dir_;
   std::unique_ptr<Db> db_;
+  std::vector<ReapedRun> reaped_;
 };
+
+// The pid a lock file names ("pid N" on its first line), 0 when it names none.
+long lock_holder_pid(const std::string& lock_path);
 
 // UTC now as ISO 8601 with milliseconds, the form every timestamp in the store uses.
 std::string utc_now();

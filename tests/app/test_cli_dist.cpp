@@ -20,6 +20,7 @@
 #include "distributed/dist_env.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
+#include "store/sqlite.h"
 #include "test_support.h"
 
 using namespace hone;
@@ -231,6 +232,62 @@ TEST(Launch, ALostRankStopsTheOtherWithOneLineAndTheRunResumes) {
   const auto a = losses(whole), b = losses(dir);
   ASSERT_FALSE(b.empty());
   EXPECT_NEAR(a.back(), b.back(), 1e-6);
+}
+
+// Rank 0 killed mid-run: the launcher sees it die, marks the run interrupted at once with the
+// reason (rank 0's lock is free the moment it dies), and the run resumes on two processes.
+TEST(Launch, ARank0DeathMarksTheRunInterruptedAtOnce) {
+  const auto& f = fixture();
+  const std::string dir = f.dir + "/rank0", out = f.dir + "/rank0.out", err = f.dir + "/rank0.err";
+  const int steps = 80;
+  const std::string cfg = write_config("rank0", 2, steps, 1);
+  const pid_t launcher = ::fork();
+  ASSERT_GE(launcher, 0);
+  if (launcher == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    ::execl(HONE_CLI, HONE_CLI, "launch", "--nproc", "2", "--grace", "20", "--", "train", "--config", cfg.c_str(), "--run-dir",
+            dir.c_str(), "--workspace", f.ws.c_str(), "--json", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  pid_t rank0 = -1;
+  bool ckpt = false;
+  while (Clock::now() - t0 < std::chrono::seconds(90) && !ckpt) {
+    std::smatch m;
+    const std::string e = file_exists(err) ? read_file(err) : "";
+    if (rank0 < 0 && std::regex_search(e, m, std::regex("rank 0 pid ([0-9]+)"))) rank0 = std::stoi(m[1]);
+    ckpt = rank0 > 0 && is_directory(dir + "/checkpoints/step-000003");
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(rank0, 0) << read_file(err);
+  ASSERT_TRUE(ckpt) << "no checkpoint appeared";
+  // The run's record, running, names its lock; the lock file names rank 0.
+  const int id = json::parse(cli("runs list --json" + ws_arg()).out).back()["id"].get<int>();
+  ASSERT_EQ(::kill(rank0, SIGKILL), 0);
+  bool hung = false;
+  const int st = test::wait_bounded(launcher, 40, hung);
+  if (hung) FAIL() << "the launcher did not end within 40 s of rank 0's death:\n" << read_file(err);
+  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) != 0);
+  const std::string e = read_file(err);
+  EXPECT_NE(e.find("hone-cli launch: rank 0 (pid " + std::to_string(rank0) + ") was killed by signal 9"), std::string::npos) << e;
+  EXPECT_NE(e.find("hone-cli launch: run " + std::to_string(id) + " (rank0) is marked interrupted"), std::string::npos) << e;
+  // Read without opening the workspace through hone-cli (which would reap it too): the launcher did it.
+  {
+    Db db(f.ws + "/hone.db", true);
+    Stmt s = db.prepare("SELECT status, error FROM runs WHERE id = ?");
+    s.bind(1, static_cast<int64_t>(id));
+    ASSERT_TRUE(s.step());
+    EXPECT_EQ(s.text(0), "interrupted");
+    EXPECT_NE(s.text(1).find("rank 0 (pid " + std::to_string(rank0) + ") was killed by signal 9"), std::string::npos) << s.text(1);
+  }
+  auto res = cli("launch --nproc 2 -- runs resume " + std::to_string(id) + " --json" + ws_arg());
+  ASSERT_EQ(res.code, 0) << res.err;
+  const json fin = last_json_line(res.out);
+  EXPECT_EQ(fin["status"], "completed");
+  EXPECT_EQ(fin["steps"], steps);
 }
 
 // The RL recipes split by prompt: each rank samples its own prompts' completions. PPO whitens its

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <cstdlib>
 #include <thread>
 #include <vector>
@@ -650,4 +652,128 @@ TEST(Crash, AFatalSignalInsideMallocStillEndsTheProcess) {
     ASSERT_TRUE(WIFSIGNALED(st));
     EXPECT_EQ(WTERMSIG(st), SIGSEGV);
   }
+}
+
+// Five processes write one workspace at once, from its creation on (so they race through the
+// schema's creation too): two "training runs" recording metrics and checkpoints, an importer that
+// imports and deletes datasets, a labeller labelling and editing rows, and a front end that reopens
+// the workspace, lists, reads and saves rows. Each does a few hundred operations; none may see a
+// constraint failure or "database is locked", and afterwards every row each wrote is there once.
+namespace {
+
+void worker_train(const std::string& ws_dir, int k) {
+  Workspace ws(ws_dir);
+  const std::string run_dir = ws.runs_dir() + "/w" + std::to_string(k);
+  make_dirs(run_dir);
+  RunLock lock(run_dir + "/run.lock");
+  NewRun nr{"w" + std::to_string(k), "lora", "sft", "/m", "[]", "{}", run_dir};
+  const int64_t id = create_run(ws, nr, "queued");
+  set_run_lock(ws, id, lock.path());
+  set_run_status(ws, id, "running");
+  MetricsWriter mw(ws, id, 6, 1e9);
+  for (int s = 1; s <= 300; ++s) {
+    mw.add(s, "loss", 1.0 / s);
+    mw.add(s, "lr", 1e-3);
+    if (s % 50 == 0) {
+      mw.flush();
+      add_artifact(ws, id, "checkpoint", s, run_dir, 1);
+    }
+  }
+  mw.flush();
+  finish_run(ws, id, "completed", "", R"({"final_loss":0.1})");
+}
+
+void worker_import(const std::string& ws_dir, const std::string& scratch) {
+  Workspace ws(ws_dir);
+  std::string rows;
+  for (int r = 0; r < 10; ++r) rows += json({{"instruction", "q" + std::to_string(r)}, {"output", "a"}}).dump() + "\n";
+  const std::string file = write(scratch, "import.jsonl", rows);
+  for (int i = 0; i < 60; ++i) {
+    const ImportReport rep = import_dataset(ws, file, "imp-" + std::to_string(i), {});
+    if (rep.imported != 10) throw Error("import " + std::to_string(i) + " took " + std::to_string(rep.imported) + " rows");
+    if (i % 3 == 0) delete_dataset(ws, rep.dataset_id);
+  }
+}
+
+void worker_label(const std::string& ws_dir, const std::string& scratch) {
+  Workspace ws(ws_dir);
+  std::string rows;
+  for (int r = 0; r < 200; ++r)
+    rows += json({{"prompt", "p" + std::to_string(r)}, {"chosen", "good"}, {"rejected", "bad"}}).dump() + "\n";
+  const ImportReport rep = import_dataset(ws, write(scratch, "pairs.jsonl", rows), "pairs", {});
+  const auto all = read_rows(ws, rep.dataset_id, 0, 200);
+  for (const auto& r : all) set_label(ws, r.id, r.position % 2 ? "chosen" : "rejected", "ann");
+  for (int i = 0; i < 100; ++i)
+    update_row(ws, all[static_cast<size_t>(i)].id,
+               json({{"prompt", "edited " + std::to_string(i)}, {"chosen", "good"}, {"rejected", "bad"}}).dump(), "ann");
+}
+
+void worker_front_end(const std::string& ws_dir) {
+  auto ws = std::make_unique<Workspace>(ws_dir);
+  const int64_t saved = create_dataset(*ws, "saved", DatasetKind::Chat, "playground");
+  for (int i = 0; i < 150; ++i) {
+    if (i % 10 == 0) ws = std::make_unique<Workspace>(ws_dir);  // the pages open it again and again
+    (void)list_runs(*ws);
+    for (const auto& d : list_datasets(*ws)) (void)read_rows(*ws, d.id, 0, 5);
+    ws->reap_dead_runs();
+    insert_row(*ws, saved, i,
+               json({{"messages", {{{"role", "user"}, {"content", "hi " + std::to_string(i)}}, {{"role", "assistant"}, {"content", "hello"}}}}}).dump(),
+               "gui");
+  }
+}
+
+int64_t count(Workspace& ws, const std::string& sql) {
+  Stmt s = ws.db().prepare(sql);
+  return s.step() ? s.i64(0) : -1;
+}
+
+}  // namespace
+
+TEST(StoreConcurrency, FiveProcessesWriteOneWorkspaceAndLoseNothing) {
+  const std::string d = test::temp_dir("concurrent"), ws_dir = d + "/ws";
+  std::vector<std::function<void()>> jobs = {
+      [&] { worker_train(ws_dir, 1); },         [&] { worker_train(ws_dir, 2); }, [&] { worker_import(ws_dir, d); },
+      [&] { worker_label(ws_dir, d); },         [&] { worker_front_end(ws_dir); }};
+  std::vector<pid_t> pids;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    const pid_t p = ::fork();
+    ASSERT_GE(p, 0);
+    if (p == 0) {
+      int code = 0;
+      try {
+        jobs[j]();
+      } catch (const std::exception& e) {
+        std::ofstream(d + "/worker-" + std::to_string(j) + ".err") << e.what();
+        code = 1;
+      }
+      ::_exit(code);
+    }
+    pids.push_back(p);
+  }
+  for (size_t j = 0; j < pids.size(); ++j) {
+    bool hung = false;
+    const int st = test::wait_bounded(pids[j], 240, hung);
+    EXPECT_FALSE(hung) << "worker " << j;
+    const std::string err = d + "/worker-" + std::to_string(j) + ".err";
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "worker " << j << ": " << (file_exists(err) ? read_file(err) : "");
+  }
+  Workspace ws(ws_dir);
+  {
+    Stmt s = ws.db().prepare("PRAGMA integrity_check");
+    ASSERT_TRUE(s.step());
+    EXPECT_EQ(s.text(0), "ok");
+    Stmt fk = ws.db().prepare("PRAGMA foreign_key_check");
+    EXPECT_FALSE(fk.step()) << "dangling reference in " << fk.text(0);
+  }
+  // Every row written, once.
+  EXPECT_EQ(count(ws, "SELECT COUNT(*) FROM runs WHERE status = 'completed'"), 2);
+  EXPECT_EQ(count(ws, "SELECT COUNT(*) FROM metrics"), 2 * 300 * 2);
+  EXPECT_EQ(count(ws, "SELECT COUNT(*) FROM artifacts"), 2 * 6);
+  EXPECT_EQ(count(ws, "SELECT COUNT(*) FROM datasets WHERE name LIKE 'imp-%'"), 40);
+  EXPECT_EQ(count(ws, "SELECT COUNT(*) FROM rows r JOIN datasets d ON d.id = r.dataset_id WHERE d.name LIKE 'imp-%'"), 400);
+  EXPECT_EQ(count(ws, "SELECT COUNT(*) FROM labels"), 200);
+  EXPECT_EQ(count(ws, "SELECT COUNT(*) FROM rows r JOIN datasets d ON d.id = r.dataset_id WHERE d.name = 'pairs' AND r.data LIKE '%edited%'"), 100);
+  EXPECT_EQ(count(ws, "SELECT COUNT(*) FROM rows r JOIN datasets d ON d.id = r.dataset_id WHERE d.name = 'saved'"), 150);
+  EXPECT_EQ(count(ws, "SELECT COUNT(DISTINCT position) FROM rows r JOIN datasets d ON d.id = r.dataset_id WHERE d.name = 'saved'"), 150);
+  EXPECT_EQ(count(ws, "SELECT COUNT(*) FROM datasets"), 42);
 }

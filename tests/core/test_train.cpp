@@ -3,6 +3,8 @@
 // exact resume, cancel and pause through the callback, NaN handling and config errors.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
+
+#include <future>
 #include <torch/torch.h>
 #include <c10/core/CPUAllocator.h>
 
@@ -19,6 +21,7 @@
 #include "model/checkpoint.h"
 #include "model/decoder.h"
 #include "peft/lora.h"
+#include "store/runs.h"
 #include "test_support.h"
 #include "train/adamw.h"
 #include "train/head_logps.h"
@@ -757,6 +760,38 @@ TEST(Demo, RunsEndToEndAndReportsItsFigures) {
   auto ds3 = json::parse(test::run(std::string(HONE_CLI) + " dataset list --json --workspace " + q(d)).out);
   ASSERT_EQ(ds3.size(), 3u);
   EXPECT_NE(first_row(), before);
+}
+
+// Two demos started together on a new workspace: one builds the base while the other waits for
+// it, and both succeed (they used to fail: both pre-trained into one folder, and one replaced the
+// other's live run record, a foreign key failure). A demo whose folder is taken by a live run
+// trains in demo-lora-2 and leaves that folder alone.
+TEST(Demo, TwoAtOnceOnOneWorkspaceBothSucceed) {
+  const std::string d = test::temp_dir("demo-twice");
+  const std::string cmd = std::string(HONE_CLI) + " demo --workspace " + q(d) + " --pretrain-steps 20 --steps 3 --json";
+  auto other = std::async(std::launch::async, [&] { return test::run(cmd); });
+  auto r1 = test::run(cmd);
+  auto r2 = other.get();
+  ASSERT_EQ(r1.code, 0) << r1.err;
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  EXPECT_NE((r1.out + r2.out).find("another process is building the demo's base model"), std::string::npos) << r1.out << r2.out;
+  auto ds = json::parse(test::run(std::string(HONE_CLI) + " dataset list --json --workspace " + q(d)).out);
+  EXPECT_EQ(ds.size(), 3u);
+  auto runs = json::parse(test::run(std::string(HONE_CLI) + " runs list --json --workspace " + q(d)).out);
+  ASSERT_GE(runs.size(), 1u);
+  for (const auto& r : runs) EXPECT_EQ(r["status"], "completed");
+
+  // A live run holds demo-lora (this process takes its lock): the next demo goes beside it.
+  const std::string taken = d + "/runs/demo-lora";
+  write_file_atomic(taken + "/keep.txt", "mine");
+  RunLock live(taken + "/run.lock");
+  auto r3 = test::run(cmd);
+  ASSERT_EQ(r3.code, 0) << r3.err;
+  const json j = json::parse(r3.out.substr(r3.out.rfind('\n', r3.out.size() - 2) + 1));
+  EXPECT_EQ(j["adapter_path"], d + "/runs/demo-lora-2/adapter");
+  EXPECT_EQ(read_file(taken + "/keep.txt"), "mine");
+  runs = json::parse(test::run(std::string(HONE_CLI) + " runs list --json --workspace " + q(d)).out);
+  EXPECT_EQ(runs.back()["run_dir"], d + "/runs/demo-lora-2");
 }
 
 // The architectures of Fidelity II (Qwen3, Gemma 2, Gemma 3, Phi-3) train with every method, and
