@@ -11,6 +11,23 @@
 #include "common/files.h"
 
 namespace hone {
+namespace {
+
+// A run's records must land: while another process holds the workspace's write lock past the busy
+// timeout (10 s each try), training waits and tries again, for up to ~5 minutes, rather than fail.
+template <typename F>
+void patiently(F&& f) {
+  for (int tries = 1;; ++tries) {
+    try {
+      f();
+      return;
+    } catch (const DbBusy&) {
+      if (tries >= 30) throw;
+    }
+  }
+}
+
+}  // namespace
 
 int64_t record_new_run(Workspace& ws, const RunConfig& cfg, const std::vector<std::string>& data_refs,
                        const std::string& run_dir) {
@@ -49,17 +66,24 @@ void RunRecorder::step(const StepMetrics& m) {
 
 void RunRecorder::checkpoint(int64_t step, const std::string& dir) {
   metrics_.flush();
-  add_artifact(ws_, id_, "checkpoint", step, dir, path_bytes(dir));
+  const int64_t bytes = path_bytes(dir);
+  patiently([&] { add_artifact(ws_, id_, "checkpoint", step, dir, bytes); });
 }
 
 void RunRecorder::paused(bool on) {
   is_paused_ = on;
   metrics_.flush();
-  set_run_status(ws_, id_, on ? "paused" : "running");
+  patiently([&] { set_run_status(ws_, id_, on ? "paused" : "running"); });
 }
 
 void RunRecorder::finish(const TrainResult& r, const std::string& method, const std::string& status) {
+  patiently([&] { finish_records(r, method, status); });
+}
+
+void RunRecorder::finish_records(const TrainResult& r, const std::string& method, const std::string& status) {
   metrics_.flush();
+  if (metrics_.pending()) throw DbBusy(ws_.db_path() + ": the run's last metrics wait for the write lock");
+  Transaction t(ws_.db());  // the artifact and the final status land together, so a retry adds neither twice
   nlohmann::json fin = {{"steps", r.steps}, {"seconds", r.seconds}, {"trainable_params", r.trainable_params}};
   if (std::isfinite(r.final_loss)) fin["final_loss"] = r.final_loss;
   if (std::isfinite(r.best_eval_loss)) fin["best_eval_loss"] = r.best_eval_loss;
@@ -69,11 +93,15 @@ void RunRecorder::finish(const TrainResult& r, const std::string& method, const 
     add_artifact(ws_, id_, method == "full" ? "model" : "adapter", r.steps, r.output_dir, path_bytes(r.output_dir));
   const std::string st = status.empty() ? r.status : status;
   finish_run(ws_, id_, st == "stopped_early" ? "completed" : st, r.error, fin.dump());
+  t.commit();
 }
 
 void RunRecorder::fail(const std::string& error) {
-  metrics_.flush();
-  finish_run(ws_, id_, "failed", error, "{}");
+  patiently([&] {
+    metrics_.flush();
+    if (metrics_.pending()) throw DbBusy(ws_.db_path() + ": the run's last metrics wait for the write lock");
+    finish_run(ws_, id_, "failed", error, "{}");
+  });
 }
 
 }  // namespace hone

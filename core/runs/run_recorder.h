@@ -31,6 +31,7 @@ class RunRecorder {
   void fail(const std::string& error);  // training threw before or while running
 
  private:
+  void finish_records(const TrainResult& r, const std::string& method, const std::string& status);
   Workspace& ws_;
   int64_t id_;
   std::unique_ptr<RunLock> lock_;

@@ -166,6 +166,16 @@ void MetricsWriter::add(int64_t step, const std::string& name, double value) {
 void MetricsWriter::flush() {
   last_ = std::chrono::steady_clock::now();
   if (pending_.empty()) return;
+  try {
+    write_pending();
+  } catch (const DbBusy&) {
+    // Another process (an import of millions of rows, a schema upgrade) holds the write lock past
+    // the busy timeout: training goes on and the points wait for the next flush, up to a bound.
+    if (pending_.size() > 100000) throw;
+  }
+}
+
+void MetricsWriter::write_pending() {
   Transaction t(ws_.db());
   Stmt s = ws_.db().prepare("INSERT OR REPLACE INTO metrics (run_id, step, name, value, wall) VALUES (?, ?, ?, ?, ?)");
   for (const auto& p : pending_) {

@@ -64,7 +64,10 @@ class MetricsWriter {
   MetricsWriter(Workspace& ws, int64_t run, int rows = 512, double seconds = 2.0);
   ~MetricsWriter();
   void add(int64_t step, const std::string& name, double value);
+  // Writes the buffered points; while another process holds the write lock past the busy timeout
+  // they stay buffered for the next flush (a long import elsewhere must not fail a training run).
   void flush();
+  size_t pending() const { return pending_.size(); }
 
  private:
   Workspace& ws_;
@@ -78,6 +81,7 @@ class MetricsWriter {
     double value, wall;
   };
   std::vector<Pending> pending_;
+  void write_pending();
 };
 
 // A run folder's lock (<run_dir>/run.lock), held by the process training in it from the moment

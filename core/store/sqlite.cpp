@@ -9,6 +9,8 @@
 namespace hone {
 namespace {
 
+bool is_busy(int rc) { return (rc & 0xff) == SQLITE_BUSY || (rc & 0xff) == SQLITE_LOCKED; }
+
 [[noreturn]] void fail(sqlite3* db, const std::string& path, const std::string& what) {
   throw Error(path + ": " + what + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
 }
@@ -43,9 +45,10 @@ Db::~Db() { sqlite3_close_v2(db_); }
 
 void Db::exec(const std::string& sql) {
   char* err = nullptr;
-  if (sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+  if (const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err); rc != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errmsg(db_);
     sqlite3_free(err);
+    if (is_busy(rc)) throw DbBusy(path_ + ": " + msg + " (another process held the workspace's write lock past the busy timeout)");
     throw Error(path_ + ": " + msg);
   }
 }
@@ -58,6 +61,8 @@ int Db::user_version() {
   Stmt s(*this, "PRAGMA user_version");
   return s.step() ? static_cast<int>(s.i64(0)) : 0;
 }
+
+void Db::set_busy_timeout(int ms) { sqlite3_busy_timeout(db_, ms); }
 
 void Db::set_user_version(int v) { exec("PRAGMA user_version = " + std::to_string(v)); }
 
@@ -97,6 +102,7 @@ bool Stmt::step() {
   if (rc == SQLITE_DONE) return false;
   std::string msg = sqlite3_errmsg(db_->raw());
   sqlite3_reset(st_);
+  if (is_busy(rc)) throw DbBusy(db_->path() + ": " + msg + " (another process held the workspace's write lock past the busy timeout)");
   throw Error(db_->path() + ": " + msg);
 }
 

@@ -6,12 +6,20 @@
 #include <memory>
 #include <string>
 
+#include "common/error.h"
+
 struct sqlite3;
 struct sqlite3_stmt;
 
 namespace hone {
 
 class Stmt;
+
+// Another connection held the write lock for longer than the busy timeout (10 s). Callers that can
+// try again later (the metrics writer) catch it; everywhere else it is an Error like any other.
+struct DbBusy : Error {
+  using Error::Error;
+};
 
 class Db {
  public:
@@ -27,6 +35,8 @@ class Db {
   int changes() const;
   int user_version();
   void set_user_version(int v);
+  // How long a statement waits for another connection's write lock before DbBusy (10 s by default).
+  void set_busy_timeout(int ms);
   const std::string& path() const { return path_; }
   sqlite3* raw() { return db_; }
 

@@ -616,6 +616,36 @@ TEST(Store, RunsMetricsAndInterruptedDetection) {
   EXPECT_EQ(list_runs(ws).size(), 1u);
 }
 
+// Another connection holds the write lock past the busy timeout (an import of millions of rows,
+// a schema upgrade): the metrics writer keeps its points and writes them at a later flush instead
+// of failing the training run; any other write says so as DbBusy naming the workspace.
+TEST(Store, MetricsWaitOutAnotherWritersLock) {
+  auto d = test::temp_dir("busy");
+  Workspace ws(d + "/ws");
+  const int64_t id = create_run(ws, NewRun{"a", "lora", "sft", "/m", "[]", "{}", d + "/ws/runs/a"}, "running");
+  ws.db().set_busy_timeout(50);
+  MetricsWriter mw(ws, id, 1000, 1e9);
+  {
+    Db other(ws.db_path());
+    other.exec("BEGIN IMMEDIATE");
+    mw.add(1, "loss", 2.0);
+    mw.add(2, "loss", 1.5);
+    EXPECT_NO_THROW(mw.flush());
+    EXPECT_EQ(mw.pending(), 2u);
+    try {
+      rename_run(ws, id, "b");
+      ADD_FAILURE() << "a write went through another connection's write lock";
+    } catch (const DbBusy& e) {
+      EXPECT_NE(std::string(e.what()).find(ws.db_path()), std::string::npos) << e.what();
+    }
+    other.exec("COMMIT");
+  }
+  mw.add(3, "loss", 1.0);
+  mw.flush();
+  EXPECT_EQ(mw.pending(), 0u);
+  EXPECT_EQ(run_metric(ws, id, "loss").size(), 3u);
+}
+
 // A fatal signal that lands while a thread is inside malloc must still end the process with its
 // report: the handler starts the recovering helper without taking any lock (glibc's fork takes
 // every malloc arena lock in its atfork handlers, and a process crashing inside malloc deadlocked
