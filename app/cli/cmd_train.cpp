@@ -101,6 +101,7 @@ Workspace open_workspace(const std::string& dir) {
   for (const auto& r : ws.reaped())
     std::cerr << "note: run " << r.id << " (" << r.name << ") was still marked running, but its process"
               << (r.pid > 0 ? " (pid " + std::to_string(r.pid) + ")" : std::string()) << " is gone: marked interrupted; continue it with: hone-cli runs resume " << r.id << "\n";
+  for (const auto& c : ws.cleaned()) std::cerr << "note: " << c << "\n";
   return ws;
 }
 

@@ -38,7 +38,8 @@ int dispatch(int argc, char** argv);
 
 // $HONE_WORKSPACE, else $XDG_DATA_HOME/hone, else ~/.local/share/hone.
 std::string default_workspace();
-// Opens a workspace, saying on stderr which runs it found dead and marked interrupted.
+// Opens a workspace, saying on stderr which runs it found dead and marked interrupted, and which
+// unfinished files it removed.
 Workspace open_workspace(const std::string& dir);
 // --run ID|RUN_DIR: a run folder as given, or the folder of run ID in the workspace.
 std::string run_dir_of(const std::string& run, const std::string& workspace, const std::string& command);

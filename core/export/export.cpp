@@ -4,6 +4,12 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "export/export.h"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -356,9 +362,35 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
                 "task_type SEQ_CLS): merged and GGUF models have no place for the head");
   if (spec.format == "gguf-lora" && ref.adapter_dir.empty())
     throw Error("export: run " + spec.run_dir + " fine-tuned the full model; it has no adapter (export it as gguf)");
-  fs::create_directories(spec.out_dir);
+  // Everything is written into a staging folder beside the destination and renamed into place at
+  // the end, so a failure, a Cancel or a kill -9 leaves no half export (docs/reliability.md).
+  // Staging folders of processes that died are removed here, and said so.
+  std::string dest = spec.out_dir;
+  while (dest.size() > 1 && dest.back() == '/') dest.pop_back();
+  const fs::path parent = fs::path(dest).parent_path().empty() ? fs::path(".") : fs::path(dest).parent_path();
+  const std::string prefix = "." + fs::path(dest).filename().string() + ".partial-";
+  fs::create_directories(parent);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(parent, ec)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind(prefix, 0) != 0) continue;
+    const long pid = std::strtol(n.c_str() + prefix.size(), nullptr, 10);
+    if (pid > 0 && (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH)) continue;  // its process lives
+    fs::remove_all(e.path(), ec);
+    say("removed " + e.path().string() + ", an export that process " + std::to_string(pid) + " did not finish");
+  }
+  const std::string staging = (parent / (prefix + std::to_string(::getpid()))).string();
+  fs::remove_all(staging, ec);
+  fs::create_directories(staging);
+  struct Cleanup {
+    std::string dir;
+    ~Cleanup() {
+      std::error_code e;
+      if (!dir.empty()) fs::remove_all(dir, e);
+    }
+  } cleanup{staging};
   ExportResult r;
-  r.out_dir = spec.out_dir;
+  r.out_dir = dest;
   r.format = spec.format;
   const std::string name = run_name_of(spec.run_dir);
   auto tensor_progress = [&](size_t done, size_t total) {
@@ -373,7 +405,7 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
     for (const char* f : {"adapter_config.json", "adapter_model.safetensors"}) {
       const std::string from = join_path(ref.adapter_dir, f);
       if (!file_exists(from)) throw file_error(from, "missing from the run's adapter");
-      copy_atomic(from, join_path(spec.out_dir, f));
+      copy_atomic(from, join_path(staging, f));
     }
     r.dtype = "f32";
     if (ref.method == "qlora")
@@ -386,10 +418,10 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
     say("writing " + r.dtype + " safetensors");
     SaveOptions so;
     so.default_dtype = dt;
-    save_model(merged.model, spec.out_dir, so);
+    save_model(merged.model, staging, so);
     // Tokenizer files travel with the weights; generation stops on every end-of-turn token of the
     // template as well as EOS (exports that stop only on EOS generate past the end of a turn).
-    copy_tokenizer_files(tok_dir, spec.out_dir);
+    copy_tokenizer_files(tok_dir, staging);
     auto tok = load_tokenizer(tok_dir);
     std::vector<int64_t> eos = merged.config.eos_token_ids;
     for (const auto& t : end_of_turn_tokens(family_chat_template(tok->config()), tok->config().eos_token)) {
@@ -400,7 +432,7 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
     if (tok->bos_id() >= 0) gen["bos_token_id"] = tok->bos_id();
     if (!eos.empty()) gen["eos_token_id"] = eos.size() == 1 ? json(eos[0]) : json(eos);
     if (tok->pad_id() >= 0) gen["pad_token_id"] = tok->pad_id();
-    write_file_atomic(join_path(spec.out_dir, "generation_config.json"), gen.dump(2) + "\n");
+    write_file_atomic(join_path(staging, "generation_config.json"), gen.dump(2) + "\n");
   } else {
     const GgmlType type = gguf_type_from(spec.dtype);
     r.dtype = ggml_type_name(type);
@@ -416,11 +448,11 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
       RunModel m = adapter_model(ref, r.notes);
       adapter_file = name + "-lora-f32.gguf";
       say("writing the LoRA adapter GGUF");
-      write_gguf_lora(m.lm.model, join_path(spec.out_dir, adapter_file), name);
+      write_gguf_lora(m.lm.model, join_path(staging, adapter_file), name);
       if (spec.include_base) {
         model_file = name + "-base-" + r.dtype + ".gguf";
         say("writing the base as " + r.dtype + " GGUF");
-        add_notes(write_gguf_model(m.lm.model, tok_dir, type, join_path(spec.out_dir, model_file), name + "-base",
+        add_notes(write_gguf_model(m.lm.model, tok_dir, type, join_path(staging, model_file), name + "-base",
                                    tensor_progress));
       } else {
         r.notes.push_back("the adapter alone: load it over a GGUF of the run's base model converted at the same layout");
@@ -430,7 +462,7 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
       LoadedModel merged = merged_model(ref, r.notes);
       model_file = name + "-" + r.dtype + ".gguf";
       say("writing " + r.dtype + " GGUF");
-      add_notes(write_gguf_model(merged.model, tok_dir, type, join_path(spec.out_dir, model_file), name, tensor_progress));
+      add_notes(write_gguf_model(merged.model, tok_dir, type, join_path(staging, model_file), name, tensor_progress));
     }
     if (type == GgmlType::Q8_0) r.notes.push_back("q8_0: 8-bit blocks of 32 weights; norms and biases stay f32");
     if (spec.format == "ollama" || (spec.format == "gguf-lora" && !model_file.empty())) {
@@ -443,14 +475,18 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
       ms.eos = tok->config().eos_token.empty() ? "</s>" : tok->config().eos_token;
       ms.add_bos = vocab.add_bos;
       ms.name = name;
-      write_file_atomic(join_path(spec.out_dir, "Modelfile"), make_modelfile(ms));
+      write_file_atomic(join_path(staging, "Modelfile"), make_modelfile(ms));
     }
   }
-  for (const auto& e : fs::directory_iterator(spec.out_dir)) r.files.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(staging)) r.files.push_back(e.path().filename().string());
   std::sort(r.files.begin(), r.files.end());
-  for (const auto& f : r.files) r.bytes += static_cast<int64_t>(fs::file_size(join_path(spec.out_dir, f)));
+  for (const auto& f : r.files) r.bytes += static_cast<int64_t>(fs::file_size(join_path(staging, f)));
   say("checking the export");
-  r.check = check_export(spec.run_dir, spec.format, spec.out_dir, r.dtype);
+  r.check = check_export(spec.run_dir, spec.format, staging, r.dtype);
+  // Into place: an empty destination folder (checked above) gives way; rename is atomic.
+  if (is_directory(dest)) fs::remove(dest);
+  fs::rename(staging, dest);
+  cleanup.dir.clear();
   return r;
 }
 

@@ -49,7 +49,9 @@ struct ExportResult {
 using ExportProgress = std::function<void(const std::string& stage)>;
 
 // Writes the export and checks it. Throws hone::Error naming what is wrong (unknown format, a run
-// without an adapter for peft, an out_dir that is not empty). Files are written atomically.
+// without an adapter for peft, an out_dir that is not empty). Everything is written into a hidden
+// staging folder beside out_dir (.NAME.partial-PID) and renamed to out_dir at the end, so a failure
+// or a kill leaves no half export; staging folders of dead processes are removed (and said) first.
 ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress = nullptr);
 
 // The check alone: `exported_dir` (in `format`) against the run's base + adapter in the core.

@@ -4,10 +4,15 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/workspace.h"
 
+#include <signal.h>
+
+#include <cerrno>
+
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
 #include <filesystem>
+#include <set>
 #include <vector>
 
 #include "common/error.h"
@@ -42,6 +47,45 @@ Workspace::Workspace(const std::string& dir) : dir_(dir) {
   db_ = std::make_unique<Db>(db_path());
   migrate(*db_);
   reaped_ = reap_dead_runs();
+  remove_unfinished_files();
+}
+
+void Workspace::remove_unfinished_files() {
+  // Only in run folders nobody holds: a live run's half-written checkpoint is its own business.
+  // The names are the writers' own: CheckpointWriter's .tmp-step-N, write_file_atomic's NAME.tmp-PID.
+  // The folders: those under runs/ and those the records name (--run-dir may be anywhere).
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  std::set<std::string> folders;
+  for (const auto& run : fs::directory_iterator(runs_dir(), ec))
+    if (run.is_directory(ec)) folders.insert(run.path().string());
+  {
+    Stmt s = db_->prepare("SELECT DISTINCT run_dir FROM runs WHERE status NOT IN ('running', 'paused')");
+    while (s.step())
+      if (!s.text(0).empty()) folders.insert(s.text(0));
+  }
+  for (const fs::path run : folders) {
+    if (!is_directory(run.string()) || FileLock::taken((run / "run.lock").string())) continue;
+    for (const fs::path& dir : {run, run / "checkpoints"}) {
+      std::error_code ec2;
+      for (const auto& e : fs::directory_iterator(dir, ec2)) {
+        const std::string n = e.path().filename().string();
+        const bool half_checkpoint = dir.filename() == "checkpoints" && n.rfind(".tmp-step-", 0) == 0;
+        const size_t t = n.rfind(".tmp-");
+        // A temporary file is its writer's until that process is gone (an evaluation may be writing
+        // into a run folder nobody trains in).
+        const bool half_file = !half_checkpoint && t != std::string::npos && t > 0 && t + 5 < n.size() && e.is_regular_file(ec2) &&
+                               n.find_first_not_of("0123456789", t + 5) == std::string::npos &&
+                               ::kill(static_cast<pid_t>(std::strtol(n.c_str() + t + 5, nullptr, 10)), 0) != 0 && errno == ESRCH;
+        if (!half_checkpoint && !half_file) continue;
+        std::error_code ec3;
+        fs::remove_all(e.path(), ec3);
+        if (!ec3)
+          cleaned_.push_back("removed " + e.path().string() + (half_checkpoint ? ", a checkpoint" : ", a file") +
+                             " its process did not finish writing");
+      }
+    }
+  }
 }
 
 std::vector<ReapedRun> Workspace::reap_dead_runs() {

@@ -29,6 +29,9 @@ class Workspace {
   std::vector<ReapedRun> reap_dead_runs();
   // What opening this workspace marked interrupted, for "what was cleaned" notes.
   const std::vector<ReapedRun>& reaped() const { return reaped_; }
+  // Unfinished files that opening it removed: a checkpoint a killed run was writing
+  // (runs/*/checkpoints/.tmp-step-*), a temporary file of an atomic write; one line each.
+  const std::vector<std::string>& cleaned() const { return cleaned_; }
 
   Db& db() { return *db_; }
   const std::string& dir() const { return dir_; }
@@ -42,6 +45,8 @@ class Workspace {
   std::string dir_;
   std::unique_ptr<Db> db_;
   std::vector<ReapedRun> reaped_;
+  std::vector<std::string> cleaned_;
+  void remove_unfinished_files();
 };
 
 // The pid a lock file names ("pid N" on its first line), 0 when it names none.

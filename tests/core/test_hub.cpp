@@ -180,6 +180,48 @@ TEST(Hub, InterruptedDownloadLeavesNothingHalfAndResumes) {
   EXPECT_TRUE(asked_rest);
 }
 
+// kill -9 mid-file: no handler runs, yet the state is the same as after Ctrl-C: the partial blob,
+// no whole blob, no snapshot link, no refs; the next download resumes it to the same bytes.
+TEST(Hub, KilledDownloadLeavesNothingHalfAndResumes) {
+  HubServer s("killed", "--stall model.safetensors");
+  const std::string sha = py_hash(model_src("model.safetensors"), false);
+  const std::string part = s.repo() + "/blobs/" + sha + ".incomplete";
+  const std::string cmd = "exec " + s.env() + HONE_CLI + " hub download test-org/tiny-model";
+  pid_t pid = fork();
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  const int64_t half = static_cast<int64_t>(fs::file_size(model_src("model.safetensors")) / 2);
+  auto asked = [&] {
+    for (const auto& q : s.requests())
+      if (q["path"].get<std::string>().rfind("/cdn/" + sha, 0) == 0) return true;
+    return false;
+  };
+  for (int i = 0; i < 500 && !asked(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(asked()) << "the client never asked for the file";
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // half sent, the server stalls
+  kill(pid, SIGKILL);
+  bool hung = false;
+  int st = wait_bounded(pid, 30, hung);
+  ASSERT_FALSE(hung);
+  EXPECT_TRUE(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL) << st;
+  // What reached the disk (bytes still in the killed process's buffers are lost, and fetched again).
+  const int64_t kept = size_or_zero(part);
+  EXPECT_LE(kept, half);
+  EXPECT_FALSE(fs::exists(s.repo() + "/blobs/" + sha));
+  EXPECT_FALSE(fs::exists(s.repo() + "/refs/main"));
+  for (auto it = fs::recursive_directory_iterator(s.repo() + "/snapshots"); it != fs::end(it); ++it)
+    EXPECT_NE(it->path().filename(), "model.safetensors");
+  auto listed = s.hub("hub list");
+  EXPECT_NE(listed.out.find("download not finished"), std::string::npos) << listed.out;
+  auto r = s.hub("hub download test-org/tiny-model");
+  ASSERT_EQ(r.code, 0) << r.err;
+  if (kept > 0) EXPECT_NE(r.err.find("1 resumed"), std::string::npos) << r.err;
+  EXPECT_TRUE(same_bytes(s.repo() + "/blobs/" + sha, model_src("model.safetensors")));
+  EXPECT_FALSE(fs::exists(part));
+}
+
 TEST(Hub, CorruptedFileIsRefusedAndLeavesNothing) {
   HubServer s("corrupt", "--corrupt model.safetensors");
   auto r = s.hub("hub download test-org/tiny-model");

@@ -6,6 +6,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -32,6 +33,7 @@
 
 using namespace hone;
 using json = nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -239,6 +241,20 @@ int64_t import_rows(Workspace& ws, const std::string& dir, const std::string& na
 
 // Rankings give every better-worse pair; an identical pair is left out and cannot be preferred;
 // a plain preference dataset is reviewed with keep / flip / drop; two sources are tallied.
+// Found by fuzzing (tests/fuzz/regressions/dataset): a number beyond a double ("1e999") made
+// nlohmann throw out_of_range, not parse_error, and that aborted the whole import; now it is that
+// row's problem, as any malformed JSON is.
+TEST(Formats, NumbersOutOfRangeAreARowProblem) {
+  const std::string d = test::temp_dir("formats-range");
+  ReadResult l = read_dataset(write(d, "n.jsonl", "{\"text\":\"a\"}\n{\"text\":\"b\",\"n\":1e999}\n{\"text\":\"c\"}\n"));
+  EXPECT_EQ(l.records.size(), 2u);
+  EXPECT_TRUE(has_problem(l, "n.jsonl:2", "", "the number 1e999 is out of range")) << dump_problems(l);
+  ReadResult a = read_dataset(write(d, "n.json", "[{\"text\":\"a\"}, {\"text\": -1e999}]"));
+  EXPECT_TRUE(a.records.empty());
+  EXPECT_TRUE(has_problem(a, "n.json", "", "out of range")) << dump_problems(a);
+  EXPECT_NE(json_problem("[1e400]").find("out of range"), std::string::npos) << json_problem("[1e400]");
+}
+
 TEST(Labels, RankingsIdenticalPairsReviewAndSources) {
   auto d = test::temp_dir("labels");
   Workspace ws(d + "/ws");
@@ -614,6 +630,33 @@ TEST(Store, RunsMetricsAndInterruptedDetection) {
   delete_run(ws, dead);
   EXPECT_TRUE(run_metric(ws, dead, "loss").empty());  // metrics go with the run
   EXPECT_EQ(list_runs(ws).size(), 1u);
+}
+
+// Opening a workspace removes what killed processes left half-written in run folders nobody holds
+// (a checkpoint's .tmp-step-N, an atomic write's NAME.tmp-PID of a dead process) and lists it; a
+// live run's folder, and a temporary file whose writer lives, are left alone.
+TEST(Store, OpeningRemovesHalfWrittenFilesOfDeadRuns) {
+  auto d = test::temp_dir("cleanup");
+  const std::string dead = d + "/ws/runs/dead", live = d + "/ws/runs/live", elsewhere = d + "/elsewhere";
+  {
+    Workspace ws(d + "/ws");
+    create_run(ws, NewRun{"e", "lora", "sft", "/m", "[]", "{}", elsewhere}, "failed");  // a --run-dir outside runs/
+  }
+  for (const auto& r : {dead, live, elsewhere}) make_dirs(r + "/checkpoints/.tmp-step-000005");
+  make_dirs(dead + "/checkpoints/step-000004");
+  write_file_atomic(dead + "/checkpoints/step-000004/trainer_state.json", "{}");
+  write_file_atomic(dead + "/config.json.tmp-999999999", "half");  // no such pid
+  write_file_atomic(dead + "/metrics.jsonl.tmp-" + std::to_string(::getpid()), "mine");  // a live writer
+  RunLock held(live + "/run.lock");
+  Workspace ws(d + "/ws");
+  EXPECT_FALSE(fs::exists(dead + "/checkpoints/.tmp-step-000005"));
+  EXPECT_FALSE(fs::exists(elsewhere + "/checkpoints/.tmp-step-000005"));
+  EXPECT_FALSE(fs::exists(dead + "/config.json.tmp-999999999"));
+  EXPECT_TRUE(fs::exists(dead + "/checkpoints/step-000004/trainer_state.json"));
+  EXPECT_TRUE(fs::exists(dead + "/metrics.jsonl.tmp-" + std::to_string(::getpid())));
+  EXPECT_TRUE(fs::exists(live + "/checkpoints/.tmp-step-000005"));
+  ASSERT_EQ(ws.cleaned().size(), 3u);
+  for (const auto& c : ws.cleaned()) EXPECT_NE(c.find("did not finish writing"), std::string::npos) << c;
 }
 
 // Another connection holds the write lock past the busy timeout (an import of millions of rows,
