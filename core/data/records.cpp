@@ -91,6 +91,17 @@ std::string plain_json_error(const json::parse_error& e, bool with_line) {
   return "malformed JSON" + (where.empty() ? std::string() : " at " + where) + ": " + m;
 }
 
+// The other way parsing fails: a number too large for a double ("1e999"), which nlohmann refuses
+// with out_of_range.406 (Python would read it as infinity).
+std::string plain_json_error(const json::exception& e, bool with_line) {
+  if (const auto* p = dynamic_cast<const json::parse_error*>(&e)) return plain_json_error(*p, with_line);
+  std::string m = e.what();
+  if (const size_t q = m.find("number overflow parsing '"); q != std::string::npos)
+    return "malformed JSON: the number " + m.substr(q + 25, m.size() - q - 26) + " is out of range";
+  if (const size_t b = m.find("] "); b != std::string::npos) m = m.substr(b + 2);
+  return "malformed JSON: " + m;
+}
+
 bool ends_with(const std::string& s, const std::string& e) {
   return s.size() >= e.size() && s.compare(s.size() - e.size(), e.size(), e) == 0;
 }
@@ -277,8 +288,9 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, const RowFn
     json arr;
     try {
       arr = json::parse(data);
-    } catch (const json::parse_error& e) {
-      problems->push_back({path + ":" + std::to_string(line_of(data, e.byte)), "", plain_json_error(e, false), true});
+    } catch (const json::exception& e) {
+      const auto* pe = dynamic_cast<const json::parse_error*>(&e);  // it knows the byte; out_of_range does not
+      problems->push_back({pe ? path + ":" + std::to_string(line_of(data, pe->byte)) : path, "", plain_json_error(e, false), true});
       return;
     }
     int i = 0;
@@ -733,7 +745,7 @@ ReadResult read_dataset_stream(const std::string& path, const ReadOptions& opt, 
       if (!r.have_obj) {
         try {
           r.obj = json::parse(r.text);
-        } catch (const json::parse_error& e) {
+        } catch (const json::exception& e) {
           rc.error("", plain_json_error(e, false));
           return;
         }
@@ -795,7 +807,7 @@ ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
 std::string json_problem(const std::string& text, const std::string& fallback) {
   try {
     (void)json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     return plain_json_error(e, true);
   }
   return fallback;
@@ -814,7 +826,7 @@ std::vector<Problem> validate_record(DatasetKind kind, const std::string& text, 
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
     rc.error("", plain_json_error(e, true));
     return problems;
   }

@@ -239,8 +239,6 @@ int64_t import_rows(Workspace& ws, const std::string& dir, const std::string& na
 }
 }  // namespace
 
-// Rankings give every better-worse pair; an identical pair is left out and cannot be preferred;
-// a plain preference dataset is reviewed with keep / flip / drop; two sources are tallied.
 // Found by fuzzing (tests/fuzz/regressions/dataset): a number beyond a double ("1e999") made
 // nlohmann throw out_of_range, not parse_error, and that aborted the whole import; now it is that
 // row's problem, as any malformed JSON is.
@@ -255,6 +253,8 @@ TEST(Formats, NumbersOutOfRangeAreARowProblem) {
   EXPECT_NE(json_problem("[1e400]").find("out of range"), std::string::npos) << json_problem("[1e400]");
 }
 
+// Rankings give every better-worse pair; an identical pair is left out and cannot be preferred;
+// a plain preference dataset is reviewed with keep / flip / drop; two sources are tallied.
 TEST(Labels, RankingsIdenticalPairsReviewAndSources) {
   auto d = test::temp_dir("labels");
   Workspace ws(d + "/ws");
