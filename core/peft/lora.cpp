@@ -20,8 +20,6 @@
 namespace hone {
 namespace {
 
-// Phi-3's fused qkv_proj and gate_up_proj are there too; a model has one set or the other.
-const char* kAllLinear[] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj", "gate_up_proj"};
 const std::string kPrefix = "base_model.model.";
 
 std::string leaf(const std::string& name) {
@@ -38,23 +36,6 @@ void for_each_linear(CausalLM& m, F&& f) {
 }
 
 }  // namespace
-
-std::vector<std::string> expand_lora_targets(const std::vector<std::string>& targets) {
-  std::vector<std::string> out;
-  for (const auto& t : targets) {
-    if (t == "all-linear") {
-      for (const char* n : kAllLinear) out.push_back(n);
-      continue;
-    }
-    bool ok = false;
-    for (const char* n : kAllLinear) ok = ok || t == n;
-    if (!ok)
-      throw Error("LoRA target '" + t +
-                  "' is not one of q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, qkv_proj, gate_up_proj, all-linear");
-    out.push_back(t);
-  }
-  return out;
-}
 
 int attach_lora(CausalLM& m, const LoraConfig& c, uint64_t seed) {
   auto targets = expand_lora_targets(c.targets);
@@ -172,17 +153,7 @@ void save_peft_adapter(CausalLM& m, const LoraConfig& c, const std::string& base
 LoraConfig load_peft_adapter(CausalLM& m, const std::string& dir) {
   const std::string cpath = join_path(dir, "adapter_config.json");
   if (!file_exists(cpath)) throw file_error(cpath, "not found (an adapter folder needs adapter_config.json)");
-  nlohmann::json j = read_json_file(cpath);
-  if (j.value("peft_type", "") != "LORA") throw file_error(cpath, "peft_type must be \"LORA\"");
-  if (j.value("use_dora", false)) throw file_error(cpath, "DoRA adapters are not supported yet");
-  if (j.value("fan_in_fan_out", false)) throw file_error(cpath, "fan_in_fan_out adapters (GPT-2 Conv1D) are not supported");
-  for (const char* k : {"rank_pattern", "alpha_pattern"})
-    if (j.contains(k) && j[k].is_object() && !j[k].empty()) throw file_error(cpath, std::string(k) + " is not supported yet");
-  LoraConfig c;
-  c.r = j.value("r", 8);
-  c.alpha = j.value("lora_alpha", 8.0);
-  c.dropout = j.value("lora_dropout", 0.0);
-  c.rslora = j.value("use_rslora", false);
+  LoraConfig c = parse_peft_adapter_config(read_json_file(cpath), cpath);
   const std::string wpath = join_path(dir, "adapter_model.safetensors");
   if (!file_exists(wpath)) {
     if (file_exists(join_path(dir, "adapter_model.bin")))

@@ -11,8 +11,6 @@
 
 namespace hone {
 
-// Projection names a target list expands to ("all-linear": every linear except lm_head).
-std::vector<std::string> expand_lora_targets(const std::vector<std::string>& targets);
 // Adds adapters to every matching projection and freezes all other parameters. Returns the count.
 int attach_lora(CausalLM& m, const LoraConfig& c, uint64_t seed);
 void set_lora_enabled(CausalLM& m, bool enabled);

@@ -9,7 +9,7 @@
 #include "common/files.h"
 #include "common/hub_cache.h"
 #include "common/json_file.h"
-#include "peft/lora.h"
+#include "peft/lora_config.h"
 #include "train/recipes.h"
 
 namespace hone {

@@ -369,3 +369,29 @@ TEST(Lora, BadAdapterFolders) {
     EXPECT_NE(std::string(e.what()).find("layers.9"), std::string::npos) << e.what();
   }
 }
+
+// Found by fuzzing (tests/fuzz/regressions/peft_config): a field of the wrong type threw a bare
+// nlohmann type_error; now every field is checked and the error names the file and the key.
+TEST(Lora, AdapterConfigFieldsAreChecked) {
+  const std::string path = "x/adapter_config.json";
+  const nlohmann::json good = {{"peft_type", "LORA"}, {"r", 8}, {"lora_alpha", 16}, {"lora_dropout", 0.05}, {"use_rslora", true}};
+  const LoraConfig c = parse_peft_adapter_config(good, path);
+  EXPECT_EQ(c.r, 8);
+  EXPECT_DOUBLE_EQ(c.alpha, 16);
+  EXPECT_DOUBLE_EQ(c.dropout, 0.05);
+  EXPECT_TRUE(c.rslora);
+  const std::pair<const char*, nlohmann::json> bad[] = {
+      {"r", "8"}, {"r", 0}, {"r", 1.5}, {"lora_alpha", "16"}, {"lora_dropout", 1.0}, {"use_rslora", 1}, {"use_dora", "no"}, {"peft_type", 3}};
+  for (const auto& [key, value] : bad) {
+    nlohmann::json j = good;
+    j[key] = value;
+    try {
+      parse_peft_adapter_config(j, path);
+      ADD_FAILURE() << key << " = " << value.dump() << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(parse_peft_adapter_config(nlohmann::json::array(), path), Error);
+}
