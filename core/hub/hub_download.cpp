@@ -381,20 +381,30 @@ bool glob_match(const std::string& pattern, const std::string& path) {
   return fnmatch(pattern.c_str(), path.c_str(), 0) == 0 || fnmatch(pattern.c_str(), base_name(path).c_str(), 0) == 0;
 }
 
+namespace {
+// How errors name a request: "dataset ORG/NAME@REV", "ORG/NAME".
+std::string request_name(const HubRef& ref) {
+  return (ref.type == "dataset" ? "dataset " : "") + ref.id + (ref.revision.empty() ? "" : "@" + ref.revision);
+}
+}  // namespace
+
 DownloadPlan plan_download(const HubClient& c, const DownloadRequest& r) {
   const std::string rev = r.ref.revision.empty() ? "main" : r.ref.revision;
+  const nlohmann::json j = c.get_json(std::string(r.ref.type == "dataset" ? "/api/datasets/" : "/api/models/") + r.ref.id +
+                                          "/revision/" + url_encode(rev, false) + "?blobs=true",
+                                      request_name(r.ref));
+  return plan_from_answer(j, r, repo_folder(r.ref, c.settings().cache));
+}
+
+DownloadPlan plan_from_answer(const nlohmann::json& j, const DownloadRequest& r, const std::string& repo) {
   const bool dataset = r.ref.type == "dataset";
-  const std::string what = (dataset ? "dataset " : "") + r.ref.id + (r.ref.revision.empty() ? "" : "@" + rev);
-  nlohmann::json j = c.get_json(std::string(dataset ? "/api/datasets/" : "/api/models/") + r.ref.id + "/revision/" +
-                                    url_encode(rev, false) + "?blobs=true",
-                                what);
+  const std::string what = request_name(r.ref);
   DownloadPlan p;
   if (!j.is_object() || !j.contains("sha") || !j["sha"].is_string() || !hex_of_len(lower(j["sha"].get<std::string>()), 40))
     throw Error(what + ": the hub's answer has no commit hash (\"sha\")");
   p.commit = lower(j["sha"].get<std::string>());
   if (j.contains("gated") && j["gated"].is_string()) p.gated = j["gated"].get<std::string>();
   if (!j.contains("siblings") || !j["siblings"].is_array()) throw Error(what + ": the hub's answer has no file list (\"siblings\")");
-  const std::string repo = repo_folder(r.ref, c.settings().cache);
   bool any_safetensors = false, any_pickle = false;
   std::set<std::string> seen;
   for (const auto& s : j["siblings"]) {

@@ -62,6 +62,10 @@ bool glob_match(const std::string& pattern, const std::string& path);
 
 // Asks the hub for the revision's commit and files; picks the files; checks paths and hashes.
 DownloadPlan plan_download(const HubClient& c, const DownloadRequest& r);
+// The checks of plan_download on the hub's answer (the JSON of /api/models/ID/revision/REV?blobs=true,
+// untrusted): commit hash, file names, sizes and hashes; `repo` is the repo's cache folder, where
+// blobs already whole or partly downloaded are looked for. Throws hone::Error naming the request.
+DownloadPlan plan_from_answer(const nlohmann::json& answer, const DownloadRequest& r, const std::string& repo);
 // Fetches the plan's files into the cache; progress is called from this thread about 5 times a
 // second. A failed file leaves its .incomplete (resumable) unless its bytes were wrong; the refs/
 // entry is written once every file is whole. Throws naming each failed file.

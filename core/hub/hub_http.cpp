@@ -225,10 +225,14 @@ nlohmann::json HubClient::get_json(const std::string& path, const std::string& w
   if (rc != CURLE_OK) throw Error(what + ": cannot reach " + s_.endpoint + ": " + curl_easy_strerror(rc));
   curl_easy_getinfo(e.h, CURLINFO_RESPONSE_CODE, &r.status);
   if (auto m = status_message(r.status, what, s_); !m.empty()) throw Error(m);
+  return parse_hub_json(r.body, what, url(path));
+}
+
+nlohmann::json parse_hub_json(const std::string& body, const std::string& what, const std::string& url) {
   try {
-    return nlohmann::json::parse(r.body);
-  } catch (const nlohmann::json::parse_error&) {
-    throw Error(what + ": the hub's answer from " + url(path) + " is not JSON");
+    return nlohmann::json::parse(body);
+  } catch (const nlohmann::json::exception&) {  // parse_error, and out_of_range for a number like 1e999
+    throw Error(what + ": the hub's answer from " + url + " is not JSON");
   }
 }
 

@@ -38,6 +38,9 @@ struct HttpResponse {
 // The outcome of a status for `what` (a repo or file) in plain words: "" for 2xx, else why and
 // what to do (401: a token; 403: the repo's conditions or the token's rights; 404: the name).
 std::string status_message(long status, const std::string& what, const HubSettings& s);
+// A body the hub (or whatever answers at its address) sent, as JSON; anything that does not parse,
+// numbers out of range included, throws hone::Error naming `what` and `url`.
+nlohmann::json parse_hub_json(const std::string& body, const std::string& what, const std::string& url);
 
 class HubClient {
  public:
