@@ -34,8 +34,12 @@ Template::Template(Template&&) noexcept = default;
 Template& Template::operator=(Template&&) noexcept = default;
 
 RenderResult Template::render(const Dict& vars, std::time_t now, const Limits& limits) const {
-  Renderer r{name_, limits, now ? now : std::time(nullptr), {}, nullptr, nullptr, {}, 0, 0};
-  auto globals = std::make_shared<Dict>();
+  Renderer r{name_, limits, now ? now : std::time(nullptr), {}, nullptr, nullptr, {}, 0, 0, {}};
+  struct Release {
+    Renderer& r;
+    ~Release() { r.release(); }
+  } release{r};
+  auto globals = r.new_writable();
   globals->set("raise_exception", Value::func(
                                       [](Args& a) -> Value {
                                         throw Error("the template raised an error: " + a.get(0, "message").to_str());
@@ -52,8 +56,8 @@ RenderResult Template::render(const Dict& vars, std::time_t now, const Limits& l
                                    },
                                    "strftime_now"));
   globals->set("namespace", Value::func(
-                                [](Args& a) {
-                                  auto d = std::make_shared<Dict>();
+                                [&r](Args& a) {
+                                  auto d = r.new_writable();
                                   d->is_namespace = true;
                                   for (const auto& p : a.pos)
                                     if (p.is_dict())
@@ -70,9 +74,10 @@ RenderResult Template::render(const Dict& vars, std::time_t now, const Limits& l
                               if (a.pos.size() >= 3) step = a.pos[2].integer();
                               if (step == 0) throw Error("range() step must not be zero");
                               List l;
-                              for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+                              for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
                                 if (static_cast<int64_t>(l.size()) >= limits.max_iterations) throw Error("range() is too long");
                                 l.emplace_back(i);
+                                if (__builtin_add_overflow(i, step, &i)) break;  // past either end of int64
                               }
                               return Value(l);
                             },
@@ -85,9 +90,10 @@ RenderResult Template::render(const Dict& vars, std::time_t now, const Limits& l
                            },
                            "dict"));
   r.scopes.push_back(globals);
-  auto caller_vars = std::make_shared<Dict>(vars);
+  auto caller_vars = r.new_writable();
+  *caller_vars = vars;
   r.scopes.push_back(caller_vars);
-  r.scopes.push_back(std::make_shared<Dict>());  // the template's own top-level variables
+  r.scopes.push_back(r.new_writable());  // the template's own top-level variables
   RenderResult res;
   r.out = &res.text;
   r.root_out = &res.text;

@@ -20,7 +20,7 @@ struct Node;
 
 struct Limits {
   size_t max_output = 64u << 20;    // bytes of rendered text
-  int64_t max_iterations = 10'000'000;  // loop iterations over the whole render
+  int64_t max_iterations = 10'000'000;  // loop iterations and macro calls over the whole render
   int max_depth = 200;              // nested macro calls
 };
 

@@ -31,7 +31,18 @@ struct Node {
   std::vector<std::pair<std::string, NodeP>> kw;  // keyword arguments
   bool negate = false;           // "is not"
   NodeP cond;                    // for ... if cond; the called expression of a call block
+
+  Node() = default;
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+  // Frees the subtree without recursing: a template is anyone's, and a chain like 1+1+1+... is a
+  // tree as deep as it is long.
+  ~Node();
 };
+
+// How deep trees may nest (nested blocks, brackets, operator and filter chains): the renderer
+// walks them recursively. Real chat templates stay under 30.
+constexpr int kMaxNesting = 256;
 
 [[noreturn]] inline void fail_at(const std::string& tname, int line, int col, const std::string& msg) {
   throw Error(tname + " line " + std::to_string(line) + ", column " + std::to_string(col) + ": " + msg);

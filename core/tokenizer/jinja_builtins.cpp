@@ -106,7 +106,10 @@ List Renderer::split(const std::string& s, const Value& sep, int64_t maxsplit) {
   return out;
 }
 
-std::string Renderer::replace_all(std::string s, const std::string& from, const std::string& to, int64_t count) {
+std::string Renderer::replace_all(std::string s, const std::string& from, const std::string& to, int64_t count, size_t max) {
+  auto grew = [max](const std::string& o) {
+    if (o.size() > max) throw Error("replace() makes a string of more than " + std::to_string(max) + " bytes (the output limit)");
+  };
   if (from.empty()) {
     // Python inserts `to` between every character (and at both ends).
     const std::u32string u = utf8_to_u32(s);
@@ -115,6 +118,7 @@ std::string Renderer::replace_all(std::string s, const std::string& from, const 
     for (size_t i = 0; i <= u.size(); ++i) {
       if (count < 0 || done < count) o += to, ++done;
       if (i < u.size()) o += u32_to_utf8(std::u32string(1, u[i]));
+      grew(o);
     }
     return o;
   }
@@ -125,10 +129,13 @@ std::string Renderer::replace_all(std::string s, const std::string& from, const 
     const size_t q = (count >= 0 && done >= count) ? std::string::npos : s.find(from, p);
     if (q == std::string::npos) break;
     o += s.substr(p, q - p) + to;
+    grew(o);
     p = q + from.size();
     ++done;
   }
-  return o + s.substr(p);
+  o += s.substr(p);
+  grew(o);
+  return o;
 }
 
 std::string Renderer::title_case(const std::string& s) {
@@ -197,8 +204,8 @@ Value Renderer::str_method(const std::string& s, const std::string& name) {
   } else if (name == "capitalize") {
     f = [s](Args&) { return Value(capitalize(s)); };
   } else if (name == "replace") {
-    f = [s](Args& a) {
-      return Value(replace_all(s, a.get(0, "old").to_str(), a.get(1, "new").to_str(), a.get(2, "count", Value(-1)).integer()));
+    f = [s, max = limits.max_output](Args& a) {
+      return Value(replace_all(s, a.get(0, "old").to_str(), a.get(1, "new").to_str(), a.get(2, "count", Value(-1)).integer(), max));
     };
   } else if (name == "find" || name == "count") {
     const bool find = name == "find";
@@ -214,11 +221,14 @@ Value Renderer::str_method(const std::string& s, const std::string& name) {
       return Value(c);
     };
   } else if (name == "join") {
-    f = [s](Args& a) {
+    f = [s, max = limits.max_output](Args& a) {
       std::string o;
       Value it = a.get(0, "iterable");
       if (!it.is_list()) throw Error("join() needs a list");
-      for (size_t i = 0; i < it.list().size(); ++i) o += (i ? s : "") + it.list()[i].to_str();
+      for (size_t i = 0; i < it.list().size(); ++i) {
+        o += (i ? s : "") + it.list()[i].to_str();
+        if (o.size() > max) throw Error("join() makes a string of more than " + std::to_string(max) + " bytes (the output limit)");
+      }
       return Value(o);
     };
   } else if (name == "isdigit" || name == "isspace" || name == "isalpha" || name == "isalnum" || name == "islower" ||
@@ -347,7 +357,7 @@ bool Renderer::run_test(const std::string& name, const Value& v, const std::vect
   }
   if (name == "divisibleby") {
     const Value d = arg(0);
-    return d.integer() != 0 && v.integer() % d.integer() == 0;
+    return d.integer() != 0 && (d.integer() == -1 || v.integer() % d.integer() == 0);  // INT64_MIN % -1 traps
   }
   if (name == "eq" || name == "equalto" || name == "==") return equal(v, arg(0));
   if (name == "ne" || name == "!=") return !equal(v, arg(0));
@@ -389,7 +399,9 @@ Value Renderer::filter(const std::string& f, const Value& v, Args& a, const Node
   }
   if (f == "tojson") {
     Value ind = a.get(0, "indent");
-    return Value(to_json(v, ind.is_undefined() || ind.is_none() ? -1 : static_cast<int>(ind.integer())));
+    const int64_t indent = ind.is_undefined() || ind.is_none() ? -1 : ind.integer();
+    if (indent > 1024) fail(n, "tojson indent " + std::to_string(indent) + " is too large");
+    return Value(to_json(v, static_cast<int>(std::max<int64_t>(indent, -1))));
   }
   if (f == "string") return Value(v.to_str());
   if (f == "safe" || f == "list" || f == "e" || f == "escape" || f == "forceescape") {
@@ -416,12 +428,15 @@ Value Renderer::filter(const std::string& f, const Value& v, Args& a, const Node
     const Value attr = a.get(1, "attribute");
     std::string o;
     auto items = seq(v, n);
-    for (size_t i = 0; i < items.size(); ++i)
+    for (size_t i = 0; i < items.size(); ++i) {
       o += (i ? sep : "") + (attr.is_undefined() ? items[i] : attr_path(items[i], attr.to_str(), n)).to_str();
+      check_size(o.size(), n);
+    }
     return Value(o);
   }
   if (f == "replace") {
-    return Value(replace_all(v.to_str(), a.get(0, "old").to_str(), a.get(1, "new").to_str(), a.get(2, "count", Value(-1)).is_none() ? -1 : a.get(2, "count", Value(-1)).integer()));
+    return Value(replace_all(v.to_str(), a.get(0, "old").to_str(), a.get(1, "new").to_str(),
+                             a.get(2, "count", Value(-1)).is_none() ? -1 : a.get(2, "count", Value(-1)).integer(), limits.max_output));
   }
   if (f == "default" || f == "d") {
     const bool boolean = a.get(1, "boolean", Value(false)).truthy();
@@ -481,9 +496,8 @@ Value Renderer::filter(const std::string& f, const Value& v, Args& a, const Node
     Args rest;
     rest.pos.assign(a.pos.begin() + 1, a.pos.end());
     rest.kw = a.kw;
-    Node fake = n;
-    fake.s = a.pos[0].to_str();
-    for (const auto& item : seq(v, n)) out.push_back(filter(fake.s, item, rest, fake));
+    const std::string name = a.pos[0].to_str();
+    for (const auto& item : seq(v, n)) out.push_back(filter(name, item, rest, n));
     return Value(out);
   }
   if (f == "unique") {
@@ -543,7 +557,7 @@ Value Renderer::filter(const std::string& f, const Value& v, Args& a, const Node
   }
   if (f == "abs") {
     if (v.kind() == Value::Float) return Value(std::fabs(v.number()));
-    return Value(static_cast<int64_t>(std::llabs(v.integer())));
+    return Value(checked(0, v.integer() < 0 ? v.integer() : -v.integer(), '-', n));  // abs(INT64_MIN) is beyond int64
   }
   if (f == "int") {
     if (v.is_number()) return Value(v.integer());
@@ -553,7 +567,7 @@ Value Renderer::filter(const std::string& f, const Value& v, Args& a, const Node
       const long long x = std::strtoll(s.c_str(), &end, 10);
       if (end && *end == 0 && !s.empty()) return Value(static_cast<int64_t>(x));
       const double d = std::strtod(s.c_str(), &end);
-      if (end && *end == 0 && !s.empty()) return Value(static_cast<int64_t>(d));
+      if (end && *end == 0 && !s.empty()) return Value(int_of(d));
     }
     return a.get(0, "default", Value(int64_t{0}));
   }
@@ -577,10 +591,13 @@ Value Renderer::filter(const std::string& f, const Value& v, Args& a, const Node
   }
   if (f == "indent") {
     const Value w = a.get(0, "width", Value(int64_t{4}));
-    const std::string pad = w.is_string() ? w.str() : std::string(static_cast<size_t>(std::max<int64_t>(0, w.integer())), ' ');
+    const std::string s = v.to_str();
+    const size_t lines = static_cast<size_t>(std::count(s.begin(), s.end(), '\n')) + 1;
+    const uint64_t width = w.is_string() ? w.str().size() : static_cast<uint64_t>(std::max<int64_t>(0, w.integer()));
+    if (width > 0 && lines > limits.max_output / width) fail(n, "the indented text exceeds the output limit");
+    const std::string pad = w.is_string() ? w.str() : std::string(static_cast<size_t>(width), ' ');
     const bool first = a.get(1, "first", Value(false)).truthy();
     const bool blank = a.get(2, "blank", Value(false)).truthy();
-    const std::string s = v.to_str();
     std::string o;
     size_t p = 0;
     bool is_first = true;

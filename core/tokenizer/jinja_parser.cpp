@@ -23,6 +23,7 @@ class Parser {
   NodeP parse_template(bool* has_generation) {
     std::string end;
     NodeP body = parse_body({}, &end);
+    check_height(body);
     *has_generation = has_generation_;
     return body;
   }
@@ -53,8 +54,42 @@ class Parser {
     ++i_;
   }
 
+  // The parser's own recursion (blocks in blocks, brackets, not not ..., - - ...), bounded before
+  // the stack is: each recursive rule holds a Nest while it runs.
+  struct Nest {
+    Parser* p;
+    explicit Nest(Parser* parser) : p(parser) {
+      if (++p->depth_ > kMaxNesting) p->fail(p->cur(), "the template nests more than " + std::to_string(kMaxNesting) + " deep");
+    }
+    ~Nest() { --p->depth_; }
+    Nest(const Nest&) = delete;
+    Nest& operator=(const Nest&) = delete;
+  };
+  // The tree's height, level by level (no recursion): chains (a + b + c ..., x | f | g ...) deepen
+  // it without deepening the parser.
+  void check_height(const NodeP& root) const {
+    std::vector<const Node*> level{root.get()}, next;
+    for (int h = 1; !level.empty(); ++h) {
+      if (h > kMaxNesting)
+        fail_at(name_, level.front()->line, level.front()->col,
+                "expressions and blocks nest more than " + std::to_string(kMaxNesting) + " deep");
+      next.clear();
+      for (const Node* n : level) {
+        for (const auto& c : n->a)
+          if (c) next.push_back(c.get());
+        for (const auto& c : n->b)
+          if (c) next.push_back(c.get());
+        for (const auto& kv : n->kw)
+          if (kv.second) next.push_back(kv.second.get());
+        if (n->cond) next.push_back(n->cond.get());
+      }
+      level.swap(next);
+    }
+  }
+
   // Statements up to one of `ends` (a block tag whose keyword is in the list), consumed; *end gets it.
   NodeP parse_body(const std::set<std::string>& ends, std::string* end) {
+    const Nest nest(this);
     NodeP body = node(Node::Body, cur().line, cur().col);
     for (;;) {
       const Tok& t = cur();
@@ -264,6 +299,7 @@ class Parser {
   }
 
   NodeP parse_expr() {
+    const Nest nest(this);
     NodeP e = parse_or(false);
     if (is_name("if")) {
       const Tok t = next_tok();
@@ -304,6 +340,7 @@ class Parser {
   }
   NodeP parse_not() {
     if (is_name("not")) {
+      const Nest nest(this);
       const Tok t = next_tok();
       NodeP n = node(Node::Not, t.line, t.col);
       n->a.push_back(parse_not());
@@ -378,6 +415,7 @@ class Parser {
   NodeP parse_unary(bool with_filter) {
     NodeP n;
     if (is_op("-") || is_op("+")) {
+      const Nest nest(this);
       const Tok t = next_tok();
       n = node(t.s == "-" ? Node::Neg : Node::Pos, t.line, t.col);
       n->a.push_back(parse_unary(false));
@@ -584,9 +622,31 @@ class Parser {
   size_t i_ = 0;
   const std::string& name_;
   bool has_generation_ = false;
+  int depth_ = 0;
 };
 
 }  // namespace
+
+Node::~Node() {
+  // Children only this node holds are moved to a list and freed from it one by one; each frees
+  // its own children the same way, so the recursion is never more than one level.
+  std::vector<NodeP> doomed;
+  auto take = [&](NodeP& c) {
+    if (c && c.use_count() == 1) doomed.push_back(std::move(c));
+  };
+  for (auto& c : a) take(c);
+  for (auto& c : b) take(c);
+  for (auto& kv : kw) take(kv.second);
+  take(cond);
+  while (!doomed.empty()) {
+    NodeP n = std::move(doomed.back());
+    doomed.pop_back();
+    for (auto& c : n->a) take(c);
+    for (auto& c : n->b) take(c);
+    for (auto& kv : n->kw) take(kv.second);
+    take(n->cond);
+  }
+}
 
 NodeP parse_template(std::vector<Tok> toks, const std::string& name, bool* has_generation) {
   return Parser(std::move(toks), name).parse_template(has_generation);

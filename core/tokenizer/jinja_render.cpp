@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -87,6 +88,24 @@ Flow Renderer::exec(const Node& n) {
   }
 }
 
+std::shared_ptr<Dict> Renderer::new_writable() {
+  auto d = std::make_shared<Dict>();
+  if (writable.size() >= 1024 && writable.size() == writable.capacity())  // drop the dead before growing
+    writable.erase(std::remove_if(writable.begin(), writable.end(), [](const std::weak_ptr<Dict>& w) { return w.expired(); }),
+                   writable.end());
+  writable.push_back(d);
+  return d;
+}
+
+void Renderer::release() {
+  // Taken out first: clearing one dict may free others whose entries are still listed.
+  std::vector<std::shared_ptr<Dict>> alive;
+  for (const auto& w : writable)
+    if (auto d = w.lock()) alive.push_back(std::move(d));
+  writable.clear();
+  for (auto& d : alive) d->items.clear();
+}
+
 std::string Renderer::capture(const Node& body) {
   std::string buf;
   std::string* saved = out;
@@ -126,7 +145,7 @@ Flow Renderer::exec_for(const Node& n) {
   if (n.cond) {
     std::vector<Value> kept;
     for (const auto& it : items) {
-      scopes.push_back(std::make_shared<Dict>());
+      scopes.push_back(new_writable());
       bind_target(n, it);
       const bool ok = eval(*n.cond).truthy();
       scopes.pop_back();
@@ -140,8 +159,9 @@ Flow Renderer::exec_for(const Node& n) {
   }
   const int64_t len = static_cast<int64_t>(items.size());
   for (int64_t i = 0; i < len; ++i) {
-    if (++iterations > limits.max_iterations) fail(n, "more than " + std::to_string(limits.max_iterations) + " loop iterations");
-    auto scope = std::make_shared<Dict>();
+    if (++iterations > limits.max_iterations)
+      fail(n, "more than " + std::to_string(limits.max_iterations) + " loop iterations and macro calls");
+    auto scope = new_writable();
     scopes.push_back(scope);
     bind_target(n, items[static_cast<size_t>(i)]);
     auto loop = std::make_shared<Dict>();
@@ -194,7 +214,10 @@ Value Renderer::make_macro(const Node& def, const Node* body) {
   return Value::func(
       [this, d, b, name, closure](Args& args) -> Value {
         if (depth + 1 > limits.max_depth) fail(*d, "macros nest deeper than " + std::to_string(limits.max_depth) + " calls");
-        auto local = std::make_shared<Dict>();
+        // Calls count with loop iterations: a macro that calls itself twice runs 2^depth times.
+        if (++iterations > limits.max_iterations)
+          fail(*d, "more than " + std::to_string(limits.max_iterations) + " loop iterations and macro calls");
+        auto local = new_writable();
         std::vector<std::shared_ptr<Dict>> saved = closure;
         saved.push_back(local);
         std::swap(scopes, saved);  // saved now holds the calling scopes
@@ -278,7 +301,7 @@ Value Renderer::eval(const Node& n) {
     }
     case Node::Neg: {
       Value v = eval(*n.a[0]);
-      if (v.kind() == Value::Int || v.kind() == Value::Bool) return Value(-v.integer());
+      if (v.kind() == Value::Int || v.kind() == Value::Bool) return Value(checked(0, v.integer(), '-', n));
       if (v.kind() == Value::Float) return Value(-v.number());
       fail(n, "bad operand type for unary -: '" + v.type_name() + "'");
     }
@@ -316,26 +339,49 @@ int64_t Renderer::py_floordiv(int64_t a, int64_t b) {
   return q;
 }
 
+// Python's ints do not overflow; int64 does, and that is undefined behaviour in C++. A template
+// that leaves int64 fails instead (no chat template needs numbers that large).
+int64_t Renderer::checked(int64_t a, int64_t b, char op, const Node& n) const {
+  int64_t r = 0;
+  const bool over = op == '+'   ? __builtin_add_overflow(a, b, &r)
+                    : op == '-' ? __builtin_sub_overflow(a, b, &r)
+                    : op == '*' ? __builtin_mul_overflow(a, b, &r)
+                                : (b == -1 && a == std::numeric_limits<int64_t>::min());  // '/' and '%'
+  if (over) fail(n, "integer overflow: the result is beyond 64 bits");
+  if (op == '/') return py_floordiv(a, b);
+  if (op == '%') return a % b;
+  return r;
+}
+
 Value Renderer::binary(const std::string& op, const Value& l, const Value& r, const Node& n) {
-  if (op == "~") return Value(l.to_str() + r.to_str());
+  if (op == "~") {
+    std::string a = l.to_str(), b = r.to_str();
+    check_size(a.size() + b.size(), n);
+    return Value(a + b);
+  }
   if (l.is_undefined() || r.is_undefined()) fail(n, undefined_msg(l.is_undefined() ? l : r));
   const bool ints = (l.kind() == Value::Int || l.kind() == Value::Bool) && (r.kind() == Value::Int || r.kind() == Value::Bool);
   if (op == "+") {
-    if (l.is_string() && r.is_string()) return Value(l.str() + r.str());
+    if (l.is_string() && r.is_string()) {
+      check_size(l.str().size() + r.str().size(), n);
+      return Value(l.str() + r.str());
+    }
     if (l.is_list() && r.is_list()) {
+      if (static_cast<int64_t>(l.list().size() + r.list().size()) > limits.max_iterations)
+        fail(n, "a list of more than " + std::to_string(limits.max_iterations) + " items (the iteration limit)");
       List x = l.list();
       x.insert(x.end(), r.list().begin(), r.list().end());
       return Value(std::move(x));
     }
-    if (l.is_number() && r.is_number()) return ints ? Value(l.integer() + r.integer()) : Value(l.number() + r.number());
+    if (l.is_number() && r.is_number()) return ints ? Value(checked(l.integer(), r.integer(), '+', n)) : Value(l.number() + r.number());
   } else if (op == "-") {
-    if (l.is_number() && r.is_number()) return ints ? Value(l.integer() - r.integer()) : Value(l.number() - r.number());
+    if (l.is_number() && r.is_number()) return ints ? Value(checked(l.integer(), r.integer(), '-', n)) : Value(l.number() - r.number());
   } else if (op == "*") {
-    if (l.is_number() && r.is_number()) return ints ? Value(l.integer() * r.integer()) : Value(l.number() * r.number());
+    if (l.is_number() && r.is_number()) return ints ? Value(checked(l.integer(), r.integer(), '*', n)) : Value(l.number() * r.number());
     const Value* s = l.is_string() ? &l : r.is_string() ? &r : nullptr;
     const Value* k = l.is_string() ? &r : &l;
     if (s && (k->kind() == Value::Int || k->kind() == Value::Bool)) {
-      if (k->integer() * static_cast<int64_t>(s->str().size()) > static_cast<int64_t>(limits.max_output))
+      if (k->integer() > 0 && !s->str().empty() && static_cast<uint64_t>(k->integer()) > limits.max_output / s->str().size())
         fail(n, "the repeated string exceeds the output limit");
       std::string o;
       for (int64_t i = 0; i < k->integer(); ++i) o += s->str();
@@ -349,13 +395,13 @@ Value Renderer::binary(const std::string& op, const Value& l, const Value& r, co
   } else if (op == "//") {
     if (l.is_number() && r.is_number()) {
       if (r.number() == 0) fail(n, "division by zero");
-      return ints ? Value(py_floordiv(l.integer(), r.integer())) : Value(std::floor(l.number() / r.number()));
+      return ints ? Value(checked(l.integer(), r.integer(), '/', n)) : Value(std::floor(l.number() / r.number()));
     }
   } else if (op == "%") {
     if (l.is_number() && r.is_number()) {
       if (r.number() == 0) fail(n, "modulo by zero");
       if (ints) {
-        int64_t m = l.integer() % r.integer();
+        int64_t m = checked(l.integer(), r.integer(), '%', n);
         if (m != 0 && ((m < 0) != (r.integer() < 0))) m += r.integer();
         return Value(m);
       }
@@ -366,8 +412,11 @@ Value Renderer::binary(const std::string& op, const Value& l, const Value& r, co
   } else if (op == "**") {
     if (l.is_number() && r.is_number()) {
       if (ints && r.integer() >= 0) {
+        const int64_t base = l.integer(), e = r.integer();
         int64_t x = 1;
-        for (int64_t i = 0; i < r.integer() && i < 64; ++i) x *= l.integer();
+        if (base == 0 || base == 1 || base == -1) x = base == 0 ? (e == 0 ? 1 : 0) : base == 1 ? 1 : (e % 2 ? -1 : 1);
+        else
+          for (int64_t i = 0; i < e; ++i) x = checked(x, base, '*', n);  // |base| >= 2 leaves int64 within 63 steps
         return Value(x);
       }
       return Value(std::pow(l.number(), r.number()));
@@ -429,7 +478,10 @@ std::vector<int64_t> Renderer::slice_indices(int64_t len, const Value& a, const 
   };
   const int64_t start = norm(a, step > 0 ? 0 : len - 1), stop = norm(b, step > 0 ? len : -1);
   std::vector<int64_t> idx;
-  for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) idx.push_back(i);
+  for (int64_t i = start; step > 0 ? i < stop : i > stop;) {
+    idx.push_back(i);
+    if (__builtin_add_overflow(i, step, &i)) break;  // past either end
+  }
   return idx;
 }
 

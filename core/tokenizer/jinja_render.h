@@ -25,6 +25,13 @@ struct Renderer {
   std::vector<std::pair<size_t, size_t>> spans;
   int64_t iterations = 0;
   int depth = 0;
+  // Every Dict a template can write into after making it (scopes, macro locals, namespaces). A
+  // macro stored in a scope holds that scope (and a namespace may hold itself): reference cycles
+  // that outlive the render unless release() empties these dicts at its end.
+  std::vector<std::weak_ptr<Dict>> writable;
+
+  std::shared_ptr<Dict> new_writable();
+  void release();
 
   [[noreturn]] void fail(const Node& n, const std::string& msg) const { fail_at(tname, n.line, n.col, msg); }
   void write(const std::string& s, const Node& n);
@@ -53,6 +60,8 @@ struct Renderer {
   Value invoke(const Value& fn, Args& args, const Node& at);
   Value eval(const Node& n);
   static int64_t py_floordiv(int64_t a, int64_t b);
+  // a op b for op in + - * (Python's) / (floor division) and % (C's), failing on overflow.
+  int64_t checked(int64_t a, int64_t b, char op, const Node& n) const;
   Value binary(const std::string& op, const Value& l, const Value& r, const Node& n);
   bool contains(const Value& hay, const Value& needle, const Node& n);
   int order(const Value& l, const Value& r, const Node& n);
@@ -65,7 +74,13 @@ struct Renderer {
   Value get_attr(const Value& v, const std::string& name, const Node& n);
   static std::string strip_chars(const std::string& s, const Value& chars, bool left, bool right);
   static List split(const std::string& s, const Value& sep, int64_t maxsplit);
-  static std::string replace_all(std::string s, const std::string& from, const std::string& to, int64_t count = -1);
+  // Throws when the result would pass `max` bytes (a replacement can multiply a string's size).
+  static std::string replace_all(std::string s, const std::string& from, const std::string& to, int64_t count, size_t max);
+  // Fails when a string a template builds (joined, concatenated) passes the output limit: the
+  // memory goes before anything is written.
+  void check_size(size_t bytes, const Node& n) const {
+    if (bytes > limits.max_output) fail(n, "a string of " + std::to_string(bytes) + " bytes exceeds the output limit");
+  }
   static std::string title_case(const std::string& s);
   static std::string lower(const std::string& s);
   static std::string upper(const std::string& s);

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "common/error.h"
 
@@ -159,6 +160,13 @@ Value Args::get(size_t i, const std::string& name, Value def) const {
   for (const auto& [k, v] : kw)
     if (k == name) return v;
   return def;
+}
+
+int64_t int_of(double d) {
+  if (std::isnan(d)) return 0;
+  if (d >= 9223372036854775807.0) return std::numeric_limits<int64_t>::max();
+  if (d <= -9223372036854775808.0) return std::numeric_limits<int64_t>::min();
+  return static_cast<int64_t>(d);
 }
 
 bool equal(const Value& a, const Value& b) {

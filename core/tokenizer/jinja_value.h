@@ -15,6 +15,9 @@ namespace hone::jinja {
 
 class Value;
 using List = std::vector<Value>;
+// A double as int64 the way int() truncates it, saturated at the ends of int64 (Python's ints have
+// none) and 0 for NaN: a plain cast of 1e300 is undefined behaviour.
+int64_t int_of(double d);
 struct Dict;
 struct Args;
 using Func = std::function<Value(Args&)>;
@@ -48,7 +51,7 @@ class Value {
   bool truthy() const;
 
   const std::string& str() const { return s_; }    // String (or an undefined value's name)
-  int64_t integer() const { return k_ == Float ? static_cast<int64_t>(f64_) : i_; }
+  int64_t integer() const { return k_ == Float ? int_of(f64_) : i_; }
   double number() const { return k_ == Float ? f64_ : static_cast<double>(i_); }
   const List& list() const { return *l_; }
   Dict& dict() const { return *d_; }
@@ -91,6 +94,7 @@ struct Args {
 };
 
 bool equal(const Value& a, const Value& b);
+
 // Python's float repr (shortest text that reads back to the same double: 1.0, 0.1, 1e-05, 1e+16).
 std::string python_float(double d);
 // Python's repr of a str: single quotes unless the text has ' and no ".

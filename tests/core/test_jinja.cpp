@@ -171,3 +171,66 @@ TEST(Jinja, SandboxBoundsLoopsRecursionAndOutput) {
   // Within the limits it renders.
   EXPECT_EQ(jinja::Template("{% for i in range(3) %}{{ i }}{% endfor %}").render({}, kNow, small).text, "012");
 }
+
+// Found by fuzzing (tests/fuzz/regressions/jinja): each of these hung, ran out of memory, overflowed
+// the stack or was undefined behaviour; now each is an error that names the line and column.
+TEST(Jinja, SandboxBoundsWhatFuzzingFound) {
+  jinja::Limits small;
+  small.max_iterations = 1000;
+  small.max_output = 10000;
+  auto fails = [&](const std::string& src, const std::string& why) {
+    try {
+      jinja::Template(src).render({}, kNow, small);
+      ADD_FAILURE() << src << " rendered";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << src << ": " << e.what();
+      EXPECT_NE(std::string(e.what()).find(", column "), std::string::npos) << e.what();
+    }
+  };
+  // A macro calling itself twice ran 2^41 times within the depth limit: calls count as iterations.
+  fails("{% macro f(n) %}{% if n > 0 %}{{ f(n-1) }}{{ f(n-1) }}{% endif %}{% endmacro %}{{ f(40) }}", "macro calls");
+  // Strings and lists that double in a loop, and replace() multiplying a string, stop at the limits.
+  fails("{% set ns = namespace(s='ab') %}{% for i in range(60) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "output limit");
+  fails("{% set ns = namespace(l=[1]) %}{% for i in range(60) %}{% set ns.l = ns.l + ns.l %}{% endfor %}", "iteration limit");
+  fails("{{ ('a' * 100) | replace('a', 'a' * 1000) }}", "output limit");
+  fails("{{ ('a\n' * 100) | indent(1000) }}", "output limit");
+  // Python's ints do not overflow; int64 does: an error, not a wrong number.
+  for (const char* e : {"{{ 9223372036854775807 + 1 }}", "{{ -(-9223372036854775807 - 1) }}", "{{ 3 ** 99 }}",
+                        "{{ (-9223372036854775807 - 1) // -1 }}", "{{ 9223372036854775807 * 2 }}", "{{ (-9223372036854775807 - 1) | abs }}"})
+    fails(e, "integer overflow");
+  EXPECT_EQ(jinja::Template("{{ 2 ** 62 }} {{ (-2) ** 3 }} {{ (-1) ** 7 }} {{ 1e300 | int > 0 }} {{ 7 // -2 }} {{ -7 % 3 }}")
+                .render({}, kNow).text,
+            "4611686018427387904 -8 -1 True -4 2");
+  EXPECT_EQ(jinja::Template("{{ 'abcdef'[1::9223372036854775807] }}|{{ range(9223372036854775805, 9223372036854775807, 5) | list }}")
+                .render({}, kNow).text,
+            "b|[9223372036854775805]");
+  // Nesting the parser or the renderer would recurse through overflowed the stack.
+  EXPECT_THROW(jinja::Template("{{ " + std::string(2000, '-') + "1 }}"), Error);
+  EXPECT_THROW(jinja::Template("{{ " + std::string(300, '(') + "1" + std::string(300, ')') + " }}"), Error);
+  std::string chain = "{{ 1";
+  for (int i = 0; i < 30000; ++i) chain += "+1";
+  EXPECT_THROW(jinja::Template(chain + " }}"), Error);
+  std::string blocks;
+  for (int i = 0; i < 20000; ++i) blocks += "{% if 1 %}";
+  EXPECT_THROW((void)jinja::Template(blocks), Error);
+  // Real depths still parse: 200 parentheses.
+  EXPECT_EQ(jinja::Template("{{ " + std::string(200, '(') + "1" + std::string(200, ')') + " }}").render({}, kNow).text, "1");
+}
+
+// A macro is stored in the template's scope and holds that scope: the render must not leave that
+// cycle behind (ASan's leak check in the fuzz target found it; here the messages it holds are freed).
+TEST(Jinja, RenderingFreesWhatMacrosHold) {
+  auto payload = std::make_shared<jinja::Dict>();
+  payload->set("content", jinja::Value(std::string(1000, 'x')));
+  std::weak_ptr<jinja::Dict> watch = payload;
+  {
+    jinja::Dict vars;
+    vars.set("messages", jinja::Value(jinja::List{jinja::Value(payload)}));
+    payload.reset();
+    const jinja::Template t(
+        "{% macro m(a) %}{{ a }}{{ varargs }}{% endmacro %}{% set ns = namespace() %}{% set ns.me = ns %}"
+        "{% for message in messages %}{{ m(message['content'][:3], 1) }}{% endfor %}");
+    EXPECT_EQ(t.render(vars, kNow).text, "xxx(1,)");
+  }
+  EXPECT_TRUE(watch.expired());
+}
