@@ -30,7 +30,10 @@ HfTokenizer::HfTokenizer(const std::string& path, TokenizerConfig cfg) {
     model_ = std::make_unique<BpeModel>(j["model"]);
     normalizer_ = make_normalizer(j.value("normalizer", nlohmann::json()));
     pretok_ = make_pretokenizer(j.value("pre_tokenizer", nlohmann::json()), &pstate_);
-    decoder_ = j.value("decoder", nlohmann::json());
+    if (j.contains("decoder") && !j["decoder"].is_null()) {
+      parse_decoder(j["decoder"], &decoder_, 0);
+      has_decoder_ = true;
+    }
     // transformers.js's LlamaTokenizer with legacy=false (TinyLlama, newer Llama-2 style files):
     // no normalizer, Metaspace with a prefix on the first section only, and the text itself is
     // prefixed with the replacement character (see encode()).
@@ -204,118 +207,162 @@ Encoding HfTokenizer::post_process(const Encoding& enc) const {
   return out;
 }
 
-std::vector<std::string> HfTokenizer::run_decoder(const nlohmann::json& d, std::vector<std::string> toks) const {
-  if (d.is_null()) return toks;
-  const std::string type = d.value("type", "");
+void HfTokenizer::parse_decoder(const nlohmann::json& d, std::vector<DecodeStep>* steps, int depth) {
+  if (!d.is_object() || !d.contains("type") || !d["type"].is_string()) throw Error("a decoder is not an object with a \"type\"");
+  if (depth > 64) throw Error("decoder sequences nest more than 64 deep");
+  const std::string type = d["type"].get<std::string>();
+  auto str = [&](const char* k, const std::string& def) {
+    if (!d.contains(k) || d[k].is_null()) return def;
+    if (!d[k].is_string()) throw Error("decoder " + type + ": \"" + k + "\" is not a string");
+    return d[k].get<std::string>();
+  };
+  auto count = [&](const char* k) -> size_t {
+    if (!d.contains(k) || d[k].is_null()) return 0;
+    if (!d[k].is_number_unsigned()) throw Error("decoder " + type + ": \"" + k + "\" is not a non-negative integer");
+    return d[k].get<size_t>();
+  };
+  DecodeStep st{};
   if (type == "Sequence") {
-    for (const auto& sub : d["decoders"]) toks = run_decoder(sub, std::move(toks));
-    return toks;
+    if (!d.contains("decoders") || !d["decoders"].is_array()) throw Error("decoder Sequence has no \"decoders\" list");
+    for (const auto& sub : d["decoders"]) parse_decoder(sub, steps, depth + 1);
+    return;
+  } else if (type == "ByteLevel") {
+    st.kind = DecodeStep::ByteLevel;
+  } else if (type == "Replace") {
+    st.kind = DecodeStep::Replace;
+    if (!d.contains("pattern") || !d["pattern"].is_object()) throw Error("decoder Replace has no \"pattern\" object");
+    const auto& pat = d["pattern"];
+    if (pat.contains("String") && !pat["String"].is_string()) throw Error("decoder Replace: pattern \"String\" is not a string");
+    st.pattern = pat.contains("String") ? pat["String"].get<std::string>() : "";
+    st.content = str("content", "");
+  } else if (type == "ByteFallback") {
+    st.kind = DecodeStep::ByteFallback;
+  } else if (type == "Fuse") {
+    st.kind = DecodeStep::Fuse;
+  } else if (type == "Strip") {
+    st.kind = DecodeStep::Strip;
+    st.content = str("content", " ");
+    st.start = count("start");
+    st.stop = count("stop");
+    if (st.content.empty()) throw Error("decoder Strip: \"content\" is empty");
+  } else if (type == "Metaspace") {
+    st.kind = DecodeStep::Metaspace;
+    st.content = str("replacement", "\xE2\x96\x81");
+    st.prefix = d.contains("add_prefix_space") && d["add_prefix_space"].is_boolean() && d["add_prefix_space"].get<bool>();
+    if (st.content.empty()) throw Error("decoder Metaspace: \"replacement\" is empty");
+  } else {
+    st.kind = DecodeStep::Unsupported;
+    st.content = type;
   }
-  if (type == "ByteLevel") {
-    std::string bytes;
-    for (const auto& t : toks) {
-      std::string tb;
-      bool all = true;
-      for (size_t i = 0; i < t.size() && all;) {
-        size_t l = utf8_seq_len(t, i);
-        if (!l) l = 1;
-        int b = unicode_to_byte(t.substr(i, l));
-        if (b < 0) all = false;
-        else tb += static_cast<char>(b);
-        i += l;
+  steps->push_back(std::move(st));
+}
+
+std::vector<std::string> HfTokenizer::run_decoder(const DecodeStep& d, std::vector<std::string> toks) {
+  switch (d.kind) {
+    case DecodeStep::ByteLevel: {
+      std::string bytes;
+      for (const auto& t : toks) {
+        std::string tb;
+        bool all = true;
+        for (size_t i = 0; i < t.size() && all;) {
+          size_t l = utf8_seq_len(t, i);
+          if (!l) l = 1;
+          int b = unicode_to_byte(t.substr(i, l));
+          if (b < 0) all = false;
+          else tb += static_cast<char>(b);
+          i += l;
+        }
+        bytes += all ? tb : t;
       }
-      bytes += all ? tb : t;
-    }
-    // Lossy: invalid sequences become U+FFFD, as from_utf8_lossy does.
-    std::string out;
-    for (size_t i = 0; i < bytes.size();) {
-      size_t l = utf8_seq_len(bytes, i);
-      if (l) {
-        out.append(bytes, i, l);
-        i += l;
-      } else {
-        out += "\xEF\xBF\xBD";
-        ++i;
+      // Lossy: invalid sequences become U+FFFD, as from_utf8_lossy does.
+      std::string out;
+      for (size_t i = 0; i < bytes.size();) {
+        size_t l = utf8_seq_len(bytes, i);
+        if (l) {
+          out.append(bytes, i, l);
+          i += l;
+        } else {
+          out += "\xEF\xBF\xBD";
+          ++i;
+        }
       }
+      return {out};
     }
-    return {out};
-  }
-  if (type == "Replace") {
-    std::string pat = d["pattern"].value("String", ""), with = d.value("content", "");
-    for (auto& t : toks) {
-      if (pat.empty()) continue;
-      std::string r;
-      size_t i = 0;
-      for (size_t f = t.find(pat); f != std::string::npos; f = t.find(pat, i)) {
-        r.append(t, i, f - i);
-        r += with;
-        i = f + pat.size();
+    case DecodeStep::Replace: {
+      if (d.pattern.empty()) return toks;
+      for (auto& t : toks) {
+        std::string r;
+        size_t i = 0;
+        for (size_t f = t.find(d.pattern); f != std::string::npos; f = t.find(d.pattern, i)) {
+          r.append(t, i, f - i);
+          r += d.content;
+          i = f + d.pattern.size();
+        }
+        r.append(t, i, std::string::npos);
+        t = r;
       }
-      r.append(t, i, std::string::npos);
-      t = r;
+      return toks;
     }
-    return toks;
-  }
-  if (type == "ByteFallback") {
-    std::vector<std::string> out;
-    std::string pending;
-    size_t npending = 0;
-    auto flush = [&]() {
-      if (!npending) return;
-      if (utf8_valid(pending)) out.push_back(pending);
-      else
-        for (size_t k = 0; k < npending; ++k) out.push_back("\xEF\xBF\xBD");
-      pending.clear();
-      npending = 0;
-    };
-    for (const auto& t : toks) {
-      unsigned v;
-      if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::sscanf(t.c_str() + 3, "%2x", &v) == 1) {
-        pending += static_cast<char>(v);
-        ++npending;
-      } else {
-        flush();
-        out.push_back(t);
+    case DecodeStep::ByteFallback: {
+      std::vector<std::string> out;
+      std::string pending;
+      size_t npending = 0;
+      auto flush = [&]() {
+        if (!npending) return;
+        if (utf8_valid(pending)) out.push_back(pending);
+        else
+          for (size_t k = 0; k < npending; ++k) out.push_back("\xEF\xBF\xBD");
+        pending.clear();
+        npending = 0;
+      };
+      for (const auto& t : toks) {
+        unsigned v;
+        if (t.size() == 6 && t.compare(0, 3, "<0x") == 0 && t[5] == '>' && std::sscanf(t.c_str() + 3, "%2x", &v) == 1) {
+          pending += static_cast<char>(v);
+          ++npending;
+        } else {
+          flush();
+          out.push_back(t);
+        }
       }
+      flush();
+      return out;
     }
-    flush();
-    return out;
-  }
-  if (type == "Fuse") {
-    std::string all;
-    for (const auto& t : toks) all += t;
-    return {all};
-  }
-  if (type == "Strip") {
-    std::string content = d.value("content", " ");
-    size_t start = d.value("start", 0), stop = d.value("stop", 0);
-    for (auto& t : toks) {
-      size_t b = 0, e = t.size();
-      for (size_t k = 0; k < start && t.compare(b, content.size(), content) == 0 && b < e; ++k) b += content.size();
-      for (size_t k = 0; k < stop && e >= b + content.size() && t.compare(e - content.size(), content.size(), content) == 0; ++k)
-        e -= content.size();
-      t = t.substr(b, e - b);
+    case DecodeStep::Fuse: {
+      std::string all;
+      for (const auto& t : toks) all += t;
+      return {all};
     }
-    return toks;
-  }
-  if (type == "Metaspace") {
-    std::string rep = d.value("replacement", "\xE2\x96\x81");
-    const bool prefix = d.contains("add_prefix_space") && d["add_prefix_space"].is_boolean() && d["add_prefix_space"].get<bool>();
-    for (size_t i = 0; i < toks.size(); ++i) {
-      std::string r;
-      size_t k = 0;
-      for (size_t f = toks[i].find(rep); f != std::string::npos; f = toks[i].find(rep, k)) {
-        r.append(toks[i], k, f - k);
-        r += ' ';
-        k = f + rep.size();
+    case DecodeStep::Strip: {
+      const std::string& content = d.content;
+      for (auto& t : toks) {
+        size_t b = 0, e = t.size();
+        for (size_t k = 0; k < d.start && t.compare(b, content.size(), content) == 0 && b < e; ++k) b += content.size();
+        for (size_t k = 0; k < d.stop && e >= b + content.size() && t.compare(e - content.size(), content.size(), content) == 0; ++k)
+          e -= content.size();
+        t = t.substr(b, e - b);
       }
-      r.append(toks[i], k, std::string::npos);
-      if (i == 0 && prefix && !r.empty() && r[0] == ' ') r.erase(0, 1);
-      toks[i] = r;
+      return toks;
     }
-    return toks;
+    case DecodeStep::Metaspace: {
+      const std::string& rep = d.content;
+      for (size_t i = 0; i < toks.size(); ++i) {
+        std::string r;
+        size_t k = 0;
+        for (size_t f = toks[i].find(rep); f != std::string::npos; f = toks[i].find(rep, k)) {
+          r.append(toks[i], k, f - k);
+          r += ' ';
+          k = f + rep.size();
+        }
+        r.append(toks[i], k, std::string::npos);
+        if (i == 0 && d.prefix && !r.empty() && r[0] == ' ') r.erase(0, 1);
+        toks[i] = r;
+      }
+      return toks;
+    }
+    case DecodeStep::Unsupported: throw Error("decoder type \"" + d.content + "\" is not supported");
   }
-  throw Error("decoder type \"" + type + "\" is not supported");
+  return toks;
 }
 
 std::string HfTokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
@@ -325,10 +372,11 @@ std::string HfTokenizer::decode(const std::vector<int32_t>& ids, bool skip_speci
     toks.push_back(id_to_token(id));
   }
   std::string out;
-  if (decoder_.is_null()) {
+  if (!has_decoder_) {
     for (size_t i = 0; i < toks.size(); ++i) out += (i ? " " : "") + toks[i];
   } else {
-    for (const auto& t : run_decoder(decoder_, toks)) out += t;
+    for (const auto& step : decoder_) toks = run_decoder(step, std::move(toks));
+    for (const auto& t : toks) out += t;
   }
   if (cfg_.clean_up_tokenization_spaces) {
     static const std::pair<const char*, const char*> rules[] = {{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","},

@@ -32,7 +32,16 @@ class HfTokenizer : public Tokenizer {
   Encoding encode_llama_nonlegacy(const std::string& text, bool add_special) const;
   Encoding post_process(const Encoding& enc) const;
   void add_text(const std::string& text, size_t base, bool first, Encoding& out) const;
-  std::vector<std::string> run_decoder(const nlohmann::json& d, std::vector<std::string> toks) const;
+  // One decoder of the chain, read and checked when the file is loaded (a Sequence is flattened).
+  struct DecodeStep {
+    // Unsupported: a type Hone does not run; encoding works, decoding throws naming it (content).
+    enum Kind { ByteLevel, Replace, ByteFallback, Fuse, Strip, Metaspace, Unsupported } kind;
+    std::string pattern, content;  // Replace: pattern -> content; Strip: content; Metaspace: the replacement
+    size_t start = 0, stop = 0;    // Strip
+    bool prefix = false;           // Metaspace: add_prefix_space
+  };
+  static void parse_decoder(const nlohmann::json& d, std::vector<DecodeStep>* steps, int depth);
+  static std::vector<std::string> run_decoder(const DecodeStep& d, std::vector<std::string> toks);
 
   std::unique_ptr<BpeModel> model_;
   std::unique_ptr<Normalizer> normalizer_;
@@ -40,7 +49,8 @@ class HfTokenizer : public Tokenizer {
   PreTokenizeState pstate_;
   AddedTokenSplitter added_;
   std::vector<TemplateItem> post_;
-  nlohmann::json decoder_;
+  std::vector<DecodeStep> decoder_;
+  bool has_decoder_ = false;
   size_t vocab_size_ = 0;
   bool llama_nonlegacy_ = false;
 };

@@ -160,6 +160,43 @@ TEST(Tokenizer, BadFilesGiveErrorsNamingTheFile) {
   }
 }
 
+// Found by fuzzing (tests/fuzz/regressions/tokenizer_json): the decoder was read at decode time,
+// so a malformed one threw nlohmann's exceptions there (or looped for ever on an empty Metaspace
+// replacement); now it is checked when the file is loaded.
+TEST(Tokenizer, MalformedDecodersAreRefusedOnLoad) {
+  const json base = test::load_json(test::shared("tokenizers/mistral/tokenizer.json"));
+  const std::string d = test::temp_dir("tok-decoder");
+  auto with_decoder = [&](const json& dec) {
+    json tj = base;
+    tj["decoder"] = dec;
+    write_file_atomic(d + "/tokenizer.json", tj.dump());
+    return load_tokenizer(d);
+  };
+  for (const json& bad : {json{{"type", "Replace"}, {"content", " "}}, json{{"type", "Metaspace"}, {"replacement", ""}},
+                          json{{"type", "Strip"}, {"content", " "}, {"start", -1}}, json{{"type", "Sequence"}, {"decoders", 3}},
+                          json{{"type", 7}}, json::array()}) {
+    try {
+      with_decoder(bad);
+      ADD_FAILURE() << bad.dump() << " loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(d + "/tokenizer.json"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("decoder"), std::string::npos) << e.what();
+    }
+  }
+  // A decoder Hone does not run still encodes; decoding says which one.
+  auto tok = with_decoder(json{{"type", "Sequence"}, {"decoders", {{{"type", "CTC"}}}}});
+  const auto ids = tok->encode("Hello", false).ids;
+  EXPECT_FALSE(ids.empty());
+  try {
+    tok->decode(ids);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("CTC"), std::string::npos) << e.what();
+  }
+  // The file's own decoder chain decodes as before.
+  EXPECT_EQ(with_decoder(base["decoder"])->decode(ids), "Hello");
+}
+
 TEST(Tokenizer, ConcurrentEncodingGivesTheSameIds) {
   const Tokenizer& tok = tokenizer("qwen3");
   const std::string text = "Concurrency check: the quick brown fox jumps over 13 lazy dogs. ";
