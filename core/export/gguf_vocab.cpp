@@ -123,14 +123,59 @@ Vocab vocab_from_spm(const std::string& path) {
   return v;
 }
 
-std::string merge_string(const json& m) {
+std::string merge_string(const json& m, const std::string& path) {
   if (m.is_string()) return m.get<std::string>();
   if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string())
     return m[0].get<std::string>() + " " + m[1].get<std::string>();
-  throw Error("tokenizer.json: a merge is neither \"a b\" nor [\"a\", \"b\"]");
+  throw file_error(path, "a merge is neither \"a b\" nor [\"a\", \"b\"]");
 }
 
+// llama_cpp_pre_name on a parsed file; nlohmann's exceptions on fields of the wrong type.
+std::string pre_name_of(const json& j) {
+  if (!j.contains("pre_tokenizer") || j["pre_tokenizer"].is_null()) return "";
+  const json& p = j["pre_tokenizer"];
+  std::vector<json> parts;
+  if (p.value("type", "") == "Sequence") {
+    for (const auto& x : p.value("pretokenizers", json::array())) parts.push_back(x);
+  } else {
+    parts.push_back(p);
+  }
+  std::vector<std::string> sig;  // a compact signature of the sequence
+  std::string regex;
+  for (const auto& x : parts) {
+    const std::string t = x.value("type", "");
+    if (t == "Split" && x.contains("pattern") && x["pattern"].contains("Regex")) {
+      regex = x["pattern"]["Regex"].get<std::string>();
+      sig.push_back("split");
+    } else if (t == "ByteLevel") {
+      sig.push_back(x.value("use_regex", true) ? "bytelevel+regex" : "bytelevel");
+    } else if (t == "Digits") {
+      sig.push_back(x.value("individual_digits", false) ? "digits1" : "digits");
+    } else {
+      sig.push_back(t);
+    }
+  }
+  if (sig == std::vector<std::string>{"split", "bytelevel"})
+    for (const auto& pn : kPreNames)
+      if (regex == pn.regex) return pn.name;
+  if (sig == std::vector<std::string>{"digits1", "bytelevel+regex"}) return "smollm";  // SmolLM, SmolLM2
+  if (sig == std::vector<std::string>{"bytelevel+regex"}) return "gpt-2";
+  return "";
+}
+
+Vocab vocab_from_json_unchecked(const std::string& path, const std::string& text);
+
+// The file is anyone's: a field of the wrong type or a missing one (nlohmann's type_error and
+// out_of_range) is an error that names the file like the others.
 Vocab vocab_from_json(const std::string& path, const std::string& text) {
+  try {
+    return vocab_from_json_unchecked(path, text);
+  } catch (const json::exception& e) {
+    throw file_error(path, std::string("is not a tokenizer.json Hone can read: ") + e.what());
+  }
+}
+
+Vocab vocab_from_json_unchecked(const std::string& path, const std::string& text) {
   json j;
   try {
     j = json::parse(text);
@@ -162,7 +207,7 @@ Vocab vocab_from_json(const std::string& path, const std::string& text) {
     for (size_t i = 0; i < v.tokens.size(); ++i) id_of[v.tokens[i]] = static_cast<int32_t>(i);
     for (auto& s : v.scores) s = -1e9f;
     for (size_t r = 0; r < merges.size(); ++r) {
-      std::string m = merge_string(merges[r]);
+      std::string m = merge_string(merges[r], path);
       const size_t sp = m.find(' ');
       if (sp == std::string::npos) continue;
       m.erase(sp, 1);
@@ -180,7 +225,7 @@ Vocab vocab_from_json(const std::string& path, const std::string& text) {
       v.add_space_prefix = true;
   } else {
     v.merges.reserve(merges.size());
-    for (const auto& m : merges) v.merges.push_back(merge_string(m));
+    for (const auto& m : merges) v.merges.push_back(merge_string(m, path));
     v.pre = llama_cpp_pre_name(text);
   }
   if (!unk.empty()) {
@@ -241,36 +286,11 @@ SpmModelProto read_spm_model(const std::string& path) {
 }
 
 std::string llama_cpp_pre_name(const std::string& tokenizer_json_text) {
-  const json j = json::parse(tokenizer_json_text);
-  if (!j.contains("pre_tokenizer") || j["pre_tokenizer"].is_null()) return "";
-  const json& p = j["pre_tokenizer"];
-  std::vector<json> parts;
-  if (p.value("type", "") == "Sequence") {
-    for (const auto& x : p.value("pretokenizers", json::array())) parts.push_back(x);
-  } else {
-    parts.push_back(p);
+  try {
+    return pre_name_of(json::parse(tokenizer_json_text));
+  } catch (const json::exception&) {
+    return "";  // not a tokenizer.json (or not one whose pre-tokenizer llama.cpp knows)
   }
-  std::vector<std::string> sig;  // a compact signature of the sequence
-  std::string regex;
-  for (const auto& x : parts) {
-    const std::string t = x.value("type", "");
-    if (t == "Split" && x.contains("pattern") && x["pattern"].contains("Regex")) {
-      regex = x["pattern"]["Regex"].get<std::string>();
-      sig.push_back("split");
-    } else if (t == "ByteLevel") {
-      sig.push_back(x.value("use_regex", true) ? "bytelevel+regex" : "bytelevel");
-    } else if (t == "Digits") {
-      sig.push_back(x.value("individual_digits", false) ? "digits1" : "digits");
-    } else {
-      sig.push_back(t);
-    }
-  }
-  if (sig == std::vector<std::string>{"split", "bytelevel"})
-    for (const auto& pn : kPreNames)
-      if (regex == pn.regex) return pn.name;
-  if (sig == std::vector<std::string>{"digits1", "bytelevel+regex"}) return "smollm";  // SmolLM, SmolLM2
-  if (sig == std::vector<std::string>{"bytelevel+regex"}) return "gpt-2";
-  return "";
 }
 
 GgufVocabInfo add_gguf_vocab(GgufWriter& w, const std::string& tok_dir, int64_t n_vocab) {

@@ -218,6 +218,28 @@ print(json.dumps([[p.id_to_piece(i), p.get_score(i), t(i)] for i in range(p.get_
   }
 }
 
+// Found by fuzzing (tests/fuzz/regressions/tokenizer_json): fields of the wrong type in a
+// tokenizer.json escaped the export's vocabulary reader as bare nlohmann exceptions.
+TEST(Gguf, MalformedTokenizerJsonIsRefusedNamingTheFile) {
+  const std::string d = test::temp_dir("gguf-vocab-bad");
+  for (const char* text : {R"({"model": {"type": "BPE", "vocab": {"a": "zero"}, "merges": []}})",
+                           R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [1]}})", R"({"model": 5})",
+                           R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "added_tokens": [{"content": "<s>"}]})", "[]"}) {
+    write_file_atomic(d + "/tokenizer.json", text);
+    GgufWriter w;
+    try {
+      add_gguf_vocab(w, d, 8);
+      ADD_FAILURE() << text << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(d + "/tokenizer.json"), std::string::npos) << e.what();
+    }
+  }
+  // The pre-tokenizer name is "" (none llama.cpp knows) for anything it cannot read.
+  EXPECT_EQ(llama_cpp_pre_name(R"({"pre_tokenizer": {"type": "Sequence", "pretokenizers": 3}})"), "");
+  EXPECT_EQ(llama_cpp_pre_name(R"({"pre_tokenizer": [1, 2]})"), "");
+  EXPECT_EQ(llama_cpp_pre_name("not json"), "");
+}
+
 TEST(Gguf, TokenizerMetadataOfRealTokenizers) {
   // Qwen3: byte-level BPE, llama.cpp's "qwen2" pre-tokenizer, no BOS, <|im_end|> ends a turn.
   {
