@@ -27,11 +27,16 @@ const SpmTokenizer::Api& SpmTokenizer::api() {
   static std::once_flag once;
   std::call_once(once, [] {
     const std::string path = shim_path();
+    // Checked before dlopen: ASan (the fuzz build) aborts on any RTLD_DEEPBIND dlopen, even of a
+    // file that is not there.
+    if (!file_exists(path)) {
+      error = path + ": no SentencePiece shim (a build without libsentencepiece has none: use the model's tokenizer.json)";
+      return;
+    }
     void* lib = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (!lib) {
       const char* e = ::dlerror();
-      error = path + ": cannot load the SentencePiece shim: " + (e ? e : "unknown error") +
-              (file_exists(path) ? "" : " (a build without libsentencepiece has none: use the model's tokenizer.json)");
+      error = path + ": cannot load the SentencePiece shim: " + (e ? e : "unknown error");
       return;
     }
     auto sym = [&](const char* n) {
