@@ -21,6 +21,7 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "common/error.h"
+#include "common/memory_use.h"
 #include "common/runtime.h"
 #include "model/bf16_gemm.h"
 #include "model/cpu_gemm.h"
@@ -44,7 +45,10 @@ const char* const kBenchUsage = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|
 
 Prints one JSON object: tokens_per_s (median step), step_s, mfu (model FLOPs/s over the fp32
 GEMM peak measured here: the faster of BLAS and Hone's own fp32 GEMM path, gemm_gflops_blas and
-gemm_gflops_hone_fp32), gemm_gflops, peak_rss_mb, frozen_weight_bytes, trainable_params.
+gemm_gflops_hone_fp32), gemm_gflops, peak_rss_mb (anonymous + shared memory at its peak, sampled
+every 5 ms: pages of mapped model files, which the kernel can drop, are not counted),
+peak_rss_total_mb (VmHWM: everything resident, mapped files included), frozen_weight_bytes,
+trainable_params.
 Model FLOPs per token: 2N forward + 2N input gradients (+2N weight gradients when the base
 trains) over the matmul parameters N (head included), plus attention: 4*T*d per layer forward
 and twice that backward.
@@ -82,6 +86,7 @@ the bf16 GEMM peak measured here (gemm_gflops_bf16) and mfu_of_fp32_peak over th
 
 
 int cmd_bench(const Args& a) {
+  watch_memory();
   // --preset: a published model's shape (random weights); explicit options still win.
   struct Shape {
     const char* name;
@@ -289,6 +294,7 @@ int cmd_bench(const Args& a) {
                       {"base_dtype", base.bf16 ? "bf16" : "f32"},
                       {"peak_rss_mb", peak_rss_bytes() / 1048576.0},
                       {"peak_rss_bytes", peak_rss_bytes()},
+                      {"peak_rss_total_mb", memory_use().rss_peak / 1048576.0},
                       {"cpu_allocator", cpu_allocator_installed() ? "hone" : "system"},
                       {"alloc_cache_hits", alloc.hits},
                       {"alloc_cache_misses", alloc.misses},

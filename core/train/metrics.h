@@ -44,8 +44,10 @@ struct StepMetrics {
   int64_t step = 0, total_steps = 0;  // step counts finished optimizer steps
   double epoch = 0;
   double eta_s = 0;
-  int64_t rss_bytes = 0;       // resident now
-  int64_t peak_rss_bytes = 0;  // the process's peak since this run started (what must fit)
+  // Resident memory the process needs (anonymous + shared; pages of mapped model files, which the
+  // kernel can drop, are not counted: common/memory_use.h), now and at its peak (what must fit).
+  int64_t rss_bytes = 0;
+  int64_t peak_rss_bytes = 0;
   bool paused = false;
   Scalars scalars;
   // Names the recipe suggests plotting beside the loss (DPO: rewards/margins, rewards/accuracies).

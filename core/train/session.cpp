@@ -22,6 +22,7 @@
 #include "common/cpu_allocator.h"
 #include "common/error.h"
 #include "common/files.h"
+#include "common/memory_use.h"
 #include "common/runtime.h"
 #include "distributed/process_group.h"
 #include "model/bf16_gemm.h"
@@ -42,14 +43,6 @@ namespace hone {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-int64_t read_status_kb(const char* key) {
-  std::ifstream f("/proc/self/status");
-  std::string line;
-  while (std::getline(f, line))
-    if (line.rfind(key, 0) == 0) return std::atoll(line.c_str() + std::strlen(key)) * 1024;
-  return 0;
-}
 
 // Sums named scalars over micro-batches, keeping first-seen order.
 void accumulate(Scalars& into, const Scalars& add) {
@@ -127,6 +120,7 @@ Session::Session(const RunConfig& cfg, const TrainOptions& opt)
   rank_ = group_ ? group_->rank() : opt.rank;
   world_ = group_ ? group_->world_size() : std::max(1, opt.world_size);
   writer_ = rank_ == 0;
+  watch_memory();  // the peak that StepMetrics and bench report
 }
 
 // 1. Everything that can be wrong with the inputs is checked before training work starts.
@@ -454,7 +448,7 @@ StepEnd Session::step() {
   m.scalars.push_back({"elapsed_s", std::chrono::duration<double>(Clock::now() - t_start_).count()});
   const double per_step = std::chrono::duration<double>(Clock::now() - t_loop_).count() / (step + 1 - start_);
   m.eta_s = per_step * (total_ - step - 1);
-  m.rss_bytes = read_status_kb("VmRSS:");
+  m.rss_bytes = memory_use().needed();
   m.peak_rss_bytes = peak_rss_bytes();
   bool stop_early = false;
   if (recipe_->eval_size() > 0 && ((cfg_.eval_every > 0 && (step + 1) % cfg_.eval_every == 0) || step + 1 == total_)) {
@@ -587,7 +581,7 @@ TrainResult Session::run() {
 
 }  // namespace
 
-int64_t peak_rss_bytes() { return read_status_kb("VmHWM:"); }
+int64_t peak_rss_bytes() { return needed_peak(); }
 
 TrainResult train(const RunConfig& cfg, const TrainOptions& opt) { return Session(cfg, opt).run(); }
 
