@@ -46,7 +46,7 @@ const char* const kBenchUsage = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|
 Prints one JSON object: tokens_per_s (median step), step_s, mfu (model FLOPs/s over the fp32
 GEMM peak measured here: the faster of BLAS and Hone's own fp32 GEMM path, gemm_gflops_blas and
 gemm_gflops_hone_fp32), gemm_gflops, peak_rss_mb (anonymous + shared memory at its peak, sampled
-every 5 ms: pages of mapped model files, which the kernel can drop, are not counted),
+every 10 ms: pages of mapped model files, which the kernel can drop, are not counted),
 peak_rss_total_mb (VmHWM: everything resident, mapped files included), frozen_weight_bytes,
 trainable_params.
 Model FLOPs per token: 2N forward + 2N input gradients (+2N weight gradients when the base

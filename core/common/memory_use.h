@@ -16,7 +16,7 @@ struct MemoryUse {
 // This process's figures now, from /proc/self/status (zeros where the kernel does not say).
 MemoryUse memory_use();
 
-// Starts, once per process, a thread that samples memory_use().needed() every 5 ms, so that the
+// Starts, once per process, a thread that samples memory_use().needed() every 10 ms, so that the
 // peak below sees the short high points of a training step (the activations of its forward pass).
 // A peak shorter than the period can be missed; VmHWM (rss_peak) misses none but counts file pages.
 void watch_memory();

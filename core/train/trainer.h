@@ -65,7 +65,7 @@ struct TrainResult {
 TrainResult train(const RunConfig& cfg, const TrainOptions& opt);
 
 // Peak resident memory this process needed, in bytes: anonymous + shared memory, sampled every
-// 5 ms once watch_memory() runs (train() starts it); pages of mapped model files are not counted
+// 10 ms once watch_memory() runs (train() starts it); pages of mapped model files are not counted
 // (common/memory_use.h; VmHWM, which counts them, is memory_use().rss_peak).
 int64_t peak_rss_bytes();
 
