@@ -189,9 +189,18 @@ Vocab vocab_from_json_unchecked(const std::string& path, const std::string& text
   const bool spm_style = model.value("byte_fallback", false);
   v.model = spm_style ? "llama" : "gpt2";
   const json& vocab = model.at("vocab");
+  const size_t n_added = j.contains("added_tokens") && j["added_tokens"].is_array() ? j["added_tokens"].size() : 0;
+  // The token table is as long as the highest id, so ids are checked before it grows: integers
+  // (a cast of 1e300 is undefined), and not far beyond the tokens the file holds (real files are dense).
+  const int64_t id_limit = std::min<int64_t>(1 << 24, 4 * static_cast<int64_t>(vocab.size() + n_added) + 1024);
+  auto id_of = [&](const json& x, const std::string& what) {
+    if (!x.is_number_integer() || x.get<int64_t>() < 0 || x.get<int64_t>() >= id_limit)
+      throw file_error(path, what + " has id " + x.dump() + ", not one of the " + std::to_string(vocab.size() + n_added) +
+                                 " token ids the file can hold");
+    return x.get<int64_t>();
+  };
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const int64_t id = it.value().get<int64_t>();
-    if (id < 0 || id > (1 << 24)) throw file_error(path, "token id " + std::to_string(id) + " out of range");
+    const int64_t id = id_of(it.value(), "token '" + it.key() + "'");
     const std::string& s = it.key();
     int type = kNormal;
     if (spm_style && is_byte_piece(s)) type = kByte;
@@ -234,9 +243,8 @@ Vocab vocab_from_json_unchecked(const std::string& path, const std::string& text
   }
   if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
     for (const auto& a : j["added_tokens"]) {
-      const int64_t id = a.at("id").get<int64_t>();
-      if (id < 0 || id > (1 << 24)) throw file_error(path, "added token id " + std::to_string(id) + " out of range");
       const std::string s = a.at("content").get<std::string>();
+      const int64_t id = id_of(a.at("id"), "added token '" + s + "'");
       int type = a.value("special", false) ? kControl : kUserDefined;
       if (s == unk) type = kUnknown;
       set_token(v, static_cast<size_t>(id), s, type, 0);

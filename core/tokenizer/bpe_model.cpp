@@ -45,12 +45,16 @@ BpeModel::BpeModel(const nlohmann::json& m) {
   if (!m.contains("vocab") || !m["vocab"].is_object()) throw Error("tokenizer model has no vocab object");
   int32_t max_id = -1;
   for (auto it = m["vocab"].begin(); it != m["vocab"].end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() > 10000000)
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() >= kMaxTokenId)
       throw Error("vocab entry '" + it.key() + "' has an invalid id");
     int32_t id = it.value().get<int32_t>();
     vocab_[it.key()] = id;
     max_id = std::max(max_id, id);
   }
+  // The table below is as long as the highest id: a few entries with ids in the millions must not
+  // make it gigabytes. Real vocabularies are dense (ids 0..n-1).
+  if (static_cast<size_t>(max_id + 1) > 4 * vocab_.size() + 1024)
+    throw Error("vocab ids reach " + std::to_string(max_id) + " but it has only " + std::to_string(vocab_.size()) + " entries");
   id_to_tok_.resize(static_cast<size_t>(max_id + 1));
   for (auto& kv : vocab_) id_to_tok_[kv.second] = kv.first;
   byte_fallback_ = m.value("byte_fallback", false);

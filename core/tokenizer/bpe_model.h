@@ -24,8 +24,12 @@ class BpeModel {
 
   int32_t token_to_id(const std::string& s) const;  // -1 when absent
   const std::string& id_to_token(int32_t id) const;
-  size_t vocab_size() const { return id_to_tok_.size(); }
+  size_t vocab_size() const { return id_to_tok_.size(); }  // highest id + 1
+  size_t tokens() const { return vocab_.size(); }            // entries of the vocab
   void add_token(const std::string& s, int32_t id);  // added tokens outside the model's vocab
+
+  // Ids index a table: none may pass this, nor lie far beyond the number of tokens a file has.
+  static constexpr int32_t kMaxTokenId = 1 << 24;
 
   bool byte_fallback() const { return byte_fallback_; }
 

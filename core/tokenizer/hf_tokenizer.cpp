@@ -4,6 +4,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "tokenizer/hf_tokenizer.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "common/error.h"
 #include "common/files.h"
 #include "common/json_file.h"
@@ -14,6 +17,14 @@ namespace hone {
 namespace {
 
 bool is_llama_class(const std::string& c) { return c == "LlamaTokenizer" || c == "LlamaTokenizerFast"; }
+
+// A token id from the file: an integer (a float such as 1e300 would be undefined behaviour to
+// convert) within int32.
+int32_t token_id(const nlohmann::json& v, const std::string& what) {
+  if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > std::numeric_limits<int32_t>::max())
+    throw Error(what + " is not a token id: " + v.dump());
+  return static_cast<int32_t>(v.get<int64_t>());
+}
 
 void require_utf8(const std::string& text) {
   size_t bad = 0;
@@ -46,10 +57,20 @@ HfTokenizer::HfTokenizer(const std::string& path, TokenizerConfig cfg) {
                                   &st);
     }
     vocab_size_ = model_->vocab_size();
+    // Ids are indexes into a table as long as the highest one: an added token far beyond the
+    // vocabulary (2^31 in a few bytes) would have it allocate gigabytes. Real files are dense.
+    const size_t n_added = (j.contains("added_tokens") && j["added_tokens"].is_array() ? j["added_tokens"].size() : 0) +
+                           cfg_.added_tokens_decoder.size();
+    const size_t id_limit = std::min<size_t>(BpeModel::kMaxTokenId, 4 * (model_->tokens() + n_added) + 1024);
+    auto check_id = [&](const AddedToken& t) {
+      if (static_cast<size_t>(t.id) >= id_limit)
+        throw Error("added token \"" + t.content + "\" has id " + std::to_string(t.id) + ", far beyond the " +
+                    std::to_string(model_->tokens() + n_added) + " tokens the files define");
+    };
     if (j.contains("added_tokens") && j["added_tokens"].is_array()) {
       for (const auto& a : j["added_tokens"]) {
         AddedToken t;
-        t.id = a.value("id", -1);
+        t.id = a.contains("id") && !a["id"].is_null() ? token_id(a["id"], "an added token's id") : -1;
         t.content = a.value("content", "");
         t.special = a.value("special", false);
         t.lstrip = a.value("lstrip", false);
@@ -57,6 +78,7 @@ HfTokenizer::HfTokenizer(const std::string& path, TokenizerConfig cfg) {
         t.single_word = a.value("single_word", false);
         t.normalized = a.value("normalized", false);
         if (t.id < 0 || t.content.empty()) continue;
+        check_id(t);
         added_.add(t);
         model_->add_token(t.content, t.id);
         vocab_size_ = std::max(vocab_size_, static_cast<size_t>(t.id) + 1);
@@ -64,6 +86,7 @@ HfTokenizer::HfTokenizer(const std::string& path, TokenizerConfig cfg) {
     }
     for (const auto& t : cfg_.added_tokens_decoder) {
       if (!added_.find_content(t.content) && t.id >= 0) {
+        check_id(t);
         added_.add(t);
         model_->add_token(t.content, t.id);
         vocab_size_ = std::max(vocab_size_, static_cast<size_t>(t.id) + 1);
@@ -75,22 +98,23 @@ HfTokenizer::HfTokenizer(const std::string& path, TokenizerConfig cfg) {
         if (p.is_null()) return;
         const std::string type = p.value("type", "");
         if (type == "TemplateProcessing") {
-          for (const auto& item : p["single"]) {
+          // at(), not []: a missing key or index throws, where [] on a const JSON value is undefined.
+          for (const auto& item : p.at("single")) {
             if (item.contains("Sequence")) post_.push_back({true, {}});
             else if (item.contains("SpecialToken")) {
-              std::string id = item["SpecialToken"]["id"];
-              const auto& st = p["special_tokens"][id];
+              std::string id = item.at("SpecialToken").at("id");
+              const auto& st = p.at("special_tokens").at(id);
               std::vector<int32_t> ids;
-              for (const auto& x : st["ids"]) ids.push_back(x.get<int32_t>());
+              for (const auto& x : st.at("ids")) ids.push_back(token_id(x, "post-processor token " + id));
               post_.push_back({false, ids});
             }
           }
         } else if (type == "RobertaProcessing" || type == "BertProcessing") {
-          post_.push_back({false, {p["cls"][1].get<int32_t>()}});
+          post_.push_back({false, {token_id(p.at("cls").at(1), "the cls token")}});
           post_.push_back({true, {}});
-          post_.push_back({false, {p["sep"][1].get<int32_t>()}});
+          post_.push_back({false, {token_id(p.at("sep").at(1), "the sep token")}});
         } else if (type == "Sequence") {
-          for (const auto& q : p["processors"]) parse_post(q);
+          for (const auto& q : p.at("processors")) parse_post(q);
         } else if (type != "ByteLevel") {
           throw Error("post-processor type \"" + type + "\" is not supported");
         }

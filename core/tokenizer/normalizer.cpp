@@ -215,12 +215,13 @@ std::unique_ptr<Normalizer> make_normalizer(const nlohmann::json& j) {
     return std::make_unique<UnicodeNorm>(f);
   }
   if (type == "Lowercase") return std::make_unique<Lowercase>();
-  if (type == "Replace") return std::make_unique<Replace>(pattern_string(j["pattern"], "Replace normalizer"), j.value("content", ""));
+  if (type == "Replace")
+    return std::make_unique<Replace>(pattern_string(j.value("pattern", nlohmann::json()), "Replace normalizer"), j.value("content", ""));
   if (type == "Prepend") return std::make_unique<Prepend>(j.value("prepend", ""));
   if (type == "Strip") return std::make_unique<Strip>(j.value("strip_left", true), j.value("strip_right", true));
   if (type == "Sequence") {
     auto seq = std::make_unique<SequenceNorm>();
-    for (const auto& p : j["normalizers"])
+    for (const auto& p : j.at("normalizers"))  // at(): a missing key throws, [] on a const object is undefined
       if (auto n = make_normalizer(p)) seq->parts.push_back(std::move(n));
     return seq;
   }

@@ -227,7 +227,7 @@ std::unique_ptr<PreTokenizer> make_pretokenizer(const nlohmann::json& j, PreToke
   if (j.is_null()) return nullptr;
   const std::string type = j.value("type", "");
   if (type == "Split")
-    return std::make_unique<SplitPT>(j["pattern"], parse_behavior(j.value("behavior", "Isolated")), j.value("invert", false));
+    return std::make_unique<SplitPT>(j.at("pattern"), parse_behavior(j.value("behavior", "Isolated")), j.value("invert", false));
   if (type == "ByteLevel") {
     state->byte_level = true;
     return std::make_unique<ByteLevelPT>(j.value("add_prefix_space", false), j.value("use_regex", true));
@@ -247,7 +247,7 @@ std::unique_ptr<PreTokenizer> make_pretokenizer(const nlohmann::json& j, PreToke
     return std::make_unique<SplitPT>(std::make_unique<Regex>("\\p{P}"), parse_behavior(j.value("behavior", "Isolated")));
   if (type == "Sequence") {
     auto seq = std::make_unique<SequencePT>();
-    for (const auto& p : j["pretokenizers"])
+    for (const auto& p : j.at("pretokenizers"))  // at(): a missing key throws, [] on a const object is undefined
       if (auto q = make_pretokenizer(p, state)) seq->parts.push_back(std::move(q));
     return seq;
   }

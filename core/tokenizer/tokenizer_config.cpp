@@ -41,44 +41,48 @@ TokenizerConfig load_tokenizer_config(const std::string& dir_or_ref) {
   TokenizerConfig c;
   const std::string path = join_path(dir, "tokenizer_config.json");
   if (file_exists(path)) {
-    nlohmann::json j = read_json_file(path);
-    if (!j.is_object()) throw file_error(path, "not a JSON object");
-    if (j.contains("bos_token")) c.bos_token = token_text(j["bos_token"]);
-    if (j.contains("eos_token")) c.eos_token = token_text(j["eos_token"]);
-    if (j.contains("pad_token")) c.pad_token = token_text(j["pad_token"]);
-    if (j.contains("unk_token")) c.unk_token = token_text(j["unk_token"]);
-    if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) c.add_bos_token = j["add_bos_token"].get<bool>();
-    if (j.contains("add_eos_token") && j["add_eos_token"].is_boolean()) c.add_eos_token = j["add_eos_token"].get<bool>();
-    if (j.contains("legacy") && j["legacy"].is_boolean()) c.legacy = j["legacy"].get<bool>();
-    if (j.contains("tokenizer_class") && j["tokenizer_class"].is_string()) c.tokenizer_class = j["tokenizer_class"];
-    c.clean_up_tokenization_spaces = j.value("clean_up_tokenization_spaces", false);
-    if (j.contains("model_max_length") && j["model_max_length"].is_number_integer())
-      c.model_max_length = j["model_max_length"].get<int64_t>();
-    if (j.contains("chat_template")) {
-      const auto& t = j["chat_template"];
-      if (t.is_string()) c.chat_template = t;
-      else if (t.is_array())  // [{"name": "default", "template": "..."}, ...]
-        for (const auto& e : t)
-          if (e.is_object() && e.value("name", "") == "default" && e.contains("template")) c.chat_template = e["template"];
-      if (!c.chat_template.empty()) c.chat_template_file = path + " (chat_template)";
-    }
-    if (j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()) {
-      for (auto it = j["added_tokens_decoder"].begin(); it != j["added_tokens_decoder"].end(); ++it) {
-        AddedToken a;
-        try {
-          a.id = std::stoi(it.key());
-        } catch (...) {
-          throw file_error(path, "added_tokens_decoder key '" + it.key() + "' is not an id");
-        }
-        const auto& v = it.value();
-        a.content = token_text(v);
-        a.special = v.value("special", false);
-        a.lstrip = v.value("lstrip", false);
-        a.rstrip = v.value("rstrip", false);
-        a.single_word = v.value("single_word", false);
-        a.normalized = v.value("normalized", false);
-        if (!a.content.empty()) c.added_tokens_decoder.push_back(a);
+    try {
+      nlohmann::json j = read_json_file(path);
+      if (!j.is_object()) throw file_error(path, "not a JSON object");
+      if (j.contains("bos_token")) c.bos_token = token_text(j["bos_token"]);
+      if (j.contains("eos_token")) c.eos_token = token_text(j["eos_token"]);
+      if (j.contains("pad_token")) c.pad_token = token_text(j["pad_token"]);
+      if (j.contains("unk_token")) c.unk_token = token_text(j["unk_token"]);
+      if (j.contains("add_bos_token") && j["add_bos_token"].is_boolean()) c.add_bos_token = j["add_bos_token"].get<bool>();
+      if (j.contains("add_eos_token") && j["add_eos_token"].is_boolean()) c.add_eos_token = j["add_eos_token"].get<bool>();
+      if (j.contains("legacy") && j["legacy"].is_boolean()) c.legacy = j["legacy"].get<bool>();
+      if (j.contains("tokenizer_class") && j["tokenizer_class"].is_string()) c.tokenizer_class = j["tokenizer_class"];
+      c.clean_up_tokenization_spaces = j.value("clean_up_tokenization_spaces", false);
+      if (j.contains("model_max_length") && j["model_max_length"].is_number_integer())
+        c.model_max_length = j["model_max_length"].get<int64_t>();
+      if (j.contains("chat_template")) {
+        const auto& t = j["chat_template"];
+        if (t.is_string()) c.chat_template = t;
+        else if (t.is_array())  // [{"name": "default", "template": "..."}, ...]
+          for (const auto& e : t)
+            if (e.is_object() && e.value("name", "") == "default" && e.contains("template")) c.chat_template = e["template"];
+        if (!c.chat_template.empty()) c.chat_template_file = path + " (chat_template)";
       }
+      if (j.contains("added_tokens_decoder") && j["added_tokens_decoder"].is_object()) {
+        for (auto it = j["added_tokens_decoder"].begin(); it != j["added_tokens_decoder"].end(); ++it) {
+          AddedToken a;
+          try {
+            a.id = std::stoi(it.key());
+          } catch (...) {
+            throw file_error(path, "added_tokens_decoder key '" + it.key() + "' is not an id");
+          }
+          const auto& v = it.value();
+          a.content = token_text(v);
+          a.special = v.value("special", false);
+          a.lstrip = v.value("lstrip", false);
+          a.rstrip = v.value("rstrip", false);
+          a.single_word = v.value("single_word", false);
+          a.normalized = v.value("normalized", false);
+          if (!a.content.empty()) c.added_tokens_decoder.push_back(a);
+        }
+      }
+    } catch (const nlohmann::json::exception& e) {  // a field of another type than the one read
+      throw file_error(path, std::string("unexpected structure: ") + e.what());
     }
   }
   const std::string jinja = join_path(dir, "chat_template.jinja");

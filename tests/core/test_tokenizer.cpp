@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <thread>
 #include <memory>
@@ -195,6 +196,49 @@ TEST(Tokenizer, MalformedDecodersAreRefusedOnLoad) {
   }
   // The file's own decoder chain decodes as before.
   EXPECT_EQ(with_decoder(base["decoder"])->decode(ids), "Hello");
+}
+
+// Also from fuzzing: ids index a table as long as the highest one, so an id far beyond the
+// vocabulary (or 2^31, which overflowed) is refused before anything is allocated; keys that
+// are missing or of the wrong type are errors naming the file, in tokenizer_config.json too.
+TEST(Tokenizer, IdsAndStructureAreCheckedBeforeUse) {
+  const json base = test::load_json(test::shared("tokenizers/mistral/tokenizer.json"));
+  const std::string d = test::temp_dir("tok-ids");
+  auto load_with = [&](const std::function<void(json&)>& edit) {
+    json tj = base;
+    edit(tj);
+    write_file_atomic(d + "/tokenizer.json", tj.dump());
+    return load_tokenizer(d);
+  };
+  const std::vector<std::pair<std::string, std::function<void(json&)>>> bad = {
+      {"far beyond", [](json& j) { j["added_tokens"].push_back({{"id", 2147483647}, {"content", "<big>"}}); }},
+      {"not a token id", [](json& j) { j["added_tokens"].push_back({{"id", 1e300}, {"content", "<f>"}}); }},
+      {"vocab ids reach", [](json& j) { j["model"]["vocab"]["far"] = 9999999; }},
+      {"not a token id", [](json& j) { j["post_processor"]["special_tokens"]["<s>"]["ids"] = {1.5}; }},
+      {"unexpected structure", [](json& j) { j["pre_tokenizer"] = {{"type", "Split"}}; }},
+      {"unexpected structure", [](json& j) { j["normalizer"] = {{"type", "Sequence"}}; }},
+      {"unexpected structure", [](json& j) { j["post_processor"] = {{"type", "BertProcessing"}}; }},
+  };
+  for (const auto& [why, edit] : bad) {
+    try {
+      load_with(edit);
+      ADD_FAILURE() << why << ": loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(d + "/tokenizer.json"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  }
+  write_file_atomic(d + "/tokenizer.json", base.dump());
+  for (const char* cfg : {R"({"clean_up_tokenization_spaces": "yes"})", R"({"added_tokens_decoder": {"5": "x"}})",
+                          R"({"chat_template": [{"name": "default", "template": 7}]})"}) {
+    write_file_atomic(d + "/tokenizer_config.json", cfg);
+    try {
+      load_tokenizer(d);
+      ADD_FAILURE() << cfg << ": loaded";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(d + "/tokenizer_config.json"), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Tokenizer, ConcurrentEncodingGivesTheSameIds) {
