@@ -109,6 +109,18 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path)
   if (c.vocab_size <= 0 || c.hidden_size <= 0 || c.intermediate_size <= 0 || c.num_layers <= 0 || c.num_heads <= 0 ||
       c.num_kv_heads <= 0)
     throw file_error(path, "sizes (vocab, hidden, intermediate, layers, heads, kv heads) must be positive");
+  // Far above any real model (the largest are near 256k vocab, 16k hidden, 128 layers), and low
+  // enough that sizes multiplied together (parameter counts, per-layer tables) stay within int64.
+  struct Limit {
+    const char* key;
+    int64_t value, most;
+  };
+  for (const Limit& l : {Limit{"vocab_size", c.vocab_size, 1 << 24}, Limit{"hidden_size", c.hidden_size, 1 << 17},
+                         Limit{"intermediate_size", c.intermediate_size, 1 << 20}, Limit{"num_hidden_layers", c.num_layers, 1 << 12},
+                         Limit{"num_attention_heads", c.num_heads, 1 << 12}, Limit{"num_key_value_heads", c.num_kv_heads, 1 << 12}})
+    if (l.value > l.most)
+      throw file_error(path, std::string("\"") + l.key + "\" is " + std::to_string(l.value) + ", beyond any real model (Hone reads at most " +
+                                 std::to_string(l.most) + ")");
   if (c.num_heads % c.num_kv_heads)
     throw file_error(path, "num_attention_heads (" + std::to_string(c.num_heads) +
                                ") is not a multiple of num_key_value_heads (" + std::to_string(c.num_kv_heads) + ")");
@@ -119,7 +131,7 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path)
     if (c.hidden_size % c.num_heads) throw file_error(path, "hidden_size is not a multiple of num_attention_heads");
     c.head_dim = c.hidden_size / c.num_heads;
   }
-  if (c.head_dim <= 0 || c.head_dim % 2) throw file_error(path, "head_dim must be positive and even");
+  if (c.head_dim <= 0 || c.head_dim % 2 || c.head_dim > (1 << 16)) throw file_error(path, "head_dim must be positive, even and at most 65536");
   c.tie_word_embeddings = get_bool(j, "tie_word_embeddings", path, c.arch->default_tied);
   bool attention_bias = get_bool(j, "attention_bias", path, false);
   c.qkv_bias = c.arch->qkv_bias_always || attention_bias;

@@ -681,6 +681,32 @@ TEST(Checkpoint, BadFoldersAreRejectedWithClearMessages) {
   expect_error(d6, "not a plain file name");
 }
 
+// Found by fuzzing (tests/fuzz/regressions/model_config): a Gemma 2 config with 10^12 layers
+// filled a per-layer table until memory ran out, and huge sizes overflowed the parameter count;
+// sizes beyond any real model are refused, naming the field.
+TEST(Checkpoint, ConfigSizesBeyondAnyModelAreRefused) {
+  const json base = test::load_json(ref("llama_gqa_llama3rope_f32") + "/config.json");
+  for (const auto& [key, value] : std::vector<std::pair<std::string, int64_t>>{
+           {"num_hidden_layers", 1000000000000}, {"hidden_size", int64_t{1} << 62}, {"vocab_size", int64_t{1} << 40},
+           {"intermediate_size", int64_t{1} << 40}, {"num_attention_heads", 1 << 20}, {"head_dim", 1 << 20}}) {
+    json cfg = base;
+    cfg[key] = value;
+    if (key == "num_attention_heads") cfg["num_key_value_heads"] = 1 << 20;
+    try {
+      parse_model_config(cfg, "m/config.json");
+      ADD_FAILURE() << key << " = " << value << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("m/config.json"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(key == "num_attention_heads" ? "num_" : key), std::string::npos) << e.what();
+    }
+  }
+  json gemma = base;
+  gemma["model_type"] = "gemma2";
+  gemma["num_hidden_layers"] = 1000000000000;
+  EXPECT_THROW(parse_model_config(gemma, "m/config.json"), Error);
+  EXPECT_GT(parse_model_config(base, "m/config.json").parameter_count(), 0);
+}
+
 TEST(Generate, GreedyWithCacheEqualsRecomputation) {
   auto lm = load_model(ref("gemma_headdim_tied_f32"));
   std::vector<int64_t> prompt = {3, 14, 15, 92, 65};
