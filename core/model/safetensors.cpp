@@ -111,11 +111,14 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     if (!v["dtype"].is_string() || !st_dtype_from_name(v["dtype"].get<std::string>(), &t.dtype))
       throw bad("unknown dtype " + v["dtype"].dump());
     if (!v["shape"].is_array()) throw bad("shape is not an array");
-    uint64_t numel = 1;
+    uint64_t numel = 1, nonzero = 1;
     for (const auto& d : v["shape"]) {
       if (!d.is_number_unsigned()) throw bad("shape " + v["shape"].dump() + " has a non-integer or negative dimension");
       uint64_t dim = d.get<uint64_t>();
-      if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / dim) throw bad("shape overflows");
+      // Also with a zero among them, the other dimensions must multiply within int64: shapes are
+      // int64 from here on, and numel() multiplies them in order ([2^62, 2, 0] overflowed).
+      if (dim != 0 && nonzero > (uint64_t{1} << 62) / dim) throw bad("shape " + v["shape"].dump() + " overflows");
+      if (dim != 0) nonzero *= dim;
       numel *= dim;
       t.shape.push_back(static_cast<int64_t>(dim));
     }

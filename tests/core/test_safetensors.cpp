@@ -106,6 +106,9 @@ TEST(Safetensors, RejectsMalformedFiles) {
       {"reversed", R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[4,0]}})", 4, -1, "end before"},
       {"missing", R"({"a":{"dtype":"F32","shape":[1]}})", 4, -1, "data_offsets"},
       {"meta", R"({"__metadata__":{"x":1}})", 0, -1, "not a string"},
+      // Zero-element tensors whose other dimensions overflow int64 (found writing the fuzz target).
+      {"zero_huge", R"({"a":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]}})", 0, -1, "overflows"},
+      {"zero_product", R"({"a":{"dtype":"F32","shape":[4611686018427387904,2,0],"data_offsets":[0,0]}})", 0, -1, "overflows"},
   };
   for (const auto& c : cases) {
     std::string p = make_file(d, std::string(c.name) + ".safetensors", c.header, c.buf, c.declared);
