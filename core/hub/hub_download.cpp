@@ -430,8 +430,10 @@ DownloadPlan plan_from_answer(const nlohmann::json& j, const DownloadRequest& r,
     f.path = path;
     const bool has_lfs = s.contains("lfs") && s["lfs"].is_object();
     f.lfs = has_lfs;
+    // At most 1 PiB a file: sizes are summed (and compared with free disk space) in int64.
     auto size_of = [&](const nlohmann::json& o) -> int64_t {
-      if (!o.contains("size") || !o["size"].is_number_integer() || o["size"].get<int64_t>() < 0)
+      if (!o.contains("size") || !o["size"].is_number_integer() || o["size"].get<int64_t>() < 0 ||
+          o["size"].get<int64_t>() > (int64_t{1} << 50))
         throw Error(what + ": " + path + " has no valid size in the hub's file list");
       return o["size"].get<int64_t>();
     };
@@ -451,9 +453,11 @@ DownloadPlan plan_from_answer(const nlohmann::json& j, const DownloadRequest& r,
     f.cached = file_size_or(join_path(repo, "blobs/" + f.blob), -1) == f.size;
     if (!f.cached) {
       f.partial = std::min(file_size_or(join_path(repo, "blobs/" + f.blob + ".incomplete"), 0), f.size);
-      p.bytes_to_fetch += f.size - f.partial;
+      if (__builtin_add_overflow(p.bytes_to_fetch, f.size - f.partial, &p.bytes_to_fetch))
+        throw Error(what + ": the hub's file list adds up to more bytes than any repo holds");
     }
-    p.bytes_total += f.size;
+    if (__builtin_add_overflow(p.bytes_total, f.size, &p.bytes_total))
+      throw Error(what + ": the hub's file list adds up to more bytes than any repo holds");
     p.files.push_back(f);
   }
   if (!dataset && r.include.empty() && !any_safetensors && any_pickle)

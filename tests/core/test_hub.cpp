@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/error.h"
 #include "common/files.h"
 #include "common/hub_cache.h"
 #include "hub/hub_download.h"
@@ -55,6 +56,40 @@ TEST(HubCache, NamesAndLocations) {
   ::setenv("XDG_CACHE_HOME", "/tmp/xdg", 1);
   EXPECT_EQ(hub_cache_dir(), "/tmp/xdg/huggingface/hub");
   ::unsetenv("XDG_CACHE_HOME");
+}
+
+// From the hub_plan fuzz target (tests/fuzz/regressions/hub_plan): a number like 1e999 in the
+// answer threw nlohmann's out_of_range past get_json (found by fuzzing), and file sizes near 2^63
+// overflowed the plan's totals (found writing the target).
+TEST(Hub, PlanChecksTheHubsAnswer) {
+  EXPECT_THROW(hub::parse_hub_json(R"({"sha": 1e999})", "org/name", "https://hub/api"), Error);
+  EXPECT_THROW(hub::parse_hub_json("<html>", "org/name", "https://hub/api"), Error);
+  const std::string sha = "0123456789abcdef0123456789abcdef01234567";
+  auto file = [](const std::string& name, int64_t size) {
+    return nlohmann::json{{"rfilename", name}, {"blobId", std::string(40, 'a')}, {"size", size}};
+  };
+  hub::DownloadRequest r;
+  r.ref.id = "org/name";
+  const std::string repo = temp_dir("hub-plan") + "/models--org--name";
+  const hub::DownloadPlan ok = hub::plan_from_answer({{"sha", sha}, {"siblings", {file("config.json", 700), file("model.safetensors", 4000)}}}, r, repo);
+  EXPECT_EQ(ok.commit, sha);
+  EXPECT_EQ(ok.bytes_total, 4700);
+  const std::pair<nlohmann::json, std::string> bad[] = {
+      {{{"sha", sha}, {"siblings", {file("config.json", INT64_MAX), file("model.safetensors", INT64_MAX)}}}, "no valid size"},
+      {{{"sha", sha}, {"siblings", {file("../../etc/passwd", 1)}}}, "unsafe file name"},
+      {{{"sha", sha}, {"siblings", {file("config.json", 1), file("config.json", 1)}}}, "twice"},
+      {{{"sha", 5}, {"siblings", nlohmann::json::array()}}, "commit hash"},
+      {nlohmann::json::array(), "commit hash"},
+  };
+  for (const auto& [answer, why] : bad) {
+    try {
+      hub::plan_from_answer(answer, r, repo);
+      ADD_FAILURE() << answer.dump() << " was planned";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("org/name"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  }
 }
 
 TEST(Hub, DownloadWritesHuggingfaceHubLayoutAndWorksOffline) {
