@@ -4,8 +4,11 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <limits>
 
 #include "common/error.h"
+#include "common/json_file.h"
 #include "common/utf8.h"
 #include "tokenizer/pretokenizer.h"
 
@@ -35,7 +38,7 @@ bool type_matches(const nlohmann::json& v, const std::string& t) {
   if (t == "object") return v.is_object();
   if (t == "array") return v.is_array();
   if (t == "string") return v.is_string();
-  if (t == "integer") return v.is_number_integer() || (v.is_number_float() && v.get<double>() == static_cast<int64_t>(v.get<double>()));
+  if (t == "integer") return v.is_number_integer() || (v.is_number_float() && v.get<double>() == std::trunc(v.get<double>()));
   if (t == "number") return v.is_number();
   if (t == "boolean") return v.is_boolean();
   if (t == "null") return v.is_null();
@@ -87,13 +90,15 @@ bool json_matches_schema(const nlohmann::json& v, const nlohmann::json& s) {
     if (s.contains("maximum") && s["maximum"].is_number() && x > s["maximum"].get<double>()) return false;
   }
   if (v.is_string()) {
-    const size_t n = utf8_chars(v.get<std::string>());
-    if (s.contains("minLength") && s["minLength"].is_number() && n < s["minLength"].get<size_t>()) return false;
-    if (s.contains("maxLength") && s["maxLength"].is_number() && n > s["maxLength"].get<size_t>()) return false;
+    const double n = static_cast<double>(utf8_chars(v.get<std::string>()));
+    if (s.contains("minLength") && s["minLength"].is_number() && n < s["minLength"].get<double>()) return false;
+    if (s.contains("maxLength") && s["maxLength"].is_number() && n > s["maxLength"].get<double>()) return false;
   }
   if (v.is_array()) {
-    if (s.contains("minItems") && s["minItems"].is_number() && v.size() < s["minItems"].get<size_t>()) return false;
-    if (s.contains("maxItems") && s["maxItems"].is_number() && v.size() > s["maxItems"].get<size_t>()) return false;
+    // Compared as doubles: get<size_t>() of a negative or huge bound (-1, 1e300) is undefined.
+    const double n = static_cast<double>(v.size());
+    if (s.contains("minItems") && s["minItems"].is_number() && n < s["minItems"].get<double>()) return false;
+    if (s.contains("maxItems") && s["maxItems"].is_number() && n > s["maxItems"].get<double>()) return false;
     if (s.contains("items") && s["items"].is_object())
       for (const auto& x : v)
         if (!json_matches_schema(x, s["items"])) return false;
@@ -128,11 +133,12 @@ RuleReward::RuleReward(const nlohmann::json& rules, const std::string& where) {
       rule.type = r["type"].get<std::string>();
       rule.weight = r.value("weight", 1.0);
       rule.ignore_case = r.value("ignore_case", false);
-      rule.min_chars = r.value("min_chars", int64_t{0});
-      rule.max_chars = r.value("max_chars", int64_t{0});
     } catch (const nlohmann::json::exception&) {
       throw Error(at + ": a field has the wrong type");
     }
+    for (const auto& [key, field] : {std::pair<const char*, int64_t*>{"min_chars", &rule.min_chars}, {"max_chars", &rule.max_chars}})
+      if (r.contains(key) && !json_integer(r[key], 0, std::numeric_limits<int64_t>::max(), field))
+        throw Error(at + ": \"" + key + "\" must be a non-negative integer");
     if (rule.type == "regex") {
       if (!r.contains("pattern") || !r["pattern"].is_string()) throw Error(at + ": a regex rule needs a \"pattern\"");
       rule.pattern = r["pattern"].get<std::string>();

@@ -39,7 +39,8 @@ void read_lora(RunConfig& c, const nlohmann::json& l, const std::string& where, 
   for (auto it = l.begin(); it != l.end(); ++it)
     if (!kLoraKeys.count(it.key())) throw Error(where + ": unknown key \"lora." + it.key() + "\"");
   try {
-    if (l.contains("r")) c.lora.r = l["r"].get<int64_t>();
+    if (l.contains("r") && !json_integer(l["r"], 1, int64_t{1} << 20, &c.lora.r))
+      throw Error(where + ": \"lora.r\" must be an integer from 1 to 1048576");
     if (l.contains("alpha")) c.lora.alpha = l["alpha"].get<double>();
     if (l.contains("dropout")) c.lora.dropout = l["dropout"].get<double>();
     if (l.contains("rslora")) c.lora.rslora = l["rslora"].get<bool>();

@@ -4,9 +4,14 @@
 // it reads in its own file (train/recipes.h lists them). Torch-free.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
+#include <algorithm>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <type_traits>
 #include <vector>
+
+#include "common/json_file.h"
 
 #include "peft/lora_config.h"
 
@@ -152,10 +157,19 @@ ConfigKey config_field(std::string name, std::string help, std::string label) {
   k.help = std::move(help);
   k.label = std::move(label);
   k.read = [](RunConfig& c, const nlohmann::json& v, const std::string& where, const std::string& key) {
-    try {
-      c.*Member = v.get<T>();
-    } catch (const nlohmann::json::exception&) {
-      detail::wrong_config_type(where, key);
+    if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+      // Checked, not get<T>(): a float such as 1e300 converted to an integer is undefined.
+      int64_t x = 0;
+      if (!json_integer(v, std::is_signed_v<T> ? static_cast<int64_t>(std::numeric_limits<T>::min()) : 0,
+                        static_cast<int64_t>(std::min<uint64_t>(std::numeric_limits<T>::max(), std::numeric_limits<int64_t>::max())), &x))
+        detail::wrong_config_type(where, key);
+      c.*Member = static_cast<T>(x);
+    } else {
+      try {
+        c.*Member = v.get<T>();
+      } catch (const nlohmann::json::exception&) {
+        detail::wrong_config_type(where, key);
+      }
     }
   };
   k.write = [](const RunConfig& c) { return nlohmann::json(c.*Member); };

@@ -30,6 +30,7 @@
 #include "train/memory_plan.h"
 #include "train/recipe.h"
 #include "train/recipes.h"
+#include "train/rule_reward.h"
 #include "train/schedule.h"
 #include "train/trainer.h"
 
@@ -551,6 +552,33 @@ TEST(RunConfigFile, UnknownKeysAndMissingFilesFailEarly) {
     }
     EXPECT_FALSE(is_directory(d + "/run-bf16"));
   }
+}
+
+// Found writing the run-config fuzz target (tests/fuzz/regressions/run_config): an integer key
+// given a float such as 1e300 was converted with undefined behaviour; now a whole-number float (2.0)
+// is that integer and anything else is the key's wrong type.
+TEST(RunConfigFile, IntegerKeysTakeWholeNumbersOnly) {
+  RunConfig c = default_run_config("lora");
+  apply_config_json(c, {{"batch_size", 2.0}, {"seed", 7}, {"lora", {{"r", 8.0}}}}, "cfg");
+  EXPECT_EQ(c.batch_size, 2);
+  EXPECT_EQ(c.seed, 7u);
+  EXPECT_EQ(c.lora.r, 8);
+  for (const json& bad : {json{{"batch_size", 1e300}}, json{{"batch_size", 2.5}}, json{{"max_steps", -1e300}},
+                          json{{"seed", -1}}, json{{"lora", {{"r", 1e300}}}}, json{{"lora", {{"r", 0}}}}}) {
+    RunConfig x = default_run_config("lora");
+    try {
+      apply_config_json(x, bad, "cfg");
+      ADD_FAILURE() << bad.dump() << " was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("cfg: "), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(RuleReward(json::array({{{"type", "length"}, {"max_chars", 1e300}}}), "cfg"), Error);
+  EXPECT_THROW(RuleReward(json::array({{{"type", "length"}, {"min_chars", -1}}}), "cfg"), Error);
+  // A JSON schema bound of any size compares without undefined behaviour.
+  EXPECT_FALSE(json_matches_schema(json::array({1}), {{"type", "array"}, {"maxItems", -1}}));
+  EXPECT_TRUE(json_matches_schema("abc", {{"type", "string"}, {"maxLength", 1e300}}));
+  EXPECT_TRUE(json_matches_schema(1e300, {{"type", "integer"}}));
 }
 
 // Every key the run config had before its keys moved beside their recipes still parses, and a
