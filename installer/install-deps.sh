@@ -23,6 +23,8 @@ pkgs=(
   qt6-base-dev libqcustomplot-dev libgl-dev xvfb xauth
   # packaging: the .deb (installer/build-package.sh) and its install test into a fresh root
   dpkg-dev lintian debootstrap
+  # fuzz targets under ASan + UBSan (tests/fuzz; CTest label fuzz): clang, libFuzzer and the sanitizer runtimes
+  clang-14 libclang-rt-14-dev
   # independent references for tests and benchmarks
   python3 python3-torch python3-numpy python3-sentencepiece python3-jinja2
 )
