@@ -114,6 +114,20 @@ void expect_same_run(const std::string& dir) {
   EXPECT_GT(one.front() - one.back(), 0.0);  // it learned something
 }
 
+// `hone-cli launch --nproc 2 -- train CFG` in the background, its stdout and stderr to files.
+pid_t start_launch(const std::string& cfg, const std::string& dir, const std::string& out, const std::string& err) {
+  const pid_t launcher = ::fork();
+  if (launcher == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    ::execl(HONE_CLI, HONE_CLI, "launch", "--nproc", "2", "--grace", "20", "--", "train", "--config", cfg.c_str(), "--run-dir",
+            dir.c_str(), "--workspace", fixture().ws.c_str(), "--json", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return launcher;
+}
+
 }  // namespace
 
 TEST(Launch, TwoProcessesTrainAsOneProcessWithTheirGlobalBatch) {
@@ -163,16 +177,8 @@ TEST(Launch, ALostRankStopsTheOtherWithOneLineAndTheRunResumes) {
   const std::string dir = f.dir + "/lost", out = f.dir + "/lost.out", err = f.dir + "/lost.err";
   const int steps = 80;
   const std::string cfg = write_config("lost", 2, steps, 1);
-  const pid_t launcher = ::fork();
-  ASSERT_GE(launcher, 0);
-  if (launcher == 0) {
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    ::execl(HONE_CLI, HONE_CLI, "launch", "--nproc", "2", "--grace", "20", "--", "train", "--config", cfg.c_str(), "--run-dir",
-            dir.c_str(), "--workspace", f.ws.c_str(), "--json", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  const pid_t launcher = start_launch(cfg, dir, out, err);
+  ASSERT_GT(launcher, 0);
   // Rank 1's pid from the launcher's first line, then the first checkpoints.
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
@@ -241,16 +247,8 @@ TEST(Launch, ARank0DeathMarksTheRunInterruptedAtOnce) {
   const std::string dir = f.dir + "/rank0", out = f.dir + "/rank0.out", err = f.dir + "/rank0.err";
   const int steps = 80;
   const std::string cfg = write_config("rank0", 2, steps, 1);
-  const pid_t launcher = ::fork();
-  ASSERT_GE(launcher, 0);
-  if (launcher == 0) {
-    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    ::dup2(o, 1);
-    ::dup2(e, 2);
-    ::execl(HONE_CLI, HONE_CLI, "launch", "--nproc", "2", "--grace", "20", "--", "train", "--config", cfg.c_str(), "--run-dir",
-            dir.c_str(), "--workspace", f.ws.c_str(), "--json", static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  const pid_t launcher = start_launch(cfg, dir, out, err);
+  ASSERT_GT(launcher, 0);
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   pid_t rank0 = -1;

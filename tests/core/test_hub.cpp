@@ -174,26 +174,37 @@ TEST(Hub, DroppedConnectionResumesToTheSameBytes) {
   EXPECT_EQ(ranged, 1);
 }
 
-TEST(Hub, InterruptedDownloadLeavesNothingHalfAndResumes) {
-  HubServer s("stall", "--stall model.safetensors");
-  const std::string sha = py_hash(model_src("model.safetensors"), false);
-  const std::string part = s.repo() + "/blobs/" + sha + ".incomplete";
-  const std::string cmd = "exec " + s.env() + HONE_CLI + " hub download test-org/tiny-model --jobs 2";
-  pid_t pid = fork();
+// Starts `cmd` (a hub download) against a --stall server and returns once the server has sent half
+// of the file with hash `sha` and stalled (the client waits for the rest); -1 if it never asked.
+pid_t start_stalled_download(HubServer& s, const std::string& cmd, const std::string& sha) {
+  const pid_t pid = fork();
   if (pid == 0) {
     execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
-  const int64_t half = static_cast<int64_t>(fs::file_size(model_src("model.safetensors")) / 2);
-  // The server logs the request, then sends half and stalls; the client is interrupted while it waits.
   auto asked = [&] {
     for (const auto& q : s.requests())
       if (q["path"].get<std::string>().rfind("/cdn/" + sha, 0) == 0) return true;
     return false;
   };
   for (int i = 0; i < 500 && !asked(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_TRUE(asked()) << "the client never asked for the file";
+  if (!asked()) {
+    kill(pid, SIGKILL);
+    waitpid(pid, nullptr, 0);
+    return -1;
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  return pid;
+}
+
+TEST(Hub, InterruptedDownloadLeavesNothingHalfAndResumes) {
+  HubServer s("stall", "--stall model.safetensors");
+  const std::string sha = py_hash(model_src("model.safetensors"), false);
+  const std::string part = s.repo() + "/blobs/" + sha + ".incomplete";
+  const std::string cmd = "exec " + s.env() + HONE_CLI + " hub download test-org/tiny-model --jobs 2";
+  const pid_t pid = start_stalled_download(s, cmd, sha);
+  ASSERT_GT(pid, 0) << "the client never asked for the file";
+  const int64_t half = static_cast<int64_t>(fs::file_size(model_src("model.safetensors")) / 2);
   kill(pid, SIGINT);  // as Ctrl-C does
   bool hung = false;
   int st = wait_bounded(pid, 30, hung);
@@ -222,20 +233,9 @@ TEST(Hub, KilledDownloadLeavesNothingHalfAndResumes) {
   const std::string sha = py_hash(model_src("model.safetensors"), false);
   const std::string part = s.repo() + "/blobs/" + sha + ".incomplete";
   const std::string cmd = "exec " + s.env() + HONE_CLI + " hub download test-org/tiny-model";
-  pid_t pid = fork();
-  if (pid == 0) {
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
+  const pid_t pid = start_stalled_download(s, cmd, sha);
+  ASSERT_GT(pid, 0) << "the client never asked for the file";
   const int64_t half = static_cast<int64_t>(fs::file_size(model_src("model.safetensors")) / 2);
-  auto asked = [&] {
-    for (const auto& q : s.requests())
-      if (q["path"].get<std::string>().rfind("/cdn/" + sha, 0) == 0) return true;
-    return false;
-  };
-  for (int i = 0; i < 500 && !asked(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  ASSERT_TRUE(asked()) << "the client never asked for the file";
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // half sent, the server stalls
   kill(pid, SIGKILL);
   bool hung = false;
   int st = wait_bounded(pid, 30, hung);
