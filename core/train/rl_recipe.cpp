@@ -6,6 +6,7 @@
 
 #include "common/error.h"
 #include "data/examples.h"
+#include "distributed/process_group.h"
 #include "peft/lora.h"
 
 namespace hone {
@@ -95,16 +96,27 @@ Scalars RlRecipe::evaluate(RecipeEnv& env, int64_t batch_size) {
   std::vector<Rollout> rows;
   std::vector<size_t> prompt_of;
   use_eval_ = true;
-  // Greedy, in batches of 32 prompts (padded on the left).
-  for (size_t i0 = 0; i0 < eval_.size(); i0 += 32) {
+  // Greedy, in batches of 32 prompts (padded on the left). Data-parallel: rank r takes batches r,
+  // r + world, ... (the same batches as one process, so the same greedy answers); the reward sums
+  // and counts are added over the ranks.
+  const size_t rank = env.group ? static_cast<size_t>(env.group->rank()) : 0;
+  const size_t world = env.group ? static_cast<size_t>(env.group->world_size()) : 1;
+  for (size_t i0 = rank * 32; i0 < eval_.size(); i0 += 32 * world) {
     std::vector<std::vector<int32_t>> prompts;
     for (size_t i = i0; i < std::min(eval_.size(), i0 + 32); ++i) prompts.push_back(eval_[i].ids), prompt_of.push_back(i);
     for (auto& r : sample_prompts(env.model, prompts, rs, gen)) rows.push_back(std::move(r));
   }
-  const std::vector<double> rewards = score(rows, prompt_of);
+  const std::vector<double> rewards = rows.empty() ? std::vector<double>{} : score(rows, prompt_of);
   use_eval_ = false;
-  double mean = 0;
-  for (double x : rewards) mean += x / static_cast<double>(rewards.size());
+  double total = 0, count = static_cast<double>(rewards.size());
+  for (double x : rewards) total += x;
+  if (world > 1) {
+    auto t = at::tensor(std::vector<double>{total, count}, at::kDouble);
+    env.group->all_reduce_sum(t);
+    total = t[0].item<double>();
+    count = t[1].item<double>();
+  }
+  const double mean = count > 0 ? total / count : 0;
   const double best = scorer_ ? 0.0 : rules_.max_score();
   return {{"eval_loss", best - mean}, {"eval_reward", mean}};
 }

@@ -7,6 +7,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "distributed/process_group.h"
 #include "train/loss.h"
 
 namespace hone {
@@ -71,12 +72,26 @@ Scalars TokenRecipe::evaluate(RecipeEnv& env, int64_t batch_size) {
   at::NoGradGuard ng;
   env.model->eval();
   BatchPlan plan(std::vector<int64_t>(eval_.size(), 0), batch_size, 0, false);
+  // Data-parallel: rank r scores batches r, r + world, ...; the loss sums and target counts are
+  // added over the ranks, so each rank does 1/world of the work and all get the whole set's loss.
+  const int64_t rank = env.group ? env.group->rank() : 0, world = env.group ? env.group->world_size() : 1;
+  if (world > 1 && !eval_split_said_ && env.log) {
+    env.log("held-out evaluation split over " + std::to_string(world) + " processes: " + std::to_string(plan.batches_per_epoch()) +
+            " batches");
+    eval_split_said_ = true;
+  }
   double sum = 0;
   int64_t n = 0;
-  for (int64_t b = 0; b < plan.batches_per_epoch(); ++b) {
+  for (int64_t b = rank; b < plan.batches_per_epoch(); b += world) {
     auto batch = collate(eval_, plan.indices(0, b), env.pad_id);
     sum += batch_loss_sum(env.model, batch, env.dev, env.autocast).item<double>();
     n += batch.label_tokens;
+  }
+  if (world > 1) {
+    auto t = at::tensor(std::vector<double>{sum, static_cast<double>(n)}, at::kDouble);
+    env.group->all_reduce_sum(t);
+    sum = t[0].item<double>();
+    n = static_cast<int64_t>(t[1].item<double>());
   }
   env.model->train();
   const double l = n ? sum / n : NAN;

@@ -27,6 +27,7 @@ class TokenRecipe : public Recipe {
   virtual std::vector<Sequence> build(const RunConfig& cfg, const Tokenizer& tok, const std::vector<std::string>& files,
                                       TokenizeStats* st, const LogFn& log) = 0;
   std::vector<Sequence> train_, eval_;
+  bool eval_split_said_ = false;
   TokenizeStats stats_;
 };
 

@@ -314,6 +314,58 @@ TEST(Launch, GrpoAndPpoRunOnTwoProcesses) {
   }
 }
 
+// Held-out evaluation is split across the ranks (each scores every world-th batch) and gathered:
+// 2 processes x batch 2 report the eval_loss of 1 process x batch 4 at every evaluation. GRPO's
+// greedy evaluation is split by batches of prompts and runs on 2 processes.
+TEST(Launch, HeldOutEvaluationIsSplitAndGathered) {
+  const auto& f = fixture();
+  std::string held;
+  for (int i = 0; i < 40; ++i)
+    held += json({{"instruction", "Spell " + std::to_string(i * 53 % 997)}, {"output", "It is " + std::to_string(i * 53 % 997) + "."}}).dump() + "\n";
+  const std::string eval_file = f.dir + "/held.jsonl";
+  write_file_atomic(eval_file, held);
+  auto config = [&](const std::string& name, int batch) {
+    json c = json::parse(read_file(write_config(name, batch, 4, 0)));
+    c["eval_data"] = {eval_file};
+    c["eval_every"] = 2;
+    const std::string path = f.dir + "/" + name + ".json";
+    std::ofstream(path) << c.dump(2);
+    return path;
+  };
+  auto eval_losses = [&](const std::string& dir) {
+    std::vector<double> v;
+    std::ifstream in(dir + "/metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      const json j = json::parse(line);
+      if (j.contains("eval_loss")) v.push_back(j["eval_loss"].get<double>());
+    }
+    return v;
+  };
+  const std::string one = f.dir + "/eval-one", two = f.dir + "/eval-two";
+  auto r1 = cli("train --config " + shell_quote(config("eval1", 4)) + " --run-dir " + shell_quote(one) + ws_arg() + " --json");
+  ASSERT_EQ(r1.code, 0) << r1.err;
+  auto r2 = cli("launch --nproc 2 -- train --config " + shell_quote(config("eval2", 2)) + " --run-dir " + shell_quote(two) + ws_arg() + " --json");
+  ASSERT_EQ(r2.code, 0) << r2.err;
+  EXPECT_NE(r2.out.find("held-out evaluation split over 2 processes"), std::string::npos) << r2.out;
+  const auto a = eval_losses(one), b = eval_losses(two);
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-5 * a[i]) << "evaluation " << i;
+
+  json g = {{"name", "grpo-eval"}, {"base_model", f.model}, {"method", "lora"}, {"recipe", "grpo"}, {"train_data", {f.data}},
+            {"eval_data", {eval_file}}, {"eval_every", 2}, {"rewards", {{{"type", "length"}, {"max_chars", 10}}}},
+            {"num_generations", 2}, {"max_new_tokens", 4}, {"batch_size", 2}, {"max_steps", 2}, {"max_seq_len", 64}};
+  const std::string path = f.dir + "/grpo-eval.json";
+  std::ofstream(path) << g.dump(2);
+  auto r = cli("launch --nproc 2 -- train --config " + shell_quote(path) + ws_arg() + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json done = last_json_line(r.out);
+  EXPECT_EQ(done["status"], "completed");
+  ASSERT_TRUE(done["metrics"].contains("eval_reward")) << done.dump();
+  EXPECT_GE(done["metrics"]["eval_reward"].get<double>(), 0.0);
+  EXPECT_LE(done["metrics"]["eval_reward"].get<double>(), 1.0 + 1e-9);
+}
+
 // DPO, ORPO, KTO, reward models and continued pre-training on 2 processes x batch 2 give the
 // losses of 1 process x batch 4 (their losses are normalised by the global batch's counts).
 TEST(Launch, PreferenceRewardAndCptRecipesMatchOneProcess) {
