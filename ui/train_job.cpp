@@ -56,8 +56,9 @@ void TrainJob::interrupt() {
 }
 
 // Data-parallel: hone-cli launch runs the ranks; this thread relays rank 0's JSON lines and the
-// launcher's and ranks' stderr, and passes Cancel on as SIGUSR1 (a stop recorded as cancelled) or
-// a session's end as SIGTERM (interrupted), which the launcher forwards to every rank.
+// launcher's and ranks' stderr, and passes Cancel on as SIGUSR1 (a stop recorded as cancelled), a
+// session's end as SIGTERM (interrupted), and Pause and Resume as SIGUSR2 (a toggle), which the
+// launcher forwards to every rank; the ranks pause and resume together.
 QVariant TrainJob::runLaunched(Job::Context& ctx, const std::string& ws_dir, const std::string& config_json, qint64 resume_run,
                                int processes) {
   const QString cli = QDir(QCoreApplication::applicationDirPath()).filePath("hone-cli");
@@ -80,7 +81,7 @@ QVariant TrainJob::runLaunched(Job::Context& ctx, const std::string& ws_dir, con
   QStringList err_lines;
   RunEvent done;
   bool have_done = false;
-  bool signalled = false;
+  bool signalled = false, pause_sent = false;
   auto relay = [&] {
     out += p.readAllStandardOutput();
     err += p.readAllStandardError();
@@ -112,6 +113,9 @@ QVariant TrainJob::runLaunched(Job::Context& ctx, const std::string& ws_dir, con
     if (!signalled && (control_ == 2 || ctx.cancelled())) {
       ::kill(static_cast<pid_t>(p.processId()), interrupted_ ? SIGTERM : SIGUSR1);
       signalled = true;
+    } else if (!signalled && (control_ == 1) != pause_sent) {
+      ::kill(static_cast<pid_t>(p.processId()), SIGUSR2);
+      pause_sent = !pause_sent;
     }
     if (p.state() == QProcess::NotRunning) {
       relay();

@@ -36,7 +36,7 @@ class TrainJob : public QObject {
   bool running() const;
   Job* worker() const { return job_; }
   bool paused() const { return control_ == 1; }
-  bool pausable() const { return processes_ == 1; }
+  bool pausable() const { return true; }  // several processes pause through hone-cli launch (SIGUSR2)
 
  Q_SIGNALS:
   void started(qint64 run_id, const QString& run_dir);

@@ -266,7 +266,7 @@ void TrainPage::setRunningUi(bool running) {
   start_->setEnabled(!running && ok);
   start_->setToolTip(ok ? "Start training (Ctrl+Enter)" : form_->inputs()->modelProblem());
   pause_->setEnabled(running && job_->pausable());
-  pause_->setToolTip(job_->pausable() ? QString() : "A run on several processes cannot pause; Cancel keeps a checkpoint.");
+  pause_->setToolTip(job_->pausable() ? QString() : "This run cannot pause; Cancel keeps a checkpoint.");
   cancel_->setEnabled(running);
   pause_->setText("Pause");
 }

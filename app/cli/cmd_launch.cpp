@@ -32,7 +32,8 @@ Each process gets RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR=12
 MASTER_PORT (a free port unless --master-port), as torchrun sets them, and a share of the cores.
 Rank 0 prints what the command prints; the other ranks print only their errors (prefixed with
 their rank). Ctrl-C, SIGTERM, SIGHUP and SIGUSR1 reach every rank, which stop together after the
-step in progress. When a rank dies, this says which and how; the others stop on their own within
+step in progress; SIGUSR2 pauses all ranks together after the step in progress and, sent again,
+resumes them. When a rank dies, this says which and how; the others stop on their own within
 seconds (their collectives fail) and are terminated if they have not after --grace seconds
 (default 60). The exit status is rank 0's, or 1 when a rank failed.
 )";
@@ -117,7 +118,7 @@ int cmd_launch(int argc, char** argv) {
   // Stop signals are recorded here and passed on to the ranks by the loop below.
   struct sigaction sa {};
   sa.sa_handler = [](int sig) { g_forward = sig; };
-  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) ::sigaction(sig, &sa, nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) ::sigaction(sig, &sa, nullptr);
 
   std::vector<pid_t> pids(static_cast<size_t>(nproc), -1);
   std::string listing;
@@ -131,7 +132,7 @@ int cmd_launch(int argc, char** argv) {
     if (pid == 0) {
       struct sigaction dfl {};
       dfl.sa_handler = SIG_DFL;
-      for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) ::sigaction(sig, &dfl, nullptr);
+      for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1, SIGUSR2}) ::sigaction(sig, &dfl, nullptr);
       ::setenv("RANK", std::to_string(r).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       ::setenv("WORLD_SIZE", std::to_string(nproc).c_str(), 1);

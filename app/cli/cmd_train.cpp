@@ -50,6 +50,9 @@ Ctrl-C, SIGTERM or SIGHUP (a closed terminal, logout) stop the run within one mi
 checkpoint is written and the run is recorded as interrupted, ready for `runs resume`. Runs also
 checkpoint every save_every_minutes (default 10) besides every save_every steps.
 SIGUSR1 stops the same way but records the run as cancelled (the desktop app's Cancel).
+SIGUSR2 pauses the run after the step in progress (everything stays in memory; the run is
+recorded as paused) and, sent again, resumes it; with several processes send it to
+`hone-cli launch`, which passes it on, and all ranks pause and resume together.
 The workspace defaults to $HONE_WORKSPACE, else ~/.local/share/hone.
 
 Several processes (data-parallel, docs/scale-out.md): started by torchrun, srun or
@@ -63,6 +66,7 @@ from its last checkpoint with the same number of processes.
 
 
 static volatile sig_atomic_t g_signal = 0;
+static volatile sig_atomic_t g_paused = 0;  // toggled by SIGUSR2
 
 // The process group of a distributed launch, joined once per process from the environment
 // (nullptr when this process runs alone).
@@ -117,9 +121,13 @@ static std::string fmt_time(double s) {
 static int run_launched(const std::string& workspace, LaunchSpec spec, bool json, double dist_timeout_s) {
   const bool tty = ::isatty(STDOUT_FILENO) && !json;
   g_signal = 0;
+  g_paused = 0;
   struct sigaction sa {};
   sa.sa_handler = [](int sig) { g_signal = sig; };
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) ::sigaction(sig, &sa, nullptr);
+  struct sigaction pa {};
+  pa.sa_handler = [](int) { g_paused = !g_paused; };
+  ::sigaction(SIGUSR2, &pa, nullptr);
   std::unique_ptr<ProcessGroup> group = join_group_from_env(dist_timeout_s);
   LaunchHooks h;
   int64_t run_id = 0;
@@ -157,7 +165,17 @@ static int run_launched(const std::string& workspace, LaunchSpec spec, bool json
       std::cerr << "run " << id << " in " << dir << (plan.resumed.empty() ? "" : "; resuming " + plan.resumed) << "\n";
     }
   };
+  bool said_paused = false;
   h.on_progress = [&](const StepMetrics& m) {
+    if (m.paused) {  // called every 50 ms while paused: say it once
+      if (!said_paused) {
+        if (json) std::cout << run_event_line(step_event(m, run_id)) << std::flush;
+        else std::cerr << (tty ? "\n" : "") << "paused after step " << m.step << " (send SIGUSR2 again to resume)\n";
+      }
+      said_paused = true;
+      return g_paused ? Control::Pause : Control::Continue;
+    }
+    said_paused = false;
     if (json) {
       std::cout << run_event_line(step_event(m, run_id)) << std::flush;
     } else {
@@ -176,7 +194,7 @@ static int run_launched(const std::string& workspace, LaunchSpec spec, bool json
       if (tty) std::cout << "\r" << line << std::flush;
       else std::cout << line << "\n";
     }
-    return Control::Continue;
+    return g_paused ? Control::Pause : Control::Continue;
   };
   LaunchResult lr = launch_run(ws, spec, h);
   const TrainResult& r = lr.result;

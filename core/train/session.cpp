@@ -474,8 +474,20 @@ StepEnd Session::step() {
   // values in hand when the checkpoint appears (a resume starts after it).
   Control c = opt_.on_progress ? opt_.on_progress(m) : Control::Continue;
   if (group_) {
-    // Pausing or cancelling one rank alone would stall the others: only agreed stops count.
+    // Cancelling one rank alone would stall the others: only agreed stops count. A pause is rank
+    // 0's to ask for (its front end's Pause, or SIGUSR2 through hone-cli launch); every rank learns
+    // it from one small sum after each step and all wait together, still agreeing on stops.
+    bool pause = writer_ && c == Control::Pause;
     c = agreed_stop ? Control::Cancel : Control::Continue;
+    for (bool first = true; c != Control::Cancel; first = false) {
+      auto t = at::tensor(std::vector<double>{pause ? 1.0 : 0.0, stop_now() ? 1.0 : 0.0}, at::kDouble);
+      group_->all_reduce_sum(t);
+      if (t[1].item<double>() > 0) c = Control::Cancel;
+      if (c == Control::Cancel || t[0].item<double>() == 0) break;
+      if (!first) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      m.paused = true;
+      if (writer_ && opt_.on_progress) pause = opt_.on_progress(m) == Control::Pause;
+    }
   } else {
     while (c == Control::Pause && !stop_now()) {  // all state stays in memory while paused
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

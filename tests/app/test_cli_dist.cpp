@@ -314,6 +314,56 @@ TEST(Launch, GrpoAndPpoRunOnTwoProcesses) {
   }
 }
 
+// SIGUSR2 to hone-cli launch pauses both ranks after the step in progress (the run is recorded as
+// paused and no step is taken), and again resumes them; the run ends with the losses of the same
+// run unpaused.
+TEST(Launch, BothRanksPauseAndResumeTogether) {
+  const auto& f = fixture();
+  const std::string dir = f.dir + "/paused", out = f.dir + "/paused.out", err = f.dir + "/paused.err";
+  const int steps = 60;
+  const std::string cfg = write_config("paused", 2, steps, 0);
+  const pid_t launcher = start_launch(cfg, dir, out, err);
+  ASSERT_GT(launcher, 0);
+  auto lines = [&] {
+    std::ifstream in(dir + "/metrics.jsonl");
+    int n = 0;
+    for (std::string l; std::getline(in, l);) ++n;
+    return n;
+  };
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  while (lines() < 3 && Clock::now() - t0 < std::chrono::seconds(90)) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_GE(lines(), 3) << read_file(err);
+  ASSERT_EQ(::kill(launcher, SIGUSR2), 0);
+  // Paused: the record says so, and no step is taken for a while.
+  std::string status;
+  for (int i = 0; i < 200 && status != "paused"; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    Db db(f.ws + "/hone.db", true);
+    Stmt q = db.prepare("SELECT status FROM runs WHERE run_dir = ?");
+    q.bind(1, dir);
+    if (q.step()) status = q.text(0);
+  }
+  ASSERT_EQ(status, "paused") << read_file(err);
+  const auto at = lines();
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(lines(), at) << "steps were taken while paused";
+  EXPECT_LT(at, steps);
+  ASSERT_EQ(::kill(launcher, SIGUSR2), 0);
+  bool hung = false;
+  const int st = test::wait_bounded(launcher, 120, hung);
+  ASSERT_FALSE(hung);
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << read_file(err);
+  EXPECT_EQ(last_json_line(read_file(out))["status"], "completed");
+  const std::string whole = f.dir + "/unpaused";
+  auto w = cli("launch --nproc 2 -- train --config " + shell_quote(write_config("unpaused", 2, steps, 0)) + " --run-dir " +
+               shell_quote(whole) + ws_arg() + " --json");
+  ASSERT_EQ(w.code, 0) << w.err;
+  const auto a = losses(whole), b = losses(dir);
+  ASSERT_EQ(b.size(), a.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(b[i], a[i], 1e-6) << "step " << i + 1;
+}
+
 // Held-out evaluation is split across the ranks (each scores every world-th batch) and gathered:
 // 2 processes x batch 2 report the eval_loss of 1 process x batch 4 at every evaluation. GRPO's
 // greedy evaluation is split by batches of prompts and runs on 2 processes.
