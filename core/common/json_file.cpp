@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/json_file.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -10,8 +11,33 @@
 
 namespace hone {
 
+size_t json_nesting(const std::string& text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') ++i;  // the escaped character, a quote included
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
+void check_json_nesting(const std::string& text, const std::string& what) {
+  if (json_nesting(text) > kMaxJsonNesting)
+    throw Error(what + ": JSON nested more than " + std::to_string(kMaxJsonNesting) + " levels deep");
+}
+
 nlohmann::json read_json_file(const std::string& path) {
   const std::string text = read_file(path);
+  check_json_nesting(text, path);
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "common/error.h"
+#include "common/json_file.h"
 #include "common/files.h"
 #include "common/utf8.h"
 #include "data/parquet.h"
@@ -215,7 +216,7 @@ void read_delimited(const std::string& path, const std::string& data, char sep, 
       // Columns that hold message lists arrive as JSON text inside the cell.
       const std::string& h = header[k];
       if ((h == "messages" || h == "conversations" || h == "chosen" || h == "rejected" || h == "prompt") && !v.empty() &&
-          (v[0] == '[' || v[0] == '{')) {
+          (v[0] == '[' || v[0] == '{') && json_nesting(v) <= kMaxJsonNesting) {
         try {
           row.obj[h] = json::parse(v);
           continue;
@@ -285,6 +286,10 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, const RowFn
       problems->push_back({path + ":" + std::to_string(line_of(data, bad)), "", "invalid UTF-8", true});
       return;
     }
+    if (json_nesting(data) > kMaxJsonNesting) {
+      problems->push_back({path, "", "malformed JSON: nested more than " + std::to_string(kMaxJsonNesting) + " levels deep", true});
+      return;
+    }
     json arr;
     try {
       arr = json::parse(data);
@@ -320,6 +325,8 @@ void read_file_rows(const std::string& path, const ReadOptions& opt, const RowFn
         r.bad = "oversized row (" + std::to_string(l.size()) + " bytes, limit " + std::to_string(opt.max_row_bytes) + ")";
       else if (!utf8_valid(l, &bad))
         r.bad = "invalid UTF-8 at column " + std::to_string(bad + 1);
+      else if (json_nesting(l) > kMaxJsonNesting)
+        r.bad = "malformed JSON: nested more than " + std::to_string(kMaxJsonNesting) + " levels deep";
       else
         r.text = std::move(l);
       emit(std::move(r));
@@ -805,6 +812,7 @@ ReadResult read_dataset(const std::string& path, const ReadOptions& opt) {
 }
 
 std::string json_problem(const std::string& text, const std::string& fallback) {
+  if (json_nesting(text) > kMaxJsonNesting) return "malformed JSON: nested more than " + std::to_string(kMaxJsonNesting) + " levels deep";
   try {
     (void)json::parse(text);
   } catch (const json::exception& e) {
@@ -824,6 +832,10 @@ std::vector<Problem> validate_record(DatasetKind kind, const std::string& text, 
   std::vector<Problem> problems;
   RowCheck rc{"row", &problems};
   json j;
+  if (json_nesting(text) > kMaxJsonNesting) {
+    rc.error("", "malformed JSON: nested more than " + std::to_string(kMaxJsonNesting) + " levels deep");
+    return problems;
+  }
   try {
     j = json::parse(text);
   } catch (const json::exception& e) {

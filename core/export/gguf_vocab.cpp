@@ -10,6 +10,7 @@
 
 #include "common/error.h"
 #include "common/files.h"
+#include "common/json_file.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -177,6 +178,7 @@ Vocab vocab_from_json(const std::string& path, const std::string& text) {
 
 Vocab vocab_from_json_unchecked(const std::string& path, const std::string& text) {
   json j;
+  check_json_nesting(text, path);
   try {
     j = json::parse(text);
   } catch (const std::exception& e) {
@@ -294,6 +296,7 @@ SpmModelProto read_spm_model(const std::string& path) {
 }
 
 std::string llama_cpp_pre_name(const std::string& tokenizer_json_text) {
+  if (json_nesting(tokenizer_json_text) > kMaxJsonNesting) return "";
   try {
     return pre_name_of(json::parse(tokenizer_json_text));
   } catch (const json::exception&) {

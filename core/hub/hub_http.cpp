@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/error.h"
+#include "common/json_file.h"
 #include "common/files.h"
 #include "common/hub_cache.h"
 
@@ -229,6 +230,7 @@ nlohmann::json HubClient::get_json(const std::string& path, const std::string& w
 }
 
 nlohmann::json parse_hub_json(const std::string& body, const std::string& what, const std::string& url) {
+  if (json_nesting(body) > kMaxJsonNesting) throw Error(what + ": the hub's answer from " + url + " is nested too deep to be its JSON");
   try {
     return nlohmann::json::parse(body);
   } catch (const nlohmann::json::exception&) {  // parse_error, and out_of_range for a number like 1e999

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "common/error.h"
+#include "common/json_file.h"
 
 namespace hone {
 namespace {
@@ -69,6 +70,7 @@ SafetensorsFile::SafetensorsFile(const std::string& path) : file_(path) {
     throw file_error(path, "truncated: header length " + std::to_string(hlen) + " but the file has only " +
                                std::to_string(size - 8) + " bytes after it");
   std::string header(reinterpret_cast<const char*>(p + 8), hlen);
+  check_json_nesting(header, path + ": safetensors header");
   size_t first = header.find_first_not_of(" \t\r\n");
   if (first == std::string::npos || header[first] != '{')
     throw file_error(path, "safetensors header is not a JSON object");

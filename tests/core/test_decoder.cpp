@@ -15,6 +15,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "common/json_file.h"
 #include "model/bf16_gemm.h"
 #include "model/cpu_gemm.h"
 #include "model/blocked_attention.h"
@@ -705,6 +706,17 @@ TEST(Checkpoint, ConfigSizesBeyondAnyModelAreRefused) {
   gemma["num_hidden_layers"] = 1000000000000;
   EXPECT_THROW(parse_model_config(gemma, "m/config.json"), Error);
   EXPECT_GT(parse_model_config(base, "m/config.json").parameter_count(), 0);
+  // Copying a value nested 30,000 deep (config.json keeps the whole file) overflowed the stack;
+  // JSON files nested deeper than 512 levels are refused when read.
+  const std::string d = test::temp_dir("config-deep");
+  write_file_atomic(d + "/config.json", R"({"model_type": "llama", "x": )" + std::string(600, '[') + std::string(600, ']') + "}");
+  try {
+    load_model_config(d);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(d + "/config.json: JSON nested more than 512 levels deep"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(json_nesting(R"({"a": "[[[[", "b": [[1], {"c": "\"]]"}]})"), 3u);
 }
 
 TEST(Generate, GreedyWithCacheEqualsRecomputation) {

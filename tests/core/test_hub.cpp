@@ -64,6 +64,7 @@ TEST(HubCache, NamesAndLocations) {
 TEST(Hub, PlanChecksTheHubsAnswer) {
   EXPECT_THROW(hub::parse_hub_json(R"({"sha": 1e999})", "org/name", "https://hub/api"), Error);
   EXPECT_THROW(hub::parse_hub_json("<html>", "org/name", "https://hub/api"), Error);
+  EXPECT_THROW(hub::parse_hub_json(std::string(100000, '[') + std::string(100000, ']'), "org/name", "https://hub/api"), Error);
   const std::string sha = "0123456789abcdef0123456789abcdef01234567";
   auto file = [](const std::string& name, int64_t size) {
     return nlohmann::json{{"rfilename", name}, {"blobId", std::string(40, 'a')}, {"size", size}};

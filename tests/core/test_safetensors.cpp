@@ -109,6 +109,9 @@ TEST(Safetensors, RejectsMalformedFiles) {
       // Zero-element tensors whose other dimensions overflow int64 (found writing the fuzz target).
       {"zero_huge", R"({"a":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]}})", 0, -1, "overflows"},
       {"zero_product", R"({"a":{"dtype":"F32","shape":[4611686018427387904,2,0],"data_offsets":[0,0]}})", 0, -1, "overflows"},
+      // 30,000 nested brackets overflowed the stack when the error message printed the shape (fuzz target).
+      {"deep", R"({"a":{"dtype":"F32","shape":)" + std::string(600, '[') + std::string(600, ']') + R"(,"data_offsets":[0,0]}})", 0, -1,
+       "nested more than 512 levels deep"},
   };
   for (const auto& c : cases) {
     std::string p = make_file(d, std::string(c.name) + ".safetensors", c.header, c.buf, c.declared);

@@ -251,6 +251,10 @@ TEST(Formats, NumbersOutOfRangeAreARowProblem) {
   EXPECT_TRUE(a.records.empty());
   EXPECT_TRUE(has_problem(a, "n.json", "", "out of range")) << dump_problems(a);
   EXPECT_NE(json_problem("[1e400]").find("out of range"), std::string::npos) << json_problem("[1e400]");
+  // A row nested 30,000 deep overflowed the stack where a row's JSON was copied or printed.
+  ReadResult deep = read_dataset(write(d, "deep.jsonl", "{\"text\":\"a\"}\n{\"prompt\":" + std::string(600, '[') + std::string(600, ']') + "}\n"));
+  EXPECT_EQ(deep.records.size(), 1u);
+  EXPECT_TRUE(has_problem(deep, "deep.jsonl:2", "", "nested more than 512 levels deep")) << dump_problems(deep);
 }
 
 // Rankings give every better-worse pair; an identical pair is left out and cannot be preferred;

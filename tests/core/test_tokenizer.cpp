@@ -218,6 +218,11 @@ TEST(Tokenizer, IdsAndStructureAreCheckedBeforeUse) {
       {"unexpected structure", [](json& j) { j["pre_tokenizer"] = {{"type", "Split"}}; }},
       {"unexpected structure", [](json& j) { j["normalizer"] = {{"type", "Sequence"}}; }},
       {"unexpected structure", [](json& j) { j["post_processor"] = {{"type", "BertProcessing"}}; }},
+      {"nested more than 512", [](json& j) {  // copying a decoder nested 30,000 deep overflowed the stack
+         json deep = json::array();
+         for (int i = 0; i < 600; ++i) deep = json::array({deep});
+         j["decoder"] = deep;
+       }},
   };
   for (const auto& [why, edit] : bad) {
     try {
