@@ -52,7 +52,8 @@ Workspace::Workspace(const std::string& dir) : dir_(dir) {
 
 void Workspace::remove_unfinished_files() {
   // Only in run folders nobody holds: a live run's half-written checkpoint is its own business.
-  // The names are the writers' own: CheckpointWriter's .tmp-step-N, write_file_atomic's NAME.tmp-PID.
+  // The names are the writers' own: CheckpointWriter's .tmp-step-N (being written) and .del-step-N
+  // (being removed), write_file_atomic's NAME.tmp-PID.
   // The folders: those under runs/ and those the records name (--run-dir may be anywhere).
   namespace fs = std::filesystem;
   std::error_code ec;
@@ -71,18 +72,21 @@ void Workspace::remove_unfinished_files() {
       for (const auto& e : fs::directory_iterator(dir, ec2)) {
         const std::string n = e.path().filename().string();
         const bool half_checkpoint = dir.filename() == "checkpoints" && n.rfind(".tmp-step-", 0) == 0;
+        const bool half_removed = dir.filename() == "checkpoints" && n.rfind(".del-step-", 0) == 0;
         const size_t t = n.rfind(".tmp-");
         // A temporary file is its writer's until that process is gone (an evaluation may be writing
         // into a run folder nobody trains in).
-        const bool half_file = !half_checkpoint && t != std::string::npos && t > 0 && t + 5 < n.size() && e.is_regular_file(ec2) &&
+        const bool half_file = !half_checkpoint && !half_removed && t != std::string::npos && t > 0 && t + 5 < n.size() && e.is_regular_file(ec2) &&
                                n.find_first_not_of("0123456789", t + 5) == std::string::npos &&
                                ::kill(static_cast<pid_t>(std::strtol(n.c_str() + t + 5, nullptr, 10)), 0) != 0 && errno == ESRCH;
-        if (!half_checkpoint && !half_file) continue;
+        if (!half_checkpoint && !half_removed && !half_file) continue;
         std::error_code ec3;
         fs::remove_all(e.path(), ec3);
         if (!ec3)
-          cleaned_.push_back("removed " + e.path().string() + (half_checkpoint ? ", a checkpoint" : ", a file") +
-                             " its process did not finish writing");
+          cleaned_.push_back("removed " + e.path().string() +
+                             (half_removed      ? ", an old checkpoint its process did not finish removing"
+                              : half_checkpoint ? ", a checkpoint its process did not finish writing"
+                                                : ", a file its process did not finish writing"));
       }
     }
   }

@@ -98,8 +98,13 @@ std::string CheckpointWriter::save(const LoopState& s, const RngState& rng, Caus
     remove_tree(tmp);  // the previous checkpoint stays intact
     throw;
   }
-  remove_tree(final_dir);
+  // A checkpoint of the same step (a resumed run saving again) is first moved aside whole, so a
+  // kill at any moment leaves step-N whole or absent, never half-removed.
+  const std::string old = join_path(root_, std::string(".del-") + name);
+  remove_tree(old);
+  if (is_directory(final_dir) && ::rename(final_dir.c_str(), old.c_str()) != 0) throw file_error(final_dir, "cannot replace the checkpoint");
   if (::rename(tmp.c_str(), final_dir.c_str()) != 0) throw file_error(final_dir, "cannot finish the checkpoint");
+  remove_tree(old);
   return final_dir;
 }
 
@@ -110,8 +115,14 @@ void CheckpointWriter::prune() {
     if (n.rfind("step-", 0) == 0) all.push_back(n);
   }
   std::sort(all.begin(), all.end());
-  for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(1, cfg_.keep_checkpoints)) < all.size(); ++i)
-    remove_tree(join_path(root_, all[i]));
+  // Renamed to .del-step-N before removal: remove_all goes file by file, and a kill in the middle
+  // must not leave a step-N folder that looks resumable but lacks its weights. The next opening
+  // of the workspace removes what a killed process left under that name.
+  for (size_t i = 0; i + static_cast<size_t>(std::max<int64_t>(1, cfg_.keep_checkpoints)) < all.size(); ++i) {
+    const std::string doomed = join_path(root_, ".del-" + all[i]);
+    remove_tree(doomed);
+    if (::rename(join_path(root_, all[i]).c_str(), doomed.c_str()) == 0) remove_tree(doomed);
+  }
 }
 
 nlohmann::json read_trainer_state(const std::string& checkpoint, const RunConfig& cfg, int world_size) {

@@ -282,7 +282,10 @@ TEST(Kill, TrainingKeepsWholeCheckpointsAndResumes) {
         << listed.err;
     if (had_tmp) EXPECT_NE(listed.err.find("a checkpoint its process did not finish writing"), std::string::npos) << listed.err;
     if (is_directory(run + "/checkpoints"))
-      for (const auto& e : fs::directory_iterator(run + "/checkpoints")) EXPECT_NE(e.path().filename().string().rfind(".tmp-", 0), 0u);
+      for (const auto& e : fs::directory_iterator(run + "/checkpoints")) {
+        EXPECT_NE(e.path().filename().string().rfind(".tmp-", 0), 0u);
+        EXPECT_NE(e.path().filename().string().rfind(".del-", 0), 0u);  // an old one caught being removed
+      }
     auto res = cli("runs resume " + std::to_string(r["id"].get<int>()) + " --json --workspace " + shell_quote(ws));
     if (res.code != 0 && res.err.find("no checkpoint") != std::string::npos) continue;  // killed before the first one
     ASSERT_EQ(res.code, 0) << res.err;

@@ -637,7 +637,8 @@ TEST(Store, RunsMetricsAndInterruptedDetection) {
 }
 
 // Opening a workspace removes what killed processes left half-written in run folders nobody holds
-// (a checkpoint's .tmp-step-N, an atomic write's NAME.tmp-PID of a dead process) and lists it; a
+// (a checkpoint's .tmp-step-N, a pruned one's .del-step-N, an atomic write's NAME.tmp-PID of a
+// dead process) and lists it; a
 // live run's folder, and a temporary file whose writer lives, are left alone.
 TEST(Store, OpeningRemovesHalfWrittenFilesOfDeadRuns) {
   auto d = test::temp_dir("cleanup");
@@ -650,6 +651,8 @@ TEST(Store, OpeningRemovesHalfWrittenFilesOfDeadRuns) {
   make_dirs(dead + "/checkpoints/step-000004");
   write_file_atomic(dead + "/checkpoints/step-000004/trainer_state.json", "{}");
   write_file_atomic(dead + "/config.json.tmp-999999999", "half");  // no such pid
+  make_dirs(dead + "/checkpoints/.del-step-000002/model");  // a pruned checkpoint, removal cut short
+  write_file_atomic(dead + "/checkpoints/.del-step-000002/optimizer.safetensors", "x");
   write_file_atomic(dead + "/metrics.jsonl.tmp-" + std::to_string(::getpid()), "mine");  // a live writer
   RunLock held(live + "/run.lock");
   Workspace ws(d + "/ws");
@@ -658,9 +661,15 @@ TEST(Store, OpeningRemovesHalfWrittenFilesOfDeadRuns) {
   EXPECT_FALSE(fs::exists(dead + "/config.json.tmp-999999999"));
   EXPECT_TRUE(fs::exists(dead + "/checkpoints/step-000004/trainer_state.json"));
   EXPECT_TRUE(fs::exists(dead + "/metrics.jsonl.tmp-" + std::to_string(::getpid())));
+  EXPECT_FALSE(fs::exists(dead + "/checkpoints/.del-step-000002"));
   EXPECT_TRUE(fs::exists(live + "/checkpoints/.tmp-step-000005"));
-  ASSERT_EQ(ws.cleaned().size(), 3u);
-  for (const auto& c : ws.cleaned()) EXPECT_NE(c.find("did not finish writing"), std::string::npos) << c;
+  ASSERT_EQ(ws.cleaned().size(), 4u);
+  int removing = 0;
+  for (const auto& c : ws.cleaned()) {
+    removing += c.find(".del-step-000002, an old checkpoint its process did not finish removing") != std::string::npos;
+    EXPECT_NE(c.find("did not finish"), std::string::npos) << c;
+  }
+  EXPECT_EQ(removing, 1);
 }
 
 // Another connection holds the write lock past the busy timeout (an import of millions of rows,
