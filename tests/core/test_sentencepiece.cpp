@@ -56,9 +56,19 @@ json reference(const std::string& dir) {
 
 class Spm : public ::testing::TestWithParam<std::string> {};
 
+// The sanitizer build (tests/sanitize) cannot load the shim: ASan aborts on the RTLD_DEEPBIND
+// dlopen that keeps its protobuf-lite apart from libtorch's libprotobuf, and without DEEPBIND
+// sentencepiece's parser runs on libtorch's protobuf and crashes (tried). The main build runs these.
+#if defined(__SANITIZE_ADDRESS__)
+#define SKIP_UNDER_ASAN() GTEST_SKIP() << "ASan refuses the RTLD_DEEPBIND dlopen of the SentencePiece shim"
+#else
+#define SKIP_UNDER_ASAN() (void)0
+#endif
+
 }  // namespace
 
 TEST_P(Spm, MatchesSentencePiecePythonNextToTorch) {
+  SKIP_UNDER_ASAN();
   // Touch libtorch first so both runtimes are live in this process.
   auto t = torch::ones({2, 2}).sum().item<float>();
   ASSERT_EQ(t, 4.f);
@@ -94,6 +104,7 @@ TEST(SpmTokenizer, TokenizerJsonIsPreferredWhenBothExist) {
 }
 
 TEST(SpmTokenizer, CorruptModelIsAnError) {
+  SKIP_UNDER_ASAN();
   std::string d = test::temp_dir("spm-bad");
   write_file_atomic(d + "/tokenizer.model", "this is not a protobuf");
   try {

@@ -708,6 +708,11 @@ TEST(Store, MetricsWaitOutAnotherWritersLock) {
 // there; a CI run hung on it). Forty processes hammering the allocator from three threads, each
 // sent SIGSEGV at a different moment; each must die of SIGSEGV within 10 s.
 TEST(Crash, AFatalSignalInsideMallocStillEndsTheProcess) {
+#if defined(__SANITIZE_ADDRESS__)
+  // The sanitizer build: malloc is ASan's, not glibc's whose fork-time locks this is about, and a
+  // signal landing before the handler is installed is answered by ASan's own (exit 1, not SIGSEGV).
+  GTEST_SKIP() << "glibc's malloc is replaced by ASan's in this build";
+#endif
   const std::string dir = test::temp_dir("crash-malloc");
   for (int trial = 0; trial < 40; ++trial) {
     SCOPED_TRACE("trial " + std::to_string(trial));

@@ -876,6 +876,7 @@ TEST(Train, NewArchitecturesTrainAndCacheTheirWindows) {
 TEST(CpuAllocator, ReusesFreedLargeBlocksByTheirSizeClass) {
   if (!cpu_allocator_installed()) GTEST_SKIP() << "HONE_CPU_ALLOCATOR=system";
   const int64_t n = 3000000;  // 12 MB of floats, clear of a size-class boundary
+  trim_cpu_allocator();  // blocks cached by earlier tests (one of this class) would serve a or b
   const CpuAllocatorStats s0 = cpu_allocator_stats();
   {
     auto a = at::empty({n}), b = at::empty({n});

@@ -33,7 +33,9 @@ export TMPDIR=$work
 # UB and leaks are failures; libFuzzer's own exit codes must not read as CTest's skip (77).
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:allocator_may_return_null=0}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-opts=(-rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -error_exitcode=1 -timeout_exitcode=1
+# A fixed seed (HONE_FUZZ_SEED, default 1): the same inputs in the same order each run, so a CI
+# finding is met again by rerunning the test (how far it gets still depends on the machine's speed).
+opts=(-seed="${HONE_FUZZ_SEED:-1}" -rss_limit_mb=2048 -malloc_limit_mb=512 -timeout=10 -error_exitcode=1 -timeout_exitcode=1
       -artifact_prefix="$artifacts/" -print_final_stats=1)
 [[ -f $src/$target.dict ]] && opts+=(-dict="$src/$target.dict")
 
