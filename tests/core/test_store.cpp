@@ -638,8 +638,8 @@ TEST(Store, RunsMetricsAndInterruptedDetection) {
 
 // Opening a workspace removes what killed processes left half-written in run folders nobody holds
 // (a checkpoint's .tmp-step-N, a pruned one's .del-step-N, an atomic write's NAME.tmp-PID of a
-// dead process) and lists it; a
-// live run's folder, and a temporary file whose writer lives, are left alone.
+// dead process) and lists it; a live run's folder, and a temporary file whose writer lives, are
+// left alone.
 TEST(Store, OpeningRemovesHalfWrittenFilesOfDeadRuns) {
   auto d = test::temp_dir("cleanup");
   const std::string dead = d + "/ws/runs/dead", live = d + "/ws/runs/live", elsewhere = d + "/elsewhere";
