@@ -35,7 +35,7 @@ const std::vector<Command>& commands() {
       {"launch", "run a command (train, runs resume) as N data-parallel processes on this machine", kLaunchUsage, {}, {},
        false, 0, nullptr, cmd_launch},
       {"demo", "build a small base model, fine-tune it on four skills, show accuracy before/after", kDemoUsage,
-       {"workspace", "method", "pretrain-steps", "pretrain-lr", "steps", "seed", "lr", "warmup-steps", "generations", "beta",
+       {"workspace", "method", "pretrain-steps", "pretrain-lr", "steps", "seed", "lr", "warmup-steps", "warmup-until", "warmup-max-steps", "generations", "beta",
         "base-dtype"},
        {"json", "rebuild"}, false, 0, cmd_demo},
       {"dataset", "import, validate, list, show, stats and export workspace datasets", kDatasetUsage,

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <cmath>
 #include <functional>
 #include <set>
 #include <tuple>
@@ -637,7 +638,7 @@ TEST(RecipeTable, PresetsAreTheSettingsTheFrontEndsUsed) {
       {"orpo", "lora", true, {{"lr", 2e-3}, {"batch_size", 8}, {"max_steps", 500}, {"chat_template", "chatml"}}},
       {"kto", "lora", true, {{"lr", 2e-3}, {"batch_size", 8}, {"max_steps", 500}, {"chat_template", "chatml"}}},
       {"reward", "lora", true, {{"max_steps", 200}, {"batch_size", 8}}},
-      {"grpo", "lora", true, {{"lr", 5e-4}, {"max_steps", 300}, {"num_generations", 8}, {"batch_size", 8}, {"max_new_tokens", 12},
+      {"grpo", "lora", true, {{"lr", 5e-4}, {"max_steps", 400}, {"num_generations", 8}, {"batch_size", 8}, {"max_new_tokens", 12},
                               {"schedule", "constant"}, {"beta", 0.0}}},
       {"ppo", "lora", true, {{"lr", 3e-4}, {"max_steps", 400}, {"batch_size", 16}, {"num_generations", 2}, {"ppo_epochs", 2},
                              {"beta", 0.05}}},
@@ -820,6 +821,54 @@ TEST(Demo, TwoAtOnceOnOneWorkspaceBothSucceed) {
   EXPECT_EQ(read_file(taken + "/keep.txt"), "mine");
   runs = json::parse(test::run(std::string(HONE_CLI) + " runs list --json --workspace " + q(d)).out);
   EXPECT_EQ(runs.back()["run_dir"], d + "/runs/demo-lora-2");
+}
+
+// The RL demos' warm-up is probed on unseen words, and while a skill is right on fewer than
+// --warmup-until of its 40 probes it runs again from the base 30 steps longer, up to
+// --warmup-max-steps (a policy that never gets a skill right gives RL nothing to reinforce there); --warmup-until 0 is one warm-up of --warmup-steps. The probes
+// are not kept as evaluations.
+TEST(Demo, RlWarmUpRunsLongerUntilEverySkillIsSometimesRight) {
+  const std::string d = test::temp_dir("demo-warmup");
+  const std::string cmd = std::string(HONE_CLI) + " demo --workspace " + q(d) +
+                          " --method grpo --pretrain-steps 20 --steps 2 --generations 2 --warmup-steps 10 --json";
+  auto last_json = [](const std::string& out) { return json::parse(out.substr(out.rfind('\n', out.size() - 2) + 1)); };
+  // A base pre-trained for 20 steps gets no skill right on every probe: 10, 40, 70 steps, then 100
+  // would pass the cap.
+  auto r = test::run(cmd + " --warmup-until 1 --warmup-max-steps 90");
+  ASSERT_EQ(r.code, 0) << r.err;
+  json j = last_json(r.out);
+  EXPECT_EQ(j["warmup_steps"], 70);
+  ASSERT_EQ(j["warmup_probes"].size(), 3u);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(j["warmup_probes"][i]["steps"], 10 + 30 * i);
+  for (const auto& p : j["warmup_probes"]) {
+    ASSERT_EQ(p["per_skill"].size(), 4u) << p.dump();
+    for (const auto& [skill, acc] : p["per_skill"].items()) {
+      const double right = acc.get<double>() * 40;  // 40 probes per skill
+      EXPECT_NEAR(right, std::round(right), 1e-9) << skill;
+      EXPECT_LT(acc.get<double>(), 1.0) << skill;
+    }
+  }
+  EXPECT_NE(r.out.find("stopping at 70 steps (--warmup-max-steps 90)"), std::string::npos) << r.out;
+  // One warm-up run (each longer one replaced the last), and RL starts from its adapter.
+  auto runs = json::parse(test::run(std::string(HONE_CLI) + " runs list --json --workspace " + q(d)).out);
+  ASSERT_EQ(runs.size(), 2u) << runs.dump();
+  EXPECT_EQ(runs[0]["name"], "demo-grpo-warmup");
+  EXPECT_EQ(runs[0]["final"]["steps"], 70);
+  EXPECT_EQ(runs[1]["name"], "demo-grpo");
+  const json cfg = test::load_json(d + "/runs/demo-grpo/config.json");
+  EXPECT_EQ(cfg["init_adapter"], d + "/runs/demo-grpo-warmup/adapter");
+  // Kept: the before and after evaluations on the held-out suite, no probe.
+  auto evals = json::parse(test::run(std::string(HONE_CLI) + " eval list --json --workspace " + q(d)).out);
+  EXPECT_EQ(evals.size(), 2u);
+  for (const auto& e : evals) EXPECT_NE(e.dump().find("demo-skills-test"), std::string::npos) << e.dump();
+
+  // --warmup-until 0: one warm-up of --warmup-steps, no probe.
+  r = test::run(cmd + " --warmup-until 0");
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = last_json(r.out);
+  EXPECT_EQ(j["warmup_steps"], 10);
+  EXPECT_TRUE(j["warmup_probes"].empty());
+  EXPECT_EQ(r.out.find("warm-up probe"), std::string::npos);
 }
 
 // The architectures of Fidelity II (Qwen3, Gemma 2, Gemma 3, Phi-3) train with every method, and
