@@ -7,8 +7,10 @@
 # each demo's JSON line is kept in OUT/results.jsonl and its log in OUT/logs/.
 #   bash bench/demo_seeds.sh [BUILD_DIR] [OUT] [seeds] [methods] [backends]
 #   e.g. bash bench/demo_seeds.sh build /tmp/seeds "0 1 2 3 4" "lora qlora dpo orpo kto grpo ppo" "onednn openblas"
-# About 20 minutes per seed and back end on 2 cores (the PPO demo alone ~5 min). A finished line in
-# results.jsonl is not run again, so an interrupted sweep continues where it stopped.
+# About 20 minutes per seed and back end on 2 cores (the PPO demo alone ~5 min). Faster on a 2-core
+# machine: one sweep per back end side by side, each with HONE_THREADS=1 (these small models ran
+# faster on one thread than on two; session 26's table, ~12 minutes per seed and back end). A
+# finished line in results.jsonl is not run again, so an interrupted sweep continues where it stopped.
 # SPDX-License-Identifier: GPL-3.0-or-later
 set -uo pipefail
 build=$(cd "${1:-build}" && pwd)
