@@ -3,9 +3,9 @@
 // measures held-out exact match when the skills are asked for in chat form, fine-tunes with
 // LoRA / QLoRA / full on instruction data, and measures again.
 // SPDX-License-Identifier: GPL-3.0-or-later
+#include <algorithm>
 #include <chrono>
 #include <iostream>
-#include <algorithm>
 #include <map>
 #include <set>
 #include <nlohmann/json.hpp>
@@ -53,8 +53,9 @@ answer, else 0) and GRPO: a short supervised warm-up (--warmup-steps, default 90
 form partly; while a skill is answered right (greedy) on fewer than --warmup-until (default 0.25;
 0: no probe) of 40 prompts on unseen words, it runs again from the base 30 steps longer, up to
 --warmup-max-steps (default 400): RL cannot reinforce a skill it never gets right. Then GRPO
-samples --generations completions (default 8) for each of 8 prompts a step, scores them and reinforces the better ones. It reports mean_reward_before (the warmed-up
-policy, greedy, on 100 held-out prompts), mean_reward_after and max_reward.
+samples --generations completions (default 8) for each of 8 prompts a step, scores them and
+reinforces the better ones. It reports mean_reward_before (the warmed-up policy, greedy, on 100
+held-out prompts), mean_reward_after and max_reward.
 --method ppo: the same warm-up and reward, then PPO: 16 prompts x --generations completions
 (default 2) per step, a value head on the policy, GAE, 2 updates over each batch of rollouts and a
 per-token KL penalty (--beta, default 0.05) against the warmed-up policy. The same report.
