@@ -149,10 +149,9 @@ std::vector<SkillExample> skill_probe_rows(const std::vector<SkillExample>& test
   std::set<std::string> held;
   for (const auto& t : test) held.insert(t.instruction);
   std::vector<SkillExample> out;
-  for (const auto& e : make_skill_examples(per_skill * 4 * 2, "test", seed)) {
-    if (held.count(e.instruction)) continue;
-    if (std::count_if(out.begin(), out.end(), [&](const SkillExample& o) { return o.skill == e.skill; }) < per_skill) out.push_back(e);
-  }
+  std::map<std::string, int> taken;  // skill -> rows so far
+  for (const auto& e : make_skill_examples(per_skill * 4 * 2, "test", seed))
+    if (!held.count(e.instruction) && taken[e.skill]++ < per_skill) out.push_back(e);
   return out;
 }
 

@@ -95,7 +95,7 @@ std::vector<RecipeInfo> make_table() {
        {"accuracy", "margin"}, make_reward_recipe});
   // GRPO: small steps on a policy that already answers sometimes; no KL by default (TRL's too).
   // The demo samples 64 completions a step: with 4 prompts, seed 0 never found the repeat skill.
-  // 400 steps: over seeds and GEMM back ends the sampled reward was still rising at step 300.
+  // 400 steps: the sampled reward was still rising at step 300 in the runs looked at (docs/reliability.md).
   row({"grpo", "GRPO", "group relative policy optimisation over completions sampled per prompt, scored by rules or a reward model",
        "chat", "prompts (with reference answers) from instruction or chat data", false, false, true, kAdapterMethods,
        "the reference is the adapters switched off", grpo_keys(), check_grpo,

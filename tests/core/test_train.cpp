@@ -9,8 +9,8 @@
 #include <c10/core/CPUAllocator.h>
 
 #include <algorithm>
-#include <cstring>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <set>
 #include <tuple>
@@ -825,8 +825,8 @@ TEST(Demo, TwoAtOnceOnOneWorkspaceBothSucceed) {
 
 // The RL demos' warm-up is probed on unseen words, and while a skill is right on fewer than
 // --warmup-until of its 40 probes it runs again from the base 30 steps longer, up to
-// --warmup-max-steps (a policy that never gets a skill right gives RL nothing to reinforce there); --warmup-until 0 is one warm-up of --warmup-steps. The probes
-// are not kept as evaluations.
+// --warmup-max-steps (a policy that never gets a skill right gives RL nothing to reinforce
+// there); --warmup-until 0 is one warm-up of --warmup-steps. The probes are not kept as evaluations.
 TEST(Demo, RlWarmUpRunsLongerUntilEverySkillIsSometimesRight) {
   const std::string d = test::temp_dir("demo-warmup");
   const std::string cmd = std::string(HONE_CLI) + " demo --workspace " + q(d) +
