@@ -16,4 +16,4 @@ step "Fine-tuning demo (workspace: $ws)"
 "$cli" demo --workspace "$ws"
 step "The fine-tuned model answering in chat form"
 "$cli" generate --model "$ws/demo/skills-base" --adapter "$ws/runs/demo-lora/adapter" \
-  --prompt "Capitalise the word tone." --chat --max-new-tokens 8
+  --prompt "Capitalise tone." --chat --max-new-tokens 8

@@ -35,7 +35,10 @@ std::vector<SkillExample> make_skill_examples(int count, const std::string& spli
   // The word ends every instruction and is followed by as many tokens in the plain form as in the
   // ChatML form (".<|im_end|>\n<|im_start|>assistant\n" is 14 tokens with the character-level
   // tokenizer), so what pre-training taught about where to copy from carries over to chat; what
-  // fine-tuning has to teach is the new phrasing and the template.
+  // fine-tuning has to teach is the new phrasing and the template. The verb comes right before the
+  // word, where the plain form's op is: with "Encode the word W." and "Double the word W." the two
+  // differed only 16 characters before the word, and RL turned a half-learnt "double" into
+  // "encode" (OpenBLAS seed 1: repeat 0.52 -> 0.00, its answers the encoded word).
   const std::string sep = ".\n==> answer:\n";
   auto plain = [&](const char* op, const std::string& w, const std::string& ans) { return std::string(op) + " " + w + sep + ans; };
   for (int i = 0; i < count; ++i) {
@@ -44,23 +47,23 @@ std::vector<SkillExample> make_skill_examples(int count, const std::string& spli
       case 0: {
         std::string e = w;  // each letter becomes the next one in the alphabet
         for (auto& ch : e) ch = static_cast<char>(ch + 1);
-        out.push_back({"encode", "Encode the word " + w + ".", e, plain("next", w, e)});
+        out.push_back({"encode", "Encode " + w + ".", e, plain("next", w, e)});
         break;
       }
       case 1: {
         std::string u = w;
         for (auto& ch : u) ch = static_cast<char>(ch - 'a' + 'A');
-        out.push_back({"capitalise", "Capitalise the word " + w + ".", u, plain("upper", w, u)});
+        out.push_back({"capitalise", "Capitalise " + w + ".", u, plain("upper", w, u)});
         break;
       }
       case 2:
-        out.push_back({"repeat", "Say this word twice: " + w + ".", w + " " + w, plain("double", w, w + " " + w)});
+        out.push_back({"repeat", "Double " + w + ".", w + " " + w, plain("double", w, w + " " + w)});
         break;
       default:
         // No full stop after the word: the answer's "[" takes its place, so the letters sit at the
         // same distance as in the other skills. With the full stop (distance 15, this skill alone)
         // the base had not learnt it after 3,000 steps.
-        out.push_back({"brackets", "Bracket the word " + w, "[" + w + "]",
+        out.push_back({"brackets", "Bracket " + w, "[" + w + "]",
                        "bracket " + w + sep.substr(1) + "[" + w + "]"});
         break;
     }

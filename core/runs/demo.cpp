@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
@@ -21,8 +22,9 @@ namespace hone {
 namespace {
 
 // Bumped whenever the synthetic data changes, so that cached base models are rebuilt
-// (2: the brackets skill lost its full stop).
-constexpr int kDemoVersion = 2;
+// (2: the brackets skill lost its full stop; 3: documents of one to three examples, half after a
+// line of random text, and instructions with the verb right before the word, "Double W.").
+constexpr int kDemoVersion = 3;
 
 // The cached base is reused only if it was built by this version of the demo's data with the same
 // seed and settings (hone_demo.json); otherwise its skills would not match the fine-tuning data,
@@ -31,12 +33,26 @@ nlohmann::json stamp_of(const DemoBaseOptions& o) {
   return {{"demo_version", kDemoVersion}, {"seed", o.seed}, {"pretrain_steps", o.pretrain_steps}, {"pretrain_lr", o.pretrain_lr}};
 }
 
+// A line of 1-24 random letters, spaces and punctuation, ended by a newline: text the skills may
+// follow, as a chat template's header precedes an instruction.
+std::string random_line(std::mt19937_64& rng) {
+  static const char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ .,:!?<>|_";
+  std::string s;
+  for (size_t n = 1 + rng() % 24; n > 0; --n) s += kChars[rng() % (sizeof(kChars) - 1)];
+  return s + "\n";
+}
+
 // Share of probes the base completes in the plain pre-training form ("op word.\n==> answer:\n" ->
 // answer), greedy. Tells whether pre-training has taught the skills yet.
 double plain_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<SkillExample>& probes) {
   int ok = 0;
+  std::mt19937_64 rng(12345);  // the same random lines at every probe
   for (const auto& e : probes) {
-    const std::string prefix = e.plain.substr(0, e.plain.size() - e.answer.size());
+    // A third of the probes come after another example and a third after a line of random text,
+    // as skills sit in the pre-training documents.
+    const size_t i = static_cast<size_t>(&e - probes.data());
+    const std::string before = i % 3 == 1 ? probes[i - 1].plain + "\n" : i % 3 == 2 ? random_line(rng) : std::string();
+    const std::string prefix = before + e.plain.substr(0, e.plain.size() - e.answer.size());
     // Encoded as pre-training encoded its documents (with BOS).
     const std::vector<int32_t> ids = tok.encode(prefix, true).ids;
     SamplingParams p;
@@ -90,10 +106,27 @@ DemoBase build_demo_base(const DemoBaseOptions& o, const DemoHooks& hooks) {
     init_weights(m, o.seed, 0.02, 1.0);  // unit-scale embeddings: a small model leaves its plateau sooner
     save_model(m, init);
   }
+  // Documents of one to three examples, one per line, half of them after a line of random text, so
+  // that a skill starts anywhere in its sequence and after anything. With every document a single
+  // example the base tied its skills to the start of the text: any prefix ("ok. double kmst.")
+  // broke them (0-1 of 5 words on three seeds), and packing alone still left "ok. " breaking them. Chat
+  // fine-tuning, where the instruction comes after the template's header, then had to build the
+  // skills anew and learnt "say it twice" late or never on some seeds (docs/reliability.md).
   std::string corpus;
-  for (const auto& e : make_skill_examples(40000, "train", o.seed + 1)) corpus += nlohmann::json({{"text", e.plain}}).dump() + "\n";
+  {
+    const auto ex = make_skill_examples(40000, "train", o.seed + 1);
+    std::mt19937_64 rng(o.seed * 131 + 17);
+    for (size_t i = 0; i < ex.size();) {
+      std::string doc = rng() % 2 ? random_line(rng) : std::string();
+      for (size_t n = 1 + rng() % 3; n > 0 && i < ex.size(); --n) {
+        if (!doc.empty() && doc.back() != '\n') doc += "\n";
+        doc += ex[i++].plain;
+      }
+      corpus += nlohmann::json({{"text", doc}}).dump() + "\n";
+    }
+  }
   write_file_atomic(join_path(demo, "pretrain.jsonl"), corpus);
-  // Full training on plain text, one example per sequence (no example is cut at a block edge,
+  // Full training on plain text, one document per sequence (no example is cut at a block edge,
   // and short sequences make each step cheap; copying letters is learnt after ~1,000 steps) at a
   // constant rate: the jump from copying nothing to copying letters comes late and needs the full
   // rate to finish; a cosine decay left it half-learnt.

@@ -66,7 +66,7 @@ std::vector<RecipeInfo> make_table() {
   row({"cpt", "Continued pre-training", "domain adaptation, with the loss on every token of raw text packed into blocks",
        "text", "a raw-text dataset", false, false, false, kAllMethods, "", cpt_keys(), nullptr,
        {},
-       demo({{"max_seq_len", 64}, {"batch_size", 32}, {"lr", 3e-3}, {"warmup_steps", 20}, {"schedule", "constant"},
+       demo({{"max_seq_len", 128}, {"batch_size", 32}, {"lr", 3e-3}, {"warmup_steps", 20}, {"schedule", "constant"},
              {"packing", false}, {"max_steps", 800}}),
        {}, make_cpt_recipe});
   // Preference alignment moves a tuned model a little: 5e-5 (SFT's 2e-4 overshoots).
