@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <functional>
+#include <map>
 #include <set>
 #include <tuple>
 
@@ -643,7 +645,7 @@ TEST(RecipeTable, PresetsAreTheSettingsTheFrontEndsUsed) {
       {"ppo", "lora", true, {{"lr", 3e-4}, {"max_steps", 400}, {"batch_size", 16}, {"num_generations", 2}, {"ppo_epochs", 2},
                              {"beta", 0.05}}},
       // The demo's pre-training (full training on plain text) is CPT's demo preset.
-      {"cpt", "full", true, {{"max_seq_len", 64}, {"batch_size", 32}, {"lr", 3e-3}, {"warmup_steps", 20}, {"schedule", "constant"},
+      {"cpt", "full", true, {{"max_seq_len", 128}, {"batch_size", 32}, {"lr", 3e-3}, {"warmup_steps", 20}, {"schedule", "constant"},
                              {"packing", false}}},
   };
   std::function<void(const json&, const json&, const std::string&)> expect_keys = [&](const json& got, const json& want,
@@ -749,6 +751,34 @@ TEST(Demo, RunsEndToEndAndReportsItsFigures) {
   EXPECT_LE(j["accuracy_before"].get<double>(), 0.10);
   EXPECT_TRUE(file_exists(j["adapter_path"].get<std::string>() + "/adapter_config.json"));
   EXPECT_EQ(j["samples"].size(), 8u);
+  // Pre-training documents hold one to three examples, about half after a line of random text, so
+  // that the base's skills do not hang on where the text starts (docs/reliability.md); each fits
+  // the cpt preset's 128 tokens with BOS and EOS (one token per character).
+  {
+    std::ifstream in(d + "/demo/pretrain.jsonl");
+    std::string line;
+    int64_t docs = 0, examples = 0, after_text = 0;
+    std::map<int, int64_t> per_doc;
+    size_t longest = 0;
+    while (std::getline(in, line)) {
+      const std::string text = json::parse(line)["text"].get<std::string>();
+      int n = 0;
+      for (size_t at = text.find("==> answer:\n"); at != std::string::npos; at = text.find("==> answer:\n", at + 1)) ++n;
+      ++docs;
+      examples += n;
+      ++per_doc[n];
+      longest = std::max(longest, text.size());
+      bool op_first = false;
+      for (const char* op : {"next ", "upper ", "double ", "bracket "}) op_first = op_first || text.rfind(op, 0) == 0;
+      after_text += !op_first;
+    }
+    EXPECT_EQ(examples, 40000);
+    EXPECT_EQ(per_doc.size(), 3u);
+    EXPECT_EQ(per_doc.begin()->first, 1);
+    EXPECT_EQ(per_doc.rbegin()->first, 3);
+    EXPECT_NEAR(static_cast<double>(after_text) / docs, 0.5, 0.03) << docs;
+    EXPECT_LE(longest + 2, 128u);
+  }
   // The before/after figures are stored evaluations of the held-out suite, with their intervals.
   auto shown = test::run(std::string(HONE_CLI) + " eval show " + std::to_string(j["eval_after"].get<int>()) + " --json --workspace " + q(d));
   ASSERT_EQ(shown.code, 0) << shown.err;
@@ -760,7 +790,7 @@ TEST(Demo, RunsEndToEndAndReportsItsFigures) {
   EXPECT_EQ(ev["target"]["run"], j["run_id"]);
   // The adapter loads back for generation.
   auto g = test::run(std::string(HONE_CLI) + " generate --model " + q(d + "/demo/skills-base") + " --adapter " +
-                     q(j["adapter_path"].get<std::string>()) + " --prompt " + q("Say this word twice: abcd.") + " --chat --max-new-tokens 6");
+                     q(j["adapter_path"].get<std::string>()) + " --prompt " + q("Double abcd.") + " --chat --max-new-tokens 6");
   EXPECT_EQ(g.code, 0) << g.err;
   // The workspace keeps the demo's dataset and its recorded run (what the desktop app opens on);
   // a second demo replaces the run instead of piling up records of a replaced folder.
@@ -832,14 +862,14 @@ TEST(Demo, RlWarmUpRunsLongerUntilEverySkillIsSometimesRight) {
   const std::string cmd = std::string(HONE_CLI) + " demo --workspace " + q(d) +
                           " --method grpo --pretrain-steps 20 --steps 2 --generations 2 --warmup-steps 10 --json";
   auto last_json = [](const std::string& out) { return json::parse(out.substr(out.rfind('\n', out.size() - 2) + 1)); };
-  // A base pre-trained for 20 steps gets no skill right on every probe: 10, 40, 70 steps, then 100
+  // A base pre-trained for 20 steps gets no skill right on every probe: 10, 25, 40 steps, then 55
   // would pass the cap.
-  auto r = test::run(cmd + " --warmup-until 1 --warmup-max-steps 90");
+  auto r = test::run(cmd + " --warmup-until 1 --warmup-max-steps 45");
   ASSERT_EQ(r.code, 0) << r.err;
   json j = last_json(r.out);
-  EXPECT_EQ(j["warmup_steps"], 70);
+  EXPECT_EQ(j["warmup_steps"], 40);
   ASSERT_EQ(j["warmup_probes"].size(), 3u);
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(j["warmup_probes"][i]["steps"], 10 + 30 * i);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(j["warmup_probes"][i]["steps"], 10 + 15 * i);
   for (const auto& p : j["warmup_probes"]) {
     ASSERT_EQ(p["per_skill"].size(), 4u) << p.dump();
     for (const auto& [skill, acc] : p["per_skill"].items()) {
@@ -848,12 +878,12 @@ TEST(Demo, RlWarmUpRunsLongerUntilEverySkillIsSometimesRight) {
       EXPECT_LT(acc.get<double>(), 1.0) << skill;
     }
   }
-  EXPECT_NE(r.out.find("stopping at 70 steps (--warmup-max-steps 90)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stopping at 40 steps (--warmup-max-steps 45)"), std::string::npos) << r.out;
   // One warm-up run (each longer one replaced the last), and RL starts from its adapter.
   auto runs = json::parse(test::run(std::string(HONE_CLI) + " runs list --json --workspace " + q(d)).out);
   ASSERT_EQ(runs.size(), 2u) << runs.dump();
   EXPECT_EQ(runs[0]["name"], "demo-grpo-warmup");
-  EXPECT_EQ(runs[0]["final"]["steps"], 70);
+  EXPECT_EQ(runs[0]["final"]["steps"], 40);
   EXPECT_EQ(runs[1]["name"], "demo-grpo");
   const json cfg = test::load_json(d + "/runs/demo-grpo/config.json");
   EXPECT_EQ(cfg["init_adapter"], d + "/runs/demo-grpo-warmup/adapter");
