@@ -237,6 +237,9 @@ int cmd_demo(const Args& a) {
   LaunchSpec spec;
   spec.run_dir = join_path(join_path(ws, "runs"), "demo-" + method);
   spec.replace = true;  // the demo's run folder and its record are replaced each time
+  // ...but not while this demo still evaluates its run: another demo starting on the workspace
+  // then trains beside it (a replaced record failed this one's evaluation on a foreign key).
+  spec.keep_lock = true;
   // Runs spec (recorded like any other run), then the held-out exact-match evaluation of its output.
   auto train_and_evaluate = [&](const std::string& what, Eval* ev) {
     LaunchResult lr = launch_run(store, spec, hooks);
@@ -313,6 +316,7 @@ int cmd_demo(const Args& a) {
     LaunchSpec warm;
     warm.run_dir = join_path(join_path(ws, "runs"), "demo-" + method + "-warmup");
     warm.replace = true;
+    warm.keep_lock = true;  // RL starts from its adapter
     LaunchResult wr;
     for (;;) {
       warm.cfg = preset_run_config("sft", "lora", true);
@@ -323,6 +327,7 @@ int cmd_demo(const Args& a) {
       warm.cfg.max_steps = warm_steps;
       warm.cfg.train_data = {"dataset:demo-skills"};
       say("warm-up: supervised fine-tuning for " + std::to_string(warm.cfg.max_steps) + " steps...");
+      wr.lock.reset();  // a longer warm-up replaces the last one in the same folder
       wr = launch_run(store, warm, hooks);
       if (wr.result.status != "completed") throw Error("warm-up failed: " + wr.result.error);
       warm_seconds += wr.result.seconds;

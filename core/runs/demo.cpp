@@ -207,7 +207,11 @@ std::string ensure_demo_dataset(Workspace& ws, DemoData which, uint64_t seed, bo
   }
   // Two demos on one workspace: the file and the dataset are written by one at a time.
   FileLock lock(join_path(join_path(ws.dir(), "demo"), "demo.lock"), FileLock::Mode::Wait);
-  write_file_atomic(file, rows);
+  // The same rows already imported (by another demo on this workspace, say) are kept even when
+  // `replace` asks: replacing them under a demo that started from them broke its run's record
+  // (a foreign key failure, seen when two demos started at once on a loaded machine).
+  const bool same_rows = file_exists(file) && read_file(file) == rows;
+  if (!same_rows) write_file_atomic(file, rows);
   // Runs keep their own copy of the rows they trained on, so replacing the dataset loses nothing;
   // it is replaced in one step, so a run starting in another process finds old rows or new ones.
   int64_t old_id = 0;
@@ -215,7 +219,7 @@ std::string ensure_demo_dataset(Workspace& ws, DemoData which, uint64_t seed, bo
   for (const auto& d : list_datasets(ws)) {
     if (d.name == temp) delete_dataset(ws, d.id);  // left by a process killed mid-way
     if (d.name != name) continue;
-    if (!replace) return name;
+    if (!replace || same_rows) return name;
     old_id = d.id;
   }
   if (!old_id) {

@@ -214,6 +214,7 @@ LaunchResult launch_run_impl(Workspace& ws, const LaunchSpec& spec, const Launch
   std::string status = out.result.status;
   if (status == "cancelled" && hooks.stop_status) status = hooks.stop_status();
   if (rec) rec->finish(out.result, cfg.method, status);
+  if (rec && spec.keep_lock) out.lock = rec->release_lock();
   return out;
 }
 

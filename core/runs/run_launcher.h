@@ -4,8 +4,10 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <functional>
+#include <memory>
 #include <string>
 
+#include "store/runs.h"
 #include "store/workspace.h"
 #include "train/trainer.h"
 
@@ -17,6 +19,9 @@ struct LaunchSpec {
   int64_t resume_run = 0;         // > 0: continue that recorded run from its newest checkpoint
   std::string resume_checkpoint;  // a new run starting from this checkpoint folder (train --resume)
   bool replace = false;           // the folder and any record of it are replaced (the demo's fixed folder)
+  // The caller keeps the folder's lock after the run ends (LaunchResult::lock): until it is let go,
+  // a replacing launch in another process goes to <name>-2 instead of deleting this run's record.
+  bool keep_lock = false;
   // Data-parallel: rank 0 calls launch_run with the group; it alone touches the workspace, and
   // shares the run's folder, resolved config and checkpoint with the other ranks, which call
   // follow_run. Every rank must reach the same files (one machine, or a shared filesystem).
@@ -36,6 +41,7 @@ struct LaunchHooks {
 struct LaunchResult {
   int64_t run_id = 0;
   std::string run_dir;
+  std::shared_ptr<RunLock> lock;  // with keep_lock: the run folder's lock, held while this lives
   TrainResult result;
 };
 

@@ -29,6 +29,9 @@ class RunRecorder {
   // Final status (default: the result's) and metrics; the output folder becomes an artifact.
   void finish(const TrainResult& r, const std::string& method, const std::string& status = "");
   void fail(const std::string& error);  // training threw before or while running
+  // Hands the run's lock to the caller, who keeps the folder from being replaced while it still
+  // uses the run (the demo evaluates it after training).
+  std::unique_ptr<RunLock> release_lock() { return std::move(lock_); }
 
  private:
   void finish_records(const TrainResult& r, const std::string& method, const std::string& status);
