@@ -47,10 +47,10 @@ std::string random_line(std::mt19937_64& rng) {
 double plain_accuracy(CausalLM& m, const Tokenizer& tok, const std::vector<SkillExample>& probes) {
   int ok = 0;
   std::mt19937_64 rng(12345);  // the same random lines at every probe
-  for (const auto& e : probes) {
+  for (size_t i = 0; i < probes.size(); ++i) {
+    const SkillExample& e = probes[i];
     // A third of the probes come after another example and a third after a line of random text,
     // as skills sit in the pre-training documents.
-    const size_t i = static_cast<size_t>(&e - probes.data());
     const std::string before = i % 3 == 1 ? probes[i - 1].plain + "\n" : i % 3 == 2 ? random_line(rng) : std::string();
     const std::string prefix = before + e.plain.substr(0, e.plain.size() - e.answer.size());
     // Encoded as pre-training encoded its documents (with BOS).
@@ -109,9 +109,9 @@ DemoBase build_demo_base(const DemoBaseOptions& o, const DemoHooks& hooks) {
   // Documents of one to three examples, one per line, half of them after a line of random text, so
   // that a skill starts anywhere in its sequence and after anything. With every document a single
   // example the base tied its skills to the start of the text: any prefix ("ok. double kmst.")
-  // broke them (0-1 of 5 words on three seeds), and packing alone still left "ok. " breaking them. Chat
-  // fine-tuning, where the instruction comes after the template's header, then had to build the
-  // skills anew and learnt "say it twice" late or never on some seeds (docs/reliability.md).
+  // broke them (0-1 of 5 words on three seeds), and packing alone still left "ok. " breaking them.
+  // Chat fine-tuning, where the instruction comes after the template's header, then had to build
+  // the skills anew and learnt "say it twice" late or never on some seeds (docs/reliability.md).
   std::string corpus;
   {
     const auto ex = make_skill_examples(40000, "train", o.seed + 1);
@@ -208,8 +208,7 @@ std::string ensure_demo_dataset(Workspace& ws, DemoData which, uint64_t seed, bo
   // Two demos on one workspace: the file and the dataset are written by one at a time.
   FileLock lock(join_path(join_path(ws.dir(), "demo"), "demo.lock"), FileLock::Mode::Wait);
   // The same rows already imported (by another demo on this workspace, say) are kept even when
-  // `replace` asks: replacing them under a demo that started from them broke its run's record
-  // (a foreign key failure, seen when two demos started at once on a loaded machine).
+  // `replace` asks: replacing them would pull the dataset from under a demo already using it.
   const bool same_rows = file_exists(file) && read_file(file) == rows;
   if (!same_rows) write_file_atomic(file, rows);
   // Runs keep their own copy of the rows they trained on, so replacing the dataset loses nothing;
