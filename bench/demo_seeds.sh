@@ -38,6 +38,7 @@ for backend in $backends; do
 import json, sys
 backend, seed, method, rc, secs, last = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), sys.argv[6]
 row = {"backend": backend, "seed": seed, "method": method, "exit": rc, "seconds": secs}
+j = {}
 try:
     j = json.loads(last)
     for b, a in (("accuracy_before", "accuracy_after"), ("preference_accuracy_before", "preference_accuracy_after"),
@@ -47,6 +48,9 @@ try:
             break
 except ValueError:
     pass
+# GRPO/PPO also report the expected reward of a sample at temperature 1 (kept, not the target)
+if isinstance(j, dict) and "expected_reward_before" in j:
+    row["expected_before"], row["expected_after"] = j["expected_reward_before"], j["expected_reward_after"]
 if "before" in row:
     row["target"] = row["before"] + (1 - row["before"]) / 2
     row["met"] = row["after"] >= row["target"] - 1e-9
@@ -68,8 +72,9 @@ for m in methods:
     cells = []
     for b in backends:
         rs = sorted((r for r in rows if r["method"] == m and r["backend"] == b), key=lambda r: r["seed"])
-        txt = "; ".join(f"s{r['seed']} {r['before']:.2f}->{r['after']:.2f} ({r['target']:.2f})" if "before" in r
-                        else f"s{r['seed']} failed (exit {r['exit']})" for r in rs)
+        txt = "; ".join(f"s{r['seed']} {r['before']:.2f}->{r['after']:.2f} ({r['target']:.2f})"
+                        + (f" [expected {r['expected_before']:.2f}->{r['expected_after']:.2f}]" if "expected_before" in r else "")
+                        if "before" in r else f"s{r['seed']} failed (exit {r['exit']})" for r in rs)
         met = sum(1 for r in rs if r.get("met"))
         cells += [txt, f"{met}/{len(rs)}"]
     print(f"| {m} | " + " | ".join(cells) + " |")

@@ -155,21 +155,38 @@ std::vector<SkillExample> skill_probe_rows(const std::vector<SkillExample>& test
   return out;
 }
 
-// Greedy exact match per skill (right, asked) of a run's output on `rows`; nothing is stored.
-std::map<std::string, std::pair<int, int>> probe_skills(const std::string& run_dir, const Tokenizer& tok,
-                                                         const std::vector<SkillExample>& rows) {
+// A probe per skill: greedy exact match (right, asked; unless `greedy` is false) and the mean
+// probability that one completion sampled at temperature 1 is exactly the answer (its tokens and
+// the end of the turn), read by teacher forcing: the exact-match reward RL expects from a sample,
+// without sampling noise. Nothing is stored.
+struct SkillProbe {
+  int right = 0, asked = 0;
+  double sampled = 0;  // mean p(answer | prompt)
+};
+std::map<std::string, SkillProbe> probe_skills(const std::string& run_dir, const Tokenizer& tok,
+                                               const std::vector<SkillExample>& rows, bool greedy = true) {
   RunModel rm = load_run_output(run_dir);
   const ChatTemplate t = resolve_chat_template(tok.config(), "auto");
   std::vector<std::vector<ChatMessage>> prompts;
   for (const auto& r : rows) prompts.push_back({{"user", r.instruction}});
-  const auto answers = greedy_answers(rm.lm.model, tok, t, prompts, 16);  // answers are at most 9 characters
-  std::map<std::string, std::pair<int, int>> right;
+  std::vector<std::string> answers(rows.size());
+  if (greedy) answers = greedy_answers(rm.lm.model, tok, t, prompts, 16);  // answers are at most 9 characters
+  std::map<std::string, SkillProbe> out;
+  at::NoGradGuard ng;
+  rm.lm.model->eval();
+  std::vector<Sequence> seqs;
+  for (const auto& r : rows) seqs.push_back(tokenize_completion(tok, t, {{"user", r.instruction}}, {{"assistant", r.answer}}, 96));
+  std::vector<const Sequence*> all;
+  for (const auto& q : seqs) all.push_back(&q);
+  const at::Tensor p = sequence_logps(rm.lm.model, collate(all, std::max(tok.eos_id(), 0)), at::kCPU, false).logps.exp();  // [N]
   for (size_t i = 0; i < rows.size(); ++i) {
-    auto& r = right[rows[i].skill];
-    r.first += exact_match(answers[i], rows[i].answer);
-    ++r.second;
+    auto& r = out[rows[i].skill];
+    r.right += exact_match(answers[i], rows[i].answer);
+    r.sampled += p[static_cast<int64_t>(i)].item<double>();
+    ++r.asked;
   }
-  return right;
+  for (auto& [k, r] : out) r.sampled /= std::max(r.asked, 1);
+  return out;
 }
 
 }  // namespace
@@ -300,12 +317,14 @@ int cmd_demo(const Args& a) {
     // prompts per skill on words it never trained on (nor the test rows), and while a skill is
     // right on fewer than --warmup-until of them it runs again from the base, 15 steps longer
     // (each a run of its own schedule, so a warm-up of N steps is reproducible with --warmup-steps
-    // N --warmup-until 0), up to --warmup-max-steps. It stops at the first length that passes: a
-    // warm-up that has mastered every skill leaves RL nothing to show. Measured over seeds and back
-    // ends (docs/reliability.md): on some seeds the repeat skill jumps from 0-4 of 40 to 40 of 40
-    // between two lengths, and RL then starts at 1.00; a bar of 2 of 40 avoids that but RL learnt
-    // repeat from there in 2 runs of 4. Probing the training rows read a memorised 0.50 where the
-    // test prompts gave 0.28.
+    // N --warmup-until 0), up to --warmup-max-steps (runs/demo.h, next_warmup). It stops at the
+    // first length that passes: a warm-up that has mastered every skill leaves RL little to show.
+    // Measured over seeds and back ends (docs/reliability.md): on some seeds the repeat skill jumps
+    // from 2 of 40 to 40 of 40 between two lengths, with no length between that holds it part-way
+    // (oneDNN seed 4: 2, 5, 40, 6, 7, 40 of 40 at 105, 109, 112, 114, 117, 120 steps; the mean
+    // probability of the answer 0.05 or 0.83-0.90), and RL then starts at 1.00. Starting RL from
+    // the length before the jump instead met the target in 2 runs of 6. Probing the training rows
+    // read a memorised 0.50 where the test prompts gave 0.28.
     const int64_t first_steps = a.integer("warmup-steps", 30);
     const double until = a.number("warmup-until", 0.25);
     const int64_t max_warm = a.integer("warmup-max-steps", 400);
@@ -313,6 +332,7 @@ int cmd_demo(const Args& a) {
     int64_t warm_steps = first_steps;
     double warm_seconds = 0;
     nlohmann::json probes = nlohmann::json::array();
+    std::vector<WarmupRound> rounds;
     LaunchSpec warm;
     warm.run_dir = join_path(join_path(ws, "runs"), "demo-" + method + "-warmup");
     warm.replace = true;
@@ -334,27 +354,46 @@ int cmd_demo(const Args& a) {
       if (until <= 0) break;
       const auto right = probe_skills(wr.run_dir, *tok, probe_rows);
       double worst = 1;
-      nlohmann::json per = nlohmann::json::object();
+      nlohmann::json per = nlohmann::json::object(), sampled = nlohmann::json::object();
       std::string line = "warm-up probe after " + std::to_string(warm_steps) + " steps (unseen words, per skill):";
       for (const auto& [k, v] : right) {
-        const double acc = static_cast<double>(v.first) / std::max(v.second, 1);
+        const double acc = static_cast<double>(v.right) / std::max(v.asked, 1);
         per[k] = acc;
+        sampled[k] = v.sampled;
         worst = std::min(worst, acc);
-        line += " " + k + " " + std::to_string(v.first) + "/" + std::to_string(v.second);
+        line += " " + k + " " + std::to_string(v.right) + "/" + std::to_string(v.asked) + " (sampled " +
+                std::to_string(v.sampled).substr(0, 4) + ")";
       }
-      probes.push_back({{"steps", warm_steps}, {"per_skill", per}});
+      probes.push_back({{"steps", warm_steps}, {"per_skill", per}, {"per_skill_sampled", sampled}});
       say(line);
-      if (worst >= until) break;
-      const int64_t longer = warm_steps + 15;
-      if (longer > max_warm) {
+      rounds.push_back({warm_steps, worst});
+      const WarmupDecision d = next_warmup(rounds, until, 15, max_warm);
+      if (d.next) {
+        warm_steps = d.next;
+        continue;
+      }
+      if (d.why == "cap")
         say("warm-up: stopping at " + std::to_string(warm_steps) + " steps (--warmup-max-steps " + std::to_string(max_warm) +
             ") with a skill right on fewer than " + std::to_string(until).substr(0, 4) + " of its probes");
-        break;
-      }
-      warm_steps = longer;
+      break;
     }
     Eval before = evaluate_skills(store, EvalTarget{wr.run_id, "", ""}, test);  // exact match = the rule reward
-    say("mean reward before " + M + " (greedy, held out): " + std::to_string(before.accuracy).substr(0, 4));
+    // What RL maximises is the reward of sampled completions; at temperature 1 its expectation
+    // under exact match is the mean p(answer | prompt), read exactly (no sampling).
+    auto expected = [&](const std::string& run_dir, nlohmann::json* per) {
+      double sum = 0;
+      size_t n = 0;
+      for (const auto& [k, v] : probe_skills(run_dir, *tok, test, false)) {
+        (*per)[k] = v.sampled;
+        sum += v.sampled * v.asked;
+        n += static_cast<size_t>(v.asked);
+      }
+      return n ? sum / static_cast<double>(n) : 0.0;
+    };
+    nlohmann::json exp_before = nlohmann::json::object(), exp_after = nlohmann::json::object();
+    const double expected_before = expected(wr.run_dir, &exp_before);
+    say("mean reward before " + M + " (greedy, held out): " + std::to_string(before.accuracy).substr(0, 4) +
+        "; expected reward of a sample at temperature 1: " + std::to_string(expected_before).substr(0, 4));
     // b. RL from the warmed-up adapter with the exact-match rule.
     RunConfig& c = spec.cfg;
     // GRPO: no KL penalty by default, TRL's default too; PPO's is 0.05 (with beta > 0 the
@@ -370,11 +409,17 @@ int cmd_demo(const Args& a) {
     Eval after;
     LaunchResult lr = train_and_evaluate(M, &after);
     const TrainResult& r = lr.result;
+    const double expected_after = expected(lr.run_dir, &exp_after);
+    say("expected reward of a sample at temperature 1 after " + M + ": " + std::to_string(expected_after).substr(0, 4));
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     nlohmann::json fin = nlohmann::json::object();
     for (const auto& x : r.final_scalars) fin[x.name] = x.value;
     nlohmann::json out = {{"method", method},
                           {"reward", "exact match (1 or 0)"},
+                          {"expected_reward_before", expected_before},
+                          {"expected_reward_after", expected_after},
+                          {"expected_per_skill_before", exp_before},
+                          {"expected_per_skill_after", exp_after},
                           {"mean_reward_before", before.accuracy},
                           {"mean_reward_after", after.accuracy},
                           {"mean_reward_before_ci95", ci_json(before)},

@@ -231,4 +231,17 @@ std::string ensure_demo_dataset(Workspace& ws, DemoData which, uint64_t seed, bo
   return name;
 }
 
+WarmupDecision next_warmup(const std::vector<WarmupRound>& rounds, double until, int64_t step, int64_t max_steps) {
+  if (rounds.empty()) throw Error("next_warmup: no round probed yet");
+  const WarmupRound& last = rounds.back();
+  WarmupDecision d;
+  if (last.worst >= until || last.steps + step > max_steps) {
+    d.start = last.steps;
+    d.why = last.worst >= until ? "passed" : "cap";
+    return d;
+  }
+  d.next = last.steps + step;
+  return d;
+}
+
 }  // namespace hone

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "store/workspace.h"
 #include "train/trainer.h"
@@ -46,5 +47,20 @@ DemoBase build_demo_base(const DemoBaseOptions& o, const DemoHooks& hooks = {});
 // with new data). Returns the dataset's name.
 enum class DemoData { Skills, Preferences, SkillsTest, SkillsChoice };
 std::string ensure_demo_dataset(Workspace& ws, DemoData which, uint64_t seed, bool replace);
+
+// The RL demos' supervised warm-up is a ladder of runs from the base, each `step` longer than the
+// last, each probed per skill on unseen words: RL cannot reinforce a skill the policy never gets
+// right, and has little to show on one it has mastered, so the first round whose worst skill is
+// right on at least `until` of its probes is taken. The ladder stops at `max_steps`.
+struct WarmupRound {
+  int64_t steps = 0;
+  double worst = 0;  // the lowest share of a skill's probes answered right
+};
+struct WarmupDecision {
+  int64_t next = 0;   // steps of the next round to run; 0: stop
+  int64_t start = 0;  // when stopping: the round RL starts from
+  std::string why;    // when stopping: "passed" or "cap"
+};
+WarmupDecision next_warmup(const std::vector<WarmupRound>& rounds, double until, int64_t step, int64_t max_steps);
 
 }  // namespace hone
