@@ -24,6 +24,7 @@
 #include "model/checkpoint.h"
 #include "model/decoder.h"
 #include "peft/lora.h"
+#include "runs/demo.h"
 #include "store/runs.h"
 #include "test_support.h"
 #include "train/adamw.h"
@@ -641,9 +642,9 @@ TEST(RecipeTable, PresetsAreTheSettingsTheFrontEndsUsed) {
       {"kto", "lora", true, {{"lr", 2e-3}, {"batch_size", 8}, {"max_steps", 500}, {"chat_template", "chatml"}}},
       {"reward", "lora", true, {{"max_steps", 200}, {"batch_size", 8}}},
       {"grpo", "lora", true, {{"lr", 5e-4}, {"max_steps", 400}, {"num_generations", 8}, {"batch_size", 8}, {"max_new_tokens", 12},
-                              {"schedule", "constant"}, {"beta", 0.0}}},
+                              {"schedule", "cosine"}, {"beta", 0.0}}},
       {"ppo", "lora", true, {{"lr", 3e-4}, {"max_steps", 400}, {"batch_size", 16}, {"num_generations", 2}, {"ppo_epochs", 2},
-                             {"beta", 0.05}}},
+                             {"beta", 0.05}, {"schedule", "cosine"}}},
       // The demo's pre-training (full training on plain text) is CPT's demo preset.
       {"cpt", "full", true, {{"max_seq_len", 128}, {"batch_size", 32}, {"lr", 3e-3}, {"warmup_steps", 20}, {"schedule", "constant"},
                              {"packing", false}}},
@@ -853,8 +854,29 @@ TEST(Demo, TwoAtOnceOnOneWorkspaceBothSucceed) {
   EXPECT_EQ(runs.back()["run_dir"], d + "/runs/demo-lora-2");
 }
 
+// The warm-up ladder's decisions (runs/demo.h), on probe figures written by hand: a round that
+// passes is taken, a failing one is followed by one 15 steps longer unless that passes the cap.
+TEST(Demo, WarmUpLadderTakesTheFirstRoundThatPasses) {
+  using R = std::vector<WarmupRound>;
+  WarmupDecision d = next_warmup(R{{30, 0.0}}, 0.25, 15, 400);
+  EXPECT_EQ(d.next, 45);
+  d = next_warmup(R{{30, 0.0}, {45, 0.40}}, 0.25, 15, 400);
+  EXPECT_EQ(d.next, 0);
+  EXPECT_EQ(d.start, 45);
+  EXPECT_EQ(d.why, "passed");
+  d = next_warmup(R{{30, 0.0}, {45, 0.25}}, 0.25, 15, 400);  // the bar itself passes
+  EXPECT_EQ(d.start, 45);
+  d = next_warmup(R{{30, 0.0}, {45, 0.1}}, 0.25, 15, 60);  // 60 is within the cap
+  EXPECT_EQ(d.next, 60);
+  d = next_warmup(R{{30, 0.0}, {45, 0.1}}, 0.25, 15, 55);  // 60 would pass it
+  EXPECT_EQ(d.next, 0);
+  EXPECT_EQ(d.start, 45);
+  EXPECT_EQ(d.why, "cap");
+  EXPECT_THROW(next_warmup(R{}, 0.25, 15, 400), Error);
+}
+
 // The RL demos' warm-up is probed on unseen words, and while a skill is right on fewer than
-// --warmup-until of its 40 probes it runs again from the base 30 steps longer, up to
+// --warmup-until of its 40 probes it runs again from the base 15 steps longer, up to
 // --warmup-max-steps (a policy that never gets a skill right gives RL nothing to reinforce
 // there); --warmup-until 0 is one warm-up of --warmup-steps. The probes are not kept as evaluations.
 TEST(Demo, RlWarmUpRunsLongerUntilEverySkillIsSometimesRight) {
@@ -872,6 +894,14 @@ TEST(Demo, RlWarmUpRunsLongerUntilEverySkillIsSometimesRight) {
   for (int i = 0; i < 3; ++i) EXPECT_EQ(j["warmup_probes"][i]["steps"], 10 + 15 * i);
   for (const auto& p : j["warmup_probes"]) {
     ASSERT_EQ(p["per_skill"].size(), 4u) << p.dump();
+    ASSERT_EQ(p["per_skill_sampled"].size(), 4u) << p.dump();
+    // A mean probability, read by teacher forcing; greedy decoding (the KV cache) answers right
+    // wherever the answer's probability is over 0.5 (each of its tokens is then the likeliest),
+    // so the mean is at most 0.5 + 0.5 x the share answered right.
+    for (const auto& [skill, prob] : p["per_skill_sampled"].items()) {
+      EXPECT_GE(prob.get<double>(), 0.0) << skill;
+      EXPECT_LE(prob.get<double>(), 0.5 + 0.5 * p["per_skill"][skill].get<double>() + 1e-6) << skill;
+    }
     for (const auto& [skill, acc] : p["per_skill"].items()) {
       const double right = acc.get<double>() * 40;  // 40 probes per skill
       EXPECT_NEAR(right, std::round(right), 1e-9) << skill;
@@ -879,6 +909,18 @@ TEST(Demo, RlWarmUpRunsLongerUntilEverySkillIsSometimesRight) {
     }
   }
   EXPECT_NE(r.out.find("stopping at 40 steps (--warmup-max-steps 45)"), std::string::npos) << r.out;
+  // The expected reward of one sample at temperature 1 (the mean probability of the exact answer),
+  // before and after RL: the mean of its per-skill figures, 25 test prompts a skill.
+  for (const char* when : {"before", "after"}) {
+    const double e = j[std::string("expected_reward_") + when].get<double>();
+    const json& per = j[std::string("expected_per_skill_") + when];
+    ASSERT_EQ(per.size(), 4u) << per.dump();
+    double sum = 0;
+    for (const auto& [skill, p] : per.items()) sum += p.get<double>();
+    EXPECT_NEAR(e, sum / 4, 1e-9) << when;
+    EXPECT_GE(e, 0.0);
+    EXPECT_LE(e, 1.0);
+  }
   // One warm-up run (each longer one replaced the last), and RL starts from its adapter.
   auto runs = json::parse(test::run(std::string(HONE_CLI) + " runs list --json --workspace " + q(d)).out);
   ASSERT_EQ(runs.size(), 2u) << runs.dump();
