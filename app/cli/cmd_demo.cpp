@@ -55,7 +55,9 @@ form partly; while a skill is answered right (greedy) on fewer than --warmup-unt
 --warmup-max-steps (default 400): RL cannot reinforce a skill it never gets right. Then GRPO
 samples --generations completions (default 8) for each of 8 prompts a step, scores them and
 reinforces the better ones. It reports mean_reward_before (the warmed-up policy, greedy, on 100
-held-out prompts), mean_reward_after and max_reward.
+held-out prompts), mean_reward_after and max_reward, and expected_reward_before and _after: the
+reward RL maximises, that of one completion sampled at temperature 1 (the mean probability of the
+right answer).
 --method ppo: the same warm-up and reward, then PPO: 16 prompts x --generations completions
 (default 2) per step, a value head on the policy, GAE, 2 updates over each batch of rollouts and a
 per-token KL penalty (--beta, default 0.05) against the warmed-up policy. The same report.
@@ -436,7 +438,8 @@ int cmd_demo(const Args& a) {
                           {"test_prompts", test.size()},
                           {"final_metrics", fin}};
     if (json) std::cout << out.dump() << "\n";
-    else std::cout << "mean reward " << before.accuracy << " -> " << after.accuracy << " (max 1) in " << static_cast<int>(secs)
+    else std::cout << "mean reward " << before.accuracy << " -> " << after.accuracy << " (max 1; expected reward of a sample "
+                   << std::to_string(expected_before).substr(0, 4) << " -> " << std::to_string(expected_after).substr(0, 4) << ") in " << static_cast<int>(secs)
                    << " s; adapter: " << r.output_dir << "\n";
     return 0;
   }
