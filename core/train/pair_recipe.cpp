@@ -8,6 +8,7 @@
 #include "common/error.h"
 #include "common/files.h"
 #include "common/json_file.h"
+#include "distributed/process_group.h"
 #include "peft/lora.h"
 
 namespace hone {
@@ -223,13 +224,38 @@ Scalars PairRecipe::evaluate_by_loss(RecipeEnv& env, int64_t batch_size) {
       if (totals.empty()) totals.assign(c.size(), 0);
       for (size_t q = 0; q < c.size(); ++q) totals[q] += c[q];
     }
-    for (size_t s = 0; s < eval_.size(); s += static_cast<size_t>(batch_size)) {
+    // Data-parallel: rank r scores batches r, r + world, ... (the batches one process scores) and
+    // the sums are added over the ranks; each batch's figures are shares of the whole split, so the
+    // sum is the split's. Where the split has fewer batches than ranks every rank scores them all
+    // (a rank without a batch would have no metric names to add).
+    const size_t B = static_cast<size_t>(batch_size), batches = (eval_.size() + B - 1) / B;
+    const size_t world = env.group ? static_cast<size_t>(env.group->world_size()) : 1;
+    const bool split = world > 1 && batches >= world;
+    const size_t rank = split ? static_cast<size_t>(env.group->rank()) : 0, stride = split ? world : 1;
+    if (split && !eval_split_said_ && env.log) {
+      env.log("held-out evaluation split over " + std::to_string(world) + " processes: " + std::to_string(batches) + " batches");
+      eval_split_said_ = true;
+    }
+    for (size_t bi = rank; bi < batches; bi += stride) {
       std::vector<size_t> idx;
-      for (size_t i = s; i < std::min(eval_.size(), s + static_cast<size_t>(batch_size)); ++i) idx.push_back(i);
+      for (size_t i = bi * B; i < std::min(eval_.size(), (bi + 1) * B); ++i) idx.push_back(i);
       MicroLoss ml = loss(env, idx, totals);
       const double l = ml.loss.defined() ? ml.loss.item<double>() : 0;
       set_scalar(sum, "eval_loss", scalar_value(sum, "eval_loss", 0) + l);
       for (const auto& x : ml.scalars) set_scalar(sum, "eval_" + x.name, scalar_value(sum, "eval_" + x.name, 0) + x.value);
+    }
+    if (split) {
+      // Every batch yields the same names in the same order; the count is checked before the values
+      // are added, so that ranks that disagree fail instead of adding unlike figures.
+      at::Tensor k = at::tensor(std::vector<double>{static_cast<double>(sum.size())}, at::kDouble);
+      env.group->all_reduce_sum(k);
+      if (k.item<double>() != static_cast<double>(sum.size() * world))
+        throw Error("held-out evaluation: the processes' metrics differ (" + std::to_string(sum.size()) + " here)");
+      std::vector<double> v;
+      for (const auto& x : sum) v.push_back(x.value);
+      at::Tensor t = at::tensor(v, at::kDouble);
+      env.group->all_reduce_sum(t);
+      for (size_t q = 0; q < sum.size(); ++q) sum[q].value = t[static_cast<int64_t>(q)].item<double>();
     }
   } catch (...) {
     use_eval_ = false;

@@ -60,6 +60,7 @@ class PairRecipe : public Recipe {
   std::vector<PairExample> train_, eval_;
   int64_t truncated_ = 0, dropped_ = 0;
   bool use_eval_ = false;  // loss() reads the held-out split (evaluation)
+  bool eval_split_said_ = false;  // the log has said the evaluation is split over the processes
 
  private:
   at::Tensor compute_reference(RecipeEnv& env, const std::vector<PairExample>& ex, int64_t batch_size, bool as_is);

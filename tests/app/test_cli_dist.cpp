@@ -453,3 +453,61 @@ TEST(Launch, PreferenceRewardAndCptRecipesMatchOneProcess) {
     EXPECT_LT(adapter_difference(one, two), 1e-5) << recipe;
   }
 }
+
+// DPO, ORPO, KTO and reward models split their held-out evaluation too: 2 processes x batch 2
+// score the batches 1 process x batch 2 scores (rank r every other one), and the gathered eval_*
+// figures are that process's. A learning rate of 1e-12 keeps the weights the starting ones (to
+// ~1e-12) though the two runs train on batches of 4 and 2; KTO's KL estimate is per eval batch, so
+// the batches must be the same ones.
+TEST(Launch, PreferenceAndRewardEvaluationIsSplitAndGathered) {
+  const auto& f = fixture();
+  {
+    std::ofstream p(f.dir + "/ev-pairs.jsonl"), k(f.dir + "/ev-kto.jsonl"), hp(f.dir + "/ev-held-pairs.jsonl"),
+        hk(f.dir + "/ev-held-kto.jsonl");
+    for (int i = 0; i < 30; ++i) {
+      std::ofstream& pairs = i < 20 ? p : hp;
+      std::ofstream& rated = i < 20 ? k : hk;
+      pairs << json({{"prompt", "Say " + std::to_string(i)}, {"chosen", "It is " + std::to_string(i) + "."},
+                     {"rejected", "No " + std::to_string(i * 7)}}).dump() << "\n";
+      rated << json({{"prompt", "Say " + std::to_string(i)}, {"completion", i % 2 ? "It is " + std::to_string(i) + "." : "nope"},
+                     {"label", i % 2 == 1}}).dump() << "\n";
+    }
+  }
+  auto eval_metrics = [](const std::string& dir) {
+    json last;
+    std::ifstream in(dir + "/metrics.jsonl");
+    for (std::string line; std::getline(in, line);) {
+      const json j = json::parse(line);
+      if (j.contains("eval_loss")) last = j;
+    }
+    json out = json::object();
+    for (const auto& [k, v] : last.items())
+      if (k.rfind("eval_", 0) == 0) out[k] = v;
+    return out;
+  };
+  for (const auto& [recipe, data] : std::vector<std::pair<std::string, std::string>>{
+           {"dpo", "pairs"}, {"orpo", "pairs"}, {"kto", "kto"}, {"reward", "pairs"}}) {
+    auto config = [&, recipe = recipe, data = data](const std::string& tag) {
+      json c = {{"name", recipe + "-ev-" + tag}, {"base_model", f.model}, {"method", "lora"}, {"recipe", recipe},
+                {"train_data", {f.dir + "/ev-" + data + ".jsonl"}}, {"eval_data", {f.dir + "/ev-held-" + data + ".jsonl"}},
+                {"batch_size", 2}, {"max_steps", 1}, {"lr", 1e-12}, {"max_seq_len", 48}, {"lora", {{"dropout", 0.0}}}};
+      const std::string path = f.dir + "/" + recipe + "-ev-" + tag + ".json";
+      std::ofstream(path) << c.dump(2);
+      return path;
+    };
+    const std::string one = f.dir + "/" + recipe + "-ev-one", two = f.dir + "/" + recipe + "-ev-two";
+    auto a = cli("train --config " + shell_quote(config("one")) + " --run-dir " + shell_quote(one) + ws_arg() + " --json");
+    ASSERT_EQ(a.code, 0) << recipe << ": " << a.err;
+    auto b = cli("launch --nproc 2 -- train --config " + shell_quote(config("two")) + " --run-dir " + shell_quote(two) + ws_arg() +
+                 " --json");
+    ASSERT_EQ(b.code, 0) << recipe << ": " << b.err;
+    EXPECT_NE(b.out.find("held-out evaluation split over 2 processes: 5 batches"), std::string::npos) << recipe << ": " << b.out;
+    const json ea = eval_metrics(one), eb = eval_metrics(two);
+    ASSERT_GE(ea.size(), 3u) << recipe << ": " << ea.dump();
+    ASSERT_EQ(eb.size(), ea.size()) << recipe << ": " << eb.dump();
+    for (const auto& [k, v] : ea.items()) {
+      ASSERT_TRUE(eb.contains(k)) << recipe << " " << k;
+      EXPECT_NEAR(eb[k].get<double>(), v.get<double>(), 1e-6 * (1 + std::abs(v.get<double>()))) << recipe << " " << k;
+    }
+  }
+}
