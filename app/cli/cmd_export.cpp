@@ -22,7 +22,7 @@ metadata and tensors. Exits 1 with the problem when the file is damaged.
 )";
 
 const char* const kExportUsage = R"(usage: hone-cli export --run ID|RUN_DIR --format peft|merged|gguf|gguf-lora|ollama
-                       [--dtype f32|bf16|f16|q8_0] [--no-base] --out DIR [--json]
+                       [--dtype TYPE] [--calibrate [--calibrate-rows N]] [--no-base] --out DIR [--json]
 
 peft    the run's LoRA adapter as adapter_config.json + adapter_model.safetensors, which
         peft.PeftModel.from_pretrained loads over the base model
@@ -30,13 +30,19 @@ merged  the adapter merged into its base (QLoRA: into the dequantized NF4 base),
         fine-tune's model, in the Hugging Face layout: config.json, safetensors (sharded above
         5 GB), tokenizer files and generation_config.json with EOS and the template's
         end-of-turn ids; --dtype defaults to the base's storage dtype
-gguf    the merged model as one GGUF file for llama.cpp (f16 by default, q8_0, f32 or bf16), with
-        the tokenizer (tokens, merges or scores, the pre-tokenizer name llama.cpp knows, special
-        ids, add_bos/add_eos), end-of-turn id and the chat template
+gguf    the merged model as one GGUF file for llama.cpp, with the tokenizer (tokens, merges or
+        scores, the pre-tokenizer name llama.cpp knows, special ids, add_bos/add_eos), end-of-turn
+        id and the chat template. --dtype: f16 (default), q8_0, q6_k, q5_k_m, q4_k_m, f32, bf16.
+        q6_k, q5_k_m and q4_k_m are llama-quantize's K-quant mixtures: the same type per tensor
+        (more bits for the head and half of attn_v / ffn_down; 32-blocks where rows are not whole
+        256-blocks), each block's scales searched for the least squared error
+--calibrate  quantized types: weight that error by how much each input column is used, measured
+        on up to --calibrate-rows rows (default 64) of the run's own training data
 gguf-lora  the adapter as a llama.cpp LoRA GGUF (rsLoRA's scale folded into adapter.lora.alpha)
         plus the base it was trained on as GGUF (--no-base: the adapter alone) and a Modelfile
-ollama  the gguf export plus an Ollama Modelfile (TEMPLATE in the model's chat format, stop
-        parameters for every end-of-turn token): ollama create NAME -f DIR/Modelfile
+ollama  the gguf export (q4_k_m by default, as Ollama's library serves models) plus an Ollama
+        Modelfile (TEMPLATE in the model's chat format, stop parameters for every end-of-turn
+        token): ollama create NAME -f DIR/Modelfile
 
 After writing, the export check reloads the artifact and compares its logits with the run's base +
 adapter on fixed prompts: the largest difference against the dtype's tolerance, next-token
@@ -68,6 +74,9 @@ int cmd_export(const Args& a) {
   spec.dtype = a.get("dtype");
   spec.out_dir = a.require("out");
   spec.include_base = !a.flag("no-base");
+  spec.calibrate = a.flag("calibrate");
+  spec.calibrate_rows = static_cast<int>(a.integer("calibrate-rows", 64));
+  if (spec.calibrate_rows < 1) throw Error("export: --calibrate-rows must be at least 1");
   ExportResult r = export_run(spec, [&](const std::string& stage) {
     if (json) std::cout << nlohmann::json({{"event", "progress"}, {"stage", stage}}).dump() << "\n" << std::flush;
     else std::cerr << stage << "...\n";
@@ -81,6 +90,10 @@ int cmd_export(const Args& a) {
                                  {"files", r.files},
                                  {"bytes", r.bytes},
                                  {"notes", r.notes},
+                                 {"tensor_types", r.tensor_types},
+                                 {"quantize_seconds", r.quantize_seconds},
+                                 {"calibration_rows", r.calibration_rows},
+                                 {"calibration_tokens", r.calibration_tokens},
                                  {"check",
                                   {{"passed", c.passed},
                                    {"max_logit_diff", c.max_logit_diff},
@@ -95,6 +108,9 @@ int cmd_export(const Args& a) {
               << "\n";
   } else {
     std::cout << "wrote " << r.format << " (" << r.dtype << ", " << r.bytes << " bytes) to " << r.out_dir << "\n";
+    if (r.quantize_seconds > 0) std::cout << "GGUF written in " << r.quantize_seconds << " s\n";
+    if (r.calibration_rows > 0)
+      std::cout << "calibrated on " << r.calibration_rows << " rows (" << r.calibration_tokens << " tokens) of the run's data\n";
     for (const auto& n : r.notes) std::cout << "note: " << n << "\n";
     std::cout << "export check " << c.summary << "\n";
   }

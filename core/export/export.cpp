@@ -11,6 +11,7 @@
 #include <cstdlib>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -21,7 +22,9 @@
 #include "common/json_file.h"
 #include "data/pairs.h"
 #include "data/records.h"
+#include "export/calibrate.h"
 #include "export/gguf.h"
+#include "export/gguf_mix.h"
 #include "export/gguf_model.h"
 #include "export/ollama.h"
 #include "model/checkpoint.h"
@@ -48,9 +51,9 @@ const std::pair<const char*, const char*> kCheckTurns[] = {
 
 std::string tokenizer_dir_of(const RunModel& rm) { return rm.method == "full" ? rm.lm.dir : rm.base_model; }
 
-// Conversations for the check: the first rows of the data the run trained on (its own copy in
-// <run>/data/), so that the check looks where the fine-tune acts; the fixed ones above otherwise.
-std::vector<std::vector<ChatMessage>> check_conversations(const std::string& run_dir) {
+// Rows [skip, skip + count) of the data the run trained on (its own copy in <run>/data/) as
+// conversations; empty when the run has no readable data.
+std::vector<std::vector<ChatMessage>> run_conversations(const std::string& run_dir, size_t skip, size_t count) {
   std::vector<std::vector<ChatMessage>> out;
   std::string dir = join_path(run_dir, "data");
   if (!is_directory(dir) && file_exists(join_path(run_dir, "trainer_state.json")))  // a checkpoint folder
@@ -58,8 +61,10 @@ std::vector<std::vector<ChatMessage>> check_conversations(const std::string& run
   if (is_directory(dir)) {
     try {
       ReadResult rr = read_dataset(dir);
+      size_t seen = 0;
       for (const auto& rec : rr.records) {
-        if (out.size() >= 4) break;
+        if (out.size() >= count) break;
+        if (seen++ < skip) continue;
         if (rr.kind == DatasetKind::Chat) {
           out.push_back(record_messages(rec.data));
         } else if (rr.kind == DatasetKind::Preference) {
@@ -72,27 +77,53 @@ std::vector<std::vector<ChatMessage>> check_conversations(const std::string& run
         }
       }
     } catch (const std::exception&) {
-      out.clear();  // unreadable data: the fixed conversations still check the export
+      out.clear();  // unreadable data: the check falls back to fixed conversations
     }
   }
+  return out;
+}
+
+// Conversations for the check: the first rows of the run's data, so that the check looks where the
+// fine-tune acts; the fixed ones above otherwise.
+std::vector<std::vector<ChatMessage>> check_conversations(const std::string& run_dir) {
+  auto out = run_conversations(run_dir, 0, 4);
   if (out.empty())
     for (const auto& [q, a] : kCheckTurns) out.push_back({{"user", q}, {"assistant", a}});
   return out;
 }
 
-std::vector<std::vector<int64_t>> check_inputs(const std::string& run_dir, const std::string& tok_dir, int64_t vocab) {
+std::vector<std::vector<int64_t>> token_inputs(const std::vector<std::vector<ChatMessage>>& convs, const std::string& tok_dir,
+                                               int64_t vocab, size_t max_len) {
   auto tok = load_tokenizer(tok_dir);
   const ChatFormat f = detect_chat_format(tok->config().chat_template);
   std::vector<std::vector<int64_t>> out;
-  for (const auto& conv : check_conversations(run_dir)) {
+  for (const auto& conv : convs) {
     auto ids = tokenize_chat(*tok, f, conv, false).ids;
     std::vector<int64_t> v;
     for (auto id : ids)
       if (id < vocab) v.push_back(id);  // a builtin test tokenizer may know ids a tiny model lacks
-    if (v.size() > 256) v.resize(256);
+    if (v.size() > max_len) v.resize(max_len);
     if (!v.empty()) out.push_back(std::move(v));
   }
+  return out;
+}
+
+std::vector<std::vector<int64_t>> check_inputs(const std::string& run_dir, const std::string& tok_dir, int64_t vocab) {
+  auto out = token_inputs(check_conversations(run_dir), tok_dir, vocab, 256);
   if (out.empty()) throw Error("export check: the tokenizer gives no tokens for the check prompts");
+  return out;
+}
+
+// Calibration rows: past the check's four where the data has enough (so the check is not judged on
+// the rows the quantization was tuned to), else from the start.
+std::vector<std::vector<int64_t>> calibration_inputs(const std::string& run_dir, const std::string& tok_dir, int64_t vocab,
+                                                     int rows) {
+  auto convs = run_conversations(run_dir, 4, static_cast<size_t>(rows));
+  if (convs.size() < 8) convs = run_conversations(run_dir, 0, static_cast<size_t>(rows));
+  if (convs.empty())
+    throw Error("export: --calibrate needs the run's training data (" + join_path(run_dir, "data") + " is missing or unreadable)");
+  auto out = token_inputs(convs, tok_dir, vocab, 512);
+  if (out.empty()) throw Error("export: the run's data gives no tokens to calibrate on");
   return out;
 }
 
@@ -119,13 +150,22 @@ double max_diff(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>&
 // weight to 1/254 of its block's largest: about 4x bf16's error on Gaussian weights (measured 4.0%
 // on the demo model, up to 14% on untrained random models whose logits are small). A broken export
 // (a dropped adapter, a wrong layout) moves logits by their whole scale, far above any of these.
+// The K-quant mixtures: q6_k (6.56 bits a weight) about 2x q8_0's step, q5_k_m about 2x that and
+// q4_k_m 2x again; their tolerances are set from the logit differences measured on the demo model
+// and the test models (docs/export.md has the figures), with room for untrained models.
 double tolerance_of(const std::string& dtype, double logit_scale) {
-  const double rel = dtype == "q8_0" ? 0.25 : dtype == "bf16" ? 0.08 : dtype == "f16" ? 0.02 : 1e-4;
+  const double rel = dtype == "q4_k_m" ? 0.6 : dtype == "q5_k_m" ? 0.4 : dtype == "q6_k" ? 0.3 : dtype == "q8_0" ? 0.25
+                     : dtype == "bf16" ? 0.08 : dtype == "f16" ? 0.02 : 1e-4;
   return std::max(1e-3, rel * logit_scale);
 }
 
 // Share of positions whose most likely next token must agree: rounding can swap near-ties.
-double agreement_needed(const std::string& dtype) { return dtype == "f32" ? 1.0 : dtype == "q8_0" ? 0.8 : 0.9; }
+double agreement_needed(const std::string& dtype) {
+  if (dtype == "f32") return 1.0;
+  if (dtype == "q4_k_m") return 0.6;
+  if (dtype == "q5_k_m" || dtype == "q6_k") return 0.7;
+  return dtype == "q8_0" ? 0.8 : 0.9;
+}
 
 StDtype st_dtype_from(const std::string& d) {
   if (d == "f32") return StDtype::F32;
@@ -228,7 +268,8 @@ std::vector<std::string> export_formats() { return {"peft", "merged", "gguf", "g
 std::vector<std::string> export_dtypes(const std::string& format) {
   if (format == "peft") return {"f32"};
   if (format == "merged") return {"f32", "bf16", "f16"};
-  if (format == "gguf" || format == "gguf-lora" || format == "ollama") return {"f16", "q8_0", "f32", "bf16"};
+  if (format == "ollama") return {"q4_k_m", "q5_k_m", "q6_k", "q8_0", "f16", "f32", "bf16"};
+  if (format == "gguf" || format == "gguf-lora") return gguf_scheme_names();
   throw Error("export: unknown format \"" + format + "\" (peft, merged, gguf, gguf-lora or ollama)");
 }
 
@@ -271,11 +312,16 @@ std::string run_name_of(const std::string& run_dir) {
   return n.empty() ? "model" : n;
 }
 
-GgmlType gguf_type_from(const std::string& d) {
-  GgmlType t;
-  if (!ggml_type_from_name(d.empty() ? "f16" : d, &t))
-    throw Error("export: GGUF dtype must be f16, q8_0, f32 or bf16 (got \"" + d + "\")");
-  return t;
+// The GGUF scheme of an export: the format's default when none is asked for.
+std::string gguf_dtype_from(const std::string& format, const std::string& d) {
+  const std::string want = d.empty() ? export_dtypes(format).front() : d;
+  GgufScheme s;
+  if (!gguf_scheme_from_name(want, &s)) {
+    std::string all;
+    for (const auto& n : gguf_scheme_names()) all += (all.empty() ? "" : ", ") + n;
+    throw Error("export: GGUF dtype must be one of " + all + " (got \"" + d + "\")");
+  }
+  return want;
 }
 
 // GGUF files of an export folder by kind.
@@ -298,6 +344,11 @@ GgufSet find_ggufs(const std::string& dir) {
 
 std::string gguf_dtype_of(const std::string& path) {
   GgufFile f(path);
+  if (const GgufValue* ft = f.get("general.file_type"))  // the scheme the file was written as
+    for (const auto& n : gguf_scheme_names()) {
+      GgufScheme s;
+      if (gguf_scheme_from_name(n, &s) && ft->type == GgufType::U32 && ft->u == s.file_type) return n;
+    }
   for (const auto& t : f.tensors())
     if (t.shape.size() == 2) return ggml_type_name(t.type);
   return "f32";
@@ -352,7 +403,7 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
   if (spec.out_dir.empty()) throw Error("export: choose an output folder");
   if (is_directory(spec.out_dir) && !fs::is_empty(spec.out_dir))
     throw file_error(spec.out_dir, "is not empty; choose a new or empty folder (nothing was written)");
-  if (is_gguf_format(spec.format)) gguf_type_from(spec.dtype);  // a bad dtype fails before any work
+  if (is_gguf_format(spec.format)) gguf_dtype_from(spec.format, spec.dtype);  // a bad dtype fails before any work
   else if (spec.format == "merged" && !spec.dtype.empty()) st_dtype_from(spec.dtype);
   say("reading the run");
   const RunModel ref = describe_run_output(spec.run_dir);  // weights are loaded where each format needs them
@@ -434,8 +485,30 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
     if (tok->pad_id() >= 0) gen["pad_token_id"] = tok->pad_id();
     write_file_atomic(join_path(staging, "generation_config.json"), gen.dump(2) + "\n");
   } else {
-    const GgmlType type = gguf_type_from(spec.dtype);
-    r.dtype = ggml_type_name(type);
+    r.dtype = gguf_dtype_from(spec.format, spec.dtype);
+    GgufScheme scheme;
+    gguf_scheme_from_name(r.dtype, &scheme);
+    const bool quantized = ggml_block_elems(scheme.base) > 1;
+    if (spec.calibrate && !quantized) r.notes.push_back("--calibrate only matters for quantized types; " + r.dtype + " ignores it");
+    // Calibration on the model about to be written (its own activations), rows past the check's.
+    GgufImportance importance;
+    auto calibrate = [&](CausalLM& m) -> const GgufImportance* {
+      if (!spec.calibrate || !quantized) return nullptr;
+      say("calibrating on the run's data");
+      const auto inputs = calibration_inputs(spec.run_dir, tok_dir, m->config.vocab_size, spec.calibrate_rows);
+      importance = gather_importance(m, inputs);
+      r.calibration_rows = static_cast<int>(inputs.size());
+      for (const auto& v : inputs) r.calibration_tokens += static_cast<int64_t>(v.size());
+      return &importance;
+    };
+    auto timed_write = [&](CausalLM& m, const std::string& file, const std::string& gname) {
+      const GgufImportance* imp = calibrate(m);
+      const auto t0 = std::chrono::steady_clock::now();
+      GgufModelResult g = write_gguf_model(m, tok_dir, r.dtype, join_path(staging, file), gname, tensor_progress, imp);
+      r.quantize_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      r.tensor_types = g.tensor_types;
+      return g;
+    };
     std::string model_file, adapter_file;
     GgufVocabInfo vocab;
     auto add_notes = [&](const GgufModelResult& g) {
@@ -452,8 +525,7 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
       if (spec.include_base) {
         model_file = name + "-base-" + r.dtype + ".gguf";
         say("writing the base as " + r.dtype + " GGUF");
-        add_notes(write_gguf_model(m.lm.model, tok_dir, type, join_path(staging, model_file), name + "-base",
-                                   tensor_progress));
+        add_notes(timed_write(m.lm.model, model_file, name + "-base"));
       } else {
         r.notes.push_back("the adapter alone: load it over a GGUF of the run's base model converted at the same layout");
       }
@@ -462,9 +534,15 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
       LoadedModel merged = merged_model(ref, r.notes);
       model_file = name + "-" + r.dtype + ".gguf";
       say("writing " + r.dtype + " GGUF");
-      add_notes(write_gguf_model(merged.model, tok_dir, type, join_path(staging, model_file), name, tensor_progress));
+      add_notes(timed_write(merged.model, model_file, name));
     }
-    if (type == GgmlType::Q8_0) r.notes.push_back("q8_0: 8-bit blocks of 32 weights; norms and biases stay f32");
+    if (r.dtype == "q8_0") r.notes.push_back("q8_0: 8-bit blocks of 32 weights; norms and biases stay f32");
+    if (scheme.k_mixture) {
+      std::string mix;
+      for (const auto& [t, n] : r.tensor_types) mix += (mix.empty() ? "" : ", ") + std::to_string(n) + " " + t;
+      r.notes.push_back(r.dtype + ": llama.cpp's mixture of types per tensor (" + mix +
+                        "); rows that are not whole 256-blocks fall back to 32-blocks as llama-quantize does");
+    }
     if (spec.format == "ollama" || (spec.format == "gguf-lora" && !model_file.empty())) {
       auto tok = load_tokenizer(tok_dir);
       ModelfileSpec ms;

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -16,10 +17,16 @@ struct ExportSpec {
   std::string run_dir;  // a run folder or one of its checkpoints/step-N
   std::string format;   // peft | merged | gguf | gguf-lora | ollama
   // merged: f32 | bf16 | f16 ("" = the dtype the base is stored in);
-  // gguf, ollama and the base of gguf-lora: f32 | f16 | bf16 | q8_0 ("" = f16)
+  // gguf, ollama and the base of gguf-lora: f16 | q8_0 | q6_k | q5_k_m | q4_k_m | f32 | bf16
+  // ("" = f16; q4_k_m for ollama, what Ollama's own library serves). The K-quant mixtures follow
+  // llama-quantize's per-tensor rules (export/gguf_mix.h).
   std::string dtype;
   std::string out_dir;  // created; must be empty or absent
   bool include_base = true;  // gguf-lora: also write the base as GGUF (the weights the adapter was trained on)
+  // Quantized GGUF types: weight each block's error search by the mean squared activation of its
+  // columns over up to `calibrate_rows` rows of the run's own training data (export/calibrate.h).
+  bool calibrate = false;
+  int calibrate_rows = 64;
 };
 
 // The formats and the dtypes each accepts (first = default), for the CLI's and the GUI's choices.
@@ -43,6 +50,10 @@ struct ExportResult {
   std::vector<std::string> files;  // written, relative to out_dir
   int64_t bytes = 0;
   std::vector<std::string> notes;  // e.g. "QLoRA merged into the dequantized NF4 base"
+  std::map<std::string, int> tensor_types;  // GGUF: type name -> tensors of the model file
+  int calibration_rows = 0;                 // rows of the run's data the calibration ran over
+  int64_t calibration_tokens = 0;
+  double quantize_seconds = 0;              // GGUF: writing the model file (encoding included)
   ExportCheckResult check;
 };
 

@@ -10,77 +10,13 @@
 #include <sstream>
 
 #include "common/error.h"
+#include "export/ggml_quants.h"
 
 namespace hone {
 
 namespace {
 
 constexpr uint32_t kMagic = 0x46554747;  // "GGUF" read as a little-endian u32
-constexpr uint64_t kQ8Block = 32, kQ8BlockBytes = 2 + 32;
-
-// fp32 <-> fp16 / bf16 bit patterns, round to nearest even (as numpy and ggml do).
-uint16_t f32_to_f16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  const uint32_t sign = (x >> 16) & 0x8000u;
-  uint32_t mant = x & 0x7fffffu;
-  const int32_t exp = static_cast<int32_t>((x >> 23) & 0xff);
-  if (exp == 0xff) return static_cast<uint16_t>(sign | 0x7c00u | (mant ? 0x200u : 0));  // inf / nan
-  int32_t e = exp - 127 + 15;
-  if (e >= 0x1f) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
-  if (e <= 0) {                                                  // subnormal or zero
-    if (e < -10) return static_cast<uint16_t>(sign);
-    mant |= 0x800000u;
-    const int shift = 14 - e;
-    uint32_t half = mant >> shift;
-    const uint32_t rem = mant & ((1u << shift) - 1), mid = 1u << (shift - 1);
-    if (rem > mid || (rem == mid && (half & 1))) ++half;
-    return static_cast<uint16_t>(sign | half);
-  }
-  uint32_t half = (static_cast<uint32_t>(e) << 10) | (mant >> 13);
-  const uint32_t rem = mant & 0x1fffu;
-  if (rem > 0x1000u || (rem == 0x1000u && (half & 1))) ++half;  // may carry into the exponent: correct
-  return static_cast<uint16_t>(sign | half);
-}
-
-float f16_to_f32(uint16_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16;
-  uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ffu, x;
-  if (exp == 0) {
-    if (mant == 0) {
-      x = sign;
-    } else {  // subnormal: normalise
-      int e = -1;
-      do {
-        ++e;
-        mant <<= 1;
-      } while (!(mant & 0x400u));
-      x = sign | (static_cast<uint32_t>(127 - 15 - e) << 23) | ((mant & 0x3ffu) << 13);
-    }
-  } else if (exp == 0x1f) {
-    x = sign | 0x7f800000u | (mant << 13);
-  } else {
-    x = sign | ((exp + 127 - 15) << 23) | (mant << 13);
-  }
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
-
-uint16_t f32_to_bf16(float f) {
-  uint32_t x;
-  std::memcpy(&x, &f, 4);
-  if ((x & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40);  // quiet nan
-  x += 0x7fffu + ((x >> 16) & 1);
-  return static_cast<uint16_t>(x >> 16);
-}
-
-float bf16_to_f32(uint16_t h) {
-  const uint32_t x = static_cast<uint32_t>(h) << 16;
-  float f;
-  std::memcpy(&f, &x, 4);
-  return f;
-}
 
 size_t scalar_size(GgufType t) {
   switch (t) {
@@ -242,31 +178,54 @@ GgufValue read_value(In& in, GgufType t, const std::string& key, const std::stri
 
 // --- types ---------------------------------------------------------------------------------------
 
+namespace {
+struct TypeRow {
+  GgmlType type;
+  const char* name;
+  uint64_t block_elems, block_bytes;
+};
+// One row per type Hone reads and writes: ggml's block sizes (ggml_quants.h).
+const TypeRow kTypes[] = {
+    {GgmlType::F32, "f32", 1, 4},        {GgmlType::F16, "f16", 1, 2},
+    {GgmlType::BF16, "bf16", 1, 2},      {GgmlType::Q8_0, "q8_0", kQK, kQ8_0Bytes},
+    {GgmlType::Q5_0, "q5_0", kQK, kQ5_0Bytes}, {GgmlType::Q5_1, "q5_1", kQK, kQ5_1Bytes},
+    {GgmlType::Q4_K, "q4_k", kQKK, kQ4_KBytes}, {GgmlType::Q5_K, "q5_k", kQKK, kQ5_KBytes},
+    {GgmlType::Q6_K, "q6_k", kQKK, kQ6_KBytes},
+};
+const TypeRow& row_of(GgmlType t) {
+  for (const auto& r : kTypes)
+    if (r.type == t) return r;
+  throw Error("gguf: unknown tensor type " + std::to_string(static_cast<uint32_t>(t)));
+}
+}  // namespace
+
 const char* ggml_type_name(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32: return "f32";
-    case GgmlType::F16: return "f16";
-    case GgmlType::Q8_0: return "q8_0";
-    case GgmlType::BF16: return "bf16";
-  }
+  for (const auto& r : kTypes)
+    if (r.type == t) return r.name;
   return "?";
 }
 
 bool ggml_type_from_name(const std::string& s, GgmlType* out) {
-  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::Q8_0, GgmlType::BF16})
-    if (s == ggml_type_name(t)) return *out = t, true;
+  for (const auto& r : kTypes)
+    if (s == r.name) return *out = r.type, true;
   return false;
 }
 
+bool ggml_type_from_id(uint32_t id, GgmlType* out) {
+  for (const auto& r : kTypes)
+    if (static_cast<uint32_t>(r.type) == id) return *out = r.type, true;
+  return false;
+}
+
+uint64_t ggml_block_elems(GgmlType t) { return row_of(t).block_elems; }
+uint64_t ggml_block_bytes(GgmlType t) { return row_of(t).block_bytes; }
+
 uint64_t ggml_nbytes(GgmlType t, uint64_t row_elems, uint64_t rows) {
-  switch (t) {
-    case GgmlType::F32: return row_elems * rows * 4;
-    case GgmlType::F16: case GgmlType::BF16: return row_elems * rows * 2;
-    case GgmlType::Q8_0:
-      if (row_elems % kQ8Block) throw Error("gguf: q8_0 needs rows of a multiple of 32 elements (got " + std::to_string(row_elems) + ")");
-      return row_elems / kQ8Block * kQ8BlockBytes * rows;
-  }
-  throw Error("gguf: unknown tensor type");
+  const TypeRow& r = row_of(t);
+  if (row_elems % r.block_elems)
+    throw Error(std::string("gguf: ") + r.name + " needs rows of a multiple of " + std::to_string(r.block_elems) +
+                " elements (got " + std::to_string(row_elems) + ")");
+  return row_elems / r.block_elems * r.block_bytes * rows;
 }
 
 GgufValue GgufValue::u32(uint32_t v) { GgufValue g; g.type = GgufType::U32; g.u = v; return g; }
@@ -309,34 +268,39 @@ std::string GgufValue::describe() const {
   return o.str();
 }
 
-std::string ggml_encode(GgmlType type, const float* x, uint64_t n) {
-  std::string out;
+std::string ggml_encode(GgmlType type, const float* x, uint64_t n, const float* col_weights, uint64_t row_elems) {
+  const TypeRow& r = row_of(type);
+  if (n % r.block_elems)
+    throw Error(std::string("gguf: ") + r.name + " needs a multiple of " + std::to_string(r.block_elems) + " elements");
+  if (col_weights && (row_elems == 0 || n % row_elems || row_elems % r.block_elems))
+    throw Error("gguf: column weights need whole rows of whole blocks");
+  std::string out(n / r.block_elems * r.block_bytes, '\0');
+  auto* p = reinterpret_cast<uint8_t*>(out.data());
   switch (type) {
     case GgmlType::F32:
-      out.assign(reinterpret_cast<const char*>(x), n * 4);
-      break;
+      std::memcpy(p, x, n * 4);
+      return out;
     case GgmlType::F16:
     case GgmlType::BF16: {
-      out.resize(n * 2);
-      auto* p = reinterpret_cast<uint16_t*>(out.data());
-      for (uint64_t k = 0; k < n; ++k) p[k] = type == GgmlType::F16 ? f32_to_f16(x[k]) : f32_to_bf16(x[k]);
-      break;
+      auto* h = reinterpret_cast<uint16_t*>(p);
+      for (uint64_t k = 0; k < n; ++k) h[k] = type == GgmlType::F16 ? fp32_to_fp16(x[k]) : fp32_to_bf16(x[k]);
+      return out;
     }
-    case GgmlType::Q8_0: {
-      if (n % kQ8Block) throw Error("gguf: q8_0 needs a multiple of 32 elements");
-      out.resize(n / kQ8Block * kQ8BlockBytes);
-      auto* p = reinterpret_cast<uint8_t*>(out.data());
-      for (uint64_t b = 0; b < n / kQ8Block; ++b, p += kQ8BlockBytes) {
-        const float* xb = x + b * kQ8Block;
-        float amax = 0;
-        for (uint64_t k = 0; k < kQ8Block; ++k) amax = std::max(amax, std::fabs(xb[k]));
-        const float d = amax / 127.f;
-        const float id = d != 0 ? 1.f / d : 0.f;
-        const uint16_t dh = f32_to_f16(d);
-        std::memcpy(p, &dh, 2);
-        for (uint64_t k = 0; k < kQ8Block; ++k) p[2 + k] = static_cast<uint8_t>(static_cast<int8_t>(std::lround(xb[k] * id)));
-      }
-      break;
+    case GgmlType::Q8_0:
+      quantize_q8_0(x, n, p);
+      return out;
+    default: break;
+  }
+  // Row by row, so that each row's values meet their columns' weights.
+  const uint64_t row = col_weights ? row_elems : n, row_bytes = row / r.block_elems * r.block_bytes;
+  for (uint64_t o = 0; o < n; o += row, p += row_bytes) {
+    switch (type) {
+      case GgmlType::Q5_0: quantize_q5_0(x + o, col_weights, row, p); break;
+      case GgmlType::Q5_1: quantize_q5_1(x + o, col_weights, row, p); break;
+      case GgmlType::Q4_K: quantize_q4_k(x + o, col_weights, row, p); break;
+      case GgmlType::Q5_K: quantize_q5_k(x + o, col_weights, row, p); break;
+      case GgmlType::Q6_K: quantize_q6_k(x + o, col_weights, row, p); break;
+      default: break;
     }
   }
   return out;
@@ -350,18 +314,15 @@ void ggml_decode(GgmlType type, const uint8_t* data, uint64_t n, float* out) {
       for (uint64_t k = 0; k < n; ++k) {
         uint16_t h;
         std::memcpy(&h, data + 2 * k, 2);
-        out[k] = type == GgmlType::F16 ? f16_to_f32(h) : bf16_to_f32(h);
+        out[k] = type == GgmlType::F16 ? fp16_to_fp32(h) : bf16_to_fp32(h);
       }
       break;
-    case GgmlType::Q8_0:
-      for (uint64_t b = 0; b < n / kQ8Block; ++b) {
-        const uint8_t* p = data + b * kQ8BlockBytes;
-        uint16_t dh;
-        std::memcpy(&dh, p, 2);
-        const float d = f16_to_f32(dh);
-        for (uint64_t k = 0; k < kQ8Block; ++k) out[b * kQ8Block + k] = d * static_cast<int8_t>(p[2 + k]);
-      }
-      break;
+    case GgmlType::Q8_0: dequantize_q8_0(data, n, out); break;
+    case GgmlType::Q5_0: dequantize_q5_0(data, n, out); break;
+    case GgmlType::Q5_1: dequantize_q5_1(data, n, out); break;
+    case GgmlType::Q4_K: dequantize_q4_k(data, n, out); break;
+    case GgmlType::Q5_K: dequantize_q5_k(data, n, out); break;
+    case GgmlType::Q6_K: dequantize_q6_k(data, n, out); break;
   }
 }
 
@@ -474,11 +435,12 @@ GgufFile::GgufFile(const std::string& path) : file_(path) {
     }
     t.shape.assign(ne.rbegin(), ne.rend());
     const uint32_t ty = in.get<uint32_t>("tensor type");
-    if (ty != 0 && ty != 1 && ty != 8 && ty != 30)
-      throw file_error(path, "tensor " + t.name + " has type " + std::to_string(ty) + " (Hone reads f32, f16, bf16 and q8_0)");
-    t.type = static_cast<GgmlType>(ty);
-    if (t.type == GgmlType::Q8_0 && ne[0] % 32)
-      throw file_error(path, "tensor " + t.name + ": q8_0 rows of " + std::to_string(ne[0]) + " elements (not a multiple of 32)");
+    if (!ggml_type_from_id(ty, &t.type))
+      throw file_error(path, "tensor " + t.name + " has type " + std::to_string(ty) +
+                                 " (Hone reads f32, f16, bf16, q8_0, q5_0, q5_1, q4_k, q5_k and q6_k)");
+    if (ne[0] % static_cast<int64_t>(ggml_block_elems(t.type)))
+      throw file_error(path, "tensor " + t.name + ": " + ggml_type_name(t.type) + " rows of " + std::to_string(ne[0]) +
+                                 " elements (not a multiple of " + std::to_string(ggml_block_elems(t.type)) + ")");
     t.offset = in.get<uint64_t>("tensor offset");
     t.nbytes = ggml_nbytes(t.type, static_cast<uint64_t>(ne[0]), numel / static_cast<uint64_t>(ne[0]));
     if (t.offset % alignment_) throw file_error(path, "tensor " + t.name + " is not aligned to " + std::to_string(alignment_));

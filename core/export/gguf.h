@@ -1,6 +1,7 @@
 // GGUF files (llama.cpp's format, hf-compat.md §8) at the byte level: a streaming atomic writer, a
-// validating memory-mapped reader, and the F32 / F16 / BF16 / Q8_0 encodings. No torch: the model
-// side (names, Q/K order, tokenizer metadata) is in gguf_model.h.
+// validating memory-mapped reader, and the tensor encodings (F32, F16, BF16 and the quantized
+// blocks of ggml_quants.h). No torch: the model side (names, Q/K order, tokenizer metadata, which
+// tensor gets which type) is in gguf_model.h and gguf_mix.h.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
@@ -17,12 +18,17 @@ namespace hone {
 enum class GgufType : uint32_t {
   U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12
 };
-// Tensor element types Hone writes and reads.
-enum class GgmlType : uint32_t { F32 = 0, F16 = 1, Q8_0 = 8, BF16 = 30 };
+// Tensor element types Hone writes and reads, numbered as ggml numbers them.
+enum class GgmlType : uint32_t {
+  F32 = 0, F16 = 1, Q5_0 = 6, Q5_1 = 7, Q8_0 = 8, Q4_K = 12, Q5_K = 13, Q6_K = 14, BF16 = 30
+};
 
-const char* ggml_type_name(GgmlType t);
-bool ggml_type_from_name(const std::string& s, GgmlType* out);  // "f32", "f16", "bf16", "q8_0"
-// Bytes of a tensor of `n` elements per row (`n` must be a multiple of 32 for Q8_0) times rows.
+const char* ggml_type_name(GgmlType t);                          // "f32", "q4_k", ...
+bool ggml_type_from_name(const std::string& s, GgmlType* out);  // the inverse
+bool ggml_type_from_id(uint32_t id, GgmlType* out);              // false for types Hone does not read
+uint64_t ggml_block_elems(GgmlType t);                           // 1, 32 or 256
+uint64_t ggml_block_bytes(GgmlType t);
+// Bytes of a tensor of `row_elems` elements per row times rows; rows must be whole blocks.
 uint64_t ggml_nbytes(GgmlType t, uint64_t row_elems, uint64_t rows);
 
 // One metadata value: a scalar (type != ARRAY) or an array of scalars (elem says which).
@@ -48,8 +54,11 @@ struct GgufValue {
   std::string describe() const;
 };
 
-// Encodes `n` floats as `type` (Q8_0: blocks of 32, d = amax/127 as f16, q = round(x/d)).
-std::string ggml_encode(GgmlType type, const float* x, uint64_t n);
+// Encodes `n` floats (whole rows of `row_elems`) as `type`. `col_weights` (may be null) gives the
+// importance of each of a row's columns to the quantized types' error search (ggml_quants.h);
+// Q8_0 keeps llama.cpp's amax/127 rule.
+std::string ggml_encode(GgmlType type, const float* x, uint64_t n, const float* col_weights = nullptr,
+                        uint64_t row_elems = 0);
 // Decodes `n` elements of `type` starting at `data` into floats.
 void ggml_decode(GgmlType type, const uint8_t* data, uint64_t n, float* out);
 

@@ -5,13 +5,16 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
 
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "common/error.h"
+#include "export/gguf_mix.h"
 #include "model/rope.h"
 #include "peft/lora.h"
 
@@ -103,26 +106,20 @@ at::Tensor from_gguf(const ModelConfig& c, const std::string& hf_name, at::Tenso
   return t.contiguous();
 }
 
-std::string encode_tensor(const at::Tensor& t, GgmlType type) {
-  return ggml_encode(type, t.data_ptr<float>(), static_cast<uint64_t>(t.numel()));
-}
-
-// Storage type of one tensor: norms, biases (1-D) and rope factors stay f32, as llama.cpp's converter
-// keeps them; q8_0 needs rows that are whole blocks.
-GgmlType storage_type(GgmlType want, const at::Tensor& t) {
-  if (t.dim() < 2) return GgmlType::F32;
-  if (want == GgmlType::Q8_0 && t.size(-1) % 32) return GgmlType::F16;
-  return want;
-}
-
-uint32_t file_type_of(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32: return 0;
-    case GgmlType::F16: return 1;
-    case GgmlType::Q8_0: return 7;
-    case GgmlType::BF16: return 32;
-  }
-  return 0;
+std::string encode_tensor(const at::Tensor& t, GgmlType type, const std::vector<float>* col_weights = nullptr) {
+  const uint64_t n = static_cast<uint64_t>(t.numel());
+  const float* x = t.data_ptr<float>();
+  if (ggml_block_elems(type) == 1 || t.dim() < 2) return ggml_encode(type, x, n);
+  // Quantized types search every block: rows in parallel, each chunk encoded on its own.
+  const int64_t row = t.size(-1), rows = t.numel() / row;
+  const uint64_t row_bytes = ggml_nbytes(type, static_cast<uint64_t>(row), 1);
+  std::string out(row_bytes * static_cast<uint64_t>(rows), '\0');
+  const float* w = col_weights && static_cast<int64_t>(col_weights->size()) == row ? col_weights->data() : nullptr;
+  at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+    const std::string part = ggml_encode(type, x + r0 * row, static_cast<uint64_t>((r1 - r0) * row), w, static_cast<uint64_t>(row));
+    std::memcpy(out.data() + static_cast<uint64_t>(r0) * row_bytes, part.data(), part.size());
+  });
+  return out;
 }
 
 // model_type for a GGUF architecture: the first in the table written as it (Mistral is written as
@@ -165,8 +162,12 @@ std::string gguf_tensor_name(const std::string& hf, const ArchTraits* arch) {
   return "";
 }
 
-GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlType type, const std::string& path,
-                                 const std::string& name, const std::function<void(size_t, size_t)>& progress) {
+GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, const std::string& dtype, const std::string& path,
+                                 const std::string& name, const std::function<void(size_t, size_t)>& progress,
+                                 const GgufImportance* importance) {
+  GgufScheme scheme;
+  if (!gguf_scheme_from_name(dtype.empty() ? "f16" : dtype, &scheme))
+    throw Error("gguf export: unknown dtype \"" + dtype + "\"");
   const ModelConfig& c = m->config;
   const std::string arch = c.arch->gguf_arch;
   GgufWriter w;
@@ -174,8 +175,8 @@ GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlTy
   w.set("general.architecture", GgufValue::str(arch));
   w.set("general.type", GgufValue::str("model"));
   w.set("general.name", GgufValue::str(name));
-  w.set("general.file_type", GgufValue::u32(file_type_of(type)));
-  if (type == GgmlType::Q8_0) w.set("general.quantization_version", GgufValue::u32(2));
+  w.set("general.file_type", GgufValue::u32(scheme.file_type));
+  if (ggml_block_elems(scheme.base) > 1) w.set("general.quantization_version", GgufValue::u32(2));
   auto key = [&](const std::string& k) { return arch + "." + k; };
   w.set(key("vocab_size"), GgufValue::u32(static_cast<uint32_t>(c.vocab_size)));
   w.set(key("context_length"), GgufValue::u32(static_cast<uint32_t>(c.max_position_embeddings)));
@@ -205,16 +206,24 @@ GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlTy
   for (const auto& n : r.vocab.notes) r.notes.push_back(n);
 
   at::NoGradGuard ng;
+  bool has_output = false;
+  for (auto& p : m->named_parameters()) has_output = has_output || gguf_tensor_name(p.key(), c.arch) == "output.weight";
   for (auto& p : m->named_parameters()) {
     const std::string hf = p.key();
     if (hf.find(".lora_") != std::string::npos) continue;
     const std::string g = gguf_tensor_name(hf, c.arch);
     if (g.empty()) throw Error("gguf export: no llama.cpp tensor for " + hf);
     at::Tensor t = p.value();
-    const GgmlType st = storage_type(type, t);
     std::vector<int64_t> shape(t.sizes().begin(), t.sizes().end());
+    const GgmlType st = gguf_tensor_type(scheme, g, shape, static_cast<int>(c.num_layers), has_output);
+    ++r.tensor_types[ggml_type_name(st)];
+    // The tied embedding is the head's matrix: it is weighted by what the head reads.
+    const std::string key = !has_output && g == "token_embd.weight" ? std::string("lm_head.weight") : hf;
+    const std::vector<float>* cw = nullptr;
+    if (importance && ggml_block_elems(st) > 1)
+      if (auto it = importance->find(key); it != importance->end()) cw = &it->second;
     const ModelConfig* cp = &m->config;
-    w.add_tensor(g, st, shape, [cp, hf, t, st] { return encode_tensor(to_gguf(*cp, hf, t), st); });
+    w.add_tensor(g, st, shape, [cp, hf, t, st, cw] { return encode_tensor(to_gguf(*cp, hf, t), st, cw); });
   }
   if (c.rope.type == "longrope") {  // Phi-3: the per-frequency divisors as llama.cpp reads them
     for (const auto& [tname, f] : {std::make_pair("rope_factors_long.weight", &c.rope.long_factor),

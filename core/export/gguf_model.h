@@ -4,6 +4,7 @@
 // and the reverse direction, which the export check uses to reload what was written.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -18,13 +19,22 @@ struct GgufModelResult {
   GgufVocabInfo vocab;
   uint64_t bytes = 0;
   std::vector<std::string> notes;
+  std::map<std::string, int> tensor_types;  // type name -> tensors written as it
 };
 
-// `m` must be dense (NF4 dequantized, adapters merged or absent). Tensors of 2 dimensions are
-// stored as `type` (q8_0 where rows are a multiple of 32 long, else f16); norms and biases as f32.
-GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, GgmlType type, const std::string& path,
+// Importance of each input column of a linear layer (Hugging Face parameter name, e.g.
+// "model.layers.0.mlp.down_proj.weight"; "lm_head.weight" for the head, tied or not): the mean
+// squared activation that reaches it (export calibration).
+using GgufImportance = std::map<std::string, std::vector<float>>;
+
+// `m` must be dense (NF4 dequantized, adapters merged or absent). `dtype` is a scheme of
+// gguf_mix.h: tensors of 2 dimensions get its types (q8_0 where rows are whole blocks, else f16;
+// the K-quant mixtures by llama.cpp's rules); norms and biases stay f32. `importance` (optional)
+// weights the quantized types' error search per input column.
+GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, const std::string& dtype, const std::string& path,
                                  const std::string& name,
-                                 const std::function<void(size_t, size_t)>& progress = nullptr);
+                                 const std::function<void(size_t, size_t)>& progress = nullptr,
+                                 const GgufImportance* importance = nullptr);
 
 // The LoRA adapters of `m` (all of one rank and scale) as llama.cpp's adapter GGUF, in f32.
 void write_gguf_lora(CausalLM& m, const std::string& path, const std::string& name);

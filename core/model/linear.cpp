@@ -99,6 +99,7 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
 }
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
+  if (observe) observe(x);
   const bool bf16_nf4 = has_nf4_ && bf16_stored_ && x.scalar_type() == at::kFloat;
   at::Tensor y = bf16_nf4                                                                     ? nf4_linear_bf16(x, nf4_, bias)
                  : has_nf4_                                                                   ? nf4_linear(x, nf4_, bias)

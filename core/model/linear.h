@@ -2,6 +2,7 @@
 // (PEFT semantics) that can be switched off (the DPO reference model) or merged into the weight.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
+#include <functional>
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>
 
@@ -22,6 +23,9 @@ struct LinearImpl : torch::nn::Module {
 
   at::Tensor weight, bias;  // weight [out, in] (undefined once quantized), bias [out]
   int64_t in_features, out_features;
+  // Sees every input before the product (export calibration gathers activation statistics with
+  // it); empty in training and generation.
+  std::function<void(const at::Tensor& x)> observe;
 
   // QLoRA base: replaces `weight` with NF4 buffers; no full-precision copy is kept.
   void quantize_nf4();

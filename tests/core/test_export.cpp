@@ -3,7 +3,8 @@
 // file, generation_config's end-of-turn ids, the export check passing on good exports and flagging
 // a merged model that dropped its adapter, and the refusals. GGUF (model and LoRA adapter, four
 // architectures, f32 / f16 / q8_0) read back by the independent reader tests/reference/gguf_read.py,
-// the rsLoRA scale folded into adapter.lora.alpha, the Ollama Modelfile, and dropped adapters flagged.
+// the rsLoRA scale folded into adapter.lora.alpha, the Ollama Modelfile, and dropped adapters flagged;
+// the K-quant mixtures against llama-quantize's rules as the reader states them, and calibration.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -342,7 +343,7 @@ TEST(Export, GgufCheckFlagsAnAdapterThatWasDropped) {
   // A model GGUF that is the base itself fails the same way.
   const std::string out2 = fx().dir + "/out-gguf-base";
   std::filesystem::create_directories(out2);
-  write_gguf_model(lm.model, fx().base, GgmlType::F32, out2 + "/base.gguf", "base");
+  write_gguf_model(lm.model, fx().base, "f32", out2 + "/base.gguf", "base");
   EXPECT_FALSE(check_export(run, "gguf", out2).passed);
 }
 
@@ -385,4 +386,76 @@ TEST(Export, CliExportsGgufAndShowsAndRefusesGgufFiles) {
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find(half), std::string::npos) << bad.err;
   EXPECT_TRUE(bad.out.empty());
+}
+
+TEST(Export, KQuantMixturesFollowLlamaQuantizesRules) {
+  // A model whose rows are whole 256-blocks (hidden 256) except the MLP's down projection (704):
+  // Q4_K / Q5_K / Q6_K where the rules put them, Q5_0 / Q5_1 / Q8_0 fallbacks for the down rows.
+  // The Python reader (written from ggml's structs and llama.cpp's rules) must find the type the
+  // rules give every tensor, the bytes that layout takes, and weights close to the merged model's.
+  // The export check itself is not asserted here: this untrained random model's logits are nearly
+  // flat (largest 1.5), so 6 bits already swap a quarter of its next tokens (q8_0: a tenth); the
+  // check's tolerances are set on trained models (docs/export.md), and the weights are checked here.
+  test::ExportFixture f("export-kquant", "small");
+  const std::string run = f.run_dir("lora", "lora");
+  ExportResult merged = export_run({run, "merged", "f32", f.dir + "/merged"});
+  ASSERT_TRUE(merged.check.passed) << merged.check.summary;
+  // Largest |difference| relative to each tensor's largest weight, as the reader measures it.
+  const std::map<std::string, double> max_rel = {{"q6_k", 0.03}, {"q5_k_m", 0.06}, {"q4_k_m", 0.12}};
+  for (const auto& [dtype, tol] : max_rel) {
+    SCOPED_TRACE(dtype);
+    ExportResult r = export_run({run, "gguf", dtype, f.dir + "/gguf-" + dtype});
+    EXPECT_TRUE(r.check.differs_from_base) << r.check.summary;
+    EXPECT_EQ(r.dtype, dtype);
+    const json py = read_gguf_in_python(f.dir + "/gguf-" + dtype + "/" + r.files[0],
+                                        "--expect-mix " + dtype + " --hf " + test::shell_quote(f.dir + "/merged"));
+    EXPECT_TRUE(py["mix_wrong_types"].empty()) << py["mix_wrong_types"].dump();
+    EXPECT_EQ(py["tensor_bytes"], py["mix_expected_bytes"]);
+    EXPECT_LE(py["max_rel_diff_vs_hf"].get<double>(), tol) << py["worst_tensor"];
+    EXPECT_EQ(py["keys"]["general.file_type"], dtype == "q4_k_m" ? 15 : dtype == "q5_k_m" ? 17 : 18);
+    EXPECT_EQ(py["keys"]["general.quantization_version"], 2);
+    int written = 0;
+    for (const auto& [t, n] : r.tensor_types) written += n;
+    EXPECT_EQ(written, static_cast<int>(py["tensors"].size()));
+    std::cout << "[kquant] " << dtype << ": " << py["types"].dump() << ", " << r.check.summary << "\n";
+  }
+  EXPECT_GT(std::filesystem::file_size(only_file(f.dir + "/gguf-q6_k", ".gguf")),
+            std::filesystem::file_size(only_file(f.dir + "/gguf-q4_k_m", ".gguf")));
+}
+
+TEST(Export, CalibrationReadsTheRunsDataAndOllamaDefaultsToQ4KM) {
+  test::ExportFixture f("export-calibrate", "small");
+  const std::string run = f.run_dir("lora", "lora");
+  // Without the run's data there is nothing to calibrate on: a clear refusal, nothing written.
+  ExportSpec s{run, "gguf", "q4_k_m", f.dir + "/no-data"};
+  s.calibrate = true;
+  try {
+    export_run(s);
+    ADD_FAILURE() << "calibrated without data";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--calibrate needs the run's training data"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(f.dir + "/no-data"));
+  std::filesystem::create_directories(run + "/data");
+  std::ofstream data(run + "/data/train.jsonl");
+  for (int i = 0; i < 20; ++i)
+    data << json({{"messages", {{{"role", "user"}, {"content", "Say the number " + std::to_string(i) + " twice."}},
+                                {{"role", "assistant"}, {"content", std::to_string(i) + " " + std::to_string(i)}}}}}).dump()
+         << "\n";
+  data.close();
+  s.out_dir = f.dir + "/calibrated";
+  ExportResult r = export_run(s);
+  EXPECT_EQ(r.calibration_rows, 16);  // past the check's first four rows
+  EXPECT_GT(r.calibration_tokens, 16 * 10);
+  // The calibrated file differs from the plain one (the weights moved the search), same layout.
+  ExportResult plain = export_run({run, "gguf", "q4_k_m", f.dir + "/plain"});
+  const std::string a = read_file(only_file(f.dir + "/calibrated", ".gguf")), b = read_file(only_file(f.dir + "/plain", ".gguf"));
+  EXPECT_EQ(a.size(), b.size());
+  EXPECT_NE(a, b);
+  EXPECT_EQ(plain.calibration_rows, 0);
+  // Ollama: q4_k_m unless asked otherwise.
+  ExportResult o = export_run({run, "ollama", "", f.dir + "/ollama"});
+  EXPECT_EQ(o.dtype, "q4_k_m");
+  EXPECT_EQ(o.files, (std::vector<std::string>{"Modelfile", "lora-q4_k_m.gguf"}));
+  EXPECT_NE(read_file(f.dir + "/ollama/Modelfile").find("FROM ./lora-q4_k_m.gguf\n"), std::string::npos);
 }

@@ -1,4 +1,6 @@
 // GGUF byte layer and tokenizer metadata: f16 / bf16 / q8_0 encodings against hand-computed bits,
+// the K-quant and 5-bit blocks against hand-built blocks, their error search against the plain
+// min/max rule, llama-quantize's mixture rules, Hone's reader against the independent dequantizer,
 // writer -> reader round trips with every value type, damaged files refused with the file named,
 // SentencePiece .model files read like SentencePiece itself reads them, and the tokenizer metadata
 // written for the real Qwen3 and Mistral tokenizer files, and every Ollama TEMPLATE executed by an
@@ -6,13 +8,18 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
 #include "common/files.h"
 #include "export/gguf.h"
+#include "export/ggml_quants.h"
+#include "export/gguf_mix.h"
 #include "export/gguf_vocab.h"
 #include "export/ollama.h"
 #include "tokenizer/chat_template.h"
@@ -350,4 +357,241 @@ TEST(Ollama, TemplatesRenderConversationsExactlyAsHoneDoes) {
   // Stops: every end-of-turn token of the format, then EOS.
   EXPECT_EQ(ollama_stops(ChatFormat::Llama3, "<|end_of_text|>"), (std::vector<std::string>{"<|eot_id|>", "<|end_of_text|>"}));
   EXPECT_EQ(ollama_stops(ChatFormat::Gemma, "<eos>"), (std::vector<std::string>{"<end_of_turn>", "<eos>"}));
+}
+
+// --- quantized block types --------------------------------------------------------------------
+
+namespace {
+
+// Gaussian-ish values with a few outliers, the shape of trained weight rows.
+std::vector<float> weight_like(size_t n, uint32_t seed) {
+  std::vector<float> x(n);
+  uint32_t s = seed;
+  auto uni = [&] {
+    s = s * 1664525u + 1013904223u;
+    return (static_cast<float>(s >> 8) + 0.5f) / 16777216.f;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    const float g = std::sqrt(-2 * std::log(uni())) * std::cos(6.2831853f * uni());
+    x[i] = 0.02f * g * (i % 97 == 5 ? 6.f : 1.f);
+  }
+  return x;
+}
+
+std::vector<float> round_trip(GgmlType t, const std::vector<float>& x, const float* w = nullptr, uint64_t row = 0) {
+  const std::string q = ggml_encode(t, x.data(), x.size(), w, row);
+  EXPECT_EQ(q.size(), ggml_nbytes(t, x.size(), 1));
+  std::vector<float> y(x.size());
+  ggml_decode(t, reinterpret_cast<const uint8_t*>(q.data()), x.size(), y.data());
+  return y;
+}
+
+double weighted_sq_error(const std::vector<float>& x, const std::vector<float>& y, const std::vector<float>& w, size_t row) {
+  double e = 0;
+  for (size_t i = 0; i < x.size(); ++i) e += w[i % row] * (x[i] - y[i]) * (x[i] - y[i]);
+  return e;
+}
+
+// The plain rule the error search must beat: per block of `n`, scale = (max - min) / levels, offset
+// min (asymmetric) or scale = amax / half-levels (symmetric), no search, no sub-block scale coding
+// (an upper bound on what the type can do with plain min/max, its scales kept in fp32).
+double plain_rule_rmse(const std::vector<float>& x, int n, int levels, bool asymmetric) {
+  double e = 0;
+  for (size_t b = 0; b < x.size(); b += n) {
+    float lo = x[b], hi = x[b], amax = 0;
+    for (int i = 0; i < n; ++i) lo = std::min(lo, x[b + i]), hi = std::max(hi, x[b + i]), amax = std::max(amax, std::fabs(x[b + i]));
+    for (int i = 0; i < n; ++i) {
+      float y;
+      if (asymmetric) {
+        const float s = (hi - lo) / (levels - 1);
+        y = lo + s * std::round((x[b + i] - lo) / s);
+      } else {
+        const float s = amax / (levels / 2 - 1);
+        y = s * std::round(x[b + i] / s);
+      }
+      e += (x[b + i] - y) * (x[b + i] - y);
+    }
+  }
+  return std::sqrt(e / x.size());
+}
+
+double rmse(const std::vector<float>& x, const std::vector<float>& y) {
+  double e = 0;
+  for (size_t i = 0; i < x.size(); ++i) e += (x[i] - y[i]) * (x[i] - y[i]);
+  return std::sqrt(e / x.size());
+}
+
+}  // namespace
+
+TEST(GgufQuant, BlockSizesAreGgmls) {
+  // Bytes per block from ggml's structs: Q5_0 = f16 + u32 + 16, Q5_1 adds an f16, Q4_K = 2 f16 +
+  // 12 + 128, Q5_K adds 32, Q6_K = 128 + 64 + 16 + f16.
+  EXPECT_EQ(ggml_nbytes(GgmlType::Q5_0, 64, 3), 3u * 2 * 22);
+  EXPECT_EQ(ggml_nbytes(GgmlType::Q5_1, 32, 1), 24u);
+  EXPECT_EQ(ggml_nbytes(GgmlType::Q4_K, 512, 2), 2u * 2 * 144);
+  EXPECT_EQ(ggml_nbytes(GgmlType::Q5_K, 256, 1), 176u);
+  EXPECT_EQ(ggml_nbytes(GgmlType::Q6_K, 256, 1), 210u);
+  EXPECT_THROW(ggml_nbytes(GgmlType::Q4_K, 896, 1), Error);  // Qwen2.5-0.5B's rows are 3.5 super-blocks
+  GgmlType t;
+  ASSERT_TRUE(ggml_type_from_id(14, &t));
+  EXPECT_EQ(t, GgmlType::Q6_K);
+  EXPECT_FALSE(ggml_type_from_id(2, &t));  // Q4_0: not one Hone reads
+}
+
+TEST(GgufQuant, HandBuiltBlocksDecodeAsGgmlDefinesThem) {
+  // Q4_K: d = 0.5, dmin = 0.25; sub-block 5 (j >= 4: low 4 bits in byte 9, high 2 bits in the top
+  // of bytes 1 and 5) with scale 37 = 0b100101 and min 50 = 0b110010; its value 7 (high nibble of
+  // qs[64 + 3], as sub-block 5 is the odd half of the third 64-chunk) decodes to 0.5*37*7 - 0.25*50.
+  std::string b(144, '\0');
+  auto put16 = [&](size_t at, float v) {
+    const uint16_t h = fp32_to_fp16(v);
+    std::memcpy(&b[at], &h, 2);
+  };
+  put16(0, 0.5f);
+  put16(2, 0.25f);
+  b[4 + 9] = static_cast<char>((37 & 0xF) | ((50 & 0xF) << 4));
+  b[4 + 1] = static_cast<char>((37 >> 4) << 6);
+  b[4 + 5] = static_cast<char>((50 >> 4) << 6);
+  b[16 + 64 + 3] = static_cast<char>(7 << 4);
+  std::vector<float> y(256);
+  ggml_decode(GgmlType::Q4_K, reinterpret_cast<const uint8_t*>(b.data()), 256, y.data());
+  EXPECT_FLOAT_EQ(y[5 * 32 + 3], 0.5f * 37 * 7 - 0.25f * 50);
+  EXPECT_FLOAT_EQ(y[4 * 32 + 3], 0.f);  // sub-block 4: scale and min 0
+  // Q6_K: d = 2, scale of the values 144..159 (index 9) = -3; value 150 is in the second half
+  // (h = 1), the 22nd of its quarter l in [0, 32) of part 0: low 4 bits in ql[64 + 22], high 2
+  // bits in qh[32 + 22] bits 0-1. q = 45 -> 2 * -3 * (45 - 32) = -78.
+  std::string c(210, '\0');
+  const uint16_t d2 = fp32_to_fp16(2.f);
+  std::memcpy(&c[208], &d2, 2);
+  c[192 + 9] = static_cast<char>(-3);
+  c[64 + 22] = static_cast<char>(45 & 0xF);
+  c[128 + 32 + 22] = static_cast<char>(45 >> 4);
+  ggml_decode(GgmlType::Q6_K, reinterpret_cast<const uint8_t*>(c.data()), 256, y.data());
+  EXPECT_FLOAT_EQ(y[150], -78.f);
+  EXPECT_FLOAT_EQ(y[149], 192.f);  // same scale, stored q 0: 2 * -3 * (0 - 32)
+  EXPECT_FLOAT_EQ(y[160], 0.f);    // scale 10 is 0
+}
+
+TEST(GgufQuant, ErrorSearchBeatsThePlainMinMaxRule) {
+  // 64 rows of 512 weight-like values. Each type's RMSE after the search (its sub-block scales
+  // coded in 6 or 8 bits, all in fp16) must beat the plain rule with exact fp32 scales on the same
+  // block size and levels; and the K-quants order by their bits.
+  const auto x = weight_like(64 * 512, 7);
+  struct Case {
+    GgmlType t;
+    int block, levels;
+    bool asym;
+  };
+  std::map<GgmlType, double> err;
+  for (const Case c : {Case{GgmlType::Q4_K, 32, 16, true}, Case{GgmlType::Q5_K, 32, 32, true}, Case{GgmlType::Q6_K, 16, 64, false},
+                       Case{GgmlType::Q5_0, 32, 32, false}, Case{GgmlType::Q5_1, 32, 32, true}}) {
+    SCOPED_TRACE(ggml_type_name(c.t));
+    err[c.t] = rmse(x, round_trip(c.t, x));
+    const double plain = plain_rule_rmse(x, c.block, c.levels, c.asym);
+    EXPECT_LT(err[c.t], plain);
+    std::printf("%s: rmse %.3g, plain min/max rule %.3g (%.0f%%)\n", ggml_type_name(c.t), err[c.t], plain, 100 * err[c.t] / plain);
+  }
+  EXPECT_LT(err[GgmlType::Q6_K], err[GgmlType::Q5_K]);
+  EXPECT_LT(err[GgmlType::Q5_K], err[GgmlType::Q4_K]);
+  // Constant and all-zero rows decode exactly (no division by a zero range).
+  std::vector<float> z(256, 0.f), k(256, -0.75f);
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q5_1}) {
+    EXPECT_EQ(round_trip(t, z), z) << ggml_type_name(t);
+    EXPECT_NEAR(round_trip(t, k)[17], -0.75f, 1e-3) << ggml_type_name(t);
+  }
+}
+
+TEST(GgufQuant, ColumnWeightsMoveTheErrorToColumnsThatMatterLess) {
+  // Rows of 512 where every fifth column carries 100x the weight (what calibration measures for
+  // the columns the model's activations use), so weights differ inside every block: the weighted
+  // error with the weights given must be below the weighted error of the unweighted encoding.
+  const size_t row = 512;
+  const auto x = weight_like(32 * row, 11);
+  std::vector<float> w(row, 1.f);
+  for (size_t i = 0; i < row; i += 5) w[i] = 100.f;
+  for (GgmlType t : {GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K, GgmlType::Q5_0, GgmlType::Q5_1}) {
+    const double plain = weighted_sq_error(x, round_trip(t, x), w, row);
+    const double weighted = weighted_sq_error(x, round_trip(t, x, w.data(), row), w, row);
+    EXPECT_LT(weighted, plain) << ggml_type_name(t);
+    std::printf("%s: weighted error %.3g with the weights, %.3g without (%.0f%%)\n", ggml_type_name(t), weighted, plain,
+                100 * weighted / plain);
+  }
+  EXPECT_THROW(ggml_encode(GgmlType::Q4_K, x.data(), 512, w.data(), 500), Error);  // rows of partial blocks
+}
+
+TEST(GgufQuant, MixtureRulesAreLlamaQuantizes) {
+  // q4_k_m on a 24-layer model: attn_v / ffn_down of layers 0-2, 21-23 and every third between
+  // (5, 8, ...) get Q6_K; the head Q6_K; everything else Q4_K; rows of 896 (not whole 256-blocks)
+  // fall back to Q5_0 (Q4_K) or Q8_0 (Q6_K); rows of 100 (not whole 32-blocks) to F16.
+  GgufScheme q4, q5, q6, q8;
+  ASSERT_TRUE(gguf_scheme_from_name("q4_k_m", &q4));
+  ASSERT_TRUE(gguf_scheme_from_name("q5_k_m", &q5));
+  ASSERT_TRUE(gguf_scheme_from_name("q6_k", &q6));
+  ASSERT_TRUE(gguf_scheme_from_name("q8_0", &q8));
+  EXPECT_EQ(q4.file_type, 15u);
+  EXPECT_EQ(q5.file_type, 17u);
+  EXPECT_EQ(q6.file_type, 18u);
+  auto ty = [](const GgufScheme& s, const std::string& n, std::vector<int64_t> shape, bool has_output = true) {
+    return std::string(ggml_type_name(gguf_tensor_type(s, n, shape, 24, has_output)));
+  };
+  std::vector<std::string> more;
+  for (int l = 0; l < 24; ++l)
+    if (ty(q4, "blk." + std::to_string(l) + ".attn_v.weight", {256, 1024}) == "q6_k") more.push_back(std::to_string(l));
+  EXPECT_EQ(more, (std::vector<std::string>{"0", "1", "2", "5", "8", "11", "14", "17", "20", "21", "22", "23"}));
+  EXPECT_EQ(ty(q4, "blk.4.ffn_down.weight", {1024, 4096}), "q4_k");
+  EXPECT_EQ(ty(q4, "blk.5.ffn_down.weight", {1024, 4096}), "q6_k");
+  EXPECT_EQ(ty(q5, "blk.5.ffn_down.weight", {1024, 4096}), "q6_k");
+  EXPECT_EQ(ty(q5, "blk.4.attn_q.weight", {1024, 1024}), "q5_k");
+  EXPECT_EQ(ty(q4, "blk.4.attn_q.weight", {896, 896}), "q5_0");
+  EXPECT_EQ(ty(q5, "blk.4.attn_q.weight", {896, 896}), "q5_1");
+  EXPECT_EQ(ty(q4, "blk.0.attn_v.weight", {128, 896}), "q8_0");  // Q6_K's fallback
+  EXPECT_EQ(ty(q4, "blk.0.attn_q.weight", {100, 100}), "f16");
+  EXPECT_EQ(ty(q4, "blk.3.attn_qkv.weight", {3072, 1024}), "q5_k");  // Phi-3's fused projection
+  EXPECT_EQ(ty(q4, "output.weight", {32000, 1024}), "q6_k");
+  EXPECT_EQ(ty(q4, "token_embd.weight", {32000, 1024}), "q4_k");
+  EXPECT_EQ(ty(q4, "token_embd.weight", {151936, 896}, false), "q8_0");  // tied: the head's rule
+  EXPECT_EQ(ty(q6, "token_embd.weight", {32000, 1024}), "q6_k");
+  EXPECT_EQ(ty(q6, "blk.0.ffn_up.weight", {4864, 896}), "q8_0");
+  EXPECT_EQ(ty(q4, "blk.0.attn_norm.weight", {1024}), "f32");
+  EXPECT_EQ(ty(q8, "blk.0.attn_q.weight", {100, 100}), "f16");
+  EXPECT_EQ(ty(q8, "blk.0.attn_q.weight", {64, 64}), "q8_0");
+}
+
+TEST(GgufQuant, HonesReaderAgreesWithTheIndependentDequantizer) {
+  // Every quantized type written by Hone's encoder into a GGUF file, read back by Hone's reader and
+  // by tests/reference/gguf_read.py (written from ggml's block structs): the same floats.
+  const std::string dir = test::temp_dir("gguf-kq");
+  GgufWriter w;
+  w.set("general.architecture", GgufValue::str("llama"));
+  std::map<std::string, std::vector<float>> values;
+  uint32_t seed = 1;
+  for (GgmlType t : {GgmlType::Q8_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K}) {
+    const std::string name = std::string("t.") + ggml_type_name(t);
+    values[name] = weight_like(3 * 512, seed++);
+    const auto* v = &values[name];
+    w.add_tensor(name, t, {3, 512}, [t, v] { return ggml_encode(t, v->data(), v->size()); });
+  }
+  w.write(dir + "/q.gguf");
+  std::filesystem::create_directories(dir + "/dump");
+  auto r = test::run(std::string(HONE_PYTHON) + " " + test::source("tests/reference/gguf_read.py") + " " + dir +
+                     "/q.gguf --dump " + dir + "/dump");
+  ASSERT_EQ(r.code, 0) << r.err;
+  GgufFile f(dir + "/q.gguf");
+  ASSERT_EQ(f.tensors().size(), 6u);
+  for (const auto& t : f.tensors()) {
+    SCOPED_TRACE(t.name);
+    const auto mine = f.read_floats(t);
+    const std::string raw = read_file(dir + "/dump/" + t.name + ".f32");
+    ASSERT_EQ(raw.size(), mine.size() * 4);
+    std::vector<float> theirs(mine.size());
+    std::memcpy(theirs.data(), raw.data(), raw.size());
+    double worst = 0, scale = 0;
+    for (size_t i = 0; i < mine.size(); ++i) {
+      worst = std::max(worst, static_cast<double>(std::fabs(mine[i] - theirs[i])));
+      scale = std::max(scale, static_cast<double>(std::fabs(theirs[i])));
+    }
+    EXPECT_LE(worst, 1e-6 * scale);
+    // And both decode what was encoded, to the type's precision (not a shared misreading).
+    EXPECT_LT(rmse(values[t.name], theirs), 0.15 * 0.02 * 1.1);  // values' RMS is about 0.02 x 1.1
+  }
 }

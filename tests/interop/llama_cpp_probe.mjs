@@ -1,7 +1,8 @@
 // Runs exported GGUF files in llama.cpp (through node-llama-cpp) and prints what it predicts, for
 // tests/core/test_gguf_interop.cpp to compare with Hone. Input (JSON file): {"model": PATH,
 // "lora": PATH|null, "texts": [...], "prompts": [[ids...], ...], "top": K}. Output (one JSON line):
-// {"tokens": [[ids...] per text], "positions": [[{"argmax": id, "top": [[id, p], ...]}, ...] per prompt]}.
+// {"tokens": [[ids...] per text], "positions": [[{"argmax": id, "top": [[id, p], ...], "next_p": p}, ...] per
+// prompt]}, next_p being the probability of the prompt's own next token (absent at the last position).
 // SPDX-License-Identifier: GPL-3.0-or-later
 import fs from "node:fs";
 import path from "node:path";
@@ -33,7 +34,9 @@ for (const ids of input.prompts || []) {
     const probs = res[i]?.next?.probabilities;
     if (!probs) { rows.push(null); continue; }
     const sorted = Array.from(probs.entries()).sort((a, b) => b[1] - a[1]);
-    rows.push({argmax: sorted[0][0], top: sorted.slice(0, top)});
+    const row = {argmax: sorted[0][0], top: sorted.slice(0, top)};
+    if (i + 1 < ids.length) row.next_p = probs.get(ids[i + 1]) ?? 0;
+    rows.push(row);
   }
   out.positions.push(rows);
   await context.dispose();
