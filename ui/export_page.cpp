@@ -21,6 +21,7 @@
 #include "common/json_file.h"
 #include "model/config.h"
 #include "export/export.h"
+#include "export/gguf_mix.h"
 #include "job.h"
 #include "look.h"
 #include "store/runs.h"
@@ -41,6 +42,9 @@ ExportPage::ExportPage(QWidget* parent) : QWidget(parent), job_(new Job("export"
   dtype_ = new QComboBox;
   base_ = new QCheckBox("Write the base model as GGUF too (the weights the adapter was trained on)");
   base_->setChecked(true);
+  calibrate_ = new QCheckBox("Calibrate the quantization on the run's own training data");
+  calibrate_->setToolTip("Weights each block's rounding by how much the fine-tuned model uses each input column "
+                         "(mean squared activation over up to 64 rows of the run's data), like llama.cpp's imatrix");
   auto* orow = new QHBoxLayout;
   out_ = new QLineEdit;
   out_->setPlaceholderText("A new or empty folder");
@@ -51,6 +55,7 @@ ExportPage::ExportPage(QWidget* parent) : QWidget(parent), job_(new Job("export"
   form->addRow("Format", format_);
   form->addRow("Data type", dtype_);
   form->addRow("", base_);
+  form->addRow("", calibrate_);
   form->addRow("Destination", orow);
   estimate_ = new QLabel;
   form->addRow("Size", estimate_);
@@ -76,6 +81,10 @@ ExportPage::ExportPage(QWidget* parent) : QWidget(parent), job_(new Job("export"
   connect(run_, &QComboBox::currentIndexChanged, this, &ExportPage::updateEstimate);
   connect(format_, &QComboBox::currentIndexChanged, this, &ExportPage::updateEstimate);
   connect(dtype_, &QComboBox::currentIndexChanged, this, &ExportPage::updateEstimate);
+  connect(dtype_, &QComboBox::currentIndexChanged, this, [this] {
+    const QString d = dtype_->currentData().toString();
+    calibrate_->setVisible(d.startsWith("q") && d != "q8_0");  // q8_0 keeps llama.cpp's plain rule
+  });
   connect(format_, &QComboBox::currentIndexChanged, this, [this] { fillDtypes(); });
   // A verdict on another run or format would mislead: it clears once the choice changes.
   for (QComboBox* c : {run_, format_, dtype_})
@@ -110,13 +119,19 @@ void ExportPage::fillDtypes() {
   if (f == "merged") dtype_->addItem("As the base is stored", "");
   guarded(this, "Export", [&] {
     for (const auto& d : export_dtypes(ss(f))) {
-      const QString label = d == "q8_0" ? "Q8_0 (8-bit blocks)" : qs(d).toUpper();
+      const QString label = d == "q8_0"     ? "Q8_0 (8-bit blocks)"
+                            : d == "q6_k"   ? "Q6_K (6-bit K-quant)"
+                            : d == "q5_k_m" ? "Q5_K_M (llama.cpp's 5-bit mixture)"
+                            : d == "q4_k_m" ? "Q4_K_M (llama.cpp's 4-bit mixture, Ollama's default)"
+                                            : qs(d).toUpper();
       dtype_->addItem(label, qs(d));
     }
   });
   dtype_->setEnabled(f != "peft");
   dtype_->blockSignals(false);
   base_->setVisible(f == "gguf-lora");
+  const QString d = dtype_->currentData().toString();
+  calibrate_->setVisible(d.startsWith("q") && d != "q8_0");
   updateEstimate();
 }
 
@@ -175,15 +190,15 @@ void ExportPage::updateEstimate() {
     text = QString("about %1 MB (the adapter)").arg(bytes_of(run + "/adapter") / 1e6, 0, 'f', 1);
   } else if (fmt != "merged") {
     guarded(this, "Export", [&] {
-      // GGUF: parameters x the type's bytes (q8_0: 34 bytes per block of 32); a LoRA GGUF adds
-      // its adapter in f32 and, without the base, is only that.
+      // GGUF: every tensor at the type the scheme gives it (core/export, from the config alone); a
+      // LoRA GGUF adds its adapter in f32 and, without the base, is only that.
       QString model = run + "/model";
       if (!QDir(model).exists()) model = qs(read_json_file(ss(run + "/config.json")).value("base_model", ""));
       const QString dt = dtype_->currentData().toString();
-      const double per = dt == "f32" ? 4.0 : dt == "q8_0" ? 34.0 / 32 : 2.0;
       const double adapter = bytes_of(run + "/adapter");
       double total = fmt == "gguf-lora" ? adapter : 0;
-      if (fmt != "gguf-lora" || base_->isChecked()) total += load_model_config(ss(model)).parameter_count() * per;
+      if (fmt != "gguf-lora" || base_->isChecked())
+        total += static_cast<double>(gguf_model_bytes(load_model_config(ss(model)), ss(dt)));
       text = QString("about %1 MB").arg(total / 1e6, 0, 'f', 1);
     });
   } else {
@@ -211,6 +226,7 @@ bool ExportPage::startExport() {
   spec.format = ss(format_->currentData().toString());
   spec.dtype = spec.format == "peft" ? "" : ss(dtype_->currentData().toString());
   spec.include_base = base_->isChecked();
+  spec.calibrate = !calibrate_->isHidden() && calibrate_->isChecked();
   spec.out_dir = ss(out_->text().trimmed());
   if (spec.run_dir.empty() || spec.out_dir.empty()) {
     result_->setText("Choose a run and a destination folder.");

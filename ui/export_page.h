@@ -42,6 +42,7 @@ class ExportPage : public QWidget {
   QComboBox* format_;
   QComboBox* dtype_;
   QCheckBox* base_;
+  QCheckBox* calibrate_;
   QLineEdit* out_;
   QLabel* estimate_;
   QLabel* result_;

@@ -5,7 +5,9 @@
 
 #include <cstdio>
 
+#include "common/error.h"
 #include "export/ggml_quants.h"
+#include "model/arch.h"
 
 namespace hone {
 
@@ -74,6 +76,38 @@ GgmlType gguf_tensor_type(const GgufScheme& scheme, const std::string& name, con
     if (row % static_cast<int64_t>(kQK)) t = GgmlType::F16;
   }
   return t;
+}
+
+uint64_t gguf_model_bytes(const ModelConfig& c, const std::string& dtype) {
+  GgufScheme scheme;
+  if (!gguf_scheme_from_name(dtype.empty() ? "f16" : dtype, &scheme)) throw Error("gguf: unknown dtype \"" + dtype + "\"");
+  const int64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
+  const int64_t q = c.num_heads * D, kv = c.num_kv_heads * D;
+  std::vector<std::pair<std::string, std::vector<int64_t>>> t = {{"token_embd.weight", {V, H}}, {"output_norm.weight", {H}}};
+  if (!c.tie_word_embeddings) t.push_back({"output.weight", {V, H}});
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string b = "blk." + std::to_string(l) + ".";
+    if (c.arch->fused_proj) {
+      t.push_back({b + "attn_qkv.weight", {q + 2 * kv, H}});
+      t.push_back({b + "ffn_up.weight", {2 * I, H}});
+    } else {
+      t.push_back({b + "attn_q.weight", {q, H}});
+      t.push_back({b + "attn_k.weight", {kv, H}});
+      t.push_back({b + "attn_v.weight", {kv, H}});
+      t.push_back({b + "ffn_gate.weight", {I, H}});
+      t.push_back({b + "ffn_up.weight", {I, H}});
+    }
+    t.push_back({b + "attn_output.weight", {H, q}});
+    t.push_back({b + "ffn_down.weight", {H, I}});
+    for (const char* n : {"attn_norm.weight", "ffn_norm.weight"}) t.push_back({b + n, {H}});
+  }
+  uint64_t bytes = 0;
+  for (const auto& [name, shape] : t) {
+    const GgmlType ty = gguf_tensor_type(scheme, name, shape, static_cast<int>(c.num_layers), !c.tie_word_embeddings);
+    const uint64_t row = static_cast<uint64_t>(shape.back());
+    bytes += ggml_nbytes(ty, row, shape.size() > 1 ? static_cast<uint64_t>(shape[0]) : 1);
+  }
+  return bytes;  // biases, q/k norms and sandwich norms (a few KB) are left out
 }
 
 }  // namespace hone

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "export/gguf.h"
+#include "model/config.h"
 
 namespace hone {
 
@@ -30,5 +31,10 @@ bool gguf_scheme_from_name(const std::string& name, GgufScheme* out);
 // Tensors of one dimension (norms, biases, RoPE factors) stay f32.
 GgmlType gguf_tensor_type(const GgufScheme& scheme, const std::string& name, const std::vector<int64_t>& shape,
                           int n_layers, bool has_output);
+
+// Bytes the model's tensors take in a GGUF of `dtype` (metadata and padding aside), from the
+// config alone: llama.cpp's tensor names and shapes, each typed as the export types it. For size
+// estimates before anything is loaded (the Export page).
+uint64_t gguf_model_bytes(const ModelConfig& c, const std::string& dtype);
 
 }  // namespace hone

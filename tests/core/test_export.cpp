@@ -17,6 +17,7 @@
 #include "common/files.h"
 #include "export/export.h"
 #include "export/gguf.h"
+#include "export/gguf_mix.h"
 #include "export/gguf_model.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
@@ -411,6 +412,8 @@ TEST(Export, KQuantMixturesFollowLlamaQuantizesRules) {
                                         "--expect-mix " + dtype + " --hf " + test::shell_quote(f.dir + "/merged"));
     EXPECT_TRUE(py["mix_wrong_types"].empty()) << py["mix_wrong_types"].dump();
     EXPECT_EQ(py["tensor_bytes"], py["mix_expected_bytes"]);
+    // The size the Export page predicts from the config alone (Llama: no biases or extra norms).
+    EXPECT_EQ(gguf_model_bytes(load_model_config(f.base), dtype), py["tensor_bytes"].get<uint64_t>());
     EXPECT_LE(py["max_rel_diff_vs_hf"].get<double>(), tol) << py["worst_tensor"];
     EXPECT_EQ(py["keys"]["general.file_type"], dtype == "q4_k_m" ? 15 : dtype == "q5_k_m" ? 17 : 18);
     EXPECT_EQ(py["keys"]["general.quantization_version"], 2);
