@@ -14,7 +14,8 @@
 namespace hone::cli {
 
 const char* const kTemplateUsage = R"(usage: hone-cli template --model DIR --messages FILE.json [--add-generation-prompt] [--tools FILE.json]
-                         [--template auto|checkpoint|NAME] [--var KEY=JSON ...] [--json]
+                         [--template auto|checkpoint|NAME] [--thinking template|keep_final] [--var KEY=JSON ...]
+                         [--json]
 
   --model DIR        folder with the tokenizer files (tokenizer_config.json's chat_template or chat_template.jinja)
   --messages F       a JSON array of messages: {"role": ..., "content": ...} plus any fields the template
@@ -22,10 +23,14 @@ const char* const kTemplateUsage = R"(usage: hone-cli template --model DIR --mes
   --tools F          a JSON array of tool (function) schemas, passed as `tools`
   --template NAME    auto (default: the checkpoint's own template, run as Jinja), checkpoint, or a family:
                      llama3, chatml, mistral, llama2, zephyr, gemma, phi3, alpaca, raw
+  --thinking M       template (default): exactly what the template renders (DeepSeek-R1's drops each
+                     reply's <think>...</think>); keep_final: the final reply written whole after the
+                     generation prompt, thinking kept, as the run config's "thinking": "keep_final" trains
   --var KEY=JSON     an extra template variable, e.g. --var enable_thinking=false
   --json             {"template", "text", "ids", "assistant_mask"} (the mask: 1 on the tokens of each
-                     assistant reply and its end-of-turn token; null when messages carry more than
-                     role and text content, or tools are given)
+                     assistant reply as the template printed it, and its end-of-turn token; null when
+                     messages carry more than role, text content and reasoning_content, or tools or
+                     --var are given)
 Prints the rendered text otherwise.
 )";
 
@@ -52,7 +57,10 @@ int cmd_tokenize(const Args& a) {
 int cmd_template(const Args& a) {
   const std::string dir = a.require("model"), mfile = a.require("messages");
   auto tok = load_tokenizer(dir);
-  const ChatTemplate t = resolve_chat_template(tok->config(), a.get("template", "auto"));
+  ChatTemplate t = resolve_chat_template(tok->config(), a.get("template", "auto"));
+  const std::string thinking = a.get("thinking", "template");
+  if (thinking != "template" && thinking != "keep_final") throw Error("--thinking must be template or keep_final");
+  t.keep_final_thinking = thinking == "keep_final";
   auto parse = [](const std::string& path) {
     try {
       return nlohmann::ordered_json::parse(read_file(path));
@@ -84,13 +92,18 @@ int cmd_template(const Args& a) {
     if (text.empty() || text.back() != '\n') std::cout << "\n";
     return 0;
   }
-  // The mask needs plain messages (role and text), the form training data has.
+  // The mask needs the form training data has: role and text content (and an assistant's
+  // reasoning_content).
   bool plain = tools.is_null() && extra.empty();
   std::vector<ChatMessage> msgs;
   for (const auto& m : messages) {
-    plain = plain && m.size() == 2 && m.contains("content") && m["content"].is_string();
-    if (plain) msgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+    const bool reasoning = m.contains("reasoning_content") && m["reasoning_content"].is_string();
+    plain = plain && m.size() == (reasoning ? 3u : 2u) && m.contains("content") && m["content"].is_string();
+    if (!plain) continue;
+    msgs.push_back({m["role"].get<std::string>(), m["content"].get<std::string>(), std::nullopt});
+    if (reasoning) msgs.back().reasoning_content = m["reasoning_content"].get<std::string>();
   }
+  if (t.keep_final_thinking && plain) text = render_chat(t, msgs, gen).text;
   nlohmann::ordered_json j = {{"template", t.name()}, {"family", chat_format_name(t.family)}, {"text", text}};
   if (plain) {
     ChatTokens ct = tokenize_chat(*tok, t, msgs, gen);

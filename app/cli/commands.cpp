@@ -21,7 +21,7 @@ const std::vector<Command>& commands() {
       {"tokenize", "token ids of a text with a model's tokenizer", kTokenizeUsage, {"tokenizer", "text", "text-file"},
        {"add-special", "offsets"}, false, 0, cmd_tokenize},
       {"template", "a conversation rendered with a model's chat template (its own Jinja, or a family)", kTemplateUsage,
-       {"model", "messages", "tools", "template", "var"}, {"add-generation-prompt", "json"}, false, 0, cmd_template},
+       {"model", "messages", "tools", "template", "thinking", "var"}, {"add-generation-prompt", "json"}, false, 0, cmd_template},
       {"score", "per-token negative log-likelihood of a text under a model", kScoreUsage,
        {"model", "text", "text-file", "tokenizer", "device", "adapter", "run"}, {"timing", "nf4"}, false, 0, cmd_score},
       {"generate", "generate text from a prompt (plain or chat)", kGenerateUsage,

@@ -409,7 +409,13 @@ json messages_of(const json& arr, bool sharegpt, const std::string& field, RowCh
     } else if (role != "system" && role != "user" && role != "assistant" && !role.empty()) {
       rc.error(f + "role", "unknown role \"" + role + "\"");
     }
-    out.push_back({{"role", role}, {"content", content}});
+    json msg = {{"role", role}, {"content", content}};
+    // Thinking held apart from the reply (Qwen3 / DeepSeek data): kept for the templates that read it.
+    if (!sharegpt && m.contains("reasoning_content") && !m["reasoning_content"].is_null()) {
+      if (role != "assistant") rc.error(f + "reasoning_content", "only an assistant message has reasoning_content");
+      else msg["reasoning_content"] = str(m, "reasoning_content", rc, true, f);
+    }
+    out.push_back(std::move(msg));
   }
   return out;
 }
@@ -824,7 +830,11 @@ std::string json_problem(const std::string& text, const std::string& fallback) {
 std::vector<ChatMessage> record_messages(const std::string& canonical_json) {
   json j = json::parse(canonical_json);
   std::vector<ChatMessage> out;
-  for (const auto& m : j.at("messages")) out.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+  for (const auto& m : j.at("messages")) {
+    ChatMessage cm{m.at("role").get<std::string>(), m.at("content").get<std::string>(), std::nullopt};
+    if (m.contains("reasoning_content")) cm.reasoning_content = m["reasoning_content"].get<std::string>();
+    out.push_back(std::move(cm));
+  }
   return out;
 }
 

@@ -192,8 +192,10 @@ namespace {
 const char* const kTurnEnds[] = {"<|im_end|>", "<|eot_id|>", "<|eom_id|>", "<end_of_turn>", "<|end|>",
                                  "<|endoftext|>", "<|end_of_text|>", "</s>", "<eos>"};
 
-// Private-use characters around a reply's content locate it in a rendering (no template prints them).
-const std::string kOpen = "\xEE\x80\x80", kClose = "\xEE\x80\x81";  // U+E000, U+E001
+// Private-use characters around a reply's content locate it in a rendering (no template prints them);
+// a second pair marks its reasoning_content.
+const std::string kOpen = "\xEE\x80\x80", kClose = "\xEE\x80\x81";     // U+E000, U+E001
+const std::string kROpen = "\xEE\x80\x82", kRClose = "\xEE\x80\x83";   // U+E002, U+E003
 
 // The variables apply_chat_template passes: messages, add_generation_prompt, the special tokens
 // the tokenizer has (an unset one stays undefined), tools and documents (None without them).
@@ -214,6 +216,7 @@ jinja::Dict jinja_vars(const ChatTemplate& t, const std::vector<ChatMessage>& ms
     auto d = std::make_shared<jinja::Dict>();
     d->set("role", jinja::Value(m.role));
     d->set("content", jinja::Value(m.content));
+    if (m.reasoning_content) d->set("reasoning_content", jinja::Value(*m.reasoning_content));
     list.emplace_back(d);
   }
   return jinja_vars(t, jinja::Value(std::move(list)), gen);
@@ -221,6 +224,105 @@ jinja::Dict jinja_vars(const ChatTemplate& t, const std::vector<ChatMessage>& ms
 
 std::string render_text(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
   return t.jinja->render(jinja_vars(t, msgs, gen)).text;
+}
+
+std::string without_marks(std::string s) {
+  for (const std::string* mark : {&kOpen, &kClose, &kROpen, &kRClose})
+    for (size_t p; (p = s.find(*mark)) != std::string::npos;) s.erase(p, mark->size());
+  return s;
+}
+
+bool starts_with_at(const std::string& s, size_t at, const std::string& part) {
+  return at <= s.size() && s.compare(at, part.size(), part) == 0 && at + part.size() <= s.size();
+}
+
+// Where assistant message i's reply lies in `text` (the unmarked rendering): [start, end) of what
+// the template printed of it, before the end-of-turn token; `printed` false when the template left
+// the whole turn out.
+struct ReplySpan {
+  size_t start = 0, end = 0;
+  bool printed = true;
+};
+ReplySpan locate_reply(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen, size_t i,
+                                       const std::string& text) {
+  constexpr size_t npos = std::string::npos;
+  std::vector<ChatMessage> marked = msgs;
+  marked[i].content = kOpen + msgs[i].content + kClose;
+  if (msgs[i].reasoning_content) marked[i].reasoning_content = kROpen + *msgs[i].reasoning_content + kRClose;
+  const std::string m = render_text(t, marked, gen);
+  // The first opening mark and the last closing one that survived (content or reasoning).
+  size_t p1 = npos, p2 = npos;
+  bool reasoning_first = false;
+  for (const std::string* mark : {&kOpen, &kROpen}) {
+    const size_t p = m.find(*mark);
+    if (p != npos && (p1 == npos || p < p1)) p1 = p, reasoning_first = mark == &kROpen;
+  }
+  for (const std::string* mark : {&kClose, &kRClose}) {
+    const size_t p = m.rfind(*mark);
+    if (p != npos && (p2 == npos || p > p2)) p2 = p + mark->size();
+  }
+  if (p1 == npos && p2 == npos) {
+    // Nothing of the reply was printed (a template that drops some turns): an empty span where the
+    // rendering of the messages before it ends, if that is where the text continues.
+    const std::string before = render_text(t, std::vector<ChatMessage>(msgs.begin(), msgs.begin() + static_cast<std::ptrdiff_t>(i)), false);
+    const size_t at = starts_with_at(text, 0, before) ? before.size() : 0;
+    return {at, at, false};
+  }
+  size_t start = npos, end = npos;
+  // What precedes the first opening mark (what follows the last closing one) is the same in the
+  // real rendering, whatever the template did to the content (trim, for instance) between them.
+  if (p1 != npos && p1 <= text.size() && m.compare(0, p1, text, 0, p1) == 0) start = p1;
+  if (p2 != npos) {
+    const size_t tail = m.size() - p2;
+    if (tail <= text.size() && m.compare(p2, tail, text, text.size() - tail, tail) == 0) end = text.size() - tail;
+  }
+  // The reply as the model writes it starts where the generation prompt ends: when the template
+  // rewrites the reply's start (Qwen3 moves thinking out of the content), or prints its reasoning
+  // behind scaffolding of its own ("<think>\n"), that scaffolding belongs to the reply.
+  if (start == npos || reasoning_first) {
+    const std::string prompt =
+        render_text(t, std::vector<ChatMessage>(msgs.begin(), msgs.begin() + static_cast<std::ptrdiff_t>(i)), true);
+    if (starts_with_at(text, 0, prompt) && (start == npos || prompt.size() <= start)) start = prompt.size();
+  }
+  if (start == npos && p2 != npos && end != npos) {
+    // The template cut the reply's start (DeepSeek-R1 prints what follows the last </think>): the
+    // printed part is a suffix of the content. Each position where the content's tail matches the
+    // text before the closing mark is tried as the reply's start, longest first, by rendering with
+    // the opening mark there; the right one keeps its mark and changes nothing else (a mark inside
+    // "</think>" breaks the tag, and the template then prints something else).
+    const std::string& c = msgs[i].content;
+    const size_t close_at = m.rfind(kClose);
+    if (close_at != npos) {
+      size_t n = 0;  // length of the longest suffix of c that m shows right before the mark
+      while (n < c.size() && n < close_at && c[c.size() - 1 - n] == m[close_at - 1 - n]) ++n;
+      for (size_t k = c.size() - n; k <= c.size() && start == npos; ++k) {
+        std::vector<ChatMessage> probe = msgs;
+        probe[i].content = c.substr(0, k) + kOpen + c.substr(k) + kClose;
+        const std::string r = render_text(t, probe, gen);
+        const size_t q = r.find(kOpen);
+        if (q != npos && without_marks(r) == text && r.compare(0, q, text, 0, q) == 0) start = q;
+      }
+    }
+  }
+  if (start == npos || end == npos || end < start)
+    throw Error("chat template: cannot find where assistant message " + std::to_string(i + 1) +
+                " is in the rendering; pick a family rendering instead (--template NAME or \"chat_template\" in the run config)");
+  return {start, end, true};
+}
+
+// The end-of-turn token right after a reply belongs to it (Llama 2 puts a space before its </s>).
+size_t past_end_of_turn(const ChatTemplate& t, const std::string& text, size_t end) {
+  std::vector<std::string> ends = t.end_of_turn;
+  if (!t.eos.empty()) ends.push_back(t.eos);
+  size_t k = end;
+  while (k < text.size() && text[k] == ' ') ++k;
+  for (const auto& e : ends)
+    if (text.compare(k, e.size(), e) == 0) return k + e.size();
+  return end;
+}
+
+bool has_thinking(const ChatMessage& m) {
+  return m.reasoning_content || m.content.find("</think>") != std::string::npos;
 }
 
 RenderedChat render_jinja(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
@@ -232,43 +334,38 @@ RenderedChat render_jinja(const ChatTemplate& t, const std::vector<ChatMessage>&
     out.assistant_spans = std::move(full.generation_spans);
     return out;
   }
-  std::vector<std::string> ends = t.end_of_turn;
-  if (!t.eos.empty()) ends.push_back(t.eos);
   for (size_t i = 0; i < msgs.size(); ++i) {
     if (msgs[i].role != "assistant") continue;
-    std::vector<ChatMessage> marked = msgs;
-    marked[i].content = kOpen + msgs[i].content + kClose;
-    const std::string m = render_text(t, marked, gen);
-    const size_t p1 = m.find(kOpen);
-    const size_t p2 = m.find(kClose, p1 == std::string::npos ? 0 : p1);
-    size_t start = std::string::npos, end = std::string::npos;
-    // What precedes the opening mark (what follows the closing one) is the same in the real
-    // rendering, whatever the template did to the content (trim, for instance) between them.
-    if (p1 != std::string::npos && p1 <= text.size() && m.compare(0, p1, text, 0, p1) == 0) start = p1;
-    if (p2 != std::string::npos) {
-      const size_t tail = m.size() - (p2 + kClose.size());
-      if (tail <= text.size() && m.compare(p2 + kClose.size(), tail, text, text.size() - tail, tail) == 0) end = text.size() - tail;
-    }
-    if (start == std::string::npos) {
-      // The template rewrote the reply's start (Qwen3 moves thinking out of the content): the
-      // reply is everything the model writes after the generation prompt.
-      const std::string prompt = render_text(t, std::vector<ChatMessage>(msgs.begin(), msgs.begin() + static_cast<std::ptrdiff_t>(i)), true);
-      if (prompt.size() <= text.size() && text.compare(0, prompt.size(), prompt) == 0) start = prompt.size();
-    }
-    if (start == std::string::npos || end == std::string::npos || end < start)
-      throw Error("chat template: cannot find where assistant message " + std::to_string(i + 1) +
-                  " is in the rendering; pick a family rendering instead (--template NAME or \"chat_template\" in the run config)");
-    // The end-of-turn token after the reply is part of it (Llama 2 puts a space before its </s>).
-    size_t k = end;
-    while (k < text.size() && text[k] == ' ') ++k;
-    for (const auto& e : ends)
-      if (text.compare(k, e.size(), e) == 0) {
-        end = k + e.size();
-        break;
-      }
-    out.assistant_spans.emplace_back(start, end);
+    const ReplySpan s = locate_reply(t, msgs, gen, i, text);
+    out.assistant_spans.emplace_back(s.start, s.printed ? past_end_of_turn(t, text, s.end) : s.end);
   }
-  return out;
+  // keep_final_thinking: a final reply whose thinking the template dropped is written after the
+  // generation prompt as it stands (minus what the prompt already opened, e.g. "<think>\n"),
+  // followed by what the template prints after a reply (its end-of-turn token).
+  const size_t last = msgs.size() - 1;
+  if (!t.keep_final_thinking || gen || msgs.empty() || msgs[last].role != "assistant" || !has_thinking(msgs[last])) return out;
+  const auto& span = out.assistant_spans.back();
+  if (text.substr(span.first, span.second - span.first).find("</think>") != std::string::npos)
+    return out;  // the template kept it (Qwen3's final turn)
+  const std::vector<ChatMessage> before(msgs.begin(), msgs.end() - 1);
+  RenderedChat kept = render_jinja(t, before, true);
+  std::string reply = msgs[last].content;
+  if (msgs[last].reasoning_content) reply = "<think>\n" + *msgs[last].reasoning_content + "\n</think>\n\n" + reply;
+  for (size_t k = std::min(reply.size(), kept.text.size()); k > 0; --k)
+    if (kept.text.compare(kept.text.size() - k, k, reply, 0, k) == 0) {
+      reply.erase(0, k);
+      break;
+    }
+  // What the template prints after the final reply's content: the text past its printed end.
+  std::vector<ChatMessage> marked = msgs;
+  marked[last].content = msgs[last].content + kClose;
+  const std::string m = render_text(t, marked, false);
+  const size_t c = m.rfind(kClose);
+  const std::string after = c == std::string::npos ? std::string() : m.substr(c + kClose.size());
+  const size_t start = kept.text.size();
+  kept.text += reply + after;
+  kept.assistant_spans.emplace_back(start, past_end_of_turn(t, kept.text, start + reply.size()));
+  return kept;
 }
 
 }  // namespace
@@ -318,7 +415,12 @@ ChatTemplate resolve_chat_template(const TokenizerConfig& cfg, const std::string
 
 RenderedChat render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen) {
   if (t.jinja) return render_jinja(t, msgs, gen);
-  return render_chat(t.family, msgs, gen, t.bos.empty() ? "<s>" : t.bos, t.eos.empty() ? "</s>" : t.eos);
+  // A family rendering has no place for reasoning_content: it goes before the content as the
+  // reasoning models write it.
+  std::vector<ChatMessage> flat = msgs;
+  for (auto& m : flat)
+    if (m.reasoning_content) m.content = "<think>\n" + *m.reasoning_content + "\n</think>\n\n" + m.content, m.reasoning_content.reset();
+  return render_chat(t.family, flat, gen, t.bos.empty() ? "<s>" : t.bos, t.eos.empty() ? "</s>" : t.eos);
 }
 
 std::string render_chat_json(const ChatTemplate& t, const nlohmann::ordered_json& messages, bool gen,

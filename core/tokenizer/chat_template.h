@@ -6,6 +6,7 @@
 #pragma once
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ enum class ChatFormat { Llama3, ChatML, Mistral, Llama2, Zephyr, Gemma, Phi3, Al
 struct ChatMessage {
   std::string role;  // system | user | assistant
   std::string content;
+  // An assistant turn's thinking held apart from its content (Qwen3's and DeepSeek's chat format);
+  // passed to templates that read it, and given to a family rendering as <think>...</think>.
+  std::optional<std::string> reasoning_content;
 };
 
 struct RenderedChat {
@@ -59,6 +63,10 @@ struct ChatTemplate {
   std::shared_ptr<const jinja::Template> jinja;   // set: the checkpoint's own template is executed
   std::string bos, eos;                           // the tokenizer's strings ("" : "<s>" and "</s>")
   std::vector<std::string> end_of_turn;           // extra strings that end an assistant turn (Jinja)
+  // Training data with thinking: false renders exactly what the template gives (templates such as
+  // DeepSeek-R1's drop "<think>...</think>" from every reply); true keeps the final reply whole
+  // after the generation prompt, as the model writes it (the run config's "thinking": "keep_final").
+  bool keep_final_thinking = false;
   std::string name() const;                       // "checkpoint" or the family's name
   std::string describe() const;                   // for logs: "the checkpoint's own (chatml-like)" or the name
   bool is_jinja() const { return jinja != nullptr; }
@@ -74,9 +82,12 @@ ChatTemplate family_chat_template(const TokenizerConfig& cfg);
 std::vector<std::string> chat_template_names();  // "auto", "checkpoint" and the family names
 
 // Renders with the template. For a Jinja template the assistant spans come from its
-// {% generation %} blocks when it has them, else from renderings with marked replies: each reply's
-// content as the template printed it, from where the generation prompt ends when the template
-// rewrites the reply's start (Qwen3's thinking), plus the end-of-turn token that follows it.
+// {% generation %} blocks when it has them, else from renderings with marked replies: each reply
+// as the template printed it (its reasoning_content included where printed), from where the
+// generation prompt ends when the template rewrites the reply's start (Qwen3's thinking), or the
+// part of the reply that survives when the template cuts it (DeepSeek-R1 keeps what follows the
+// last </think>), plus the end-of-turn token that follows it. Never fails where the template
+// renders: a reply the template leaves out entirely gets an empty span.
 RenderedChat render_chat(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool add_generation_prompt);
 ChatTokens tokenize_chat(const Tokenizer& tok, const ChatTemplate& t, const std::vector<ChatMessage>& msgs,
                          bool add_generation_prompt);

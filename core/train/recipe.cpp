@@ -12,7 +12,9 @@ namespace hone {
 std::unique_ptr<Recipe> make_recipe(const std::string& name) { return recipe_info(name).make(); }
 
 ChatTemplate chat_template_for(const RunConfig& cfg, const Tokenizer& tok) {
-  return resolve_chat_template(tok.config(), cfg.chat_template);
+  ChatTemplate t = resolve_chat_template(tok.config(), cfg.chat_template);
+  t.keep_final_thinking = cfg.thinking == "keep_final";
+  return t;
 }
 
 CudaAutocast::CudaAutocast(bool on) : on_(on) {

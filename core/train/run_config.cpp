@@ -79,6 +79,8 @@ std::vector<ConfigKey> make_common_keys() {
       eval_data,
       config_field<&C::data_format>("data_format", "auto, or the row format of the data files"),
       config_field<&C::chat_template>("chat_template", "auto (the checkpoint's own), checkpoint, or a family name"),
+      config_field<&C::thinking>("thinking", "replies with <think>...</think> or reasoning_content: template (what the chat "
+                                             "template prints) | keep_final (the final reply kept whole, thinking included)"),
       config_field<&C::max_seq_len>("max_seq_len", "longest sequence in tokens; longer examples are cut"),
       config_field<&C::epochs>("epochs", "passes over the data when max_steps is 0"),
       config_field<&C::max_steps>("max_steps", "optimizer steps (0: from epochs)"),
@@ -191,6 +193,8 @@ void check_run_config(const RunConfig& c, const std::string& where) {
   if (c.save_every_minutes < 0) throw Error(where + ": \"save_every_minutes\" must not be negative");
   if (!c.init_adapter.empty() && c.method == "full")
     throw Error(where + ": \"init_adapter\" needs method lora or qlora (full fine-tuning has no adapter)");
+  if (c.thinking != "template" && c.thinking != "keep_final")
+    throw Error(where + ": \"thinking\" must be template or keep_final");
   if (c.schedule != "constant" && c.schedule != "linear" && c.schedule != "cosine")
     throw Error(where + ": \"schedule\" must be constant, linear or cosine");
   if (c.batch_size <= 0 || c.grad_accum <= 0 || c.max_seq_len < 8 || c.lr <= 0 || c.epochs <= 0 || c.lora.r <= 0)

@@ -25,6 +25,10 @@ struct RunConfig {
   std::vector<std::string> train_data, eval_data;
   std::string data_format = "auto";
   std::string chat_template = "auto";
+  // Replies with thinking ("<think>...</think>" or reasoning_content): "template" trains on what the
+  // chat template prints (DeepSeek-R1's drops the thinking from every reply); "keep_final" keeps
+  // the final reply whole after the generation prompt (docs/run-config.md).
+  std::string thinking = "template";
   std::string loss_on = "assistant";  // assistant | all (sft)
   int64_t max_seq_len = 512;
   double epochs = 1;

@@ -9,6 +9,9 @@
 #include "test_support.h"
 #include "common/files.h"
 #include "tokenizer/chat_template.h"
+#include "tokenizer/tokenizer.h"
+
+#include <nlohmann/json.hpp>
 
 using namespace hone;
 
@@ -254,4 +257,133 @@ TEST(ChatTemplate, JinjaMaskOnEveryTestTemplate) {
   }
   EXPECT_EQ(checked, 22);
   EXPECT_EQ(token_checked, 10);
+}
+
+namespace {
+const char* const kR1Bos = "<｜begin▁of▁sentence｜>";
+const char* const kR1Eos = "<｜end▁of▁sentence｜>";
+const std::vector<ChatMessage> kThinkingTurns = {
+    {"system", "Answer briefly."},
+    {"user", "Is 7 prime?"},
+    {"assistant", "<think>\nDivisors of 7: 1 and 7.\n</think>\n\nYes."},
+    {"user", "And 9?"},
+    {"assistant", "<think>\n9 = 3 * 3.\n</think>\n\nNo."}};
+
+// The text Python's jinja2 renders, through tests/reference/jinja_reference.py.
+std::string jinja2_text(const std::string& tmpl, const nlohmann::json& vars, const std::string& tag) {
+  const std::string dir = test::temp_dir("jinja2-" + tag);
+  write_file_atomic(dir + "/cases.json", nlohmann::json::array({{{"template", tmpl}, {"vars", vars}, {"now", 0}}}).dump());
+  auto r = test::run(std::string(HONE_PYTHON) + " " + test::shell_quote(test::source("tests/reference/jinja_reference.py")) + " " +
+                     test::shell_quote(dir + "/cases.json") + " " + test::shell_quote(dir + "/out.json"));
+  if (r.code != 0) throw std::runtime_error(r.err);
+  const auto out = nlohmann::json::parse(read_file(dir + "/out.json"));
+  if (out[0].contains("error")) throw std::runtime_error(out[0]["error"].get<std::string>());
+  return out[0]["text"].get<std::string>();
+}
+}  // namespace
+
+TEST(ChatTemplate, TemplatesThatCutRepliesAreMaskedOnWhatSurvives) {
+  // DeepSeek-R1-Distill prints only what follows each reply's last </think>: the text is jinja2's,
+  // and each span is the part of the reply the template printed plus its end-of-sentence token.
+  const std::string src = read_file(test::source("tests/data/chat_templates/deepseek-r1-distill-qwen.jinja"));
+  ChatTemplate r1 = resolve_chat_template(config_with(src, kR1Bos, kR1Eos));
+  const RenderedChat r = render_chat(r1, kThinkingTurns, false);
+  nlohmann::json msgs = nlohmann::json::array();
+  for (const auto& m : kThinkingTurns) msgs.push_back({{"role", m.role}, {"content", m.content}});
+  EXPECT_EQ(r.text, jinja2_text(src, {{"messages", msgs}, {"add_generation_prompt", false}, {"bos_token", kR1Bos}, {"eos_token", kR1Eos}}, "t"));
+  EXPECT_EQ(span_texts(r), (std::vector<std::string>{std::string("\n\nYes.") + kR1Eos, std::string("\n\nNo.") + kR1Eos}));
+  // A reply whose tail repeats the text before it ("...>" before "<｜Assistant｜>"'s ">"): only
+  // what the template printed of the reply, not a byte more.
+  const std::vector<ChatMessage> tricky = {{"user", "Tag?"}, {"assistant", "<think>x</think>>b"}};
+  EXPECT_EQ(span_texts(render_chat(r1, tricky, false)), (std::vector<std::string>{std::string(">b") + kR1Eos}));
+  // A reply that is all thinking prints nothing of it: an empty span, the rendering unharmed.
+  const RenderedChat empty = render_chat(r1, {{"user", "Hm?"}, {"assistant", "<think>only thinking</think>"}}, false);
+  EXPECT_EQ(span_texts(empty), (std::vector<std::string>{kR1Eos}));
+  // keep_final: the final reply is written whole after the generation prompt (which opened
+  // "<think>\n" already), earlier ones as the template prints them.
+  r1.keep_final_thinking = true;
+  const RenderedChat kept = render_chat(r1, kThinkingTurns, false);
+  const std::string prompt = render_chat(r1, {kThinkingTurns.begin(), kThinkingTurns.end() - 1}, true).text;
+  EXPECT_EQ(kept.text, prompt + "9 = 3 * 3.\n</think>\n\nNo." + kR1Eos);
+  EXPECT_EQ(span_texts(kept), (std::vector<std::string>{std::string("\n\nYes.") + kR1Eos, std::string("9 = 3 * 3.\n</think>\n\nNo.") + kR1Eos}));
+}
+
+TEST(ChatTemplate, Qwen3ReasoningContentIsPartOfTheReplyWherePrinted) {
+  // reasoning_content held apart: Qwen3 prints it for replies after the last user turn, inside its
+  // own "<think>\n...\n</think>\n\n"; the span runs from the generation prompt's end, as when the
+  // thinking is inside the content. Before the last user turn the template drops it.
+  const ChatTemplate qwen3 = resolve_chat_template(config_with(shared_template("qwen3"), "", "<|im_end|>"));
+  std::vector<ChatMessage> conv = {{"user", "Is 7 prime?"}, {"assistant", "Yes.", "Divisors of 7: 1 and 7."},
+                                   {"user", "And 9?"}, {"assistant", "No.", "9 = 3 * 3."}};
+  const RenderedChat r = render_chat(qwen3, conv, false);
+  EXPECT_EQ(span_texts(r), (std::vector<std::string>{"Yes.<|im_end|>", "<think>\n9 = 3 * 3.\n</think>\n\nNo.<|im_end|>"}));
+  nlohmann::json msgs = nlohmann::json::array();
+  for (const auto& m : conv) {
+    msgs.push_back({{"role", m.role}, {"content", m.content}});
+    if (m.reasoning_content) msgs.back()["reasoning_content"] = *m.reasoning_content;
+  }
+  EXPECT_EQ(r.text, jinja2_text(shared_template("qwen3"), {{"messages", msgs}, {"add_generation_prompt", false}, {"eos_token", "<|im_end|>"}}, "q3"));
+  // The same through `hone-cli template --json`, with Qwen3's real tokenizer: the masked tokens
+  // decode to the spans.
+  const std::string dir = test::temp_dir("q3-reasoning");
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    write_file_atomic(dir + "/" + f, read_file(test::shared(std::string("tokenizers/qwen3/") + f)));
+  write_file_atomic(dir + "/messages.json", msgs.dump());
+  auto out = test::run(std::string(HONE_CLI) + " template --model " + dir + " --messages " + dir + "/messages.json --json");
+  ASSERT_EQ(out.code, 0) << out.err;
+  const auto j = nlohmann::json::parse(out.out);
+  EXPECT_EQ(j["text"], r.text);
+  auto tok = load_tokenizer(dir);
+  std::string masked;
+  const auto ids = j["ids"].get<std::vector<int32_t>>();
+  const auto mask = j["assistant_mask"].get<std::vector<int>>();
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (mask[i]) masked += tok->decode({ids[i]});
+  EXPECT_EQ(masked, "Yes.<|im_end|><think>\n9 = 3 * 3.\n</think>\n\nNo.<|im_end|>");
+}
+
+TEST(ChatTemplate, CliRendersTheR1DistillConversationAsJinja2WithAMask) {
+  // The case the issue reported: `hone-cli template --json` on a DeepSeek-R1-Distill-Qwen folder
+  // (its template over Qwen's tokenizer files, its begin/end-of-sentence strings).
+  const std::string src = read_file(test::source("tests/data/chat_templates/deepseek-r1-distill-qwen.jinja"));
+  const std::string dir = test::temp_dir("r1-cli");
+  // Qwen's tokenizer with DeepSeek's turn markers added as special tokens, as the R1-Distill-Qwen
+  // checkpoints have them (else BPE merges "｜>" with the reply's first bytes).
+  auto tj = nlohmann::json::parse(read_file(test::shared("tokenizers/qwen3/tokenizer.json")));
+  int next_id = 0;
+  for (const auto& a : tj["added_tokens"]) next_id = std::max(next_id, a["id"].get<int>() + 1);
+  for (const char* t : {kR1Bos, kR1Eos, "<｜User｜>", "<｜Assistant｜>"})
+    tj["added_tokens"].push_back({{"id", next_id++}, {"content", t}, {"single_word", false}, {"lstrip", false},
+                                  {"rstrip", false}, {"normalized", false}, {"special", true}});
+  write_file_atomic(dir + "/tokenizer.json", tj.dump());
+  write_file_atomic(dir + "/tokenizer_config.json",
+                    nlohmann::json({{"chat_template", src}, {"bos_token", kR1Bos}, {"eos_token", kR1Eos}}).dump());
+  nlohmann::json msgs = nlohmann::json::array();
+  for (const auto& m : kThinkingTurns) msgs.push_back({{"role", m.role}, {"content", m.content}});
+  write_file_atomic(dir + "/messages.json", msgs.dump());
+  const std::string want = jinja2_text(src, {{"messages", msgs}, {"add_generation_prompt", false}, {"bos_token", kR1Bos}, {"eos_token", kR1Eos}}, "cli");
+  auto out = test::run(std::string(HONE_CLI) + " template --model " + dir + " --messages " + dir + "/messages.json --json");
+  ASSERT_EQ(out.code, 0) << out.err;
+  const auto j = nlohmann::json::parse(out.out);
+  EXPECT_EQ(j["text"], want);
+  auto tok = load_tokenizer(dir);
+  std::string masked;  // each run of masked tokens decoded whole (a character may span tokens)
+  const auto ids = j["ids"].get<std::vector<int32_t>>();
+  const auto mask = j["assistant_mask"].get<std::vector<int>>();
+  ASSERT_EQ(ids.size(), mask.size());
+  std::vector<int32_t> run;
+  for (size_t i = 0; i <= ids.size(); ++i) {
+    if (i < ids.size() && mask[i]) {
+      run.push_back(ids[i]);
+    } else if (!run.empty()) {
+      masked += tok->decode(run);
+      run.clear();
+    }
+  }
+  EXPECT_EQ(masked, std::string("\n\nYes.") + kR1Eos + "\n\nNo." + kR1Eos);
+  // --thinking keep_final: the last reply whole.
+  auto kept = test::run(std::string(HONE_CLI) + " template --model " + dir + " --messages " + dir + "/messages.json --json --thinking keep_final");
+  ASSERT_EQ(kept.code, 0) << kept.err;
+  const auto k = nlohmann::json::parse(kept.out);
+  EXPECT_NE(k["text"].get<std::string>().find("<think>\n9 = 3 * 3.\n</think>\n\nNo."), std::string::npos) << k["text"];
 }
