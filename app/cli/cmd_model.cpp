@@ -28,7 +28,9 @@ Writes a randomly initialised model (weights ~ N(0, 0.02), norms at identity) in
 layout, with the tokenizer files copied beside it. --like copies another model's config.json;
 presets: tiny (Llama, GQA), tiny-qwen2 (q/k/v bias, tied), tiny-mistral, tiny-gemma, tiny-qwen3 (q/k norms,
 head_dim 24), tiny-gemma2 (soft-capping, alternating window 8), tiny-gemma3 (q/k norms, window 8 on 5 of 6
-layers, local RoPE base), tiny-phi3 (fused projections, window 2047), small.
+layers, local RoPE base), tiny-phi3 (fused projections, window 2047), tiny-smollm3 (no RoPE on every fourth
+layer), tiny-olmo2 (norms after attention and MLP, q/k norms over the whole projection), tiny-granite
+(embedding, residual, attention and logit multipliers), small.
 --tokenizer builtin writes Hone's own byte-level BPE tokenizer (ChatML template) instead.
 )";
 
@@ -97,6 +99,8 @@ const Preset kPresets[] = {
     {"tiny-mistral", "mistral", 64, 2, 4, 2, 176, false}, {"tiny-gemma", "gemma", 64, 2, 4, 1, 176, true},
     {"tiny-qwen3", "qwen3", 64, 2, 4, 2, 176, true},  {"tiny-gemma2", "gemma2", 64, 4, 4, 2, 176, true},
     {"tiny-gemma3", "gemma3_text", 64, 6, 4, 2, 176, true}, {"tiny-phi3", "phi3", 64, 2, 4, 2, 176, false},
+    {"tiny-smollm3", "smollm3", 64, 4, 4, 2, 176, true}, {"tiny-olmo2", "olmo2", 64, 2, 4, 2, 176, false},
+    {"tiny-granite", "granite", 64, 2, 4, 2, 176, true},
     {"small", "llama", 256, 4, 8, 4, 704, false},
 };
 
@@ -211,7 +215,7 @@ int cmd_init_model(const Args& a) {
     const Preset* pr = nullptr;
     for (const auto& x : kPresets)
       if (a.get("preset") == x.name) pr = &x;
-    if (!pr) throw Error("init-model: unknown preset '" + a.get("preset") + "' (tiny, tiny-qwen2, tiny-mistral, tiny-gemma, tiny-qwen3, tiny-gemma2, tiny-gemma3, tiny-phi3, small)");
+    if (!pr) throw Error("init-model: unknown preset '" + a.get("preset") + "' (tiny, tiny-qwen2, tiny-mistral, tiny-gemma, tiny-qwen3, tiny-gemma2, tiny-gemma3, tiny-phi3, tiny-smollm3, tiny-olmo2, tiny-granite, small)");
     const ArchTraits* arch = find_arch(pr->model_type);
     cfg = {{"architectures", {arch->hf_class}},
            {"model_type", pr->model_type},
@@ -239,6 +243,10 @@ int cmd_init_model(const Args& a) {
     if (mt == "gemma2") cfg["attn_logit_softcapping"] = 50.0, cfg["final_logit_softcapping"] = 30.0;
     if (mt == "gemma3_text") cfg["rope_local_base_freq"] = 10000.0, cfg["rope_theta"] = 1000000.0;  // 5 of 6 layers windowed
     if (mt == "phi3") cfg["sliding_window"] = 2047;  // Phi-3-mini-4k's
+    if (mt == "smollm3") cfg["no_rope_layers"] = {1, 1, 1, 0}, cfg["no_rope_layer_interval"] = 4, cfg["attention_bias"] = false;
+    if (mt == "granite")  // Granite 3's multipliers, scaled to this width
+      cfg["embedding_multiplier"] = 12.0, cfg["residual_multiplier"] = 0.22, cfg["attention_multiplier"] = 0.0625,
+      cfg["logits_scaling"] = 8.0, cfg["initializer_range"] = 0.16;  // 8x: the head's logits as large as the others'
     if (std::string(pr->model_type) == "qwen3") {
       cfg["head_dim"] = 24;  // explicit and not hidden / heads, as in Qwen3 checkpoints
       cfg["attention_bias"] = false;
@@ -255,7 +263,8 @@ int cmd_init_model(const Args& a) {
   StDtype sd = dt == "bf16" ? StDtype::BF16 : dt == "f16" ? StDtype::F16 : StDtype::F32;
   if (dt != "f32" && dt != "bf16" && dt != "f16") throw Error("init-model: --dtype must be f32, bf16 or f16");
   CausalLM m(c);
-  init_weights(m, static_cast<uint64_t>(a.integer("seed", 0)));
+  // The config's initializer_range (0.02 in every preset but Granite's, whose logits are divided by 8).
+  init_weights(m, static_cast<uint64_t>(a.integer("seed", 0)), cfg.value("initializer_range", 0.02));
   ::mkdir(out.c_str(), 0755);
   SaveOptions so;
   so.default_dtype = sd;

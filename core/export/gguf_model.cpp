@@ -61,7 +61,7 @@ at::Tensor unpermute_qk(const at::Tensor& w, int64_t heads) {
   return w.reshape(v).transpose(1, 2).reshape(sizes).contiguous();
 }
 
-bool is_llama_graph(const ModelConfig& c) { return std::string(c.arch->gguf_arch) == "llama"; }
+bool is_llama_graph(const ModelConfig& c) { return c.arch->gguf_permute_qk; }
 
 // What llama.cpp's graphs fix where Hugging Face configs choose: Gemma 2/3 scale queries by
 // 1/sqrt(head_dim) and Gemma 3 windows five layers of six with RoPE base 10000 there; its phi3
@@ -74,6 +74,11 @@ std::vector<std::string> llama_cpp_differences(const ModelConfig& c) {
                     std::to_string(c.sliding_window) + " tokens is not applied there");
   if (c.arch->sandwich_norms && std::abs(c.query_scale * std::sqrt(static_cast<double>(c.head_dim)) - 1.0) > 1e-6)
     notes.push_back("llama.cpp scales " + arch + " queries by 1/sqrt(head_dim) (hidden/heads for 27B models); this model's query_pre_attn_scalar differs");
+  if (arch == "smollm3") {  // llama.cpp fixes its no-RoPE layers at every fourth
+    bool standard = true;
+    for (size_t i = 0; i < c.rope_layers.size(); ++i) standard = standard && c.rope_layers[i] == ((i + 1) % 4 != 0);
+    if (!standard) notes.push_back("llama.cpp's smollm3 graph leaves every fourth layer without RoPE; this model's no_rope_layers differ");
+  }
   if (arch == "gemma3") {
     bool standard = c.rope_local_theta == 0 || c.rope_local_theta == 10000.0;
     for (size_t i = 0; i < c.sliding_layers.size(); ++i) standard = standard && c.sliding_layers[i] == ((i + 1) % 6 != 0);
@@ -153,7 +158,7 @@ std::string gguf_tensor_name(const std::string& hf, const ArchTraits* arch) {
     const size_t dot = hf.find('.', kLayerPrefix.size());
     if (dot == std::string::npos) return "";
     const std::string layer = hf.substr(kLayerPrefix.size(), dot - kLayerPrefix.size()), rest = hf.substr(dot + 1);
-    if (arch && arch->sandwich_norms)
+    if (arch && (arch->sandwich_norms || arch->post_norms))  // OLMo 2's two post-norms are named as Gemma's
       for (const auto& [from, to] : kSandwich)
         if (rest == from) return "blk." + layer + "." + to;
     for (const auto& [from, to] : kLayerNames)
@@ -195,6 +200,12 @@ GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, const 
     w.set(key("rope.scaling.factor"), GgufValue::f32(static_cast<float>(c.rope.factor)));
   }
   if (c.sliding_window > 0) w.set(key("attention.sliding_window"), GgufValue::u32(static_cast<uint32_t>(c.sliding_window)));
+  if (c.arch->multipliers) {  // Granite
+    w.set(key("attention.scale"), GgufValue::f32(static_cast<float>(c.query_scale)));
+    w.set(key("embedding_scale"), GgufValue::f32(static_cast<float>(c.embedding_multiplier)));
+    w.set(key("residual_scale"), GgufValue::f32(static_cast<float>(c.residual_multiplier)));
+    w.set(key("logit_scale"), GgufValue::f32(static_cast<float>(c.logits_scaling)));
+  }
   if (c.attn_softcap > 0) w.set(key("attn_logit_softcapping"), GgufValue::f32(static_cast<float>(c.attn_softcap)));
   if (c.final_softcap > 0) w.set(key("final_logit_softcapping"), GgufValue::f32(static_cast<float>(c.final_softcap)));
   if (c.rope.type == "longrope") {
@@ -309,6 +320,12 @@ LoadedModel load_gguf_model(const std::string& path) {
   if (f.get(key("final_logit_softcapping"))) cj["final_logit_softcapping"] = f.get_float(key("final_logit_softcapping"));
   if (find_arch(mt)->sandwich_norms) cj["query_pre_attn_scalar"] = cj.value("head_dim", cj["hidden_size"].get<int64_t>() / cj["num_attention_heads"].get<int64_t>());
   if (mt == "gemma3_text") cj["rope_local_base_freq"] = 10000.0, cj["sliding_window_pattern"] = 6;
+  if (find_arch(mt)->multipliers) {
+    const std::pair<const char*, const char*> scales[] = {{"attention.scale", "attention_multiplier"}, {"embedding_scale", "embedding_multiplier"},
+                                                          {"residual_scale", "residual_multiplier"}, {"logit_scale", "logits_scaling"}};
+    for (const auto& [k, field] : scales)
+      if (f.get(key(k))) cj[field] = f.get_float(key(k));
+  }
   if (const GgufTensorInfo* lf = f.find("rope_factors_long.weight")) {
     const GgufTensorInfo* sf = f.find("rope_factors_short.weight");
     if (!sf) throw file_error(path, "has rope_factors_long.weight without rope_factors_short.weight");

@@ -113,7 +113,8 @@ LoadedModel load_model(const std::string& dir_or_ref, const LoadOptions& opt) {
   int64_t file_params = 0;
   for (const auto& f : files) {
     shards.push_back(std::make_unique<SafetensorsFile>(f));
-    for (const auto& t : shards.back()->tensors()) file_params += t.numel();
+    for (const auto& t : shards.back()->tensors())
+      if (!text_model_tensor_name(lm.config, t.name).empty()) file_params += t.numel();
   }
   const int64_t want_params = lm.config.parameter_count();
   if (want_params > 2 * file_params + 100000000)
@@ -139,7 +140,10 @@ LoadedModel load_model(const std::string& dir_or_ref, const LoadOptions& opt) {
     const SafetensorsFile& st = *shard;
     const std::string& f = st.path();
     for (const auto& info : st.tensors()) {
-      const std::string& name = info.name;
+      // A multimodal checkpoint's language model under its own prefix; its vision tower is skipped
+      // here, before a byte of it is read.
+      const std::string name = text_model_tensor_name(lm.config, info.name);
+      if (name.empty()) continue;
       if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;  // recomputed from the config
       if (name == "lm_head.weight" && lm.config.tie_word_embeddings) continue;  // tied: the embedding is the head
       auto it = params.find(name);

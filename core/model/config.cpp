@@ -77,17 +77,54 @@ int64_t ModelConfig::parameter_count() const {
   if (qkv_bias) attn += q_dim() + 2 * kv_dim();
   if (o_bias) attn += hidden_size;
   int64_t mlp = 3 * hidden_size * intermediate_size + (mlp_bias ? 2 * intermediate_size + hidden_size : 0);
-  int64_t layer = attn + mlp + 2 * hidden_size + (arch && arch->qk_norm ? 2 * head_dim : 0) +
-                  (arch && arch->sandwich_norms ? 2 * hidden_size : 0);
+  const int64_t qk_norms = !arch || !arch->qk_norm ? 0 : arch->qk_norm_whole ? q_dim() + kv_dim() : 2 * head_dim;
+  int64_t layer = attn + mlp + 2 * hidden_size + qk_norms + (arch && arch->sandwich_norms ? 2 * hidden_size : 0);
   int64_t total = vocab_size * hidden_size + num_layers * layer + hidden_size;
   if (!tie_word_embeddings) total += vocab_size * hidden_size;
   return total;
 }
 
-ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path) {
-  if (!j.is_object()) throw file_error(path, "config is not a JSON object");
+namespace {
+
+// Gemma3TextConfig's defaults, for the fields a Gemma3ForConditionalGeneration text_config leaves
+// out (the 4B, 12B and 27B configs list only what differs from them).
+nlohmann::json gemma3_text_defaults() {
+  return {{"vocab_size", 262208}, {"hidden_size", 2304}, {"intermediate_size", 9216}, {"num_hidden_layers", 26},
+          {"num_attention_heads", 8}, {"num_key_value_heads", 4}, {"head_dim", 256}, {"hidden_activation", "gelu_pytorch_tanh"},
+          {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-6}, {"rope_theta", 1000000.0}, {"query_pre_attn_scalar", 256},
+          {"sliding_window", 4096}, {"rope_local_base_freq", 10000.0}, {"sliding_window_pattern", 6},
+          {"tie_word_embeddings", true}, {"bos_token_id", 2}, {"eos_token_id", 1}, {"pad_token_id", 0}};
+}
+
+}  // namespace
+
+std::string text_model_tensor_name(const ModelConfig& c, const std::string& name) {
+  if (!c.multimodal_text) return name;
+  for (const char* p : {"language_model.model.", "model.language_model."})
+    if (name.rfind(p, 0) == 0) return "model." + name.substr(std::string(p).size());
+  if (name == "language_model.lm_head.weight" || name == "lm_head.weight") return "lm_head.weight";
+  return "";  // vision_tower.*, multi_modal_projector.* (or their model.* forms)
+}
+
+ModelConfig parse_model_config(const nlohmann::json& top, const std::string& path) {
+  if (!top.is_object()) throw file_error(path, "config is not a JSON object");
+  // A multimodal Gemma 3 (model_type "gemma3"): its text model, as the Gemma3ForCausalLM it holds.
+  nlohmann::json j = top;
+  bool multimodal = false;
+  if (top.contains("model_type") && top["model_type"] == "gemma3") {
+    if (!top.contains("text_config") || !top["text_config"].is_object())
+      throw file_error(path, "a \"gemma3\" (multimodal) config needs a \"text_config\" object");
+    j = gemma3_text_defaults();
+    for (auto it = top["text_config"].begin(); it != top["text_config"].end(); ++it) j[it.key()] = it.value();
+    j["model_type"] = "gemma3_text";
+    j["architectures"] = nlohmann::json::array({"Gemma3ForCausalLM"});
+    for (const char* k : {"bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype", "dtype"})
+      if (top.contains(k) && !top["text_config"].contains(k)) j[k] = top[k];
+    multimodal = true;
+  }
   ModelConfig c;
   c.raw = j;
+  c.multimodal_text = multimodal;
   if (!j.contains("model_type") || !j["model_type"].is_string()) throw file_error(path, "missing \"model_type\"");
   c.model_type = j["model_type"];
   c.arch = find_arch(c.model_type);
@@ -155,6 +192,28 @@ ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path)
     if (c.rope.attention_factor <= 0)
       c.rope.attention_factor =
           factor <= 1.0 ? 1.0 : std::sqrt(1 + std::log(factor) / std::log(static_cast<double>(c.rope.original_max_position_embeddings)));
+  }
+  if (c.arch->nope_interval > 0) {
+    // no_rope_layers: 1 = rotate; when absent, every no_rope_layer_interval-th layer is left unrotated.
+    if (j.contains("no_rope_layers") && j["no_rope_layers"].is_array()) {
+      if (static_cast<int64_t>(j["no_rope_layers"].size()) != c.num_layers) throw file_error(path, "no_rope_layers must list every layer");
+      for (const auto& v : j["no_rope_layers"]) {
+        if (!v.is_number_integer() || (v != 0 && v != 1)) throw file_error(path, "no_rope_layers holds 0 or 1 per layer");
+        c.rope_layers.push_back(v.get<int>() == 1);
+      }
+    } else {
+      const int64_t n = get_int(j, "no_rope_layer_interval", path, c.arch->nope_interval, false);
+      if (n < 1) throw file_error(path, "no_rope_layer_interval must be positive");
+      for (int64_t i = 0; i < c.num_layers; ++i) c.rope_layers.push_back((i + 1) % n != 0);
+    }
+  }
+  if (c.arch->multipliers) {
+    c.embedding_multiplier = get_num(j, "embedding_multiplier", path, 1.0);
+    c.residual_multiplier = get_num(j, "residual_multiplier", path, 1.0);
+    c.logits_scaling = get_num(j, "logits_scaling", path, 1.0);
+    const double am = get_num(j, "attention_multiplier", path, 1.0);
+    if (c.logits_scaling == 0 || am <= 0) throw file_error(path, "logits_scaling must not be 0 and attention_multiplier must be positive");
+    c.query_scale = am;
   }
   if (c.arch->sandwich_norms) {
     const double qs = get_num(j, "query_pre_attn_scalar", path, static_cast<double>(c.head_dim));

@@ -46,11 +46,21 @@ struct ModelConfig {
   double attn_softcap = 0;      // Gemma 2: scores = cap * tanh(scores / cap) before the mask; 0: none
   double final_softcap = 0;     // Gemma 2: the same on the logits
   double rope_local_theta = 0;  // Gemma 3: RoPE base of the windowed layers (no scaling there); 0: as global
+  // SmolLM3: per layer, 1 where queries and keys are rotated (no_rope_layers); empty: every layer.
+  std::vector<uint8_t> rope_layers;
+  // Granite's multipliers (1 and 0 elsewhere): embeddings x embedding_multiplier, each block's
+  // output x residual_multiplier before the residual add, logits / logits_scaling; the attention
+  // scale is attention_multiplier (query_scale).
+  double embedding_multiplier = 1.0, residual_multiplier = 1.0, logits_scaling = 1.0;
+  // Read from a multimodal checkpoint (Gemma 3 4B and up: Gemma3ForConditionalGeneration): the text
+  // model's config came from its text_config, and its tensors carry a prefix ("language_model.model."
+  // or "model.language_model."); the vision tower's are never read.
+  bool multimodal_text = false;
   std::vector<int64_t> eos_token_ids;
   int64_t bos_token_id = -1;
   int64_t pad_token_id = -1;
   std::string torch_dtype = "float32";
-  nlohmann::json raw;  // the whole file, kept so that saving writes it back unchanged
+  nlohmann::json raw;  // the whole file (a multimodal one's text model, as Gemma3ForCausalLM), written back on save
 
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
@@ -60,6 +70,10 @@ struct ModelConfig {
 
 // Parses and validates; `path` is used in error messages.
 ModelConfig parse_model_config(const nlohmann::json& j, const std::string& path);
+// The Hugging Face name inside the text model for a checkpoint tensor name: unchanged for text
+// models; for a multimodal one the language model's prefix becomes "model." and "" is returned for
+// the vision tower's and the projector's tensors (skipped, never read).
+std::string text_model_tensor_name(const ModelConfig& c, const std::string& name);
 ModelConfig load_model_config(const std::string& model_dir);
 
 }  // namespace hone

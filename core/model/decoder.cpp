@@ -55,8 +55,9 @@ AttentionImpl::AttentionImpl(const ModelConfig& c)
   }
   o_proj = register_module("o_proj", Linear(c.q_dim(), c.hidden_size, c.o_bias));
   if (c.arch->qk_norm) {  // Gemma 3's are (1 + w) norms like its others
-    q_norm = register_module("q_norm", RMSNorm(c.head_dim, c.rms_norm_eps, c.arch->norm_weight_offset));
-    k_norm = register_module("k_norm", RMSNorm(c.head_dim, c.rms_norm_eps, c.arch->norm_weight_offset));
+    qk_norm_whole = c.arch->qk_norm_whole;
+    q_norm = register_module("q_norm", RMSNorm(qk_norm_whole ? c.q_dim() : c.head_dim, c.rms_norm_eps, c.arch->norm_weight_offset));
+    k_norm = register_module("k_norm", RMSNorm(qk_norm_whole ? c.kv_dim() : c.head_dim, c.rms_norm_eps, c.arch->norm_weight_offset));
   }
 }
 
@@ -70,12 +71,16 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     q = qkv.narrow(-1, 0, qd).reshape({B, T, n_heads, head_dim});
     k = qkv.narrow(-1, qd, kd).reshape({B, T, n_kv, head_dim});
     v = qkv.narrow(-1, qd + kd, kd).reshape({B, T, n_kv, head_dim});
+  } else if (qk_norm_whole) {  // OLMo 2: q and k normalised over the whole projection, then split
+    q = q_norm->forward(q_proj->forward(x)).view({B, T, n_heads, head_dim});  // [B,T,nh,D]
+    k = k_norm->forward(k_proj->forward(x)).view({B, T, n_kv, head_dim});     // [B,T,nkv,D]
+    v = v_proj->forward(x).view({B, T, n_kv, head_dim});                      // [B,T,nkv,D]
   } else {
     q = q_proj->forward(x).view({B, T, n_heads, head_dim});  // [B,T,nh,D]
     k = k_proj->forward(x).view({B, T, n_kv, head_dim});     // [B,T,nkv,D]
     v = v_proj->forward(x).view({B, T, n_kv, head_dim});     // [B,T,nkv,D]
   }
-  if (q_norm) {  // Qwen3, Gemma 3: each head normalised over D, before RoPE
+  if (q_norm && !qk_norm_whole) {  // Qwen3, Gemma 3: each head normalised over D, before RoPE
     q = q_norm->forward(q);
     k = k_norm->forward(k);
   }
@@ -357,11 +362,13 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
   return down_proj->forward(a * u);
 }
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) {
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c) : residual_multiplier(c.residual_multiplier) {
   const float off = c.arch->norm_weight_offset;
-  input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
+  if (!c.arch->post_norms) input_layernorm = register_module("input_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
   self_attn = register_module("self_attn", Attention(c));
   post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
+  if (c.arch->post_norms)
+    post_feedforward_layernorm = register_module("post_feedforward_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
   if (c.arch->sandwich_norms) {
     pre_feedforward_layernorm = register_module("pre_feedforward_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
     post_feedforward_layernorm = register_module("post_feedforward_layernorm", RMSNorm(c.hidden_size, c.rms_norm_eps, off));
@@ -374,6 +381,14 @@ at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos,
   if (pre_feedforward_layernorm) {  // Gemma 2/3: each block's output is normalised before the residual add
     auto h = x + post_attention_layernorm->forward(self_attn->forward(input_layernorm->forward(x), cos, sin, mask, cache, layer));
     return h + post_feedforward_layernorm->forward(mlp->forward(pre_feedforward_layernorm->forward(h)));
+  }
+  if (!input_layernorm) {  // OLMo 2: the blocks read the residual stream as it is; their outputs are normalised
+    auto h = x + post_attention_layernorm->forward(self_attn->forward(x, cos, sin, mask, cache, layer));
+    return h + post_feedforward_layernorm->forward(mlp->forward(h));
+  }
+  if (residual_multiplier != 1.0) {  // Granite
+    auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, cache, layer) * residual_multiplier;
+    return h + mlp->forward(post_attention_layernorm->forward(h)) * residual_multiplier;
   }
   auto h = x + self_attn->forward(input_layernorm->forward(x), cos, sin, mask, cache, layer);
   return h + mlp->forward(post_attention_layernorm->forward(h));
@@ -467,9 +482,10 @@ void CausalLMImpl::set_fused_kernels(bool on) {
     auto* d = l->as<DecoderLayerImpl>();
     d->self_attn->fused = on;
     d->mlp->fused = on;
-    d->input_layernorm->fused = on;
+    if (d->input_layernorm) d->input_layernorm->fused = on;
     d->post_attention_layernorm->fused = on;
-    if (d->pre_feedforward_layernorm) d->pre_feedforward_layernorm->fused = on, d->post_feedforward_layernorm->fused = on;
+    if (d->pre_feedforward_layernorm) d->pre_feedforward_layernorm->fused = on;
+    if (d->post_feedforward_layernorm) d->post_feedforward_layernorm->fused = on;
   }
   model->norm->fused = on;
 }
@@ -498,6 +514,7 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
     auto norm = at::scalar_tensor(std::sqrt(static_cast<double>(config.hidden_size)), h.options());
     h = h * norm;
   }
+  if (config.embedding_multiplier != 1.0) h = h * config.embedding_multiplier;  // Granite
   at::Tensor pos = positions.defined() ? positions : at::arange(past, S, at::TensorOptions(at::kLong).device(dev)).unsqueeze(0).expand({B, T});
   // longrope switches to its long factors once the sequence outgrows the original context, as
   // transformers does (the cache keeps keys rotated with the factors they were computed with).
@@ -507,6 +524,9 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
     cs = {cs.first * config.rope.attention_factor, cs.second * config.rope.attention_factor};
   std::pair<at::Tensor, at::Tensor> cs_local = cs;
   if (inv_freq_local.defined()) cs_local = rope_cos_sin(inv_freq_local.to(dev), pos);
+  // SmolLM3's layers without RoPE: cos 1 and sin 0 rotate nothing.
+  std::pair<at::Tensor, at::Tensor> cs_none;
+  if (!config.rope_layers.empty()) cs_none = {at::ones_like(cs.first), at::zeros_like(cs.second)};
 
   // allowed[b, i, j]: query i (absolute past+i) may attend to key j. Windowed layers get their own
   // mask: every layer (Mistral, Phi-3) or those sliding_layers marks (Gemma 2/3).
@@ -539,7 +559,8 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
     if (interrupt && interrupt()) throw Interrupted();
     auto* layer = model->layers[l]->as<DecoderLayerImpl>();
     const bool local = per_layer && config.sliding_layers[l];
-    const auto& c = local ? cs_local : cs;
+    const bool nope = !config.rope_layers.empty() && !config.rope_layers[l];
+    const auto& c = nope ? cs_none : local ? cs_local : cs;
     const auto& m = local ? mask_local : mask;
     if (ckpt) h = LayerCheckpoint::apply(h, c.first, c.second, m, reinterpret_cast<int64_t>(layer));
     else h = layer->forward(h, c.first, c.second, m, cache, l);
@@ -554,7 +575,8 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
   return model->norm->forward(h);
 }
 
-at::Tensor CausalLMImpl::logits_from_hidden(const at::Tensor& h) {
+at::Tensor CausalLMImpl::logits_from_hidden(const at::Tensor& hidden_states) {
+  const at::Tensor h = head_input(hidden_states);
   const at::Tensor& w = output_weight();
   auto logits = frozen_linear_applies(h, w) ? frozen_linear(h, w, {}) : at::linear(h, w).to(at::kFloat);
   if (config.final_softcap > 0) logits = at::tanh(logits / config.final_softcap) * config.final_softcap;  // Gemma 2

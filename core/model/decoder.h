@@ -38,7 +38,9 @@ struct AttentionImpl : torch::nn::Module {
                      KVCache* cache, size_t layer);
   Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
   Linear qkv_proj{nullptr};                  // Phi-3: q|k|v in one projection (q/k/v_proj null then)
-  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3, Gemma 3: over each head's [D] before RoPE (null elsewhere)
+  RMSNorm q_norm{nullptr}, k_norm{nullptr};  // Qwen3, Gemma 3: over each head's [D] before RoPE (null elsewhere);
+                                             // OLMo 2: over the whole projection [nh*D] / [nkv*D]
+  bool qk_norm_whole = false;
   int64_t n_heads, n_kv, head_dim;
   double scale;    // of q k^T
   double softcap;  // Gemma 2: cap * tanh(scores / cap); 0: none
@@ -66,9 +68,11 @@ struct DecoderLayerImpl : torch::nn::Module {
   explicit DecoderLayerImpl(const ModelConfig& c);
   at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const at::Tensor& mask,
                      KVCache* cache, size_t layer);
-  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};  // input_layernorm null: OLMo 2
   // Gemma 2/3: post_attention_layernorm normalises the attention's output, and these two wrap the MLP.
+  // OLMo 2: post_attention_layernorm and post_feedforward_layernorm normalise each block's output.
   RMSNorm pre_feedforward_layernorm{nullptr}, post_feedforward_layernorm{nullptr};
+  double residual_multiplier = 1.0;  // Granite: each block's output scaled before the residual add
   Attention self_attn{nullptr};
   MLP mlp{nullptr};
 };
@@ -103,6 +107,9 @@ struct CausalLMImpl : torch::nn::Module {
   at::Tensor forward(const at::Tensor& ids, const at::Tensor& attention_mask = {}, KVCache* cache = nullptr,
                      const at::Tensor& positions = {});
   at::Tensor logits_from_hidden(const at::Tensor& h);
+  // What the head multiplies: h, divided by Granite's logits_scaling (logits / s = (h / s) W^T), so
+  // that the chunked head (train/head_logps.h) gives the same logits as logits_from_hidden.
+  at::Tensor head_input(const at::Tensor& h) const { return config.logits_scaling != 1.0 ? h / config.logits_scaling : h; }
   const at::Tensor& output_weight() const;  // lm_head.weight or the tied embedding
 
   ModelConfig config;

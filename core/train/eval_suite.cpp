@@ -161,7 +161,7 @@ void score_chunk(CausalLM& m, const std::vector<Encoded>& enc, const std::vector
   if (m->chunked_head) {
     HeadLogpsOptions o;
     o.softcap = m->config.final_softcap;
-    lp = head_token_logps(hs.reshape({N * L, hs.size(2)}), m->output_weight(), targets.reshape({-1}), o).logps.view({N, L});
+    lp = head_token_logps(m->head_input(hs.reshape({N * L, hs.size(2)})), m->output_weight(), targets.reshape({-1}), o).logps.view({N, L});
   } else {
     lp = at::log_softmax(m->logits_from_hidden(hs), -1).gather(2, targets.unsqueeze(-1)).squeeze(-1);
   }

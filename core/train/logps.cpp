@@ -19,7 +19,7 @@ SeqLogps sequence_logps(CausalLM& m, const Batch& b, const at::Device& dev, bool
       h = m->hidden(ids, am);                                     // [N, T, H]
     }
     auto lb = labels.narrow(1, 1, T - 1).contiguous();            // [N, T-1]
-    HeadLogps hl = head_token_logps(h.narrow(1, 0, T - 1).reshape({-1, h.size(2)}), m->output_weight(), lb.reshape({-1}),
+    HeadLogps hl = head_token_logps(m->head_input(h.narrow(1, 0, T - 1).reshape({-1, h.size(2)})), m->output_weight(), lb.reshape({-1}),
                                     {m->config.final_softcap});
     SeqLogps out;
     out.logps = hl.logps.view({N, T - 1}).sum(1);                 // [N]

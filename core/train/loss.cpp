@@ -13,7 +13,7 @@ at::Tensor next_token_loss_sum(CausalLM& m, const at::Tensor& ids, const at::Ten
   if (m->chunked_head) {
     auto hs = h.narrow(1, 0, T - 1).reshape({-1, h.size(2)});      // [B*(T-1), H]
     auto lb = labels.narrow(1, 1, T - 1).reshape({-1});             // [B*(T-1)]
-    return -head_token_logps(hs, m->output_weight(), lb, {m->config.final_softcap}).logps.sum();
+    return -head_token_logps(m->head_input(hs), m->output_weight(), lb, {m->config.final_softcap}).logps.sum();
   }
   auto logits = m->logits_from_hidden(h.narrow(1, 0, T - 1));     // [B,T-1,V] fp32
   const int64_t V = logits.size(2);

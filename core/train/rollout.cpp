@@ -162,7 +162,8 @@ TokenLogps completion_logps(CausalLM& model, const std::vector<Rollout>& rows, i
     o.softcap = model->config.final_softcap;
     o.temperature = temperature;
     o.entropy = true;
-    HeadLogps hl = head_token_logps(hs.reshape({N * C, hs.size(2)}), model->output_weight(), pk.targets.to(dev).reshape({-1}), o);
+    HeadLogps hl = head_token_logps(model->head_input(hs.reshape({N * C, hs.size(2)})), model->output_weight(),
+                                    pk.targets.to(dev).reshape({-1}), o);
     out.logps = hl.logps.view({N, C}) * out.mask;      // [N, C]
     out.entropy = hl.entropy.view({N, C}) * out.mask;  // [N, C]
     if (values) out.values = value_of_hidden(model, hs.detach()) * out.mask;  // stop-gradient, as below

@@ -1,8 +1,9 @@
 // The decoder against tests/reference/llama_reference.py (an independent PyTorch implementation
 // of HF's forward pass): per-token NLL to 1e-4 on nine checkpoints covering GQA, llama3 and linear
 // RoPE scaling, tied embeddings, q/k/v and o biases, sliding window, Gemma quirks, Qwen3 q/k norms, Gemma 2/3 (sandwich norms, soft-capping, sliding layers, local RoPE),
-// Phi-3 (fused projections, longrope), F32/F16/BF16
-// files and shards. Also KV cache, padding masks, bit-exact re-save, generation and bad folders.
+// Phi-3 (fused projections, longrope), SmolLM3 (no RoPE on every fourth layer), OLMo 2 (post-norms,
+// whole-projection q/k norms), Granite (multipliers), Gemma 3's multimodal layout (text model read,
+// vision tower skipped), F32/F16/BF16 files and shards. Also KV cache, padding masks, bit-exact re-save, generation and bad folders.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -90,7 +91,9 @@ TEST_P(Reference, NllMatchesPyTorchReference) {
 INSTANTIATE_TEST_SUITE_P(Checkpoints, Reference,
                          ::testing::Values("llama_gqa_llama3rope_f32", "qwen2_bias_tied_bf16", "mistral_window_f16",
                                            "gemma_headdim_tied_f32", "qwen3_qknorm_headdim_tied_f32", "gemma2_softcap_sliding_f32",
-                                           "gemma3_localrope_qknorm_f32", "phi3_fused_longrope_f32", "llama_attnbias_sharded_f32"));
+                                           "gemma3_localrope_qknorm_f32", "phi3_fused_longrope_f32", "smollm3_nope_tied_f32",
+                                           "olmo2_postnorm_wholeqknorm_f32", "granite_multipliers_tied_f32",
+                                           "gemma3_multimodal_layout_f32", "llama_attnbias_sharded_f32"));
 
 TEST(Decoder, KvCacheMatchesFullForward) {
   auto lm = load_model(ref("llama_gqa_llama3rope_f32"));

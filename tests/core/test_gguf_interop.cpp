@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -93,9 +94,19 @@ Agreement compare(const json& got, CausalLM& m, const std::vector<std::vector<in
 
 TEST(Interop, GgufModelAndLoraGiveHonesNextTokenProbabilitiesInLlamaCpp) {
   REQUIRE_LLAMA_CPP();
-  for (const std::string preset : {"tiny", "tiny-qwen2", "tiny-mistral", "tiny-gemma", "tiny-qwen3", "tiny-gemma2", "tiny-gemma3", "tiny-phi3"}) {
+  for (const std::string preset : {"tiny", "tiny-qwen2", "tiny-mistral", "tiny-gemma", "tiny-qwen3", "tiny-gemma2", "tiny-gemma3",
+                                   "tiny-phi3", "tiny-smollm3", "tiny-olmo2", "tiny-granite", "gemma3-multimodal"}) {
     SCOPED_TRACE(preset);
-    test::ExportFixture f("interop-" + preset, preset);
+    // The multimodal Gemma 3: the reference's checkpoint in its real layout as the base, with the
+    // builtin tokenizer of a tiny preset beside it.
+    test::ExportFixture f("interop-" + preset, preset == "gemma3-multimodal" ? "tiny" : preset);
+    if (preset == "gemma3-multimodal") {
+      const std::string mm = f.dir + "/mm-base", src = std::string(HONE_TEST_WORK) + "/ref/gemma3_multimodal_layout_f32";
+      std::filesystem::create_directories(mm);
+      for (const char* file : {"config.json", "model.safetensors"}) std::filesystem::copy_file(src + "/" + file, mm + "/" + file);
+      for (const char* file : {"tokenizer.json", "tokenizer_config.json"}) std::filesystem::copy_file(f.base + "/" + file, mm + "/" + file);
+      f.base = mm;
+    }
     const std::string run = f.run_dir("lora", "lora", /*rslora=*/preset == "tiny");
     ExportResult merged = export_run({run, "gguf", "f32", f.dir + "/gguf"});
     ASSERT_TRUE(merged.check.passed) << merged.check.summary;
@@ -130,7 +141,10 @@ TEST(Interop, GgufModelAndLoraGiveHonesNextTokenProbabilitiesInLlamaCpp) {
       EXPECT_EQ(got["tokens"][0].get<std::vector<int64_t>>(), prompts[0]) << texts[0];
       const Agreement a = compare(got, ref.lm.model, prompts);
       EXPECT_EQ(a.positions, static_cast<int>(prompts[0].size() + prompts[1].size()));
-      EXPECT_LT(a.max_prob_diff, 1e-4);  // f32 weights, f32 KV cache: only summation order differs
+      // f32 weights, f32 KV cache: only summation order differs. The multimodal checkpoint is the
+      // reference's, whose weights are 4x the presets' (std 0.08, embeddings 0.5): its activations
+      // reach where ggml's GELU (a table of fp16 values) rounds visibly (measured 1.9e-3).
+      EXPECT_LT(a.max_prob_diff, preset == "gemma3-multimodal" ? 5e-3 : 1e-4);
       EXPECT_EQ(a.argmax_agree, a.argmax_compared);
       EXPECT_GT(a.argmax_compared, a.positions / 2);
       std::cout << "[interop] " << preset << (with_lora ? " base+lora" : " merged") << ": " << a.positions

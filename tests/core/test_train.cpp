@@ -4,6 +4,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include <future>
 #include <torch/torch.h>
 #include <c10/core/CPUAllocator.h>
@@ -984,6 +986,57 @@ TEST(Train, NewArchitecturesTrainAndCacheTheirWindows) {
     KVCache cache;
     auto pre = lm.model->forward(x.narrow(1, 0, 6), {}, &cache).squeeze(0);
     EXPECT_TRUE(at::allclose(pre, full.narrow(0, 0, 6), 1e-4, 1e-4));
+    for (int64_t t = 6; t < 24; ++t) {
+      auto step = lm.model->forward(x.narrow(1, t, 1), {}, &cache).squeeze(0);  // [1,V]
+      EXPECT_TRUE(at::allclose(step, full.narrow(0, t, 1), 1e-4, 1e-4)) << "position " << t;
+    }
+  }
+}
+
+// The architectures of Interop III: SmolLM3 (no RoPE on every fourth layer), OLMo 2 (post-norms,
+// whole-projection q/k norms), Granite (multipliers) and the text model of a multimodal Gemma 3
+// checkpoint (the reference's, in its real layout, with Hone's builtin tokenizer beside it) train
+// with LoRA, QLoRA and full fine-tuning, and their KV cache gives the full forward pass's logits.
+TEST(Train, InteropIIIArchitecturesTrain) {
+  const std::string tok_dir = test::temp_dir("arch3-tok");
+  ASSERT_EQ(test::run(std::string(HONE_CLI) + " init-model --preset tiny --tokenizer builtin --out " + q(tok_dir) + " --seed 2").code, 0);
+  for (const std::string preset : {"tiny-smollm3", "tiny-olmo2", "tiny-granite", "gemma3-multimodal"}) {
+    SCOPED_TRACE(preset);
+    std::string dir = test::temp_dir("arch3-" + preset) + "/base";
+    if (preset == "gemma3-multimodal") {
+      // Gemma3ForConditionalGeneration's layout: language_model.model.*, a vision tower beside it.
+      std::filesystem::create_directories(dir);
+      const std::string src = std::string(HONE_TEST_WORK) + "/ref/gemma3_multimodal_layout_f32";
+      for (const char* f : {"config.json", "model.safetensors"}) std::filesystem::copy_file(src + "/" + f, dir + "/" + f);
+      for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) std::filesystem::copy_file(tok_dir + "/" + f, dir + "/" + f);
+    } else {
+      auto r = test::run(std::string(HONE_CLI) + " init-model --preset " + preset + " --tokenizer builtin --out " + q(dir) + " --seed 2");
+      ASSERT_EQ(r.code, 0) << r.err;
+    }
+    for (const std::string method : {"lora", "qlora", "full"}) {
+      RunConfig c = base_config(method);
+      c.base_model = dir;
+      c.max_steps = 40;
+      c.max_grad_norm = 1.0;
+      c.lora.targets = {"all-linear"};
+      auto res = train(c, {test::temp_dir("arch3-run-" + preset + "-" + method), "", nullptr, nullptr});
+      ASSERT_EQ(res.status, "completed") << method << ": " << res.error;
+      const double first = (res.losses[0] + res.losses[1]) / 2, last = (res.losses[38] + res.losses[39]) / 2;
+      std::cout << preset << " " << method << ": loss " << first << " -> " << last << "\n";
+      // Granite's residual multiplier (0.22) slows full training at this rate: measured 0.86 of the
+      // first loss where the others reach 0.42-0.46.
+      const double full_bound = preset == "tiny-granite" ? 0.9 : 0.8;
+      EXPECT_LT(last, (method == "full" ? full_bound : 0.93) * first) << method << ": " << first << " -> " << last;
+    }
+    auto lm = load_model(dir);
+    at::NoGradGuard ng;
+    lm.model->eval();
+    std::vector<int64_t> ids;
+    for (int i = 0; i < 24; ++i) ids.push_back(5 + (i * 37) % 200);
+    auto x = at::tensor(ids, at::kLong).unsqueeze(0);  // [1,24]
+    auto full = lm.model->forward(x).squeeze(0);       // [24,V]
+    KVCache cache;
+    lm.model->forward(x.narrow(1, 0, 6), {}, &cache);
     for (int64_t t = 6; t < 24; ++t) {
       auto step = lm.model->forward(x.narrow(1, t, 1), {}, &cache).squeeze(0);  // [1,V]
       EXPECT_TRUE(at::allclose(step, full.narrow(0, t, 1), 1e-4, 1e-4)) << "position " << t;

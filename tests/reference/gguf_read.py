@@ -240,13 +240,17 @@ def hf_name(g, arch=None):
              "ffn_up.weight": "mlp.up_proj.weight", "ffn_down.weight": "mlp.down_proj.weight",
              "attn_q_norm.weight": "self_attn.q_norm.weight", "attn_k_norm.weight": "self_attn.k_norm.weight",
              "attn_qkv.weight": "self_attn.qkv_proj.weight"}
-    if arch in ("gemma2", "gemma3"):  # llama.cpp's names for the sandwich norms
+    if arch in ("gemma2", "gemma3", "olmo2"):  # llama.cpp's names for the sandwich (OLMo 2: post-) norms
         names.update({"post_attention_norm.weight": "post_attention_layernorm.weight",
                       "ffn_norm.weight": "pre_feedforward_layernorm.weight",
                       "post_ffw_norm.weight": "post_feedforward_layernorm.weight"})
     if arch == "phi3":  # one fused gate | up tensor
         names["ffn_up.weight"] = "mlp.gate_up_proj.weight"
     return "model.layers.%s.%s" % (layer, names[rest])
+
+
+# llama.cpp graphs that rotate adjacent pairs: the converter interleaves each head's Q/K rows for them.
+PERMUTED = ("llama", "granite", "smollm3")
 
 
 def llama_permute(w, n_head):
@@ -309,9 +313,9 @@ def main():
             if w is None and name == "lm_head.weight":
                 w = hf["model.embed_tokens.weight"]
             w = w.astype(np.float32)
-            if arch == "llama" and name.endswith("q_proj.weight"):
+            if arch in PERMUTED and name.endswith("q_proj.weight"):
                 w = llama_permute(w, cfg["num_attention_heads"])
-            if arch == "llama" and name.endswith("k_proj.weight"):
+            if arch in PERMUTED and name.endswith("k_proj.weight"):
                 w = llama_permute(w, cfg.get("num_key_value_heads", cfg["num_attention_heads"]))
             if arch in ("gemma", "gemma2", "gemma3") and name.endswith("norm.weight"):
                 w = w + 1.0
@@ -351,7 +355,7 @@ def main():
             base = i["name"][: -len(".lora_a")]
             hn = "base_model.model." + hf_name(base, arch)[: -len(".weight")]
             w = peft[hn + (".lora_A.weight" if i["name"].endswith("lora_a") else ".lora_B.weight")]
-            if arch == "llama" and i["name"].endswith("lora_b") and ("attn_q" in base or "attn_k" in base):
+            if arch in PERMUTED and i["name"].endswith("lora_b") and ("attn_q" in base or "attn_k" in base):
                 heads = base_cfg["num_attention_heads"] if "attn_q" in base else base_cfg.get("num_key_value_heads")
                 w = llama_permute(w, heads)
             worst = max(worst, float(np.max(np.abs(g - w))))

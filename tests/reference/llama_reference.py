@@ -4,8 +4,13 @@ Face layout (with its own safetensors writer) and golden per-token NLL / top-1 f
 re-implementation of transformers' LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
 Qwen3ForCausalLM (q_norm/k_norm per head before RoPE), GemmaForCausalLM, Gemma2ForCausalLM
 (sandwich norms, soft-capping, alternating sliding layers, query_pre_attn_scalar),
-Gemma3ForCausalLM (text; q/k norms, a local RoPE base for sliding layers) and Phi3ForCausalLM
-(fused qkv and gate_up projections, longrope) forward passes. Run with Debian's /usr/bin/python3 (python3-torch).
+Gemma3ForCausalLM (text; q/k norms, a local RoPE base for sliding layers), Phi3ForCausalLM
+(fused qkv and gate_up projections, longrope), SmolLM3ForCausalLM (no RoPE on the layers
+no_rope_layers marks 0), Olmo2ForCausalLM (no norm before the blocks; norms after attention and MLP;
+q/k norms over the whole projection) and GraniteForCausalLM (embedding, residual, attention and
+logit multipliers) forward passes; and the text model of Gemma3ForConditionalGeneration written
+in its multimodal layout (language_model.model.*, a vision tower and projector beside it).
+Run with Debian's /usr/bin/python3 (python3-torch).
 
 usage: llama_reference.py OUT_DIR
        llama_reference.py --score MODEL_DIR IDS_JSON   (prints {"nll": [...], "top1": [...]})
@@ -59,6 +64,28 @@ def read_safetensors(path):
     return out
 
 
+GEMMA3_TEXT_DEFAULTS = {  # transformers' Gemma3TextConfig defaults (a multimodal text_config omits them)
+    "vocab_size": 262208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
+    "num_attention_heads": 8, "num_key_value_heads": 4, "head_dim": 256, "hidden_activation": "gelu_pytorch_tanh",
+    "max_position_embeddings": 131072, "rms_norm_eps": 1e-6, "rope_theta": 1000000.0, "query_pre_attn_scalar": 256,
+    "sliding_window": 4096, "rope_local_base_freq": 10000.0, "sliding_window_pattern": 6, "tie_word_embeddings": True}
+
+
+def text_model(cfg, W):
+    """Gemma3ForConditionalGeneration: its language model's config and weights (vision tower dropped)."""
+    if cfg.get("model_type") != "gemma3":
+        return cfg, W
+    tc = dict(GEMMA3_TEXT_DEFAULTS)
+    tc.update(cfg["text_config"])
+    tc["model_type"] = "gemma3_text"
+    out = {}
+    for k, v in W.items():
+        for p in ("language_model.model.", "model.language_model."):
+            if k.startswith(p):
+                out["model." + k[len(p):]] = v
+    return tc, out
+
+
 def load_folder(d):
     cfg = json.load(open(os.path.join(d, "config.json")))
     idx = os.path.join(d, "model.safetensors.index.json")
@@ -66,7 +93,7 @@ def load_folder(d):
     W = {}
     for f in files:
         W.update(read_safetensors(os.path.join(d, f)))
-    return cfg, W
+    return text_model(cfg, W)
 
 
 def rms_norm(x, w, eps, gemma):
@@ -118,6 +145,11 @@ def forward(cfg, W, ids):
     x = w["model.embed_tokens.weight"][torch.tensor(ids)]
     if gemma:
         x = x * torch.tensor(H ** 0.5, dtype=x.dtype)
+    granite = mt == "granite"
+    if granite:  # GraniteModel: inputs_embeds * embedding_multiplier
+        x = x * cfg.get("embedding_multiplier", 1.0)
+    residual_mult = cfg.get("residual_multiplier", 1.0) if granite else 1.0
+    olmo2 = mt == "olmo2"
     pos = torch.arange(T).float()
 
     def cos_sin(inv, attention_factor=1.0):
@@ -158,14 +190,21 @@ def forward(cfg, W, ids):
         sliding = [bool((l + 1) % pat) for l in range(L)]
     else:
         sliding = [True] * L  # Mistral, Phi-3: the window (if any) on every layer
+    if mt == "smollm3":  # SmolLM3: no_rope_layers[l] == 0 leaves layer l unrotated
+        use_rope = [bool(v) for v in cfg.get("no_rope_layers") or
+                    [int((l + 1) % cfg.get("no_rope_layer_interval", 4) != 0) for l in range(L)]]
+    else:
+        use_rope = [True] * L
     scale = cfg["query_pre_attn_scalar"] ** -0.5 if sandwich else 1.0 / math.sqrt(hd)
+    if granite:
+        scale = cfg.get("attention_multiplier", scale)  # GraniteAttention.scaling
     softcap = cfg.get("attn_logit_softcapping") if sandwich else None
     act = cfg.get("hidden_activation") if gemma else cfg.get("hidden_act", "silu")
     for l in range(L):
         p = f"model.layers.{l}."
         mask = windowed if sliding[l] else causal
         cs = local_cs if sliding[l] else global_cs
-        h = rms_norm(x, w[p + "input_layernorm.weight"], eps, gemma)
+        h = x if olmo2 else rms_norm(x, w[p + "input_layernorm.weight"], eps, gemma)
 
         def lin(name, inp):
             y = inp @ w[p + name + ".weight"].t()
@@ -178,6 +217,10 @@ def forward(cfg, W, ids):
             q = qkv[:, : nh * hd].view(T, nh, hd)
             k = qkv[:, nh * hd: nh * hd + nkv * hd].view(T, nkv, hd)
             v = qkv[:, nh * hd + nkv * hd:].view(T, nkv, hd).transpose(0, 1)
+        elif olmo2:  # Olmo2Attention: q_norm / k_norm over the whole projection, then the heads
+            q = rms_norm(lin("self_attn.q_proj", h), w[p + "self_attn.q_norm.weight"], eps, False).view(T, nh, hd)
+            k = rms_norm(lin("self_attn.k_proj", h), w[p + "self_attn.k_norm.weight"], eps, False).view(T, nkv, hd)
+            v = lin("self_attn.v_proj", h).view(T, nkv, hd).transpose(0, 1)
         else:
             q = lin("self_attn.q_proj", h).view(T, nh, hd)
             k = lin("self_attn.k_proj", h).view(T, nkv, hd)
@@ -186,7 +229,8 @@ def forward(cfg, W, ids):
             q = rms_norm(q, w[p + "self_attn.q_norm.weight"], eps, gemma)
             k = rms_norm(k, w[p + "self_attn.k_norm.weight"], eps, gemma)
         q, k = q.transpose(0, 1), k.transpose(0, 1)
-        q, k = rope(q, cs), rope(k, cs)
+        if use_rope[l]:
+            q, k = rope(q, cs), rope(k, cs)
         rep = nh // nkv
         k = k.repeat_interleave(rep, dim=0)
         v = v.repeat_interleave(rep, dim=0)
@@ -199,8 +243,11 @@ def forward(cfg, W, ids):
         if sandwich:
             x = x + rms_norm(attn_out, w[p + "post_attention_layernorm.weight"], eps, True)
             h = rms_norm(x, w[p + "pre_feedforward_layernorm.weight"], eps, True)
+        elif olmo2:
+            x = x + rms_norm(attn_out, w[p + "post_attention_layernorm.weight"], eps, False)
+            h = x
         else:
-            x = x + attn_out
+            x = x + attn_out * residual_mult
             h = rms_norm(x, w[p + "post_attention_layernorm.weight"], eps, gemma)
         if mt == "phi3":  # Phi3MLP: gate_up_proj, chunked gate | up
             g, up = lin("mlp.gate_up_proj", h).chunk(2, dim=-1)
@@ -210,13 +257,17 @@ def forward(cfg, W, ids):
         m = lin("mlp.down_proj", a * up)
         if sandwich:
             m = rms_norm(m, w[p + "post_feedforward_layernorm.weight"], eps, True)
-        x = x + m
+        if olmo2:
+            m = rms_norm(m, w[p + "post_feedforward_layernorm.weight"], eps, False)
+        x = x + m * residual_mult
     x = rms_norm(x, w["model.norm.weight"], eps, gemma)
     head = w["model.embed_tokens.weight"] if cfg.get("tie_word_embeddings") else w["lm_head.weight"]
     logits = x @ head.t()
     if sandwich and cfg.get("final_logit_softcapping"):
         cap = cfg["final_logit_softcapping"]
         logits = torch.tanh(logits / cap) * cap
+    if granite:  # GraniteForCausalLM: logits / logits_scaling
+        logits = logits / cfg.get("logits_scaling", 1.0)
     return logits
 
 
@@ -241,7 +292,8 @@ def make_weights(cfg, gen, dtype):
     W["model.embed_tokens.weight"] = rnd(V, H, std=0.5)
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
-        W[p + "input_layernorm.weight"] = norm(H)
+        if mt != "olmo2":
+            W[p + "input_layernorm.weight"] = norm(H)
         if mt == "phi3":
             W[p + "self_attn.qkv_proj.weight"] = rnd((nh + 2 * nkv) * hd, H)
         else:
@@ -258,6 +310,10 @@ def make_weights(cfg, gen, dtype):
         if mt in ("qwen3", "gemma3_text"):
             W[p + "self_attn.q_norm.weight"] = norm(hd)
             W[p + "self_attn.k_norm.weight"] = norm(hd)
+        if mt == "olmo2":
+            W[p + "self_attn.q_norm.weight"] = norm(nh * hd)
+            W[p + "self_attn.k_norm.weight"] = norm(nkv * hd)
+            W[p + "post_feedforward_layernorm.weight"] = norm(H)
         W[p + "post_attention_layernorm.weight"] = norm(H)
         if mt in ("gemma2", "gemma3_text"):
             W[p + "pre_feedforward_layernorm.weight"] = norm(H)
@@ -322,6 +378,33 @@ VARIANTS = [
         "rope_scaling": {"type": "longrope", "short_factor": [1.0, 1.1, 1.3, 1.6, 2.0, 2.5],
                          "long_factor": [1.0, 1.5, 2.5, 4.0, 7.0, 11.0]},
         "tie_word_embeddings": False}),
+    ("smollm3_nope_tied_f32", torch.float32, 1, {
+        "model_type": "smollm3", "architectures": ["SmolLM3ForCausalLM"], "hidden_size": 48, "intermediate_size": 80,
+        "num_hidden_layers": 4, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 230,
+        "rms_norm_eps": 1e-6, "rope_theta": 5000000.0, "no_rope_layers": [1, 1, 1, 0], "no_rope_layer_interval": 4,
+        "tie_word_embeddings": True, "attention_bias": False, "max_position_embeddings": 256}),
+    ("olmo2_postnorm_wholeqknorm_f32", torch.float32, 1, {
+        "model_type": "olmo2", "architectures": ["Olmo2ForCausalLM"], "hidden_size": 48, "intermediate_size": 80,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 210,
+        "rms_norm_eps": 1e-6, "rope_theta": 500000.0, "tie_word_embeddings": False, "attention_bias": False,
+        "max_position_embeddings": 256}),
+    ("granite_multipliers_tied_f32", torch.float32, 1, {
+        "model_type": "granite", "architectures": ["GraniteForCausalLM"], "hidden_size": 64, "intermediate_size": 96,
+        "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 220,
+        "rms_norm_eps": 1e-5, "rope_theta": 10000000.0, "embedding_multiplier": 12.0, "residual_multiplier": 0.22,
+        "attention_multiplier": 0.0625, "logits_scaling": 8.0, "tie_word_embeddings": True, "attention_bias": False,
+        "max_position_embeddings": 256}),
+    ("gemma3_multimodal_layout_f32", torch.float32, 1, {
+        # Gemma3ForConditionalGeneration as the 4B+ checkpoints lay it out: text_config lists only
+        # what differs from Gemma3TextConfig's defaults (head_dim 256, query_pre_attn_scalar 256,
+        # local base 10000, sliding_window_pattern 6, rms_norm_eps 1e-6 come from them).
+        "model_type": "gemma3", "architectures": ["Gemma3ForConditionalGeneration"],
+        "text_config": {"model_type": "gemma3_text", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 7,
+                        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 448,
+                        "sliding_window": 5, "rope_scaling": {"factor": 8.0, "rope_type": "linear"}},
+        "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 16, "image_size": 8, "patch_size": 4,
+                          "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32},
+        "mm_tokens_per_image": 4, "boi_token_index": 236, "eoi_token_index": 237, "image_token_index": 238}),
     ("llama_attnbias_sharded_f32", torch.float32, 3, {
         "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 32, "intermediate_size": 48,
         "num_hidden_layers": 3, "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 8,
@@ -381,7 +464,18 @@ def main():
         d = os.path.join(out, name)
         os.makedirs(d, exist_ok=True)
         cfg = dict(cfg, torch_dtype={torch.float32: "float32", torch.float16: "float16", torch.bfloat16: "bfloat16"}[dtype])
-        W = make_weights(cfg, gen, dtype)
+        if cfg["model_type"] == "gemma3":  # the text model's weights under the multimodal prefixes
+            tcfg, _ = text_model(cfg, {})
+            Wt = make_weights(tcfg, gen, dtype)
+            W = {"language_model." + k: v for k, v in Wt.items()}
+            vc = cfg["vision_config"]
+            W["vision_tower.vision_model.embeddings.patch_embedding.weight"] = torch.randn(
+                vc["hidden_size"], 3, vc["patch_size"], vc["patch_size"], generator=gen).to(dtype)
+            W["vision_tower.vision_model.post_layernorm.weight"] = torch.ones(vc["hidden_size"], dtype=dtype)
+            W["multi_modal_projector.mm_input_projection_weight"] = torch.randn(
+                vc["hidden_size"], tcfg["hidden_size"], generator=gen).to(dtype)
+        else:
+            W = make_weights(cfg, gen, dtype)
         with open(os.path.join(d, "config.json"), "w") as f:
             json.dump(cfg, f, indent=2)
         names = list(W)
@@ -399,9 +493,10 @@ def main():
             with open(os.path.join(d, "model.safetensors.index.json"), "w") as f:
                 json.dump({"metadata": {"total_size": total}, "weight_map": wm}, f)
         T = 24
-        ids = torch.randint(0, cfg["vocab_size"], (T,), generator=gen).tolist()
+        fcfg, fW = text_model(cfg, W)
+        ids = torch.randint(0, fcfg["vocab_size"], (T,), generator=gen).tolist()
         with torch.no_grad():
-            logits = forward(cfg, W, ids)
+            logits = forward(fcfg, fW, ids)
         logp = torch.log_softmax(logits, -1)
         nll = [-logp[t, ids[t + 1]].item() for t in range(T - 1)]
         top2 = torch.topk(logits, 2, dim=-1).values
