@@ -5,13 +5,13 @@
 
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
-#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <thread>
 
 #include "common/error.h"
 #include "export/gguf_mix.h"
@@ -115,15 +115,23 @@ std::string encode_tensor(const at::Tensor& t, GgmlType type, const std::vector<
   const uint64_t n = static_cast<uint64_t>(t.numel());
   const float* x = t.data_ptr<float>();
   if (ggml_block_elems(type) == 1 || t.dim() < 2) return ggml_encode(type, x, n);
-  // Quantized types search every block: rows in parallel, each chunk encoded on its own.
+  // Quantized types search every block: rows split over every core, each part encoded on its own.
+  // Plain threads, not at::parallel_for: with OpenBLAS's pthread build Hone gives libtorch's own
+  // pool one thread (common/runtime.cpp), and this work has no GEMM to share the cores with.
   const int64_t row = t.size(-1), rows = t.numel() / row;
   const uint64_t row_bytes = ggml_nbytes(type, static_cast<uint64_t>(row), 1);
   std::string out(row_bytes * static_cast<uint64_t>(rows), '\0');
   const float* w = col_weights && static_cast<int64_t>(col_weights->size()) == row ? col_weights->data() : nullptr;
-  at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+  auto encode = [&](int64_t r0, int64_t r1) {
+    if (r1 <= r0) return;
     const std::string part = ggml_encode(type, x + r0 * row, static_cast<uint64_t>((r1 - r0) * row), w, static_cast<uint64_t>(row));
     std::memcpy(out.data() + static_cast<uint64_t>(r0) * row_bytes, part.data(), part.size());
-  });
+  };
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(static_cast<int64_t>(std::thread::hardware_concurrency()), rows / 16));
+  std::vector<std::thread> pool;
+  for (int64_t k = 1; k < parts; ++k) pool.emplace_back(encode, rows * k / parts, rows * (k + 1) / parts);
+  encode(0, rows / parts);
+  for (auto& th : pool) th.join();
   return out;
 }
 

@@ -33,7 +33,14 @@ for (const ids of input.prompts || []) {
   for (let i = 0; i < ids.length; ++i) {
     const probs = res[i]?.next?.probabilities;
     if (!probs) { rows.push(null); continue; }
-    const sorted = Array.from(probs.entries()).sort((a, b) => b[1] - a[1]);
+    let sorted;
+    if (top === 1) {  // one pass for the most likely token: a full sort of a 150k vocabulary per position is slow
+      let best = null;
+      for (const e of probs.entries()) if (best === null || e[1] > best[1]) best = e;
+      sorted = [best];
+    } else {
+      sorted = Array.from(probs.entries()).sort((a, b) => b[1] - a[1]);
+    }
     const row = {argmax: sorted[0][0], top: sorted.slice(0, top)};
     if (i + 1 < ids.length) row.next_p = probs.get(ids[i + 1]) ?? 0;
     rows.push(row);
