@@ -43,8 +43,9 @@ ExportPage::ExportPage(QWidget* parent) : QWidget(parent), job_(new Job("export"
   base_ = new QCheckBox("Write the base model as GGUF too (the weights the adapter was trained on)");
   base_->setChecked(true);
   calibrate_ = new QCheckBox("Calibrate the quantization on the run's own training data");
-  calibrate_->setToolTip("Weights each block's rounding by how much the fine-tuned model uses each input column "
-                         "(mean squared activation over up to 64 rows of the run's data), like llama.cpp's imatrix");
+  // Rich text, so that Qt wraps the tooltip instead of drawing one window-wide line.
+  calibrate_->setToolTip("<p>Weights each block's rounding by how much the fine-tuned model uses each input column "
+                         "(mean squared activation over up to 64 rows of the run's data), like llama.cpp's imatrix.</p>");
   auto* orow = new QHBoxLayout;
   out_ = new QLineEdit;
   out_->setPlaceholderText("A new or empty folder");

@@ -542,7 +542,14 @@ ExportResult export_run(const ExportSpec& spec, const ExportProgress& progress) 
       for (const auto& [t, n] : r.tensor_types) mix += (mix.empty() ? "" : ", ") + std::to_string(n) + " " + t;
       r.notes.push_back(r.dtype + ": llama.cpp's mixture of types per tensor (" + mix +
                         "); rows that are not whole 256-blocks fall back to 32-blocks as llama-quantize does");
+      const bool any_k = r.tensor_types.count("q4_k") || r.tensor_types.count("q5_k") || r.tensor_types.count("q6_k");
+      if (!any_k)
+        r.notes.push_back("this model's rows are not multiples of 256 values, so no tensor could take a K-quant: the file "
+                          "is what llama-quantize makes of " + r.dtype + " for this shape (5- and 8-bit blocks of 32)");
     }
+    if (r.calibration_rows > 0)
+      r.notes.push_back("calibrated on " + std::to_string(r.calibration_rows) + " rows (" + std::to_string(r.calibration_tokens) +
+                        " tokens) of the run's training data");
     if (spec.format == "ollama" || (spec.format == "gguf-lora" && !model_file.empty())) {
       auto tok = load_tokenizer(tok_dir);
       ModelfileSpec ms;

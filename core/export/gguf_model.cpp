@@ -220,6 +220,10 @@ GgufModelResult write_gguf_model(CausalLM& m, const std::string& tok_dir, const 
     w.set(key("rope.scaling.attn_factor"), GgufValue::f32(static_cast<float>(c.rope.attention_factor)));
     w.set(key("rope.scaling.original_context_length"), GgufValue::u32(static_cast<uint32_t>(c.rope.original_max_position_embeddings)));
   }
+  if (importance && ggml_block_elems(scheme.base) > 1) {
+    // What llama-quantize records when an importance matrix shaped the file (its entry count).
+    w.set("quantize.imatrix.entries_count", GgufValue::i32(static_cast<int32_t>(importance->size())));
+  }
   for (const auto& n : llama_cpp_differences(c)) r.notes.push_back(n);
   r.vocab = add_gguf_vocab(w, tok_dir, c.vocab_size);
   for (const auto& n : r.vocab.notes) r.notes.push_back(n);

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -454,11 +455,28 @@ TEST(Export, CalibrationReadsTheRunsDataAndOllamaDefaultsToQ4KM) {
   ExportResult r = export_run(s);
   EXPECT_EQ(r.calibration_rows, 16);  // past the check's first four rows
   EXPECT_GT(r.calibration_tokens, 16 * 10);
-  // The calibrated file differs from the plain one (the weights moved the search), same layout.
+  bool said = false;
+  for (const auto& n : r.notes) said |= n.rfind("calibrated on 16 rows", 0) == 0;
+  EXPECT_TRUE(said);
+  // Recorded in the file as llama-quantize records an importance matrix: one entry per matrix.
+  GgufFile cal(only_file(f.dir + "/calibrated", ".gguf"));
+  ASSERT_NE(cal.get("quantize.imatrix.entries_count"), nullptr);
+  EXPECT_EQ(cal.get("quantize.imatrix.entries_count")->i, 4 * 7 + 1);  // 7 projections x 4 layers + the head
+  // The calibrated file has the plain one's layout (types and sizes) and different bytes where the
+  // weights moved the search.
   ExportResult plain = export_run({run, "gguf", "q4_k_m", f.dir + "/plain"});
-  const std::string a = read_file(only_file(f.dir + "/calibrated", ".gguf")), b = read_file(only_file(f.dir + "/plain", ".gguf"));
-  EXPECT_EQ(a.size(), b.size());
-  EXPECT_NE(a, b);
+  GgufFile a(only_file(f.dir + "/calibrated", ".gguf")), b(only_file(f.dir + "/plain", ".gguf"));
+  ASSERT_EQ(a.tensors().size(), b.tensors().size());
+  int differ = 0;
+  for (size_t i = 0; i < a.tensors().size(); ++i) {
+    const auto &ta = a.tensors()[i], &tb = b.tensors()[i];
+    ASSERT_EQ(ta.name, tb.name);
+    EXPECT_EQ(ta.type, tb.type) << ta.name;
+    ASSERT_EQ(ta.nbytes, tb.nbytes) << ta.name;
+    differ += std::memcmp(a.data(ta), b.data(tb), ta.nbytes) != 0;
+  }
+  EXPECT_GE(differ, 20);  // every quantized matrix (29); the f32 norms are the same
+  EXPECT_EQ(b.get("quantize.imatrix.entries_count"), nullptr);
   EXPECT_EQ(plain.calibration_rows, 0);
   // Ollama: q4_k_m unless asked otherwise.
   ExportResult o = export_run({run, "ollama", "", f.dir + "/ollama"});
