@@ -124,41 +124,38 @@ Affine fit_affine(const float* x, const float* w, int n, int nmax, bool offset_n
     const double wi = weight_at(w, i);
     sw += wi, swx += wi * x[i], swxx += wi * x[i] * x[i];
   }
-  Affine best{(hi - lo) / nmax, lo};
-  double best_err = std::numeric_limits<double>::infinity();
-  for (int k = kLo; k <= kHi; ++k) {
-    const float iscale = (static_cast<float>(nmax) + kStep * static_cast<float>(k)) / (hi - lo);
+  // The weighted least-squares scale and offset for the rounding level(i), and its error; false
+  // where that rounding cannot be fitted (every value on one level, or a scale not above 0).
+  auto refit = [&](auto level, Affine* fit, double* err) {
     double swl = 0, swll = 0, swlx = 0;
     for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest(iscale * (x[i] - lo)), 0, nmax);
+      const int l = level(i);
       const double wi = weight_at(w, i);
       swl += wi * l, swll += wi * l * l, swlx += wi * l * x[i];
     }
     // Normal equations of min over (s, b) of sum w (s l + b - x)^2.
     const double det = sw * swll - swl * swl;
-    if (det <= 0) continue;
+    if (det <= 0) return false;
     double s = (sw * swlx - swl * swx) / det, b = (swll * swx - swl * swlx) / det;
     if (offset_nonpositive && b > 0) b = 0, s = swlx / swll;
-    if (s <= 0) continue;
-    const double err = swxx - 2 * s * swlx - 2 * b * swx + s * s * swll + 2 * s * b * swl + b * b * sw;
-    if (err < best_err) best_err = err, best = {static_cast<float>(s), static_cast<float>(b)};
+    if (s <= 0) return false;
+    *err = swxx - 2 * s * swlx - 2 * b * swx + s * s * swll + 2 * s * b * swl + b * b * sw;
+    *fit = {static_cast<float>(s), static_cast<float>(b)};
+    return true;
+  };
+  Affine best{(hi - lo) / nmax, lo}, fit;
+  double best_err = std::numeric_limits<double>::infinity(), err;
+  for (int k = kLo; k <= kHi; ++k) {
+    const float iscale = (static_cast<float>(nmax) + kStep * static_cast<float>(k)) / (hi - lo);
+    if (refit([&](int i) { return std::clamp(nearest(iscale * (x[i] - lo)), 0, nmax); }, &fit, &err) && err < best_err)
+      best_err = err, best = fit;
   }
   // Alternate rounding against the best fit and refitting to it while the error falls.
   for (int it = 0; it < 3 && best.scale > 0; ++it) {
-    double swl = 0, swll = 0, swlx = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest((x[i] - best.offset) / best.scale), 0, nmax);
-      const double wi = weight_at(w, i);
-      swl += wi * l, swll += wi * l * l, swlx += wi * l * x[i];
-    }
-    const double det = sw * swll - swl * swl;
-    if (det <= 0) break;
-    double s = (sw * swlx - swl * swx) / det, b = (swll * swx - swl * swlx) / det;
-    if (offset_nonpositive && b > 0) b = 0, s = swlx / swll;
-    if (s <= 0) break;
-    const double err = swxx - 2 * s * swlx - 2 * b * swx + s * s * swll + 2 * s * b * swl + b * b * sw;
-    if (!(err < best_err)) break;
-    best_err = err, best = {static_cast<float>(s), static_cast<float>(b)};
+    const Affine cur = best;
+    if (!refit([&](int i) { return std::clamp(nearest((x[i] - cur.offset) / cur.scale), 0, nmax); }, &fit, &err) || !(err < best_err))
+      break;
+    best_err = err, best = fit;
   }
   return best;
 }
@@ -171,28 +168,30 @@ float fit_symmetric(const float* x, const float* w, int n, int nmax) {
   for (int i = 0; i < n; ++i)
     if (std::fabs(x[i]) > std::fabs(v)) v = x[i];
   if (!(std::fabs(v) > 0)) return 0.f;
-  float best = -static_cast<float>(v) / nmax;
-  double best_gain = -1;
+  // For the rounding level(i): the error at the best scale swlx / swll is sum w x^2 - swlx^2 / swll,
+  // so the rounding with the largest swlx^2 / swll (its "gain") wins.
+  auto refit = [&](auto level, float* scale, double* gain) {
+    double swll = 0, swlx = 0;
+    for (int i = 0; i < n; ++i) {
+      const int l = level(i);
+      const double wi = weight_at(w, i);
+      swll += wi * l * l, swlx += wi * l * x[i];
+    }
+    if (!(swll > 0)) return false;
+    *gain = swlx * swlx / swll, *scale = static_cast<float>(swlx / swll);
+    return true;
+  };
+  float best = -static_cast<float>(v) / nmax, scale;
+  double best_gain = -1, gain;
   for (int k = kLo; k <= kHi; ++k) {
     const float iscale = -(static_cast<float>(nmax) + kStep * static_cast<float>(k)) / v;
-    double swll = 0, swlx = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest(iscale * x[i]), -nmax, nmax - 1);
-      const double wi = weight_at(w, i);
-      swll += wi * l * l, swlx += wi * l * x[i];
-    }
-    // The error at the best scale swlx/swll is sum w x^2 - swlx^2 / swll: maximise the second term.
-    if (swll > 0 && swlx * swlx / swll > best_gain) best_gain = swlx * swlx / swll, best = static_cast<float>(swlx / swll);
+    if (refit([&](int i) { return std::clamp(nearest(iscale * x[i]), -nmax, nmax - 1); }, &scale, &gain) && gain > best_gain)
+      best_gain = gain, best = scale;
   }
   for (int it = 0; it < 3 && best != 0; ++it) {  // round against the best scale, refit, while it gains
-    double swll = 0, swlx = 0;
-    for (int i = 0; i < n; ++i) {
-      const int l = std::clamp(nearest(x[i] / best), -nmax, nmax - 1);
-      const double wi = weight_at(w, i);
-      swll += wi * l * l, swlx += wi * l * x[i];
-    }
-    if (!(swll > 0 && swlx * swlx / swll > best_gain)) break;
-    best_gain = swlx * swlx / swll, best = static_cast<float>(swlx / swll);
+    const float cur = best;
+    if (!refit([&](int i) { return std::clamp(nearest(x[i] / cur), -nmax, nmax - 1); }, &scale, &gain) || !(gain > best_gain)) break;
+    best_gain = gain, best = scale;
   }
   return best;
 }
