@@ -135,6 +135,14 @@ TrainForm::TrainForm(QWidget* parent) : QWidget(parent), inputs_(new TrainInputs
   schedule_ = new QComboBox;
   schedule_->addItems({"cosine", "linear", "constant"});
   schedule_->setToolTip("Learning-rate schedule after warm-up.");
+  thinking_ = new QComboBox;
+  thinking_->setObjectName("thinking");
+  thinking_->addItem("As the chat template prints it", "template");
+  thinking_->addItem("Keep the final reply's thinking", "keep_final");
+  thinking_->setToolTip("<p>Replies with &lt;think&gt;...&lt;/think&gt; or reasoning_content. As printed: train on what the "
+                        "model's chat template renders (DeepSeek-R1-Distill's drops every reply's thinking, Qwen3's keeps "
+                        "the last turn's). Keep: the final reply is trained whole after the generation prompt, thinking "
+                        "included, as reasoning traces are distilled (run config \"thinking\": \"keep_final\").</p>");
   save_every_ = ispin(0, 1000000, "Write a checkpoint every N steps (0: only at the end); needed to resume.");
   eval_fraction_ = dspin(0, 0.5, 3, 0.01, "Share of the training rows held out for evaluation loss and perplexity.");
   seed_ = ispin(0, 1 << 30, "Random seed: same seed and data give the same run on the CPU.");
@@ -155,7 +163,8 @@ TrainForm::TrainForm(QWidget* parent) : QWidget(parent), inputs_(new TrainInputs
            {"Max steps", steps_}, {"Epochs", epochs_}, {"Batch size", batch_}, {"Grad accumulation", accum_},
            {"Processes", processes_}, {"Max sequence length", seq_}, {"LoRA rank", rank_}, {"LoRA alpha", alpha_},
            {"LoRA dropout", dropout_}, {"Warm-up steps", warmup_}, {"Schedule", schedule_}, {"Checkpoint every", save_every_},
-           {"Eval fraction", eval_fraction_}, {"Seed", seed_}, {"", checkpointing_}, {"", mlp_recompute_}, {"Base weights", base_dtype_}})
+           {"Eval fraction", eval_fraction_}, {"Seed", seed_}, {"Thinking in replies", thinking_}, {"", checkpointing_},
+           {"", mlp_recompute_}, {"Base weights", base_dtype_}})
     form_->addRow(label, w);
   auto* preset = new QPushButton("Reset to the recipe's defaults");
   preset->setToolTip("The recipe's preset for this method (e.g. LoRA lr 2e-4, r 16, alpha 32; QLoRA r 64, alpha 16; "
@@ -172,7 +181,8 @@ TrainForm::TrainForm(QWidget* parent) : QWidget(parent), inputs_(new TrainInputs
   for (auto* s : findChildren<QSpinBox*>()) connect(s, &QSpinBox::valueChanged, this, emit_changed);
   for (auto* s : findChildren<QDoubleSpinBox*>()) connect(s, &QDoubleSpinBox::valueChanged, this, emit_changed);
   for (auto* c : findChildren<QCheckBox*>()) connect(c, &QCheckBox::toggled, this, emit_changed);
-  for (auto* c : {base_dtype_, loss_type_, value_model_, schedule_}) connect(c, &QComboBox::currentIndexChanged, this, emit_changed);
+  for (auto* c : {base_dtype_, loss_type_, value_model_, schedule_, thinking_})
+    connect(c, &QComboBox::currentIndexChanged, this, emit_changed);
   for (auto* e : {rewards_, reward_model_}) connect(e, &QLineEdit::textChanged, this, emit_changed);
   connect(method_, &QComboBox::currentIndexChanged, this, &TrainForm::onChoiceChanged);
   connect(recipe_, &QComboBox::currentIndexChanged, this, &TrainForm::onChoiceChanged);
@@ -234,6 +244,7 @@ RunConfig TrainForm::config() const {
   c.max_seq_len = seq_->value();
   c.warmup_steps = warmup_->value();
   c.schedule = schedule_->currentText().toStdString();
+  c.thinking = thinking_->currentData().toString().toStdString();
   c.save_every = save_every_->value();
   c.eval_fraction = eval_fraction_->value();
   c.seed = static_cast<uint64_t>(seed_->value());
@@ -283,6 +294,7 @@ void TrainForm::setConfig(const RunConfig& c) {
   dropout_->setValue(c.lora.dropout);
   warmup_->setValue(static_cast<int>(c.warmup_steps));
   schedule_->setCurrentText(QString::fromStdString(c.schedule));
+  thinking_->setCurrentIndex(std::max(0, thinking_->findData(QString::fromStdString(c.thinking))));
   save_every_->setValue(static_cast<int>(c.save_every));
   eval_fraction_->setValue(c.eval_fraction);
   seed_->setValue(static_cast<int>(c.seed));

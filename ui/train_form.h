@@ -86,6 +86,7 @@ class TrainForm : public QWidget {
   QDoubleSpinBox* dropout_;
   QSpinBox* warmup_;
   QComboBox* schedule_;
+  QComboBox* thinking_;  // run config "thinking"
   QSpinBox* save_every_;
   QDoubleSpinBox* eval_fraction_;
   QSpinBox* seed_;

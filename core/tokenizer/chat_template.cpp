@@ -244,7 +244,7 @@ struct ReplySpan {
   bool printed = true;
 };
 ReplySpan locate_reply(const ChatTemplate& t, const std::vector<ChatMessage>& msgs, bool gen, size_t i,
-                                       const std::string& text) {
+                       const std::string& text) {
   constexpr size_t npos = std::string::npos;
   std::vector<ChatMessage> marked = msgs;
   marked[i].content = kOpen + msgs[i].content + kClose;

@@ -2,6 +2,7 @@
 // points while the event loop keeps running, then cancel; overlaying two runs on the Runs page;
 // method availability and the advisor. Each test saves a screenshot into the build folder.
 // SPDX-License-Identifier: GPL-3.0-or-later
+#include <QComboBox>
 #include <QDir>
 #include <QMessageBox>
 #include <QPushButton>
@@ -330,11 +331,16 @@ class TestMainWindow : public QObject {
     hone::ui::MainWindow w(ws);
     auto* tp = readyTrainPage(w);
     tp->setMaxSteps(100000);
+    auto* thinking = tp->findChild<QComboBox*>("thinking");
+    QVERIFY(thinking);
+    thinking->setCurrentIndex(thinking->findData("keep_final"));
     QVERIFY(tp->startTraining());
     QTRY_VERIFY_WITH_TIMEOUT(tp->lossPointCount() >= 2, 120000);
     tp->job()->cancel();
     QTRY_VERIFY_WITH_TIMEOUT(tp->statusText().contains("cancelled"), 60000);  // the run's end reached the page
     const hone::RunConfig ran = tp->config();
+    QCOMPARE(QString::fromStdString(ran.thinking), QString("keep_final"));
+    thinking->setCurrentIndex(thinking->findData("template"));
     // Another run being prepared: other method, steps, data.
     QVERIFY(tp->selectMethod("qlora"));
     tp->setMaxSteps(7);
@@ -348,6 +354,7 @@ class TestMainWindow : public QObject {
     QCOMPARE(shown.max_steps, ran.max_steps);
     QCOMPARE(shown.lora.r, ran.lora.r);
     QCOMPARE(QString::fromStdString(shown.name), QString::fromStdString(ran.name));
+    QCOMPARE(QString::fromStdString(shown.thinking), QString("keep_final"));  // from the run's recorded config
     QVERIFY(shown.train_data == std::vector<std::string>{"dataset:numbers"});
     // The plot shows the run's curve up to its checkpoint, then the new steps after it.
     const int history = tp->lossPointCount();
