@@ -33,7 +33,7 @@ merged  the adapter merged into its base (QLoRA: into the dequantized NF4 base),
 gguf    the merged model as one GGUF file for llama.cpp, with the tokenizer (tokens, merges or
         scores, the pre-tokenizer name llama.cpp knows, special ids, add_bos/add_eos), end-of-turn
         id and the chat template. --dtype: f16 (default), q8_0, q6_k, q5_k_m, q4_k_m, f32, bf16.
-        q6_k, q5_k_m and q4_k_m are llama-quantize's K-quant mixtures: the same type per tensor
+        q6_k, q5_k_m and q4_k_m are llama-quantize's K-quant mixtures: its type for each tensor
         (more bits for the head and half of attn_v / ffn_down; 32-blocks where rows are not whole
         256-blocks), each block's scales searched for the least squared error
 --calibrate  quantized types: weight that error by how much each input column is used, measured
