@@ -4,6 +4,7 @@
 #include "common/runtime.h"
 
 #include "common/cpu_allocator.h"
+#include "common/parallel.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -111,6 +112,8 @@ void init_runtime(int threads) {
   if (threads <= 0) threads = 1;
   at::set_num_threads(threads);
 }
+
+int kernel_threads() { return at::get_num_threads(); }
 
 int other_runnable_tasks() {
   std::ifstream st("/proc/stat");

@@ -4,6 +4,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/fused_cpu.h"
 
+#include "common/parallel.h"
+
 #include <ATen/Parallel.h>
 #include <torch/autograd.h>
 
@@ -36,7 +38,7 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     float* yp = y.data_ptr<float>();
     float* rp = r.data_ptr<float>();
     const float fe = static_cast<float>(eps);
-    at::parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
+    parallel_for(0, rows, 16, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
         const float* a = xp + i * H;
         float ss = 0;
@@ -64,7 +66,7 @@ struct RmsNormFn : public torch::autograd::Function<RmsNormFn> {
     const bool want_dw = ctx->needs_input_grad(1);
     const int64_t chunks = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
     std::vector<std::vector<float>> part(static_cast<size_t>(want_dw ? chunks : 0), std::vector<float>(static_cast<size_t>(H), 0.f));
-    at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
+    parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
       for (int64_t c = c0; c < c1; ++c) {
         float* dw = want_dw ? part[static_cast<size_t>(c)].data() : nullptr;
         const int64_t lo = rows * c / chunks, hi = rows * (c + 1) / chunks;
@@ -105,7 +107,7 @@ void rope_rows(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin
   const int64_t sb = x.stride(0), sh = x.stride(1), st = x.stride(2), sd = x.stride(3);
   const float *xp = x.data_ptr<float>(), *cp = cos.data_ptr<float>(), *sp = sin.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  at::parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, B * H, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t bh = lo; bh < hi; ++bh) {
       const int64_t b = bh / H, hd = bh % H;
       for (int64_t t = 0; t < T; ++t) {
@@ -155,7 +157,7 @@ struct CrossEntropyFn : public torch::autograd::Function<CrossEntropyFn> {
     const int64_t* yp = labels.data_ptr<int64_t>();
     float* gp = grad.data_ptr<float>();
     std::vector<double> row_loss(static_cast<size_t>(N), 0.0);
-    at::parallel_for(0, N, 16, [&](int64_t lo, int64_t hi) {
+    parallel_for(0, N, 16, [&](int64_t lo, int64_t hi) {
       for (int64_t i = lo; i < hi; ++i) {
         const int64_t y = yp[i];
         float* g = gp + i * V;
@@ -243,7 +245,7 @@ at::Tensor fused_swiglu(const at::Tensor& g, const at::Tensor& u) {
   const float *gp = g.data_ptr<float>(), *up = u.data_ptr<float>();
   float* ap = a.data_ptr<float>();
   const int64_t n = g.numel();
-  at::parallel_for(0, (n + kSpan - 1) / kSpan, 1, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, (n + kSpan - 1) / kSpan, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) swiglu_span(gp + c * kSpan, up + c * kSpan, ap + c * kSpan, std::min(kSpan, n - c * kSpan));
   });
   return a;
@@ -253,7 +255,7 @@ void fused_softmax_lastdim_(at::Tensor& s) {
   TORCH_CHECK(fused_cpu_applies(s) && s.is_contiguous() && s.dim() >= 1, "fused softmax: a contiguous fp32 CPU tensor");
   const int64_t n = s.size(-1), rows = n ? s.numel() / n : 0;
   float* p = s.data_ptr<float>();
-  at::parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+  parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) softmax_row(p + i * n, n);
   });
 }
@@ -282,7 +284,7 @@ void fused_softmax_backward_lastdim_(at::Tensor& d, const at::Tensor& p) {
   const int64_t n = d.size(-1), rows = n ? d.numel() / n : 0;
   float* dp = d.data_ptr<float>();
   const float* pp = p.data_ptr<float>();
-  at::parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
+  parallel_for(0, rows, std::max<int64_t>(1, 4096 / std::max<int64_t>(n, 1)), [&](int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) softmax_back_row(dp + i * n, pp + i * n, n);
   });
 }
@@ -295,7 +297,7 @@ std::pair<at::Tensor, at::Tensor> fused_swiglu_backward(const at::Tensor& d_in, 
   const float *dp = d.data_ptr<float>(), *gp = g.data_ptr<float>(), *up = u.data_ptr<float>();
   float *dgp = dg.data_ptr<float>(), *dup = du.data_ptr<float>();
   const int64_t n = g.numel();
-  at::parallel_for(0, (n + kSpan - 1) / kSpan, 1, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, (n + kSpan - 1) / kSpan, 1, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
       const int64_t o = c * kSpan;
       swiglu_back_span(dp + o, gp + o, up + o, dgp + o, dup + o, std::min(kSpan, n - o));
@@ -352,7 +354,7 @@ at::Tensor fused_to_bf16_rows_inplace(at::Tensor& x) {
     // so already read, and past the bf16 rows written before; rows within a wave are independent.
     for (int64_t w = 1; w < n; w *= 2) {
       const int64_t end = std::min(n, 2 * w);
-      at::parallel_for(w, end, 1, [&](int64_t lo, int64_t hi) {
+      parallel_for(w, end, 1, [&](int64_t lo, int64_t hi) {
         for (int64_t i = lo; i < hi; ++i) round_to_bf16(xp + i * V, yp + i * V, V);
       });
     }
@@ -367,7 +369,7 @@ at::Tensor fused_to_bf16(const at::Tensor& x) {
   auto* yp = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
   constexpr int64_t kSpan = 1 << 16;  // elements per task: 256 KB read
   const int64_t n = x.numel();
-  at::parallel_for(0, (n + kSpan - 1) / kSpan, 1, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, (n + kSpan - 1) / kSpan, 1, [&](int64_t lo, int64_t hi) {
     const int64_t b = lo * kSpan, e = std::min(n, hi * kSpan);
     round_to_bf16(xp + b, yp + b, e - b);
   });

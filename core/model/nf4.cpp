@@ -4,6 +4,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/nf4.h"
 
+#include "common/parallel.h"
+
 #include "model/cpu_gemm.h"
 #include "model/nf4_bf16.h"
 
@@ -134,7 +136,7 @@ const bool kHaveAvx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
 template <typename T>
 void dequantize_cpu(const uint8_t* codes, const int8_t* aq, const float* ascale, float offset, int64_t numel, T* out) {
   const int64_t nblocks = (numel + kNF4Block - 1) / kNF4Block;
-  at::parallel_for(0, nblocks, 1024, [&](int64_t b0, int64_t b1) {
+  parallel_for(0, nblocks, 1024, [&](int64_t b0, int64_t b1) {
     T table[16];
     for (int64_t b = b0; b < b1; ++b) {
       const float scaled = static_cast<float>(aq[b]) * ascale[b / kNF4AbsmaxBlock];

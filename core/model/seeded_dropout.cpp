@@ -4,6 +4,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/seeded_dropout.h"
 
+#include "common/parallel.h"
+
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
 
@@ -90,7 +92,7 @@ const bool kHaveAvx2 = (__builtin_cpu_init(), __builtin_cpu_supports("avx2"));
 
 template <bool kMask>
 void apply(float* d, int64_t n, uint64_t first, uint64_t seed, uint32_t t, float scale) {
-  at::parallel_for(0, n, 1 << 14, [&](int64_t lo, int64_t hi) {
+  parallel_for(0, n, 1 << 14, [&](int64_t lo, int64_t hi) {
     if (kHaveAvx2) avx2_range<kMask>(d + lo, hi - lo, first + static_cast<uint64_t>(lo), seed, t, scale);
     else scalar_range<kMask>(d + lo, hi - lo, first + static_cast<uint64_t>(lo), seed, t, scale);
   });

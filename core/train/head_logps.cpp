@@ -5,6 +5,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/head_logps.h"
 
+#include "common/parallel.h"
+
 #include <torch/autograd.h>
 
 #include <algorithm>
@@ -177,7 +179,7 @@ struct HeadLogpsFn : public torch::autograd::Function<HeadLogpsFn> {
         at::Tensor a = buf.narrow(0, 0, n);
         head_out_into(a, h.narrow(0, s, n), w);  // [n, V]
         float* ap = a.data_ptr<float>();
-        at::parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
+        parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
           for (int64_t i = lo; i < hi; ++i) {
             const int64_t ti = tp[s + i];
             const RowResult r = head_row(ap + i * V, V, ti == ignore ? -1 : ti, static_cast<float>(1.0 / temp), grad_h, 1.f, entropy);
