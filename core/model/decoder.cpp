@@ -11,6 +11,7 @@
 
 #include <torch/nn/init.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -20,6 +21,7 @@
 #include <mutex>
 
 #include "model/bf16_gemm.h"
+#include "model/small_gemm.h"
 #include "model/cpu_gemm.h"
 #include "model/fused_cpu.h"
 #include "model/rope.h"
@@ -91,40 +93,73 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   q = fused && fused_cpu_applies(q) ? fused_rope(q, cos, sin) : apply_rope(q, cos, sin);
   k = fused && fused_cpu_applies(k) ? fused_rope(k, cos, sin) : apply_rope(k, cos, sin);
   if (cache) {
-    if (cache->k.size() <= layer) {
-      cache->k.resize(layer + 1);
-      cache->v.resize(layer + 1);
-    }
-    if (cache->k[layer].defined()) {
-      k = at::cat({cache->k[layer], k}, 2);
-      v = at::cat({cache->v[layer], v}, 2);
-    }
-    cache->k[layer] = k;
-    cache->v[layer] = v;
+    cache->append(layer, k, v);
+    k = cache->k[layer];  // [B,nkv,S,D], a view of the cache's buffer
+    v = cache->v[layer];
   }
   const int64_t S = k.size(2);
   if (blocked && !cache) {  // k and v stay at n_kv heads (blocked_attention repeats them per block)
     auto o = blocked_attention(q, k, v, mask, scale, softcap);                       // [B,nh,T,D]
     return o_proj->forward(o.transpose(1, 2).reshape({B, T, n_heads * head_dim}));  // [B,T,nh*D]
   }
-  if (n_kv != n_heads) {  // GQA: each kv head serves n_heads/n_kv query heads
-    const int64_t rep = n_heads / n_kv;
-    k = k.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
-    v = v.unsqueeze(2).expand({B, n_kv, rep, S, head_dim}).reshape({B, n_heads, S, head_dim});
-  }
-  // scores = mask + scale * q k^T in one batched GEMM.                                    // [B,nh,T,S]
-  auto m = mask.to(q.scalar_type()).expand({B, n_heads, T, S}).reshape({B * n_heads, T, S});
-  at::Tensor scores;
+  // Grouped-query attention without repeating keys and values per query head: the rep = nh/nkv
+  // query heads sharing a kv head are consecutive, so q [B,nh,T,D] is [B,nkv,rep*T,D] and each kv
+  // head takes one GEMM against all its queries (decoding read the cache rep times over before).
+  const int64_t rep = n_heads / n_kv, G = B * n_kv;
+  auto qg = q.reshape({G, rep * T, head_dim});                          // [B*nkv, rep*T, D]
+  auto kt = k.reshape({G, S, head_dim}).transpose(1, 2);                // [B*nkv, D, S]
+  auto m = mask.to(q.scalar_type()).unsqueeze(1).expand({B, n_kv, rep, T, S}).reshape({G, rep * T, S});
+  at::Tensor scores;                                                    // [B*nkv, rep*T, S]
   if (softcap > 0) {  // Gemma 2 caps the scores before the mask is added
-    scores = at::bmm(q.reshape({B * n_heads, T, head_dim}), k.reshape({B * n_heads, S, head_dim}).transpose(1, 2)) * scale;
-    scores = (at::tanh(scores / softcap) * softcap + m).view({B, n_heads, T, S});
+    scores = at::bmm(qg, kt) * scale;
+    scores = at::tanh(scores / softcap) * softcap + m;
   } else {
-    scores = at::baddbmm(m, q.reshape({B * n_heads, T, head_dim}), k.reshape({B * n_heads, S, head_dim}).transpose(1, 2), 1.0, scale)
-                 .view({B, n_heads, T, S});
+    scores = at::baddbmm(m, qg, kt, 1.0, scale);  // mask + scale * q k^T in one batched GEMM
   }
   auto probs = at::softmax(scores, -1, at::kFloat).to(q.scalar_type());
-  auto out = at::matmul(probs, v).transpose(1, 2).reshape({B, T, n_heads * head_dim});  // [B,T,nh*D]
+  auto out = at::bmm(probs, v.reshape({G, S, head_dim}))                 // [B*nkv, rep*T, D]
+                 .view({B, n_heads, T, head_dim})
+                 .transpose(1, 2)
+                 .reshape({B, T, n_heads * head_dim});  // [B,T,nh*D]
   return o_proj->forward(out);
+}
+
+void KVCache::append(size_t layer, const at::Tensor& k_new, const at::Tensor& v_new) {
+  if (k.size() <= layer) {
+    k.resize(layer + 1);
+    v.resize(layer + 1);
+  }
+  if (k_buf.size() <= layer) {
+    k_buf.resize(layer + 1);
+    v_buf.resize(layer + 1);
+  }
+  const int64_t S = k[layer].defined() ? k[layer].size(2) : 0, T = k_new.size(2);
+  if (at::GradMode::is_enabled() && (k_new.requires_grad() || v_new.requires_grad())) {
+    // Under autograd a buffer written in place would change what earlier steps saved: new tensors.
+    k[layer] = S > 0 ? at::cat({k[layer], k_new}, 2) : k_new;
+    v[layer] = S > 0 ? at::cat({v[layer], v_new}, 2) : v_new;
+    k_buf[layer] = v_buf[layer] = at::Tensor();
+    return;
+  }
+  // The views are still those of the buffer (no caller replaced them) and there is room: in place.
+  const bool ours = k_buf[layer].defined() && k[layer].defined() && k[layer].data_ptr() == k_buf[layer].data_ptr() &&
+                    v[layer].data_ptr() == v_buf[layer].data_ptr() && k_buf[layer].size(0) == k_new.size(0);
+  if (!ours || S + T > k_buf[layer].size(2)) {
+    const int64_t cap = std::max({S + T, reserve, ours ? 2 * k_buf[layer].size(2) : int64_t{0}});
+    auto sizes = k_new.sizes().vec();
+    sizes[2] = cap;
+    at::Tensor kb = at::empty(sizes, k_new.options()), vb = at::empty(sizes, v_new.options());
+    if (S > 0) {
+      kb.narrow(2, 0, S).copy_(k[layer]);
+      vb.narrow(2, 0, S).copy_(v[layer]);
+    }
+    k_buf[layer] = kb;
+    v_buf[layer] = vb;
+  }
+  k_buf[layer].narrow(2, S, T).copy_(k_new);
+  v_buf[layer].narrow(2, S, T).copy_(v_new);
+  k[layer] = k_buf[layer].narrow(2, 0, S + T);  // [B,nkv,S+T,D]
+  v[layer] = v_buf[layer].narrow(2, 0, S + T);
 }
 
 namespace {
@@ -578,7 +613,9 @@ at::Tensor CausalLMImpl::hidden(const at::Tensor& ids, const at::Tensor& attenti
 at::Tensor CausalLMImpl::logits_from_hidden(const at::Tensor& hidden_states) {
   const at::Tensor h = head_input(hidden_states);
   const at::Tensor& w = output_weight();
-  auto logits = frozen_linear_applies(h, w) ? frozen_linear(h, w, {}) : at::linear(h, w).to(at::kFloat);
+  auto logits = small_rows_linear_applies(h, w)  ? small_rows_linear(h, w, {})
+                : frozen_linear_applies(h, w) ? frozen_linear(h, w, {})
+                                              : at::linear(h, w).to(at::kFloat);
   if (config.final_softcap > 0) logits = at::tanh(logits / config.final_softcap) * config.final_softcap;  // Gemma 2
   return logits;
 }

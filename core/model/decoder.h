@@ -14,11 +14,20 @@
 
 namespace hone {
 
-// Per-layer key/value cache: k[l], v[l] are [B, n_kv, S, head_dim].
+// Per-layer key/value cache: k[l], v[l] are [B, n_kv, S, head_dim], views of buffers with room
+// to grow, so that a decoding step writes its one position in place instead of copying the whole
+// cache (at::cat per step made decoding quadratic in the length). Callers may replace k[l] / v[l]
+// (eval suites select rows): the next append then moves them into a new buffer.
 struct KVCache {
   std::vector<at::Tensor> k, v;
+  int64_t reserve = 0;  // positions to make room for at the first append (prompt + new tokens)
   int64_t length() const { return k.empty() || !k[0].defined() ? 0 : k[0].size(2); }
-  void clear() { k.clear(); v.clear(); }
+  void clear() { k.clear(); v.clear(); k_buf.clear(); v_buf.clear(); }
+  // Appends [B, n_kv, T, D] keys and values for layer l; k[l] and v[l] then view all S + T.
+  void append(size_t layer, const at::Tensor& k_new, const at::Tensor& v_new);
+
+ private:
+  std::vector<at::Tensor> k_buf, v_buf;  // [B, n_kv, capacity, D]
 };
 
 struct RMSNormImpl : torch::nn::Module {

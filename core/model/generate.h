@@ -32,6 +32,17 @@ struct GenerateResult {
 GenerateResult generate(CausalLM& model, const std::vector<int64_t>& prompt, const SamplingParams& p,
                         const TokenCallback& on_token = nullptr);
 
+// Many prompts decoded together over one KV cache (evaluation, candidate generation, rollouts):
+// each step runs the batch's rows as one pass, so that the weights are read once for all of them.
+// Prompts of different lengths are padded on the left and masked, positions counting real tokens;
+// a row that has stopped rides along until every row has (its tokens are not recorded). Rows draw
+// from `shared` in row order when given (rollouts), else each from its own generator seeded with
+// seeds[b] (p.seed when seeds is empty). Greedy rows give single-stream generate's tokens up to
+// the rounding of batched GEMMs.
+std::vector<GenerateResult> generate_batch(CausalLM& model, const std::vector<std::vector<int64_t>>& prompts,
+                                           const SamplingParams& p, at::Generator* shared = nullptr,
+                                           const std::vector<uint64_t>& seeds = {});
+
 // Picks the next token from logits [V] (exposed for tests).
 int64_t sample_next(at::Tensor logits, const std::vector<int64_t>& history, const SamplingParams& p, at::Generator& gen);
 

@@ -7,6 +7,7 @@
 #include "common/error.h"
 #include "model/bf16_gemm.h"
 #include "model/cpu_gemm.h"
+#include "model/small_gemm.h"
 #include "model/seeded_dropout.h"
 #include "model/nf4_bf16.h"
 
@@ -103,6 +104,7 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
   const bool bf16_nf4 = has_nf4_ && bf16_stored_ && x.scalar_type() == at::kFloat;
   at::Tensor y = bf16_nf4                                                                     ? nf4_linear_bf16(x, nf4_, bias)
                  : has_nf4_                                                                   ? nf4_linear(x, nf4_, bias)
+                 : small_rows_linear_applies(x, weight, bias)                                 ? small_rows_linear(x, weight, bias)
                  : frozen_linear_applies(x, weight)                                           ? frozen_linear(x, weight, bias)
                                                                                           : at::linear(x, weight, bias);
   const bool critic = use_critic && has_critic();

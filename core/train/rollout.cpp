@@ -16,72 +16,28 @@ namespace hone {
 
 std::vector<Rollout> sample_prompts(CausalLM& model, const std::vector<std::vector<int32_t>>& prompts,
                                     const RolloutSettings& s, at::Generator& gen) {
-  at::NoGradGuard ng;
-  const bool was_training = model->is_training();
-  model->eval();
-  const int64_t G = s.group, B = static_cast<int64_t>(prompts.size()) * G;
-  const auto dev = model->output_weight().device();
+  const int64_t G = s.group;
   std::vector<Rollout> out;
-  out.reserve(static_cast<size_t>(B));
-  size_t P = 0;
+  std::vector<std::vector<int64_t>> rows;
   for (const auto& p : prompts) {
     if (p.empty()) throw Error("rollout: empty prompt");
-    P = std::max(P, p.size());
-    for (int64_t g = 0; g < G; ++g) out.push_back({p, {}, false});
+    for (int64_t g = 0; g < G; ++g) {
+      out.push_back({p, {}, false});
+      rows.emplace_back(p.begin(), p.end());
+    }
   }
   if (out.empty()) return out;
-  // Prompts of different lengths are padded on the left, so that every row's next token is
-  // sampled from the same (last) column; padding is masked out and positions count real tokens
-  // (RoPE sees only differences of positions, but longrope's switch and the windows see them).
-  const int64_t Pl = static_cast<int64_t>(P);
-  std::vector<int64_t> ids(static_cast<size_t>(B * Pl), 0), am(static_cast<size_t>(B * Pl), 0), pos(static_cast<size_t>(B * Pl), 0);
-  std::vector<int64_t> next_pos(static_cast<size_t>(B));
-  bool padded = false;
-  for (int64_t b = 0; b < B; ++b) {
-    const auto& p = out[static_cast<size_t>(b)].prompt;
-    const int64_t off = Pl - static_cast<int64_t>(p.size());
-    padded = padded || off > 0;
-    for (size_t t = 0; t < p.size(); ++t) {
-      ids[b * Pl + off + static_cast<int64_t>(t)] = p[t];
-      am[b * Pl + off + static_cast<int64_t>(t)] = 1;
-      pos[b * Pl + off + static_cast<int64_t>(t)] = static_cast<int64_t>(t);
-    }
-    next_pos[b] = static_cast<int64_t>(p.size());
-  }
-  at::Tensor mask = padded ? at::tensor(am, at::kLong).view({B, Pl}).to(dev) : at::Tensor();  // [B, P], grows per step
-  KVCache cache;
-  at::Tensor h = model->hidden(at::tensor(ids, at::kLong).view({B, Pl}).to(dev), mask, &cache,
-                               padded ? at::tensor(pos, at::kLong).view({B, Pl}).to(dev) : at::Tensor());  // [B, P, H]
-  at::Tensor last = model->logits_from_hidden(h.select(1, Pl - 1));  // [B, V]: only the last column's logits
   SamplingParams sp;
   sp.temperature = s.temperature;
   sp.top_p = s.top_p;
-  std::vector<bool> done(static_cast<size_t>(B), false);
-  for (int64_t t = 0; t < s.max_new_tokens; ++t) {
-    std::vector<int64_t> next(static_cast<size_t>(B), 0);
-    bool all = true;
-    for (int64_t b = 0; b < B; ++b) {
-      if (done[b]) continue;  // finished rows still ride along in the batch; their tokens are ignored
-      const int64_t tok = sample_next(last[b], {}, sp, gen);
-      next[b] = tok;
-      out[b].completion.push_back(static_cast<int32_t>(tok));
-      if (std::find(s.stop_ids.begin(), s.stop_ids.end(), tok) != s.stop_ids.end()) {
-        out[b].stopped = true;
-        done[b] = true;
-      }
-      all = all && done[b];
-    }
-    if (all || t + 1 == s.max_new_tokens) break;
-    auto step = at::tensor(next, at::kLong).to(dev).unsqueeze(1);  // [B, 1]
-    at::Tensor step_pos;
-    if (padded) {
-      mask = at::cat({mask, at::ones({B, 1}, mask.options())}, 1);     // [B, P + t + 1]
-      step_pos = at::tensor(next_pos, at::kLong).to(dev).unsqueeze(1);  // [B, 1]
-      for (auto& q : next_pos) ++q;
-    }
-    last = model->logits_from_hidden(model->hidden(step, mask, &cache, step_pos)).select(1, 0);  // [B, V]
+  sp.max_new_tokens = static_cast<int>(s.max_new_tokens);
+  sp.stop_ids = s.stop_ids;
+  // One batch over one KV cache, every row drawing from the trainer's generator in row order.
+  const auto res = generate_batch(model, rows, sp, &gen);
+  for (size_t b = 0; b < out.size(); ++b) {
+    out[b].completion.assign(res[b].tokens.begin(), res[b].tokens.end());
+    out[b].stopped = res[b].stopped_on_token;
   }
-  if (was_training) model->train();
   return out;
 }
 
