@@ -73,7 +73,15 @@ GenerationOutput TextGenerator::reply(const std::vector<ChatMessage>& msgs, cons
   GenerationOutput out;
   out.prompt_tokens = static_cast<int64_t>(ids.size());
   std::vector<int32_t> gen;
-  size_t sent = 0;
+  size_t sent = 0;  // bytes of the reply handed to on_text
+  // Streaming decodes a short window, not the whole reply, per token (that was quadratic in the
+  // reply's length): tokens [prefix, read) were sent; the text of [prefix, end) minus that of
+  // [prefix, read) is what the new tokens add. Decoding both from the same first token keeps a
+  // tokenizer's treatment of a leading space the same on both sides.
+  size_t prefix = 0, read = 0;
+  auto window = [&](size_t a, size_t b) {
+    return tok.decode(std::vector<int32_t>(gen.begin() + static_cast<std::ptrdiff_t>(a), gen.begin() + static_cast<std::ptrdiff_t>(b)), true);
+  };
   const auto t0 = std::chrono::steady_clock::now();
   at::NoGradGuard ng;
   model->eval();
@@ -82,11 +90,20 @@ GenerationOutput TextGenerator::reply(const std::vector<ChatMessage>& msgs, cons
     for (auto st : stops)
       if (id == st) return true;  // generation ends on it; its text is not part of the reply
     gen.push_back(static_cast<int32_t>(id));
-    std::string text = tok.decode(gen, true);
-    if (text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0) return true;
-    if (text.size() > sent) {
-      const std::string piece = text.substr(sent);
-      sent = text.size();
+    const std::string before = window(prefix, read), now = window(prefix, gen.size());
+    // A character whose bytes are split over tokens waits for the rest.
+    if (now.size() >= 3 && now.compare(now.size() - 3, 3, "\xEF\xBF\xBD") == 0) return true;
+    std::string piece;
+    if (now.size() >= before.size() && now.compare(0, before.size(), before) == 0) {
+      piece = now.substr(before.size());
+    } else {  // the window's text changed behind what was sent: fall back to the whole reply
+      const std::string text = tok.decode(gen, true);
+      piece = text.size() > sent ? text.substr(sent) : std::string();
+    }
+    prefix = read;
+    read = gen.size();
+    if (!piece.empty()) {
+      sent += piece.size();
       if (on_text && !on_text(piece)) {
         out.stopped = true;
         return false;
