@@ -41,6 +41,8 @@ const char* const kBenchUsage = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
                       [--method lora|qlora|full|dpo] [--prompt-frac F] [--lora-dropout P] [--checkpointing] [--mlp-recompute] [--unfused] [--full-logits] [--full-attention] [--contend N] [--profile FILE] [--json]
                       [--device cpu|cuda] [--bf16] [--tie] [--base-dtype auto|bf16|f32]
+       hone-cli bench --generate [--preset NAME | --model DIR] [--dtype f32|bf16] [--prompt-tokens 64] [--new-tokens 128]
+                      [--batch 8] [--steps 3] [--json]
        hone-cli bench store [--json]      (the workspace store's speed targets; see --help there)
 
 Prints one JSON object: tokens_per_s (median step), step_s, mfu (model FLOPs/s over the fp32
@@ -82,10 +84,23 @@ the bf16 GEMM peak measured here (gemm_gflops_bf16) and mfu_of_fp32_peak over th
 --preset takes a published model's shape with random weights (tied head; seq 512, batch 1 and
 3 steps unless given): qwen2.5-0.5b (896 x 24, ffn 4864, 14/2 heads, vocab 151936), qwen2.5-1.5b
 (1536 x 28, ffn 8960, 12/2 heads) or llama-3.2-1b (2048 x 16, ffn 8192, 32/8 heads, vocab 128256).
+
+--generate measures greedy decoding instead of training: one stream (generate, as the Playground and
+`hone-cli generate` run it) and --batch streams over one KV cache (generate_batch, as evaluation,
+candidate generation and rollouts run it), on --preset's shape (default qwen2.5-0.5b, random
+weights) or the model in --model DIR, with its weights in --dtype (f32 default, or bf16), random
+prompts of --prompt-tokens and --new-tokens each; the median of --steps rounds. Reports
+single_decode_tokens_per_s (new tokens after the first over the time after the prefill),
+single_weight_gb_per_s (weights read per second), batch_decode_tokens_per_s (all rows together),
+batch_speedup, and how many leading tokens of the batch's first row equal the single stream's.
+bench/decode_compare.sh runs it beside llama.cpp on the same weights.
 )";
 
 
 int cmd_bench(const Args& a) {
+  if (a.flag("generate")) return cmd_bench_generate(a);
+  for (const char* k : {"model", "dtype", "prompt-tokens", "new-tokens"})
+    if (a.has(k)) throw Error(std::string("bench: --") + k + " is for --generate");
   watch_memory();
   // --preset: a published model's shape (random weights); explicit options still win.
   struct Shape {

@@ -66,6 +66,7 @@ int cmd_hub(const Args& a);
 int cmd_reward(const Args& a);
 int cmd_bench(const Args& a);
 int cmd_bench_store(const Args& a);
+int cmd_bench_generate(const Args& a);
 extern const char* const kInspectUsage;
 extern const char* const kTokenizeUsage;
 extern const char* const kTemplateUsage;
