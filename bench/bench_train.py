@@ -6,8 +6,10 @@ object with tokens_per_s (median step). Run with Debian's /usr/bin/python3 (pyth
 usage: bench_train.py [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--tie] [--hidden 512 --layers 8 --heads 8 --kv-heads 8 --ffn 1408 --vocab 8000
                        --seq 256 --batch 4 --rank 16 --steps 6 --method lora|full --threads N]
                        [--device cpu|cuda] [--bf16]
---threads 0 keeps PyTorch's default thread count (what a plain script gets). --device cuda trains
-on the GPU (--bf16 under bf16 autocast) and reports peak_gpu_mb (torch.cuda.max_memory_allocated)."""
+--threads 0 keeps PyTorch's default thread count (what a plain script gets). --bf16 runs forward and
+loss under bf16 autocast (torch.autocast on the device: what a user does on a CPU with AVX512-BF16 or
+AMX, or on a GPU). --device cuda trains on the GPU and reports peak_gpu_mb
+(torch.cuda.max_memory_allocated)."""
 # SPDX-License-Identifier: GPL-3.0-or-later
 import argparse
 import contextlib
@@ -160,7 +162,7 @@ def main():
         ids = torch.randint(0, a.vocab, (a.batch, a.seq)).to(dev)
         sync()
         t = time.time()
-        with torch.autocast("cuda", dtype=torch.bfloat16) if a.bf16 else contextlib.nullcontext():
+        with torch.autocast(a.device, dtype=torch.bfloat16) if a.bf16 else contextlib.nullcontext():
             logits = m(ids)
             loss = F.cross_entropy(logits[:, :-1].reshape(-1, a.vocab).float(), ids[:, 1:].reshape(-1))
         loss.backward()
@@ -172,7 +174,8 @@ def main():
     step = statistics.median(times[1:])
     out = {"impl": "pytorch-eager", "torch": torch.__version__, "method": a.method, "threads": torch.get_num_threads(),
            "blas_core": blas_core(), "tokens_per_s": a.batch * a.seq / step, "step_s": step, "device": a.device,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "tie": a.tie}
+           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, "tie": a.tie,
+           "autocast": "bf16" if a.bf16 else None}
     if a.device == "cuda":
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 1048576.0
     print(json.dumps(out))
