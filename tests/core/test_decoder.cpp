@@ -3,7 +3,8 @@
 // RoPE scaling, tied embeddings, q/k/v and o biases, sliding window, Gemma quirks, Qwen3 q/k norms, Gemma 2/3 (sandwich norms, soft-capping, sliding layers, local RoPE),
 // Phi-3 (fused projections, longrope), SmolLM3 (no RoPE on every fourth layer), OLMo 2 (post-norms,
 // whole-projection q/k norms), Granite (multipliers), Gemma 3's multimodal layout (text model read,
-// vision tower skipped), F32/F16/BF16 files and shards. Also KV cache, padding masks, bit-exact re-save, generation and bad folders.
+// vision tower skipped), F32/F16/BF16 files and shards. Also KV cache, padding masks, bit-exact re-save, generation
+// (single and batched), the few-row GEMM of decoding, Hone's parallel loop and bad folders.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -16,6 +17,7 @@
 #include <limits>
 
 #include "common/error.h"
+#include "common/parallel.h"
 #include "common/json_file.h"
 #include "model/bf16_gemm.h"
 #include "model/cpu_gemm.h"
@@ -25,6 +27,7 @@
 #include "model/config.h"
 #include "model/decoder.h"
 #include "model/fused_cpu.h"
+#include "model/small_gemm.h"
 #include "peft/lora.h"
 #include "test_support.h"
 
@@ -780,4 +783,125 @@ TEST(Generate, RepetitionPenaltyFollowsTransformers) {
   EXPECT_EQ(sample_next(logits, {0}, p, gen), 1);  // 3/2 = 1.5 < 2.5
   auto l2 = torch::tensor({-0.5f, -0.8f, -3.0f});
   EXPECT_EQ(sample_next(l2, {0}, p, gen), 1);  // -0.5*2 = -1.0 < -0.8
+}
+
+// The few-row linear layer of decoding (model/small_gemm.cpp) against double-precision arithmetic
+// on the same operands (x rounded to bf16 against a bf16 weight, as the GEMM path does): every row
+// count it takes, lengths with and without a tail of K, fp32 and bf16 weights, with and without a
+// bias; and the same bits whether its rows are split over one thread or two.
+TEST(SmallGemm, FewRowsEqualDoublePrecisionArithmetic) {
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(11);
+  const int threads = at::get_num_threads();
+  for (int64_t K : {16, 40, 200, 903})
+    for (int64_t M : {1, 2, 3, 5, 8})
+      for (bool bf16 : {false, true})
+        for (bool with_bias : {false, true}) {
+          SCOPED_TRACE("K " + std::to_string(K) + " M " + std::to_string(M) + (bf16 ? " bf16" : " f32") + (with_bias ? " bias" : ""));
+          const int64_t N = 37;
+          auto x = at::randn({M, K}, gen), w = at::randn({N, K}, gen), bias = with_bias ? at::randn({N}, gen) : at::Tensor();
+          if (bf16) w = w.to(at::kBFloat16);
+          ASSERT_TRUE(small_rows_linear_applies(x, w, bias));
+          at::set_num_threads(1);
+          const at::Tensor one = small_rows_linear(x, w, bias);
+          at::set_num_threads(2);
+          const at::Tensor two = small_rows_linear(x, w, bias);
+          at::set_num_threads(threads);
+          const auto xd = (bf16 ? x.to(at::kBFloat16) : x).to(at::kDouble), wd = w.to(at::kDouble);
+          auto want = at::mm(xd, wd.t());
+          if (with_bias) want = want + bias.to(at::kDouble);
+          const double err = (one.to(at::kDouble) - want).abs().max().item<double>();
+          const double scale = at::mm(xd.abs(), wd.abs().t()).max().item<double>();
+          EXPECT_LT(err, 4e-7 * scale) << "largest error " << err << " at a scale of " << scale;
+          EXPECT_TRUE(at::equal(one, two));
+        }
+  // Not for it: a gradient wanted, more rows than it takes, a transposed weight.
+  auto x = at::randn({2, 16}, gen), w = at::randn({8, 16}, gen);
+  EXPECT_FALSE(small_rows_linear_applies(x.clone().requires_grad_(true), w));
+  EXPECT_FALSE(small_rows_linear_applies(at::randn({kSmallRows + 1, 16}, gen), w));
+  EXPECT_FALSE(small_rows_linear_applies(x, at::randn({16, 8}, gen).t()));
+  // A batch of inputs [B, 1, K] keeps its leading shape.
+  EXPECT_EQ(small_rows_linear(at::randn({4, 1, 16}, gen), w, {}).sizes(), (std::vector<int64_t>{4, 1, 8}));
+}
+
+// Hone's own parallel loop (common/parallel.h): every index once, over two threads; an exception
+// from any part reaches the caller; a loop inside a parallel part runs inline.
+TEST(Parallel, RangesCoverEachIndexOnceAndCarryExceptions) {
+  std::vector<std::atomic<int>> hits(1000);
+  std::atomic<int> parts{0};
+  parallel_ranges(0, 1000, 1, 2, [&](int64_t lo, int64_t hi) {
+    ++parts;
+    for (int64_t i = lo; i < hi; ++i) ++hits[static_cast<size_t>(i)];
+    std::atomic<int> inner{0};
+    parallel_ranges(0, 10, 1, 2, [&](int64_t, int64_t) { ++inner; });
+    EXPECT_EQ(inner.load(), 1);  // nested: one inline call over the whole range
+  });
+  for (const auto& h : hits) ASSERT_EQ(h.load(), 1);
+  EXPECT_EQ(parts.load(), 2);
+  parts = 0;
+  parallel_ranges(0, 10, 100, 2, [&](int64_t, int64_t) { ++parts; });  // under one grain: inline
+  EXPECT_EQ(parts.load(), 1);
+  EXPECT_THROW(parallel_ranges(0, 100, 1, 2, [](int64_t lo, int64_t) {
+                 if (lo > 0) throw Error("the second part failed");
+               }),
+               Error);
+}
+
+// The KV cache writes each step in place into a buffer with room (no copy of the whole cache per
+// step), and a cache whose rows a caller replaced (eval suites select rows) moves into a new one.
+TEST(Decoder, KvCacheAppendsInPlaceAndTakesReplacedRows) {
+  KVCache c;
+  c.reserve = 8;
+  auto k1 = at::randn({2, 1, 3, 4}), v1 = at::randn({2, 1, 3, 4});
+  c.append(0, k1, v1);
+  const void* buffer = c.k[0].data_ptr();
+  auto k2 = at::randn({2, 1, 1, 4}), v2 = at::randn({2, 1, 1, 4});
+  c.append(0, k2, v2);
+  EXPECT_EQ(c.k[0].data_ptr(), buffer);  // the same buffer
+  EXPECT_EQ(c.length(), 4);
+  EXPECT_TRUE(at::equal(c.k[0], at::cat({k1, k2}, 2)));
+  EXPECT_TRUE(at::equal(c.v[0], at::cat({v1, v2}, 2)));
+  c.k[0] = c.k[0].index_select(0, at::tensor({1, 1, 0}, at::kLong));
+  c.v[0] = c.v[0].index_select(0, at::tensor({1, 1, 0}, at::kLong));
+  auto k3 = at::randn({3, 1, 5, 4}), v3 = at::randn({3, 1, 5, 4});  // past the reserve: grows
+  const at::Tensor want_k = at::cat({c.k[0], k3}, 2), want_v = at::cat({c.v[0], v3}, 2);
+  c.append(0, k3, v3);
+  EXPECT_EQ(c.length(), 9);
+  EXPECT_TRUE(at::equal(c.k[0], want_k));
+  EXPECT_TRUE(at::equal(c.v[0], want_v));
+}
+
+// Batched decoding against the model run without a cache: prompts of different lengths (padded on
+// the left), greedy; each token a row generates is the argmax of a full forward pass over its own
+// prompt and tokens so far (within 1e-4 of the top logit), and it equals single-stream generate's
+// token wherever the top two logits are further apart than rounding could move them.
+TEST(Generate, BatchedRowsFollowTheirOwnFullPasses) {
+  auto lm = load_model(ref("llama_gqa_llama3rope_f32"));
+  const std::vector<std::vector<int64_t>> prompts = {{5, 9, 2, 7, 1, 30}, {4}, {8, 8, 3}, {11, 12, 13, 14, 15, 16, 17, 18}};
+  SamplingParams p;
+  p.max_new_tokens = 10;
+  const auto res = generate_batch(lm.model, prompts, p);
+  ASSERT_EQ(res.size(), prompts.size());
+  torch::NoGradGuard ng;
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    SCOPED_TRACE("row " + std::to_string(b));
+    ASSERT_EQ(res[b].tokens.size(), 10u);
+    const auto single = generate(lm.model, prompts[b], p).tokens;
+    std::vector<int64_t> seq = prompts[b];
+    bool clear = true;  // every step so far had a clear winner
+    for (size_t i = 0; i < res[b].tokens.size(); ++i) {
+      const auto logits = lm.model->forward(ids_tensor(seq)).squeeze(0)[static_cast<int64_t>(seq.size()) - 1];  // [V]
+      const auto top = logits.topk(2);
+      const float best = std::get<0>(top)[0].item<float>(), second = std::get<0>(top)[1].item<float>();
+      EXPECT_GE(logits[res[b].tokens[i]].item<float>(), best - 1e-4f) << "step " << i;
+      clear = clear && best - second > 1e-3f;
+      if (clear) EXPECT_EQ(res[b].tokens[i], single[i]) << "step " << i;
+      seq.push_back(res[b].tokens[i]);
+    }
+  }
+  // Stop tokens end a row; the others go on.
+  SamplingParams s = p;
+  s.stop_ids = {res[1].tokens[2]};
+  const auto stopped = generate_batch(lm.model, prompts, s);
+  EXPECT_TRUE(stopped[1].stopped_on_token);
+  EXPECT_EQ(stopped[1].tokens.size(), 3u);
 }
