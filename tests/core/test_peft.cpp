@@ -178,6 +178,7 @@ TEST(Lora, DropoutMatchesTheExplicitMaskInOutputAndGradients) {
   l->add_lora(8, 16, 0.25, false, gen);
   {
     torch::NoGradGuard ng;
+    l->weight.normal_(0, 0.1);  // Linear leaves its weight uninitialised (loading fills it): NaN garbage once failed this
     l->lora_B->weight.normal_(0, 0.1);
   }
   l->train();
