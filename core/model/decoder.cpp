@@ -3,6 +3,7 @@
 // additive mask with the dtype's lowest value (so fully padded rows stay finite).
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/decoder.h"
+#include <ATen/record_function.h>
 
 #include "model/blocked_attention.h"
 #include "model/seeded_dropout.h"
@@ -33,6 +34,7 @@ RMSNormImpl::RMSNormImpl(int64_t dim, double e, float off) : eps(e), offset(off)
 }
 
 at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  RECORD_FUNCTION("hone::norm", std::vector<c10::IValue>());
   if (fused && offset == 0.f && fused_cpu_applies(x) && weight.scalar_type() == at::kFloat) return fused_rms_norm(x, weight, eps);
   auto xf = x.to(at::kFloat);
   auto normed = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
@@ -90,8 +92,11 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   k = k.transpose(1, 2);  // [B,nkv,T,D]
   v = v.transpose(1, 2);  // [B,nkv,T,D]
   // The fused RoPE returns contiguous [B,nh,T,D]: the reshapes for the GEMMs below are then views.
-  q = fused && fused_cpu_applies(q) ? fused_rope(q, cos, sin) : apply_rope(q, cos, sin);
-  k = fused && fused_cpu_applies(k) ? fused_rope(k, cos, sin) : apply_rope(k, cos, sin);
+  {
+    RECORD_FUNCTION("hone::rope", std::vector<c10::IValue>());
+    q = fused && fused_cpu_applies(q) ? fused_rope(q, cos, sin) : apply_rope(q, cos, sin);
+    k = fused && fused_cpu_applies(k) ? fused_rope(k, cos, sin) : apply_rope(k, cos, sin);
+  }
   if (cache) {
     cache->append(layer, k, v);
     k = cache->k[layer];  // [B,nkv,S,D], a view of the cache's buffer
@@ -99,7 +104,11 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
   }
   const int64_t S = k.size(2);
   if (blocked && !cache) {  // k and v stay at n_kv heads (blocked_attention repeats them per block)
-    auto o = blocked_attention(q, k, v, mask, scale, softcap);                       // [B,nh,T,D]
+    at::Tensor o;
+    {
+      RECORD_FUNCTION("hone::attention", std::vector<c10::IValue>());
+      o = blocked_attention(q, k, v, mask, scale, softcap);  // [B,nh,T,D]
+    }
     return o_proj->forward(o.transpose(1, 2).reshape({B, T, n_heads * head_dim}));  // [B,T,nh*D]
   }
   // Grouped-query attention without repeating keys and values per query head: the rep = nh/nkv
@@ -380,7 +389,14 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
   if (!u.defined()) u = up_proj->forward(x);
   if (fused) {
     const int64_t kind = act == "silu" ? 0 : act == "gelu_pytorch_tanh" ? 1 : 2;
-    if (!recompute) return down_of_gated(*down_proj, GatedActFn::apply(g, u, kind), g, u, kind);
+    if (!recompute) {
+      at::Tensor a;
+      {
+        RECORD_FUNCTION("hone::activation", std::vector<c10::IValue>());
+        a = GatedActFn::apply(g, u, kind);
+      }
+      return down_of_gated(*down_proj, a, g, u, kind);
+    }
     LinearImpl& down = *down_proj;
     const bool lora = lora_branch_recomputable(down);
     const auto [p, seed] = lora ? branch_dropout(down, x) : std::pair<double, int64_t>{0.0, 0};

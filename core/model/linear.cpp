@@ -1,6 +1,7 @@
 // Linear layer with NF4 base storage and a LoRA branch.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "model/linear.h"
+#include <ATen/record_function.h>
 
 #include <cmath>
 
@@ -101,16 +102,23 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
   if (observe) observe(x);
-  const bool bf16_nf4 = has_nf4_ && bf16_stored_ && x.scalar_type() == at::kFloat;
-  at::Tensor y = bf16_nf4                                                                     ? nf4_linear_bf16(x, nf4_, bias)
-                 : has_nf4_                                                                   ? nf4_linear(x, nf4_, bias)
-                 : small_rows_linear_applies(x, weight, bias)                                 ? small_rows_linear(x, weight, bias)
-                 : frozen_linear_applies(x, weight)                                           ? frozen_linear(x, weight, bias)
-                                                                                          : at::linear(x, weight, bias);
+  at::Tensor y;
+  {
+    // Scopes named for bench --profile's op classes (bench/profile_summary.py --classes); they cost
+    // nothing unless a profiler records.
+    RECORD_FUNCTION("hone::linear", std::vector<c10::IValue>());
+    const bool bf16_nf4 = has_nf4_ && bf16_stored_ && x.scalar_type() == at::kFloat;
+    y = bf16_nf4                                     ? nf4_linear_bf16(x, nf4_, bias)
+        : has_nf4_                                   ? nf4_linear(x, nf4_, bias)
+        : small_rows_linear_applies(x, weight, bias) ? small_rows_linear(x, weight, bias)
+        : frozen_linear_applies(x, weight)           ? frozen_linear(x, weight, bias)
+                                                     : at::linear(x, weight, bias);
+  }
   const bool critic = use_critic && has_critic();
   if (critic && lora_merged) throw Error("the critic adapter cannot run over a merged policy adapter");
   if (critic || (has_lora() && lora_enabled && !lora_merged)) {
     const double p = (!critic && is_training()) ? lora_dropout : 0.0;
+    RECORD_FUNCTION("hone::lora", std::vector<c10::IValue>());
     auto low = lora_low(x, (critic ? critic_A : lora_A)->weight, p);  // [..., r]
     return lora_add(y, low, (critic ? critic_B : lora_B)->weight, lora_scaling);
   }

@@ -2,6 +2,7 @@
 // p -= lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps)   (torch.optim.AdamW, non-amsgrad).
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/adamw.h"
+#include <ATen/record_function.h>
 
 #include <cmath>
 #include <map>
@@ -29,6 +30,7 @@ void AdamW::zero_grad() {
 }
 
 double AdamW::clip_grad_norm(double max_norm) {
+  RECORD_FUNCTION("hone::optimizer", std::vector<c10::IValue>());
   at::NoGradGuard ng;
   double sq = 0;
   for (auto& p : params_)
@@ -43,6 +45,7 @@ double AdamW::clip_grad_norm(double max_norm) {
 }
 
 void AdamW::step(double lr) {
+  RECORD_FUNCTION("hone::optimizer", std::vector<c10::IValue>());
   at::NoGradGuard ng;
   ++t_;
   const double bc1 = 1 - std::pow(cfg_.beta1, static_cast<double>(t_));

@@ -4,6 +4,7 @@
 // times W. Only one chunk's [c, V] buffers live at a time.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/head_logps.h"
+#include <ATen/record_function.h>
 
 #include "common/parallel.h"
 
@@ -272,6 +273,7 @@ int64_t head_chunk_rows(int64_t V) {
 
 HeadLogps head_token_logps(const at::Tensor& hidden, const at::Tensor& weight, const at::Tensor& targets,
                            const HeadLogpsOptions& opt) {
+  RECORD_FUNCTION("hone::head", std::vector<c10::IValue>());
   TORCH_CHECK(hidden.dim() == 2 && weight.dim() == 2 && hidden.size(1) == weight.size(1),
               "head log-probs: hidden [N, H] and weight [V, H] must agree on H");
   TORCH_CHECK(targets.dim() == 1 && targets.size(0) == hidden.size(0), "head log-probs: targets must be [N]");
