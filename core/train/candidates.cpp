@@ -67,17 +67,24 @@ std::vector<std::string> generate_candidates(CausalLM& m, const Tokenizer& tok, 
     auto ids = tokenize_chat(tok, o.format, msgs, true).ids;
     json responses = json::array();
     bool repeated = false;
+    // Retries take seeds far from any first try's (prompt i, response k: s + 1000 i + k), and a
+    // temperature raised by half the setting each time: a confident model repeats itself at the
+    // setting, and a labeller needs responses that differ.
+    auto seed_of = [&](int k, int attempt) {
+      return o.sampling.seed + 1000ull * static_cast<uint64_t>(i) + static_cast<uint64_t>(k) + (1ull << 40) * static_cast<uint64_t>(attempt);
+    };
+    // The n first tries decode together, one batch over one KV cache (each row with its own seed).
+    const std::vector<int64_t> prompt_ids(ids.begin(), ids.end());
+    std::vector<uint64_t> first_seeds;
+    for (int k = 0; k < o.n; ++k) first_seeds.push_back(seed_of(k, 0));
+    const auto first = generate_batch(m, std::vector<std::vector<int64_t>>(static_cast<size_t>(o.n), prompt_ids), p, nullptr, first_seeds);
     for (int k = 0; k < o.n; ++k) {
       std::string text;
       for (int attempt = 0; attempt <= o.resample; ++attempt) {
         SamplingParams pk = p;
-        // Retries take seeds far from any first try's (prompt i, response k: s + 1000 i + k), and a
-        // temperature raised by half the setting each time: a confident model repeats itself at
-        // the setting, and a labeller needs responses that differ.
-        pk.seed = o.sampling.seed + 1000ull * static_cast<uint64_t>(i) + static_cast<uint64_t>(k) +
-                  (1ull << 40) * static_cast<uint64_t>(attempt);
+        pk.seed = seed_of(k, attempt);
         pk.temperature = p.temperature * (1.0 + 0.5 * attempt);
-        auto r = generate(m, std::vector<int64_t>(ids.begin(), ids.end()), pk);
+        auto r = attempt == 0 ? first[static_cast<size_t>(k)] : generate(m, prompt_ids, pk);
         if (r.stopped_on_token && !r.tokens.empty()) r.tokens.pop_back();
         text = tok.decode(std::vector<int32_t>(r.tokens.begin(), r.tokens.end()), true);
         // An empty sample is kept visible to the labeller rather than dropped (and fails no check).
