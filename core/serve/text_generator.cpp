@@ -4,15 +4,75 @@
 #include "serve/text_generator.h"
 
 #include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
 
 #include "common/error.h"
 #include "model/generate.h"
+#include "peft/lora.h"
 #include "train/run_output.h"
 
 namespace hone {
 
-struct TextGenerator::Impl {
+namespace {
+
+// One loaded model shared by every generator over the same base (the Playground's two sides: the
+// base and a LoRA run over it held one copy each, twice the memory). It holds at most one adapter;
+// a generator without one switches it off for its replies, under the lock, so replies over one
+// shared model take turns.
+struct SharedModel {
   RunModel rm;
+  std::string adapter_key;  // the adapter loaded into rm's model ("" none)
+  std::mutex mu;
+};
+
+std::string path_key(const std::string& dir) {
+  if (dir.empty()) return dir;
+  std::error_code ec;
+  const auto c = std::filesystem::weakly_canonical(dir, ec);
+  return ec ? dir : c.string();
+}
+
+std::mutex registry_mu;
+std::map<std::string, std::weak_ptr<SharedModel>>& registry() {
+  static std::map<std::string, std::weak_ptr<SharedModel>> r;  // base folder (+ "|nf4") -> live model
+  return r;
+}
+
+// The live model over `base` (NF4-quantized or not) when there is one that has `adapter` or no
+// adapter yet (the adapter is then loaded into it); else a new one, registered when none was.
+std::shared_ptr<SharedModel> shared_model(const std::string& base, const std::string& adapter, bool nf4) {
+  const std::string key = path_key(base) + (nf4 ? "|nf4" : ""), want = path_key(adapter);
+  std::shared_ptr<SharedModel> s;
+  {
+    std::lock_guard<std::mutex> lk(registry_mu);
+    if (auto it = registry().find(key); it != registry().end()) s = it->second.lock();
+  }
+  if (s) {
+    std::lock_guard<std::mutex> lk(s->mu);
+    if (want.empty() || s->adapter_key == want) return s;
+    if (s->adapter_key.empty()) {
+      load_peft_adapter(s->rm.lm.model, adapter);
+      s->adapter_key = want;
+      return s;
+    }
+  }
+  // None, or it holds another adapter: a model of its own (one model carries one adapter).
+  auto fresh = std::make_shared<SharedModel>();
+  fresh->rm = load_with_adapter(base, adapter, nf4);
+  fresh->adapter_key = want;
+  std::lock_guard<std::mutex> lk(registry_mu);
+  auto& slot = registry()[key];
+  if (!slot.lock()) slot = fresh;
+  return fresh;
+}
+
+}  // namespace
+
+struct TextGenerator::Impl {
+  std::shared_ptr<SharedModel> model;
+  bool with_adapter = false;  // this generator's replies run with the shared model's adapter on
   std::unique_ptr<Tokenizer> tok;
   ChatTemplate format = ChatFormat::ChatML;
   std::string description;
@@ -21,10 +81,10 @@ struct TextGenerator::Impl {
 TextGenerator::TextGenerator() : impl_(std::make_unique<Impl>()) {}
 TextGenerator::~TextGenerator() = default;
 
-
 std::unique_ptr<TextGenerator> TextGenerator::open(const std::string& model_dir, const std::string& adapter_dir, bool nf4) {
   std::unique_ptr<TextGenerator> g(new TextGenerator());
-  g->impl_->rm = load_with_adapter(model_dir, adapter_dir, nf4);
+  g->impl_->model = shared_model(model_dir, adapter_dir, nf4);
+  g->impl_->with_adapter = !adapter_dir.empty();
   g->impl_->tok = load_tokenizer(model_dir);
   g->impl_->format = resolve_chat_template(g->impl_->tok->config());
   g->impl_->description = adapter_dir.empty() ? "base model " + model_dir : "adapter " + adapter_dir + " over " + model_dir;
@@ -33,13 +93,21 @@ std::unique_ptr<TextGenerator> TextGenerator::open(const std::string& model_dir,
 
 std::unique_ptr<TextGenerator> TextGenerator::open_run(const std::string& run_dir) {
   std::unique_ptr<TextGenerator> g(new TextGenerator());
-  g->impl_->rm = load_run_output(run_dir);
-  const auto& rm = g->impl_->rm;
-  g->impl_->tok = load_tokenizer(rm.method == "full" ? rm.lm.dir : rm.base_model);
+  const RunModel d = describe_run_output(run_dir);
+  if (d.method == "full") {  // a model of its own
+    g->impl_->model = std::make_shared<SharedModel>();
+    g->impl_->model->rm = load_run_output(run_dir);
+  } else {  // its adapter over its base, shared with a side showing that base (load_run_output's loading)
+    g->impl_->model = shared_model(d.base_model, d.adapter_dir, d.method == "qlora");
+    g->impl_->with_adapter = true;
+  }
+  g->impl_->tok = load_tokenizer(d.method == "full" ? d.lm.dir : d.base_model);
   g->impl_->format = resolve_chat_template(g->impl_->tok->config());
-  g->impl_->description = rm.method + " " + rm.recipe + " run " + run_dir;
+  g->impl_->description = d.method + " " + d.recipe + " run " + run_dir;
   return g;
 }
+
+const void* TextGenerator::model_identity() const { return impl_->model->rm.lm.model.get(); }
 
 const ChatTemplate& TextGenerator::format() const { return impl_->format; }
 void TextGenerator::set_format(const std::string& name) { impl_->format = resolve_chat_template(impl_->tok->config(), name); }
@@ -66,7 +134,9 @@ GenerationOutput TextGenerator::reply(const std::vector<ChatMessage>& msgs, cons
     const int32_t id = tok.token_to_id(t);
     if (id >= 0) p.stop_ids.push_back(id);
   }
-  auto& model = impl_->rm.lm.model;
+  std::lock_guard<std::mutex> turn(impl_->model->mu);  // a model shared with another generator: one reply at a time
+  auto& model = impl_->model->rm.lm.model;
+  if (impl_->model->adapter_key.size()) set_lora_enabled(model, impl_->with_adapter);
   for (auto e : model->config.eos_token_ids) p.stop_ids.push_back(e);
   if (tok.eos_id() >= 0) p.stop_ids.push_back(tok.eos_id());
   const auto ids = tokenize_chat(tok, impl_->format, msgs, true).ids;

@@ -35,6 +35,8 @@ using TextCallback = std::function<bool(const std::string& piece)>;
 class TextGenerator {
  public:
   // A model folder, optionally with a PEFT adapter folder; nf4 quantizes the base first (QLoRA).
+  // Generators over the same base share one loaded copy of it while any of them lives (the base
+  // alone and one adapter over it: the Playground's "base vs tuned"); their replies take turns.
   static std::unique_ptr<TextGenerator> open(const std::string& model_dir, const std::string& adapter_dir = "",
                                              bool nf4 = false);
   // What a run (or one of its checkpoints) produced: its adapter over its base, or its full model.
@@ -45,6 +47,8 @@ class TextGenerator {
   const ChatTemplate& format() const;
   void set_format(const std::string& name);
   std::string description() const;  // "base", "lora adapter of <dir>", ...
+  // The loaded model this generator answers with: equal for generators that share one.
+  const void* model_identity() const;
   // The conversation as the model sees it, ready for the reply.
   std::string render(const std::vector<ChatMessage>& msgs) const;
   // A reply to the conversation (its last message is the user's), stopping at the end of the turn.
