@@ -102,6 +102,21 @@ TEST(TextGenerator, BaseAndAdapterShareOneModelAndKeepTheirReplies) {
     EXPECT_EQ(say(*o), other_alone);
     EXPECT_EQ(say(*b), base_alone);
   }
+  // What streams, piece by piece (a window of tokens decoded per step), adds up to the reply.
+  {
+    auto t = TextGenerator::open(f.base, f.adapter);
+    GenerationSettings g = greedy();
+    g.max_new_tokens = 40;
+    std::string streamed;
+    int pieces = 0;
+    const auto out = t->reply({{"user", "Ünïcödé 你好 👍🏽 hello"}}, g, [&](const std::string& p) {
+      streamed += p;
+      ++pieces;
+      return true;
+    });
+    EXPECT_EQ(streamed, out.text);
+    EXPECT_GT(pieces, 1);
+  }
   // Once every generator over it is gone, the next one loads it afresh, without the adapter.
   auto b2 = TextGenerator::open(f.base);
   EXPECT_EQ(say(*b2), base_alone);
