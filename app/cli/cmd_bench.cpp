@@ -39,7 +39,7 @@ namespace hone::cli {
 
 const char* const kBenchUsage = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
-                      [--method lora|qlora|full|dpo] [--prompt-frac F] [--lora-dropout P] [--checkpointing] [--mlp-recompute] [--unfused] [--full-logits] [--full-attention] [--contend N] [--profile FILE] [--json]
+                      [--method lora|qlora|full|dpo] [--prompt-frac F] [--lora-dropout P] [--checkpointing] [--mlp-recompute] [--unfused] [--full-logits] [--full-attention] [--no-prefix-share] [--contend N] [--profile FILE] [--json]
                       [--device cpu|cuda] [--bf16] [--tie] [--base-dtype auto|bf16|f32]
        hone-cli bench --generate [--preset NAME | --model DIR] [--dtype f32|bf16] [--prompt-tokens 64] [--new-tokens 128]
                       [--batch 8] [--steps 3] [--json]
@@ -55,8 +55,9 @@ Model FLOPs per token: 2N forward + 2N input gradients (+2N weight gradients whe
 trains) over the matmul parameters N (head included), plus attention: 4*T*d per layer forward
 and twice that backward.
 --method dpo trains a LoRA policy with the DPO loss on --batch pairs (2 x batch sequences of --seq
-tokens, the first half of each a masked prompt); the reference is the same model with its adapters
-switched off, as the dpo recipe does it. Compare its peak_rss_bytes with --method lora at twice the
+tokens, the first half of each a masked prompt the pair shares); the reference is the same model
+with its adapters switched off, as the dpo recipe does it, and each pair's prompt runs once
+(--no-prefix-share: both rows whole, as before session 30). Compare its peak_rss_bytes with --method lora at twice the
 batch (the same number of sequences).
 --prompt-frac F masks the first F of each sequence's tokens as a prompt (SFT on instruction or chat
 data; 0, every position a target, is continued pre-training): positions without a target skip the
@@ -127,6 +128,8 @@ int cmd_bench(const Args& a) {
   if (method != "lora" && method != "qlora" && method != "full" && method != "dpo")
     throw Error("bench: --method must be lora, qlora, full or dpo");
   const bool dpo = method == "dpo";
+  const bool no_share = a.flag("no-prefix-share");
+  if (no_share && !dpo) throw Error("bench: --no-prefix-share is for --method dpo");
   const double prompt_frac = a.number("prompt-frac", dpo ? 0.5 : 0.0);
   if (dpo && a.has("prompt-frac")) throw Error("bench: --method dpo masks half of each sequence; --prompt-frac is for the others");
   if (!(prompt_frac >= 0 && prompt_frac < 1)) throw Error("bench: --prompt-frac must be in [0, 1)");
@@ -234,6 +237,7 @@ int cmd_bench(const Args& a) {
     governor.tick();
     const int64_t rows = dpo ? 2 * B : B;
     auto ids = at::randint(0, V, {rows, T}, gen, at::TensorOptions(at::kLong)).to(dev);
+    if (dpo) ids.narrow(0, B, B).narrow(1, 0, prompt).copy_(ids.narrow(0, 0, B).narrow(1, 0, prompt));  // a pair shares its prompt
     std::unique_ptr<torch::autograd::profiler::RecordProfile> prof;
     if (s == steps) prof = std::make_unique<torch::autograd::profiler::RecordProfile>(a.get("profile"));
     if (cuda) torch::cuda::synchronize();
@@ -250,10 +254,10 @@ int cmd_bench(const Args& a) {
       {
         at::NoGradGuard ng;
         set_lora_enabled(m, false);
-        ref = sequence_logps(m, b, dev, bf16).logps;
+        ref = (no_share ? sequence_logps(m, b, dev, bf16) : pair_sequence_logps(m, b, dev, bf16)).logps;
         set_lora_enabled(m, true);
       }
-      auto pol = sequence_logps(m, b, dev, bf16).logps;
+      auto pol = (no_share ? sequence_logps(m, b, dev, bf16) : pair_sequence_logps(m, b, dev, bf16)).logps;
       auto t = dpo_loss(pol.narrow(0, 0, B), pol.narrow(0, B, B), ref.narrow(0, 0, B), ref.narrow(0, B, B), 0.1, "sigmoid", 0.0);
       t.losses.mean().backward();
     } else {

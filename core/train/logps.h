@@ -18,4 +18,12 @@ struct SeqLogps {
 // Rows of `b` through the model; under at::NoGradGuard for reference passes.
 SeqLogps sequence_logps(CausalLM& m, const Batch& b, const at::Device& dev, bool autocast);
 
+// The same for a preference batch, rows [0, B) chosen and [B, 2B) rejected, computing the prompt a
+// pair shares once: the common unlabelled prefix of each pair runs once into a KV cache, and both
+// completions continue from it (at half-prompt pairs a quarter of the body's work is saved). Equal
+// to sequence_logps up to rounding, in values and gradients. Falls back to sequence_logps where it
+// does not apply: the full-logits head, gradient checkpointing with gradients wanted, or pairs
+// whose shared prompts are under an eighth of the batch's tokens.
+SeqLogps pair_sequence_logps(CausalLM& m, const Batch& b, const at::Device& dev, bool autocast);
+
 }  // namespace hone

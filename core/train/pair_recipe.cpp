@@ -104,7 +104,7 @@ at::Tensor PairRecipe::compute_reference(RecipeEnv& env, const std::vector<PairE
     {
       at::NoGradGuard ng;
       // as_is: the model as it stands (a starting adapter is the reference), else the usual reference.
-      lp = (as_is ? sequence_logps(env.model, b, env.dev, env.autocast).logps : reference_logps(env, idx, b, eval_split))
+      lp = (as_is ? pair_sequence_logps(env.model, b, env.dev, env.autocast).logps : reference_logps(env, idx, b, eval_split))
                .to(at::kCPU);  // [2n]
     }
     const int64_t n = static_cast<int64_t>(idx.size());
@@ -195,12 +195,12 @@ at::Tensor PairRecipe::reference_logps(RecipeEnv& env, const std::vector<size_t>
     auto rows = t.index_select(0, ix);                       // [n, 2]
     return at::cat({rows.select(1, 0), rows.select(1, 1)}).to(env.dev);  // [2n]
   }
-  if (env.reference) return sequence_logps(env.reference, b, env.dev, env.autocast).logps;
+  if (env.reference) return pair_sequence_logps(env.reference, b, env.dev, env.autocast).logps;
   // The same weights with the adapters switched off: the base model, without a second copy.
   set_lora_enabled(env.model, false);
   at::Tensor r;
   try {
-    r = sequence_logps(env.model, b, env.dev, env.autocast).logps;
+    r = pair_sequence_logps(env.model, b, env.dev, env.autocast).logps;
   } catch (...) {
     set_lora_enabled(env.model, true);
     throw;

@@ -1,6 +1,7 @@
 // DPO recipe (Rafailov et al. 2023; IPO, hinge and robust variants as TRL has them): the policy's
-// log-probs of chosen and rejected completions against the reference's, one concatenated forward
-// of 2B rows per micro-batch. Metrics carry TRL's names so runs compare with TRL's.
+// log-probs of chosen and rejected completions against the reference's, 2B rows per micro-batch
+// with each pair's prompt computed once (pair_sequence_logps, train/logps.h). Metrics carry TRL's
+// names so runs compare with TRL's.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "common/error.h"
 #include "train/pair_recipe.h"
@@ -23,7 +24,7 @@ class DpoRecipe : public PairRecipe {
     const int64_t B = static_cast<int64_t>(idx.size());
     Batch b = batch_of(idx, env.pad_id, eval_split());
     at::Tensor ref = reference_logps(env, idx, b, eval_split());  // [2B]
-    SeqLogps pol = sequence_logps(env.model, b, env.dev, env.autocast);  // [2B]
+    SeqLogps pol = pair_sequence_logps(env.model, b, env.dev, env.autocast);  // [2B], each pair's prompt once
     at::Tensor lp = pol.logps, rf = ref;
     if (cfg_.loss_type == "ipo") {  // IPO works on length-averaged log-probs (as TRL)
       lp = lp / pol.tokens;

@@ -27,7 +27,7 @@ class OrpoRecipe : public PairRecipe {
   MicroLoss loss(RecipeEnv& env, const std::vector<size_t>& idx, const std::vector<double>& step_counts) override {
     const int64_t B = static_cast<int64_t>(idx.size());
     Batch b = batch_of(idx, env.pad_id, eval_split());
-    SeqLogps pol = sequence_logps(env.model, b, env.dev, env.autocast);  // [2B]
+    SeqLogps pol = pair_sequence_logps(env.model, b, env.dev, env.autocast);  // [2B], each pair's prompt once
     auto avg = pol.logps / pol.tokens;                                   // [2B]
     auto t = orpo_odds_ratio(avg.narrow(0, 0, B), avg.narrow(0, B, B), beta_);
     const double pairs = std::max(1.0, step_counts.at(0)), ctok = std::max(1.0, step_counts.at(1));

@@ -228,6 +228,70 @@ TEST(PreferenceRef, AdaptersOffGiveTheBaseModelsLogProbs) {
   EXPECT_NEAR(want[0].item<double>(), by_hand, 1e-4);
 }
 
+// Prefix sharing (pair_sequence_logps) against the plain pass: three pairs whose prompts differ in
+// length and whose completions differ in length and in their first tokens; log-probs, token counts
+// and every adapter gradient equal to 1e-5 (of its largest entry), on a GQA reference checkpoint and on one with sliding
+// windows and soft-capping (Gemma 2); a batch without a shared prompt falls back.
+TEST(PreferenceRef, PrefixSharingEqualsThePlainPassInValuesAndGradients) {
+  for (const std::string name : {"llama_gqa_llama3rope_f32", "gemma2_softcap_sliding_f32"}) {
+    SCOPED_TRACE(name);
+    const std::string dir = std::string(HONE_TEST_WORK) + "/ref/" + name;
+    auto lm = load_model(dir);
+    LoraConfig lc;
+    lc.targets = {"all-linear"};
+    attach_lora(lm.model, lc, 2);
+    {
+      at::NoGradGuard ng;
+      for (auto& p : lm.model->named_parameters())
+        if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0, 0.05);
+    }
+    const int64_t V = lm.model->config.vocab_size;
+    // Rows: chosen 0..2, rejected 0..2; prompt lengths 5, 9, 2; completions of 1 to 7 tokens.
+    const std::vector<std::vector<int64_t>> prompt = {{3, 14, 15, 92, 65}, {35, 89, 79, 32, 38, 46, 26, 43, 38}, {27, 18}};
+    const std::vector<std::vector<int64_t>> chosen = {{5, 9, 2, 6}, {5, 3, 5, 8, 9, 7, 9}, {3}}, rejected = {{8, 4, 6}, {2, 6, 4}, {3, 3, 8, 3, 2}};
+    const int64_t T = 16;
+    auto ids = at::zeros({6, T}, at::kLong), am = at::zeros({6, T}, at::kLong), labels = at::full({6, T}, -100, at::kLong);
+    for (int64_t r = 0; r < 6; ++r) {
+      const auto& pr = prompt[static_cast<size_t>(r % 3)];
+      const auto& co = r < 3 ? chosen[static_cast<size_t>(r)] : rejected[static_cast<size_t>(r - 3)];
+      int64_t t = 0;
+      for (auto x : pr) ids[r][t] = x % V, am[r][t++] = 1;
+      for (auto x : co) ids[r][t] = x % V, labels[r][t] = x % V, am[r][t++] = 1;
+    }
+    Batch b;
+    b.ids = ids;
+    b.attention_mask = am;
+    b.labels = labels;
+    auto grads = [&](bool share) {
+      lm.model->zero_grad();
+      SeqLogps s = share ? pair_sequence_logps(lm.model, b, at::kCPU, false) : sequence_logps(lm.model, b, at::kCPU, false);
+      (s.logps * at::arange(1, 7, at::kFloat)).sum().backward();  // a different weight per row
+      std::vector<at::Tensor> out = {s.logps.detach(), s.tokens, s.logits_mean};
+      for (auto& p : lm.model->parameters())
+        if (p.requires_grad()) out.push_back(p.grad().clone());
+      return out;
+    };
+    const auto plain = grads(false), shared = grads(true);
+    ASSERT_EQ(plain.size(), shared.size());
+    EXPECT_TRUE(at::allclose(plain[0], shared[0], 1e-5, 1e-5)) << plain[0] << shared[0];
+    EXPECT_TRUE(at::equal(plain[1], shared[1]));
+    EXPECT_TRUE(at::allclose(plain[2], shared[2], 1e-5, 1e-5));
+    double worst = 0;  // relative to each gradient's largest entry
+    for (size_t k = 3; k < plain.size(); ++k)
+      worst = std::max(worst, (plain[k] - shared[k]).abs().max().item<double>() / std::max(1e-12, plain[k].abs().max().item<double>()));
+    EXPECT_LT(worst, 1e-5);
+    EXPECT_GT(plain[3].abs().max().item<double>(), 1e-4);  // the gradients are not all zero
+  }
+  // No shared prompt (the two rows of a pair differ from the first token): the plain pass.
+  auto lm = load_model(fixture().model);
+  Batch b;
+  b.ids = at::tensor({1, 2, 3, 4, 5, 6}, at::kLong).view({2, 3});
+  b.attention_mask = at::ones({2, 3}, at::kLong);
+  b.labels = b.ids.clone();
+  at::NoGradGuard ng;
+  EXPECT_TRUE(at::equal(pair_sequence_logps(lm.model, b, at::kCPU, false).logps, sequence_logps(lm.model, b, at::kCPU, false).logps));
+}
+
 TEST(PreferenceTrain, PrecomputedReferenceGivesTheLiveLosses) {
   RunConfig c = dpo_config();
   c.max_steps = 4;
