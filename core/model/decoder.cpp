@@ -103,11 +103,11 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     v = cache->v[layer];
   }
   const int64_t S = k.size(2);
-  // Blocked attention keeps no [nh, T, S] probabilities for backward: every pass without a cache,
-  // and a pass over a cache that gradients flow through (preference pairs continuing from their
-  // shared prompt, train/logps.h). Decoding (a cache, no gradient) takes the grouped path below.
-  const bool grad_through_cache = cache && at::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad());
-  if (blocked && (!cache || grad_through_cache)) {  // k and v stay at n_kv heads (blocked_attention repeats them per block)
+  // Blocked attention keeps no [nh, T, S] probabilities for backward: every pass of more than one
+  // position, over a cache or not (a prefill; preference pairs continuing from their shared prompt,
+  // train/logps.h, whose policy and reference passes then compute alike). Decoding one position a
+  // step takes the grouped path below.
+  if (blocked && (!cache || T > 1)) {  // k and v stay at n_kv heads (blocked_attention repeats them per block)
     at::Tensor o;
     {
       RECORD_FUNCTION("hone::attention", std::vector<c10::IValue>());
