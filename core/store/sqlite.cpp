@@ -48,7 +48,9 @@ void Db::exec(const std::string& sql) {
   if (const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err); rc != SQLITE_OK) {
     std::string msg = err ? err : sqlite3_errmsg(db_);
     sqlite3_free(err);
-    if (is_busy(rc)) throw DbBusy(path_ + ": " + msg + " (another process held the workspace's write lock past the busy timeout)");
+    if (is_busy(rc))
+      throw DbBusy(path_ + ": " + msg + " (another process held the workspace's write lock past the busy timeout; code " +
+                   std::to_string(sqlite3_extended_errcode(db_)) + " in: " + sql.substr(0, 120) + ")");
     throw Error(path_ + ": " + msg);
   }
 }
@@ -101,8 +103,14 @@ bool Stmt::step() {
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
   std::string msg = sqlite3_errmsg(db_->raw());
+  const int ext = sqlite3_extended_errcode(db_->raw());
+  const char* sql = sqlite3_sql(st_);
   sqlite3_reset(st_);
-  if (is_busy(rc)) throw DbBusy(db_->path() + ": " + msg + " (another process held the workspace's write lock past the busy timeout)");
+  // The statement and SQLite's extended code say which wait it was: a write lock held past the
+  // timeout (5), or a read snapshot gone stale under a pending statement (517, no waiting at all).
+  if (is_busy(rc))
+    throw DbBusy(db_->path() + ": " + msg + " (another process held the workspace's write lock past the busy timeout; code " +
+                 std::to_string(ext) + " in: " + (sql ? std::string(sql).substr(0, 120) : std::string("?")) + ")");
   throw Error(db_->path() + ": " + msg);
 }
 
