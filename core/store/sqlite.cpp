@@ -2,6 +2,9 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "store/sqlite.h"
 
+#include <chrono>
+#include <thread>
+
 #include <sqlite3.h>
 
 #include "common/error.h"
@@ -31,7 +34,19 @@ Db::Db(const std::string& path, bool read_only) : path_(path) {
   try {
     exec("PRAGMA foreign_keys = ON");
     if (!read_only) {
-      exec("PRAGMA journal_mode = WAL");
+      // Turning a new database to WAL takes an exclusive lock, and SQLite answers BUSY at once
+      // (its busy handler is not consulted) while another process has the file open: two
+      // processes creating one workspace (two demos at once) failed here. Retried for as long as
+      // the busy timeout.
+      for (int attempt = 0;; ++attempt) {
+        try {
+          exec("PRAGMA journal_mode = WAL");
+          break;
+        } catch (const DbBusy&) {
+          if (attempt >= 500) throw;
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      }
       exec("PRAGMA synchronous = NORMAL");  // WAL + NORMAL: durable across process crashes
     }
   } catch (...) {
