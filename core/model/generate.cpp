@@ -82,7 +82,14 @@ std::vector<GenerateResult> generate_batch(CausalLM& model, const std::vector<st
   if (B == 0) return out;
   if (!seeds.empty() && static_cast<int64_t>(seeds.size()) != B) throw Error("generate_batch: one seed per prompt");
   at::NoGradGuard ng;
-  const bool was_training = model->is_training();
+  // Training mode comes back however this ends (rollouts call it mid-training).
+  struct ModeGuard {
+    CausalLM& m;
+    bool was;
+    ~ModeGuard() {
+      if (was) m->train();
+    }
+  } mode{model, model->is_training()};
   model->eval();
   const auto dev = model->output_weight().device();
   size_t P = 0;
@@ -152,7 +159,6 @@ std::vector<GenerateResult> generate_batch(CausalLM& model, const std::vector<st
     r.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
     r.decode_seconds = std::chrono::duration<double>(t2 - t1).count();
   }
-  if (was_training) model->train();
   return out;
 }
 
