@@ -63,7 +63,7 @@ const std::vector<Command>& commands() {
       {"bench", "training throughput, MFU and memory on a Llama-shaped model with random tokens", kBenchUsage,
        {"hidden", "layers", "heads", "kv-heads", "ffn", "vocab", "seq", "batch", "rank", "steps", "method", "seed", "profile",
         "device", "preset", "contend", "base-dtype", "lora-dropout", "prompt-frac", "model", "dtype", "prompt-tokens", "new-tokens"},
-       {"json", "checkpointing", "mlp-recompute", "unfused", "bf16", "tie", "full-logits", "full-attention", "generate", "no-prefix-share"}, false, 0,
+       {"json", "checkpointing", "mlp-recompute", "unfused", "bf16", "tie", "full-logits", "full-attention", "generate", "no-prefix-share", "saved-f32"}, false, 0,
        cmd_bench},
       {"hub", "Hugging Face models and datasets: list the cache, search, download (resumable, verified), remove",
        kHubUsage, {"revision", "include", "jobs", "limit"}, {"json", "dataset", "all"}, true, 0, cmd_hub},

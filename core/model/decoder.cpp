@@ -179,6 +179,11 @@ namespace {
 
 // act(g) * u keeping only g and u for backward (act(g) is recomputed there): the plain ops keep
 // g, act(g) and u, one [T, ffn] tensor more per layer (10 MB at T 512 for Qwen2.5-0.5B's 4864).
+// keep16 (a bf16 base, SwiGLU on fp32 CPU tensors): g and u are kept rounded to bf16, written in
+// the forward's pass, half the bytes (240 MB less at that shape). The product itself is computed
+// from the fp32 values, so the forward and the loss are unchanged; backward reads the roundings.
+// The roundings are returned as two more outputs (no gradient) for the down adapter's
+// GatedLoraAFn, which keeps the same tensors.
 struct GatedActFn : public torch::autograd::Function<GatedActFn> {
   static at::Tensor act_of(const at::Tensor& g, int64_t kind) {
     return kind == 0 ? at::silu(g) : kind == 1 ? at::gelu(g, "tanh") : at::gelu(g);
@@ -188,22 +193,46 @@ struct GatedActFn : public torch::autograd::Function<GatedActFn> {
   static bool swiglu_kernel(const at::Tensor& g, const at::Tensor& u, int64_t kind) {
     return kind == 0 && fused_cpu_applies(g) && fused_cpu_applies(u) && g.is_contiguous() && u.is_contiguous();
   }
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& g, const at::Tensor& u, int64_t kind) {
-    ctx->save_for_backward({g, u});
+  // What backward may read: the fp32 pair above or its kept bf16 roundings.
+  static bool kept_kernel(const at::Tensor& g, const at::Tensor& u, int64_t kind) { return kind == 0 && swiglu_operands(g, u); }
+  static bool keeps_bf16(const at::Tensor& g, const at::Tensor& u, int64_t kind, bool keep16) {
+    return keep16 && swiglu_kernel(g, u, kind) && at::GradMode::is_enabled() && (g.requires_grad() || u.requires_grad());
+  }
+  static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& g, const at::Tensor& u,
+                                                int64_t kind, bool keep16) {
     ctx->saved_data["kind"] = kind;
-    return swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : act_of(g, kind) * u;
+    if (keep16 && swiglu_kernel(g, u, kind)) {
+      auto [a, g16, u16] = fused_swiglu_keep_bf16(g, u);
+      ctx->saved_data["g16"] = g16;
+      ctx->saved_data["u16"] = u16;
+      ctx->mark_non_differentiable({g16, u16});
+      ctx->set_materialize_grads(false);  // else backward gets zero-filled gradients for g16 and u16
+      return {a, g16, u16};
+    }
+    ctx->save_for_backward({g, u});
+    return {swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : act_of(g, kind) * u};
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
-    auto s = ctx->get_saved_variables();
-    const at::Tensor &g = s[0], &u = s[1], &d = grads[0];
     const int64_t kind = ctx->saved_data["kind"].toInt();
-    if (swiglu_kernel(g, u, kind) && fused_cpu_applies(d)) {
-      auto [dg, du] = fused_swiglu_backward(d, g, u);
-      return {dg, du, at::Tensor()};
+    at::Tensor g, u;
+    if (ctx->saved_data.count("g16")) {
+      g = ctx->saved_data["g16"].toTensor();
+      u = ctx->saved_data["u16"].toTensor();
+    } else {
+      auto s = ctx->get_saved_variables();
+      g = s[0];
+      u = s[1];
     }
+    const at::Tensor& d = grads[0];
+    if (!d.defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    if (kept_kernel(g, u, kind) && fused_cpu_applies(d)) {
+      auto [dg, du] = fused_swiglu_backward(d, g, u);
+      return {dg, du, at::Tensor(), at::Tensor()};
+    }
+    if (g.scalar_type() == at::kBFloat16) g = g.to(at::kFloat), u = u.to(at::kFloat);  // kept roundings, a non-fp32 d
     const at::Tensor da = d * u;
     at::Tensor dg = kind == 0 ? at::silu_backward(da, g) : at::gelu_backward(da, g, kind == 1 ? "tanh" : "none");
-    return {dg, d * act_of(g, kind), at::Tensor()};
+    return {dg, d * act_of(g, kind), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -230,7 +259,7 @@ struct GatedLoraAFn : public torch::autograd::Function<GatedLoraAFn> {
     const int64_t kind = ctx->saved_data["kind"].toInt();
     const double p = ctx->saved_data["p"].toDouble();
     const auto seed = static_cast<uint64_t>(ctx->saved_data["seed"].toInt());
-    at::Tensor a = (GatedActFn::swiglu_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u).contiguous();
+    at::Tensor a = (GatedActFn::kept_kernel(g, u, kind) ? fused_swiglu(g, u) : GatedActFn::act_of(g, kind) * u).contiguous();
     if (p > 0) seeded_dropout_(a, seed, p);  // a fresh tensor: dropped in place
     const at::Tensor& d = grads[0];  // [.., r]
     const int64_t r = A.size(0), I = A.size(1);
@@ -394,12 +423,18 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
   if (fused) {
     const int64_t kind = act == "silu" ? 0 : act == "gelu_pytorch_tanh" ? 1 : 2;
     if (!recompute) {
-      at::Tensor a;
+      // Over a bf16 base (its GEMMs round their inputs to bf16 already) backward keeps g and u in
+      // bf16; the down adapter's recompute reads the same roundings.
+      const bool bf16_base = gate_proj && gate_proj->bf16_stored() && up_proj->bf16_stored();
+      const bool keep16 = keep_bf16 && bf16_base && GatedActFn::keeps_bf16(g, u, kind, true);
+      at::Tensor a, gk = g, uk = u;
       {
         RECORD_FUNCTION("hone::activation", std::vector<c10::IValue>());
-        a = GatedActFn::apply(g, u, kind);
+        auto out = GatedActFn::apply(g, u, kind, keep16);
+        a = out[0];
+        if (out.size() == 3) gk = out[1], uk = out[2];
       }
-      return down_of_gated(*down_proj, a, g, u, kind);
+      return down_of_gated(*down_proj, a, gk, uk, kind);
     }
     LinearImpl& down = *down_proj;
     const bool lora = lora_branch_recomputable(down);
@@ -547,6 +582,10 @@ void CausalLMImpl::set_fused_kernels(bool on) {
 
 void CausalLMImpl::set_mlp_recompute(bool on) {
   for (auto& l : *model->layers) l->as<DecoderLayerImpl>()->mlp->recompute_up = on;
+}
+
+void CausalLMImpl::set_saved_activations_bf16(bool on) {
+  for (auto& l : *model->layers) l->as<DecoderLayerImpl>()->mlp->keep_bf16 = on;
 }
 
 void CausalLMImpl::set_blocked_attention(bool on) {

@@ -70,6 +70,9 @@ struct MLPImpl : torch::nn::Module {
   // Keep only gate for backward and run the up projection again there (with fused, training, a
   // separate up_proj without dropout): one [T, ffn] tensor less per layer for one more GEMM.
   bool recompute_up = false;
+  // Over a bf16 base (gate and up stored in bf16), SwiGLU keeps gate and up for backward rounded
+  // to bf16 (run config saved_activations "auto"); false keeps them fp32 ("f32").
+  bool keep_bf16 = true;
 };
 TORCH_MODULE(MLP);
 
@@ -134,6 +137,7 @@ struct CausalLMImpl : torch::nn::Module {
   void set_fused_kernels(bool on);
   void set_blocked_attention(bool on);  // AttentionImpl::blocked in every layer
   void set_mlp_recompute(bool on);      // MLPImpl::recompute_up in every layer (run config mlp_recompute)
+  void set_saved_activations_bf16(bool on);  // MLPImpl::keep_bf16 in every layer (run config saved_activations)
   bool fused_kernels = true;  // read by the training loss (train/loss.h) for its cross entropy
   // Losses take token log-probs from the hidden states in chunks of positions, never holding the
   // [N, V] logits (train/head_logps.h); false: the full-logits path, kept as the reference.

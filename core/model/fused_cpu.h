@@ -6,6 +6,8 @@
 #pragma once
 #include <ATen/ATen.h>
 
+#include <tuple>
+
 namespace hone {
 
 // True for fp32 tensors on the CPU.
@@ -27,8 +29,15 @@ at::Tensor fused_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& l
 // SwiGLU's product a = silu(g) * u and its gradients dg = d * u * s * (1 + g * (1 - s)) (s the
 // logistic of g) and du = d * silu(g), one pass each way; g, u, d contiguous fp32 of one shape.
 // Not autograd functions: the decoder's gated-activation node calls them.
+// g and u may also both be bf16 (the roundings fused_swiglu_keep_bf16 kept); a, dg, du are fp32.
 at::Tensor fused_swiglu(const at::Tensor& g, const at::Tensor& u);
 std::pair<at::Tensor, at::Tensor> fused_swiglu_backward(const at::Tensor& d, const at::Tensor& g, const at::Tensor& u);
+// True when g and u suit the two above: contiguous CPU tensors of one shape, both fp32 or both bf16.
+bool swiglu_operands(const at::Tensor& g, const at::Tensor& u);
+
+// a = silu(g) * u from fp32 g and u (exactly fused_swiglu's), and g and u rounded to bf16 in the
+// same pass: what backward keeps over a bf16 base, half the bytes of the fp32 pair.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_swiglu_keep_bf16(const at::Tensor& g, const at::Tensor& u);
 
 // The rows of a contiguous fp32 CPU matrix x [n, V] rounded to bf16 in x's own storage: returns
 // the bf16 [n, V] matrix over the first half of x's bytes; x's values are gone. For the head's

@@ -209,6 +209,21 @@ TEST(Decoder, FusedKernelsEqualTheirAtenFormulas) {
     EXPECT_TRUE(close(dg, grads[0], 1e-6));
     EXPECT_TRUE(close(du, grads[1], 1e-6));
     EXPECT_FALSE(at::isnan(a).any().item<bool>() || at::isnan(dg).any().item<bool>());
+    // Keeping g and u in bf16 for backward: the product is still the fp32 one, the kept tensors
+    // are c10's own roundings (to nearest, ties to even), and the gradients are autograd's
+    // through those roundings widened back to fp32.
+    auto [a2, g16, u16] = fused_swiglu_keep_bf16(g, u);
+    EXPECT_TRUE(close(a2, ar, 1e-6));
+    EXPECT_TRUE(torch::equal(g16, g.to(at::kBFloat16)));
+    EXPECT_TRUE(torch::equal(u16, u.to(at::kBFloat16)));
+    auto gw = g16.to(at::kFloat).requires_grad_(true), uw = u16.to(at::kFloat).requires_grad_(true);
+    auto wgrads = torch::autograd::grad({at::silu(gw) * uw}, {gw, uw}, {d});
+    auto [dg16, du16] = fused_swiglu_backward(d, g16, u16);
+    EXPECT_TRUE(close(dg16, wgrads[0], 1e-6));
+    EXPECT_TRUE(close(du16, wgrads[1], 1e-6));
+    EXPECT_TRUE(close(fused_swiglu(g16, u16), at::silu(gw) * uw, 1e-6));
+    EXPECT_FALSE(torch::equal(dg16, dg)) << "the roundings are what backward reads";
+    EXPECT_TRUE(close(dg16, dg, 2e-2)) << "within bf16's rounding of g and u";
   }
   {  // Softmax in place over rows of 77 with masked keys (the lowest float, as the causal mask
      // writes) and one row masked throughout (uniform, as at::softmax gives)
@@ -468,6 +483,56 @@ TEST(Decoder, Bf16BaseStaysWithinRoundingOfTheFp32Model) {
   EXPECT_FALSE(resolve_base_dtype("f32", "lora", false, 1LL << 32).bf16);
   EXPECT_TRUE(resolve_base_dtype("bf16", "qlora", false, 1 << 20).bf16);
   EXPECT_EQ(resolve_base_dtype("auto", "lora", false, 1LL << 32).bf16, onednn_bf16_gemm());
+}
+
+// Over a bf16 base, SwiGLU keeps gate and up for backward in bf16 (the default, run config
+// saved_activations "auto") instead of fp32 ("f32"): the forward is the same bit for bit, the
+// adapters' gradients differ by bf16's rounding of g and u only. The memory it saves is bench's
+// peak_rss_mb (docs/performance.md).
+TEST(Decoder, Bf16BaseKeepsSwiGluInputsInBf16ForBackward) {
+  json cj = {{"model_type", "qwen2"}, {"hidden_size", 64}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+             {"num_key_value_heads", 2}, {"intermediate_size", 96}, {"vocab_size", 101}, {"max_position_embeddings", 128}};
+  CausalLM m(parse_model_config(cj, "test"));
+  init_weights(m, 7, 0.05);
+  for (auto& p : m->parameters()) p.set_requires_grad(false);
+  store_base_bf16(m);
+  LoraConfig lc;
+  lc.r = 4;
+  lc.alpha = 8;
+  lc.targets = {"all-linear"};
+  attach_lora(m, lc, 3);
+  {
+    at::NoGradGuard ng;  // nonzero B, so that every adapter has a gradient
+    for (auto& p : m->named_parameters())
+      if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0.0, 0.1, at::detail::getDefaultCPUGenerator());
+  }
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
+  auto ids = at::randint(0, 101, {2, 24}, gen, at::TensorOptions(at::kLong));
+  auto run = [&](bool bf16) {
+    m->set_saved_activations_bf16(bf16);
+    m->zero_grad();
+    auto logits = m->forward(ids);
+    logits.pow(2).mean().backward();
+    std::vector<std::pair<std::string, at::Tensor>> out = {{"logits", logits.detach()}};
+    for (auto& p : m->named_parameters())
+      if (p.value().requires_grad()) out.emplace_back(p.key(), p.value().grad().clone());
+    return out;
+  };
+  const auto f32 = run(false), b16 = run(true);
+  ASSERT_EQ(f32.size(), b16.size());
+  ASSERT_EQ(f32.size(), 1u + 2 * 2 * 7);
+  EXPECT_TRUE(torch::equal(f32[0].second, b16[0].second)) << "the forward is unchanged";
+  int moved = 0;
+  for (size_t i = 1; i < f32.size(); ++i) {
+    const auto& want = f32[i].second;
+    const double scale = want.abs().max().item<double>(), diff = (want - b16[i].second).abs().max().item<double>();
+    EXPECT_GT(scale, 0) << f32[i].first;
+    EXPECT_LT(diff, 2e-2 * scale) << f32[i].first;
+    moved += diff > 0;
+  }
+  // Every adapter before the MLP's product sees its backward (the last layer's o, q, k, v too);
+  // only the last layer's down projection reads nothing SwiGLU kept.
+  EXPECT_GE(moved, 2 * 2 * 7 - 2);
 }
 
 // The model with blocked attention (the default) against the plain path: logits and every
