@@ -39,7 +39,7 @@ namespace hone::cli {
 
 const char* const kBenchUsage = R"(usage: hone-cli bench [--preset qwen2.5-0.5b|qwen2.5-1.5b|llama-3.2-1b] [--hidden 512] [--layers 8] [--heads 8] [--kv-heads 8] [--ffn 1408]
                       [--vocab 8000] [--seq 256] [--batch 4] [--rank 16] [--steps 6]
-                      [--method lora|qlora|full|dpo] [--prompt-frac F] [--lora-dropout P] [--checkpointing] [--mlp-recompute] [--saved-f32] [--unfused] [--full-logits] [--full-attention] [--no-prefix-share] [--contend N] [--profile FILE] [--json]
+                      [--method lora|qlora|full|dpo] [--prompt-frac F] [--lora-dropout P] [--checkpointing] [--mlp-recompute] [--fp32-activations] [--unfused] [--full-logits] [--full-attention] [--no-prefix-share] [--contend N] [--profile FILE] [--json]
                       [--device cpu|cuda] [--bf16] [--tie] [--base-dtype auto|bf16|f32]
        hone-cli bench --generate [--preset NAME | --model DIR] [--dtype f32|bf16] [--prompt-tokens 64] [--new-tokens 128]
                       [--batch 8] [--steps 3] [--json]
@@ -66,8 +66,9 @@ output head, and mfu counts the head's work only where it runs. --method dpo alw
 0.1 for qlora); its masks are made again in backward from a seed, so it costs time, not memory.
 --mlp-recompute runs the up projection again in backward instead of keeping its output, as the
 run config's mlp_recompute does (one [tokens, ffn] tensor less per layer, one more GEMM).
---saved-f32 keeps SwiGLU's gate and up in fp32 for backward over a bf16 base, as the run config's
-saved_activations "f32" does (by default they are kept in bf16 there: half the bytes).
+--fp32-activations keeps attention and SwiGLU in fp32 over a bf16 base, as the run config's
+bf16_activations "off" does (by default backward keeps SwiGLU's gate and up and attention's q, k, v
+in bf16 there, and attention's products run on the bf16 unit with fp32 accumulation).
 --full-attention keeps the [heads, T, T] attention probabilities for backward (the plain path).
 --full-logits computes the loss from the whole [tokens, vocab] logits instead of chunks of positions.
 --unfused runs RMSNorm, RoPE and the cross entropy as plain ATen ops instead of Hone's fused
@@ -206,7 +207,7 @@ int cmd_bench(const Args& a) {
   m->chunked_head = !a.flag("full-logits");  // the loss from all [T, V] logits at once, as before the chunked head
   m->set_blocked_attention(!a.flag("full-attention"));
   m->set_mlp_recompute(a.flag("mlp-recompute") && !a.flag("checkpointing"));
-  m->set_saved_activations_bf16(!a.flag("saved-f32"));
+  m->set_bf16_activations(!a.flag("fp32-activations"));
   if (cuda) m->to(dev);
   m->train();
   std::vector<NamedParam> params;

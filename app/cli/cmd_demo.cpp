@@ -37,7 +37,7 @@ namespace hone::cli {
 const char* const kDemoUsage = R"(usage: hone-cli demo [--workspace DIR] [--method lora|qlora|full|dpo|orpo|kto|grpo|ppo] [--json]
                      [--rebuild] [--pretrain-steps N] [--pretrain-lr X] [--steps N] [--lr X] [--seed S]
                      [--warmup-steps N] [--warmup-until X] [--warmup-max-steps N] [--generations G] [--beta B]
-                     [--base-dtype auto|bf16|f32]
+                     [--base-dtype auto|bf16|f32] [--bf16-activations auto|off]
 
 Builds (once; cached in <workspace>/demo) a small Llama-shaped base model with Hone's own
 tokenizer, pre-trained on synthetic plain text; then fine-tunes it to follow instructions for four
@@ -63,6 +63,8 @@ right answer).
 per-token KL penalty (--beta, default 0.05) against the warmed-up policy. The same report.
 --base-dtype stores the frozen base of the fine-tuning run as the run config's base_dtype does
 (auto keeps this small base in fp32; bf16 to see its effect on the curve and the accuracy).
+--bf16-activations off keeps attention and SwiGLU in fp32 over a bf16 base, as the run config's
+bf16_activations does (auto: bf16 there; docs/run-config.md).
 )";
 
 namespace {
@@ -249,6 +251,7 @@ int cmd_demo(const Args& a) {
     c.base_model = base;
     c.seed = seed;
     if (peft != "full") c.base_dtype = a.get("base-dtype", "auto");  // auto: f32 for this small base
+    c.bf16_activations = a.get("bf16-activations", "auto");
     c.lr = a.number("lr", c.lr);
     c.max_steps = a.integer("steps", c.max_steps);
     return c;
@@ -346,6 +349,7 @@ int cmd_demo(const Args& a) {
       warm.cfg.base_model = base;
       warm.cfg.seed = seed;
       warm.cfg.base_dtype = a.get("base-dtype", "auto");
+      warm.cfg.bf16_activations = a.get("bf16-activations", "auto");
       warm.cfg.max_steps = warm_steps;
       warm.cfg.train_data = {"dataset:demo-skills"};
       say("warm-up: supervised fine-tuning for " + std::to_string(warm.cfg.max_steps) + " steps...");

@@ -35,7 +35,11 @@ int64_t rows_per_block(int64_t BH, int64_t T, int64_t S, int64_t asked) {
 // grouped by kv head, [B*nkv, g, rows, D] with g = nh / nkv query heads per kv head, and the kv
 // side is broadcast over g instead of repeated (the copies took 180 ms of a 3.5 s step on
 // Qwen2.5-0.5B's shape, 14 query heads over 2 kv heads).
-bool fp32(const at::Tensor& a, const at::Tensor& b) { return a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat; }
+// bf16 operands (both) go the same way, with fp32 output.
+bool fp32(const at::Tensor& a, const at::Tensor& b) {
+  const auto t = a.scalar_type();
+  return t == b.scalar_type() && (t == at::kFloat || (t == at::kBFloat16 && a.device().is_cpu() && b.device().is_cpu()));
+}
 at::Tensor mm4(const at::Tensor& a, const at::Tensor& b, double alpha = 1.0) {  // alpha * a b
   if (fp32(a, b)) return bmm_f32(a, b, alpha);
   auto c = at::matmul(a, b);
@@ -47,6 +51,12 @@ void mm4_into(const at::Tensor& c, const at::Tensor& a, const at::Tensor& b, dou
   if (alpha != 1.0) p.mul_(alpha);
   if (accumulate) c.add_(p.to(c.scalar_type()));
   else c.copy_(p);
+}
+
+// An operand of the products: x itself, or rounded to bf16 (Hone's kernel for contiguous fp32).
+at::Tensor as_operand(const at::Tensor& x, bool bf16) {
+  if (!bf16 || x.scalar_type() == at::kBFloat16) return x;
+  return fused_cpu_applies(x) && x.is_contiguous() ? fused_to_bf16(x) : x.to(at::kBFloat16);
 }
 
 struct Block {
@@ -105,17 +115,21 @@ at::Tensor flat_rows(const at::Tensor& x4, int64_t s, int64_t n) {
 
 struct BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
-                            const at::Tensor& mask, double scale, double cap, int64_t block_rows) {
-    const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+                            const at::Tensor& mask, double scale, double cap, int64_t block_rows, bool bf16) {
+    // bf16: the operands rounded once here; what backward keeps too.
+    const at::Tensor q = as_operand(q_in.contiguous(), bf16), k = as_operand(k_in.contiguous(), bf16),
+                     v = as_operand(v_in.contiguous(), bf16);
     const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3), nkv = k.size(1);
-    auto out = at::empty({B, nh, T, D}, q.options());
+    auto out = at::empty({B, nh, T, D}, q_in.options());
     const auto q4 = grouped(q, nkv), k4 = grouped(k, nkv), v4 = grouped(v, nkv), o4 = grouped(out, nkv);
     for (const Block& b : blocks(B * nh, T, S, block_rows)) {
       auto kb = k4.narrow(2, 0, b.keys), vb = v4.narrow(2, 0, b.keys);  // [X, 1, keys, D]
       Probs pr = block_probs(q4.narrow(2, b.qs, b.n), kb, mask.narrow(2, b.qs, b.n).narrow(3, 0, b.keys), B, nh, scale, cap);
-      mm4_into(o4.narrow(2, b.qs, b.n), pr.p.to(vb.scalar_type()), vb, 1.0, false);  // [X, g, n, D]
+      mm4_into(o4.narrow(2, b.qs, b.n), as_operand(pr.p, bf16).to(vb.scalar_type()), vb, 1.0, false);  // [X, g, n, D]
     }
     ctx->save_for_backward({q, k, v, mask});
+    ctx->saved_data["bf16"] = bf16;
+    ctx->saved_data["dtype"] = static_cast<int64_t>(q_in.scalar_type());
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["cap"] = cap;
     ctx->saved_data["rows"] = block_rows;
@@ -126,11 +140,14 @@ struct BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn>
     auto sv = ctx->get_saved_variables();
     const at::Tensor &q = sv[0], &k = sv[1], &v = sv[2], &mask = sv[3];
     const double scale = ctx->saved_data["scale"].toDouble(), cap = ctx->saved_data["cap"].toDouble();
+    const bool bf16 = ctx->saved_data["bf16"].toBool();
+    const auto dtype = static_cast<at::ScalarType>(ctx->saved_data["dtype"].toInt());  // of q, k, v and their gradients
     const int64_t B = q.size(0), nh = q.size(1), T = q.size(2), S = k.size(2), D = q.size(3), nkv = k.size(1);
-    const at::Tensor dout = grads[0].contiguous();  // [B, nh, T, D]
+    const at::Tensor dout = as_operand(grads[0].contiguous(), bf16);  // [B, nh, T, D]
     // dq: every row is written by its block. dk, dv at the kv heads: the group's sum is the
     // GEMMs' own (they run over the group's rows together).
-    auto dq = at::empty({B, nh, T, D}, q.options()), dk = at::zeros({B * nkv, S, D}, k.options()), dv = at::zeros({B * nkv, S, D}, v.options());
+    const auto gopt = q.options().dtype(dtype);
+    auto dq = at::empty({B, nh, T, D}, gopt), dk = at::zeros({B * nkv, S, D}, gopt), dv = at::zeros({B * nkv, S, D}, gopt);
     const auto q4 = grouped(q, nkv), k4 = grouped(k, nkv), v4 = grouped(v, nkv), do4 = grouped(dout, nkv), dq4 = grouped(dq, nkv);
     const int64_t X = B * nkv, g = nh / nkv;
     for (const Block& b : blocks(B * nh, T, S, ctx->saved_data["rows"].toInt())) {
@@ -140,30 +157,32 @@ struct BlockedAttentionFn : public torch::autograd::Function<BlockedAttentionFn>
       const auto& p = pr.p;                                           // [X, g, n, keys]
       const auto p3 = p.view({X, g * b.n, b.keys}).transpose(1, 2);  // [X, keys, g*n]
       const auto dof = flat_rows(do4, b.qs, b.n);                     // [X, g*n, D]
-      mm4_into(dv.narrow(1, 0, b.keys), p3.to(dof.scalar_type()), dof, 1.0, true);  // += p^T dO
+      mm4_into(dv.narrow(1, 0, b.keys), bf16 ? as_operand(p, true).view({X, g * b.n, b.keys}).transpose(1, 2) : p3.to(dof.scalar_type()),
+               dof, 1.0, true);  // += p^T dO
       auto dp = mm4(dob, vb.transpose(2, 3)).to(at::kFloat);                      // [X, g, n, keys]
       auto ds = dp;  // p * (dP - rowsum(p * dP)), in dP's buffer
       if (fused_cpu_applies(ds) && ds.is_contiguous() && p.is_contiguous()) fused_softmax_backward_lastdim_(ds, p);
       else ds.sub_((p * dp).sum(-1, true)).mul_(p);
       if (cap > 0) ds.mul_(1.0 - pr.capped.square());
-      ds = ds.to(q.scalar_type());
+      ds = bf16 ? as_operand(ds, true) : ds.to(q.scalar_type());
       mm4_into(dq4.narrow(2, b.qs, b.n), ds, kb, scale, false);
       const auto ds3 = ds.view({X, g * b.n, b.keys}).transpose(1, 2);                // [X, keys, g*n]
       mm4_into(dk.narrow(1, 0, b.keys), ds3, flat_rows(q4, b.qs, b.n), scale, true);  // += dS^T Q * scale
     }
-    return {dq, dk.view({B, nkv, S, D}), dv.view({B, nkv, S, D}), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dq, dk.view({B, nkv, S, D}), dv.view({B, nkv, S, D}), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 at::Tensor blocked_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, double scale,
-                             double softcap, int64_t block_rows) {
+                             double softcap, int64_t block_rows, bool bf16) {
   TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.size(1) > 0 && q.size(1) % k.size(1) == 0 &&
                   k.sizes() == v.sizes() && q.size(3) == k.size(3),
               "blocked attention: q [B, nh, T, D], k and v [B, nkv, S, D] with nkv dividing nh");
   TORCH_CHECK(mask.dim() == 4 && mask.size(2) == q.size(2) && mask.size(3) == k.size(2), "blocked attention: mask [B, 1, T, S]");
-  return BlockedAttentionFn::apply(q, k, v, mask, scale, softcap, block_rows);
+  return BlockedAttentionFn::apply(q, k, v, mask, scale, softcap, block_rows, bf16 && fused_cpu_applies(q) && fused_cpu_applies(k) &&
+                                                                                fused_cpu_applies(v));
 }
 
 }  // namespace hone

@@ -287,23 +287,26 @@ void matmul_f32_out(at::Tensor c, const at::Tensor& a, const at::Tensor& b, doub
   for (int64_t i = 0; i < nd - 2; ++i)
     TORCH_CHECK(c.size(i) == a.size(i) && (b.size(i) == a.size(i) || b.size(i) == 1),
                 "matmul: batch dimensions must agree (the second operand's may be 1)");
-  TORCH_CHECK(a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && c.scalar_type() == at::kFloat,
-              "matmul: fp32 operands expected");
+  const bool bf16 = a.scalar_type() == at::kBFloat16;
+  TORCH_CHECK(a.scalar_type() == b.scalar_type() && (bf16 || a.scalar_type() == at::kFloat) && c.scalar_type() == at::kFloat,
+              "matmul: fp32 operands, or bf16 operands, and an fp32 output expected");
   TORCH_CHECK(c.stride(-1) == 1 && c.stride(-2) >= c.size(-1), "matmul: the output's rows must have unit stride");
 #ifdef HONE_WITH_DNNL
-  if (a.device().is_cpu() && onednn_f32_gemm() && c.numel() > 0 && a.size(-1) > 0) {
-    dnnl_matmul(operand(a, at::kFloat), operand(b, at::kFloat), c, alpha, accumulate);
+  if (a.device().is_cpu() && (bf16 ? onednn_bf16_gemm() : onednn_f32_gemm()) && c.numel() > 0 && a.size(-1) > 0) {
+    const auto t = bf16 ? at::kBFloat16 : at::kFloat;
+    dnnl_matmul(operand(a, t), operand(b, t), c, alpha, accumulate);
     return;
   }
 #endif
-  at::Tensor p = at::matmul(a, b);  // broadcasts b's batch dimensions
+  // bf16 operands without the unit: their values in fp32 arithmetic (what oneDNN's accumulation gives).
+  at::Tensor p = bf16 ? at::matmul(a.to(at::kFloat), b.to(at::kFloat)) : at::matmul(a, b);  // broadcasts b's batch dimensions
   add_product(c, p, alpha, accumulate);
 }
 
 at::Tensor bmm_f32(const at::Tensor& a, const at::Tensor& b, double alpha) {
   auto sizes = a.sizes().vec();
   sizes.back() = b.size(-1);
-  at::Tensor c = at::empty(sizes, a.options());
+  at::Tensor c = at::empty(sizes, a.options().dtype(at::kFloat));
   matmul_f32_out(c, a, b, alpha, false);
   return c;
 }

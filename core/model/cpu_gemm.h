@@ -26,7 +26,7 @@ bool onednn_f32_applies(const at::Tensor& a, const at::Tensor& b);
 // Batched, fp32: c [.., M, N] (rows of unit stride, e.g. a narrowed view) = alpha * a [.., M, K] x
 // b [.., K, N] (+ c when accumulate), 3 or 4 dimensions, any plain strides; b's batch dimensions
 // may be 1 and are then broadcast (grouped-query attention's shared key/value heads, no copies).
-// The attention products.
+// The attention products. a and b may both be bf16 (products accumulated in fp32, c still fp32).
 void matmul_f32_out(at::Tensor c, const at::Tensor& a, const at::Tensor& b, double alpha = 1.0, bool accumulate = false);
 at::Tensor bmm_f32(const at::Tensor& a, const at::Tensor& b, double alpha = 1.0);  // into a new tensor
 

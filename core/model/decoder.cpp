@@ -111,7 +111,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, co
     at::Tensor o;
     {
       RECORD_FUNCTION("hone::attention", std::vector<c10::IValue>());
-      o = blocked_attention(q, k, v, mask, scale, softcap);  // [B,nh,T,D]
+      const bool b16 = bf16 && o_proj->bf16_stored() && onednn_bf16_gemm() && fused_cpu_applies(q) && fused_cpu_applies(k);
+      o = blocked_attention(q, k, v, mask, scale, softcap, 0, b16);  // [B,nh,T,D]
     }
     return o_proj->forward(o.transpose(1, 2).reshape({B, T, n_heads * head_dim}));  // [B,T,nh*D]
   }
@@ -584,8 +585,15 @@ void CausalLMImpl::set_mlp_recompute(bool on) {
   for (auto& l : *model->layers) l->as<DecoderLayerImpl>()->mlp->recompute_up = on;
 }
 
-void CausalLMImpl::set_saved_activations_bf16(bool on) {
+void CausalLMImpl::mlp_keep_bf16(bool on) {
   for (auto& l : *model->layers) l->as<DecoderLayerImpl>()->mlp->keep_bf16 = on;
+}
+
+void CausalLMImpl::set_bf16_activations(bool on) {
+  for (auto& l : *model->layers) {
+    l->as<DecoderLayerImpl>()->mlp->keep_bf16 = on;
+    l->as<DecoderLayerImpl>()->self_attn->bf16 = on;
+  }
 }
 
 void CausalLMImpl::set_blocked_attention(bool on) {

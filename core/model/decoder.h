@@ -57,6 +57,10 @@ struct AttentionImpl : torch::nn::Module {
   // Without a KV cache: blocked attention (model/blocked_attention.h), which keeps no [nh, T, S]
   // probabilities for backward; false: the plain softmax(q k^T) v, kept as the reference.
   bool blocked = true;
+  // Over a bf16 base (o_proj stored in bf16) on a CPU with a bf16 GEMM unit, the blocked path's
+  // products run on bf16 operands with fp32 accumulation and backward keeps q, k, v in bf16 (run
+  // config bf16_activations "auto"); false: fp32.
+  bool bf16 = true;
 };
 TORCH_MODULE(Attention);
 
@@ -71,7 +75,7 @@ struct MLPImpl : torch::nn::Module {
   // separate up_proj without dropout): one [T, ffn] tensor less per layer for one more GEMM.
   bool recompute_up = false;
   // Over a bf16 base (gate and up stored in bf16), SwiGLU keeps gate and up for backward rounded
-  // to bf16 (run config saved_activations "auto"); false keeps them fp32 ("f32").
+  // to bf16 (run config bf16_activations "auto"); false keeps them fp32 ("off").
   bool keep_bf16 = true;
 };
 TORCH_MODULE(MLP);
@@ -137,7 +141,10 @@ struct CausalLMImpl : torch::nn::Module {
   void set_fused_kernels(bool on);
   void set_blocked_attention(bool on);  // AttentionImpl::blocked in every layer
   void set_mlp_recompute(bool on);      // MLPImpl::recompute_up in every layer (run config mlp_recompute)
-  void set_saved_activations_bf16(bool on);  // MLPImpl::keep_bf16 in every layer (run config saved_activations)
+  // Run config bf16_activations: over a bf16 base, MLPImpl::keep_bf16 and AttentionImpl::bf16 in
+  // every layer; mlp_keep_bf16 sets the MLP's alone (tests).
+  void set_bf16_activations(bool on);
+  void mlp_keep_bf16(bool on);
   bool fused_kernels = true;  // read by the training loss (train/loss.h) for its cross entropy
   // Losses take token log-probs from the hidden states in chunks of positions, never holding the
   // [N, V] logits (train/head_logps.h); false: the full-logits path, kept as the reference.

@@ -98,8 +98,8 @@ std::vector<ConfigKey> make_common_keys() {
       lora,
       config_field<&C::gradient_checkpointing>("gradient_checkpointing", "recompute each layer in backward"),
       config_field<&C::mlp_recompute>("mlp_recompute", "run the MLP's up projection again in backward"),
-      config_field<&C::saved_activations>("saved_activations", "auto (SwiGLU's gate and up kept in bf16 for backward over a bf16 "
-                                                               "base) | f32 (kept fp32)"),
+      config_field<&C::bf16_activations>("bf16_activations", "auto (over a bf16 base: attention's products in bf16, and SwiGLU's "
+                                                             "and attention's inputs kept in bf16 for backward) | off (fp32)"),
       config_field<&C::bucket_by_length>("bucket_by_length", "batch examples of similar length"),
       config_field<&C::eval_every>("eval_every", "evaluate every N steps (and at the end)"),
       config_field<&C::eval_fraction>("eval_fraction", "share of train_data held out when eval_data is empty"),
@@ -180,8 +180,8 @@ void apply_config_json(RunConfig& c, const nlohmann::json& j, const std::string&
 
 void check_run_config(const RunConfig& c, const std::string& where) {
   if (c.method != "lora" && c.method != "qlora" && c.method != "full") throw Error(where + ": \"method\" must be lora, qlora or full");
-  if (c.saved_activations != "auto" && c.saved_activations != "f32")
-    throw Error(where + ": \"saved_activations\" must be \"auto\" or \"f32\"");
+  if (c.bf16_activations != "auto" && c.bf16_activations != "off")
+    throw Error(where + ": \"bf16_activations\" must be \"auto\" or \"off\"");
   if (c.base_dtype != "auto" && c.base_dtype != "bf16" && c.base_dtype != "f32")
     throw Error(where + ": \"base_dtype\" must be \"auto\", \"bf16\" or \"f32\"");
   if (c.base_dtype == "bf16" && c.method == "full")

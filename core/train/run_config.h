@@ -45,10 +45,10 @@ struct RunConfig {
   LoraConfig lora;
   bool gradient_checkpointing = false;
   bool mlp_recompute = false;  // run the up projection again in backward instead of keeping it
-  // What backward keeps of SwiGLU's gate and up: "auto" keeps them rounded to bf16 over a bf16
-  // base (whose GEMMs round their inputs to bf16 already; half the bytes, the forward unchanged),
-  // fp32 otherwise; "f32" keeps them fp32 always.
-  std::string saved_activations = "auto";
+  // "auto": over a bf16 base (whose GEMMs round their inputs to bf16 already), backward keeps
+  // SwiGLU's gate and up and attention's q, k, v rounded to bf16 (half the bytes) and attention's
+  // products run as bf16 GEMMs with fp32 accumulation, where the CPU has a bf16 unit; "off": fp32.
+  std::string bf16_activations = "auto";
   bool bucket_by_length = true;
   bool packing = true;  // cpt: concatenate documents into full blocks (false: one document per sequence)
   int64_t eval_every = 0;

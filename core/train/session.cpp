@@ -173,7 +173,7 @@ void Session::set_up_model() {
   if (cuda_) model_->to(dev_);
   model_->gradient_checkpointing = cfg_.gradient_checkpointing;
   model_->set_mlp_recompute(cfg_.mlp_recompute && !cfg_.gradient_checkpointing);  // a checkpointed layer recomputes it all
-  model_->set_saved_activations_bf16(cfg_.saved_activations == "auto");  // takes effect over a bf16 base only
+  model_->set_bf16_activations(cfg_.bf16_activations == "auto");  // takes effect over a bf16 base only
   model_->train();
   for (auto& p : model_->named_parameters())
     if (p.value().requires_grad()) params_.push_back({p.key(), p.value(), decays(p.key())});

@@ -296,6 +296,27 @@ TEST(BlockedAttention, MatchesPlainAttentionInValuesAndGradients) {
     EXPECT_LT(close(q2.grad(), q1.grad()), 1e-5);
     EXPECT_LT(close(k2.grad(), k1.grad()), 1e-5);
     EXPECT_LT(close(v2.grad(), v1.grad()), 1e-5);
+
+    // bf16 products (a bf16 base's attention): the output is fp32 arithmetic over q, k, v and the
+    // probabilities rounded to bf16; the gradients stay within bf16's rounding of the fp32 ones.
+    auto round = [](const at::Tensor& t) { return t.to(at::kBFloat16).to(at::kFloat); };
+    auto q3 = q0.clone().requires_grad_(true), k3 = k0.clone().requires_grad_(true), v3 = v0.clone().requires_grad_(true);
+    auto got16 = blocked_attention(q3, k3, v3, mask, scale, c.cap, 8, /*bf16=*/true);
+    ASSERT_EQ(got16.scalar_type(), at::kFloat);
+    {
+      torch::NoGradGuard ng;
+      auto s16 = torch::matmul(round(q0), round(k0).repeat_interleave(nh / c.nkv, 1).transpose(2, 3)) * scale;
+      if (c.cap > 0) s16 = torch::tanh(s16 / c.cap) * c.cap;
+      auto want16 = torch::matmul(round(torch::softmax(s16 + mask, -1)), round(v0).repeat_interleave(nh / c.nkv, 1));
+      EXPECT_LT(close(got16, want16), 1e-5);
+      EXPECT_GT(close(got16, ref), 0.0);
+    }
+    (got16 * dout).sum().backward();
+    for (auto [g16, g32] : {std::pair{q3.grad(), q1.grad()}, {k3.grad(), k1.grad()}, {v3.grad(), v1.grad()}}) {
+      ASSERT_EQ(g16.scalar_type(), at::kFloat);
+      EXPECT_LT(close(g16, g32), 2e-2 * g32.abs().max().item<double>());
+      EXPECT_GT(close(g16, g32), 0.0);
+    }
   }
 }
 
@@ -486,7 +507,7 @@ TEST(Decoder, Bf16BaseStaysWithinRoundingOfTheFp32Model) {
 }
 
 // Over a bf16 base, SwiGLU keeps gate and up for backward in bf16 (the default, run config
-// saved_activations "auto") instead of fp32 ("f32"): the forward is the same bit for bit, the
+// bf16_activations "auto") instead of fp32 ("off"): the forward is the same bit for bit, the
 // adapters' gradients differ by bf16's rounding of g and u only. The memory it saves is bench's
 // peak_rss_mb (docs/performance.md).
 TEST(Decoder, Bf16BaseKeepsSwiGluInputsInBf16ForBackward) {
@@ -509,7 +530,7 @@ TEST(Decoder, Bf16BaseKeepsSwiGluInputsInBf16ForBackward) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   auto ids = at::randint(0, 101, {2, 24}, gen, at::TensorOptions(at::kLong));
   auto run = [&](bool bf16) {
-    m->set_saved_activations_bf16(bf16);
+    m->mlp_keep_bf16(bf16);
     m->zero_grad();
     auto logits = m->forward(ids);
     logits.pow(2).mean().backward();
