@@ -282,9 +282,10 @@ struct RecomputedUpFn : public torch::autograd::Function<RecomputedUpFn> {
   // the down projection adapter's dropout.
   static torch::autograd::variable_list forward(torch::autograd::AutogradContext* ctx, const at::Tensor& g, const at::Tensor& u,
                                                 const at::Tensor& A, const at::Tensor& x, int64_t up_addr, int64_t kind,
-                                                const at::Tensor& rng, double p, int64_t seed) {
+                                                const at::Tensor& rng, double p, int64_t seed, bool keep16) {
     ctx->save_for_backward({A});
-    ctx->saved_data["g"] = g.detach();
+    // keep16 (a bf16 base): g kept rounded to bf16, widened again in backward.
+    ctx->saved_data["g"] = keep16 && fused_cpu_applies(g) && g.is_contiguous() ? fused_to_bf16(g) : g.detach();
     ctx->saved_data["x"] = x.detach();
     ctx->saved_data["up"] = up_addr;
     ctx->saved_data["critic"] = reinterpret_cast<LinearImpl*>(up_addr)->use_critic;
@@ -298,7 +299,9 @@ struct RecomputedUpFn : public torch::autograd::Function<RecomputedUpFn> {
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::variable_list grads) {
     const at::Tensor A = ctx->get_saved_variables()[0];
-    const at::Tensor g = ctx->saved_data["g"].toTensor(), x = ctx->saved_data["x"].toTensor();
+    at::Tensor g = ctx->saved_data["g"].toTensor();
+    const at::Tensor x = ctx->saved_data["x"].toTensor();
+    if (g.scalar_type() == at::kBFloat16) g = fused_from_bf16(g);
     const int64_t kind = ctx->saved_data["kind"].toInt();
     auto* up = reinterpret_cast<LinearImpl*>(ctx->saved_data["up"].toInt());
     at::Tensor u;
@@ -342,7 +345,7 @@ struct RecomputedUpFn : public torch::autograd::Function<RecomputedUpFn> {
       dg = kind == 0 ? at::silu_backward(t, g) : at::gelu_backward(t, g, kind == 1 ? "tanh" : "none");
       du = da * GatedActFn::act_of(g, kind);
     }
-    return {dg, du, dA, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    return {dg, du, dA, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -421,12 +424,12 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
     rng = gen.get_state();
   }
   if (!u.defined()) u = up_proj->forward(x);
+  // Over a bf16 base (its GEMMs round their inputs to bf16 already) backward keeps g and u (with
+  // recompute_up, g alone) in bf16; the down adapter's recompute reads the same roundings.
+  const bool bf16_base = gate_proj && gate_proj->bf16_stored() && up_proj->bf16_stored();
   if (fused) {
     const int64_t kind = act == "silu" ? 0 : act == "gelu_pytorch_tanh" ? 1 : 2;
     if (!recompute) {
-      // Over a bf16 base (its GEMMs round their inputs to bf16 already) backward keeps g and u in
-      // bf16; the down adapter's recompute reads the same roundings.
-      const bool bf16_base = gate_proj && gate_proj->bf16_stored() && up_proj->bf16_stored();
       const bool keep16 = keep_bf16 && bf16_base && GatedActFn::keeps_bf16(g, u, kind, true);
       at::Tensor a, gk = g, uk = u;
       {
@@ -442,7 +445,7 @@ at::Tensor MLPImpl::forward(const at::Tensor& x) {
     const auto [p, seed] = lora ? branch_dropout(down, x) : std::pair<double, int64_t>{0.0, 0};
     // No adapter: an empty A (libtorch 1.13's Function takes no undefined tensor inputs or outputs).
     auto out = RecomputedUpFn::apply(g, u, lora ? down.lora_A->weight : g.new_empty({0}), x,
-                                     reinterpret_cast<int64_t>(up_proj.get()), kind, rng, p, seed);  // a, low
+                                     reinterpret_cast<int64_t>(up_proj.get()), kind, rng, p, seed, keep_bf16 && bf16_base);  // a, low
     if (!lora) return down.forward(out[0]);
     return down_with_low(down, out[0], out[1]);
   }

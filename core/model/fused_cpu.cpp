@@ -514,4 +514,18 @@ at::Tensor fused_to_bf16(const at::Tensor& x) {
   return y;
 }
 
+at::Tensor fused_from_bf16(const at::Tensor& x) {
+  TORCH_CHECK(x.device().is_cpu() && x.scalar_type() == at::kBFloat16 && x.is_contiguous(), "fused_from_bf16: a contiguous bf16 CPU tensor expected");
+  at::Tensor y = at::empty(x.sizes(), x.options().dtype(at::kFloat));
+  const uint16_t* xp = bf16_data(x);
+  float* yp = y.data_ptr<float>();
+  constexpr int64_t kSpan = 1 << 16;
+  const int64_t n = x.numel();
+  parallel_for(0, (n + kSpan - 1) / kSpan, 1, [&](int64_t lo, int64_t hi) {
+    const int64_t b = lo * kSpan, e = std::min(n, hi * kSpan);
+    widen_bf16_span(xp + b, yp + b, e - b);
+  });
+  return y;
+}
+
 }  // namespace hone

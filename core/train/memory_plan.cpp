@@ -69,10 +69,10 @@ MemoryPlan plan(const Shape& s, const ModelConfig& model, const RunConfig& run, 
   // Saved per token and layer (fp32): the two norms' inputs and outputs, q/k/v after RoPE (k and
   // v at their own heads), the attention output, gate and up; their product too when the down
   // projection's weight trains (full), as an adapter recomputes it (model/decoder.cpp); up not
-  // with mlp_recompute. Over a bf16 base SwiGLU keeps gate and up in bf16 (bf16_activations
-  // "auto"): half of two.
+  // with mlp_recompute. Over a bf16 base SwiGLU keeps gate and up (gate alone with mlp_recompute)
+  // in bf16 (bf16_activations "auto"): half of each.
   const bool ffn16 = bf16 && !full && run.bf16_activations == "auto" && model.hidden_act == "silu";
-  const double ffn_kept = full ? 3 : run.mlp_recompute && !run.gradient_checkpointing ? 1 : ffn16 ? 1 : 2;
+  const double ffn_kept = full ? 3 : run.mlp_recompute && !run.gradient_checkpointing ? (ffn16 ? 0.5 : 1) : ffn16 ? 1 : 2;
   const double per_layer = tokens * (4 * s.H + 3 * s.q + 2 * s.kv + ffn_kept * s.I) * 4;
   // Checkpointed: every layer's input, and the layer being recomputed with its backward's
   // gradients in flight (about twice its saved tensors, fitted at seq 512 and 2048).

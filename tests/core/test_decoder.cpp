@@ -529,8 +529,9 @@ TEST(Decoder, Bf16BaseKeepsSwiGluInputsInBf16ForBackward) {
   }
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   auto ids = at::randint(0, 101, {2, 24}, gen, at::TensorOptions(at::kLong));
-  auto run = [&](bool bf16) {
+  auto run = [&](bool bf16, bool recompute = false) {
     m->mlp_keep_bf16(bf16);
+    m->set_mlp_recompute(recompute);
     m->zero_grad();
     auto logits = m->forward(ids);
     logits.pow(2).mean().backward();
@@ -539,21 +540,26 @@ TEST(Decoder, Bf16BaseKeepsSwiGluInputsInBf16ForBackward) {
       if (p.value().requires_grad()) out.emplace_back(p.key(), p.value().grad().clone());
     return out;
   };
-  const auto f32 = run(false), b16 = run(true);
-  ASSERT_EQ(f32.size(), b16.size());
-  ASSERT_EQ(f32.size(), 1u + 2 * 2 * 7);
-  EXPECT_TRUE(torch::equal(f32[0].second, b16[0].second)) << "the forward is unchanged";
-  int moved = 0;
-  for (size_t i = 1; i < f32.size(); ++i) {
-    const auto& want = f32[i].second;
-    const double scale = want.abs().max().item<double>(), diff = (want - b16[i].second).abs().max().item<double>();
-    EXPECT_GT(scale, 0) << f32[i].first;
-    EXPECT_LT(diff, 2e-2 * scale) << f32[i].first;
-    moved += diff > 0;
+  const auto f32 = run(false);
+  // With mlp_recompute (the gate's output alone kept, in bf16; the up projection run again) too.
+  for (bool recompute : {false, true}) {
+    SCOPED_TRACE(recompute ? "mlp_recompute" : "gate and up kept");
+    const auto b16 = run(true, recompute);
+    ASSERT_EQ(f32.size(), b16.size());
+    ASSERT_EQ(f32.size(), 1u + 2 * 2 * 7);
+    EXPECT_TRUE(torch::equal(f32[0].second, b16[0].second)) << "the forward is unchanged";
+    int moved = 0;
+    for (size_t i = 1; i < f32.size(); ++i) {
+      const auto& want = f32[i].second;
+      const double scale = want.abs().max().item<double>(), diff = (want - b16[i].second).abs().max().item<double>();
+      EXPECT_GT(scale, 0) << f32[i].first;
+      EXPECT_LT(diff, 2e-2 * scale) << f32[i].first;
+      moved += diff > 0;
+    }
+    // Every adapter before the MLP's product sees its backward (the last layer's o, q, k, v too);
+    // only the last layer's down projection reads nothing SwiGLU kept.
+    EXPECT_GE(moved, 2 * 2 * 7 - 2);
   }
-  // Every adapter before the MLP's product sees its backward (the last layer's o, q, k, v too);
-  // only the last layer's down projection reads nothing SwiGLU kept.
-  EXPECT_GE(moved, 2 * 2 * 7 - 2);
 }
 
 // The model with blocked attention (the default) against the plain path: logits and every
