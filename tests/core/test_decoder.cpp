@@ -418,6 +418,21 @@ TEST(CpuGemm, ConcurrentThreadsGetTheirOwnProducts) {
   EXPECT_EQ(wrong.load(), 0) << cpu_gemm_describe();
 }
 
+namespace {
+// Rank-4 adapters on every linear layer with B drawn nonzero, so that each adapter changes the
+// output and every adapter has a gradient.
+void attach_live_lora(CausalLM& m) {
+  LoraConfig lc;
+  lc.r = 4;
+  lc.alpha = 8;
+  lc.targets = {"all-linear"};
+  attach_lora(m, lc, 3);
+  at::NoGradGuard ng;
+  for (auto& p : m->named_parameters())
+    if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0.0, 0.1, at::detail::getDefaultCPUGenerator());
+}
+}  // namespace
+
 // base_dtype "bf16" on a model: every frozen weight is stored in bf16 (half the bytes), the
 // adapters attached afterwards are fp32 and the only parameters with gradients, and the logits and
 // the adapters' gradients stay within bf16 rounding of the fp32 model holding the same
@@ -448,16 +463,7 @@ TEST(Decoder, Bf16BaseStaysWithinRoundingOfTheFp32Model) {
         EXPECT_LT(now, fp32 * 6 / 10);  // norms and biases stay fp32
         EXPECT_EQ(m->output_weight().scalar_type(), at::kBFloat16);
       }
-      LoraConfig lc;
-      lc.r = 4;
-      lc.alpha = 8;
-      lc.targets = {"all-linear"};
-      attach_lora(m, lc, 3);
-      {
-        at::NoGradGuard ng;  // nonzero B, so that the adapters change the output
-        for (auto& p : m->named_parameters())
-          if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0.0, 0.1, at::detail::getDefaultCPUGenerator());
-      }
+      attach_live_lora(m);
       return m;
     };
     torch::manual_seed(11);
@@ -517,16 +523,7 @@ TEST(Decoder, Bf16BaseKeepsSwiGluInputsInBf16ForBackward) {
   init_weights(m, 7, 0.05);
   for (auto& p : m->parameters()) p.set_requires_grad(false);
   store_base_bf16(m);
-  LoraConfig lc;
-  lc.r = 4;
-  lc.alpha = 8;
-  lc.targets = {"all-linear"};
-  attach_lora(m, lc, 3);
-  {
-    at::NoGradGuard ng;  // nonzero B, so that every adapter has a gradient
-    for (auto& p : m->named_parameters())
-      if (p.key().find("lora_B") != std::string::npos) p.value().normal_(0.0, 0.1, at::detail::getDefaultCPUGenerator());
-  }
+  attach_live_lora(m);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   auto ids = at::randint(0, 101, {2, 24}, gen, at::TensorOptions(at::kLong));
   auto run = [&](bool bf16, bool recompute = false) {
