@@ -69,11 +69,14 @@ MemoryPlan plan(const Shape& s, const ModelConfig& model, const RunConfig& run, 
   // Saved per token and layer (fp32): the two norms' inputs and outputs, q/k/v after RoPE (k and
   // v at their own heads), the attention output, gate and up; their product too when the down
   // projection's weight trains (full), as an adapter recomputes it (model/decoder.cpp); up not
-  // with mlp_recompute. Over a bf16 base SwiGLU keeps gate and up (gate alone with mlp_recompute)
-  // in bf16 (bf16_activations "auto"): half of each.
-  const bool ffn16 = bf16 && !full && run.bf16_activations == "auto" && model.hidden_act == "silu";
-  const double ffn_kept = full ? 3 : run.mlp_recompute && !run.gradient_checkpointing ? (ffn16 ? 0.5 : 1) : ffn16 ? 1 : 2;
-  const double per_layer = tokens * (4 * s.H + 3 * s.q + 2 * s.kv + ffn_kept * s.I) * 4;
+  // with mlp_recompute. Over a bf16 base (bf16_activations "auto") SwiGLU keeps gate and up in
+  // bf16 (its fused kernel: SiLU), mlp_recompute the gate in bf16 (any activation), and attention
+  // its q, k, v where the CPU has the bf16 unit: half of each.
+  const bool act16 = bf16 && !full && run.bf16_activations == "auto";
+  const bool recompute = run.mlp_recompute && !run.gradient_checkpointing;
+  const double ffn_kept = full ? 3 : recompute ? (act16 ? 0.5 : 1) : act16 && model.hidden_act == "silu" ? 1 : 2;
+  const double qkv16 = act16 && onednn_bf16_gemm() ? (s.q + 2 * s.kv) / 2 : 0;
+  const double per_layer = tokens * (4 * s.H + 3 * s.q + 2 * s.kv - qkv16 + ffn_kept * s.I) * 4;
   // Checkpointed: every layer's input, and the layer being recomputed with its backward's
   // gradients in flight (about twice its saved tensors, fitted at seq 512 and 2048).
   const double saved = run.gradient_checkpointing ? tokens * s.H * 4 * s.L + 2 * per_layer : per_layer * s.L;
