@@ -70,11 +70,13 @@ MemoryPlan plan(const Shape& s, const ModelConfig& model, const RunConfig& run, 
   // v at their own heads), the attention output, gate and up; their product too when the down
   // projection's weight trains (full), as an adapter recomputes it (model/decoder.cpp); up not
   // with mlp_recompute. Over a bf16 base (bf16_activations "auto") SwiGLU keeps gate and up in
-  // bf16 (its fused kernel: SiLU), mlp_recompute the gate in bf16 (any activation), and attention
-  // its q, k, v where the CPU has the bf16 unit: half of each.
+  // bf16 (its fused kernel: SiLU) and attention its q, k, v where the CPU has the bf16 unit: half
+  // of each. mlp_recompute keeps the gate alone in bf16 there, but its backward's fp32 temporaries
+  // (u again, the widened gate, their product) take back what that saves: the Qwen2.5-0.5B shape
+  // peaked at 1.79 GB with it, 1.77 without (docs/performance.md), so it counts as one fp32 tensor.
   const bool act16 = bf16 && !full && run.bf16_activations == "auto";
   const bool recompute = run.mlp_recompute && !run.gradient_checkpointing;
-  const double ffn_kept = full ? 3 : recompute ? (act16 ? 0.5 : 1) : act16 && model.hidden_act == "silu" ? 1 : 2;
+  const double ffn_kept = full ? 3 : recompute ? 1 : act16 && model.hidden_act == "silu" ? 1 : 2;
   const double qkv16 = act16 && onednn_bf16_gemm() ? (s.q + 2 * s.kv) / 2 : 0;
   const double per_layer = tokens * (4 * s.H + 3 * s.q + 2 * s.kv - qkv16 + ffn_kept * s.I) * 4;
   // Checkpointed: every layer's input, and the layer being recomputed with its backward's
@@ -143,7 +145,7 @@ MemoryPlan plan_memory(const ModelConfig& model, const RunConfig& run, int proce
   if (!run.mlp_recompute && !run.gradient_checkpointing) {
     RunConfig b = run;
     b.mlp_recompute = true;
-    add("mlp_recompute (the up projection again in backward)", total_with(b));
+    if (const double t = total_with(b); t < p.total) add("mlp_recompute (the up projection again in backward)", t);  // not over a bf16 base
   }
   if (!r.gradient_checkpointing) {
     r.gradient_checkpointing = true;
