@@ -14,7 +14,10 @@ from collections import defaultdict
 
 # (substring of an operator's name, class), first match wins.
 CLASSES = [
+    # FrozenLoraFn (the frozen layer and its adapter's B half in one node) is mostly the frozen
+    # GEMM: its backward counts there, its forward under hone::linear; "LoRA" keeps the A half.
     ("hone::linear", "base GEMMs, forward"), ("FrozenLinearFn", "base GEMMs, backward"),
+    ("FrozenLoraFn", "base GEMMs, backward"),
     ("MmBackward", "base GEMMs, backward"), ("AddmmBackward", "base GEMMs, backward"),
     ("hone::lora", "LoRA"), ("Lora", "LoRA"),
     ("hone::attention", "attention"), ("BlockedAttentionFn", "attention"),

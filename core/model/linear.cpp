@@ -76,7 +76,50 @@ struct LoraAddFn : public torch::autograd::Function<LoraAddFn> {
   }
 };
 
+// See frozen_lora_linear. Backward: dx = dy W as frozen_linear's (dy rounded to bf16 for a bf16
+// W), dlow = scaling dy B and dB = scaling dy^T low as LoraAddFn's.
+struct FrozenLoraFn : public torch::autograd::Function<FrozenLoraFn> {
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& low, const at::Tensor& B, const at::Tensor& w,
+                            const at::Tensor& bias, double scaling) {
+    const int64_t N = w.size(0), r = B.size(1);
+    auto x2 = x.reshape({-1, x.size(-1)});  // [M, K]
+    at::Tensor out = at::empty({x2.size(0), N}, x.options());
+    gemm_f32_out(out, low.reshape({-1, r}), B.t(), scaling, false);  // [M, N] = scaling low B^T
+    gemm_f32_out(out, x2, w.t(), 1.0, true);                           // += x W^T
+    if (bias.numel() > 0) out.add_(bias.to(at::kFloat));
+    ctx->save_for_backward({low, B, w});
+    ctx->saved_data["scaling"] = scaling;
+    ctx->saved_data["x_sizes"] = x.sizes().vec();
+    auto sizes = x.sizes().vec();
+    sizes.back() = N;
+    return out.view(sizes);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto s = ctx->get_saved_variables();
+    const at::Tensor &low = s[0], &B = s[1], &w = s[2];
+    const double scaling = ctx->saved_data["scaling"].toDouble();
+    if (!grads[0].defined()) return {at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+    const at::Tensor dy = grads[0].reshape({-1, w.size(0)});  // [M, N]
+    at::Tensor dx, dlow, dB;
+    if (ctx->needs_input_grad(0)) dx = gemm_f32(dy, w).view(ctx->saved_data["x_sizes"].toIntVector());  // [.., K]
+    if (ctx->needs_input_grad(1)) dlow = gemm_f32(dy, B, scaling).view(low.sizes());                  // [.., r]
+    if (ctx->needs_input_grad(2)) dB = gemm_f32(dy.t(), low.reshape({-1, B.size(1)}), scaling);         // [N, r]
+    return {dx, dlow, dB, at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
+
+bool frozen_lora_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& low, const at::Tensor& B) {
+  return w.defined() && frozen_linear_applies(x, w) && onednn_f32_applies(low, B);
+}
+
+at::Tensor frozen_lora_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, const at::Tensor& low,
+                              const at::Tensor& B, double scaling) {
+  if (!frozen_lora_applies(x, w, low, B)) return lora_add(frozen_linear(x, w, bias), low, B, scaling);
+  // apply() reads every tensor argument's device: "no bias" travels as an empty tensor.
+  return FrozenLoraFn::apply(x, low, B, w, bias.defined() ? bias : at::empty({0}, x.options()), scaling);
+}
 
 at::Tensor lora_low(const at::Tensor& x, const at::Tensor& A, double dropout) {
   if (dropout > 0 && !seeded_dropout_applies(x)) return at::linear(at::dropout(x, dropout, true), A);
@@ -102,6 +145,19 @@ LinearImpl::LinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(in
 
 at::Tensor LinearImpl::forward(const at::Tensor& x) {
   if (observe) observe(x);
+  const bool critic = use_critic && has_critic();
+  if (critic && lora_merged) throw Error("the critic adapter cannot run over a merged policy adapter");
+  const bool adapter = critic || (has_lora() && lora_enabled && !lora_merged);
+  if (adapter && !has_nf4_ && !small_rows_linear_applies(x, weight, bias) && frozen_linear_applies(x, weight)) {
+    // The frozen base and the adapter in one node (frozen_lora_linear).
+    at::Tensor low;
+    {
+      RECORD_FUNCTION("hone::lora", std::vector<c10::IValue>());
+      low = lora_low(x, (critic ? critic_A : lora_A)->weight, (!critic && is_training()) ? lora_dropout : 0.0);  // [..., r]
+    }
+    RECORD_FUNCTION("hone::linear", std::vector<c10::IValue>());
+    return frozen_lora_linear(x, weight, bias, low, (critic ? critic_B : lora_B)->weight, lora_scaling);
+  }
   at::Tensor y;
   {
     // Scopes named for bench --profile's op classes (bench/profile_summary.py --classes); they cost
@@ -114,9 +170,7 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
         : frozen_linear_applies(x, weight)           ? frozen_linear(x, weight, bias)
                                                      : at::linear(x, weight, bias);
   }
-  const bool critic = use_critic && has_critic();
-  if (critic && lora_merged) throw Error("the critic adapter cannot run over a merged policy adapter");
-  if (critic || (has_lora() && lora_enabled && !lora_merged)) {
+  if (adapter) {
     const double p = (!critic && is_training()) ? lora_dropout : 0.0;
     RECORD_FUNCTION("hone::lora", std::vector<c10::IValue>());
     auto low = lora_low(x, (critic ? critic_A : lora_A)->weight, p);  // [..., r]

@@ -76,4 +76,13 @@ TORCH_MODULE(Linear);
 at::Tensor lora_low(const at::Tensor& x, const at::Tensor& A, double dropout = 0.0);
 at::Tensor lora_add(const at::Tensor& y, const at::Tensor& low, const at::Tensor& B, double scaling);
 
+// x W^T (+ bias) + scaling * low B^T for a frozen dense W that frozen_linear takes (model/bf16_gemm.h)
+// and an fp32 adapter half B, in one node: the adapter's product is written first and the frozen
+// GEMM accumulates onto it. frozen_linear then lora_add wrote y, copied it and accumulated onto
+// the copy: two passes over [tokens, out] more a layer. Falls back to that pair where the fused
+// form does not apply (frozen_lora_applies).
+at::Tensor frozen_lora_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, const at::Tensor& low,
+                              const at::Tensor& B, double scaling);
+bool frozen_lora_applies(const at::Tensor& x, const at::Tensor& w, const at::Tensor& low, const at::Tensor& B);
+
 }  // namespace hone

@@ -27,6 +27,7 @@
 #include "model/config.h"
 #include "model/decoder.h"
 #include "model/fused_cpu.h"
+#include "model/linear.h"
 #include "model/small_gemm.h"
 #include "peft/lora.h"
 #include "test_support.h"
@@ -318,6 +319,41 @@ TEST(BlockedAttention, MatchesPlainAttentionInValuesAndGradients) {
       EXPECT_GT(close(g16, g32), 0.0);
     }
   }
+}
+
+// The frozen layer and its adapter in one node (frozen_lora_linear) against the two nodes it
+// replaces and, for an fp32 weight, against plain ATen autograd: the output and the gradients of
+// x, A and B, with and without a bias, over an fp32 and a bf16 weight.
+TEST(Bf16Gemm, FrozenLoraNodeEqualsTheFrozenLayerPlusItsAdapter) {
+  torch::manual_seed(9);
+  for (bool bf16 : {false, true})
+    for (bool with_bias : {false, true}) {
+      SCOPED_TRACE(std::string(bf16 ? "bf16" : "fp32") + (with_bias ? " with bias" : ""));
+      const auto x0 = torch::randn({2, 5, 24}), A0 = torch::randn({4, 24}) * 0.2, B0 = torch::randn({16, 4}) * 0.2,
+                 d = torch::randn({2, 5, 16});
+      at::Tensor w = torch::randn({16, 24}) * 0.2, bias = with_bias ? torch::randn({16}) : at::Tensor();
+      if (bf16) w = w.to(at::kBFloat16);
+      const double s = 2.0;
+      auto run = [&](int how) {
+        auto x = x0.clone().requires_grad_(true), A = A0.clone().requires_grad_(true), B = B0.clone().requires_grad_(true);
+        at::Tensor y;
+        if (how == 0) y = frozen_lora_linear(x, w, bias, lora_low(x, A), B, s);
+        else if (how == 1) y = lora_add(frozen_linear(x, w, bias), lora_low(x, A), B, s);
+        else y = at::linear(x, w, bias) + at::linear(at::linear(x, A), B) * s;  // fp32 w only
+        (y * d).sum().backward();
+        return std::vector<at::Tensor>{y.detach(), x.grad(), A.grad(), B.grad()};
+      };
+      const auto got = run(0), want = run(1);
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_GT(want[i].abs().max().item<double>(), 0) << i;
+        EXPECT_LT((got[i] - want[i]).abs().max().item<double>(), 1e-5 * want[i].abs().max().item<double>()) << i;
+      }
+      if (!bf16) {
+        const auto ref = run(2);
+        for (size_t i = 0; i < got.size(); ++i)
+          EXPECT_LT((got[i] - ref[i]).abs().max().item<double>(), 1e-5 * ref[i].abs().max().item<double>()) << i;
+      }
+    }
 }
 
 // bf16-weight GEMMs against fp32 arithmetic on the same bf16-rounded operands: products and the
