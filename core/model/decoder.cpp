@@ -378,7 +378,7 @@ at::Tensor down_base(LinearImpl& down, const at::Tensor& a) {
 
 // down(a) + scaling * low B^T, where low [.., r] = a A^T came from one of the functions above.
 at::Tensor down_with_low(LinearImpl& down, const at::Tensor& a, const at::Tensor& low) {
-  if (!down.quantized() && !down.observe && frozen_lora_applies(a, down.weight, low, down.lora_B->weight))
+  if (down.fused_lora && !down.quantized() && !down.observe && frozen_lora_applies(a, down.weight, low, down.lora_B->weight))
     return frozen_lora_linear(a, down.weight, down.bias, low, down.lora_B->weight, down.lora_scaling);  // one node
   return lora_add(down_base(down, a), low, down.lora_B->weight, down.lora_scaling);
 }
@@ -582,6 +582,8 @@ void CausalLMImpl::set_fused_kernels(bool on) {
     d->post_attention_layernorm->fused = on;
     if (d->pre_feedforward_layernorm) d->pre_feedforward_layernorm->fused = on;
     if (d->post_feedforward_layernorm) d->post_feedforward_layernorm->fused = on;
+    for (auto& mod : d->modules(false))
+      if (auto* lin = dynamic_cast<LinearImpl*>(mod.get())) lin->fused_lora = on;
   }
   model->norm->fused = on;
 }

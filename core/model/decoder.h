@@ -136,8 +136,8 @@ struct CausalLMImpl : torch::nn::Module {
   at::Tensor inv_freq_long;   // longrope: the long factors, used past original_max_position_embeddings
   // Recompute each decoder layer in backward instead of keeping its activations (training only).
   bool gradient_checkpointing = false;
-  // Switches the fused fp32 CPU kernels (RMSNorm, RoPE, the loss's cross entropy) on or off in every layer; off runs the
-  // plain ATen ops they replace (tests compare the two).
+  // Switches the fused fp32 CPU kernels (RMSNorm, RoPE, the loss's cross entropy, the frozen layer with its adapter's B
+  // half) on or off in every layer; off runs the plain ATen ops and the separate nodes they replace (tests compare the two).
   void set_fused_kernels(bool on);
   void set_blocked_attention(bool on);  // AttentionImpl::blocked in every layer
   void set_mlp_recompute(bool on);      // MLPImpl::recompute_up in every layer (run config mlp_recompute)

@@ -148,7 +148,7 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
   const bool critic = use_critic && has_critic();
   if (critic && lora_merged) throw Error("the critic adapter cannot run over a merged policy adapter");
   const bool adapter = critic || (has_lora() && lora_enabled && !lora_merged);
-  if (adapter && !has_nf4_ && !small_rows_linear_applies(x, weight, bias) && frozen_linear_applies(x, weight)) {
+  if (adapter && fused_lora && !has_nf4_ && !small_rows_linear_applies(x, weight, bias) && frozen_linear_applies(x, weight)) {
     // The frozen base and the adapter in one node (frozen_lora_linear).
     at::Tensor low;
     {

@@ -53,6 +53,9 @@ struct LinearImpl : torch::nn::Module {
   double lora_scaling = 0, lora_dropout = 0;
   bool lora_enabled = true;
   bool lora_merged = false;
+  // The frozen base and the adapter's B half in one node (frozen_lora_linear) where it applies;
+  // false: the two nodes it replaces (CausalLM::set_fused_kernels, for tests comparing the two).
+  bool fused_lora = true;
 
   // A second adapter on the same base, PPO's critic (train/recipe_ppo.cpp): while use_critic is
   // set it replaces the policy's adapter, so one frozen base serves two models. It starts as a
