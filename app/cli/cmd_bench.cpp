@@ -72,7 +72,7 @@ in bf16 there, and attention's products run on the bf16 unit with fp32 accumulat
 --full-attention keeps the [heads, T, T] attention probabilities for backward (the plain path).
 --full-logits computes the loss from the whole [tokens, vocab] logits instead of chunks of positions.
 --unfused runs RMSNorm, RoPE and the cross entropy as plain ATen ops instead of Hone's fused
-CPU kernels (model/fused_cpu.h), for comparison.
+CPU kernels (model/fused_cpu.h), and each frozen layer and its adapter as two nodes, for comparison.
 --profile FILE writes the last step's operator trace (chrome://tracing JSON) to FILE;
 bench/profile_summary.py FILE turns it into a table of self time per operator.
 --device cuda trains on the GPU (a CUDA build of libtorch; bench/gpu.sh), --bf16 under bf16
