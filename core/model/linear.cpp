@@ -148,12 +148,13 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
   const bool critic = use_critic && has_critic();
   if (critic && lora_merged) throw Error("the critic adapter cannot run over a merged policy adapter");
   const bool adapter = critic || (has_lora() && lora_enabled && !lora_merged);
+  const double p = (!critic && is_training()) ? lora_dropout : 0.0;  // the adapter's dropout (the critic has none)
   if (adapter && fused_lora && !has_nf4_ && !small_rows_linear_applies(x, weight, bias) && frozen_linear_applies(x, weight)) {
     // The frozen base and the adapter in one node (frozen_lora_linear).
     at::Tensor low;
     {
       RECORD_FUNCTION("hone::lora", std::vector<c10::IValue>());
-      low = lora_low(x, (critic ? critic_A : lora_A)->weight, (!critic && is_training()) ? lora_dropout : 0.0);  // [..., r]
+      low = lora_low(x, (critic ? critic_A : lora_A)->weight, p);  // [..., r]
     }
     RECORD_FUNCTION("hone::linear", std::vector<c10::IValue>());
     return frozen_lora_linear(x, weight, bias, low, (critic ? critic_B : lora_B)->weight, lora_scaling);
@@ -171,7 +172,6 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
                                                      : at::linear(x, weight, bias);
   }
   if (adapter) {
-    const double p = (!critic && is_training()) ? lora_dropout : 0.0;
     RECORD_FUNCTION("hone::lora", std::vector<c10::IValue>());
     auto low = lora_low(x, (critic ? critic_A : lora_A)->weight, p);  // [..., r]
     return lora_add(y, low, (critic ? critic_B : lora_B)->weight, lora_scaling);
