@@ -22,8 +22,8 @@ struct HeadLogpsOptions {
   int64_t chunk_rows = 0;    // positions per chunk; 0: head_chunk_rows(vocabulary)
 };
 
-// Positions per chunk by default: about 40 MB of fp32 logits, in a multiple of 32 (64 at a 152k
-// vocabulary, 320 at 32k); at least 16.
+// Positions per chunk by default: about 120 MB of fp32 logits, in a multiple of 32 (192 at a 152k
+// vocabulary, 960 at 32k); at least 16.
 int64_t head_chunk_rows(int64_t vocab);
 
 // hidden [N, H], weight [V, H] (the LM head, or the tied embedding), targets [N] int64.

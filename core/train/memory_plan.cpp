@@ -83,7 +83,7 @@ MemoryPlan plan(const Shape& s, const ModelConfig& model, const RunConfig& run, 
   // gradients in flight (about twice its saved tensors, fitted at seq 512 and 2048).
   const double saved = run.gradient_checkpointing ? tokens * s.H * 4 * s.L + 2 * per_layer : per_layer * s.L;
   p.activations = saved * kActivationSlack;
-  // The head's one chunk of logits (about 40 MB), the final hidden states with their gradient, a
+  // The head's one chunk of logits (about 120 MB), the final hidden states with their gradient, a
   // QLoRA layer's weight dequantised for its GEMM, the libraries.
   const double head = std::min(static_cast<double>(head_chunk_rows(static_cast<int64_t>(s.V))), tokens) * s.V * 4 + 3 * tokens * s.H * 4;
   const double dequant = q ? std::max(s.H * s.I, s.q * s.H) * 4 : 0;

@@ -278,15 +278,15 @@ TEST(HeadLogps, Bf16HeadEqualsFp32ArithmeticOnRoundedOperands) {
   }
 }
 
-// Default chunk sizes, by hand: 40 MiB of fp32 logits is 10,485,760 values; rows in multiples of
+// Default chunk sizes, by hand: 120 MiB of fp32 logits is 31,457,280 values; rows in multiples of
 // 32 where at least 32 fit, else as many as fit, never under 16.
 TEST(HeadLogps, DefaultChunkRows) {
-  EXPECT_EQ(head_chunk_rows(151936), 64);   // 69.01 rows (Qwen2.5)
-  EXPECT_EQ(head_chunk_rows(128256), 64);   // 81.76 (Llama 3)
-  EXPECT_EQ(head_chunk_rows(32000), 320);   // 327.68 (Llama 2, Mistral)
-  EXPECT_EQ(head_chunk_rows(262144), 32);   // 40 (Gemma 3)
-  EXPECT_EQ(head_chunk_rows(400000), 26);   // 26.2: fewer than 32 fit
-  EXPECT_EQ(head_chunk_rows(2000000), 16);  // 5.2: the floor
+  EXPECT_EQ(head_chunk_rows(151936), 192);   // 207.04 rows (Qwen2.5)
+  EXPECT_EQ(head_chunk_rows(128256), 224);   // 245.27 (Llama 3)
+  EXPECT_EQ(head_chunk_rows(32000), 960);    // 983.04 (Llama 2, Mistral)
+  EXPECT_EQ(head_chunk_rows(262144), 96);    // 120 (Gemma 3)
+  EXPECT_EQ(head_chunk_rows(1200000), 26);   // 26.2: fewer than 32 fit
+  EXPECT_EQ(head_chunk_rows(6000000), 16);   // 5.2: the floor
 }
 
 // The memory plan's terms for the Qwen2.5-0.5B shape, by hand: weights 494,032,768 parameters x 4
