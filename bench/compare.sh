@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Side-by-side training throughput: hone-cli bench vs the eager PyTorch script, interleaved (this
-# machine's speed drifts between runs), 3 rounds each; prints the medians and the ratios.
+# machine's speed drifts between runs), 3 rounds each; prints the medians and the ratios. A --preset
+# runs 6 steps a side (the median of the last 5) unless --steps is given.
 # The script runs twice a round:
 #   plain: as a user runs it on this system (the system's libblas.so.3, PyTorch's default threads);
 #   tuned: with the BLAS build, kernel set and thread count Hone itself runs with, read from
@@ -29,6 +30,10 @@ while (($#)); do
 done
 hone_flags=()
 for f in "${hone_only[@]}"; do read -r -a parts <<< "$f"; hone_flags+=("${parts[@]}"); done
+# A preset's default is 3 steps, the first untimed: the median of two. The eager bf16 script was
+# still warming then (0.5B shape, 8 steps: 3.46, 3.03, 2.90, then 2.76-2.93 s), which put it 5%
+# below its settled rate; both sides run 6 steps here unless --steps says otherwise.
+if [[ " ${args[*]} " == *" --preset "* && " ${args[*]} " != *" --steps "* ]]; then args+=(--steps 6); fi
 here=$(dirname "$0")
 hone=(); plain=(); tuned=(); bf16=()
 for ((round = 1; round <= rounds; ++round)); do
