@@ -1127,6 +1127,14 @@ TEST(CpuAllocator, CacheNeverTakesMappedPastTheLivePeakPlusSlack) {
   EXPECT_GE(t1.cached_bytes, 140u << 20);
   EXPECT_LE(t1.peak_mapped_bytes, t1.live_peak_bytes + (64u << 20));
   EXPECT_GE(t1.live_peak_bytes, t0.mapped_bytes + (100u << 20));
+  // By default the slack follows the live peak: 1/25 of it, here after a 200 MB tensor has lived.
+  set_cpu_allocator_slack(kAutoSlackBytes);
+  trim_cpu_allocator();
+  const uint64_t base_peak = cpu_allocator_stats().live_peak_bytes;
+  { auto d = at::empty({200 * MB}); }
+  const CpuAllocatorStats u = cpu_allocator_stats();
+  EXPECT_GE(u.live_peak_bytes, base_peak + (200u << 20));
+  EXPECT_EQ(u.slack_bytes, u.live_peak_bytes / 25);
   set_cpu_allocator_slack(old_slack);
   trim_cpu_allocator();
 }
