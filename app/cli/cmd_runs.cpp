@@ -68,23 +68,27 @@ int64_t parse_id(const std::string& s) {
 }
 
 // Opening the workspace marks a run interrupted once its lock is free, which happens when the
-// crashed process is fully gone; until then it is polled. The run's error then names the signal
-// and the report.
+// crashed process is fully gone; until then it is polled. The run's error names the signal and the
+// report, written in the same update that marks it (a reader polling the status never sees the
+// generic reason first); when another process (the GUI listing runs) marked it first, the error is
+// corrected afterwards.
 int recover(const Args& a) {
   if (a.positional().empty()) throw Error("runs recover: missing run id");
   const int64_t id = parse_id(a.positional()[0]);
   const std::string dir = a.get("workspace", default_workspace());
   const double wait_s = std::stod(a.get("wait", "60"));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(wait_s);
+  std::map<int64_t, std::string> causes;
+  if (!a.get("signal", "").empty()) {
+    std::string why = "the training process crashed (" + a.get("signal", "") + ")";
+    if (!a.get("report", "").empty()) why += "; crash report: " + a.get("report", "");
+    causes[id] = why;
+  }
   for (;;) {
-    Workspace ws(dir);
+    Workspace ws(dir, causes);
     const RunInfo r = get_run(ws, id);
     if (r.status != "running" && r.status != "paused") {
-      if (r.status == "interrupted" && !a.get("signal", "").empty()) {
-        std::string why = "the training process crashed (" + a.get("signal", "") + ")";
-        if (!a.get("report", "").empty()) why += "; crash report: " + a.get("report", "");
-        note_run_error(ws, id, why);
-      }
+      if (r.status == "interrupted" && !causes.empty() && r.error != causes[id]) note_run_error(ws, id, causes[id]);
       return 0;
     }
     if (std::chrono::steady_clock::now() > deadline)

@@ -40,13 +40,13 @@ std::string Workspace::default_dir() {
   return join_path(h ? h : ".", ".local/share/hone");
 }
 
-Workspace::Workspace(const std::string& dir) : dir_(dir) {
+Workspace::Workspace(const std::string& dir, const std::map<int64_t, std::string>& causes) : dir_(dir) {
   std::error_code ec;
   std::filesystem::create_directories(runs_dir(), ec);
   if (!is_directory(runs_dir())) throw file_error(dir, "cannot create the workspace folder" + (ec ? ": " + ec.message() : ""));
   db_ = std::make_unique<Db>(db_path());
   migrate(*db_);
-  reaped_ = reap_dead_runs();
+  reaped_ = reap_dead_runs(causes);
   remove_unfinished_files();
 }
 
@@ -92,7 +92,7 @@ void Workspace::remove_unfinished_files() {
   }
 }
 
-std::vector<ReapedRun> Workspace::reap_dead_runs() {
+std::vector<ReapedRun> Workspace::reap_dead_runs(const std::map<int64_t, std::string>& causes) {
   // Runs whose process died: marked interrupted (their checkpoints stay on disk for resume). A run
   // between its record and its lock (the launcher takes the lock first) has an empty lock_path
   // and status queued, so it is never taken for dead.
@@ -109,8 +109,11 @@ std::vector<ReapedRun> Workspace::reap_dead_runs() {
   for (const auto& r : live) {
     if (FileLock::taken(r.lock)) continue;
     const long pid = lock_holder_pid(r.lock);
-    const std::string why = "the training process" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) +
-                            " ended without finishing the run";
+    const auto cause = causes.find(r.id);
+    const std::string why = cause != causes.end()
+                                ? cause->second
+                                : "the training process" + (pid > 0 ? " (pid " + std::to_string(pid) + ")" : std::string()) +
+                                      " ended without finishing the run";
     Stmt u = db_->prepare(
         "UPDATE runs SET status = 'interrupted', ended_at = COALESCE(ended_at, ?), error = ? "
         "WHERE id = ? AND status IN ('running', 'paused')");

@@ -3,6 +3,7 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 #pragma once
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,12 +22,14 @@ struct ReapedRun {
 class Workspace {
  public:
   // Creates the folder and database if needed, migrates the schema, and marks runs whose process
-  // died (their lock is free) as interrupted (reaped() lists them).
-  explicit Workspace(const std::string& dir);
+  // died (their lock is free) as interrupted (reaped() lists them). `causes` gives, by run id, the
+  // error to record when that run is among them (a crash's signal and report), in the same update
+  // that marks it, so no reader ever sees the run interrupted with the generic reason first.
+  explicit Workspace(const std::string& dir, const std::map<int64_t, std::string>& causes = {});
 
   // Marks runs whose process is gone as interrupted, now; returns them. Cheap (a lock probe per
   // live run), so a front end calls it whenever it lists runs.
-  std::vector<ReapedRun> reap_dead_runs();
+  std::vector<ReapedRun> reap_dead_runs(const std::map<int64_t, std::string>& causes = {});
   // What opening this workspace marked interrupted, for "what was cleaned" notes.
   const std::vector<ReapedRun>& reaped() const { return reaped_; }
   // Unfinished files that opening it removed: a checkpoint a killed run was writing

@@ -636,6 +636,37 @@ TEST(Store, RunsMetricsAndInterruptedDetection) {
   EXPECT_EQ(list_runs(ws).size(), 1u);
 }
 
+// A crash helper opens the workspace naming the cause of its run's death: that run is marked
+// interrupted with that error in the one update (a reader never sees the generic reason first);
+// other dead runs get the generic one, and a cause for a run still held changes nothing.
+TEST(Store, ReapingRecordsAGivenCauseInTheSameUpdate) {
+  auto d = test::temp_dir("reap-cause");
+  auto lock_alive = d + "/alive.lock";
+  RunLock held(lock_alive);
+  int64_t crashed = 0, other = 0, alive = 0;
+  {
+    Workspace ws(d + "/ws");
+    NewRun nr{"a", "lora", "sft", "/m", "[\"d.jsonl\"]", "{}", d + "/ws/runs/a"};
+    crashed = create_run(ws, nr, "running");
+    other = create_run(ws, nr, "paused");
+    alive = create_run(ws, nr, "running");
+    set_run_lock(ws, crashed, d + "/crashed.lock");
+    write_file_atomic(d + "/other.lock", "pid 4242\n");  // its holder's pid, as RunLock writes it
+    set_run_lock(ws, other, d + "/other.lock");
+    set_run_lock(ws, alive, lock_alive);
+  }
+  const std::string why = "the training process crashed (SIGSEGV); crash report: /r.txt";
+  Workspace ws(d + "/ws", {{crashed, why}, {alive, "not this one"}});
+  ASSERT_EQ(ws.reaped().size(), 2u);
+  EXPECT_EQ(get_run(ws, crashed).status, "interrupted");
+  EXPECT_EQ(get_run(ws, crashed).error, why);
+  EXPECT_EQ(get_run(ws, other).status, "interrupted");
+  EXPECT_EQ(get_run(ws, other).error, "the training process (pid 4242) ended without finishing the run");
+  for (const auto& r : ws.reaped()) EXPECT_EQ(r.pid, r.id == other ? 4242 : 0);
+  EXPECT_EQ(get_run(ws, alive).status, "running");
+  EXPECT_EQ(get_run(ws, alive).error, "");
+}
+
 // Opening a workspace removes what killed processes left half-written in run folders nobody holds
 // (a checkpoint's .tmp-step-N, a pruned one's .del-step-N, an atomic write's NAME.tmp-PID of a
 // dead process) and lists it; a live run's folder, and a temporary file whose writer lives, are
