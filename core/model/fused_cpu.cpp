@@ -271,10 +271,14 @@ void widen_bf16_plain(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = bf16_widen(x[i]);
 }
 
+}  // namespace
+
 void round_to_bf16_span(const float* x, uint16_t* y, int64_t n) {
   if (has_avx512f()) round_to_bf16_avx512(x, y, n);
   else round_to_bf16_plain(x, y, n);
 }
+
+namespace {
 
 void widen_bf16_span(const uint16_t* x, float* y, int64_t n) {
   if (has_avx512f()) widen_bf16_avx512(x, y, n);
@@ -471,33 +475,6 @@ at::Tensor fused_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
 at::Tensor fused_cross_entropy_sum(const at::Tensor& logits, const at::Tensor& labels, int64_t ignore_index) {
   TORCH_CHECK(logits.dim() == 2 && labels.dim() == 1 && labels.size(0) == logits.size(0), "fused cross entropy: logits [N, V], labels [N]");
   return CrossEntropyFn::apply(logits, labels.to(at::kLong), ignore_index);
-}
-
-namespace {
-
-
-}  // namespace
-
-at::Tensor fused_to_bf16_rows_inplace(at::Tensor& x) {
-  TORCH_CHECK(fused_cpu_applies(x) && x.is_contiguous() && x.dim() == 2, "fused_to_bf16_rows_inplace: a contiguous fp32 CPU matrix");
-  const int64_t n = x.size(0), V = x.size(1);
-  float* xp = x.data_ptr<float>();
-  auto* yp = reinterpret_cast<uint16_t*>(xp);  // bf16 row i lands at bytes [2iV, 2iV + 2V)
-  if (n > 0 && V > 0) {
-    // Row 0's bf16 overlaps its own fp32 values: through a temporary.
-    std::vector<uint16_t> first(static_cast<size_t>(V));
-    round_to_bf16_span(xp, first.data(), V);
-    std::memcpy(yp, first.data(), static_cast<size_t>(V) * 2);
-    // Then waves of rows [w, 2w): row i's bf16 lies over fp32 rows [i/2, (i+1)/2], all below w and
-    // so already read, and past the bf16 rows written before; rows within a wave are independent.
-    for (int64_t w = 1; w < n; w *= 2) {
-      const int64_t end = std::min(n, 2 * w);
-      parallel_for(w, end, 1, [&](int64_t lo, int64_t hi) {
-        for (int64_t i = lo; i < hi; ++i) round_to_bf16_span(xp + i * V, yp + i * V, V);
-      });
-    }
-  }
-  return at::from_blob(xp, {n, V}, x.options().dtype(at::kBFloat16));
 }
 
 at::Tensor fused_to_bf16(const at::Tensor& x) {

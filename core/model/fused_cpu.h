@@ -39,15 +39,13 @@ bool swiglu_operands(const at::Tensor& g, const at::Tensor& u);
 // same pass: what backward keeps over a bf16 base, half the bytes of the fp32 pair.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> fused_swiglu_keep_bf16(const at::Tensor& g, const at::Tensor& u);
 
-// The rows of a contiguous fp32 CPU matrix x [n, V] rounded to bf16 in x's own storage: returns
-// the bf16 [n, V] matrix over the first half of x's bytes; x's values are gone. For the head's
-// gradient chunk, whose bf16 copy (16 MB at Qwen2.5's vocabulary) was made at the step's peak.
-at::Tensor fused_to_bf16_rows_inplace(at::Tensor& x);
-
 // The softmax's backward in place: d <- p * (d - rowsum(p * d)) over the last dimension, for
 // contiguous fp32 CPU tensors of one shape (the attention's dS from dP and P; one pass per row
 // where the ATen composition made four and two temporaries).
 void fused_softmax_backward_lastdim_(at::Tensor& d, const at::Tensor& p);
+
+// x[0..n) rounded to bf16 into y (to nearest, ties to even), AVX-512 where the CPU has it.
+void round_to_bf16_span(const float* x, uint16_t* y, int64_t n);
 
 // x rounded to bf16 (to nearest, ties to even; NaN stays NaN, as c10::BFloat16 rounds), for a
 // contiguous fp32 CPU tensor: the operand of every bf16 GEMM. ATen 1.13's conversion took 1.0 ms

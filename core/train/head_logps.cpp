@@ -1,7 +1,9 @@
-// Chunked head + log-softmax (see head_logps.h). Per chunk of c positions: a = h_c W^T [c, V],
-// z = softcap(a), y = z / temperature, log p = log_softmax(y); the gradient of log p(target) with
-// respect to a is (onehot - p) / temperature * (1 - (z / cap)^2), and with respect to h_c that
-// times W. Only one chunk's [c, V] buffers live at a time.
+// Head + log-softmax without the [N, vocab] logits (see head_logps.h). Two paths: a frozen head on
+// the CPU without a soft-cap goes a vocabulary panel at a time with an online softmax (below);
+// otherwise per chunk of c positions: a = h_c W^T [c, V], z = softcap(a), y = z / temperature,
+// log p = log_softmax(y); the gradient of log p(target) with respect to a is
+// (onehot - p) / temperature * (1 - (z / cap)^2), and with respect to h_c that times W. Only one
+// chunk's [c, V] buffers live at a time.
 // SPDX-License-Identifier: GPL-3.0-or-later
 #include "train/head_logps.h"
 #include <ATen/record_function.h>
@@ -77,87 +79,179 @@ at::Tensor head_back(const at::Tensor& d, const at::Tensor& w, const at::Tensor&
   return fast_gemm(h, w) ? gemm_f32(d, w) : at::mm(d.to(w.scalar_type()), w);
 }
 
-// ---- The fused row kernel -------------------------------------------------------------------
-// log_softmax over a 55 x 152k chunk took 80-100 ms (no vectorized exp in Debian's libtorch,
-// common/fast_math.h), most of the head's time once its GEMM ran in bf16. This kernel makes 2-3
-// passes over each row, one exp per entry, in place on the chunk's buffer.
+// ---- The panel path --------------------------------------------------------------------------
+// A frozen head without a soft-cap on the CPU (every LoRA and QLoRA run, and scoring). The logits
+// of a block of up to kBlockRows positions are made one vocabulary panel at a time ([R, P] fp32,
+// about 2 MB: it stays in cache) and never all at once. Each row keeps a running
+// max m of its outputs, the sum s of e = exp((a - m) / T) and, for the gradient, acc = sum over the
+// vocabulary of e_v W_v; when a panel raises a row's max, what it had summed is scaled by
+// exp((m_old - m_new) / T) (the online softmax flash attention uses). At the end
+// log p(t) = (a_t - m) / T - log s and d log p(t) / d h = (W_t - acc / s) / T. Each panel of the
+// head's weight is read once for both GEMMs while it is in cache: the 120 MB chunks this replaced
+// read it twice per 192 rows, and their logits went out to memory and back.
 
-struct RowResult {
-  float logp = 0, zsum = 0, entropy = 0;
+// Rows per block. In the Qwen2.5-0.5B-shape LoRA step (511 rows, 152k vocabulary, bf16 head) the
+// two GEMMs took 335-345 ms a step in blocks of 256 rows and 2,048-entry panels, 365-385 in one
+// block of 511 (panels of 1,024-4,096 alike), 360-370 with 128 or 192 rows; 64 rows 455.
+constexpr int64_t kBlockRows = 256;
+
+// a [n, V] = hc w^T; hc may be the bf16 rounding of the hidden states, for a bf16 head.
+void head_out_into(at::Tensor& a, const at::Tensor& hc, const at::Tensor& w) {
+  if (w.scalar_type() == at::kBFloat16 || fast_gemm(hc, w)) gemm_f32_out(a, hc, w.t());
+  else at::mm_out(a, hc, w.t());
+}
+
+// Vocabulary entries per panel: [rows, P] fp32 about 2 MB (2,048 at 256 rows; 1,536 and 3,072 ran
+// alike, 4,096 slower), a multiple of 256, at least 256.
+int64_t panel_cols(int64_t rows, int64_t V, int64_t asked) {
+  if (asked > 0) return std::min(asked, V);
+  const int64_t p = (int64_t{1} << 19) / std::max<int64_t>(rows, 1) / 256 * 256;
+  return std::min(V, std::max<int64_t>(256, p));
+}
+
+struct PanelRow {
+  float m = std::numeric_limits<float>::lowest();  // running max of the raw outputs
+  float s = 0, sy = 0;  // sums of e = exp((a - m) / T) and of e * (a - m) / T (the entropy's)
+  float at = 0;         // the output at the target
+  double zsum = 0;      // the logit sum is reported; a float sum of 150k terms drifts
 };
 
-// One row a[0..V) of raw head outputs (no soft-cap), y = a / temperature. Returns log p(target)
-// (0 when target < 0: an ignored row), sum of a, and the entropy. With grad, a is overwritten with
-// d log p(target) / d a = (onehot - p) / temperature * scale (zeros for an ignored row).
+// Row i's visit to one panel a[0..P) of raw outputs; tloc is the target's place in the panel or -1.
+// With keep, a is overwritten with e. Returns the factor for what the row accumulated from earlier
+// panels (1 when its max did not rise; 0 on its first panel).
 __attribute__((target_clones("avx512f", "avx2", "default")))
-RowResult head_row(float* a, int64_t V, int64_t target, float inv_temp, bool grad, float scale, bool entropy) {
+float panel_row(float* a, int64_t P, int64_t tloc, float inv_temp, bool keep, PanelRow& r) {
   constexpr int W = 16;  // independent partial results, so that the reductions vectorize
   float mx[W];
-  double sm[W];  // the logit sum is reported; a float sum of 150k terms drifts
+  double sm[W];
   for (int k = 0; k < W; ++k) mx[k] = std::numeric_limits<float>::lowest(), sm[k] = 0.0;
-  const int64_t Vw = V / W * W;
-  for (int64_t j = 0; j < Vw; j += W)
+  const int64_t Pw = P / W * W;
+  for (int64_t j = 0; j < Pw; j += W)
     for (int k = 0; k < W; ++k) {
       const float v = a[j + k];
       mx[k] = v > mx[k] ? v : mx[k];
       sm[k] += v;
     }
-  float m = std::numeric_limits<float>::lowest();
+  float pm = std::numeric_limits<float>::lowest();
   double zsum = 0.0;
-  for (int64_t j = Vw; j < V; ++j) m = std::max(m, a[j]), zsum += a[j];
-  for (int k = 0; k < W; ++k) m = std::max(m, mx[k]), zsum += sm[k];
-  const float at = target >= 0 ? a[target] : 0.f;
-  // exp((a - m) / T), kept in a when the gradient needs it; sums of e and of e * (a - m) / T.
+  for (int64_t j = Pw; j < P; ++j) pm = std::max(pm, a[j]), zsum += a[j];
+  for (int k = 0; k < W; ++k) pm = std::max(pm, mx[k]), zsum += sm[k];
+  r.zsum += zsum;
+  if (tloc >= 0) r.at = a[tloc];
+  float alpha = 1.f;
+  if (pm > r.m) {
+    if (r.s > 0) {
+      // Each earlier y = (a - m) / T drops by d, each e is scaled by exp(d).
+      const float d = (r.m - pm) * inv_temp;
+      alpha = exp_nonpos(d);
+      r.sy = alpha * (r.sy + d * r.s);
+      r.s *= alpha;
+    } else {
+      alpha = 0.f;
+    }
+    r.m = pm;
+  }
+  const float m = r.m;
   float es[W], ey[W];
   for (int k = 0; k < W; ++k) es[k] = 0.f, ey[k] = 0.f;
-  for (int64_t j = 0; j < Vw; j += W)
+  for (int64_t j = 0; j < Pw; j += W)
     for (int k = 0; k < W; ++k) {
       const float y = (a[j + k] - m) * inv_temp;
       const float e = exp_nonpos(y);
       es[k] += e;
       ey[k] += e * y;
-      if (grad) a[j + k] = e;
+      if (keep) a[j + k] = e;
     }
   float s = 0.f, sy = 0.f;
-  for (int64_t j = Vw; j < V; ++j) {
+  for (int64_t j = Pw; j < P; ++j) {
     const float y = (a[j] - m) * inv_temp;
     const float e = exp_nonpos(y);
     s += e;
     sy += e * y;
-    if (grad) a[j] = e;
+    if (keep) a[j] = e;
   }
   for (int k = 0; k < W; ++k) s += es[k], sy += ey[k];
-  const float log_s = std::log(s);
-  RowResult r;
-  r.zsum = static_cast<float>(zsum);
-  if (entropy) r.entropy = log_s - sy / s;  // -sum p log p with log p = y' - log s
-  if (target >= 0) r.logp = (at - m) * inv_temp - log_s;
-  if (grad) {
-    if (target < 0) {
-      std::fill(a, a + V, 0.f);
-    } else {
-      const float f = -scale * inv_temp / s;
-      for (int64_t j = 0; j < V; ++j) a[j] *= f;
-      a[target] += scale * inv_temp;
-    }
-  }
-  return r;
+  r.s += s;
+  r.sy += sy;
+  return alpha;
 }
 
-// The fused path: CPU fp32 hidden states, a head in fp32 or bf16, no soft-cap.
-bool fused_head_applies(const at::Tensor& h, const at::Tensor& w, double cap) {
+bool panel_path_applies(const at::Tensor& h, const at::Tensor& w, double cap) {
   return cap == 0 && h.device().is_cpu() && h.scalar_type() == at::kFloat &&
          (w.scalar_type() == at::kFloat || w.scalar_type() == at::kBFloat16) && !w.requires_grad();
 }
 
-void head_out_into(at::Tensor& a, const at::Tensor& hc, const at::Tensor& w) {  // a [n, V] = hc w^T
-  if (fast_gemm(hc, w)) gemm_f32_out(a, hc, w.t());
-  else at::mm_out(a, hc, w.t());
+// The first n * cols values of a buffer as a contiguous [n, cols] matrix (a last, narrower panel).
+at::Tensor leading(const at::Tensor& buf, int64_t n, int64_t cols) { return buf.view(-1).narrow(0, 0, n * cols).view({n, cols}); }
+
+// Forward over the panels; jac (when defined) receives d log p(target) / d h for every row.
+void panel_forward(const at::Tensor& h, const at::Tensor& w, const at::Tensor& t, const Params& p, at::Tensor& logps,
+                   at::Tensor& lsum, at::Tensor& ent, at::Tensor jac, int64_t panel) {
+  const int64_t N = h.size(0), V = w.size(0), H = h.size(1);
+  const int64_t R = std::min(N, p.chunk > 0 ? p.chunk : kBlockRows);
+  const int64_t P = panel_cols(R, V, panel);
+  const bool grad = jac.defined();
+  const bool w16 = w.scalar_type() == at::kBFloat16;
+  const float inv_temp = static_cast<float>(1.0 / p.temp);
+  at::Tensor abuf = at::empty({R, P}, h.options().dtype(at::kFloat));
+  at::Tensor ebuf = grad && w16 ? at::empty({R, P}, h.options().dtype(at::kBFloat16)) : at::Tensor();
+  at::Tensor acc = grad ? at::empty({R, H}, h.options().dtype(at::kFloat)) : at::Tensor();
+  const at::Tensor tt = t.contiguous();
+  const int64_t* tp = tt.data_ptr<int64_t>();
+  float* lp = logps.data_ptr<float>();
+  float* sp = lsum.data_ptr<float>();
+  float* ep = p.entropy ? ent.data_ptr<float>() : nullptr;
+  std::vector<PanelRow> rows(static_cast<size_t>(R));
+  for (int64_t s0 = 0; s0 < N; s0 += R) {
+    const int64_t n = std::min(R, N - s0);
+    // A bf16 head's GEMMs take the block's rows in bf16: rounded once here, not once per panel.
+    const at::Tensor hb = w16 ? fused_to_bf16(h.narrow(0, s0, n).contiguous()) : h.narrow(0, s0, n);  // [n, H]
+    std::fill(rows.begin(), rows.end(), PanelRow{});
+    at::Tensor accn = grad ? acc.narrow(0, 0, n) : at::Tensor();  // [n, H]
+    float* accp = grad ? accn.data_ptr<float>() : nullptr;
+    for (int64_t v0 = 0; v0 < V; v0 += P) {
+      const int64_t pc = std::min(P, V - v0);
+      const at::Tensor wp = w.narrow(0, v0, pc);  // [pc, H]
+      at::Tensor a = leading(abuf, n, pc);          // [n, pc]
+      head_out_into(a, hb, wp);
+      float* ap = a.data_ptr<float>();
+      uint16_t* e16 = grad && w16 ? reinterpret_cast<uint16_t*>(ebuf.data_ptr<at::BFloat16>()) : nullptr;
+      parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
+        for (int64_t i = lo; i < hi; ++i) {
+          const int64_t ti = tp[s0 + i];
+          const int64_t tloc = ti != p.ignore && ti >= v0 && ti < v0 + pc ? ti - v0 : -1;
+          const float alpha = panel_row(ap + i * pc, pc, tloc, inv_temp, grad, rows[static_cast<size_t>(i)]);
+          if (!grad) continue;
+          if (v0 > 0 && alpha != 1.f)
+            for (int64_t k = 0; k < H; ++k) accp[i * H + k] *= alpha;
+          if (e16) round_to_bf16_span(ap + i * pc, e16 + i * pc, pc);
+        }
+      });
+      if (grad) gemm_f32_out(accn, w16 ? leading(ebuf, n, pc) : a, wp, 1.0, v0 > 0);  // [n, H] += e [n, pc] x W [pc, H]
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const PanelRow& r = rows[static_cast<size_t>(i)];
+      const float log_s = std::log(r.s);
+      const bool valid = tp[s0 + i] != p.ignore;
+      lp[s0 + i] = valid ? (r.at - r.m) * inv_temp - log_s : 0.f;
+      sp[s0 + i] = static_cast<float>(r.zsum);
+      if (ep) ep[s0 + i] = log_s - r.sy / r.s;  // -sum p log p with log p = y - log s
+    }
+    if (grad) {
+      // (W_t - acc / s) / T, zero for an ignored row.
+      const at::Tensor tb = tt.narrow(0, s0, n);
+      const at::Tensor valid = tb.ne(p.ignore);
+      const at::Tensor wt = w.index_select(0, at::where(valid, tb, at::zeros_like(tb))).to(at::kFloat);  // [n, H]
+      at::Tensor sum = at::empty({n}, accn.options());
+      for (int64_t i = 0; i < n; ++i) sum.data_ptr<float>()[i] = rows[static_cast<size_t>(i)].s;
+      jac.narrow(0, s0, n).copy_((wt - accn / sum.unsqueeze(1)).mul_(valid.to(at::kFloat).mul_(inv_temp).unsqueeze(1)));
+    }
+  }
 }
 
 struct HeadLogpsFn : public torch::autograd::Function<HeadLogpsFn> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& h, const at::Tensor& w, const at::Tensor& t,
-                               double cap, double temp, int64_t ignore, int64_t chunk, bool entropy) {
+                               double cap, double temp, int64_t ignore, int64_t chunk, int64_t panel, bool entropy) {
     const Params p{cap, temp, ignore, chunk, entropy};
     const int64_t N = h.size(0), V = w.size(0);
     // Where the head is frozen the gradient for h is formed here; a trainable head recomputes.
@@ -167,46 +261,8 @@ struct HeadLogpsFn : public torch::autograd::Function<HeadLogpsFn> {
     auto ent = at::zeros({entropy ? N : 0}, logps.options());
     at::Tensor jac = grad_h ? at::empty_like(h) : at::Tensor();  // [N, H]: d log p(target_i) / d h_i
     const int64_t c = rows_per_chunk(N, V, chunk);
-    if (fused_head_applies(h, w, cap)) {
-      // One [c, V] buffer for every chunk: fresh 33 MB allocations each fault their pages in.
-      at::Tensor buf = at::empty({c, V}, h.options().dtype(at::kFloat));
-      const at::Tensor tt = t.contiguous();
-      const int64_t* tp = tt.data_ptr<int64_t>();
-      float* lp = logps.data_ptr<float>();
-      float* sp = lsum.data_ptr<float>();
-      float* ep = entropy ? ent.data_ptr<float>() : nullptr;
-      for (int64_t s = 0; s < N; s += c) {
-        const int64_t n = std::min(c, N - s);
-        at::Tensor a = buf.narrow(0, 0, n);
-        head_out_into(a, h.narrow(0, s, n), w);  // [n, V]
-        float* ap = a.data_ptr<float>();
-        parallel_for(0, n, 1, [&](int64_t lo, int64_t hi) {
-          for (int64_t i = lo; i < hi; ++i) {
-            const int64_t ti = tp[s + i];
-            const RowResult r = head_row(ap + i * V, V, ti == ignore ? -1 : ti, static_cast<float>(1.0 / temp), grad_h, 1.f, entropy);
-            lp[s + i] = r.logp;
-            sp[s + i] = r.zsum;
-            if (ep) ep[s + i] = r.entropy;
-          }
-        });
-        if (grad_h) {
-          at::Tensor jn = jac.narrow(0, s, n);  // [n, H], contiguous rows
-          // A bf16 head takes the gradient in bf16 anyway: rounded in the chunk's own buffer
-          // rather than into a new [n, V] copy, made here at the step's peak memory.
-          if (w.scalar_type() == at::kBFloat16 && onednn_bf16_gemm()) {
-            // In vocabulary slices accumulating into jn: [n, 152k] x [152k, 896] in one GEMM ran
-            // at 239 GFLOP/s (64 rows, Zen 4), in 16k slices at 270-290.
-            const at::Tensor d16 = fused_to_bf16_rows_inplace(a);  // [n, V] bf16
-            constexpr int64_t kSlice = 16384;
-            for (int64_t v = 0; v < V; v += kSlice) {
-              const int64_t m = std::min(kSlice, V - v);
-              gemm_f32_out(jn, d16.narrow(1, v, m), w.narrow(0, v, m), 1.0, v > 0);
-            }
-          } else {
-            jn.copy_(head_back(a, w, h));
-          }
-        }
-      }
+    if (panel_path_applies(h, w, cap)) {
+      panel_forward(h, w, t, p, logps, lsum, ent, jac, panel);
     } else
     for (int64_t s = 0; s < N; s += c) {
       const int64_t n = std::min(c, N - s);
@@ -238,8 +294,8 @@ struct HeadLogpsFn : public torch::autograd::Function<HeadLogpsFn> {
     const at::Tensor g = grads[0];  // [N]
     if (!ctx->saved_data["recompute"].toBool()) {
       const at::Tensor& jac = saved[0];
-      if (!g.defined()) return {at::zeros_like(jac), at::Tensor(), at::Tensor(), {}, {}, {}, {}, {}};
-      return {jac * g.to(jac.scalar_type()).unsqueeze(1), at::Tensor(), at::Tensor(), {}, {}, {}, {}, {}};
+      if (!g.defined()) return {at::zeros_like(jac), at::Tensor(), at::Tensor(), {}, {}, {}, {}, {}, {}};
+      return {jac * g.to(jac.scalar_type()).unsqueeze(1), at::Tensor(), at::Tensor(), {}, {}, {}, {}, {}, {}};
     }
     const at::Tensor &h = saved[0], &w = saved[1], &t = saved[2];
     const Params p{ctx->saved_data["cap"].toDouble(), ctx->saved_data["temp"].toDouble(), ctx->saved_data["ignore"].toInt(),
@@ -257,7 +313,7 @@ struct HeadLogpsFn : public torch::autograd::Function<HeadLogpsFn> {
       }
     }
     return {h.requires_grad() ? gh : at::Tensor(), w.requires_grad() ? gw.to(w.scalar_type()) : at::Tensor(), at::Tensor(),
-            {}, {}, {}, {}, {}};
+            {}, {}, {}, {}, {}, {}};
   }
 };
 
@@ -296,7 +352,7 @@ HeadLogps head_token_logps(const at::Tensor& hidden, const at::Tensor& weight, c
   const at::Tensor idx = M < N ? at::nonzero(valid).squeeze(1) : at::Tensor();  // [M]
   const at::Tensor h = M < N ? hidden.index_select(0, idx) : hidden.contiguous();
   const at::Tensor tk = M < N ? t.index_select(0, idx) : t;
-  auto out = HeadLogpsFn::apply(h, weight, tk, opt.softcap, opt.temperature, opt.ignore_index, opt.chunk_rows, opt.entropy);
+  auto out = HeadLogpsFn::apply(h, weight, tk, opt.softcap, opt.temperature, opt.ignore_index, opt.chunk_rows, opt.panel_cols, opt.entropy);
   auto place = [&](const at::Tensor& x) { return M < N ? at::zeros({N}, x.options()).index_copy(0, idx, x) : x; };
   HeadLogps r;
   r.logps = place(out[0]);

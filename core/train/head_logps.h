@@ -1,5 +1,6 @@
 // Per-token log-probabilities straight from the final hidden states and the output head, in chunks
-// of positions: the [N, vocab] logits and their gradient never exist at once (at seq 512 and a
+// of positions (and, for a frozen head on the CPU, panels of the vocabulary): the [N, vocab] logits
+// and their gradient never exist at once (at seq 512 and a
 // 152k vocabulary they were 0.3 GB each). Every loss on token log-probs goes through it: SFT/CPT
 // cross entropy, the preference methods' sequence log-probs, and PPO/GRPO's policy log-probs.
 // SPDX-License-Identifier: GPL-3.0-or-later
@@ -19,11 +20,14 @@ struct HeadLogpsOptions {
   double temperature = 1.0;  // log-probs of softmax(z / temperature)
   int64_t ignore_index = -100;
   bool entropy = false;
-  int64_t chunk_rows = 0;    // positions per chunk; 0: head_chunk_rows(vocabulary)
+  // Positions per chunk; 0: head_chunk_rows(vocabulary), or 256 where the head is frozen, has no
+  // soft-cap and runs on the CPU (its logits are then made a panel of the vocabulary at a time).
+  int64_t chunk_rows = 0;
+  int64_t panel_cols = 0;  // vocabulary entries per panel there; 0: about 2 MB of fp32 logits
 };
 
-// Positions per chunk by default: about 120 MB of fp32 logits, in a multiple of 32 (192 at a 152k
-// vocabulary, 960 at 32k); at least 16.
+// Positions per chunk by default where the head is trained, soft-capped or on a GPU: about 120 MB
+// of fp32 logits, in a multiple of 32 (192 at a 152k vocabulary, 960 at 32k); at least 16.
 int64_t head_chunk_rows(int64_t vocab);
 
 // hidden [N, H], weight [V, H] (the LM head, or the tied embedding), targets [N] int64.

@@ -83,9 +83,13 @@ MemoryPlan plan(const Shape& s, const ModelConfig& model, const RunConfig& run, 
   // gradients in flight (about twice its saved tensors, fitted at seq 512 and 2048).
   const double saved = run.gradient_checkpointing ? tokens * s.H * 4 * s.L + 2 * per_layer : per_layer * s.L;
   p.activations = saved * kActivationSlack;
-  // The head's one chunk of logits (about 120 MB), the final hidden states with their gradient, a
-  // QLoRA layer's weight dequantised for its GEMM, the libraries.
-  const double head = std::min(static_cast<double>(head_chunk_rows(static_cast<int64_t>(s.V))), tokens) * s.V * 4 + 3 * tokens * s.H * 4;
+  // The head's logits: a frozen head without a soft-cap on the CPU makes them a vocabulary panel
+  // at a time (2 MB of fp32 and their 1 MB of bf16, train/head_logps.cpp), any other one chunk of
+  // about 120 MB. Then the final hidden states with their gradient, a QLoRA layer's weight
+  // dequantised for its GEMM, the libraries.
+  const bool panels = !full && model.final_softcap == 0 && run.device != "cuda";
+  const double logits = panels ? 3.0 * (1 << 20) : std::min(static_cast<double>(head_chunk_rows(static_cast<int64_t>(s.V))), tokens) * s.V * 4;
+  const double head = logits + 3 * tokens * s.H * 4;
   const double dequant = q ? std::max(s.H * s.I, s.q * s.H) * 4 : 0;
   // oneDNN packs a bf16 GEMM's weight into its own layout in scratch memory that grows with the
   // largest one, the head's [V, H]: measured 0.18 GB (Qwen2.5-0.5B shape) to 0.53 GB (Llama 3.2

@@ -208,23 +208,29 @@ TEST(HeadLogps, MatchesTheFullLogitsPathInValuesAndGradients) {
         auto ref_sum = z.sum(1);
         (ref * g).sum().backward();
 
-        auto h2 = h0.clone().requires_grad_(true), w2 = w0.clone().requires_grad_(train_w);
-        HeadLogpsOptions o;
-        o.softcap = cap;
-        o.temperature = temp;
-        o.entropy = true;
-        o.chunk_rows = 8;  // 5 chunks, the last one of 5 rows
-        HeadLogps got = head_token_logps(h2, w2, t, o);
-        (got.logps * g).sum().backward();
-        EXPECT_TRUE(torch::allclose(got.logps, ref.detach(), 1e-6, 1e-6));
-        EXPECT_EQ(got.logps.index({2}).item<float>(), 0.f);
-        // Ignored rows skip the head: their entropy and logit sum read 0, the others the reference.
-        EXPECT_TRUE(torch::allclose(got.entropy, (ref_ent * valid).detach(), 1e-6, 1e-6));
-        EXPECT_TRUE(torch::allclose(got.logit_sum, (ref_sum * valid).detach(), 1e-5, 1e-6));
-        EXPECT_NE(got.logit_sum.index({3}).item<float>(), 0.f);
-        EXPECT_TRUE(torch::allclose(h2.grad(), h1.grad(), 1e-6, 1e-6)) << (h2.grad() - h1.grad()).abs().max().item<float>();
-        if (train_w) EXPECT_TRUE(torch::allclose(w2.grad(), w1.grad(), 1e-6, 1e-6)) << (w2.grad() - w1.grad()).abs().max().item<float>();
-        else EXPECT_FALSE(w2.grad().defined());
+        // A frozen head without a cap goes by vocabulary panels: one panel of 50, or 16, 16, 16, 2
+        // (the running max rising in later panels rescales what earlier ones summed).
+        for (int64_t panel : {int64_t{0}, int64_t{16}}) {
+          SCOPED_TRACE("panel " + std::to_string(panel));
+          auto h2 = h0.clone().requires_grad_(true), w2 = w0.clone().requires_grad_(train_w);
+          HeadLogpsOptions o;
+          o.softcap = cap;
+          o.temperature = temp;
+          o.entropy = true;
+          o.chunk_rows = 8;  // 5 chunks, the last one of 5 rows
+          o.panel_cols = panel;
+          HeadLogps got = head_token_logps(h2, w2, t, o);
+          (got.logps * g).sum().backward();
+          EXPECT_TRUE(torch::allclose(got.logps, ref.detach(), 1e-6, 1e-6)) << (got.logps - ref).abs().max().item<float>();
+          EXPECT_EQ(got.logps.index({2}).item<float>(), 0.f);
+          // Ignored rows skip the head: their entropy and logit sum read 0, the others the reference.
+          EXPECT_TRUE(torch::allclose(got.entropy, (ref_ent * valid).detach(), 1e-6, 1e-6)) << (got.entropy - ref_ent * valid).abs().max().item<float>();
+          EXPECT_TRUE(torch::allclose(got.logit_sum, (ref_sum * valid).detach(), 1e-5, 1e-6));
+          EXPECT_NE(got.logit_sum.index({3}).item<float>(), 0.f);
+          EXPECT_TRUE(torch::allclose(h2.grad(), h1.grad(), 1e-6, 1e-6)) << (h2.grad() - h1.grad()).abs().max().item<float>();
+          if (train_w) EXPECT_TRUE(torch::allclose(w2.grad(), w1.grad(), 1e-6, 1e-6)) << (w2.grad() - w1.grad()).abs().max().item<float>();
+          else EXPECT_FALSE(w2.grad().defined());
+        }
       }
   HeadLogpsOptions o;
   auto bad = t.clone();
@@ -241,8 +247,8 @@ TEST(HeadLogps, MatchesTheFullLogitsPathInValuesAndGradients) {
 
 // A bf16-stored frozen head (base_dtype "bf16"): log-probs, entropy and logit sums equal fp32
 // arithmetic on the bf16-rounded hidden states and head (the GEMM writes fp32), and the gradient for
-// the hidden states is the fp32 one up to rounding the log-softmax gradient to bf16 for its GEMM.
-// A vocabulary over 32k takes the hidden states' gradient in three 16k slices of the head.
+// the hidden states is the fp32 one up to rounding the softmax's exponentials to bf16 for the GEMM
+// that sums them against the head.
 TEST(HeadLogps, Bf16HeadEqualsFp32ArithmeticOnRoundedOperands) {
   for (const int64_t V : {int64_t{70}, int64_t{2 * 16384 + 123}}) {
     SCOPED_TRACE("vocabulary " + std::to_string(V));
@@ -261,19 +267,24 @@ TEST(HeadLogps, Bf16HeadEqualsFp32ArithmeticOnRoundedOperands) {
       auto ref = ls.gather(1, t.clamp_min(0).unsqueeze(1)).squeeze(1) * t.ne(-100);
       auto ref_ent = -(ls.exp() * ls).sum(1);
       (ref * g).sum().backward();
-      auto h = h0.clone().requires_grad_(true);
-      HeadLogpsOptions o;
-      o.temperature = temp;
-      o.entropy = true;
-      o.chunk_rows = 8;
-      HeadLogps got = head_token_logps(h, w, t, o);
-      (got.logps * g).sum().backward();
-      EXPECT_TRUE(torch::allclose(got.logps, ref.detach(), 1e-5, 1e-5)) << (got.logps - ref).abs().max().item<float>();
-      EXPECT_TRUE(torch::allclose(got.entropy, (ref_ent * t.ne(-100)).detach(), 1e-5, 1e-5));
-      EXPECT_TRUE(torch::allclose(got.logit_sum, (z.sum(1) * t.ne(-100)).detach(), 1e-5, 1e-4));
-      const double gd = (h.grad() - hr.grad()).abs().max().item<double>(), gs = hr.grad().abs().max().item<double>();
-      EXPECT_LT(gd, 1e-2 * gs);
-      EXPECT_GT(gs, 0.0);
+      // The whole vocabulary as one panel (8 rows' default), and panels of 4096 (9 at 32,891).
+      for (int64_t panel : {int64_t{0}, int64_t{4096}}) {
+        SCOPED_TRACE("panel " + std::to_string(panel));
+        auto h = h0.clone().requires_grad_(true);
+        HeadLogpsOptions o;
+        o.temperature = temp;
+        o.entropy = true;
+        o.chunk_rows = 8;
+        o.panel_cols = panel;
+        HeadLogps got = head_token_logps(h, w, t, o);
+        (got.logps * g).sum().backward();
+        EXPECT_TRUE(torch::allclose(got.logps, ref.detach(), 1e-5, 1e-5)) << (got.logps - ref).abs().max().item<float>();
+        EXPECT_TRUE(torch::allclose(got.entropy, (ref_ent * t.ne(-100)).detach(), 1e-5, 1e-5));
+        EXPECT_TRUE(torch::allclose(got.logit_sum, (z.sum(1) * t.ne(-100)).detach(), 1e-5, 1e-4));
+        const double gd = (h.grad() - hr.grad()).abs().max().item<double>(), gs = hr.grad().abs().max().item<double>();
+        EXPECT_LT(gd, 1e-2 * gs);
+        EXPECT_GT(gs, 0.0);
+      }
     }
   }
 }
