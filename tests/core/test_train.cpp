@@ -968,11 +968,13 @@ TEST(Demo, RlWarmUpRunsLongerUntilEverySkillIsSometimesRight) {
 namespace {
 
 // Trains the model in `dir` for 40 steps with each method and checks the loss falls (to `full_bound`
-// of the first for full fine-tuning, 0.95 for adapters over its frozen head); `after` sees each run.
-// The last five steps' mean against the first two: an adapter's 40-step curve here is chaotic
-// (AdamW turns rounding-level differences in near-zero gradients into whole steps), and a change
-// of summation order alone moved SmolLM3's 40th-step LoRA loss from 5.35 to 5.66 (first 6.05), while
-// a broken adapter stays at the first loss.
+// of the first for full fine-tuning, 0.97 for adapters over its frozen head); `after` sees each run.
+// The last ten steps' mean against the first two: an adapter's 40-step curve here is chaotic
+// (AdamW turns rounding-level differences in near-zero gradients into whole steps) and each step's
+// batch moves its loss by about 0.1. A change of summation order alone moved SmolLM3's 40th-step
+// LoRA loss from 5.35 to 5.66, and the head's panels (session 33) its last-five mean to 5.59 here
+// and 5.79 in the sanitizer build (first 6.05), while a broken adapter stays at the untrained
+// model's per-batch loss (6.1, its first step's): 0.97 x 6.05 = 5.87 lies between.
 void expect_trains_with_every_method(const std::string& preset, const std::string& dir, double full_bound,
                                      const std::function<void(const std::string& method, const TrainResult&)>& after = nullptr) {
   for (const std::string method : {"lora", "qlora", "full"}) {
@@ -985,9 +987,9 @@ void expect_trains_with_every_method(const std::string& preset, const std::strin
     ASSERT_EQ(res.status, "completed") << method << ": " << res.error;
     const double first = (res.losses[0] + res.losses[1]) / 2;
     double last = 0;
-    for (int i = 35; i < 40; ++i) last += res.losses[static_cast<size_t>(i)] / 5;
+    for (int i = 30; i < 40; ++i) last += res.losses[static_cast<size_t>(i)] / 10;
     std::cout << preset << " " << method << ": loss " << first << " -> " << last << "\n";
-    EXPECT_LT(last, (method == "full" ? full_bound : 0.95) * first) << method << ": " << first << " -> " << last;
+    EXPECT_LT(last, (method == "full" ? full_bound : 0.97) * first) << method << ": " << first << " -> " << last;
     if (after) after(method, res);
   }
 }
