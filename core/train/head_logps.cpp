@@ -242,8 +242,9 @@ void panel_forward(const at::Tensor& h, const at::Tensor& w, const at::Tensor& t
       const at::Tensor tb = tt.narrow(0, s0, n);
       const at::Tensor valid = tb.ne(p.ignore);
       const at::Tensor wt = w.index_select(0, at::where(valid, tb, at::zeros_like(tb))).to(at::kFloat);  // [n, H]
-      at::Tensor sum = at::empty({n}, accn.options());
-      for (int64_t i = 0; i < n; ++i) sum.data_ptr<float>()[i] = rows[static_cast<size_t>(i)].s;
+      at::Tensor sum = at::empty({n}, accn.options());  // [n]
+      float* sum_p = sum.data_ptr<float>();
+      for (int64_t i = 0; i < n; ++i) sum_p[i] = rows[static_cast<size_t>(i)].s;
       jac.narrow(0, s0, n).copy_((wt - accn / sum.unsqueeze(1)).mul_(valid.to(at::kFloat).mul_(inv_temp).unsqueeze(1)));
     }
   }
