@@ -159,7 +159,8 @@ TrainForm::TrainForm(QWidget* parent) : QWidget(parent), inputs_(new TrainInputs
   base_dtype_->addItem("fp32 (exact)", "f32");
   base_dtype_->setToolTip("How the frozen base is stored for LoRA and QLoRA. bf16 halves it and runs its matrix products on "
                           "the CPU's bf16 unit with fp32 accumulation (about 2x faster on AVX512-BF16/AMX CPUs); auto picks "
-                          "it there for bases over 256 MB. Over a bf16 base, attention's products run in bf16 too and the "
+                          "it there for bases over 256 MB, and for LoRA on other AVX-512 CPUs, which widen it to fp32 per product at "
+                          "the fp32 base's speed. Over a bf16 base, attention's products run in bf16 too and the "
                           "activations kept for backward (SwiGLU's, attention's inputs) are bf16: about 15% less peak "
                           "memory (run config bf16_activations: \"off\" keeps them fp32).");
   for (auto [label, w] : std::vector<std::pair<const char*, QWidget*>>{

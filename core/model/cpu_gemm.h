@@ -17,6 +17,10 @@ namespace hone {
 // in fp32. Falls back to ATen (with the same rounding) where oneDNN does not apply.
 void gemm_f32_out(at::Tensor& c, const at::Tensor& a, const at::Tensor& b, double alpha = 1.0, bool accumulate = false);
 at::Tensor gemm_f32(const at::Tensor& a, const at::Tensor& b, double alpha = 1.0);
+// gemm_f32_out's path for bf16 operands on a CPU without a bf16 unit, whatever this one has (tests
+// run it on every machine): both operands' bf16 values widened to fp32, a large weight a slice at
+// a time, fp32 GEMMs.
+void gemm_bf16_widened_out(at::Tensor& c, const at::Tensor& a, const at::Tensor& b, double alpha = 1.0, bool accumulate = false);
 // a [..., K] x b [K, N] -> [..., N] through gemm_f32 for fp32 CPU operands where oneDNN runs the
 // fp32 GEMMs; at::matmul otherwise (CUDA, autocast's bf16, other CPUs).
 at::Tensor matmul_f32(const at::Tensor& a, const at::Tensor& b);

@@ -12,6 +12,10 @@ namespace hone {
 bool onednn_f32_gemm();
 // True where bf16 operands run natively (AVX512-BF16 or AMX) through oneDNN.
 bool onednn_bf16_gemm();
+// True where, without that unit, bf16 operands widened to fp32 (AVX-512 kernels) feed oneDNN's
+// AVX-512 fp32 GEMMs: a bf16 base then runs at the fp32 base's speed (measured on an Ice Lake
+// Xeon, docs/performance.md, session 34), so base_dtype auto may store it in bf16 there too.
+bool bf16_widened_at_f32_speed();
 // What the two found, for logs, `inspect --system` and bench: "oneDNN avx512_core_bf16: fp32
 // oneDNN, bf16 oneDNN", "... fp32 ATen/BLAS (HONE_GEMM=aten) ...", ...
 std::string cpu_gemm_describe();

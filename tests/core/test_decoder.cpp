@@ -384,6 +384,38 @@ TEST(Bf16Gemm, EqualsFp32ArithmeticOnRoundedOperands) {
   if (!onednn_bf16_gemm()) GTEST_LOG_(INFO) << "no bf16 GEMM unit here: the widened fallback was tested (" << cpu_gemm_describe() << ")";
 }
 
+// The path for bf16 operands on CPUs without a bf16 unit (run here whatever this CPU has) against
+// fp64 arithmetic on the bf16-rounded operands: a weight given transposed, alpha with accumulation
+// onto what c held, and weights past the 32 MB widening slice both ways (column slices written in
+// place; row slices accumulating), an fp32 activation rounded and a bf16 one widened.
+TEST(Bf16Gemm, WidenedPathEqualsFp64ArithmeticOnRoundedOperands) {
+  torch::manual_seed(6);
+  auto d = [](const at::Tensor& t) { return t.to(at::kBFloat16).to(at::kDouble); };
+  auto rel = [](const at::Tensor& got, const at::Tensor& want) {
+    return (got.to(at::kDouble) - want).abs().max().item<double>() / want.abs().max().item<double>();
+  };
+  auto a = torch::randn({37, 70}), w = torch::randn({53, 70}).to(at::kBFloat16);  // w [N, K]
+  auto c = torch::full({37, 53}, 9.f);
+  gemm_bf16_widened_out(c, a, w.t());
+  EXPECT_LT(rel(c, torch::mm(d(a), d(w).t())), 1e-6);
+  auto c0 = torch::randn({37, 53});
+  c = c0.clone();
+  gemm_bf16_widened_out(c, a, w.t(), 0.5, true);
+  EXPECT_LT(rel(c, c0.to(at::kDouble) + 0.5 * torch::mm(d(a), d(w).t())), 1e-6);
+
+  // Past the slice: 140,000 x 64 fp32 is 35.8 MB. The head's shape (column slices of w^T, two of
+  // them) and its gradient's (row slices of w, the activation given in bf16).
+  auto head = torch::randn({140000, 64}).to(at::kBFloat16);
+  auto h = torch::randn({5, 64});
+  auto logits = torch::empty({5, 140000});
+  gemm_bf16_widened_out(logits, h, head.t());
+  EXPECT_LT(rel(logits, torch::mm(d(h), d(head).t())), 1e-6);
+  auto g = torch::randn({5, 140000}).to(at::kBFloat16);
+  auto dh = torch::full({5, 64}, 3.f);
+  gemm_bf16_widened_out(dh, g, head, 2.0);
+  EXPECT_LT(rel(dh, 2.0 * torch::mm(d(g), d(head))), 1e-6);
+}
+
 // fp32 GEMMs as Hone runs them (oneDNN on AVX-512 CPUs, ATen elsewhere) against fp64 ATen: 2-D
 // with a transposed weight, batched with transposed operands, alpha, accumulation into a narrowed
 // view (the attention's dv rows), 4-D with a broadcast operand, and the frozen fp32 linear
@@ -542,7 +574,10 @@ TEST(Decoder, Bf16BaseStaysWithinRoundingOfTheFp32Model) {
   EXPECT_FALSE(resolve_base_dtype("auto", "lora", false, 1 << 20).bf16);  // small bases stay fp32
   EXPECT_FALSE(resolve_base_dtype("f32", "lora", false, 1LL << 32).bf16);
   EXPECT_TRUE(resolve_base_dtype("bf16", "qlora", false, 1 << 20).bf16);
-  EXPECT_EQ(resolve_base_dtype("auto", "lora", false, 1LL << 32).bf16, onednn_bf16_gemm());
+  // Without a bf16 unit LoRA's base is still bf16 where widening it runs at fp32 speed (AVX-512);
+  // QLoRA's stays fp32 there.
+  EXPECT_EQ(resolve_base_dtype("auto", "lora", false, 1LL << 32).bf16, onednn_bf16_gemm() || bf16_widened_at_f32_speed());
+  EXPECT_EQ(resolve_base_dtype("auto", "qlora", false, 1LL << 32).bf16, onednn_bf16_gemm());
 }
 
 // Over a bf16 base, SwiGLU keeps gate and up for backward in bf16 (the default, run config

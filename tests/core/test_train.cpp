@@ -756,8 +756,9 @@ TEST(Train, CliTrainWritesRunFolder) {
   EXPECT_TRUE(file_exists(run_dir + "/metrics.jsonl"));
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 4 + 1 + 3 + 1) << r.out;  // 4 log lines, started, 3 steps, done
   // The base's storage and why: this 3M-parameter model is below auto's 256 MB bar.
-  // auto keeps a 12 MB base in fp32; a CPU without a bf16 unit says so first.
-  const std::string why = onednn_bf16_gemm() ? "the base is only 12 MB in fp32" : cpu_gemm_describe();
+  // auto keeps a 12 MB base in fp32; a CPU without a bf16 unit (or, for LoRA, AVX-512 to widen
+  // bf16 at fp32 speed) says so first.
+  const std::string why = onednn_bf16_gemm() || bf16_widened_at_f32_speed() ? "the base is only 12 MB in fp32" : cpu_gemm_describe();
   EXPECT_NE(r.out.find("base weights: f32 (auto: " + why + ")"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("{\"eval_examples\":0,\"event\":\"started\""), std::string::npos) << r.out;
 }
