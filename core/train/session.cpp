@@ -240,6 +240,9 @@ void Session::resume() {
   if (resume_state_.is_null()) return;
   const LoopState ls = loop_state_of(resume_state_);
   start_ = ls.step;
+  // The run's step count so far: a run resumed from its last step's checkpoint (killed after
+  // writing it, before recording its end) runs no step and would report 0.
+  res_.steps = start_;
   best_eval_ = ls.best_eval_loss;
   bad_evals_ = ls.bad_evals;
   load_checkpoint_weights(opt_.resume_from, cfg_.method, model_, params_);

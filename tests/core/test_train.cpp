@@ -443,16 +443,25 @@ TEST(Train, ResumeReproducesTheUninterruptedRun) {
   c.batch_size = 2;
   c.schedule = "cosine";
   c.warmup_steps = 2;
-  c.save_every = 4;
+  c.save_every = 5;
   c.keep_checkpoints = 5;
   const std::string full_dir = test::temp_dir("resume-full");
   auto full = train(c, {full_dir, "", nullptr, nullptr});
   ASSERT_EQ(full.status, "completed") << full.error;
   ASSERT_EQ(full.losses.size(), 10u);
-  auto resumed = train(c, {test::temp_dir("resume-second"), full_dir + "/checkpoints/step-000004", nullptr, nullptr});
+  auto resumed = train(c, {test::temp_dir("resume-second"), full_dir + "/checkpoints/step-000005", nullptr, nullptr});
   ASSERT_EQ(resumed.status, "completed") << resumed.error;
-  ASSERT_EQ(resumed.losses.size(), 6u);
-  for (size_t i = 0; i < 6; ++i) EXPECT_NEAR(resumed.losses[i], full.losses[4 + i], 1e-5) << "step " << 5 + i;
+  ASSERT_EQ(resumed.losses.size(), 5u);
+  EXPECT_EQ(resumed.steps, 10);
+  for (size_t i = 0; i < 5; ++i) EXPECT_NEAR(resumed.losses[i], full.losses[5 + i], 1e-5) << "step " << 6 + i;
+  // Resumed from its last step's checkpoint (a process killed after writing it, before recording
+  // the run's end): no step left to run, the run completes with its 10 steps and its output.
+  const std::string last_dir = test::temp_dir("resume-last");
+  auto last = train(c, {last_dir, full_dir + "/checkpoints/step-000010", nullptr, nullptr});
+  ASSERT_EQ(last.status, "completed") << last.error;
+  EXPECT_TRUE(last.losses.empty());
+  EXPECT_EQ(last.steps, 10);
+  EXPECT_TRUE(file_exists(last.output_dir + "/adapter_model.safetensors")) << last.output_dir;
 }
 
 // A stop request that arrives inside a forward pass (between decoder layers) ends the run at
