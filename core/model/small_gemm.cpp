@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 namespace hone {
@@ -15,9 +16,14 @@ namespace hone {
 namespace {
 
 // ---- AVX-512 ------------------------------------------------------------------------------------
-// W's rows in memory order with a prefetch 4 KB ahead that does not displace the inputs from the
-// cache. Measured on the 2-core Zen 4 over the 544 MB tied head, one input: 4 rows at a time
-// without the prefetch 33 GB/s, one row with it 50.
+// W's rows in memory order with a software prefetch 4 KB ahead. Which kind of prefetch depends on
+// the vendor. On the 2-core AMD EPYC / Zen 4 VMs, over the 544 MB tied head with one input, 4 rows
+// at a time without a prefetch ran at 33 GB/s and one row with a non-temporal one (NTA, which does
+// not displace the inputs from the cache) at 50. On a 2-core Ice Lake Xeon the NTA prefetch halves
+// the rate instead (Intel's NTA fills skip the L2, where its hardware streamer works): a decode
+// step's weights (24 layers and the head, Qwen2.5-0.5B shape) streamed at 10.3 GB/s f32 and 14.6
+// bf16 with it, 23.9 and 23.0 with a T0 prefetch, 21.3 and 20.4 with none (2 threads; the memory's
+// own rate there is about 20-22 GB/s by a plain sum).
 #define HONE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,fma")))
 
 template <bool BF16>
@@ -41,18 +47,20 @@ HONE_AVX512 inline __m512 load_w_tail(const void* w, int64_t i, __mmask16 m) {
   }
 }
 
-template <bool BF16>
+template <bool BF16, bool NTA>
 HONE_AVX512 inline void prefetch_w(const void* w, int64_t i) {
   constexpr int64_t ahead = BF16 ? 2048 : 1024;  // elements: 4 KB
   const char* p = static_cast<const char*>(w) + (i + ahead) * (BF16 ? 2 : 4);
-  _mm_prefetch(p, _MM_HINT_NTA);  // past the end of W it is a no-op, not a fault
+  // Past the end of W a prefetch is a no-op, not a fault.
+  if constexpr (NTA) _mm_prefetch(p, _MM_HINT_NTA);
+  else _mm_prefetch(p, _MM_HINT_T0);
 }
 
 // R rows of W against M inputs with S accumulator sets: a single input (M = 1) takes one row and
 // two sets, so that one chain of dependent FMAs does not bound the rate; several take two rows per
 // input load, halving the reads of the inputs, which outgrow L1 (8 x 4,864 floats: 155 KB) and
 // made the 8-row kernel twice as slow as the 1-row one per step.
-template <int M, int R, int S, bool BF16>
+template <int M, int R, int S, bool BF16, bool NTA>
 HONE_AVX512 void rows_avx512(const float* x, int64_t K, const void* w, int64_t n0, int64_t n1, float* y, int64_t N,
                              const float* bias) {
   const int64_t kv = K / (16 * S) * (16 * S);
@@ -66,7 +74,7 @@ HONE_AVX512 void rows_avx512(const float* x, int64_t K, const void* w, int64_t n
       for (int s = 0; s < S; ++s) {
         __m512 wv[R];
         for (int r = 0; r < R; ++r) {
-          prefetch_w<BF16>(w, (n + r) * K + k + 16 * s);
+          prefetch_w<BF16, NTA>(w, (n + r) * K + k + 16 * s);
           wv[r] = load_w<BF16>(w, (n + r) * K + k + 16 * s);
         }
         for (int m = 0; m < M; ++m) {
@@ -95,30 +103,42 @@ HONE_AVX512 void rows_avx512(const float* x, int64_t K, const void* w, int64_t n
       }
   }
   if constexpr (R > 1) {
-    if (n < n1) rows_avx512<M, 1, S, BF16>(x, K, w, n, n1, y, N, bias);
+    if (n < n1) rows_avx512<M, 1, S, BF16, NTA>(x, K, w, n, n1, y, N, bias);
   }
 }
 
-template <int M, bool BF16>
+template <int M, bool BF16, bool NTA>
 void band_avx512(const float* x, int64_t K, const void* w, int64_t n0, int64_t n1, float* y, int64_t N, const float* bias) {
-  if constexpr (M == 1) rows_avx512<1, 1, 2, BF16>(x, K, w, n0, n1, y, N, bias);
-  else rows_avx512<M, 2, 1, BF16>(x, K, w, n0, n1, y, N, bias);
+  if constexpr (M == 1) rows_avx512<1, 1, 2, BF16, NTA>(x, K, w, n0, n1, y, N, bias);
+  else rows_avx512<M, 2, 1, BF16, NTA>(x, K, w, n0, n1, y, N, bias);
 }
 
 using BandFn = void (*)(const float*, int64_t, const void*, int64_t, int64_t, float*, int64_t, const float*);
 
-template <bool BF16>
+template <bool BF16, bool NTA>
 BandFn avx512_for(int64_t m) {
   switch (m) {
-    case 1: return band_avx512<1, BF16>;
-    case 2: return band_avx512<2, BF16>;
-    case 3: return band_avx512<3, BF16>;
-    case 4: return band_avx512<4, BF16>;
-    case 5: return band_avx512<5, BF16>;
-    case 6: return band_avx512<6, BF16>;
-    case 7: return band_avx512<7, BF16>;
-    default: return band_avx512<8, BF16>;
+    case 1: return band_avx512<1, BF16, NTA>;
+    case 2: return band_avx512<2, BF16, NTA>;
+    case 3: return band_avx512<3, BF16, NTA>;
+    case 4: return band_avx512<4, BF16, NTA>;
+    case 5: return band_avx512<5, BF16, NTA>;
+    case 6: return band_avx512<6, BF16, NTA>;
+    case 7: return band_avx512<7, BF16, NTA>;
+    default: return band_avx512<8, BF16, NTA>;
   }
+}
+
+// NTA prefetches where they were measured faster (AMD), T0 elsewhere (Intel: see above).
+// HONE_DECODE_PREFETCH=nta|t0 picks one, for measuring on a new CPU.
+bool nta_prefetch() {
+  static const bool nta = [] {
+    const char* env = std::getenv("HONE_DECODE_PREFETCH");
+    if (env && std::strcmp(env, "nta") == 0) return true;
+    if (env && std::strcmp(env, "t0") == 0) return false;
+    return static_cast<bool>(__builtin_cpu_is("amd"));
+  }();
+  return nta;
 }
 
 // ---- Any other x86-64 CPU ------------------------------------------------------------------------
@@ -200,7 +220,9 @@ at::Tensor small_rows_linear(const at::Tensor& x_in, const at::Tensor& w, const 
   // Bands of at least 64 KB of weights per task, so that the threads' start-up stays small.
   const int64_t grain = std::max<int64_t>(4, (int64_t{64} << 10) / (K * w.element_size()));
   if (has_avx512()) {
-    const BandFn f = bf16 ? avx512_for<true>(M) : avx512_for<false>(M);
+    const bool nta = nta_prefetch();
+    const BandFn f = bf16 ? (nta ? avx512_for<true, true>(M) : avx512_for<true, false>(M))
+                          : (nta ? avx512_for<false, true>(M) : avx512_for<false, false>(M));
     parallel_for(0, N, grain, [&](int64_t lo, int64_t hi) { f(xp, K, wp, lo, hi, yp, N, bp); });
   } else {
     const float* w32 = bf16 ? nullptr : static_cast<const float*>(wp);
