@@ -82,9 +82,10 @@ output head to the embeddings (Llama 3.2 1B/3B, Qwen2.5 0.5B-3B, Gemma).
 --contend N runs N busy-looping processes beside the timed steps (another CPU-bound job sharing
 the machine); mfu stays relative to the quiet GEMM peak.
 --base-dtype stores the frozen base (lora, qlora) as the run config's base_dtype does: bf16 runs
-its GEMMs on the CPU's bf16 unit with fp32 accumulation; auto picks it on CPUs with AVX512-BF16 or
-AMX once the fp32 base passes 256 MB (the presets), f32 otherwise. With a bf16 base, mfu is over
-the bf16 GEMM peak measured here (gemm_gflops_bf16) and mfu_of_fp32_peak over the fp32 one.
+its GEMMs on the CPU's bf16 unit with fp32 accumulation (without one, widened to fp32 per GEMM);
+auto picks it once the fp32 base passes 256 MB (the presets) on CPUs with AVX512-BF16 or AMX, and
+for lora also on other AVX-512 CPUs, f32 otherwise (docs/run-config.md). With a bf16 base, mfu is
+over the bf16 GEMM peak measured here (gemm_gflops_bf16) and mfu_of_fp32_peak over the fp32 one.
 --preset takes a published model's shape with random weights (tied head; seq 512, batch 1 and
 3 steps unless given): qwen2.5-0.5b (896 x 24, ffn 4864, 14/2 heads, vocab 151936), qwen2.5-1.5b
 (1536 x 28, ffn 8960, 12/2 heads) or llama-3.2-1b (2048 x 16, ffn 8192, 32/8 heads, vocab 128256).

@@ -20,7 +20,7 @@ namespace {
 // the vendor. On the 2-core AMD EPYC / Zen 4 VMs, over the 544 MB tied head with one input, 4 rows
 // at a time without a prefetch ran at 33 GB/s and one row with a non-temporal one (NTA, which does
 // not displace the inputs from the cache) at 50. On a 2-core Ice Lake Xeon the NTA prefetch halves
-// the rate instead (Intel's NTA fills skip the L2, where its hardware streamer works): a decode
+// the rate instead (Intel's NTA fills skip the L2, likely keeping its hardware streamer out): a decode
 // step's weights (24 layers and the head, Qwen2.5-0.5B shape) streamed at 10.3 GB/s f32 and 14.6
 // bf16 with it, 23.9 and 23.0 with a T0 prefetch, 21.3 and 20.4 with none (2 threads; the memory's
 // own rate there is about 20-22 GB/s by a plain sum).
