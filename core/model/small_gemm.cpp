@@ -129,6 +129,11 @@ BandFn avx512_for(int64_t m) {
   }
 }
 
+BandFn avx512_band(bool bf16, bool nta, int64_t m) {
+  if (bf16) return nta ? avx512_for<true, true>(m) : avx512_for<true, false>(m);
+  return nta ? avx512_for<false, true>(m) : avx512_for<false, false>(m);
+}
+
 // NTA prefetches where they were measured faster (AMD), T0 elsewhere (Intel: see above).
 // HONE_DECODE_PREFETCH=nta|t0 picks one, for measuring on a new CPU.
 bool nta_prefetch() {
@@ -220,9 +225,7 @@ at::Tensor small_rows_linear(const at::Tensor& x_in, const at::Tensor& w, const 
   // Bands of at least 64 KB of weights per task, so that the threads' start-up stays small.
   const int64_t grain = std::max<int64_t>(4, (int64_t{64} << 10) / (K * w.element_size()));
   if (has_avx512()) {
-    const bool nta = nta_prefetch();
-    const BandFn f = bf16 ? (nta ? avx512_for<true, true>(M) : avx512_for<true, false>(M))
-                          : (nta ? avx512_for<false, true>(M) : avx512_for<false, false>(M));
+    const BandFn f = avx512_band(bf16, nta_prefetch(), M);
     parallel_for(0, N, grain, [&](int64_t lo, int64_t hi) { f(xp, K, wp, lo, hi, yp, N, bp); });
   } else {
     const float* w32 = bf16 ? nullptr : static_cast<const float*>(wp);
